@@ -1,0 +1,81 @@
+"""The ``drnn`` command line: one click group, one module per command under ``commands/``.
+
+Every command turns bad input into a one-line ``drnn: error: ...`` and a non-zero exit. Set
+``DRNN_DEBUG=1`` to see the traceback of an unexpected internal error.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+
+import click
+
+from .bundle import BundleError
+from .errors import UserError
+
+# (module, attribute) of every command; modules are imported when the CLI starts, but each
+# command imports its heavy dependencies (torch, amaranth, cocotb) only when it runs.
+COMMANDS = [
+    ("drnn_train.commands", "train"),
+    ("drnn_train.commands", "export"),
+    ("drnn_train.commands", "evaluate"),
+    ("drnn_hw.commands.info", "info"),
+    ("drnn_hw.commands.simulate", "simulate"),
+    ("drnn_hw.commands.generate", "generate"),
+    ("drnn_hw.commands.build", "build"),
+    ("drnn_hw.commands.build", "flash"),
+    ("drnn_hw.commands.build", "run"),
+    ("drnn_hw.commands.report", "report"),
+    ("drnn_hw.commands.bench", "bench"),
+]
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="drnn")
+def cli():
+    """Delta-GRU accelerator generator: train, export, generate, simulate, build, flash."""
+
+
+def _register():
+    for module, attr in COMMANDS:
+        try:
+            mod = importlib.import_module(module)
+        except ModuleNotFoundError as e:
+            if e.name and (e.name == module or module.startswith(e.name + ".")):
+                continue  # command not part of this build yet
+            raise
+        cmd = getattr(mod, attr, None)
+        if cmd is not None:
+            cli.add_command(cmd)
+
+
+_register()
+
+
+def main(argv=None):
+    try:
+        cli.main(args=argv, prog_name="drnn", standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("drnn: aborted", err=True)
+        sys.exit(130)
+    except click.ClickException as e:
+        click.echo(f"drnn: error: {e.format_message()}", err=True)
+        sys.exit(e.exit_code if e.exit_code else 2)
+    except (UserError, BundleError) as e:
+        click.echo(f"drnn: error: {e}", err=True)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        click.echo("drnn: interrupted", err=True)
+        sys.exit(130)
+    except Exception as e:  # an internal bug: still one line unless debugging
+        if os.environ.get("DRNN_DEBUG"):
+            raise
+        click.echo(f"drnn: internal error: {type(e).__name__}: {e} "
+                   "(set DRNN_DEBUG=1 for a traceback)", err=True)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

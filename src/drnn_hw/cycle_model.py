@@ -1,0 +1,131 @@
+"""The cycle model: how many clock cycles the core takes for one timestep.
+
+This is the performance contract of the RTL: the cycle counter of the generated core must equal
+:func:`step_cycles` exactly, for every step. The schedule it describes:
+
+* **Scan** (IEU): the encoder visits ``WX = ceil(I/E)`` windows of x, then ``WH = ceil(H/E)``
+  windows of h, E elements each. A window with ``d`` kept deltas occupies the scheduler for
+  ``c = max(1, ceil(d/K))`` cycles, emitting its deltas K per cycle in index order, so the j-th
+  delta of window w leaves at ``s_w + floor(j/K)`` where ``s_w`` is the window's start cycle.
+  The scan ends at ``S = sum(c_w)``.
+* **MxV**: deltas are grouped K at a time in emission order (Δx first, then Δh, groups may span
+  windows). A full group can start the cycle after its last delta was emitted; the last,
+  partial group at ``S`` (only then is it known to be last). A group holds the MxV for
+  ``NB = ceil(H/P)`` cycles (one P-row block of the weight columns per cycle). In order, with
+  release times ``r_g``: ``m_g = max(r_g, m_{g-1} + NB)``, which gives the closed form
+  ``D = max_g (r_g + (G - g) * NB)`` for the cycle after the last issue, ``G = ceil(nnz/K)``.
+* **AP**: may start at ``A0 = max(S, D + MXV_DRAIN)`` (``A0 = S`` when no delta was kept); it
+  issues one P-element block per cycle for NB cycles, then needs ``AP_LATENCY`` more cycles to
+  finish the pipeline and commit the new h.
+
+    cycles = A0 + NB + AP_LATENCY
+
+The counter runs from the cycle the step starts (a full x frame buffered, the core idle) to the
+commit; cycles spent waiting for the output stream to take the previous h are not counted.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+__all__ = ["CoreShape", "PRESETS", "MXV_DRAIN", "AP_LATENCY", "step_cycles", "cycle_bound",
+           "cycles_for_masks", "FORMULA"]
+
+#: Cycles between the last MxV issue slot and the first AP issue slot (weight read, product
+#: register, accumulate).
+MXV_DRAIN = 3
+#: Cycles from the last AP issue to the committed h (LUT reads, two products, commit).
+AP_LATENCY = 6
+
+FORMULA = ("cycles = max(S, D + MXV_DRAIN if nnz else 0) + ceil(H/P) + AP_LATENCY; "
+           "S = sum_w max(1, ceil(d_w/K)); D = max_g(r_g + (G-g)*ceil(H/P)); "
+           f"MXV_DRAIN={MXV_DRAIN}, AP_LATENCY={AP_LATENCY}")
+
+
+@dataclass(frozen=True)
+class CoreShape:
+    """Core parameters that shape the schedule (not the numerics)."""
+
+    pe: int = 16     # P: multipliers per lane per channel
+    lanes: int = 2   # K: delta columns per cycle (weight bank ports)
+    scan: int = 16   # E: elements the encoder examines per cycle
+
+    def __post_init__(self):
+        if self.pe < 1:
+            raise ValueError(f"--pe must be ≥ 1, got {self.pe}")
+        if self.lanes not in (1, 2):
+            raise ValueError(f"--lanes must be 1 or 2, got {self.lanes}")
+        if self.scan < 1:
+            raise ValueError(f"--scan must be ≥ 1, got {self.scan}")
+
+    @property
+    def multipliers(self) -> int:
+        return 3 * self.pe * self.lanes
+
+    def blocks(self, hidden: int) -> int:
+        return math.ceil(hidden / self.pe)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+PRESETS = {
+    # Fits a ULX3S-85F (156 MULT18X18D) and an Arty Z7-20 (220 DSP48E1): 96 multipliers.
+    "default": CoreShape(pe=16, lanes=2, scan=16),
+    # DeltaRNN (FPGA 2018) scale: 3 x 128 x 2 = 768 multipliers; with H=256, I=39, 16-bit weights.
+    "deltarnn": CoreShape(pe=128, lanes=2, scan=32),
+}
+
+
+def step_cycles(dx_mask, dh_mask, shape: CoreShape) -> int:
+    """Cycles of one timestep given which deltas were kept (boolean vectors of size I and H)."""
+    dx_mask = np.asarray(dx_mask, dtype=bool)
+    dh_mask = np.asarray(dh_mask, dtype=bool)
+    E, K = shape.scan, shape.lanes
+    nb = shape.blocks(dh_mask.size)
+
+    def windows(mask):
+        n = math.ceil(mask.size / E)
+        padded = np.zeros(n * E, dtype=bool)
+        padded[:mask.size] = mask
+        return padded.reshape(n, E)
+
+    win = np.concatenate([windows(dx_mask), windows(dh_mask)])    # (W, E)
+    d = win.sum(axis=1)
+    c = np.maximum(1, -(-d // K))
+    starts = np.concatenate([[0], np.cumsum(c)[:-1]])
+    S = int(c.sum())
+    nnz = int(d.sum())
+    if nnz == 0:
+        return S + nb + AP_LATENCY
+    rank = np.cumsum(win, axis=1) - 1                                # rank within window
+    emit = (starts[:, None] + rank // K)[win]                        # emission cycles, in order
+    G = -(-nnz // K)
+    last = np.minimum(np.arange(G) * K + K - 1, nnz - 1)
+    release = emit[last] + 1
+    if nnz % K:
+        release[-1] = S
+    D = int(np.max(release + (G - np.arange(G)) * nb))
+    return max(S, D + MXV_DRAIN) + nb + AP_LATENCY
+
+
+def cycles_for_masks(dx_masks, dh_masks, shape: CoreShape) -> np.ndarray:
+    """:func:`step_cycles` over leading dimensions: masks (..., I) and (..., H)."""
+    dx_masks = np.asarray(dx_masks, dtype=bool)
+    dh_masks = np.asarray(dh_masks, dtype=bool)
+    lead = dx_masks.shape[:-1]
+    flat_x = dx_masks.reshape(-1, dx_masks.shape[-1])
+    flat_h = dh_masks.reshape(-1, dh_masks.shape[-1])
+    out = np.fromiter((step_cycles(a, b, shape) for a, b in zip(flat_x, flat_h)),
+                      dtype=np.int64, count=flat_x.shape[0])
+    return out.reshape(lead)
+
+
+def cycle_bound(nnz, hidden: int, shape: CoreShape):
+    """The ideal: ``ceil(nnz/K) * ceil(H/P) + ceil(H/(P*K))`` (MxV fully busy, AP at P·K/cycle)."""
+    nnz = np.asarray(nnz, dtype=np.int64)
+    K, P = shape.lanes, shape.pe
+    return -(-nnz // K) * math.ceil(hidden / P) + math.ceil(hidden / (P * K))
