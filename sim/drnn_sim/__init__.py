@@ -1,0 +1,1 @@
+"""Co-simulation of the generated core: cocotb drivers and the Verilator runner glue."""
