@@ -1,0 +1,119 @@
+"""The closed-form cycle model against a cycle-by-cycle simulation of the schedule it describes."""
+
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from drnn_hw.cycle_model import (
+    AP_LATENCY, MXV_DRAIN, PRESETS, CoreShape, cycle_bound, cycles_for_masks, step_cycles,
+)
+
+
+def simulate_schedule(dx, dh, shape):
+    """Cycle by cycle: scheduler emits ≤ K per cycle per window, a queue, an in-order MxV."""
+    E, K = shape.scan, shape.lanes
+    nb = math.ceil(len(dh) / shape.pe)
+    windows = [list(dx[i:i + E]) for i in range(0, len(dx), E)] + \
+              [list(dh[i:i + E]) for i in range(0, len(dh), E)]
+    pending = [sum(w) for w in windows]   # deltas left in each window
+    w = 0
+    queue_visible = 0      # deltas visible to the MxV
+    emitted_last_cycle = 0
+    scan_done_at = None
+    mxv_busy_until = 0     # first free cycle of the MxV
+    mxv_last_issue_end = None
+    cycle = 0
+    while True:
+        # deltas emitted in the previous cycle become visible now
+        queue_visible += emitted_last_cycle
+        emitted_last_cycle = 0
+        scan_done = scan_done_at is not None and cycle >= scan_done_at
+        # MxV takes a group when free
+        if cycle >= mxv_busy_until and (queue_visible >= K or (scan_done and queue_visible > 0)):
+            take = min(K, queue_visible)
+            queue_visible -= take
+            mxv_busy_until = cycle + nb
+            mxv_last_issue_end = cycle + nb
+        # scheduler
+        if w < len(windows):
+            n = min(K, pending[w])
+            pending[w] -= n
+            emitted_last_cycle = n
+            if pending[w] == 0:
+                w += 1
+                if w == len(windows):
+                    scan_done_at = cycle + 1
+        cycle += 1
+        if scan_done_at is not None and cycle >= scan_done_at and queue_visible == 0 \
+                and emitted_last_cycle == 0 and cycle >= mxv_busy_until:
+            break
+    S = scan_done_at
+    ap_start = S if mxv_last_issue_end is None else max(S, mxv_last_issue_end + MXV_DRAIN)
+    return ap_start + nb + AP_LATENCY
+
+
+masks = st.integers(1, 20).flatmap(
+    lambda i: st.integers(1, 40).flatmap(
+        lambda h: st.tuples(st.lists(st.booleans(), min_size=i, max_size=i),
+                            st.lists(st.booleans(), min_size=h, max_size=h))))
+shapes = st.builds(CoreShape, pe=st.integers(1, 20), lanes=st.sampled_from([1, 2]),
+                   scan=st.integers(1, 17))
+
+
+@settings(max_examples=300, deadline=None)
+@given(masks, shapes)
+def test_closed_form_matches_cycle_by_cycle_schedule(m, shape):
+    dx, dh = m
+    assert step_cycles(dx, dh, shape) == simulate_schedule(dx, dh, shape)
+
+
+def test_hand_worked_example():
+    # I=3, H=4, P=2 (NB=2), K=2, E=2: windows x0={0,1} x1={2} h0 h1.
+    shape = CoreShape(pe=2, lanes=2, scan=2)
+    # no delta: 4 one-cycle windows, then the AP
+    assert step_cycles([0, 0, 0], [0, 0, 0, 0], shape) == 4 + 2 + AP_LATENCY
+    # all three x deltas: x0 emits 2 at cycle 0, x1 emits 1 at cycle 1, S = 4.
+    # group 0 released at 1, runs 1..2; group 1 (partial) released at S=4, runs 4..5; D = 6.
+    assert step_cycles([1, 1, 1], [0, 0, 0, 0], shape) == (6 + MXV_DRAIN) + 2 + AP_LATENCY
+    # a dense window of h: h0 has 2 deltas (1 cycle), h1 has 2 (1 cycle): S = 4, groups
+    # released at 3 and 4 -> D = max(3 + 4, 4 + 2) = 7
+    assert step_cycles([0, 0, 0], [1, 1, 1, 1], shape) == (7 + MXV_DRAIN) + 2 + AP_LATENCY
+
+
+def test_vectorised_form_and_bound():
+    rng = np.random.default_rng(0)
+    dx = rng.random((3, 5, 12)) < 0.3
+    dh = rng.random((3, 5, 64)) < 0.3
+    shape = PRESETS["default"]
+    c = cycles_for_masks(dx, dh, shape)
+    assert c.shape == (3, 5)
+    assert c[1, 2] == step_cycles(dx[1, 2], dh[1, 2], shape)
+    nnz = dx.sum(-1) + dh.sum(-1)
+    bound = cycle_bound(nnz, 64, shape)
+    assert np.all(bound <= c)
+    # the design target of the default core: within 10 % + 16 cycles of the bound
+    assert np.all(c <= 1.1 * bound + 16)
+
+
+def test_default_core_meets_target_at_the_extremes():
+    shape = PRESETS["default"]
+    for dx, dh in [(np.zeros(12), np.zeros(64)), (np.ones(12), np.ones(64))]:
+        c = step_cycles(dx, dh, shape)
+        b = int(cycle_bound(int(dx.sum() + dh.sum()), 64, shape))
+        assert b <= c <= 1.1 * b + 16
+    # a step where nothing changed costs about ceil((I+H)/E) plus a small constant
+    assert step_cycles(np.zeros(12), np.zeros(64), shape) <= math.ceil(76 / 16) + 1 + 4 + AP_LATENCY
+
+
+@pytest.mark.parametrize("kw, match", [(dict(lanes=3), "--lanes"), (dict(pe=0), "--pe"),
+                                       (dict(scan=0), "--scan")])
+def test_core_shape_rejects_bad_parameters(kw, match):
+    with pytest.raises(ValueError, match=match):
+        CoreShape(**kw)
+
+
+def test_presets():
+    assert PRESETS["default"].multipliers == 96
+    assert PRESETS["deltarnn"].multipliers == 768
