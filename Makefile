@@ -19,7 +19,7 @@ demo: install
 	$(BIN)/python -m drnn_hw.demo --out build/demo
 
 test: install
-	$(BIN)/python -m pytest tests
+	$(BIN)/python -m pytest -m "not bitstream" tests
 
 bench: install
 	$(BIN)/drnn bench build/demo/model --out build/bench
