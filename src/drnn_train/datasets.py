@@ -1,0 +1,173 @@
+"""Sequence-classification data sets for the trainer, the evaluator, the demo and the benchmarks.
+
+``load_dataset(name_or_path)`` returns a :class:`Dataset` of zero-padded (N, T, I) float64
+arrays with per-sequence lengths and integer class ids. Two UEA sets ship inside the ``aeon``
+wheel and load offline; any other set comes as a ``.npz`` file with the keys
+
+    x_train (N, T, I) float, y_train (N,) integer labels, x_test (M, T', I), y_test (M,),
+    optional len_train (N,) and len_test (M,) integers in [1, T] (default: every step valid).
+
+Labels may be any integers; they are mapped to class ids 0..C-1 in ascending order and the
+original values kept as the class names. Every malformed file is a :class:`UserError` naming
+the file, the key and what was expected.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from drnn_hw.errors import UserError
+
+__all__ = ["Dataset", "load_dataset", "DATASETS"]
+
+
+@dataclass
+class Dataset:
+    name: str
+    x_train: np.ndarray     # (N, T, I) float64, zero past each length
+    len_train: np.ndarray   # (N,) int64 in [1, T]
+    y_train: np.ndarray     # (N,) int64 class ids
+    x_test: np.ndarray
+    len_test: np.ndarray
+    y_test: np.ndarray
+    classes: list           # class id -> label (str)
+
+    @property
+    def input_size(self) -> int:
+        return int(self.x_train.shape[2])
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+
+def _pad(seqs) -> tuple[np.ndarray, np.ndarray]:
+    """A list of (T_n, I) arrays to a zero-padded (N, T_max, I) array and lengths."""
+    lengths = np.array([len(s) for s in seqs], dtype=np.int64)
+    out = np.zeros((len(seqs), int(lengths.max()), seqs[0].shape[1]), dtype=np.float64)
+    for n, s in enumerate(seqs):
+        out[n, :len(s)] = s
+    return out, lengths
+
+
+def _sort_key(label: str):
+    """Numeric labels in numeric order ('2' before '10'), others alphabetically after them."""
+    try:
+        return (0, float(label), label)
+    except ValueError:
+        return (1, 0.0, label)
+
+
+def _encode_labels(y_train, y_test) -> tuple[np.ndarray, np.ndarray, list]:
+    labels = sorted({str(v) for v in np.concatenate([y_train, y_test])}, key=_sort_key)
+    index = {lab: k for k, lab in enumerate(labels)}
+    enc = lambda y: np.array([index[str(v)] for v in y], dtype=np.int64)  # noqa: E731
+    return enc(y_train), enc(y_test), labels
+
+
+def _load_aeon(name: str) -> Dataset:
+    from aeon.datasets import load_basic_motions, load_japanese_vowels
+
+    loader = {"japanese-vowels": load_japanese_vowels, "basic-motions": load_basic_motions}[name]
+    parts = {}
+    for split in ("train", "test"):
+        X, y = loader(split=split)
+        # aeon gives (channels, T) per case: a list when lengths differ, else a 3-D array.
+        seqs = [np.asarray(c, dtype=np.float64).T for c in X]
+        parts[split] = (*_pad(seqs), np.asarray(y))
+    (xtr, ltr, ytr), (xte, lte, yte) = parts["train"], parts["test"]
+    ytr, yte, classes = _encode_labels(ytr, yte)
+    return Dataset(name, xtr, ltr, ytr, xte, lte, yte, classes)
+
+
+DATASETS = {
+    "japanese-vowels": "UEA JapaneseVowels: 12 LPC cepstra, 7-29 frames, 9 speakers, 270/370",
+    "basic-motions": "UEA BasicMotions: 6-axis IMU, 100 steps, 4 activities, 40/40",
+}
+
+
+def _load_npz(path: Path) -> Dataset:
+    where = str(path)
+    if not path.is_file():
+        raise UserError(f"{where}: data set file not found")
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            arrays = {k: z[k] for k in z.files}
+    except Exception as e:  # zipfile/OSError/ValueError (pickled object arrays): unreadable
+        raise UserError(f"{where}: not a readable .npz archive ({type(e).__name__})") from None
+    for key in ("x_train", "y_train", "x_test", "y_test"):
+        if key not in arrays:
+            raise UserError(f"{where}: missing key '{key}' (need x_train, y_train, x_test, "
+                            f"y_test; optional len_train, len_test), got {sorted(arrays)}")
+    out = {}
+    input_size = None
+    for split in ("train", "test"):
+        xk, yk, lk = f"x_{split}", f"y_{split}", f"len_{split}"
+        x, y = arrays[xk], arrays[yk]
+        if x.dtype.kind not in "fiu":
+            raise UserError(f"{where}: {xk}: expected a numeric array, got dtype {x.dtype}")
+        if x.ndim != 3:
+            raise UserError(f"{where}: {xk}: expected 3 dimensions (N, T, I), got shape {x.shape}")
+        n, t, i = x.shape
+        if n == 0 or t == 0 or i == 0:
+            raise UserError(f"{where}: {xk}: expected N, T, I >= 1, got shape {x.shape}")
+        if input_size is None:
+            input_size = i
+        elif i != input_size:
+            raise UserError(f"{where}: {xk}: expected I = {input_size} features (as x_train), "
+                            f"got {i}")
+        x = x.astype(np.float64)
+        if not np.all(np.isfinite(x)):
+            bad = int(np.count_nonzero(~np.isfinite(x)))
+            raise UserError(f"{where}: {xk}: expected finite values, got {bad} NaN/Inf")
+        if y.ndim != 1 or y.shape[0] != n:
+            raise UserError(f"{where}: {yk}: expected shape ({n},), got {y.shape}")
+        if y.dtype.kind not in "iu":
+            if y.dtype.kind == "f" and np.all(np.isfinite(y)) and np.all(y == np.round(y)):
+                y = y.astype(np.int64)
+            else:
+                raise UserError(f"{where}: {yk}: expected integer class labels, "
+                                f"got dtype {y.dtype}")
+        if lk in arrays:
+            lengths = arrays[lk]
+            if lengths.shape != (n,):
+                raise UserError(f"{where}: {lk}: expected shape ({n},), got {lengths.shape}")
+            if lengths.dtype.kind not in "iu":
+                raise UserError(f"{where}: {lk}: expected integers, got dtype {lengths.dtype}")
+            lengths = lengths.astype(np.int64)
+            if lengths.min() < 1 or lengths.max() > t:
+                raise UserError(f"{where}: {lk}: expected lengths in [1, {t}], got "
+                                f"[{lengths.min()}, {lengths.max()}]")
+            x = np.where(np.arange(t)[None, :, None] < lengths[:, None, None], x, 0.0)
+        else:
+            lengths = np.full(n, t, dtype=np.int64)
+        out[split] = (x, lengths, y.astype(np.int64))
+    (xtr, ltr, ytr), (xte, lte, yte) = out["train"], out["test"]
+    ytr, yte, classes = _encode_labels(ytr, yte)
+    return Dataset(path.stem, xtr, ltr, ytr, xte, lte, yte, classes)
+
+
+def load_dataset(name_or_path: str) -> Dataset:
+    """A built-in data set by name (see :data:`DATASETS`) or a ``.npz`` file by path."""
+    name = str(name_or_path)
+    if name in DATASETS:
+        return _load_aeon(name)
+    if name.endswith(".npz") or Path(name).suffix or "/" in name:
+        return _load_npz(Path(name))
+    raise UserError(f"unknown data set {name!r}; use one of {', '.join(DATASETS)} "
+                    "or a path to a .npz file")
+
+
+def input_statistics(x: np.ndarray, lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-feature mean and standard deviation over the valid steps (padding excluded).
+
+    A constant feature gets scale 1 so normalisation never divides by zero.
+    """
+    valid = np.arange(x.shape[1])[None, :] < lengths[:, None]
+    v = x[valid]
+    mean = v.mean(axis=0)
+    std = v.std(axis=0)
+    return mean, np.where(std > 1e-12, std, 1.0)

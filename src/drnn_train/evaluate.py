@@ -1,0 +1,67 @@
+"""Hardware-exact evaluation of a bundle on a data set: golden model + host head + cycle model."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from drnn_hw.bundle import ModelBundle
+from drnn_hw.cycle_model import CoreShape
+from drnn_hw.errors import UserError
+from drnn_hw.numerics import dequantize
+
+from .datasets import Dataset
+
+__all__ = ["evaluate_bundle", "head_logits"]
+
+
+def head_logits(bundle: ModelBundle, h_codes: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """The host's linear head on h (codes) at each sequence's last valid step."""
+    last = h_codes[np.arange(len(lengths)), np.asarray(lengths) - 1]
+    return dequantize(last, bundle.formats.act) @ np.asarray(bundle.head_w, np.float64).T \
+        + np.asarray(bundle.head_b, np.float64)
+
+
+def evaluate_bundle(bundle: ModelBundle, dataset: Dataset, shape: CoreShape | None = None,
+                    split: str = "test") -> dict:
+    """Accuracy of the bundle (golden model, bit-exact with the hardware) on a data split.
+
+    Returns accuracy, sparsity_dx / sparsity_dh (fraction of zero deltas over valid steps),
+    mean_cycles (cycle model for ``shape``), mean_cycles_dense (the same core with every delta
+    kept), steps, sequences, mean_nnz_dx / mean_nnz_dh, core.
+    """
+    from drnn_hw.golden import run
+
+    if not bundle.has_head:
+        raise UserError("bundle has no classification head (e.g. imported with --torch-gru); "
+                        "evaluate needs a model trained with `drnn train`")
+    x = getattr(dataset, f"x_{split}")
+    lengths = getattr(dataset, f"len_{split}")
+    y = getattr(dataset, f"y_{split}")
+    if x.shape[2] != bundle.input_size:
+        raise UserError(f"data set {dataset.name}: {x.shape[2]} input features, the model "
+                        f"expects {bundle.input_size}")
+    if bundle.head_w.shape[0] != dataset.num_classes:
+        raise UserError(f"data set {dataset.name}: {dataset.num_classes} classes, the model's "
+                        f"head has {bundle.head_w.shape[0]}")
+    shape = shape or CoreShape()
+    valid = np.arange(x.shape[1])[None, :] < lengths[:, None]
+    codes = np.where(valid[..., None], bundle.quantize_input(x, where=dataset.name), 0)
+    res = run(bundle, codes, lengths, shape)
+    pred = head_logits(bundle, res.h, lengths).argmax(-1)
+    steps = int(lengths.sum())
+    nnz_dx, nnz_dh, cycles = res.flat("nnz_dx"), res.flat("nnz_dh"), res.flat("cycles")
+    from drnn_hw.cycle_model import step_cycles
+    I, H = bundle.input_size, bundle.hidden_size
+    dense = step_cycles(np.ones(I, bool), np.ones(H, bool), shape)
+    return {
+        "dataset": dataset.name, "split": split,
+        "accuracy": float(np.mean(pred == y)),
+        "sparsity_dx": float(1 - nnz_dx.sum() / (steps * I)),
+        "sparsity_dh": float(1 - nnz_dh.sum() / (steps * H)),
+        "mean_nnz_dx": float(nnz_dx.mean()), "mean_nnz_dh": float(nnz_dh.mean()),
+        "mean_cycles": float(cycles.mean()), "mean_cycles_dense": float(dense),
+        "steps": steps, "sequences": int(len(lengths)),
+        "theta_x": bundle.theta_x * bundle.formats.act.lsb,
+        "theta_h": bundle.theta_h * bundle.formats.act.lsb,
+        "core": shape.to_dict(),
+    }

@@ -1,0 +1,252 @@
+"""The trainable delta-GRU, its classifier, and the trainer's hardware-exact mode.
+
+:class:`DeltaGRU` keeps PyTorch's ``nn.GRU`` parameter layout (``w_ih`` (3H, I), ``w_hh``
+(3H, H), ``b_ih``, ``b_hh``, gate order r, z, n) so a float ``nn.GRU`` and this layer are
+interchangeable at thresholds 0.
+
+Forward pass. The delta memories of the hardware telescope: after step t,
+``M_r = b_ir + b_hr + W_ir x̂_t + W_hr ĥ_t`` (and likewise for z, n), where x̂, ĥ are the
+reference vectors (the value of each element when its delta was last kept). Training computes
+the gates from x̂ and ĥ directly, which is the same function as accumulating kept deltas but
+lets all W_ir x̂ products of a batch be one matrix product. The thresholds act in the forward
+pass; the gradient is straight-through (``ĥ = h + (ĥ − h).detach()``: the loss sees the
+thresholded network, the gradient flows as if every delta had been kept).
+
+With ``quantize`` on, weights, the combined biases, inputs and every narrowing of the
+activation pipeline are fake-quantised to :class:`~drnn_hw.numerics.Formats`, and σ/tanh come
+from the hardware LUTs (:mod:`drnn_train.quant`); in float64 the forward pass then reproduces
+the integer arithmetic. :func:`exact_run` is the hardware-exact evaluation proper: integer
+codes (held in float64 tensors, exact since every partial sum is below 2**53), delta memories
+accumulated step by step and saturated to the accumulator width, exactly as
+:func:`drnn_hw.golden.run`.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+from torch import nn
+
+from drnn_hw.numerics import Formats, lut_shift, make_sigmoid_lut, make_tanh_lut
+
+from .quant import fake_quant, lut_activation, round_half_up
+
+__all__ = ["DeltaGRU", "DeltaGRUClassifier", "exact_run", "last_step"]
+
+DTYPE = torch.float64
+
+
+class DeltaGRU(nn.Module):
+    """A single-layer delta-GRU over batches of zero-padded ragged sequences (batch first)."""
+
+    def __init__(self, input_size: int, hidden_size: int, formats: Formats | None = None,
+                 theta_x: float = 0.0, theta_h: float = 0.0, quantize: bool = False):
+        super().__init__()
+        self.input_size, self.hidden_size = input_size, hidden_size
+        self.formats = formats or Formats()
+        self.theta_x, self.theta_h = float(theta_x), float(theta_h)
+        self.quantize = quantize
+        H, I = hidden_size, input_size
+        k = 1.0 / math.sqrt(H)      # nn.GRU's initialisation
+        self.w_ih = nn.Parameter(torch.empty(3 * H, I, dtype=DTYPE).uniform_(-k, k))
+        self.w_hh = nn.Parameter(torch.empty(3 * H, H, dtype=DTYPE).uniform_(-k, k))
+        self.b_ih = nn.Parameter(torch.empty(3 * H, dtype=DTYPE).uniform_(-k, k))
+        self.b_hh = nn.Parameter(torch.empty(3 * H, dtype=DTYPE).uniform_(-k, k))
+        self.register_buffer("sigmoid_lut", torch.tensor(make_sigmoid_lut(self.formats),
+                                                         dtype=DTYPE), persistent=False)
+        self.register_buffer("tanh_lut", torch.tensor(make_tanh_lut(self.formats), dtype=DTYPE),
+                             persistent=False)
+
+    # -- parameters as the hardware sees them ----------------------------------------------------
+
+    def gate_params(self):
+        """(w_ih, w_hh, bias (4, H)) after fake quantisation when ``quantize`` is on.
+
+        bias rows: b_ir + b_hr, b_iz + b_hz, b_in, b_hn (the initial delta memories).
+        """
+        H = self.hidden_size
+        bias = torch.stack([self.b_ih[:H] + self.b_hh[:H], self.b_ih[H:2 * H] + self.b_hh[H:2 * H],
+                            self.b_ih[2 * H:], self.b_hh[2 * H:]])
+        if not self.quantize:
+            return self.w_ih, self.w_hh, bias
+        f = self.formats
+        return fake_quant(self.w_ih, f.weight), fake_quant(self.w_hh, f.weight), \
+            fake_quant(bias, f.acc)
+
+    # -- forward -------------------------------------------------------------------------------
+
+    def _sigmoid(self, v):
+        if not self.quantize:
+            return torch.sigmoid(v)
+        f = self.formats
+        return lut_activation(v, self.sigmoid_lut, f, f.sigmoid_range_log2, torch.sigmoid)
+
+    def _tanh(self, v):
+        if not self.quantize:
+            return torch.tanh(v)
+        f = self.formats
+        return lut_activation(v, self.tanh_lut, f, f.tanh_range_log2, torch.tanh)
+
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor):
+        """x (N, T, I) float, lengths (N,) int. Returns (h (N, T, H), stats).
+
+        Steps at or past a sequence's length change nothing and output 0. ``stats``:
+        ``nnz_dx``, ``nnz_dh`` (N, T) kept deltas per step (no gradient), ``l1_dh`` the sum of
+        |Δh| over kept deltas (with gradient, for the sparsity penalty).
+        """
+        f = self.formats
+        x = x.to(DTYPE)
+        N, T, _ = x.shape
+        H = self.hidden_size
+        lengths = torch.as_tensor(lengths, dtype=torch.long)
+        steps = torch.arange(T)
+        active_all = (steps[None, :] < lengths[:, None])            # (N, T)
+        w_ih, w_hh, bias = self.gate_params()
+        q = (lambda v: fake_quant(v, f.act)) if self.quantize else (lambda v: v)
+        theta_x, theta_h = self.theta_x, self.theta_h
+        if self.quantize:
+            x = q(x)
+            # The hardware compares with the threshold's activation code.
+            theta_x = math.floor(theta_x * f.one + 0.5) / f.one
+            theta_h = math.floor(theta_h * f.one + 0.5) / f.one
+
+        # Input references for all steps (they do not depend on h): x̂_t and the kept masks.
+        x_ref = torch.zeros_like(x[:, 0])
+        refs, nnz_dx = [], []
+        for t in range(T):
+            dx = x[:, t] - x_ref
+            keep = (dx != 0) & (dx.abs() >= theta_x) & active_all[:, t:t + 1]
+            x_ref = torch.where(keep, x[:, t], x_ref)
+            refs.append(x_ref)
+            nnz_dx.append(keep.sum(-1))
+        x_hat = torch.stack(refs, 1)
+        x_hat = x + (x_hat - x).detach()                             # straight-through
+        gx = x_hat @ w_ih.T                                          # (N, T, 3H)
+        gx_r, gx_z, gx_n = gx.split(H, dim=-1)
+        w_hr, w_hz, w_hn = w_hh.split(H, dim=0)
+
+        h = x.new_zeros(N, H)
+        h_ref = x.new_zeros(N, H)
+        out, nnz_dh = [], []
+        l1 = x.new_zeros(())
+        for t in range(T):
+            active = active_all[:, t:t + 1]
+            dh = h - h_ref
+            keep = (dh != 0) & (dh.abs() >= theta_h) & active
+            l1 = l1 + torch.where(keep, dh, 0.0).abs().sum()
+            h_ref = torch.where(keep, h, h_ref)
+            h_hat = h + (h_ref - h).detach()                         # straight-through
+            m_r = bias[0] + gx_r[:, t] + h_hat @ w_hr.T
+            m_z = bias[1] + gx_z[:, t] + h_hat @ w_hz.T
+            m_nx = bias[2] + gx_n[:, t]
+            m_nh = bias[3] + h_hat @ w_hn.T
+            r = self._sigmoid(q(m_r))
+            z = self._sigmoid(q(m_z))
+            if self.quantize:
+                n = self._tanh(q(q(m_nx) + q(r * q(m_nh))))
+                # round_shift(z * (h - n)) is not saturated in the hardware, only the sum is.
+                zhn = z * (h - n)
+                zhn = zhn + (round_half_up(zhn * f.one) / f.one - zhn).detach()
+                h_new = q(n + zhn)
+            else:
+                n = torch.tanh(m_nx + r * m_nh)
+                h_new = (1 - z) * n + z * h
+            h = torch.where(active, h_new, h)
+            out.append(torch.where(active, h, 0.0))
+            nnz_dh.append(keep.sum(-1))
+        stats = {"nnz_dx": torch.stack(nnz_dx, 1), "nnz_dh": torch.stack(nnz_dh, 1), "l1_dh": l1}
+        return torch.stack(out, 1), stats
+
+
+def last_step(h: torch.Tensor, lengths) -> torch.Tensor:
+    """The hidden state at each sequence's last valid step: (N, T, H) -> (N, H)."""
+    lengths = torch.as_tensor(lengths, dtype=torch.long)
+    return h[torch.arange(h.shape[0]), lengths - 1]
+
+
+class DeltaGRUClassifier(nn.Module):
+    """Delta-GRU on the accelerator, a linear head on the host (last valid step's h)."""
+
+    def __init__(self, input_size: int, hidden_size: int, num_classes: int,
+                 formats: Formats | None = None, theta_x: float = 0.0, theta_h: float = 0.0,
+                 quantize: bool = False):
+        super().__init__()
+        self.rnn = DeltaGRU(input_size, hidden_size, formats, theta_x, theta_h, quantize)
+        self.head = nn.Linear(hidden_size, num_classes, dtype=DTYPE)
+
+    def forward(self, x, lengths):
+        h, stats = self.rnn(x, lengths)
+        return self.head(last_step(h, lengths)), stats
+
+
+# ---------------------------------------------------------------------------------------------
+# Hardware-exact mode.
+
+def _round_shift(v: torch.Tensor, shift: int) -> torch.Tensor:
+    return torch.floor((v + float(1 << (shift - 1))) / float(1 << shift)) if shift > 0 else v
+
+
+def _sat(v: torch.Tensor, bits: int) -> torch.Tensor:
+    return torch.clamp(v, -float(1 << (bits - 1)), float((1 << (bits - 1)) - 1))
+
+
+def exact_run(bundle, x_codes, lengths=None):
+    """The accelerator's integer computation, in torch: returns (h, nnz_dx, nnz_dh).
+
+    ``h`` (N, T, H) int64 activation codes (0 past each length), ``nnz_*`` (N, T) int64.
+    Independent of :func:`drnn_hw.golden.run` (written from the numerics specification) and
+    bit-exact with it, which the tests check.
+    """
+    f = bundle.formats
+    x = torch.as_tensor(np.asarray(x_codes, dtype=np.float64))
+    N, T, I = x.shape
+    H = bundle.hidden_size
+    lengths = torch.as_tensor(np.full(N, T) if lengths is None else np.asarray(lengths),
+                              dtype=torch.long)
+    wx = torch.as_tensor(bundle.w_x, dtype=DTYPE)       # (3, H, I)
+    wh = torch.as_tensor(bundle.w_h, dtype=DTYPE)
+    b = torch.as_tensor(bundle.bias, dtype=DTYPE)
+    sig = torch.as_tensor(bundle.sigmoid_lut, dtype=DTYPE)
+    tnh = torch.as_tensor(bundle.tanh_lut, dtype=DTYPE)
+    A, WF = f.act_frac, f.w_frac
+    half = float(1 << (f.lut_bits - 1))
+
+    def narrow(m):
+        return _sat(_round_shift(m, WF), f.act_bits)
+
+    def lut(table, v, range_log2):
+        idx = torch.floor(v / float(1 << lut_shift(f, range_log2))) + half
+        return table[torch.clamp(idx, 0, f.lut_entries - 1).long()]
+
+    m_r, m_z, m_nx, m_nh = (b[k].expand(N, H).clone() for k in range(4))
+    x_ref = torch.zeros(N, I, dtype=DTYPE)
+    h_ref = torch.zeros(N, H, dtype=DTYPE)
+    h = torch.zeros(N, H, dtype=DTYPE)
+    out = torch.zeros(N, T, H, dtype=DTYPE)
+    nnz_dx = torch.zeros(N, T, dtype=torch.long)
+    nnz_dh = torch.zeros(N, T, dtype=torch.long)
+    with torch.no_grad():
+        for t in range(T):
+            active = (t < lengths)[:, None]
+            dx = x[:, t] - x_ref
+            kx = (dx != 0) & (dx.abs() >= bundle.theta_x) & active
+            dh = h - h_ref
+            kh = (dh != 0) & (dh.abs() >= bundle.theta_h) & active
+            dx, dh = torch.where(kx, dx, 0.0), torch.where(kh, dh, 0.0)
+            x_ref = torch.where(kx, x[:, t], x_ref)
+            h_ref = torch.where(kh, h, h_ref)
+            m_r = _sat(m_r + dx @ wx[0].T + dh @ wh[0].T, f.acc_bits)
+            m_z = _sat(m_z + dx @ wx[1].T + dh @ wh[1].T, f.acc_bits)
+            m_nx = _sat(m_nx + dx @ wx[2].T, f.acc_bits)
+            m_nh = _sat(m_nh + dh @ wh[2].T, f.acc_bits)
+            r = lut(sig, narrow(m_r), f.sigmoid_range_log2)
+            z = lut(sig, narrow(m_z), f.sigmoid_range_log2)
+            rnh = _sat(_round_shift(r * narrow(m_nh), A), f.act_bits)
+            n = lut(tnh, _sat(narrow(m_nx) + rnh, f.act_bits), f.tanh_range_log2)
+            h_new = _sat(n + _round_shift(z * (h - n), A), f.act_bits)
+            h = torch.where(active, h_new, h)
+            out[:, t] = torch.where(active, h, 0.0)
+            nnz_dx[:, t], nnz_dh[:, t] = kx.sum(-1), kh.sum(-1)
+    return out.to(torch.long), nnz_dx, nnz_dh

@@ -1,0 +1,50 @@
+"""Fake quantisation for quantisation-aware training, following :mod:`drnn_hw.numerics`.
+
+Forward: exactly the hardware's conversion, ``clamp(floor(v * 2**f + 1/2), min, max) / 2**f``
+(round half up, saturate). Backward: straight-through for the rounding (gradient 1), and the
+gradient of the clamp for the saturation (0 where the value saturated), so training learns to
+stay inside the format instead of being pushed further out.
+
+The LUT activations use the hardware tables in the forward pass and the derivative of the true
+function in the backward pass. In float64 every value the forward pass produces is a multiple
+of the format's LSB far below 2**53, so the QAT forward pass computes the same numbers as the
+integer hardware (apart from accumulator saturation, which :mod:`drnn_train.model`'s exact mode
+models and which never triggers for trained weights).
+"""
+
+from __future__ import annotations
+
+import torch
+
+from drnn_hw.numerics import Fixed, Formats, lut_shift
+
+__all__ = ["fake_quant", "round_half_up", "lut_activation"]
+
+
+def round_half_up(v: torch.Tensor) -> torch.Tensor:
+    return torch.floor(v + 0.5)
+
+
+def fake_quant(v: torch.Tensor, fmt: Fixed) -> torch.Tensor:
+    """Quantise to ``fmt`` in the forward pass; straight-through rounding, clamp gradient."""
+    scale = float(1 << fmt.frac)
+    lo, hi = fmt.min / scale, fmt.max / scale
+    clamped = torch.clamp(v, lo, hi)                     # gradient 0 where saturated
+    q = torch.clamp(round_half_up(v * scale), fmt.min, fmt.max) / scale
+    return clamped + (q - clamped).detach()
+
+
+def lut_activation(v: torch.Tensor, lut: torch.Tensor, fmts: Formats, range_log2: int,
+                   fn) -> torch.Tensor:
+    """``fn`` through the hardware LUT: ``v`` must already lie on the activation grid.
+
+    ``lut`` holds the integer table entries (as a float tensor). Forward: the table value;
+    backward: the derivative of ``fn``.
+    """
+    one = float(fmts.one)
+    codes = torch.round(v.detach() * one)                # exact: v is on the grid
+    idx = torch.floor(codes / float(1 << lut_shift(fmts, range_log2))) + (1 << (fmts.lut_bits - 1))
+    idx = torch.clamp(idx, 0, fmts.lut_entries - 1).long()
+    table = lut[idx] / one
+    smooth = fn(v)
+    return smooth + (table - smooth).detach()

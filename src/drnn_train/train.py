@@ -1,0 +1,194 @@
+"""Training: float GRU pre-training, then delta-threshold + quantisation-aware fine-tuning.
+
+Phase 1 trains the layer as a float GRU (thresholds 0, no quantisation). Phase 2 switches on the
+thresholds Θx, Θh (forward pass, straight-through gradient) and fake quantisation to the
+accelerator's formats, optionally with an L1 penalty on the kept Δh, and fine-tunes at a lower
+learning rate. The result is evaluated in the hardware-exact mode (:func:`~drnn_train.model.
+exact_run` on the exported integer bundle), whose accuracy is what the accelerator delivers.
+
+Everything is seeded: the same configuration and seed give the same metrics.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from drnn_hw.numerics import Formats
+
+from .datasets import Dataset, input_statistics, load_dataset
+from .export import CHECKPOINT_KIND, bundle_from_checkpoint
+from .model import DeltaGRUClassifier, exact_run, last_step
+
+__all__ = ["TrainConfig", "train_model", "train", "checkpoint_metrics_path"]
+
+
+@dataclass
+class TrainConfig:
+    dataset: str = "japanese-vowels"
+    hidden: int = 64
+    theta_x: float = 0.25
+    theta_h: float = 0.25
+    epochs: int = 40            # float GRU pre-training
+    finetune_epochs: int = 20   # delta thresholds + quantisation-aware fine-tuning
+    lr: float = 5e-3
+    finetune_lr: float = 1e-3
+    batch_size: int = 32
+    l1: float = 0.0             # weight of the L1 penalty on kept Δh (per element and step)
+    weight_bits: int = 8
+    weight_frac: int = 6
+    seed: int = 0
+
+    def formats(self) -> Formats:
+        return Formats(w_bits=self.weight_bits, w_frac=self.weight_frac)
+
+
+def checkpoint_metrics_path(ckpt: Path) -> Path:
+    """CKPT.pt -> CKPT.metrics.json (same folder, same stem)."""
+    ckpt = Path(ckpt)
+    return ckpt.with_name(ckpt.stem + ".metrics.json")
+
+
+def _normalise(x, lengths, mean, scale):
+    valid = (np.arange(x.shape[1])[None, :] < lengths[:, None])[..., None]
+    return np.where(valid, (x - mean) / scale, 0.0)
+
+
+def _batches(n, batch_size, rng):
+    order = rng.permutation(n)
+    return [order[i:i + batch_size] for i in range(0, n, batch_size)]
+
+
+def _run_epochs(model, x, lengths, y, epochs, lr, batch_size, l1, rng, desc, progress):
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    loss_fn = nn.CrossEntropyLoss()
+    H = model.rnn.hidden_size
+    bar = tqdm(range(epochs), desc=desc, disable=not progress, leave=False)
+    for _ in bar:
+        model.train()
+        total, count = 0.0, 0
+        for idx in _batches(len(y), batch_size, rng):
+            L = lengths[idx]
+            T = int(L.max())                  # trim the batch's padding
+            logits, stats = model(x[idx, :T], L)
+            loss = loss_fn(logits, y[idx])
+            if l1:
+                loss = loss + l1 * stats["l1_dh"] / (float(L.sum()) * H)
+            opt.zero_grad()
+            loss.backward()
+            nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            opt.step()
+            total += float(loss.detach()) * len(idx)
+            count += len(idx)
+        bar.set_postfix(loss=f"{total / count:.4f}")
+
+
+def _accuracy(model, x, lengths, y) -> tuple[float, dict]:
+    model.eval()
+    with torch.no_grad():
+        logits, stats = model(x, lengths)
+    steps = float(lengths.sum())
+    return (float((logits.argmax(-1) == y).double().mean()),
+            {"sparsity_dx": 1 - float(stats["nnz_dx"].sum()) / (steps * model.rnn.input_size),
+             "sparsity_dh": 1 - float(stats["nnz_dh"].sum()) / (steps * model.rnn.hidden_size)})
+
+
+def _checkpoint(model, cfg, ds, mean, scale, metrics) -> dict:
+    return {
+        "kind": CHECKPOINT_KIND, "version": 1, "config": asdict(cfg),
+        "input_size": ds.input_size, "hidden_size": cfg.hidden, "num_classes": ds.num_classes,
+        "formats": cfg.formats().to_dict(),
+        "state": {k: v.detach().clone() for k, v in model.state_dict().items()},
+        "input_mean": [float(v) for v in mean], "input_scale": [float(v) for v in scale],
+        "classes": list(ds.classes), "dataset": ds.name, "metrics": metrics,
+    }
+
+
+def exact_accuracy(bundle, ds: Dataset, split: str = "test") -> dict:
+    """Hardware-exact accuracy and sparsity of a bundle (trainer exact mode, no cycle model)."""
+    x, L, y = (getattr(ds, f"{k}_{split}") for k in ("x", "len", "y"))
+    valid = (np.arange(x.shape[1])[None, :] < L[:, None])[..., None]
+    codes = np.where(valid, bundle.quantize_input(x, where=ds.name), 0)
+    h, nnz_dx, nnz_dh = exact_run(bundle, codes, L)
+    h_last = last_step(h, torch.as_tensor(L)).numpy() * bundle.formats.act.lsb
+    logits = h_last @ bundle.head_w.T + bundle.head_b
+    steps = float(L.sum())
+    return {"accuracy": float(np.mean(logits.argmax(-1) == y)),
+            "sparsity_dx": 1 - float(nnz_dx.sum()) / (steps * bundle.input_size),
+            "sparsity_dh": 1 - float(nnz_dh.sum()) / (steps * bundle.hidden_size)}
+
+
+def train(cfg: TrainConfig, dataset: Dataset | None = None, progress: bool = True,
+          init_state: dict | None = None) -> tuple[dict, dict]:
+    """Train per ``cfg``; returns (checkpoint dict, metrics). Nothing is written.
+
+    ``init_state``: start the fine-tuning from this float model state (skips phase 1; used by
+    the threshold sweep so every threshold fine-tunes the same float model).
+    """
+    t0 = time.monotonic()
+    torch.set_num_threads(2)
+    ds = dataset if dataset is not None else load_dataset(cfg.dataset)
+    fmts = cfg.formats()
+    torch.manual_seed(cfg.seed)
+    rng = np.random.default_rng(cfg.seed)
+    mean, scale = input_statistics(ds.x_train, ds.len_train)
+    xtr = torch.as_tensor(_normalise(ds.x_train, ds.len_train, mean, scale))
+    xte = torch.as_tensor(_normalise(ds.x_test, ds.len_test, mean, scale))
+    ltr, lte = ds.len_train, ds.len_test
+    ytr, yte = torch.as_tensor(ds.y_train), torch.as_tensor(ds.y_test)
+
+    model = DeltaGRUClassifier(ds.input_size, cfg.hidden, ds.num_classes, fmts)
+    if init_state is None:
+        _run_epochs(model, xtr, ltr, ytr, cfg.epochs, cfg.lr, cfg.batch_size, 0.0, rng,
+                    "float GRU", progress)
+    else:
+        model.load_state_dict(init_state)
+    float_acc, _ = _accuracy(model, xte, lte, yte)
+    float_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+    model.rnn.theta_x, model.rnn.theta_h, model.rnn.quantize = cfg.theta_x, cfg.theta_h, True
+    _run_epochs(model, xtr, ltr, ytr, cfg.finetune_epochs, cfg.finetune_lr, cfg.batch_size,
+                cfg.l1, rng, "delta+QAT", progress)
+    qat_acc, qat_sparsity = _accuracy(model, xte, lte, yte)
+
+    metrics = {"dataset": ds.name, "float_accuracy": float_acc, "qat_accuracy": qat_acc,
+               "qat_sparsity_dx": qat_sparsity["sparsity_dx"],
+               "qat_sparsity_dh": qat_sparsity["sparsity_dh"]}
+    ckpt = _checkpoint(model, cfg, ds, mean, scale, metrics)
+    bundle, saturated = bundle_from_checkpoint(ckpt)
+    ex = exact_accuracy(bundle, ds, "test")
+    ex_train = exact_accuracy(bundle, ds, "train")
+    metrics.update({
+        "exact_accuracy": ex["accuracy"], "sparsity_dx": ex["sparsity_dx"],
+        "sparsity_dh": ex["sparsity_dh"], "exact_train_accuracy": ex_train["accuracy"],
+        "saturated_on_export": saturated, "config": asdict(cfg), "formats": fmts.to_dict(),
+        "train_sequences": int(len(ds.y_train)), "test_sequences": int(len(ds.y_test)),
+        "seconds": round(time.monotonic() - t0, 1),
+    })
+    ckpt["metrics"] = metrics
+    ckpt["float_state"] = float_state
+    return ckpt, metrics
+
+
+def train_model(out, dataset: str | Dataset = "japanese-vowels", progress: bool = True,
+                **options) -> tuple[Path, dict]:
+    """Train and write ``out`` (checkpoint) and ``out``.metrics.json; returns (path, metrics).
+
+    ``options`` are :class:`TrainConfig` fields (hidden, theta_x, theta_h, epochs, ...).
+    """
+    ds = dataset if isinstance(dataset, Dataset) else load_dataset(dataset)
+    cfg = replace(TrainConfig(), dataset=ds.name if isinstance(dataset, Dataset) else dataset,
+                  **options)
+    ckpt, metrics = train(cfg, ds, progress=progress)
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(ckpt, out)
+    checkpoint_metrics_path(out).write_text(json.dumps(metrics, indent=1) + "\n")
+    return out, metrics
