@@ -1,0 +1,167 @@
+"""Host side of the co-simulation: generate (cached), build (cached), stream, collect.
+
+:func:`simulate` runs the core generated for (bundle, shape) in Verilator on activation codes and
+returns what the RTL produced, with the cycle counts it measured and the simulation speed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from . import runner
+
+__all__ = ["CosimResult", "generate_cached", "build_core", "simulate"]
+
+TOP = "drnn_core"
+
+
+@dataclass
+class CosimResult:
+    h: np.ndarray           # (N, T, H) codes; 0 past each sequence's length
+    nnz_dx: np.ndarray      # (N, T) status.nnz_dx_last at each output frame's last beat
+    nnz_dh: np.ndarray
+    cycles: np.ndarray      # (N, T) status.cycles_last: cycles measured by the core
+    steps: np.ndarray       # (N, T) status.steps at each frame end
+    steps_reg: np.ndarray   # (N,) STEPS register read after each sequence
+    status_end: int         # STATUS register after the run
+    lengths: np.ndarray
+    perf: dict = field(default_factory=dict)   # sim_cycles, wall_seconds, cycles_per_second, ...
+
+
+def _source_digest() -> str:
+    """Hash of the generator's sources: a changed core invalidates generated Verilog."""
+    import drnn_hw
+
+    h = hashlib.sha256()
+    for p in sorted(Path(drnn_hw.__file__).parent.rglob("*.py")):
+        h.update(str(p.relative_to(Path(drnn_hw.__file__).parent)).encode() + p.read_bytes())
+    return h.hexdigest()
+
+
+def _bundle_digest(bundle, shape) -> str:
+    h = hashlib.sha256()
+    for name in ("w_x", "w_h", "bias", "sigmoid_lut", "tanh_lut"):
+        a = np.ascontiguousarray(getattr(bundle, name), dtype=np.int64)
+        h.update(name.encode() + str(a.shape).encode() + a.tobytes())
+    h.update(json.dumps([bundle.formats.to_dict(), int(bundle.theta_x), int(bundle.theta_h),
+                         shape.to_dict()], sort_keys=True).encode())
+    return h.hexdigest()
+
+
+def generate_cached(bundle, shape, name: str = TOP) -> tuple[Path, dict]:
+    """``drnn_hw.generate.generate`` into the cache (key: bundle, shape, generator sources).
+
+    Returns (directory, manifest).
+    """
+    from drnn_hw.generate import generate
+
+    key = hashlib.sha256((_bundle_digest(bundle, shape) + _source_digest() + name).encode())
+    out = runner.cache_dir() / "generated" / f"{name}-{key.hexdigest()[:20]}"
+    manifest_path = out / "manifest.json"
+    if manifest_path.is_file():
+        return out, json.loads(manifest_path.read_text())
+    with runner._locked(out.with_suffix(".lock")):
+        if manifest_path.is_file():
+            return out, json.loads(manifest_path.read_text())
+        tmp = out.with_name(out.name + ".tmp")
+        shutil.rmtree(tmp, ignore_errors=True)
+        manifest = generate(bundle, shape, tmp, name=name)
+        shutil.rmtree(out, ignore_errors=True)
+        tmp.rename(out)
+    return out, manifest
+
+
+def verilog_sources(directory: Path, name: str = TOP) -> list[Path]:
+    """The Verilog of a generated core: ``name``.v and any other .v the generator wrote."""
+    directory = Path(directory)
+    top = directory / f"{name}.v"
+    if not top.is_file():
+        raise runner.SimulationError(f"{top}: generated Verilog not found")
+    return [top] + sorted(p for p in directory.glob("*.v") if p != top)
+
+
+def build_core(bundle, shape, waves: bool = False, name: str = TOP) -> Path:
+    """Generate (cached) and build (cached) the core; returns the build directory."""
+    directory, _ = generate_cached(bundle, shape, name)
+    return runner.build(verilog_sources(directory, name), name, waves=waves)
+
+
+def _step_limit(bundle, shape) -> int:
+    from drnn_hw.cycle_model import step_cycles
+
+    I, H = bundle.input_size, bundle.hidden_size
+    dense = step_cycles(np.ones(I, bool), np.ones(H, bool), shape)
+    return 4 * (dense + I + H) + 100
+
+
+def simulate(bundle, shape, x_codes, lengths=None, *, waves=None, theta_x=None, theta_h=None,
+             x_valid_prob: float = 1.0, h_ready_prob: float = 1.0, stall_seed: int = 0,
+             name: str = TOP, workdir=None) -> CosimResult:
+    """Run ``x_codes`` (N, T, I) through the Verilated core, one sequence after the other.
+
+    ``theta_x``/``theta_h``: per-sequence threshold codes written before each sequence (-1 or
+    None: unchanged). ``x_valid_prob``/``h_ready_prob`` < 1 insert random stalls on the input
+    and output streams. ``waves``: write a VCD of the whole run to this path.
+    """
+    from drnn_hw.golden import check_lengths
+
+    x = np.asarray(x_codes, dtype=np.int64)
+    if x.ndim != 3 or x.shape[2] != bundle.input_size:
+        raise ValueError(f"x must be (N, T, {bundle.input_size}), got {x.shape}")
+    act = bundle.formats.act
+    if x.size and (x.min() < act.min or x.max() > act.max):
+        raise ValueError(f"x codes must lie in [{act.min}, {act.max}]")
+    N, T, _ = x.shape
+    lengths = check_lengths(lengths, N, T)
+
+    def per_seq(v):
+        return np.full(N, -1, np.int64) if v is None else \
+            np.broadcast_to(np.asarray(v, np.int64), (N,)).copy()
+
+    t0 = time.monotonic()
+    build_dir = build_core(bundle, shape, waves=bool(waves), name=name)
+    prepare_seconds = time.monotonic() - t0
+    own_dir = workdir is None
+    work = Path(tempfile.mkdtemp(prefix="drnn-sim-")) if own_dir else Path(workdir)
+    work.mkdir(parents=True, exist_ok=True)
+    ok = False
+    try:
+        np.savez(work / "in.npz", x=x, lengths=lengths, act_bits=bundle.formats.act_bits,
+                 scan=shape.scan, hidden=bundle.hidden_size,
+                 step_limit=_step_limit(bundle, shape), theta_x=per_seq(theta_x),
+                 theta_h=per_seq(theta_h), x_valid_prob=float(x_valid_prob),
+                 h_ready_prob=float(h_ready_prob), stall_seed=int(stall_seed))
+        t1 = time.monotonic()
+        runner.run_test(build_dir, name, "drnn_sim.driver", work, waves=bool(waves),
+                        env={"DRNN_SIM_IN": str(work / "in.npz"),
+                             "DRNN_SIM_OUT": str(work / "out.npz")})
+        run_seconds = time.monotonic() - t1
+        with np.load(work / "out.npz") as z:
+            out = {k: z[k] for k in z.files}
+        if waves:
+            dump = work / "dump.vcd"
+            if not dump.is_file():
+                raise runner.SimulationError(f"{dump}: the simulation wrote no waveform")
+            Path(waves).parent.mkdir(parents=True, exist_ok=True)
+            shutil.move(dump, waves)
+        ok = True
+    finally:
+        if own_dir and ok:           # on failure the directory stays, for its sim.log
+            shutil.rmtree(work, ignore_errors=True)
+    sim_cycles, wall = int(out["sim_cycles"]), float(out["wall_seconds"])
+    perf = {"sim_cycles": sim_cycles, "wall_seconds": round(wall, 4),
+            "cycles_per_second": round(sim_cycles / wall) if wall > 0 else None,
+            "run_seconds": round(run_seconds, 3), "prepare_seconds": round(prepare_seconds, 3),
+            "build_seconds": runner.build_info(build_dir).get("build_seconds"),
+            "build_dir": str(build_dir)}
+    return CosimResult(h=out["h"], nnz_dx=out["nnz_dx"], nnz_dh=out["nnz_dh"],
+                       cycles=out["cycles"], steps=out["steps"], steps_reg=out["steps_reg"],
+                       status_end=int(out["status_end"]), lengths=lengths, perf=perf)

@@ -1,0 +1,165 @@
+"""cocotb test module that streams sequences through the core (used by the verilator engine).
+
+Input: the npz named by ``$DRNN_SIM_IN`` (written by :func:`drnn_sim.cosim.simulate`):
+
+``x`` (N, T, I) activation codes, ``lengths`` (N,), ``act_bits``, ``scan`` (E), ``hidden`` (H),
+``step_limit`` (cycles after which a step counts as hung), ``theta_x``/``theta_h`` (N,) codes to
+write to THETA_X/THETA_H before sequence n (-1: leave as is), ``x_valid_prob`` and
+``h_ready_prob`` (1.0: no stalls), ``stall_seed``.
+
+Per sequence: write the thresholds if asked, write CTRL.RESET_STATE, stream the frames, collect
+the h frames; ``status`` is sampled when the last beat of each output frame is transferred.
+Sequences run one after the other (the reset must land between the last step of one and the first
+of the next). Without stalls Python only wakes per beat, never per idle cycle.
+
+Output: the npz named by ``$DRNN_SIM_OUT``: ``h`` (N, T, H), ``nnz_dx``, ``nnz_dh``, ``cycles``,
+``steps`` (status.steps at each frame end) (N, T), ``steps_reg`` (N,) the STEPS register after
+each sequence, ``status_end`` (STATUS at the end), ``sim_cycles``, ``wall_seconds``.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+import cocotb
+import numpy as np
+from cocotb.clock import Clock
+from cocotb.triggers import ClockCycles, ReadOnly, RisingEdge, with_timeout
+from cocotb.utils import get_sim_time
+
+from .bus import CTRL, CTRL_RESET_STATE, STATUS, STEPS, THETA_H, THETA_X, Csr, frame_beats, \
+    unpack_beat
+
+CLOCK_NS = 10
+
+
+class StreamSource:
+    """Drives the ``x`` stream: beats back to back, or with random idle cycles before beats."""
+
+    def __init__(self, dut, valid_prob: float, rng):
+        self.dut, self.clk = dut, dut.clk
+        self.valid_prob, self.rng = valid_prob, rng
+        dut.x__valid.value = 0
+        dut.x__payload.value = 0
+
+    async def send(self, beats):
+        d = self.dut
+        for v in beats:
+            if self.valid_prob < 1.0:
+                idle = int(self.rng.geometric(self.valid_prob)) - 1
+                if idle:
+                    d.x__valid.value = 0
+                    await ClockCycles(self.clk, idle)
+            d.x__payload.value = v
+            d.x__valid.value = 1
+            await ReadOnly()
+            while not d.x__ready.value:
+                await RisingEdge(d.x__ready)     # wake only when the FIFO has room again
+                await ReadOnly()
+            await RisingEdge(self.clk)           # the beat is taken at this edge
+        d.x__valid.value = 0
+
+
+class FrameSink:
+    """Collects ``h`` frames; checks ``last`` and zero padding; samples ``status`` at frame ends."""
+
+    def __init__(self, dut, act_bits: int, lanes: int, hidden: int, ready_prob: float, rng):
+        self.dut, self.clk = dut, dut.clk
+        self.A, self.E, self.H = act_bits, lanes, hidden
+        self.WH = -(-hidden // lanes)
+        self.ready_prob, self.rng = ready_prob, rng
+        dut.h__ready.value = 1 if ready_prob >= 1.0 else 0
+
+    def _take(self, beat: int, frame: list, where: str):
+        codes, last = unpack_beat(self.dut.h__payload.value.to_unsigned(), self.A, self.E)
+        want_last = int(beat == self.WH - 1)
+        assert last == want_last, f"{where} beat {beat}: last={last}, expected {want_last}"
+        n = min(self.E, self.H - beat * self.E)
+        assert not any(codes[n:]), f"{where} beat {beat}: padding lanes not zero: {codes[n:]}"
+        frame.extend(codes[:n])
+
+    def _status(self):
+        s = self.dut
+        return (s.status__cycles_last.value.to_unsigned(),
+                s.status__nnz_dx_last.value.to_unsigned(),
+                s.status__nnz_dh_last.value.to_unsigned(),
+                s.status__steps.value.to_unsigned())
+
+    async def receive(self, frames: int, where: str):
+        """``frames`` output frames: list of (h codes, (cycles, nnz_dx, nnz_dh, steps))."""
+        d = self.dut
+        out = []
+        for f in range(frames):
+            frame = []
+            for beat in range(self.WH):
+                if self.ready_prob >= 1.0:
+                    await ReadOnly()
+                    while not d.h__valid.value:
+                        await RisingEdge(d.h__valid)
+                        await ReadOnly()
+                else:                           # a fresh random ready after every edge
+                    while True:
+                        d.h__ready.value = int(self.rng.random() < self.ready_prob)
+                        await ReadOnly()
+                        if d.h__valid.value and d.h__ready.value:
+                            break
+                        await RisingEdge(self.clk)
+                # valid and ready in this cycle: the beat is transferred at the next edge
+                self._take(beat, frame, f"{where} frame {f}")
+                status = self._status() if beat == self.WH - 1 else None
+                await RisingEdge(self.clk)
+            out.append((frame, status))
+        if self.ready_prob < 1.0:
+            d.h__ready.value = 0
+        return out
+
+
+@cocotb.test()
+async def stream_sequences(dut):
+    cfg = dict(np.load(os.environ["DRNN_SIM_IN"]))
+    x, lengths = cfg["x"], cfg["lengths"]
+    A, E, H = int(cfg["act_bits"]), int(cfg["scan"]), int(cfg["hidden"])
+    N, T, _ = x.shape
+    rng = np.random.default_rng(int(cfg.get("stall_seed", 0)))
+    theta_x = cfg.get("theta_x", np.full(N, -1))
+    theta_h = cfg.get("theta_h", np.full(N, -1))
+    x_prob = float(cfg.get("x_valid_prob", 1.0))
+    h_prob = float(cfg.get("h_ready_prob", 1.0))
+    # A step that takes longer than this (plus stall slack) is a hang, not a slow step.
+    limit = int(cfg["step_limit"]) / min(x_prob, h_prob) + 1000
+
+    cocotb.start_soon(Clock(dut.clk, CLOCK_NS, unit="ns").start())
+    source = StreamSource(dut, x_prob, rng)
+    sink = FrameSink(dut, A, E, H, h_prob, rng)
+    csr = Csr(dut)
+    dut.rst.value = 1
+    await ClockCycles(dut.clk, 3)
+    dut.rst.value = 0
+
+    h = np.zeros((N, T, H), np.int64)
+    stats = np.zeros((4, N, T), np.int64)
+    steps_reg = np.zeros(N, np.int64)
+    t0, c0 = time.perf_counter(), get_sim_time("ns")
+    for n in range(N):
+        L = int(lengths[n])
+        if theta_x[n] >= 0:
+            await csr.write(THETA_X, int(theta_x[n]))
+        if theta_h[n] >= 0:
+            await csr.write(THETA_H, int(theta_h[n]))
+        await csr.write(CTRL, CTRL_RESET_STATE)
+        if L:
+            sink_task = cocotb.start_soon(sink.receive(L, f"sequence {n}"))
+            beats = [b for t in range(L) for b in frame_beats(x[n, t], A, E)]
+            await source.send(beats)
+            frames = await with_timeout(sink_task, int(limit * L) * CLOCK_NS, "ns")
+            for t, (frame, status) in enumerate(frames):
+                h[n, t] = frame
+                stats[:, n, t] = status
+        steps_reg[n] = await csr.read(STEPS)
+    wall = time.perf_counter() - t0
+    sim_cycles = (get_sim_time("ns") - c0) // CLOCK_NS
+    status_end = await csr.read(STATUS)
+    np.savez(os.environ["DRNN_SIM_OUT"], h=h, cycles=stats[0], nnz_dx=stats[1],
+             nnz_dh=stats[2], steps=stats[3], steps_reg=steps_reg, status_end=status_end,
+             sim_cycles=sim_cycles, wall_seconds=wall)
