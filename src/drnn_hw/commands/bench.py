@@ -15,6 +15,33 @@ from .common import core_options, load_bundle, shape_from_options
 DEFAULT_ENGINE = "golden"
 
 
+def register_threshold_runner(base_bundle, perf_log: list):
+    """Verilator engine that builds *one* core (the bundle's reset thresholds) and applies each
+    Θ by writing THETA_X/THETA_H over the register bus before every sequence, as a host would.
+
+    (The plain engine would regenerate and rebuild the core for every Θ, because the thresholds'
+    reset values are part of the generated design.)
+    """
+    get_engine("verilator")   # one-line error if the engine is not part of this build
+    from drnn_sim.cosim import simulate
+    from drnn_sim.runner import SimulationError
+
+    from ..golden import GoldenResult
+
+    def run(bundle, x_codes, lengths=None, shape=None):
+        try:
+            r = simulate(base_bundle, shape, x_codes, lengths, theta_x=bundle.theta_x,
+                         theta_h=bundle.theta_h)
+        except SimulationError as e:
+            raise UserError(f"verilator engine: {str(e).splitlines()[0]}") from None
+        perf_log.append({"theta_x_code": int(bundle.theta_x),
+                         "theta_h_code": int(bundle.theta_h), **r.perf})
+        return GoldenResult(h=r.h, nnz_dx=r.nnz_dx, nnz_dh=r.nnz_dh, cycles=r.cycles,
+                            lengths=r.lengths)
+
+    return run
+
+
 def _fmt(v, spec, none="-"):
     return none if v is None else format(v, spec)
 
@@ -140,7 +167,9 @@ def bench(model_dir, dataset_name, thetas, out_dir, engine, clock_mhz, build_rep
     from drnn_train.datasets import load_dataset
     dataset = load_dataset(name)
 
-    run = get_engine(engine)
+    perf_log = []
+    run = register_threshold_runner(bundle, perf_log) if engine == "verilator" \
+        else get_engine(engine)
     golden = None if (engine == "golden" or no_cross_check) else get_engine("golden")
     result = B.run_bench(bundle, dataset, shape, run, engine_name=engine, thetas=theta_list,
                          clock_mhz=clock, clock_source=clock_source, limit=limit,
@@ -150,6 +179,11 @@ def bench(model_dir, dataset_name, thetas, out_dir, engine, clock_mhz, build_rep
     if sys.argv and Path(sys.argv[0]).name == "drnn":
         result["command"] = shlex.join(["drnn", *sys.argv[1:]])
     result["model"]["path"] = str(model_dir)
+    if engine == "verilator":
+        result["thresholds_note"] = (
+            "same weights and the same built core at every row; each Θ is written to the "
+            "THETA_X/THETA_H registers before every sequence (run time, not retrained)")
+        result["engine_perf"] = perf_log
     out_dir.mkdir(parents=True, exist_ok=True)
     result["plots"] = [str(p) for p in write_plots(result, out_dir)]
     B.write_json(out_dir / "bench.json", result)
