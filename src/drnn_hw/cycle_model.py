@@ -34,11 +34,12 @@ import numpy as np
 __all__ = ["CoreShape", "PRESETS", "MXV_DRAIN", "AP_LATENCY", "step_cycles", "cycle_bound",
            "cycles_for_masks", "FORMULA"]
 
-#: Cycles between the last MxV issue slot and the first AP issue slot (weight read, product
-#: register, accumulate).
-MXV_DRAIN = 3
-#: Cycles from the last AP issue to the committed h (LUT reads, two products, commit).
-AP_LATENCY = 6
+#: Cycles between the cycle after the last MxV issue slot and the first AP issue slot: the
+#: slot's weights are read (stage 1, products registered), then accumulated into M (stage 2).
+MXV_DRAIN = 2
+#: Cycles from the last AP issue to the committed h, counting the commit cycle: four pipeline
+#: stages (σ ROM + r·mnh, tanh ROM address, tanh ROM + z·(h−n), h write), then the commit.
+AP_LATENCY = 5
 
 FORMULA = ("cycles = max(S, D + MXV_DRAIN if nnz else 0) + ceil(H/P) + AP_LATENCY; "
            "S = sum_w max(1, ceil(d_w/K)); D = max_g(r_g + (G-g)*ceil(H/P)); "

@@ -1,0 +1,283 @@
+"""DeltaGRUCore: the delta-GRU layer accelerator (top level).
+
+Parameters: a :class:`~drnn_hw.bundle.ModelBundle` (sizes I, H, formats, weights, biases, LUTs,
+threshold reset values) and a :class:`~drnn_hw.cycle_model.CoreShape` (P, K, E).
+``NB = ceil(H/P)``, ``WX = ceil(I/E)``, ``WH = ceil(H/E)``. Clock domain ``sync`` (``clk``,
+synchronous active-high ``rst`` in Verilog).
+
+Ports (Verilog names flattened with ``__``: ``x__valid``, ``x__payload``, ``csr__addr``, ...)
+--------------------------------------------------------------------------------------------
+``x``: In(stream.Signature(StructLayout({"data": ArrayLayout(signed(act_bits), E), "last": 1})))
+    One timestep = WX beats; element i in lane i % E of beat i // E; padding lanes ignored;
+    ``last`` expected on beat WX-1 (a mismatch sets the sticky FRAME_ERROR; frames are always
+    counted as WX beats). In Verilog lane e is ``x__payload[act_bits*e +: act_bits]``, ``last``
+    is bit ``act_bits*E``.
+``h``: Out(stream.Signature(same layout))
+    One frame of WH beats per timestep (element j in lane j % E of beat j // E, padding lanes 0,
+    ``last`` on beat WH-1). Exactly one output frame per input frame, in order.
+``csr``: In(Signature({"addr": Out(4), "r_stb": Out(1), "r_data": In(32), "w_stb": Out(1),
+    "w_data": Out(32)})): write with ``w_stb``; read with ``r_stb``, ``r_data`` next cycle.
+``status``: Out(Signature({"busy", "cycles_last": 32, "nnz_dx_last": 16, "nnz_dh_last": 16,
+    "steps": 32})): the register values as plain outputs; they hold a step's values when the
+    last beat of its output frame is transferred.
+
+Register map (word addresses): see :mod:`drnn_hw.registers` — 0 ID, 1 SIZES, 2 SHAPE,
+3 CTRL (W: bit0 RESET_STATE, bit1 CLEAR_STEPS, bit2 CLEAR_ERROR), 4 STATUS (bit0 BUSY,
+bit1 FRAME_ERROR, bit2 RESET_PENDING), 5 THETA_X, 6 THETA_H, 7 CYCLES_LAST, 8 NNZ_DX_LAST,
+9 NNZ_DH_LAST, 10 STEPS. Thresholds are sampled when a step starts. RESET_STATE is applied in
+idle before the next step starts: write it after the last output frame of a sequence.
+
+Step (see :mod:`drnn_hw.cycle_model`; ``cycles = A0 + NB + AP_LATENCY``):
+
+1. start: idle, no reset pending, the input FIFO (2·WX beats) holds a full frame; cycle 0.
+2. scan (:class:`~drnn_hw.delta_encoder.DeltaEncoder`) feeds the delta queue
+   (:class:`~drnn_hw.delta_queue.DeltaQueue`), which issues groups of K deltas to the weight
+   bank and the three :class:`~drnn_hw.mxv.MxVChannel` (NB cycles per group).
+3. AP (:class:`~drnn_hw.activation.ActivationPipeline`) at ``A0 = max(S, D + MXV_DRAIN)``.
+4. commit: h is copied into the output holding buffer (waits while the previous frame is
+   still there; those cycles are not counted), the status registers update.
+"""
+
+from __future__ import annotations
+
+import math
+
+from amaranth.hdl import Array, Const, Module, Mux, Signal, signed
+from amaranth.lib import data, fifo, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from .activation import AP_STAGES, ActivationPipeline
+from .bundle import ModelBundle
+from .cycle_model import AP_LATENCY, MXV_DRAIN, CoreShape
+from .delta_encoder import DeltaEncoder
+from .delta_queue import DeltaQueue
+from .mxv import MxVChannel
+from .registers import CSRSignature, RegisterFile
+from .weight_bank import WeightBank
+
+__all__ = ["DeltaGRUCore", "frame_layout", "StatusSignature"]
+
+#: Stage-1 register (weights read) plus stage 2 (accumulate) of the MxV after the issue slot.
+_MXV_PIPELINE = 2
+#: AP stages after the last issue, plus the commit cycle.
+_AP_TAIL = AP_STAGES + 1
+assert MXV_DRAIN == _MXV_PIPELINE and AP_LATENCY == _AP_TAIL, \
+    "cycle_model constants out of step with the RTL"
+
+
+def frame_layout(act_bits: int, scan: int) -> data.StructLayout:
+    return data.StructLayout({"data": data.ArrayLayout(signed(act_bits), scan), "last": 1})
+
+
+StatusSignature = wiring.Signature({
+    "busy": Out(1), "cycles_last": Out(32), "nnz_dx_last": Out(16), "nnz_dh_last": Out(16),
+    "steps": Out(32),
+})
+
+
+class DeltaGRUCore(wiring.Component):
+    def __init__(self, bundle: ModelBundle, shape: CoreShape | None = None):
+        shape = shape or CoreShape()
+        self.bundle, self.shape = bundle, shape
+        self.fmts = bundle.formats
+        self.I, self.H = bundle.input_size, bundle.hidden_size
+        self.P, self.K, self.E = shape.pe, shape.lanes, shape.scan
+        self.NB = math.ceil(self.H / self.P)
+        self.WX, self.WH = math.ceil(self.I / self.E), math.ceil(self.H / self.E)
+        frame = frame_layout(self.fmts.act_bits, self.E)
+        super().__init__({
+            "x": In(stream.Signature(frame)),
+            "h": Out(stream.Signature(frame)),
+            "csr": In(CSRSignature),
+            "status": Out(StatusSignature),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        b, fmts = self.bundle, self.fmts
+        I, H, P, K, E, NB = self.I, self.H, self.P, self.K, self.E, self.NB
+        WX, WH = self.WX, self.WH
+        act = signed(fmts.act_bits)
+        frame = frame_layout(fmts.act_bits, E)
+
+        # --- blocks -------------------------------------------------------------------------
+        m.submodules.regs = regs = RegisterFile(
+            inputs=I, hidden=H, pe=P, lanes=K, scan=E, act_bits=fmts.act_bits,
+            theta_x=b.theta_x, theta_h=b.theta_h)
+        wiring.connect(m, wiring.flipped(self.csr), regs.csr)
+
+        m.submodules.x_fifo = x_fifo = fifo.SyncFIFO(width=frame.size, depth=2 * WX)
+        m.submodules.encoder = enc = DeltaEncoder(fmts, I, H, pe=P, lanes=K, scan=E)
+        m.submodules.queue = queue = DeltaQueue(enc.entry, lanes=K, blocks=NB, capacity=I + H)
+        m.submodules.weights = bank = WeightBank(b, pe=P, lanes=K, addr_bits=enc.addr_bits)
+        chans = {}
+        for c, name in enumerate(("r", "z")):
+            chans[name] = MxVChannel(fmts, inputs=I, hidden=H, pe=P, lanes=K, bias=b.bias[c])
+        chans["n"] = MxVChannel(fmts, inputs=I, hidden=H, pe=P, lanes=K, bias=b.bias[2],
+                                bias_h=b.bias[3])
+        for name, ch in chans.items():
+            m.submodules[f"mxv_{name}"] = ch
+        m.submodules.ap = ap = ActivationPipeline(fmts, hidden=H, pe=P,
+                                                  sigmoid_lut=b.sigmoid_lut,
+                                                  tanh_lut=b.tanh_lut)
+
+        # --- state ----------------------------------------------------------------------------
+        h_state = [Signal(act, name=f"h{j}") for j in range(H)]
+        running = Signal()          # a step is in progress (after its cycle 0)
+        ap_started = Signal()
+        ap_done = Signal()          # the new h is complete, waiting to commit
+        reset_pending = Signal()
+        frame_error = Signal()
+        cycle = Signal(32)          # the step's cycle index (wait cycles not counted)
+        theta_x = Signal(fmts.act_bits)
+        theta_h = Signal(fmts.act_bits)
+        out_full = Signal()
+        out_beat = Signal(range(max(WH, 2)))
+        hold = [Signal(act, name=f"hold{j}") for j in range(H)]
+        steps = Signal(32)
+        cycles_last = Signal(32)
+        nnz_dx_last = Signal(16)
+        nnz_dh_last = Signal(16)
+
+        start = Signal()
+        commit = Signal()
+        apply_reset = Signal()
+        idle = ~running
+        m.d.comb += [
+            apply_reset.eq(idle & reset_pending),
+            start.eq(idle & ~reset_pending & (x_fifo.r_level >= WX)),
+            commit.eq(ap_done & ~out_full),
+        ]
+
+        # --- input ----------------------------------------------------------------------------
+        x_head = Signal(frame)
+        m.d.comb += [
+            x_fifo.w_data.eq(self.x.payload),
+            x_fifo.w_en.eq(self.x.valid),
+            self.x.ready.eq(x_fifo.w_rdy),
+            x_head.eq(x_fifo.r_data),
+            x_fifo.r_en.eq(enc.x_pop),
+        ]
+        with m.If(enc.x_pop & (x_head.last != enc.x_pop_last)):
+            m.d.sync += frame_error.eq(1)
+
+        # --- scan -----------------------------------------------------------------------------
+        with m.If(start):
+            m.d.sync += [theta_x.eq(regs.theta_x), theta_h.eq(regs.theta_h)]
+        m.d.comb += [
+            enc.start.eq(start),
+            enc.clear.eq(commit),
+            enc.clear_refs.eq(apply_reset),
+            enc.theta_x.eq(Mux(start, regs.theta_x, theta_x)),
+            enc.theta_h.eq(Mux(start, regs.theta_h, theta_h)),
+            enc.x_data.eq(x_head.data),
+        ]
+        for j in range(H):
+            m.d.comb += enc.h[j].eq(h_state[j])
+
+        # --- delta queue and MxV ----------------------------------------------------------------
+        m.d.comb += [
+            queue.w_valid.eq(enc.emit_valid),
+            queue.w_entry.eq(enc.emit),
+            queue.scan_done.eq(enc.done),
+            queue.clear.eq(commit),
+        ]
+        for k in range(K):
+            m.d.comb += bank.addr[k].eq(queue.slot_entry[k].addr + queue.slot_block)
+        s1_valid = Signal()
+        s1_block = Signal(range(max(NB, 2)))
+        s1_delta = Signal(data.ArrayLayout(signed(fmts.act_bits + 1), K))
+        s1_is_x = Signal(K)
+        m.d.sync += [s1_valid.eq(queue.slot_valid), s1_block.eq(queue.slot_block)]
+        for k in range(K):
+            m.d.sync += [
+                s1_delta[k].eq(Mux(queue.slot_valid & queue.slot_lane_valid[k],
+                                   queue.slot_entry[k].delta, 0)),
+                s1_is_x[k].eq(queue.slot_entry[k].is_x),
+            ]
+        for name, ch in chans.items():
+            m.d.comb += [
+                ch.valid.eq(s1_valid), ch.block.eq(s1_block), ch.delta.eq(s1_delta),
+                ch.is_x.eq(s1_is_x), ch.weight.eq(getattr(bank, f"data_{name}")),
+                ch.rd_block.eq(ap.block), ch.rd_saturate.eq(ap.saturate),
+                ch.load_bias.eq(apply_reset),
+            ]
+
+        # --- activation pipeline ----------------------------------------------------------------
+        # A0: the scan is over, nothing left to issue, and the last slot has left the MxV
+        # pipeline (no slot in the previous MXV_DRAIN cycles).
+        slot_hist = Signal(MXV_DRAIN)
+        m.d.sync += slot_hist.eq(Mux(running | start,
+                                     (slot_hist << 1) | queue.slot_valid, 0)[:MXV_DRAIN])
+        ap_go = Signal()
+        m.d.comb += ap_go.eq(running & ~ap_started & enc.done & ~queue.pending & (slot_hist == 0))
+        with m.If(ap_go):
+            m.d.sync += ap_started.eq(1)
+        h_block_in = [Array(h_state[bb * P + p] if bb * P + p < H else Const(0, act)
+                            for bb in range(NB))[ap.block] for p in range(P)]
+        m.d.comb += [
+            ap.start.eq(ap_go),
+            ap.m_r.eq(chans["r"].rd_m), ap.m_z.eq(chans["z"].rd_m),
+            ap.m_nx.eq(chans["n"].rd_m), ap.m_nh.eq(chans["n"].rd_m_h),
+            chans["r"].ap_mul.eq(ap.mul_r_en), chans["r"].ap_a.eq(ap.mul_r_a),
+            chans["r"].ap_b.eq(ap.mul_r_b), ap.mul_r_prod.eq(chans["r"].ap_prod),
+            chans["z"].ap_mul.eq(ap.mul_z_en), chans["z"].ap_a.eq(ap.mul_z_a),
+            chans["z"].ap_b.eq(ap.mul_z_b), ap.mul_z_prod.eq(chans["z"].ap_prod),
+        ]
+        for p in range(P):
+            m.d.comb += ap.h_in[p].eq(h_block_in[p])
+        with m.If(ap.h_we):
+            with m.Switch(ap.h_block):
+                for bb in range(NB):
+                    with m.Case(bb):
+                        for p in range(P):
+                            if bb * P + p < H:
+                                m.d.sync += h_state[bb * P + p].eq(ap.h_out[p])
+        with m.If(ap.done):
+            m.d.sync += ap_done.eq(1)
+
+        # --- step control, counters -------------------------------------------------------------
+        with m.If(start):
+            m.d.sync += [running.eq(1), cycle.eq(1)]
+        with m.Elif(running & ~(ap_done & out_full)):
+            m.d.sync += cycle.eq(cycle + 1)
+        with m.If(commit):
+            m.d.sync += [
+                running.eq(0), ap_started.eq(0), ap_done.eq(0),
+                steps.eq(steps + 1), cycles_last.eq(cycle + 1),
+                nnz_dx_last.eq(enc.nnz_dx), nnz_dh_last.eq(enc.nnz_dh),
+                out_full.eq(1), out_beat.eq(0),
+            ]
+            m.d.sync += [hold[j].eq(h_state[j]) for j in range(H)]
+        with m.If(apply_reset):
+            m.d.sync += [reset_pending.eq(0)] + [s.eq(0) for s in h_state]
+        with m.If(regs.reset_state):
+            m.d.sync += reset_pending.eq(1)
+        with m.If(regs.clear_steps):
+            m.d.sync += steps.eq(0)
+        with m.If(regs.clear_error):
+            m.d.sync += frame_error.eq(0)
+
+        # --- output -----------------------------------------------------------------------------
+        for e in range(E):
+            lane = Array(hold[w * E + e] if w * E + e < H else Const(0, act)
+                         for w in range(WH))[out_beat]
+            m.d.comb += self.h.payload.data[e].eq(lane)
+        m.d.comb += [self.h.payload.last.eq(out_beat == WH - 1), self.h.valid.eq(out_full)]
+        with m.If(self.h.valid & self.h.ready):
+            with m.If(out_beat == WH - 1):
+                m.d.sync += [out_full.eq(0), out_beat.eq(0)]
+            with m.Else():
+                m.d.sync += out_beat.eq(out_beat + 1)
+
+        # --- registers / status ---------------------------------------------------------------
+        m.d.comb += [
+            regs.busy.eq(running), regs.frame_error.eq(frame_error),
+            regs.reset_pending.eq(reset_pending), regs.cycles_last.eq(cycles_last),
+            regs.nnz_dx_last.eq(nnz_dx_last), regs.nnz_dh_last.eq(nnz_dh_last),
+            regs.steps.eq(steps),
+            self.status.busy.eq(running), self.status.cycles_last.eq(cycles_last),
+            self.status.nnz_dx_last.eq(nnz_dx_last), self.status.nnz_dh_last.eq(nnz_dh_last),
+            self.status.steps.eq(steps),
+        ]
+        return m
