@@ -1,0 +1,206 @@
+"""HostLink (protocol gateware) in Amaranth's simulator; the testbench plays host and core.
+
+The stand-in core answers every x frame with h[j] = x[j % I] - 3·j (wrapped to act_bits), so
+the test can tell lanes, beats, padding and byte order apart; its registers are a dict.
+"""
+
+import math
+import random
+
+import pytest
+from amaranth.sim import Simulator
+
+from drnn_boards import protocol as P
+from drnn_boards.link import HostLink
+
+IDLE = 40
+
+
+def wrap(v, bits):
+    v &= (1 << bits) - 1
+    return v - (1 << bits) if v >> (bits - 1) else v
+
+
+def fake_h(x, H, bits):
+    I = len(x)
+    return [wrap(int(x[j % I]) - 3 * j, bits) for j in range(H)]
+
+
+def run_link(requests, *, I=5, H=7, E=3, A=16, gaps=0, tx_stall=0.0, seed=0, max_cycles=200000):
+    """Send each item of ``requests`` (bytes) and collect the response bytes after each.
+
+    Returns (responses, x_frames_seen_by_core, csr_writes).
+    """
+    dut = HostLink(input_size=I, hidden_size=H, scan=E, act_bits=A, idle_timeout=IDLE)
+    rng = random.Random(seed)
+    WX, WH = math.ceil(I / E), math.ceil(H / E)
+    regs = {a: 0x1000 + a for a in range(16)}
+    writes, x_frames, responses = [], [], []
+    state = {"done": False}
+
+    async def core(ctx):
+        beats, h_queue = [], []
+        ctx.set(dut.x.ready, 1)
+        async for _, _, xv, xp, ws, wa, wd, rs, hr in ctx.tick().sample(
+                dut.x.valid, dut.x.payload, dut.csr.w_stb, dut.csr.addr, dut.csr.w_data,
+                dut.csr.r_stb, dut.h.ready):
+            if h_queue and hr:
+                h_queue.pop(0)
+            if xv:
+                beats.append(([int(v) for v in xp.data], int(xp.last)))
+                if len(beats) == WX:
+                    assert [b[1] for b in beats] == [0] * (WX - 1) + [1]
+                    x = [v for b in beats for v in b[0]][:I]
+                    x_frames.append(x)
+                    h = fake_h(x, H, A) + [0] * (WH * E - H)
+                    for w in range(WH):
+                        h_queue.append({"data": h[w * E:(w + 1) * E], "last": int(w == WH - 1)})
+                    beats = []
+            if ws:
+                writes.append((int(wa), int(wd)))
+                regs[int(wa)] = int(wd)
+            if rs:
+                ctx.set(dut.csr.r_data, regs[int(wa)])
+            if h_queue:
+                ctx.set(dut.h.payload, dut.h.payload.shape().const(h_queue[0]))
+            ctx.set(dut.h.valid, int(bool(h_queue)))
+            if state["done"]:
+                return
+
+    async def host(ctx):
+        got = bytearray()
+
+        async def collect(cycles):
+            for _ in range(cycles):
+                ready = rng.random() >= tx_stall
+                ctx.set(dut.tx.ready, ready)
+                _, _, tv, tp = await ctx.tick().sample(dut.tx.valid, dut.tx.payload)
+                if tv and ready:
+                    got.append(tp)
+
+        for req in requests:
+            for b in req:
+                ctx.set(dut.rx.payload, b)
+                ctx.set(dut.rx.valid, 1)
+                await ctx.tick()
+                ctx.set(dut.rx.valid, 0)
+                await collect(gaps)
+            # wait until one complete frame arrived (or give up)
+            dec = P.FrameDecoder()
+            frames, waited = [], 0
+            while not frames and waited < max_cycles:
+                before = len(got)
+                await collect(50)
+                waited += 50
+                frames = dec.feed(bytes(got[before:]))
+            await collect(2 * IDLE)      # nothing more may follow
+            responses.append(bytes(got))
+            got.clear()
+        state["done"] = True
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-6)
+    sim.add_testbench(core, background=True)
+    sim.add_testbench(host)
+    sim.run()
+    return responses, x_frames, writes
+
+
+def frames_of(data):
+    return P.FrameDecoder().feed(data)
+
+
+def step_payload(x, B=2):
+    return b"".join(int(v).to_bytes(B, "little", signed=True) for v in x)
+
+
+def test_registers_and_steps():
+    x1, x2 = [1, -2, 300, -32768, 32767], [0, 5, -6, 7, -8]
+    reqs = [
+        P.encode_frame(P.CMD_WRITE_REG, bytes([5]) + (0x1234ABCD).to_bytes(4, "little")),
+        P.encode_frame(P.CMD_READ_REG, bytes([5])),
+        P.encode_frame(P.CMD_READ_REG, bytes([9])),
+        P.encode_frame(P.CMD_STEP, step_payload(x1)),
+        P.encode_frame(P.CMD_STEP, step_payload(x2)),
+    ]
+    resp, x_frames, writes = run_link(reqs, gaps=1, tx_stall=0.3)
+    assert writes == [(5, 0x1234ABCD)]
+    assert [frames_of(r) for r in resp[:3]] == [
+        [P.Frame(0x81, b"")],
+        [P.Frame(0x82, (0x1234ABCD).to_bytes(4, "little"))],
+        [P.Frame(0x82, (0x1000 + 9).to_bytes(4, "little"))],
+    ]
+    assert x_frames == [x1, x2]
+    for r, x in zip(resp[3:], (x1, x2)):
+        (f,) = frames_of(r)
+        assert f.cmd == 0x83
+        got = [int.from_bytes(f.payload[i:i + 2], "little", signed=True)
+               for i in range(0, len(f.payload), 2)]
+        assert got == fake_h(x, 7, 16)
+
+
+@pytest.mark.parametrize("A", [8, 18])
+def test_element_widths(A):
+    B = P.element_bytes(A)
+    x = [-(1 << (A - 1)), (1 << (A - 1)) - 1, 1, -1, 0]
+    resp, x_frames, _ = run_link([P.encode_frame(P.CMD_STEP, step_payload(x, B))], A=A, E=2)
+    assert x_frames == [x]
+    (f,) = frames_of(resp[0])
+    got = [int.from_bytes(f.payload[i:i + B], "little", signed=True)
+           for i in range(0, len(f.payload), B)]
+    assert got == fake_h(x, 7, A)
+
+
+def error_of(data):
+    (f,) = frames_of(data)
+    assert f.cmd == P.CMD_ERROR
+    return f.payload[0], f.payload[1]
+
+
+def test_framing_errors_then_recovery():
+    good = P.encode_frame(P.CMD_STEP, step_payload([1, 2, 3, 4, 5]))
+    bad_crc = bytearray(good)
+    bad_crc[-1] ^= 0x40
+    bad_len = P.encode_frame(P.CMD_STEP, step_payload([1, 2, 3, 4]))
+    unknown = P.encode_frame(0x42, b"\x00\x01")
+    truncated = good[:7]
+    reqs = [bytes(bad_crc), good, bad_len, good, unknown, good, truncated, good,
+            b"\x13\x37", good,
+            P.encode_frame(P.CMD_READ_REG, bytes([16])), good]
+    resp, x_frames, _ = run_link(reqs)
+    assert error_of(resp[0]) == (P.ERR_BAD_CHECKSUM, P.CMD_STEP)
+    assert error_of(resp[2]) == (P.ERR_BAD_LENGTH, P.CMD_STEP)
+    assert error_of(resp[4]) == (P.ERR_UNKNOWN_COMMAND, 0x42)
+    assert error_of(resp[6]) == (P.ERR_TRUNCATED, P.CMD_STEP)
+    assert error_of(resp[8]) == (P.ERR_BAD_SYNC, 0x13)
+    assert error_of(resp[10]) == (P.ERR_BAD_ADDRESS, P.CMD_READ_REG)
+    for r in resp[1::2]:
+        (f,) = frames_of(r)
+        assert f.cmd == 0x83 and len(f.payload) == 14
+    # a corrupted or truncated frame never reaches the core
+    assert x_frames == [[1, 2, 3, 4, 5]] * 6
+
+
+def test_crc_matches_reference():
+    # CRC-8/ATM check value of "123456789" is 0xF4.
+    assert P.crc8(b"123456789") == 0xF4
+    frame = P.encode_frame(P.CMD_READ_REG, b"\x07")
+    assert P.crc8(frame[1:]) == 0     # appending the CRC leaves a zero residue
+
+
+def test_decoder_rejects_garbage():
+    with pytest.raises(P.ProtocolError):
+        P.FrameDecoder().feed(b"\x00")
+    f = bytearray(P.encode_frame(0x82, b"\x01\x02\x03\x04"))
+    f[5] ^= 1
+    with pytest.raises(P.ProtocolError):
+        P.FrameDecoder().feed(bytes(f))
+    dec = P.FrameDecoder()
+    whole = P.encode_frame(0x83, bytes(range(10)))
+    assert dec.feed(whole[:6]) == [] and dec.needed() == len(whole) - 6
+    assert dec.feed(whole[6:]) == [P.Frame(0x83, bytes(range(10)))]
+
+
+def test_rejects_bad_parameters():
+    with pytest.raises(ValueError):
+        HostLink(input_size=4, hidden_size=4, scan=2, act_bits=16, idle_timeout=1)
