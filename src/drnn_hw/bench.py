@@ -49,9 +49,10 @@ Definitions (also written into bench.json under ``definitions``):
     PyTorch ``nn.GRU`` per-step latency at batch 1 on this CPU (measured in the same run) divided
     by the core's mean per-step latency at the reported clock (> 1: the core is faster).
 ``breakdown``
-    Mean per-step cycles split into the fixed activation part (``ceil(H/P) + AP_LATENCY``), MxV
-    issue (``ceil(nnz/K) · ceil(H/P)``) and the rest (scan cycles the MxV waits for, MxV drain):
-    which of scan, scheduling and AP the time goes to.
+    Mean per-step cycles split along the cycle model: the fixed activation part
+    (``ceil(H/P) + AP_LATENCY``), MxV issue (``ceil(nnz/K) · ceil(H/P)``), MxV drain
+    (``MXV_DRAIN`` when a delta was kept) and scan wait (the rest: the MxV waiting for the
+    scan): which of scan, scheduling and AP the time goes to.
 """
 
 from __future__ import annotations
@@ -66,7 +67,7 @@ import numpy as np
 
 from . import peer_model
 from .bundle import ModelBundle
-from .cycle_model import AP_LATENCY, FORMULA, CoreShape, cycle_bound
+from .cycle_model import AP_LATENCY, FORMULA, MXV_DRAIN, CoreShape, cycle_bound
 from .errors import UserError
 from .numerics import dequantize, quantize
 
@@ -110,7 +111,8 @@ DEFINITIONS = {
     "torch_ratio": "torch nn.GRU per-step latency at batch 1 on this CPU / core mean latency "
                    "per step at the reported clock",
     "breakdown": "mean cycles per step: ap_fixed = ceil(H/P) + AP_LATENCY, mxv_issue = "
-                 "ceil(nnz/K)*ceil(H/P), other = the rest (scan the MxV waits for, MxV drain)",
+                 "ceil(nnz/K)*ceil(H/P), mxv_drain = MXV_DRAIN on steps with a kept delta, "
+                 "scan_wait = the rest (the MxV waiting for the scan)",
 }
 
 #: Top-level keys of bench.json (tests check them).
@@ -181,15 +183,22 @@ def speedup(base_total_cycles, total_cycles) -> float:
 
 
 def cycle_breakdown(nnz_per_step, cycles_per_step, hidden: int, shape: CoreShape) -> dict:
-    """Mean cycles per step split into AP (fixed), MxV issue and the rest (scan wait, drain)."""
+    """Mean cycles per step split along the cycle model's terms.
+
+    ``cycles = A0 + ceil(H/P) + AP_LATENCY`` with ``A0 = max(S, D + MXV_DRAIN)``: ``ap_fixed`` is
+    ``ceil(H/P) + AP_LATENCY``, ``mxv_issue`` is ``ceil(nnz/K) · ceil(H/P)`` (MxV busy),
+    ``mxv_drain`` is ``MXV_DRAIN`` on steps with a kept delta, and ``scan_wait`` the rest: cycles
+    in which the MxV waited for the scan (a scan-bound step, or deltas arriving late).
+    """
     nnz = np.asarray(nnz_per_step, dtype=np.int64)
     cyc = np.asarray(cycles_per_step, dtype=np.float64)
     nb = shape.blocks(hidden)
     ap = float(nb + AP_LATENCY)
-    mxv = (-(-nnz // shape.lanes) * nb).astype(np.float64)
+    mxv = float(np.mean(-(-nnz // shape.lanes) * nb))
+    drain = float(np.mean(np.where(nnz > 0, MXV_DRAIN, 0)))
     mean = float(cyc.mean())
-    return {"ap_fixed": ap, "mxv_issue": float(mxv.mean()),
-            "other": mean - ap - float(mxv.mean()), "total": mean}
+    return {"ap_fixed": ap, "mxv_issue": mxv, "mxv_drain": drain,
+            "scan_wait": mean - ap - mxv - drain, "total": mean}
 
 
 def last_hidden(h, lengths) -> np.ndarray:

@@ -89,10 +89,10 @@ def format_table(bench: dict) -> str:
         f"torch× = PyTorch nn.GRU on this CPU, batch 1, {t['threads']} thread(s): "
         f"{t['per_step_us']:.1f} µs/step (median of {t['repeats']}), divided by the core's "
         f"µs/step at {clk['mhz']:g} MHz ({clk['source']})",
-        f"cycles/step split at Θ={rows[0]['theta_x']:g}: AP fixed {bd[0]['ap_fixed']:.0f}, "
-        f"MxV issue {bd[0]['mxv_issue']:.1f}, other (scan wait, drain) {bd[0]['other']:.1f}; "
-        f"at Θ={rows[-1]['theta_x']:g}: {bd[1]['ap_fixed']:.0f} / {bd[1]['mxv_issue']:.1f} / "
-        f"{bd[1]['other']:.1f}",
+        "mean cycles/step = AP fixed + MxV issue + MxV drain + scan wait: " + "; ".join(
+            f"Θ={r['theta_x']:g}: {b['ap_fixed']:.0f} + {b['mxv_issue']:.1f} + "
+            f"{b['mxv_drain']:.1f} + {b['scan_wait']:.1f}" for r, b in
+            ((rows[0], bd[0]), (rows[-1], bd[1]))),
     ]
     if t.get("dense_float_accuracy") is not None:
         lines.append(f"float64 nn.GRU with the same quantised weights, Θ=0: accuracy "
