@@ -129,10 +129,19 @@ def _runner():
                     if "-j" in cmd:
                         cmd[cmd.index("-j") + 1] = str(BUILD_JOBS)
                     cmd.extend(MAKE_VARS)
+                elif "--public-flat-rw" in cmd:
+                    # Only the top module's ports need VPI access (see _public_ports); making
+                    # every internal signal public stops Verilator optimising (4x the C++).
+                    cmd.remove("--public-flat-rw")
             return cmds
 
     verilator_env()
     return _CappedVerilator()
+
+
+def _public_ports(top: str) -> str:
+    """Verilator control file: VPI read/write access to the top module's signals only."""
+    return f'`verilator_config\npublic_flat_rw -module "{top}" -var "*"\n'
 
 
 def build(sources, top: str, waves: bool = False, extra_args=()) -> Path:
@@ -147,7 +156,8 @@ def build(sources, top: str, waves: bool = False, extra_args=()) -> Path:
     for p in sources:
         h.update(p.name.encode() + b"\0" + p.read_bytes() + b"\0")
     h.update(WAIVERS.read_bytes())
-    h.update(json.dumps([top, waves, args, MAKE_VARS, TIMESCALE, _versions()]).encode())
+    h.update(json.dumps([top, waves, args, MAKE_VARS, _public_ports(top), TIMESCALE,
+                        _versions()]).encode())
     key = h.hexdigest()[:20]
     root = cache_dir() / "verilator"
     final = root / f"{top}-{key}{'-waves' if waves else ''}"
@@ -162,9 +172,11 @@ def build(sources, top: str, waves: bool = False, extra_args=()) -> Path:
         tmp.mkdir(parents=True)
         log = tmp / "build.log"
         runner = _runner()
+        public = tmp / "public_ports.vlt"
+        public.write_text(_public_ports(top))
         t0 = time.monotonic()
         try:
-            runner.build(sources=[WAIVERS, *sources], hdl_toplevel=top, build_dir=tmp,
+            runner.build(sources=[WAIVERS, public, *sources], hdl_toplevel=top, build_dir=tmp,
                          build_args=args, waves=waves, timescale=TIMESCALE, log_file=log)
         except (subprocess.CalledProcessError, RuntimeError, SystemExit) as e:
             raise SimulationError(f"Verilator build of {top} failed ({e}); log {log}:\n"
