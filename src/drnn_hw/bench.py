@@ -59,6 +59,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import statistics
 import time
 from pathlib import Path
@@ -362,6 +363,7 @@ def torch_gru_latency(bundle: ModelBundle, steps: int, repeats: int = 20, warmup
                     per_step.append((time.perf_counter_ns() - t0) / steps / 1e3)
                 res[name] = per_step
         return {
+            "load_average_1min": os.getloadavg()[0], "cpu_count": os.cpu_count(),
             "per_step_us": statistics.median(res["streaming"]),
             "per_step_us_min": min(res["streaming"]),
             "per_step_us_sequence_call": statistics.median(res["sequence_call"]),

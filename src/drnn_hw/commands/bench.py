@@ -87,8 +87,9 @@ def format_table(bench: dict) -> str:
         "/ our cycles (a model favourable to the peer, not a measurement; "
         f"published PE=8: {rows[0]['peer_published']['ratio_to_ours']:.1f}× at Θ=0)",
         f"torch× = PyTorch nn.GRU on this CPU, batch 1, {t['threads']} thread(s): "
-        f"{t['per_step_us']:.1f} µs/step (median of {t['repeats']}), divided by the core's "
-        f"µs/step at {clk['mhz']:g} MHz ({clk['source']})",
+        f"{t['per_step_us']:.1f} µs/step (median of {t['repeats']}; load average "
+        f"{t['load_average_1min']:.1f} on {t['cpu_count']} CPUs while timing), divided by the "
+        f"core's µs/step at {clk['mhz']:g} MHz ({clk['source']})",
         "mean cycles/step = AP fixed + MxV issue + MxV drain + scan wait: " + "; ".join(
             f"Θ={r['theta_x']:g}: {b['ap_fixed']:.0f} + {b['mxv_issue']:.1f} + "
             f"{b['mxv_drain']:.1f} + {b['scan_wait']:.1f}" for r, b in
@@ -171,6 +172,9 @@ def bench(model_dir, dataset_name, thetas, out_dir, engine, clock_mhz, build_rep
     run = register_threshold_runner(bundle, perf_log) if engine == "verilator" \
         else get_engine(engine)
     golden = None if (engine == "golden" or no_cross_check) else get_engine("golden")
+    if engine == "verilator" and not quiet:
+        click.echo("the first threshold generates and Verilates the core (cached afterwards)",
+                   err=True)
     result = B.run_bench(bundle, dataset, shape, run, engine_name=engine, thetas=theta_list,
                          clock_mhz=clock, clock_source=clock_source, limit=limit,
                          golden_run=golden, torch_threads=torch_threads,
