@@ -36,11 +36,21 @@ def csr_signature() -> wiring.Signature:
 
 
 def crc8_next(crc, byte):
-    """CRC-8 (poly 0x07) of ``crc`` extended by ``byte``, as a combinational expression."""
+    """CRC-8 (poly 0x07) of ``crc`` extended by ``byte``, as a combinational expression.
+
+    The CRC is linear over GF(2): output bit k is the XOR of the bits of ``crc ^ byte`` whose
+    basis vectors set bit k (found by running the bitwise algorithm on each basis vector).
+    """
     value = crc ^ byte
-    for _ in range(8):
-        value = Mux(value[7], (value << 1)[:8] ^ P.CRC_POLY, (value << 1)[:8])
-    return value
+    columns = [P.crc8_update(0, 1 << i) for i in range(8)]
+    bits = []
+    for k in range(8):
+        terms = [value[i] for i in range(8) if columns[i] >> k & 1]
+        acc = terms[0]
+        for t in terms[1:]:
+            acc = acc ^ t
+        bits.append(acc)
+    return Cat(*bits)
 
 
 class HostLink(wiring.Component):
@@ -148,10 +158,17 @@ class HostLink(wiring.Component):
         m.d.comb += hold_next.word_select(lane, A).eq(new_elem)
 
         # Output element: sign-extended to 8·B bits, byte h_byte of it.
+        # (Case statements rather than variable shifts: explicit muxes, no width warnings.)
         h_value = Signal(signed(8 * B))
-        m.d.comb += h_value.eq(self.h.payload.data[h_lane])
+        with m.Switch(h_lane):
+            for e in range(E):
+                with m.Case(e):
+                    m.d.comb += h_value.eq(self.h.payload.data[e])
         h_out_byte = Signal(8)
-        m.d.comb += h_out_byte.eq(h_value.as_unsigned().word_select(h_byte, 8))
+        with m.Switch(h_byte):
+            for k in range(B):
+                with m.Case(k):
+                    m.d.comb += h_out_byte.eq(h_value.as_unsigned()[8 * k:8 * k + 8])
 
         def start_response(code_cmd, length_, next_state="TX_SYNC"):
             m.d.sync += [resp_cmd.eq(code_cmd), resp_len.eq(length_), resp_count.eq(0),

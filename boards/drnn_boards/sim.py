@@ -1,0 +1,91 @@
+"""Verilator runs of the board top-levels, on drnn_sim's runner (cached builds, cocotb).
+
+:func:`board_verilog` writes the Verilog of a board-level component; :func:`run_board` runs the
+host driver against the ULX3S board logic over the simulated UART
+(:mod:`drnn_boards.ulx3s_bench`); :func:`run_axi_bench` runs the AXI benches of the Arty Z7
+wrapper (:mod:`drnn_boards.axi_bench`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from drnn_sim import runner
+
+__all__ = ["board_verilog", "run_board", "run_axi_bench", "BoardSimResult"]
+
+
+def board_verilog(component, name: str) -> Path:
+    """Verilog of ``component`` (clock ``clk``, reset ``rst``) in the cache, keyed by content."""
+    from amaranth.back import verilog
+
+    text = verilog.convert(component, name=name, emit_src=False)
+    key = hashlib.sha256(text.encode()).hexdigest()[:20]
+    out = runner.cache_dir() / "boards" / f"{name}-{key}.v"
+    if not out.is_file():
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = out.with_suffix(".tmp")
+        tmp.write_text(text)
+        tmp.replace(out)
+    return out
+
+
+class BoardSimResult(dict):
+    """h, nnz_dx, nnz_dh, cycles (N, T), ident, errors, after_errors, sim_ns."""
+
+    def __getattr__(self, key):
+        return self[key]
+
+
+def run_board(bundle, shape, x_codes, lengths=None, *, divisor: int = 8,
+              idle_timeout: int | None = None, error_cases: bool = True) -> BoardSimResult:
+    """Host driver -> simulated UART -> ULX3S board logic in Verilator -> back."""
+    from drnn_hw.golden import check_lengths
+
+    from .ulx3s import DeltaRNNBoard
+
+    x = np.asarray(x_codes, np.int64)
+    N, T, _ = x.shape
+    lengths = check_lengths(lengths, N, T)
+    idle_timeout = idle_timeout or 30 * 10 * divisor       # 30 character times
+    board = DeltaRNNBoard(bundle, shape, divisor=divisor, idle_timeout=idle_timeout)
+    src = board_verilog(board, "drnn_board")
+    build_dir = runner.build([src], "drnn_board")
+    with tempfile.TemporaryDirectory(prefix="drnn-board-") as tmp:
+        work = Path(tmp)
+        bundle.save(work / "model")
+        np.savez(work / "in.npz", model_dir=str(work / "model"), x=x, lengths=lengths,
+                 divisor=divisor, idle_timeout=idle_timeout, error_cases=int(error_cases))
+        try:
+            runner.run_test(build_dir, "drnn_board", "drnn_boards.ulx3s_bench", work / "run",
+                            env={"DRNN_BOARD_IN": str(work / "in.npz"),
+                                 "DRNN_BOARD_OUT": str(work / "out.npz")})
+        except runner.SimulationError:
+            raise
+        with np.load(work / "out.npz") as z:
+            return BoardSimResult({k: z[k] for k in z.files})
+
+
+def run_axi_bench(bundle, shape, x_codes, *, seed: int = 1) -> dict:
+    """The AXI4-Lite / AXI4-Stream benches of the Arty Z7 wrapper (see axi_bench)."""
+    from .arty_z7 import DeltaRNNAXI
+
+    x = np.asarray(x_codes, np.int64)
+    wrapper = DeltaRNNAXI(bundle, shape)
+    src = board_verilog(wrapper, "drnn_axi")
+    build_dir = runner.build([src], "drnn_axi")
+    with tempfile.TemporaryDirectory(prefix="drnn-axi-") as tmp:
+        work = Path(tmp)
+        np.savez(work / "in.npz", x=x, act_bits=bundle.formats.act_bits,
+                 input_size=bundle.input_size, hidden_size=bundle.hidden_size,
+                 scan=shape.scan, theta_x=bundle.theta_x, theta_h=bundle.theta_h,
+                 tdata_bits=wrapper.tdata_bits)
+        runner.run_test(build_dir, "drnn_axi", "drnn_boards.axi_bench", work / "run",
+                        env={"DRNN_AXI_IN": str(work / "in.npz"),
+                             "DRNN_AXI_OUT": str(work / "out.npz")}, seed=seed)
+        with np.load(work / "out.npz") as z:
+            return {k: z[k] for k in z.files}

