@@ -31,7 +31,7 @@ from torch import nn
 
 from drnn_hw.numerics import Formats, lut_shift, make_sigmoid_lut, make_tanh_lut
 
-from .quant import fake_quant, lut_activation, round_half_up
+from .quant import fake_quant, fake_quant_codes, lut_activation, round_half_up
 
 __all__ = ["DeltaGRU", "DeltaGRUClassifier", "exact_run", "last_step"]
 
@@ -104,7 +104,9 @@ class DeltaGRU(nn.Module):
         steps = torch.arange(T)
         active_all = (steps[None, :] < lengths[:, None])            # (N, T)
         w_ih, w_hh, bias = self.gate_params()
-        q = (lambda v: fake_quant(v, f.act)) if self.quantize else (lambda v: v)
+        act = f.act
+        one, amin, amax = f.one, act.min, act.max
+        q = (lambda v: fake_quant_codes(v, one, amin, amax)) if self.quantize else (lambda v: v)
         theta_x, theta_h = self.theta_x, self.theta_h
         if self.quantize:
             x = q(x)
@@ -148,7 +150,7 @@ class DeltaGRU(nn.Module):
                 n = self._tanh(q(q(m_nx) + q(r * q(m_nh))))
                 # round_shift(z * (h - n)) is not saturated in the hardware, only the sum is.
                 zhn = z * (h - n)
-                zhn = zhn + (round_half_up(zhn * f.one) / f.one - zhn).detach()
+                zhn = zhn + (round_half_up(zhn * one) / one - zhn).detach()
                 h_new = q(n + zhn)
             else:
                 n = torch.tanh(m_nx + r * m_nh)

@@ -18,7 +18,7 @@ import torch
 
 from drnn_hw.numerics import Fixed, Formats, lut_shift
 
-__all__ = ["fake_quant", "round_half_up", "lut_activation"]
+__all__ = ["fake_quant", "fake_quant_codes", "round_half_up", "lut_activation"]
 
 
 def round_half_up(v: torch.Tensor) -> torch.Tensor:
@@ -27,10 +27,13 @@ def round_half_up(v: torch.Tensor) -> torch.Tensor:
 
 def fake_quant(v: torch.Tensor, fmt: Fixed) -> torch.Tensor:
     """Quantise to ``fmt`` in the forward pass; straight-through rounding, clamp gradient."""
-    scale = float(1 << fmt.frac)
-    lo, hi = fmt.min / scale, fmt.max / scale
-    clamped = torch.clamp(v, lo, hi)                     # gradient 0 where saturated
-    q = torch.clamp(round_half_up(v * scale), fmt.min, fmt.max) / scale
+    return fake_quant_codes(v, 1 << fmt.frac, fmt.min, fmt.max)
+
+
+def fake_quant_codes(v: torch.Tensor, scale: int, qmin: int, qmax: int) -> torch.Tensor:
+    """:func:`fake_quant` with the format given as LSB count per unit and code range."""
+    clamped = torch.clamp(v, qmin / scale, qmax / scale)     # gradient 0 where saturated
+    q = torch.clamp(round_half_up(v * scale), qmin, qmax) / scale
     return clamped + (q - clamped).detach()
 
 

@@ -21,14 +21,14 @@ from .evaluate import evaluate_bundle
 from .export import bundle_from_checkpoint
 from .train import TrainConfig, train
 
-DEFAULT_THETAS = [0.0, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5]
-WEIGHT_FORMATS = [(8, 6), (16, 12)]
+#: (weight bits, weight fractional bits, Θ) of every fine-tuning run (Θx = Θh = Θ).
+DEFAULT_RUNS = [(8, 6, th) for th in (0.0, 0.05, 0.1, 0.2, 0.3, 0.5)] + \
+    [(16, 12, th) for th in (0.0, 0.1, 0.2, 0.3)]
 
 
-def sweep(out: Path, dataset: str = "japanese-vowels", thetas=None, weight_formats=None,
-          progress: bool = True, **cfg_options) -> dict:
-    thetas = DEFAULT_THETAS if thetas is None else thetas
-    weight_formats = WEIGHT_FORMATS if weight_formats is None else weight_formats
+def sweep(out: Path, dataset: str = "japanese-vowels", runs=None, progress: bool = True,
+          **cfg_options) -> dict:
+    runs = DEFAULT_RUNS if runs is None else runs
     ds = load_dataset(dataset)
     base = replace(TrainConfig(), dataset=dataset, **cfg_options)
     # Phase 1 once: the float GRU every fine-tuning starts from.
@@ -36,25 +36,24 @@ def sweep(out: Path, dataset: str = "japanese-vowels", thetas=None, weight_forma
                     progress=progress)
     float_state = ckpt["float_state"]
     rows = []
-    for wb, wf in weight_formats:
-        for th in thetas:
-            cfg = replace(base, theta_x=th, theta_h=th, weight_bits=wb, weight_frac=wf)
-            ck, m = train(cfg, ds, progress=progress, init_state=float_state)
-            bundle, _ = bundle_from_checkpoint(ck)
-            g = evaluate_bundle(bundle, ds, CoreShape())
-            if abs(g["accuracy"] - m["exact_accuracy"]) > 0 or \
-                    abs(g["sparsity_dh"] - m["sparsity_dh"]) > 0:
-                raise AssertionError(f"trainer exact mode and golden model disagree at "
-                                     f"Θ={th}, w={wb} bits: {m['exact_accuracy']} vs "
-                                     f"{g['accuracy']}")
-            row = {"theta_x": th, "theta_h": th, "weight_bits": wb, "weight_frac": wf,
-                   "float_accuracy": m["float_accuracy"], "qat_accuracy": m["qat_accuracy"],
-                   "exact_accuracy": m["exact_accuracy"], "golden_accuracy": g["accuracy"],
-                   "sparsity_dx": m["sparsity_dx"], "sparsity_dh": m["sparsity_dh"],
-                   "mean_cycles": g["mean_cycles"], "mean_cycles_dense": g["mean_cycles_dense"],
-                   "saturated_on_export": m["saturated_on_export"], "seconds": m["seconds"]}
-            rows.append(row)
-            print(json.dumps(row), flush=True)
+    for wb, wf, th in runs:
+        cfg = replace(base, theta_x=th, theta_h=th, weight_bits=wb, weight_frac=wf)
+        ck, m = train(cfg, ds, progress=progress, init_state=float_state)
+        bundle, _ = bundle_from_checkpoint(ck)
+        g = evaluate_bundle(bundle, ds, CoreShape())
+        if abs(g["accuracy"] - m["exact_accuracy"]) > 0 or \
+                abs(g["sparsity_dh"] - m["sparsity_dh"]) > 0:
+            raise AssertionError(f"trainer exact mode and golden model disagree at "
+                                 f"Θ={th}, w={wb} bits: {m['exact_accuracy']} vs "
+                                 f"{g['accuracy']}")
+        row = {"theta_x": th, "theta_h": th, "weight_bits": wb, "weight_frac": wf,
+               "float_accuracy": m["float_accuracy"], "qat_accuracy": m["qat_accuracy"],
+               "exact_accuracy": m["exact_accuracy"], "golden_accuracy": g["accuracy"],
+               "sparsity_dx": m["sparsity_dx"], "sparsity_dh": m["sparsity_dh"],
+               "mean_cycles": g["mean_cycles"], "mean_cycles_dense": g["mean_cycles_dense"],
+               "saturated_on_export": m["saturated_on_export"], "seconds": m["seconds"]}
+        rows.append(row)
+        print(json.dumps(row), flush=True)
     result = {"dataset": ds.name, "config": asdict(base), "core": CoreShape().to_dict(),
               "rows": rows}
     out.mkdir(parents=True, exist_ok=True)
@@ -80,9 +79,10 @@ def main(argv=None):
     ap = argparse.ArgumentParser(prog="python -m drnn_train.sweep", description=__doc__)
     ap.add_argument("--out", type=Path, default=Path("build/sweep"))
     ap.add_argument("--dataset", default="japanese-vowels")
-    ap.add_argument("--thetas", type=float, nargs="+", default=None)
-    ap.add_argument("--weight-formats", nargs="+", default=None,
-                    help="BITS:FRAC pairs, e.g. 8:6 16:12")
+    ap.add_argument("--thetas", type=float, nargs="+", default=None,
+                    help="Θ values (default: the built-in list of runs)")
+    ap.add_argument("--weight-formats", nargs="+", default=["8:6"],
+                    help="BITS:FRAC pairs used with --thetas, e.g. 8:6 16:12")
     ap.add_argument("--hidden", type=int, default=None)
     ap.add_argument("--epochs", type=int, default=None)
     ap.add_argument("--finetune-epochs", type=int, default=None)
@@ -90,12 +90,12 @@ def main(argv=None):
     ap.add_argument("--seed", type=int, default=None)
     ap.add_argument("--quiet", action="store_true")
     a = ap.parse_args(argv)
-    wfs = None if a.weight_formats is None else \
-        [tuple(int(v) for v in s.split(":")) for s in a.weight_formats]
+    wfs = [tuple(int(v) for v in s.split(":")) for s in a.weight_formats]
+    runs = None if a.thetas is None else [(wb, wf, th) for wb, wf in wfs for th in a.thetas]
     opts = {k: v for k, v in (("hidden", a.hidden), ("epochs", a.epochs),
                               ("finetune_epochs", a.finetune_epochs), ("l1", a.l1),
                               ("seed", a.seed)) if v is not None}
-    res = sweep(a.out, a.dataset, a.thetas, wfs, progress=not a.quiet, **opts)
+    res = sweep(a.out, a.dataset, runs, progress=not a.quiet, **opts)
     print(markdown_table(res["rows"]))
 
 
