@@ -112,3 +112,86 @@ def test_default_shape_meets_bound():
     got, _ = _check(bundle, x, PRESETS["default"])
     bound = cycle_bound(got.nnz_dx + got.nnz_dh, 20, PRESETS["default"])
     assert np.all(got.cycles <= 1.1 * bound + 16)
+
+
+def test_bus_status_and_frame_error():
+    """Registers through the core's bus: sizes, BUSY during a step, STEPS, RESET_PENDING,
+    FRAME_ERROR on a misplaced ``last`` (the frame is still counted as WX beats and answered),
+    CLEAR_ERROR / CLEAR_STEPS."""
+    from amaranth.sim import Simulator
+
+    from drnn_hw.core import DeltaGRUCore
+    from drnn_hw.registers import REGISTERS
+    I, H, E = 5, 3, 3          # WX = 2, WH = 1
+    bundle = random_bundle(I, H, seed=6, theta_x=0.5)
+    dut = DeltaGRUCore(bundle, CoreShape(2, 2, E))
+    A = {n: a for n, (a, _) in REGISTERS.items()}
+    seen = {}
+
+    async def read(ctx, name):
+        ctx.set(dut.csr.addr, A[name])
+        ctx.set(dut.csr.r_stb, 1)
+        await ctx.tick()
+        ctx.set(dut.csr.r_stb, 0)
+        return ctx.get(dut.csr.r_data)
+
+    async def write(ctx, name, value):
+        ctx.set(dut.csr.addr, A[name])
+        ctx.set(dut.csr.w_data, value)
+        ctx.set(dut.csr.w_stb, 1)
+        await ctx.tick()
+        ctx.set(dut.csr.w_stb, 0)
+
+    async def send(ctx, lasts):
+        for last in lasts:
+            ctx.set(dut.x.payload.as_value(), last << (16 * E))
+            ctx.set(dut.x.valid, 1)
+            while not (await ctx.tick().sample(dut.x.ready))[2]:
+                pass
+            ctx.set(dut.x.valid, 0)
+
+    async def receive(ctx):
+        ctx.set(dut.h.ready, 1)
+        while not (await ctx.tick().sample(dut.h.valid))[2]:
+            pass
+        ctx.set(dut.h.ready, 0)
+
+    async def tb(ctx):
+        seen["sizes"] = await read(ctx, "SIZES")
+        seen["theta_x"] = await read(ctx, "THETA_X")
+        await send(ctx, [0, 1])                 # a good frame
+        busy = []
+        for _ in range(3):
+            busy.append(await read(ctx, "STATUS") & 1)
+        seen["busy"] = busy
+        await receive(ctx)
+        seen["status_ok"] = await read(ctx, "STATUS")
+        await send(ctx, [1, 0])                 # `last` on the wrong beat
+        await receive(ctx)
+        seen["status_bad"] = await read(ctx, "STATUS")
+        seen["steps"] = await read(ctx, "STEPS")
+        await write(ctx, "CTRL", 0b100)
+        seen["status_cleared"] = await read(ctx, "STATUS")
+        await write(ctx, "CTRL", 0b011)
+        seen["pending"] = await read(ctx, "STATUS")
+        seen["pending_after"] = await read(ctx, "STATUS")
+        seen["steps_cleared"] = await read(ctx, "STEPS")
+        await send(ctx, [0, 1])                 # still in sync after the bad frame
+        await receive(ctx)
+        seen["steps_end"] = await read(ctx, "STEPS")
+        seen["status_end"] = await read(ctx, "STATUS")
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-8)
+    sim.add_testbench(tb)
+    sim.run()
+    assert seen["sizes"] == I | (H << 16)
+    assert seen["theta_x"] == bundle.theta_x == 128
+    assert 1 in seen["busy"]
+    assert seen["status_ok"] == 0
+    assert seen["status_bad"] == 0b010
+    assert seen["steps"] == 2
+    assert seen["status_cleared"] == 0
+    assert seen["pending"] == 0b100 and seen["pending_after"] == 0
+    assert seen["steps_cleared"] == 0
+    assert seen["steps_end"] == 1 and seen["status_end"] == 0

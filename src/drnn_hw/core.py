@@ -1,7 +1,8 @@
 """DeltaGRUCore: the delta-GRU layer accelerator (top level).
 
 Parameters: a :class:`~drnn_hw.bundle.ModelBundle` (sizes I, H, formats, weights, biases, LUTs,
-threshold reset values) and a :class:`~drnn_hw.cycle_model.CoreShape` (P, K, E).
+threshold reset values) and a :class:`~drnn_hw.cycle_model.CoreShape` (P, K, E). The core has
+``3 · min(P, H) · K`` multipliers (``3·P·K`` whenever P ≤ H; lanes past H would be dead).
 ``NB = ceil(H/P)``, ``WX = ceil(I/E)``, ``WH = ceil(H/E)``. Clock domain ``sync`` (``clk``,
 synchronous active-high ``rst`` in Verilog).
 
@@ -81,7 +82,9 @@ class DeltaGRUCore(wiring.Component):
         self.bundle, self.shape = bundle, shape
         self.fmts = bundle.formats
         self.I, self.H = bundle.input_size, bundle.hidden_size
-        self.P, self.K, self.E = shape.pe, shape.lanes, shape.scan
+        # With H < P the lanes past H would never see a row: build only min(P, H) of them
+        # (NB = 1 either way, so the schedule is the same; Yosys would remove them anyway).
+        self.P, self.K, self.E = min(shape.pe, self.H), shape.lanes, shape.scan
         self.NB = math.ceil(self.H / self.P)
         self.WX, self.WH = math.ceil(self.I / self.E), math.ceil(self.H / self.E)
         frame = frame_layout(self.fmts.act_bits, self.E)
@@ -102,7 +105,7 @@ class DeltaGRUCore(wiring.Component):
 
         # --- blocks -------------------------------------------------------------------------
         m.submodules.regs = regs = RegisterFile(
-            inputs=I, hidden=H, pe=P, lanes=K, scan=E, act_bits=fmts.act_bits,
+            inputs=I, hidden=H, pe=self.shape.pe, lanes=K, scan=E, act_bits=fmts.act_bits,
             theta_x=b.theta_x, theta_h=b.theta_h)
         wiring.connect(m, wiring.flipped(self.csr), regs.csr)
 

@@ -8,7 +8,8 @@ The output is deterministic: no timestamps, no source paths.
 
 The multiplier count is checked independently of the generator: Yosys reads the Verilog back,
 runs ``hierarchy; proc; flatten; opt`` and the ``$mul`` cells are counted
-(``multipliers_yosys``, which must equal ``3·P·K``).
+(``multipliers_yosys``, which must equal ``multipliers`` = ``3·P·K``; with H < P the core
+builds only H lanes per channel, ``3·H·K``).
 """
 
 from __future__ import annotations
@@ -51,7 +52,8 @@ def _run_yosys(args: list[str], cwd) -> str:
     proc = subprocess.run([sys.executable, "-c", launcher, *args],
                           capture_output=True, text=True, cwd=cwd)
     if proc.returncode != 0:
-        raise RuntimeError(f"yosys failed: {proc.stderr.strip() or proc.stdout[-2000:]}")
+        raise RuntimeError(f"yosys failed (exit {proc.returncode}): "
+                           f"{proc.stderr.strip()[-2000:] or proc.stdout[-2000:]}")
     return proc.stdout
 
 
@@ -123,7 +125,8 @@ def generate(bundle: ModelBundle, shape: CoreShape | None, out_dir, name: str = 
             "note": "lane e at bits [lane_bits*e + lane_bits-1 : lane_bits*e], last at last_bit",
         },
         "registers": {n: {"address": a, "access": acc} for n, (a, acc) in REGISTERS.items()},
-        "multipliers": shape.multipliers,
+        "pe_effective": core.P,
+        "multipliers": 3 * core.P * shape.lanes,
         "multipliers_yosys": muls,
         "multipliers_yosys_script": "read_verilog <v>; " + YOSYS_MUL_SCRIPT.format(top=name),
         "cycle_model": {"formula": FORMULA, "MXV_DRAIN": MXV_DRAIN, "AP_LATENCY": AP_LATENCY},

@@ -1,0 +1,109 @@
+"""DeltaEncoder (IEU): which deltas are emitted, in which cycle, on which lane, with which
+weight address; scan length; reference updates between steps."""
+
+import math
+
+import numpy as np
+import pytest
+from amaranth.sim import Simulator
+
+from drnn_hw.delta_encoder import DeltaEncoder
+from drnn_hw.numerics import Formats
+
+FMTS = Formats()
+
+
+def expected_schedule(x, h, x_ref, h_ref, theta_x, theta_h, E, K, NB):
+    """Reference model of one scan: [(cycle, lane, delta, addr, is_x)], S, new refs."""
+    I, H = len(x), len(h)
+    events, cycle = [], 0
+    x_ref, h_ref = x_ref.copy(), h_ref.copy()
+    for is_x, cur, ref, theta, base_col in ((1, x, x_ref, theta_x, 0), (0, h, h_ref, theta_h, I)):
+        n = len(cur)
+        for w in range(math.ceil(n / E)):
+            idx = [i for i in range(w * E, min(n, (w + 1) * E))]
+            kept = [i for i in idx if cur[i] != ref[i] and abs(cur[i] - ref[i]) >= theta]
+            for j, i in enumerate(kept):
+                events.append((cycle + j // K, j % K, int(cur[i] - ref[i]),
+                               (base_col + i) * NB, is_x))
+            for i in kept:
+                ref[i] = cur[i]
+            cycle += max(1, math.ceil(len(kept) / K))
+    return events, cycle, x_ref, h_ref
+
+
+def run_steps(I, H, P, K, E, steps, theta_x, theta_h):
+    dut = DeltaEncoder(FMTS, I, H, pe=P, lanes=K, scan=E)
+    WX = math.ceil(I / E)
+    log = []
+
+    async def tb(ctx):
+        ctx.set(dut.theta_x, theta_x)
+        ctx.set(dut.theta_h, theta_h)
+        for x, h in steps:
+            for j in range(H):
+                ctx.set(dut.h[j], int(h[j]))
+            beat = 0
+
+            def load(b):
+                for e in range(E):
+                    i = b * E + e
+                    ctx.set(dut.x_data[e], int(x[i]) if i < I else 12345 % 32768)
+            load(0)
+            ctx.set(dut.start, 1)
+            events, cycle, pops = [], 0, []
+            while True:
+                sampled = await ctx.tick().sample(dut.emit_valid, dut.emit, dut.x_pop,
+                                                  dut.x_pop_last, dut.done)
+                _, _, valid, emit, pop, pop_last, done = sampled
+                ctx.set(dut.start, 0)
+                if done:
+                    break
+                for k in range(K):
+                    if valid & (1 << k):
+                        events.append((cycle, k, emit[k].delta, emit[k].addr, emit[k].is_x))
+                if pop:
+                    pops.append((beat, pop_last))
+                    beat += 1
+                    if beat < WX:
+                        load(beat)
+                cycle += 1
+            nnz = (ctx.get(dut.nnz_dx), ctx.get(dut.nnz_dh))
+            ctx.set(dut.clear, 1)
+            await ctx.tick()
+            ctx.set(dut.clear, 0)
+            log.append((events, cycle, pops, nnz))
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-8)
+    sim.add_testbench(tb)
+    sim.run()
+    return log
+
+
+@pytest.mark.parametrize("I,H,P,K,E", [(5, 7, 4, 2, 3), (1, 4, 2, 1, 1), (9, 6, 4, 2, 4),
+                                       (3, 10, 3, 1, 16)])
+@pytest.mark.parametrize("theta", [0, 60])
+def test_emission_order_timing_and_refs(I, H, P, K, E, theta):
+    rng = np.random.default_rng(I * 7 + H)
+    NB = math.ceil(H / P)
+    steps = []
+    for _ in range(3):
+        x = rng.integers(-200, 200, I)
+        x[rng.random(I) < 0.3] = 0
+        h = rng.integers(-200, 200, H)
+        h[rng.random(H) < 0.3] = 0
+        steps.append((x, h))
+    steps.append((np.full(I, 32767), np.full(H, -32768)))   # extreme deltas need 17 bits
+    steps.append(steps[-1])                                  # nothing changes: all windows empty
+    log = run_steps(I, H, P, K, E, steps, theta, theta // 2)
+    x_ref, h_ref = np.zeros(I, np.int64), np.zeros(H, np.int64)
+    WX = math.ceil(I / E)
+    for (x, h), (events, S, pops, nnz) in zip(steps, log):
+        want, want_S, x_ref, h_ref = expected_schedule(x, h, x_ref, h_ref, theta, theta // 2,
+                                                       E, K, NB)
+        assert events == want
+        assert S == want_S
+        assert pops == [(b, int(b == WX - 1)) for b in range(WX)]
+        assert nnz == (sum(e[4] for e in want), sum(1 - e[4] for e in want))
+    assert log[-1][0] == [] and log[-1][1] == WX + math.ceil(H / E)

@@ -1,0 +1,77 @@
+"""DeltaQueue: groups of K in emission order, issue times m_g = max(r_g, m_{g-1} + NB),
+partial last group at scan end, lane valid bits, ``pending``."""
+
+import numpy as np
+import pytest
+from amaranth.sim import Simulator
+
+from drnn_hw.delta_encoder import delta_entry_layout
+from drnn_hw.delta_queue import DeltaQueue
+from drnn_hw.numerics import Formats
+
+
+def run_queue(K, NB, emissions, scan_end):
+    """emissions: per cycle, a list of up to K (delta, addr) pairs. Scan done from ``scan_end``."""
+    layout = delta_entry_layout(Formats(), 10)
+    dut = DeltaQueue(layout, lanes=K, blocks=NB, capacity=64)
+    slots = []
+
+    async def tb(ctx):
+        cycle = 0
+        while True:
+            em = emissions[cycle] if cycle < len(emissions) else []
+            ctx.set(dut.w_valid, (1 << len(em)) - 1)
+            for k, (d, a) in enumerate(em):
+                ctx.set(dut.w_entry[k].delta, d)
+                ctx.set(dut.w_entry[k].addr, a)
+            ctx.set(dut.scan_done, cycle >= scan_end)
+            _, _, valid, block, entry, lanes, pending = await ctx.tick().sample(
+                dut.slot_valid, dut.slot_block, dut.slot_entry, dut.slot_lane_valid, dut.pending)
+            if valid:
+                slots.append((cycle, block, [(entry[k].delta, entry[k].addr) for k in range(K)
+                                             if lanes & (1 << k)]))
+            if not pending and cycle >= scan_end:
+                return_cycle = cycle
+                break
+            cycle += 1
+        slots.append(("idle", return_cycle))
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-8)
+    sim.add_testbench(tb)
+    sim.run()
+    return slots
+
+
+def expected(K, NB, emissions, scan_end):
+    flat = [(c, d) for c, em in enumerate(emissions) for d in em]
+    groups = [flat[i:i + K] for i in range(0, len(flat), K)]
+    out, free = [], 0
+    for g, grp in enumerate(groups):
+        release = grp[-1][0] + 1 if len(grp) == K else scan_end
+        start = max(release, free)
+        for b in range(NB):
+            out.append((start + b, b, [d for _, d in grp]))
+        free = start + NB
+    out.append(("idle", max(scan_end, free)))
+    return out
+
+
+@pytest.mark.parametrize("K,NB", [(1, 1), (1, 3), (2, 1), (2, 2), (2, 4)])
+@pytest.mark.parametrize("seed", range(3))
+def test_issue_schedule(K, NB, seed):
+    rng = np.random.default_rng(seed * 10 + K * 3 + NB)
+    emissions, n = [], 0
+    for c in range(12):
+        cnt = int(rng.integers(0, K + 1))
+        emissions.append([(int(rng.integers(-65536, 65536)), n + i) for i in range(cnt)])
+        n += cnt
+    scan_end = len(emissions)
+    assert run_queue(K, NB, emissions, scan_end) == expected(K, NB, emissions, scan_end)
+
+
+def test_odd_count_partial_group_waits_for_scan_end():
+    emissions = [[(5, 1), (6, 2)], [(7, 3)], [], []]
+    got = run_queue(2, 2, emissions, 4)
+    assert got == [(1, 0, [(5, 1), (6, 2)]), (2, 1, [(5, 1), (6, 2)]),
+                   (4, 0, [(7, 3)]), (5, 1, [(7, 3)]), ("idle", 6)]

@@ -1,0 +1,94 @@
+"""generate() and `drnn generate`: one Verilog file with the contract's ports, a manifest,
+exactly 3·P·K multipliers as counted by Yosys on the Verilog, deterministic output, one-line
+errors."""
+
+import json
+import re
+import subprocess
+import sys
+
+import pytest
+
+from drnn_hw.bundle import random_bundle
+from drnn_hw.cycle_model import FORMULA, CoreShape
+from drnn_hw.generate import generate
+
+
+def drnn(*args):
+    return subprocess.run([sys.executable, "-m", "drnn_hw.cli", *map(str, args)],
+                          capture_output=True, text=True)
+
+
+def verilog_ports(text, top):
+    """{name: (direction, width)} from the Verilog declarations of module ``top``."""
+    body = text[text.index(f"module {top}("):]
+    body = body[:body.index("endmodule")]
+    ports = {}
+    for d, msb, name in re.findall(r"^\s*(input|output)\s+(?:wire\s+|reg\s+)?(?:\[(\d+):0\]\s+)?"
+                                   r"\\?(\w+)\s*;", body, re.M):
+        ports[name] = (d, int(msb) + 1 if msb else 1)
+    return ports
+
+
+@pytest.mark.parametrize("I,H,P,K,E", [(3, 5, 2, 2, 4), (2, 3, 4, 1, 1), (2, 7, 3, 1, 2)])
+def test_verilog_manifest_and_multipliers(tmp_path, I, H, P, K, E):
+    bundle = random_bundle(I, H, seed=1, theta_x=0.25)
+    shape = CoreShape(P, K, E)
+    man = generate(bundle, shape, tmp_path, name="my_core")
+    text = (tmp_path / "my_core.v").read_text()
+    assert man == json.loads((tmp_path / "manifest.json").read_text())
+    lanes = min(P, H)           # with H < P only H lanes per channel exist
+    assert man["multipliers"] == 3 * lanes * K
+    assert man["multipliers_yosys"] == 3 * lanes * K
+    p = man["parameters"]
+    assert (p["I"], p["H"], p["P"], p["K"], p["E"]) == (I, H, P, K, E)
+    assert p["thresholds"]["theta_x_code"] == 64 and p["formats"]["act_bits"] == 16
+    assert man["cycle_model"]["formula"] == FORMULA
+    assert man["registers"]["THETA_H"] == {"address": 6, "access": "RW"}
+    assert man["tools"]["amaranth"] == "0.5.10"
+    ports = verilog_ports(text, "my_core")
+    lane = 16 * E + 1
+    want = {"clk": ("input", 1), "rst": ("input", 1),
+            "x__valid": ("input", 1), "x__ready": ("output", 1), "x__payload": ("input", lane),
+            "h__valid": ("output", 1), "h__ready": ("input", 1), "h__payload": ("output", lane),
+            "csr__addr": ("input", 4), "csr__r_stb": ("input", 1), "csr__r_data": ("output", 32),
+            "csr__w_stb": ("input", 1), "csr__w_data": ("input", 32),
+            "status__busy": ("output", 1), "status__cycles_last": ("output", 32),
+            "status__nnz_dx_last": ("output", 16), "status__nnz_dh_last": ("output", 16),
+            "status__steps": ("output", 32)}
+    assert ports == want
+    assert {q["name"]: (q["direction"], q["width"]) for q in man["ports"]} == want
+    # Deterministic: a second run gives the same bytes.
+    again = tmp_path / "again"
+    generate(bundle, shape, again, name="my_core", count_muls=False)
+    assert (again / "my_core.v").read_text() == text
+
+
+def test_cli_generate(tmp_path):
+    model = tmp_path / "model"
+    random_bundle(3, 4, seed=2).save(model)
+    p = drnn("generate", model, "--out", tmp_path / "build", "--pe", 2, "--lanes", 1,
+             "--scan", 2, "--name", "core_a")
+    assert p.returncode == 0, p.stderr
+    man = json.loads((tmp_path / "build" / "manifest.json").read_text())
+    assert man["top"] == "core_a" and man["multipliers_yosys"] == 6
+    assert "module core_a(" in (tmp_path / "build" / "core_a.v").read_text()
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["--lanes", "3"], "--lanes must be 1 or 2"),
+    (["--name", "1bad-name"], "not a valid Verilog module name"),
+])
+def test_cli_generate_errors(tmp_path, args, needle):
+    model = tmp_path / "model"
+    random_bundle(2, 2).save(model)
+    p = drnn("generate", model, "--out", tmp_path / "b", *args)
+    assert p.returncode != 0
+    lines = p.stderr.strip().splitlines()
+    assert len(lines) == 1 and needle in lines[0] and "Traceback" not in p.stderr
+
+
+def test_cli_generate_missing_bundle(tmp_path):
+    p = drnn("generate", tmp_path / "nope", "--out", tmp_path / "b")
+    assert p.returncode != 0
+    assert p.stderr.strip().count("\n") == 0 and "not found" in p.stderr
