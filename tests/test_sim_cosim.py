@@ -1,33 +1,20 @@
 """Verilator co-simulation of the generated core against the golden model, bit-exact: h of every
 step, nnz counters, and the cycles the core measured equal the cycle model, in every test.
 
-Two small cores with awkward sizes share their (cached) builds across the tests:
-``tiny``: I=1, H=5 < P=8, K=1, E=4, a 24-bit accumulator and large weights (saturation);
-``odd``: I=7, H=13, P=4, K=2, E=3 (no size a multiple of P or E), nonzero reset thresholds.
+The two small cores of :mod:`drnn_sim.cores` (awkward sizes) share their cached builds.
 """
 
 import numpy as np
 import pytest
 
-from drnn_hw.bundle import random_bundle
-from drnn_hw.cycle_model import CoreShape
 from drnn_hw.golden import run as golden_run
-from drnn_hw.numerics import Formats
 from drnn_sim.check import assert_matches_golden, mismatches, sparse_walk
+from drnn_sim.cores import CORES, core as make_core
 from drnn_sim.cosim import simulate
-
-CORES = {
-    "tiny": (lambda: random_bundle(1, 5, formats=Formats(acc_bits=24), seed=1, weight_scale=3.0),
-             CoreShape(pe=8, lanes=1, scan=4)),
-    "odd": (lambda: random_bundle(7, 13, seed=2, theta_x=0.05, theta_h=0.02),
-            CoreShape(pe=4, lanes=2, scan=3)),
-}
-
 
 @pytest.fixture(scope="module", params=sorted(CORES))
 def core(request):
-    make, shape = CORES[request.param]
-    return make(), shape
+    return make_core(request.param)
 
 
 def _check(bundle, shape, x, lengths=None, **kw):
@@ -77,7 +64,7 @@ def test_saturation_limits(core):
 def test_saturation_reaches_accumulator():
     """The tiny core's 24-bit accumulator does saturate on the extreme inputs (so the previous
     test covers accumulator saturation, not only activation narrowing)."""
-    bundle, _ = CORES["tiny"][0](), CORES["tiny"][1]
+    bundle, _ = make_core("tiny")
     a = bundle.formats.act
     w = np.concatenate([bundle.w_x, bundle.w_h], axis=2)
     one_step = np.abs(w).sum(axis=2).max() * (a.max - a.min)

@@ -41,6 +41,7 @@ async def _start(dut):
 async def _run_frames(dut, ex, frames_x, beats_override=None):
     """Stream frames (T, I) and collect their h frames; returns list of (h, status)."""
     A, E, H = int(ex["act_bits"]), int(ex["shape"][2]), int(ex["sizes"][1])
+    await RisingEdge(dut.clk)          # leave a CSR read's ReadOnly phase before driving
     rng = np.random.default_rng(0)
     source = StreamSource(dut, 1.0, rng)
     sink = FrameSink(dut, A, E, H, 1.0, rng)

@@ -165,3 +165,27 @@ def simulate(bundle, shape, x_codes, lengths=None, *, waves=None, theta_x=None, 
     return CosimResult(h=out["h"], nnz_dx=out["nnz_dx"], nnz_dh=out["nnz_dh"],
                        cycles=out["cycles"], steps=out["steps"], steps_reg=out["steps_reg"],
                        status_end=int(out["status_end"]), lengths=lengths, perf=perf)
+
+
+def run_benches(bundle, shape, x_codes, workdir, testcase: str | None = None,
+                name: str = TOP, golden_bundle=None) -> Path:
+    """Run the cocotb benches of :mod:`drnn_sim.benches` on the core for (bundle, shape).
+
+    ``x_codes`` (T, I): one sequence; the expected values come from the bundle, the shape and
+    the golden model (run on ``golden_bundle``, default ``bundle``; another bundle is how a
+    test shows the benches can fail). Raises :class:`~drnn_sim.runner.SimulationError` when a
+    bench fails.
+    """
+    from drnn_hw.golden import run as golden_run
+
+    x = np.asarray(x_codes, dtype=np.int64)
+    g = golden_run(golden_bundle or bundle, x[None], shape=shape)
+    work = Path(workdir)
+    work.mkdir(parents=True, exist_ok=True)
+    np.savez(work / "bench_in.npz", sizes=[bundle.input_size, bundle.hidden_size],
+             shape=[shape.pe, shape.lanes, shape.scan], act_bits=bundle.formats.act_bits,
+             theta=[bundle.theta_x, bundle.theta_h], x=x, h=g.h[0], nnz_dx=g.nnz_dx[0],
+             nnz_dh=g.nnz_dh[0], cycles=g.cycles[0])
+    build_dir = build_core(bundle, shape, name=name)
+    return runner.run_test(build_dir, name, "drnn_sim.benches", work, testcase=testcase,
+                           env={"DRNN_BENCH_IN": str(work / "bench_in.npz")})
