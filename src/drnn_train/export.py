@@ -138,8 +138,10 @@ def load_torch_gru_state(path) -> dict:
                         f"{sorted(k for k in keys if k.endswith('_reverse'))[0]})")
     deeper = sorted(k for k in keys if not k.endswith("_l0") and "_l" in k)
     if deeper:
-        raise UserError(f"{p}: multi-layer GRU not supported (found {deeper[0]}); "
-                        "export one layer")
+        tails = [k.rsplit("_l", 1)[1] for k in deeper]
+        layers = 1 + max((int(t) for t in tails if t.isdigit()), default=1)
+        raise UserError(f"{p}: multi-layer GRU not supported ({layers} layers, found key "
+                        f"{deeper[0]}); export a single-layer nn.GRU")
     unknown = sorted(keys - set(_GRU_KEYS))
     if unknown or not {"weight_ih_l0", "weight_hh_l0"} <= keys:
         raise UserError(f"{p}: expected nn.GRU keys weight_ih_l0, weight_hh_l0 "
