@@ -91,6 +91,18 @@ def test_clock_from_build_report(tmp_path):
                                                                           "uart": 80.0}}}))
     mhz, src = B.clock_from_build_report(p)
     assert mhz == 62.5 and "timing.fmax_mhz" in src
+    # the layout `drnn build --board ulx3s-85f` writes
+    p.write_text(json.dumps({"clock": {"target_mhz": 50, "pll_mhz": 50.0, "timing_met": True,
+                                       "achieved_fmax_mhz": 71.3,
+                                       "per_clock": {"sync": {"achieved_mhz": 71.3}}},
+                             "core": {"pe": 16, "lanes": 2, "scan": 16},
+                             "model": {"input_size": 3, "hidden_size": 4}}))
+    mhz, src = B.clock_from_build_report(p, CoreShape(pe=16, lanes=2, scan=16),
+                                         random_bundle(3, 4))
+    assert mhz == 71.3 and "clock.achieved_fmax_mhz" in src and "50 MHz, timing met" in src
+    assert "WARNING" not in src
+    _, src = B.clock_from_build_report(p, SHAPE, random_bundle(3, 5))
+    assert "WARNING: built for core" in src and "H=4, benchmarked I=3 H=5" in src
     p.write_text(json.dumps({"fmax": 48.2}))
     assert B.clock_from_build_report(p)[0] == 48.2
     p.write_text(json.dumps({"nothing": 1}))

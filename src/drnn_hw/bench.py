@@ -260,11 +260,15 @@ def sweep_codes(bundle: ModelBundle) -> list[int]:
     return [0] + [1 << k for k in range(max(0, a - 6), a + 1)]
 
 
-def clock_from_build_report(path) -> tuple[float, str]:
-    """The achieved Fmax (MHz) from a ``drnn build`` report.json, and where it was found.
+def clock_from_build_report(path, shape: CoreShape | None = None,
+                            bundle: ModelBundle | None = None) -> tuple[float, str]:
+    """The achieved Fmax (MHz) from a ``drnn build`` report.json, and a label saying where from.
 
-    Accepts the Fmax under any key whose name contains ``fmax`` (a number, or a mapping of
-    clock domain -> number, of which the slowest counts), searched breadth-first."""
+    ``drnn build --board ulx3s-85f`` writes ``clock.achieved_fmax_mhz`` (nextpnr's Fmax of the
+    core clock), ``clock.pll_mhz`` and ``clock.timing_met``; other reports may carry the Fmax
+    under any key containing ``fmax`` (a number, or a mapping of clock domain -> number, of which
+    the slowest counts), searched breadth-first. The label notes when the report was built for
+    a different core shape or model size than the one benchmarked."""
     p = Path(path)
     if not p.is_file():
         raise UserError(f"{p}: build report not found")
@@ -272,8 +276,15 @@ def clock_from_build_report(path) -> tuple[float, str]:
         data = json.loads(p.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise UserError(f"{p}: not valid JSON ({e})") from None
+    if not isinstance(data, dict):
+        raise UserError(f"{p}: expected a JSON object")
+    found = None
+    clock = data.get("clock")
+    if isinstance(clock, dict) and isinstance(clock.get("achieved_fmax_mhz"), (int, float)) \
+            and clock["achieved_fmax_mhz"] > 0:
+        found = float(clock["achieved_fmax_mhz"]), "clock.achieved_fmax_mhz"
     queue = [("", data)]
-    while queue:
+    while queue and found is None:
         prefix, node = queue.pop(0)
         if isinstance(node, dict):
             for k, v in node.items():
@@ -283,11 +294,32 @@ def clock_from_build_report(path) -> tuple[float, str]:
                     vals = [x for x in vals if isinstance(x, (int, float)) and not
                             isinstance(x, bool) and x > 0]
                     if vals:
-                        return float(min(vals)), f"Fmax from {p} ({key})"
+                        found = float(min(vals)), key
+                        break
                 queue.append((key, v))
         elif isinstance(node, list):
             queue.extend((f"{prefix}[{i}]", v) for i, v in enumerate(node))
-    raise UserError(f"{p}: no Fmax found (expected a key containing 'fmax' with a value in MHz)")
+    if found is None:
+        raise UserError(f"{p}: no Fmax found (expected clock.achieved_fmax_mhz or a key "
+                        "containing 'fmax' with a value in MHz)")
+    mhz, key = found
+    notes = []
+    if isinstance(clock, dict) and "pll_mhz" in clock:
+        notes.append(f"the board build clocks the core at {clock['pll_mhz']:g} MHz, timing "
+                     f"{'met' if clock.get('timing_met') else 'NOT met'}")
+    core = data.get("core")
+    if shape is not None and isinstance(core, dict) and \
+            any(core.get(k) != v for k, v in shape.to_dict().items()):
+        notes.append(f"WARNING: built for core {core}, benchmarked {shape.to_dict()}")
+    model = data.get("model")
+    if bundle is not None and isinstance(model, dict) and \
+            (model.get("input_size"), model.get("hidden_size")) != \
+            (bundle.input_size, bundle.hidden_size):
+        notes.append(f"WARNING: built for I={model.get('input_size')} "
+                     f"H={model.get('hidden_size')}, benchmarked I={bundle.input_size} "
+                     f"H={bundle.hidden_size}")
+    label = f"Fmax of the ECP5 build {p} ({key})" + (f"; {'; '.join(notes)}" if notes else "")
+    return mhz, label
 
 
 # -- PyTorch reference --------------------------------------------------------------------------

@@ -153,7 +153,7 @@ def bench(model_dir, dataset_name, thetas, out_dir, engine, clock_mhz, build_rep
     if build_report is not None and clock_mhz is not None:
         raise UserError("give either --build-report or --clock-mhz, not both")
     if build_report is not None:
-        clock, clock_source = B.clock_from_build_report(build_report)
+        clock, clock_source = B.clock_from_build_report(build_report, shape, bundle)
     else:
         clock = 100.0 if clock_mhz is None else clock_mhz
         clock_source = "stated" + (" (default)" if clock_mhz is None else "") + \
