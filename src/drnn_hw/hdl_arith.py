@@ -50,6 +50,6 @@ def select_onehot(onehot, values, shape):
     shape = shape if not isinstance(shape, int) else unsigned(shape)
     acc = Const(0, unsigned(shape.width))
     for i, v in enumerate(values):
-        acc = acc | Mux(onehot[i], v.as_unsigned() if hasattr(v, "as_unsigned") else v, 0)
+        acc = acc | Mux(onehot[i], v.as_unsigned(), 0)
     return acc[:shape.width].as_signed() if shape.signed else acc[:shape.width]
 

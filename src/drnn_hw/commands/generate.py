@@ -15,8 +15,10 @@ from .common import core_options, load_bundle, shape_from_options
               help="BUILD_DIR: receives NAME.v and manifest.json.")
 @click.option("--name", default="drnn_core", show_default=True,
               help="Top module name (and Verilog file name).")
+@click.option("--no-mul-count", "no_mul_count", is_flag=True,
+              help="Skip the Yosys $mul count (slow on large cores; manifest gets null).")
 @core_options
-def generate(model_dir, out_dir, name, **core):
+def generate(model_dir, out_dir, name, no_mul_count, **core):
     """Generate the delta-GRU core for MODEL_DIR as one Verilog file in BUILD_DIR."""
     from ..generate import generate as _generate
 
@@ -25,7 +27,7 @@ def generate(model_dir, out_dir, name, **core):
     if out_dir.exists() and not out_dir.is_dir():
         from ..errors import UserError
         raise UserError(f"{out_dir}: --out exists and is not a directory")
-    manifest = _generate(bundle, shape, out_dir, name=name)
+    manifest = _generate(bundle, shape, out_dir, name=name, count_muls=not no_mul_count)
     p = manifest["parameters"]
     click.echo(f"{out_dir / manifest['verilog']}: I={p['I']} H={p['H']} P={p['P']} K={p['K']} "
                f"E={p['E']}; {manifest['multipliers']} multipliers "
