@@ -232,7 +232,10 @@ def build(bundle, shape, out_dir, *, freq_mhz: float = DEFAULT_FREQ_MHZ,
     build_dir = out / "build"
     t0 = time.monotonic()
     try:
+        # -noabc9: this Yosys (yowasp 0.70) fails an assertion in ABC9's reintegration on
+        # the core's adder trees; classic ABC maps it fine.
         platform.build(top, name=NAME, build_dir=str(build_dir), do_program=False,
+                       synth_opts="-noabc9",
                        nextpnr_opts=f"--report {NAME}.report.json --timing-allow-fail")
     except Exception as e:   # tool failure: subprocess.CalledProcessError and friends
         raise BuildError(f"ULX3S build failed ({type(e).__name__}: {e}); logs in {build_dir}") \

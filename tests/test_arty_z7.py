@@ -1,0 +1,58 @@
+"""Arty Z7-20: the AXI wrapper in Verilator (AXI4-Lite registers, AXI4-Stream with
+back-pressure, bit-exact against the golden model), the Vivado plan, the Yosys estimate."""
+
+import numpy as np
+import pytest
+
+from drnn_boards.arty_z7 import stream_tdata_bits, write_vivado_plan
+from drnn_hw.bundle import random_bundle
+from drnn_hw.cycle_model import CoreShape
+from drnn_hw.golden import run as golden_run
+
+SHAPE = CoreShape(pe=4, lanes=2, scan=4)
+
+
+@pytest.mark.slow
+def test_axi_benches_match_golden():
+    from drnn_boards.sim import run_axi_bench
+
+    bundle = random_bundle(6, 10, seed=5, theta_x=0.125, theta_h=0.0625, weight_scale=1.5)
+    rng = np.random.default_rng(2)
+    x = np.cumsum(rng.integers(-150, 150, (12, 6)) * (rng.random((12, 6)) > 0.5), axis=0)
+    res = run_axi_bench(bundle, SHAPE, x)
+    gold = golden_run(bundle, x[None], shape=SHAPE)
+    np.testing.assert_array_equal(res["h"], gold.h[0])
+    sizes = 6 | (10 << 16)
+    assert list(res["lite"]) == [0x44524E4E, sizes, bundle.theta_x, bundle.theta_h,
+                                 100, 101, 102, 102, 0x55]
+    assert list(res["bresp"]) == [0, 0, 0, 2, 0]
+
+
+def test_stream_widths():
+    assert stream_tdata_bits(16, 16) == 256      # default core: 16 lanes of 16 bits
+    assert stream_tdata_bits(16, 3) == 64        # 48 bits of lanes, padded
+    assert stream_tdata_bits(18, 2) == 64        # 18-bit codes travel in 24-bit lanes
+    assert stream_tdata_bits(8, 1) == 8
+
+
+def test_vivado_plan(tmp_path):
+    bundle = random_bundle(6, 10, seed=1)
+    info = write_vivado_plan(bundle, SHAPE, tmp_path, freq_mhz=100)
+    names = sorted(p.name for p in tmp_path.iterdir())
+    assert names == sorted(info["files"])
+    core_v = (tmp_path / "drnn_axi.v").read_text()
+    top_v = (tmp_path / "drnn_axi_top.v").read_text()
+    tcl = (tmp_path / "build.tcl").read_text()
+    xdc = (tmp_path / "drnn_axi.xdc").read_text()
+    assert "module drnn_axi(" in core_v.replace(" (", "(")
+    for port in ("s_axi_awaddr", "s_axis_tdata", "m_axis_tlast"):
+        assert port in core_v and f".{port}({port})" in top_v
+    assert "module drnn_axi_top" in top_v and "rst(~aresetn)" in top_v
+    assert "-part xc7z020clg400-1" in tcl
+    for ip in ("processing_system7", "axi_dma", "-reference drnn_axi_top"):
+        assert ip in tcl
+    assert "c_m_axis_mm2s_tdata_width {64}" in tcl      # 4 lanes x 16 bits
+    assert "M_AXIS_MM2S] [get_bd_intf_pins drnn/s_axis]" in tcl
+    assert "write_bitstream" in tcl
+    assert "PACKAGE_PIN R14" in xdc                       # LD0 of the Arty Z7-20
+    assert (tmp_path / "build.sh").stat().st_mode & 0o111
