@@ -157,8 +157,11 @@ def simulate(bundle, shape, x_codes, lengths=None, *, waves=None, theta_x=None, 
         if own_dir and ok:           # on failure the directory stays, for its sim.log
             shutil.rmtree(work, ignore_errors=True)
     sim_cycles, wall = int(out["sim_cycles"]), float(out["wall_seconds"])
+    cpu = float(out["cpu_seconds"])
     perf = {"sim_cycles": sim_cycles, "wall_seconds": round(wall, 4),
             "cycles_per_second": round(sim_cycles / wall) if wall > 0 else None,
+            "cpu_seconds": round(cpu, 4),
+            "cycles_per_cpu_second": round(sim_cycles / cpu) if cpu > 0 else None,
             "run_seconds": round(run_seconds, 3), "prepare_seconds": round(prepare_seconds, 3),
             "build_seconds": runner.build_info(build_dir).get("build_seconds"),
             "build_dir": str(build_dir)}

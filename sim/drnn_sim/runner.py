@@ -179,8 +179,11 @@ def build(sources, top: str, waves: bool = False, extra_args=()) -> Path:
             runner.build(sources=[WAIVERS, public, *sources], hdl_toplevel=top, build_dir=tmp,
                          build_args=args, waves=waves, timescale=TIMESCALE, log_file=log)
         except (subprocess.CalledProcessError, RuntimeError, SystemExit) as e:
-            raise SimulationError(f"Verilator build of {top} failed ({e}); log {log}:\n"
-                                  f"{_log_tail(log)}") from None
+            kept = root / f"{final.name}.failed.log"      # keep the log, drop the build
+            shutil.copyfile(log, kept) if log.is_file() else kept.write_text("(no log)\n")
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise SimulationError(f"Verilator build of {top} failed ({e}); log {kept}:\n"
+                                  f"{_log_tail(kept)}") from None
         seconds = time.monotonic() - t0
         (tmp / "build.json").write_text(json.dumps(
             {"key": key, "top": top, "sources": [str(s) for s in sources], "args": args,
