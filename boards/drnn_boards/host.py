@@ -1,7 +1,7 @@
 """Host driver: :class:`DeltaRNNLink` speaks the framed protocol over any byte transport.
 
-A transport is an object with ``write(data: bytes)`` and ``read(n: int) -> bytes`` (returns
-fewer than ``n`` bytes only on a timeout). :class:`SerialTransport` wraps a serial port
+A transport is an object with ``write(data: bytes)`` and ``read(n: int) -> bytes`` (at most
+``n`` bytes; an empty result means the timeout expired). :class:`SerialTransport` wraps a serial port
 (pyserial); the cocotb bench (``drnn_boards.sim.ulx3s_bench``) supplies a transport that drives
 the simulated UART of the Verilator model, so the *same* driver code is tested end to end.
 
@@ -76,9 +76,9 @@ class DeltaRNNLink:
         while True:
             want = self._decoder.needed()
             data = self.transport.read(want)
-            if len(data) < want:
-                raise LinkTimeout(f"no response from the board (got {len(data)} of {want} "
-                                  "bytes before the timeout)")
+            if not data:
+                self._decoder = P.FrameDecoder()     # drop a partial frame
+                raise LinkTimeout("no complete response from the board before the timeout")
             frames = self._decoder.feed(data)
             if frames:
                 if len(frames) > 1:

@@ -15,8 +15,9 @@ __all__ = ["UARTTransmitter", "UARTReceiver"]
 MIN_DIVISOR = 4   # the receiver samples at divisor/2; fewer clocks leave no margin
 
 
-def _check_divisor(divisor):
+def _check_divisor(component, divisor):
     if not isinstance(divisor, int) or divisor < MIN_DIVISOR:
+        component._MustUse__silence = True      # never elaborated: do not warn about it
         raise ValueError(f"UART divisor must be an integer ≥ {MIN_DIVISOR}, got {divisor!r}")
 
 
@@ -24,7 +25,7 @@ class UARTTransmitter(wiring.Component):
     """Sends each byte of the ``i`` stream on ``tx``, LSB first; ``ready`` while idle."""
 
     def __init__(self, divisor: int):
-        _check_divisor(divisor)
+        _check_divisor(self, divisor)
         self.divisor = divisor
         super().__init__({
             "i": In(stream.Signature(8)),
@@ -64,7 +65,7 @@ class UARTReceiver(wiring.Component):
     """
 
     def __init__(self, divisor: int):
-        _check_divisor(divisor)
+        _check_divisor(self, divisor)
         self.divisor = divisor
         super().__init__({
             "rx": In(1, init=1),

@@ -1,0 +1,86 @@
+"""Host driver: request encoding and response handling against scripted byte transports.
+
+(The driver against the real gateware runs in tests/test_ulx3s.py, over the simulated UART.)
+"""
+
+import numpy as np
+import pytest
+
+from drnn_boards import protocol as P
+from drnn_boards.host import BoardError, DeltaRNNLink, LinkTimeout
+
+
+class Scripted:
+    """Replies to each written request with the next canned response (bytes)."""
+
+    def __init__(self, *responses, chunk=3):
+        self.responses = list(responses)
+        self.written = []
+        self.pending = bytearray()
+        self.chunk = chunk
+
+    def write(self, data):
+        self.written.append(bytes(data))
+        if self.responses:
+            self.pending += self.responses.pop(0)
+
+    def read(self, n):
+        n = min(n, self.chunk)           # a serial port may return bytes in small pieces
+        out = bytes(self.pending[:n])
+        del self.pending[:n]
+        return out
+
+
+def test_register_requests_and_responses():
+    t = Scripted(P.encode_frame(0x81), P.encode_frame(0x82, (0xDEADBEEF).to_bytes(4, "little")))
+    link = DeltaRNNLink(t)
+    link.write_reg(5, 0x01020304)
+    assert link.read_reg(9) == 0xDEADBEEF
+    assert t.written == [P.encode_frame(P.CMD_WRITE_REG, bytes([5, 4, 3, 2, 1])),
+                         P.encode_frame(P.CMD_READ_REG, bytes([9]))]
+
+
+def test_step_encodes_and_decodes_signed_elements():
+    h = [-32768, 32767, -1, 0, 5]
+    resp = P.encode_frame(0x83, b"".join(v.to_bytes(2, "little", signed=True) for v in h))
+    t = Scripted(resp)
+    out = DeltaRNNLink(t).step(np.array([-2, 300]))
+    assert out.tolist() == h
+    assert t.written == [P.encode_frame(P.CMD_STEP, bytes([0xFE, 0xFF, 0x2C, 0x01]))]
+    with pytest.raises(ValueError):
+        DeltaRNNLink(Scripted()).step([40000])
+
+
+def test_error_frame_raises_board_error():
+    t = Scripted(P.encode_frame(P.CMD_ERROR, bytes([P.ERR_BAD_CHECKSUM, P.CMD_STEP])))
+    with pytest.raises(BoardError, match="bad checksum") as e:
+        DeltaRNNLink(t).step([1, 2])
+    assert e.value.code == P.ERR_BAD_CHECKSUM
+
+
+def test_silence_and_garbage():
+    with pytest.raises(LinkTimeout):
+        DeltaRNNLink(Scripted()).read_reg(0)
+    truncated = P.encode_frame(0x82, bytes(4))[:-2]
+    with pytest.raises(LinkTimeout):
+        DeltaRNNLink(Scripted(truncated)).read_reg(0)
+    with pytest.raises(P.ProtocolError):
+        DeltaRNNLink(Scripted(b"\x00" * 8)).read_reg(0)
+    with pytest.raises(P.ProtocolError, match="expected response 0x82"):
+        DeltaRNNLink(Scripted(P.encode_frame(0x81))).read_reg(0)
+
+
+def test_check_core_compares_sizes():
+    from drnn_hw.bundle import random_bundle
+
+    def regs(ident, sizes, shape):
+        return [P.encode_frame(0x82, v.to_bytes(4, "little")) for v in (ident, sizes, shape)]
+
+    b = random_bundle(3, 5)
+    ok = DeltaRNNLink(Scripted(*regs(0x44524E4E, 3 | 5 << 16, 16 | 2 << 16 | 16 << 24)))
+    assert ok.check_core(b) == {"id": 0x44524E4E, "input_size": 3, "hidden_size": 5,
+                                "pe": 16, "lanes": 2, "scan": 16}
+    with pytest.raises(ValueError, match="I=4 H=5"):
+        DeltaRNNLink(Scripted(*regs(0x44524E4E, 4 | 5 << 16, 0))).check_core(b)
+    with pytest.raises(ValueError, match="ID register"):
+        DeltaRNNLink(Scripted(*regs(0, 0, 0))).check_core(b)
