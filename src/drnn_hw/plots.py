@@ -65,9 +65,10 @@ def plot_cycles(bench: dict, path) -> Path:
     mean = [r["cycles"]["mean"] for r in rows]
     p50 = [r["cycles"]["p50"] for r in rows]
     p99 = [r["cycles"]["p99"] for r in rows]
-    ax.plot(xs, mean, "o-", color="C0", label=f"measured mean ({bench['cycles_source'][:40]})")
-    ax.fill_between(xs, p50, p99, color="C0", alpha=0.2, label="measured p50–p99")
-    ax.plot(xs, [r["cycles"]["max"] for r in rows], "v:", color="C0", label="measured max")
+    src = "cycle model" if bench["engine"] == "golden" else f"measured, {bench['engine']}"
+    ax.plot(xs, mean, "o-", color="C0", label=f"mean ({src})")
+    ax.fill_between(xs, p50, p99, color="C0", alpha=0.2, label=f"p50–p99 ({src})")
+    ax.plot(xs, [r["cycles"]["max"] for r in rows], "v:", color="C0", label=f"max ({src})")
     ax.plot(xs, [r["bound_cycles_mean"] for r in rows], "k--", label="bound (cycle_bound), mean")
     ax.plot(xs, [r["peer"]["cycles_mean"] for r in rows], "s-.", color="C3",
             label=f"EdgeDRNN schedule model, PE={rows[0]['peer']['pe']} (same multipliers)")

@@ -12,7 +12,7 @@ from ..engines import get_engine
 from ..errors import UserError
 from .common import core_options, load_bundle, shape_from_options
 
-DEFAULT_ENGINE = "golden"
+DEFAULT_ENGINE = "verilator"
 
 
 def register_threshold_runner(base_bundle, perf_log: list):
@@ -115,8 +115,8 @@ def format_table(bench: dict) -> str:
                    "model was trained on (bundle extra 'dataset').")
 @click.option("--thetas", default=None,
               help="Comma-separated thresholds in real units, same for x and h (or TX/TH pairs), "
-                   "e.g. 0,0.05,0.1. Default: 0 and a doubling sweep until accuracy falls 3 "
-                   "points below Θ=0, plus the bundle's trained thresholds.")
+                   "e.g. 0,0.05,0.1. Default: 0, then 1/64, 1/32, ... 1 until accuracy "
+                   "falls 3 points below Θ=0, plus the bundle's trained thresholds.")
 @click.option("--out", "out_dir", type=click.Path(path_type=Path), default=Path("build/bench"),
               show_default=True, help="Directory for bench.json and the PNG plots.")
 @click.option("--engine", type=click.Choice(["verilator", "golden"]), default=DEFAULT_ENGINE,
