@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from drnn_hw.bundle import random_bundle
+from drnn_hw.bundle import ModelBundle, random_bundle
 from drnn_hw.cli import main
 from drnn_train.commands import HELP_DEFAULTS
 from drnn_train.train import TrainConfig
@@ -59,7 +59,9 @@ def test_train_export_evaluate_flow(flow, syn, tmp_path, capsys):
     assert "sparsity Δx" in text and "Δh" in text
     metrics = json.loads(ckpt.with_name("ck.metrics.json").read_text())
     assert metrics["config"]["seed"] == 3
-    code, out, err = drnn(["evaluate", bundle, "--dataset", syn, "--pe", "2", "--lanes", "1",
+    assert ModelBundle.load(bundle).extra["dataset"] == str(syn.resolve())
+    # Without --dataset, evaluate uses the data set the bundle was trained on.
+    code, out, err = drnn(["evaluate", bundle, "--pe", "2", "--lanes", "1",
                            "--scan", "4", "--json", tmp_path / "e.json"], capsys)
     assert code == 0, err
     m = json.loads((tmp_path / "e.json").read_text())
@@ -171,6 +173,7 @@ def test_evaluate_bad_input(tmp_path, capsys, flow, syn):
     random_bundle(3, 4).save(headless)
     cases = [
         ([headless, "--dataset", syn], ["no classification head"]),
+        ([headless], ["headless", "does not name its data set", "--dataset"]),
         ([flow[1], "--dataset", "basic-motions"], ["basic-motions", "6 input features",
                                                      "expects 3"]),
         ([tmp_path / "nothing", "--dataset", syn], ["nothing", "not found"]),

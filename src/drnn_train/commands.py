@@ -17,7 +17,7 @@ from drnn_hw.errors import UserError
 # Literal defaults for --help (kept equal to TrainConfig's; a test checks it).
 HELP_DEFAULTS = dict(dataset="japanese-vowels", hidden=64, theta_x=0.25, theta_h=0.25, epochs=40,
                      finetune_epochs=20, lr=5e-3, finetune_lr=1e-3, batch_size=32, l1=0.0,
-                     weight_bits=8, weight_frac=6, seed=0)
+                     weight_bits=8, weight_frac=6, seed=0, threads=1)
 
 
 def _check_positive(name, value, minimum=1):
@@ -52,11 +52,13 @@ def _check_threshold(name, value):
 @click.option("--weight-bits", type=int, default=HELP_DEFAULTS["weight_bits"], show_default=True)
 @click.option("--weight-frac", type=int, default=HELP_DEFAULTS["weight_frac"], show_default=True)
 @click.option("--seed", type=int, default=HELP_DEFAULTS["seed"], show_default=True)
+@click.option("--threads", type=int, default=HELP_DEFAULTS["threads"], show_default=True,
+              help="torch intra-op threads (the model is small: 1 is usually fastest).")
 @click.option("--out", "out", required=True, type=click.Path(path_type=Path),
               help="Checkpoint to write (CKPT.pt); metrics go to CKPT.metrics.json.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 def train(dataset, hidden, theta_x, theta_h, epochs, finetune_epochs, lr, finetune_lr,
-          batch_size, l1, weight_bits, weight_frac, seed, out, quiet):
+          batch_size, l1, weight_bits, weight_frac, seed, threads, out, quiet):
     """Train a delta-GRU classifier (float pre-training, then delta + QAT fine-tuning)."""
     from drnn_hw.numerics import Formats
 
@@ -64,6 +66,7 @@ def train(dataset, hidden, theta_x, theta_h, epochs, finetune_epochs, lr, finetu
     _check_positive("epochs", epochs, 0)
     _check_positive("finetune-epochs", finetune_epochs, 0)
     _check_positive("batch-size", batch_size)
+    _check_positive("threads", threads)
     _check_threshold("theta-x", theta_x)
     _check_threshold("theta-h", theta_h)
     for name, v in (("lr", lr), ("finetune-lr", finetune_lr), ("l1", l1)):
@@ -78,15 +81,14 @@ def train(dataset, hidden, theta_x, theta_h, epochs, finetune_epochs, lr, finetu
         if v > top:
             raise UserError(f"--{name}: expected a threshold in [0, {top:g}], got {v}")
 
-    from .datasets import load_dataset
     from .train import checkpoint_metrics_path, train_model
 
-    ds = load_dataset(dataset)
-    path, m = train_model(out, ds, progress=not quiet, hidden=hidden, theta_x=theta_x,
+    path, m = train_model(out, dataset, progress=not quiet, hidden=hidden, theta_x=theta_x,
                           theta_h=theta_h, epochs=epochs, finetune_epochs=finetune_epochs, lr=lr,
                           finetune_lr=finetune_lr, batch_size=batch_size, l1=l1,
-                          weight_bits=weight_bits, weight_frac=weight_frac, seed=seed)
-    click.echo(f"{ds.name}: H={hidden} Θx={theta_x:g} Θh={theta_h:g} weights "
+                          weight_bits=weight_bits, weight_frac=weight_frac, seed=seed,
+                          threads=threads)
+    click.echo(f"{m['dataset']}: H={hidden} Θx={theta_x:g} Θh={theta_h:g} weights "
                f"{fmts.weight} ({m['seconds']:.0f} s)")
     click.echo(f"float GRU test accuracy     {100 * m['float_accuracy']:.2f} %")
     click.echo(f"hardware-exact test accuracy {100 * m['exact_accuracy']:.2f} %")
@@ -149,8 +151,9 @@ def export(checkpoint, torch_gru, out, theta_x, theta_h, name):
 
 @click.command()
 @click.argument("model_dir", type=click.Path(path_type=Path))
-@click.option("--dataset", default="japanese-vowels", show_default=True,
-              help="japanese-vowels, basic-motions, or PATH.npz.")
+@click.option("--dataset", default=None,
+              help="japanese-vowels, basic-motions, or PATH.npz (default: the data set the "
+                   "bundle was trained on, from its model.json extra.dataset).")
 @core_options
 @click.option("--json", "json_out", type=click.Path(path_type=Path), default=None,
               help="Write the metrics as JSON here.")
@@ -161,6 +164,11 @@ def evaluate(model_dir, dataset, json_out, **core):
 
     bundle = load_bundle(model_dir)
     shape = shape_from_options(**core)
+    if dataset is None:
+        dataset = (bundle.extra or {}).get("dataset")
+        if not dataset:
+            raise UserError(f"{model_dir}: the bundle does not name its data set; "
+                            "pass --dataset NAME|PATH.npz")
     ds = load_dataset(dataset)
     m = evaluate_bundle(bundle, ds, shape)
     click.echo(f"{ds.name} test ({m['sequences']} sequences, {m['steps']} steps), "

@@ -12,8 +12,9 @@ Checkpoint format (``torch.save`` of a dict, read with ``torch.load(weights_only
                    rnn.b_ih (3H,), rnn.b_hh (3H,) in nn.GRU layout; head.weight (C, H), head.bias
     input_mean, input_scale   list of float (I,): z-score normalisation of the raw inputs
     classes        list of str (class id -> label)
-    dataset        data set name
+    dataset        the data set: a built-in name or the absolute path of the .npz
     metrics        the training metrics (also in CKPT.metrics.json)
+    float_state    the state after float pre-training (the threshold sweep starts from it)
 
 Bias export: the bundle's ``bias`` rows are the initial delta memories
 ``[b_ir + b_hr, b_iz + b_hz, b_in, b_hn]`` in the accumulator format; b_hn stays separate
@@ -108,7 +109,7 @@ def bundle_from_checkpoint(ckpt: dict, theta_x: float | None = None,
         input_scale=np.asarray(ckpt["input_scale"], np.float64),
         head_w=np_("head.weight"), head_b=np_("head.bias"),
         classes=[str(c) for c in ckpt["classes"]],
-        name=name or f"{ckpt.get('dataset', 'model')}-h{ckpt['hidden_size']}",
+        name=name or f"{Path(str(ckpt.get('dataset', 'model'))).stem}-h{ckpt['hidden_size']}",
         source=f"drnn train: {cfg}", extra={"dataset": ckpt.get("dataset")})
 
 

@@ -23,7 +23,7 @@ from tqdm import tqdm
 
 from drnn_hw.numerics import Formats
 
-from .datasets import Dataset, input_statistics, load_dataset
+from .datasets import DATASETS, Dataset, input_statistics, load_dataset
 from .export import CHECKPOINT_KIND, bundle_from_checkpoint
 from .model import DeltaGRUClassifier, exact_run, last_step
 
@@ -45,6 +45,9 @@ class TrainConfig:
     weight_bits: int = 8
     weight_frac: int = 6
     seed: int = 0
+    # Intra-op threads. The matrices are small (batch x 3H): one thread is fastest, and with
+    # two on a shared, loaded machine OpenMP's spin-waiting made a batch ~15x slower.
+    threads: int = 1
 
     def formats(self) -> Formats:
         return Formats(w_bits=self.weight_bits, w_frac=self.weight_frac)
@@ -107,7 +110,7 @@ def _checkpoint(model, cfg, ds, mean, scale, metrics) -> dict:
         "formats": cfg.formats().to_dict(),
         "state": {k: v.detach().clone() for k, v in model.state_dict().items()},
         "input_mean": [float(v) for v in mean], "input_scale": [float(v) for v in scale],
-        "classes": list(ds.classes), "dataset": ds.name, "metrics": metrics,
+        "classes": list(ds.classes), "dataset": cfg.dataset, "metrics": metrics,
     }
 
 
@@ -133,7 +136,7 @@ def train(cfg: TrainConfig, dataset: Dataset | None = None, progress: bool = Tru
     the threshold sweep so every threshold fine-tunes the same float model).
     """
     t0 = time.monotonic()
-    torch.set_num_threads(2)
+    torch.set_num_threads(cfg.threads)
     ds = dataset if dataset is not None else load_dataset(cfg.dataset)
     fmts = cfg.formats()
     torch.manual_seed(cfg.seed)
@@ -181,11 +184,18 @@ def train_model(out, dataset: str | Dataset = "japanese-vowels", progress: bool 
                 **options) -> tuple[Path, dict]:
     """Train and write ``out`` (checkpoint) and ``out``.metrics.json; returns (path, metrics).
 
+    ``dataset``: a name or .npz path (recorded in the checkpoint and the bundle's
+    ``extra["dataset"]`` so that evaluate/bench can load it again: the name, or the absolute
+    path), or a loaded :class:`Dataset` (recorded by its name).
     ``options`` are :class:`TrainConfig` fields (hidden, theta_x, theta_h, epochs, ...).
     """
-    ds = dataset if isinstance(dataset, Dataset) else load_dataset(dataset)
-    cfg = replace(TrainConfig(), dataset=ds.name if isinstance(dataset, Dataset) else dataset,
-                  **options)
+    if isinstance(dataset, Dataset):
+        ds, ref = dataset, dataset.name
+    else:
+        ds = load_dataset(dataset)
+        # What load_dataset needs to find the data again: the name, or the absolute path.
+        ref = dataset if dataset in DATASETS else str(Path(dataset).resolve())
+    cfg = replace(TrainConfig(), dataset=ref, **options)
     ckpt, metrics = train(cfg, ds, progress=progress)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
