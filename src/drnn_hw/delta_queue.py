@@ -106,8 +106,8 @@ class DeltaQueue(wiring.Component):
         m.d.comb += is_full.eq(group < full)
         partial = Signal()
         m.d.comb += partial.eq(self.scan_done & (phase != 0) & (group == full))
-        for k in range(K):
-            m.d.comb += self.slot_lane_valid[k].eq(is_full | (k < phase))
+        # A group that issues holds at least one delta; only a full one holds K.
+        m.d.comb += self.slot_lane_valid.eq(Mux(is_full, (1 << K) - 1, 1))
 
         m.d.comb += [
             self.slot_valid.eq(busy | is_full | partial),

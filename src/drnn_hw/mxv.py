@@ -156,8 +156,10 @@ class MxVChannel(wiring.Component):
                 cur = Array(rows[b * P + p] for b in valid_blocks)[self.rd_block]
                 sat = Signal(signed(fmts.acc_bits), name=f"sat{p}")
                 m.d.comb += sat.eq(saturate(cur, fmts.acc_bits))
-                # Blocks past the last one that has row p read as 0 (padding rows).
-                m.d.comb += out[p].eq(Mux(self.rd_block > valid_blocks[-1], 0, sat))
+                if valid_blocks[-1] == NB - 1:
+                    m.d.comb += out[p].eq(sat)
+                else:   # blocks past the last one that has row p read as 0 (padding rows)
+                    m.d.comb += out[p].eq(Mux(self.rd_block > valid_blocks[-1], 0, sat))
                 with m.If(self.rd_saturate):
                     with m.Switch(self.rd_block):
                         for b in valid_blocks:
