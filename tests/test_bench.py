@@ -228,3 +228,35 @@ def test_cli_bad_input_one_line(tiny, tmp_path, args, match):
     assert "Traceback" not in p.stderr
     lines = p.stderr.strip().splitlines()
     assert len(lines) == 1 and match in lines[0], p.stderr
+
+
+def test_compare_counts_mismatched_steps():
+    b = random_bundle(3, 4, seed=3)
+    x = np.random.default_rng(1).integers(-400, 400, (2, 5, 3))
+    a = golden_run(b, x, [5, 3], SHAPE)
+    c = golden_run(b, x, [5, 3], SHAPE)
+    c.h[0, 1, 2] += 1          # one step's h differs
+    c.h[1, 4, 0] += 1          # past the end of sequence 1: not a valid step
+    c.cycles[1, 2] += 1
+    c.nnz_dh[0, 0] += 1
+    cmp = B._compare(a, c)
+    assert cmp == {"steps": 8, "h_mismatch_steps": 1, "nnz_mismatch_steps": 1,
+                   "cycles_vs_model_mismatch_steps": 1}
+
+
+@pytest.mark.slow
+def test_cli_verilator_engine(tiny, tmp_path):
+    """The real RTL engine: one built core, Θ written to the registers, checked against golden."""
+    out = tmp_path / "out"
+    p = drnn("bench", tiny / "model", "--engine", "verilator", "--thetas", "0,0.25",
+             "--out", out, "--pe", 2, "--lanes", 2, "--scan", 4, "--torch-repeats", 1, "--quiet")
+    assert p.returncode == 0, p.stderr
+    bench = json.loads((out / "bench.json").read_text())
+    assert bench["cycles_source"].startswith("measured")
+    assert len(bench["cross_check"]) == 2
+    for c in bench["cross_check"]:
+        assert c["steps"] == 22
+        assert c["h_mismatch_steps"] == c["nnz_mismatch_steps"] == 0
+        assert c["cycles_vs_model_mismatch_steps"] == 0
+    assert [e["theta_x_code"] for e in bench["engine_perf"]] == [0, 64]
+    assert len({e["build_dir"] for e in bench["engine_perf"]}) == 1     # one core for both Θ
