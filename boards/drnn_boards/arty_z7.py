@@ -378,11 +378,30 @@ def yosys_estimate(verilog_path, top: str, target: str, log_dir=None) -> dict:
     with tempfile.TemporaryDirectory(prefix="drnn-yosys-") as tmp:
         work = Path(tmp)
         (work / "design.v").write_text(src.read_text())
+        # Yosys 0.70 (yowasp) fails an assertion in ABC9 (rtlil.cc:3091) on the core, and
+        # neither synth_xilinx nor synth_ecp5 has a switch back to classic ABC: run the
+        # synthesis script up to its LUT mapping, map LUTs with classic ABC, then the rest
+        # (the same steps the scripts list in `help synth_xilinx` / `help synth_lattice`).
         if t["flow"] == "xilinx":
             synth = f"synth_xilinx -family xc7 -flatten -top {top}"
+            steps = [f"{synth} -run begin:map_luts",
+                     "opt_expr -mux_undef -noclkinv",
+                     "abc -luts 2:2,3,6:5,10,20 -dress",
+                     "clean",
+                     "xilinx_srl -fixed -minlen 3",
+                     "techmap -map +/xilinx/lut_map.v -map +/xilinx/cells_map.v -D LUT_WIDTH=6",
+                     "xilinx_dffopt",
+                     "opt_lut_ins -tech xilinx",
+                     f"{synth} -run finalize:"]
         else:
             synth = f"synth_ecp5 -top {top}"
-        script = f"read_verilog design.v\n{synth}\ntee -q -o stat.json stat -json\n"
+            steps = [f"{synth} -run begin:map_luts",
+                     "techmap -map +/lattice/latches_map.v",
+                     "abc -lut 4 -dress",
+                     "clean",
+                     f"{synth} -run map_cells:"]
+        script = "read_verilog design.v\n" + "\n".join(steps) + \
+            "\ntee -q -o stat.json stat -json\n"
         (work / "run.ys").write_text(script)
         t0 = time.monotonic()
         proc = subprocess.run([_yosys(), "-q", "-l", "yosys.log", "run.ys"], cwd=work,

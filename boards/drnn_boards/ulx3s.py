@@ -232,10 +232,16 @@ def build(bundle, shape, out_dir, *, freq_mhz: float = DEFAULT_FREQ_MHZ,
     build_dir = out / "build"
     t0 = time.monotonic()
     try:
-        # -noabc9: this Yosys (yowasp 0.70) fails an assertion in ABC9's reintegration on
-        # the core's adder trees; classic ABC maps it fine.
+        # This Yosys (yowasp 0.70) fails an assertion in ABC9's reintegration
+        # (rtlil.cc:3091) on the core, and synth_ecp5 has no switch back to classic ABC: run
+        # synth_ecp5 up to its LUT mapping, map LUTs with classic ABC, then run the rest.
         platform.build(top, name=NAME, build_dir=str(build_dir), do_program=False,
-                       synth_opts="-noabc9",
+                       synth_opts="-run begin:map_luts",
+                       script_after_synth=(
+                           "techmap -map +/lattice/latches_map.v\n"
+                           "abc -lut 4 -dress\n"
+                           "clean\n"
+                           f"synth_ecp5 -run map_cells: -top {NAME}"),
                        nextpnr_opts=f"--report {NAME}.report.json --timing-allow-fail")
     except Exception as e:   # tool failure: subprocess.CalledProcessError and friends
         raise BuildError(f"ULX3S build failed ({type(e).__name__}: {e}); logs in {build_dir}") \

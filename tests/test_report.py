@@ -1,0 +1,56 @@
+"""`drnn report`: Yosys resource estimates without a bitstream, and its input errors."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from drnn_hw.bundle import random_bundle
+
+
+def drnn(*args):
+    return subprocess.run([sys.executable, "-m", "drnn_hw.cli", *map(str, args)],
+                          capture_output=True, text=True)
+
+
+def one_line_error(proc):
+    assert proc.returncode != 0
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("drnn: error:"), proc.stderr
+    return lines[0]
+
+
+def test_needs_exactly_one_model(tmp_path):
+    assert "MODEL_DIR" in one_line_error(drnn("report", "--target", "xc7z020"))
+    random_bundle(3, 4).save(tmp_path / "m")
+    assert "not both" in one_line_error(drnn("report", tmp_path / "m", "--target", "xc7z020",
+                                             "--random", 3, 4))
+    assert "not found" in one_line_error(drnn("report", tmp_path / "nope", "--target",
+                                              "ecp5-85k"))
+    assert "--weight-bits" in one_line_error(drnn("report", "--target", "xc7z020", "--random",
+                                                  3, 4, "--weight-bits", 40))
+
+
+@pytest.mark.slow
+def test_small_core_estimate_xilinx(tmp_path):
+    """A small core: 3·P·K = 24 multipliers must all be DSP48E1; BRAM/LUT/FF counted."""
+    random_bundle(6, 10, seed=1).save(tmp_path / "m")
+    proc = drnn("report", tmp_path / "m", "--target", "xc7z020", "--pe", 4, "--lanes", 2,
+                "--scan", 4, "--json", tmp_path / "est.json")
+    assert proc.returncode == 0, proc.stderr
+    est = json.loads((tmp_path / "est.json").read_text())
+    r = est["resources"]
+    assert r["DSP48E1"] == 24
+    assert r["LUT"] > 0 and r["FF"] > 0
+    assert "DSP48E1 24/220" in proc.stdout
+
+
+@pytest.mark.bitstream
+def test_deltarnn_preset_on_xc7z100(tmp_path):
+    """DeltaRNN scale (P=128, K=2: 768 multipliers; I=39, H=256, 16-bit weights)."""
+    proc = drnn("report", "--target", "xc7z100", "--preset", "deltarnn", "--random", 39, 256,
+                "--weight-bits", 16, "--json", tmp_path / "est.json")
+    assert proc.returncode == 0, proc.stderr
+    est = json.loads((tmp_path / "est.json").read_text())
+    assert est["resources"]["DSP48E1"] == 768
