@@ -56,3 +56,20 @@ def test_vivado_plan(tmp_path):
     assert "write_bitstream" in tcl
     assert "PACKAGE_PIN R14" in xdc                       # LD0 of the Arty Z7-20
     assert (tmp_path / "build.sh").stat().st_mode & 0o111
+
+
+def test_build_command_writes_plan(tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    random_bundle(6, 10, seed=1).save(tmp_path / "m")
+    proc = subprocess.run([sys.executable, "-m", "drnn_hw.cli", "build", "--board",
+                           "arty-z7-20", str(tmp_path / "m"), "--out", str(tmp_path / "out"),
+                           "--pe", "4", "--scan", "4", "--no-estimate"],
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    rep = json.loads((tmp_path / "out" / "report.json").read_text())
+    assert rep["estimate"] is None and "Vivado synthesis" in rep["not_ran"]
+    assert (tmp_path / "out" / "build.tcl").is_file()
+    assert "Vivado not run" in proc.stdout

