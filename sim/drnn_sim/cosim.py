@@ -76,6 +76,10 @@ def generate_cached(bundle, shape, name: str = TOP) -> tuple[Path, dict]:
         manifest = generate(bundle, shape, tmp, name=name)
         shutil.rmtree(out, ignore_errors=True)
         tmp.rename(out)
+    kept = sorted((p for p in out.parent.iterdir() if (p / "manifest.json").is_file()),
+                  key=lambda p: p.stat().st_mtime, reverse=True)
+    for p in kept[runner.CACHE_BUILDS:]:        # least recently generated cores
+        shutil.rmtree(p, ignore_errors=True)
     return out, manifest
 
 
@@ -164,6 +168,7 @@ def simulate(bundle, shape, x_codes, lengths=None, *, waves=None, theta_x=None, 
             "cycles_per_cpu_second": round(sim_cycles / cpu) if cpu > 0 else None,
             "run_seconds": round(run_seconds, 3), "prepare_seconds": round(prepare_seconds, 3),
             "build_seconds": runner.build_info(build_dir).get("build_seconds"),
+            "build_cpu_seconds": runner.build_info(build_dir).get("build_cpu_seconds"),
             "build_dir": str(build_dir)}
     return CosimResult(h=out["h"], nnz_dx=out["nnz_dx"], nnz_dh=out["nnz_dh"],
                        cycles=out["cycles"], steps=out["steps"], steps_reg=out["steps_reg"],

@@ -15,6 +15,7 @@ import fcntl
 import hashlib
 import json
 import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -36,6 +37,9 @@ BUILD_JOBS = min(2, os.cpu_count() or 1)
 BUILD_ARGS = ("-O3", "--x-assign", "fast", "--x-initial", "fast", "--noassert")
 
 TIMESCALE = ("1ns", "1ps")
+
+#: Builds kept in the cache (least recently used ones are removed; each is a few MB).
+CACHE_BUILDS = 24
 
 #: Variables for the generated makefile (see ``_CappedVerilator``).
 MAKE_VARS = ("CFG_CXXFLAGS_PCH_I=-include",)
@@ -163,6 +167,7 @@ def build(sources, top: str, waves: bool = False, extra_args=()) -> Path:
     final = root / f"{top}-{key}{'-waves' if waves else ''}"
     stamp = final / "build.json"
     if stamp.is_file():
+        stamp.touch()                            # most recently used, for _evict
         return final
     with _locked(root / f"{final.name}.lock"):
         if stamp.is_file():                      # built by someone else while we waited
@@ -174,7 +179,7 @@ def build(sources, top: str, waves: bool = False, extra_args=()) -> Path:
         runner = _runner()
         public = tmp / "public_ports.vlt"
         public.write_text(_public_ports(top))
-        t0 = time.monotonic()
+        t0, cpu0 = time.monotonic(), _children_cpu()
         try:
             runner.build(sources=[WAIVERS, public, *sources], hdl_toplevel=top, build_dir=tmp,
                          build_args=args, waves=waves, timescale=TIMESCALE, log_file=log)
@@ -182,16 +187,42 @@ def build(sources, top: str, waves: bool = False, extra_args=()) -> Path:
             kept = root / f"{final.name}.failed.log"      # keep the log, drop the build
             shutil.copyfile(log, kept) if log.is_file() else kept.write_text("(no log)\n")
             shutil.rmtree(tmp, ignore_errors=True)
-            raise SimulationError(f"Verilator build of {top} failed ({e}); log {kept}:\n"
+            raise SimulationError(f"Verilator build of {top} failed ({e}) (log: {kept})\n"
                                   f"{_log_tail(kept)}") from None
         seconds = time.monotonic() - t0
+        cpu = _children_cpu() - cpu0
+        _prune(tmp, keep={top, "build.log"})
         (tmp / "build.json").write_text(json.dumps(
             {"key": key, "top": top, "sources": [str(s) for s in sources], "args": args,
-             "waves": waves, "build_seconds": round(seconds, 2), "versions": _versions()},
+             "waves": waves, "build_seconds": round(seconds, 2),
+             "build_cpu_seconds": round(cpu, 2), "versions": _versions()},
             indent=1) + "\n")
         shutil.rmtree(final, ignore_errors=True)
         os.replace(tmp, final)
+    _evict(root, keep=final)
     return final
+
+
+def _children_cpu() -> float:
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
+def _prune(build_dir: Path, keep: set):
+    """Drop the compiler's intermediates (~150 MB per core, mostly precompiled headers): a
+    run needs only the simulator executable."""
+    for p in build_dir.iterdir():
+        if p.name not in keep:
+            shutil.rmtree(p) if p.is_dir() else p.unlink()
+
+
+def _evict(root: Path, keep: Path):
+    """Keep the :data:`CACHE_BUILDS` most recently used builds."""
+    builds = sorted((p for p in root.iterdir() if (p / "build.json").is_file()),
+                    key=lambda p: (p / "build.json").stat().st_mtime, reverse=True)
+    for p in builds[CACHE_BUILDS:]:
+        if p != keep:
+            shutil.rmtree(p, ignore_errors=True)
 
 
 def build_info(build_dir: Path) -> dict:
@@ -220,14 +251,14 @@ def run_test(build_dir: Path, top: str, test_module: str, test_dir: Path, env: d
                     results_xml=str(results), log_file=log, seed=seed, timescale=TIMESCALE)
     except SystemExit as e:
         raise SimulationError(f"cocotb {test_module} on {top} failed (exit {e.code})"
-                              f"{_first_error(log)}; log {log}:\n{_log_tail(log)}") from None
+                              f"{_first_error(log)} (log: {log})\n{_log_tail(log)}") from None
     try:
         n_tests, n_failed = get_results(results)
     except RuntimeError as e:
-        raise SimulationError(f"{e}\nlog {log}:\n{_log_tail(log)}") from None
+        raise SimulationError(f"{e} (log: {log})\n{_log_tail(log)}") from None
     if n_failed or not n_tests:
         raise SimulationError(f"cocotb {test_module}: {n_failed} of {n_tests} test(s) failed"
-                              f"{_first_error(log)}; log {log}:\n{_log_tail(log)}")
+                              f"{_first_error(log)} (log: {log})\n{_log_tail(log)}")
     return results
 
 
