@@ -89,3 +89,18 @@ def test_l1_penalty_on_delta_h_raises_sparsity(tiny_run, tiny_ds):
     _, m1 = train(TrainConfig(dataset="syn", l1=10.0, **base), tiny_ds, progress=False,
                   init_state=float_state)
     assert m1["sparsity_dh"] > m0["sparsity_dh"] + 0.02
+
+
+def test_sweep_writes_results_and_table(tmp_path):
+    from drnn_train.sweep import sweep
+
+    data = synthetic_npz(tmp_path / "s.npz", n_train=24, n_test=16)
+    res = sweep(tmp_path / "out", str(data), runs=[(8, 6, 0.0, 0.0), (16, 12, 0.1, 0.2)],
+                progress=False, hidden=4, epochs=1, finetune_epochs=1)
+    saved = json.loads((tmp_path / "out" / "results.json").read_text())
+    assert saved["rows"] == res["rows"] and len(res["rows"]) == 2
+    r = res["rows"][1]
+    assert (r["weight_bits"], r["theta_x"], r["theta_h"]) == (16, 0.1, 0.2)
+    assert r["golden_accuracy"] == r["exact_accuracy"]
+    table = (tmp_path / "out" / "results.md").read_text().splitlines()
+    assert len(table) == 4 and table[3].startswith("| 16-bit Q4.12 | 0.1 | 0.2 |")

@@ -5,11 +5,12 @@ from __future__ import annotations
 import numpy as np
 
 from drnn_hw.bundle import ModelBundle
-from drnn_hw.cycle_model import CoreShape
+from drnn_hw.cycle_model import CoreShape, step_cycles
 from drnn_hw.errors import UserError
+from drnn_hw.golden import run
 from drnn_hw.numerics import dequantize
 
-from .datasets import Dataset
+from .datasets import Dataset, load_dataset
 
 __all__ = ["evaluate_bundle", "head_logits"]
 
@@ -21,16 +22,17 @@ def head_logits(bundle: ModelBundle, h_codes: np.ndarray, lengths: np.ndarray) -
         + np.asarray(bundle.head_b, np.float64)
 
 
-def evaluate_bundle(bundle: ModelBundle, dataset: Dataset, shape: CoreShape | None = None,
+def evaluate_bundle(bundle: ModelBundle, dataset: Dataset | str, shape: CoreShape | None = None,
                     split: str = "test") -> dict:
     """Accuracy of the bundle (golden model, bit-exact with the hardware) on a data split.
 
     Returns accuracy, sparsity_dx / sparsity_dh (fraction of zero deltas over valid steps),
     mean_cycles (cycle model for ``shape``), mean_cycles_dense (the same core with every delta
-    kept), steps, sequences, mean_nnz_dx / mean_nnz_dh, core.
+    kept), speedup (dense / mean cycles), steps, sequences, mean_nnz_dx / mean_nnz_dh, core.
+    ``dataset`` is a loaded :class:`Dataset` or a name / .npz path.
     """
-    from drnn_hw.golden import run
-
+    if isinstance(dataset, (str, bytes)) or hasattr(dataset, "__fspath__"):
+        dataset = load_dataset(str(dataset))
     if not bundle.has_head:
         raise UserError("bundle has no classification head (e.g. imported with --torch-gru); "
                         "evaluate needs a model trained with `drnn train`")
@@ -50,7 +52,6 @@ def evaluate_bundle(bundle: ModelBundle, dataset: Dataset, shape: CoreShape | No
     pred = head_logits(bundle, res.h, lengths).argmax(-1)
     steps = int(lengths.sum())
     nnz_dx, nnz_dh, cycles = res.flat("nnz_dx"), res.flat("nnz_dh"), res.flat("cycles")
-    from drnn_hw.cycle_model import step_cycles
     I, H = bundle.input_size, bundle.hidden_size
     dense = step_cycles(np.ones(I, bool), np.ones(H, bool), shape)
     return {
@@ -60,6 +61,7 @@ def evaluate_bundle(bundle: ModelBundle, dataset: Dataset, shape: CoreShape | No
         "sparsity_dh": float(1 - nnz_dh.sum() / (steps * H)),
         "mean_nnz_dx": float(nnz_dx.mean()), "mean_nnz_dh": float(nnz_dh.mean()),
         "mean_cycles": float(cycles.mean()), "mean_cycles_dense": float(dense),
+        "speedup": float(dense / cycles.mean()),
         "steps": steps, "sequences": int(len(lengths)),
         "theta_x": bundle.theta_x * bundle.formats.act.lsb,
         "theta_h": bundle.theta_h * bundle.formats.act.lsb,

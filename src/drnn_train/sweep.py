@@ -21,9 +21,9 @@ from .evaluate import evaluate_bundle
 from .export import bundle_from_checkpoint
 from .train import TrainConfig, train
 
-#: (weight bits, weight fractional bits, Θ) of every fine-tuning run (Θx = Θh = Θ).
-DEFAULT_RUNS = [(8, 6, th) for th in (0.0, 0.05, 0.1, 0.2, 0.3, 0.5)] + \
-    [(16, 12, th) for th in (0.0, 0.1, 0.2, 0.3)]
+#: (weight bits, weight fractional bits, Θx, Θh) of every fine-tuning run.
+DEFAULT_RUNS = [(8, 6, th, th) for th in (0.0, 0.05, 0.1, 0.2, 0.3, 0.5)] + \
+    [(16, 12, th, th) for th in (0.0, 0.1, 0.2, 0.3, 0.5)]
 
 
 def sweep(out: Path, dataset: str = "japanese-vowels", runs=None, progress: bool = True,
@@ -36,17 +36,17 @@ def sweep(out: Path, dataset: str = "japanese-vowels", runs=None, progress: bool
                     progress=progress)
     float_state = ckpt["float_state"]
     rows = []
-    for wb, wf, th in runs:
-        cfg = replace(base, theta_x=th, theta_h=th, weight_bits=wb, weight_frac=wf)
+    for wb, wf, tx, th in runs:
+        cfg = replace(base, theta_x=tx, theta_h=th, weight_bits=wb, weight_frac=wf)
         ck, m = train(cfg, ds, progress=progress, init_state=float_state)
         bundle, _ = bundle_from_checkpoint(ck)
         g = evaluate_bundle(bundle, ds, CoreShape())
         if abs(g["accuracy"] - m["exact_accuracy"]) > 0 or \
                 abs(g["sparsity_dh"] - m["sparsity_dh"]) > 0:
             raise AssertionError(f"trainer exact mode and golden model disagree at "
-                                 f"Θ={th}, w={wb} bits: {m['exact_accuracy']} vs "
+                                 f"Θ={tx}/{th}, w={wb} bits: {m['exact_accuracy']} vs "
                                  f"{g['accuracy']}")
-        row = {"theta_x": th, "theta_h": th, "weight_bits": wb, "weight_frac": wf,
+        row = {"theta_x": tx, "theta_h": th, "weight_bits": wb, "weight_frac": wf,
                "float_accuracy": m["float_accuracy"], "qat_accuracy": m["qat_accuracy"],
                "exact_accuracy": m["exact_accuracy"], "golden_accuracy": g["accuracy"],
                "sparsity_dx": m["sparsity_dx"], "sparsity_dh": m["sparsity_dh"],
@@ -63,12 +63,12 @@ def sweep(out: Path, dataset: str = "japanese-vowels", runs=None, progress: bool
 
 
 def markdown_table(rows) -> str:
-    lines = ["| weights | Θx = Θh | float acc. | hardware-exact acc. | Δx sparsity | "
+    lines = ["| weights | Θx | Θh | float acc. | hardware-exact acc. | Δx sparsity | "
              "Δh sparsity | mean cycles/step (dense) |",
-             "|---|---|---|---|---|---|---|"]
+             "|---|---|---|---|---|---|---|---|"]
     for r in rows:
         lines.append(f"| {r['weight_bits']}-bit Q{r['weight_bits'] - r['weight_frac']}."
-                     f"{r['weight_frac']} | {r['theta_x']:g} | {100 * r['float_accuracy']:.2f} % "
+                     f"{r['weight_frac']} | {r['theta_x']:g} | {r['theta_h']:g} | {100 * r['float_accuracy']:.2f} % "
                      f"| {100 * r['exact_accuracy']:.2f} % | {100 * r['sparsity_dx']:.1f} % | "
                      f"{100 * r['sparsity_dh']:.1f} % | {r['mean_cycles']:.1f} "
                      f"({r['mean_cycles_dense']:.0f}) |")
@@ -81,6 +81,8 @@ def main(argv=None):
     ap.add_argument("--dataset", default="japanese-vowels")
     ap.add_argument("--thetas", type=float, nargs="+", default=None,
                     help="Θ values (default: the built-in list of runs)")
+    ap.add_argument("--pairs", nargs="+", default=None,
+                    help="Θx:Θh pairs (instead of --thetas), e.g. 0.5:0.75")
     ap.add_argument("--weight-formats", nargs="+", default=["8:6"],
                     help="BITS:FRAC pairs used with --thetas, e.g. 8:6 16:12")
     ap.add_argument("--hidden", type=int, default=None)
@@ -91,7 +93,9 @@ def main(argv=None):
     ap.add_argument("--quiet", action="store_true")
     a = ap.parse_args(argv)
     wfs = [tuple(int(v) for v in s.split(":")) for s in a.weight_formats]
-    runs = None if a.thetas is None else [(wb, wf, th) for wb, wf in wfs for th in a.thetas]
+    pairs = [(th, th) for th in a.thetas or []] + \
+        [tuple(float(v) for v in p.split(":")) for p in a.pairs or []]
+    runs = [(wb, wf, tx, th) for wb, wf in wfs for tx, th in pairs] or None
     opts = {k: v for k, v in (("hidden", a.hidden), ("epochs", a.epochs),
                               ("finetune_epochs", a.finetune_epochs), ("l1", a.l1),
                               ("seed", a.seed)) if v is not None}
