@@ -1,8 +1,10 @@
 """Small verification cores with awkward sizes, shared by the co-simulation tests (their
 Verilator builds are cached, so every test of a session reuses two builds).
 
-``tiny``: I=1, H=5 < P=8, K=1, E=4, a 24-bit accumulator and large weights (saturation).
-``odd``: I=7, H=13, P=4, K=2, E=3 (no size a multiple of P or E), nonzero reset thresholds.
+``tiny``: I=1, H=5 < P=8, K=1, E=4, large weights (many at the weight format's limits).
+``odd``: I=7, H=13, P=4, K=2, E=3 (no size a multiple of P or E), nonzero reset thresholds,
+the narrowest accumulator the formats allow (24 bits) and large weights, so extreme inputs
+saturate the delta memories.
 """
 
 from __future__ import annotations
@@ -14,9 +16,10 @@ from drnn_hw.numerics import Formats
 __all__ = ["CORES", "core"]
 
 CORES = {
-    "tiny": (lambda: random_bundle(1, 5, formats=Formats(acc_bits=24), seed=1, weight_scale=3.0),
+    "tiny": (lambda: random_bundle(1, 5, seed=1, weight_scale=3.0),
              CoreShape(pe=8, lanes=1, scan=4)),
-    "odd": (lambda: random_bundle(7, 13, seed=2, theta_x=0.05, theta_h=0.02),
+    "odd": (lambda: random_bundle(7, 13, formats=Formats(acc_bits=24), seed=2, theta_x=0.05,
+                                  theta_h=0.02, weight_scale=2.0),
             CoreShape(pe=4, lanes=2, scan=3)),
 }
 
