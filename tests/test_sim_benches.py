@@ -1,6 +1,7 @@
 """The cocotb register/frame benches (drnn_sim.benches) on the Verilated verification cores:
 ID/SIZES/SHAPE/THETA reset values and read-back, per-step CYCLES_LAST, NNZ_*_LAST and STEPS
-against the golden model, CLEAR_STEPS, RESET_STATE, FRAME_ERROR, BUSY."""
+against the golden model, CLEAR_STEPS, RESET_STATE (also while a step runs: RESET_PENDING),
+FRAME_ERROR, BUSY."""
 
 import numpy as np
 import pytest
@@ -10,7 +11,8 @@ from drnn_sim.cores import CORES, core
 from drnn_sim.cosim import run_benches
 from drnn_sim.runner import SimulationError
 
-BENCHES = ("identity_registers", "step_registers", "frame_error", "busy_during_step")
+BENCHES = ("identity_registers", "step_registers", "frame_error", "busy_during_step",
+           "reset_during_step")
 
 
 def _x(bundle, steps):

@@ -5,7 +5,8 @@ the core shape and the golden model; never from the design under test):
 
 ``sizes`` (I, H), ``shape`` (P, K, E), ``act_bits``, ``theta`` (bundle θx, θh), ``x`` (T, I)
 codes of one sequence, and the golden model's ``h`` (T, H), ``nnz_dx``, ``nnz_dh``, ``cycles``
-(T,) for that sequence started from the initial state.
+(T,) for that sequence started from the initial state; ``h_from1``, ``cycles_from1``: the same
+for the sequence ``x[1:]`` (a restart from the initial state at the second frame).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from cocotb.triggers import ClockCycles, ReadOnly, RisingEdge
 
 from .bus import CTRL, CTRL_CLEAR_ERROR, CTRL_CLEAR_STEPS, CTRL_RESET_STATE, CYCLES_LAST, ID, \
     ID_VALUE, NNZ_DH_LAST, NNZ_DX_LAST, SHAPE, SIZES, STATUS, STATUS_BUSY, \
-    STATUS_FRAME_ERROR, STEPS, THETA_H, THETA_X, Csr, frame_beats
+    STATUS_FRAME_ERROR, STATUS_RESET_PENDING, STEPS, THETA_H, THETA_X, Csr, frame_beats
 from .driver import CLOCK_NS, FrameSink, StreamSource
 
 
@@ -145,3 +146,31 @@ async def busy_during_step(dut):
     await ClockCycles(dut.clk, 3 + -(-int(ex["sizes"][1]) // E))
     await ReadOnly()
     assert not dut.status__busy.value, "status.busy stays high after the step"
+
+
+@cocotb.test()
+async def reset_during_step(dut):
+    """RESET_STATE written while a step runs is pending (STATUS.RESET_PENDING) until the step
+    has committed, then applied in idle: that step's output is unaffected, the next frame
+    starts from the initial state."""
+    ex = _expect()
+    csr = await _start(dut)
+    A, E = int(ex["act_bits"]), int(ex["shape"][2])
+    x = ex["x"]
+    source = StreamSource(dut, 1.0, None)
+    await source.send(frame_beats(x[0], A, E))
+    await ReadOnly()
+    while not dut.status__busy.value:
+        await RisingEdge(dut.status__busy)
+        await ReadOnly()
+    await csr.write(CTRL, CTRL_RESET_STATE)
+    status = await csr.read(STATUS)
+    assert status & STATUS_BUSY, f"STATUS {status:#x}: the step is over already (test too slow)"
+    assert status & STATUS_RESET_PENDING, f"STATUS {status:#x} during a step: no RESET_PENDING"
+    frames = await _run_frames(dut, ex, x[1:2])     # collects frame 0, then sends x[1]
+    frames += await FrameSink(dut, A, E, int(ex["sizes"][1]), 1.0, None).receive(1, "bench")
+    (h0, s0), (h1, s1) = frames[0], frames[1]
+    assert h0 == list(ex["h"][0]), "the step running during the reset write was disturbed"
+    assert h1 == list(ex["h_from1"][0]), "after the reset the next frame did not start afresh"
+    assert s1[0] == int(ex["cycles_from1"][0])
+    assert not await csr.read(STATUS) & STATUS_RESET_PENDING
