@@ -15,7 +15,7 @@ from drnn_hw.commands.common import core_options, load_bundle, shape_from_option
 from drnn_hw.errors import UserError
 
 # Literal defaults for --help (kept equal to TrainConfig's; a test checks it).
-HELP_DEFAULTS = dict(dataset="japanese-vowels", hidden=64, theta_x=0.25, theta_h=0.25, epochs=40,
+HELP_DEFAULTS = dict(dataset="japanese-vowels", hidden=64, theta_x=0.5, theta_h=0.5, epochs=40,
                      finetune_epochs=20, lr=5e-3, finetune_lr=1e-3, batch_size=32, l1=0.0,
                      weight_bits=8, weight_frac=6, seed=0, threads=1)
 
