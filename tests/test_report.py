@@ -54,3 +54,13 @@ def test_deltarnn_preset_on_xc7z100(tmp_path):
     assert proc.returncode == 0, proc.stderr
     est = json.loads((tmp_path / "est.json").read_text())
     assert est["resources"]["DSP48E1"] == 768
+
+
+@pytest.mark.bitstream
+def test_small_core_estimate_ecp5(tmp_path):
+    random_bundle(6, 10, seed=1).save(tmp_path / "m")
+    proc = drnn("report", tmp_path / "m", "--target", "ecp5-85k", "--pe", 4, "--scan", 4,
+                "--json", tmp_path / "est.json")
+    assert proc.returncode == 0, proc.stderr
+    r = json.loads((tmp_path / "est.json").read_text())["resources"]
+    assert r["MULT18X18D"] == 24 and r["LUT4"] > 0 and r["FF"] > 0
