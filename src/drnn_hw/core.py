@@ -62,8 +62,9 @@ __all__ = ["DeltaGRUCore", "frame_layout", "StatusSignature"]
 _MXV_PIPELINE = 2
 #: AP stages after the last issue, plus the commit cycle.
 _AP_TAIL = AP_STAGES + 1
-assert MXV_DRAIN == _MXV_PIPELINE and AP_LATENCY == _AP_TAIL, \
-    "cycle_model constants out of step with the RTL"
+if (MXV_DRAIN, AP_LATENCY) != (_MXV_PIPELINE, _AP_TAIL):
+    raise ImportError(f"cycle_model.MXV_DRAIN/AP_LATENCY = {MXV_DRAIN}/{AP_LATENCY}, but the RTL "
+                      f"takes {_MXV_PIPELINE}/{_AP_TAIL}")
 
 
 def frame_layout(act_bits: int, scan: int) -> data.StructLayout:
