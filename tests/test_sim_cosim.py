@@ -13,6 +13,7 @@ from drnn_hw.golden import run as golden_run
 from drnn_sim.check import assert_matches_golden, mismatches, sparse_walk
 from drnn_sim.cores import CORES, core as make_core
 from drnn_sim.cosim import simulate
+from drnn_sim.runner import SimulationError
 
 @pytest.fixture(scope="module", params=sorted(CORES))
 def core(request):
@@ -109,3 +110,11 @@ def test_threshold_change_between_sequences(core):
         assert not mismatches(one, g), f"sequence {n} (θ={tx},{th}): {mismatches(one, g)}"
         kept.append(int(g.nnz_dx.sum() + g.nnz_dh.sum()))
     assert kept[0] > min(kept[1:]), "the thresholds did not change the sparsity"
+
+
+def test_hung_core_fails_instead_of_running_forever(tmp_path):
+    """An output stream that never becomes ready stops the run with a timeout error."""
+    bundle, shape = make_core("tiny")
+    x = sparse_walk(np.random.default_rng(1), 1, 3, bundle.input_size, bundle.formats.act)
+    with pytest.raises(SimulationError, match="SimTimeoutError"):
+        simulate(bundle, shape, x, h_ready_prob=0.0, step_limit=300, workdir=tmp_path)

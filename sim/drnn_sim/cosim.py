@@ -98,22 +98,26 @@ def build_core(bundle, shape, waves: bool = False, name: str = TOP) -> Path:
     return runner.build(verilog_sources(directory, name), name, waves=waves)
 
 
-def _step_limit(bundle, shape) -> int:
+def _step_limit(bundle, shape, x_valid_prob: float, h_ready_prob: float) -> int:
+    """Cycles per step after which the core counts as hung: 4x a dense step plus the frames'
+    beats, stretched by the expected stall factor."""
     from drnn_hw.cycle_model import step_cycles
 
     I, H = bundle.input_size, bundle.hidden_size
     dense = step_cycles(np.ones(I, bool), np.ones(H, bool), shape)
-    return 4 * (dense + I + H) + 100
+    stall = 1.0 / max(min(x_valid_prob, h_ready_prob), 0.01)
+    return int(4 * (dense + I + H) * stall) + 1000
 
 
 def simulate(bundle, shape, x_codes, lengths=None, *, waves=None, theta_x=None, theta_h=None,
              x_valid_prob: float = 1.0, h_ready_prob: float = 1.0, stall_seed: int = 0,
-             name: str = TOP, workdir=None) -> CosimResult:
+             name: str = TOP, workdir=None, step_limit: int | None = None) -> CosimResult:
     """Run ``x_codes`` (N, T, I) through the Verilated core, one sequence after the other.
 
     ``theta_x``/``theta_h``: per-sequence threshold codes written before each sequence (-1 or
     None: unchanged). ``x_valid_prob``/``h_ready_prob`` < 1 insert random stalls on the input
-    and output streams. ``waves``: write a VCD of the whole run to this path.
+    and output streams. ``waves``: write a VCD of the whole run to this path. ``step_limit``:
+    cycles per step after which the run fails as hung (default: generous, from the model).
     """
     from drnn_hw.golden import check_lengths
 
@@ -140,7 +144,8 @@ def simulate(bundle, shape, x_codes, lengths=None, *, waves=None, theta_x=None, 
     try:
         np.savez(work / "in.npz", x=x, lengths=lengths, act_bits=bundle.formats.act_bits,
                  scan=shape.scan, hidden=bundle.hidden_size,
-                 step_limit=_step_limit(bundle, shape), theta_x=per_seq(theta_x),
+                 step_limit=step_limit or _step_limit(bundle, shape, x_valid_prob, h_ready_prob),
+                 theta_x=per_seq(theta_x),
                  theta_h=per_seq(theta_h), x_valid_prob=float(x_valid_prob),
                  h_ready_prob=float(h_ready_prob), stall_seed=int(stall_seed))
         t1 = time.monotonic()
