@@ -223,3 +223,30 @@ def test_engine_waves_and_cli(tmp_path):
     assert sa["cycles"] == sg["cycles"] and sa["nnz_dh"] == sg["nnz_dh"]
     vcd = (tmp_path / "w.vcd").read_text()
     assert "$enddefinitions" in vcd and "x__valid" in vcd
+
+
+def test_random_shapes_and_stalls_property():
+    """Hypothesis over shapes, thresholds, input scale and stall rates (a few dozen examples: each is a
+    full RTL simulation)."""
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    @settings(max_examples=25, deadline=None, derandomize=True,
+              suppress_health_check=list(HealthCheck))
+    @given(I=st.integers(1, 9), H=st.integers(1, 9), P=st.integers(1, 6), K=st.sampled_from([1, 2]),
+           E=st.integers(1, 6), theta=st.integers(0, 300), scale=st.sampled_from([30, 3000, 40000]),
+           xv=st.sampled_from([1.0, 0.5]), hr=st.sampled_from([1.0, 0.4]), seed=st.integers(0, 99))
+    def check(I, H, P, K, E, theta, scale, xv, hr, seed):
+        bundle = random_bundle(I, H, seed=seed, weight_scale=2.0).with_thresholds(theta, theta // 3)
+        rng = np.random.default_rng(seed)
+        x = np.clip(rng.integers(-scale, scale + 1, (4, I)), -32768, 32767)
+        shape = CoreShape(P, K, E)
+        r = simulate(bundle, [x], shape, stall_seed=seed, x_valid_prob=xv, h_ready_prob=hr)[0]
+        want = golden.run(bundle, x[None], shape=shape)
+        np.testing.assert_array_equal(r["h"], want.h[0])
+        np.testing.assert_array_equal(r["cycles"], want.cycles[0])
+        np.testing.assert_array_equal(r["nnz_dx"], want.nnz_dx[0])
+        np.testing.assert_array_equal(r["nnz_dh"], want.nnz_dh[0])
+        assert r["frames_ok"]
+
+    check()
