@@ -253,9 +253,10 @@ def build(bundle, shape, out_dir, *, freq_mhz: float = DEFAULT_FREQ_MHZ,
     shutil.copy(bit, out / f"{NAME}.bit")
     pnr = _parse_report(build_dir / f"{NAME}.report.json", top.freq_hz)
     cells = _yosys_cells(build_dir / f"{NAME}.rpt")
-    core_clock = {k: v for k, v in pnr["fmax"].items() if "sync" in k or "pll" in k.lower()}
-    achieved = min((v["achieved_mhz"] for v in (core_clock or pnr["fmax"]).values()),
-                   default=None)
+    # The core clock is the one constrained to the PLL output frequency.
+    f_mhz = top.freq_hz / 1e6
+    achieved = min((v["achieved_mhz"] for v in pnr["fmax"].values()
+                    if abs(v["constraint_mhz"] - f_mhz) < 0.01 * f_mhz), default=None)
     report = {
         "board": "ulx3s-85f", "device": "LFE5U-85F-6BG381C",
         "tools": {k: os.path.basename(v) for k, v in env.items()},
