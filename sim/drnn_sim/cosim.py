@@ -6,6 +6,7 @@ returns what the RTL produced, with the cycle counts it measured and the simulat
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import shutil
@@ -36,10 +37,21 @@ class CosimResult:
     perf: dict = field(default_factory=dict)   # sim_cycles, wall_seconds, cycles_per_second, ...
 
 
+@functools.lru_cache(maxsize=1)
 def _source_digest() -> str:
-    """Hash of the generator's sources: a changed core invalidates generated Verilog."""
-    import drnn_hw
+    """Hash of the generator's sources: a changed core invalidates generated Verilog.
 
+    Taken once per process, right after the generator is imported, so the key describes the
+    code this process actually runs (an edit after the import does not change that code).
+    """
+    import drnn_hw
+    import drnn_hw.core  # noqa: F401  (import the generator before hashing its files)
+    import drnn_hw.generate  # noqa: F401
+
+    return _hash_sources(drnn_hw)
+
+
+def _hash_sources(drnn_hw) -> str:
     h = hashlib.sha256()
     for p in sorted(Path(drnn_hw.__file__).parent.rglob("*.py")):
         h.update(str(p.relative_to(Path(drnn_hw.__file__).parent)).encode() + p.read_bytes())
@@ -74,6 +86,14 @@ def generate_cached(bundle, shape, name: str = TOP) -> tuple[Path, dict]:
         tmp = out.with_name(out.name + ".tmp")
         shutil.rmtree(tmp, ignore_errors=True)
         manifest = generate(bundle, shape, tmp, name=name)
+        import drnn_hw
+        if _hash_sources(drnn_hw) != _source_digest():
+            # The sources changed on disk since this process imported them: the Verilog is
+            # right for this process but must not be cached under either key.
+            private = Path(tempfile.mkdtemp(prefix="drnn-gen-"))
+            shutil.rmtree(private)
+            tmp.rename(private)
+            return private, manifest
         shutil.rmtree(out, ignore_errors=True)
         tmp.rename(out)
     kept = sorted((p for p in out.parent.iterdir() if (p / "manifest.json").is_file()),
