@@ -407,15 +407,20 @@ def yosys_estimate(verilog_path, top: str, target: str, log_dir=None) -> dict:
         proc = subprocess.run([_yosys(), "-q", "-l", "yosys.log", "run.ys"], cwd=work,
                               capture_output=True, text=True)
         seconds = time.monotonic() - t0
-        if log_dir:
+        if log_dir or proc.returncode != 0:
+            log_dir = Path(log_dir) if log_dir else src.parent
             Path(log_dir).mkdir(parents=True, exist_ok=True)
             (Path(log_dir) / f"yosys-{target}.log").write_text(
                 (work / "yosys.log").read_text(errors="replace")
                 if (work / "yosys.log").exists() else proc.stderr)
         if proc.returncode != 0 or not (work / "stat.json").is_file():
-            err = [ln for ln in (proc.stderr + proc.stdout).splitlines() if "ERROR" in ln]
+            log = (work / "yosys.log").read_text(errors="replace") \
+                if (work / "yosys.log").exists() else ""
+            err = [ln.strip() for ln in (proc.stderr + proc.stdout + log).splitlines()
+                   if "ERROR" in ln or "error" in ln.lower()[:20]]
             raise EstimateError(f"yosys {synth.split()[0]} failed: "
-                                f"{err[0] if err else 'exit code %d' % proc.returncode}")
+                                f"{err[0] if err else 'exit code %d' % proc.returncode} "
+                                f"(log: {Path(log_dir) / f'yosys-{target}.log'})")
         cells = _count_cells(json.loads((work / "stat.json").read_text()), top)
     groups = _XILINX_GROUPS if t["flow"] == "xilinx" else _ECP5_GROUPS
     summary = {g: sum(v for k, v in cells.items() if rx.match(k)) for g, rx in groups.items()}

@@ -74,7 +74,8 @@ def report(model_dir, target, random_size, weight_bits, json_path, **core):
         src.write_text(verilog.convert(DeltaGRUCore(bundle, shape), name="drnn_core",
                                        emit_src=False))
         try:
-            est = yosys_estimate(src, "drnn_core", target)
+            logs = json_path.parent if json_path else Path(tempfile.gettempdir()) / "drnn-report"
+            est = yosys_estimate(src, "drnn_core", target, log_dir=logs)
         except EstimateError as e:
             raise UserError(str(e)) from None
     est.update(core=shape.to_dict(), multipliers=shape.multipliers, model=what)
