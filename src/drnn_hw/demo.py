@@ -30,8 +30,9 @@ def _rtl_check(model_dir: Path, out: Path, limit: int) -> dict:
     """Run the first ``limit`` test sequences on the generated core in Verilator and the golden
     model; they must agree on every h, every nnz and every cycle count."""
     from drnn_hw.bundle import ModelBundle
-    from drnn_hw.cycle_model import PRESETS
+    from drnn_hw.cycle_model import PRESETS, cycle_bound
     from drnn_hw.engines import get_engine
+    from drnn_hw.engines.verilator import last_perf
     from drnn_hw.golden import run as golden_run
     from drnn_train.datasets import load_dataset
     from drnn_train.evaluate import head_logits
@@ -51,7 +52,13 @@ def _rtl_check(model_dir: Path, out: Path, limit: int) -> dict:
             for k in ("h", "nnz_dx", "nnz_dh", "cycles")}
     acc = lambda r: float(np.mean(head_logits(bundle, r.h, lengths).argmax(-1) == y))  # noqa: E731
     cycles = rtl.flat("cycles")
-    return {"sequences": int(len(lengths)), "steps": int(lengths.sum()),
+    # the gateware's performance target: every step within 10 % + 16 cycles of the ideal
+    bound = cycle_bound(rtl.flat("nnz_dx") + rtl.flat("nnz_dh"), bundle.hidden_size, shape)
+    within = int(np.count_nonzero(cycles <= 1.1 * bound + 16))
+    return {"bound_mean_cycles": float(bound.mean()), "steps_within_target": within,
+            "max_excess_over_bound": int((cycles - bound).max()),
+            "verilator_cycles_per_second": last_perf.get("cycles_per_second"),
+            "verilator_sim_cycles": last_perf.get("sim_cycles"),"sequences": int(len(lengths)), "steps": int(lengths.sum()),
             "rtl_accuracy": acc(rtl), "golden_accuracy": acc(gold), "mismatches": mism,
             "measured_mean_cycles": float(cycles.mean()),
             "measured_total_cycles": int(cycles.sum()), "wall_seconds": seconds}
@@ -107,6 +114,11 @@ def main(argv=None):
     print(f"RTL (Verilator)          {rtl['sequences']} sequences: accuracy {pct(rtl['rtl_accuracy'])} "
           f"vs golden {pct(rtl['golden_accuracy'])}; measured {rtl['measured_mean_cycles']:.1f} "
           f"cycles/step; bit-exact: {'yes' if ok else 'NO ' + str(rtl['mismatches'])}")
+    print(f"cycles vs ideal bound    {rtl['steps_within_target']}/{rtl['steps']} steps within "
+          f"10 % + 16 cycles of ceil(nnz/K)·ceil(H/P) + ceil(H/(P·K)) (bound mean "
+          f"{rtl['bound_mean_cycles']:.1f}, largest excess {rtl['max_excess_over_bound']})")
+    print(f"Verilator speed          {rtl['verilator_cycles_per_second']} simulated cycles/s "
+          f"({rtl['verilator_sim_cycles']} cycles incl. I/O; wall clock, this machine)")
     print(f"outputs                  {out}/ (report.json, bench/bench.json, bench/*.png, rtl/)")
     if not ok:
         sys.exit(1)
