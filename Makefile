@@ -4,9 +4,17 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo test bench bitstream clean
+.PHONY: install system-deps demo test bench bitstream clean
 
-install: $(STAMP)
+install: system-deps $(STAMP)
+
+# openFPGALoader (used by `drnn flash`) loads libusb and libftdi from the system at run time.
+# Best effort: nothing else needs them, so a machine without apt or root only gets a warning.
+system-deps:
+	@if command -v apt-get >/dev/null 2>&1 && ! ldconfig -p | grep -q libftdi1.so.2; then \
+	  (apt-get update -qq && apt-get install -y -qq libusb-1.0-0 libftdi1-2 >/dev/null) \
+	  || echo "warning: could not install libusb-1.0-0/libftdi1-2 (only drnn flash needs them)"; \
+	fi
 
 # torch is installed first and pinned so pip takes the local CPU wheel, never a CUDA build.
 $(STAMP): pyproject.toml

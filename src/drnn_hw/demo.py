@@ -26,7 +26,7 @@ def _drnn(*args) -> None:
     subprocess.run(cmd, check=True)
 
 
-def _rtl_check(model_dir: Path, out: Path, limit: int) -> dict:
+def rtl_check(model_dir: Path, limit: int) -> dict:
     """Run the first ``limit`` test sequences on the generated core in Verilator and the golden
     model; they must agree on every h, every nnz and every cycle count."""
     from drnn_hw.bundle import ModelBundle
@@ -81,7 +81,7 @@ def main(argv=None):
     _drnn("generate", model, "--out", out / "rtl")
     print(f"\n# Verilator: {args.rtl_sequences} test sequences on the generated core, "
           "checked against the golden model", flush=True)
-    rtl = _rtl_check(model, out, args.rtl_sequences)
+    rtl = rtl_check(model, args.rtl_sequences)
     (out / "rtl_check.json").write_text(json.dumps(rtl, indent=1) + "\n")
     meta = json.loads((model / "model.json").read_text())["thresholds"]
     trained = f"{meta['theta_x']:g}/{meta['theta_h']:g}"
