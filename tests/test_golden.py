@@ -136,7 +136,7 @@ def test_cycles_come_from_the_cycle_model_for_the_given_shape():
 
 
 def test_float_reference_matches_torch_gru_at_zero_threshold():
-    torch = pytest.importorskip("torch")
+    import torch
     g = torch.nn.GRU(4, 6, batch_first=True).double()
     x = torch.randn(3, 7, 4, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
