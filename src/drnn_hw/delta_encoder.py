@@ -182,31 +182,30 @@ class DeltaEncoder(wiring.Component):
 
         with m.If(self.start):
             m.d.sync += running.eq(1)
+
+        def store_kept(window, windows, refs, size):
+            # At the end of a window, the reference of every kept element takes its new value.
+            with m.Switch(window):
+                for w in range(windows):
+                    with m.Case(w):
+                        for e in range(E):
+                            if w * E + e < size:
+                                with m.If(keep[e]):
+                                    m.d.sync += refs[w * E + e].eq(cur[e])
+
         with m.If(scanning):
             with m.If(~window_last):
                 m.d.sync += emitted.eq(emitted | sum_or(picks))
             with m.Else():
                 m.d.sync += emitted.eq(0)
                 with m.If(in_x):
-                    with m.Switch(xw):
-                        for w in range(WX):
-                            with m.Case(w):
-                                for e in range(E):
-                                    if w * E + e < I:
-                                        with m.If(keep[e]):
-                                            m.d.sync += x_ref[w * E + e].eq(cur[e])
+                    store_kept(xw, WX, x_ref, I)
                     with m.If(xw == WX - 1):
                         m.d.sync += [in_x.eq(0), xw.eq(0), base.eq(I * NB)]
                     with m.Else():
                         m.d.sync += [xw.eq(xw + 1), base.eq(base + E * NB)]
                 with m.Else():
-                    with m.Switch(hw):
-                        for w in range(WH):
-                            with m.Case(w):
-                                for e in range(E):
-                                    if w * E + e < H:
-                                        with m.If(keep[e]):
-                                            m.d.sync += h_ref[w * E + e].eq(cur[e])
+                    store_kept(hw, WH, h_ref, H)
                     with m.If(hw == WH - 1):
                         m.d.sync += [in_x.eq(1), hw.eq(0), base.eq(0),
                                      running.eq(0), self.done.eq(1)]

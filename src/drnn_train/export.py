@@ -75,17 +75,22 @@ def bundle_from_gru_params(w_ih, w_hh, b_ih, b_hh, fmts: Formats, theta_x: float
     return bundle, saturated
 
 
-def load_checkpoint(path) -> dict:
-    """Read a trainer checkpoint; anything else is a one-line UserError."""
+def _torch_load(p: Path, what: str, kind: str):
+    """``torch.load`` of tensors only (no pickled code); a one-line UserError otherwise."""
     import torch
 
-    p = Path(path)
     if not p.is_file():
-        raise UserError(f"{p}: checkpoint not found")
+        raise UserError(f"{p}: {what} not found")
     try:
-        ckpt = torch.load(p, map_location="cpu", weights_only=True)
+        return torch.load(p, map_location="cpu", weights_only=True)
     except Exception as e:
-        raise UserError(f"{p}: not a readable torch checkpoint ({type(e).__name__})") from None
+        raise UserError(f"{p}: not a readable torch {kind} ({type(e).__name__})") from None
+
+
+def load_checkpoint(path) -> dict:
+    """Read a trainer checkpoint; anything else is a one-line UserError."""
+    p = Path(path)
+    ckpt = _torch_load(p, "checkpoint", "checkpoint")
     if not isinstance(ckpt, dict) or ckpt.get("kind") != CHECKPOINT_KIND:
         raise UserError(f"{p}: not a drnn train checkpoint (expected a dict with kind="
                         f"'{CHECKPOINT_KIND}'; for a plain nn.GRU state dict use --torch-gru)")
@@ -124,12 +129,7 @@ def load_torch_gru_state(path) -> dict:
     import torch
 
     p = Path(path)
-    if not p.is_file():
-        raise UserError(f"{p}: GRU state dict not found")
-    try:
-        sd = torch.load(p, map_location="cpu", weights_only=True)
-    except Exception as e:
-        raise UserError(f"{p}: not a readable torch file ({type(e).__name__})") from None
+    sd = _torch_load(p, "GRU state dict", "file")
     if not isinstance(sd, dict) or not all(isinstance(v, torch.Tensor) for v in sd.values()):
         raise UserError(f"{p}: expected a state dict of tensors (torch.save(gru.state_dict())), "
                         f"got {type(sd).__name__}")
