@@ -60,14 +60,12 @@ def test_vivado_plan(tmp_path):
 
 def test_build_command_writes_plan(tmp_path):
     import json
-    import subprocess
-    import sys
+
+    from drnn_cli import drnn
 
     random_bundle(6, 10, seed=1).save(tmp_path / "m")
-    proc = subprocess.run([sys.executable, "-m", "drnn_hw.cli", "build", "--board",
-                           "arty-z7-20", str(tmp_path / "m"), "--out", str(tmp_path / "out"),
-                           "--pe", "4", "--scan", "4", "--no-estimate"],
-                          capture_output=True, text=True)
+    proc = drnn("build", "--board", "arty-z7-20", tmp_path / "m", "--out", tmp_path / "out",
+                "--pe", 4, "--scan", 4, "--no-estimate")
     assert proc.returncode == 0, proc.stderr
     rep = json.loads((tmp_path / "out" / "report.json").read_text())
     assert rep["estimate"] is None and "Vivado synthesis" in rep["not_ran"]

@@ -2,8 +2,6 @@
 definitions), the threshold sweep, bench.json's keys, and the CLI's one-line errors."""
 
 import json
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -14,6 +12,7 @@ from drnn_hw.cycle_model import AP_LATENCY, MXV_DRAIN, CoreShape
 from drnn_hw.errors import UserError
 from drnn_hw.golden import GoldenResult
 from drnn_hw.golden import run as golden_run
+from drnn_cli import drnn
 
 # The hand-made case: I=3, H=4, P=2, K=2 -> 12 multipliers, ceil(H/P) = 2 blocks.
 SHAPE = CoreShape(pe=2, lanes=2, scan=4)
@@ -169,11 +168,6 @@ def test_run_bench_golden_rows_consistent():
     assert all(c["h_mismatch_steps"] == 0 and c["cycles_vs_model_mismatch_steps"] == 0
                for c in out["cross_check"])
     assert out["trace"]["sequence"] == 0 and out["trace"]["length"] == 9
-
-
-def drnn(*args):
-    return subprocess.run([sys.executable, "-m", "drnn_hw.cli", *map(str, args)],
-                          capture_output=True, text=True)
 
 
 @pytest.fixture(scope="module")

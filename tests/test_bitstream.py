@@ -2,24 +2,11 @@
 `make bitstream`) and the error paths of `flash` (always run)."""
 
 import json
-import subprocess
-import sys
 
 import pytest
 
 from drnn_hw.bundle import random_bundle
-
-
-def drnn(*args, cwd=None):
-    return subprocess.run([sys.executable, "-m", "drnn_hw.cli", *map(str, args)],
-                          capture_output=True, text=True, cwd=cwd)
-
-
-def one_line_error(proc):
-    assert proc.returncode != 0
-    lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("drnn: error:"), proc.stderr
-    return lines[0]
+from drnn_cli import drnn, one_line_error
 
 
 def test_flash_without_bitstream(tmp_path):

@@ -1,8 +1,6 @@
 """`drnn simulate` (golden engine) and `drnn info`, through the real console entry point."""
 
 import json
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -11,11 +9,7 @@ from drnn_hw.bundle import random_bundle
 from drnn_hw.cycle_model import CoreShape
 from drnn_hw.golden import run
 from drnn_hw.numerics import dequantize
-
-
-def drnn(*args):
-    return subprocess.run([sys.executable, "-m", "drnn_hw.cli", *map(str, args)],
-                          capture_output=True, text=True)
+from drnn_cli import drnn
 
 
 @pytest.fixture(scope="module")

@@ -199,8 +199,8 @@ def test_bus_status_and_frame_error():
 
 def test_engine_waves_and_cli(tmp_path):
     """`drnn simulate --engine amaranth` gives the golden engine's output; --waves writes a VCD."""
-    import subprocess
-    import sys
+    from drnn_cli import drnn
+
     model = tmp_path / "model"
     bundle = random_bundle(3, 4, seed=8, theta_x=0.05)
     bundle.save(model)
@@ -213,8 +213,7 @@ def test_engine_waves_and_cli(tmp_path):
                 "--scan", 2, "--stats", tmp_path / f"{engine}.json"]
         if engine == "amaranth":
             args += ["--waves", tmp_path / "w.vcd"]
-        p = subprocess.run([sys.executable, "-m", "drnn_hw.cli", *map(str, args)],
-                           capture_output=True, text=True)
+        p = drnn(*args)
         assert p.returncode == 0, p.stderr
         outs[engine] = np.load(tmp_path / f"{engine}.npy")
     np.testing.assert_array_equal(outs["amaranth"], outs["golden"])

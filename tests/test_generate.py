@@ -4,19 +4,13 @@ errors."""
 
 import json
 import re
-import subprocess
-import sys
 
 import pytest
 
 from drnn_hw.bundle import random_bundle
 from drnn_hw.cycle_model import FORMULA, CoreShape
 from drnn_hw.generate import generate
-
-
-def drnn(*args):
-    return subprocess.run([sys.executable, "-m", "drnn_hw.cli", *map(str, args)],
-                          capture_output=True, text=True)
+from drnn_cli import drnn
 
 
 def verilog_ports(text, top):

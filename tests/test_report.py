@@ -1,24 +1,11 @@
 """`drnn report`: Yosys resource estimates without a bitstream, and its input errors."""
 
 import json
-import subprocess
-import sys
 
 import pytest
 
 from drnn_hw.bundle import random_bundle
-
-
-def drnn(*args):
-    return subprocess.run([sys.executable, "-m", "drnn_hw.cli", *map(str, args)],
-                          capture_output=True, text=True)
-
-
-def one_line_error(proc):
-    assert proc.returncode != 0
-    lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("drnn: error:"), proc.stderr
-    return lines[0]
+from drnn_cli import drnn, one_line_error
 
 
 def test_needs_exactly_one_model(tmp_path):

@@ -12,6 +12,7 @@ from drnn_hw.golden import run as golden_run
 from drnn_hw.numerics import dequantize
 from drnn_sim.check import assert_matches_golden, sparse_walk
 from drnn_sim.cores import core
+from drnn_cli import drnn
 
 
 def test_engine_matches_golden():
@@ -21,11 +22,6 @@ def test_engine_matches_golden():
     assert_matches_golden(r, golden_run(bundle, x, [10, 3, 7], shape))
     perf = verilator_engine.last_perf
     assert perf["sim_cycles"] >= r.cycles.sum() and perf["cycles_per_second"] > 0
-
-
-def drnn(*args):
-    return subprocess.run([sys.executable, "-m", "drnn_hw.cli", *map(str, args)],
-                          capture_output=True, text=True)
 
 
 def test_cli_simulate_verilator_with_waves(tmp_path):
