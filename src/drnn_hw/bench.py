@@ -70,6 +70,7 @@ from . import peer_model
 from .bundle import ModelBundle
 from .cycle_model import AP_LATENCY, FORMULA, MXV_DRAIN, CoreShape, cycle_bound
 from .errors import UserError
+from .io import read_json_object
 from .numerics import dequantize, quantize
 
 __all__ = [
@@ -272,12 +273,7 @@ def clock_from_build_report(path, shape: CoreShape | None = None,
     p = Path(path)
     if not p.is_file():
         raise UserError(f"{p}: build report not found")
-    try:
-        data = json.loads(p.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise UserError(f"{p}: not valid JSON ({e})") from None
-    if not isinstance(data, dict):
-        raise UserError(f"{p}: expected a JSON object")
+    data = read_json_object(p)
     found = None
     clock = data.get("clock")
     if isinstance(clock, dict) and isinstance(clock.get("achieved_fmax_mhz"), (int, float)) \

@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .io import read_json_object
 from .numerics import Formats, make_sigmoid_lut, make_tanh_lut, quantize
 
 __all__ = ["ModelBundle", "BundleError", "FORMAT_VERSION", "random_bundle"]
@@ -193,12 +194,7 @@ class ModelBundle:
         for p in (mj, tz):
             if not p.is_file():
                 raise BundleError(f"{p}: missing (a bundle needs model.json and tensors.npz)")
-        try:
-            meta = json.loads(mj.read_text())
-        except (json.JSONDecodeError, UnicodeDecodeError) as e:
-            raise BundleError(f"{mj}: not valid JSON ({e})") from None
-        if not isinstance(meta, dict):
-            raise BundleError(f"{mj}: expected a JSON object")
+        meta = read_json_object(mj, BundleError)
         version = meta.get("format_version")
         if version != FORMAT_VERSION:
             raise BundleError(f"{mj}: format_version: expected {FORMAT_VERSION}, got {version!r}")

@@ -10,6 +10,18 @@ import numpy as np
 from .errors import UserError
 
 
+def read_json_object(path, error=UserError) -> dict:
+    """A user-supplied JSON file that must hold an object; ``error`` (one line) otherwise."""
+    p = Path(path)
+    try:
+        data = json.loads(p.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise error(f"{p}: not valid JSON ({e})") from None
+    if not isinstance(data, dict):
+        raise error(f"{p}: expected a JSON object")
+    return data
+
+
 def load_inputs(path, input_size: int) -> tuple[np.ndarray, bool]:
     """Load X.npy: float (T, I) or (N, T, I). Returns (N, T, I) float64 and whether it was 2-D."""
     p = Path(path)
