@@ -31,6 +31,15 @@ def _subtitle(bench):
             f"E={c['scan']}; {bench['engine']}")
 
 
+def _finish(fig, ax, bench, title, path) -> Path:
+    """Title, subtitle naming model, data and core, then the PNG."""
+    fig.suptitle(title, fontsize=11)
+    ax.set_title(_subtitle(bench), fontsize=8)
+    p = Path(path)
+    fig.savefig(p, dpi=110)
+    return p
+
+
 def plot_accuracy_sparsity(bench: dict, path) -> Path:
     rows = bench["rows"]
     xs = range(len(rows))
@@ -50,11 +59,7 @@ def plot_accuracy_sparsity(bench: dict, path) -> Path:
     ax2.set_ylim(0, 100)
     lines = ax.get_lines() + ax2.get_lines()
     ax.legend(lines, [ln.get_label() for ln in lines], loc="lower left", fontsize=8)
-    fig.suptitle("Accuracy and temporal sparsity vs threshold", fontsize=11)
-    ax.set_title(_subtitle(bench), fontsize=8)
-    p = Path(path)
-    fig.savefig(p, dpi=110)
-    return p
+    return _finish(fig, ax, bench, "Accuracy and temporal sparsity vs threshold", path)
 
 
 def plot_cycles(bench: dict, path) -> Path:
@@ -77,11 +82,7 @@ def plot_cycles(bench: dict, path) -> Path:
     ax.set_xlabel("Θ (run-time threshold, same weights)")
     ax.set_xticks(xs, _theta_labels(rows), rotation=45)
     ax.legend(fontsize=8)
-    fig.suptitle("Cycles per step vs threshold", fontsize=11)
-    ax.set_title(_subtitle(bench), fontsize=8)
-    p = Path(path)
-    fig.savefig(p, dpi=110)
-    return p
+    return _finish(fig, ax, bench, "Cycles per step vs threshold", path)
 
 
 def plot_trace(bench: dict, path) -> Path:
@@ -100,11 +101,7 @@ def plot_trace(bench: dict, path) -> Path:
     axn.set_ylabel("kept deltas (Δx + Δh)")
     axn.set_xlabel(f"step of test sequence {tr['sequence']} (length {tr['length']})")
     ax.legend(fontsize=7, ncol=2)
-    fig.suptitle("Per-step cycle trace of one sequence", fontsize=11)
-    ax.set_title(_subtitle(bench), fontsize=8)
-    p = Path(path)
-    fig.savefig(p, dpi=110)
-    return p
+    return _finish(fig, ax, bench, "Per-step cycle trace of one sequence", path)
 
 
 def write_plots(bench: dict, out_dir) -> list[Path]:
