@@ -15,8 +15,9 @@ import click
 from .bundle import BundleError
 from .errors import UserError
 
-# (module, attribute) of every command; modules are imported when the CLI starts, but each
-# command imports its heavy dependencies (torch, amaranth, cocotb) only when it runs.
+# (module, attribute) of every command; modules are imported when the CLI starts (a missing one
+# is a packaging bug and fails loudly), but each command imports its heavy dependencies (torch,
+# amaranth, cocotb) only when it runs.
 COMMANDS = [
     ("drnn_train.commands", "train"),
     ("drnn_train.commands", "export"),
@@ -38,20 +39,8 @@ def cli():
     """Delta-GRU accelerator generator: train, export, generate, simulate, build, flash."""
 
 
-def _register():
-    for module, attr in COMMANDS:
-        try:
-            mod = importlib.import_module(module)
-        except ModuleNotFoundError as e:
-            if e.name and (e.name == module or module.startswith(e.name + ".")):
-                continue  # command not part of this build yet
-            raise
-        cmd = getattr(mod, attr, None)
-        if cmd is not None:
-            cli.add_command(cmd)
-
-
-_register()
+for _module, _attr in COMMANDS:
+    cli.add_command(getattr(importlib.import_module(_module), _attr))
 
 
 def main(argv=None):
