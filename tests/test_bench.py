@@ -8,7 +8,7 @@ import pytest
 
 from drnn_hw import bench as B
 from drnn_hw.bundle import random_bundle
-from drnn_hw.cycle_model import AP_LATENCY, MXV_DRAIN, CoreShape
+from drnn_hw.cycle_model import AP_LATENCY, SCAN_LATENCY, CoreShape, mxv_drain
 from drnn_hw.errors import UserError
 from drnn_hw.golden import GoldenResult
 from drnn_hw.golden import run as golden_run
@@ -52,10 +52,11 @@ def test_speedup_sparsity_stats():
 
 def test_breakdown():
     bd = B.cycle_breakdown(NDX + NDH, CYC, 4, SHAPE)
-    assert bd["ap_fixed"] == 2 + AP_LATENCY
+    fixed, drain = SCAN_LATENCY + 2 + AP_LATENCY, mxv_drain(2)
+    assert bd["ap_fixed"] == fixed
     assert bd["mxv_issue"] == pytest.approx((8 + 2 + 0) / 3)     # ceil(nnz/2) * 2 blocks
-    assert bd["mxv_drain"] == pytest.approx(2 * MXV_DRAIN / 3)   # two steps kept a delta
-    assert bd["scan_wait"] == pytest.approx(14 - (2 + AP_LATENCY) - 10 / 3 - 2 * MXV_DRAIN / 3)
+    assert bd["mxv_drain"] == pytest.approx(2 * drain / 3)       # two steps kept a delta
+    assert bd["scan_wait"] == pytest.approx(14 - fixed - 10 / 3 - 2 * drain / 3)
 
 
 def _two_unit_bundle():

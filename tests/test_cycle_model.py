@@ -7,7 +7,8 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from drnn_hw.cycle_model import (
-    AP_LATENCY, MXV_DRAIN, PRESETS, CoreShape, cycle_bound, cycles_for_masks, step_cycles,
+    AP_LATENCY, PRESETS, SCAN_LATENCY, CoreShape, cycle_bound, cycles_for_masks, mxv_drain,
+    step_cycles,
 )
 
 
@@ -50,8 +51,8 @@ def simulate_schedule(dx, dh, shape):
                 and emitted_last_cycle == 0 and cycle >= mxv_busy_until:
             break
     S = scan_done_at
-    ap_start = S if mxv_last_issue_end is None else max(S, mxv_last_issue_end + MXV_DRAIN)
-    return ap_start + nb + AP_LATENCY
+    ap_start = S if mxv_last_issue_end is None else max(S, mxv_last_issue_end + mxv_drain(nb))
+    return SCAN_LATENCY + ap_start + nb + AP_LATENCY
 
 
 masks = st.integers(1, 20).flatmap(
@@ -72,14 +73,16 @@ def test_closed_form_matches_cycle_by_cycle_schedule(m, shape):
 def test_hand_worked_example():
     # I=3, H=4, P=2 (NB=2), K=2, E=2: windows x0={0,1} x1={2} h0 h1.
     shape = CoreShape(pe=2, lanes=2, scan=2)
+    L, drain = SCAN_LATENCY, mxv_drain(2)
+    assert drain == 2     # MXV_WRITE = 4 cycles from a slot to its write, NB = 2
     # no delta: 4 one-cycle windows, then the AP
-    assert step_cycles([0, 0, 0], [0, 0, 0, 0], shape) == 4 + 2 + AP_LATENCY
+    assert step_cycles([0, 0, 0], [0, 0, 0, 0], shape) == L + 4 + 2 + AP_LATENCY
     # all three x deltas: x0 emits 2 at cycle 0, x1 emits 1 at cycle 1, S = 4.
     # group 0 released at 1, runs 1..2; group 1 (partial) released at S=4, runs 4..5; D = 6.
-    assert step_cycles([1, 1, 1], [0, 0, 0, 0], shape) == (6 + MXV_DRAIN) + 2 + AP_LATENCY
+    assert step_cycles([1, 1, 1], [0, 0, 0, 0], shape) == L + (6 + drain) + 2 + AP_LATENCY
     # a dense window of h: h0 has 2 deltas (1 cycle), h1 has 2 (1 cycle): S = 4, groups
     # released at 3 and 4 -> D = max(3 + 4, 4 + 2) = 7
-    assert step_cycles([0, 0, 0], [1, 1, 1, 1], shape) == (7 + MXV_DRAIN) + 2 + AP_LATENCY
+    assert step_cycles([0, 0, 0], [1, 1, 1, 1], shape) == L + (7 + drain) + 2 + AP_LATENCY
 
 
 def test_vectorised_form_and_bound():
@@ -104,7 +107,14 @@ def test_default_core_meets_target_at_the_extremes():
         b = int(cycle_bound(int(dx.sum() + dh.sum()), 64, shape))
         assert b <= c <= 1.1 * b + 16
     # a step where nothing changed costs about ceil((I+H)/E) plus a small constant
-    assert step_cycles(np.zeros(12), np.zeros(64), shape) <= math.ceil(76 / 16) + 1 + 4 + AP_LATENCY
+    assert step_cycles(np.zeros(12), np.zeros(64), shape) <= \
+        SCAN_LATENCY + math.ceil(76 / 16) + 1 + 4 + AP_LATENCY
+
+
+def test_mxv_drain():
+    # The AP reads block b no earlier than the last slot's write of it, MXV_WRITE = 4 cycles
+    # after that slot; the last group's slot of block b is NB - b cycles before D.
+    assert [mxv_drain(nb) for nb in (1, 2, 3, 4, 5, 16)] == [3, 2, 1, 0, 0, 0]
 
 
 @pytest.mark.parametrize("kw, match", [(dict(lanes=3), "--lanes"), (dict(pe=0), "--pe"),

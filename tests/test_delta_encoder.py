@@ -1,5 +1,6 @@
 """DeltaEncoder (IEU): which deltas are emitted, in which cycle, on which lane, with which
-weight address; scan length; reference updates between steps."""
+weight address; scan length (the cycle model's, after SCAN_LATENCY); reference updates between
+steps; x beats popped in order, one per x window."""
 
 import math
 
@@ -7,6 +8,7 @@ import numpy as np
 import pytest
 from amaranth.sim import Simulator
 
+from drnn_hw.cycle_model import SCAN_LATENCY
 from drnn_hw.delta_encoder import DeltaEncoder
 from drnn_hw.numerics import Formats
 
@@ -14,9 +16,10 @@ FMTS = Formats()
 
 
 def expected_schedule(x, h, x_ref, h_ref, theta_x, theta_h, E, K, NB):
-    """Reference model of one scan: [(cycle, lane, delta, addr, is_x)], S, new refs."""
+    """Reference model of one scan: [(cycle, lane, delta, addr, is_x)], S, new refs; cycles
+    count from the step's start, so the first schedule cycle is SCAN_LATENCY."""
     I, H = len(x), len(h)
-    events, cycle = [], 0
+    events, cycle = [], SCAN_LATENCY
     x_ref, h_ref = x_ref.copy(), h_ref.copy()
     for is_x, cur, ref, theta, base_col in ((1, x, x_ref, theta_x, 0), (0, h, h_ref, theta_h, I)):
         n = len(cur)
@@ -106,4 +109,4 @@ def test_emission_order_timing_and_refs(I, H, P, K, E, theta):
         assert S == want_S
         assert pops == [(b, int(b == WX - 1)) for b in range(WX)]
         assert nnz == (sum(e[4] for e in want), sum(1 - e[4] for e in want))
-    assert log[-1][0] == [] and log[-1][1] == WX + math.ceil(H / E)
+    assert log[-1][0] == [] and log[-1][1] == SCAN_LATENCY + WX + math.ceil(H / E)

@@ -1,6 +1,7 @@
 """MxVChannel: exact accumulation of K·P products per slot (back-to-back slots on the same
-block included), the M_nx / M_nh split of channel n, padding rows, saturated read-back and
-write-back, bias reload, and the AP's use of the lane-0 multipliers."""
+block included), the M_nx / M_nh split of channel n, padding rows, the end-of-step saturation
+(stale blocks), the AP's reads right behind the last writes, bias reload (fresh blocks), and
+the AP's use of the lane-0 multipliers."""
 
 import math
 
@@ -8,13 +9,13 @@ import numpy as np
 import pytest
 from amaranth.sim import Simulator
 
-from drnn_hw.mxv import MxVChannel
+from drnn_hw.mxv import AP_MUL_LATENCY, AP_READ_LATENCY, MXV_STAGES, MxVChannel
 from drnn_hw.numerics import Formats
 
 FMTS = Formats(acc_bits=24)   # narrow accumulator: sums leave its range, saturation shows
 
 
-@pytest.mark.parametrize("H,P,K", [(6, 4, 2), (5, 5, 1), (3, 1, 2), (7, 3, 2)])
+@pytest.mark.parametrize("H,P,K", [(6, 4, 2), (5, 5, 1), (3, 1, 2), (7, 3, 2), (4, 4, 2)])
 @pytest.mark.parametrize("split", [False, True])
 def test_accumulate_split_saturate(H, P, K, split):
     I = 20
@@ -25,33 +26,43 @@ def test_accumulate_split_saturate(H, P, K, split):
     bias_h = rng.integers(acc.min // 2, acc.max // 2, H)
     dut = MxVChannel(FMTS, inputs=I, hidden=H, pe=P, lanes=K, bias=bias,
                      bias_h=bias_h if split else None)
-    model = [np.concatenate([bias, np.zeros(NB * P - H, np.int64)]),
-             np.concatenate([bias_h, np.zeros(NB * P - H, np.int64)])]
+    pad = np.zeros(NB * P - H, np.int64)
+    # The spec's memories: exact within a step, saturated to acc_bits at its end.
+    model = [np.concatenate([bias, pad]), np.concatenate([bias_h, pad])]
     wf = FMTS.weight
-
-    def read_block(ctx, b):
-        ctx.set(dut.rd_block, b)
-        outs = [dut.rd_m] + ([dut.rd_m_h] if split else [])
-        return [[ctx.get(o[p]) for p in range(P)] for o in outs]
-
-    def check_all(ctx):
-        for b in range(NB):
-            got = read_block(ctx, b)
-            for mem, g in zip(model, got):
-                want = np.clip(mem[b * P:(b + 1) * P], acc.min, acc.max)
-                assert g == list(want), b
-
+    outs = [dut.ap_m] + ([dut.ap_m_h] if split else [])
     saw_saturation = []
 
+    async def end_of_step(ctx, order):
+        """The AP's reads, one block per cycle in ``order``: the rows as the AP sees them
+        narrow to the same activation value as the spec's saturated rows (checked through the
+        saturation itself), and the memories are saturated for the next step."""
+        for b in order:
+            ctx.set(dut.ap_read, 1)
+            ctx.set(dut.ap_block, b)
+            await ctx.tick()            # AP_READ_LATENCY = 1: the rows are there now
+            for mem, out in zip(model, outs):
+                got = np.array([ctx.get(out[p]) for p in range(P)])
+                want = mem[b * P:(b + 1) * P]
+                # Exact (guard bits, no wrap) until the spec saturates at the end of the step.
+                np.testing.assert_array_equal(np.clip(got, acc.min, acc.max),
+                                              np.clip(want, acc.min, acc.max))
+        ctx.set(dut.ap_read, 0)
+        for mem in model:
+            np.clip(mem, acc.min, acc.max, out=mem)
+
     async def tb(ctx):
-        check_all(ctx)
-        for round_ in range(2):
+        assert AP_READ_LATENCY == 1
+        for round_ in range(3):
             slots = []
             for _ in range((I + H) // K):
                 blk = int(rng.integers(0, NB)) if rng.random() < 0.6 else (slots[-1][0] if slots else 0)
                 deltas = [int(v) for v in rng.choice([-65536, 65535, 0, 1, -1, 300], K)]
                 is_x = [int(v) for v in rng.integers(0, 2, K)]
-                weights = [[int(v) for v in rng.integers(wf.min, wf.max + 1, P)] for _ in range(K)]
+                # Padding rows (past H) hold weight 0 in the bank.
+                weights = [[int(v) if blk * P + p < H else 0
+                            for p, v in enumerate(rng.integers(wf.min, wf.max + 1, P))]
+                           for _ in range(K)]
                 slots.append((blk, deltas, is_x, weights))
             for blk, deltas, is_x, weights in slots:
                 ctx.set(dut.valid, 1)
@@ -64,24 +75,19 @@ def test_accumulate_split_saturate(H, P, K, split):
                 await ctx.tick()
                 for k in range(K):
                     for p in range(P):
-                        if blk * P + p >= H:
-                            continue   # padding rows: weights there are 0 in the bank
                         which = 0 if (not split or is_x[k]) else 1
                         model[which][blk * P + p] += deltas[k] * weights[k][p]
             ctx.set(dut.valid, 0)
-            await ctx.tick()
-            await ctx.tick()
-            saw_saturation.append(any(np.abs(mm[:H]).max() > acc.max for mm in model))
-            check_all(ctx)
-            # End-of-step saturation, one block per cycle, written back.
-            for b in range(NB):
-                ctx.set(dut.rd_block, b)
-                ctx.set(dut.rd_saturate, 1)
+            # The last slot's write lands MXV_STAGES cycles after it: the first AP read may
+            # come in that very cycle (it sees the write).
+            for _ in range(MXV_STAGES - 1):
                 await ctx.tick()
-                for mm in model:
-                    mm[b * P:(b + 1) * P] = np.clip(mm[b * P:(b + 1) * P], acc.min, acc.max)
-            ctx.set(dut.rd_saturate, 0)
-            check_all(ctx)
+            saw_saturation.append(any(np.abs(mm[:H]).max() > acc.max for mm in model))
+            order = [int(b) for b in rng.permutation(NB)]
+            if slots[-1][0] in order:    # the block written last is read first
+                order.remove(slots[-1][0])
+                order.insert(0, slots[-1][0])
+            await end_of_step(ctx, order)
         # The AP's products on the lane-0 multipliers.
         a = rng.integers(-65536, 65536, P)
         bb = rng.integers(0, 257, P)
@@ -91,12 +97,14 @@ def test_accumulate_split_saturate(H, P, K, split):
             ctx.set(dut.ap_b[p], int(bb[p]))
         await ctx.tick()
         ctx.set(dut.ap_mul, 0)
+        for _ in range(AP_MUL_LATENCY - 1):
+            await ctx.tick()
         assert [ctx.get(dut.ap_prod[p]) for p in range(P)] == [int(u * v) for u, v in zip(a, bb)]
         ctx.set(dut.load_bias, 1)
         await ctx.tick()
         ctx.set(dut.load_bias, 0)
         model[0][:H], model[1][:H] = bias, bias_h
-        check_all(ctx)
+        await end_of_step(ctx, list(range(NB)))
 
     sim = Simulator(dut)
     sim.add_clock(1e-8)

@@ -49,9 +49,9 @@ Definitions (also written into bench.json under ``definitions``):
     PyTorch ``nn.GRU`` per-step latency at batch 1 on this CPU (measured in the same run) divided
     by the core's mean per-step latency at the reported clock (> 1: the core is faster).
 ``breakdown``
-    Mean per-step cycles split along the cycle model: the fixed activation part
-    (``ceil(H/P) + AP_LATENCY``), MxV issue (``ceil(nnz/K) · ceil(H/P)``), MxV drain
-    (``MXV_DRAIN`` when a delta was kept) and scan wait (the rest: the MxV waiting for the
+    Mean per-step cycles split along the cycle model: the fixed pipeline part
+    (``SCAN_LATENCY + ceil(H/P) + AP_LATENCY``), MxV issue (``ceil(nnz/K) · ceil(H/P)``), MxV
+    drain (``mxv_drain(ceil(H/P))`` when a delta was kept) and scan wait (the rest: the MxV waiting for the
     scan): which of scan, scheduling and AP the time goes to.
 """
 
@@ -68,7 +68,7 @@ import numpy as np
 
 from . import peer_model
 from .bundle import ModelBundle
-from .cycle_model import AP_LATENCY, FORMULA, MXV_DRAIN, CoreShape, cycle_bound
+from .cycle_model import AP_LATENCY, FORMULA, SCAN_LATENCY, CoreShape, cycle_bound, mxv_drain
 from .errors import UserError
 from .io import read_json_object
 from .numerics import dequantize, quantize
@@ -112,8 +112,9 @@ DEFINITIONS = {
             "measurement",
     "torch_ratio": "torch nn.GRU per-step latency at batch 1 on this CPU / core mean latency "
                    "per step at the reported clock",
-    "breakdown": "mean cycles per step: ap_fixed = ceil(H/P) + AP_LATENCY, mxv_issue = "
-                 "ceil(nnz/K)*ceil(H/P), mxv_drain = MXV_DRAIN on steps with a kept delta, "
+    "breakdown": "mean cycles per step: ap_fixed = SCAN_LATENCY + ceil(H/P) + AP_LATENCY, "
+                 "mxv_issue = ceil(nnz/K)*ceil(H/P), mxv_drain = max(MXV_WRITE - ceil(H/P), 0) "
+                 "on steps with a kept delta, "
                  "scan_wait = the rest (the MxV waiting for the scan)",
 }
 
@@ -187,17 +188,18 @@ def speedup(base_total_cycles, total_cycles) -> float:
 def cycle_breakdown(nnz_per_step, cycles_per_step, hidden: int, shape: CoreShape) -> dict:
     """Mean cycles per step split along the cycle model's terms.
 
-    ``cycles = A0 + ceil(H/P) + AP_LATENCY`` with ``A0 = max(S, D + MXV_DRAIN)``: ``ap_fixed`` is
-    ``ceil(H/P) + AP_LATENCY``, ``mxv_issue`` is ``ceil(nnz/K) · ceil(H/P)`` (MxV busy),
-    ``mxv_drain`` is ``MXV_DRAIN`` on steps with a kept delta, and ``scan_wait`` the rest: cycles
+    ``cycles = SCAN_LATENCY + A0 + ceil(H/P) + AP_LATENCY`` with
+    ``A0 = max(S, D + mxv_drain(NB))``: ``ap_fixed`` is ``SCAN_LATENCY + ceil(H/P) + AP_LATENCY``,
+    ``mxv_issue`` is ``ceil(nnz/K) · ceil(H/P)`` (MxV busy), ``mxv_drain`` is ``mxv_drain(NB)``
+    on steps with a kept delta, and ``scan_wait`` the rest: cycles
     in which the MxV waited for the scan (a scan-bound step, or deltas arriving late).
     """
     nnz = np.asarray(nnz_per_step, dtype=np.int64)
     cyc = np.asarray(cycles_per_step, dtype=np.float64)
     nb = shape.blocks(hidden)
-    ap = float(nb + AP_LATENCY)
+    ap = float(SCAN_LATENCY + nb + AP_LATENCY)
     mxv = float(np.mean(-(-nnz // shape.lanes) * nb))
-    drain = float(np.mean(np.where(nnz > 0, MXV_DRAIN, 0)))
+    drain = float(np.mean(np.where(nnz > 0, mxv_drain(nb), 0)))
     mean = float(cyc.mean())
     return {"ap_fixed": ap, "mxv_issue": mxv, "mxv_drain": drain,
             "scan_wait": mean - ap - mxv - drain, "total": mean}

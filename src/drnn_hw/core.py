@@ -28,15 +28,18 @@ bit1 FRAME_ERROR, bit2 RESET_PENDING), 5 THETA_X, 6 THETA_H, 7 CYCLES_LAST, 8 NN
 9 NNZ_DH_LAST, 10 STEPS. Thresholds are sampled when a step starts. RESET_STATE is applied in
 idle before the next step starts: write it after the last output frame of a sequence.
 
-Step (see :mod:`drnn_hw.cycle_model`; ``cycles = A0 + NB + AP_LATENCY``):
+Step (see :mod:`drnn_hw.cycle_model`; ``cycles = SCAN_LATENCY + A0 + NB + AP_LATENCY``):
 
 1. start: idle, no reset pending, the input FIFO (2·WX beats) holds a full frame; cycle 0.
 2. scan (:class:`~drnn_hw.delta_encoder.DeltaEncoder`) feeds the delta queue
    (:class:`~drnn_hw.delta_queue.DeltaQueue`), which issues groups of K deltas to the weight
    bank and the three :class:`~drnn_hw.mxv.MxVChannel` (NB cycles per group).
-3. AP (:class:`~drnn_hw.activation.ActivationPipeline`) at ``A0 = max(S, D + MXV_DRAIN)``.
-4. commit: h is copied into the output holding buffer (waits while the previous frame is
-   still there; those cycles are not counted), the status registers update.
+3. AP (:class:`~drnn_hw.activation.ActivationPipeline`) at ``A0 = max(S, D + mxv_drain(NB))``
+   (both counted from the first schedule cycle), once every block's last accumulation has
+   landed by the time the AP reads it.
+4. commit, in the cycle the AP writes the last block: h (with that block taken from the AP) is
+   copied into the output holding buffer (waits while the previous frame is still there;
+   those cycles are not counted), the status registers update.
 """
 
 from __future__ import annotations
@@ -49,22 +52,25 @@ from amaranth.lib.wiring import In, Out
 
 from .activation import AP_STAGES, ActivationPipeline
 from .bundle import ModelBundle
-from .cycle_model import AP_LATENCY, MXV_DRAIN, CoreShape
+from .cycle_model import AP_LATENCY, MXV_WRITE, SCAN_LATENCY, CoreShape, mxv_drain
 from .delta_encoder import DeltaEncoder
 from .delta_queue import DeltaQueue
-from .mxv import MxVChannel
+from .mxv import MXV_STAGES, MxVChannel
 from .registers import CSRSignature, RegisterFile
 from .weight_bank import WeightBank
 
 __all__ = ["DeltaGRUCore", "frame_layout", "StatusSignature"]
 
-#: Stage-1 register (weights read) plus stage 2 (accumulate) of the MxV after the issue slot.
-_MXV_PIPELINE = 2
-#: AP stages after the last issue, plus the commit cycle.
-_AP_TAIL = AP_STAGES + 1
-if (MXV_DRAIN, AP_LATENCY) != (_MXV_PIPELINE, _AP_TAIL):
-    raise ImportError(f"cycle_model.MXV_DRAIN/AP_LATENCY = {MXV_DRAIN}/{AP_LATENCY}, but the RTL "
-                      f"takes {_MXV_PIPELINE}/{_AP_TAIL}")
+#: The scan's encode stage (DeltaEncoder stage A, registered into stage B).
+_SCAN_PIPELINE = 1
+#: Issue slot -> weight bank read (one cycle) -> the channel's stages -> write into M.
+_MXV_PIPELINE = 1 + MXV_STAGES
+#: AP stages after the last issue; the commit shares the last block's write cycle.
+_AP_TAIL = AP_STAGES
+if (SCAN_LATENCY, MXV_WRITE, AP_LATENCY) != (_SCAN_PIPELINE, _MXV_PIPELINE, _AP_TAIL):
+    raise ImportError(f"cycle_model SCAN_LATENCY/MXV_WRITE/AP_LATENCY = {SCAN_LATENCY}/"
+                      f"{MXV_WRITE}/{AP_LATENCY}, but the RTL takes {_SCAN_PIPELINE}/"
+                      f"{_MXV_PIPELINE}/{_AP_TAIL}")
 
 
 def frame_layout(act_bits: int, scan: int) -> data.StructLayout:
@@ -122,6 +128,7 @@ class DeltaGRUCore(wiring.Component):
         for name, ch in chans.items():
             m.submodules[f"mxv_{name}"] = ch
         m.submodules.ap = ap = ActivationPipeline(fmts, hidden=H, pe=P,
+                                                  acc_width=chans["r"].acc_width,
                                                   sigmoid_lut=b.sigmoid_lut,
                                                   tanh_lut=b.tanh_lut)
 
@@ -150,7 +157,7 @@ class DeltaGRUCore(wiring.Component):
         m.d.comb += [
             apply_reset.eq(idle & reset_pending),
             start.eq(idle & ~reset_pending & (x_fifo.r_level >= WX)),
-            commit.eq(ap_done & ~out_full),
+            commit.eq((ap.done | ap_done) & ~out_full),
         ]
 
         # --- input ----------------------------------------------------------------------------
@@ -203,26 +210,30 @@ class DeltaGRUCore(wiring.Component):
             m.d.comb += [
                 ch.valid.eq(s1_valid), ch.block.eq(s1_block), ch.delta.eq(s1_delta),
                 ch.is_x.eq(s1_is_x), ch.weight.eq(getattr(bank, f"data_{name}")),
-                ch.rd_block.eq(ap.block), ch.rd_saturate.eq(ap.saturate),
+                ch.ap_read.eq(ap.read), ch.ap_block.eq(ap.block),
                 ch.load_bias.eq(apply_reset),
             ]
 
         # --- activation pipeline ----------------------------------------------------------------
-        # A0: the scan is over, nothing left to issue, and the last slot has left the MxV
-        # pipeline (no slot in the previous MXV_DRAIN cycles).
-        slot_hist = Signal(MXV_DRAIN)
-        m.d.sync += slot_hist.eq(Mux(running | start,
-                                     (slot_hist << 1) | queue.slot_valid, 0)[:MXV_DRAIN])
+        # A0: the scan is over, nothing is left to issue, and no slot in the previous
+        # mxv_drain(NB) cycles (the AP reads block b no earlier than the last write of it).
+        drain = mxv_drain(NB)
+        drained = Const(1)
+        if drain:
+            slot_hist = Signal(drain)
+            m.d.sync += slot_hist.eq(Mux(running | start,
+                                         (slot_hist << 1) | queue.slot_valid, 0)[:drain])
+            drained = slot_hist == 0
         ap_go = Signal()
-        m.d.comb += ap_go.eq(running & ~ap_started & enc.done & ~queue.pending & (slot_hist == 0))
+        m.d.comb += ap_go.eq(running & ~ap_started & enc.done & ~queue.pending & drained)
         with m.If(ap_go):
             m.d.sync += ap_started.eq(1)
         h_block_in = [Array(h_state[bb * P + p] if bb * P + p < H else Const(0, act)
-                            for bb in range(NB))[ap.block] for p in range(P)]
+                            for bb in range(NB))[ap.h_block] for p in range(P)]
         m.d.comb += [
             ap.start.eq(ap_go),
-            ap.m_r.eq(chans["r"].rd_m), ap.m_z.eq(chans["z"].rd_m),
-            ap.m_nx.eq(chans["n"].rd_m), ap.m_nh.eq(chans["n"].rd_m_h),
+            ap.m_r.eq(chans["r"].ap_m), ap.m_z.eq(chans["z"].ap_m),
+            ap.m_nx.eq(chans["n"].ap_m), ap.m_nh.eq(chans["n"].ap_m_h),
             chans["r"].ap_mul.eq(ap.mul_r_en), chans["r"].ap_a.eq(ap.mul_r_a),
             chans["r"].ap_b.eq(ap.mul_r_b), ap.mul_r_prod.eq(chans["r"].ap_prod),
             chans["z"].ap_mul.eq(ap.mul_z_en), chans["z"].ap_a.eq(ap.mul_z_a),
@@ -231,7 +242,7 @@ class DeltaGRUCore(wiring.Component):
         for p in range(P):
             m.d.comb += ap.h_in[p].eq(h_block_in[p])
         with m.If(ap.h_we):
-            with m.Switch(ap.h_block):
+            with m.Switch(ap.h_wblock):
                 for bb in range(NB):
                     with m.Case(bb):
                         for p in range(P):
@@ -243,7 +254,7 @@ class DeltaGRUCore(wiring.Component):
         # --- step control, counters -------------------------------------------------------------
         with m.If(start):
             m.d.sync += [running.eq(1), cycle.eq(1)]
-        with m.Elif(running & ~(ap_done & out_full)):
+        with m.Elif(running & ~((ap.done | ap_done) & out_full)):
             m.d.sync += cycle.eq(cycle + 1)
         with m.If(commit):
             m.d.sync += [
@@ -252,7 +263,11 @@ class DeltaGRUCore(wiring.Component):
                 nnz_dx_last.eq(enc.nnz_dx), nnz_dh_last.eq(enc.nnz_dh),
                 out_full.eq(1), out_beat.eq(0),
             ]
-            m.d.sync += [hold[j].eq(h_state[j]) for j in range(H)]
+            # The last block is written in this very cycle when the AP has just finished.
+            last = (NB - 1) * P
+            m.d.sync += [hold[j].eq(h_state[j]) for j in range(last)]
+            m.d.sync += [hold[j].eq(Mux(ap.done, ap.h_out[j - last], h_state[j]))
+                         for j in range(last, H)]
         with m.If(apply_reset):
             m.d.sync += [reset_pending.eq(0)] + [s.eq(0) for s in h_state]
         with m.If(regs.reset_state):

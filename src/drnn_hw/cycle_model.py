@@ -3,7 +3,8 @@
 This is the performance contract of the RTL: the cycle counter of the generated core must equal
 :func:`step_cycles` exactly, for every step. The schedule it describes:
 
-* **Scan** (IEU): the encoder visits ``WX = ceil(I/E)`` windows of x, then ``WH = ceil(H/E)``
+* **Scan** (IEU): after ``SCAN_LATENCY`` cycles (the encode stage fills the schedule stage;
+  every time below counts from there), the encoder visits ``WX = ceil(I/E)`` windows of x, then ``WH = ceil(H/E)``
   windows of h, E elements each. A window with ``d`` kept deltas occupies the scheduler for
   ``c = max(1, ceil(d/K))`` cycles, emitting its deltas K per cycle in index order, so the j-th
   delta of window w leaves at ``s_w + floor(j/K)`` where ``s_w`` is the window's start cycle.
@@ -14,11 +15,17 @@ This is the performance contract of the RTL: the cycle counter of the generated 
   ``NB = ceil(H/P)`` cycles (one P-row block of the weight columns per cycle). In order, with
   release times ``r_g``: ``m_g = max(r_g, m_{g-1} + NB)``, which gives the closed form
   ``D = max_g (r_g + (G - g) * NB)`` for the cycle after the last issue, ``G = ceil(nnz/K)``.
-* **AP**: may start at ``A0 = max(S, D + MXV_DRAIN)`` (``A0 = S`` when no delta was kept); it
+* **AP**: may start at ``A0 = max(S, D + mxv_drain(NB))`` (``A0 = S`` when no delta was kept):
+  its read of block b must not come before the last slot's write of block b, which lands
+  ``MXV_WRITE`` cycles after that slot, so ``mxv_drain(NB) = max(MXV_WRITE - NB, 0)``. It
   issues one P-element block per cycle for NB cycles, then needs ``AP_LATENCY`` more cycles to
   finish the pipeline and commit the new h.
 
-    cycles = A0 + NB + AP_LATENCY
+    cycles = SCAN_LATENCY + A0 + NB + AP_LATENCY
+
+The three constants are pipeline depths, chosen so that every stage holds at most one carry
+chain, table lookup or multiplier (the clock target is 100 MHz on an ECP5); the core checks at
+import time that its blocks' stage counts add up to them.
 
 The counter runs from the cycle the step starts (a full x frame buffered, the core idle) to the
 commit; cycles spent waiting for the output stream to take the previous h are not counted.
@@ -31,19 +38,29 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-__all__ = ["CoreShape", "PRESETS", "MXV_DRAIN", "AP_LATENCY", "step_cycles", "cycle_bound",
+__all__ = ["CoreShape", "PRESETS", "SCAN_LATENCY", "MXV_WRITE", "AP_LATENCY", "mxv_drain", "step_cycles", "cycle_bound",
            "cycles_for_masks", "FORMULA"]
 
-#: Cycles between the cycle after the last MxV issue slot and the first AP issue slot: the
-#: slot's weights are read (stage 1, products registered), then accumulated into M (stage 2).
-MXV_DRAIN = 2
-#: Cycles from the last AP issue to the committed h, counting the commit cycle: four pipeline
-#: stages (σ ROM + r·mnh, tanh ROM address, tanh ROM + z·(h−n), h write), then the commit.
-AP_LATENCY = 5
+#: Cycles from the step's start to the first schedule cycle: the encode stage (deltas and
+#: threshold test of the first window) is registered before the scheduler sees it.
+SCAN_LATENCY = 1
+#: Cycles from an MxV issue slot to the write of its sums into the delta memory: the weights
+#: are read, registered as multiplier operands, multiplied, lane-summed, accumulated.
+MXV_WRITE = 4
+#: Cycles from the last AP issue to the committed h: seven pipeline stages (memory read, σ ROM,
+#: r·mnh 2, tanh ROM, z·(h−n) 2); the commit takes the last block in the cycle it is written.
+AP_LATENCY = 7
 
-FORMULA = ("cycles = max(S, D + MXV_DRAIN if nnz else 0) + ceil(H/P) + AP_LATENCY; "
-           "S = sum_w max(1, ceil(d_w/K)); D = max_g(r_g + (G-g)*ceil(H/P)); "
-           f"MXV_DRAIN={MXV_DRAIN}, AP_LATENCY={AP_LATENCY}")
+
+def mxv_drain(nb: int) -> int:
+    """Cycles from D (the cycle after the last issue slot) to the earliest AP start."""
+    return max(MXV_WRITE - nb, 0)
+
+
+FORMULA = ("cycles = SCAN_LATENCY + max(S, D + max(MXV_WRITE - ceil(H/P), 0) if nnz else 0) + "
+           "ceil(H/P) + AP_LATENCY; S = sum_w max(1, ceil(d_w/K)); "
+           "D = max_g(r_g + (G-g)*ceil(H/P)); "
+           f"SCAN_LATENCY={SCAN_LATENCY}, MXV_WRITE={MXV_WRITE}, AP_LATENCY={AP_LATENCY}")
 
 
 @dataclass(frozen=True)
@@ -101,7 +118,7 @@ def step_cycles(dx_mask, dh_mask, shape: CoreShape) -> int:
     S = int(c.sum())
     nnz = int(d.sum())
     if nnz == 0:
-        return S + nb + AP_LATENCY
+        return SCAN_LATENCY + S + nb + AP_LATENCY
     rank = np.cumsum(win, axis=1) - 1                                # rank within window
     emit = (starts[:, None] + rank // K)[win]                        # emission cycles, in order
     G = -(-nnz // K)
@@ -110,7 +127,7 @@ def step_cycles(dx_mask, dh_mask, shape: CoreShape) -> int:
     if nnz % K:
         release[-1] = S
     D = int(np.max(release + (G - np.arange(G)) * nb))
-    return max(S, D + MXV_DRAIN) + nb + AP_LATENCY
+    return SCAN_LATENCY + max(S, D + mxv_drain(nb)) + nb + AP_LATENCY
 
 
 def cycles_for_masks(dx_masks, dh_masks, shape: CoreShape) -> np.ndarray:

