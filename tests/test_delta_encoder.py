@@ -43,6 +43,7 @@ def run_steps(I, H, P, K, E, steps, theta_x, theta_h):
     async def tb(ctx):
         ctx.set(dut.theta_x, theta_x)
         ctx.set(dut.theta_h, theta_h)
+        await ctx.tick()      # the encoder copies the thresholds in a cycle without a scan
         for x, h in steps:
             for j in range(H):
                 ctx.set(dut.h[j], int(h[j]))

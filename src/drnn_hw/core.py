@@ -30,7 +30,8 @@ idle before the next step starts: write it after the last output frame of a sequ
 
 Step (see :mod:`drnn_hw.cycle_model`; ``cycles = SCAN_LATENCY + A0 + NB + AP_LATENCY``):
 
-1. start: idle, no reset pending, the input FIFO (2·WX beats) holds a full frame; cycle 0.
+1. start: idle, no reset pending, the input FIFO (2·WX beats) holds a full frame, no register
+   write in the previous cycle; cycle 0.
 2. scan (:class:`~drnn_hw.delta_encoder.DeltaEncoder`) feeds the delta queue
    (:class:`~drnn_hw.delta_queue.DeltaQueue`), which issues groups of K deltas to the weight
    bank and the three :class:`~drnn_hw.mxv.MxVChannel` (NB cycles per group).
@@ -61,8 +62,8 @@ from .weight_bank import WeightBank
 
 __all__ = ["DeltaGRUCore", "frame_layout", "StatusSignature"]
 
-#: The scan's encode stage (DeltaEncoder stage A, registered into stage B).
-_SCAN_PIPELINE = 1
+#: The scan's fetch and test stages (DeltaEncoder F and T, registered before B).
+_SCAN_PIPELINE = 2
 #: Issue slot -> weight bank read (one cycle) -> the channel's stages -> write into M.
 _MXV_PIPELINE = 1 + MXV_STAGES
 #: AP stages after the last issue; the commit shares the last block's write cycle.
@@ -140,8 +141,6 @@ class DeltaGRUCore(wiring.Component):
         reset_pending = Signal()
         frame_error = Signal()
         cycle = Signal(32)          # the step's cycle index (wait cycles not counted)
-        theta_x = Signal(fmts.act_bits)
-        theta_h = Signal(fmts.act_bits)
         out_full = Signal()
         out_beat = Signal(range(max(WH, 2)))
         hold = [Signal(act, name=f"hold{j}") for j in range(H)]
@@ -150,13 +149,21 @@ class DeltaGRUCore(wiring.Component):
         nnz_dx_last = Signal(16)
         nnz_dh_last = Signal(16)
 
+        # Start conditions from registers (they fan out to the whole core). frame_ready may be
+        # one cycle stale, which is safe: it only matters when idle, and the last pop of a step
+        # is many cycles before its commit. A step starts no earlier than the second cycle
+        # after a register write, so the encoder's copy of the thresholds (taken in idle
+        # cycles) is the registers' value at the start.
+        frame_ready = Signal()
+        csr_wrote = Signal()
+        m.d.sync += [frame_ready.eq(x_fifo.r_level >= WX), csr_wrote.eq(self.csr.w_stb)]
         start = Signal()
         commit = Signal()
         apply_reset = Signal()
         idle = ~running
         m.d.comb += [
             apply_reset.eq(idle & reset_pending),
-            start.eq(idle & ~reset_pending & (x_fifo.r_level >= WX)),
+            start.eq(idle & ~reset_pending & frame_ready & ~csr_wrote),
             commit.eq((ap.done | ap_done) & ~out_full),
         ]
 
@@ -173,14 +180,12 @@ class DeltaGRUCore(wiring.Component):
             m.d.sync += frame_error.eq(1)
 
         # --- scan -----------------------------------------------------------------------------
-        with m.If(start):
-            m.d.sync += [theta_x.eq(regs.theta_x), theta_h.eq(regs.theta_h)]
         m.d.comb += [
             enc.start.eq(start),
             enc.clear.eq(commit),
             enc.clear_refs.eq(apply_reset),
-            enc.theta_x.eq(Mux(start, regs.theta_x, theta_x)),
-            enc.theta_h.eq(Mux(start, regs.theta_h, theta_h)),
+            enc.theta_x.eq(regs.theta_x),
+            enc.theta_h.eq(regs.theta_h),
             enc.x_data.eq(x_head.data),
         ]
         for j in range(H):

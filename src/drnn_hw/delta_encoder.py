@@ -1,19 +1,20 @@
 """The input encoding unit (IEU): delta encoder and delta scheduler.
 
 Per timestep the encoder visits ``WX = ceil(I/E)`` windows of the input x (one FIFO beat each),
-then ``WH = ceil(H/E)`` windows of the hidden state h, E elements per window. Two stages:
+then ``WH = ceil(H/E)`` windows of the hidden state h, E elements per window. Three stages, a
+register after each of the first two:
 
-* **A, encode**: for every element of the window, the exact delta against its reference (x̂ or
-  ĥ, held here in flip-flops) and the threshold test; registered into B when B is free.
+* **F, fetch**: the window's current values, references (x̂ or ĥ, held here in flip-flops) and
+  which lanes exist;
+* **T, test**: for every element the exact delta and the threshold test;
 * **B, schedule**: emits the window's kept deltas as (value, weight address) pairs, up to K per
   cycle, in index order. A window with d kept deltas occupies B for ``max(1, ceil(d/K))``
   cycles (see :mod:`drnn_hw.cycle_model`); at its last cycle the references of the kept
   elements take their new values.
 
-A always has the next window ready (its inputs are a buffered frame and the hidden state), so
-B runs windows back to back and the whole schedule is the cycle model's, one cycle
-(``SCAN_LATENCY``) after the start. The register between the stages keeps the subtract/compare
-chain and the priority pick in separate cycles.
+F and T always have the next windows ready (their inputs are a buffered frame and the hidden
+state), so B runs windows back to back and the whole schedule is the cycle model's, two cycles
+(``SCAN_LATENCY``) after the start. The stages all advance when B is empty or finishing.
 
 The weight address of a delta is ``column · NB`` (the weight bank's layout, ``NB = ceil(H/P)``),
 kept as a running window base plus a constant per lane, so no multiplier is needed.
@@ -23,7 +24,7 @@ from __future__ import annotations
 
 import math
 
-from amaranth.hdl import Array, Const, Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -60,9 +61,10 @@ class DeltaEncoder(wiring.Component):
     clear_refs : In(1)
         Reset x̂ and ĥ to 0 (RESET_STATE).
     theta_x, theta_h : In(act_bits)
-        Threshold codes used during the scan (the core samples them at the step start).
+        Threshold codes, copied in every cycle without a scan: a step uses the values of the
+        cycle before its ``start``.
     x_data : In(ArrayLayout(signed(act_bits), E))
-        The head beat of the input FIFO. ``x_pop`` pops it when its window moves to stage B;
+        The head beat of the input FIFO. ``x_pop`` pops it when stage F takes its window;
         ``x_pop_last`` says this was window WX-1 (the beat must carry ``last``).
     h : In(ArrayLayout(signed(act_bits), H))
         The hidden state (stable during the scan).
@@ -106,66 +108,78 @@ class DeltaEncoder(wiring.Component):
         WX, WH = self.WX, self.WH
         act = signed(fmts.act_bits)
         dlt = signed(fmts.act_bits + 1)
+        addr = unsigned(self.addr_bits + 1)
 
         # References in flip-flops: every window reads E of them and may update all E at once.
         x_ref = [Signal(act, name=f"x_ref{i}") for i in range(I)]
         h_ref = [Signal(act, name=f"h_ref{j}") for j in range(H)]
 
-        # --- stage A: the window under the encoder (deltas, threshold) ----------------------
-        a_run = Signal()                   # windows are left to encode this step
-        a_in_x = Signal(init=1)            # encoding x windows (else h windows)
+        # --- window sequencer -------------------------------------------------------------
+        a_run = Signal()                   # windows are left to fetch this step
+        a_in_x = Signal(init=1)            # fetching x windows (else h windows)
         xw = Signal(range(max(WX, 2)))     # window index within x / within h
         hw = Signal(range(max(WH, 2)))
-        a_base = Signal(self.addr_bits + 1)    # weight address of the window's lane 0
+        a_base = Signal(addr)              # weight address of the window's lane 0
         a_valid = Signal()
         m.d.comb += a_valid.eq(self.start | a_run)
+        fetch = Signal()                   # F takes the next window this cycle
+        advance = Signal()                 # every stage moves on (B is empty or finishing)
 
         def lane(values, w, e, n):
             i = w * E + e
             return values[i] if i < n else Const(0, act)
 
-        cur = [Signal(act, name=f"cur{e}") for e in range(E)]
-        ref = [Signal(act, name=f"ref{e}") for e in range(E)]
-        lane_ok = Signal(E)
+        # --- stage F: values and references of the next window, their difference ------------
+        f = dict(valid=Signal(), in_x=Signal(), xw=Signal.like(xw), hw=Signal.like(hw),
+                 final=Signal(), ok=Signal(E), ne=Signal(E),
+                 delta=Signal(data.ArrayLayout(dlt, E)), cur=Signal(data.ArrayLayout(act, E)),
+                 addr=Signal(data.ArrayLayout(addr, E)))
         for e in range(E):
             h_cur = Array(lane(self.h, w, e, H) for w in range(WH))[hw]
             x_r = Array(lane(x_ref, w, e, I) for w in range(WX))[xw]
             h_r = Array(lane(h_ref, w, e, H) for w in range(WH))[hw]
             x_ok = Array(Const(w * E + e < I) for w in range(WX))[xw]
             h_ok = Array(Const(w * E + e < H) for w in range(WH))[hw]
-            m.d.comb += [
-                cur[e].eq(Mux(a_in_x, self.x_data[e], h_cur)),
-                ref[e].eq(Mux(a_in_x, x_r, h_r)),
-                lane_ok[e].eq(Mux(a_in_x, x_ok, h_ok)),
-            ]
+            cur, ref = Mux(a_in_x, self.x_data[e], h_cur), Mux(a_in_x, x_r, h_r)
+            with m.If(fetch):
+                m.d.sync += [
+                    f["cur"][e].eq(cur), f["delta"][e].eq(cur - ref), f["ne"][e].eq(cur != ref),
+                    f["ok"][e].eq(Mux(a_in_x, x_ok, h_ok)),
+                    f["addr"][e].eq(a_base + e * NB),
+                ]
 
-        theta = Signal(unsigned(fmts.act_bits))
-        m.d.comb += theta.eq(Mux(a_in_x, self.theta_x, self.theta_h))
-        delta = [Signal(dlt, name=f"delta{e}") for e in range(E)]
+        # --- stage T: the threshold test of the window in F --------------------------------
+        # The thresholds and their negatives, registered while no window is in flight: a step
+        # uses the values of the cycle before its start.
+        th = {n: Signal(dlt, name=f"theta_{n}") for n in ("x", "h", "x_neg", "h_neg")}
+        with m.If(~a_valid & ~f["valid"]):
+            m.d.sync += [th["x"].eq(self.theta_x), th["h"].eq(self.theta_h),
+                         th["x_neg"].eq(-self.theta_x), th["h_neg"].eq(-self.theta_h)]
+        theta = Mux(f["in_x"], th["x"], th["h"])
+        theta_neg = Mux(f["in_x"], th["x_neg"], th["h_neg"])
         keep = Signal(E)
         for e in range(E):
-            # |Δ| ≥ θ as two comparisons side by side (no negation in series).
-            m.d.comb += [
-                delta[e].eq(cur[e] - ref[e]),
-                keep[e].eq(lane_ok[e] & (delta[e] != 0) &
-                           ((delta[e] >= theta) | (delta[e] <= -theta))),
-            ]
+            d = f["delta"][e]     # |Δ| ≥ θ: two comparisons side by side
+            m.d.comb += keep[e].eq(f["ok"][e] & f["ne"][e] & ((d >= theta) | (d <= theta_neg)))
+        # Whether the window fits in one schedule cycle (at most K kept deltas).
+        one_cycle = Signal()
+        m.d.comb += one_cycle.eq(at_most(keep, K))
 
-        # --- stage B: the scheduler, on the window registered from stage A ------------------
-        b_valid = Signal()
-        b_keep = Signal(E)
-        b_delta = Signal(data.ArrayLayout(dlt, E))
-        b_cur = Signal(data.ArrayLayout(act, E))
-        b_in_x = Signal()
-        b_xw = Signal.like(xw)
-        b_hw = Signal.like(hw)
-        b_base = Signal.like(a_base)
-        b_final = Signal()                 # the step's last window
+        # --- stage B: the scheduler ---------------------------------------------------------
+        b = dict(valid=Signal(), in_x=Signal(), xw=Signal.like(xw), hw=Signal.like(hw),
+                 final=Signal(), keep=Signal(E), one_cycle=Signal(), first=Signal(),
+                 delta=Signal(data.ArrayLayout(dlt, E)), cur=Signal(data.ArrayLayout(act, E)),
+                 addr=Signal(data.ArrayLayout(addr, E)))
         emitted = Signal(E)                # lanes of this window already emitted
+        left = Signal(range(E + 1))        # cycles of the window after this one (not first)
+
+        # The window ends this cycle: known from registers only, since it drives every stage.
+        window_last = Signal()
+        m.d.comb += window_last.eq(b["valid"] & Mux(b["first"], b["one_cycle"], left == 0))
 
         # The lowest K not-yet-emitted kept lanes, as one-hot vectors.
         remaining = Signal(E)
-        m.d.comb += remaining.eq(b_keep & ~emitted)
+        m.d.comb += remaining.eq(b["keep"] & ~emitted)
         picks = []
         rest = remaining
         for k in range(K):
@@ -175,42 +189,40 @@ class DeltaEncoder(wiring.Component):
             rest_next = Signal(E, name=f"rest{k}")
             m.d.comb += rest_next.eq(rest & ~pick)
             rest = rest_next
-        window_last = Signal()             # B finishes its window this cycle
-        m.d.comb += window_last.eq(b_valid & (rest == 0))
 
-        lane_addr = [Const(e * NB, self.addr_bits + 1) for e in range(E)]
         for k, pick in enumerate(picks):
             m.d.comb += [
-                self.emit_valid[k].eq(b_valid & pick.any()),
-                self.emit[k].delta.eq(select_onehot(pick, list(b_delta), dlt)),
-                self.emit[k].addr.eq(b_base + select_onehot(pick, lane_addr,
-                                                            unsigned(self.addr_bits + 1))),
-                self.emit[k].is_x.eq(b_in_x),
+                self.emit_valid[k].eq(b["valid"] & pick.any()),
+                self.emit[k].delta.eq(select_onehot(pick, list(b["delta"]), dlt)),
+                self.emit[k].addr.eq(select_onehot(pick, list(b["addr"]), addr)),
+                self.emit[k].is_x.eq(b["in_x"]),
             ]
 
         count = sum(self.emit_valid[k] for k in range(K))
-        with m.If(b_valid):
-            with m.If(b_in_x):
+        with m.If(b["valid"]):
+            with m.If(b["in_x"]):
                 m.d.sync += self.nnz_dx.eq(self.nnz_dx + count)
             with m.Else():
                 m.d.sync += self.nnz_dh.eq(self.nnz_dh + count)
 
-        # --- A -> B: a window moves on when B is empty or finishing ---------------------------
-        load = Signal()
+        # --- F -> T -> B ------------------------------------------------------------------
         m.d.comb += [
-            load.eq(a_valid & (~b_valid | window_last)),
-            self.x_pop.eq(load & a_in_x),
+            advance.eq(~b["valid"] | window_last),
+            fetch.eq(advance & a_valid),
+            self.x_pop.eq(fetch & a_in_x),
             self.x_pop_last.eq(xw == WX - 1),
         ]
         with m.If(self.start):
             m.d.sync += a_run.eq(1)
-        with m.If(load):
+        with m.If(advance):
             m.d.sync += [
-                b_valid.eq(1), b_keep.eq(keep), b_in_x.eq(a_in_x), b_xw.eq(xw), b_hw.eq(hw),
-                b_base.eq(a_base), b_final.eq(~a_in_x & (hw == WH - 1)),
+                f["valid"].eq(a_valid), f["in_x"].eq(a_in_x), f["xw"].eq(xw), f["hw"].eq(hw),
+                f["final"].eq(~a_in_x & (hw == WH - 1)),
+                b["keep"].eq(keep), b["one_cycle"].eq(one_cycle), b["first"].eq(1),
             ]
-            m.d.sync += [b_delta[e].eq(delta[e]) for e in range(E)]
-            m.d.sync += [b_cur[e].eq(cur[e]) for e in range(E)]
+            m.d.sync += [b[n].eq(f[n]) for n in ("valid", "in_x", "xw", "hw", "final", "delta",
+                                                 "cur", "addr")]
+        with m.If(fetch):
             with m.If(a_in_x):
                 with m.If(xw == WX - 1):
                     m.d.sync += [a_in_x.eq(0), xw.eq(0), a_base.eq(I * NB)]
@@ -221,8 +233,6 @@ class DeltaEncoder(wiring.Component):
                     m.d.sync += [a_in_x.eq(1), hw.eq(0), a_base.eq(0), a_run.eq(0)]
                 with m.Else():
                     m.d.sync += [hw.eq(hw + 1), a_base.eq(a_base + E * NB)]
-        with m.Elif(window_last):
-            m.d.sync += b_valid.eq(0)
 
         def store_kept(window, windows, refs, size):
             # At the end of a window, the reference of every kept element takes its new value.
@@ -231,19 +241,26 @@ class DeltaEncoder(wiring.Component):
                     with m.Case(w):
                         for e in range(E):
                             if w * E + e < size:
-                                with m.If(b_keep[e]):
-                                    m.d.sync += refs[w * E + e].eq(b_cur[e])
+                                with m.If(b["keep"][e]):
+                                    m.d.sync += refs[w * E + e].eq(b["cur"][e])
 
-        with m.If(b_valid):
+        with m.If(b["valid"]):
             with m.If(~window_last):
-                m.d.sync += emitted.eq(emitted | sum_or(picks))
+                m.d.sync += [emitted.eq(emitted | sum_or(picks)), b["first"].eq(0)]
+                with m.If(b["first"]):
+                    # ceil(d/K) cycles in all: after this one and the next, ceil(d/K) - 2.
+                    total = (popcount(b["keep"]) + (K - 1)) // K if K > 1 else \
+                        popcount(b["keep"])
+                    m.d.sync += left.eq(total - 2)
+                with m.Else():
+                    m.d.sync += left.eq(left - 1)
             with m.Else():
                 m.d.sync += emitted.eq(0)
-                with m.If(b_in_x):
-                    store_kept(b_xw, WX, x_ref, I)
+                with m.If(b["in_x"]):
+                    store_kept(b["xw"], WX, x_ref, I)
                 with m.Else():
-                    store_kept(b_hw, WH, h_ref, H)
-                with m.If(b_final):
+                    store_kept(b["hw"], WH, h_ref, H)
+                with m.If(b["final"]):
                     m.d.sync += self.done.eq(1)
 
         with m.If(self.clear):
@@ -251,6 +268,34 @@ class DeltaEncoder(wiring.Component):
         with m.If(self.clear_refs):
             m.d.sync += [r.eq(0) for r in x_ref + h_ref]
         return m
+
+
+def popcount(bits):
+    """Number of set bits of a Value (an adder tree)."""
+    terms = [bits[i] for i in range(len(bits))]
+    while len(terms) > 1:
+        terms = [terms[i] + terms[i + 1] if i + 1 < len(terms) else terms[i]
+                 for i in range(0, len(terms), 2)]
+    return terms[0]
+
+
+def at_most(bits, k: int):
+    """Whether at most ``k`` (1 or 2) of ``bits`` are set: a tree of small tables (counts
+    saturated at k + 1, two bits each), one LUT level per tree level and no carry chain."""
+    assert k in (1, 2)
+    top = k + 1
+
+    def table(n_in):      # saturated count of an n_in-bit group, as a constant table
+        return Array(Const(min(bin(v).count("1"), top), 2) for v in range(1 << n_in))
+
+    def join(x, y):       # saturated sum of two saturated counts
+        return Array(Const(min((v & 3) + (v >> 2), top), 2) for v in range(16))[Cat(x, y)]
+
+    counts = [table(min(4, len(bits) - i))[bits[i:i + 4]] for i in range(0, len(bits), 4)]
+    while len(counts) > 1:
+        counts = [join(counts[i], counts[i + 1]) if i + 1 < len(counts) else counts[i]
+                  for i in range(0, len(counts), 2)]
+    return counts[0] <= k
 
 
 def sum_or(values):

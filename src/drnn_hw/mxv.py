@@ -5,7 +5,8 @@ delta's column for one P-row block (both arrive together, one cycle after the is
 Pipeline, one stage per cycle so each holds at most one carry chain or one multiplier:
 
 * ``t1`` operands: ``delta_k`` and ``w_k[p]`` registered (the multiplier inputs);
-* ``t2`` products: ``delta_k · w_k[p]``, registered;
+* ``t2`` products: ``delta_k · w_k[p]``, registered (both registers belong to the
+  :class:`~drnn_hw.multiplier.PipelinedMultiplier`, so a DSP block absorbs them);
 * ``t3`` lane sum: the K products of each row summed, registered; the block's memory row is
   read (synchronous read, transparent for the write of the same cycle);
 * ``t4`` accumulate: ``M[block] + sum`` written back (exact: M is ``acc_bits`` plus guard bits).
@@ -40,16 +41,19 @@ from amaranth.hdl import Array, Const, Module, Mux, Signal, signed
 from amaranth.lib import data, memory, wiring
 from amaranth.lib.wiring import In, Out
 
+from . import multiplier
 from .hdl_arith import saturate
+from .multiplier import PipelinedMultiplier
 from .numerics import Formats, accumulator_guard_bits
 
 __all__ = ["MxVChannel", "ap_operand_b_bits", "acc_width", "MXV_STAGES", "AP_MUL_LATENCY",
            "AP_READ_LATENCY"]
 
-#: Cycles from a slot's operands (``valid``) to the write of its sums into M (t1 -> t4).
-MXV_STAGES = 3
+#: Cycles from a slot's operands (``valid``) to the write of its sums into M (t1 -> t4):
+#: the multiplier's two, then the lane sum.
+MXV_STAGES = multiplier.LATENCY + 1
 #: Cycles from ``ap_mul`` to the product on ``ap_prod``.
-AP_MUL_LATENCY = 2
+AP_MUL_LATENCY = multiplier.LATENCY
 #: Cycles from ``ap_read`` to the rows on ``ap_m``.
 AP_READ_LATENCY = 1
 
@@ -120,27 +124,21 @@ class MxVChannel(wiring.Component):
         P, K, NB = self.P, self.K, self.NB
         blk = range(max(NB, 2))
 
-        # t1: operand registers; lane 0 takes the AP's operands when it borrows the multipliers.
-        op_a = [[Signal(signed(self.a_bits), name=f"op_a{k}_{p}") for p in range(P)]
-                for k in range(K)]
-        op_b = [[Signal(signed(self.b_bits), name=f"op_b{k}_{p}") for p in range(P)]
-                for k in range(K)]
+        # t1, t2: the multipliers (operand registers, product register); lane 0 takes the AP's
+        # operands when it borrows them.
+        prod = [[None] * P for _ in range(K)]
         for k in range(K):
             for p in range(P):
+                mul = PipelinedMultiplier(self.a_bits, self.b_bits)
+                m.submodules[f"mul{k}_{p}"] = mul
                 a, b = self.delta[k], self.weight[k][p]
                 if k == 0:
                     a, b = Mux(self.ap_mul, self.ap_a[p], a), Mux(self.ap_mul, self.ap_b[p], b)
-                m.d.sync += [op_a[k][p].eq(a), op_b[k][p].eq(b)]
+                m.d.comb += [mul.a.eq(a), mul.b.eq(b)]
+                prod[k][p] = mul.p
+        m.d.comb += [self.ap_prod[p].eq(prod[0][p]) for p in range(P)]
         v2, blk2, is_x2 = Signal(), Signal(blk), Signal(K)
         m.d.sync += [v2.eq(self.valid & ~self.ap_mul), blk2.eq(self.block), is_x2.eq(self.is_x)]
-
-        # t2: the multipliers.
-        prod = [[Signal(signed(self.prod_bits), name=f"prod{k}_{p}") for p in range(P)]
-                for k in range(K)]
-        for k in range(K):
-            for p in range(P):
-                m.d.sync += prod[k][p].eq(op_a[k][p] * op_b[k][p])
-        m.d.comb += [self.ap_prod[p].eq(prod[0][p]) for p in range(P)]
         v3, blk3, is_x3 = Signal(), Signal(blk), Signal(K)
         m.d.sync += [v3.eq(v2), blk3.eq(blk2), is_x3.eq(is_x2)]
 

@@ -1,0 +1,72 @@
+"""PipelinedMultiplier: ``p = a · b`` with registered operands and a registered product.
+
+Every multiplier of the core is one of these (the MxV's, which the AP borrows). The operand
+and product registers are part of the multiplier so that a DSP block can absorb them:
+
+* on an ECP5 (``platform.family == "ecp5"``) it is one ``MULT18X18D`` with its input A/B and
+  output registers enabled (all on CLK0). Without them Yosys maps ``*`` to a combinational
+  MULT18X18D and the path is fabric flip-flop → routing → multiplier → routing → flip-flop,
+  which is the longest in the core;
+* anywhere else (simulation, Verilog for other tools) it is plain registers around ``*``;
+  Yosys ``synth_xilinx`` and Vivado pack such registers into a DSP48E1 themselves.
+
+Both have the same cycle behaviour: ``p`` two cycles after ``a``/``b``. The flip-flops start
+at 0 in both (the DSP's registers are cleared by the device's global reset); nothing in the
+core depends on that.
+"""
+
+from __future__ import annotations
+
+from amaranth.hdl import Cat, ClockSignal, Const, Instance, Module, Signal, signed
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
+
+__all__ = ["PipelinedMultiplier", "LATENCY"]
+
+#: Cycles from the operands to the product.
+LATENCY = 2
+_ECP5_WIDTH = 18
+
+
+class PipelinedMultiplier(wiring.Component):
+    """Ports
+    -----
+    a : In(signed(a_bits));  b : In(signed(b_bits))
+    p : Out(signed(a_bits + b_bits)) — ``a · b`` of two cycles earlier.
+    """
+
+    def __init__(self, a_bits: int, b_bits: int):
+        self.a_bits, self.b_bits = a_bits, b_bits
+        super().__init__({"a": In(signed(a_bits)), "b": In(signed(b_bits)),
+                          "p": Out(signed(a_bits + b_bits))})
+
+    def elaborate(self, platform):
+        m = Module()
+        if getattr(platform, "family", None) == "ecp5" and \
+                max(self.a_bits, self.b_bits) <= _ECP5_WIDTH:
+            self._ecp5(m)
+        else:
+            ra, rb = Signal(signed(self.a_bits)), Signal(signed(self.b_bits))
+            m.d.sync += [ra.eq(self.a), rb.eq(self.b), self.p.eq(ra * rb)]
+        return m
+
+    def _ecp5(self, m):
+        # Operands sign-extended to the 18-bit ports; the 36-bit product is exact.
+        a = Cat(self.a, self.a[-1].replicate(_ECP5_WIDTH - self.a_bits))
+        b = Cat(self.b, self.b[-1].replicate(_ECP5_WIDTH - self.b_bits))
+        p = Signal(2 * _ECP5_WIDTH)
+        ports = {f"i_A{i}": a[i] for i in range(_ECP5_WIDTH)}
+        ports |= {f"i_B{i}": b[i] for i in range(_ECP5_WIDTH)}
+        ports |= {f"i_C{i}": Const(0) for i in range(_ECP5_WIDTH)}
+        ports |= {f"o_P{i}": p[i] for i in range(2 * _ECP5_WIDTH)}
+        for n in range(4):
+            ports |= {f"i_CLK{n}": ClockSignal() if n == 0 else Const(0),
+                      f"i_CE{n}": Const(1), f"i_RST{n}": Const(0)}
+        m.submodules.dsp = Instance(
+            "MULT18X18D",
+            p_REG_INPUTA_CLK="CLK0", p_REG_INPUTB_CLK="CLK0", p_REG_OUTPUT_CLK="CLK0",
+            p_REG_PIPELINE_CLK="NONE", p_REG_INPUTC_CLK="NONE",
+            p_CLK0_DIV="ENABLED", p_GSR="ENABLED", p_RESETMODE="SYNC",
+            i_SIGNEDA=Const(1), i_SIGNEDB=Const(1), i_SOURCEA=Const(0), i_SOURCEB=Const(0),
+            **ports)
+        m.d.comb += self.p.eq(p[:self.a_bits + self.b_bits].as_signed())
