@@ -4,13 +4,15 @@ Per timestep the encoder visits ``WX = ceil(I/E)`` windows of the input x (one F
 then ``WH = ceil(H/E)`` windows of the hidden state h, E elements per window. Three stages, a
 register after each of the first two:
 
-* **F, fetch**: the window's current values, references (x̂ or ĥ, held here in flip-flops) and
-  which lanes exist;
-* **T, test**: for every element the exact delta and the threshold test;
+* **F, fetch**: the window's current values, references (x̂ or ĥ, held here in flip-flops)
+  and their exact differences;
+* **T, test**: the threshold test of every element, and the scheduler's first cycle (the
+  lowest K kept lanes, whether the window fits in one cycle);
 * **B, schedule**: emits the window's kept deltas as (value, weight address) pairs, up to K per
-  cycle, in index order. A window with d kept deltas occupies B for ``max(1, ceil(d/K))``
-  cycles (see :mod:`drnn_hw.cycle_model`); at its last cycle the references of the kept
-  elements take their new values.
+  cycle, in index order, and picks the next cycle's lanes. A window with d kept deltas occupies
+  B for ``max(1, ceil(d/K))`` cycles (see :mod:`drnn_hw.cycle_model`); at its last cycle the
+  references of the kept elements take their new values. Whether a cycle is the window's last
+  comes from registers only: it moves every stage.
 
 F and T always have the next windows ready (their inputs are a buffered frame and the hidden
 state), so B runs windows back to back and the whole schedule is the cycle model's, two cycles
@@ -129,7 +131,7 @@ class DeltaEncoder(wiring.Component):
             i = w * E + e
             return values[i] if i < n else Const(0, act)
 
-        # --- stage F: values and references of the next window, their difference ------------
+        # --- stage F: the next window's values and deltas -----------------------------------
         f = dict(valid=Signal(), in_x=Signal(), xw=Signal.like(xw), hw=Signal.like(hw),
                  final=Signal(), ok=Signal(E), ne=Signal(E),
                  delta=Signal(data.ArrayLayout(dlt, E)), cur=Signal(data.ArrayLayout(act, E)),
@@ -140,15 +142,16 @@ class DeltaEncoder(wiring.Component):
             h_r = Array(lane(h_ref, w, e, H) for w in range(WH))[hw]
             x_ok = Array(Const(w * E + e < I) for w in range(WX))[xw]
             h_ok = Array(Const(w * E + e < H) for w in range(WH))[hw]
-            cur, ref = Mux(a_in_x, self.x_data[e], h_cur), Mux(a_in_x, x_r, h_r)
+            cur = Signal(act, name=f"cur{e}")
+            ref = Signal(act, name=f"ref{e}")
+            m.d.comb += [cur.eq(Mux(a_in_x, self.x_data[e], h_cur)), ref.eq(Mux(a_in_x, x_r, h_r))]
             with m.If(fetch):
                 m.d.sync += [
                     f["cur"][e].eq(cur), f["delta"][e].eq(cur - ref), f["ne"][e].eq(cur != ref),
-                    f["ok"][e].eq(Mux(a_in_x, x_ok, h_ok)),
-                    f["addr"][e].eq(a_base + e * NB),
+                    f["ok"][e].eq(Mux(a_in_x, x_ok, h_ok)), f["addr"][e].eq(a_base + e * NB),
                 ]
 
-        # --- stage T: the threshold test of the window in F --------------------------------
+        # --- stage T: threshold test and the first schedule cycle of the window in F --------
         # The thresholds and their negatives, registered while no window is in flight: a step
         # uses the values of the cycle before its start.
         th = {n: Signal(dlt, name=f"theta_{n}") for n in ("x", "h", "x_neg", "h_neg")}
@@ -161,34 +164,23 @@ class DeltaEncoder(wiring.Component):
         for e in range(E):
             d = f["delta"][e]     # |Δ| ≥ θ: two comparisons side by side
             m.d.comb += keep[e].eq(f["ok"][e] & f["ne"][e] & ((d >= theta) | (d <= theta_neg)))
-        # Whether the window fits in one schedule cycle (at most K kept deltas).
-        one_cycle = Signal()
-        m.d.comb += one_cycle.eq(at_most(keep, K))
+        # The lowest K kept lanes (one-hot) and whether the window fits in one cycle,
+        # registered, so the scheduler runs from registers.
+        t_picks = lowest_set(keep, K)
+        t_one_cycle = at_most(keep, K)
 
         # --- stage B: the scheduler ---------------------------------------------------------
         b = dict(valid=Signal(), in_x=Signal(), xw=Signal.like(xw), hw=Signal.like(hw),
                  final=Signal(), keep=Signal(E), one_cycle=Signal(), first=Signal(),
+                 rest=Signal(E),
                  delta=Signal(data.ArrayLayout(dlt, E)), cur=Signal(data.ArrayLayout(act, E)),
                  addr=Signal(data.ArrayLayout(addr, E)))
-        emitted = Signal(E)                # lanes of this window already emitted
+        picks = [Signal(E, name=f"pick{k}") for k in range(K)]   # this cycle's lanes
         left = Signal(range(E + 1))        # cycles of the window after this one (not first)
 
         # The window ends this cycle: known from registers only, since it drives every stage.
         window_last = Signal()
         m.d.comb += window_last.eq(b["valid"] & Mux(b["first"], b["one_cycle"], left == 0))
-
-        # The lowest K not-yet-emitted kept lanes, as one-hot vectors.
-        remaining = Signal(E)
-        m.d.comb += remaining.eq(b["keep"] & ~emitted)
-        picks = []
-        rest = remaining
-        for k in range(K):
-            pick = Signal(E, name=f"pick{k}")
-            m.d.comb += pick.eq((rest & (~rest + 1))[:E])   # lowest set bit
-            picks.append(pick)
-            rest_next = Signal(E, name=f"rest{k}")
-            m.d.comb += rest_next.eq(rest & ~pick)
-            rest = rest_next
 
         for k, pick in enumerate(picks):
             m.d.comb += [
@@ -197,6 +189,10 @@ class DeltaEncoder(wiring.Component):
                 self.emit[k].addr.eq(select_onehot(pick, list(b["addr"]), addr)),
                 self.emit[k].is_x.eq(b["in_x"]),
             ]
+        # The next cycle's lanes: the lowest K of those not emitted yet.
+        rest = Signal(E)
+        m.d.comb += rest.eq(b["rest"] & ~sum_or(picks))
+        next_picks = lowest_set(rest, K)
 
         count = sum(self.emit_valid[k] for k in range(K))
         with m.If(b["valid"]):
@@ -218,10 +214,12 @@ class DeltaEncoder(wiring.Component):
             m.d.sync += [
                 f["valid"].eq(a_valid), f["in_x"].eq(a_in_x), f["xw"].eq(xw), f["hw"].eq(hw),
                 f["final"].eq(~a_in_x & (hw == WH - 1)),
-                b["keep"].eq(keep), b["one_cycle"].eq(one_cycle), b["first"].eq(1),
+                b["one_cycle"].eq(t_one_cycle), b["first"].eq(1), b["keep"].eq(keep),
+                b["rest"].eq(keep),
             ]
             m.d.sync += [b[n].eq(f[n]) for n in ("valid", "in_x", "xw", "hw", "final", "delta",
                                                  "cur", "addr")]
+            m.d.sync += [p.eq(t) for p, t in zip(picks, t_picks)]
         with m.If(fetch):
             with m.If(a_in_x):
                 with m.If(xw == WX - 1):
@@ -246,7 +244,8 @@ class DeltaEncoder(wiring.Component):
 
         with m.If(b["valid"]):
             with m.If(~window_last):
-                m.d.sync += [emitted.eq(emitted | sum_or(picks)), b["first"].eq(0)]
+                m.d.sync += [b["rest"].eq(rest), b["first"].eq(0)]
+                m.d.sync += [p.eq(n) for p, n in zip(picks, next_picks)]
                 with m.If(b["first"]):
                     # ceil(d/K) cycles in all: after this one and the next, ceil(d/K) - 2.
                     total = (popcount(b["keep"]) + (K - 1)) // K if K > 1 else \
@@ -255,7 +254,6 @@ class DeltaEncoder(wiring.Component):
                 with m.Else():
                     m.d.sync += left.eq(left - 1)
             with m.Else():
-                m.d.sync += emitted.eq(0)
                 with m.If(b["in_x"]):
                     store_kept(b["xw"], WX, x_ref, I)
                 with m.Else():
@@ -279,13 +277,13 @@ def popcount(bits):
     return terms[0]
 
 
-def at_most(bits, k: int):
-    """Whether at most ``k`` (1 or 2) of ``bits`` are set: a tree of small tables (counts
-    saturated at k + 1, two bits each), one LUT level per tree level and no carry chain."""
-    assert k in (1, 2)
-    top = k + 1
+def saturated_count(bits, top: int):
+    """``min(number of set bits, top)`` for ``top`` ≤ 3, as a two-bit value: a tree of small
+    constant tables (groups of four bits, then pairs of counts), one LUT level per tree level
+    and no carry chain."""
+    assert 1 <= top <= 3
 
-    def table(n_in):      # saturated count of an n_in-bit group, as a constant table
+    def table(n_in):      # saturated count of an n_in-bit group
         return Array(Const(min(bin(v).count("1"), top), 2) for v in range(1 << n_in))
 
     def join(x, y):       # saturated sum of two saturated counts
@@ -295,7 +293,26 @@ def at_most(bits, k: int):
     while len(counts) > 1:
         counts = [join(counts[i], counts[i + 1]) if i + 1 < len(counts) else counts[i]
                   for i in range(0, len(counts), 2)]
-    return counts[0] <= k
+    return counts[0]
+
+
+def at_most(bits, k: int):
+    """Whether at most ``k`` (1 or 2) of ``bits`` are set."""
+    return saturated_count(bits, k + 1) <= k
+
+
+def lowest_set(bits, k: int):
+    """The lowest ``k`` set bits of ``bits`` as ``k`` one-hot vectors (all zero when there are
+    fewer): bit e is the j-th lowest when it is set and exactly j bits below it are.
+    The counts are :func:`saturated_count` trees, in parallel for every bit, so the depth is
+    a few LUT levels instead of k carry chains in series."""
+    n = len(bits)
+    picks = []
+    for j in range(k):
+        lanes = [bits[0] if j == 0 else Const(0, 1)]
+        lanes += [bits[e] & (saturated_count(bits[:e], k) == j) for e in range(1, n)]
+        picks.append(Cat(*lanes))
+    return picks
 
 
 def sum_or(values):
