@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install system-deps demo test bench bitstream clean
+.PHONY: install system-deps demo test bench bitstream ulx3s clean
 
 install: system-deps $(STAMP)
 
@@ -29,9 +29,16 @@ demo: install
 test: install
 	$(BIN)/python -m pytest -m "not bitstream" tests
 
+# Latencies at the clock `make ulx3s` reached, when that build exists (else a stated 100 MHz).
 bench: install
-	$(BIN)/drnn bench build/demo/model --out build/bench
+	$(BIN)/drnn bench build/demo/model --out build/bench \
+	  $(if $(wildcard build/ulx3s/report.json),--build-report build/ulx3s/report.json)
 
+# The ULX3S-85F build of the demo model (about 25 min here): bitstream, utilisation, Fmax.
+ulx3s: install
+	$(BIN)/drnn build --board ulx3s-85f build/demo/model --out build/ulx3s
+
+# The bitstream test (a full ULX3S build of the default core), not part of `make test`.
 bitstream: install
 	$(BIN)/python -m pytest -m bitstream tests
 

@@ -44,5 +44,8 @@ def test_ulx3s_bitstream_default_core(tmp_path):
     assert rep["synth_cells"]["MULT18X18D"] == 96          # one DSP per core multiplier
     assert rep["synth_cells"]["EHXPLLL"] == 1
     assert rep["utilization"]["MULT18X18D"]["used"] == 96
-    assert rep["clock"]["achieved_fmax_mhz"] > 0
-    assert "Fmax" in (out / "report.txt").read_text()
+    # The default clock (drnn_boards.ulx3s.DEFAULT_FREQ_MHZ) is one the default core meets.
+    assert rep["clock"]["timing_met"], rep["clock"]
+    assert rep["critical_path"]["delay_ns"] > 0
+    text = (out / "report.txt").read_text()
+    assert "Fmax" in text and "critical path" in text

@@ -70,3 +70,19 @@ def test_top_elaborates(tmp_path):
     lpf = files["drnn_ulx3s.lpf"]
     assert 'SITE "M1"' in lpf and 'SITE "L4"' in lpf       # FTDI rx / tx pins
     assert "100000000" in lpf                                # core clock constraint
+
+
+def test_critical_path_summary():
+    """nextpnr's --report path (hand-made) reduced to start, end and where the time goes."""
+    from drnn_boards.ulx3s import critical_path_summary
+
+    def seg(kind, delay, frm, to):
+        return {"type": kind, "delay": delay, "from": {"cell": frm}, "to": {"cell": to}}
+
+    path = {"from": "clk", "to": "clk", "path": [
+        seg("clk-to-q", 0.5, "a_ff", "a_ff"), seg("routing", 1.0, "a_ff", "lut1"),
+        seg("logic", 0.4, "lut1", "lut1"), seg("routing", 2.0, "lut1", "b_ff"),
+        seg("setup", 0.1, "b_ff", "b_ff")]}
+    assert critical_path_summary(path) == {
+        "from": "a_ff", "to": "b_ff", "delay_ns": 4.0, "logic_ns": 1.0, "routing_ns": 3.0,
+        "logic_cells": 1}

@@ -40,10 +40,14 @@ from amaranth import Cat, Module, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-__all__ = ["DeltaRNNAXI", "stream_tdata_bits", "write_vivado_plan", "yosys_estimate", "TARGETS", "EstimateError"]
+__all__ = ["DeltaRNNAXI", "stream_tdata_bits", "write_vivado_plan", "yosys_estimate", "TARGETS",
+           "EstimateError", "DEFAULT_FREQ_MHZ"]
 
 NAME = "drnn_axi"
 PART = "xc7z020clg400-1"
+#: FCLK_CLK0 of the plan. The default core reaches 48 MHz on the ECP5 (nextpnr); a -1 Zynq's
+#: fabric is faster, but Vivado has not been run here, so the default stays conservative.
+DEFAULT_FREQ_MHZ = 50.0
 
 #: Resource estimate targets: Yosys flow and the device's capacity (data sheets).
 TARGETS = {
@@ -308,7 +312,7 @@ write_hw_platform -fixed -include_bit -force $here/drnn_arty.xsa
 """
 
 
-def write_vivado_plan(bundle, shape, out_dir, *, freq_mhz: float = 100.0) -> dict:
+def write_vivado_plan(bundle, shape, out_dir, *, freq_mhz: float = DEFAULT_FREQ_MHZ) -> dict:
     """Write the Vivado plan into ``out_dir``; returns {file name: description}."""
     from amaranth.back import verilog
 

@@ -27,8 +27,9 @@ BOARDS = ("ulx3s-85f", "arty-z7-20")
 @click.option("--board", type=click.Choice(BOARDS), required=True)
 @click.option("--out", "out_dir", type=click.Path(path_type=Path), required=True,
               help="Output directory (bitstream or Vivado plan, report.json, report.txt).")
-@click.option("--freq", "freq_mhz", type=float, default=100.0, show_default=True,
-              help="Core clock in MHz (ULX3S: made by the PLL from 25 MHz; Arty: FCLK_CLK0).")
+@click.option("--freq", "freq_mhz", type=float, default=None,
+              help="Core clock in MHz (ULX3S: made by the PLL from 25 MHz, default 40, which "
+                   "the default core meets; Arty: FCLK_CLK0, default 50, not verified by Vivado).")
 @click.option("--baud", type=int, default=None,
               help="ULX3S UART baud rate (default 1000000).")
 @click.option("--estimate/--no-estimate", default=True, show_default=True,
@@ -38,9 +39,13 @@ def build(model_dir, board, out_dir, freq_mhz, baud, estimate, **core):
     """Build MODEL_DIR for a board."""
     bundle = load_bundle(model_dir)
     shape = shape_from_options(**core)
+    if freq_mhz is not None and not freq_mhz > 0:
+        raise UserError(f"--freq must be > 0 MHz, got {freq_mhz:g}")
     if board == "ulx3s-85f":
-        from drnn_boards.ulx3s import DEFAULT_BAUD, BuildError
+        from drnn_boards.ulx3s import DEFAULT_BAUD, DEFAULT_FREQ_MHZ, BuildError
         from drnn_boards.ulx3s import build as build_ulx3s
+
+        freq_mhz = freq_mhz or DEFAULT_FREQ_MHZ
 
         click.echo(f"building ULX3S-85F bitstream (P={shape.pe} K={shape.lanes} "
                    f"E={shape.scan}, {freq_mhz:g} MHz) -> {out_dir} ...")
@@ -55,7 +60,10 @@ def build(model_dir, board, out_dir, freq_mhz, baud, estimate, **core):
                        f"--freq {int(report['clock']['achieved_fmax_mhz'] or 0)} or lower",
                        err=True)
     else:
-        from drnn_boards.arty_z7 import NAME, EstimateError, write_vivado_plan, yosys_estimate
+        from drnn_boards.arty_z7 import (DEFAULT_FREQ_MHZ, NAME, EstimateError,
+                                         write_vivado_plan, yosys_estimate)
+
+        freq_mhz = freq_mhz or DEFAULT_FREQ_MHZ
 
         if baud is not None:
             raise UserError("--baud applies to the ULX3S only (the Arty uses AXI)")
