@@ -57,7 +57,7 @@ class DeltaEncoder(wiring.Component):
     Ports
     -----
     start : In(1)
-        The step starts this cycle; the first window is encoded (stage A) in this same cycle.
+        The step starts this cycle; stage F fetches the first window in this same cycle.
     clear : In(1)
         End of step: drop ``done`` and the nnz counters (must not coincide with ``start``).
     clear_refs : In(1)

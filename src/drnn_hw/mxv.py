@@ -24,7 +24,8 @@ per-block bits make the spec's whole-memory operations cost nothing:
   AP itself needs no saturated copy: narrowing a wider value to the activation format gives
   the same number (:func:`drnn_hw.hdl_arith.saturated_lut_index`), so nothing is written back.
 
-The multipliers are shared with the activation pipeline (the MxV is idle while it runs): with
+The multipliers are shared with the activation pipeline (the last slot has left them before the
+AP's first product, two cycles after its first read, which is after the last issue): with
 ``ap_mul`` the lane-0 operand registers take ``ap_a[p]``, ``ap_b[p]`` instead, and the product
 appears on ``ap_prod`` two cycles later. These are the only multipliers of the core.
 
