@@ -18,7 +18,6 @@ the utilisation and the achieved Fmax (``report.json`` and ``report.txt``).
 from __future__ import annotations
 
 import json
-import math
 import os
 import shutil
 import sys
