@@ -306,13 +306,8 @@ def lowest_set(bits, k: int):
     fewer): bit e is the j-th lowest when it is set and exactly j bits below it are.
     The counts are :func:`saturated_count` trees, in parallel for every bit, so the depth is
     a few LUT levels instead of k carry chains in series."""
-    n = len(bits)
-    picks = []
-    for j in range(k):
-        lanes = [bits[0] if j == 0 else Const(0, 1)]
-        lanes += [bits[e] & (saturated_count(bits[:e], k) == j) for e in range(1, n)]
-        picks.append(Cat(*lanes))
-    return picks
+    below = [Const(0, 2)] + [saturated_count(bits[:e], k) for e in range(1, len(bits))]
+    return [Cat(*(bits[e] & (below[e] == j) for e in range(len(bits)))) for j in range(k)]
 
 
 def sum_or(values):
