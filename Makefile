@@ -24,7 +24,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: install
-	$(BIN)/python -m drnn_hw.demo --out build/demo
+	$(BIN)/python -m drnn.demo --out build/demo
 
 test: install
 	$(BIN)/python -m pytest -m "not bitstream" tests

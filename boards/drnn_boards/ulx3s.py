@@ -30,6 +30,7 @@ from amaranth.lib.cdc import ResetSynchronizer
 from amaranth.lib.wiring import In, Out
 
 from .link import HostLink
+from .ulx3s_report import format_report, parse_nextpnr_report, yosys_cells
 from .uart import UARTReceiver, UARTTransmitter
 
 __all__ = ["DeltaRNNBoard", "ULX3STop", "pll_config", "build", "program", "tool_env",
@@ -194,52 +195,6 @@ def tool_env() -> dict:
     return env
 
 
-def critical_path_summary(path: dict) -> dict:
-    """One nextpnr critical path (``--report`` JSON) as start, end, and where the time goes."""
-    segs = path.get("path", [])
-    kinds = {}
-    for s in segs:
-        kinds[s.get("type", "?")] = kinds.get(s.get("type", "?"), 0.0) + float(s.get("delay", 0))
-    cells = [s["to"]["cell"] for s in segs if s.get("type") == "logic" and "to" in s]
-    return {
-        "from": segs[0]["from"]["cell"] if segs else None,
-        "to": segs[-1]["to"]["cell"] if segs else None,
-        "delay_ns": round(sum(kinds.values()), 3),
-        "logic_ns": round(kinds.get("logic", 0.0) + kinds.get("clk-to-q", 0.0)
-                          + kinds.get("setup", 0.0), 3),
-        "routing_ns": round(kinds.get("routing", 0.0), 3),
-        "logic_cells": len(cells),
-    }
-
-
-def _parse_report(report_path: Path, target_hz: float) -> dict:
-    rep = json.loads(report_path.read_text())
-    util = {k: {"used": v["used"], "available": v["available"]}
-            for k, v in rep.get("utilization", {}).items()}
-    fmax = {}
-    for clk, v in rep.get("fmax", {}).items():
-        fmax[clk] = {"achieved_mhz": round(v["achieved"], 2),
-                     "constraint_mhz": round(v["constraint"], 2)}
-    paths = [critical_path_summary(p) for p in rep.get("critical_paths", [])
-             if p.get("from") == p.get("to")]
-    worst = max(paths, key=lambda p: p["delay_ns"], default=None)
-    return {"utilization": util, "fmax": fmax, "critical_path": worst}
-
-
-def _yosys_cells(rpt: Path) -> dict:
-    """Cell counts of the synthesised design from the Yosys log (the last ``stat``)."""
-    cells = {}
-    text = rpt.read_text(errors="replace")
-    start = text.rfind("Printing statistics.")
-    for line in text[start:].splitlines():
-        parts = line.split()
-        if len(parts) == 2 and parts[0].isdigit() and not parts[1].startswith("$"):
-            cells[parts[1]] = int(parts[0])
-        elif len(parts) == 2 and parts[1].isdigit():
-            cells[parts[0]] = int(parts[1])
-    return cells
-
-
 def build(bundle, shape, out_dir, *, freq_mhz: float = DEFAULT_FREQ_MHZ,
           baud: int = DEFAULT_BAUD, log=print) -> dict:
     """Synthesise, place and route, pack. Writes ``out_dir``/drnn_ulx3s.bit, report.json,
@@ -276,8 +231,8 @@ def build(bundle, shape, out_dir, *, freq_mhz: float = DEFAULT_FREQ_MHZ,
     if not bit.is_file():
         raise BuildError(f"{bit}: the build produced no bitstream")
     shutil.copy(bit, out / f"{NAME}.bit")
-    pnr = _parse_report(build_dir / f"{NAME}.report.json", top.freq_hz)
-    cells = _yosys_cells(build_dir / f"{NAME}.rpt")
+    pnr = parse_nextpnr_report(build_dir / f"{NAME}.report.json", top.freq_hz)
+    cells = yosys_cells(build_dir / f"{NAME}.rpt")
     # The core clock is the one constrained to the PLL output frequency.
     f_mhz = top.freq_hz / 1e6
     achieved = min((v["achieved_mhz"] for v in pnr["fmax"].values()
@@ -306,30 +261,6 @@ def build(bundle, shape, out_dir, *, freq_mhz: float = DEFAULT_FREQ_MHZ,
     (out / "report.json").write_text(json.dumps(report, indent=1) + "\n")
     (out / "report.txt").write_text(format_report(report))
     return report
-
-
-def format_report(r: dict) -> str:
-    c, u = r["clock"], r["utilization"]
-    lines = [
-        f"ULX3S-85F build ({r['device']}), core P={r['core']['pe']} K={r['core']['lanes']} "
-        f"E={r['core']['scan']} ({r['multipliers']} multipliers), "
-        f"I={r['model']['input_size']} H={r['model']['hidden_size']}",
-        f"clock: target {c['target_mhz']:g} MHz, PLL {c['pll_mhz']:g} MHz, achieved Fmax "
-        f"{c['achieved_fmax_mhz']} MHz -> timing {'met' if c['timing_met'] else 'NOT met'}",
-        "synthesis cells: " + ", ".join(f"{k} {v}" for k, v in r["synth_cells"].items()),
-        "placed: " + ", ".join(f"{k} {v['used']}/{v['available']}" for k, v in u.items()
-                               if v["used"]),
-    ]
-    cp = r.get("critical_path")
-    if cp:
-        lines.append(f"critical path: {cp['delay_ns']} ns ({cp['logic_ns']} logic, "
-                     f"{cp['routing_ns']} routing, {cp['logic_cells']} cells) from {cp['from']} "
-                     f"to {cp['to']}")
-    lines += [
-        f"UART {r['uart']['baud']} baud (divisor {r['uart']['divisor']}); "
-        f"build {r['build_seconds']} s; bitstream {r['bitstream']}",
-    ]
-    return "\n".join(lines) + "\n"
 
 
 def program(out_dir) -> None:

@@ -1,0 +1,151 @@
+"""The ULX3S build report: written by :func:`drnn_boards.ulx3s.build` (report.json and
+report.txt), and read back by the bench (:func:`clock_from_build_report`), side by side so the
+writer and the reader agree on one layout.
+
+report.json keys: ``board``, ``device``, ``tools``, ``model`` (``input_size``, ``hidden_size``,
+``formats``), ``core`` (the core shape), ``multipliers``, ``clock`` (``target_mhz``,
+``pll_mhz``, ``achieved_fmax_mhz``, ``timing_met``, ``per_clock``), ``uart``, ``synth_cells``,
+``utilization``, ``critical_path``, ``build_seconds``, ``bitstream``.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from drnn_hw.bundle import ModelBundle
+from drnn_hw.cycle_model import CoreShape
+from drnn_hw.errors import UserError
+from drnn_hw.io import read_json_object
+
+__all__ = ["critical_path_summary", "parse_nextpnr_report", "yosys_cells", "format_report",
+           "clock_from_build_report"]
+
+
+def critical_path_summary(path: dict) -> dict:
+    """One nextpnr critical path (``--report`` JSON) as start, end, and where the time goes."""
+    segs = path.get("path", [])
+    kinds = {}
+    for s in segs:
+        kinds[s.get("type", "?")] = kinds.get(s.get("type", "?"), 0.0) + float(s.get("delay", 0))
+    cells = [s["to"]["cell"] for s in segs if s.get("type") == "logic" and "to" in s]
+    return {
+        "from": segs[0]["from"]["cell"] if segs else None,
+        "to": segs[-1]["to"]["cell"] if segs else None,
+        "delay_ns": round(sum(kinds.values()), 3),
+        "logic_ns": round(kinds.get("logic", 0.0) + kinds.get("clk-to-q", 0.0)
+                          + kinds.get("setup", 0.0), 3),
+        "routing_ns": round(kinds.get("routing", 0.0), 3),
+        "logic_cells": len(cells),
+    }
+
+
+def parse_nextpnr_report(report_path: Path, target_hz: float) -> dict:
+    """Utilisation, per-clock Fmax and the worst same-clock critical path of nextpnr's
+    ``--report`` JSON."""
+    rep = json.loads(report_path.read_text())
+    util = {k: {"used": v["used"], "available": v["available"]}
+            for k, v in rep.get("utilization", {}).items()}
+    fmax = {}
+    for clk, v in rep.get("fmax", {}).items():
+        fmax[clk] = {"achieved_mhz": round(v["achieved"], 2),
+                     "constraint_mhz": round(v["constraint"], 2)}
+    paths = [critical_path_summary(p) for p in rep.get("critical_paths", [])
+             if p.get("from") == p.get("to")]
+    worst = max(paths, key=lambda p: p["delay_ns"], default=None)
+    return {"utilization": util, "fmax": fmax, "critical_path": worst}
+
+
+def yosys_cells(rpt: Path) -> dict:
+    """Cell counts of the synthesised design from the Yosys log (the last ``stat``)."""
+    cells = {}
+    text = rpt.read_text(errors="replace")
+    start = text.rfind("Printing statistics.")
+    for line in text[start:].splitlines():
+        parts = line.split()
+        if len(parts) == 2 and parts[0].isdigit() and not parts[1].startswith("$"):
+            cells[parts[1]] = int(parts[0])
+        elif len(parts) == 2 and parts[1].isdigit():
+            cells[parts[0]] = int(parts[1])
+    return cells
+
+
+def format_report(r: dict) -> str:
+    c, u = r["clock"], r["utilization"]
+    lines = [
+        f"ULX3S-85F build ({r['device']}), core P={r['core']['pe']} K={r['core']['lanes']} "
+        f"E={r['core']['scan']} ({r['multipliers']} multipliers), "
+        f"I={r['model']['input_size']} H={r['model']['hidden_size']}",
+        f"clock: target {c['target_mhz']:g} MHz, PLL {c['pll_mhz']:g} MHz, achieved Fmax "
+        f"{c['achieved_fmax_mhz']} MHz -> timing {'met' if c['timing_met'] else 'NOT met'}",
+        "synthesis cells: " + ", ".join(f"{k} {v}" for k, v in r["synth_cells"].items()),
+        "placed: " + ", ".join(f"{k} {v['used']}/{v['available']}" for k, v in u.items()
+                               if v["used"]),
+    ]
+    cp = r.get("critical_path")
+    if cp:
+        lines.append(f"critical path: {cp['delay_ns']} ns ({cp['logic_ns']} logic, "
+                     f"{cp['routing_ns']} routing, {cp['logic_cells']} cells) from {cp['from']} "
+                     f"to {cp['to']}")
+    lines += [
+        f"UART {r['uart']['baud']} baud (divisor {r['uart']['divisor']}); "
+        f"build {r['build_seconds']} s; bitstream {r['bitstream']}",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def clock_from_build_report(path, shape: CoreShape | None = None,
+                            bundle: ModelBundle | None = None) -> tuple[float, str]:
+    """The achieved Fmax (MHz) from a ``drnn build`` report.json, and a label saying where from.
+
+    ``drnn build --board ulx3s-85f`` writes ``clock.achieved_fmax_mhz`` (nextpnr's Fmax of the
+    core clock), ``clock.pll_mhz`` and ``clock.timing_met``; other reports may carry the Fmax
+    under any key containing ``fmax`` (a number, or a mapping of clock domain -> number, of which
+    the slowest counts), searched breadth-first. The label notes when the report was built for
+    a different core shape or model size than the one benchmarked."""
+    p = Path(path)
+    if not p.is_file():
+        raise UserError(f"{p}: build report not found")
+    data = read_json_object(p)
+    found = None
+    clock = data.get("clock")
+    if isinstance(clock, dict) and isinstance(clock.get("achieved_fmax_mhz"), (int, float)) \
+            and clock["achieved_fmax_mhz"] > 0:
+        found = float(clock["achieved_fmax_mhz"]), "clock.achieved_fmax_mhz"
+    queue = [("", data)]
+    while queue and found is None:
+        prefix, node = queue.pop(0)
+        if isinstance(node, dict):
+            for k, v in node.items():
+                key = f"{prefix}.{k}" if prefix else str(k)
+                if "fmax" in str(k).lower():
+                    vals = list(v.values()) if isinstance(v, dict) else [v]
+                    vals = [x for x in vals if isinstance(x, (int, float)) and not
+                            isinstance(x, bool) and x > 0]
+                    if vals:
+                        found = float(min(vals)), key
+                        break
+                queue.append((key, v))
+        elif isinstance(node, list):
+            queue.extend((f"{prefix}[{i}]", v) for i, v in enumerate(node))
+    if found is None:
+        raise UserError(f"{p}: no Fmax found (expected clock.achieved_fmax_mhz or a key "
+                        "containing 'fmax' with a value in MHz)")
+    mhz, key = found
+    notes = []
+    if isinstance(clock, dict) and "pll_mhz" in clock:
+        notes.append(f"the board build clocks the core at {clock['pll_mhz']:g} MHz, timing "
+                     f"{'met' if clock.get('timing_met') else 'NOT met'}")
+    core = data.get("core")
+    if shape is not None and isinstance(core, dict) and \
+            any(core.get(k) != v for k, v in shape.to_dict().items()):
+        notes.append(f"WARNING: built for core {core}, benchmarked {shape.to_dict()}")
+    model = data.get("model")
+    if bundle is not None and isinstance(model, dict) and \
+            (model.get("input_size"), model.get("hidden_size")) != \
+            (bundle.input_size, bundle.hidden_size):
+        notes.append(f"WARNING: built for I={model.get('input_size')} "
+                     f"H={model.get('hidden_size')}, benchmarked I={bundle.input_size} "
+                     f"H={bundle.hidden_size}")
+    label = f"Fmax of the ECP5 build {p} ({key})" + (f"; {'; '.join(notes)}" if notes else "")
+    return mhz, label

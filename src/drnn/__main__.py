@@ -1,0 +1,5 @@
+"""``python -m drnn`` is the ``drnn`` command."""
+
+from .cli import main
+
+main()

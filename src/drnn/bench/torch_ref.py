@@ -1,0 +1,103 @@
+"""The PyTorch reference of ``drnn bench``: ``nn.GRU`` with the bundle's quantised weights,
+its float accuracy, and its batch-1 latency on this CPU (a timing measurement)."""
+
+from __future__ import annotations
+
+import os
+import statistics
+import time
+
+import numpy as np
+
+from drnn_hw.bundle import ModelBundle
+from drnn_hw.numerics import dequantize
+
+from .metrics import last_hidden
+
+# -- PyTorch reference --------------------------------------------------------------------------
+
+def _torch_gru(bundle: ModelBundle):
+    """``nn.GRU`` in float64 with the bundle's quantised weights (biases folded as in M)."""
+    import torch
+
+    f = bundle.formats
+    I, H = bundle.input_size, bundle.hidden_size
+    gru = torch.nn.GRU(I, H, batch_first=True, dtype=torch.float64)
+    bias = dequantize(bundle.bias, f.acc)          # rows: M_r, M_z, M_nx, M_nh at reset
+    with torch.no_grad():
+        gru.weight_ih_l0.copy_(torch.from_numpy(dequantize(bundle.w_x, f.weight).reshape(3 * H, I)))
+        gru.weight_hh_l0.copy_(torch.from_numpy(dequantize(bundle.w_h, f.weight).reshape(3 * H, H)))
+        gru.bias_ih_l0.copy_(torch.from_numpy(np.concatenate([bias[0], bias[1], bias[2]])))
+        gru.bias_hh_l0.copy_(torch.from_numpy(np.concatenate([np.zeros(2 * H), bias[3]])))
+    return gru.eval()
+
+
+def torch_dense_accuracy(bundle: ModelBundle, x_codes, lengths, labels) -> float | None:
+    """Float64 ``nn.GRU`` (Θ = 0, exact σ/tanh) with the bundle's quantised weights, same head."""
+    if not bundle.has_head:
+        return None
+    import torch
+
+    gru = _torch_gru(bundle)
+    x = torch.from_numpy(dequantize(x_codes, bundle.formats.act))
+    with torch.inference_mode():
+        h, _ = gru(x)
+    hl = last_hidden(h.numpy(), lengths)
+    logits = hl @ np.asarray(bundle.head_w, dtype=np.float64).T + np.asarray(bundle.head_b)
+    return float(np.mean(np.argmax(logits, axis=1) == np.asarray(labels)))
+
+
+def torch_gru_latency(bundle: ModelBundle, steps: int, repeats: int = 20, warmup: int = 3,
+                      threads: int = 1) -> dict:
+    """Per-step latency of ``nn.GRU`` (float32, batch 1) on this CPU, streaming step by step.
+
+    Method: ``torch.set_num_threads(threads)`` (restored after), ``inference_mode``; one run is
+    ``steps`` calls ``gru(x[:, t:t+1], h)`` carrying h (streaming, as the core is used), timed
+    with ``perf_counter_ns``; ``warmup`` runs discarded, then the median over ``repeats`` runs of
+    (run time / steps). Also the same for one call over the whole sequence (``gru(x)``), which
+    needs the whole input in advance. Dense: the time does not depend on the data.
+    """
+    import torch
+
+    I, H = bundle.input_size, bundle.hidden_size
+    steps = max(1, int(steps))
+    prev_threads = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        gru = _torch_gru(bundle).float()
+        x = torch.from_numpy(np.random.default_rng(0).normal(size=(1, steps, I))).float()
+
+        def streaming():
+            h = torch.zeros(1, 1, H)
+            for t in range(steps):
+                _, h = gru(x[:, t:t + 1], h)
+
+        def whole():
+            gru(x)
+
+        res = {}
+        with torch.inference_mode():
+            for name, fn in (("streaming", streaming), ("sequence_call", whole)):
+                for _ in range(warmup):
+                    fn()
+                per_step = []
+                for _ in range(repeats):
+                    t0 = time.perf_counter_ns()
+                    fn()
+                    per_step.append((time.perf_counter_ns() - t0) / steps / 1e3)
+                res[name] = per_step
+        return {
+            "load_average_1min": os.getloadavg()[0], "cpu_count": os.cpu_count(),
+            "per_step_us": statistics.median(res["streaming"]),
+            "per_step_us_min": min(res["streaming"]),
+            "per_step_us_sequence_call": statistics.median(res["sequence_call"]),
+            "threads": threads, "repeats": repeats, "warmup": warmup, "steps": steps,
+            "dtype": "float32", "torch_version": torch.__version__,
+            "method": "nn.GRU batch 1, one call per step carrying h, inference_mode, "
+                      f"torch.set_num_threads({threads}); median over repeats of run time / "
+                      "steps after warm-up (per_step_us_sequence_call: one call per sequence)",
+        }
+    finally:
+        torch.set_num_threads(prev_threads)
+
+

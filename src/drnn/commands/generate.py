@@ -1,0 +1,34 @@
+"""``drnn generate``: a bundle to synthesizable Verilog and a manifest."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from .common import core_options, load_bundle, shape_from_options
+
+
+@click.command()
+@click.argument("model_dir", type=click.Path(path_type=Path))
+@click.option("--out", "out_dir", required=True, type=click.Path(path_type=Path),
+              help="BUILD_DIR: receives NAME.v and manifest.json.")
+@click.option("--name", default="drnn_core", show_default=True,
+              help="Top module name (and Verilog file name).")
+@click.option("--no-mul-count", "no_mul_count", is_flag=True,
+              help="Skip the Yosys $mul count (slow on large cores; manifest gets null).")
+@core_options
+def generate(model_dir, out_dir, name, no_mul_count, **core):
+    """Generate the delta-GRU core for MODEL_DIR as one Verilog file in BUILD_DIR."""
+    from drnn_hw.generate import generate as _generate
+
+    bundle = load_bundle(model_dir)
+    shape = shape_from_options(**core)
+    if out_dir.exists() and not out_dir.is_dir():
+        from drnn_hw.errors import UserError
+        raise UserError(f"{out_dir}: --out exists and is not a directory")
+    manifest = _generate(bundle, shape, out_dir, name=name, count_muls=not no_mul_count)
+    p = manifest["parameters"]
+    click.echo(f"{out_dir / manifest['verilog']}: I={p['I']} H={p['H']} P={p['P']} K={p['K']} "
+               f"E={p['E']}; {manifest['multipliers']} multipliers "
+               f"(yosys counts {manifest['multipliers_yosys']})")

@@ -1,0 +1,35 @@
+"""``drnn info``: summarise a model bundle."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from drnn_hw.cycle_model import PRESETS
+from .common import load_bundle
+
+
+@click.command()
+@click.argument("model_dir", type=click.Path(path_type=Path))
+def info(model_dir):
+    """Summarise the bundle in MODEL_DIR: sizes, formats, thresholds, head."""
+    b = load_bundle(model_dir)
+    f = b.formats
+    I, H = b.input_size, b.hidden_size
+    weights = 3 * H * (I + H)
+    click.echo(f"bundle      {model_dir}  ({b.name}; {b.source or 'no source recorded'})")
+    click.echo(f"sizes       I={I} H={H}  weights={weights} ({weights * f.w_bits / 8 / 1024:.1f} KiB "
+               f"at {f.w_bits} bits)")
+    click.echo(f"formats     act {f.act}, delta {f.delta}, weight {f.weight}, acc {f.acc}")
+    click.echo(f"LUTs        {f.lut_entries} entries; sigmoid ±{2 ** f.sigmoid_range_log2}, "
+               f"tanh ±{2 ** f.tanh_range_log2}; output LSB {f.act.lsb}")
+    click.echo(f"thresholds  theta_x={b.theta_x * f.act.lsb:g} (code {b.theta_x}), "
+               f"theta_h={b.theta_h * f.act.lsb:g} (code {b.theta_h})")
+    if b.has_head:
+        click.echo(f"head        {b.head_w.shape[0]} classes: {', '.join(map(str, b.classes or []))}")
+    else:
+        click.echo("head        none")
+    shape = PRESETS["default"]
+    click.echo(f"default core P={shape.pe} K={shape.lanes} E={shape.scan}: "
+               f"{shape.multipliers} multipliers")

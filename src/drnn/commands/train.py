@@ -1,0 +1,182 @@
+"""``drnn train``, ``drnn export``, ``drnn evaluate``.
+
+torch is imported inside the commands so that ``drnn --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import click
+
+from .common import core_options, load_bundle, shape_from_options
+from drnn_hw.errors import UserError
+
+# Literal defaults for --help (kept equal to TrainConfig's; a test checks it).
+HELP_DEFAULTS = dict(dataset="japanese-vowels", hidden=64, theta_x=0.5, theta_h=0.5, epochs=40,
+                     finetune_epochs=20, lr=5e-3, finetune_lr=1e-3, batch_size=32, l1=0.0,
+                     weight_bits=8, weight_frac=6, seed=0, threads=1)
+
+
+def _check_positive(name, value, minimum=1):
+    if value < minimum:
+        raise UserError(f"--{name}: expected an integer >= {minimum}, got {value}")
+
+
+def _check_threshold(name, value):
+    if not math.isfinite(value) or value < 0:
+        raise UserError(f"--{name}: expected a finite threshold >= 0, got {value}")
+
+
+@click.command()
+@click.option("--dataset", default=HELP_DEFAULTS["dataset"], show_default=True,
+              help="japanese-vowels, basic-motions, or PATH.npz (x_train, y_train, x_test, "
+                   "y_test[, len_train, len_test]).")
+@click.option("--hidden", type=int, default=HELP_DEFAULTS["hidden"], show_default=True,
+              help="Hidden units H.")
+@click.option("--theta-x", type=float, default=HELP_DEFAULTS["theta_x"], show_default=True,
+              help="Input delta threshold Θx (normalised input units).")
+@click.option("--theta-h", type=float, default=HELP_DEFAULTS["theta_h"], show_default=True,
+              help="Hidden delta threshold Θh.")
+@click.option("--epochs", type=int, default=HELP_DEFAULTS["epochs"], show_default=True,
+              help="Float GRU pre-training epochs.")
+@click.option("--finetune-epochs", type=int, default=HELP_DEFAULTS["finetune_epochs"],
+              show_default=True, help="Delta + quantisation-aware fine-tuning epochs.")
+@click.option("--lr", type=float, default=HELP_DEFAULTS["lr"], show_default=True)
+@click.option("--finetune-lr", type=float, default=HELP_DEFAULTS["finetune_lr"], show_default=True)
+@click.option("--batch-size", type=int, default=HELP_DEFAULTS["batch_size"], show_default=True)
+@click.option("--l1", type=float, default=HELP_DEFAULTS["l1"], show_default=True,
+              help="L1 penalty on the kept Δh (pushes temporal sparsity).")
+@click.option("--weight-bits", type=int, default=HELP_DEFAULTS["weight_bits"], show_default=True)
+@click.option("--weight-frac", type=int, default=HELP_DEFAULTS["weight_frac"], show_default=True)
+@click.option("--seed", type=int, default=HELP_DEFAULTS["seed"], show_default=True)
+@click.option("--threads", type=int, default=HELP_DEFAULTS["threads"], show_default=True,
+              help="torch intra-op threads (the model is small: 1 is usually fastest).")
+@click.option("--out", "out", required=True, type=click.Path(path_type=Path),
+              help="Checkpoint to write (CKPT.pt); metrics go to CKPT.metrics.json.")
+@click.option("--quiet", is_flag=True, help="No progress bars.")
+def train(dataset, hidden, theta_x, theta_h, epochs, finetune_epochs, lr, finetune_lr,
+          batch_size, l1, weight_bits, weight_frac, seed, threads, out, quiet):
+    """Train a delta-GRU classifier (float pre-training, then delta + QAT fine-tuning)."""
+    from drnn_hw.numerics import Formats
+
+    _check_positive("hidden", hidden)
+    _check_positive("epochs", epochs, 0)
+    _check_positive("finetune-epochs", finetune_epochs, 0)
+    _check_positive("batch-size", batch_size)
+    _check_positive("threads", threads)
+    _check_threshold("theta-x", theta_x)
+    _check_threshold("theta-h", theta_h)
+    for name, v in (("lr", lr), ("finetune-lr", finetune_lr), ("l1", l1)):
+        if not math.isfinite(v) or v < 0:
+            raise UserError(f"--{name}: expected a finite value >= 0, got {v}")
+    try:
+        fmts = Formats(w_bits=weight_bits, w_frac=weight_frac)
+    except ValueError as e:
+        raise UserError(f"--weight-bits/--weight-frac: {e}") from None
+    top = fmts.act.max * fmts.act.lsb
+    for name, v in (("theta-x", theta_x), ("theta-h", theta_h)):
+        if v > top:
+            raise UserError(f"--{name}: expected a threshold in [0, {top:g}], got {v}")
+
+    from drnn_train.train import checkpoint_metrics_path, train_model
+
+    path, m = train_model(out, dataset, progress=not quiet, hidden=hidden, theta_x=theta_x,
+                          theta_h=theta_h, epochs=epochs, finetune_epochs=finetune_epochs, lr=lr,
+                          finetune_lr=finetune_lr, batch_size=batch_size, l1=l1,
+                          weight_bits=weight_bits, weight_frac=weight_frac, seed=seed,
+                          threads=threads)
+    click.echo(f"{m['dataset']}: H={hidden} Θx={theta_x:g} Θh={theta_h:g} weights "
+               f"{fmts.weight} ({m['seconds']:.0f} s)")
+    click.echo(f"float GRU test accuracy     {100 * m['float_accuracy']:.2f} %")
+    click.echo(f"hardware-exact test accuracy {100 * m['exact_accuracy']:.2f} %")
+    click.echo(f"temporal sparsity Δx {100 * m['sparsity_dx']:.1f} %, "
+               f"Δh {100 * m['sparsity_dh']:.1f} %")
+    if m["saturated_on_export"]:
+        click.echo(f"warning: {m['saturated_on_export']} weights/biases saturate on export")
+    click.echo(f"wrote {path} and {checkpoint_metrics_path(path)}")
+
+
+@click.command()
+@click.argument("checkpoint", required=False, type=click.Path(path_type=Path))
+@click.option("--torch-gru", "torch_gru", type=click.Path(path_type=Path), default=None,
+              help="Import a plain single-layer torch.nn.GRU state dict instead "
+                   "(torch.save(gru.state_dict())); the bundle has no head.")
+@click.option("--out", "out", required=True, type=click.Path(path_type=Path),
+              help="Bundle directory to write.")
+@click.option("--theta-x", type=float, default=None,
+              help="Θx for the bundle (default: the trained one; 0 for --torch-gru).")
+@click.option("--theta-h", type=float, default=None,
+              help="Θh for the bundle (default: the trained one; 0 for --torch-gru).")
+@click.option("--name", default=None, help="Bundle name.")
+def export(checkpoint, torch_gru, out, theta_x, theta_h, name):
+    """Write the model bundle (integer weights, LUTs, head) of CHECKPOINT or a torch GRU."""
+    from drnn_hw.numerics import Formats
+
+    from drnn_train.export import (bundle_from_checkpoint, bundle_from_gru_params, load_checkpoint,
+                         load_torch_gru_state, threshold_code)
+
+    if (checkpoint is None) == (torch_gru is None):
+        raise UserError("export: give either CHECKPOINT or --torch-gru STATE.pt (exactly one)")
+    if checkpoint is not None:
+        ckpt = load_checkpoint(checkpoint)
+        fmts = Formats.from_dict(ckpt["formats"])
+        for n, v in (("theta_x", theta_x), ("theta_h", theta_h)):
+            if v is not None:
+                threshold_code(v, fmts, n)
+        bundle, saturated = bundle_from_checkpoint(ckpt, theta_x, theta_h, name)
+        source = str(checkpoint)
+    else:
+        fmts = Formats()
+        tx = 0.0 if theta_x is None else theta_x
+        th = 0.0 if theta_h is None else theta_h
+        threshold_code(tx, fmts, "theta_x")
+        threshold_code(th, fmts, "theta_h")
+        p = load_torch_gru_state(torch_gru)
+        bundle, saturated = bundle_from_gru_params(
+            p["w_ih"], p["w_hh"], p["b_ih"], p["b_hh"], fmts, tx, th,
+            name=name or Path(torch_gru).stem, source=f"torch.nn.GRU state dict {torch_gru}",
+            extra={"dataset": None})
+        source = str(torch_gru)
+    bundle.save(out)
+    if saturated:
+        click.echo(f"warning: {saturated} weights/biases saturated on export "
+                   f"(weights {fmts.weight}, biases {fmts.acc})", err=True)
+    click.echo(f"{source} -> {out}: I={bundle.input_size} H={bundle.hidden_size} "
+               f"Θx={bundle.theta_x * fmts.act.lsb:g} Θh={bundle.theta_h * fmts.act.lsb:g} "
+               f"head={'yes' if bundle.has_head else 'no'}")
+
+
+@click.command()
+@click.argument("model_dir", type=click.Path(path_type=Path))
+@click.option("--dataset", default=None,
+              help="japanese-vowels, basic-motions, or PATH.npz (default: the data set the "
+                   "bundle was trained on, from its model.json extra.dataset).")
+@core_options
+@click.option("--json", "json_out", type=click.Path(path_type=Path), default=None,
+              help="Write the metrics as JSON here.")
+def evaluate(model_dir, dataset, json_out, **core):
+    """Hardware-exact test accuracy, Δx/Δh sparsity and mean cycles per step of MODEL_DIR."""
+    from drnn_train.datasets import load_dataset
+    from drnn_train.evaluate import evaluate_bundle
+
+    bundle = load_bundle(model_dir)
+    shape = shape_from_options(**core)
+    if dataset is None:
+        dataset = (bundle.extra or {}).get("dataset")
+        if not dataset:
+            raise UserError(f"{model_dir}: the bundle does not name its data set; "
+                            "pass --dataset NAME|PATH.npz")
+    ds = load_dataset(dataset)
+    m = evaluate_bundle(bundle, ds, shape)
+    click.echo(f"{ds.name} test ({m['sequences']} sequences, {m['steps']} steps), "
+               f"core P={shape.pe} K={shape.lanes} E={shape.scan}")
+    click.echo(f"hardware-exact accuracy {100 * m['accuracy']:.2f} %")
+    click.echo(f"temporal sparsity Δx {100 * m['sparsity_dx']:.1f} %, "
+               f"Δh {100 * m['sparsity_dh']:.1f} %")
+    click.echo(f"mean cycles/step {m['mean_cycles']:.1f} (dense {m['mean_cycles_dense']:.0f})")
+    if json_out:
+        json_out.parent.mkdir(parents=True, exist_ok=True)
+        json_out.write_text(json.dumps(m, indent=1) + "\n")

@@ -1,0 +1,171 @@
+"""The Amaranth engine: the generated core in Amaranth's own simulator.
+
+Slow (about 10k cycles per second) but needs nothing beyond Amaranth; for debugging and for the
+unit tests of the gateware. Each sequence starts with a CTRL RESET_STATE write, written once the
+previous sequence's last output frame has been received. ``cycles``, ``nnz_dx`` and ``nnz_dh``
+are read from the core's status port when the last beat of a step's output frame is taken.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from drnn_hw.cycle_model import CoreShape
+from drnn_hw.golden import GoldenResult, check_lengths
+from drnn_hw.registers import REGISTERS
+
+__all__ = ["run", "simulate"]
+
+
+def _pack_frames(x_seq: np.ndarray, act_bits: int, scan: int) -> list[int]:
+    """(T, I) codes -> T·WX packed beats (lane e at bits [act_bits·e, ...), last at act_bits·E)."""
+    T, I = x_seq.shape
+    wx = math.ceil(I / scan)
+    mask = (1 << act_bits) - 1
+    beats = []
+    for t in range(T):
+        for w in range(wx):
+            word = 0
+            for e in range(scan):
+                i = w * scan + e
+                if i < I:
+                    word |= (int(x_seq[t, i]) & mask) << (act_bits * e)
+            if w == wx - 1:
+                word |= 1 << (act_bits * scan)
+            beats.append(word)
+    return beats
+
+
+def _unpack_beat(word: int, act_bits: int, scan: int) -> tuple[list[int], int]:
+    mask, sign = (1 << act_bits) - 1, 1 << (act_bits - 1)
+    lanes = []
+    for e in range(scan):
+        v = (word >> (act_bits * e)) & mask
+        lanes.append(v - (1 << act_bits) if v & sign else v)
+    return lanes, (word >> (act_bits * scan)) & 1
+
+
+def simulate(bundle, sequences, shape: CoreShape, *, waves=None, stall_seed=None,
+             x_valid_prob: float = 1.0, h_ready_prob: float = 1.0, thetas=None,
+             reset_between: bool = True, extra_checks=None):
+    """Run ``sequences`` (list of (T_n, I) code arrays) through a fresh core.
+
+    Returns a list (per sequence) of dicts with ``h`` (T, H), ``cycles``, ``nnz_dx``, ``nnz_dh``
+    (T,), plus ``frames_h_last_ok`` (every output frame had ``last`` exactly on its final beat).
+    ``thetas``: optional per-sequence (theta_x, theta_h) written over the bus before the
+    sequence. ``x_valid_prob`` / ``h_ready_prob`` < 1 insert random stalls on the streams.
+    """
+    from amaranth.sim import Simulator
+
+    from drnn_hw.core import DeltaGRUCore
+
+    fmts = bundle.formats
+    E = shape.scan
+    H = bundle.hidden_size
+    WH = math.ceil(H / E)
+    act_bits = fmts.act_bits
+    dut = DeltaGRUCore(bundle, shape)
+    rng = np.random.default_rng(stall_seed)
+    results = [dict(h=np.zeros((len(s), H), np.int64), cycles=np.zeros(len(s), np.int64),
+                    nnz_dx=np.zeros(len(s), np.int64), nnz_dh=np.zeros(len(s), np.int64))
+               for s in sequences]
+    state = {"seq_go": -1, "seq_done": -1, "last_ok": True}
+    x_payload, h_payload = dut.x.payload.as_value(), dut.h.payload.as_value()
+
+    async def csr_write(ctx, name, value):
+        ctx.set(dut.csr.addr, REGISTERS[name][0])
+        ctx.set(dut.csr.w_data, value)
+        ctx.set(dut.csr.w_stb, 1)
+        await ctx.tick()
+        ctx.set(dut.csr.w_stb, 0)
+
+    async def producer(ctx):
+        for n, seq in enumerate(sequences):
+            # Wait until every output of the previous sequence was received.
+            while state["seq_done"] < n - 1:
+                await ctx.tick()
+            if reset_between:
+                await csr_write(ctx, "CTRL", 1)
+            if thetas is not None:
+                await csr_write(ctx, "THETA_X", int(thetas[n][0]))
+                await csr_write(ctx, "THETA_H", int(thetas[n][1]))
+            state["seq_go"] = n
+            for beat in _pack_frames(np.asarray(seq), act_bits, E):
+                while x_valid_prob < 1.0 and rng.random() >= x_valid_prob:
+                    ctx.set(dut.x.valid, 0)
+                    await ctx.tick()
+                ctx.set(x_payload, beat)
+                ctx.set(dut.x.valid, 1)
+                while True:
+                    _, _, ready = await ctx.tick().sample(dut.x.ready)
+                    if ready:
+                        break
+                ctx.set(dut.x.valid, 0)
+
+    async def consumer(ctx):
+        for n, seq in enumerate(sequences):
+            T = len(seq)
+            for t in range(T):
+                h = []
+                for w in range(WH):
+                    while True:
+                        ready = 1 if h_ready_prob >= 1.0 else int(rng.random() < h_ready_prob)
+                        ctx.set(dut.h.ready, ready)
+                        _, _, valid, word, cyc, ndx, ndh = await ctx.tick().sample(
+                            dut.h.valid, h_payload, dut.status.cycles_last,
+                            dut.status.nnz_dx_last, dut.status.nnz_dh_last)
+                        if valid and ready:
+                            break
+                    lanes, last = _unpack_beat(word, act_bits, E)
+                    if last != (w == WH - 1):
+                        state["last_ok"] = False
+                    h.extend(lanes)
+                ctx.set(dut.h.ready, 0)
+                r = results[n]
+                r["h"][t] = h[:H]
+                if any(h[H:]):
+                    state["last_ok"] = False
+                r["cycles"][t], r["nnz_dx"][t], r["nnz_dh"][t] = cyc, ndx, ndh
+            state["seq_done"] = n
+        if extra_checks is not None:
+            await extra_checks(ctx, dut)
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-8)
+    sim.add_testbench(producer)
+    sim.add_testbench(consumer)
+    if waves:
+        with sim.write_vcd(str(waves)):
+            sim.run()
+    else:
+        sim.run()
+    for r in results:
+        r["frames_ok"] = state["last_ok"]
+    return results
+
+
+def run(bundle, x_codes, lengths=None, shape=None, waves=None, **options) -> GoldenResult:
+    """Run (N, T, I) activation codes through the core; same result type as the golden model."""
+    shape = shape or CoreShape()
+    x = np.asarray(x_codes, dtype=np.int64)
+    if x.ndim != 3 or x.shape[2] != bundle.input_size:
+        raise ValueError(f"x must be (N, T, {bundle.input_size}), got {x.shape}")
+    N, T, _ = x.shape
+    lengths = check_lengths(lengths, N, T)
+    H = bundle.hidden_size
+    seqs = [x[n, :lengths[n]] for n in range(N) if lengths[n] > 0]
+    results = iter(simulate(bundle, seqs, shape, waves=waves, **options))
+    out = GoldenResult(h=np.zeros((N, T, H), np.int64), nnz_dx=np.zeros((N, T), np.int64),
+                       nnz_dh=np.zeros((N, T), np.int64), cycles=np.zeros((N, T), np.int64),
+                       lengths=lengths)
+    for n in range(N):
+        L = lengths[n]
+        if L == 0:
+            continue
+        r = next(results)
+        out.h[n, :L] = r["h"]
+        out.nnz_dx[n, :L], out.nnz_dh[n, :L], out.cycles[n, :L] = (
+            r["nnz_dx"], r["nnz_dh"], r["cycles"])
+    return out

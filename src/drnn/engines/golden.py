@@ -1,0 +1,12 @@
+"""The golden engine: the NumPy model; ``cycles`` are the cycle model's prediction."""
+
+from __future__ import annotations
+
+from drnn_hw.errors import UserError
+from drnn_hw.golden import run as _golden_run
+
+
+def run(bundle, x_codes, lengths=None, shape=None, waves=None):
+    if waves:
+        raise UserError("--waves needs an RTL engine (verilator or amaranth)")
+    return _golden_run(bundle, x_codes, lengths=lengths, shape=shape)

@@ -1,0 +1,185 @@
+"""drnn train / export / evaluate through the real CLI entry point: success and every bad input.
+
+Errors must be one line on stderr (``drnn: error: ...``) naming the problem, exit code != 0.
+"""
+
+import contextlib
+import dataclasses
+import io
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from drnn_hw.bundle import ModelBundle, random_bundle
+from drnn.cli import main
+from drnn.commands.train import HELP_DEFAULTS
+from drnn_train.train import TrainConfig
+from drnn_cli import drnn_in_process as drnn
+from synthetic import synthetic_npz
+
+FAST = ["--hidden", "6", "--epochs", "1", "--finetune-epochs", "1", "--quiet"]
+
+
+def assert_one_line_error(code, err, *needles):
+    assert code != 0
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith("drnn: error: "), lines[0]
+    assert "Traceback" not in err
+    for n in needles:
+        assert n in lines[0], (n, lines[0])
+
+
+@pytest.fixture(scope="module")
+def syn(tmp_path_factory):
+    return synthetic_npz(tmp_path_factory.mktemp("cli") / "syn.npz")
+
+
+@pytest.fixture(scope="module")
+def flow(syn, tmp_path_factory):
+    """train -> export via the CLI once; returns (checkpoint, bundle dir, train stdout)."""
+    d = tmp_path_factory.mktemp("flow")
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        main(["train", "--dataset", str(syn), *FAST, "--seed", "3", "--out", str(d / "ck.pt")])
+        main(["export", str(d / "ck.pt"), "--out", str(d / "bundle")])
+    return d / "ck.pt", d / "bundle", out.getvalue()
+
+
+def test_help_defaults_match_train_config():
+    cfg = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
+    assert HELP_DEFAULTS == {k: cfg[k] for k in HELP_DEFAULTS}
+
+
+def test_train_export_evaluate_flow(flow, syn, tmp_path, capsys):
+    ckpt, bundle, text = flow
+    assert "float GRU test accuracy" in text and "hardware-exact test accuracy" in text
+    assert "sparsity Δx" in text and "Δh" in text
+    metrics = json.loads(ckpt.with_name("ck.metrics.json").read_text())
+    assert metrics["config"]["seed"] == 3
+    assert ModelBundle.load(bundle).extra["dataset"] == str(syn.resolve())
+    # Without --dataset, evaluate uses the data set the bundle was trained on.
+    code, out, err = drnn(["evaluate", bundle, "--pe", "2", "--lanes", "1",
+                           "--scan", "4", "--json", tmp_path / "e.json"], capsys)
+    assert code == 0, err
+    m = json.loads((tmp_path / "e.json").read_text())
+    assert m["accuracy"] == metrics["exact_accuracy"]
+    assert m["core"] == {"pe": 2, "lanes": 1, "scan": 4}
+    assert f"{100 * m['accuracy']:.2f} %" in out and "mean cycles/step" in out
+
+
+def _npz(path, **over):
+    rng = np.random.default_rng(0)
+    d = dict(x_train=rng.normal(size=(6, 5, 3)), y_train=np.arange(6) % 2,
+             x_test=rng.normal(size=(4, 5, 3)), y_test=np.arange(4) % 2)
+    d.update(over)
+    np.savez(path, **{k: v for k, v in d.items() if v is not None})
+    return path
+
+
+TRAIN_BAD = [
+    (["--dataset", "imagenet"], ["unknown data set 'imagenet'", "japanese-vowels"]),
+    (["--dataset", "{tmp}/missing.npz"], ["missing.npz", "not found"]),
+    (["--dataset", "{npz:y_test=None}"], ["missing key 'y_test'"]),
+    (["--dataset", "{npz:x_train=np.zeros((6, 5))}"], ["x_train", "3 dimensions", "(6, 5)"]),
+    (["--dataset", "{npz:x_test=np.zeros((4, 5, 2))}"], ["x_test", "I = 3", "got 2"]),
+    (["--dataset", "{npz:x_train=np.full((6, 5, 3), np.nan)}"], ["x_train", "NaN/Inf"]),
+    (["--dataset", "{npz:len_test=np.array([1, 2, 9, 3])}"], ["len_test", "[1, 5]", "9"]),
+    (["--dataset", "{npz:y_train=np.linspace(0, 1, 6)}"], ["y_train", "integer class labels"]),
+    (["--theta-x", "-0.1"], ["--theta-x", "-0.1"]),
+    (["--theta-h", "nan"], ["--theta-h", "nan"]),
+    (["--theta-h", "300"], ["--theta-h", "127.996", "300"]),
+    (["--hidden", "0"], ["--hidden", "got 0"]),
+    (["--weight-bits", "30"], ["--weight-bits", "30"]),
+    (["--epochs", "x"], ["--epochs", "'x' is not a valid integer"]),
+]
+
+
+@pytest.mark.parametrize("args,needles", TRAIN_BAD, ids=[str(i) for i in range(len(TRAIN_BAD))])
+def test_train_bad_input(tmp_path, capsys, args, needles, syn):
+    resolved = []
+    for a in args:
+        if a.startswith("{npz:"):
+            key, expr = a[5:-1].split("=", 1)
+            a = str(_npz(tmp_path / "bad.npz", **{key: eval(expr, {"np": np})}))
+        resolved.append(a.replace("{tmp}", str(tmp_path)))
+    if "--dataset" not in resolved:
+        resolved += ["--dataset", str(syn)]
+    code, _, err = drnn(["train", *FAST, *resolved, "--out", tmp_path / "c.pt"], capsys)
+    assert_one_line_error(code, err, *needles)
+    assert not (tmp_path / "c.pt").exists()
+
+
+def test_train_missing_out(capsys):
+    code, _, err = drnn(["train"], capsys)
+    assert_one_line_error(code, err, "--out")
+
+
+def _gru_state(path, **kw):
+    torch.save(torch.nn.GRU(3, 4, **kw).state_dict(), path)
+    return path
+
+
+def test_export_bad_input(tmp_path, capsys, flow):
+    ckpt = flow[0]
+    out = tmp_path / "b"
+    lstm = tmp_path / "lstm.pt"
+    torch.save(torch.nn.LSTM(3, 4).state_dict(), lstm)
+    junk = tmp_path / "junk.pt"
+    junk.write_text("hello")
+    other = tmp_path / "other.pt"
+    torch.save({"weights": torch.zeros(3)}, other)
+    nobias_ih = tmp_path / "half.pt"
+    sd = torch.nn.GRU(3, 4).state_dict()
+    del sd["bias_hh_l0"]
+    torch.save(sd, nobias_ih)
+    badshape = tmp_path / "shape.pt"
+    sd = torch.nn.GRU(3, 4).state_dict()
+    sd["weight_ih_l0"] = torch.zeros(12, 3, 1)
+    torch.save(sd, badshape)
+    cases = [
+        ([], ["exactly one"]),
+        ([ckpt, "--torch-gru", _gru_state(tmp_path / "g.pt")], ["exactly one"]),
+        ([tmp_path / "nope.pt"], ["nope.pt", "checkpoint not found"]),
+        ([junk], ["junk.pt", "not a readable torch checkpoint"]),
+        ([other], ["other.pt", "not a drnn train checkpoint", "--torch-gru"]),
+        ([ckpt, "--theta-x", "-1"], ["--theta-x", "-1"]),
+        ([ckpt, "--theta-h", "inf"], ["--theta-h", "inf"]),
+        (["--torch-gru", _gru_state(tmp_path / "l2.pt", num_layers=2)],
+         ["multi-layer", "2 layers", "_l1"]),
+        (["--torch-gru", _gru_state(tmp_path / "bi.pt", bidirectional=True)],
+         ["bidirectional", "_reverse"]),
+        (["--torch-gru", lstm], ["weight_hh_l0", "(3H, H)", "(16, 4)"]),
+        (["--torch-gru", other], ["expected nn.GRU keys", "weights"]),
+        (["--torch-gru", nobias_ih], ["both bias_ih_l0 and bias_hh_l0"]),
+        (["--torch-gru", badshape], ["weight_ih_l0", "(12, I)", "(12, 3, 1)"]),
+        (["--torch-gru", junk], ["junk.pt", "not a readable torch file"]),
+        (["--torch-gru", tmp_path / "none.pt"], ["none.pt", "not found"]),
+        (["--torch-gru", _gru_state(tmp_path / "g2.pt"), "--theta-x", "nan"], ["--theta-x"]),
+        (["--torch-gru", _gru_state(tmp_path / "g3.pt"), "--theta-h", "-0.5"], ["--theta-h"]),
+        (["--torch-gru", _gru_state(tmp_path / "g4.pt"), "--theta-h", "128"],
+         ["--theta-h", "127.996", "128"]),
+    ]
+    for args, needles in cases:
+        code, _, err = drnn(["export", *args, "--out", out], capsys)
+        assert_one_line_error(code, err, *needles)
+        assert not out.exists(), args
+
+
+def test_evaluate_bad_input(tmp_path, capsys, flow, syn):
+    headless = tmp_path / "headless"
+    random_bundle(3, 4).save(headless)
+    cases = [
+        ([headless, "--dataset", syn], ["no classification head"]),
+        ([headless], ["headless", "does not name its data set", "--dataset"]),
+        ([flow[1], "--dataset", "basic-motions"], ["basic-motions", "6 input features",
+                                                     "expects 3"]),
+        ([tmp_path / "nothing", "--dataset", syn], ["nothing", "not found"]),
+        ([flow[1], "--dataset", "nope"], ["unknown data set"]),
+        ([flow[1], "--dataset", syn, "--lanes", "3"], ["--lanes", "3"]),
+    ]
+    for args, needles in cases:
+        code, _, err = drnn(["evaluate", *args], capsys)
+        assert_one_line_error(code, err, *needles)

@@ -1,0 +1,88 @@
+"""ULX3S-85F: board logic end to end in Verilator (host driver over the simulated UART, checked
+bit-exactly against drnn_hw.golden.run), the platform top-level elaborates, PLL settings."""
+
+import numpy as np
+import pytest
+
+from drnn_boards import protocol as P
+from drnn_boards.host import CORE_ID
+from drnn_boards.ulx3s import ULX3STop, pll_config
+from drnn_hw.bundle import random_bundle
+from drnn_hw.cycle_model import CoreShape
+from drnn_hw.golden import run as golden_run
+
+SHAPE = CoreShape(pe=4, lanes=2, scan=4)
+
+
+def sparse_inputs(rng, n, t, i, hold=0.4):
+    """Random walks that often hold still, so thresholds and sparse steps are exercised."""
+    x = np.zeros((n, t, i), np.int64)
+    cur = rng.integers(-600, 600, (n, i))
+    for s in range(t):
+        move = rng.random((n, i)) > hold
+        cur = np.where(move, cur + rng.integers(-200, 200, (n, i)), cur)
+        x[:, s] = np.clip(cur, -32768, 32767)
+    x[0, 1] = 32767           # saturating inputs too
+    x[0, 2] = -32768
+    return x
+
+
+@pytest.mark.slow
+def test_host_driver_over_uart_matches_golden():
+    from drnn_boards.sim import run_board
+
+    bundle = random_bundle(6, 10, seed=3, theta_x=0.25, theta_h=0.125, weight_scale=1.5)
+    rng = np.random.default_rng(7)
+    x = sparse_inputs(rng, 2, 5, 6)
+    lengths = np.array([5, 3])
+    res = run_board(bundle, SHAPE, x, lengths, divisor=6)
+    gold = golden_run(bundle, x, lengths, SHAPE)
+    assert list(res.ident) == [CORE_ID, 6, 10, 4, 2, 4]
+    np.testing.assert_array_equal(res.h, gold.h)
+    np.testing.assert_array_equal(res.nnz_dx, gold.nnz_dx)
+    np.testing.assert_array_equal(res.nnz_dh, gold.nnz_dh)
+    np.testing.assert_array_equal(res.cycles, gold.cycles)
+    assert list(res.errors) == [P.ERR_BAD_CHECKSUM, P.ERR_BAD_LENGTH, P.ERR_UNKNOWN_COMMAND,
+                                P.ERR_TRUNCATED, P.ERR_BAD_SYNC, P.ERR_BAD_ADDRESS,
+                                P.ERR_UART_FRAMING]
+    # after all the bad requests a good one works, from a clean state
+    np.testing.assert_array_equal(res.after_errors, gold.h[0, 0])
+
+
+def test_pll_config():
+    p = pll_config(25e6, 100e6)
+    assert p["f_out_hz"] == 100e6
+    assert 400e6 <= p["vco_hz"] <= 800e6
+    assert 25e6 / p["CLKI_DIV"] * p["CLKFB_DIV"] == p["f_out_hz"]
+    with pytest.raises(ValueError):
+        pll_config(25e6, 1e9)
+
+
+def test_top_elaborates(tmp_path):
+    from amaranth_boards.ulx3s import ULX3S_85F_Platform
+
+    bundle = random_bundle(6, 10, seed=1)
+    top = ULX3STop(bundle, SHAPE, freq_mhz=100, baud=1_000_000)
+    assert top.divisor == 100
+    plan = ULX3S_85F_Platform().prepare(top, name="drnn_ulx3s")
+    files = dict(plan.files)
+    assert "EHXPLLL" in files["drnn_ulx3s.il"]
+    lpf = files["drnn_ulx3s.lpf"]
+    assert 'SITE "M1"' in lpf and 'SITE "L4"' in lpf       # FTDI rx / tx pins
+    assert "100000000" in lpf                                # core clock constraint
+
+
+def test_critical_path_summary():
+    """nextpnr's --report path (hand-made) reduced to start, end and where the time goes."""
+    from drnn_boards.ulx3s_report import critical_path_summary
+
+    def seg(kind, delay, frm, to):
+        return {"type": kind, "delay": delay, "from": {"cell": frm}, "to": {"cell": to}}
+
+    path = {"from": "clk", "to": "clk", "path": [
+        seg("clk-to-q", 0.5, "a_ff", "a_ff"), seg("routing", 1.0, "a_ff", "lut1"),
+        seg("logic", 0.4, "lut1", "lut1"), seg("routing", 2.0, "lut1", "b_ff"),
+        seg("setup", 0.1, "b_ff", "b_ff")]}
+    assert critical_path_summary(path) == {
+        "from": "a_ff", "to": "b_ff", "delay_ns": 4.0, "logic_ns": 1.0, "routing_ns": 3.0,
+        "logic_cells": 1}

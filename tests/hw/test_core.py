@@ -1,0 +1,251 @@
+"""Whole-core tests: DeltaGRUCore in Amaranth's simulator against the golden model.
+
+Every step is checked: h (every element, to the last bit), nnz_dx, nnz_dh, and the cycle
+counter against ``cycle_model.step_cycles`` (computed by the golden model from the kept-delta
+masks, independently of the RTL).
+"""
+
+import numpy as np
+import pytest
+
+from drnn_hw import golden
+from drnn_hw.bundle import random_bundle
+from drnn_hw.cycle_model import CoreShape
+from drnn.engines.amaranth import run, simulate
+from drnn_hw.numerics import Formats
+
+
+def _check(bundle, x, shape, lengths=None, **options):
+    got = run(bundle, x, lengths=lengths, shape=shape, **options)
+    want = golden.run(bundle, x, lengths=lengths, shape=shape)
+    for key in ("nnz_dx", "nnz_dh", "cycles"):
+        np.testing.assert_array_equal(getattr(got, key), getattr(want, key), err_msg=key)
+    np.testing.assert_array_equal(got.h, want.h, err_msg="h")
+    return got, want
+
+
+# (I, H, P, K, E): I=1, H < P, sizes not multiples of P or E, K=1 and K=2, E=1.
+SHAPES = [
+    (1, 3, 4, 1, 1),
+    (1, 2, 1, 2, 2),
+    (5, 7, 4, 2, 3),
+    (7, 9, 2, 1, 3),
+    (13, 10, 3, 2, 5),
+    (3, 20, 8, 2, 16),
+]
+
+
+@pytest.mark.parametrize("I,H,P,K,E", SHAPES)
+@pytest.mark.parametrize("theta", [0.0, 0.25])
+def test_random_bundle_matches_golden(I, H, P, K, E, theta):
+    bundle = random_bundle(I, H, seed=I * 100 + H, theta_x=theta, theta_h=theta / 2,
+                           weight_scale=1.5)
+    rng = np.random.default_rng(H)
+    # A slowly drifting input, so some deltas fall under the threshold.
+    x = np.cumsum(rng.integers(-90, 91, (2, 7, I)), axis=1)
+    x = np.clip(x, bundle.formats.act.min, bundle.formats.act.max)
+    _, want = _check(bundle, x, CoreShape(P, K, E), lengths=[7, 4])
+    if theta == 0:
+        assert want.nnz_dx.sum() > 0 and want.nnz_dh.sum() > 0
+    else:   # the threshold really drops deltas (the test would not notice a missing compare)
+        assert want.nnz_dx[0, 1:].min() < I or want.nnz_dh[0, 2:].min() < H
+
+
+@pytest.mark.parametrize("K", [1, 2])
+def test_saturation_everywhere(K):
+    """Inputs at ±full scale, weights near full scale, a narrow accumulator: the deltas need
+    all act_bits+1 bits, M saturates at acc_bits, narrowing and the AP saturate."""
+    fmts = Formats(acc_bits=24)
+    bundle = random_bundle(4, 6, formats=fmts, seed=3, weight_scale=40.0)
+    a = fmts.act
+    x = np.array([[[a.max, a.min, a.max, a.min], [a.min, a.max, a.min, a.max],
+                   [a.max, a.max, a.min, a.min], [0, a.min, a.max, 0],
+                   [a.min, a.min, a.min, a.min], [a.max, a.max, a.max, a.max]]])
+    _, want = _check(bundle, x, CoreShape(4, K, 3))
+    # The test does exercise saturation: the exact M of step 0 leaves the accumulator range.
+    w = golden._stacked_weights(bundle)
+    m0 = bundle.bias.reshape(-1) + x[0, 0] @ w[:4]
+    assert np.abs(m0).max() > fmts.acc.max
+
+
+def test_stalls_thresholds_and_reset_between_sequences():
+    """Random valid/ready stalls on both streams; each sequence starts with RESET_STATE and
+    new thresholds written over the bus (sampled at the step start)."""
+    I, H = 6, 5
+    bundle = random_bundle(I, H, seed=11, weight_scale=1.2)
+    rng = np.random.default_rng(5)
+    seqs = [np.clip(np.cumsum(rng.integers(-120, 121, (T, I)), axis=0), -32768, 32767)
+            for T in (5, 3, 6)]
+    thetas = [(0, 0), (40, 10), (150, 60)]
+    shape = CoreShape(2, 2, 4)
+    results = simulate(bundle, seqs, shape, stall_seed=1, x_valid_prob=0.6, h_ready_prob=0.5,
+                       thetas=thetas)
+    for seq, th, r in zip(seqs, thetas, results):
+        want = golden.run(bundle.with_thresholds(*th), seq[None], shape=shape)
+        np.testing.assert_array_equal(r["h"], want.h[0])
+        np.testing.assert_array_equal(r["nnz_dx"], want.nnz_dx[0])
+        np.testing.assert_array_equal(r["nnz_dh"], want.nnz_dh[0])
+        np.testing.assert_array_equal(r["cycles"], want.cycles[0])
+        assert r["frames_ok"]
+
+
+def test_without_reset_state_carries_over():
+    """Without RESET_STATE the second sequence continues from the first one's state."""
+    bundle = random_bundle(3, 4, seed=2)
+    rng = np.random.default_rng(9)
+    a, b = rng.integers(-400, 400, (4, 3)), rng.integers(-400, 400, (3, 3))
+    shape = CoreShape(4, 1, 2)
+    r = simulate(bundle, [a, b], shape, reset_between=False)
+    want = golden.run(bundle, np.concatenate([a, b])[None], shape=shape)
+    np.testing.assert_array_equal(np.concatenate([r[0]["h"], r[1]["h"]]), want.h[0])
+    np.testing.assert_array_equal(np.concatenate([r[0]["cycles"], r[1]["cycles"]]),
+                                  want.cycles[0])
+
+
+def test_default_shape_meets_bound():
+    """The default core shape on a small model: exact h and cycles; every step within
+    10 % + 16 cycles of the ideal bound."""
+    from drnn_hw.cycle_model import PRESETS, cycle_bound
+    bundle = random_bundle(12, 20, seed=4, theta_x=0.05, theta_h=0.05)
+    rng = np.random.default_rng(1)
+    x = np.clip(np.cumsum(rng.integers(-60, 61, (1, 5, 12)), axis=1), -32768, 32767)
+    got, _ = _check(bundle, x, PRESETS["default"])
+    bound = cycle_bound(got.nnz_dx + got.nnz_dh, 20, PRESETS["default"])
+    assert np.all(got.cycles <= 1.1 * bound + 16)
+
+
+def test_bus_status_and_frame_error():
+    """Registers through the core's bus: sizes, BUSY during a step, STEPS, RESET_PENDING,
+    FRAME_ERROR on a misplaced ``last`` (the frame is still counted as WX beats and answered),
+    CLEAR_ERROR / CLEAR_STEPS."""
+    from amaranth.sim import Simulator
+
+    from drnn_hw.core import DeltaGRUCore
+    from drnn_hw.registers import REGISTERS
+    I, H, E = 5, 3, 3          # WX = 2, WH = 1
+    bundle = random_bundle(I, H, seed=6, theta_x=0.5)
+    dut = DeltaGRUCore(bundle, CoreShape(2, 2, E))
+    A = {n: a for n, (a, _) in REGISTERS.items()}
+    seen = {}
+
+    async def read(ctx, name):
+        ctx.set(dut.csr.addr, A[name])
+        ctx.set(dut.csr.r_stb, 1)
+        await ctx.tick()
+        ctx.set(dut.csr.r_stb, 0)
+        return ctx.get(dut.csr.r_data)
+
+    async def write(ctx, name, value):
+        ctx.set(dut.csr.addr, A[name])
+        ctx.set(dut.csr.w_data, value)
+        ctx.set(dut.csr.w_stb, 1)
+        await ctx.tick()
+        ctx.set(dut.csr.w_stb, 0)
+
+    async def send(ctx, lasts):
+        for last in lasts:
+            ctx.set(dut.x.payload.as_value(), last << (16 * E))
+            ctx.set(dut.x.valid, 1)
+            while not (await ctx.tick().sample(dut.x.ready))[2]:
+                pass
+            ctx.set(dut.x.valid, 0)
+
+    async def receive(ctx):
+        ctx.set(dut.h.ready, 1)
+        while not (await ctx.tick().sample(dut.h.valid))[2]:
+            pass
+        ctx.set(dut.h.ready, 0)
+
+    async def tb(ctx):
+        seen["sizes"] = await read(ctx, "SIZES")
+        seen["theta_x"] = await read(ctx, "THETA_X")
+        await send(ctx, [0, 1])                 # a good frame
+        busy = []
+        for _ in range(3):
+            busy.append(await read(ctx, "STATUS") & 1)
+        seen["busy"] = busy
+        await receive(ctx)
+        seen["status_ok"] = await read(ctx, "STATUS")
+        await send(ctx, [1, 0])                 # `last` on the wrong beat
+        await receive(ctx)
+        seen["status_bad"] = await read(ctx, "STATUS")
+        seen["steps"] = await read(ctx, "STEPS")
+        await write(ctx, "CTRL", 0b100)
+        seen["status_cleared"] = await read(ctx, "STATUS")
+        await write(ctx, "CTRL", 0b011)
+        seen["pending"] = await read(ctx, "STATUS")
+        seen["pending_after"] = await read(ctx, "STATUS")
+        seen["steps_cleared"] = await read(ctx, "STEPS")
+        await send(ctx, [0, 1])                 # still in sync after the bad frame
+        await receive(ctx)
+        seen["steps_end"] = await read(ctx, "STEPS")
+        seen["status_end"] = await read(ctx, "STATUS")
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-8)
+    sim.add_testbench(tb)
+    sim.run()
+    assert seen["sizes"] == I | (H << 16)
+    assert seen["theta_x"] == bundle.theta_x == 128
+    assert 1 in seen["busy"]
+    assert seen["status_ok"] == 0
+    assert seen["status_bad"] == 0b010
+    assert seen["steps"] == 2
+    assert seen["status_cleared"] == 0
+    assert seen["pending"] == 0b100 and seen["pending_after"] == 0
+    assert seen["steps_cleared"] == 0
+    assert seen["steps_end"] == 1 and seen["status_end"] == 0
+
+
+def test_engine_waves_and_cli(tmp_path):
+    """`drnn simulate --engine amaranth` gives the golden engine's output; --waves writes a VCD."""
+    from drnn_cli import drnn
+
+    model = tmp_path / "model"
+    bundle = random_bundle(3, 4, seed=8, theta_x=0.05)
+    bundle.save(model)
+    x = np.random.default_rng(2).normal(size=(2, 3, 3))
+    np.save(tmp_path / "x.npy", x)
+    outs = {}
+    for engine in ("golden", "amaranth"):
+        args = ["simulate", model, "--input", tmp_path / "x.npy", "--output",
+                tmp_path / f"{engine}.npy", "--engine", engine, "--pe", 2, "--lanes", 2,
+                "--scan", 2, "--stats", tmp_path / f"{engine}.json"]
+        if engine == "amaranth":
+            args += ["--waves", tmp_path / "w.vcd"]
+        p = drnn(*args)
+        assert p.returncode == 0, p.stderr
+        outs[engine] = np.load(tmp_path / f"{engine}.npy")
+    np.testing.assert_array_equal(outs["amaranth"], outs["golden"])
+    import json
+    sg, sa = (json.loads((tmp_path / f"{e}.json").read_text()) for e in ("golden", "amaranth"))
+    assert sa["cycles"] == sg["cycles"] and sa["nnz_dh"] == sg["nnz_dh"]
+    vcd = (tmp_path / "w.vcd").read_text()
+    assert "$enddefinitions" in vcd and "x__valid" in vcd
+
+
+def test_random_shapes_and_stalls_property():
+    """Hypothesis over shapes, thresholds, input scale and stall rates (a few dozen examples: each is a
+    full RTL simulation)."""
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    @settings(max_examples=25, deadline=None, derandomize=True,
+              suppress_health_check=list(HealthCheck))
+    @given(I=st.integers(1, 9), H=st.integers(1, 9), P=st.integers(1, 6), K=st.sampled_from([1, 2]),
+           E=st.integers(1, 6), theta=st.integers(0, 300), scale=st.sampled_from([30, 3000, 40000]),
+           xv=st.sampled_from([1.0, 0.5]), hr=st.sampled_from([1.0, 0.4]), seed=st.integers(0, 99))
+    def check(I, H, P, K, E, theta, scale, xv, hr, seed):
+        bundle = random_bundle(I, H, seed=seed, weight_scale=2.0).with_thresholds(theta, theta // 3)
+        rng = np.random.default_rng(seed)
+        x = np.clip(rng.integers(-scale, scale + 1, (4, I)), -32768, 32767)
+        shape = CoreShape(P, K, E)
+        r = simulate(bundle, [x], shape, stall_seed=seed, x_valid_prob=xv, h_ready_prob=hr)[0]
+        want = golden.run(bundle, x[None], shape=shape)
+        np.testing.assert_array_equal(r["h"], want.h[0])
+        np.testing.assert_array_equal(r["cycles"], want.cycles[0])
+        np.testing.assert_array_equal(r["nnz_dx"], want.nnz_dx[0])
+        np.testing.assert_array_equal(r["nnz_dh"], want.nnz_dh[0])
+        assert r["frames_ok"]
+
+    check()
