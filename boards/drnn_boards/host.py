@@ -116,7 +116,7 @@ class DeltaRNNLink:
         sizes = self.read_reg(REG["SIZES"])
         shape = self.read_reg(REG["SHAPE"])
         return {"id": ident, "input_size": sizes & 0xFFFF, "hidden_size": sizes >> 16,
-                "pe": shape & 0xFFFF, "lanes": (shape >> 16) & 0xF, "scan": shape >> 24}
+                "rows": shape & 0xFFFF, "columns": (shape >> 16) & 0xF, "scan": shape >> 24}
 
     def check_core(self, bundle) -> dict:
         """Raise ``ValueError`` unless the board's core has the bundle's sizes."""

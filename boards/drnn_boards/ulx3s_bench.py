@@ -124,7 +124,7 @@ async def host_over_uart(dut):
     def host():
         link = DeltaRNNLink(transport, act_bits=bundle.formats.act_bits)
         info = link.identify()
-        ident = [info[k] for k in ("id", "input_size", "hidden_size", "pe", "lanes", "scan")]
+        ident = [info[k] for k in ("id", "input_size", "hidden_size", "rows", "columns", "scan")]
         res = link.run(bundle, x, lengths)
         errors, after = [], np.zeros(0, np.int64)
         if int(cfg["error_cases"]):

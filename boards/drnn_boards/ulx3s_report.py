@@ -73,7 +73,7 @@ def yosys_cells(rpt: Path) -> dict:
 def format_report(r: dict) -> str:
     c, u = r["clock"], r["utilization"]
     lines = [
-        f"ULX3S-85F build ({r['device']}), core P={r['core']['pe']} K={r['core']['lanes']} "
+        f"ULX3S-85F build ({r['device']}), core P={r['core']['rows']} K={r['core']['columns']} "
         f"E={r['core']['scan']} ({r['multipliers']} multipliers), "
         f"I={r['model']['input_size']} H={r['model']['hidden_size']}",
         f"clock: target {c['target_mhz']:g} MHz, PLL {c['pll_mhz']:g} MHz, achieved Fmax "

@@ -17,10 +17,10 @@ __all__ = ["CORES", "core"]
 
 CORES = {
     "tiny": (lambda: random_bundle(1, 5, seed=1, weight_scale=3.0),
-             CoreShape(pe=8, lanes=1, scan=4)),
+             CoreShape(rows=8, columns=1, scan=4)),
     "odd": (lambda: random_bundle(7, 13, formats=Formats(acc_bits=24), seed=2, theta_x=0.05,
                                   theta_h=0.02, weight_scale=2.0),
-            CoreShape(pe=4, lanes=2, scan=3)),
+            CoreShape(rows=4, columns=2, scan=3)),
 }
 
 

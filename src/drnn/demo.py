@@ -105,8 +105,8 @@ def main(argv=None):
     print(f"hardware-exact accuracy  {pct(ev['accuracy'])}  (golden model, Θx={ev['theta_x']:g}, "
           f"Θh={ev['theta_h']:g})")
     print(f"temporal sparsity        Δx {pct(ev['sparsity_dx'])}, Δh {pct(ev['sparsity_dh'])}")
-    print(f"cycles per step          {ev['mean_cycles']:.1f} predicted (core P={ev['core']['pe']} "
-          f"K={ev['core']['lanes']} E={ev['core']['scan']}); dense step {ev['mean_cycles_dense']:.0f}")
+    print(f"cycles per step          {ev['mean_cycles']:.1f} predicted (core P={ev['core']['rows']} "
+          f"K={ev['core']['columns']} E={ev['core']['scan']}); dense step {ev['mean_cycles_dense']:.0f}")
     print(f"speed-up over Θ=0        {row['speedup_vs_theta0']:.2f}x measured in {bench['engine']} "
           f"on {bench['dataset']['sequences']} sequences (same core, same weights); "
           f"efficiency vs bound {100 * row['bound_efficiency']:.0f} %")

@@ -92,7 +92,7 @@ class DeltaGRUCore(wiring.Component):
         self.I, self.H = bundle.input_size, bundle.hidden_size
         # With H < P the lanes past H would never see a row: build only min(P, H) of them
         # (NB = 1 either way, so the schedule is the same; Yosys would remove them anyway).
-        self.P, self.K, self.E = min(shape.pe, self.H), shape.lanes, shape.scan
+        self.P, self.K, self.E = min(shape.rows, self.H), shape.columns, shape.scan
         self.NB = math.ceil(self.H / self.P)
         self.WX, self.WH = math.ceil(self.I / self.E), math.ceil(self.H / self.E)
         frame = frame_layout(self.fmts.act_bits, self.E)
@@ -113,7 +113,7 @@ class DeltaGRUCore(wiring.Component):
 
         # --- blocks -------------------------------------------------------------------------
         m.submodules.regs = regs = RegisterFile(
-            inputs=I, hidden=H, pe=self.shape.pe, lanes=K, scan=E, act_bits=fmts.act_bits,
+            inputs=I, hidden=H, pe=self.shape.rows, lanes=K, scan=E, act_bits=fmts.act_bits,
             theta_x=b.theta_x, theta_h=b.theta_h)
         wiring.connect(m, wiring.flipped(self.csr), regs.csr)
 

@@ -65,26 +65,50 @@ FORMULA = ("cycles = SCAN_LATENCY + max(S, D + max(MXV_WRITE - ceil(H/P), 0) if 
 
 @dataclass(frozen=True)
 class CoreShape:
-    """Core parameters that shape the schedule (not the numerics)."""
+    """The core's parallelism: what shapes the schedule (not the numerics).
 
-    pe: int = 16     # P: multipliers per lane per channel
-    lanes: int = 2   # K: delta columns per cycle (weight bank ports)
-    scan: int = 16   # E: elements the encoder examines per cycle
+    ``rows`` (P)
+        Weight rows each MxV channel multiplies per delta column per cycle: one *block* of a
+        column is P rows, a column of H rows takes ``NB = ceil(H/P)`` cycles.
+    ``columns`` (K)
+        Delta columns processed per cycle: the delta scheduler emits K (value, index) pairs per
+        cycle and each weight bank has K read ports (DeltaRNN's dual-port BRAM gives K = 2).
+    ``scan`` (E)
+        Elements the delta encoder examines per cycle; also the elements per beat of the x and
+        h streams.
+
+    Each channel is a P × K array of multipliers (a multiplier is what the open peer calls a
+    PE), so a GRU core has ``3·P·K``. Raises ValueError naming the parameter (as its CLI flag)
+    when P < 1, K ∉ {1, 2} or E < 1.
+    """
+
+    rows: int = 16     # P
+    columns: int = 2   # K
+    scan: int = 16     # E
 
     def __post_init__(self):
-        if self.pe < 1:
-            raise ValueError(f"--pe must be ≥ 1, got {self.pe}")
-        if self.lanes not in (1, 2):
-            raise ValueError(f"--lanes must be 1 or 2, got {self.lanes}")
+        if self.rows < 1:
+            raise ValueError(f"--rows (P) must be ≥ 1, got {self.rows}")
+        if self.columns not in (1, 2):
+            raise ValueError(f"--columns (K) must be 1 or 2 (the weight banks' read ports), "
+                             f"got {self.columns}")
         if self.scan < 1:
-            raise ValueError(f"--scan must be ≥ 1, got {self.scan}")
+            raise ValueError(f"--scan (E) must be ≥ 1, got {self.scan}")
 
     @property
     def multipliers(self) -> int:
-        return 3 * self.pe * self.lanes
+        return 3 * self.rows * self.columns
 
     def blocks(self, hidden: int) -> int:
-        return math.ceil(hidden / self.pe)
+        """NB: P-row blocks of an H-row column."""
+        return math.ceil(hidden / self.rows)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "CoreShape":
+        """The inverse of :meth:`to_dict`; also reads the keys ``pe``/``lanes`` written before
+        the rename to ``rows``/``columns``."""
+        return cls(rows=d.get("rows", d.get("pe")), columns=d.get("columns", d.get("lanes")),
+                   scan=d["scan"])
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -92,9 +116,9 @@ class CoreShape:
 
 PRESETS = {
     # Fits a ULX3S-85F (156 MULT18X18D) and an Arty Z7-20 (220 DSP48E1): 96 multipliers.
-    "default": CoreShape(pe=16, lanes=2, scan=16),
+    "default": CoreShape(rows=16, columns=2, scan=16),
     # DeltaRNN (FPGA 2018) scale: 3 x 128 x 2 = 768 multipliers; with H=256, I=39, 16-bit weights.
-    "deltarnn": CoreShape(pe=128, lanes=2, scan=32),
+    "deltarnn": CoreShape(rows=128, columns=2, scan=32),
 }
 
 
@@ -102,7 +126,7 @@ def step_cycles(dx_mask, dh_mask, shape: CoreShape) -> int:
     """Cycles of one timestep given which deltas were kept (boolean vectors of size I and H)."""
     dx_mask = np.asarray(dx_mask, dtype=bool)
     dh_mask = np.asarray(dh_mask, dtype=bool)
-    E, K = shape.scan, shape.lanes
+    E, K = shape.scan, shape.columns
     nb = shape.blocks(dh_mask.size)
 
     def windows(mask):
@@ -145,5 +169,5 @@ def cycles_for_masks(dx_masks, dh_masks, shape: CoreShape) -> np.ndarray:
 def cycle_bound(nnz, hidden: int, shape: CoreShape):
     """The ideal: ``ceil(nnz/K) * ceil(H/P) + ceil(H/(P*K))`` (MxV fully busy, AP at P·K/cycle)."""
     nnz = np.asarray(nnz, dtype=np.int64)
-    K, P = shape.lanes, shape.pe
+    K, P = shape.columns, shape.rows
     return -(-nnz // K) * math.ceil(hidden / P) + math.ceil(hidden / (P * K))

@@ -17,7 +17,7 @@ from drnn_hw.golden import run as golden_run
 from drnn_cli import drnn
 
 # The hand-made case: I=3, H=4, P=2, K=2 -> 12 multipliers, ceil(H/P) = 2 blocks.
-SHAPE = CoreShape(pe=2, lanes=2, scan=4)
+SHAPE = CoreShape(rows=2, columns=2, scan=4)
 NDX = np.array([3, 1, 0])
 NDH = np.array([4, 1, 0])
 CYC = np.array([20, 12, 10])
@@ -97,9 +97,9 @@ def test_clock_from_build_report(tmp_path):
     p.write_text(json.dumps({"clock": {"target_mhz": 50, "pll_mhz": 50.0, "timing_met": True,
                                        "achieved_fmax_mhz": 71.3,
                                        "per_clock": {"sync": {"achieved_mhz": 71.3}}},
-                             "core": {"pe": 16, "lanes": 2, "scan": 16},
+                             "core": {"rows": 16, "columns": 2, "scan": 16},
                              "model": {"input_size": 3, "hidden_size": 4}}))
-    mhz, src = clock_from_build_report(p, CoreShape(pe=16, lanes=2, scan=16),
+    mhz, src = clock_from_build_report(p, CoreShape(rows=16, columns=2, scan=16),
                                          random_bundle(3, 4))
     assert mhz == 71.3 and "clock.achieved_fmax_mhz" in src and "50 MHz, timing met" in src
     assert "WARNING" not in src
@@ -190,7 +190,7 @@ def tiny(tmp_path_factory):
 def test_cli_writes_json_and_plots(tiny, tmp_path):
     out = tmp_path / "out"
     p = drnn("bench", tiny / "model", "--engine", "golden", "--thetas", "0,0.25", "--out", out,
-             "--pe", 2, "--lanes", 2, "--scan", 4, "--torch-repeats", 2, "--quiet",
+             "--rows", 2, "--columns", 2, "--scan", 4, "--torch-repeats", 2, "--quiet",
              "--clock-mhz", 40)
     assert p.returncode == 0, p.stderr
     assert "Θx" in p.stdout and "40 MHz (stated" in p.stdout
@@ -216,7 +216,7 @@ def test_cli_writes_json_and_plots(tiny, tmp_path):
     (["{model}", "--thetas", "0,x"], "--thetas: 'x' is not a number"),
     (["{model}", "--limit", "0"], "--limit must be ≥ 1"),
     (["{model}", "--build-report", "{none}"], "build report not found"),
-    (["{model}", "--lanes", "3"], "--lanes must be 1 or 2"),
+    (["{model}", "--columns", "3"], "--columns (K) must be 1 or 2"),
 ])
 def test_cli_bad_input_one_line(tiny, tmp_path, args, match):
     args = [a.format(model=tiny / "model", none=tmp_path / "none") for a in args]
@@ -246,7 +246,7 @@ def test_cli_verilator_engine(tiny, tmp_path):
     """The real RTL engine: one built core, Θ written to the registers, checked against golden."""
     out = tmp_path / "out"
     p = drnn("bench", tiny / "model", "--engine", "verilator", "--thetas", "0,0.25",
-             "--out", out, "--pe", 2, "--lanes", 2, "--scan", 4, "--torch-repeats", 1, "--quiet")
+             "--out", out, "--rows", 2, "--columns", 2, "--scan", 4, "--torch-repeats", 1, "--quiet")
     assert p.returncode == 0, p.stderr
     bench = json.loads((out / "bench.json").read_text())
     assert bench["cycles_source"].startswith("measured")

@@ -25,10 +25,10 @@ def test_simulate_batch_writes_h_and_stats(model, tmp_path):
     x = np.random.default_rng(0).normal(size=(3, 6, 4))
     np.save(tmp_path / "x.npy", x)
     p = drnn("simulate", d, "--input", tmp_path / "x.npy", "--output", tmp_path / "h.npy",
-             "--stats", tmp_path / "s.json", "--pe", 4, "--lanes", 1, "--scan", 3)
+             "--stats", tmp_path / "s.json", "--rows", 4, "--columns", 1, "--scan", 3)
     assert p.returncode == 0, p.stderr
     h = np.load(tmp_path / "h.npy")
-    ref = run(b, b.quantize_input(x), shape=CoreShape(pe=4, lanes=1, scan=3))
+    ref = run(b, b.quantize_input(x), shape=CoreShape(rows=4, columns=1, scan=3))
     assert np.array_equal(h, dequantize(ref.h, b.formats.act))
     s = json.loads((tmp_path / "s.json").read_text())
     assert s["steps"] == 18 and len(s["cycles"]) == 18
@@ -66,8 +66,8 @@ def test_simulate_missing_model_and_bad_core(model, tmp_path):
     np.save(tmp_path / "x.npy", np.zeros((2, 4)))
     p = drnn("simulate", tmp_path / "none", "--input", tmp_path / "x.npy", "--output", tmp_path / "h")
     assert p.returncode != 0 and "model bundle directory not found" in p.stderr
-    p = drnn("simulate", d, "--input", tmp_path / "x.npy", "--output", tmp_path / "h", "--lanes", 4)
-    assert p.returncode != 0 and "--lanes must be 1 or 2, got 4" in p.stderr
+    p = drnn("simulate", d, "--input", tmp_path / "x.npy", "--output", tmp_path / "h", "--columns", 4)
+    assert p.returncode != 0 and "--columns (K) must be 1 or 2 (the weight banks' read ports), got 4" in p.stderr
     p = drnn("simulate", d, "--input", tmp_path / "missing.npy", "--output", tmp_path / "h")
     assert p.returncode != 0 and "missing.npy: input file not found" in p.stderr
     (tmp_path / "junk.npy").write_bytes(b"not an array")

@@ -61,13 +61,18 @@ def test_train_export_evaluate_flow(flow, syn, tmp_path, capsys):
     assert metrics["config"]["seed"] == 3
     assert ModelBundle.load(bundle).extra["dataset"] == str(syn.resolve())
     # Without --dataset, evaluate uses the data set the bundle was trained on.
-    code, out, err = drnn(["evaluate", bundle, "--pe", "2", "--lanes", "1",
+    code, out, err = drnn(["evaluate", bundle, "--rows", "2", "--columns", "1",
                            "--scan", "4", "--json", tmp_path / "e.json"], capsys)
     assert code == 0, err
     m = json.loads((tmp_path / "e.json").read_text())
     assert m["accuracy"] == metrics["exact_accuracy"]
-    assert m["core"] == {"pe": 2, "lanes": 1, "scan": 4}
+    assert m["core"] == {"rows": 2, "columns": 1, "scan": 4}
     assert f"{100 * m['accuracy']:.2f} %" in out and "mean cycles/step" in out
+    # The names before the rename still work, with a warning naming the new flag.
+    code, out2, err = drnn(["evaluate", bundle, "--pe", "2", "--lanes", "1", "--scan", "4"],
+                           capsys)
+    assert code == 0 and out2 == out
+    assert "--pe is deprecated, use --rows" in err and "--lanes is deprecated, use --columns" in err
 
 
 def _npz(path, **over):
@@ -178,7 +183,7 @@ def test_evaluate_bad_input(tmp_path, capsys, flow, syn):
                                                      "expects 3"]),
         ([tmp_path / "nothing", "--dataset", syn], ["nothing", "not found"]),
         ([flow[1], "--dataset", "nope"], ["unknown data set"]),
-        ([flow[1], "--dataset", syn, "--lanes", "3"], ["--lanes", "3"]),
+        ([flow[1], "--dataset", syn, "--columns", "3"], ["--columns", "3"]),
     ]
     for args, needles in cases:
         code, _, err = drnn(["evaluate", *args], capsys)

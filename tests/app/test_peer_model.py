@@ -9,8 +9,8 @@ from drnn.bench.peer_model import PUBLISHED_PE, peer_pe_for, peer_step_cycles
 
 
 def test_same_multipliers_mapping():
-    assert peer_pe_for(CoreShape(pe=16, lanes=2, scan=16)) == 96     # 3 * 16 * 2
-    assert peer_pe_for(CoreShape(pe=2, lanes=1, scan=4)) == 6
+    assert peer_pe_for(CoreShape(rows=16, columns=2, scan=16)) == 96     # 3 * 16 * 2
+    assert peer_pe_for(CoreShape(rows=2, columns=1, scan=4)) == 6
     assert PUBLISHED_PE == 8
 
 

@@ -23,7 +23,7 @@ def _bench(head=True):
     b = random_bundle(3, 5, seed=4)
     if head:
         b.head_w, b.head_b, b.classes = np.ones((2, 5)), np.array([0.0, 0.1]), ["a", "b"]
-    return run_bench(b, _Data(), CoreShape(pe=2, lanes=1, scan=2), golden_run,
+    return run_bench(b, _Data(), CoreShape(rows=2, columns=1, scan=2), golden_run,
                      engine_name="golden", thetas=[(0, 0), (16, 32), (64, 64)], torch_repeats=1,
                      progress=False, log=lambda s: None)
 

@@ -23,7 +23,7 @@ def test_needs_exactly_one_model(tmp_path):
 def test_small_core_estimate_xilinx(tmp_path):
     """A small core: 3·P·K = 24 multipliers must all be DSP48E1; BRAM/LUT/FF counted."""
     random_bundle(6, 10, seed=1).save(tmp_path / "m")
-    proc = drnn("report", tmp_path / "m", "--target", "xc7z020", "--pe", 4, "--lanes", 2,
+    proc = drnn("report", tmp_path / "m", "--target", "xc7z020", "--rows", 4, "--columns", 2,
                 "--scan", 4, "--json", tmp_path / "est.json")
     assert proc.returncode == 0, proc.stderr
     est = json.loads((tmp_path / "est.json").read_text())
@@ -46,7 +46,7 @@ def test_deltarnn_preset_on_xc7z100(tmp_path):
 @pytest.mark.bitstream
 def test_small_core_estimate_ecp5(tmp_path):
     random_bundle(6, 10, seed=1).save(tmp_path / "m")
-    proc = drnn("report", tmp_path / "m", "--target", "ecp5-85k", "--pe", 4, "--scan", 4,
+    proc = drnn("report", tmp_path / "m", "--target", "ecp5-85k", "--rows", 4, "--scan", 4,
                 "--json", tmp_path / "est.json")
     assert proc.returncode == 0, proc.stderr
     r = json.loads((tmp_path / "est.json").read_text())["resources"]

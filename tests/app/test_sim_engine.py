@@ -29,7 +29,7 @@ def test_cli_simulate_verilator_with_waves(tmp_path):
     bundle.save(tmp_path / "model")
     x = np.random.default_rng(2).normal(size=(2, 8, bundle.input_size))
     np.save(tmp_path / "x.npy", x)
-    shape_args = ["--pe", shape.pe, "--lanes", shape.lanes, "--scan", shape.scan]
+    shape_args = ["--rows", shape.rows, "--columns", shape.columns, "--scan", shape.scan]
     p = drnn("simulate", tmp_path / "model", "--input", tmp_path / "x.npy", "--output",
              tmp_path / "h.npy", "--engine", "verilator", "--waves", tmp_path / "w.vcd",
              *shape_args)
@@ -53,8 +53,8 @@ def test_cli_engine_error_is_one_line(tmp_path):
          f"runner.WAIVERS = Path({str(bad)!r}); from drnn.cli import main; "
          "sys.argv = ['drnn'] + sys.argv[1:]; main()",
          *map(str, ["simulate", tmp_path / "model", "--input", tmp_path / "x.npy", "--output",
-                    tmp_path / "h.npy", "--engine", "verilator", "--pe", shape.pe, "--lanes",
-                    shape.lanes, "--scan", shape.scan])],
+                    tmp_path / "h.npy", "--engine", "verilator", "--rows", shape.rows, "--columns",
+                    shape.columns, "--scan", shape.scan])],
         capture_output=True, text=True)
     assert p.returncode != 0
     assert "Traceback" not in p.stderr, p.stderr

@@ -9,7 +9,7 @@ from drnn_hw.bundle import random_bundle
 from drnn_hw.cycle_model import CoreShape
 from drnn_hw.golden import run as golden_run
 
-SHAPE = CoreShape(pe=4, lanes=2, scan=4)
+SHAPE = CoreShape(rows=4, columns=2, scan=4)
 
 
 @pytest.mark.slow
@@ -65,7 +65,7 @@ def test_build_command_writes_plan(tmp_path):
 
     random_bundle(6, 10, seed=1).save(tmp_path / "m")
     proc = drnn("build", "--board", "arty-z7-20", tmp_path / "m", "--out", tmp_path / "out",
-                "--pe", 4, "--scan", 4, "--no-estimate")
+                "--rows", 4, "--scan", 4, "--no-estimate")
     assert proc.returncode == 0, proc.stderr
     rep = json.loads((tmp_path / "out" / "report.json").read_text())
     assert rep["estimate"] is None and "Vivado synthesis" in rep["not_ran"]

@@ -79,7 +79,7 @@ def test_check_core_compares_sizes():
     b = random_bundle(3, 5)
     ok = DeltaRNNLink(Scripted(*regs(0x44524E4E, 3 | 5 << 16, 16 | 2 << 16 | 16 << 24)))
     assert ok.check_core(b) == {"id": 0x44524E4E, "input_size": 3, "hidden_size": 5,
-                                "pe": 16, "lanes": 2, "scan": 16}
+                                "rows": 16, "columns": 2, "scan": 16}
     with pytest.raises(ValueError, match="I=4 H=5"):
         DeltaRNNLink(Scripted(*regs(0x44524E4E, 4 | 5 << 16, 0))).check_core(b)
     with pytest.raises(ValueError, match="ID register"):

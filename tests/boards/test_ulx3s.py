@@ -11,7 +11,7 @@ from drnn_hw.bundle import random_bundle
 from drnn_hw.cycle_model import CoreShape
 from drnn_hw.golden import run as golden_run
 
-SHAPE = CoreShape(pe=4, lanes=2, scan=4)
+SHAPE = CoreShape(rows=4, columns=2, scan=4)
 
 
 def sparse_inputs(rng, n, t, i, hold=0.4):

@@ -209,7 +209,7 @@ def test_engine_waves_and_cli(tmp_path):
     outs = {}
     for engine in ("golden", "amaranth"):
         args = ["simulate", model, "--input", tmp_path / "x.npy", "--output",
-                tmp_path / f"{engine}.npy", "--engine", engine, "--pe", 2, "--lanes", 2,
+                tmp_path / f"{engine}.npy", "--engine", engine, "--rows", 2, "--columns", 2,
                 "--scan", 2, "--stats", tmp_path / f"{engine}.json"]
         if engine == "amaranth":
             args += ["--waves", tmp_path / "w.vcd"]

@@ -14,8 +14,8 @@ from drnn_hw.cycle_model import (
 
 def simulate_schedule(dx, dh, shape):
     """Cycle by cycle: scheduler emits ≤ K per cycle per window, a queue, an in-order MxV."""
-    E, K = shape.scan, shape.lanes
-    nb = math.ceil(len(dh) / shape.pe)
+    E, K = shape.scan, shape.columns
+    nb = math.ceil(len(dh) / shape.rows)
     windows = [list(dx[i:i + E]) for i in range(0, len(dx), E)] + \
               [list(dh[i:i + E]) for i in range(0, len(dh), E)]
     pending = [sum(w) for w in windows]   # deltas left in each window
@@ -59,7 +59,7 @@ masks = st.integers(1, 20).flatmap(
     lambda i: st.integers(1, 40).flatmap(
         lambda h: st.tuples(st.lists(st.booleans(), min_size=i, max_size=i),
                             st.lists(st.booleans(), min_size=h, max_size=h))))
-shapes = st.builds(CoreShape, pe=st.integers(1, 20), lanes=st.sampled_from([1, 2]),
+shapes = st.builds(CoreShape, rows=st.integers(1, 20), columns=st.sampled_from([1, 2]),
                    scan=st.integers(1, 17))
 
 
@@ -72,7 +72,7 @@ def test_closed_form_matches_cycle_by_cycle_schedule(m, shape):
 
 def test_hand_worked_example():
     # I=3, H=4, P=2 (NB=2), K=2, E=2: windows x0={0,1} x1={2} h0 h1.
-    shape = CoreShape(pe=2, lanes=2, scan=2)
+    shape = CoreShape(rows=2, columns=2, scan=2)
     L, drain = SCAN_LATENCY, mxv_drain(2)
     assert drain == 2     # MXV_WRITE = 4 cycles from a slot to its write, NB = 2
     # no delta: 4 one-cycle windows, then the AP
@@ -117,7 +117,7 @@ def test_mxv_drain():
     assert [mxv_drain(nb) for nb in (1, 2, 3, 4, 5, 16)] == [3, 2, 1, 0, 0, 0]
 
 
-@pytest.mark.parametrize("kw, match", [(dict(lanes=3), "--lanes"), (dict(pe=0), "--pe"),
+@pytest.mark.parametrize("kw, match", [(dict(columns=3), "--columns"), (dict(rows=0), "--rows"),
                                        (dict(scan=0), "--scan")])
 def test_core_shape_rejects_bad_parameters(kw, match):
     with pytest.raises(ValueError, match=match):

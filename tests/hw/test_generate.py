@@ -61,7 +61,7 @@ def test_verilog_manifest_and_multipliers(tmp_path, I, H, P, K, E):
 def test_cli_generate(tmp_path):
     model = tmp_path / "model"
     random_bundle(3, 4, seed=2).save(model)
-    p = drnn("generate", model, "--out", tmp_path / "build", "--pe", 2, "--lanes", 1,
+    p = drnn("generate", model, "--out", tmp_path / "build", "--rows", 2, "--columns", 1,
              "--scan", 2, "--name", "core_a")
     assert p.returncode == 0, p.stderr
     man = json.loads((tmp_path / "build" / "manifest.json").read_text())
@@ -70,7 +70,7 @@ def test_cli_generate(tmp_path):
 
 
 @pytest.mark.parametrize("args,needle", [
-    (["--lanes", "3"], "--lanes must be 1 or 2"),
+    (["--columns", "3"], "--columns (K) must be 1 or 2"),
     (["--name", "1bad-name"], "not a valid Verilog module name"),
 ])
 def test_cli_generate_errors(tmp_path, args, needle):

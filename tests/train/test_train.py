@@ -44,7 +44,7 @@ def test_train_model_writes_checkpoint_and_metrics(tiny_run, tiny_ds):
 def test_reported_exact_accuracy_is_the_golden_models(tiny_run, tiny_ds):
     path, m = tiny_run
     bundle, _ = bundle_from_checkpoint(load_checkpoint(path))
-    g = evaluate_bundle(bundle, tiny_ds, CoreShape(pe=4, lanes=2, scan=4))
+    g = evaluate_bundle(bundle, tiny_ds, CoreShape(rows=4, columns=2, scan=4))
     assert g["accuracy"] == m["exact_accuracy"]
     assert g["sparsity_dx"] == m["sparsity_dx"] and g["sparsity_dh"] == m["sparsity_dh"]
     assert 0 < g["mean_cycles"] <= g["mean_cycles_dense"]

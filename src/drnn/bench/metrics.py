@@ -182,7 +182,7 @@ def cycle_breakdown(nnz_per_step, cycles_per_step, hidden: int, shape: CoreShape
     cyc = np.asarray(cycles_per_step, dtype=np.float64)
     nb = shape.blocks(hidden)
     ap = float(SCAN_LATENCY + nb + AP_LATENCY)
-    mxv = float(np.mean(-(-nnz // shape.lanes) * nb))
+    mxv = float(np.mean(-(-nnz // shape.columns) * nb))
     drain = float(np.mean(np.where(nnz > 0, mxv_drain(nb), 0)))
     mean = float(cyc.mean())
     return {"ap_fixed": ap, "mxv_issue": mxv, "mxv_drain": drain,

@@ -27,7 +27,7 @@ def _subtitle(bench):
     c = bench["core"]
     return (f"{bench['model']['name']} I={bench['model']['input_size']} "
             f"H={bench['model']['hidden_size']} on {bench['dataset']['name']} "
-            f"({bench['dataset']['sequences']} test seqs); core P={c['pe']} K={c['lanes']} "
+            f"({bench['dataset']['sequences']} test seqs); core P={c['rows']} K={c['columns']} "
             f"E={c['scan']}; {bench['engine']}")
 
 

@@ -75,7 +75,7 @@ def format_table(bench: dict) -> str:
         f"model {m['name']}: I={m['input_size']} H={m['hidden_size']}, {m['weights']} weights, "
         f"{m['dense_ops_per_step']} dense ops/step; data set {bench['dataset']['name']} test, "
         f"{bench['dataset']['sequences']} sequences, {bench['dataset']['steps']} steps",
-        f"core P={c['pe']} K={c['lanes']} E={c['scan']}: {c['multipliers']} multipliers; "
+        f"core P={c['rows']} K={c['columns']} E={c['scan']}: {c['multipliers']} multipliers; "
         f"engine {bench['engine']}: cycles {bench['cycles_source']}",
         f"clock {clk['mhz']:g} MHz ({clk['source']})",
         f"thresholds: {bench['thresholds_note']}; * = the bundle's trained thresholds",

@@ -47,7 +47,7 @@ def build(model_dir, board, out_dir, freq_mhz, baud, estimate, **core):
 
         freq_mhz = freq_mhz or DEFAULT_FREQ_MHZ
 
-        click.echo(f"building ULX3S-85F bitstream (P={shape.pe} K={shape.lanes} "
+        click.echo(f"building ULX3S-85F bitstream (P={shape.rows} K={shape.columns} "
                    f"E={shape.scan}, {freq_mhz:g} MHz) -> {out_dir} ...")
         try:
             report = build_ulx3s(bundle, shape, out_dir, freq_mhz=freq_mhz,

@@ -31,5 +31,5 @@ def info(model_dir):
     else:
         click.echo("head        none")
     shape = PRESETS["default"]
-    click.echo(f"default core P={shape.pe} K={shape.lanes} E={shape.scan}: "
+    click.echo(f"default core P={shape.rows} K={shape.columns} E={shape.scan}: "
                f"{shape.multipliers} multipliers")

@@ -67,7 +67,7 @@ def report(model_dir, target, random_size, weight_bits, json_path, **core):
             raise UserError("--weight-bits applies only with --random")
         bundle = load_bundle(model_dir)
         what = f"{model_dir} (I={bundle.input_size} H={bundle.hidden_size})"
-    click.echo(f"synthesising the core (P={shape.pe} K={shape.lanes} E={shape.scan}, "
+    click.echo(f"synthesising the core (P={shape.rows} K={shape.columns} E={shape.scan}, "
                f"{shape.multipliers} multipliers) for {target}: {what} ...")
     with tempfile.TemporaryDirectory(prefix="drnn-report-") as tmp:
         src = Path(tmp) / "drnn_core.v"

@@ -172,7 +172,7 @@ def evaluate(model_dir, dataset, json_out, **core):
     ds = load_dataset(dataset)
     m = evaluate_bundle(bundle, ds, shape)
     click.echo(f"{ds.name} test ({m['sequences']} sequences, {m['steps']} steps), "
-               f"core P={shape.pe} K={shape.lanes} E={shape.scan}")
+               f"core P={shape.rows} K={shape.columns} E={shape.scan}")
     click.echo(f"hardware-exact accuracy {100 * m['accuracy']:.2f} %")
     click.echo(f"temporal sparsity Δx {100 * m['sparsity_dx']:.1f} %, "
                f"Δh {100 * m['sparsity_dh']:.1f} %")
