@@ -20,8 +20,8 @@ from drnn_hw.errors import UserError
 # amaranth, cocotb) only when it runs.
 COMMANDS = [
     ("drnn.commands.train", "train"),
-    ("drnn.commands.train", "export"),
-    ("drnn.commands.train", "evaluate"),
+    ("drnn.commands.export", "export"),
+    ("drnn.commands.evaluate", "evaluate"),
     ("drnn.commands.info", "info"),
     ("drnn.commands.simulate", "simulate"),
     ("drnn.commands.generate", "generate"),

@@ -113,7 +113,7 @@ class DeltaGRUCore(wiring.Component):
 
         # --- blocks -------------------------------------------------------------------------
         m.submodules.regs = regs = RegisterFile(
-            inputs=I, hidden=H, pe=self.shape.rows, lanes=K, scan=E, act_bits=fmts.act_bits,
+            inputs=I, hidden=H, rows=self.shape.rows, columns=K, scan=E, act_bits=fmts.act_bits,
             theta_x=b.theta_x, theta_h=b.theta_h)
         wiring.connect(m, wiring.flipped(self.csr), regs.csr)
 

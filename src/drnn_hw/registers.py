@@ -55,13 +55,13 @@ class RegisterFile(wiring.Component):
         Status values shown in the read-only registers.
     """
 
-    def __init__(self, *, inputs: int, hidden: int, pe: int, lanes: int, scan: int,
+    def __init__(self, *, inputs: int, hidden: int, rows: int, columns: int, scan: int,
                  act_bits: int, theta_x: int, theta_h: int):
         self.sizes = (hidden << 16) | inputs
-        self.shape = (scan << 24) | (lanes << 16) | pe
+        self.shape = (scan << 24) | (columns << 16) | rows
         self.act_bits = act_bits
         self.theta_init = (theta_x, theta_h)
-        if not (inputs < 1 << 16 and hidden < 1 << 16 and pe < 1 << 16 and scan < 1 << 8):
+        if not (inputs < 1 << 16 and hidden < 1 << 16 and rows < 1 << 16 and scan < 1 << 8):
             raise ValueError("sizes do not fit the SIZES/SHAPE registers")
         super().__init__({
             "csr": In(CSRSignature),

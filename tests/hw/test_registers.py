@@ -7,7 +7,7 @@ from drnn_hw.registers import ID_VALUE, REGISTERS, RegisterFile
 
 
 def test_read_write():
-    dut = RegisterFile(inputs=39, hidden=256, pe=128, lanes=2, scan=32, act_bits=16,
+    dut = RegisterFile(inputs=39, hidden=256, rows=128, columns=2, scan=32, act_bits=16,
                        theta_x=77, theta_h=5)
     A = {n: a for n, (a, _) in REGISTERS.items()}
 

@@ -1,0 +1,45 @@
+"""``drnn evaluate``: hardware-exact accuracy, sparsity and cycles of a bundle on a data set."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from drnn_hw.errors import UserError
+
+from .common import core_options, load_bundle, shape_from_options
+
+
+@click.command()
+@click.argument("model_dir", type=click.Path(path_type=Path))
+@click.option("--dataset", default=None,
+              help="japanese-vowels, basic-motions, or PATH.npz (default: the data set the "
+                   "bundle was trained on, from its model.json extra.dataset).")
+@core_options
+@click.option("--json", "json_out", type=click.Path(path_type=Path), default=None,
+              help="Write the metrics as JSON here.")
+def evaluate(model_dir, dataset, json_out, **core):
+    """Hardware-exact test accuracy, Δx/Δh sparsity and mean cycles per step of MODEL_DIR."""
+    from drnn_train.datasets import load_dataset
+    from drnn_train.evaluate import evaluate_bundle
+
+    bundle = load_bundle(model_dir)
+    shape = shape_from_options(**core)
+    if dataset is None:
+        dataset = (bundle.extra or {}).get("dataset")
+        if not dataset:
+            raise UserError(f"{model_dir}: the bundle does not name its data set; "
+                            "pass --dataset NAME|PATH.npz")
+    ds = load_dataset(dataset)
+    m = evaluate_bundle(bundle, ds, shape)
+    click.echo(f"{ds.name} test ({m['sequences']} sequences, {m['steps']} steps), "
+               f"core P={shape.rows} K={shape.columns} E={shape.scan}")
+    click.echo(f"hardware-exact accuracy {100 * m['accuracy']:.2f} %")
+    click.echo(f"temporal sparsity Δx {100 * m['sparsity_dx']:.1f} %, "
+               f"Δh {100 * m['sparsity_dh']:.1f} %")
+    click.echo(f"mean cycles/step {m['mean_cycles']:.1f} (dense {m['mean_cycles_dense']:.0f})")
+    if json_out:
+        json_out.parent.mkdir(parents=True, exist_ok=True)
+        json_out.write_text(json.dumps(m, indent=1) + "\n")
