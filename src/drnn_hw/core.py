@@ -57,7 +57,8 @@ from .cycle_model import AP_LATENCY, MXV_WRITE, SCAN_LATENCY, CoreShape, mxv_dra
 from .delta_encoder import DeltaEncoder
 from .delta_queue import DeltaQueue
 from .mxv import MXV_STAGES, MxVChannel
-from .registers import CSRSignature, RegisterFile
+from .contract import CSRSignature, StatusSignature, frame_layout
+from .registers import RegisterFile
 from .weight_bank import WeightBank
 
 __all__ = ["DeltaGRUCore", "frame_layout", "StatusSignature"]
@@ -72,16 +73,6 @@ if (SCAN_LATENCY, MXV_WRITE, AP_LATENCY) != (_SCAN_PIPELINE, _MXV_PIPELINE, _AP_
     raise ImportError(f"cycle_model SCAN_LATENCY/MXV_WRITE/AP_LATENCY = {SCAN_LATENCY}/"
                       f"{MXV_WRITE}/{AP_LATENCY}, but the RTL takes {_SCAN_PIPELINE}/"
                       f"{_MXV_PIPELINE}/{_AP_TAIL}")
-
-
-def frame_layout(act_bits: int, scan: int) -> data.StructLayout:
-    return data.StructLayout({"data": data.ArrayLayout(signed(act_bits), scan), "last": 1})
-
-
-StatusSignature = wiring.Signature({
-    "busy": Out(1), "cycles_last": Out(32), "nnz_dx_last": Out(16), "nnz_dh_last": Out(16),
-    "steps": Out(32),
-})
 
 
 class DeltaGRUCore(wiring.Component):

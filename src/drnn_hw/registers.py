@@ -1,24 +1,5 @@
-"""The core's register file behind a minimal CSR bus (amaranth-soc style timing).
-
-Bus (seen from the master): ``addr`` (4 bits), ``w_stb`` + ``w_data`` write in the same cycle;
-``r_stb`` with ``addr`` reads, ``r_data`` is valid the next cycle.
-
-| addr | name | access | meaning |
-|---|---|---|---|
-| 0 | ID | R | 0x44524E4E ("DRNN") |
-| 1 | SIZES | R | I in [15:0], H in [31:16] |
-| 2 | SHAPE | R | P in [15:0], K in [19:16], E in [31:24] |
-| 3 | CTRL | W | bit0 RESET_STATE, bit1 CLEAR_STEPS, bit2 CLEAR_ERROR (strobes) |
-| 4 | STATUS | R | bit0 BUSY, bit1 FRAME_ERROR (sticky), bit2 RESET_PENDING |
-| 5 | THETA_X | RW | Δx threshold code (activation format, unsigned) |
-| 6 | THETA_H | RW | Δh threshold code |
-| 7 | CYCLES_LAST | R | cycles of the last step |
-| 8 | NNZ_DX_LAST | R | kept Δx of the last step |
-| 9 | NNZ_DH_LAST | R | kept Δh of the last step |
-| 10 | STEPS | R | steps completed since reset / CLEAR_STEPS |
-
-Other addresses read 0 and ignore writes.
-"""
+"""The core's register file behind the CSR bus; the map and bit layouts are the contract in
+:mod:`drnn_hw.contract` (word addresses, access, layouts of SIZES, SHAPE, CTRL and STATUS)."""
 
 from __future__ import annotations
 
@@ -26,25 +7,33 @@ from amaranth.hdl import Module, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-__all__ = ["CSRSignature", "RegisterFile", "REGISTERS", "ID_VALUE"]
+from .contract import (ID_VALUE, REGISTERS, CSRSignature, CtrlLayout, Register, ShapeLayout,
+                       SizesLayout, StatusLayout)
 
-ID_VALUE = 0x44524E4E
-
-#: name -> (word address, access)
-REGISTERS = {
-    "ID": (0, "R"), "SIZES": (1, "R"), "SHAPE": (2, "R"), "CTRL": (3, "W"),
-    "STATUS": (4, "R"), "THETA_X": (5, "RW"), "THETA_H": (6, "RW"), "CYCLES_LAST": (7, "R"),
-    "NNZ_DX_LAST": (8, "R"), "NNZ_DH_LAST": (9, "R"), "STEPS": (10, "R"),
-}
-
-#: The bus, seen from the master (the core takes it as ``In(CSRSignature)``).
-CSRSignature = wiring.Signature({
-    "addr": Out(4), "r_stb": Out(1), "r_data": In(32), "w_stb": Out(1), "w_data": Out(32),
-})
+__all__ = ["RegisterFile", "CSRSignature", "REGISTERS", "ID_VALUE"]
 
 
 class RegisterFile(wiring.Component):
-    """Ports
+    """The register file: thresholds, control strobes, and the read-only sizes, shape and
+    performance counters (map in :mod:`drnn_hw.contract`).
+
+    Parameters
+    ----------
+    inputs, hidden : int
+        I and H, shown in SIZES (each < 2**16).
+    rows, columns, scan : int
+        P, K, E, shown in SHAPE (P < 2**16, K < 16, E < 256).
+    act_bits : int
+        Width of the threshold registers (the activation format).
+    theta_x, theta_h : int
+        Reset values of THETA_X and THETA_H (codes, 0 ≤ code < 2**act_bits).
+
+    Raises
+    ------
+    ValueError
+        Naming the parameter that does not fit its register field.
+
+    Ports
     -----
     csr : In(CSRSignature)
     theta_x, theta_h : Out(act_bits)
@@ -57,12 +46,16 @@ class RegisterFile(wiring.Component):
 
     def __init__(self, *, inputs: int, hidden: int, rows: int, columns: int, scan: int,
                  act_bits: int, theta_x: int, theta_h: int):
-        self.sizes = (hidden << 16) | inputs
-        self.shape = (scan << 24) | (columns << 16) | rows
+        for name, value, bits in (("inputs", inputs, 16), ("hidden", hidden, 16),
+                                  ("rows", rows, 16), ("columns", columns, 4), ("scan", scan, 8),
+                                  ("theta_x", theta_x, act_bits), ("theta_h", theta_h, act_bits)):
+            if not 0 <= value < 1 << bits:
+                raise ValueError(f"{name} = {value} does not fit its {bits}-bit register field")
+        self.sizes = SizesLayout.const({"inputs": inputs, "hidden": hidden}).as_value().value
+        self.shape = ShapeLayout.const({"rows": rows, "columns": columns,
+                                        "scan": scan}).as_value().value
         self.act_bits = act_bits
         self.theta_init = (theta_x, theta_h)
-        if not (inputs < 1 << 16 and hidden < 1 << 16 and rows < 1 << 16 and scan < 1 << 8):
-            raise ValueError("sizes do not fit the SIZES/SHAPE registers")
         super().__init__({
             "csr": In(CSRSignature),
             "theta_x": Out(act_bits, init=theta_x),
@@ -82,30 +75,34 @@ class RegisterFile(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         bus = self.csr
-        A = REGISTERS
+        ctrl = CtrlLayout(bus.w_data[:CtrlLayout.size])
 
         with m.If(bus.w_stb):
             with m.Switch(bus.addr):
-                with m.Case(A["CTRL"][0]):
-                    m.d.comb += [self.reset_state.eq(bus.w_data[0]),
-                                 self.clear_steps.eq(bus.w_data[1]),
-                                 self.clear_error.eq(bus.w_data[2])]
-                with m.Case(A["THETA_X"][0]):
+                with m.Case(Register.CTRL):
+                    m.d.comb += [self.reset_state.eq(ctrl.reset_state),
+                                 self.clear_steps.eq(ctrl.clear_steps),
+                                 self.clear_error.eq(ctrl.clear_error)]
+                with m.Case(Register.THETA_X):
                     m.d.sync += self.theta_x.eq(bus.w_data)
-                with m.Case(A["THETA_H"][0]):
+                with m.Case(Register.THETA_H):
                     m.d.sync += self.theta_h.eq(bus.w_data)
+
+        status = Signal(StatusLayout)
+        m.d.comb += [status.busy.eq(self.busy), status.frame_error.eq(self.frame_error),
+                     status.reset_pending.eq(self.reset_pending)]
 
         read = Signal(32)
         with m.Switch(bus.addr):
             values = {
-                "ID": ID_VALUE, "SIZES": self.sizes, "SHAPE": self.shape,
-                "STATUS": self.busy | (self.frame_error << 1) | (self.reset_pending << 2),
-                "THETA_X": self.theta_x, "THETA_H": self.theta_h,
-                "CYCLES_LAST": self.cycles_last, "NNZ_DX_LAST": self.nnz_dx_last,
-                "NNZ_DH_LAST": self.nnz_dh_last, "STEPS": self.steps,
+                Register.ID: ID_VALUE, Register.SIZES: self.sizes, Register.SHAPE: self.shape,
+                Register.STATUS: status.as_value(),
+                Register.THETA_X: self.theta_x, Register.THETA_H: self.theta_h,
+                Register.CYCLES_LAST: self.cycles_last, Register.NNZ_DX_LAST: self.nnz_dx_last,
+                Register.NNZ_DH_LAST: self.nnz_dh_last, Register.STEPS: self.steps,
             }
-            for name, value in values.items():
-                with m.Case(A[name][0]):
+            for reg, value in values.items():
+                with m.Case(reg):
                     m.d.comb += read.eq(value)
         with m.If(bus.r_stb):
             m.d.sync += bus.r_data.eq(read)

@@ -1,0 +1,99 @@
+"""The core's external contract, stated once: what a host, a board link or a bus wrapper may
+rely on. The gateware (:mod:`.registers`, :mod:`.core`), the host driver and the UART link
+(:mod:`drnn_boards`) and the AXI wrapper import it from here. The testbenches in
+:mod:`drnn_sim.bus` keep their own, deliberately independent statement of the same map, so a
+swapped address or bit is caught by the co-simulation rather than agreed on by both sides.
+
+Register bus (:data:`CSRSignature`, seen from the master): ``addr`` (4 bits, word address),
+``w_stb`` + ``w_data`` write in the same cycle; ``r_stb`` with ``addr`` reads, ``r_data`` is
+valid the next cycle. 32-bit words; the AXI4-Lite byte address is 4 × the word address.
+
+| word | name | access | layout |
+|---|---|---|---|
+| 0 | ID | R | :data:`ID_VALUE` = 0x44524E4E ("DRNN") |
+| 1 | SIZES | R | :data:`SizesLayout`: I in [15:0], H in [31:16] |
+| 2 | SHAPE | R | :data:`ShapeLayout`: P in [15:0], K in [19:16], E in [31:24] |
+| 3 | CTRL | W | :data:`CtrlLayout`: bit0 RESET_STATE, bit1 CLEAR_STEPS, bit2 CLEAR_ERROR (strobes) |
+| 4 | STATUS | R | :data:`StatusLayout`: bit0 BUSY, bit1 FRAME_ERROR (sticky), bit2 RESET_PENDING |
+| 5 | THETA_X | RW | Θx code (activation format, unsigned), sampled when a step starts |
+| 6 | THETA_H | RW | Θh code |
+| 7 | CYCLES_LAST | R | cycles of the last step (the cycle-model quantity) |
+| 8 | NNZ_DX_LAST | R | kept Δx of the last step |
+| 9 | NNZ_DH_LAST | R | kept Δh of the last step |
+| 10 | STEPS | R | steps completed since reset or CLEAR_STEPS |
+
+Other addresses read 0 and ignore writes.
+
+Streams: x in and h out carry :func:`frame_layout` beats, E elements of ``act_bits`` each (two's
+complement activation codes) and ``last``; element i of a vector travels in element ``i % E``
+of beat ``i // E``, ``last`` marks the frame's final beat. In Verilog element e is
+``payload[act_bits*e +: act_bits]`` and ``last`` is bit ``act_bits*E``.
+"""
+
+from __future__ import annotations
+
+from amaranth.hdl import signed
+from amaranth.lib import data, enum, wiring
+from amaranth.lib.wiring import In, Out
+
+__all__ = ["ID_VALUE", "Register", "REGISTERS", "SizesLayout", "ShapeLayout", "CtrlLayout",
+           "StatusLayout", "CSRSignature", "StatusSignature", "frame_layout", "ADDR_BITS"]
+
+#: The ID register's value: "DRNN" in ASCII.
+ID_VALUE = 0x44524E4E
+#: Width of the register bus's word address.
+ADDR_BITS = 4
+
+
+class Register(enum.IntEnum, shape=ADDR_BITS):
+    """Word addresses of the registers."""
+    ID = 0
+    SIZES = 1
+    SHAPE = 2
+    CTRL = 3
+    STATUS = 4
+    THETA_X = 5
+    THETA_H = 6
+    CYCLES_LAST = 7
+    NNZ_DX_LAST = 8
+    NNZ_DH_LAST = 9
+    STEPS = 10
+
+
+#: Access of each register: R (read-only), W (write-only strobes), RW.
+ACCESS = {
+    Register.ID: "R", Register.SIZES: "R", Register.SHAPE: "R", Register.CTRL: "W",
+    Register.STATUS: "R", Register.THETA_X: "RW", Register.THETA_H: "RW",
+    Register.CYCLES_LAST: "R", Register.NNZ_DX_LAST: "R", Register.NNZ_DH_LAST: "R",
+    Register.STEPS: "R",
+}
+
+#: name -> (word address, access), for manifests and simple lookups.
+REGISTERS = {r.name: (int(r), ACCESS[r]) for r in Register}
+
+#: SIZES: the model's input size I and hidden size H.
+SizesLayout = data.StructLayout({"inputs": 16, "hidden": 16})
+#: SHAPE: P (rows), K (columns), E (scan); bits [23:20] are zero.
+ShapeLayout = data.StructLayout({"rows": 16, "columns": 4, "_reserved": 4, "scan": 8})
+#: CTRL: one-cycle strobes of a write.
+CtrlLayout = data.StructLayout({"reset_state": 1, "clear_steps": 1, "clear_error": 1})
+#: STATUS.
+StatusLayout = data.StructLayout({"busy": 1, "frame_error": 1, "reset_pending": 1})
+
+#: The register bus, seen from the master (the core takes it as ``In(CSRSignature)``).
+CSRSignature = wiring.Signature({
+    "addr": Out(ADDR_BITS), "r_stb": Out(1), "r_data": In(32), "w_stb": Out(1),
+    "w_data": Out(32),
+})
+
+#: The core's status outputs (the same values as the registers, as plain wires); they hold a
+#: step's values from the transfer of the last beat of its output frame.
+StatusSignature = wiring.Signature({
+    "busy": Out(1), "cycles_last": Out(32), "nnz_dx_last": Out(16), "nnz_dh_last": Out(16),
+    "steps": Out(32),
+})
+
+
+def frame_layout(act_bits: int, scan: int) -> data.StructLayout:
+    """One beat of the x or h stream: ``data`` (E signed ``act_bits`` codes) and ``last``."""
+    return data.StructLayout({"data": data.ArrayLayout(signed(act_bits), scan), "last": 1})
