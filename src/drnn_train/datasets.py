@@ -5,7 +5,13 @@ arrays with per-sequence lengths and integer class ids. Two UEA sets ship inside
 wheel and load offline; any other set comes as a ``.npz`` file with the keys
 
     x_train (N, T, I) float, y_train (N,) integer labels, x_test (M, T', I), y_test (M,),
-    optional len_train (N,) and len_test (M,) integers in [1, T] (default: every step valid).
+    optional len_train (N,) and len_test (M,) integers in [1, T].
+
+Steps at or past a sequence's length are padding and never reach the result; they may hold
+anything, NaN included (the UCR/UEA convention). Without ``len_*`` a sequence's length is
+inferred from NaN padding: it ends before its trailing run of all-NaN steps (no such steps:
+every step is valid). A NaN or Inf before a sequence's length is an error naming the file,
+array, sequence, step and feature.
 
 Labels may be any integers; they are mapped to class ids 0..C-1 in ascending order and the
 original values kept as the class names. Every malformed file is a :class:`UserError` naming
@@ -69,9 +75,11 @@ def _encode_labels(y_train, y_test) -> tuple[np.ndarray, np.ndarray, list]:
 
 
 def _load_aeon(name: str) -> Dataset:
-    from aeon.datasets import load_basic_motions, load_japanese_vowels
+    from aeon.datasets import (load_basic_motions, load_gunpoint, load_italy_power_demand,
+                               load_japanese_vowels)
 
-    loader = {"japanese-vowels": load_japanese_vowels, "basic-motions": load_basic_motions}[name]
+    loader = {"japanese-vowels": load_japanese_vowels, "basic-motions": load_basic_motions,
+              "gun-point": load_gunpoint, "italy-power-demand": load_italy_power_demand}[name]
     parts = {}
     for split in ("train", "test"):
         X, y = loader(split=split)
@@ -86,7 +94,22 @@ def _load_aeon(name: str) -> Dataset:
 DATASETS = {
     "japanese-vowels": "UEA JapaneseVowels: 12 LPC cepstra, 7-29 frames, 9 speakers, 270/370",
     "basic-motions": "UEA BasicMotions: 6-axis IMU, 100 steps, 4 activities, 40/40",
+    "gun-point": "UCR GunPoint: hand x-position, 150 steps, 2 classes (gun/point), 50/150",
+    "italy-power-demand": "UCR ItalyPowerDemand: hourly demand, 24 steps, 2 seasons, 67/1029",
 }
+
+
+def _lengths_from_nan_padding(x: np.ndarray) -> np.ndarray:
+    """(N, T, I) -> (N,) lengths: each sequence ends before its trailing run of all-NaN steps.
+
+    The UCR/UEA convention for unequal-length sets stored in one array. 0 if every step is NaN.
+    """
+    step_all_nan = np.isnan(x).all(axis=2)                    # (N, T)
+    t = x.shape[1]
+    # index of the last step with any non-NaN value, + 1
+    has_data = ~step_all_nan
+    last = t - np.argmax(has_data[:, ::-1], axis=1)
+    return np.where(has_data.any(axis=1), last, 0).astype(np.int64)
 
 
 def _load_npz(path: Path) -> Dataset:
@@ -120,9 +143,6 @@ def _load_npz(path: Path) -> Dataset:
             raise UserError(f"{where}: {xk}: expected I = {input_size} features (as x_train), "
                             f"got {i}")
         x = x.astype(np.float64)
-        if not np.all(np.isfinite(x)):
-            bad = int(np.count_nonzero(~np.isfinite(x)))
-            raise UserError(f"{where}: {xk}: expected finite values, got {bad} NaN/Inf")
         if y.ndim != 1 or y.shape[0] != n:
             raise UserError(f"{where}: {yk}: expected shape ({n},), got {y.shape}")
         if y.dtype.kind not in "iu":
@@ -141,9 +161,26 @@ def _load_npz(path: Path) -> Dataset:
             if lengths.min() < 1 or lengths.max() > t:
                 raise UserError(f"{where}: {lk}: expected lengths in [1, {t}], got "
                                 f"[{lengths.min()}, {lengths.max()}]")
-            x = np.where(np.arange(t)[None, :, None] < lengths[:, None, None], x, 0.0)
         else:
-            lengths = np.full(n, t, dtype=np.int64)
+            lengths = _lengths_from_nan_padding(x)
+            if lengths.min() < 1:
+                bad = int(np.argmin(lengths))
+                raise UserError(f"{where}: {xk}: sequence {bad} has no valid step (every step "
+                                f"is NaN padding)")
+        valid = np.arange(t)[None, :] < lengths[:, None]
+        bad = valid[..., None] & ~np.isfinite(x)
+        if bad.any():
+            seq, step, feat = (int(v[0]) for v in np.nonzero(bad))
+            L = int(lengths[seq])
+            source = (f"{lk}[{seq}] = {L}" if lk in arrays else
+                      f"length {L} inferred from trailing all-NaN steps" if L < t else
+                      f"no {lk} and no trailing all-NaN steps: length {t}")
+            raise UserError(
+                f"{where}: {xk}: expected finite values before each sequence's length, got "
+                f"{int(bad.sum())} NaN/Inf, the first at sequence {seq}, step {step}, feature "
+                f"{feat} ({x[seq, step, feat]}; {source})")
+        # Padding (NaN or anything else) never reaches the result.
+        x = np.where(valid[..., None], x, 0.0)
         out[split] = (x, lengths, y.astype(np.int64))
     (xtr, ltr, ytr), (xte, lte, yte) = out["train"], out["test"]
     ytr, yte, classes = _encode_labels(ytr, yte)
