@@ -6,7 +6,10 @@ A bundle is a directory with two files:
     ``format_version``, ``name``, ``input_size``, ``hidden_size``, ``formats`` (see
     :class:`~drnn_hw.numerics.Formats`), ``thresholds`` (``theta_x``/``theta_h`` as float and as
     integer code in the activation format), ``lut`` (entries and ranges, informational),
-    ``classes`` (head labels, or null when there is no head), ``source`` (free text).
+    ``classes`` (head labels, or null when there is no head), ``source`` (free text),
+    ``extra`` (an object, free-form). :meth:`ModelBundle.load` checks the type of every field
+    (:data:`MODEL_JSON_FIELDS`), rejects unknown ones, and rejects the informational copies
+    (float thresholds, ``lut``, sizes) when they disagree with what they copy.
 ``tensors.npz``
     ``w_x`` int (3, H, I) and ``w_h`` int (3, H, H): weight codes, gate order r, z, n;
     ``bias`` int (4, H): initial delta memories M_r, M_z, M_nx, M_nh in the accumulator format
@@ -19,21 +22,129 @@ A bundle is a directory with two files:
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field, replace
+import math
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
 import numpy as np
 
 from .io import read_json_object
-from .numerics import Formats, make_sigmoid_lut, make_tanh_lut, quantize
+from .numerics import Formats, make_sigmoid_lut, make_tanh_lut, quantize, quantize_count
 
-__all__ = ["ModelBundle", "BundleError", "FORMAT_VERSION", "random_bundle"]
+__all__ = ["ModelBundle", "BundleError", "FORMAT_VERSION", "InputSaturation",
+           "MODEL_JSON_FIELDS", "random_bundle"]
 
 FORMAT_VERSION = 1
 
 
 class BundleError(ValueError):
     """A bundle on disk is missing, malformed or inconsistent. The message names file and field."""
+
+# -- model.json schema ------------------------------------------------------------------------
+# Each field: (type name for messages, test, required). Objects nest. Booleans are not integers
+# here (JSON true is not 1), and numbers must be finite (Python's json accepts NaN/Infinity).
+
+def _is_int(v):
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_num(v):
+    return (isinstance(v, (int, float)) and not isinstance(v, bool)) and math.isfinite(v)
+
+
+def _is_pair(v):
+    return isinstance(v, list) and len(v) == 2 and all(_is_num(e) for e in v)
+
+
+def _is_classes(v):
+    return v is None or (isinstance(v, list) and all(isinstance(e, str) for e in v))
+
+
+_INT, _NUM, _STR = ("an integer", _is_int), ("a finite number", _is_num), \
+    ("a string", lambda v: isinstance(v, str))
+_PAIR = ("a list of 2 numbers", _is_pair)
+
+#: model.json fields: name -> ((type name, test), required) or a nested dict for an object.
+MODEL_JSON_FIELDS = {
+    "format_version": (_INT, True),
+    "name": (_STR, False),
+    "input_size": (_INT, False),
+    "hidden_size": (_INT, False),
+    "formats": ({f.name: (_INT, True) for f in fields(Formats)}, True),
+    "thresholds": ({"theta_x": (_NUM, False), "theta_h": (_NUM, False),
+                    "theta_x_code": (_INT, True), "theta_h_code": (_INT, True)}, True),
+    "lut": ({"entries": (_INT, False), "sigmoid_range": (_PAIR, False),
+             "tanh_range": (_PAIR, False), "output_lsb": (_NUM, False)}, False),
+    "classes": (("a list of strings or null", _is_classes), False),
+    "source": (_STR, False),
+    "extra": (("an object", lambda v: isinstance(v, dict)), False),
+}
+
+
+def _shown(v) -> str:
+    text = json.dumps(v)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _check_fields(obj: dict, spec: dict, where: str, prefix: str = ""):
+    """Raise BundleError ``WHERE: FIELD: expected TYPE, got VALUE`` for the first bad field."""
+    for key in obj:
+        if key not in spec:
+            raise BundleError(f"{where}: {prefix}{key}: unknown field (expected one of "
+                              f"{', '.join(spec)})")
+    for key, (kind, required) in spec.items():
+        name = prefix + key
+        if key not in obj:
+            if required:
+                raise BundleError(f"{where}: {name}: missing")
+            continue
+        v = obj[key]
+        if isinstance(kind, dict):
+            if not isinstance(v, dict):
+                raise BundleError(f"{where}: {name}: expected an object, got {_shown(v)}")
+            _check_fields(v, kind, where, name + ".")
+        elif not kind[1](v):
+            raise BundleError(f"{where}: {name}: expected {kind[0]}, got {_shown(v)}")
+
+
+def _check_copies(meta: dict, formats: Formats, where: str):
+    """The informational fields must agree with what they copy (codes, formats)."""
+    act, th = formats.act, meta["thresholds"]
+    for name in ("theta_x", "theta_h"):
+        if not 0 <= th[name + "_code"] <= act.max:
+            raise BundleError(f"{where}: thresholds.{name}_code: expected a code in "
+                              f"[0, {act.max}], got {th[name + '_code']}")
+        if name in th:
+            code = int(quantize(th[name], act))
+            if code != th[name + "_code"]:
+                raise BundleError(
+                    f"{where}: thresholds.{name}: {th[name]!r} is code {code} in {act}, but "
+                    f"thresholds.{name}_code is {th[name + '_code']} (edit both, or drop "
+                    f"thresholds.{name})")
+    lut = meta.get("lut", {})
+    want = {"entries": formats.lut_entries,
+            "sigmoid_range": [-2 ** formats.sigmoid_range_log2, 2 ** formats.sigmoid_range_log2],
+            "tanh_range": [-2 ** formats.tanh_range_log2, 2 ** formats.tanh_range_log2],
+            "output_lsb": act.lsb}
+    for key, value in want.items():
+        if key in lut and lut[key] != value:
+            raise BundleError(f"{where}: lut.{key}: says {_shown(lut[key])}, the formats give "
+                              f"{_shown(value)}")
+
+
+@dataclass(frozen=True)
+class InputSaturation:
+    """Normalised inputs that lay outside the activation format and were saturated.
+
+    ``count`` of ``total`` values saturated; ``largest`` is the largest magnitude among the
+    normalised values counted (0.0 when ``total`` is 0); ``limit`` is the format's range
+    ±2**(bits-1-frac) in the same units (128 for Q8.8).
+    """
+
+    count: int
+    total: int
+    largest: float
+    limit: float
 
 
 @dataclass
@@ -140,14 +251,33 @@ class ModelBundle:
     # -- host-side input handling --------------------------------------------------------------
 
     def quantize_input(self, x, where: str = "input") -> np.ndarray:
-        """Raw float inputs (..., I) to activation codes, after the bundle's normalisation."""
+        """Raw float inputs (..., I) to activation codes (int64, same shape), after the
+        bundle's normalisation ``(x - input_mean) / input_scale``; values beyond the activation
+        format saturate (see :meth:`quantize_input_counted` to learn how many). Raises
+        :class:`BundleError` naming ``where`` for a wrong last dimension or NaN/infinity."""
+        return self.quantize_input_counted(x, where)[0]
+
+    def quantize_input_counted(self, x, where: str = "input", valid=None
+                               ) -> tuple[np.ndarray, InputSaturation]:
+        """:meth:`quantize_input`, and how many values saturated.
+
+        ``valid`` (bool, ``x.shape[:-1]``, e.g. (N, T) steps within each sequence's length)
+        restricts the count to those positions; the codes elsewhere are still returned.
+        """
         x = np.asarray(x, dtype=np.float64)
         if x.shape[-1] != self.input_size:
             raise BundleError(f"{where}: expected {self.input_size} features in the last "
                               f"dimension, got shape {x.shape}")
         if not np.all(np.isfinite(x)):
             raise BundleError(f"{where}: contains NaN or infinity")
-        return quantize((x - self.input_mean) / self.input_scale, self.formats.act)
+        fmt = self.formats.act
+        v = (x - self.input_mean) / self.input_scale
+        counted = v if valid is None else \
+            v[np.broadcast_to(np.asarray(valid, dtype=bool)[..., None], x.shape)]
+        return quantize(v, fmt), InputSaturation(
+            count=quantize_count(counted, fmt), total=int(counted.size),
+            largest=float(np.abs(counted).max()) if counted.size else 0.0,
+            limit=float(2 ** (fmt.bits - 1 - fmt.frac)))
 
     # -- disk ----------------------------------------------------------------------------------
 
@@ -196,16 +326,16 @@ class ModelBundle:
                 raise BundleError(f"{p}: missing (a bundle needs model.json and tensors.npz)")
         meta = read_json_object(mj, BundleError)
         version = meta.get("format_version")
-        if version != FORMAT_VERSION:
+        if _is_int(version) and version != FORMAT_VERSION:
             raise BundleError(f"{mj}: format_version: expected {FORMAT_VERSION}, got {version!r}")
+        _check_fields(meta, MODEL_JSON_FIELDS, str(mj))
         try:
             formats = Formats.from_dict(meta["formats"])
-            th = meta["thresholds"]
-            theta_x, theta_h = int(th["theta_x_code"]), int(th["theta_h_code"])
-        except KeyError as e:
-            raise BundleError(f"{mj}: missing field {e}") from None
-        except (TypeError, ValueError) as e:
-            raise BundleError(f"{mj}: formats/thresholds: {e}") from None
+        except ValueError as e:
+            raise BundleError(f"{mj}: formats: {e}") from None
+        _check_copies(meta, formats, str(mj))
+        th = meta["thresholds"]
+        theta_x, theta_h = th["theta_x_code"], th["theta_h_code"]
         try:
             with np.load(tz, allow_pickle=False) as z:
                 arrays = {k: z[k] for k in z.files}
@@ -221,8 +351,8 @@ class ModelBundle:
                 sigmoid_lut=arrays.get("sigmoid_lut"), tanh_lut=arrays.get("tanh_lut"),
                 input_mean=arrays.get("input_mean"), input_scale=arrays.get("input_scale"),
                 head_w=arrays.get("head_w"), head_b=arrays.get("head_b"),
-                classes=meta.get("classes"), name=str(meta.get("name", d.name)),
-                source=str(meta.get("source", "")), extra=meta.get("extra") or {},
+                classes=meta.get("classes"), name=meta.get("name", d.name),
+                source=meta.get("source", ""), extra=meta.get("extra", {}),
             )
         except BundleError as e:
             raise BundleError(f"{tz}: {str(e).removeprefix('bundle: ')}") from None

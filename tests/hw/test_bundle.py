@@ -1,6 +1,7 @@
 """Model bundle: round trip and every malformed-bundle case names file and field."""
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -71,7 +72,8 @@ def test_threshold_code_out_of_range(tmp_path):
     meta = json.loads((d / "model.json").read_text())
     meta["thresholds"]["theta_h_code"] = -1
     (d / "model.json").write_text(json.dumps(meta))
-    with pytest.raises(BundleError, match=r"theta_h: threshold code must lie in \[0, 32767\]"):
+    with pytest.raises(BundleError, match=r"model.json: thresholds.theta_h_code: expected a "
+                                          r"code in \[0, 32767\], got -1"):
         ModelBundle.load(d)
 
 
@@ -87,3 +89,163 @@ def test_formats_survive_round_trip(tmp_path):
     f = Formats(w_bits=16, w_frac=14, acc_bits=40, lut_bits=9)
     d = random_bundle(2, 3, formats=f).save(tmp_path / "m")
     assert ModelBundle.load(d).formats == f
+
+
+# -- model.json: the type of every field, the informational copies -----------------------------
+
+def _edit_meta(tmp_path, edit):
+    d = random_bundle(2, 3, theta_x=0.25).save(tmp_path / "m")
+    meta = json.loads((d / "model.json").read_text())
+    edit(meta)
+    (d / "model.json").write_text(json.dumps(meta))
+    return d
+
+
+def _set(path, value):
+    def edit(meta):
+        *parents, last = path.split(".")
+        obj = meta
+        for p in parents:
+            obj = obj[p]
+        obj[last] = value
+    return edit
+
+
+FORMAT_FIELDS = ["act_bits", "act_frac", "w_bits", "w_frac", "acc_bits", "lut_bits",
+                 "sigmoid_range_log2", "tanh_range_log2"]
+
+# Every field save() writes, with a value of the wrong JSON type and the type expected.
+WRONG_TYPES = [
+    ("format_version", "1", "an integer"),
+    ("format_version", True, "an integer"),
+    ("name", 5, "a string"),
+    ("input_size", "2", "an integer"),
+    ("hidden_size", 3.0, "an integer"),
+    ("formats", [], "an object"),
+    *[(f"formats.{k}", "8", "an integer") for k in FORMAT_FIELDS],
+    ("formats.act_bits", 16.5, "an integer"),
+    ("thresholds", 0.25, "an object"),
+    ("thresholds.theta_x", "0.25", "a finite number"),
+    ("thresholds.theta_h", None, "a finite number"),
+    ("thresholds.theta_x_code", 64.0, "an integer"),
+    ("thresholds.theta_h_code", "0", "an integer"),
+    ("lut", "1024", "an object"),
+    ("lut.entries", "1024", "an integer"),
+    ("lut.sigmoid_range", 8, "a list of 2 numbers"),
+    ("lut.tanh_range", [-4, 4, 0], "a list of 2 numbers"),
+    ("lut.output_lsb", "0.0039", "a finite number"),
+    ("classes", "ab", "a list of strings or null"),
+    ("classes", [0, 1], "a list of strings or null"),
+    ("source", ["x"], "a string"),
+    ("extra", "none", "an object"),
+]
+
+
+@pytest.mark.parametrize("path, value, expected", WRONG_TYPES,
+                         ids=[f"{p}={json.dumps(v)}" for p, v, _ in WRONG_TYPES])
+def test_every_model_json_field_is_type_checked(tmp_path, path, value, expected):
+    d = _edit_meta(tmp_path, _set(path, value))
+    with pytest.raises(BundleError) as e:
+        ModelBundle.load(d)
+    msg = str(e.value)
+    assert msg == f"{d / 'model.json'}: {path}: expected {expected}, got {json.dumps(value)}"
+
+
+def test_wrong_types_cover_every_saved_field(tmp_path):
+    """The list above names every field save() writes (a new field needs a new case)."""
+    d = random_bundle(2, 3).save(tmp_path / "m")
+    meta = json.loads((d / "model.json").read_text())
+    saved = set()
+    for k, v in meta.items():
+        saved.add(k)
+        if isinstance(v, dict) and k != "extra":
+            saved.update(f"{k}.{s}" for s in v)
+    assert saved == {p for p, _, _ in WRONG_TYPES}
+
+
+def test_nan_in_model_json_is_not_a_number(tmp_path):
+    d = _edit_meta(tmp_path, _set("thresholds.theta_x", float("nan")))
+    with pytest.raises(BundleError, match=r"model.json: thresholds.theta_x: expected a finite "
+                                          r"number, got NaN"):
+        ModelBundle.load(d)
+
+
+@pytest.mark.parametrize("path", ["unknown", "formats.act_bitz", "thresholds.theta", "lut.size"])
+def test_unknown_model_json_field_is_named(tmp_path, path):
+    d = _edit_meta(tmp_path, _set(path, 1))
+    with pytest.raises(BundleError, match=rf"model.json: {path}: unknown field"):
+        ModelBundle.load(d)
+
+
+@pytest.mark.parametrize("path", ["formats.w_bits", "thresholds.theta_x_code", "formats"])
+def test_missing_required_model_json_field_is_named(tmp_path, path):
+    def drop(meta):
+        *parents, last = path.split(".")
+        obj = meta
+        for p in parents:
+            obj = obj[p]
+        del obj[last]
+    d = _edit_meta(tmp_path, drop)
+    with pytest.raises(BundleError, match=rf"model.json: {path}: missing$"):
+        ModelBundle.load(d)
+
+
+def test_float_threshold_disagreeing_with_its_code_is_an_error(tmp_path):
+    # 0.25 is code 64 in Q8.8; a user who edits the float alone expects it to take effect.
+    d = _edit_meta(tmp_path, _set("thresholds.theta_x", 0.5))
+    with pytest.raises(BundleError) as e:
+        ModelBundle.load(d)
+    assert str(e.value) == (f"{d / 'model.json'}: thresholds.theta_x: 0.5 is code 128 in Q8.8, "
+                            "but thresholds.theta_x_code is 64 (edit both, or drop "
+                            "thresholds.theta_x)")
+
+
+def test_float_threshold_within_half_an_lsb_of_its_code_agrees(tmp_path):
+    # 0.2519 * 256 = 64.49 rounds to code 64: the float is a readable copy of the code.
+    d = _edit_meta(tmp_path, _set("thresholds.theta_x", 0.2519))
+    assert ModelBundle.load(d).theta_x == 64
+    d = _edit_meta(tmp_path, lambda m: m["thresholds"].pop("theta_h"))
+    assert ModelBundle.load(d).theta_h == 0
+
+
+@pytest.mark.parametrize("path, value, says", [
+    ("lut.entries", 512, "512"), ("lut.sigmoid_range", [-4, 4], "[-4, 4]"),
+    ("lut.tanh_range", [-8, 8], "[-8, 8]"), ("lut.output_lsb", 0.5, "0.5"),
+])
+def test_lut_copy_disagreeing_with_formats_is_an_error(tmp_path, path, value, says):
+    d = _edit_meta(tmp_path, _set(path, value))
+    with pytest.raises(BundleError, match=rf"model.json: {path}: says {re.escape(says)}, the "
+                                          r"formats give"):
+        ModelBundle.load(d)
+
+
+def test_bad_formats_value_names_formats(tmp_path):
+    d = _edit_meta(tmp_path, _set("formats.act_bits", 40))
+    with pytest.raises(BundleError, match=r"model.json: formats: activation format .* not "
+                                          r"supported"):
+        ModelBundle.load(d)
+
+
+# -- input saturation ----------------------------------------------------------------------------
+
+def test_quantize_input_counted_counts_what_saturates():
+    b = random_bundle(2, 2)
+    # Q8.8 holds codes -32768..32767, i.e. [-128, 127.99609375]; rounding is half up.
+    x = np.array([[127.998, 127.999], [-128.0, -128.002], [-128.001, 300.0]])
+    codes, sat = b.quantize_input_counted(x)
+    assert codes.tolist() == [[32767, 32767], [-32768, -32768], [-32768, 32767]]
+    # 127.998*256 = 32767.49 -> 32767 (fits); 127.999*256 = 32767.74 -> 32768 (saturates);
+    # -128.002*256 = -32768.51 -> -32769 (saturates); -128.001*256 = -32768.26 -> -32768 (fits)
+    assert (sat.count, sat.total, sat.largest, sat.limit) == (3, 6, 300.0, 128.0)
+
+
+def test_quantize_input_counted_after_normalisation_and_only_where_valid():
+    b = random_bundle(1, 2)
+    b.input_mean, b.input_scale = np.array([10.0]), np.array([0.01])
+    x = np.array([[[10.0], [12.0], [9.0]]])               # normalised: 0, 200, -100
+    _, sat = b.quantize_input_counted(x)
+    assert (sat.count, sat.total, sat.largest) == (1, 3, 200.0)
+    _, sat = b.quantize_input_counted(x, valid=np.array([[True, False, True]]))
+    assert (sat.count, sat.total, sat.largest) == (0, 2, 100.0)
+    _, sat = b.quantize_input_counted(x, valid=np.zeros((1, 3), bool))
+    assert (sat.count, sat.total, sat.largest) == (0, 0, 0.0)
