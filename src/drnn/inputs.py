@@ -1,48 +1,133 @@
-"""The user's arrays for ``drnn simulate`` and ``drnn run``: X.npy in, STATS.json out, with
-one-line errors that name the file and the problem."""
+"""The user's arrays for ``drnn simulate`` and ``drnn run``: X.npy (and optional lengths) in,
+H.npy and STATS.json out, with one-line errors that name the file and the problem.
+
+X.npy holds float inputs in raw units, either one sequence (T, I) or a batch in the layout
+``ntc`` (N, T, I; batch first) or ``tnc`` (T, N, I; the layout of ``torch.nn.GRU`` with
+``batch_first=False``). Sequences of unequal length are given by a lengths file (N,) or, as in
+the UCR/UEA archive and ``aeon``, by padding each shorter sequence at its end with timesteps
+that are NaN in every feature. H.npy comes back in the same layout, NaN past each length.
+"""
 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from drnn_hw.errors import UserError
+from drnn_hw.io import check_sequence_lengths, strip_padding
+
+__all__ = ["LAYOUTS", "Inputs", "read_inputs", "load_inputs", "saturation_warning",
+           "write_stats"]
+
+#: Layouts of a 3-D X.npy: name -> description.
+LAYOUTS = {"ntc": "(N, T, I), batch first", "tnc": "(T, N, I), time first as nn.GRU default"}
 
 
-def load_inputs(path, input_size: int) -> tuple[np.ndarray, bool]:
-    """Load X.npy: float (T, I) or (N, T, I). Returns (N, T, I) float64 and whether it was 2-D."""
-    p = Path(path)
+@dataclass
+class Inputs:
+    """A batch read from X.npy, in the engines' layout."""
+
+    path: Path
+    x: np.ndarray        # (N, T, I) float64 raw units, 0.0 past each sequence's length
+    lengths: np.ndarray  # (N,) int64 in [1, T]
+    single: bool         # the file held one (T, I) sequence
+    layout: str          # the file's layout, a key of LAYOUTS
+
+    @property
+    def valid(self) -> np.ndarray:
+        """(N, T) bool: the steps within each sequence's length."""
+        return np.arange(self.x.shape[1])[None, :] < self.lengths[:, None]
+
+    def to_file_layout(self, h) -> np.ndarray:
+        """Per-step outputs (N, T, H) → the file's layout ((T, H), (N, T, H) or (T, N, H)),
+        float64 with NaN at the steps past each sequence's length."""
+        h = np.where(self.valid[:, :, None], np.asarray(h, dtype=np.float64), np.nan)
+        if self.single:
+            return h[0]
+        return h.transpose(1, 0, 2) if self.layout == "tnc" else h
+
+
+def _load_npy(p: Path, what: str) -> np.ndarray:
     if not p.is_file():
-        raise UserError(f"{p}: input file not found")
+        raise UserError(f"{p}: {what} file not found")
     try:
-        x = np.load(p, allow_pickle=False)
-    except Exception as e:
+        return np.load(p, allow_pickle=False)
+    except Exception as e:  # OSError/ValueError/EOFError...: not an .npy file we can read
         raise UserError(f"{p}: not a readable .npy array ({type(e).__name__})") from None
+
+
+def read_inputs(path, input_size: int, *, layout: str = "ntc", lengths_path=None) -> Inputs:
+    """Read X.npy (and the lengths file, if any) for a model with ``input_size`` features.
+
+    ``layout`` is how a 3-D file is ordered (:data:`LAYOUTS`); a 2-D file is one sequence
+    (T, I) in either layout. ``lengths_path`` is an .npy of N integers in [1, T]; without it
+    each sequence's length is T minus its trailing all-NaN timesteps. Raises a one-line
+    :class:`UserError` naming the file for a missing or unreadable file, a non-numeric array,
+    a wrong shape or feature count, no sequences or no timesteps, bad lengths, and any NaN or
+    infinity before a sequence's end (naming the sequence and step).
+    """
+    if layout not in LAYOUTS:
+        raise UserError(f"--layout: expected one of {', '.join(LAYOUTS)}, got {layout!r}")
+    p = Path(path)
+    x = _load_npy(p, "input")
     if x.dtype.kind not in "fiu":
         raise UserError(f"{p}: expected a numeric array, got dtype {x.dtype}")
+    order = "(T, N, {i})" if layout == "tnc" else "(N, T, {i})"
     if x.ndim not in (2, 3):
-        raise UserError(f"{p}: expected shape (T, {input_size}) or (N, T, {input_size}), "
-                        f"got {x.shape}")
+        raise UserError(f"{p}: expected shape (T, {input_size}) or "
+                        f"{order.format(i=input_size)} (layout {layout}), got {x.shape}")
     if x.shape[-1] != input_size:
         raise UserError(f"{p}: expected {input_size} input features in the last dimension, "
                         f"got shape {x.shape}")
-    if x.shape[-2] == 0:
-        raise UserError(f"{p}: no timesteps (shape {x.shape})")
-    x = x.astype(np.float64)
-    if not np.all(np.isfinite(x)):
-        bad = int(np.count_nonzero(~np.isfinite(x)))
-        raise UserError(f"{p}: contains {bad} NaN or infinite values")
-    single = x.ndim == 2
-    return (x[None] if single else x), single
+    single, shape = x.ndim == 2, x.shape
+    x = x[None] if single else (x.transpose(1, 0, 2) if layout == "tnc" else x)
+    if x.shape[1] == 0:
+        raise UserError(f"{p}: no timesteps (shape {shape}, layout {layout})")
+    if x.shape[0] == 0:
+        raise UserError(f"{p}: no sequences (shape {shape}, layout {layout})")
+    lengths = None
+    if lengths_path is not None:
+        lp = Path(lengths_path)
+        lengths = check_sequence_lengths(_load_npy(lp, "lengths"), x.shape[0], x.shape[1],
+                                         str(lp))
+    x, lengths = strip_padding(x.astype(np.float64), lengths, where=str(p))
+    return Inputs(path=p, x=x, lengths=lengths, single=single, layout=layout)
+
+
+def load_inputs(path, input_size: int) -> tuple[np.ndarray, bool]:
+    """X.npy of sequences of equal length, float (T, I) or (N, T, I): returns (N, T, I)
+    float64 and whether the file was 2-D. NaN padding is an error here (the caller has no
+    lengths); use :func:`read_inputs` for ragged batches."""
+    inputs = read_inputs(path, input_size)
+    short = np.flatnonzero(inputs.lengths < inputs.x.shape[1])
+    if short.size:
+        n = int(short[0])
+        raise UserError(f"{inputs.path}: sequence {n} ends in NaN padding at step "
+                        f"{inputs.lengths[n]}; this command needs sequences of equal length")
+    return inputs.x, inputs.single
+
+
+def saturation_warning(where, saturation) -> str | None:
+    """The one-line warning for inputs that saturated (an
+    :class:`~drnn_hw.bundle.InputSaturation`), or None when none did."""
+    s = saturation
+    if not s.count:
+        return None
+    return (f"drnn: warning: {where}: {s.count} of {s.total} input values beyond the "
+            f"activation range ±{s.limit:g} after normalisation were saturated "
+            f"(largest magnitude {s.largest:.6g})")
 
 
 def write_stats(path, result, extra: dict | None = None):
-    """STATS.json: steps, per-step nnz_dx, nnz_dh, cycles (sequences in order) and totals."""
+    """STATS.json: per-step nnz_dx, nnz_dh, cycles of the valid steps (sequences in order,
+    steps past a sequence's length left out), their totals, and the sequence lengths."""
     nnz_dx, nnz_dh, cycles = (result.flat(k).tolist() for k in ("nnz_dx", "nnz_dh", "cycles"))
     stats = {
         "steps": len(cycles),
+        "lengths": [int(v) for v in result.lengths],
         "nnz_dx": nnz_dx, "nnz_dh": nnz_dh, "cycles": cycles,
         "nnz_dx_total": int(sum(nnz_dx)), "nnz_dh_total": int(sum(nnz_dh)),
         "cycles_total": int(sum(cycles)),

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
+import numpy as np
 
 from drnn_hw.cycle_model import PRESETS
 from .common import load_bundle
@@ -13,7 +14,7 @@ from .common import load_bundle
 @click.command()
 @click.argument("model_dir", type=click.Path(path_type=Path))
 def info(model_dir):
-    """Summarise the bundle in MODEL_DIR: sizes, formats, thresholds, head."""
+    """Summarise the bundle in MODEL_DIR: sizes, formats, input range, thresholds, head."""
     b = load_bundle(model_dir)
     f = b.formats
     I, H = b.input_size, b.hidden_size
@@ -24,6 +25,10 @@ def info(model_dir):
     click.echo(f"formats     act {f.act}, delta {f.delta}, weight {f.weight}, acc {f.acc}")
     click.echo(f"LUTs        {f.lut_entries} entries; sigmoid ±{2 ** f.sigmoid_range_log2}, "
                f"tanh ±{2 ** f.tanh_range_log2}; output LSB {f.act.lsb}")
+    act = f.act
+    normalised = bool(np.any(b.input_mean != 0) or np.any(b.input_scale != 1))
+    click.echo(f"inputs      {'(x - mean) / scale per feature' if normalised else 'raw'}, "
+               f"then {act}; beyond ±{2 ** (act.bits - 1 - act.frac):g} saturates")
     click.echo(f"thresholds  theta_x={b.theta_x * f.act.lsb:g} (code {b.theta_x}), "
                f"theta_h={b.theta_h * f.act.lsb:g} (code {b.theta_h})")
     if b.has_head:
