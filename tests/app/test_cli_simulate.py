@@ -272,3 +272,17 @@ def test_simulate_help_documents_layout_lengths_and_nan(model):
                    "--lengths", "NaN at the steps past a sequence's length",
                    "trailing all-NaN timesteps"):
         assert phrase in text, phrase
+
+
+@pytest.mark.parametrize("command", ["info", "simulate"])
+def test_model_json_wrong_type_is_one_line_through_the_cli(tmp_path, command):
+    d = random_bundle(4, 3).save(tmp_path / "m")
+    meta = json.loads((d / "model.json").read_text())
+    meta["formats"]["act_bits"] = "16"                  # was: '<=' not supported between ...
+    (d / "model.json").write_text(json.dumps(meta))
+    np.save(tmp_path / "x.npy", np.zeros((2, 4)))
+    args = ("--input", tmp_path / "x.npy", "--output", tmp_path / "h.npy") \
+        if command == "simulate" else ()
+    line = one_line_error(drnn(command, d, *args))
+    assert line == f'drnn: error: {d / "model.json"}: formats.act_bits: expected an integer, ' \
+                   'got "16"'
