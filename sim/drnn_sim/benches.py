@@ -20,7 +20,8 @@ from cocotb.triggers import ClockCycles, ReadOnly, RisingEdge
 
 from .bus import CTRL, CTRL_CLEAR_ERROR, CTRL_CLEAR_STEPS, CTRL_RESET_STATE, CYCLES_LAST, ID, \
     ID_VALUE, NNZ_DH_LAST, NNZ_DX_LAST, SHAPE, SIZES, STATUS, STATUS_BUSY, \
-    STATUS_FRAME_ERROR, STATUS_RESET_PENDING, STEPS, THETA_H, THETA_X, Csr, frame_beats
+    STATUS_FRAME_ERROR, STATUS_RESET_PENDING, STEPS, THETA_H, THETA_X, Csr, frame_beats, \
+    shape_word, sizes_word
 from .driver import CLOCK_NS, FrameSink, StreamSource
 
 
@@ -60,8 +61,8 @@ async def identity_registers(dut):
     I, H = (int(v) for v in ex["sizes"])
     P, K, E = (int(v) for v in ex["shape"])
     assert await csr.read(ID) == ID_VALUE
-    assert await csr.read(SIZES) == I | (H << 16)
-    assert await csr.read(SHAPE) == P | (K << 16) | (E << 24)
+    assert await csr.read(SIZES) == sizes_word(I, H)
+    assert await csr.read(SHAPE) == shape_word(P, K, E)
     assert await csr.read(THETA_X) == int(ex["theta"][0])
     assert await csr.read(THETA_H) == int(ex["theta"][1])
     status = await csr.read(STATUS)

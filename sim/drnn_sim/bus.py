@@ -1,48 +1,85 @@
 """cocotb access to the core's ports: CSR bus cycles and stream payload packing.
 
-Payload of ``x`` and ``h`` (contract): E lanes of ``act_bits`` two's complement codes, lane e
-at bits ``[A*e + A-1 : A*e]``, ``last`` at bit ``A*E``.
+The register map below is the testbenches' own statement of the core's contract, written out
+from the documentation on purpose and *not* imported from :mod:`drnn_hw.contract`: the gateware
+takes its map from the contract, so a testbench that took it from there too would agree with a
+swapped address or bit instead of catching it. ``tests/sim/test_register_map.py`` pins every
+number here to literal values and to the contract.
+
+Payload of ``x`` and ``h`` (contract): E elements of ``act_bits`` two's complement codes,
+element e at bits ``[A*e + A-1 : A*e]``, ``last`` at bit ``A*E``.
 """
 
 from __future__ import annotations
 
 from cocotb.triggers import ReadOnly, RisingEdge
 
-# Register map (word addresses), from the core interface contract.
-ID, SIZES, SHAPE, CTRL, STATUS, THETA_X, THETA_H, CYCLES_LAST, NNZ_DX_LAST, NNZ_DH_LAST, STEPS = \
-    range(11)
+# Register map: word addresses.
+ID = 0
+SIZES = 1
+SHAPE = 2
+CTRL = 3
+STATUS = 4
+THETA_X = 5
+THETA_H = 6
+CYCLES_LAST = 7
+NNZ_DX_LAST = 8
+NNZ_DH_LAST = 9
+STEPS = 10
+#: The ID register's value, "DRNN" in ASCII.
 ID_VALUE = 0x44524E4E
-CTRL_RESET_STATE, CTRL_CLEAR_STEPS, CTRL_CLEAR_ERROR = 1, 2, 4
-STATUS_BUSY, STATUS_FRAME_ERROR, STATUS_RESET_PENDING = 1, 2, 4
+# CTRL strobes and STATUS flags: bit masks.
+CTRL_RESET_STATE = 1 << 0
+CTRL_CLEAR_STEPS = 1 << 1
+CTRL_CLEAR_ERROR = 1 << 2
+STATUS_BUSY = 1 << 0
+STATUS_FRAME_ERROR = 1 << 1
+STATUS_RESET_PENDING = 1 << 2
+# SIZES and SHAPE fields: (lowest bit, width).
+SIZES_INPUTS = (0, 16)
+SIZES_HIDDEN = (16, 16)
+SHAPE_ROWS = (0, 16)
+SHAPE_COLUMNS = (16, 4)
+SHAPE_SCAN = (24, 8)
 
 
-def pack_beat(codes, act_bits: int, lanes: int, last: bool) -> int:
-    """One beat's payload from up to E lane codes (missing lanes are padding, 0)."""
+def sizes_word(inputs: int, hidden: int) -> int:
+    """The SIZES register's value for I and H."""
+    return inputs << SIZES_INPUTS[0] | hidden << SIZES_HIDDEN[0]
+
+
+def shape_word(rows: int, columns: int, scan: int) -> int:
+    """The SHAPE register's value for P, K and E."""
+    return rows << SHAPE_ROWS[0] | columns << SHAPE_COLUMNS[0] | scan << SHAPE_SCAN[0]
+
+
+def pack_beat(codes, act_bits: int, elements: int, last: bool) -> int:
+    """One beat's payload from up to E element codes (missing elements are padding, 0)."""
     mask = (1 << act_bits) - 1
-    v = int(bool(last)) << (act_bits * lanes)
+    v = int(bool(last)) << (act_bits * elements)
     for e, c in enumerate(codes):
         v |= (int(c) & mask) << (act_bits * e)
     return v
 
 
-def unpack_beat(value: int, act_bits: int, lanes: int) -> tuple[list[int], int]:
-    """(lane codes, last) from a beat's payload integer."""
+def unpack_beat(value: int, act_bits: int, elements: int) -> tuple[list[int], int]:
+    """(element codes, last) from a beat's payload integer."""
     mask = (1 << act_bits) - 1
     sign = 1 << (act_bits - 1)
     codes = []
-    for e in range(lanes):
+    for e in range(elements):
         c = (value >> (act_bits * e)) & mask
         codes.append(c - (1 << act_bits) if c & sign else c)
-    return codes, (value >> (act_bits * lanes)) & 1
+    return codes, (value >> (act_bits * elements)) & 1
 
 
-def frame_beats(frame, act_bits: int, lanes: int) -> list[int]:
+def frame_beats(frame, act_bits: int, elements: int) -> list[int]:
     """The payload integers of one x frame (``frame`` holds I codes): ceil(I/E) beats."""
     n = len(frame)
-    beats = -(-n // lanes)
+    beats = -(-n // elements)
     out = []
     for b in range(beats):
-        out.append(pack_beat(frame[b * lanes:(b + 1) * lanes], act_bits, lanes,
+        out.append(pack_beat(frame[b * elements:(b + 1) * elements], act_bits, elements,
                              b == beats - 1))
     return out
 

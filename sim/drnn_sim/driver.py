@@ -67,10 +67,10 @@ class StreamSource:
 class FrameSink:
     """Collects ``h`` frames; checks ``last`` and zero padding; samples ``status`` at frame ends."""
 
-    def __init__(self, dut, act_bits: int, lanes: int, hidden: int, ready_prob: float, rng):
+    def __init__(self, dut, act_bits: int, elements: int, hidden: int, ready_prob: float, rng):
         self.dut, self.clk = dut, dut.clk
-        self.A, self.E, self.H = act_bits, lanes, hidden
-        self.WH = -(-hidden // lanes)
+        self.A, self.E, self.H = act_bits, elements, hidden
+        self.WH = -(-hidden // elements)
         self.ready_prob, self.rng = ready_prob, rng
         dut.h__ready.value = 1 if ready_prob >= 1.0 else 0
 
@@ -79,7 +79,7 @@ class FrameSink:
         want_last = int(beat == self.WH - 1)
         assert last == want_last, f"{where} beat {beat}: last={last}, expected {want_last}"
         n = min(self.E, self.H - beat * self.E)
-        assert not any(codes[n:]), f"{where} beat {beat}: padding lanes not zero: {codes[n:]}"
+        assert not any(codes[n:]), f"{where} beat {beat}: padding elements not zero: {codes[n:]}"
         frame.extend(codes[:n])
 
     def _status(self):

@@ -22,7 +22,9 @@ valid the next cycle. 32-bit words; the AXI4-Lite byte address is 4 × the word 
 | 9 | NNZ_DH_LAST | R | kept Δh of the last step |
 | 10 | STEPS | R | steps completed since reset or CLEAR_STEPS |
 
-Other addresses read 0 and ignore writes.
+Other addresses read 0 and ignore writes. A host reads and writes these words with
+:func:`decode_word` and :func:`encode_word` (for example ``decode_word(ShapeLayout, word)``
+gives ``{"rows": P, "columns": K, "scan": E}``), so the field positions live in the layouts only.
 
 Streams: x in and h out carry :func:`frame_layout` beats, E elements of ``act_bits`` each (two's
 complement activation codes) and ``last``; element i of a vector travels in element ``i % E``
@@ -33,11 +35,12 @@ of beat ``i // E``, ``last`` marks the frame's final beat. In Verilog element e 
 from __future__ import annotations
 
 from amaranth.hdl import signed
-from amaranth.lib import data, enum, wiring
+from amaranth.lib import data, enum, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-__all__ = ["ID_VALUE", "Register", "REGISTERS", "SizesLayout", "ShapeLayout", "CtrlLayout",
-           "StatusLayout", "CSRSignature", "StatusSignature", "frame_layout", "ADDR_BITS"]
+__all__ = ["ID_VALUE", "ADDR_BITS", "Register", "ACCESS", "REGISTERS", "SizesLayout",
+           "ShapeLayout", "CtrlLayout", "StatusLayout", "CSRSignature", "StatusSignature",
+           "frame_layout", "frame_signature", "decode_word", "encode_word"]
 
 #: The ID register's value: "DRNN" in ASCII.
 ID_VALUE = 0x44524E4E
@@ -97,3 +100,41 @@ StatusSignature = wiring.Signature({
 def frame_layout(act_bits: int, scan: int) -> data.StructLayout:
     """One beat of the x or h stream: ``data`` (E signed ``act_bits`` codes) and ``last``."""
     return data.StructLayout({"data": data.ArrayLayout(signed(act_bits), scan), "last": 1})
+
+
+def frame_signature(act_bits: int, scan: int) -> stream.Signature:
+    """The x/h stream carrying :func:`frame_layout` beats (valid/ready, seen from the source)."""
+    return stream.Signature(frame_layout(act_bits, scan))
+
+
+def _public_fields(layout: data.StructLayout):
+    return [(name, field) for name, field in layout if not name.startswith("_")]
+
+
+def decode_word(layout: data.StructLayout, word: int) -> dict[str, int]:
+    """The named fields of a register word (an int, 0 ≤ word < 2**32) as unsigned ints.
+
+    Reserved fields (names starting with ``_``) are left out. Raises ``ValueError`` for a word
+    that does not fit 32 bits.
+    """
+    if not 0 <= word < 1 << 32:
+        raise ValueError(f"register word {word!r} does not fit 32 bits")
+    value = layout.from_bits(word & ((1 << layout.size) - 1))
+    return {name: int(value[name]) for name, _ in _public_fields(layout)}
+
+
+def encode_word(layout: data.StructLayout, **fields: int) -> int:
+    """The register word (an int) with the given fields set and every other bit zero.
+
+    Raises ``ValueError`` naming a field the layout does not have (or that is reserved), or a
+    value that does not fit the field's width.
+    """
+    known = dict(_public_fields(layout))
+    for name, value in fields.items():
+        if name not in known:
+            raise ValueError(f"{name!r} is not a field of this register (fields: "
+                             f"{', '.join(known)})")
+        width = known[name].width
+        if not 0 <= value < 1 << width:
+            raise ValueError(f"{name} = {value} does not fit its {width}-bit field")
+    return layout.const(fields).as_bits()

@@ -1,5 +1,6 @@
-"""The core's register file behind the CSR bus; the map and bit layouts are the contract in
-:mod:`drnn_hw.contract` (word addresses, access, layouts of SIZES, SHAPE, CTRL and STATUS)."""
+"""The core's register file behind the CSR bus. The map (word addresses, access) and the bit
+layouts of SIZES, SHAPE, CTRL and STATUS are the contract's (:mod:`drnn_hw.contract`); this
+module only implements them."""
 
 from __future__ import annotations
 
@@ -8,52 +9,67 @@ from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from .contract import (ID_VALUE, REGISTERS, CSRSignature, CtrlLayout, Register, ShapeLayout,
-                       SizesLayout, StatusLayout)
+                       SizesLayout, StatusLayout, encode_word)
 
 __all__ = ["RegisterFile", "CSRSignature", "REGISTERS", "ID_VALUE"]
 
 
 class RegisterFile(wiring.Component):
-    """The register file: thresholds, control strobes, and the read-only sizes, shape and
-    performance counters (map in :mod:`drnn_hw.contract`).
+    """The core's registers: thresholds, control strobes, and the read-only sizes, shape and
+    performance counters, at the word addresses of :class:`~drnn_hw.contract.Register`.
+
+    A write (``csr.w_stb``) takes effect at the next clock edge (THETA_X, THETA_H) or strobes
+    the CTRL outputs combinationally in the same cycle; a read (``csr.r_stb``) presents the
+    word on ``csr.r_data`` one cycle later. Unmapped addresses read 0 and ignore writes.
 
     Parameters
     ----------
     inputs, hidden : int
-        I and H, shown in SIZES (each < 2**16).
+        I and H, shown in SIZES (each 0 ≤ n < 2**16).
     rows, columns, scan : int
-        P, K, E, shown in SHAPE (P < 2**16, K < 16, E < 256).
+        P, K, E, shown in SHAPE (P < 2**16, K < 2**4, E < 2**8).
     act_bits : int
-        Width of the threshold registers (the activation format).
+        Width of the threshold registers (the activation format's width in bits, ≥ 1).
     theta_x, theta_h : int
-        Reset values of THETA_X and THETA_H (codes, 0 ≤ code < 2**act_bits).
+        Reset values of THETA_X and THETA_H (Θ codes, 0 ≤ code < 2**act_bits).
+
+    Ports
+    -----
+    csr : In(CSRSignature)
+        The register bus (4-bit word address, 32-bit data; see :mod:`drnn_hw.contract`).
+    theta_x, theta_h : Out(act_bits)
+        The threshold registers, unsigned Θ codes.
+    reset_state, clear_steps, clear_error : Out(1)
+        One-cycle strobes, high in the cycle of a CTRL write with the matching bit set.
+    busy, frame_error, reset_pending : In(1)
+        Shown in STATUS.
+    cycles_last : In(32)
+        Clock cycles of the last step, shown in CYCLES_LAST.
+    nnz_dx_last, nnz_dh_last : In(16)
+        Kept Δx and Δh of the last step, shown in NNZ_DX_LAST and NNZ_DH_LAST.
+    steps : In(32)
+        Steps completed, shown in STEPS.
 
     Raises
     ------
     ValueError
         Naming the parameter that does not fit its register field.
-
-    Ports
-    -----
-    csr : In(CSRSignature)
-    theta_x, theta_h : Out(act_bits)
-        The threshold registers (reset values from the bundle).
-    reset_state, clear_steps, clear_error : Out(1)
-        One-cycle strobes from a CTRL write.
-    busy, frame_error, reset_pending, cycles_last, nnz_dx_last, nnz_dh_last, steps : In
-        Status values shown in the read-only registers.
     """
 
     def __init__(self, *, inputs: int, hidden: int, rows: int, columns: int, scan: int,
                  act_bits: int, theta_x: int, theta_h: int):
-        for name, value, bits in (("inputs", inputs, 16), ("hidden", hidden, 16),
-                                  ("rows", rows, 16), ("columns", columns, 4), ("scan", scan, 8),
-                                  ("theta_x", theta_x, act_bits), ("theta_h", theta_h, act_bits)):
-            if not 0 <= value < 1 << bits:
-                raise ValueError(f"{name} = {value} does not fit its {bits}-bit register field")
-        self.sizes = SizesLayout.const({"inputs": inputs, "hidden": hidden}).as_value().value
-        self.shape = ShapeLayout.const({"rows": rows, "columns": columns,
-                                        "scan": scan}).as_value().value
+        try:
+            if act_bits < 1:
+                raise ValueError(f"act_bits must be ≥ 1, got {act_bits}")
+            for name, value in (("theta_x", theta_x), ("theta_h", theta_h)):
+                if not 0 <= value < 1 << act_bits:
+                    raise ValueError(f"{name} = {value} does not fit its {act_bits}-bit "
+                                     "register")
+            self.sizes = encode_word(SizesLayout, inputs=inputs, hidden=hidden)
+            self.shape = encode_word(ShapeLayout, rows=rows, columns=columns, scan=scan)
+        except ValueError:
+            self._MustUse__silence = True     # never elaborated: do not warn about it
+            raise
         self.act_bits = act_bits
         self.theta_init = (theta_x, theta_h)
         super().__init__({

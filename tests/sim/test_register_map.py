@@ -1,0 +1,98 @@
+"""The testbenches' register map (drnn_sim.bus) and the core's contract (drnn_hw.contract) are
+two statements of one documented map: each is pinned here to the literal numbers of the
+documentation (README, contract docstring), and to each other, so a swapped address, bit or
+field in either one fails."""
+
+import pytest
+
+from drnn_hw import contract
+from drnn_hw.contract import (CtrlLayout, Register, ShapeLayout, SizesLayout, StatusLayout,
+                              decode_word, encode_word)
+from drnn_sim import bus
+
+#: The documented map: word addresses.
+ADDRESSES = {"ID": 0, "SIZES": 1, "SHAPE": 2, "CTRL": 3, "STATUS": 4, "THETA_X": 5,
+             "THETA_H": 6, "CYCLES_LAST": 7, "NNZ_DX_LAST": 8, "NNZ_DH_LAST": 9, "STEPS": 10}
+ACCESS = {"ID": "R", "SIZES": "R", "SHAPE": "R", "CTRL": "W", "STATUS": "R", "THETA_X": "RW",
+          "THETA_H": "RW", "CYCLES_LAST": "R", "NNZ_DX_LAST": "R", "NNZ_DH_LAST": "R",
+          "STEPS": "R"}
+#: CTRL and STATUS: bit numbers.
+CTRL_BITS = {"RESET_STATE": 0, "CLEAR_STEPS": 1, "CLEAR_ERROR": 2}
+STATUS_BITS = {"BUSY": 0, "FRAME_ERROR": 1, "RESET_PENDING": 2}
+#: SIZES and SHAPE: (lowest bit, width) of each field.
+SIZES_FIELDS = {"inputs": (0, 16), "hidden": (16, 16)}
+SHAPE_FIELDS = {"rows": (0, 16), "columns": (16, 4), "scan": (24, 8)}
+ID = 0x44524E4E      # "DRNN"
+
+
+def test_id():
+    assert ID.to_bytes(4, "big") == b"DRNN"
+    assert bus.ID_VALUE == ID
+    assert contract.ID_VALUE == ID
+
+
+def test_addresses_of_the_testbenches():
+    assert {name: getattr(bus, name) for name in ADDRESSES} == ADDRESSES
+
+
+def test_addresses_and_access_of_the_contract():
+    assert {r.name: int(r) for r in Register} == ADDRESSES
+    assert contract.REGISTERS == {n: (a, ACCESS[n]) for n, a in ADDRESSES.items()}
+    assert contract.ADDR_BITS == 4
+    assert max(ADDRESSES.values()) < 1 << contract.ADDR_BITS
+
+
+@pytest.mark.parametrize("name", list(ADDRESSES))
+def test_each_address_agrees(name):
+    assert getattr(bus, name) == int(Register[name]) == ADDRESSES[name]
+
+
+@pytest.mark.parametrize("layout,prefix,bits", [(CtrlLayout, "CTRL", CTRL_BITS),
+                                                (StatusLayout, "STATUS", STATUS_BITS)])
+def test_ctrl_and_status_bits(layout, prefix, bits):
+    assert {name: (field.offset, field.width) for name, field in layout} == \
+        {name.lower(): (bit, 1) for name, bit in bits.items()}
+    for name, bit in bits.items():
+        assert getattr(bus, f"{prefix}_{name}") == 1 << bit, name
+        assert encode_word(layout, **{name.lower(): 1}) == 1 << bit, name
+        assert decode_word(layout, 1 << bit) == {n.lower(): int(n == name) for n in bits}
+
+
+@pytest.mark.parametrize("layout,prefix,fields", [(SizesLayout, "SIZES", SIZES_FIELDS),
+                                                  (ShapeLayout, "SHAPE", SHAPE_FIELDS)])
+def test_sizes_and_shape_fields(layout, prefix, fields):
+    named = {name: (f.offset, f.width) for name, f in layout if not name.startswith("_")}
+    assert named == fields
+    for name, place in fields.items():
+        assert getattr(bus, f"{prefix}_{name.upper()}") == place, name
+
+
+def test_words_agree():
+    """The same values give the same SIZES / SHAPE words on both sides, and decode back."""
+    assert bus.sizes_word(39, 256) == encode_word(SizesLayout, inputs=39, hidden=256) == \
+        39 | 256 << 16
+    assert bus.shape_word(128, 2, 32) == encode_word(ShapeLayout, rows=128, columns=2, scan=32) \
+        == 128 | 2 << 16 | 32 << 24
+    assert decode_word(ShapeLayout, 0x1F0F_FFFF) == {"rows": 0xFFFF, "columns": 0xF,
+                                                     "scan": 0x1F}   # reserved bits 23:20 dropped
+
+
+def test_encode_word_refuses_what_does_not_fit():
+    with pytest.raises(ValueError, match="columns = 16 does not fit its 4-bit field"):
+        encode_word(ShapeLayout, columns=16)
+    with pytest.raises(ValueError, match="'_reserved' is not a field"):
+        encode_word(ShapeLayout, _reserved=1)
+    with pytest.raises(ValueError, match="32 bits"):
+        decode_word(SizesLayout, 1 << 32)
+
+
+def test_beat_packing_agrees_with_the_frame_layout():
+    """bus.pack_beat and the contract's frame_layout put element e and ``last`` at the same
+    bits (element e at [A e + A - 1 : A e], last at A E)."""
+    A, E = 16, 3
+    layout = contract.frame_layout(A, E)
+    assert layout["last"].offset == A * E and layout["data"].offset == 0
+    word = layout.const({"data": [-1, 2, -32768], "last": 1}).as_bits()
+    assert word == bus.pack_beat([-1, 2, -32768], A, E, True) == \
+        0xFFFF | 2 << 16 | 0x8000 << 32 | 1 << 48
+    assert bus.unpack_beat(word, A, E) == ([-1, 2, -32768], 1)
