@@ -19,21 +19,39 @@ Checkpoint format (``torch.save`` of a dict, read with ``torch.load(weights_only
 Bias export: the bundle's ``bias`` rows are the initial delta memories
 ``[b_ir + b_hr, b_iz + b_hz, b_in, b_hn]`` in the accumulator format; b_hn stays separate
 because the reset gate multiplies it (n = tanh(W_in x + b_in + r ⊙ (W_hn h + b_hn))).
+
+Importing a PyTorch GRU (``drnn export --torch-gru``, :func:`bundle_from_torch_file`): the
+single-layer ``nn.GRU``/``nn.GRUCell`` is found by its key names anywhere in the file's nested
+dicts (:func:`load_torch_gru`), with the ``nn.Linear`` head beside it; its weight format is the
+one with the most fractional bits that saturates no weight (:func:`choose_weight_format`).
 """
 
 from __future__ import annotations
 
 import math
+import re
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from drnn_hw.bundle import ModelBundle
 from drnn_hw.errors import UserError
-from drnn_hw.numerics import Formats, quantize, quantize_count
+from drnn_hw.numerics import Fixed, Formats, quantize, quantize_count
 
-__all__ = ["CHECKPOINT_KIND", "bundle_from_gru_params", "bundle_from_checkpoint",
-           "load_checkpoint", "load_torch_gru_state", "threshold_code"]
+__all__ = [
+    "CHECKPOINT_KIND",
+    "TorchGRU",
+    "bundle_from_checkpoint",
+    "bundle_from_gru_params",
+    "bundle_from_torch_file",
+    "choose_weight_format",
+    "load_checkpoint",
+    "load_torch_gru",
+    "load_torch_gru_state",
+    "parse_vector",
+    "threshold_code",
+]
 
 CHECKPOINT_KIND = "drnn-train-checkpoint"
 
@@ -76,13 +94,27 @@ def bundle_from_gru_params(w_ih, w_hh, b_ih, b_hh, fmts: Formats, theta_x: float
 
 
 def _torch_load(p: Path, what: str, kind: str):
-    """``torch.load`` of tensors only (no pickled code); a one-line UserError otherwise."""
+    """``torch.load`` of tensors only (no pickled code); a one-line UserError otherwise.
+
+    ``weights_only=True`` stays: unpickling arbitrary objects runs code from the file. A file
+    refused for holding such objects (typically ``torch.save(model)``, a whole module) gets a
+    message saying to save ``model.state_dict()`` instead.
+    """
+    import pickle
+
     import torch
 
     if not p.is_file():
         raise UserError(f"{p}: {what} not found")
     try:
         return torch.load(p, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        if "weights only load failed" in str(e).lower():
+            raise UserError(f"{p}: holds pickled Python objects (e.g. a whole module saved with "
+                            "torch.save(model)), which are not loaded since unpickling runs code; "
+                            "save the weights instead: torch.save(model.state_dict(), PATH)"
+                            ) from None
+        raise UserError(f"{p}: not a readable torch {kind} ({type(e).__name__})") from None
     except Exception as e:
         raise UserError(f"{p}: not a readable torch {kind} ({type(e).__name__})") from None
 
@@ -105,7 +137,7 @@ def bundle_from_checkpoint(ckpt: dict, theta_x: float | None = None,
     """Checkpoint dict -> (bundle, saturated count). Thresholds default to the trained ones."""
     cfg, st = ckpt["config"], ckpt["state"]
     fmts = Formats.from_dict(ckpt["formats"])
-    np_ = lambda k: st[k].detach().cpu().double().numpy()  # noqa: E731
+    np_ = lambda k: st[k].detach().cpu().double().numpy()
     return bundle_from_gru_params(
         np_("rnn.w_ih"), np_("rnn.w_hh"), np_("rnn.b_ih"), np_("rnn.b_hh"), fmts,
         theta_x=cfg["theta_x"] if theta_x is None else theta_x,
@@ -118,53 +150,398 @@ def bundle_from_checkpoint(ckpt: dict, theta_x: float | None = None,
         source=f"drnn train: {cfg}", extra={"dataset": ckpt.get("dataset")})
 
 
-_GRU_KEYS = ("weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0")
+# -- importing a PyTorch GRU -------------------------------------------------------------------
+
+# nn.GRU parameter names (layer k, optionally the reverse direction) and nn.GRUCell's.
+_LAYER_RE = re.compile(r"^(weight|bias)_(ih|hh)_l(\d+)(_reverse)?$")
+_LAYER_KEYS = ("weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0")
+_CELL_KEYS = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
+_EXPECTED = ("expected nn.GRU keys weight_ih_l0, weight_hh_l0[, bias_ih_l0, bias_hh_l0] or "
+             "nn.GRUCell keys weight_ih, weight_hh[, bias_ih, bias_hh], under any prefix")
 
 
-def load_torch_gru_state(path) -> dict:
-    """A ``torch.save(nn.GRU(...).state_dict())`` file of a single-layer unidirectional GRU.
+@dataclass
+class TorchGRU:
+    """A single-layer GRU (and its linear head, if found) read from a torch file.
 
-    Returns {w_ih, w_hh, b_ih, b_hh} as float64 NumPy arrays (biases None when absent).
+    Arrays are float64 NumPy in ``nn.GRU`` layout (gate rows r, z, n): ``w_ih`` (3H, I),
+    ``w_hh`` (3H, H), ``b_ih``/``b_hh`` (3H,) or None (a GRU without biases); ``head_w`` (C, H)
+    and ``head_b`` (C,) or None (headless; a head without bias gets zeros). ``prefix`` and
+    ``head_prefix`` are where the keys were found, dotted through nested dicts ('' = top level,
+    else ending in '.'); ``cell`` says the keys were ``nn.GRUCell``'s.
+    """
+
+    w_ih: np.ndarray
+    w_hh: np.ndarray
+    b_ih: np.ndarray | None
+    b_hh: np.ndarray | None
+    prefix: str = ""
+    cell: bool = False
+    head_w: np.ndarray | None = None
+    head_b: np.ndarray | None = None
+    head_prefix: str | None = None
+
+    @property
+    def input_size(self) -> int:
+        return int(self.w_ih.shape[1])
+
+    @property
+    def hidden_size(self) -> int:
+        return int(self.w_hh.shape[1])
+
+
+def _flatten(obj, prefix: str = "", out: dict | None = None, depth: int = 0) -> dict:
+    """Every tensor in nested dicts, by dotted path; other entries (epoch, lists...) skipped."""
+    import torch
+
+    out = {} if out is None else out
+    if depth > 16:          # deeper than any checkpoint; guards against self-referencing dicts
+        return out
+    for k, v in obj.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, torch.Tensor):
+            out[key] = v
+        elif isinstance(v, dict):
+            _flatten(v, key + ".", out, depth + 1)
+    return out
+
+
+def _split(key: str) -> tuple[str, str]:
+    """'a.b.weight' -> ('a.b.', 'weight')."""
+    head, _, leaf = key.rpartition(".")
+    return (head + "." if head else ""), leaf
+
+
+def _show(prefix: str) -> str:
+    """A prefix as the user passes it to --prefix / --head-prefix."""
+    return prefix[:-1] if prefix else "''"
+
+
+def _match(prefixes, wanted: str) -> list[str]:
+    """Prefixes equal to ``wanted`` or ending with it at a dot ('rnn' finds 'model.rnn.')."""
+    w = wanted.strip()
+    if w and not w.endswith("."):
+        w += "."
+    exact = [c for c in prefixes if c == w]
+    return exact or [c for c in prefixes if w and c.endswith("." + w)]
+
+
+def _keys_under(flat: dict, prefix: str) -> dict:
+    """Tensors directly under ``prefix`` (one more name, no further dot), by that name."""
+    return {k[len(prefix):]: v for k, v in flat.items()
+            if k.startswith(prefix) and "." not in k[len(prefix):]}
+
+
+def _is_gru_shaped(names: dict, cell: bool) -> bool:
+    w = names.get("weight_hh" if cell else "weight_hh_l0")
+    return w is not None and w.ndim == 2 and w.shape[1] >= 1 and w.shape[0] == 3 * w.shape[1]
+
+
+def _gru_arrays(p: Path, flat: dict, prefix: str, cell: bool) -> dict:
+    """Validated float64 arrays of the GRU under ``prefix``; a one-line UserError otherwise."""
+    names = _keys_under(flat, prefix)
+    if not cell:
+        # weight_ih first: the key a user recognises as "the layer" in the message.
+        layered = sorted((n for n in names if _LAYER_RE.match(n)),
+                         key=lambda n: (not n.startswith("weight_ih"), n))
+        rev = [n for n in layered if n.endswith("_reverse")]
+        if rev:
+            raise UserError(f"{p}: bidirectional GRU found ({prefix}{rev[0]}); only "
+                            "unidirectional single-layer GRUs are supported")
+        layers = 1 + max(int(_LAYER_RE.match(n).group(3)) for n in layered) if layered else 1
+        if layers > 1:
+            deeper = [n for n in layered if not n.endswith("_l0")]
+            raise UserError(f"{p}: num_layers={layers} found ({prefix}{deeper[0]}); only "
+                            f"single-layer GRUs are supported (not multi-layer, {layers} layers)")
+    kw_ih, kw_hh, kb_ih, kb_hh = _CELL_KEYS if cell else _LAYER_KEYS
+    for k in (kw_ih, kw_hh):
+        if k not in names:
+            raise UserError(f"{p}: {prefix}{k}: missing ({_EXPECTED})")
+    has_b = sorted({kb_ih, kb_hh} & set(names))
+    if len(has_b) == 1:
+        raise UserError(f"{p}: expected both {prefix}{kb_ih} and {prefix}{kb_hh} or neither, "
+                        f"got only {prefix}{has_b[0]}")
+    w_hh = names[kw_hh]
+    if w_hh.ndim != 2 or w_hh.shape[1] < 1 or w_hh.shape[0] != 3 * w_hh.shape[1]:
+        raise UserError(f"{p}: {prefix}{kw_hh}: expected shape (3H, H), got {tuple(w_hh.shape)} "
+                        "(an LSTM has 4H rows, an RNN H rows)")
+    H = w_hh.shape[1]
+    w_ih = names[kw_ih]
+    if w_ih.ndim != 2 or w_ih.shape[0] != 3 * H or w_ih.shape[1] < 1:
+        raise UserError(f"{p}: {prefix}{kw_ih}: expected shape ({3 * H}, I), "
+                        f"got {tuple(w_ih.shape)}")
+    for k in has_b:
+        if tuple(names[k].shape) != (3 * H,):
+            raise UserError(f"{p}: {prefix}{k}: expected shape ({3 * H},), "
+                            f"got {tuple(names[k].shape)}")
+    out = {}
+    for field_, k in zip(("w_ih", "w_hh", "b_ih", "b_hh"), (kw_ih, kw_hh, kb_ih, kb_hh)):
+        v = names.get(k)
+        if v is not None:
+            v = v.detach().double().numpy()
+            if not np.all(np.isfinite(v)):
+                raise UserError(f"{p}: {prefix}{k}: contains NaN or infinity")
+        out[field_] = v
+    return out
+
+
+def _linear(flat: dict, prefix: str, H: int) -> tuple | None:
+    """(weight, bias|None) of an nn.Linear(H, C) at ``prefix``, or None if it is not one."""
+    w, b = flat.get(prefix + "weight"), flat.get(prefix + "bias")
+    if w is None or w.ndim != 2 or w.shape[1] != H or w.shape[0] < 1:
+        return None
+    if b is not None and tuple(b.shape) != (w.shape[0],):
+        return None
+    return w, b
+
+
+def _find_head(p: Path, flat: dict, gru_prefix: str, H: int, head_prefix: str | None):
+    """(prefix, weight (C, H), bias (C,)) of the GRU's linear head, or None (headless)."""
+    linears = sorted({k[:-len("weight")] for k in flat if k.endswith(".weight")})
+    if head_prefix is not None:
+        found = _match(linears, head_prefix)
+        if not found:
+            raise UserError(f"{p}: --head-prefix {head_prefix}: no {head_prefix}.weight in the "
+                            f"file (linear layers: {', '.join(map(_show, linears)) or 'none'})")
+        if len(found) > 1:
+            raise UserError(f"{p}: --head-prefix {head_prefix} matches "
+                            f"{', '.join(map(_show, found))}; give the whole prefix")
+        hp = found[0]
+        w, b = flat[hp + "weight"], flat.get(hp + "bias")
+        if w.ndim != 2 or w.shape[1] != H or w.shape[0] < 1:
+            raise UserError(f"{p}: {hp}weight: expected shape (C, {H}) for a linear head on the "
+                            f"GRU's {H} hidden units, got {tuple(w.shape)}")
+        if b is not None and tuple(b.shape) != (w.shape[0],):
+            raise UserError(f"{p}: {hp}bias: expected shape ({w.shape[0]},), "
+                            f"got {tuple(b.shape)}")
+        return hp, w, b
+    # Automatic: a Linear(H, C) beside the GRU, i.e. directly under its parent prefix; if
+    # there is none there, under the grandparent, and so on ('encoder.gru.' -> 'encoder.' -> '').
+    parent = gru_prefix
+    while parent:
+        parent = _split(parent[:-1])[0]
+        here = [q for q in linears if q.startswith(parent) and "." not in q[len(parent):-1]
+                and q != gru_prefix and _linear(flat, q, H) is not None]
+        if len(here) > 1:
+            raise UserError(f"{p}: several linear layers on the GRU's {H} hidden units: "
+                            f"{', '.join(map(_show, here))}; pass --head-prefix to pick the head")
+        if here:
+            hp = here[0]
+            w, b = _linear(flat, hp, H)
+            # A Linear whose output another sibling Linear consumes is the first layer of a
+            # deeper head (fc1 -> fc2); taking it as the classifier would be silently wrong.
+            C = w.shape[0]
+            nxt = [q for q in linears if q.startswith(parent) and "." not in q[len(parent):-1]
+                   and q != hp and flat[q + "weight"].ndim == 2
+                   and flat[q + "weight"].shape[1] == C]
+            if nxt:
+                raise UserError(f"{p}: {hp}weight ({C}, {H}) feeds {nxt[0]}weight: only a single "
+                                "nn.Linear head on the GRU is supported (pass --head-prefix to "
+                                "force one)")
+            return hp, w, b
+    return None
+
+
+def load_torch_gru(path, prefix: str | None = None, head_prefix: str | None = None) -> TorchGRU:
+    """Find the single-layer GRU (and its linear head) in a ``torch.save`` file.
+
+    The file is read with ``torch.load(weights_only=True)`` and may be a state dict of an
+    ``nn.GRU`` or ``nn.GRUCell``, of a model holding one (keys under a prefix such as ``rnn.``,
+    ``module.`` or ``encoder.gru.``), or a checkpoint dict holding such a state dict beside
+    non-tensor entries (``{"epoch": 3, "model_state_dict": {...}, "optimizer": {...}}``): nested
+    dicts are searched. ``prefix`` picks one GRU when the file holds several (matched against
+    the dotted prefix, whole or as its tail). The head is ``head_prefix``'s ``weight`` (C, H)
+    and ``bias`` (C,) or, when not given, the one ``nn.Linear(H, C)`` beside the GRU (see
+    :func:`_find_head`); none: headless.
+
+    Raises a one-line :class:`UserError` naming the file and key for: an unreadable file or a
+    pickled module, no GRU, several GRUs without ``prefix``, ``num_layers > 1``, a bidirectional
+    GRU, wrong shapes, one bias of two, NaN/inf.
     """
     import torch
 
     p = Path(path)
-    sd = _torch_load(p, "GRU state dict", "file")
-    if not isinstance(sd, dict) or not all(isinstance(v, torch.Tensor) for v in sd.values()):
+    obj = _torch_load(p, "GRU state dict", "file")
+    if isinstance(obj, torch.Tensor) or not isinstance(obj, dict):
         raise UserError(f"{p}: expected a state dict of tensors (torch.save(gru.state_dict())), "
-                        f"got {type(sd).__name__}")
-    keys = set(sd)
-    if any(k.endswith("_reverse") for k in keys):
-        raise UserError(f"{p}: bidirectional GRU not supported (found "
-                        f"{sorted(k for k in keys if k.endswith('_reverse'))[0]})")
-    deeper = sorted(k for k in keys if not k.endswith("_l0") and "_l" in k)
-    if deeper:
-        tails = [k.rsplit("_l", 1)[1] for k in deeper]
-        layers = 1 + max((int(t) for t in tails if t.isdigit()), default=1)
-        raise UserError(f"{p}: multi-layer GRU not supported ({layers} layers, found key "
-                        f"{deeper[0]}); export a single-layer nn.GRU")
-    unknown = sorted(keys - set(_GRU_KEYS))
-    if unknown or not {"weight_ih_l0", "weight_hh_l0"} <= keys:
-        raise UserError(f"{p}: expected nn.GRU keys weight_ih_l0, weight_hh_l0 "
-                        f"[, bias_ih_l0, bias_hh_l0], got {sorted(keys)}")
-    has_b = {"bias_ih_l0", "bias_hh_l0"} & keys
-    if has_b and len(has_b) != 2:
-        raise UserError(f"{p}: expected both bias_ih_l0 and bias_hh_l0 or neither, "
-                        f"got only {sorted(has_b)[0]}")
-    w_hh = sd["weight_hh_l0"]
-    if w_hh.ndim != 2 or w_hh.shape[0] != 3 * w_hh.shape[1] or w_hh.shape[1] < 1:
-        raise UserError(f"{p}: weight_hh_l0: expected shape (3H, H), got {tuple(w_hh.shape)} "
-                        "(an LSTM has 4H rows, an RNN H rows)")
-    H = w_hh.shape[1]
-    w_ih = sd["weight_ih_l0"]
-    if w_ih.ndim != 2 or w_ih.shape[0] != 3 * H or w_ih.shape[1] < 1:
-        raise UserError(f"{p}: weight_ih_l0: expected shape ({3 * H}, I), got {tuple(w_ih.shape)}")
-    for k in has_b:
-        if tuple(sd[k].shape) != (3 * H,):
-            raise UserError(f"{p}: {k}: expected shape ({3 * H},), got {tuple(sd[k].shape)}")
-    out = {k: sd[key].detach().double().numpy() if key in sd else None
-           for k, key in zip(("w_ih", "w_hh", "b_ih", "b_hh"), _GRU_KEYS)}
-    for k, v in out.items():
-        if v is not None and not np.all(np.isfinite(v)):
-            raise UserError(f"{p}: {k}: contains NaN or infinity")
-    return out
+                        f"got {type(obj).__name__}")
+    flat = _flatten(obj)
+    found = {}                                     # prefix -> cell?
+    for k in flat:
+        pre, leaf = _split(k)
+        if leaf in ("weight_ih_l0", "weight_hh_l0"):
+            found[pre] = False
+        elif leaf in ("weight_ih", "weight_hh"):
+            found.setdefault(pre, True)
+    if prefix is not None:
+        chosen = _match(found, prefix)
+        if not chosen:
+            raise UserError(f"{p}: --prefix {prefix}: no GRU keys under it (GRUs found at: "
+                            f"{', '.join(map(_show, sorted(found))) or 'none'})")
+    else:
+        grus = [c for c in sorted(found) if _is_gru_shaped(_keys_under(flat, c), found[c])]
+        chosen = grus or sorted(found)[:1]
+        if not chosen:
+            names = sorted(flat)
+            shown = ", ".join(names[:8]) + (f", ... ({len(names)} tensors)" if len(names) > 8
+                                            else "")
+            raise UserError(f"{p}: no GRU found: {_EXPECTED}; got {shown or 'no tensors'}")
+    if len(chosen) > 1:
+        raise UserError(f"{p}: {len(chosen)} GRUs found, at {', '.join(map(_show, chosen))}; "
+                        "pass --prefix to pick one")
+    pre = chosen[0]
+    arrays = _gru_arrays(p, flat, pre, found[pre])
+    gru = TorchGRU(**arrays, prefix=pre, cell=found[pre])
+    head = _find_head(p, flat, pre, gru.hidden_size, head_prefix)
+    if head is not None:
+        hp, w, b = head
+        gru.head_prefix = hp
+        gru.head_w = w.detach().double().numpy()
+        gru.head_b = (np.zeros(w.shape[0]) if b is None else b.detach().double().numpy())
+        for k, v in (("weight", gru.head_w), ("bias", gru.head_b)):
+            if not np.all(np.isfinite(v)):
+                raise UserError(f"{p}: {hp}{k}: contains NaN or infinity")
+    return gru
+
+
+def load_torch_gru_state(path) -> dict:
+    """{w_ih, w_hh, b_ih, b_hh} (float64, biases None when absent) of :func:`load_torch_gru`."""
+    g = load_torch_gru(path)
+    return {"w_ih": g.w_ih, "w_hh": g.w_hh, "b_ih": g.b_ih, "b_hh": g.b_hh}
+
+
+# -- number formats and input normalisation for an imported GRU --------------------------------
+
+def _formats_or_none(w_bits: int, w_frac: int) -> Formats | None:
+    try:
+        return Formats(w_bits=w_bits, w_frac=w_frac)
+    except ValueError:
+        return None
+
+
+def choose_weight_format(weights, biases, w_bits: int | None = None,
+                         w_frac: int | None = None, where: str = "export"):
+    """The weight format for float weights: (Formats, note or None).
+
+    ``weights``: arrays quantised to the weight format; ``biases``: arrays quantised to the
+    accumulator format (``act_frac + w_frac`` fractional bits). Width ``w_bits`` (default 8).
+    With ``w_frac`` given: exactly that format. Otherwise the largest ``w_frac`` (fewest integer
+    bits) at which no weight or bias saturates, clamped to the largest ``w_frac`` that
+    :class:`~drnn_hw.numerics.Formats` accepts at this width (the note then says what the
+    weights wanted); if even ``w_frac = 0`` saturates, 0 (the caller warns about saturation).
+    Raises UserError naming --weight-bits/--weight-frac for a format Formats refuses.
+    """
+    bits = 8 if w_bits is None else int(w_bits)
+    if w_frac is not None:
+        try:
+            return Formats(w_bits=bits, w_frac=int(w_frac)), None
+        except ValueError as e:
+            raise UserError(f"{where}: --weight-bits/--weight-frac: {e}") from None
+    try:
+        Formats(w_bits=bits, w_frac=0)
+    except ValueError as e:
+        raise UserError(f"{where}: --weight-bits: {e}") from None
+    # Probe what Formats accepts rather than restate its rule here.
+    supported = [f for f in range(64) if _formats_or_none(bits, f) is not None]
+    top = max(supported)
+    w_abs = max((float(np.max(np.abs(w))) for w in weights if np.size(w)), default=0.0)
+
+    def fits(f):
+        fm = Fixed(bits, f)
+        return all(quantize_count(w, fm) == 0 for w in weights)
+
+    wanted = max((f for f in range(64) if fits(f)), default=None)
+    for f in sorted(supported, reverse=True):
+        if f > (wanted if wanted is not None else -1):
+            continue
+        fmts = Formats(w_bits=bits, w_frac=f)
+        if all(quantize_count(b, fmts.acc) == 0 for b in biases):
+            break
+    else:
+        fmts = Formats(w_bits=bits, w_frac=min(supported))
+    note = None
+    if wanted is not None and wanted > top:
+        note = (f"note: weights within ±{w_abs:.3g} would take w_frac={wanted} at {bits} bits; "
+                f"the weight format allows at most w_frac={top} at {bits} bits, so weights use "
+                f"{fmts.weight} (--weight-bits B allows w_frac up to B-1)")
+    return fmts, note
+
+
+def parse_vector(text, n: int, flag: str, where: str, nonzero: bool = False) -> np.ndarray:
+    """'1.5' or '0.1,0.2,...' (n values) -> (n,) float64; one value applies to every feature."""
+    try:
+        vals = [float(t) for t in str(text).split(",")]
+    except ValueError:
+        raise UserError(f"{where}: {flag}: expected {n} comma-separated numbers (or one), "
+                        f"got {text!r}") from None
+    if len(vals) not in (1, n):
+        raise UserError(f"{where}: {flag}: expected {n} comma-separated numbers (or one), "
+                        f"got {len(vals)}")
+    a = np.array(vals * n if len(vals) == 1 else vals, dtype=np.float64)
+    if not np.all(np.isfinite(a)):
+        raise UserError(f"{where}: {flag}: expected finite numbers, got {text!r}")
+    if nonzero and np.any(a == 0):
+        raise UserError(f"{where}: {flag}: expected non-zero scales, got {text!r}")
+    return a
+
+
+def bundle_from_torch_file(path, *, prefix: str | None = None, head_prefix: str | None = None,
+                           weight_bits: int | None = None, weight_frac: int | None = None,
+                           input_mean: str | None = None, input_scale: str | None = None,
+                           dataset: str | None = None, theta_x: float = 0.0,
+                           theta_h: float = 0.0, name: str | None = None):
+    """A torch GRU file -> (bundle, saturated count, notes) for ``drnn export --torch-gru``.
+
+    The GRU and head come from :func:`load_torch_gru`; the weight format from
+    :func:`choose_weight_format`. Input normalisation (x − mean) / scale: ``dataset`` (a name or
+    .npz path) gives the training split's per-feature mean and standard deviation, as
+    ``drnn train`` computes them (:func:`drnn_train.datasets.input_statistics`), and is recorded
+    in ``extra["dataset"]`` (the name, or the absolute path); ``input_mean``/``input_scale``
+    (strings for :func:`parse_vector`) override it; default mean 0, scale 1. Classes: the data
+    set's labels when given (its class count must equal the head's C), else "0".."C-1".
+    Every error is a one-line UserError naming the file and the key or flag.
+    """
+    from .datasets import DATASETS, input_statistics, load_dataset
+
+    p = Path(path)
+    gru = load_torch_gru(p, prefix, head_prefix)
+    I, H = gru.input_size, gru.hidden_size
+    weights = [gru.w_ih, gru.w_hh]
+    zeros = np.zeros(3 * H)
+    b_ih = zeros if gru.b_ih is None else gru.b_ih
+    b_hh = zeros if gru.b_hh is None else gru.b_hh
+    biases = [b_ih[:2 * H] + b_hh[:2 * H], b_ih[2 * H:], b_hh[2 * H:]]
+    fmts, note = choose_weight_format(weights, biases, weight_bits, weight_frac, str(p))
+    for n, v in (("theta_x", theta_x), ("theta_h", theta_h)):
+        try:
+            threshold_code(v, fmts, n)
+        except UserError as e:
+            raise UserError(f"{p}: {e}") from None
+    mean, scale, ref, classes = np.zeros(I), np.ones(I), None, None
+    C = None if gru.head_w is None else gru.head_w.shape[0]
+    if dataset is not None:
+        ds = load_dataset(dataset)
+        if ds.input_size != I:
+            raise UserError(f"{p}: --dataset {dataset}: {ds.input_size} input features, the "
+                            f"GRU's {gru.prefix}weight_ih has {I}")
+        if C is not None and ds.num_classes != C:
+            raise UserError(f"{p}: --dataset {dataset}: {ds.num_classes} classes, the head "
+                            f"{gru.head_prefix}weight has {C} rows")
+        mean, scale = input_statistics(ds.x_train, ds.len_train)
+        ref = dataset if dataset in DATASETS else str(Path(dataset).resolve())
+        classes = list(ds.classes) if C is not None else None
+    if input_mean is not None:
+        mean = parse_vector(input_mean, I, "--input-mean", str(p))
+    if input_scale is not None:
+        scale = parse_vector(input_scale, I, "--input-scale", str(p), nonzero=True)
+    if C is not None and classes is None:
+        classes = [str(c) for c in range(C)]
+    what = "nn.GRUCell" if gru.cell else "nn.GRU"
+    source = f"torch {what} {p}" + (f" at {_show(gru.prefix)}" if gru.prefix else "")
+    if gru.head_prefix is not None:
+        source += f", head {_show(gru.head_prefix)}"
+    bundle, saturated = bundle_from_gru_params(
+        gru.w_ih, gru.w_hh, gru.b_ih, gru.b_hh, fmts, theta_x, theta_h,
+        input_mean=mean, input_scale=scale, head_w=gru.head_w, head_b=gru.head_b,
+        classes=classes, name=name or p.stem, source=source, extra={"dataset": ref})
+    return bundle, saturated, [note] if note else []

@@ -124,11 +124,19 @@ def test_torch_gru_import_with_thresholds_and_saturation_warning(tmp_path, capsy
     sd["weight_hh_l0"][0, 0] = 5.0            # beyond Q2.6's ±2
     sd["weight_ih_l0"][1, 1] = -7.0
     torch.save(sd, tmp_path / "g.pt")
+    # An explicit Q2.6 saturates them, with a warning.
     code, out, err = drnn(["export", "--torch-gru", tmp_path / "g.pt", "--out", tmp_path / "b",
-                           "--theta-x", "0.25", "--theta-h", "0.125"], capsys)
+                           "--theta-x", "0.25", "--theta-h", "0.125", "--weight-frac", "6"],
+                          capsys)
     assert code == 0
     assert err.strip().splitlines() == ["warning: 2 weights/biases saturated on export "
                                         "(weights Q2.6, biases Q18.14)"]
     b = ModelBundle.load(tmp_path / "b")
     assert (b.theta_x, b.theta_h) == (64, 32)
     assert b.w_h[0, 0, 0] == 127 and b.w_x[0, 1, 1] == -128    # row 1 of (3H, I) = gate r, unit 1
+    # The automatic format makes room for them: Q4.4 (−7·2^4 = −112 fits 8 bits, −7·2^5 not).
+    code, out, err = drnn(["export", "--torch-gru", tmp_path / "g.pt", "--out", tmp_path / "a"],
+                          capsys)
+    assert code == 0 and err == "" and "weights Q4.4" in out
+    a = ModelBundle.load(tmp_path / "a")
+    assert a.w_h[0, 0, 0] == 5 * 16 and a.w_x[0, 1, 1] == -7 * 16

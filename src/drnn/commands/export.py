@@ -11,12 +11,44 @@ import click
 
 from drnn_hw.errors import UserError
 
+# Options that only make sense for --torch-gru: a drnn train checkpoint carries its trained
+# weight format (QAT trained for it), normalisation, classes and data set.
+_TORCH_ONLY = ("prefix", "head_prefix", "weight_bits", "weight_frac", "input_mean",
+               "input_scale", "dataset")
+
 
 @click.command()
 @click.argument("checkpoint", required=False, type=click.Path(path_type=Path))
 @click.option("--torch-gru", "torch_gru", type=click.Path(path_type=Path), default=None,
-              help="Import a plain single-layer torch.nn.GRU state dict instead "
-                   "(torch.save(gru.state_dict())); the bundle has no head.")
+              metavar="FILE.pt",
+              help="Import a single-layer PyTorch GRU instead: a torch.save() of an nn.GRU or "
+                   "nn.GRUCell state dict, of a model's state dict holding one (keys under a "
+                   "prefix such as rnn., module., encoder.gru.), or of a checkpoint dict holding "
+                   "such a state dict. A whole pickled module (torch.save(model)) is refused: "
+                   "save model.state_dict().")
+@click.option("--prefix", default=None, metavar="P",
+              help="With --torch-gru: the GRU's key prefix, when the file holds several GRUs "
+                   "(e.g. encoder.gru).")
+@click.option("--head-prefix", "head_prefix", default=None, metavar="P",
+              help="With --torch-gru: the nn.Linear classification head's key prefix (P.weight "
+                   "(C, H), P.bias). Default: the one Linear(H, C) beside the GRU (fc, head, "
+                   "classifier, ...); none found: no head.")
+@click.option("--weight-bits", "weight_bits", type=int, default=None, metavar="B",
+              help="With --torch-gru: weight width [default: 8].")
+@click.option("--weight-frac", "weight_frac", type=int, default=None, metavar="F",
+              help="With --torch-gru: weight fractional bits [default: the most that saturate "
+                   "no weight at the width, up to B-1].")
+@click.option("--input-mean", "input_mean", default=None, metavar="M[,M...]",
+              help="With --torch-gru: the inputs' normalisation (x - mean) / scale the GRU was "
+                   "trained with: I comma-separated numbers, or one for every feature "
+                   "[default: 0, or --dataset's].")
+@click.option("--input-scale", "input_scale", default=None, metavar="S[,S...]",
+              help="With --torch-gru: as --input-mean [default: 1, or --dataset's].")
+@click.option("--dataset", default=None, metavar="NAME|PATH.npz",
+              help="With --torch-gru: the data set the GRU was trained on: the normalisation is "
+                   "its training split's mean and standard deviation (as drnn train computes "
+                   "them), its class labels name the head's outputs, and the bundle records it "
+                   "for drnn evaluate / bench.")
 @click.option("--out", "out", required=True, type=click.Path(path_type=Path),
               help="Bundle directory to write.")
 @click.option("--theta-x", type=float, default=None,
@@ -24,16 +56,31 @@ from drnn_hw.errors import UserError
 @click.option("--theta-h", type=float, default=None,
               help="Θh for the bundle (default: the trained one; 0 for --torch-gru).")
 @click.option("--name", default=None, help="Bundle name.")
-def export(checkpoint, torch_gru, out, theta_x, theta_h, name):
-    """Write the model bundle (integer weights, LUTs, head) of CHECKPOINT or a torch GRU."""
-    from drnn_hw.numerics import Formats
+def export(checkpoint, torch_gru, out, theta_x, theta_h, name, **torch_opts):
+    """Write the model bundle (integer weights, LUTs, head) of CHECKPOINT or a torch GRU.
 
-    from drnn_train.export import (bundle_from_checkpoint, bundle_from_gru_params, load_checkpoint,
-                         load_torch_gru_state, threshold_code)
+    CHECKPOINT is a `drnn train` checkpoint: its weight format, normalisation, classes and data
+    set are the trained ones. With --torch-gru the GRU's weights get the weight format with the
+    most fractional bits that saturates none of them (unless --weight-frac), and its nn.Linear
+    head, when found, makes the bundle usable by `drnn evaluate` and `drnn bench`.
+    """
+    from drnn_hw.numerics import Formats
+    from drnn_train.export import (
+        bundle_from_checkpoint,
+        bundle_from_torch_file,
+        load_checkpoint,
+        threshold_code,
+    )
 
     if (checkpoint is None) == (torch_gru is None):
         raise UserError("export: give either CHECKPOINT or --torch-gru STATE.pt (exactly one)")
+    notes = []
     if checkpoint is not None:
+        given = [k for k in _TORCH_ONLY if torch_opts[k] is not None]
+        if given:
+            flag = "--" + given[0].replace("_", "-")
+            raise UserError(f"{checkpoint}: {flag}: only with --torch-gru (a drnn train "
+                            "checkpoint keeps its trained format, normalisation and data set)")
         ckpt = load_checkpoint(checkpoint)
         fmts = Formats.from_dict(ckpt["formats"])
         for n, v in (("theta_x", theta_x), ("theta_h", theta_h)):
@@ -42,21 +89,19 @@ def export(checkpoint, torch_gru, out, theta_x, theta_h, name):
         bundle, saturated = bundle_from_checkpoint(ckpt, theta_x, theta_h, name)
         source = str(checkpoint)
     else:
-        fmts = Formats()
-        tx = 0.0 if theta_x is None else theta_x
-        th = 0.0 if theta_h is None else theta_h
-        threshold_code(tx, fmts, "theta_x")
-        threshold_code(th, fmts, "theta_h")
-        p = load_torch_gru_state(torch_gru)
-        bundle, saturated = bundle_from_gru_params(
-            p["w_ih"], p["w_hh"], p["b_ih"], p["b_hh"], fmts, tx, th,
-            name=name or Path(torch_gru).stem, source=f"torch.nn.GRU state dict {torch_gru}",
-            extra={"dataset": None})
+        bundle, saturated, notes = bundle_from_torch_file(
+            torch_gru, theta_x=0.0 if theta_x is None else theta_x,
+            theta_h=0.0 if theta_h is None else theta_h, name=name, **torch_opts)
+        fmts = bundle.formats
         source = str(torch_gru)
     bundle.save(out)
+    for note in notes:
+        click.echo(note, err=True)
     if saturated:
         click.echo(f"warning: {saturated} weights/biases saturated on export "
                    f"(weights {fmts.weight}, biases {fmts.acc})", err=True)
+    head = (f"yes ({bundle.head_w.shape[0]} classes)" if bundle.has_head else "no")
     click.echo(f"{source} -> {out}: I={bundle.input_size} H={bundle.hidden_size} "
+               f"weights {fmts.weight} "
                f"Θx={bundle.theta_x * fmts.act.lsb:g} Θh={bundle.theta_h * fmts.act.lsb:g} "
-               f"head={'yes' if bundle.has_head else 'no'}")
+               f"head={head}")
