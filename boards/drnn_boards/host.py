@@ -14,23 +14,29 @@ from __future__ import annotations
 
 import numpy as np
 
+from drnn_hw.contract import (ID_VALUE, CtrlLayout, Register, ShapeLayout, SizesLayout,
+                              StatusLayout, decode_word, encode_word)
+
 from . import protocol as P
+from .protocol import Command, ErrorCode
 
-__all__ = ["DeltaRNNLink", "BoardError", "LinkTimeout", "SerialTransport", "REG"]
-
-#: Register word addresses (core interface contract).
-REG = dict(ID=0, SIZES=1, SHAPE=2, CTRL=3, STATUS=4, THETA_X=5, THETA_H=6, CYCLES_LAST=7,
-           NNZ_DX_LAST=8, NNZ_DH_LAST=9, STEPS=10)
-CORE_ID = 0x44524E4E
-CTRL_RESET_STATE, CTRL_CLEAR_STEPS, CTRL_CLEAR_ERROR = 1, 2, 4
+__all__ = ["DeltaRNNLink", "BoardError", "LinkTimeout", "SerialTransport"]
 
 
 class BoardError(Exception):
-    """The board answered with an ERROR frame; ``code`` is the protocol error code."""
+    """The board answered with an ERROR frame.
+
+    ``code`` is the :class:`~drnn_boards.protocol.ErrorCode` (a plain int if the board sent a
+    code this host does not know), ``cmd`` the command byte the board received.
+    """
 
     def __init__(self, code: int, cmd: int):
-        self.code, self.cmd = code, cmd
-        name = P.ERROR_NAMES.get(code, f"error code {code}")
+        try:
+            self.code = ErrorCode(code)
+        except ValueError:
+            self.code = code
+        self.cmd = cmd
+        name = P.ERROR_NAMES.get(self.code, f"error code {code}")
         super().__init__(f"board reported {name} (command byte 0x{cmd:02X})")
 
 
@@ -61,9 +67,27 @@ class SerialTransport:
 
 
 class DeltaRNNLink:
-    """The board as seen from Python: registers, timesteps, whole sequences."""
+    """The board as seen from Python: registers, timesteps, whole sequences.
+
+    Parameters
+    ----------
+    transport
+        Byte transport: ``write(bytes)``, ``read(n) -> bytes`` (empty on timeout).
+    act_bits : int
+        Width of the core's activation codes (≥ 2); elements travel in
+        ``ceil(act_bits / 8)`` bytes.
+
+    Raises
+    ------
+    ValueError
+        ``act_bits`` < 2. The methods raise :class:`BoardError` (an ERROR frame),
+        :class:`LinkTimeout` (no complete response) and
+        :class:`~drnn_boards.protocol.ProtocolError` (a malformed response).
+    """
 
     def __init__(self, transport, *, act_bits: int = 16):
+        if act_bits < 2:
+            raise ValueError(f"act_bits must be ≥ 2, got {act_bits}")
         self.transport = transport
         self.act_bits = act_bits
         self.element_bytes = P.element_bytes(act_bits)
@@ -84,46 +108,56 @@ class DeltaRNNLink:
                 if len(frames) > 1:
                     raise P.ProtocolError("more than one response frame to one request")
                 f = frames[0]
-                if f.cmd == P.CMD_ERROR:
+                if f.cmd == Command.ERROR:
                     if len(f.payload) != 2:
                         raise P.ProtocolError("ERROR frame with a payload other than 2 bytes")
                     raise BoardError(f.payload[0], f.payload[1])
                 return f
 
-    def request(self, cmd: int, payload: bytes = b"") -> bytes:
+    def request(self, cmd: Command, payload: bytes = b"") -> bytes:
+        """Send one request, return its response's payload."""
         self.transport.write(P.encode_frame(cmd, payload))
         f = self.read_response()
-        if f.cmd != cmd | P.RESPONSE_BIT:
-            raise P.ProtocolError(f"expected response 0x{cmd | P.RESPONSE_BIT:02X}, "
+        if f.cmd != cmd.response:
+            raise P.ProtocolError(f"expected response 0x{cmd.response:02X}, "
                                   f"got 0x{f.cmd:02X}")
         return f.payload
 
     # -- registers -----------------------------------------------------------------------------
 
     def write_reg(self, addr: int, value: int):
-        payload = self.request(P.CMD_WRITE_REG, bytes([addr]) + int(value).to_bytes(4, "little"))
+        """Write the 32-bit ``value`` to register word ``addr`` (a :class:`Register`)."""
+        payload = self.request(Command.WRITE_REG,
+                               bytes([addr]) + int(value).to_bytes(4, "little"))
         if payload:
             raise P.ProtocolError("WRITE_REG acknowledge with a payload")
 
     def read_reg(self, addr: int) -> int:
-        payload = self.request(P.CMD_READ_REG, bytes([addr]))
+        """The 32-bit word of register ``addr`` (a :class:`Register`)."""
+        payload = self.request(Command.READ_REG, bytes([addr]))
         if len(payload) != 4:
             raise P.ProtocolError(f"READ_REG response of {len(payload)} bytes, expected 4")
         return int.from_bytes(payload, "little")
 
     def identify(self) -> dict:
-        ident = self.read_reg(REG["ID"])
-        sizes = self.read_reg(REG["SIZES"])
-        shape = self.read_reg(REG["SHAPE"])
-        return {"id": ident, "input_size": sizes & 0xFFFF, "hidden_size": sizes >> 16,
-                "rows": shape & 0xFFFF, "columns": (shape >> 16) & 0xF, "scan": shape >> 24}
+        """ID, the core's sizes (SIZES) and shape (SHAPE): ``id``, ``input_size``,
+        ``hidden_size``, ``rows``, ``columns``, ``scan``."""
+        ident = self.read_reg(Register.ID)
+        sizes = decode_word(SizesLayout, self.read_reg(Register.SIZES))
+        shape = decode_word(ShapeLayout, self.read_reg(Register.SHAPE))
+        return {"id": ident, "input_size": sizes["inputs"], "hidden_size": sizes["hidden"],
+                "rows": shape["rows"], "columns": shape["columns"], "scan": shape["scan"]}
+
+    def status(self) -> dict:
+        """The STATUS register's flags: ``busy``, ``frame_error``, ``reset_pending`` (0/1)."""
+        return decode_word(StatusLayout, self.read_reg(Register.STATUS))
 
     def check_core(self, bundle) -> dict:
         """Raise ``ValueError`` unless the board's core has the bundle's sizes."""
         info = self.identify()
-        if info["id"] != CORE_ID:
+        if info["id"] != ID_VALUE:
             raise ValueError(f"board ID register reads 0x{info['id']:08X}, expected "
-                             f"0x{CORE_ID:08X} (is the DRNN bitstream loaded?)")
+                             f"0x{ID_VALUE:08X} (is the DRNN bitstream loaded?)")
         want = (bundle.input_size, bundle.hidden_size)
         got = (info["input_size"], info["hidden_size"])
         if want != got:
@@ -132,20 +166,31 @@ class DeltaRNNLink:
         return info
 
     def counters(self) -> dict:
-        return {name.lower(): self.read_reg(REG[name])
-                for name in ("CYCLES_LAST", "NNZ_DX_LAST", "NNZ_DH_LAST", "STEPS", "STATUS")}
+        """The last step's counters and STEPS: ``cycles_last``, ``nnz_dx_last``,
+        ``nnz_dh_last``, ``steps`` (ints), and ``status`` (the STATUS word)."""
+        return {reg.name.lower(): self.read_reg(reg)
+                for reg in (Register.CYCLES_LAST, Register.NNZ_DX_LAST, Register.NNZ_DH_LAST,
+                            Register.STEPS, Register.STATUS)}
 
     def set_thresholds(self, theta_x: int, theta_h: int):
-        self.write_reg(REG["THETA_X"], theta_x)
-        self.write_reg(REG["THETA_H"], theta_h)
+        """Write THETA_X and THETA_H (Θ codes)."""
+        self.write_reg(Register.THETA_X, theta_x)
+        self.write_reg(Register.THETA_H, theta_h)
+
+    def control(self, **strobes: int):
+        """Write CTRL with the named strobes set (``reset_state``, ``clear_steps``,
+        ``clear_error``); ``ValueError`` for another name."""
+        self.write_reg(Register.CTRL, encode_word(CtrlLayout, **strobes))
 
     def reset_state(self):
         """x̂, ĥ, h to 0 and the delta memories to the biases before the next step."""
-        self.write_reg(REG["CTRL"], CTRL_RESET_STATE)
+        self.control(reset_state=1)
 
     # -- timesteps -----------------------------------------------------------------------------
 
     def encode_elements(self, codes) -> bytes:
+        """Activation codes (signed ints) as STEP payload bytes; ``ValueError`` if one does
+        not fit ``act_bits`` signed bits."""
         B, A = self.element_bytes, self.act_bits
         codes = np.asarray(codes, dtype=np.int64)
         if codes.size and (codes.min() < -(1 << (A - 1)) or codes.max() >= 1 << (A - 1)):
@@ -153,13 +198,14 @@ class DeltaRNNLink:
         return b"".join(int(v).to_bytes(B, "little", signed=True) for v in codes)
 
     def decode_elements(self, payload: bytes) -> np.ndarray:
+        """A STEP response payload as int64 activation codes."""
         B = self.element_bytes
         return np.array([int.from_bytes(payload[i:i + B], "little", signed=True)
                          for i in range(0, len(payload), B)], dtype=np.int64)
 
     def step(self, x_codes) -> np.ndarray:
         """One timestep: x_t codes (I,) in, h_t codes (H,) out."""
-        return self.decode_elements(self.request(P.CMD_STEP, self.encode_elements(x_codes)))
+        return self.decode_elements(self.request(Command.STEP, self.encode_elements(x_codes)))
 
     def run(self, bundle, x_codes, lengths=None, stats: bool = True, progress=None):
         """Run (N, T, I) codes, every sequence from the initial state, like ``golden.run``.

@@ -2,87 +2,93 @@
 
 :class:`HostLink` sits between a byte transport (the UART, or any byte stream) and the core's
 ``x``/``h`` streams and ``csr`` bus. It parses one request at a time, checks its length and
-CRC, executes it, and sends one response frame, as the protocol module describes.
+CRC, executes it, and sends one response frame, as the protocol module describes. Its core-side
+ports are the core's contract (:mod:`drnn_hw.contract`): the CSR bus and the frame streams.
 
-A STEP payload is first collected in a frame buffer (one memory word per x beat of E lanes) and
-only streamed into the core once its CRC checked out. The h frame is streamed from the core
+A STEP payload is first collected in a frame buffer (one memory word per x beat of E elements)
+and only streamed into the core once its CRC checked out. The h frame is streamed from the core
 straight into the response, element by element.
 """
 
 import math
 
-from amaranth import Cat, Const, Module, Mux, Signal, signed
-from amaranth.lib import data, memory, stream, wiring
+from amaranth import Cat, Module, Mux, Signal, signed
+from amaranth.lib import memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from drnn_hw.contract import ADDR_BITS, CSRSignature, frame_signature
+
 from . import protocol as P
+from .protocol import Command, ErrorCode
 
-__all__ = ["HostLink", "frame_stream_signature", "csr_signature", "crc8_next"]
-
-
-def frame_stream_signature(act_bits: int, lanes: int) -> stream.Signature:
-    """The core's x/h stream: E signed lanes and ``last`` (core interface contract)."""
-    return stream.Signature(data.StructLayout({
-        "data": data.ArrayLayout(signed(act_bits), lanes),
-        "last": 1,
-    }))
-
-
-def csr_signature() -> wiring.Signature:
-    """The core's register bus seen from the bus master (core interface contract)."""
-    return wiring.Signature({
-        "addr": Out(4), "r_stb": Out(1), "r_data": In(32), "w_stb": Out(1), "w_data": Out(32),
-    })
-
-
-def crc8_next(crc, byte):
-    """CRC-8 (poly 0x07) of ``crc`` extended by ``byte``, as a combinational expression.
-
-    The CRC is linear over GF(2): output bit k is the XOR of the bits of ``crc ^ byte`` whose
-    basis vectors set bit k (found by running the bitwise algorithm on each basis vector).
-    """
-    value = crc ^ byte
-    columns = [P.crc8_update(0, 1 << i) for i in range(8)]
-    bits = []
-    for k in range(8):
-        terms = [value[i] for i in range(8) if columns[i] >> k & 1]
-        acc = terms[0]
-        for t in terms[1:]:
-            acc = acc ^ t
-        bits.append(acc)
-    return Cat(*bits)
+__all__ = ["HostLink"]
 
 
 class HostLink(wiring.Component):
-    """Protocol engine.
+    """The protocol engine: one request frame in, one response frame out.
 
-    Parameters: ``input_size`` I, ``hidden_size`` H, ``scan`` E (lanes per beat), ``act_bits``
-    and ``idle_timeout`` (clock cycles of a quiet line that end a truncated frame or a drain).
+    Parameters
+    ----------
+    input_size, hidden_size : int
+        I and H of the core (≥ 1); a STEP payload is ``I·B`` bytes and its response ``H·B``
+        bytes, ``B = ceil(act_bits / 8)``, each at most 65535.
+    scan : int
+        E, elements per beat of the core's x and h streams (≥ 1).
+    act_bits : int
+        Width of an activation code in bits (≥ 2).
+    idle_timeout : int
+        Clock cycles of a quiet line that end a truncated frame or a drain (≥ 2).
 
-    Ports: ``rx`` (bytes from the host), ``rx_error`` (a UART framing error strobe), ``tx``
-    (bytes to the host), ``x``/``h``/``csr`` (to the core).
+    Ports
+    -----
+    rx : In(stream.Signature(8))
+        Bytes from the host.
+    rx_error : In(1)
+        A UART framing error strobe (answered with ``UART_FRAMING``).
+    tx : Out(stream.Signature(8))
+        Bytes to the host.
+    x : Out(frame_signature(act_bits, scan))
+        x frames to the core, E signed ``act_bits`` codes per beat.
+    h : In(frame_signature(act_bits, scan))
+        h frames from the core.
+    csr : Out(CSRSignature)
+        The core's register bus (this link is its master).
+
+    Raises
+    ------
+    ValueError
+        Naming the parameter out of range.
     """
 
     def __init__(self, *, input_size: int, hidden_size: int, scan: int, act_bits: int,
                  idle_timeout: int):
-        if idle_timeout < 2:
-            self._MustUse__silence = True   # never elaborated: do not warn about it
-            raise ValueError(f"idle_timeout must be ≥ 2 clock cycles, got {idle_timeout}")
+        B = P.element_bytes(act_bits) if act_bits >= 1 else 1
+        checks = [("act_bits", act_bits, act_bits >= 2, "must be ≥ 2"),
+                  ("scan", scan, scan >= 1, "must be ≥ 1"),
+                  ("input_size", input_size, 1 <= input_size and input_size * B <= 0xFFFF,
+                   f"must be ≥ 1 with I·B ≤ 65535 bytes (B = {B})"),
+                  ("hidden_size", hidden_size, 1 <= hidden_size and hidden_size * B <= 0xFFFF,
+                   f"must be ≥ 1 with H·B ≤ 65535 bytes (B = {B})"),
+                  ("idle_timeout", idle_timeout, idle_timeout >= 2, "must be ≥ 2 clock cycles")]
+        for name, value, ok, rule in checks:
+            if not ok:
+                self._MustUse__silence = True   # never elaborated: do not warn about it
+                raise ValueError(f"{name} {rule}, got {value}")
         self.input_size = input_size
         self.hidden_size = hidden_size
         self.scan = scan
         self.act_bits = act_bits
         self.idle_timeout = idle_timeout
-        self.element_bytes = P.element_bytes(act_bits)
+        self.element_bytes = B
         self.x_beats = math.ceil(input_size / scan)
-        fs = frame_stream_signature(act_bits, scan)
+        fs = frame_signature(act_bits, scan)
         super().__init__({
             "rx": In(stream.Signature(8)),
             "rx_error": In(1),
             "tx": Out(stream.Signature(8)),
             "x": Out(fs),
             "h": In(fs),
-            "csr": Out(csr_signature()),
+            "csr": Out(CSRSignature),
         })
 
     def elaborate(self, platform):
@@ -90,8 +96,6 @@ class HostLink(wiring.Component):
         I, H, E, A = self.input_size, self.hidden_size, self.scan, self.act_bits
         B = self.element_bytes
         step_len = I * B
-        if step_len > 0xFFFF or H * B > 0xFFFF:
-            raise ValueError(f"I·B = {step_len} or H·B = {H * B} bytes exceed a frame")
 
         # -- frame buffer for x_t: one word per beat ------------------------------------------
         m.submodules.xbuf = xbuf = memory.Memory(shape=E * A, depth=self.x_beats, init=[])
@@ -101,7 +105,9 @@ class HostLink(wiring.Component):
         cmd = Signal(8)
         length = Signal(16)
         count = Signal(16)                 # payload bytes received
-        crc = Signal(8)
+        # The frame check, one processor per direction, from the protocol's algorithm.
+        m.submodules.rx_crc = rx_crc = P.CRC.create()
+        m.submodules.tx_crc = tx_crc = P.CRC.create()
         arg = Signal(40)                   # register request: ADDR, then DATA (little endian)
         err_code = Signal(8)
         idle = Signal(range(self.idle_timeout + 1))
@@ -111,8 +117,8 @@ class HostLink(wiring.Component):
         # input element assembly
         elem_byte = Signal(range(max(B, 2)))
         elem_lo = Signal(max(8 * (B - 1), 1))    # the bytes of the element before its last one
-        lane = Signal(range(max(E, 2)))
-        elem = Signal(range(I + 1))
+        beat_elem = Signal(range(max(E, 2)))     # element slot of the beat being assembled
+        elem = Signal(range(I + 1))              # element of the frame
         beat = Signal(range(self.x_beats + 1))
         hold = Signal(E * A)                     # the beat being assembled
         hold_next = Signal(E * A)
@@ -122,14 +128,14 @@ class HostLink(wiring.Component):
         resp_len = Signal(16)
         resp_data = Signal(32)
         resp_count = Signal(16)
-        tx_crc = Signal(8)
-        h_lane = Signal(range(max(E, 2)))
+        h_beat_elem = Signal(range(max(E, 2)))
         h_elem = Signal(range(H + 1))
         h_byte = Signal(range(max(B, 2)))
 
         rx_byte = self.rx.payload
         rx_take = Signal()                       # a byte is consumed this cycle
         m.d.comb += rx_take.eq(self.rx.valid & self.rx.ready)
+        m.d.comb += [rx_crc.data.eq(rx_byte), tx_crc.data.eq(self.tx.payload)]
 
         # Idle counter: cycles since the last received byte, saturating at the timeout.
         with m.If(rx_take | self.rx_error):
@@ -144,23 +150,23 @@ class HostLink(wiring.Component):
         expected_len = Signal(16)
         known = Signal()
         with m.Switch(cmd):
-            with m.Case(P.CMD_WRITE_REG):
+            with m.Case(Command.WRITE_REG):
                 m.d.comb += [expected_len.eq(5), known.eq(1)]
-            with m.Case(P.CMD_READ_REG):
+            with m.Case(Command.READ_REG):
                 m.d.comb += [expected_len.eq(1), known.eq(1)]
-            with m.Case(P.CMD_STEP):
+            with m.Case(Command.STEP):
                 m.d.comb += [expected_len.eq(step_len), known.eq(1)]
 
         # The element completed by the current byte (little endian, low act_bits kept).
         new_elem = Signal(A)
         m.d.comb += new_elem.eq(Cat(elem_lo[:8 * (B - 1)], rx_byte)[:A] if B > 1 else rx_byte[:A])
         m.d.comb += hold_next.eq(hold)
-        m.d.comb += hold_next.word_select(lane, A).eq(new_elem)
+        m.d.comb += hold_next.word_select(beat_elem, A).eq(new_elem)
 
         # Output element: sign-extended to 8·B bits, byte h_byte of it.
         # (Case statements rather than variable shifts: explicit muxes, no width warnings.)
         h_value = Signal(signed(8 * B))
-        with m.Switch(h_lane):
+        with m.Switch(h_beat_elem):
             for e in range(E):
                 with m.Case(e):
                     m.d.comb += h_value.eq(self.h.payload.data[e])
@@ -171,8 +177,8 @@ class HostLink(wiring.Component):
                     m.d.comb += h_out_byte.eq(h_value.as_unsigned()[8 * k:8 * k + 8])
 
         def start_response(code_cmd, length_, next_state="TX_SYNC"):
-            m.d.sync += [resp_cmd.eq(code_cmd), resp_len.eq(length_), resp_count.eq(0),
-                         tx_crc.eq(0)]
+            m.d.sync += [resp_cmd.eq(code_cmd), resp_len.eq(length_), resp_count.eq(0)]
+            m.d.comb += tx_crc.start.eq(1)
             m.next = next_state
 
         def drain(code):
@@ -181,32 +187,32 @@ class HostLink(wiring.Component):
 
         # READ_REG's single payload byte ends up at the top of the shift register.
         reg_addr = Signal(8)
-        m.d.comb += reg_addr.eq(Mux(cmd == P.CMD_READ_REG, arg[32:40], arg[:8]))
+        m.d.comb += reg_addr.eq(Mux(cmd == Command.READ_REG, arg[32:40], arg[:8]))
 
         with m.FSM():
             with m.State("HUNT"):
                 m.d.comb += self.rx.ready.eq(1)
                 with m.If(self.rx_error):
                     m.d.sync += cmd.eq(0)
-                    drain(P.ERR_UART_FRAMING)
+                    drain(ErrorCode.UART_FRAMING)
                 with m.Elif(self.rx.valid):
                     with m.If(rx_byte == P.SYNC):
-                        m.d.sync += crc.eq(0)
+                        m.d.comb += rx_crc.start.eq(1)
                         m.next = "CMD"
                     with m.Else():
                         m.d.sync += cmd.eq(rx_byte)
-                        drain(P.ERR_BAD_SYNC)
+                        drain(ErrorCode.BAD_SYNC)
 
             def receive(then):
                 """Common handling of a header/payload byte: framing errors and timeouts."""
                 m.d.comb += self.rx.ready.eq(1)
                 with m.If(self.rx_error):
-                    drain(P.ERR_UART_FRAMING)
+                    drain(ErrorCode.UART_FRAMING)
                 with m.Elif(self.rx.valid):
-                    m.d.sync += crc.eq(crc8_next(crc, rx_byte))
+                    m.d.comb += rx_crc.valid.eq(1)
                     then()
                 with m.Elif(quiet):
-                    m.d.sync += err_code.eq(P.ERR_TRUNCATED)
+                    m.d.sync += err_code.eq(ErrorCode.TRUNCATED)
                     m.next = "SEND_ERROR"
 
             with m.State("CMD"):
@@ -225,11 +231,11 @@ class HostLink(wiring.Component):
                 def got_len_hi():
                     full = Cat(length[:8], rx_byte)
                     m.d.sync += [length[8:].eq(rx_byte), count.eq(0), elem_byte.eq(0),
-                                 lane.eq(0), elem.eq(0), beat.eq(0), hold.eq(0)]
+                                 beat_elem.eq(0), elem.eq(0), beat.eq(0), hold.eq(0)]
                     with m.If(~known):
-                        drain(P.ERR_UNKNOWN_COMMAND)
+                        drain(ErrorCode.UNKNOWN_COMMAND)
                     with m.Elif(full != expected_len):
-                        drain(P.ERR_BAD_LENGTH)
+                        drain(ErrorCode.BAD_LENGTH)
                     with m.Else():
                         m.next = "PAYLOAD"     # every command has a non-empty payload
                 receive(got_len_hi)
@@ -237,15 +243,15 @@ class HostLink(wiring.Component):
             with m.State("PAYLOAD"):
                 def got_payload():
                     m.d.sync += [count.eq(count + 1), arg.eq(Cat(arg[8:], rx_byte))]
-                    with m.If(cmd == P.CMD_STEP):
+                    with m.If(cmd == Command.STEP):
                         with m.If(elem_byte == B - 1):
                             m.d.sync += [elem_byte.eq(0), elem.eq(elem + 1)]
-                            with m.If((lane == E - 1) | (elem == I - 1)):
+                            with m.If((beat_elem == E - 1) | (elem == I - 1)):
                                 m.d.comb += [xbuf_w.en.eq(1), xbuf_w.addr.eq(beat),
                                              xbuf_w.data.eq(hold_next)]
-                                m.d.sync += [lane.eq(0), beat.eq(beat + 1), hold.eq(0)]
+                                m.d.sync += [beat_elem.eq(0), beat.eq(beat + 1), hold.eq(0)]
                             with m.Else():
-                                m.d.sync += [lane.eq(lane + 1), hold.eq(hold_next)]
+                                m.d.sync += [beat_elem.eq(beat_elem + 1), hold.eq(hold_next)]
                         with m.Else():
                             m.d.sync += elem_byte.eq(elem_byte + 1)
                             if B > 1:
@@ -256,16 +262,16 @@ class HostLink(wiring.Component):
 
             with m.State("CHECK"):
                 def got_crc():
-                    with m.If(rx_byte != crc):
-                        m.d.sync += err_code.eq(P.ERR_BAD_CHECKSUM)
+                    with m.If(rx_byte != rx_crc.crc):
+                        m.d.sync += err_code.eq(ErrorCode.BAD_CHECKSUM)
                         m.next = "SEND_ERROR"
-                    with m.Elif(cmd == P.CMD_STEP):
+                    with m.Elif(cmd == Command.STEP):
                         m.d.sync += beat.eq(0)
                         m.next = "X_READ"
-                    with m.Elif(reg_addr > 15):
-                        m.d.sync += err_code.eq(P.ERR_BAD_ADDRESS)
+                    with m.Elif(reg_addr >= 1 << ADDR_BITS):     # beyond the register bus
+                        m.d.sync += err_code.eq(ErrorCode.BAD_ADDRESS)
                         m.next = "SEND_ERROR"
-                    with m.Elif(cmd == P.CMD_WRITE_REG):
+                    with m.Elif(cmd == Command.WRITE_REG):
                         m.next = "REG_WRITE"
                     with m.Else():
                         m.next = "REG_READ"
@@ -278,20 +284,20 @@ class HostLink(wiring.Component):
 
             with m.State("SEND_ERROR"):
                 m.d.sync += resp_data.eq(Cat(err_code, cmd))
-                start_response(P.CMD_ERROR, 2)
+                start_response(Command.ERROR, 2)
 
             # -- register access -----------------------------------------------------------
             with m.State("REG_WRITE"):
-                m.d.comb += [self.csr.addr.eq(arg[:4]), self.csr.w_data.eq(arg[8:40]),
+                m.d.comb += [self.csr.addr.eq(arg[:ADDR_BITS]), self.csr.w_data.eq(arg[8:40]),
                              self.csr.w_stb.eq(1)]
-                start_response(P.CMD_WRITE_REG | P.RESPONSE_BIT, 0)
+                start_response(Command.WRITE_REG.response, 0)
 
             with m.State("REG_READ"):
-                m.d.comb += [self.csr.addr.eq(reg_addr[:4]), self.csr.r_stb.eq(1)]
+                m.d.comb += [self.csr.addr.eq(reg_addr[:ADDR_BITS]), self.csr.r_stb.eq(1)]
                 m.next = "REG_READ_DATA"
             with m.State("REG_READ_DATA"):
                 m.d.sync += resp_data.eq(self.csr.r_data)
-                start_response(P.CMD_READ_REG | P.RESPONSE_BIT, 4)
+                start_response(Command.READ_REG.response, 4)
 
             # -- a timestep ----------------------------------------------------------------
             with m.State("X_READ"):
@@ -304,8 +310,8 @@ class HostLink(wiring.Component):
                 with m.If(self.x.ready):
                     m.d.sync += beat.eq(beat + 1)
                     with m.If(beat == self.x_beats - 1):
-                        m.d.sync += [h_lane.eq(0), h_elem.eq(0), h_byte.eq(0)]
-                        start_response(P.CMD_STEP | P.RESPONSE_BIT, H * B)
+                        m.d.sync += [h_beat_elem.eq(0), h_elem.eq(0), h_byte.eq(0)]
+                        start_response(Command.STEP.response, H * B)
                     with m.Else():
                         m.next = "X_READ"
 
@@ -319,42 +325,42 @@ class HostLink(wiring.Component):
                 with m.State(state):
                     m.d.comb += [self.tx.valid.eq(1), self.tx.payload.eq(value)]
                     with m.If(self.tx.ready):
-                        m.d.sync += tx_crc.eq(crc8_next(tx_crc, value))
+                        m.d.comb += tx_crc.valid.eq(1)
                         m.next = nxt
             with m.State("TX_LEN_HI"):
                 m.d.comb += [self.tx.valid.eq(1), self.tx.payload.eq(resp_len[8:])]
                 with m.If(self.tx.ready):
-                    m.d.sync += tx_crc.eq(crc8_next(tx_crc, resp_len[8:]))
+                    m.d.comb += tx_crc.valid.eq(1)
                     with m.If(resp_len == 0):
                         m.next = "TX_CRC"
-                    with m.Elif(resp_cmd == (P.CMD_STEP | P.RESPONSE_BIT)):
+                    with m.Elif(resp_cmd == Command.STEP.response):
                         m.next = "TX_H"
                     with m.Else():
                         m.next = "TX_DATA"
             with m.State("TX_DATA"):                # register data or error code, LE bytes
                 m.d.comb += [self.tx.valid.eq(1), self.tx.payload.eq(resp_data[:8])]
                 with m.If(self.tx.ready):
-                    m.d.sync += [tx_crc.eq(crc8_next(tx_crc, resp_data[:8])),
-                                 resp_data.eq(resp_data >> 8), resp_count.eq(resp_count + 1)]
+                    m.d.comb += tx_crc.valid.eq(1)
+                    m.d.sync += [resp_data.eq(resp_data >> 8), resp_count.eq(resp_count + 1)]
                     with m.If(resp_count == resp_len - 1):
                         m.next = "TX_CRC"
             with m.State("TX_H"):                   # the h frame, straight from the core
                 m.d.comb += [self.tx.valid.eq(self.h.valid), self.tx.payload.eq(h_out_byte)]
                 with m.If(tx_take):
-                    m.d.sync += tx_crc.eq(crc8_next(tx_crc, h_out_byte))
+                    m.d.comb += tx_crc.valid.eq(1)
                     with m.If(h_byte == B - 1):
                         m.d.sync += [h_byte.eq(0), h_elem.eq(h_elem + 1)]
-                        with m.If((h_lane == E - 1) | (h_elem == H - 1)):
+                        with m.If((h_beat_elem == E - 1) | (h_elem == H - 1)):
                             m.d.comb += self.h.ready.eq(1)       # the whole beat was sent
-                            m.d.sync += h_lane.eq(0)
+                            m.d.sync += h_beat_elem.eq(0)
                         with m.Else():
-                            m.d.sync += h_lane.eq(h_lane + 1)
+                            m.d.sync += h_beat_elem.eq(h_beat_elem + 1)
                         with m.If(h_elem == H - 1):
                             m.next = "TX_CRC"
                     with m.Else():
                         m.d.sync += h_byte.eq(h_byte + 1)
             with m.State("TX_CRC"):
-                m.d.comb += [self.tx.valid.eq(1), self.tx.payload.eq(tx_crc)]
+                m.d.comb += [self.tx.valid.eq(1), self.tx.payload.eq(tx_crc.crc)]
                 with m.If(self.tx.ready):
                     m.next = "HUNT"
         return m

@@ -8,28 +8,31 @@ Frame (both directions)::
 
     SYNC (0xA5) | CMD | LEN_LO | LEN_HI | PAYLOAD (LEN bytes) | CRC
 
-``CRC`` is CRC-8 (polynomial 0x07, initial value 0, no reflection, no final XOR) over
-``CMD, LEN_LO, LEN_HI, PAYLOAD``. Multi-byte numbers are little endian.
+``CRC`` is CRC-8 (polynomial 0x07, initial value 0, no reflection, no final XOR: the reveng
+catalogue's CRC-8/SMBUS, :data:`CRC`) over ``CMD, LEN_LO, LEN_HI, PAYLOAD``. Multi-byte numbers
+are little endian. The host computes it with :data:`CRC`'s ``compute()``, the gateware with its
+``create()`` processor: one algorithm definition (:mod:`amaranth.lib.crc`) for both.
 
-Requests and their responses (response CMD = request CMD | 0x80):
+Requests and their responses (:class:`Command`; response CMD = request CMD | 0x80):
 
 =========  ====  ==========================================  ===============================
 request    CMD   payload                                     response payload
 =========  ====  ==========================================  ===============================
 WRITE_REG  0x01  ADDR (1 byte, 0..15), DATA (4 bytes)        empty (acknowledge after write)
-READ_REG   0x02  ADDR (1 byte, 0..15)                        DATA (4 bytes)
+READ_REG   0x02  ADDR (1 byte, 0..15)                        DATA (4 bytes, register word)
 STEP       0x03  x_t: I elements of B bytes                  h_t: H elements of B bytes
 =========  ====  ==========================================  ===============================
 
-Registers are the core's register map (``shared_spec_core_interface.md``: ID, SIZES, SHAPE,
-CTRL, STATUS, THETA_X, THETA_H, CYCLES_LAST, NNZ_DX_LAST, NNZ_DH_LAST, STEPS). Elements are
+Registers are the core's register map (:class:`drnn_hw.contract.Register`: ID, SIZES, SHAPE,
+CTRL, STATUS, THETA_X, THETA_H, CYCLES_LAST, NNZ_DX_LAST, NNZ_DH_LAST, STEPS); ADDR is the word
+address on the core's 4-bit register bus. Elements are
 activation codes in two's complement, ``B = ceil(act_bits / 8)`` bytes each; the link keeps the
 low ``act_bits`` bits of an input element and sign-extends output elements to ``8 B`` bits.
 A STEP frame is handed to the core only after its CRC checked out, so a corrupted x_t never
 reaches the recurrent state.
 
 Errors: the link answers a request it cannot execute with one ERROR frame (CMD 0xFF, payload
-``CODE, CMD-as-received``) and then waits for the next SYNC. Codes:
+``CODE, CMD-as-received``) and then waits for the next SYNC. Codes (:class:`ErrorCode`):
 
 * ``BAD_SYNC`` (1): a byte other than SYNC where a frame must start;
 * ``UNKNOWN_COMMAND`` (2);
@@ -52,65 +55,80 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-__all__ = [
-    "SYNC", "CMD_WRITE_REG", "CMD_READ_REG", "CMD_STEP", "CMD_ERROR", "RESPONSE_BIT",
-    "ERR_BAD_SYNC", "ERR_UNKNOWN_COMMAND", "ERR_BAD_LENGTH", "ERR_BAD_CHECKSUM",
-    "ERR_BAD_ADDRESS", "ERR_TRUNCATED", "ERR_UART_FRAMING", "ERROR_NAMES",
-    "crc8", "crc8_update", "element_bytes", "encode_frame", "Frame", "FrameDecoder",
-    "ProtocolError",
-]
+from amaranth.lib import enum
+from amaranth.lib.crc import catalog
 
+__all__ = ["SYNC", "RESPONSE_BIT", "Command", "ErrorCode", "ERROR_NAMES", "CRC", "crc8",
+           "element_bytes", "encode_frame", "Frame", "FrameDecoder", "ProtocolError"]
+
+#: The byte that starts every frame.
 SYNC = 0xA5
-CMD_WRITE_REG = 0x01
-CMD_READ_REG = 0x02
-CMD_STEP = 0x03
-CMD_ERROR = 0xFF
+#: Set in a response's CMD byte: the response to request ``c`` has CMD ``c | RESPONSE_BIT``.
 RESPONSE_BIT = 0x80
 
-ERR_BAD_SYNC = 1
-ERR_UNKNOWN_COMMAND = 2
-ERR_BAD_LENGTH = 3
-ERR_BAD_CHECKSUM = 4
-ERR_BAD_ADDRESS = 5
-ERR_TRUNCATED = 6
-ERR_UART_FRAMING = 7
 
+# IntEnum rather than Enum: CMD and CODE are bytes on the wire, and a host must also send and
+# receive values outside the enum (an unknown command, echoed back in an ERROR frame).
+class Command(enum.IntEnum, shape=8):
+    """The CMD byte of a request (an ERROR frame has CMD ``ERROR``)."""
+    WRITE_REG = 0x01
+    READ_REG = 0x02
+    STEP = 0x03
+    ERROR = 0xFF
+
+    @property
+    def response(self) -> int:
+        """The CMD byte of this request's response."""
+        return self | RESPONSE_BIT
+
+
+class ErrorCode(enum.IntEnum, shape=8):
+    """The CODE byte of an ERROR frame (see the module docstring for when each is sent)."""
+    BAD_SYNC = 1
+    UNKNOWN_COMMAND = 2
+    BAD_LENGTH = 3
+    BAD_CHECKSUM = 4
+    BAD_ADDRESS = 5
+    TRUNCATED = 6
+    UART_FRAMING = 7
+
+
+#: Human-readable name of each error code (used in host error messages).
 ERROR_NAMES = {
-    ERR_BAD_SYNC: "bad sync byte",
-    ERR_UNKNOWN_COMMAND: "unknown command",
-    ERR_BAD_LENGTH: "bad length",
-    ERR_BAD_CHECKSUM: "bad checksum",
-    ERR_BAD_ADDRESS: "bad register address",
-    ERR_TRUNCATED: "truncated frame",
-    ERR_UART_FRAMING: "UART framing error",
+    ErrorCode.BAD_SYNC: "bad sync byte",
+    ErrorCode.UNKNOWN_COMMAND: "unknown command",
+    ErrorCode.BAD_LENGTH: "bad length",
+    ErrorCode.BAD_CHECKSUM: "bad checksum",
+    ErrorCode.BAD_ADDRESS: "bad register address",
+    ErrorCode.TRUNCATED: "truncated frame",
+    ErrorCode.UART_FRAMING: "UART framing error",
 }
 
-CRC_POLY = 0x07
+#: The frame check: CRC-8/SMBUS (poly 0x07, init 0, no reflection, no xorout), one byte per word.
+CRC = catalog.CRC8_SMBUS(data_width=8)
 
 
 class ProtocolError(Exception):
     """A response that violates the protocol, or an ERROR frame from the board."""
 
 
-def crc8_update(crc: int, byte: int) -> int:
-    crc ^= byte
-    for _ in range(8):
-        crc = ((crc << 1) ^ CRC_POLY) & 0xFF if crc & 0x80 else (crc << 1) & 0xFF
-    return crc
-
-
 def crc8(data: bytes) -> int:
-    crc = 0
-    for b in data:
-        crc = crc8_update(crc, b)
-    return crc
+    """The frame check (:data:`CRC`) of ``data``, 0..255."""
+    return CRC.compute(data)
 
 
 def element_bytes(act_bits: int) -> int:
+    """Bytes per element on the wire, ``ceil(act_bits / 8)``."""
     return math.ceil(act_bits / 8)
 
 
 def encode_frame(cmd: int, payload: bytes = b"") -> bytes:
+    """One frame: SYNC, ``cmd`` (a :class:`Command` or any byte), LEN, payload, CRC.
+
+    Raises ``ValueError`` for a payload longer than 65535 bytes or a ``cmd`` outside 0..255.
+    """
+    if not 0 <= int(cmd) <= 0xFF:
+        raise ValueError(f"command byte {cmd!r} is not in 0..255")
     if not 0 <= len(payload) <= 0xFFFF:
         raise ValueError(f"payload of {len(payload)} bytes does not fit a frame")
     body = bytes([cmd, len(payload) & 0xFF, len(payload) >> 8]) + bytes(payload)
@@ -119,6 +137,7 @@ def encode_frame(cmd: int, payload: bytes = b"") -> bytes:
 
 @dataclass(frozen=True)
 class Frame:
+    """A decoded frame: its CMD byte and payload."""
     cmd: int
     payload: bytes
 

@@ -2,7 +2,7 @@
 
 ``divisor`` is the number of clock cycles per bit (clock frequency / baud rate). It is a
 parameter so that simulation can use a handful of clocks per bit while hardware uses the real
-baud rate.
+baud rate (:class:`~drnn_boards.ulx3s.ULX3STop` derives it from the clock and baud rate).
 """
 
 from amaranth import Cat, Module, Signal
@@ -10,19 +10,42 @@ from amaranth.lib import stream, wiring
 from amaranth.lib.cdc import FFSynchronizer
 from amaranth.lib.wiring import In, Out
 
-__all__ = ["UARTTransmitter", "UARTReceiver"]
+__all__ = ["UARTTransmitter", "UARTReceiver", "MIN_DIVISOR"]
 
-MIN_DIVISOR = 4   # the receiver samples at divisor/2; fewer clocks leave no margin
+#: Fewest clock cycles per bit: the receiver confirms the start bit at divisor/2 and samples
+#: each data bit a whole bit later; with fewer clocks the two-flop input synchroniser's delay
+#: is a large part of the bit and leaves no margin for a baud rate mismatch.
+MIN_DIVISOR = 4
 
 
 def _check_divisor(component, divisor):
-    if not isinstance(divisor, int) or divisor < MIN_DIVISOR:
+    if isinstance(divisor, bool) or not isinstance(divisor, int) or divisor < MIN_DIVISOR:
         component._MustUse__silence = True      # never elaborated: do not warn about it
-        raise ValueError(f"UART divisor must be an integer ≥ {MIN_DIVISOR}, got {divisor!r}")
+        raise ValueError(f"divisor must be an integer ≥ {MIN_DIVISOR} clock cycles per bit, "
+                         f"got {divisor!r}")
 
 
 class UARTTransmitter(wiring.Component):
-    """Sends each byte of the ``i`` stream on ``tx``, LSB first; ``ready`` while idle."""
+    """UART transmitter, 8N1: sends each byte of the ``i`` stream on ``tx``, LSB first.
+
+    Parameters
+    ----------
+    divisor : int
+        Clock cycles per bit (clock frequency / baud rate, ≥ :data:`MIN_DIVISOR`).
+
+    Ports
+    -----
+    i : In(stream.Signature(8))
+        Bytes to send; ``ready`` while the transmitter is idle, a byte is taken when
+        ``valid & ready`` and occupies the line for 10 bits (10 · divisor clock cycles).
+    tx : Out(1)
+        The serial line, idle high (1 after reset).
+
+    Raises
+    ------
+    ValueError
+        ``divisor`` not an integer ≥ :data:`MIN_DIVISOR`.
+    """
 
     def __init__(self, divisor: int):
         _check_divisor(self, divisor)
@@ -57,11 +80,33 @@ class UARTTransmitter(wiring.Component):
 
 
 class UARTReceiver(wiring.Component):
-    """Receives bytes from ``rx`` into the ``o`` stream.
+    """UART receiver, 8N1: receives bytes from ``rx`` into the ``o`` stream.
 
-    The stream cannot stall the line: ``o.valid`` is a one-cycle pulse, and ``overrun`` pulses
-    when that byte was not taken. ``framing_error`` pulses for a character whose stop bit was 0
-    (the byte is discarded); the receiver then waits for the line to return high.
+    The line goes through a two-flop synchroniser; a start bit is confirmed in its middle and
+    every following bit is sampled ``divisor`` clock cycles later.
+
+    Parameters
+    ----------
+    divisor : int
+        Clock cycles per bit (clock frequency / baud rate, ≥ :data:`MIN_DIVISOR`).
+
+    Ports
+    -----
+    rx : In(1)
+        The serial line (asynchronous; idle high).
+    o : Out(stream.Signature(8))
+        Received bytes. The stream cannot stall the line: ``o.valid`` is a one-cycle pulse
+        in the middle of the stop bit.
+    overrun : Out(1)
+        One-cycle pulse: the byte on ``o`` was not taken (``o.ready`` low) and is lost.
+    framing_error : Out(1)
+        One-cycle pulse for a character whose stop bit was 0 (the byte is discarded); the
+        receiver then waits for the line to return high.
+
+    Raises
+    ------
+    ValueError
+        ``divisor`` not an integer ≥ :data:`MIN_DIVISOR`.
     """
 
     def __init__(self, divisor: int):

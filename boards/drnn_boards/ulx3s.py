@@ -31,7 +31,7 @@ from amaranth.lib.wiring import In, Out
 
 from .link import HostLink
 from .ulx3s_report import format_report, parse_nextpnr_report, yosys_cells
-from .uart import UARTReceiver, UARTTransmitter
+from .uart import MIN_DIVISOR, UARTReceiver, UARTTransmitter
 
 __all__ = ["DeltaRNNBoard", "ULX3STop", "pll_config", "build", "program", "tool_env",
            "DEFAULT_BAUD", "DEFAULT_FREQ_MHZ", "BuildError"]
@@ -41,6 +41,9 @@ DEFAULT_BAUD = 1_000_000          # the FT231X handles 3 Mbaud; 1 Mbaud divides 
 #: design target is 100 MHz: the report says what a build reaches and what limits it.
 DEFAULT_FREQ_MHZ = 40.0
 IDLE_TIMEOUT_S = 0.02             # a quiet line for 20 ms ends a truncated frame
+#: Largest relative error of the UART bit rate: sampling mid-bit, the 10th bit may drift by
+#: less than half a bit between two ends that are each this far off.
+BAUD_TOLERANCE = 0.02
 BOARD_CLOCK_HZ = 25e6
 NAME = "drnn_ulx3s"
 
@@ -49,12 +52,55 @@ class BuildError(RuntimeError):
     """A tool failed or is missing; the message is one line."""
 
 
+def _refuse(component, message):
+    component._MustUse__silence = True      # never elaborated: do not warn about it
+    raise ValueError(message)
+
+
 class DeltaRNNBoard(wiring.Component):
-    """Core + UART + framed protocol engine, all in the ``sync`` domain."""
+    """The board logic: core + UART + framed protocol engine, all in the ``sync`` domain.
+
+    Parameters
+    ----------
+    bundle : ModelBundle
+        The model whose core is built.
+    shape : CoreShape
+        P, K, E of the core.
+    divisor : int
+        Clock cycles per UART bit (clock frequency / baud rate, ≥ ``uart.MIN_DIVISOR``).
+    idle_timeout : int
+        Clock cycles of a quiet line that end a truncated frame (≥ 2; the board uses 20 ms).
+    fifo_depth : int
+        Bytes each of the receive and transmit FIFOs holds (≥ 1).
+
+    Ports
+    -----
+    rx : In(1)
+        UART line from the host (idle high).
+    tx : Out(1)
+        UART line to the host (idle high).
+    busy : Out(1)
+        The core is running a step.
+    frame_error : Out(1)
+        Sticky: the UART receiver dropped a byte (the host broke request/response).
+
+    Raises
+    ------
+    ValueError
+        Naming the parameter out of range (and whatever the core raises for the bundle and
+        shape).
+    """
 
     def __init__(self, bundle, shape, *, divisor: int, idle_timeout: int, fifo_depth: int = 16):
         from drnn_hw.core import DeltaGRUCore
 
+        if isinstance(divisor, bool) or not isinstance(divisor, int) or divisor < MIN_DIVISOR:
+            _refuse(self, f"divisor must be an integer ≥ {MIN_DIVISOR} clock cycles per bit, "
+                          f"got {divisor!r}")
+        if idle_timeout < 2:
+            _refuse(self, f"idle_timeout must be ≥ 2 clock cycles, got {idle_timeout}")
+        if fifo_depth < 1:
+            _refuse(self, f"fifo_depth must be ≥ 1 byte, got {fifo_depth}")
         self.bundle, self.shape = bundle, shape
         self.divisor, self.idle_timeout, self.fifo_depth = divisor, idle_timeout, fifo_depth
         self.core = DeltaGRUCore(bundle, shape)
@@ -127,16 +173,52 @@ def pll_config(f_in_hz: float, f_out_hz: float) -> dict:
 
 
 class ULX3STop(wiring.Component):
-    """The ULX3S-85F top: PLL, reset from lock, board logic, LEDs."""
+    """The ULX3S-85F top: PLL, reset from lock, board logic (:class:`DeltaRNNBoard`), LEDs.
+
+    Needs a platform with ``clk25``, ``uart`` and ``led`` 0-2 (amaranth-boards'
+    ``ULX3S_85F_Platform``). LED 0 = PLL locked, LED 1 = core busy, LED 2 = UART overrun.
+
+    Parameters
+    ----------
+    bundle, shape
+        The model and core shape.
+    freq_mhz : float
+        Core clock in MHz, made by the EHXPLLL from the 25 MHz oscillator (the closest
+        setting, within 1 %).
+    baud : int
+        UART baud rate; the bit time is ``round(f_clk / baud)`` clock cycles, which must be at
+        least ``uart.MIN_DIVISOR`` and within :data:`BAUD_TOLERANCE` of the requested rate.
+
+    Ports
+    -----
+    None: the pins come from the platform.
+
+    Raises
+    ------
+    ValueError
+        ``freq_mhz`` the PLL cannot make, or a ``baud`` the clock cannot divide closely enough.
+    """
 
     def __init__(self, bundle, shape, *, freq_mhz: float = DEFAULT_FREQ_MHZ,
                  baud: int = DEFAULT_BAUD):
-        self.pll = pll_config(BOARD_CLOCK_HZ, freq_mhz * 1e6)
+        try:
+            self.pll = pll_config(BOARD_CLOCK_HZ, freq_mhz * 1e6)
+        except ValueError as e:
+            _refuse(self, f"freq_mhz: {e}")
         self.freq_hz = self.pll["f_out_hz"]
         self.baud = baud
+        if not baud > 0:
+            _refuse(self, f"baud must be > 0, got {baud}")
         self.divisor = round(self.freq_hz / baud)
-        if abs(self.freq_hz / self.divisor - baud) / baud > 0.02:
-            raise ValueError(f"{baud} baud is more than 2 % off at {self.freq_hz / 1e6:g} MHz")
+        if self.divisor < MIN_DIVISOR:
+            _refuse(self, f"baud {baud} is too fast for a {self.freq_hz / 1e6:g} MHz clock "
+                          f"({self.freq_hz / baud:.2f} clock cycles per bit, at least "
+                          f"{MIN_DIVISOR} needed)")
+        error = abs(self.freq_hz / self.divisor - baud) / baud
+        if error > BAUD_TOLERANCE:
+            _refuse(self, f"baud {baud} is {100 * error:.1f} % off at "
+                          f"{self.freq_hz / 1e6:g} MHz ({self.divisor} clock cycles per bit; "
+                          f"at most {100 * BAUD_TOLERANCE:g} % allowed)")
         self.board = DeltaRNNBoard(bundle, shape, divisor=self.divisor,
                                    idle_timeout=round(self.freq_hz * IDLE_TIMEOUT_S))
         super().__init__({})

@@ -25,6 +25,7 @@ from cocotb.triggers import ClockCycles, FallingEdge, Timer
 from cocotb.utils import get_sim_time
 
 from . import protocol as P
+from .protocol import Command
 from .host import BoardError, DeltaRNNLink
 
 CLOCK_NS = 10
@@ -91,16 +92,16 @@ class SimUARTTransport:
 
 
 def _bad_requests(I: int, B: int):
-    good = P.encode_frame(P.CMD_STEP, bytes(I * B))
+    good = P.encode_frame(Command.STEP, bytes(I * B))
     bad_crc = bytearray(good)
     bad_crc[-1] ^= 0x01
     return [
         ("bad checksum", bytes(bad_crc)),
-        ("bad length", P.encode_frame(P.CMD_STEP, bytes(I * B + 1))),
+        ("bad length", P.encode_frame(Command.STEP, bytes(I * B + 1))),
         ("unknown command", P.encode_frame(0x55, b"\x00")),
         ("truncated", good[:5]),
         ("bad sync", b"\x00\x11\x22"),
-        ("bad address", P.encode_frame(P.CMD_READ_REG, bytes([200]))),
+        ("bad address", P.encode_frame(Command.READ_REG, bytes([200]))),
     ]
 
 
@@ -134,13 +135,13 @@ async def host_over_uart(dut):
                     link.read_response()
                     errors.append(0)
                 except BoardError as e:
-                    errors.append(e.code)
+                    errors.append(int(e.code))
             transport.write_bad_stop_bit(P.SYNC)
             try:
                 link.read_response()
                 errors.append(0)
             except BoardError as e:
-                errors.append(e.code)
+                errors.append(int(e.code))
             link.reset_state()
             after = link.step(x[0, 0])
         return ident, res, errors, after

@@ -8,6 +8,7 @@ import pytest
 
 from drnn_boards import protocol as P
 from drnn_boards.host import BoardError, DeltaRNNLink, LinkTimeout
+from drnn_boards.protocol import Command, ErrorCode
 
 
 class Scripted:
@@ -36,8 +37,8 @@ def test_register_requests_and_responses():
     link = DeltaRNNLink(t)
     link.write_reg(5, 0x01020304)
     assert link.read_reg(9) == 0xDEADBEEF
-    assert t.written == [P.encode_frame(P.CMD_WRITE_REG, bytes([5, 4, 3, 2, 1])),
-                         P.encode_frame(P.CMD_READ_REG, bytes([9]))]
+    assert t.written == [P.encode_frame(Command.WRITE_REG, bytes([5, 4, 3, 2, 1])),
+                         P.encode_frame(Command.READ_REG, bytes([9]))]
 
 
 def test_step_encodes_and_decodes_signed_elements():
@@ -46,16 +47,16 @@ def test_step_encodes_and_decodes_signed_elements():
     t = Scripted(resp)
     out = DeltaRNNLink(t).step(np.array([-2, 300]))
     assert out.tolist() == h
-    assert t.written == [P.encode_frame(P.CMD_STEP, bytes([0xFE, 0xFF, 0x2C, 0x01]))]
+    assert t.written == [P.encode_frame(Command.STEP, bytes([0xFE, 0xFF, 0x2C, 0x01]))]
     with pytest.raises(ValueError):
         DeltaRNNLink(Scripted()).step([40000])
 
 
 def test_error_frame_raises_board_error():
-    t = Scripted(P.encode_frame(P.CMD_ERROR, bytes([P.ERR_BAD_CHECKSUM, P.CMD_STEP])))
+    t = Scripted(P.encode_frame(Command.ERROR, bytes([ErrorCode.BAD_CHECKSUM, Command.STEP])))
     with pytest.raises(BoardError, match="bad checksum") as e:
         DeltaRNNLink(t).step([1, 2])
-    assert e.value.code == P.ERR_BAD_CHECKSUM
+    assert e.value.code == ErrorCode.BAD_CHECKSUM
 
 
 def test_silence_and_garbage():
@@ -84,3 +85,42 @@ def test_check_core_compares_sizes():
         DeltaRNNLink(Scripted(*regs(0x44524E4E, 4 | 5 << 16, 0))).check_core(b)
     with pytest.raises(ValueError, match="ID register"):
         DeltaRNNLink(Scripted(*regs(0, 0, 0))).check_core(b)
+
+
+def test_register_addresses_and_bits_on_the_wire():
+    """The driver's register requests carry the documented word addresses and CTRL/STATUS bits
+    (written out here, not taken from drnn_hw.contract)."""
+    ack = P.encode_frame(0x81)
+
+    def word(v):
+        return P.encode_frame(0x82, v.to_bytes(4, "little"))
+
+    t = Scripted(ack, ack, ack, ack, word(0b110), word(11), word(12), word(13), word(14),
+                 word(0b001))
+    link = DeltaRNNLink(t)
+    link.reset_state()
+    link.control(clear_steps=1, clear_error=1)
+    link.set_thresholds(0x80, 0x40)
+    assert link.status() == {"busy": 0, "frame_error": 1, "reset_pending": 1}
+    assert link.counters() == {"cycles_last": 11, "nnz_dx_last": 12, "nnz_dh_last": 13,
+                               "steps": 14, "status": 1}
+
+    def wr(addr, value):
+        return P.encode_frame(0x01, bytes([addr]) + value.to_bytes(4, "little"))
+
+    assert t.written == [wr(3, 0b001), wr(3, 0b110), wr(5, 0x80), wr(6, 0x40),
+                         *(P.encode_frame(0x02, bytes([a])) for a in (4, 7, 8, 9, 10, 4))]
+    with pytest.raises(ValueError, match="bogus"):
+        link.control(bogus=1)
+
+
+def test_unknown_error_code_is_kept_as_a_number():
+    t = Scripted(P.encode_frame(0xFF, bytes([0x63, 0x03])))
+    with pytest.raises(BoardError, match="error code 99") as e:
+        DeltaRNNLink(t).step([1])
+    assert e.value.code == 99 and e.value.cmd == 3
+
+
+def test_act_bits_checked():
+    with pytest.raises(ValueError, match="act_bits"):
+        DeltaRNNLink(Scripted(), act_bits=1)

@@ -12,6 +12,7 @@ from amaranth.sim import Simulator
 
 from drnn_boards import protocol as P
 from drnn_boards.link import HostLink
+from drnn_boards.protocol import Command, ErrorCode
 
 IDLE = 40
 
@@ -117,11 +118,11 @@ def step_payload(x, B=2):
 def test_registers_and_steps():
     x1, x2 = [1, -2, 300, -32768, 32767], [0, 5, -6, 7, -8]
     reqs = [
-        P.encode_frame(P.CMD_WRITE_REG, bytes([5]) + (0x1234ABCD).to_bytes(4, "little")),
-        P.encode_frame(P.CMD_READ_REG, bytes([5])),
-        P.encode_frame(P.CMD_READ_REG, bytes([9])),
-        P.encode_frame(P.CMD_STEP, step_payload(x1)),
-        P.encode_frame(P.CMD_STEP, step_payload(x2)),
+        P.encode_frame(Command.WRITE_REG, bytes([5]) + (0x1234ABCD).to_bytes(4, "little")),
+        P.encode_frame(Command.READ_REG, bytes([5])),
+        P.encode_frame(Command.READ_REG, bytes([9])),
+        P.encode_frame(Command.STEP, step_payload(x1)),
+        P.encode_frame(Command.STEP, step_payload(x2)),
     ]
     resp, x_frames, writes = run_link(reqs, gaps=1, tx_stall=0.3)
     assert writes == [(5, 0x1234ABCD)]
@@ -143,7 +144,7 @@ def test_registers_and_steps():
 def test_element_widths(A):
     B = P.element_bytes(A)
     x = [-(1 << (A - 1)), (1 << (A - 1)) - 1, 1, -1, 0]
-    resp, x_frames, _ = run_link([P.encode_frame(P.CMD_STEP, step_payload(x, B))], A=A, E=2)
+    resp, x_frames, _ = run_link([P.encode_frame(Command.STEP, step_payload(x, B))], A=A, E=2)
     assert x_frames == [x]
     (f,) = frames_of(resp[0])
     got = [int.from_bytes(f.payload[i:i + B], "little", signed=True)
@@ -153,27 +154,27 @@ def test_element_widths(A):
 
 def error_of(data):
     (f,) = frames_of(data)
-    assert f.cmd == P.CMD_ERROR
+    assert f.cmd == Command.ERROR
     return f.payload[0], f.payload[1]
 
 
 def test_framing_errors_then_recovery():
-    good = P.encode_frame(P.CMD_STEP, step_payload([1, 2, 3, 4, 5]))
+    good = P.encode_frame(Command.STEP, step_payload([1, 2, 3, 4, 5]))
     bad_crc = bytearray(good)
     bad_crc[-1] ^= 0x40
-    bad_len = P.encode_frame(P.CMD_STEP, step_payload([1, 2, 3, 4]))
+    bad_len = P.encode_frame(Command.STEP, step_payload([1, 2, 3, 4]))
     unknown = P.encode_frame(0x42, b"\x00\x01")
     truncated = good[:7]
     reqs = [bytes(bad_crc), good, bad_len, good, unknown, good, truncated, good,
             b"\x13\x37", good,
-            P.encode_frame(P.CMD_READ_REG, bytes([16])), good]
+            P.encode_frame(Command.READ_REG, bytes([16])), good]
     resp, x_frames, _ = run_link(reqs)
-    assert error_of(resp[0]) == (P.ERR_BAD_CHECKSUM, P.CMD_STEP)
-    assert error_of(resp[2]) == (P.ERR_BAD_LENGTH, P.CMD_STEP)
-    assert error_of(resp[4]) == (P.ERR_UNKNOWN_COMMAND, 0x42)
-    assert error_of(resp[6]) == (P.ERR_TRUNCATED, P.CMD_STEP)
-    assert error_of(resp[8]) == (P.ERR_BAD_SYNC, 0x13)
-    assert error_of(resp[10]) == (P.ERR_BAD_ADDRESS, P.CMD_READ_REG)
+    assert error_of(resp[0]) == (ErrorCode.BAD_CHECKSUM, Command.STEP)
+    assert error_of(resp[2]) == (ErrorCode.BAD_LENGTH, Command.STEP)
+    assert error_of(resp[4]) == (ErrorCode.UNKNOWN_COMMAND, 0x42)
+    assert error_of(resp[6]) == (ErrorCode.TRUNCATED, Command.STEP)
+    assert error_of(resp[8]) == (ErrorCode.BAD_SYNC, 0x13)
+    assert error_of(resp[10]) == (ErrorCode.BAD_ADDRESS, Command.READ_REG)
     for r in resp[1::2]:
         (f,) = frames_of(r)
         assert f.cmd == 0x83 and len(f.payload) == 14
@@ -184,7 +185,7 @@ def test_framing_errors_then_recovery():
 def test_crc_matches_reference():
     # CRC-8/ATM check value of "123456789" is 0xF4.
     assert P.crc8(b"123456789") == 0xF4
-    frame = P.encode_frame(P.CMD_READ_REG, b"\x07")
+    frame = P.encode_frame(Command.READ_REG, b"\x07")
     assert P.crc8(frame[1:]) == 0     # appending the CRC leaves a zero residue
 
 
@@ -201,6 +202,37 @@ def test_decoder_rejects_garbage():
     assert dec.feed(whole[6:]) == [P.Frame(0x83, bytes(range(10)))]
 
 
-def test_rejects_bad_parameters():
-    with pytest.raises(ValueError):
-        HostLink(input_size=4, hidden_size=4, scan=2, act_bits=16, idle_timeout=1)
+def test_protocol_numbers_are_the_documented_ones():
+    """The bytes of the protocol table (drnn_boards.protocol docstring), written out: a
+    renumbered command or error code would still pass the loopback tests above, since the
+    gateware and this test would agree on it; a host built from the documentation would not."""
+    assert P.SYNC == 0xA5 and P.RESPONSE_BIT == 0x80
+    assert {c.name: int(c) for c in Command} == {"WRITE_REG": 0x01, "READ_REG": 0x02,
+                                                 "STEP": 0x03, "ERROR": 0xFF}
+    assert [Command.WRITE_REG.response, Command.READ_REG.response, Command.STEP.response] == \
+        [0x81, 0x82, 0x83]
+    assert {e.name: int(e) for e in ErrorCode} == {
+        "BAD_SYNC": 1, "UNKNOWN_COMMAND": 2, "BAD_LENGTH": 3, "BAD_CHECKSUM": 4,
+        "BAD_ADDRESS": 5, "TRUNCATED": 6, "UART_FRAMING": 7}
+    assert P.encode_frame(Command.READ_REG, b"\x07") == bytes([0xA5, 0x02, 0x01, 0x00, 0x07,
+                                                              0x52])
+
+
+def test_crc_catches_every_single_bit_error():
+    frame = P.encode_frame(Command.STEP, bytes(range(20)))
+    for bit in range(8, 8 * len(frame)):          # every bit after SYNC
+        bad = bytearray(frame)
+        bad[bit // 8] ^= 1 << (bit % 8)
+        assert P.crc8(bytes(bad[1:])) != 0, bit
+
+
+GOOD = dict(input_size=4, hidden_size=4, scan=2, act_bits=16, idle_timeout=8)
+
+
+@pytest.mark.parametrize("name,value", [("idle_timeout", 1), ("input_size", 0),
+                                        ("input_size", 40000), ("hidden_size", 0),
+                                        ("hidden_size", 32768), ("scan", 0), ("act_bits", 1)])
+def test_rejects_bad_parameters(name, value):
+    with pytest.raises(ValueError, match=rf"^{name} "):
+        HostLink(**{**GOOD, name: value})
+    HostLink(**GOOD)._MustUse__silence = True       # the good parameters are accepted

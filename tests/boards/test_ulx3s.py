@@ -4,8 +4,7 @@ bit-exactly against drnn_hw.golden.run), the platform top-level elaborates, PLL 
 import numpy as np
 import pytest
 
-from drnn_boards import protocol as P
-from drnn_boards.host import CORE_ID
+from drnn_boards.protocol import ErrorCode
 from drnn_boards.ulx3s import ULX3STop, pll_config
 from drnn_hw.bundle import random_bundle
 from drnn_hw.cycle_model import CoreShape
@@ -37,14 +36,15 @@ def test_host_driver_over_uart_matches_golden():
     lengths = np.array([5, 3])
     res = run_board(bundle, SHAPE, x, lengths, divisor=6)
     gold = golden_run(bundle, x, lengths, SHAPE)
-    assert list(res.ident) == [CORE_ID, 6, 10, 4, 2, 4]
+    assert list(res.ident) == [0x44524E4E, 6, 10, 4, 2, 4]    # ID "DRNN", I, H, P, K, E
     np.testing.assert_array_equal(res.h, gold.h)
     np.testing.assert_array_equal(res.nnz_dx, gold.nnz_dx)
     np.testing.assert_array_equal(res.nnz_dh, gold.nnz_dh)
     np.testing.assert_array_equal(res.cycles, gold.cycles)
-    assert list(res.errors) == [P.ERR_BAD_CHECKSUM, P.ERR_BAD_LENGTH, P.ERR_UNKNOWN_COMMAND,
-                                P.ERR_TRUNCATED, P.ERR_BAD_SYNC, P.ERR_BAD_ADDRESS,
-                                P.ERR_UART_FRAMING]
+    assert list(res.errors) == [ErrorCode.BAD_CHECKSUM, ErrorCode.BAD_LENGTH,
+                                ErrorCode.UNKNOWN_COMMAND, ErrorCode.TRUNCATED,
+                                ErrorCode.BAD_SYNC, ErrorCode.BAD_ADDRESS,
+                                ErrorCode.UART_FRAMING]
     # after all the bad requests a good one works, from a clean state
     np.testing.assert_array_equal(res.after_errors, gold.h[0, 0])
 
@@ -86,3 +86,24 @@ def test_critical_path_summary():
     assert critical_path_summary(path) == {
         "from": "a_ff", "to": "b_ff", "delay_ns": 4.0, "logic_ns": 1.0, "routing_ns": 3.0,
         "logic_cells": 1}
+
+
+@pytest.mark.parametrize("name,value", [("divisor", 3), ("divisor", 6.5), ("idle_timeout", 1),
+                                        ("fifo_depth", 0)])
+def test_board_logic_refuses_bad_parameters(name, value):
+    from drnn_boards.ulx3s import DeltaRNNBoard
+
+    params = {"divisor": 8, "idle_timeout": 100, "fifo_depth": 4, name: value}
+    with pytest.raises(ValueError, match=rf"^{name} must be"):
+        DeltaRNNBoard(random_bundle(2, 3, seed=1), SHAPE, **params)
+
+
+@pytest.mark.parametrize("kwargs,needle", [
+    ({"baud": 0}, "baud must be > 0"),
+    ({"baud": 20_000_000}, "too fast"),                  # 2 clock cycles per bit at 40 MHz
+    ({"baud": 3_000_000}, r"2\.6 % off"),                # 40 MHz / 13 = 3.077 Mbaud
+    ({"freq_mhz": 1000}, "^freq_mhz: no EHXPLLL setting"),
+])
+def test_top_refuses_clock_and_baud_it_cannot_make(kwargs, needle):
+    with pytest.raises(ValueError, match=needle):
+        ULX3STop(random_bundle(2, 3, seed=1), SHAPE, **kwargs)
