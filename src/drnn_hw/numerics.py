@@ -108,12 +108,21 @@ class Formats:
         if not (4 <= self.act_bits <= 18 and 1 <= self.act_frac < self.act_bits):
             raise ValueError(f"activation format Q{self.act_bits - self.act_frac}.{self.act_frac} "
                              "not supported (need 4..18 bits, 1..bits-1 fractional)")
-        if not (2 <= self.w_bits <= 18 and 0 <= self.w_frac < self.w_bits):
+        if not 2 <= self.w_bits <= 18:
             raise ValueError(f"weight format {self.w_bits} bits / {self.w_frac} fractional not "
                              "supported (need 2..18 bits)")
         if not (self.act_bits + self.w_bits <= self.acc_bits <= 48):
             raise ValueError(f"accumulator width {self.acc_bits} must be in "
                              f"{self.act_bits + self.w_bits}..48")
+        # The weight may have more fractional bits than bits (negative integer bits: small
+        # weights, e.g. a default-initialised nn.GRU(16, 512) within ±0.044, in at 8
+        # bits). The accumulator has act_frac + w_frac fractional bits, so its integer part
+        # must still cover the activation range for narrowing to saturate at the activation
+        # limits: acc_bits - act_frac - w_frac >= act_bits - act_frac.
+        if not 0 <= self.w_frac <= self.acc_bits - self.act_bits:
+            raise ValueError(f"weight format {self.w_bits} bits / {self.w_frac} fractional not "
+                             f"supported (need 0..{self.acc_bits - self.act_bits} fractional "
+                             f"bits with a {self.acc_bits}-bit accumulator)")
         for name, rng in (("sigmoid", self.sigmoid_range_log2), ("tanh", self.tanh_range_log2)):
             shift = self.act_frac + rng + 1 - self.lut_bits
             if shift < 0:

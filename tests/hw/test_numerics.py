@@ -103,10 +103,22 @@ def test_guard_bits_hold_the_worst_step(columns, fmts):
     (dict(acc_bits=20), "accumulator width"),
     (dict(act_bits=30), "activation format"),
     (dict(w_bits=1), "weight format"),
+    (dict(w_frac=17), r"need 0\.\.16 fractional bits with a 32-bit accumulator"),
+    (dict(w_frac=-1), "weight format"),
 ])
 def test_formats_reject_inconsistent_parameters(kwargs, match):
     with pytest.raises(ValueError, match=match):
         Formats(**kwargs)
+
+
+def test_small_weights_take_negative_integer_bits():
+    """Q-3.11 at 8 bits: codes of ±0.044 weights use the full width; the accumulator
+    (Q13.19) still covers the activation range, so narrowing saturates at ±128."""
+    f = Formats(w_bits=8, w_frac=11)
+    assert str(f.weight) == "Q-3.11" and str(f.acc) == "Q13.19"
+    assert quantize(np.array([0.044, -0.0625, 0.1]), f.weight).tolist() == [90, -128, 127]
+    big = np.array([200 << 19, -(200 << 19)])
+    assert narrow_acc(big, f).tolist() == [32767, -32768]
 
 
 def test_fixed_describes_itself():
