@@ -2,7 +2,7 @@
 
 A transport is an object with ``write(data: bytes)`` and ``read(n: int) -> bytes`` (at most
 ``n`` bytes; an empty result means the timeout expired). :class:`SerialTransport` wraps a serial port
-(pyserial); the cocotb bench (``drnn_boards.sim.ulx3s_bench``) supplies a transport that drives
+(pyserial); the cocotb bench (:mod:`drnn_boards.ulx3s_bench`) supplies a transport that drives
 the simulated UART of the Verilator model, so the *same* driver code is tested end to end.
 
     link = DeltaRNNLink(SerialTransport("/dev/ttyUSB0", 1_000_000), act_bits=16)

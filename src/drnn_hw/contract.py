@@ -26,10 +26,10 @@ Other addresses read 0 and ignore writes. A host reads and writes these words wi
 :func:`decode_word` and :func:`encode_word` (for example ``decode_word(ShapeLayout, word)``
 gives ``{"rows": P, "columns": K, "scan": E}``), so the field positions live in the layouts only.
 
-Streams: x in and h out carry :func:`frame_layout` beats, E elements of ``act_bits`` each (two's
-complement activation codes) and ``last``; element i of a vector travels in element ``i % E``
-of beat ``i // E``, ``last`` marks the frame's final beat. In Verilog element e is
-``payload[act_bits*e +: act_bits]`` and ``last`` is bit ``act_bits*E``.
+Streams (:func:`frame_signature`): x in and h out carry :func:`frame_layout` beats, E elements
+of ``act_bits`` each (two's complement activation codes) and ``last``; element i of a vector
+travels in element ``i % E`` of beat ``i // E``, ``last`` marks the frame's final beat. In
+Verilog element e is ``payload[act_bits*e +: act_bits]`` and ``last`` is bit ``act_bits*E``.
 """
 
 from __future__ import annotations

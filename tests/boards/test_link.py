@@ -1,7 +1,7 @@
 """HostLink (protocol gateware) in Amaranth's simulator; the testbench plays host and core.
 
 The stand-in core answers every x frame with h[j] = x[j % I] - 3·j (wrapped to act_bits), so
-the test can tell lanes, beats, padding and byte order apart; its registers are a dict.
+the test can tell element slots, beats, padding and byte order apart; its registers are a dict.
 """
 
 import math

@@ -31,9 +31,9 @@ def test_verilog_manifest_and_multipliers(tmp_path, I, H, P, K, E):
     man = generate(bundle, shape, tmp_path, name="my_core")
     text = (tmp_path / "my_core.v").read_text()
     assert man == json.loads((tmp_path / "manifest.json").read_text())
-    lanes = min(P, H)           # with H < P only H lanes per channel exist
-    assert man["multipliers"] == 3 * lanes * K
-    assert man["multipliers_yosys"] == 3 * lanes * K
+    rows = min(P, H)            # with H < P only H rows per channel exist
+    assert man["multipliers"] == 3 * rows * K
+    assert man["multipliers_yosys"] == 3 * rows * K
     p = man["parameters"]
     assert (p["I"], p["H"], p["P"], p["K"], p["E"]) == (I, H, P, K, E)
     assert p["thresholds"]["theta_x_code"] == 64 and p["formats"]["act_bits"] == 16
@@ -41,10 +41,10 @@ def test_verilog_manifest_and_multipliers(tmp_path, I, H, P, K, E):
     assert man["registers"]["THETA_H"] == {"address": 6, "access": "RW"}
     assert man["tools"]["amaranth"] == "0.5.10"
     ports = verilog_ports(text, "my_core")
-    lane = 16 * E + 1
+    beat = 16 * E + 1           # E elements of 16 bits and last
     want = {"clk": ("input", 1), "rst": ("input", 1),
-            "x__valid": ("input", 1), "x__ready": ("output", 1), "x__payload": ("input", lane),
-            "h__valid": ("output", 1), "h__ready": ("input", 1), "h__payload": ("output", lane),
+            "x__valid": ("input", 1), "x__ready": ("output", 1), "x__payload": ("input", beat),
+            "h__valid": ("output", 1), "h__ready": ("input", 1), "h__payload": ("output", beat),
             "csr__addr": ("input", 4), "csr__r_stb": ("input", 1), "csr__r_data": ("output", 32),
             "csr__w_stb": ("input", 1), "csr__w_data": ("input", 32),
             "status__busy": ("output", 1), "status__cycles_last": ("output", 32),

