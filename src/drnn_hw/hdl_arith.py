@@ -2,7 +2,8 @@
 
 Plain functions that build Amaranth expressions (no state, no multipliers): saturation,
 round-half-up shifts, LUT indexing. Every narrowing in the core goes through these so the
-gateware follows the written specification in one place.
+gateware follows the written specification in one place. Also the blocks' shared check of
+their constructor parameters (:func:`refuse`, :func:`check_positive`).
 """
 
 from __future__ import annotations
@@ -12,7 +13,25 @@ from amaranth.hdl import Cat, Const, Mux, Value, unsigned
 from .numerics import Formats, lut_shift
 
 __all__ = ["saturate", "round_shift", "narrow_acc", "lut_index", "saturated_lut_index",
-           "lut_range_inside_act", "select_onehot"]
+           "lut_range_inside_act", "select_onehot", "refuse", "check_positive"]
+
+
+def refuse(component, message: str) -> ValueError:
+    """The ValueError a block's constructor raises (``raise refuse(self, ...)``) for a parameter
+    it cannot build with; ``message`` names the parameter.
+
+    The half-built component is marked so that Amaranth does not add, when it is collected, a
+    warning that it was "created but never used": the error says everything.
+    """
+    component._MustUse__silence = True
+    return ValueError(message)
+
+
+def check_positive(component, **values: int) -> None:
+    """:func:`refuse` the first of ``values`` (parameter name = value) that is < 1."""
+    for name, value in values.items():
+        if value < 1:
+            raise refuse(component, f"{name} must be ≥ 1, got {value}")
 
 
 def saturate(v, bits: int):

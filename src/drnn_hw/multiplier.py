@@ -13,29 +13,84 @@ and product registers are part of the multiplier so that a DSP block can absorb 
 Both have the same cycle behaviour: ``p`` two cycles after ``a``/``b``. The flip-flops start
 at 0 in both (the DSP's registers are cleared by the device's global reset); nothing in the
 core depends on that.
+
+:class:`MultiplierBankSignature` is the port through which a block borrows P of these from an
+MxV channel (the activation pipeline is the only borrower).
 """
 
 from __future__ import annotations
 
 from amaranth.hdl import Cat, ClockSignal, Const, Instance, Module, Signal, signed
-from amaranth.lib import wiring
+from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
-__all__ = ["PipelinedMultiplier", "LATENCY"]
+from .hdl_arith import check_positive
+
+__all__ = ["PipelinedMultiplier", "MultiplierBankSignature", "LATENCY"]
 
 #: Cycles from the operands to the product.
 LATENCY = 2
 _ECP5_WIDTH = 18
 
 
+class MultiplierBankSignature(wiring.Signature):
+    """A bank of P borrowed multipliers, seen from the borrower (the lender takes it flipped).
+
+    Members
+    -------
+    en : Out(1)
+        The borrower drives the operands this cycle (the lender's own operands are set aside).
+    a : Out(ArrayLayout(signed(a_bits), rows)); b : Out(ArrayLayout(signed(b_bits), rows))
+        Two's complement operands of multiplier p = 0 .. rows-1.
+    product : In(ArrayLayout(signed(a_bits + b_bits), rows))
+        ``a[p] · b[p]`` (exact), :data:`LATENCY` cycles after ``en``.
+
+    Raises ValueError naming ``rows``, ``a_bits`` or ``b_bits`` when one is < 1.
+    """
+
+    def __init__(self, rows: int, a_bits: int, b_bits: int):
+        for name, value in (("rows", rows), ("a_bits", a_bits), ("b_bits", b_bits)):
+            if value < 1:
+                raise ValueError(f"{name} must be ≥ 1, got {value}")
+        self.rows, self.a_bits, self.b_bits = rows, a_bits, b_bits
+        super().__init__({
+            "en": Out(1),
+            "a": Out(data.ArrayLayout(signed(a_bits), rows)),
+            "b": Out(data.ArrayLayout(signed(b_bits), rows)),
+            "product": In(data.ArrayLayout(signed(a_bits + b_bits), rows)),
+        })
+
+    def __eq__(self, other):
+        return type(other) is type(self) and \
+            (self.rows, self.a_bits, self.b_bits) == (other.rows, other.a_bits, other.b_bits)
+
+    __hash__ = None
+
+
 class PipelinedMultiplier(wiring.Component):
-    """Ports
+    """``p = a · b`` with registered operands and a registered product (one DSP block).
+
+    Parameters
+    ----------
+    a_bits, b_bits : int
+        Widths of the two's complement operands (≥ 1). On ECP5 both ≤ 18 map to one
+        MULT18X18D; wider operands fall back to the generic description.
+
+    Ports
     -----
     a : In(signed(a_bits));  b : In(signed(b_bits))
-    p : Out(signed(a_bits + b_bits)) — ``a · b`` of two cycles earlier.
+        The operands, sampled every cycle.
+    p : Out(signed(a_bits + b_bits))
+        ``a · b`` (exact) of :data:`LATENCY` (= 2) cycles earlier.
+
+    Raises
+    ------
+    ValueError
+        ``a_bits`` or ``b_bits`` < 1 (named in the message).
     """
 
     def __init__(self, a_bits: int, b_bits: int):
+        check_positive(self, a_bits=a_bits, b_bits=b_bits)
         self.a_bits, self.b_bits = a_bits, b_bits
         super().__init__({"a": In(signed(a_bits)), "b": In(signed(b_bits)),
                           "p": Out(signed(a_bits + b_bits))})

@@ -1,5 +1,5 @@
-"""PipelinedMultiplier: the product two cycles after the operands (generic description, in
-Amaranth's simulator), and the ECP5 variant (one MULT18X18D with its registers) against the
+"""PipelinedMultiplier: the product LATENCY cycles after the operands, measured (generic
+description, in Amaranth's simulator), and the ECP5 variant (one MULT18X18D with its registers) against the
 generic one in Yosys (``sat`` evaluating both on fixed operand sequences: a full equivalence
 proof of a multiplier is out of a SAT solver's reach), with a behavioural model of the
 primitive as the Lattice documentation describes it (A, B and P registers on CLK0, signed
@@ -14,11 +14,13 @@ import pytest
 from amaranth.back import verilog
 from amaranth.sim import Simulator
 
-from drnn_hw.multiplier import LATENCY, PipelinedMultiplier
+from drnn_hw.multiplier import LATENCY, MultiplierBankSignature, PipelinedMultiplier
 
 
 @pytest.mark.parametrize("a_bits,b_bits", [(17, 10), (17, 16), (5, 3), (19, 8)])
-def test_product_two_cycles_later(a_bits, b_bits):
+def test_product_latency(a_bits, b_bits):
+    """Exact products, and the latency measured on the simulation equals ``LATENCY`` (the MxV
+    and the AP schedule their stages with it)."""
     dut = PipelinedMultiplier(a_bits, b_bits)
     rng = np.random.default_rng(a_bits * 31 + b_bits)
     lo_a, hi_a, lo_b, hi_b = -(1 << a_bits - 1), (1 << a_bits - 1) - 1, -(1 << b_bits - 1), \
@@ -29,18 +31,48 @@ def test_product_two_cycles_later(a_bits, b_bits):
     got = []
 
     async def tb(ctx):
-        for a, b in pairs + [(0, 0)] * LATENCY:
+        for a, b in pairs + [(0, 0)] * 4:
             ctx.set(dut.a, a)
             ctx.set(dut.b, b)
             await ctx.tick()
-            got.append(ctx.get(dut.p))
+            got.append(ctx.get(dut.p))     # after the edge that ends the operands' cycle
 
     sim = Simulator(dut)
     sim.add_clock(1e-8)
     sim.add_testbench(tb)
     sim.run()
-    assert LATENCY == 2
-    assert got[LATENCY - 1:LATENCY - 1 + len(pairs)] == [a * b for a, b in pairs]
+    want = [a * b for a, b in pairs]
+    latencies = [d for d in range(1, 5) if got[d - 1:d - 1 + len(pairs)] == want]
+    assert latencies == [LATENCY]
+
+
+def test_refuses_bad_widths():
+    for kwargs, name in (((0, 8), "a_bits"), ((8, 0), "b_bits")):
+        with pytest.raises(ValueError, match=name):
+            PipelinedMultiplier(*kwargs)
+    for args, name in (((0, 8, 8), "rows"), ((2, 0, 8), "a_bits"), ((2, 8, -1), "b_bits")):
+        with pytest.raises(ValueError, match=name):
+            MultiplierBankSignature(*args)
+
+
+def test_bank_signature_connects_borrower_to_lender():
+    """The borrower's side (``Out``) and the lender's (``In``, flipped) connect; a bank of
+    another width does not."""
+    from amaranth.hdl import Fragment, Module
+    from amaranth.lib import wiring
+
+    sig = MultiplierBankSignature(3, 17, 10)
+    assert sig == MultiplierBankSignature(3, 17, 10) and sig != MultiplierBankSignature(3, 17, 9)
+    m = Module()
+    borrower, lender = sig.create(), sig.flip().create()
+    wiring.connect(m, borrower, lender)
+    with pytest.raises(wiring.ConnectionError):
+        wiring.connect(m, sig.create(), MultiplierBankSignature(3, 17, 9).flip().create())
+    # Operands flow to the lender, products back to the borrower.
+    statements = repr(Fragment.get(m, None).statements)
+    assert f"(eq (sig {lender.a.as_value().name}) (sig {borrower.a.as_value().name}))" in statements
+    assert f"(eq (sig {borrower.product.as_value().name}) " \
+        f"(sig {lender.product.as_value().name}))" in statements
 
 
 class _ECP5:
