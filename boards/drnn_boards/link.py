@@ -105,7 +105,10 @@ class HostLink(wiring.Component):
         cmd = Signal(8)
         length = Signal(16)
         count = Signal(16)                 # payload bytes received
-        # The frame check, one processor per direction, from the protocol's algorithm.
+        # The frame check, one processor per direction, from the protocol's algorithm: rx_crc
+        # restarts at a SYNC and takes every byte received after it (so in CHECK it holds the
+        # CRC of CMD, LEN and PAYLOAD); tx_crc restarts with each response and takes every
+        # byte sent after its SYNC.
         m.submodules.rx_crc = rx_crc = P.CRC.create()
         m.submodules.tx_crc = tx_crc = P.CRC.create()
         arg = Signal(40)                   # register request: ADDR, then DATA (little endian)
