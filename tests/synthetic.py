@@ -3,7 +3,7 @@
 import numpy as np
 
 TINY = dict(hidden=8, epochs=12, finetune_epochs=4, batch_size=16, lr=2e-2, finetune_lr=5e-3,
-            theta_x=0.1, theta_h=0.05)
+            theta_x=0.1, theta_h=0.05, min_steps=0, finetune_min_steps=0)  # no step floor: fast
 
 
 def synthetic_npz(path, seed=0, n_train=64, n_test=40, T=8, I=3):

@@ -19,7 +19,12 @@ from drnn_train.train import TrainConfig
 from drnn_cli import drnn_in_process as drnn
 from synthetic import synthetic_npz
 
-FAST = ["--hidden", "6", "--epochs", "1", "--finetune-epochs", "1", "--quiet"]
+FAST = ["--hidden", "6", "--epochs", "1", "--finetune-epochs", "1", "--min-steps", "0",
+        "--finetune-min-steps", "0", "--quiet"]
+# tests/synthetic.py's TINY recipe as flags: learns the synthetic task in about a second.
+LEARNS = ["--hidden", "8", "--epochs", "12", "--finetune-epochs", "4", "--batch-size", "16",
+          "--lr", "2e-2", "--finetune-lr", "5e-3", "--theta-x", "0.1", "--theta-h", "0.05",
+          "--min-steps", "0", "--finetune-min-steps", "0", "--quiet"]
 
 
 def assert_one_line_error(code, err, *needles):
@@ -90,13 +95,18 @@ TRAIN_BAD = [
     (["--dataset", "{npz:y_test=None}"], ["missing key 'y_test'"]),
     (["--dataset", "{npz:x_train=np.zeros((6, 5))}"], ["x_train", "3 dimensions", "(6, 5)"]),
     (["--dataset", "{npz:x_test=np.zeros((4, 5, 2))}"], ["x_test", "I = 3", "got 2"]),
-    (["--dataset", "{npz:x_train=np.full((6, 5, 3), np.nan)}"], ["x_train", "NaN/Inf"]),
+    (["--dataset", "{npz:x_train=np.full((6, 5, 3), np.nan)}"],
+     ["x_train", "sequence 0 has no valid step", "NaN"]),
+    (["--dataset", "{npz:x_test=np.where(np.arange(5)[:, None] == 2, np.nan, np.ones((4, 5, 3)))}"],
+     ["x_test", "12 NaN/Inf", "sequence 0, step 2, feature 0"]),
     (["--dataset", "{npz:len_test=np.array([1, 2, 9, 3])}"], ["len_test", "[1, 5]", "9"]),
     (["--dataset", "{npz:y_train=np.linspace(0, 1, 6)}"], ["y_train", "integer class labels"]),
     (["--theta-x", "-0.1"], ["--theta-x", "-0.1"]),
     (["--theta-h", "nan"], ["--theta-h", "nan"]),
     (["--theta-h", "300"], ["--theta-h", "127.996", "300"]),
     (["--hidden", "0"], ["--hidden", "got 0"]),
+    (["--min-steps", "-1"], ["--min-steps", "got -1"]),
+    (["--finetune-min-steps", "-5"], ["--finetune-min-steps", "got -5"]),
     (["--weight-bits", "30"], ["--weight-bits", "30"]),
     (["--epochs", "x"], ["--epochs", "'x' is not a valid integer"]),
 ]
@@ -115,6 +125,59 @@ def test_train_bad_input(tmp_path, capsys, args, needles, syn):
     code, _, err = drnn(["train", *FAST, *resolved, "--out", tmp_path / "c.pt"], capsys)
     assert_one_line_error(code, err, *needles)
     assert not (tmp_path / "c.pt").exists()
+
+
+def test_nan_padded_npz_trains_as_the_zero_padded_one(tmp_path, capsys):
+    """UCR/aeon convention: NaN past len_*, or trailing all-NaN steps without len_*; the
+    padding never reaches the result (same metrics as the zero-padded file with lengths)."""
+    rng = np.random.default_rng(0)
+    len_train = np.array([5, 1, 2, 3, 4, 5])
+    pad_train = np.arange(5)[None, :] >= len_train[:, None]
+    x_train, x_test = rng.normal(size=(6, 5, 3)), rng.normal(size=(4, 5, 3))
+    x_test[:, 4] = 0
+    zero = _npz(tmp_path / "zero.npz", x_train=np.where(pad_train[..., None], 0, x_train),
+                len_train=len_train, x_test=x_test, len_test=np.full(4, 4))
+    x_train[pad_train] = np.nan
+    x_test[:, 4] = np.nan
+    nan = _npz(tmp_path / "nan.npz", x_train=x_train, len_train=len_train, x_test=x_test)
+    metrics = []
+    for data in (zero, nan):
+        code, out, err = drnn(["train", "--dataset", data, *FAST, "--out",
+                               tmp_path / f"{data.stem}.pt"], capsys)
+        assert code == 0, err
+        metrics.append(json.loads((tmp_path / f"{data.stem}.metrics.json").read_text()))
+    keys = ("float_accuracy", "exact_accuracy", "sparsity_dx", "sparsity_dh",
+            "exact_train_accuracy")
+    assert [metrics[0][k] for k in keys] == [metrics[1][k] for k in keys]
+    assert all(np.isfinite(metrics[1][k]) for k in keys)
+
+
+def test_warns_when_no_better_than_the_majority_class(tmp_path, capsys):
+    """Constant inputs: every sequence gets the same answer, so accuracy <= the majority's."""
+    y_test = np.array([7] * 7 + [3] * 3)
+    data = _npz(tmp_path / "const.npz", x_train=np.ones((6, 5, 3)), x_test=np.ones((10, 5, 3)),
+                y_train=np.array([3, 7, 3, 7, 3, 7]), y_test=y_test)
+    code, out, err = drnn(["train", "--dataset", data, *FAST, "--out", tmp_path / "c.pt"], capsys)
+    assert code == 0, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith("drnn: warning: hardware-exact test accuracy ")
+    assert "no better than always answering the majority class '7' (70.00 % of the test split)" \
+        in lines[0]
+    metrics = json.loads((tmp_path / "c.metrics.json").read_text())
+    assert metrics["no_better_than_majority"] is True
+    assert metrics["majority_accuracy"] == 0.7 and metrics["majority_class"] == "7"
+    assert metrics["exact_accuracy"] in (0.3, 0.7)
+
+
+def test_no_warning_when_the_model_learned(tmp_path, capsys, syn):
+    code, out, err = drnn(["train", "--dataset", syn, *LEARNS, "--out", tmp_path / "c.pt"],
+                          capsys)
+    assert code == 0, err
+    assert "warning" not in err
+    metrics = json.loads((tmp_path / "c.metrics.json").read_text())
+    assert metrics["exact_accuracy"] >= 0.8 and metrics["no_better_than_majority"] is False
+    assert (metrics["steps"], metrics["finetune_steps"]) == (12 * 4, 4 * 4)   # 64 seqs / 16
 
 
 def test_train_missing_out(capsys):

@@ -14,7 +14,8 @@ from drnn_hw.errors import UserError
 
 # Literal defaults for --help (kept equal to TrainConfig's; a test checks it).
 HELP_DEFAULTS = dict(dataset="japanese-vowels", hidden=64, theta_x=0.5, theta_h=0.5, epochs=40,
-                     finetune_epochs=20, lr=5e-3, finetune_lr=1e-3, batch_size=32, l1=0.0,
+                     finetune_epochs=20, min_steps=360, finetune_min_steps=180,
+                     lr=5e-3, finetune_lr=1e-3, batch_size=32, l1=0.0,
                      weight_bits=8, weight_frac=6, seed=0, threads=1)
 
 
@@ -30,8 +31,9 @@ def _check_threshold(name, value):
 
 @click.command()
 @click.option("--dataset", default=HELP_DEFAULTS["dataset"], show_default=True,
-              help="japanese-vowels, basic-motions, or PATH.npz (x_train, y_train, x_test, "
-                   "y_test[, len_train, len_test]).")
+              help="japanese-vowels, basic-motions, gun-point, italy-power-demand, or PATH.npz "
+                   "(x_train, y_train, x_test, y_test[, len_train, len_test]; NaN padding past "
+                   "each length allowed).")
 @click.option("--hidden", type=int, default=HELP_DEFAULTS["hidden"], show_default=True,
               help="Hidden units H.")
 @click.option("--theta-x", type=float, default=HELP_DEFAULTS["theta_x"], show_default=True,
@@ -39,9 +41,16 @@ def _check_threshold(name, value):
 @click.option("--theta-h", type=float, default=HELP_DEFAULTS["theta_h"], show_default=True,
               help="Hidden delta threshold Θh.")
 @click.option("--epochs", type=int, default=HELP_DEFAULTS["epochs"], show_default=True,
-              help="Float GRU pre-training epochs.")
+              help="Float GRU pre-training epochs (at least; raised to make --min-steps; "
+                   "0 skips the phase).")
 @click.option("--finetune-epochs", type=int, default=HELP_DEFAULTS["finetune_epochs"],
-              show_default=True, help="Delta + quantisation-aware fine-tuning epochs.")
+              show_default=True, help="Delta + quantisation-aware fine-tuning epochs (at least; "
+                                      "raised to make --finetune-min-steps).")
+@click.option("--min-steps", type=int, default=HELP_DEFAULTS["min_steps"], show_default=True,
+              help="Fewest optimiser steps of the pre-training (small data sets get more "
+                   "epochs).")
+@click.option("--finetune-min-steps", type=int, default=HELP_DEFAULTS["finetune_min_steps"],
+              show_default=True, help="Fewest optimiser steps of the fine-tuning.")
 @click.option("--lr", type=float, default=HELP_DEFAULTS["lr"], show_default=True)
 @click.option("--finetune-lr", type=float, default=HELP_DEFAULTS["finetune_lr"], show_default=True)
 @click.option("--batch-size", type=int, default=HELP_DEFAULTS["batch_size"], show_default=True)
@@ -55,14 +64,17 @@ def _check_threshold(name, value):
 @click.option("--out", "out", required=True, type=click.Path(path_type=Path),
               help="Checkpoint to write (CKPT.pt); metrics go to CKPT.metrics.json.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
-def train(dataset, hidden, theta_x, theta_h, epochs, finetune_epochs, lr, finetune_lr,
-          batch_size, l1, weight_bits, weight_frac, seed, threads, out, quiet):
+def train(dataset, hidden, theta_x, theta_h, epochs, finetune_epochs, min_steps,
+          finetune_min_steps, lr, finetune_lr, batch_size, l1, weight_bits, weight_frac,
+          seed, threads, out, quiet):
     """Train a delta-GRU classifier (float pre-training, then delta + QAT fine-tuning)."""
     from drnn_hw.numerics import Formats
 
     _check_positive("hidden", hidden)
     _check_positive("epochs", epochs, 0)
     _check_positive("finetune-epochs", finetune_epochs, 0)
+    _check_positive("min-steps", min_steps, 0)
+    _check_positive("finetune-min-steps", finetune_min_steps, 0)
     _check_positive("batch-size", batch_size)
     _check_positive("threads", threads)
     _check_threshold("theta-x", theta_x)
@@ -82,12 +94,14 @@ def train(dataset, hidden, theta_x, theta_h, epochs, finetune_epochs, lr, finetu
     from drnn_train.train import checkpoint_metrics_path, train_model
 
     path, m = train_model(out, dataset, progress=not quiet, hidden=hidden, theta_x=theta_x,
-                          theta_h=theta_h, epochs=epochs, finetune_epochs=finetune_epochs, lr=lr,
+                          theta_h=theta_h, epochs=epochs, finetune_epochs=finetune_epochs,
+                          min_steps=min_steps, finetune_min_steps=finetune_min_steps, lr=lr,
                           finetune_lr=finetune_lr, batch_size=batch_size, l1=l1,
                           weight_bits=weight_bits, weight_frac=weight_frac, seed=seed,
                           threads=threads)
     click.echo(f"{m['dataset']}: H={hidden} Θx={theta_x:g} Θh={theta_h:g} weights "
-               f"{fmts.weight} ({m['seconds']:.0f} s)")
+               f"{fmts.weight} ({m['seconds']:.0f} s; {m['epochs_run']} + "
+               f"{m['finetune_epochs_run']} epochs, {m['steps']} + {m['finetune_steps']} steps)")
     click.echo(f"float GRU test accuracy     {100 * m['float_accuracy']:.2f} %")
     click.echo(f"hardware-exact test accuracy {100 * m['exact_accuracy']:.2f} %")
     click.echo(f"temporal sparsity Δx {100 * m['sparsity_dx']:.1f} %, "
@@ -95,3 +109,9 @@ def train(dataset, hidden, theta_x, theta_h, epochs, finetune_epochs, lr, finetu
     if m["saturated_on_export"]:
         click.echo(f"warning: {m['saturated_on_export']} weights/biases saturate on export")
     click.echo(f"wrote {path} and {checkpoint_metrics_path(path)}")
+    if m["no_better_than_majority"]:
+        click.echo(f"drnn: warning: hardware-exact test accuracy "
+                   f"{100 * m['exact_accuracy']:.2f} % is no better than always answering the "
+                   f"majority class '{m['majority_class']}' "
+                   f"({100 * m['majority_accuracy']:.2f} % of the test split): the model has "
+                   f"not learned; train longer (--min-steps) or check the data", err=True)
