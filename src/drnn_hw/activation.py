@@ -5,9 +5,9 @@ block's issue ``c0`` (at most one carry chain, table lookup or multiplier per st
 
     c0  read the block of the four delta memories
     c1  σ ROM addresses of M_r, M_z;  mnx, mnh = narrow(M_nx), narrow(M_nh)
-    c2  r, z from the σ ROM;          r·mnh to the r-channel multipliers (lane 0)
+    c2  r, z from the σ ROM;          r·mnh to the r channel's multipliers (column 0)
     c4  tanh ROM address of pre = sat(mnx + round(r·mnh))
-    c5  n from the tanh ROM, h read;  z·(h − n) to the z-channel multipliers (lane 0)
+    c5  n from the tanh ROM, h read;  z·(h − n) to the z channel's multipliers (column 0)
     c7  h' = sat(n + round(z·(h − n))), written to h
 
 Two identities of the spec's integer arithmetic save stages (both exact, not approximations):
@@ -19,8 +19,10 @@ Two identities of the spec's integer arithmetic save stages (both exact, not app
   (checked here; the bundle enforces it), so ``mnx + rnh`` is one add of the product and
   ``mnx·2^A + half``.
 
-The tables are ``lib.memory`` ROMs, one σ ROM with two read ports (r, z) and one tanh ROM per
-lane. The AP owns no multiplier: it borrows the MxV's (idle once all deltas are consumed).
+The tables are ``lib.memory`` ROMs, per row p of a block one σ ROM with two read ports (r, z)
+and one tanh ROM. The AP owns no multiplier: it borrows the MxV's (idle once all deltas are
+consumed) through two :class:`~drnn_hw.multiplier.MultiplierBankSignature` ports, and reads
+the delta memories through three :class:`~drnn_hw.mxv.DeltaReadSignature` ports.
 Issue starts with ``start`` (block 0 in that very cycle) and runs NB blocks back to back;
 ``done`` pulses in the cycle the last block's h is written.
 """
@@ -33,8 +35,10 @@ from amaranth.hdl import Module, Mux, Signal, signed
 from amaranth.lib import data, memory, wiring
 from amaranth.lib.wiring import In, Out
 
-from .hdl_arith import narrow_acc, saturate, saturated_lut_index
-from .mxv import AP_MUL_LATENCY, AP_READ_LATENCY, ap_operand_b_bits
+from .hdl_arith import check_positive, narrow_acc, refuse, saturate, saturated_lut_index
+from .multiplier import MultiplierBankSignature
+from .mxv import (AP_MUL_LATENCY, AP_READ_LATENCY, DeltaReadSignature, ap_operand_a_bits,
+                  ap_operand_b_bits)
 from .numerics import Formats
 
 __all__ = ["ActivationPipeline", "AP_STAGES"]
@@ -50,59 +54,84 @@ AP_STAGES = _C_H
 
 
 class ActivationPipeline(wiring.Component):
-    """Ports
+    """The gate math of the delta-GRU for one P-row block per cycle (see the module docstring;
+    the algorithm is :func:`drnn_hw.golden.activation_pipeline`, bit for bit).
+
+    Parameters
+    ----------
+    fmts : Formats
+        Number formats (:mod:`drnn_hw.numerics`).
+    hidden, rows : int
+        H and P (≥ 1); ``NB = ceil(H/P)`` blocks.
+    acc_width : int
+        Width of the delta memories' rows (:func:`~drnn_hw.mxv.acc_width`, ≥ ``acc_bits``).
+    sigmoid_lut, tanh_lut : sequences of ``2**lut_bits`` ints
+        The σ and tanh tables (activation-format codes; σ entries in [0, 2^act_frac]).
+
+    Ports
     -----
     start : In(1)
         Issue block 0 now, then blocks 1..NB-1 on the following cycles.
-    read, block : Out
-        Read this block of the delta memories (the MxV channels' ``ap_read`` / ``ap_block``).
-    m_r, m_z, m_nx, m_nh : In(ArrayLayout(signed(acc_width), P))
-        The rows of the block read ``AP_READ_LATENCY`` cycles earlier (acc_bits + guard bits,
-        not saturated).
-    h_block : Out;  h_in : In(ArrayLayout(signed(act_bits), P))
+    read_r, read_z : Out(DeltaReadSignature(P, acc_width, NB))
+    read_n : Out(DeltaReadSignature(P, acc_width, NB, split=True))
+        Block reads of M_r, M_z and M_nx / M_nh (all three read the same block in the same
+        cycle); the rows arrive ``AP_READ_LATENCY`` cycles later (acc_bits + guard bits, not
+        saturated).
+    h_block : Out(range(max(NB, 2)));  h_in : In(ArrayLayout(signed(act_bits), P))
         The block of the current hidden state the AP needs this cycle (read combinationally).
-    mul_r_en, mul_r_a, mul_r_b, mul_r_prod; mul_z_*
-        Borrowed multipliers (product ``AP_MUL_LATENCY`` cycles after ``*_en``).
-    h_we, h_wblock, h_out : Out
-        New hidden state of one block.
+    mul_r, mul_z : Out(MultiplierBankSignature(P, act_bits + 1, ap_operand_b_bits))
+        The borrowed column-0 multipliers of the r and z channels (product ``AP_MUL_LATENCY``
+        cycles after ``en``).
+    h_we : Out(1), h_wblock : Out(range(max(NB, 2))), h_out : Out(ArrayLayout(signed(act_bits), P))
+        New hidden state of one block (activation codes; rows past H are don't-care).
     done : Out(1)
         The last block was written this cycle.
+
+    Raises
+    ------
+    ValueError
+        ``hidden`` or ``rows`` < 1, ``acc_width`` < ``acc_bits``, a table not of
+        ``2**lut_bits`` entries or with an entry outside the activation format,
+        ``sigmoid_lut`` entries outside [0, 2^act_frac] (named in the message).
     """
 
-    def __init__(self, fmts: Formats, *, hidden: int, pe: int, acc_width: int, sigmoid_lut,
+    def __init__(self, fmts: Formats, *, hidden: int, rows: int, acc_width: int, sigmoid_lut,
                  tanh_lut):
-        self.fmts, self.H, self.P = fmts, hidden, pe
-        self.NB = math.ceil(hidden / pe)
+        check_positive(self, hidden=hidden, rows=rows)
+        if acc_width < fmts.acc_bits:
+            raise refuse(self, f"acc_width must be ≥ acc_bits = {fmts.acc_bits}, got "
+                               f"{acc_width}")
+        self.fmts, self.H, self.P = fmts, hidden, rows
+        self.NB = math.ceil(hidden / rows)
         self.sigmoid_lut = [int(v) for v in sigmoid_lut]
         self.tanh_lut = [int(v) for v in tanh_lut]
+        for name, table in (("sigmoid_lut", self.sigmoid_lut), ("tanh_lut", self.tanh_lut)):
+            if len(table) != fmts.lut_entries:
+                raise refuse(self, f"{name} must have 2**lut_bits = {fmts.lut_entries} "
+                                   f"entries, got {len(table)}")
+            if not all(fmts.act.min <= v <= fmts.act.max for v in table):
+                raise refuse(self, f"{name} entries must lie in the activation format "
+                                   f"[{fmts.act.min}, {fmts.act.max}]")
+        # The adder saving of the module docstring (rnh never saturates) rests on this.
         if not all(0 <= v <= 1 << fmts.act_frac for v in self.sigmoid_lut):
-            raise ValueError("σ table entries must lie in [0, 2^act_frac]")
-        acc = signed(acc_width)
+            raise refuse(self, f"sigmoid_lut entries must lie in [0, 2^act_frac = "
+                               f"{1 << fmts.act_frac}]")
         act = signed(fmts.act_bits)
-        a_bits, b_bits = fmts.act_bits + 1, ap_operand_b_bits(fmts)
-        prod = signed(a_bits + b_bits)
         blk = range(max(self.NB, 2))
+        mul = MultiplierBankSignature(rows, ap_operand_a_bits(fmts), ap_operand_b_bits(fmts))
         super().__init__({
             "start": In(1),
-            "read": Out(1),
-            "block": Out(blk),
-            "m_r": In(data.ArrayLayout(acc, pe)),
-            "m_z": In(data.ArrayLayout(acc, pe)),
-            "m_nx": In(data.ArrayLayout(acc, pe)),
-            "m_nh": In(data.ArrayLayout(acc, pe)),
+            "read_r": Out(DeltaReadSignature(rows=rows, acc_width=acc_width, blocks=self.NB)),
+            "read_z": Out(DeltaReadSignature(rows=rows, acc_width=acc_width, blocks=self.NB)),
+            "read_n": Out(DeltaReadSignature(rows=rows, acc_width=acc_width, blocks=self.NB,
+                                             split=True)),
             "h_block": Out(blk),
-            "h_in": In(data.ArrayLayout(act, pe)),
-            "mul_r_en": Out(1),
-            "mul_r_a": Out(data.ArrayLayout(signed(a_bits), pe)),
-            "mul_r_b": Out(data.ArrayLayout(signed(b_bits), pe)),
-            "mul_r_prod": In(data.ArrayLayout(prod, pe)),
-            "mul_z_en": Out(1),
-            "mul_z_a": Out(data.ArrayLayout(signed(a_bits), pe)),
-            "mul_z_b": Out(data.ArrayLayout(signed(b_bits), pe)),
-            "mul_z_prod": In(data.ArrayLayout(prod, pe)),
+            "h_in": In(data.ArrayLayout(act, rows)),
+            "mul_r": Out(mul),
+            "mul_z": Out(mul),
             "h_we": Out(1),
             "h_wblock": Out(blk),
-            "h_out": Out(data.ArrayLayout(act, pe)),
+            "h_out": Out(data.ArrayLayout(act, rows)),
             "done": Out(1),
         })
 
@@ -113,28 +142,29 @@ class ActivationPipeline(wiring.Component):
         act = signed(fmts.act_bits)
         blk = range(max(NB, 2))
 
+        # Stage c0 (the block read) and its copies in stages c1..c7: valid bit, block number.
+        stage = data.StructLayout({"valid": 1, "block": blk})
+        c = [Signal(stage, name=f"c{i}") for i in range(AP_STAGES + 1)]
         issuing = Signal()
         count = Signal(blk)
-        issue = Signal()
-        m.d.comb += [issue.eq(self.start | issuing), self.block.eq(Mux(self.start, 0, count)),
-                     self.read.eq(issue)]
-        with m.If(issue):
-            with m.If(self.block == NB - 1):
+        m.d.comb += [c[0].valid.eq(self.start | issuing),
+                     c[0].block.eq(Mux(self.start, 0, count))]
+        for read in (self.read_r, self.read_z, self.read_n):
+            m.d.comb += [read.en.eq(c[0].valid), read.block.eq(c[0].block)]
+        with m.If(c[0].valid):
+            with m.If(c[0].block == NB - 1):
                 m.d.sync += [issuing.eq(0), count.eq(0)]
             with m.Else():
-                m.d.sync += [issuing.eq(1), count.eq(self.block + 1)]
+                m.d.sync += [issuing.eq(1), count.eq(c[0].block + 1)]
+        m.d.sync += [c[i].eq(c[i - 1]) for i in range(1, AP_STAGES + 1)]
 
-        # Valid bits and block numbers of stages c1..c9.
-        valid = [issue] + [Signal(name=f"v{i}") for i in range(1, AP_STAGES + 1)]
-        block = [self.block] + [Signal(blk, name=f"blk{i}") for i in range(1, AP_STAGES + 1)]
-        for i in range(1, AP_STAGES + 1):
-            m.d.sync += [valid[i].eq(valid[i - 1]), block[i].eq(block[i - 1])]
-
+        m_r, m_z, m_nx, m_nh = self.read_r.m, self.read_z.m, self.read_n.m, self.read_n.m_h
+        mul_r, mul_z = self.mul_r, self.mul_z
         m.d.comb += [
-            self.mul_r_en.eq(valid[_C_RZ]), self.mul_z_en.eq(valid[_C_N]),
-            self.h_block.eq(block[_C_N]),
-            self.h_we.eq(valid[_C_H]), self.h_wblock.eq(block[_C_H]),
-            self.done.eq(valid[_C_H] & (block[_C_H] == NB - 1)),
+            mul_r.en.eq(c[_C_RZ].valid), mul_z.en.eq(c[_C_N].valid),
+            self.h_block.eq(c[_C_N].block),
+            self.h_we.eq(c[_C_H].valid), self.h_wblock.eq(c[_C_H].block),
+            self.done.eq(c[_C_H].valid & (c[_C_H].block == NB - 1)),
         ]
 
         def delay(value, frm, to, name):
@@ -155,30 +185,30 @@ class ActivationPipeline(wiring.Component):
 
             # c1: σ addresses; narrowed n-gate memories.
             m.d.comb += [
-                rd_r.addr.eq(saturated_lut_index(self.m_r[p], fmts, fmts.sigmoid_range_log2,
+                rd_r.addr.eq(saturated_lut_index(m_r[p], fmts, fmts.sigmoid_range_log2,
                                                  fmts.w_frac)),
-                rd_z.addr.eq(saturated_lut_index(self.m_z[p], fmts, fmts.sigmoid_range_log2,
+                rd_z.addr.eq(saturated_lut_index(m_z[p], fmts, fmts.sigmoid_range_log2,
                                                  fmts.w_frac)),
             ]
             mnx, mnh = Signal(act, name=f"mnx_{p}"), Signal(act, name=f"mnh_{p}")
-            m.d.sync += [mnx.eq(narrow_acc(self.m_nx[p], fmts)),
-                         mnh.eq(narrow_acc(self.m_nh[p], fmts))]
+            m.d.sync += [mnx.eq(narrow_acc(m_nx[p], fmts)),
+                         mnh.eq(narrow_acc(m_nh[p], fmts))]
             # c2: r · mnh on the r channel; z kept; mnx·2^A + half for the c4 add.
             z = Signal(act, name=f"z_{p}")
             mnx_sh = Signal(signed(fmts.act_bits + A + 1), name=f"mnx_sh_{p}")
-            m.d.comb += [self.mul_r_a[p].eq(mnh), self.mul_r_b[p].eq(rd_r.data)]
+            m.d.comb += [mul_r.a[p].eq(mnh), mul_r.b[p].eq(rd_r.data)]
             m.d.sync += [z.eq(rd_z.data), mnx_sh.eq((mnx << A) + (1 << (A - 1)))]
             # c4: tanh address of sat(mnx + round(r·mnh)) = index of (prod + mnx·2^A + half) >> A.
             mnx_sh4 = delay(mnx_sh, _C_RZ + 1, _C_PRE, f"mnx_sh_{p}")
             m.d.comb += rd_n.addr.eq(saturated_lut_index(
-                self.mul_r_prod[p] + mnx_sh4, fmts, fmts.tanh_range_log2, A, rounded=True))
+                mul_r.product[p] + mnx_sh4, fmts, fmts.tanh_range_log2, A, rounded=True))
             # c5: z · (h − n) on the z channel; n·2^A + half kept for the c7 add.
             z5 = delay(z, _C_RZ + 1, _C_N, f"z_{p}")
-            m.d.comb += [self.mul_z_a[p].eq(self.h_in[p] - rd_n.data), self.mul_z_b[p].eq(z5)]
+            m.d.comb += [mul_z.a[p].eq(self.h_in[p] - rd_n.data), mul_z.b[p].eq(z5)]
             n_sh = Signal(signed(fmts.act_bits + A + 1), name=f"n_sh_{p}")
             m.d.sync += n_sh.eq((rd_n.data << A) + (1 << (A - 1)))
             n_sh7 = delay(n_sh, _C_N + 1, _C_H, f"n_sh_{p}")
             # c7: h' = sat(n + round(z · (h − n))) = sat((prod + n·2^A + half) >> A).
             m.d.comb += self.h_out[p].eq(
-                saturate((self.mul_z_prod[p] + n_sh7) >> A, fmts.act_bits))
+                saturate((mul_z.product[p] + n_sh7) >> A, fmts.act_bits))
         return m

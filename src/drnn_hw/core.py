@@ -1,21 +1,24 @@
 """DeltaGRUCore: the delta-GRU layer accelerator (top level).
 
-Parameters: a :class:`~drnn_hw.bundle.ModelBundle` (sizes I, H, formats, weights, biases, LUTs,
-threshold reset values) and a :class:`~drnn_hw.cycle_model.CoreShape` (P, K, E). The core has
-``3 · min(P, H) · K`` multipliers (``3·P·K`` whenever P ≤ H; lanes past H would be dead).
-``NB = ceil(H/P)``, ``WX = ceil(I/E)``, ``WH = ceil(H/E)``. Clock domain ``sync`` (``clk``,
-synchronous active-high ``rst`` in Verilog).
+Blocks and the interfaces between them (each a ``wiring.Signature`` joined with
+``wiring.connect``)::
+
+    x FIFO ─► DeltaEncoder ─deltas: DeltaStreamSignature─► DeltaQueue
+    DeltaQueue ─issue: IssueSignature─► WeightBank
+    WeightBank ─slot_r/z/n: SlotSignature─► MxVChannel r, z, n (slot)
+    ActivationPipeline ─mul_r, mul_z: MultiplierBankSignature─► MxVChannel r, z (ap_mul)
+    ActivationPipeline ─read_r/z/n: DeltaReadSignature─► MxVChannel r, z, n (ap_read)
 
 Ports (Verilog names flattened with ``__``: ``x__valid``, ``x__payload``, ``csr__addr``, ...)
 --------------------------------------------------------------------------------------------
 ``x``: In(stream.Signature(StructLayout({"data": ArrayLayout(signed(act_bits), E), "last": 1})))
-    One timestep = WX beats; element i in lane i % E of beat i // E; padding lanes ignored;
+    One timestep = WX beats; x[i] in element i % E of beat i // E; padding elements ignored;
     ``last`` expected on beat WX-1 (a mismatch sets the sticky FRAME_ERROR; frames are always
-    counted as WX beats). In Verilog lane e is ``x__payload[act_bits*e +: act_bits]``, ``last``
-    is bit ``act_bits*E``.
+    counted as WX beats). In Verilog element e is ``x__payload[act_bits*e +: act_bits]``,
+    ``last`` is bit ``act_bits*E``.
 ``h``: Out(stream.Signature(same layout))
-    One frame of WH beats per timestep (element j in lane j % E of beat j // E, padding lanes 0,
-    ``last`` on beat WH-1). Exactly one output frame per input frame, in order.
+    One frame of WH beats per timestep (h[j] in element j % E of beat j // E, padding elements
+    0, ``last`` on beat WH-1). Exactly one output frame per input frame, in order.
 ``csr``: In(Signature({"addr": Out(4), "r_stb": Out(1), "r_data": In(32), "w_stb": Out(1),
     "w_data": Out(32)})): write with ``w_stb``; read with ``r_stb``, ``r_data`` next cycle.
 ``status``: Out(Signature({"busy", "cycles_last": 32, "nnz_dx_last": 16, "nnz_dh_last": 16,
@@ -48,7 +51,7 @@ from __future__ import annotations
 import math
 
 from amaranth.hdl import Array, Const, Module, Mux, Signal, signed
-from amaranth.lib import data, fifo, stream, wiring
+from amaranth.lib import fifo, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from .activation import AP_STAGES, ActivationPipeline
@@ -56,6 +59,7 @@ from .bundle import ModelBundle
 from .cycle_model import AP_LATENCY, MXV_WRITE, SCAN_LATENCY, CoreShape, mxv_drain
 from .delta_encoder import DeltaEncoder
 from .delta_queue import DeltaQueue
+from .hdl_arith import refuse
 from .mxv import MXV_STAGES, MxVChannel
 from .contract import CSRSignature, StatusSignature, frame_layout
 from .registers import RegisterFile
@@ -76,12 +80,44 @@ if (SCAN_LATENCY, MXV_WRITE, AP_LATENCY) != (_SCAN_PIPELINE, _MXV_PIPELINE, _AP_
 
 
 class DeltaGRUCore(wiring.Component):
+    """The delta-GRU layer accelerator for one model bundle (see the module docstring).
+
+    Parameters
+    ----------
+    bundle : ModelBundle
+        Sizes I, H, formats, weights, biases, LUTs, threshold reset values.
+    shape : CoreShape, optional
+        P (rows), K (columns), E (scan); :data:`~drnn_hw.cycle_model.PRESETS` ``"default"``
+        when omitted.
+
+    Ports
+    -----
+    x : In(stream.Signature(frame_layout(act_bits, E)))
+        Input frames, ``WX = ceil(I/E)`` beats per timestep.
+    h : Out(stream.Signature(frame_layout(act_bits, E)))
+        Output frames, ``WH = ceil(H/E)`` beats per timestep.
+    csr : In(CSRSignature)
+        The register bus (:mod:`drnn_hw.contract`).
+    status : Out(StatusSignature)
+        The status registers as plain outputs.
+
+    (Details, Verilog names and the step's schedule in the module docstring.)
+
+    Raises
+    ------
+    ValueError
+        From the blocks, naming the parameter, for a bundle or shape they cannot build
+        (e.g. a bundle with no hidden units).
+    """
+
     def __init__(self, bundle: ModelBundle, shape: CoreShape | None = None):
         shape = shape or CoreShape()
         self.bundle, self.shape = bundle, shape
         self.fmts = bundle.formats
         self.I, self.H = bundle.input_size, bundle.hidden_size
-        # With H < P the lanes past H would never see a row: build only min(P, H) of them
+        if self.H < 1:
+            raise refuse(self, f"bundle must have hidden units (H ≥ 1), got H = {self.H}")
+        # With H < P the rows past H would never hold a weight: build only min(P, H) of them
         # (NB = 1 either way, so the schedule is the same; Yosys would remove them anyway).
         self.P, self.K, self.E = min(shape.rows, self.H), shape.columns, shape.scan
         self.NB = math.ceil(self.H / self.P)
@@ -109,17 +145,19 @@ class DeltaGRUCore(wiring.Component):
         wiring.connect(m, wiring.flipped(self.csr), regs.csr)
 
         m.submodules.x_fifo = x_fifo = fifo.SyncFIFO(width=frame.size, depth=2 * WX)
-        m.submodules.encoder = enc = DeltaEncoder(fmts, I, H, pe=P, lanes=K, scan=E)
-        m.submodules.queue = queue = DeltaQueue(enc.entry, lanes=K, blocks=NB, capacity=I + H)
-        m.submodules.weights = bank = WeightBank(b, pe=P, lanes=K, addr_bits=enc.addr_bits)
+        m.submodules.encoder = enc = DeltaEncoder(fmts, I, H, rows=P, columns=K, scan=E)
+        m.submodules.queue = queue = DeltaQueue(enc.entry, columns=K, blocks=NB,
+                                                capacity=I + H)
+        m.submodules.weights = bank = WeightBank(b, rows=P, columns=K, addr_bits=enc.addr_bits)
         chans = {}
         for c, name in enumerate(("r", "z")):
-            chans[name] = MxVChannel(fmts, inputs=I, hidden=H, pe=P, lanes=K, bias=b.bias[c])
-        chans["n"] = MxVChannel(fmts, inputs=I, hidden=H, pe=P, lanes=K, bias=b.bias[2],
+            chans[name] = MxVChannel(fmts, inputs=I, hidden=H, rows=P, columns=K,
+                                     bias=b.bias[c])
+        chans["n"] = MxVChannel(fmts, inputs=I, hidden=H, rows=P, columns=K, bias=b.bias[2],
                                 bias_h=b.bias[3])
         for name, ch in chans.items():
             m.submodules[f"mxv_{name}"] = ch
-        m.submodules.ap = ap = ActivationPipeline(fmts, hidden=H, pe=P,
+        m.submodules.ap = ap = ActivationPipeline(fmts, hidden=H, rows=P,
                                                   acc_width=chans["r"].acc_width,
                                                   sigmoid_lut=b.sigmoid_lut,
                                                   tanh_lut=b.tanh_lut)
@@ -183,32 +221,14 @@ class DeltaGRUCore(wiring.Component):
             m.d.comb += enc.h[j].eq(h_state[j])
 
         # --- delta queue and MxV ----------------------------------------------------------------
-        m.d.comb += [
-            queue.w_valid.eq(enc.emit_valid),
-            queue.w_entry.eq(enc.emit),
-            queue.scan_done.eq(enc.done),
-            queue.clear.eq(commit),
-        ]
-        for k in range(K):
-            m.d.comb += bank.addr[k].eq(queue.slot_entry[k].addr + queue.slot_block)
-        s1_valid = Signal()
-        s1_block = Signal(range(max(NB, 2)))
-        s1_delta = Signal(data.ArrayLayout(signed(fmts.act_bits + 1), K))
-        s1_is_x = Signal(K)
-        m.d.sync += [s1_valid.eq(queue.slot_valid), s1_block.eq(queue.slot_block)]
-        for k in range(K):
-            m.d.sync += [
-                s1_delta[k].eq(Mux(queue.slot_valid & queue.slot_lane_valid[k],
-                                   queue.slot_entry[k].delta, 0)),
-                s1_is_x[k].eq(queue.slot_entry[k].is_x),
-            ]
+        # Encoder -> queue -> weight bank (one issue slot per cycle) -> the three channels, the
+        # slot arriving with its weights one cycle after the issue.
+        wiring.connect(m, scheduler=enc.deltas, queue=queue.deltas)
+        wiring.connect(m, sequencer=queue.issue, weight_bank=bank.issue)
+        m.d.comb += queue.clear.eq(commit)
         for name, ch in chans.items():
-            m.d.comb += [
-                ch.valid.eq(s1_valid), ch.block.eq(s1_block), ch.delta.eq(s1_delta),
-                ch.is_x.eq(s1_is_x), ch.weight.eq(getattr(bank, f"data_{name}")),
-                ch.ap_read.eq(ap.read), ch.ap_block.eq(ap.block),
-                ch.load_bias.eq(apply_reset),
-            ]
+            wiring.connect(m, weight_bank=getattr(bank, f"slot_{name}"), channel=ch.slot)
+            m.d.comb += ch.load_bias.eq(apply_reset)
 
         # --- activation pipeline ----------------------------------------------------------------
         # A0: the scan is over, nothing is left to issue, and no slot in the previous
@@ -218,23 +238,21 @@ class DeltaGRUCore(wiring.Component):
         if drain:
             slot_hist = Signal(drain)
             m.d.sync += slot_hist.eq(Mux(running | start,
-                                         (slot_hist << 1) | queue.slot_valid, 0)[:drain])
+                                         (slot_hist << 1) | queue.issue.valid, 0)[:drain])
             drained = slot_hist == 0
         ap_go = Signal()
-        m.d.comb += ap_go.eq(running & ~ap_started & enc.done & ~queue.pending & drained)
+        m.d.comb += ap_go.eq(running & ~ap_started & enc.deltas.done & ~queue.pending & drained)
         with m.If(ap_go):
             m.d.sync += ap_started.eq(1)
         h_block_in = [Array(h_state[bb * P + p] if bb * P + p < H else Const(0, act)
                             for bb in range(NB))[ap.h_block] for p in range(P)]
-        m.d.comb += [
-            ap.start.eq(ap_go),
-            ap.m_r.eq(chans["r"].ap_m), ap.m_z.eq(chans["z"].ap_m),
-            ap.m_nx.eq(chans["n"].ap_m), ap.m_nh.eq(chans["n"].ap_m_h),
-            chans["r"].ap_mul.eq(ap.mul_r_en), chans["r"].ap_a.eq(ap.mul_r_a),
-            chans["r"].ap_b.eq(ap.mul_r_b), ap.mul_r_prod.eq(chans["r"].ap_prod),
-            chans["z"].ap_mul.eq(ap.mul_z_en), chans["z"].ap_a.eq(ap.mul_z_a),
-            chans["z"].ap_b.eq(ap.mul_z_b), ap.mul_z_prod.eq(chans["z"].ap_prod),
-        ]
+        m.d.comb += ap.start.eq(ap_go)
+        # The AP reads the delta memories of all three channels and borrows the column-0
+        # multipliers of r (for r·M_nh) and z (for z·(h − n)).
+        for name, ch in chans.items():
+            wiring.connect(m, ap=getattr(ap, f"read_{name}"), channel=ch.ap_read)
+        wiring.connect(m, ap=ap.mul_r, channel=chans["r"].ap_mul)
+        wiring.connect(m, ap=ap.mul_z, channel=chans["z"].ap_mul)
         for p in range(P):
             m.d.comb += ap.h_in[p].eq(h_block_in[p])
         with m.If(ap.h_we):
@@ -275,9 +293,9 @@ class DeltaGRUCore(wiring.Component):
 
         # --- output -----------------------------------------------------------------------------
         for e in range(E):
-            lane = Array(hold[w * E + e] if w * E + e < H else Const(0, act)
-                         for w in range(WH))[out_beat]
-            m.d.comb += self.h.payload.data[e].eq(lane)
+            element = Array(hold[w * E + e] if w * E + e < H else Const(0, act)
+                            for w in range(WH))[out_beat]
+            m.d.comb += self.h.payload.data[e].eq(element)
         m.d.comb += [self.h.payload.last.eq(out_beat == WH - 1), self.h.valid.eq(out_full)]
         with m.If(self.h.valid & self.h.ready):
             with m.If(out_beat == WH - 1):

@@ -7,19 +7,22 @@ register after each of the first two:
 * **F, fetch**: the window's current values, references (x̂ or ĥ, held here in flip-flops)
   and their exact differences;
 * **T, test**: the threshold test of every element, and the scheduler's first cycle (the
-  lowest K kept lanes, whether the window fits in one cycle);
+  lowest K kept elements, whether the window fits in one cycle);
 * **B, schedule**: emits the window's kept deltas as (value, weight address) pairs, up to K per
-  cycle, in index order, and picks the next cycle's lanes. A window with d kept deltas occupies
-  B for ``max(1, ceil(d/K))`` cycles (see :mod:`drnn_hw.cycle_model`); at its last cycle the
-  references of the kept elements take their new values. Whether a cycle is the window's last
-  comes from registers only: it moves every stage.
+  cycle, in index order, and picks the next cycle's elements. A window with d kept deltas
+  occupies B for ``max(1, ceil(d/K))`` cycles (see :mod:`drnn_hw.cycle_model`); at its last
+  cycle the references of the kept elements take their new values. Whether a cycle is the
+  window's last comes from registers only: it moves every stage.
 
 F and T always have the next windows ready (their inputs are a buffered frame and the hidden
 state), so B runs windows back to back and the whole schedule is the cycle model's, two cycles
 (``SCAN_LATENCY``) after the start. The stages all advance when B is empty or finishing.
 
 The weight address of a delta is ``column · NB`` (the weight bank's layout, ``NB = ceil(H/P)``),
-kept as a running window base plus a constant per lane, so no multiplier is needed.
+kept as a running window base plus a constant per element, so no multiplier is needed.
+
+The stage registers F and B are ``lib.data`` struct views; the deltas leave on a
+:class:`DeltaStreamSignature` port (to :class:`~drnn_hw.delta_queue.DeltaQueue`).
 """
 
 from __future__ import annotations
@@ -30,15 +33,16 @@ from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, signed, unsigne
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
-from .hdl_arith import select_onehot
+from .hdl_arith import check_positive, refuse, select_onehot
 from .numerics import Formats
 
-__all__ = ["DeltaEncoder", "delta_entry_layout", "address_width"]
+__all__ = ["DeltaEncoder", "DeltaStreamSignature", "delta_entry_layout", "address_width"]
 
 
-def address_width(inputs: int, hidden: int, pe: int) -> int:
-    """Bits of a weight-bank address: ``(I + H) · NB`` rows."""
-    depth = (inputs + hidden) * math.ceil(hidden / pe)
+def address_width(inputs: int, hidden: int, rows: int) -> int:
+    """Bits of a weight-bank address: the bank has ``(I + H) · NB`` words, ``NB = ceil(H/P)``,
+    ``P = rows``."""
+    depth = (inputs + hidden) * math.ceil(hidden / rows)
     return max(1, (depth - 1).bit_length())
 
 
@@ -51,8 +55,58 @@ def delta_entry_layout(fmts: Formats, addr_bits: int) -> data.StructLayout:
     })
 
 
+class DeltaStreamSignature(wiring.Signature):
+    """The kept deltas of a step, K per cycle at most, seen from the scheduler (the sender).
+
+    A plain signature, not a ``lib.stream`` one: there is no ready. The receiver
+    (:class:`~drnn_hw.delta_queue.DeltaQueue`) holds every delta of a step, so it can never
+    refuse one, and the scan's timing is the cycle model's, which a stall would break.
+
+    Members
+    -------
+    valid : Out(columns)
+        Which of the K entries hold a delta this cycle; always a prefix (column 0 first), the
+        deltas in index order across columns and cycles.
+    entry : Out(ArrayLayout(entry_layout, columns))
+        The deltas (:func:`delta_entry_layout`).
+    done : Out(1)
+        No more deltas this step (held until the step is cleared).
+
+    Raises ValueError naming ``columns`` when it is < 1.
+    """
+
+    def __init__(self, entry_layout: data.StructLayout, columns: int):
+        check_positive(self, columns=columns)
+        self.entry_layout, self.columns = entry_layout, columns
+        super().__init__({
+            "valid": Out(columns),
+            "entry": Out(data.ArrayLayout(entry_layout, columns)),
+            "done": Out(1),
+        })
+
+    def __eq__(self, other):
+        return type(other) is type(self) and \
+            (self.entry_layout, self.columns) == (other.entry_layout, other.columns)
+
+    __hash__ = None
+
+
 class DeltaEncoder(wiring.Component):
-    """Delta encoder + scheduler for one GRU layer.
+    """Delta encoder + scheduler for one GRU layer (the IEU; see the module docstring).
+
+    Parameters
+    ----------
+    fmts : Formats
+        Number formats (:mod:`drnn_hw.numerics`); values are ``act_bits`` activation codes,
+        deltas ``act_bits + 1`` bits (exact).
+    inputs, hidden : int
+        I and H (≥ 1).
+    rows : int
+        P (≥ 1): only used for the weight addresses (``column · ceil(H/P)``).
+    columns : int
+        K, deltas emitted per cycle (1 or 2).
+    scan : int
+        E (≥ 1), elements examined per cycle = elements per x beat.
 
     Ports
     -----
@@ -70,21 +124,31 @@ class DeltaEncoder(wiring.Component):
         ``x_pop_last`` says this was window WX-1 (the beat must carry ``last``).
     h : In(ArrayLayout(signed(act_bits), H))
         The hidden state (stable during the scan).
-    emit_valid : Out(K), emit : Out(ArrayLayout(entry, K))
-        Deltas emitted this cycle (by stage B); valid bits form a prefix (lane 0 first, index order).
-    done : Out(1)
-        The scan is over (from cycle ``S + SCAN_LATENCY`` until ``clear``).
+    deltas : Out(DeltaStreamSignature(entry, K))
+        Deltas emitted this cycle (by stage B): ``valid`` a prefix, column 0 first, index
+        order; ``entry`` (:func:`delta_entry_layout` with ``addr_bits``) the exact delta, its
+        column's weight address ``column · NB`` and whether it is a Δx. ``done``: the scan is
+        over (from cycle ``S + SCAN_LATENCY`` until ``clear``).
     nnz_dx, nnz_dh : Out(16)
         Kept deltas of the step so far.
+
+    Raises
+    ------
+    ValueError
+        ``inputs``, ``hidden``, ``rows`` or ``scan`` < 1, or ``columns`` not 1 or 2 (the
+        scheduler's pick and count trees are built for at most two per cycle).
     """
 
-    def __init__(self, fmts: Formats, inputs: int, hidden: int, *, pe: int, lanes: int,
+    def __init__(self, fmts: Formats, inputs: int, hidden: int, *, rows: int, columns: int,
                  scan: int):
+        check_positive(self, inputs=inputs, hidden=hidden, rows=rows, scan=scan)
+        if columns not in (1, 2):
+            raise refuse(self, f"columns must be 1 or 2, got {columns}")
         self.fmts, self.I, self.H = fmts, inputs, hidden
-        self.P, self.K, self.E = pe, lanes, scan
-        self.NB = math.ceil(hidden / pe)
+        self.P, self.K, self.E = rows, columns, scan
+        self.NB = math.ceil(hidden / rows)
         self.WX, self.WH = math.ceil(inputs / scan), math.ceil(hidden / scan)
-        self.addr_bits = address_width(inputs, hidden, pe)
+        self.addr_bits = address_width(inputs, hidden, rows)
         self.entry = delta_entry_layout(fmts, self.addr_bits)
         act = signed(fmts.act_bits)
         super().__init__({
@@ -97,9 +161,7 @@ class DeltaEncoder(wiring.Component):
             "x_pop": Out(1),
             "x_pop_last": Out(1),
             "h": In(data.ArrayLayout(act, hidden)),
-            "emit_valid": Out(lanes),
-            "emit": Out(data.ArrayLayout(self.entry, lanes)),
-            "done": Out(1),
+            "deltas": Out(DeltaStreamSignature(self.entry, columns)),
             "nnz_dx": Out(16),
             "nnz_dh": Out(16),
         })
@@ -121,25 +183,31 @@ class DeltaEncoder(wiring.Component):
         a_in_x = Signal(init=1)            # fetching x windows (else h windows)
         xw = Signal(range(max(WX, 2)))     # window index within x / within h
         hw = Signal(range(max(WH, 2)))
-        a_base = Signal(addr)              # weight address of the window's lane 0
+        a_base = Signal(addr)              # weight address of the window's element 0
         a_valid = Signal()
         m.d.comb += a_valid.eq(self.start | a_run)
         fetch = Signal()                   # F takes the next window this cycle
         advance = Signal()                 # every stage moves on (B is empty or finishing)
 
-        def lane(values, w, e, n):
+        def element(values, w, e, n):
             i = w * E + e
             return values[i] if i < n else Const(0, act)
 
+        # The window in flight, common to stages F and B: which window, x or h, the last one
+        # of the step, and per element its value, its exact delta and its weight address.
+        window = {
+            "valid": 1, "in_x": 1, "xw": xw.shape(), "hw": hw.shape(), "final": 1,
+            "delta": data.ArrayLayout(dlt, E), "cur": data.ArrayLayout(act, E),
+            "addr": data.ArrayLayout(addr, E),
+        }
+
         # --- stage F: the next window's values and deltas -----------------------------------
-        f = dict(valid=Signal(), in_x=Signal(), xw=Signal.like(xw), hw=Signal.like(hw),
-                 final=Signal(), ok=Signal(E), ne=Signal(E),
-                 delta=Signal(data.ArrayLayout(dlt, E)), cur=Signal(data.ArrayLayout(act, E)),
-                 addr=Signal(data.ArrayLayout(addr, E)))
+        # ok: the element exists (not padding past I or H); ne: it differs from its reference.
+        f = Signal(data.StructLayout({**window, "ok": E, "ne": E}), name="f")
         for e in range(E):
-            h_cur = Array(lane(self.h, w, e, H) for w in range(WH))[hw]
-            x_r = Array(lane(x_ref, w, e, I) for w in range(WX))[xw]
-            h_r = Array(lane(h_ref, w, e, H) for w in range(WH))[hw]
+            h_cur = Array(element(self.h, w, e, H) for w in range(WH))[hw]
+            x_r = Array(element(x_ref, w, e, I) for w in range(WX))[xw]
+            h_r = Array(element(h_ref, w, e, H) for w in range(WH))[hw]
             x_ok = Array(Const(w * E + e < I) for w in range(WX))[xw]
             h_ok = Array(Const(w * E + e < H) for w in range(WH))[hw]
             cur = Signal(act, name=f"cur{e}")
@@ -147,63 +215,64 @@ class DeltaEncoder(wiring.Component):
             m.d.comb += [cur.eq(Mux(a_in_x, self.x_data[e], h_cur)), ref.eq(Mux(a_in_x, x_r, h_r))]
             with m.If(fetch):
                 m.d.sync += [
-                    f["cur"][e].eq(cur), f["delta"][e].eq(cur - ref), f["ne"][e].eq(cur != ref),
-                    f["ok"][e].eq(Mux(a_in_x, x_ok, h_ok)), f["addr"][e].eq(a_base + e * NB),
+                    f.cur[e].eq(cur), f.delta[e].eq(cur - ref), f.ne[e].eq(cur != ref),
+                    f.ok[e].eq(Mux(a_in_x, x_ok, h_ok)), f.addr[e].eq(a_base + e * NB),
                 ]
 
         # --- stage T: threshold test and the first schedule cycle of the window in F --------
         # The thresholds and their negatives, registered while no window is in flight: a step
         # uses the values of the cycle before its start.
-        th = {n: Signal(dlt, name=f"theta_{n}") for n in ("x", "h", "x_neg", "h_neg")}
-        with m.If(~a_valid & ~f["valid"]):
-            m.d.sync += [th["x"].eq(self.theta_x), th["h"].eq(self.theta_h),
-                         th["x_neg"].eq(-self.theta_x), th["h_neg"].eq(-self.theta_h)]
-        theta = Mux(f["in_x"], th["x"], th["h"])
-        theta_neg = Mux(f["in_x"], th["x_neg"], th["h_neg"])
+        th = Signal(data.StructLayout({n: dlt for n in ("x", "h", "x_neg", "h_neg")}),
+                    name="theta")
+        with m.If(~a_valid & ~f.valid):
+            m.d.sync += [th.x.eq(self.theta_x), th.h.eq(self.theta_h),
+                         th.x_neg.eq(-self.theta_x), th.h_neg.eq(-self.theta_h)]
+        theta = Mux(f.in_x, th.x, th.h)
+        theta_neg = Mux(f.in_x, th.x_neg, th.h_neg)
         keep = Signal(E)
         for e in range(E):
-            d = f["delta"][e]     # |Δ| ≥ θ: two comparisons side by side
-            m.d.comb += keep[e].eq(f["ok"][e] & f["ne"][e] & ((d >= theta) | (d <= theta_neg)))
-        # The lowest K kept lanes (one-hot) and whether the window fits in one cycle,
+            d = f.delta[e]        # |Δ| ≥ θ: two comparisons side by side
+            m.d.comb += keep[e].eq(f.ok[e] & f.ne[e] & ((d >= theta) | (d <= theta_neg)))
+        # The lowest K kept elements (one-hot) and whether the window fits in one cycle,
         # registered, so the scheduler runs from registers.
         t_picks = lowest_set(keep, K)
         t_one_cycle = at_most(keep, K)
 
         # --- stage B: the scheduler ---------------------------------------------------------
-        b = dict(valid=Signal(), in_x=Signal(), xw=Signal.like(xw), hw=Signal.like(hw),
-                 final=Signal(), keep=Signal(E), one_cycle=Signal(), first=Signal(),
-                 rest=Signal(E),
-                 delta=Signal(data.ArrayLayout(dlt, E)), cur=Signal(data.ArrayLayout(act, E)),
-                 addr=Signal(data.ArrayLayout(addr, E)))
-        picks = [Signal(E, name=f"pick{k}") for k in range(K)]   # this cycle's lanes
+        # keep: the kept elements; rest: those not emitted yet; first: the window's first cycle;
+        # one_cycle: the window fits in one cycle (from T).
+        b = Signal(data.StructLayout({**window, "keep": E, "rest": E, "one_cycle": 1,
+                                      "first": 1}), name="b")
+        picks = [Signal(E, name=f"pick{k}") for k in range(K)]   # this cycle's elements
         left = Signal(range(E + 1))        # cycles of the window after this one (not first)
 
         # The window ends this cycle: known from registers only, since it drives every stage.
         window_last = Signal()
-        m.d.comb += window_last.eq(b["valid"] & Mux(b["first"], b["one_cycle"], left == 0))
+        m.d.comb += window_last.eq(b.valid & Mux(b.first, b.one_cycle, left == 0))
 
+        out = self.deltas
         for k, pick in enumerate(picks):
             m.d.comb += [
-                self.emit_valid[k].eq(b["valid"] & pick.any()),
-                self.emit[k].delta.eq(select_onehot(pick, list(b["delta"]), dlt)),
-                self.emit[k].addr.eq(select_onehot(pick, list(b["addr"]), addr)),
-                self.emit[k].is_x.eq(b["in_x"]),
+                out.valid[k].eq(b.valid & pick.any()),
+                out.entry[k].delta.eq(select_onehot(pick, list(b.delta), dlt)),
+                out.entry[k].addr.eq(select_onehot(pick, list(b.addr), addr)),
+                out.entry[k].is_x.eq(b.in_x),
             ]
-        # The next cycle's lanes: the lowest K of those not emitted yet.
+        # The next cycle's elements: the lowest K of those not emitted yet.
         rest = Signal(E)
-        m.d.comb += rest.eq(b["rest"] & ~sum_or(picks))
+        m.d.comb += rest.eq(b.rest & ~sum_or(picks))
         next_picks = lowest_set(rest, K)
 
-        count = sum(self.emit_valid[k] for k in range(K))
-        with m.If(b["valid"]):
-            with m.If(b["in_x"]):
+        count = sum(out.valid[k] for k in range(K))
+        with m.If(b.valid):
+            with m.If(b.in_x):
                 m.d.sync += self.nnz_dx.eq(self.nnz_dx + count)
             with m.Else():
                 m.d.sync += self.nnz_dh.eq(self.nnz_dh + count)
 
         # --- F -> T -> B ------------------------------------------------------------------
         m.d.comb += [
-            advance.eq(~b["valid"] | window_last),
+            advance.eq(~b.valid | window_last),
             fetch.eq(advance & a_valid),
             self.x_pop.eq(fetch & a_in_x),
             self.x_pop_last.eq(xw == WX - 1),
@@ -212,13 +281,11 @@ class DeltaEncoder(wiring.Component):
             m.d.sync += a_run.eq(1)
         with m.If(advance):
             m.d.sync += [
-                f["valid"].eq(a_valid), f["in_x"].eq(a_in_x), f["xw"].eq(xw), f["hw"].eq(hw),
-                f["final"].eq(~a_in_x & (hw == WH - 1)),
-                b["one_cycle"].eq(t_one_cycle), b["first"].eq(1), b["keep"].eq(keep),
-                b["rest"].eq(keep),
+                f.valid.eq(a_valid), f.in_x.eq(a_in_x), f.xw.eq(xw), f.hw.eq(hw),
+                f.final.eq(~a_in_x & (hw == WH - 1)),
+                b.one_cycle.eq(t_one_cycle), b.first.eq(1), b.keep.eq(keep), b.rest.eq(keep),
             ]
-            m.d.sync += [b[n].eq(f[n]) for n in ("valid", "in_x", "xw", "hw", "final", "delta",
-                                                 "cur", "addr")]
+            m.d.sync += [b[n].eq(f[n]) for n in window]
             m.d.sync += [p.eq(t) for p, t in zip(picks, t_picks)]
         with m.If(fetch):
             with m.If(a_in_x):
@@ -239,30 +306,29 @@ class DeltaEncoder(wiring.Component):
                     with m.Case(w):
                         for e in range(E):
                             if w * E + e < size:
-                                with m.If(b["keep"][e]):
-                                    m.d.sync += refs[w * E + e].eq(b["cur"][e])
+                                with m.If(b.keep[e]):
+                                    m.d.sync += refs[w * E + e].eq(b.cur[e])
 
-        with m.If(b["valid"]):
+        with m.If(b.valid):
             with m.If(~window_last):
-                m.d.sync += [b["rest"].eq(rest), b["first"].eq(0)]
+                m.d.sync += [b.rest.eq(rest), b.first.eq(0)]
                 m.d.sync += [p.eq(n) for p, n in zip(picks, next_picks)]
-                with m.If(b["first"]):
+                with m.If(b.first):
                     # ceil(d/K) cycles in all: after this one and the next, ceil(d/K) - 2.
-                    total = (popcount(b["keep"]) + (K - 1)) // K if K > 1 else \
-                        popcount(b["keep"])
+                    total = (popcount(b.keep) + (K - 1)) // K if K > 1 else popcount(b.keep)
                     m.d.sync += left.eq(total - 2)
                 with m.Else():
                     m.d.sync += left.eq(left - 1)
             with m.Else():
-                with m.If(b["in_x"]):
-                    store_kept(b["xw"], WX, x_ref, I)
+                with m.If(b.in_x):
+                    store_kept(b.xw, WX, x_ref, I)
                 with m.Else():
-                    store_kept(b["hw"], WH, h_ref, H)
-                with m.If(b["final"]):
-                    m.d.sync += self.done.eq(1)
+                    store_kept(b.hw, WH, h_ref, H)
+                with m.If(b.final):
+                    m.d.sync += out.done.eq(1)
 
         with m.If(self.clear):
-            m.d.sync += [self.done.eq(0), self.nnz_dx.eq(0), self.nnz_dh.eq(0)]
+            m.d.sync += [out.done.eq(0), self.nnz_dx.eq(0), self.nnz_dh.eq(0)]
         with m.If(self.clear_refs):
             m.d.sync += [r.eq(0) for r in x_ref + h_ref]
         return m

@@ -3,8 +3,9 @@
 The scheduler emits up to K deltas per cycle; the MxV consumes them K at a time (a *group*),
 one P-row block per cycle for NB cycles. The queue holds every delta of a step (I + H at most),
 so the scan never stalls. It is K banks of ``lib.memory.Memory`` (entry n of the step lives in
-bank ``n % K`` at row ``n // K``): the up to K entries written in one cycle are consecutive and
-so land in different banks, and a group is one row across the banks, read asynchronously.
+bank ``n % K`` at address ``n // K``): the up to K entries written in one cycle are consecutive
+and so land in different banks, and a group is one address across the banks, read
+asynchronously.
 
 Issue schedule (the cycle model's): a full group can issue the cycle after its last entry was
 written; the final partial group once the scan is done; groups in order, back to back.
@@ -18,72 +19,129 @@ from amaranth.hdl import Module, Mux, Signal
 from amaranth.lib import data, memory, wiring
 from amaranth.lib.wiring import In, Out
 
-__all__ = ["DeltaQueue"]
+from .delta_encoder import DeltaStreamSignature
+from .hdl_arith import check_positive, refuse
+
+__all__ = ["DeltaQueue", "IssueSignature"]
+
+
+class IssueSignature(wiring.Signature):
+    """One MxV issue slot per cycle: a group of K deltas and the P-row block to multiply, seen
+    from the sequencer (the sender).
+
+    A plain signature, not a ``lib.stream`` one: the weight bank and the MxV channels take a
+    slot in every cycle, so there is no ready, and the slot times are the cycle model's.
+
+    Members
+    -------
+    valid : Out(1)
+        A slot this cycle.
+    block : Out(range(max(blocks, 2)))
+        The block b (rows ``b·P .. b·P + P - 1``) of the group's columns.
+    entry : Out(ArrayLayout(entry_layout, columns))
+        The group's deltas (:func:`~drnn_hw.delta_encoder.delta_entry_layout`); entry k is
+        column k of the group, read through port k of the weight bank.
+    column_valid : Out(columns)
+        Which columns of the group hold a delta (the last group of a step may be partial).
+
+    Raises ValueError naming ``columns`` or ``blocks`` when it is < 1.
+    """
+
+    def __init__(self, entry_layout: data.StructLayout, columns: int, blocks: int):
+        check_positive(self, columns=columns, blocks=blocks)
+        self.entry_layout, self.columns, self.blocks = entry_layout, columns, blocks
+        super().__init__({
+            "valid": Out(1),
+            "block": Out(range(max(blocks, 2))),
+            "entry": Out(data.ArrayLayout(entry_layout, columns)),
+            "column_valid": Out(columns),
+        })
+
+    def __eq__(self, other):
+        return type(other) is type(self) and (self.entry_layout, self.columns, self.blocks) \
+            == (other.entry_layout, other.columns, other.blocks)
+
+    __hash__ = None
 
 
 class DeltaQueue(wiring.Component):
-    """K-bank delta queue with the MxV group sequencer.
+    """K-bank delta queue with the MxV group sequencer (see the module docstring).
+
+    Parameters
+    ----------
+    entry_layout : data.StructLayout
+        One delta (:func:`~drnn_hw.delta_encoder.delta_entry_layout`).
+    columns : int
+        K, deltas per group (1 or 2): the scheduler's deltas per cycle and the weight bank's
+        read ports.
+    blocks : int
+        NB (≥ 1), issue slots per group.
+    capacity : int
+        Deltas a step can hold (≥ 1; I + H in the core).
 
     Ports
     -----
-    w_valid : In(K), w_entry : In(ArrayLayout(entry, K))
-        Deltas from the scheduler (valid bits form a prefix).
-    scan_done : In(1)
-        No more deltas this step: the partial group (if any) may issue.
+    deltas : In(DeltaStreamSignature(entry_layout, K))
+        Deltas from the scheduler (``valid`` a prefix); ``done``: no more deltas this step, the
+        partial group (if any) may issue.
     clear : In(1)
         End of step: empty the queue.
-    slot_valid : Out(1)
-        An MxV issue slot this cycle, for group ``slot_entry`` at row block ``slot_block``.
-    slot_lane_valid : Out(K)
-        Which lanes of the group hold a delta (the last group may be partial).
+    issue : Out(IssueSignature(entry_layout, K, NB))
+        An MxV issue slot per cycle while groups are left: each group for NB consecutive
+        cycles, blocks 0 .. NB-1.
     pending : Out(1)
         Something is still to be issued (now or later) this step.
+
+    Raises
+    ------
+    ValueError
+        ``columns`` not 1 or 2 (the write side places two consecutive entries in two banks),
+        ``blocks`` < 1 or ``capacity`` < 1.
     """
 
-    def __init__(self, entry_layout, *, lanes: int, blocks: int, capacity: int):
-        self.K, self.NB = lanes, blocks
-        self.rows = math.ceil(capacity / lanes) + 1
+    def __init__(self, entry_layout, *, columns: int, blocks: int, capacity: int):
+        if columns not in (1, 2):
+            raise refuse(self, f"columns must be 1 or 2, got {columns}")
+        check_positive(self, blocks=blocks, capacity=capacity)
+        self.K, self.NB = columns, blocks
+        self.depth = math.ceil(capacity / columns) + 1     # words per bank
         self.entry_layout = entry_layout
         super().__init__({
-            "w_valid": In(lanes),
-            "w_entry": In(data.ArrayLayout(entry_layout, lanes)),
-            "scan_done": In(1),
+            "deltas": In(DeltaStreamSignature(entry_layout, columns)),
             "clear": In(1),
-            "slot_valid": Out(1),
-            "slot_block": Out(range(max(blocks, 2))),
-            "slot_entry": Out(data.ArrayLayout(entry_layout, lanes)),
-            "slot_lane_valid": Out(lanes),
+            "issue": Out(IssueSignature(entry_layout, columns, blocks)),
             "pending": Out(1),
         })
 
     def elaborate(self, platform):
         m = Module()
         K, NB = self.K, self.NB
-        full = Signal(range(self.rows + 1))    # complete groups written
+        w_valid, w_entry, issue = self.deltas.valid, self.deltas.entry, self.issue
+        full = Signal(range(self.depth + 1))   # complete groups written
         phase = Signal(range(max(K, 2)))       # entries in the partial group
-        group = Signal(range(self.rows + 1))   # next group to issue
+        group = Signal(range(self.depth + 1))  # next group to issue
         busy = Signal()                        # a group is mid-way through its NB blocks
         block = Signal(range(max(NB, 2)))
 
         banks = []
         for k in range(K):
-            mem = memory.Memory(shape=self.entry_layout, depth=self.rows, init=[])
+            mem = memory.Memory(shape=self.entry_layout, depth=self.depth, init=[])
             m.submodules[f"bank{k}"] = mem
             banks.append((mem.write_port(), mem.read_port(domain="comb")))
 
         # Write side.
         if K == 1:
             wp, _ = banks[0]
-            m.d.comb += [wp.addr.eq(full), wp.data.eq(self.w_entry[0]), wp.en.eq(self.w_valid[0])]
-            with m.If(self.w_valid[0]):
+            m.d.comb += [wp.addr.eq(full), wp.data.eq(w_entry[0]), wp.en.eq(w_valid[0])]
+            with m.If(w_valid[0]):
                 m.d.sync += full.eq(full + 1)
         else:
             (wp0, _), (wp1, _) = banks
-            v0, v1 = self.w_valid[0], self.w_valid[1]
+            v0, v1 = w_valid[0], w_valid[1]
             with m.If(phase == 0):
                 m.d.comb += [
-                    wp0.addr.eq(full), wp0.data.eq(self.w_entry[0]), wp0.en.eq(v0),
-                    wp1.addr.eq(full), wp1.data.eq(self.w_entry[1]), wp1.en.eq(v1),
+                    wp0.addr.eq(full), wp0.data.eq(w_entry[0]), wp0.en.eq(v0),
+                    wp1.addr.eq(full), wp1.data.eq(w_entry[1]), wp1.en.eq(v1),
                 ]
                 with m.If(v1):
                     m.d.sync += full.eq(full + 1)
@@ -91,8 +149,8 @@ class DeltaQueue(wiring.Component):
                     m.d.sync += phase.eq(1)
             with m.Else():
                 m.d.comb += [
-                    wp1.addr.eq(full), wp1.data.eq(self.w_entry[0]), wp1.en.eq(v0),
-                    wp0.addr.eq(full + 1), wp0.data.eq(self.w_entry[1]), wp0.en.eq(v1),
+                    wp1.addr.eq(full), wp1.data.eq(w_entry[0]), wp1.en.eq(v0),
+                    wp0.addr.eq(full + 1), wp0.data.eq(w_entry[1]), wp0.en.eq(v1),
                 ]
                 with m.If(v0):
                     m.d.sync += full.eq(full + 1)
@@ -101,24 +159,25 @@ class DeltaQueue(wiring.Component):
 
         # Read side: the group under issue.
         for k, (_, rp) in enumerate(banks):
-            m.d.comb += [rp.addr.eq(group), self.slot_entry[k].eq(rp.data)]
+            m.d.comb += [rp.addr.eq(group), issue.entry[k].eq(rp.data)]
         is_full = Signal()
         m.d.comb += is_full.eq(group < full)
         partial = Signal()
-        m.d.comb += partial.eq(self.scan_done & (phase != 0) & (group == full))
+        m.d.comb += partial.eq(self.deltas.done & (phase != 0) & (group == full))
         # A group that issues holds at least one delta; only a full one holds K.
-        m.d.comb += self.slot_lane_valid.eq(Mux(is_full, (1 << K) - 1, 1))
+        m.d.comb += issue.column_valid.eq(Mux(is_full, (1 << K) - 1, 1))
 
         m.d.comb += [
-            self.slot_valid.eq(busy | is_full | partial),
-            self.slot_block.eq(Mux(busy, block, 0)),
-            self.pending.eq(busy | is_full | ((phase != 0) & (group == full)) | ~self.scan_done),
+            issue.valid.eq(busy | is_full | partial),
+            issue.block.eq(Mux(busy, block, 0)),
+            self.pending.eq(busy | is_full | ((phase != 0) & (group == full)) |
+                            ~self.deltas.done),
         ]
-        with m.If(self.slot_valid):
-            with m.If(self.slot_block == NB - 1):
+        with m.If(issue.valid):
+            with m.If(issue.block == NB - 1):
                 m.d.sync += [busy.eq(0), block.eq(0), group.eq(group + 1)]
             with m.Else():
-                m.d.sync += [busy.eq(1), block.eq(self.slot_block + 1)]
+                m.d.sync += [busy.eq(1), block.eq(issue.block + 1)]
 
         with m.If(self.clear):
             m.d.sync += [full.eq(0), phase.eq(0), group.eq(0), busy.eq(0), block.eq(0)]

@@ -8,7 +8,7 @@ their constructor parameters (:func:`refuse`, :func:`check_positive`).
 
 from __future__ import annotations
 
-from amaranth.hdl import Cat, Const, Mux, Value, unsigned
+from amaranth.hdl import Cat, Const, Elaboratable, Mux, Value, unsigned
 
 from .numerics import Formats, lut_shift
 
@@ -16,22 +16,23 @@ __all__ = ["saturate", "round_shift", "narrow_acc", "lut_index", "saturated_lut_
            "lut_range_inside_act", "select_onehot", "refuse", "check_positive"]
 
 
-def refuse(component, message: str) -> ValueError:
-    """The ValueError a block's constructor raises (``raise refuse(self, ...)``) for a parameter
-    it cannot build with; ``message`` names the parameter.
+def refuse(owner, message: str) -> ValueError:
+    """The ValueError a block's (or a signature's) constructor raises, ``raise refuse(self,
+    ...)``, for a parameter it cannot build with; ``message`` names the parameter.
 
-    The half-built component is marked so that Amaranth does not add, when it is collected, a
+    A half-built component is marked so that Amaranth does not add, when it is collected, a
     warning that it was "created but never used": the error says everything.
     """
-    component._MustUse__silence = True
+    if isinstance(owner, Elaboratable):
+        owner._MustUse__silence = True
     return ValueError(message)
 
 
-def check_positive(component, **values: int) -> None:
+def check_positive(owner, **values: int) -> None:
     """:func:`refuse` the first of ``values`` (parameter name = value) that is < 1."""
     for name, value in values.items():
         if value < 1:
-            raise refuse(component, f"{name} must be ≥ 1, got {value}")
+            raise refuse(owner, f"{name} must be ≥ 1, got {value}")
 
 
 def saturate(v, bits: int):

@@ -49,9 +49,7 @@ class MultiplierBankSignature(wiring.Signature):
     """
 
     def __init__(self, rows: int, a_bits: int, b_bits: int):
-        for name, value in (("rows", rows), ("a_bits", a_bits), ("b_bits", b_bits)):
-            if value < 1:
-                raise ValueError(f"{name} must be ≥ 1, got {value}")
+        check_positive(self, rows=rows, a_bits=a_bits, b_bits=b_bits)
         self.rows, self.a_bits, self.b_bits = rows, a_bits, b_bits
         super().__init__({
             "en": Out(1),

@@ -1,13 +1,14 @@
-"""One MxV channel (gate r, z or n): P·K multipliers, the lane adders and its delta memory.
+"""One MxV channel (gate r, z or n): P·K multipliers, the column adders and its delta memory.
 
 Per issue slot the channel gets K deltas and, from the weight bank, the P weights of each
-delta's column for one P-row block (both arrive together, one cycle after the issue slot).
+delta's column for one P-row block (both arrive together on a :class:`SlotSignature` port,
+one cycle after the issue slot).
 Pipeline, one stage per cycle so each holds at most one carry chain or one multiplier:
 
 * ``t1`` operands: ``delta_k`` and ``w_k[p]`` registered (the multiplier inputs);
 * ``t2`` products: ``delta_k · w_k[p]``, registered (both registers belong to the
   :class:`~drnn_hw.multiplier.PipelinedMultiplier`, so a DSP block absorbs them);
-* ``t3`` lane sum: the K products of each row summed, registered; the block's memory row is
+* ``t3`` column sum: the K products of each row summed, registered; the block's memory row is
   read (synchronous read, transparent for the write of the same cycle);
 * ``t4`` accumulate: ``M[block] + sum`` written back (exact: M is ``acc_bits`` plus guard bits).
 
@@ -25,38 +26,131 @@ per-block bits make the spec's whole-memory operations cost nothing:
   the same number (:func:`drnn_hw.hdl_arith.saturated_lut_index`), so nothing is written back.
 
 The multipliers are shared with the activation pipeline (the last slot has left them before the
-AP's first product, two cycles after its first read, which is after the last issue): with
-``ap_mul`` the lane-0 operand registers take ``ap_a[p]``, ``ap_b[p]`` instead, and the product
-appears on ``ap_prod`` two cycles later. These are the only multipliers of the core.
+AP's first product, two cycles after its first read, which is after the last issue): the P
+multipliers of column 0 are lent on the ``ap_mul`` port
+(:class:`~drnn_hw.multiplier.MultiplierBankSignature`, flipped): with ``ap_mul.en`` their
+operand registers take ``ap_mul.a[p]``, ``ap_mul.b[p]`` instead, and the product appears on
+``ap_mul.product`` two cycles later. These are the only multipliers of the core.
 
-The activation pipeline reads one block with ``ap_read`` / ``ap_block`` on a second read port
-(so it can start while the last slots are still accumulating into later blocks): one cycle
-later ``ap_m`` (and ``ap_m_h``) hold its rows, ``acc_bits`` plus guard bits wide.
+The activation pipeline reads one block on the ``ap_read`` port (:class:`DeltaReadSignature`,
+flipped), a second read port of the memories (so it can start while the last slots are still
+accumulating into later blocks): one cycle later ``ap_read.m`` (and ``ap_read.m_h``) hold its
+rows, ``acc_bits`` plus guard bits wide.
+
+The stage registers are ``lib.data`` struct views (valid bit, block, x/h column flags).
 """
 
 from __future__ import annotations
 
 import math
 
+import numpy as np
 from amaranth.hdl import Array, Const, Module, Mux, Signal, signed
 from amaranth.lib import data, memory, wiring
 from amaranth.lib.wiring import In, Out
 
 from . import multiplier
-from .hdl_arith import saturate
-from .multiplier import PipelinedMultiplier
+from .hdl_arith import check_positive, refuse, saturate
+from .multiplier import MultiplierBankSignature, PipelinedMultiplier
 from .numerics import Formats, accumulator_guard_bits
 
-__all__ = ["MxVChannel", "ap_operand_b_bits", "acc_width", "MXV_STAGES", "AP_MUL_LATENCY",
-           "AP_READ_LATENCY"]
+__all__ = ["MxVChannel", "SlotSignature", "DeltaReadSignature", "ap_operand_a_bits",
+           "ap_operand_b_bits", "acc_width", "MXV_STAGES", "AP_MUL_LATENCY", "AP_READ_LATENCY"]
 
-#: Cycles from a slot's operands (``valid``) to the write of its sums into M (t1 -> t4):
-#: the multiplier's two, then the lane sum.
+#: Cycles from a slot's operands (``slot.valid``) to the write of its sums into M (t1 -> t4):
+#: the multiplier's two, then the column sum.
 MXV_STAGES = multiplier.LATENCY + 1
-#: Cycles from ``ap_mul`` to the product on ``ap_prod``.
+#: Cycles from ``ap_mul.en`` to the product on ``ap_mul.product``.
 AP_MUL_LATENCY = multiplier.LATENCY
-#: Cycles from ``ap_read`` to the rows on ``ap_m``.
+#: Cycles from ``ap_read.en`` to the rows on ``ap_read.m``.
 AP_READ_LATENCY = 1
+
+
+def _blocks_shape(blocks: int) -> range:
+    """Shape of a block number (at least one bit, also for NB = 1)."""
+    return range(max(blocks, 2))
+
+
+class SlotSignature(wiring.Signature):
+    """An issue slot as the MxV channels take it, seen from the sender (the weight bank): K
+    deltas and the P weights of each delta's column for one block, arriving together.
+
+    A plain signature, not a ``lib.stream`` one: a channel takes a slot in every cycle (there
+    is nothing to wait for), so the timing is fixed by the issue schedule.
+
+    Members
+    -------
+    valid : Out(1)
+        A slot this cycle.
+    block : Out(range(max(blocks, 2)))
+        The P-row block the products accumulate into.
+    delta : Out(ArrayLayout(signed(delta_bits), columns))
+        Column k's exact delta (0 for an empty column of a partial group).
+    is_x : Out(columns)
+        Column k is an x column (its products go to M_nx in channel n) or an h column.
+    weight : Out(ArrayLayout(ArrayLayout(signed(w_bits), rows), columns))
+        ``weight[k][p]``: the weight of row ``block·P + p`` of column k (0 past H).
+
+    Raises ValueError naming the parameter when ``rows``, ``columns``, ``delta_bits``,
+    ``w_bits`` or ``blocks`` is < 1.
+    """
+
+    def __init__(self, *, rows: int, columns: int, delta_bits: int, w_bits: int,
+                 blocks: int):
+        params = dict(rows=rows, columns=columns, delta_bits=delta_bits, w_bits=w_bits,
+                      blocks=blocks)
+        check_positive(self, **params)
+        self.params = params
+        super().__init__({
+            "valid": Out(1),
+            "block": Out(_blocks_shape(blocks)),
+            "delta": Out(data.ArrayLayout(signed(delta_bits), columns)),
+            "is_x": Out(columns),
+            "weight": Out(data.ArrayLayout(data.ArrayLayout(signed(w_bits), rows), columns)),
+        })
+
+    def __eq__(self, other):
+        return type(other) is type(self) and self.params == other.params
+
+    __hash__ = None
+
+
+class DeltaReadSignature(wiring.Signature):
+    """Block reads of one channel's delta memories, seen from the reader (the AP).
+
+    Members
+    -------
+    en : Out(1)
+        Read block ``block`` this cycle (ends the step for it: see :class:`MxVChannel`).
+    block : Out(range(max(blocks, 2)))
+    m : In(ArrayLayout(signed(acc_width), rows))
+        The rows of the block read :data:`AP_READ_LATENCY` cycles earlier: M_r, M_z or M_nx
+        (``acc_bits`` plus guard bits, exact, not saturated).
+    m_h : In(ArrayLayout(signed(acc_width), rows))
+        Only with ``split``: the same block of M_nh.
+
+    Raises ValueError naming ``rows``, ``acc_width`` or ``blocks`` when it is < 1.
+    """
+
+    def __init__(self, *, rows: int, acc_width: int, blocks: int, split: bool = False):
+        params = dict(rows=rows, acc_width=acc_width, blocks=blocks)
+        check_positive(self, **params)
+        self.params = {**params, "split": bool(split)}
+        row = data.ArrayLayout(signed(acc_width), rows)
+        members = {"en": Out(1), "block": Out(_blocks_shape(blocks)), "m": In(row)}
+        if split:
+            members["m_h"] = In(row)
+        super().__init__(members)
+
+    def __eq__(self, other):
+        return type(other) is type(self) and self.params == other.params
+
+    __hash__ = None
+
+
+def ap_operand_a_bits(fmts: Formats) -> int:
+    """Width of the multipliers' first operand: a delta, or an activation difference."""
+    return fmts.act_bits + 1
 
 
 def ap_operand_b_bits(fmts: Formats) -> int:
@@ -70,90 +164,123 @@ def acc_width(fmts: Formats, inputs: int, hidden: int) -> int:
 
 
 class MxVChannel(wiring.Component):
-    """Ports
+    """One gate channel of the MxV: P·K multipliers, column sums, its delta memory (or two).
+
+    Parameters
+    ----------
+    fmts : Formats
+        Number formats (:mod:`drnn_hw.numerics`).
+    inputs, hidden : int
+        I (≥ 0) and H (≥ 1): H sets the memory's rows, I + H the guard bits of one step's sum.
+    rows, columns : int
+        P and K (≥ 1): the channel has P·K multipliers, ``NB = ceil(H/P)`` memory words.
+    bias : sequence of H ints
+        The memory's reset value (M_r, M_z or M_nx), accumulator-format codes (``acc_bits``).
+    bias_h : sequence of H ints, optional
+        Given for channel n: products of h columns go to a second memory M_nh with these
+        reset values.
+
+    Ports
     -----
-    valid, block, delta, is_x : In
-        An issue slot's K deltas (0 for empty lanes), which block, x/h columns; they arrive
-        with the slot's weights, one cycle after the slot.
-    weight : In(ArrayLayout(ArrayLayout(signed(w_bits), P), K))
-        The weights read for the slot (arrive with ``valid``).
-    ap_mul, ap_a, ap_b : In;  ap_prod : Out
-        Activation pipeline products on the lane-0 multipliers (``AP_MUL_LATENCY`` later).
-        ``ap_mul`` must not coincide with ``valid``.
-    ap_read, ap_block : In;  ap_m (and ap_m_h for channel n) : Out
-        Read block ``ap_block`` for the AP: ``AP_READ_LATENCY`` cycles later ``ap_m`` holds its
-        rows (not saturated; see the module docstring). Marks the block stale. Must come after
-        the block's last write of the step (a read in the cycle of that write sees it).
+    slot : In(SlotSignature(P, K, act_bits + 1, w_bits, NB))
+        An issue slot's K deltas (0 for empty columns), block, x/h flags and weights, one cycle
+        after the issue slot (they come from the weight bank's read stage).
+    ap_mul : In(MultiplierBankSignature(P, act_bits + 1, ap_operand_b_bits))
+        The column-0 multipliers lent to the activation pipeline (product ``AP_MUL_LATENCY``
+        cycles after ``en``). ``ap_mul.en`` must not coincide with ``slot.valid``.
+    ap_read : In(DeltaReadSignature(P, acc_width, NB, split=bias_h is not None))
+        Read block ``ap_read.block`` for the AP: ``AP_READ_LATENCY`` cycles later ``ap_read.m``
+        (and ``m_h``) hold its rows (not saturated; see the module docstring). Marks the block
+        stale. Must come after the block's last write of the step (a read in the cycle of that
+        write sees it).
     load_bias : In(1)
         Restore the biases (RESET_STATE), effective for reads from the next cycle.
+
+    Raises
+    ------
+    ValueError
+        ``inputs`` < 0, ``hidden``, ``rows`` or ``columns`` < 1, ``bias`` / ``bias_h`` not H
+        values or a value outside the accumulator format (named in the message).
     """
 
-    def __init__(self, fmts: Formats, *, inputs: int, hidden: int, pe: int, lanes: int,
+    def __init__(self, fmts: Formats, *, inputs: int, hidden: int, rows: int, columns: int,
                  bias, bias_h=None):
-        self.fmts, self.H, self.P, self.K = fmts, hidden, pe, lanes
-        self.NB = math.ceil(hidden / pe)
+        if inputs < 0:
+            raise refuse(self, f"inputs must be ≥ 0, got {inputs}")
+        check_positive(self, hidden=hidden, rows=rows, columns=columns)
+        self.fmts, self.H, self.P, self.K = fmts, hidden, rows, columns
+        self.NB = math.ceil(hidden / rows)
         self.split = bias_h is not None
-        self.bias = [int(v) for v in bias]
-        self.bias_h = None if bias_h is None else [int(v) for v in bias_h]
+        self.bias = self._check_bias("bias", bias)
+        self.bias_h = None if bias_h is None else self._check_bias("bias_h", bias_h)
         self.acc_width = acc_width(fmts, inputs, hidden)
-        self.a_bits = fmts.act_bits + 1
+        self.a_bits = ap_operand_a_bits(fmts)
         self.b_bits = ap_operand_b_bits(fmts)
         self.prod_bits = self.a_bits + self.b_bits
-        row = data.ArrayLayout(signed(self.acc_width), pe)
-        blk = range(max(self.NB, 2))
-        ports = {
-            "valid": In(1),
-            "block": In(blk),
-            "delta": In(data.ArrayLayout(signed(self.a_bits), lanes)),
-            "is_x": In(lanes),
-            "weight": In(data.ArrayLayout(data.ArrayLayout(signed(fmts.w_bits), pe), lanes)),
-            "ap_mul": In(1),
-            "ap_a": In(data.ArrayLayout(signed(self.a_bits), pe)),
-            "ap_b": In(data.ArrayLayout(signed(self.b_bits), pe)),
-            "ap_prod": Out(data.ArrayLayout(signed(self.prod_bits), pe)),
-            "ap_read": In(1),
-            "ap_block": In(blk),
-            "ap_m": Out(row),
+        super().__init__({
+            "slot": In(SlotSignature(rows=rows, columns=columns, delta_bits=self.a_bits,
+                                     w_bits=fmts.w_bits, blocks=self.NB)),
+            "ap_mul": In(MultiplierBankSignature(rows, self.a_bits, self.b_bits)),
+            "ap_read": In(DeltaReadSignature(rows=rows, acc_width=self.acc_width,
+                                             blocks=self.NB, split=self.split)),
             "load_bias": In(1),
-        }
-        if self.split:
-            ports["ap_m_h"] = Out(row)
-        super().__init__(ports)
+        })
+
+    def _check_bias(self, name: str, values) -> list[int]:
+        """The H bias codes as ints; ValueError naming ``name`` unless there are H of them,
+        each in the accumulator format (a wider one would be cut to the memory's width)."""
+        if np.shape(values) != (self.H,):
+            raise refuse(self, f"{name} must be a vector of hidden = {self.H} values, got "
+                               f"shape {np.shape(values)}")
+        values = [int(v) for v in values]
+        acc = self.fmts.acc
+        bad = [v for v in values if not acc.min <= v <= acc.max]
+        if bad:
+            raise refuse(self, f"{name} values must lie in the accumulator format "
+                               f"[{acc.min}, {acc.max}], got {bad[0]}")
+        return values
 
     def elaborate(self, platform):
         m = Module()
         P, K, NB = self.P, self.K, self.NB
-        blk = range(max(NB, 2))
+        slot, lent = self.slot, self.ap_mul
 
-        # t1, t2: the multipliers (operand registers, product register); lane 0 takes the AP's
-        # operands when it borrows them.
+        # t1, t2: the multipliers (operand registers, product register); those of column 0
+        # take the AP's operands when it borrows them.
         prod = [[None] * P for _ in range(K)]
         for k in range(K):
             for p in range(P):
                 mul = PipelinedMultiplier(self.a_bits, self.b_bits)
                 m.submodules[f"mul{k}_{p}"] = mul
-                a, b = self.delta[k], self.weight[k][p]
+                a, b = slot.delta[k], slot.weight[k][p]
                 if k == 0:
-                    a, b = Mux(self.ap_mul, self.ap_a[p], a), Mux(self.ap_mul, self.ap_b[p], b)
+                    a, b = Mux(lent.en, lent.a[p], a), Mux(lent.en, lent.b[p], b)
                 m.d.comb += [mul.a.eq(a), mul.b.eq(b)]
                 prod[k][p] = mul.p
-        m.d.comb += [self.ap_prod[p].eq(prod[0][p]) for p in range(P)]
-        v2, blk2, is_x2 = Signal(), Signal(blk), Signal(K)
-        m.d.sync += [v2.eq(self.valid & ~self.ap_mul), blk2.eq(self.block), is_x2.eq(self.is_x)]
-        v3, blk3, is_x3 = Signal(), Signal(blk), Signal(K)
-        m.d.sync += [v3.eq(v2), blk3.eq(blk2), is_x3.eq(is_x2)]
+        m.d.comb += [lent.product[p].eq(prod[0][p]) for p in range(P)]
 
-        # t3: lane sums (per memory), registered, and the block read; t4: accumulate, write.
-        v4, blk4 = Signal(), Signal(blk)
-        m.d.sync += [v4.eq(v3), blk4.eq(blk3)]
+        # The slot's control alongside the multipliers (t2, t3), then t4.
+        stage = data.StructLayout({"valid": 1, "block": _blocks_shape(NB), "is_x": K})
+        t2 = Signal(stage, name="t2")
+        t3 = Signal(stage, name="t3")
+        m.d.sync += [t2.valid.eq(slot.valid & ~lent.en), t2.block.eq(slot.block),
+                     t2.is_x.eq(slot.is_x),
+                     t3.eq(t2)]
 
+        # t3: column sums (per memory), registered, and the block read; t4: accumulate, write.
+        t4 = Signal(data.StructLayout({"valid": 1, "block": _blocks_shape(NB)}), name="t4")
+        m.d.sync += [t4.valid.eq(t3.valid), t4.block.eq(t3.block)]
+
+        read = self.ap_read
         if self.split:
-            masks = [lambda k: is_x3[k], lambda k: ~is_x3[k]]
-            biases, outs = [self.bias, self.bias_h], [self.ap_m, self.ap_m_h]
+            masks = [lambda k: t3.is_x[k], lambda k: ~t3.is_x[k]]
+            biases, outs = [self.bias, self.bias_h], [read.m, read.m_h]
         else:
-            masks, biases, outs = [lambda k: True], [self.bias], [self.ap_m]
+            masks, biases, outs = [lambda k: True], [self.bias], [read.m]
 
         for i, (mask, bias, out) in enumerate(zip(masks, biases, outs)):
+            # One signal per row, not an array view: synthesis trims each sum's redundant sign
+            # bits (wreduce) only on a signal of its own.
             sums = [Signal(signed(self.prod_bits + K), name=f"sum{i}_{p}") for p in range(P)]
             for p in range(P):
                 total = 0
@@ -161,7 +288,8 @@ class MxVChannel(wiring.Component):
                     sel = mask(k)
                     total = total + (prod[k][p] if sel is True else Mux(sel, prod[k][p], 0))
                 m.d.sync += sums[p].eq(total)
-            self._memory(m, f"m{i}", bias, sums, out, rd=(v3, blk3), wr=(v4, blk4))
+            self._memory(m, f"m{i}", bias, sums, out, rd=(t3.valid, t3.block),
+                         wr=(t4.valid, t4.block))
         return m
 
     def _memory(self, m, name, bias, sums, out, *, rd, wr):
@@ -201,7 +329,7 @@ class MxVChannel(wiring.Component):
             return rows, q_stale
 
         acc_rows, acc_stale = read(acc_rp, rd_en, rd_block, "acc")
-        ap_rows, _ = read(ap_rp, self.ap_read, self.ap_block, "ap")
+        ap_rows, _ = read(ap_rp, self.ap_read.en, self.ap_read.block, "ap")
         m.d.comb += [out[p].eq(ap_rows[p]) for p in range(P)]
 
         # t4: the first accumulation of a step into a stale block starts from its saturation.
@@ -213,7 +341,7 @@ class MxVChannel(wiring.Component):
         for b in range(NB):
             with m.If(wp.en & (wp.addr == b)):
                 m.d.sync += [fresh[b].eq(0), stale[b].eq(0)]
-            with m.If(self.ap_read & (self.ap_block == b)):   # after the write: a read in
-                m.d.sync += stale[b].eq(1)                    # the same cycle follows it
+            with m.If(self.ap_read.en & (self.ap_read.block == b)):   # after the write: a read
+                m.d.sync += stale[b].eq(1)     # in the same cycle follows it
         with m.If(self.load_bias):
             m.d.sync += [f.eq(1) for f in fresh] + [s.eq(0) for s in stale]

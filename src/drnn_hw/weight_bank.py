@@ -1,10 +1,14 @@
-"""Weight banks: one ``lib.memory.Memory`` per gate channel (r, z, n), K synchronous read ports.
+"""Weight banks: one ``lib.memory.Memory`` per gate channel (r, z, n), K synchronous read ports,
+and the read stage of an issue slot.
 
 Layout: a word holds the P weights of one P-row block of one column of the stacked matrix
 ``[W_x | W_h]`` (I + H columns); the word of column ``col``, block ``b`` is at address
-``col · NB + b``. Rows ≥ H hold 0. With K = 2 each bank is a true dual-port RAM: the two ports
-serve the two delta columns of a group in the same cycle. Channel n holds ``W_in`` in its x
+``col · NB + b``. Rows ≥ H hold 0. With K = 2 each bank is a true dual-port RAM: port k serves
+the k-th delta column of a group, both in the same cycle. Channel n holds ``W_in`` in its x
 columns and ``W_hn`` in its h columns; the MxV splits the sums into M_nx and M_nh.
+
+The read is synchronous, so the bank registers the slot's deltas alongside it (one struct
+register) and hands each MxV channel the slot with its weights one cycle after the issue.
 """
 
 from __future__ import annotations
@@ -12,33 +16,38 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from amaranth.hdl import Module, signed, unsigned
+from amaranth.hdl import Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, memory, wiring
 from amaranth.lib.wiring import In, Out
 
 from .bundle import ModelBundle
+from .delta_encoder import delta_entry_layout
+from .delta_queue import IssueSignature
+from .hdl_arith import check_positive, refuse
+from .mxv import SlotSignature
 
 __all__ = ["WeightBank", "bank_words", "CHANNELS"]
 
 CHANNELS = ("r", "z", "n")
 
 
-def bank_words(bundle: ModelBundle, pe: int) -> list[list[int]]:
-    """The init words of the three banks: ``[channel][col * NB + b]`` as packed unsigned ints."""
+def bank_words(bundle: ModelBundle, rows: int) -> list[list[int]]:
+    """The init words of the three banks: ``[channel][col * NB + b]`` as packed unsigned ints
+    (weight ``p`` of a word in bits ``[p·w_bits, (p+1)·w_bits)``, ``NB = ceil(H/rows)``)."""
     I, H = bundle.input_size, bundle.hidden_size
     w_bits = bundle.formats.w_bits
-    nb = math.ceil(H / pe)
+    nb = math.ceil(H / rows)
     mask = (1 << w_bits) - 1
     out = []
     for c in range(3):
-        cols = np.zeros((I + H, nb * pe), dtype=np.int64)    # [column, row]
+        cols = np.zeros((I + H, nb * rows), dtype=np.int64)    # [column, row]
         cols[:I, :H] = bundle.w_x[c].T
         cols[I:, :H] = bundle.w_h[c].T
         words = []
         for col in range(I + H):
             for b in range(nb):
                 word = 0
-                for p, w in enumerate(cols[col, b * pe:(b + 1) * pe]):
+                for p, w in enumerate(cols[col, b * rows:(b + 1) * rows]):
                     word |= (int(w) & mask) << (p * w_bits)
                 words.append(word)
         out.append(words)
@@ -46,36 +55,82 @@ def bank_words(bundle: ModelBundle, pe: int) -> list[list[int]]:
 
 
 class WeightBank(wiring.Component):
-    """Three weight memories sharing K read addresses.
+    """Three weight memories sharing K read addresses; the issue slot's weight-read stage.
+
+    Parameters
+    ----------
+    bundle : ModelBundle
+        Sizes I, H (H ≥ 1), formats and the weights ``w_x`` (3, H, I), ``w_h`` (3, H, H).
+    rows, columns : int
+        P (≥ 1) weights per word, K (≥ 1) read ports.
+    addr_bits : int
+        Width of a weight address (:func:`~drnn_hw.delta_encoder.address_width`); must reach
+        every one of the ``(I + H) · NB`` words.
 
     Ports
     -----
-    addr : In(ArrayLayout(unsigned(addr_bits), K))
-        Read address of each port (``col · NB + b``); data arrives the next cycle.
-    data_r, data_z, data_n : Out(ArrayLayout(ArrayLayout(signed(w_bits), P), K))
-        The P weights read by each port.
+    issue : In(IssueSignature(delta_entry_layout(formats, addr_bits), K, NB))
+        The issue slot: port k reads word ``issue.entry[k].addr + issue.block``.
+    slot_r, slot_z, slot_n : Out(SlotSignature(P, K, act_bits + 1, w_bits, NB))
+        The slot for each MxV channel one cycle later: its valid bit and block, the deltas
+        (0 for columns without one, and when no slot), x/h flags, and ``weight[k][p]``, the
+        weights (``w_bits`` codes) of rows ``block·P + p`` of column k.
+
+    Raises
+    ------
+    ValueError
+        ``bundle`` with no hidden rows, ``rows`` or ``columns`` < 1, ``addr_bits`` too narrow
+        for the bank's depth.
     """
 
-    def __init__(self, bundle: ModelBundle, *, pe: int, lanes: int, addr_bits: int):
-        self.bundle, self.P, self.K = bundle, pe, lanes
-        self.NB = math.ceil(bundle.hidden_size / pe)
+    def __init__(self, bundle: ModelBundle, *, rows: int, columns: int, addr_bits: int):
+        if bundle.hidden_size < 1:
+            raise refuse(self, f"bundle must have hidden rows (H ≥ 1), got H = "
+                               f"{bundle.hidden_size}")
+        check_positive(self, rows=rows, columns=columns)
+        self.bundle, self.P, self.K = bundle, rows, columns
+        self.NB = math.ceil(bundle.hidden_size / rows)
         self.depth = (bundle.input_size + bundle.hidden_size) * self.NB
-        w = data.ArrayLayout(data.ArrayLayout(signed(bundle.formats.w_bits), pe), lanes)
-        super().__init__({
-            "addr": In(data.ArrayLayout(unsigned(addr_bits), lanes)),
-            "data_r": Out(w),
-            "data_z": Out(w),
-            "data_n": Out(w),
-        })
+        if addr_bits < 1 or (self.depth - 1) >> addr_bits:
+            raise refuse(self, f"addr_bits = {addr_bits} cannot address the bank's "
+                               f"{self.depth} words")
+        fmts = bundle.formats
+        self.entry = delta_entry_layout(fmts, addr_bits)
+        ports = {"issue": In(IssueSignature(self.entry, columns, self.NB))}
+        for name in CHANNELS:
+            ports[f"slot_{name}"] = Out(SlotSignature(
+                rows=rows, columns=columns, delta_bits=fmts.act_bits + 1, w_bits=fmts.w_bits,
+                blocks=self.NB))
+        super().__init__(ports)
 
     def elaborate(self, platform):
         m = Module()
-        width = self.P * self.bundle.formats.w_bits
+        K, issue = self.K, self.issue
+        fmts = self.bundle.formats
+
+        # The slot, registered while its weights are read (the delta of an empty column or of
+        # a cycle without a slot is 0, so those products add nothing).
+        slot = Signal(data.StructLayout({
+            "valid": 1, "block": self.issue.block.shape(),
+            "delta": data.ArrayLayout(signed(fmts.act_bits + 1), K), "is_x": K,
+        }), name="slot")
+        m.d.sync += [slot.valid.eq(issue.valid), slot.block.eq(issue.block)]
+        for k in range(K):
+            m.d.sync += [
+                slot.delta[k].eq(Mux(issue.valid & issue.column_valid[k], issue.entry[k].delta,
+                                     0)),
+                slot.is_x[k].eq(issue.entry[k].is_x),
+            ]
+
+        width = self.P * fmts.w_bits
         for name, words in zip(CHANNELS, bank_words(self.bundle, self.P)):
             mem = memory.Memory(shape=unsigned(width), depth=self.depth, init=words)
             m.submodules[f"bank_{name}"] = mem
-            out = getattr(self, f"data_{name}")
-            for k in range(self.K):
+            out = getattr(self, f"slot_{name}")
+            m.d.comb += [out.valid.eq(slot.valid), out.block.eq(slot.block),
+                         out.delta.eq(slot.delta), out.is_x.eq(slot.is_x)]
+            for k in range(K):
                 port = mem.read_port()
-                m.d.comb += [port.addr.eq(self.addr[k]), out[k].as_value().eq(port.data)]
+                m.d.comb += [port.addr.eq(issue.entry[k].addr + issue.block),
+                             out.weight[k].as_value().eq(port.data)]
         return m

@@ -2,40 +2,58 @@
 (including rows beyond acc_bits, as the MxV hands them over before the end-of-step saturation)
 and hidden states (saturation on every narrowing), block order and timing, done pulse.
 
-The AP borrows the MxV multipliers; here a test harness supplies two multiplier rows with the
-MxV's pipeline (operand and product registers), and the testbench plays the memories' read
-latency."""
+The AP borrows the MxV multipliers; here a test harness lends it two banks of P
+PipelinedMultipliers through the same MultiplierBankSignature connection as the core, and the
+testbench plays the delta memories (their rows AP_READ_LATENCY cycles after each read). Also the
+parameters the AP refuses."""
 
 import math
 
 import numpy as np
 import pytest
-from amaranth.hdl import Elaboratable, Module, Signal
+from amaranth.hdl import Elaboratable, Fragment, Module
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In
 from amaranth.sim import Simulator
 
 from drnn_hw import golden
 from drnn_hw.activation import AP_STAGES, ActivationPipeline
 from drnn_hw.bundle import random_bundle
-from drnn_hw.mxv import AP_MUL_LATENCY, AP_READ_LATENCY, acc_width
+from drnn_hw.multiplier import PipelinedMultiplier
+from drnn_hw.mxv import AP_READ_LATENCY, acc_width
 from drnn_hw.numerics import Formats, saturate
 
 
+class Lender(wiring.Component):
+    """A bank of P PipelinedMultipliers lent on a flipped MultiplierBankSignature port (the MxV
+    channel without its own operands)."""
+
+    def __init__(self, signature):
+        self.sig = signature
+        super().__init__({"port": In(signature)})
+
+    def elaborate(self, platform):
+        m = Module()
+        for p in range(self.sig.rows):
+            m.submodules[f"mul{p}"] = mul = PipelinedMultiplier(self.sig.a_bits, self.sig.b_bits)
+            m.d.comb += [mul.a.eq(self.port.a[p]), mul.b.eq(self.port.b[p]),
+                         self.port.product[p].eq(mul.p)]
+        return m
+
+
 class Harness(Elaboratable):
-    """The AP plus the two lane-0 multiplier rows it borrows (operand and product registers,
-    like the MxV's)."""
+    """The AP plus the two multiplier banks it borrows, connected as in the core."""
 
     def __init__(self, ap):
         self.ap = ap
 
     def elaborate(self, platform):
-        assert AP_MUL_LATENCY == 2
         m = Module()
         m.submodules.ap = ap = self.ap
-        for p in range(ap.P):
-            for a, b, prod in ((ap.mul_r_a[p], ap.mul_r_b[p], ap.mul_r_prod[p]),
-                               (ap.mul_z_a[p], ap.mul_z_b[p], ap.mul_z_prod[p])):
-                ra, rb = Signal(a.shape()), Signal(b.shape())
-                m.d.sync += [ra.eq(a), rb.eq(b), prod.eq(ra * rb)]
+        m.submodules.lend_r = lend_r = Lender(ap.mul_r.signature)
+        m.submodules.lend_z = lend_z = Lender(ap.mul_z.signature)
+        wiring.connect(m, ap=ap.mul_r, lender=lend_r.port)
+        wiring.connect(m, ap=ap.mul_z, lender=lend_z.port)
         return m
 
 
@@ -65,12 +83,12 @@ def test_matches_golden(H, P, fmts):
     bundle = random_bundle(2, H, formats=fmts)
     NB = math.ceil(H / P)
     width = acc_width(fmts, 2, H)
-    ap = ActivationPipeline(fmts, hidden=H, pe=P, acc_width=width,
+    ap = ActivationPipeline(fmts, hidden=H, rows=P, acc_width=width,
                             sigmoid_lut=bundle.sigmoid_lut, tanh_lut=bundle.tanh_lut)
     rng = np.random.default_rng(H + P + fmts.act_bits)
     todo = cases(fmts, H, rng, width)
     results = []
-    assert AP_READ_LATENCY == 1
+    reads_by_port = (ap.read_r, ap.read_z, ap.read_n)
 
     async def tb(ctx):
         for m_all, h in todo:
@@ -78,15 +96,22 @@ def test_matches_golden(H, P, fmts):
                 return [int(v[b * P + p]) if b * P + p < H else 0 for p in range(P)]
             new_h = [None] * H
             ctx.set(ap.start, 1)
-            writes, reads, done_at, last_read = [], [], None, None
+            writes, reads, done_at, issued = [], [], None, []
             for cycle in range(NB + AP_STAGES + 2):
-                if last_read is not None:     # the memories answer the previous cycle's read
-                    for sig, vec in zip((ap.m_r, ap.m_z, ap.m_nx, ap.m_nh), m_all):
-                        for p, v in enumerate(pad(vec, last_read)):
+                # The memories answer the read of AP_READ_LATENCY cycles ago.
+                answered = issued[cycle - AP_READ_LATENCY] if cycle >= AP_READ_LATENCY else None
+                if answered is not None:
+                    rows = (ap.read_r.m, ap.read_z.m, ap.read_n.m, ap.read_n.m_h)
+                    for sig, vec in zip(rows, m_all):
+                        for p, v in enumerate(pad(vec, answered)):
                             ctx.set(sig[p], v)
-                last_read = ctx.get(ap.block) if ctx.get(ap.read) else None
-                if last_read is not None:
-                    reads.append((cycle, last_read))
+                # All three ports read the same block in the same cycle.
+                port_reads = {(ctx.get(r.en), ctx.get(r.block)) for r in reads_by_port}
+                assert len(port_reads) == 1
+                (en, block), = port_reads
+                issued.append(block if en else None)
+                if en:
+                    reads.append((cycle, block))
                 for p, v in enumerate(pad(h, ctx.get(ap.h_block))):
                     ctx.set(ap.h_in[p], v)
                 _, _, we, wb, out, done = await ctx.tick().sample(ap.h_we, ap.h_wblock, ap.h_out,
@@ -113,3 +138,29 @@ def test_matches_golden(H, P, fmts):
         assert reads == [(b, b) for b in range(NB)]
         assert writes == [(b + AP_STAGES, b) for b in range(NB)]
         assert done_at == NB - 1 + AP_STAGES
+
+
+def _ap(fmts=Formats(), **overrides):
+    bundle = random_bundle(2, 4, formats=fmts)
+    kwargs = dict(hidden=4, rows=2, acc_width=acc_width(fmts, 2, 4),
+                  sigmoid_lut=bundle.sigmoid_lut, tanh_lut=bundle.tanh_lut)
+    return ActivationPipeline(fmts, **{**kwargs, **overrides})
+
+
+@pytest.mark.parametrize("overrides,name", [
+    (dict(rows=0), "rows"),
+    (dict(hidden=0), "hidden"),
+    (dict(acc_width=Formats().acc_bits - 1), "acc_width"),
+    (dict(sigmoid_lut=[0] * 7), "sigmoid_lut"),
+    (dict(tanh_lut=[0] * (Formats().lut_entries + 1)), "tanh_lut"),
+    (dict(tanh_lut=[Formats().act.max + 1] * Formats().lut_entries), "tanh_lut"),
+    (dict(sigmoid_lut=[-1] * Formats().lut_entries), "sigmoid_lut"),
+    (dict(sigmoid_lut=[(1 << Formats().act_frac) + 1] * Formats().lut_entries), "sigmoid_lut"),
+])
+def test_refuses_what_it_cannot_build(overrides, name):
+    with pytest.raises(ValueError, match=name):
+        _ap(**overrides)
+    # The limits of the σ table are accepted (and elaborate).
+    n = Formats().lut_entries
+    Fragment.get(_ap(sigmoid_lut=[0] * (n // 2) + [1 << Formats().act_frac] * (n - n // 2)),
+                 None)

@@ -249,3 +249,12 @@ def test_random_shapes_and_stalls_property():
         assert r["frames_ok"]
 
     check()
+
+
+def test_refuses_a_bundle_without_hidden_units():
+    from drnn_hw.core import DeltaGRUCore
+
+    empty = random_bundle(3, 4, seed=1)
+    empty.w_x = np.zeros((3, 0, 3), np.int64)   # no hidden units (emptied after validation)
+    with pytest.raises(ValueError, match="bundle"):
+        DeltaGRUCore(empty, CoreShape(2, 2, 2))

@@ -1,6 +1,6 @@
-"""DeltaEncoder (IEU): which deltas are emitted, in which cycle, on which lane, with which
-weight address; scan length (the cycle model's, after SCAN_LATENCY); reference updates between
-steps; x beats popped in order, one per x window."""
+"""DeltaEncoder (IEU): which deltas are emitted, in which cycle, in which column of the delta
+stream, with which weight address; scan length (the cycle model's, after SCAN_LATENCY); reference
+updates between steps; x beats popped in order, one per x window; the parameters it refuses."""
 
 import math
 
@@ -9,14 +9,14 @@ import pytest
 from amaranth.sim import Simulator
 
 from drnn_hw.cycle_model import SCAN_LATENCY
-from drnn_hw.delta_encoder import DeltaEncoder
+from drnn_hw.delta_encoder import DeltaEncoder, DeltaStreamSignature, delta_entry_layout
 from drnn_hw.numerics import Formats
 
 FMTS = Formats()
 
 
 def expected_schedule(x, h, x_ref, h_ref, theta_x, theta_h, E, K, NB):
-    """Reference model of one scan: [(cycle, lane, delta, addr, is_x)], S, new refs; cycles
+    """Reference model of one scan: [(cycle, column, delta, addr, is_x)], S, new refs; cycles
     count from the step's start, so the first schedule cycle is SCAN_LATENCY."""
     I, H = len(x), len(h)
     events, cycle = [], SCAN_LATENCY
@@ -36,7 +36,7 @@ def expected_schedule(x, h, x_ref, h_ref, theta_x, theta_h, E, K, NB):
 
 
 def run_steps(I, H, P, K, E, steps, theta_x, theta_h):
-    dut = DeltaEncoder(FMTS, I, H, pe=P, lanes=K, scan=E)
+    dut = DeltaEncoder(FMTS, I, H, rows=P, columns=K, scan=E)
     WX = math.ceil(I / E)
     log = []
 
@@ -57,8 +57,8 @@ def run_steps(I, H, P, K, E, steps, theta_x, theta_h):
             ctx.set(dut.start, 1)
             events, cycle, pops = [], 0, []
             while True:
-                sampled = await ctx.tick().sample(dut.emit_valid, dut.emit, dut.x_pop,
-                                                  dut.x_pop_last, dut.done)
+                sampled = await ctx.tick().sample(dut.deltas.valid, dut.deltas.entry, dut.x_pop,
+                                                  dut.x_pop_last, dut.deltas.done)
                 _, _, valid, emit, pop, pop_last, done = sampled
                 ctx.set(dut.start, 0)
                 if done:
@@ -111,3 +111,15 @@ def test_emission_order_timing_and_refs(I, H, P, K, E, theta):
         assert pops == [(b, int(b == WX - 1)) for b in range(WX)]
         assert nnz == (sum(e[4] for e in want), sum(1 - e[4] for e in want))
     assert log[-1][0] == [] and log[-1][1] == SCAN_LATENCY + WX + math.ceil(H / E)
+
+
+@pytest.mark.parametrize("kwargs,name", [
+    (dict(inputs=0), "inputs"), (dict(hidden=0), "hidden"), (dict(rows=0), "rows"),
+    (dict(scan=0), "scan"), (dict(columns=0), "columns"), (dict(columns=3), "columns"),
+])
+def test_refuses_what_it_cannot_build(kwargs, name):
+    args = {**dict(inputs=3, hidden=4, rows=2, columns=2, scan=2), **kwargs}
+    with pytest.raises(ValueError, match=name):
+        DeltaEncoder(FMTS, args.pop("inputs"), args.pop("hidden"), **args)
+    with pytest.raises(ValueError, match="columns"):
+        DeltaStreamSignature(delta_entry_layout(FMTS, 4), 0)

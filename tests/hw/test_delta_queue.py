@@ -1,35 +1,36 @@
 """DeltaQueue: groups of K in emission order, issue times m_g = max(r_g, m_{g-1} + NB),
-partial last group at scan end, lane valid bits, ``pending``."""
+partial last group at scan end, column valid bits, ``pending``; the parameters it refuses."""
 
 import numpy as np
 import pytest
 from amaranth.sim import Simulator
 
 from drnn_hw.delta_encoder import delta_entry_layout
-from drnn_hw.delta_queue import DeltaQueue
+from drnn_hw.delta_queue import DeltaQueue, IssueSignature
 from drnn_hw.numerics import Formats
 
 
 def run_queue(K, NB, emissions, scan_end):
     """emissions: per cycle, a list of up to K (delta, addr) pairs. Scan done from ``scan_end``."""
     layout = delta_entry_layout(Formats(), 10)
-    dut = DeltaQueue(layout, lanes=K, blocks=NB, capacity=64)
+    dut = DeltaQueue(layout, columns=K, blocks=NB, capacity=64)
     slots = []
 
     async def tb(ctx):
         cycle = 0
         while True:
             em = emissions[cycle] if cycle < len(emissions) else []
-            ctx.set(dut.w_valid, (1 << len(em)) - 1)
+            ctx.set(dut.deltas.valid, (1 << len(em)) - 1)
             for k, (d, a) in enumerate(em):
-                ctx.set(dut.w_entry[k].delta, d)
-                ctx.set(dut.w_entry[k].addr, a)
-            ctx.set(dut.scan_done, cycle >= scan_end)
-            _, _, valid, block, entry, lanes, pending = await ctx.tick().sample(
-                dut.slot_valid, dut.slot_block, dut.slot_entry, dut.slot_lane_valid, dut.pending)
+                ctx.set(dut.deltas.entry[k].delta, d)
+                ctx.set(dut.deltas.entry[k].addr, a)
+            ctx.set(dut.deltas.done, cycle >= scan_end)
+            _, _, valid, block, entry, columns, pending = await ctx.tick().sample(
+                dut.issue.valid, dut.issue.block, dut.issue.entry, dut.issue.column_valid,
+                dut.pending)
             if valid:
                 slots.append((cycle, block, [(entry[k].delta, entry[k].addr) for k in range(K)
-                                             if lanes & (1 << k)]))
+                                             if columns & (1 << k)]))
             if not pending and cycle >= scan_end:
                 return_cycle = cycle
                 break
@@ -75,3 +76,15 @@ def test_odd_count_partial_group_waits_for_scan_end():
     got = run_queue(2, 2, emissions, 4)
     assert got == [(1, 0, [(5, 1), (6, 2)]), (2, 1, [(5, 1), (6, 2)]),
                    (4, 0, [(7, 3)]), (5, 1, [(7, 3)]), ("idle", 6)]
+
+
+@pytest.mark.parametrize("kwargs,name", [
+    (dict(columns=0), "columns"), (dict(columns=3), "columns"), (dict(blocks=0), "blocks"),
+    (dict(capacity=0), "capacity"),
+])
+def test_refuses_what_it_cannot_build(kwargs, name):
+    layout = delta_entry_layout(Formats(), 10)
+    with pytest.raises(ValueError, match=name):
+        DeltaQueue(layout, **{**dict(columns=2, blocks=2, capacity=8), **kwargs})
+    with pytest.raises(ValueError, match="blocks"):
+        IssueSignature(layout, 2, 0)

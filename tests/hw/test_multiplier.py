@@ -1,6 +1,6 @@
 """PipelinedMultiplier: the product LATENCY cycles after the operands, measured (generic
-description, in Amaranth's simulator), and the ECP5 variant (one MULT18X18D with its registers) against the
-generic one in Yosys (``sat`` evaluating both on fixed operand sequences: a full equivalence
+description, in Amaranth's simulator), and the ECP5 variant (one MULT18X18D with its
+registers) against the generic one in Yosys (``sat`` evaluating both on fixed operand sequences: a full equivalence
 proof of a multiplier is out of a SAT solver's reach), with a behavioural model of the
 primitive as the Lattice documentation describes it (A, B and P registers on CLK0, signed
 18×18 product). This checks the wiring: port order, sign extension, the product's slice."""
