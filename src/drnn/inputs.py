@@ -19,7 +19,7 @@ import numpy as np
 from drnn_hw.errors import UserError
 from drnn_hw.io import check_sequence_lengths, strip_padding
 
-__all__ = ["LAYOUTS", "Inputs", "read_inputs", "load_inputs", "saturation_warning",
+__all__ = ["LAYOUTS", "Inputs", "read_inputs", "saturation_warning",
            "write_stats"]
 
 #: Layouts of a 3-D X.npy: name -> description.
@@ -95,19 +95,6 @@ def read_inputs(path, input_size: int, *, layout: str = "ntc", lengths_path=None
                                          str(lp))
     x, lengths = strip_padding(x.astype(np.float64), lengths, where=str(p))
     return Inputs(path=p, x=x, lengths=lengths, single=single, layout=layout)
-
-
-def load_inputs(path, input_size: int) -> tuple[np.ndarray, bool]:
-    """X.npy of sequences of equal length, float (T, I) or (N, T, I): returns (N, T, I)
-    float64 and whether the file was 2-D. NaN padding is an error here (the caller has no
-    lengths); use :func:`read_inputs` for ragged batches."""
-    inputs = read_inputs(path, input_size)
-    short = np.flatnonzero(inputs.lengths < inputs.x.shape[1])
-    if short.size:
-        n = int(short[0])
-        raise UserError(f"{inputs.path}: sequence {n} ends in NaN padding at step "
-                        f"{inputs.lengths[n]}; this command needs sequences of equal length")
-    return inputs.x, inputs.single
 
 
 def saturation_warning(where, saturation) -> str | None:

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from drnn.inputs import load_inputs, read_inputs, saturation_warning
+from drnn.inputs import read_inputs, saturation_warning
 from drnn_hw.bundle import InputSaturation
 from drnn_hw.errors import UserError
 
@@ -34,18 +34,6 @@ def test_unknown_layout_is_an_error(tmp_path):
     np.save(tmp_path / "x.npy", np.zeros((4, 2)))
     with pytest.raises(UserError, match="--layout: expected one of ntc, tnc, got 'nct'"):
         read_inputs(tmp_path / "x.npy", 2, layout="nct")
-
-
-def test_load_inputs_for_equal_lengths_rejects_padding(tmp_path):
-    x = np.zeros((2, 3, 2))
-    np.save(tmp_path / "ok.npy", x)
-    got, single = load_inputs(tmp_path / "ok.npy", 2)
-    assert got.shape == (2, 3, 2) and not single
-    x[1, 2] = np.nan
-    np.save(tmp_path / "x.npy", x)
-    with pytest.raises(UserError, match="x.npy: sequence 1 ends in NaN padding at step 2; this "
-                                        "command needs sequences of equal length"):
-        load_inputs(tmp_path / "x.npy", 2)
 
 
 def test_saturation_warning_text():

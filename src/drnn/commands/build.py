@@ -17,7 +17,7 @@ import click
 import numpy as np
 
 from drnn_hw.errors import UserError
-from .common import core_options, load_bundle, shape_from_options
+from .common import core_options, input_options, load_bundle, read_codes, shape_from_options
 
 BOARDS = ("ulx3s-85f", "arty-z7-20")
 
@@ -127,26 +127,24 @@ def flash(build_dir, board):
 @click.option("--board", type=click.Choice(["ulx3s-85f"]), required=True)
 @click.option("--port", required=True, help="Serial port of the board, e.g. /dev/ttyUSB0.")
 @click.option("--baud", type=int, default=None, help="UART baud rate (default 1000000).")
-@click.option("--input", "input_path", required=True, type=click.Path(path_type=Path),
-              help="X.npy: float (T, I) or (N, T, I).")
-@click.option("--output", "output_path", required=True, type=click.Path(path_type=Path),
-              help="H.npy: hidden states (float, same leading dims).")
+@input_options
 @click.option("--stats", "stats_path", type=click.Path(path_type=Path), default=None,
               help="STATS.json: per-step nnz_dx, nnz_dh and the cycles the board measured.")
 @click.option("--timeout", type=float, default=2.0, show_default=True,
               help="Seconds to wait for a response.")
-def run(model_dir, board, port, baud, input_path, output_path, stats_path, timeout):
+def run(model_dir, board, port, baud, input_path, layout, lengths_path, output_path,
+        stats_path, timeout):
     """Run MODEL_DIR on X.npy on a programmed board and write the hidden states."""
     from drnn_boards.host import BoardError, DeltaRNNLink, LinkTimeout, SerialTransport
     from drnn_boards.protocol import ProtocolError
     from drnn_boards.ulx3s import DEFAULT_BAUD
 
-    from ..inputs import load_inputs, write_stats
     from drnn_hw.numerics import dequantize
 
+    from ..inputs import write_stats
+
     bundle = load_bundle(model_dir)
-    x, single = load_inputs(input_path, bundle.input_size)
-    codes = bundle.quantize_input(x, where=str(input_path))
+    inputs, codes = read_codes(bundle, input_path, layout, lengths_path)
     try:
         transport = SerialTransport(port, baud or DEFAULT_BAUD, timeout=timeout)
     except OSError as e:
@@ -154,15 +152,15 @@ def run(model_dir, board, port, baud, input_path, output_path, stats_path, timeo
     try:
         link = DeltaRNNLink(transport, act_bits=bundle.formats.act_bits)
         link.check_core(bundle)
-        result = link.run(bundle, codes, stats=stats_path is not None)
+        result = link.run(bundle, codes, lengths=inputs.lengths, stats=stats_path is not None)
     except (BoardError, LinkTimeout, ProtocolError, ValueError) as e:
         raise UserError(f"{port}: {e}") from None
     finally:
         transport.close()
-    h = dequantize(result.h, bundle.formats.act)
+    h = inputs.to_file_layout(dequantize(result.h, bundle.formats.act))
     output_path.parent.mkdir(parents=True, exist_ok=True)
-    np.save(output_path, h[0] if single else h)
+    np.save(output_path, h)
     if stats_path:
         write_stats(stats_path, result, extra={"engine": f"board:{board}"})
-    n, t = codes.shape[:2]
-    click.echo(f"{board}: {n} sequence(s) x {t} steps -> {output_path}")
+    click.echo(f"{board}: {codes.shape[0]} sequence(s), {int(inputs.lengths.sum())} steps "
+               f"(longest {codes.shape[1]}) -> {output_path}")

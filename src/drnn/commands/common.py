@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
 from drnn_hw.bundle import ModelBundle
@@ -55,3 +57,47 @@ def shape_from_options(preset=None, rows=None, columns=None, scan=None, pe=None,
 
 def load_bundle(path) -> ModelBundle:
     return ModelBundle.load(path)   # BundleError is reported by the CLI on one line
+
+
+def input_options(f):
+    """--input, --layout, --lengths, --output: the X.npy a command runs and the H.npy it writes
+    (``drnn simulate``, ``drnn run``)."""
+    from ..inputs import LAYOUTS
+
+    f = click.option("--output", "output_path", required=True, type=click.Path(path_type=Path),
+                     help="H.npy: the hidden state after every step, float, in the layout of "
+                          "X.npy ((T, H), (N, T, H) or, with --layout tnc, (T, N, H)); NaN at "
+                          "the steps past a sequence's length.")(f)
+    f = click.option("--lengths", "lengths_path", type=click.Path(path_type=Path), default=None,
+                     help="LENGTHS.npy: N integers in [1, T], each sequence's length; steps "
+                          "past it are not run and their X values are ignored.")(f)
+    f = click.option("--layout", type=click.Choice(list(LAYOUTS)), default="ntc",
+                     show_default=True,
+                     help="Order of a 3-D X.npy: ntc = (N, T, I), batch first; tnc = (T, N, I), "
+                          "the layout of torch.nn.GRU with batch_first=False. H.npy is written "
+                          "in the same layout.")(f)
+    f = click.option("--input", "input_path", required=True, type=click.Path(path_type=Path),
+                     help="X.npy: float inputs in raw units (the bundle's normalisation is "
+                          "applied), one sequence (T, I) or a batch in the --layout; each "
+                          "sequence starts from the initial state. Values beyond the activation "
+                          "format after normalisation saturate (a warning counts them). Shorter "
+                          "sequences may be padded at their end with timesteps that are NaN in "
+                          "every feature (the UCR/UEA and aeon convention): without --lengths, "
+                          "those trailing all-NaN timesteps set each sequence's length. Any "
+                          "other NaN or infinity is an error.")(f)
+    return f
+
+
+def read_codes(bundle: ModelBundle, input_path, layout="ntc", lengths_path=None):
+    """X.npy as the options of :func:`input_options` describe it -> (Inputs, activation codes
+    (N, T, I)); prints the one-line warning when inputs saturate."""
+    from ..inputs import read_inputs, saturation_warning
+
+    inputs = read_inputs(input_path, bundle.input_size, layout=layout,
+                         lengths_path=lengths_path)
+    codes, saturation = bundle.quantize_input_counted(inputs.x, where=str(input_path),
+                                                      valid=inputs.valid)
+    warning = saturation_warning(input_path, saturation)
+    if warning:
+        click.echo(warning, err=True)
+    return inputs, codes
