@@ -4,7 +4,6 @@ Errors must be one line on stderr (``drnn: error: ...``) naming the problem, exi
 """
 
 import contextlib
-import dataclasses
 import io
 import json
 
@@ -14,8 +13,6 @@ import torch
 
 from drnn_hw.bundle import ModelBundle, random_bundle
 from drnn.cli import main
-from drnn.commands.train import HELP_DEFAULTS
-from drnn_train.train import TrainConfig
 from drnn_cli import drnn_in_process as drnn
 from synthetic import synthetic_npz
 
@@ -51,11 +48,6 @@ def flow(syn, tmp_path_factory):
         main(["train", "--dataset", str(syn), *FAST, "--seed", "3", "--out", str(d / "ck.pt")])
         main(["export", str(d / "ck.pt"), "--out", str(d / "bundle")])
     return d / "ck.pt", d / "bundle", out.getvalue()
-
-
-def test_help_defaults_match_train_config():
-    cfg = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
-    assert HELP_DEFAULTS == {k: cfg[k] for k in HELP_DEFAULTS}
 
 
 def test_train_export_evaluate_flow(flow, syn, tmp_path, capsys):

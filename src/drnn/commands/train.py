@@ -11,12 +11,10 @@ from pathlib import Path
 import click
 
 from drnn_hw.errors import UserError
+from drnn_train.config import TrainConfig
 
-# Literal defaults for --help (kept equal to TrainConfig's; a test checks it).
-HELP_DEFAULTS = dict(dataset="japanese-vowels", hidden=64, theta_x=0.5, theta_h=0.5, epochs=40,
-                     finetune_epochs=20, min_steps=360, finetune_min_steps=180,
-                     lr=5e-3, finetune_lr=1e-3, batch_size=32, l1=0.0,
-                     weight_bits=8, weight_frac=6, seed=0, threads=1)
+#: The recipe's defaults, shown by --help (the dataclass is torch-free).
+DEFAULTS = TrainConfig()
 
 
 def _check_positive(name, value, minimum=1):
@@ -30,36 +28,36 @@ def _check_threshold(name, value):
 
 
 @click.command()
-@click.option("--dataset", default=HELP_DEFAULTS["dataset"], show_default=True,
+@click.option("--dataset", default=DEFAULTS.dataset, show_default=True,
               help="japanese-vowels, basic-motions, gun-point, italy-power-demand, or PATH.npz "
                    "(x_train, y_train, x_test, y_test[, len_train, len_test]; NaN padding past "
                    "each length allowed).")
-@click.option("--hidden", type=int, default=HELP_DEFAULTS["hidden"], show_default=True,
+@click.option("--hidden", type=int, default=DEFAULTS.hidden, show_default=True,
               help="Hidden units H.")
-@click.option("--theta-x", type=float, default=HELP_DEFAULTS["theta_x"], show_default=True,
+@click.option("--theta-x", type=float, default=DEFAULTS.theta_x, show_default=True,
               help="Input delta threshold Θx (normalised input units).")
-@click.option("--theta-h", type=float, default=HELP_DEFAULTS["theta_h"], show_default=True,
+@click.option("--theta-h", type=float, default=DEFAULTS.theta_h, show_default=True,
               help="Hidden delta threshold Θh.")
-@click.option("--epochs", type=int, default=HELP_DEFAULTS["epochs"], show_default=True,
+@click.option("--epochs", type=int, default=DEFAULTS.epochs, show_default=True,
               help="Float GRU pre-training epochs (at least; raised to make --min-steps; "
                    "0 skips the phase).")
-@click.option("--finetune-epochs", type=int, default=HELP_DEFAULTS["finetune_epochs"],
+@click.option("--finetune-epochs", type=int, default=DEFAULTS.finetune_epochs,
               show_default=True, help="Delta + quantisation-aware fine-tuning epochs (at least; "
                                       "raised to make --finetune-min-steps).")
-@click.option("--min-steps", type=int, default=HELP_DEFAULTS["min_steps"], show_default=True,
+@click.option("--min-steps", type=int, default=DEFAULTS.min_steps, show_default=True,
               help="Fewest optimiser steps of the pre-training (small data sets get more "
                    "epochs).")
-@click.option("--finetune-min-steps", type=int, default=HELP_DEFAULTS["finetune_min_steps"],
+@click.option("--finetune-min-steps", type=int, default=DEFAULTS.finetune_min_steps,
               show_default=True, help="Fewest optimiser steps of the fine-tuning.")
-@click.option("--lr", type=float, default=HELP_DEFAULTS["lr"], show_default=True)
-@click.option("--finetune-lr", type=float, default=HELP_DEFAULTS["finetune_lr"], show_default=True)
-@click.option("--batch-size", type=int, default=HELP_DEFAULTS["batch_size"], show_default=True)
-@click.option("--l1", type=float, default=HELP_DEFAULTS["l1"], show_default=True,
+@click.option("--lr", type=float, default=DEFAULTS.lr, show_default=True)
+@click.option("--finetune-lr", type=float, default=DEFAULTS.finetune_lr, show_default=True)
+@click.option("--batch-size", type=int, default=DEFAULTS.batch_size, show_default=True)
+@click.option("--l1", type=float, default=DEFAULTS.l1, show_default=True,
               help="L1 penalty on the kept Δh (pushes temporal sparsity).")
-@click.option("--weight-bits", type=int, default=HELP_DEFAULTS["weight_bits"], show_default=True)
-@click.option("--weight-frac", type=int, default=HELP_DEFAULTS["weight_frac"], show_default=True)
-@click.option("--seed", type=int, default=HELP_DEFAULTS["seed"], show_default=True)
-@click.option("--threads", type=int, default=HELP_DEFAULTS["threads"], show_default=True,
+@click.option("--weight-bits", type=int, default=DEFAULTS.weight_bits, show_default=True)
+@click.option("--weight-frac", type=int, default=DEFAULTS.weight_frac, show_default=True)
+@click.option("--seed", type=int, default=DEFAULTS.seed, show_default=True)
+@click.option("--threads", type=int, default=DEFAULTS.threads, show_default=True,
               help="torch intra-op threads (the model is small: 1 is usually fastest).")
 @click.option("--out", "out", required=True, type=click.Path(path_type=Path),
               help="Checkpoint to write (CKPT.pt); metrics go to CKPT.metrics.json.")
