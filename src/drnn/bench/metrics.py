@@ -102,16 +102,6 @@ DEFINITIONS = {
                  "scan_wait = the rest (the MxV waiting for the scan)",
 }
 
-#: Top-level keys of bench.json (tests check them).
-JSON_KEYS = ("schema", "command", "model", "dataset", "core", "engine", "cycles_source",
-             "thresholds_note", "clock", "definitions", "reference_design", "peer_model",
-             "torch", "rows", "trace", "cross_check", "plots")
-#: Keys of every entry of ``rows``.
-ROW_KEYS = ("theta_x", "theta_h", "theta_x_code", "theta_h_code", "trained", "accuracy",
-            "sparsity_dx", "sparsity_dh", "nnz_dx_mean", "nnz_dh_mean", "steps", "cycles",
-            "latency_us", "speedup_vs_theta0", "useful_macs", "mxv_utilisation",
-            "bound_cycles_mean", "bound_efficiency", "effective_gops",
-            "ops_per_multiplier_cycle", "breakdown", "peer", "peer_published", "torch_ratio")
 
 
 # -- arithmetic ------------------------------------------------------------------------------
