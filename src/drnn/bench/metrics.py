@@ -66,6 +66,11 @@ from drnn_hw.cycle_model import AP_LATENCY, SCAN_LATENCY, CoreShape, cycle_bound
 from drnn_hw.errors import UserError
 from drnn_hw.numerics import dequantize, quantize
 
+__all__ = ["REFERENCE_DESIGN", "DEFINITIONS", "cycle_stats", "sparsity", "useful_macs",
+           "mxv_utilisation", "bound_efficiency", "dense_ops_per_step", "effective_ops_per_s",
+           "ops_per_multiplier_cycle", "speedup", "cycle_breakdown", "last_hidden",
+           "head_accuracy", "parse_thetas", "sweep_codes"]
+
 #: DeltaRNN (FPGA 2018, BRIEF §2) as published.
 REFERENCE_DESIGN = {
     "name": "DeltaRNN (FPGA 2018)",

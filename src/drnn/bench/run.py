@@ -22,6 +22,8 @@ from .metrics import (DEFINITIONS, REFERENCE_DESIGN, bound_efficiency, cycle_bre
                       useful_macs)
 from .torch_ref import torch_dense_accuracy, torch_gru_latency
 
+__all__ = ["summarise", "run_bench", "write_json"]
+
 # -- one threshold point ----------------------------------------------------------------------
 
 def summarise(result, bundle: ModelBundle, labels, shape: CoreShape, clock_mhz: float,

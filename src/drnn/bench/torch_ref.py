@@ -14,7 +14,7 @@ from drnn_hw.numerics import dequantize
 
 from .metrics import last_hidden
 
-# -- PyTorch reference --------------------------------------------------------------------------
+__all__ = ["torch_dense_accuracy", "torch_gru_latency"]
 
 def _torch_gru(bundle: ModelBundle):
     """``nn.GRU`` in float64 with the bundle's quantised weights (biases folded as in M)."""
