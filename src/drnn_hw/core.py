@@ -25,7 +25,7 @@ Ports (Verilog names flattened with ``__``: ``x__valid``, ``x__payload``, ``csr_
     "steps": 32})): the register values as plain outputs; they hold a step's values when the
     last beat of its output frame is transferred.
 
-Register map (word addresses): see :mod:`drnn_hw.registers` — 0 ID, 1 SIZES, 2 SHAPE,
+Register map (word addresses; the contract is :mod:`drnn_hw.contract`) — 0 ID, 1 SIZES, 2 SHAPE,
 3 CTRL (W: bit0 RESET_STATE, bit1 CLEAR_STEPS, bit2 CLEAR_ERROR), 4 STATUS (bit0 BUSY,
 bit1 FRAME_ERROR, bit2 RESET_PENDING), 5 THETA_X, 6 THETA_H, 7 CYCLES_LAST, 8 NNZ_DX_LAST,
 9 NNZ_DH_LAST, 10 STEPS. Thresholds are sampled when a step starts. RESET_STATE is applied in
@@ -59,13 +59,13 @@ from .bundle import ModelBundle
 from .cycle_model import AP_LATENCY, MXV_WRITE, SCAN_LATENCY, CoreShape, mxv_drain
 from .delta_encoder import DeltaEncoder
 from .delta_queue import DeltaQueue
+from .contract import CSRSignature, StatusSignature, frame_layout
 from .hdl_arith import refuse
 from .mxv import MXV_STAGES, MxVChannel
-from .contract import CSRSignature, StatusSignature, frame_layout
 from .registers import RegisterFile
 from .weight_bank import WeightBank
 
-__all__ = ["DeltaGRUCore", "frame_layout", "StatusSignature"]
+__all__ = ["DeltaGRUCore"]
 
 #: The scan's fetch and test stages (DeltaEncoder F and T, registered before B).
 _SCAN_PIPELINE = 2

@@ -13,7 +13,7 @@ from synthetic import synthetic_npz
 
 from drnn_hw.bundle import ModelBundle
 from drnn_hw.golden import run
-from drnn_hw.numerics import Fixed, Formats, quantize
+from drnn_hw.numerics import Fixed, quantize
 from drnn_train.datasets import input_statistics, load_dataset
 from drnn_train.error_bound import gru_error_bound
 

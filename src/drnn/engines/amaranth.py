@@ -20,7 +20,7 @@ __all__ = ["run", "simulate"]
 
 
 def _pack_frames(x_seq: np.ndarray, act_bits: int, scan: int) -> list[int]:
-    """(T, I) codes -> T·WX packed beats (lane e at bits [act_bits·e, ...), last at act_bits·E)."""
+    """(T, I) codes -> T·WX packed beats (element e at bits [act_bits·e, ...), last at act_bits·E)."""
     T, I = x_seq.shape
     wx = math.ceil(I / scan)
     mask = (1 << act_bits) - 1
@@ -40,11 +40,11 @@ def _pack_frames(x_seq: np.ndarray, act_bits: int, scan: int) -> list[int]:
 
 def _unpack_beat(word: int, act_bits: int, scan: int) -> tuple[list[int], int]:
     mask, sign = (1 << act_bits) - 1, 1 << (act_bits - 1)
-    lanes = []
+    elements = []
     for e in range(scan):
         v = (word >> (act_bits * e)) & mask
-        lanes.append(v - (1 << act_bits) if v & sign else v)
-    return lanes, (word >> (act_bits * scan)) & 1
+        elements.append(v - (1 << act_bits) if v & sign else v)
+    return elements, (word >> (act_bits * scan)) & 1
 
 
 def simulate(bundle, sequences, shape: CoreShape, *, waves=None, stall_seed=None,
@@ -118,10 +118,10 @@ def simulate(bundle, sequences, shape: CoreShape, *, waves=None, stall_seed=None
                             dut.status.nnz_dx_last, dut.status.nnz_dh_last)
                         if valid and ready:
                             break
-                    lanes, last = _unpack_beat(word, act_bits, E)
+                    elements, last = _unpack_beat(word, act_bits, E)
                     if last != (w == WH - 1):
                         state["last_ok"] = False
-                    h.extend(lanes)
+                    h.extend(elements)
                 ctx.set(dut.h.ready, 0)
                 r = results[n]
                 r["h"][t] = h[:H]
