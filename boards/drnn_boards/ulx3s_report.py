@@ -137,9 +137,13 @@ def clock_from_build_report(path, shape: CoreShape | None = None,
         notes.append(f"the board build clocks the core at {clock['pll_mhz']:g} MHz, timing "
                      f"{'met' if clock.get('timing_met') else 'NOT met'}")
     core = data.get("core")
-    if shape is not None and isinstance(core, dict) and \
-            any(core.get(k) != v for k, v in shape.to_dict().items()):
-        notes.append(f"WARNING: built for core {core}, benchmarked {shape.to_dict()}")
+    if shape is not None and isinstance(core, dict):
+        try:            # reports written before the rename say pe/lanes for rows/columns
+            built = CoreShape.from_dict(core)
+        except (KeyError, TypeError, ValueError):
+            built = None
+        if built != shape:
+            notes.append(f"WARNING: built for core {core}, benchmarked {shape.to_dict()}")
     model = data.get("model")
     if bundle is not None and isinstance(model, dict) and \
             (model.get("input_size"), model.get("hidden_size")) != \

@@ -103,6 +103,17 @@ def test_clock_from_build_report(tmp_path):
                                          random_bundle(3, 4))
     assert mhz == 71.3 and "clock.achieved_fmax_mhz" in src and "50 MHz, timing met" in src
     assert "WARNING" not in src
+    # a report written before the rename (pe/lanes) names the same core
+    old = json.loads(p.read_text())
+    old["core"] = {"pe": 16, "lanes": 2, "scan": 16}
+    p_old = tmp_path / "old.json"
+    p_old.write_text(json.dumps(old))
+    _, src = clock_from_build_report(p_old, CoreShape(rows=16, columns=2, scan=16),
+                                     random_bundle(3, 4))
+    assert "WARNING" not in src
+    _, src = clock_from_build_report(p_old, CoreShape(rows=8, columns=2, scan=16),
+                                     random_bundle(3, 4))
+    assert "WARNING: built for core" in src
     _, src = clock_from_build_report(p, SHAPE, random_bundle(3, 5))
     assert "WARNING: built for core" in src and "H=4, benchmarked I=3 H=5" in src
     p.write_text(json.dumps({"fmax": 48.2}))
