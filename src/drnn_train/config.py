@@ -50,7 +50,7 @@ class TrainConfig:
     hidden: int = 64
     # Θ = 0.5 is the largest equal threshold whose hardware-exact JapaneseVowels accuracy
     # stayed within 1.5 points of the float GRU for seeds 0, 1, 2 (0.6 lost 1.9 on seed 0;
-    # python -m drnn_train.sweep).
+    # python -m drnn.sweep).
     theta_x: float = 0.5
     theta_h: float = 0.5
     epochs: int = 40            # float GRU pre-training
