@@ -1,8 +1,9 @@
 """Sequence-classification data sets for the trainer, the evaluator, the demo and the benchmarks.
 
 ``load_dataset(name_or_path)`` returns a :class:`Dataset` of zero-padded (N, T, I) float64
-arrays with per-sequence lengths and integer class ids. Two UEA sets ship inside the ``aeon``
-wheel and load offline; any other set comes as a ``.npz`` file with the keys
+arrays with per-sequence lengths and integer class ids. Four UCR/UEA sets ship inside the
+``aeon`` wheel and load offline (japanese-vowels, basic-motions, gun-point,
+italy-power-demand); any other set comes as a ``.npz`` file with the keys
 
     x_train (N, T, I) float, y_train (N,) integer labels, x_test (M, T', I), y_test (M,),
     optional len_train (N,) and len_test (M,) integers in [1, T].
