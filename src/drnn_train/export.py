@@ -101,14 +101,23 @@ def _torch_load(p: Path, what: str, kind: str):
     message saying to save ``model.state_dict()`` instead.
     """
     import pickle
+    import zipfile
 
     import torch
 
+    if p.is_dir():
+        raise UserError(f"{p}: is a directory, expected a {what} file (torch.save)")
     if not p.is_file():
-        raise UserError(f"{p}: {what} not found")
+        raise UserError(f"{p}: file not found (expected a {what})")
+    # torch.save writes a zip archive; anything else is not a torch file (or a legacy one,
+    # which torch.load still reads).
+    archive = zipfile.is_zipfile(p)
     try:
         return torch.load(p, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
+        if not archive:
+            raise UserError(f"{p}: not a torch file (torch.save writes a zip archive; "
+                            f"expected a {what})") from None
         if "weights only load failed" in str(e).lower():
             raise UserError(f"{p}: holds pickled Python objects (e.g. a whole module saved with "
                             "torch.save(model)), which are not loaded since unpickling runs code; "
@@ -116,6 +125,9 @@ def _torch_load(p: Path, what: str, kind: str):
                             ) from None
         raise UserError(f"{p}: not a readable torch {kind} ({type(e).__name__})") from None
     except Exception as e:
+        if not archive:
+            raise UserError(f"{p}: not a torch file (torch.save writes a zip archive; "
+                            f"expected a {what})") from None
         raise UserError(f"{p}: not a readable torch {kind} ({type(e).__name__})") from None
 
 
@@ -460,10 +472,13 @@ def choose_weight_format(weights, biases, w_bits: int | None = None,
     else:
         fmts = Formats(w_bits=bits, w_frac=min(supported))
     note = None
-    if wanted is not None and wanted > top:
-        note = (f"note: weights within ±{w_abs:.3g} would take w_frac={wanted} at {bits} bits; "
-                f"the weight format allows at most w_frac={top} at {bits} bits, so weights use "
-                f"{fmts.weight} (--weight-bits B allows w_frac up to B-1)")
+    if w_abs == 0:
+        note = (f"drnn: note: every weight is zero; weights use {fmts.weight} (the format "
+                "does not matter for them)")
+    elif wanted is not None and wanted > top:
+        note = (f"drnn: note: weights within ±{w_abs:.3g} would take w_frac={wanted} at {bits} "
+                f"bits, but the {Formats().acc_bits}-bit accumulator allows at most "
+                f"w_frac={top}; weights use {fmts.weight}")
     return fmts, note
 
 
@@ -512,6 +527,7 @@ def bundle_from_torch_file(path, *, prefix: str | None = None, head_prefix: str 
     b_hh = zeros if gru.b_hh is None else gru.b_hh
     biases = [b_ih[:2 * H] + b_hh[:2 * H], b_ih[2 * H:], b_hh[2 * H:]]
     fmts, note = choose_weight_format(weights, biases, weight_bits, weight_frac, str(p))
+    notes = [note] if note else []
     for n, v in (("theta_x", theta_x), ("theta_h", theta_h)):
         try:
             threshold_code(v, fmts, n)
@@ -530,6 +546,12 @@ def bundle_from_torch_file(path, *, prefix: str | None = None, head_prefix: str 
         mean, scale = input_statistics(ds.x_train, ds.len_train)
         ref = dataset if dataset in DATASETS else str(Path(dataset).resolve())
         classes = list(ds.classes) if C is not None else None
+    if dataset is not None and (input_mean is not None or input_scale is not None):
+        given = "--input-mean and --input-scale" if input_mean is not None and \
+            input_scale is not None else ("--input-mean" if input_mean is not None
+                                          else "--input-scale")
+        notes.append(f"drnn: note: the normalisation takes {given} from the flags and the rest "
+                     "from --dataset's training split")
     if input_mean is not None:
         mean = parse_vector(input_mean, I, "--input-mean", str(p))
     if input_scale is not None:
@@ -544,4 +566,4 @@ def bundle_from_torch_file(path, *, prefix: str | None = None, head_prefix: str 
         gru.w_ih, gru.w_hh, gru.b_ih, gru.b_hh, fmts, theta_x, theta_h,
         input_mean=mean, input_scale=scale, head_w=gru.head_w, head_b=gru.head_b,
         classes=classes, name=name or p.stem, source=source, extra={"dataset": ref})
-    return bundle, saturated, [note] if note else []
+    return bundle, saturated, notes

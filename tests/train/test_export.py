@@ -129,7 +129,7 @@ def test_torch_gru_import_with_thresholds_and_saturation_warning(tmp_path, capsy
                            "--theta-x", "0.25", "--theta-h", "0.125", "--weight-frac", "6"],
                           capsys)
     assert code == 0
-    assert err.strip().splitlines() == ["warning: 2 weights/biases saturated on export "
+    assert err.strip().splitlines() == ["drnn: warning: 2 weights/biases saturated on export "
                                         "(weights Q2.6, biases Q18.14)"]
     b = ModelBundle.load(tmp_path / "b")
     assert (b.theta_x, b.theta_h) == (64, 32)

@@ -430,3 +430,34 @@ def test_torch_only_flags_refused_with_a_checkpoint(tmp_path, capsys):
                         ("--input-mean", "0")):
         _error([tmp_path / "c.pt", flag, value, "--out", tmp_path / "b"], capsys,
                "c.pt", flag, "only with --torch-gru")
+
+
+def test_files_that_are_not_state_dicts(tmp_path, capsys):
+    """A missing file, a directory and a text file each get their own one-line reason."""
+    (tmp_path / "script.py").write_text("print('not a torch file')\n")
+    _error(["--torch-gru", tmp_path / "none.pt", "--out", tmp_path / "b"], capsys,
+           "none.pt", "file not found")
+    _error(["--torch-gru", tmp_path, "--out", tmp_path / "b"], capsys, "is a directory")
+    _error(["--torch-gru", tmp_path / "script.py", "--out", tmp_path / "b"], capsys,
+           "script.py", "not a torch file")
+
+
+def test_notes_for_mixed_normalisation_and_zero_weights(tmp_path, capsys):
+    torch.manual_seed(11)
+    gru = torch.nn.GRU(3, 5, batch_first=True)
+    torch.save(gru.state_dict(), tmp_path / "g.pt")
+    d = {"x_train": np.random.default_rng(0).normal(2.0, 3.0, (8, 4, 3)),
+         "y_train": np.arange(8) % 2, "x_test": np.zeros((2, 4, 3)), "y_test": np.arange(2)}
+    np.savez(tmp_path / "d.npz", **d)
+    _, err = _ok(["--torch-gru", tmp_path / "g.pt", "--dataset", tmp_path / "d.npz",
+                  "--input-mean", "0.5", "--out", tmp_path / "b"], capsys)
+    assert err.strip() == ("drnn: note: the normalisation takes --input-mean from the flags and "
+                           "the rest from --dataset's training split")
+    b = ModelBundle.load(tmp_path / "b")
+    assert b.input_mean.tolist() == [0.5] * 3 and abs(b.input_scale.mean() - 3.0) < 1.0
+    with torch.no_grad():
+        for p in gru.parameters():
+            p.zero_()
+    torch.save(gru.state_dict(), tmp_path / "z.pt")
+    _, err = _ok(["--torch-gru", tmp_path / "z.pt", "--out", tmp_path / "bz"], capsys)
+    assert err.strip().startswith("drnn: note: every weight is zero")

@@ -98,7 +98,7 @@ def export(checkpoint, torch_gru, out, theta_x, theta_h, name, **torch_opts):
     for note in notes:
         click.echo(note, err=True)
     if saturated:
-        click.echo(f"warning: {saturated} weights/biases saturated on export "
+        click.echo(f"drnn: warning: {saturated} weights/biases saturated on export "
                    f"(weights {fmts.weight}, biases {fmts.acc})", err=True)
     head = (f"yes ({bundle.head_w.shape[0]} classes)" if bundle.has_head else "no")
     click.echo(f"{source} -> {out}: I={bundle.input_size} H={bundle.hidden_size} "
