@@ -34,8 +34,8 @@ def evaluate_bundle(bundle: ModelBundle, dataset: Dataset | str, shape: CoreShap
     if isinstance(dataset, (str, bytes)) or hasattr(dataset, "__fspath__"):
         dataset = load_dataset(str(dataset))
     if not bundle.has_head:
-        raise UserError("bundle has no classification head (e.g. imported with --torch-gru); "
-                        "evaluate needs a model trained with `drnn train`")
+        raise UserError(f"bundle {bundle.name!r} has no classification head, and accuracy "
+                        "needs one")
     x = getattr(dataset, f"x_{split}")
     lengths = getattr(dataset, f"len_{split}")
     y = getattr(dataset, f"y_{split}")

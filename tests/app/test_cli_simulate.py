@@ -64,14 +64,14 @@ def test_simulate_bad_inputs_one_line(model, tmp_path, payload, match):
 def test_simulate_missing_model_and_bad_core(model, tmp_path):
     d, _ = model
     np.save(tmp_path / "x.npy", np.zeros((2, 4)))
-    p = drnn("simulate", tmp_path / "none", "--input", tmp_path / "x.npy", "--output", tmp_path / "h")
+    p = drnn("simulate", tmp_path / "none", "--input", tmp_path / "x.npy", "--output", tmp_path / "h.npy")
     assert p.returncode != 0 and "model bundle directory not found" in p.stderr
-    p = drnn("simulate", d, "--input", tmp_path / "x.npy", "--output", tmp_path / "h", "--columns", 4)
+    p = drnn("simulate", d, "--input", tmp_path / "x.npy", "--output", tmp_path / "h.npy", "--columns", 4)
     assert p.returncode != 0 and "--columns (K) must be 1 or 2 (the weight banks' read ports), got 4" in p.stderr
-    p = drnn("simulate", d, "--input", tmp_path / "missing.npy", "--output", tmp_path / "h")
+    p = drnn("simulate", d, "--input", tmp_path / "missing.npy", "--output", tmp_path / "h.npy")
     assert p.returncode != 0 and "missing.npy: input file not found" in p.stderr
     (tmp_path / "junk.npy").write_bytes(b"not an array")
-    p = drnn("simulate", d, "--input", tmp_path / "junk.npy", "--output", tmp_path / "h")
+    p = drnn("simulate", d, "--input", tmp_path / "junk.npy", "--output", tmp_path / "h.npy")
     assert p.returncode != 0 and "junk.npy: not a readable .npy array" in p.stderr
 
 
@@ -286,3 +286,15 @@ def test_model_json_wrong_type_is_one_line_through_the_cli(tmp_path, command):
     line = one_line_error(drnn(command, d, *args))
     assert line == f'drnn: error: {d / "model.json"}: formats.act_bits: expected an integer, ' \
                    'got "16"'
+
+
+def test_output_paths_checked_before_the_work(model, tmp_path):
+    d, _ = model
+    np.save(tmp_path / "x.npy", np.zeros((2, 4)))
+    msg = one_line_error(drnn("simulate", d, "--input", tmp_path / "x.npy",
+                              "--output", tmp_path / "h.txt"))
+    assert "h.txt" in msg and "ending in .npy" in msg
+    msg = one_line_error(drnn("simulate", d, "--input", tmp_path / "x.npy", "--output",
+                              tmp_path / "h.npy", "--stats", tmp_path))
+    assert "--stats" in msg and "is a directory" in msg
+    assert not (tmp_path / "h.npy").exists()

@@ -202,8 +202,8 @@ def test_export_bad_input(tmp_path, capsys, flow):
     cases = [
         ([], ["exactly one"]),
         ([ckpt, "--torch-gru", _gru_state(tmp_path / "g.pt")], ["exactly one"]),
-        ([tmp_path / "nope.pt"], ["nope.pt", "checkpoint not found"]),
-        ([junk], ["junk.pt", "not a readable torch checkpoint"]),
+        ([tmp_path / "nope.pt"], ["nope.pt", "file not found (expected a checkpoint)"]),
+        ([junk], ["junk.pt", "not a torch file"]),
         ([other], ["other.pt", "not a drnn train checkpoint", "--torch-gru"]),
         ([ckpt, "--theta-x", "-1"], ["--theta-x", "-1"]),
         ([ckpt, "--theta-h", "inf"], ["--theta-h", "inf"]),
@@ -215,7 +215,7 @@ def test_export_bad_input(tmp_path, capsys, flow):
         (["--torch-gru", other], ["expected nn.GRU keys", "weights"]),
         (["--torch-gru", nobias_ih], ["both bias_ih_l0 and bias_hh_l0"]),
         (["--torch-gru", badshape], ["weight_ih_l0", "(12, I)", "(12, 3, 1)"]),
-        (["--torch-gru", junk], ["junk.pt", "not a readable torch file"]),
+        (["--torch-gru", junk], ["junk.pt", "not a torch file"]),
         (["--torch-gru", tmp_path / "none.pt"], ["none.pt", "not found"]),
         (["--torch-gru", _gru_state(tmp_path / "g2.pt"), "--theta-x", "nan"], ["--theta-x"]),
         (["--torch-gru", _gru_state(tmp_path / "g3.pt"), "--theta-h", "-0.5"], ["--theta-h"]),
@@ -231,9 +231,13 @@ def test_export_bad_input(tmp_path, capsys, flow):
 def test_evaluate_bad_input(tmp_path, capsys, flow, syn):
     headless = tmp_path / "headless"
     random_bundle(3, 4).save(headless)
+    unnamed = tmp_path / "unnamed"
+    b = ModelBundle.load(flow[1])
+    b.extra = {}
+    b.save(unnamed)
     cases = [
-        ([headless, "--dataset", syn], ["no classification head"]),
-        ([headless], ["headless", "does not name its data set", "--dataset"]),
+        ([headless, "--dataset", syn], ["headless", "no classification head", "nn.Linear"]),
+        ([unnamed], ["unnamed", "does not name its data set", "--dataset"]),
         ([flow[1], "--dataset", "basic-motions"], ["basic-motions", "6 input features",
                                                      "expects 3"]),
         ([tmp_path / "nothing", "--dataset", syn], ["nothing", "not found"]),

@@ -111,7 +111,7 @@ def format_table(bench: dict) -> str:
 @click.command()
 @click.argument("model_dir", required=False, type=click.Path(path_type=Path))
 @click.option("--dataset", "dataset_name", default=None,
-              help="Data set (japanese-vowels, basic-motions or a .npz); default: the one the "
+              help="Data set (japanese-vowels, basic-motions, gun-point, italy-power-demand or a .npz); default: the one the "
                    "model was trained on (bundle extra 'dataset').")
 @click.option("--thetas", default=None,
               help="Comma-separated thresholds in real units, same for x and h (or TX/TH pairs), "
@@ -147,7 +147,7 @@ def bench(model_dir, dataset_name, thetas, out_dir, engine, clock_mhz, build_rep
     if model_dir is None:
         raise UserError("no model: give MODEL_DIR, a bundle written by `drnn export`")
     bundle = load_bundle(model_dir)
-    shape = shape_from_options(**core)
+    shape = shape_from_options(**core, hidden=bundle.hidden_size)
     if limit is not None and limit < 1:
         raise UserError(f"--limit must be ≥ 1, got {limit}")
     if torch_threads < 1 or torch_repeats < 1:

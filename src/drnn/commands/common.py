@@ -39,20 +39,31 @@ def core_options(f):
 
 
 def shape_from_options(preset=None, rows=None, columns=None, scan=None, pe=None,
-                       lanes=None) -> CoreShape:
-    """The CoreShape of the core options; a one-line UserError for a bad value."""
+                       lanes=None, hidden: int | None = None) -> CoreShape:
+    """The CoreShape of the core options; a one-line UserError for a bad value.
+
+    With ``hidden`` (the model's H): a core never builds more rows than H (the rows past H
+    would hold no weight; NB = 1 either way), so P is clamped to H (with a note when --rows asked for more), and every
+    report and manifest states the P that is built."""
     for new, old, name in ((rows, pe, "--rows/--pe"), (columns, lanes, "--columns/--lanes")):
         if new is not None and old is not None and new != old:
             raise UserError(f"{name}: two different values given ({new} and {old})")
     rows = rows if rows is not None else pe
+    rows_given = rows is not None
     columns = columns if columns is not None else lanes
     base = PRESETS[preset or "default"]
     try:
-        return CoreShape(rows=base.rows if rows is None else rows,
-                         columns=base.columns if columns is None else columns,
-                         scan=base.scan if scan is None else scan)
+        shape = CoreShape(rows=base.rows if rows is None else rows,
+                          columns=base.columns if columns is None else columns,
+                          scan=base.scan if scan is None else scan)
     except ValueError as e:
         raise UserError(str(e)) from None
+    if hidden is not None and shape.rows > hidden:
+        if rows_given:      # a preset's P above a small H is clamped without a word
+            click.echo(f"drnn: note: P = {shape.rows} rows > H = {hidden}: the core builds "
+                       f"{hidden} rows (the rest would hold no weight)", err=True)
+        shape = CoreShape(rows=hidden, columns=shape.columns, scan=shape.scan)
+    return shape
 
 
 def load_bundle(path) -> ModelBundle:
@@ -101,3 +112,14 @@ def read_codes(bundle: ModelBundle, input_path, layout="ntc", lengths_path=None)
     if warning:
         click.echo(warning, err=True)
     return inputs, codes
+
+
+def check_output_paths(output_path: Path, stats_path: Path | None = None) -> None:
+    """Refuse, before any work, an H.npy path NumPy would rename (it appends ``.npy``) and an
+    output or STATS path that is a directory."""
+    if output_path.suffix != ".npy":
+        raise UserError(f"--output {output_path}: expected a file name ending in .npy "
+                        "(H is written with numpy.save)")
+    for flag, path in (("--output", output_path), ("--stats", stats_path)):
+        if path is not None and path.is_dir():
+            raise UserError(f"{flag} {path}: is a directory, expected a file name")

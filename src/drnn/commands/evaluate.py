@@ -15,7 +15,7 @@ from .common import core_options, load_bundle, shape_from_options
 @click.command()
 @click.argument("model_dir", type=click.Path(path_type=Path))
 @click.option("--dataset", default=None,
-              help="japanese-vowels, basic-motions, or PATH.npz (default: the data set the "
+              help="japanese-vowels, basic-motions, gun-point, italy-power-demand, or PATH.npz (default: the data set the "
                    "bundle was trained on, from its model.json extra.dataset).")
 @core_options
 @click.option("--json", "json_out", type=click.Path(path_type=Path), default=None,
@@ -26,7 +26,11 @@ def evaluate(model_dir, dataset, json_out, **core):
     from drnn_train.evaluate import evaluate_bundle
 
     bundle = load_bundle(model_dir)
-    shape = shape_from_options(**core)
+    shape = shape_from_options(**core, hidden=bundle.hidden_size)
+    if not bundle.has_head:
+        raise UserError(f"{model_dir}: the bundle has no classification head, and accuracy "
+                        "needs one (drnn export --torch-gru takes the nn.Linear beside the GRU, "
+                        "or --head-prefix)")
     if dataset is None:
         dataset = (bundle.extra or {}).get("dataset")
         if not dataset:

@@ -25,7 +25,7 @@ def generate(model_dir, out_dir, name, no_mul_count, **core):
     from drnn_hw.yosys import YosysError
 
     bundle = load_bundle(model_dir)
-    shape = shape_from_options(**core)
+    shape = shape_from_options(**core, hidden=bundle.hidden_size)
     if out_dir.exists() and not out_dir.is_dir():
         raise UserError(f"{out_dir}: --out exists and is not a directory")
     try:
@@ -34,5 +34,6 @@ def generate(model_dir, out_dir, name, no_mul_count, **core):
         raise UserError(str(e)) from None
     p = manifest["parameters"]
     click.echo(f"{out_dir / manifest['verilog']}: I={p['I']} H={p['H']} P={p['P']} K={p['K']} "
-               f"E={p['E']}; {manifest['multipliers']} multipliers "
-               f"(yosys counts {manifest['multipliers_yosys']})")
+               f"E={p['E']}; {manifest['multipliers']} multipliers " +
+               ("(not counted by Yosys: --no-mul-count)" if manifest["multipliers_yosys"] is None
+                else f"(yosys counts {manifest['multipliers_yosys']})"))
