@@ -1,4 +1,4 @@
-"""The trainable delta-GRU, its classifier, and the trainer's hardware-exact mode.
+"""The trainable delta-GRU, its (stacked) classifier, and the trainer's hardware-exact mode.
 
 :class:`DeltaGRU` keeps PyTorch's ``nn.GRU`` parameter layout (``w_ih`` (3H, I), ``w_hh``
 (3H, H), ``b_ih``, ``b_hh``, gate order r, z, n) so a float ``nn.GRU`` and this layer are
@@ -33,7 +33,7 @@ from drnn_hw.numerics import Formats, lut_shift, make_sigmoid_lut, make_tanh_lut
 
 from .quant import fake_quant, fake_quant_codes, lut_activation, round_half_up
 
-__all__ = ["DeltaGRU", "DeltaGRUClassifier", "exact_run", "last_step"]
+__all__ = ["DeltaGRU", "DeltaGRUClassifier", "exact_run", "last_step", "per_layer"]
 
 DTYPE = torch.float64
 
@@ -168,18 +168,67 @@ def last_step(h: torch.Tensor, lengths) -> torch.Tensor:
     return h[torch.arange(h.shape[0]), lengths - 1]
 
 
-class DeltaGRUClassifier(nn.Module):
-    """Delta-GRU on the accelerator, a linear head on the host (last valid step's h)."""
+def per_layer(value, layers: int, name: str) -> list:
+    """One value for every layer, or a sequence of ``layers`` values -> a list of ``layers``."""
+    if isinstance(value, (list, tuple)):
+        if len(value) != layers:
+            raise ValueError(f"{name}: expected {layers} values (one per layer) or one, "
+                             f"got {len(value)}")
+        return list(value)
+    return [value] * layers
 
-    def __init__(self, input_size: int, hidden_size: int, num_classes: int,
-                 formats: Formats | None = None, theta_x: float = 0.0, theta_h: float = 0.0,
-                 quantize: bool = False):
+
+class DeltaGRUClassifier(nn.Module):
+    """Stacked delta-GRU layers on the accelerator, a linear head on the host (the last
+    layer's h at the last valid step).
+
+    ``hidden_size``: one H for every layer or a list (H_0, ..., H_{L-1}); ``num_layers``
+    (default: the list's length, else 1); ``theta_x``/``theta_h``: one threshold for every
+    layer or a list (layer l's Θx acts on its input, layer l-1's h for l > 0). Layer 0 is
+    ``self.rnn`` and layer l > 0 ``self.rnn{l}``, so a one-layer model keeps the parameter
+    names ``rnn.w_ih`` ... of earlier checkpoints (state dict keys ``rnn{l}.w_ih`` for l > 0).
+    """
+
+    def __init__(self, input_size: int, hidden_size, num_classes: int,
+                 formats: Formats | None = None, theta_x=0.0, theta_h=0.0,
+                 quantize: bool = False, num_layers: int | None = None):
         super().__init__()
-        self.rnn = DeltaGRU(input_size, hidden_size, formats, theta_x, theta_h, quantize)
-        self.head = nn.Linear(hidden_size, num_classes, dtype=DTYPE)
+        if num_layers is None:
+            num_layers = len(hidden_size) if isinstance(hidden_size, (list, tuple)) else 1
+        hs = [int(h) for h in per_layer(hidden_size, num_layers, "hidden_size")]
+        txs = per_layer(theta_x, num_layers, "theta_x")
+        ths = per_layer(theta_h, num_layers, "theta_h")
+        I = input_size
+        for l, H in enumerate(hs):
+            setattr(self, "rnn" if l == 0 else f"rnn{l}",
+                    DeltaGRU(I, H, formats, txs[l], ths[l], quantize))
+            I = H
+        self.num_layers = num_layers
+        self.head = nn.Linear(hs[-1], num_classes, dtype=DTYPE)
+
+    @property
+    def grus(self) -> list:
+        """The L :class:`DeltaGRU` layers, input first."""
+        return [self.rnn] + [getattr(self, f"rnn{l}") for l in range(1, self.num_layers)]
+
+    def set_delta(self, theta_x, theta_h, quantize: bool):
+        """Thresholds (one for all layers, or one per layer) and fake quantisation on/off."""
+        for g, tx, th in zip(self.grus, per_layer(theta_x, self.num_layers, "theta_x"),
+                             per_layer(theta_h, self.num_layers, "theta_h")):
+            g.theta_x, g.theta_h, g.quantize = float(tx), float(th), quantize
 
     def forward(self, x, lengths):
-        h, stats = self.rnn(x, lengths)
+        """x (N, T, I), lengths (N,) -> (logits (N, C), stats): ``nnz_dx``, ``nnz_dh`` (N, T)
+        summed over the layers, ``l1_dh`` summed, ``layer_nnz_dx``/``layer_nnz_dh`` lists of
+        L (N, T) tensors."""
+        h, stats = x, {"nnz_dx": 0, "nnz_dh": 0, "l1_dh": 0, "layer_nnz_dx": [],
+                       "layer_nnz_dh": []}
+        for g in self.grus:
+            h, st = g(h, lengths)
+            for k in ("nnz_dx", "nnz_dh", "l1_dh"):
+                stats[k] = stats[k] + st[k]
+            stats["layer_nnz_dx"].append(st["nnz_dx"])
+            stats["layer_nnz_dh"].append(st["nnz_dh"])
         return self.head(last_step(h, lengths)), stats
 
 
