@@ -11,7 +11,8 @@ from drnn_hw.numerics import dequantize
 
 from ..engines import ENGINES, get_engine
 from ..inputs import write_stats
-from .common import core_options, input_options, load_bundle, read_codes, shape_from_options
+from .common import (core_options, input_options, load_bundle, read_codes,
+                     require_single_layer, shape_from_options)
 
 
 @click.command()
@@ -28,6 +29,8 @@ def simulate(model_dir, input_path, layout, lengths_path, output_path, engine, s
              waves, **core):
     """Run MODEL_DIR on X.npy and write the hidden states."""
     bundle = load_bundle(model_dir)
+    if engine != "golden":
+        require_single_layer(bundle, model_dir)
     shape = shape_from_options(**core)
     inputs, codes = read_codes(bundle, input_path, layout, lengths_path)
     result = get_engine(engine)(bundle, codes, lengths=inputs.lengths, shape=shape, waves=waves)
