@@ -110,7 +110,9 @@ def saturation_warning(where, saturation) -> str | None:
 
 def write_stats(path, result, extra: dict | None = None):
     """STATS.json: per-step nnz_dx, nnz_dh, cycles of the valid steps (sequences in order,
-    steps past a sequence's length left out), their totals, and the sequence lengths."""
+    steps past a sequence's length left out), their totals, and the sequence lengths; for a
+    stacked model also layer_nnz_dx, layer_nnz_dh (per step, a list of L: one per layer;
+    nnz_dx/nnz_dh are their sums)."""
     nnz_dx, nnz_dh, cycles = (result.flat(k).tolist() for k in ("nnz_dx", "nnz_dh", "cycles"))
     stats = {
         "steps": len(cycles),
@@ -119,6 +121,10 @@ def write_stats(path, result, extra: dict | None = None):
         "nnz_dx_total": int(sum(nnz_dx)), "nnz_dh_total": int(sum(nnz_dh)),
         "cycles_total": int(sum(cycles)),
     }
+    if getattr(result, "layer_nnz_dx", None) is not None and result.layer_nnz_dx.shape[-1] > 1:
+        # Stacked layers: per step and layer, (steps, L).
+        stats["layer_nnz_dx"] = result.flat("layer_nnz_dx").tolist()
+        stats["layer_nnz_dh"] = result.flat("layer_nnz_dh").tolist()
     if extra:
         stats.update(extra)
     Path(path).parent.mkdir(parents=True, exist_ok=True)

@@ -1,6 +1,12 @@
 """The model bundle: what the trainer exports and everything downstream consumes.
 
-A bundle is a directory with two files:
+A bundle holds L ≥ 1 stacked delta-GRU layers (:class:`Layer`); layer l > 0 takes layer l-1's
+hidden state as its input, so ``I_l = H_{l-1}``. Number formats, LUTs, input normalisation and
+the head (on the last layer's h) are shared. It is a directory with two files, in one of two
+format versions:
+
+**Version 1** (one layer; what :meth:`ModelBundle.save` writes for a single-layer bundle, so
+those stay readable by every older release):
 
 ``model.json``
     ``format_version``, ``name``, ``input_size``, ``hidden_size``, ``formats`` (see
@@ -17,12 +23,30 @@ A bundle is a directory with two files:
     ``input_mean``, ``input_scale`` float (I,): the host normalises raw inputs as
     ``(x - mean) / scale`` before quantising; ``head_w`` float (C, H), ``head_b`` float (C,)
     when there is a head.
+
+**Version 2** (L layers; written for L > 1, read for any L ≥ 1):
+
+``model.json``
+    as version 1 without the top-level ``thresholds``, plus ``layers``: a list of L objects
+    ``{input_size, hidden_size, thresholds}`` (``thresholds`` as in version 1, that layer's Θx
+    applying to its input, Θh to its own h). The top-level ``input_size`` is the first layer's
+    I, ``hidden_size`` the last layer's H (the width of the output h); both informational
+    (:data:`MODEL_JSON_FIELDS_V2`).
+``tensors.npz``
+    per layer l = 0 .. L-1: ``layer{l}.w_x`` (3, H_l, I_l), ``layer{l}.w_h`` (3, H_l, H_l),
+    ``layer{l}.bias`` (4, H_l) (meanings as in version 1); the shared arrays as in version 1,
+    ``input_mean``/``input_scale`` of shape (I_0,), ``head_w`` (C, H_{L-1}). The version-1
+    names ``w_x``/``w_h``/``bias`` and layer arrays beyond L are refused.
+
+Every malformed case raises :class:`BundleError` with a one-line message naming the file and
+the field (``tensors.npz: layer1.w_x: expected shape (3, 64, 128), got (3, 64, 100)``).
 """
 
 from __future__ import annotations
 
 import json
 import math
+import re
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
@@ -31,10 +55,13 @@ import numpy as np
 from .io import read_json_object
 from .numerics import Formats, make_sigmoid_lut, make_tanh_lut, quantize, quantize_count
 
-__all__ = ["ModelBundle", "BundleError", "FORMAT_VERSION", "InputSaturation",
-           "MODEL_JSON_FIELDS", "random_bundle"]
+__all__ = ["ModelBundle", "Layer", "BundleError", "FORMAT_VERSION", "FORMAT_VERSIONS",
+           "InputSaturation", "MODEL_JSON_FIELDS", "MODEL_JSON_FIELDS_V2", "LAYER_JSON_FIELDS",
+           "random_bundle", "random_stacked_bundle"]
 
-FORMAT_VERSION = 1
+#: The newest bundle format (per-layer tensors); :data:`FORMAT_VERSIONS` are all that load.
+FORMAT_VERSION = 2
+FORMAT_VERSIONS = (1, 2)
 
 
 class BundleError(ValueError):
@@ -60,24 +87,47 @@ def _is_classes(v):
     return v is None or (isinstance(v, list) and all(isinstance(e, str) for e in v))
 
 
+class _ListOf:
+    """A model.json field holding a non-empty list of objects, each checked against ``spec``."""
+
+    def __init__(self, spec: dict):
+        self.spec = spec
+
+
 _INT, _NUM, _STR = ("an integer", _is_int), ("a finite number", _is_num), \
     ("a string", lambda v: isinstance(v, str))
 _PAIR = ("a list of 2 numbers", _is_pair)
 
-#: model.json fields: name -> ((type name, test), required) or a nested dict for an object.
+_THRESHOLDS = {"theta_x": (_NUM, False), "theta_h": (_NUM, False),
+               "theta_x_code": (_INT, True), "theta_h_code": (_INT, True)}
+
+#: Version-1 model.json fields: name -> ((type name, test), required) or a nested dict for an
+#: object.
 MODEL_JSON_FIELDS = {
     "format_version": (_INT, True),
     "name": (_STR, False),
     "input_size": (_INT, False),
     "hidden_size": (_INT, False),
     "formats": ({f.name: (_INT, True) for f in fields(Formats)}, True),
-    "thresholds": ({"theta_x": (_NUM, False), "theta_h": (_NUM, False),
-                    "theta_x_code": (_INT, True), "theta_h_code": (_INT, True)}, True),
+    "thresholds": (_THRESHOLDS, True),
     "lut": ({"entries": (_INT, False), "sigmoid_range": (_PAIR, False),
              "tanh_range": (_PAIR, False), "output_lsb": (_NUM, False)}, False),
     "classes": (("a list of strings or null", _is_classes), False),
     "source": (_STR, False),
     "extra": (("an object", lambda v: isinstance(v, dict)), False),
+}
+
+#: One entry of version 2's ``layers`` list.
+LAYER_JSON_FIELDS = {
+    "input_size": (_INT, True),
+    "hidden_size": (_INT, True),
+    "thresholds": (_THRESHOLDS, True),
+}
+
+#: Version-2 model.json fields: version 1's without ``thresholds``, plus ``layers``.
+MODEL_JSON_FIELDS_V2 = {
+    **{k: v for k, v in MODEL_JSON_FIELDS.items() if k != "thresholds"},
+    "layers": (_ListOf(LAYER_JSON_FIELDS), True),
 }
 
 
@@ -99,7 +149,16 @@ def _check_fields(obj: dict, spec: dict, where: str, prefix: str = ""):
                 raise BundleError(f"{where}: {name}: missing")
             continue
         v = obj[key]
-        if isinstance(kind, dict):
+        if isinstance(kind, _ListOf):
+            if not isinstance(v, list) or not v:
+                raise BundleError(f"{where}: {name}: expected a non-empty list of objects, "
+                                  f"got {_shown(v)}")
+            for i, item in enumerate(v):
+                if not isinstance(item, dict):
+                    raise BundleError(f"{where}: {name}[{i}]: expected an object, "
+                                      f"got {_shown(item)}")
+                _check_fields(item, kind.spec, where, f"{name}[{i}].")
+        elif isinstance(kind, dict):
             if not isinstance(v, dict):
                 raise BundleError(f"{where}: {name}: expected an object, got {_shown(v)}")
             _check_fields(v, kind, where, name + ".")
@@ -107,20 +166,30 @@ def _check_fields(obj: dict, spec: dict, where: str, prefix: str = ""):
             raise BundleError(f"{where}: {name}: expected {kind[0]}, got {_shown(v)}")
 
 
-def _check_copies(meta: dict, formats: Formats, where: str):
-    """The informational fields must agree with what they copy (codes, formats)."""
-    act, th = formats.act, meta["thresholds"]
+def _check_thresholds(th: dict, formats: Formats, where: str, prefix: str):
+    """Codes in range, and the float copies (if any) agree with the codes."""
+    act = formats.act
     for name in ("theta_x", "theta_h"):
         if not 0 <= th[name + "_code"] <= act.max:
-            raise BundleError(f"{where}: thresholds.{name}_code: expected a code in "
+            raise BundleError(f"{where}: {prefix}{name}_code: expected a code in "
                               f"[0, {act.max}], got {th[name + '_code']}")
         if name in th:
             code = int(quantize(th[name], act))
             if code != th[name + "_code"]:
                 raise BundleError(
-                    f"{where}: thresholds.{name}: {th[name]!r} is code {code} in {act}, but "
-                    f"thresholds.{name}_code is {th[name + '_code']} (edit both, or drop "
-                    f"thresholds.{name})")
+                    f"{where}: {prefix}{name}: {th[name]!r} is code {code} in {act}, but "
+                    f"{prefix}{name}_code is {th[name + '_code']} (edit both, or drop "
+                    f"{prefix}{name})")
+
+
+def _check_copies(meta: dict, formats: Formats, where: str):
+    """The informational fields must agree with what they copy (codes, formats)."""
+    if "layers" in meta:
+        for i, layer in enumerate(meta["layers"]):
+            _check_thresholds(layer["thresholds"], formats, where, f"layers[{i}].thresholds.")
+    else:
+        _check_thresholds(meta["thresholds"], formats, where, "thresholds.")
+    act = formats.act
     lut = meta.get("lut", {})
     want = {"entries": formats.lut_entries,
             "sigmoid_range": [-2 ** formats.sigmoid_range_log2, 2 ** formats.sigmoid_range_log2],
@@ -148,13 +217,66 @@ class InputSaturation:
 
 
 @dataclass
-class ModelBundle:
-    formats: Formats
-    w_x: np.ndarray            # (3, H, I) int64
-    w_h: np.ndarray            # (3, H, H) int64
-    bias: np.ndarray           # (4, H) int64
-    theta_x: int = 0           # activation-format codes
+class Layer:
+    """One delta-GRU layer of a bundle.
+
+    ``w_x`` int (3, H, I) and ``w_h`` int (3, H, H): weight codes in the weight format, gate
+    order r, z, n; ``bias`` int (4, H): the initial delta memories M_r, M_z, M_nx, M_nh in the
+    accumulator format; ``theta_x`` (on this layer's input: the model input for layer 0, the
+    previous layer's h otherwise) and ``theta_h`` (on its own h): activation-format codes.
+    """
+
+    w_x: np.ndarray
+    w_h: np.ndarray
+    bias: np.ndarray
+    theta_x: int = 0
     theta_h: int = 0
+
+    @property
+    def input_size(self) -> int:
+        return int(np.shape(self.w_x)[2])
+
+    @property
+    def hidden_size(self) -> int:
+        return int(np.shape(self.w_x)[1])
+
+
+def _single(name: str):
+    """A property for a single-layer bundle's layer field; a stacked bundle has one per layer,
+    and taking layer 0's silently would compute the wrong model, so that raises."""
+
+    def get(self):
+        if len(self.layers) != 1:
+            raise BundleError(f"bundle {self.name}: {len(self.layers)} stacked layers have one "
+                              f"{name} each (bundle.layers[l].{name}); this use takes a "
+                              "single-layer bundle")
+        return getattr(self.layers[0], name)
+
+    def set_(self, value):
+        if len(self.layers) != 1:
+            raise BundleError(f"bundle {self.name}: {len(self.layers)} stacked layers: set "
+                              f"bundle.layers[l].{name}")
+        setattr(self.layers[0], name, value)
+
+    return property(get, set_, doc=f"The single layer's ``{name}`` (see :class:`Layer`); "
+                                   "raises BundleError on a stacked bundle.")
+
+
+@dataclass(init=False)
+class ModelBundle:
+    """L ≥ 1 delta-GRU layers with their shared formats, LUTs, input normalisation and head.
+
+    Built either from one layer's ``w_x``, ``w_h``, ``bias``, ``theta_x``, ``theta_h`` (the
+    single-layer form every existing caller uses), or from ``layers``, a list of
+    :class:`Layer` (layer l > 0 takes layer l-1's h: ``I_l = H_{l-1}``). ``input_size`` is the
+    first layer's I, ``hidden_size`` the last layer's H (the width of the output h and of the
+    head's input). ``w_x`` .. ``theta_h`` read and write the single layer of a one-layer bundle
+    and raise :class:`BundleError` on a stacked one. Construction validates (BundleError naming
+    the field, ``layer{l}.FIELD`` when stacked).
+    """
+
+    formats: Formats
+    layers: list
     sigmoid_lut: np.ndarray | None = None
     tanh_lut: np.ndarray | None = None
     input_mean: np.ndarray | None = None
@@ -166,37 +288,91 @@ class ModelBundle:
     source: str = ""
     extra: dict = field(default_factory=dict)
 
+    w_x = _single("w_x")
+    w_h = _single("w_h")
+    bias = _single("bias")
+    theta_x = _single("theta_x")
+    theta_h = _single("theta_h")
+
+    def __init__(self, formats: Formats, w_x=None, w_h=None, bias=None, theta_x: int = 0,
+                 theta_h: int = 0, sigmoid_lut=None, tanh_lut=None, input_mean=None,
+                 input_scale=None, head_w=None, head_b=None, classes=None,
+                 name: str = "delta-gru", source: str = "", extra: dict | None = None, *,
+                 layers=None):
+        if layers is None:
+            if w_x is None or w_h is None or bias is None:
+                raise TypeError("ModelBundle needs w_x, w_h and bias, or layers")
+            layers = [Layer(w_x, w_h, bias, theta_x, theta_h)]
+        elif w_x is not None or w_h is not None or bias is not None or theta_x or theta_h:
+            raise TypeError("ModelBundle takes layers or w_x/w_h/bias/theta_x/theta_h, not both")
+        # Copies: a bundle made with dataclasses.replace must not share mutable layers.
+        self.layers = [Layer(ly.w_x, ly.w_h, ly.bias, ly.theta_x, ly.theta_h) for ly in layers]
+        self.formats = formats
+        self.sigmoid_lut, self.tanh_lut = sigmoid_lut, tanh_lut
+        self.input_mean, self.input_scale = input_mean, input_scale
+        self.head_w, self.head_b, self.classes = head_w, head_b, classes
+        self.name, self.source = name, source
+        self.extra = {} if extra is None else extra
+        self.__post_init__()
+
     def __post_init__(self):
+        if not self.layers:
+            raise BundleError("bundle: layers: expected at least 1 layer, got 0")
         if self.sigmoid_lut is None:
             self.sigmoid_lut = make_sigmoid_lut(self.formats)
         if self.tanh_lut is None:
             self.tanh_lut = make_tanh_lut(self.formats)
-        if self.input_mean is None:
+        if self.input_mean is None and np.ndim(self.layers[0].w_x) == 3:
             self.input_mean = np.zeros(self.input_size)
-        if self.input_scale is None:
+        if self.input_scale is None and np.ndim(self.layers[0].w_x) == 3:
             self.input_scale = np.ones(self.input_size)
         self.validate("bundle")
 
     @property
+    def num_layers(self) -> int:
+        return len(self.layers)
+
+    @property
     def input_size(self) -> int:
-        return int(self.w_x.shape[2])
+        return self.layers[0].input_size
 
     @property
     def hidden_size(self) -> int:
-        return int(self.w_x.shape[1])
+        return self.layers[-1].hidden_size
 
     @property
     def has_head(self) -> bool:
         return self.head_w is not None
 
     def with_thresholds(self, theta_x: int | None = None, theta_h: int | None = None):
-        return replace(self, theta_x=self.theta_x if theta_x is None else int(theta_x),
-                       theta_h=self.theta_h if theta_h is None else int(theta_h))
+        """A copy with these threshold codes (None keeps the current); on a stacked bundle
+        they apply to every layer (one value for all, as the CLI's single ``--theta-x``)."""
+        return replace(self, layers=[
+            replace(ly, theta_x=ly.theta_x if theta_x is None else int(theta_x),
+                    theta_h=ly.theta_h if theta_h is None else int(theta_h))
+            for ly in self.layers])
+
+    def with_layer_thresholds(self, thetas):
+        """A copy with per-layer threshold codes ``thetas``: L pairs (theta_x, theta_h)."""
+        thetas = list(thetas)
+        if len(thetas) != self.num_layers:
+            raise ValueError(f"expected {self.num_layers} (theta_x, theta_h) pairs, "
+                             f"got {len(thetas)}")
+        return replace(self, layers=[replace(ly, theta_x=int(tx), theta_h=int(th))
+                                     for ly, (tx, th) in zip(self.layers, thetas)])
+
+    def require_single_layer(self, where: str, what: str):
+        """Raise BundleError ``WHERE: L stacked layers: WHAT`` unless the bundle has one layer:
+        the consumers that handle one layer only (the generated core, its simulators, the
+        boards) call this instead of silently running layer 0."""
+        if self.num_layers != 1:
+            raise BundleError(f"{where}: {self.num_layers} stacked layers: {what}")
 
     # -- validation ----------------------------------------------------------------------------
 
     def validate(self, where: str):
         f = self.formats
+        stacked = len(self.layers) > 1
 
         def fail(field_, msg):
             raise BundleError(f"{where}: {field_}: {msg}")
@@ -210,22 +386,34 @@ class ModelBundle:
             if arr.size and (arr.min() < lo or arr.max() > hi):
                 fail(name, f"values must lie in [{lo}, {hi}], got [{arr.min()}, {arr.max()}]")
 
-        if np.asarray(self.w_x).ndim != 3 or np.asarray(self.w_x).shape[0] != 3:
-            fail("w_x", f"expected shape (3, H, I), got {np.asarray(self.w_x).shape}")
-        H, I = self.hidden_size, self.input_size
-        if H < 1 or I < 1:
-            fail("w_x", f"input and hidden size must be ≥ 1, got I={I}, H={H}")
         wf = f.weight
-        check_int("w_x", self.w_x, (3, H, I), wf.min, wf.max)
-        check_int("w_h", self.w_h, (3, H, H), wf.min, wf.max)
-        check_int("bias", self.bias, (4, H), f.acc.min, f.acc.max)
+        prev_h = None
+        for l, ly in enumerate(self.layers):
+            p = f"layer{l}." if stacked else ""
+            wx = np.asarray(ly.w_x)
+            want_i = "I" if prev_h is None else prev_h
+            if wx.ndim != 3 or wx.shape[0] != 3:
+                fail(p + "w_x", f"expected shape (3, H, {want_i}), got {wx.shape}")
+            H, I = int(wx.shape[1]), int(wx.shape[2])
+            if H < 1 or I < 1:
+                fail(p + "w_x", f"input and hidden size must be ≥ 1, got I={I}, H={H}")
+            if prev_h is not None and I != prev_h:
+                fail(p + "w_x", f"expected shape {(3, H, prev_h)} (its input is layer{l - 1}'s "
+                                f"h), got {wx.shape}")
+            check_int(p + "w_x", wx, (3, H, I), wf.min, wf.max)
+            check_int(p + "w_h", ly.w_h, (3, H, H), wf.min, wf.max)
+            check_int(p + "bias", ly.bias, (4, H), f.acc.min, f.acc.max)
+            for name in ("theta_x", "theta_h"):
+                v = getattr(ly, name)
+                if not _is_int(v) and not (isinstance(v, np.integer)):
+                    fail(p + name, f"expected an integer threshold code, got {v!r}")
+                if not (0 <= int(v) <= f.act.max):
+                    fail(p + name, f"threshold code must lie in [0, {f.act.max}], got {v}")
+            prev_h = H
+        H, I = self.hidden_size, self.input_size
         n = f.lut_entries
         check_int("sigmoid_lut", self.sigmoid_lut, (n,), 0, f.one)
         check_int("tanh_lut", self.tanh_lut, (n,), -f.one, f.one)
-        for name in ("theta_x", "theta_h"):
-            v = getattr(self, name)
-            if not (0 <= int(v) <= f.act.max):
-                fail(name, f"threshold code must lie in [0, {f.act.max}], got {v}")
         for name in ("input_mean", "input_scale"):
             a = np.asarray(getattr(self, name), dtype=np.float64)
             if a.shape != (I,):
@@ -242,9 +430,11 @@ class ModelBundle:
                 fail("head_b", f"expected shape ({hw.shape[0]},)")
             if self.classes is not None and len(self.classes) != hw.shape[0]:
                 fail("classes", f"expected {hw.shape[0]} labels, got {len(self.classes)}")
-        self.w_x = np.asarray(self.w_x, dtype=np.int64)
-        self.w_h = np.asarray(self.w_h, dtype=np.int64)
-        self.bias = np.asarray(self.bias, dtype=np.int64)
+        for ly in self.layers:
+            ly.w_x = np.asarray(ly.w_x, dtype=np.int64)
+            ly.w_h = np.asarray(ly.w_h, dtype=np.int64)
+            ly.bias = np.asarray(ly.bias, dtype=np.int64)
+            ly.theta_x, ly.theta_h = int(ly.theta_x), int(ly.theta_h)
         self.sigmoid_lut = np.asarray(self.sigmoid_lut, dtype=np.int64)
         self.tanh_lut = np.asarray(self.tanh_lut, dtype=np.int64)
 
@@ -282,19 +472,31 @@ class ModelBundle:
     # -- disk ----------------------------------------------------------------------------------
 
     def save(self, directory) -> Path:
+        """Write model.json and tensors.npz into ``directory`` (created if needed): format
+        version 1 for a single-layer bundle (readable by older releases), 2 for a stacked one
+        (module docstring). Returns the directory."""
         d = Path(directory)
         d.mkdir(parents=True, exist_ok=True)
         f = self.formats
+
+        def thresholds(ly):
+            return {"theta_x": ly.theta_x * f.act.lsb, "theta_h": ly.theta_h * f.act.lsb,
+                    "theta_x_code": int(ly.theta_x), "theta_h_code": int(ly.theta_h)}
+
+        stacked = self.num_layers > 1
         meta = {
-            "format_version": FORMAT_VERSION,
+            "format_version": 2 if stacked else 1,
             "name": self.name,
             "input_size": self.input_size,
             "hidden_size": self.hidden_size,
             "formats": f.to_dict(),
-            "thresholds": {
-                "theta_x": self.theta_x * f.act.lsb, "theta_h": self.theta_h * f.act.lsb,
-                "theta_x_code": int(self.theta_x), "theta_h_code": int(self.theta_h),
-            },
+        }
+        if stacked:
+            meta["layers"] = [{"input_size": ly.input_size, "hidden_size": ly.hidden_size,
+                               "thresholds": thresholds(ly)} for ly in self.layers]
+        else:
+            meta["thresholds"] = thresholds(self.layers[0])
+        meta.update({
             "lut": {
                 "entries": f.lut_entries,
                 "sigmoid_range": [-2 ** f.sigmoid_range_log2, 2 ** f.sigmoid_range_log2],
@@ -304,10 +506,13 @@ class ModelBundle:
             "classes": None if self.classes is None else [str(c) for c in self.classes],
             "source": self.source,
             "extra": self.extra,
-        }
-        arrays = dict(w_x=self.w_x, w_h=self.w_h, bias=self.bias, sigmoid_lut=self.sigmoid_lut,
-                      tanh_lut=self.tanh_lut, input_mean=self.input_mean,
-                      input_scale=self.input_scale)
+        })
+        arrays = {}
+        for l, ly in enumerate(self.layers):
+            p = f"layer{l}." if stacked else ""
+            arrays.update({p + "w_x": ly.w_x, p + "w_h": ly.w_h, p + "bias": ly.bias})
+        arrays.update(sigmoid_lut=self.sigmoid_lut, tanh_lut=self.tanh_lut,
+                      input_mean=self.input_mean, input_scale=self.input_scale)
         if self.head_w is not None:
             arrays.update(head_w=np.asarray(self.head_w, dtype=np.float64),
                           head_b=np.asarray(self.head_b, dtype=np.float64))
@@ -317,6 +522,7 @@ class ModelBundle:
 
     @classmethod
     def load(cls, directory) -> "ModelBundle":
+        """Read a bundle of format version 1 or 2; BundleError naming file and field."""
         d = Path(directory)
         mj, tz = d / "model.json", d / "tensors.npz"
         if not d.is_dir():
@@ -326,28 +532,43 @@ class ModelBundle:
                 raise BundleError(f"{p}: missing (a bundle needs model.json and tensors.npz)")
         meta = read_json_object(mj, BundleError)
         version = meta.get("format_version")
-        if _is_int(version) and version != FORMAT_VERSION:
-            raise BundleError(f"{mj}: format_version: expected {FORMAT_VERSION}, got {version!r}")
-        _check_fields(meta, MODEL_JSON_FIELDS, str(mj))
+        if _is_int(version) and version not in FORMAT_VERSIONS:
+            raise BundleError(f"{mj}: format_version: expected "
+                              f"{' or '.join(map(str, FORMAT_VERSIONS))}, got {version!r}")
+        v2 = version == 2
+        _check_fields(meta, MODEL_JSON_FIELDS_V2 if v2 else MODEL_JSON_FIELDS, str(mj))
         try:
             formats = Formats.from_dict(meta["formats"])
         except ValueError as e:
             raise BundleError(f"{mj}: formats: {e}") from None
         _check_copies(meta, formats, str(mj))
-        th = meta["thresholds"]
-        theta_x, theta_h = th["theta_x_code"], th["theta_h_code"]
         try:
             with np.load(tz, allow_pickle=False) as z:
                 arrays = {k: z[k] for k in z.files}
         except Exception as e:  # zipfile/OSError/ValueError: the file is not a readable npz
             raise BundleError(f"{tz}: not a readable .npz archive ({type(e).__name__})") from None
-        for k in ("w_x", "w_h", "bias"):
-            if k not in arrays:
-                raise BundleError(f"{tz}: missing array '{k}'")
+        if v2:
+            entries = meta["layers"]
+            names = [(f"layer{l}.", e["thresholds"]) for l, e in enumerate(entries)]
+            for k in arrays:
+                m = re.fullmatch(r"layer(\d+)\.(w_x|w_h|bias)", k)
+                if k in ("w_x", "w_h", "bias"):
+                    raise BundleError(f"{tz}: {k}: a version-2 bundle holds per-layer arrays "
+                                      f"(layer0.{k}, ...), not {k}")
+                if m and int(m.group(1)) >= len(entries):
+                    raise BundleError(f"{tz}: {k}: model.json lists {len(entries)} layer(s)")
+        else:
+            names = [("", meta["thresholds"])]
+        layers = []
+        for p, th in names:
+            for k in ("w_x", "w_h", "bias"):
+                if p + k not in arrays:
+                    raise BundleError(f"{tz}: missing array '{p}{k}'")
+            layers.append(Layer(arrays[p + "w_x"], arrays[p + "w_h"], arrays[p + "bias"],
+                                th["theta_x_code"], th["theta_h_code"]))
         try:
             bundle = cls(
-                formats=formats, w_x=arrays["w_x"], w_h=arrays["w_h"], bias=arrays["bias"],
-                theta_x=theta_x, theta_h=theta_h,
+                formats=formats, layers=layers,
                 sigmoid_lut=arrays.get("sigmoid_lut"), tanh_lut=arrays.get("tanh_lut"),
                 input_mean=arrays.get("input_mean"), input_scale=arrays.get("input_scale"),
                 head_w=arrays.get("head_w"), head_b=arrays.get("head_b"),
@@ -355,12 +576,22 @@ class ModelBundle:
                 source=meta.get("source", ""), extra=meta.get("extra", {}),
             )
         except BundleError as e:
-            raise BundleError(f"{tz}: {str(e).removeprefix('bundle: ')}") from None
+            # A one-layer version-2 bundle names its arrays layer0.*; validation says w_x.
+            msg = str(e).removeprefix("bundle: ")
+            if v2 and len(layers) == 1 and not msg.startswith("layer0."):
+                msg = re.sub(r"^(w_x|w_h|bias|theta_x|theta_h):", r"layer0.\1:", msg)
+            raise BundleError(f"{tz}: {msg}") from None
         for key in ("input_size", "hidden_size"):
             want = meta.get(key)
             got = getattr(bundle, key)
             if want is not None and want != got:
                 raise BundleError(f"{mj}: {key}: says {want}, tensors have {got}")
+        if v2:
+            for l, (e, ly) in enumerate(zip(meta["layers"], bundle.layers)):
+                for key in ("input_size", "hidden_size"):
+                    if e[key] != getattr(ly, key):
+                        raise BundleError(f"{mj}: layers[{l}].{key}: says {e[key]}, "
+                                          f"tensors have {getattr(ly, key)}")
         return bundle
 
 
@@ -378,3 +609,24 @@ def random_bundle(input_size: int, hidden_size: int, *, formats: Formats | None 
         formats=formats, w_x=quantize(w_ih, formats.weight), w_h=quantize(w_hh, formats.weight),
         bias=quantize(b, formats.acc), theta_x=int(quantize(theta_x, formats.act)),
         theta_h=int(quantize(theta_h, formats.act)), name=name, source=f"random seed={seed}")
+
+
+def random_stacked_bundle(input_size: int, hidden_sizes, *, formats: Formats | None = None,
+                          seed: int = 0, weight_scale: float = 0.5, theta_x=0.0, theta_h=0.0,
+                          name: str = "random-stacked") -> ModelBundle:
+    """A bundle of ``len(hidden_sizes)`` random layers (layer l: I_l = H_{l-1}), for tests.
+
+    ``theta_x``/``theta_h``: one threshold (real units) for every layer, or one per layer.
+    """
+    formats = formats or Formats()
+    hs = [int(h) for h in hidden_sizes]
+    per = lambda v: list(v) if np.ndim(v) else [v] * len(hs)  # noqa: E731
+    txs, ths = per(theta_x), per(theta_h)
+    layers, I = [], input_size
+    for l, H in enumerate(hs):
+        b = random_bundle(I, H, formats=formats, seed=seed + 1000 * l,
+                          weight_scale=weight_scale, theta_x=txs[l], theta_h=ths[l])
+        layers.append(b.layers[0])
+        I = H
+    return ModelBundle(formats=formats, layers=layers, name=name,
+                       source=f"random seed={seed}, {len(hs)} layers")

@@ -114,6 +114,9 @@ class DeltaGRUCore(wiring.Component):
         shape = shape or CoreShape()
         self.bundle, self.shape = bundle, shape
         self.fmts = bundle.formats
+        if bundle.num_layers != 1:
+            raise refuse(self, f"{bundle.num_layers} stacked layers: the generated core runs "
+                               "one layer so far")
         self.I, self.H = bundle.input_size, bundle.hidden_size
         if self.H < 1:
             raise refuse(self, f"bundle must have hidden units (H ≥ 1), got H = {self.H}")

@@ -12,6 +12,10 @@ Per timestep, for every sequence of the batch (integers throughout)::
     M_nx += W_in Δx                  M_nh += W_hn Δh              (exact within the step)
     M    ← saturate(M, acc_bits)                                  (end of step)
     h    ← activation pipeline (numerics module docstring)
+
+A stacked bundle (L layers) does this layer after layer within each timestep, layer l's new h
+being layer l+1's x_t; each layer keeps its own x̂, ĥ, h and M (:class:`LayerState`). The state
+can be given (a previous run's, to continue sequences in chunks) or start from a non-zero h0.
 """
 
 from __future__ import annotations
@@ -24,22 +28,55 @@ from .bundle import ModelBundle
 from .cycle_model import CoreShape, cycles_for_masks
 from .numerics import Formats, lut_index, narrow_acc, round_shift, saturate
 
-__all__ = ["GoldenResult", "run", "activation_pipeline", "float_delta_gru", "check_lengths"]
+__all__ = ["GoldenResult", "LayerState", "initial_state", "run", "activation_pipeline", "float_delta_gru", "check_lengths"]
+
+
+@dataclass
+class LayerState:
+    """The state one layer carries from step to step, for N sequences (int64 codes).
+
+    ``x_ref`` (N, I) x̂ and ``h_ref`` (N, H) ĥ: the reference vectors (activation codes);
+    ``h`` (N, H): the hidden state; ``m`` (N, 4, H): the delta memories M_r, M_z, M_nx, M_nh
+    (accumulator codes).
+    """
+
+    x_ref: np.ndarray
+    h_ref: np.ndarray
+    h: np.ndarray
+    m: np.ndarray
+
+    def copy(self) -> "LayerState":
+        return LayerState(self.x_ref.copy(), self.h_ref.copy(), self.h.copy(), self.m.copy())
 
 
 @dataclass
 class GoldenResult:
-    h: np.ndarray        # (N, T, H) int64 activation codes; steps past a sequence's end are 0
-    nnz_dx: np.ndarray   # (N, T) int64 kept input deltas per step (0 past the end)
-    nnz_dh: np.ndarray   # (N, T)
-    cycles: np.ndarray   # (N, T) cycle model prediction for the core shape (0 past the end)
-    lengths: np.ndarray  # (N,)
+    """What an engine returns for N sequences of T steps of an L-layer bundle.
+
+    ``h`` (N, T, H_last) int64: the last layer's hidden state codes (0 past a sequence's end);
+    ``nnz_dx``, ``nnz_dh`` (N, T) int64: kept deltas per step, summed over the layers (0 past
+    the end); ``cycles`` (N, T): cycles per step (cycle model or measured; 0 past the end);
+    ``lengths`` (N,). Golden model only (None from engines that do not report them):
+    ``layer_nnz_dx``, ``layer_nnz_dh`` (N, T, L) per layer; ``layer_h`` a list of L arrays
+    (N, T, H_l); ``state`` the final state (list of L :class:`LayerState`, each sequence's
+    state after its last valid step), to pass as ``state`` to continue the sequences.
+    """
+
+    h: np.ndarray
+    nnz_dx: np.ndarray
+    nnz_dh: np.ndarray
+    cycles: np.ndarray
+    lengths: np.ndarray
+    layer_nnz_dx: np.ndarray | None = None
+    layer_nnz_dh: np.ndarray | None = None
+    layer_h: list | None = None
+    state: list | None = None
 
     def flat(self, key: str) -> np.ndarray:
         """Per-step values of the valid steps, sequences concatenated in order."""
         a = getattr(self, key)
         return np.concatenate([a[n, :L] for n, L in enumerate(self.lengths)]) \
-            if len(self.lengths) else a.reshape(0)
+            if len(self.lengths) else a.reshape((0,) + a.shape[2:])
 
 
 def activation_pipeline(m_r, m_z, m_nx, m_nh, h, sigmoid_lut, tanh_lut, fmts: Formats):
@@ -62,9 +99,11 @@ def check_lengths(lengths, n: int, t: int) -> np.ndarray:
     return lengths
 
 
-def _stacked_weights(b: ModelBundle) -> np.ndarray:
-    """(I+H, 4H) so that [Δx Δh] @ W gives the increments of M_r, M_z, M_nx, M_nh."""
-    I, H = b.input_size, b.hidden_size
+def _stacked_weights(b) -> np.ndarray:
+    """(I+H, 4H) so that [Δx Δh] @ W gives the increments of M_r, M_z, M_nx, M_nh.
+
+    ``b``: a :class:`~drnn_hw.bundle.Layer` or a single-layer bundle."""
+    I, H = b.input_size, int(np.shape(b.w_x)[1])
     W = np.zeros((I + H, 4 * H), dtype=np.int64)
     W[:I, 0:H], W[I:, 0:H] = b.w_x[0].T, b.w_h[0].T
     W[:I, H:2 * H], W[I:, H:2 * H] = b.w_x[1].T, b.w_h[1].T
@@ -77,12 +116,102 @@ def _keep(delta, theta: int):
     return (delta != 0) & (np.abs(delta) >= theta)
 
 
+def initial_state(bundle: ModelBundle, n: int, h0=None) -> list:
+    """The state of every layer before the first step, for ``n`` sequences.
+
+    x̂ = ĥ = 0 and M = the bias; h = 0, or ``h0``: a list of L arrays of activation codes,
+    layer l's (H_l,) (the same for every sequence) or (n, H_l), or None for a layer starting
+    at 0. With ĥ = 0 the first step's Δh is h0 itself, so M picks up W_h·h0 and the step
+    computes the GRU with initial state h0 (torch's ``nn.GRU(x, h0)``). Raises ValueError for
+    a wrong count, shape, or codes outside the activation format.
+    """
+    fmts = bundle.formats
+    if h0 is not None and len(h0) != bundle.num_layers:
+        raise ValueError(f"h0: expected {bundle.num_layers} arrays (one per layer), "
+                         f"got {len(h0)}")
+    state = []
+    for l, ly in enumerate(bundle.layers):
+        H, I = ly.hidden_size, ly.input_size
+        h = np.zeros((n, H), np.int64)
+        if h0 is not None and h0[l] is not None:
+            given = np.asarray(h0[l])
+            if given.dtype.kind not in "iu" or given.shape not in ((H,), (n, H)):
+                raise ValueError(f"h0[{l}]: expected integer codes of shape ({H},) or "
+                                 f"({n}, {H}), got {given.dtype} {given.shape}")
+            if given.size and (given.min() < fmts.act.min or given.max() > fmts.act.max):
+                raise ValueError(f"h0[{l}]: codes must lie in [{fmts.act.min}, "
+                                 f"{fmts.act.max}]")
+            h = np.broadcast_to(given.astype(np.int64), (n, H)).copy()
+        state.append(LayerState(x_ref=np.zeros((n, I), np.int64),
+                                h_ref=np.zeros((n, H), np.int64), h=h,
+                                m=np.tile(ly.bias[None], (n, 1, 1)).astype(np.int64)))
+    return state
+
+
+def _check_state(bundle: ModelBundle, state, n: int) -> list:
+    if len(state) != bundle.num_layers:
+        raise ValueError(f"state: expected {bundle.num_layers} layers, got {len(state)}")
+    for l, (s, ly) in enumerate(zip(state, bundle.layers)):
+        I, H = ly.input_size, ly.hidden_size
+        for name, shape in (("x_ref", (n, I)), ("h_ref", (n, H)), ("h", (n, H)),
+                            ("m", (n, 4, H))):
+            if np.shape(getattr(s, name)) != shape:
+                raise ValueError(f"state[{l}].{name}: expected shape {shape}, "
+                                 f"got {np.shape(getattr(s, name))}")
+    return [s.copy() for s in state]
+
+
+def _run_layer(ly, fmts: Formats, sigmoid_lut, tanh_lut, x, active, s: LayerState):
+    """One layer over all T steps; updates ``s`` in place. Returns (h (N, T, H) with 0 at
+    inactive steps, the state's h at every step (N, T, H), dx masks, dh masks)."""
+    N, T, I = x.shape
+    H = ly.hidden_size
+    W = _stacked_weights(ly)
+    M = s.m.reshape(N, 4 * H)
+    out = np.zeros((N, T, H), np.int64)
+    carried = np.zeros((N, T, H), np.int64)
+    dx_masks = np.zeros((N, T, I), bool)
+    dh_masks = np.zeros((N, T, H), bool)
+    x_ref, h_ref, h = s.x_ref, s.h_ref, s.h
+    for t in range(T):
+        act = active[:, t:t + 1]
+        dx = x[:, t] - x_ref
+        kx = _keep(dx, ly.theta_x) & act
+        dh = h - h_ref
+        kh = _keep(dh, ly.theta_h) & act
+        x_ref = np.where(kx, x[:, t], x_ref)
+        h_ref = np.where(kh, h, h_ref)
+        d = np.concatenate([np.where(kx, dx, 0), np.where(kh, dh, 0)], axis=1)
+        M = np.where(act, saturate(M + d @ W, fmts.acc_bits), M)
+        m_r, m_z, m_nx, m_nh = np.split(M, 4, axis=1)
+        h_new = activation_pipeline(m_r, m_z, m_nx, m_nh, h, sigmoid_lut, tanh_lut, fmts)
+        h = np.where(act, h_new, h)
+        out[:, t] = np.where(act, h, 0)
+        carried[:, t] = h
+        dx_masks[:, t], dh_masks[:, t] = kx, kh
+    s.x_ref, s.h_ref, s.h, s.m = x_ref, h_ref, h, M.reshape(N, 4, H)
+    return out, carried, dx_masks, dh_masks
+
+
 def run(bundle: ModelBundle, x_codes, lengths=None, shape: CoreShape | None = None,
-        with_cycles: bool = True) -> GoldenResult:
-    """Run the integer model on ``x_codes`` (N, T, I) activation codes from the initial state.
+        with_cycles: bool = True, state=None, h0=None) -> GoldenResult:
+    """Run the integer model on ``x_codes`` (N, T, I) activation codes.
 
     ``lengths`` (N,) marks ragged sequences: steps at or past a sequence's length do not happen
-    (no state change, no output, no cycles).
+    (no state change, no output, no cycles). The run starts from ``state`` (a list of L
+    :class:`LayerState`, e.g. a previous result's ``state``: a long sequence run in chunks
+    gives the same h as in one piece), or else from :func:`initial_state` with ``h0``. Returns
+    a :class:`GoldenResult` with the final state.
+
+    Stacked layers (L > 1): within each timestep, layer after layer, layer l's new h being
+    layer l+1's x_t of the same step. The loops run layer-major (layer 0 over all T steps,
+    then layer 1 on its h, ...), which is the same function: layer l's step t depends only on
+    its own state and on layer l-1's h at step t. Cycles for L > 1 are the sum over the layers
+    of each layer's single-layer :func:`~drnn_hw.cycle_model.step_cycles` (on its own I_l,
+    H_l and kept deltas): the schedule of a *time-multiplexed* core, layers in sequence on one
+    core with no overlap between layers (EdgeDRNN's schedule). No such core is generated yet,
+    so for L > 1 this is a model of that schedule, not a measured contract.
+    Raises ValueError for a wrong input shape, out-of-range codes, bad lengths or state.
     """
     fmts = bundle.formats
     x = np.asarray(x_codes, dtype=np.int64)
@@ -90,42 +219,27 @@ def run(bundle: ModelBundle, x_codes, lengths=None, shape: CoreShape | None = No
         raise ValueError(f"x must be (N, T, {bundle.input_size}), got {x.shape}")
     if x.size and (x.min() < fmts.act.min or x.max() > fmts.act.max):
         raise ValueError(f"x codes must lie in [{fmts.act.min}, {fmts.act.max}]")
-    N, T, I = x.shape
-    H = bundle.hidden_size
+    N, T, _ = x.shape
     lengths = check_lengths(lengths, N, T)
-    W = _stacked_weights(bundle)
-
-    x_ref = np.zeros((N, I), np.int64)
-    h_ref = np.zeros((N, H), np.int64)
-    h = np.zeros((N, H), np.int64)
-    M = np.tile(bundle.bias.reshape(1, 4 * H), (N, 1))
-    out = np.zeros((N, T, H), np.int64)
-    dx_masks = np.zeros((N, T, I), bool)
-    dh_masks = np.zeros((N, T, H), bool)
-
-    for t in range(T):
-        active = (t < lengths)[:, None]
-        dx = x[:, t] - x_ref
-        kx = _keep(dx, bundle.theta_x) & active
-        dh = h - h_ref
-        kh = _keep(dh, bundle.theta_h) & active
-        x_ref = np.where(kx, x[:, t], x_ref)
-        h_ref = np.where(kh, h, h_ref)
-        d = np.concatenate([np.where(kx, dx, 0), np.where(kh, dh, 0)], axis=1)
-        M = saturate(M + d @ W, fmts.acc_bits)
-        m_r, m_z, m_nx, m_nh = np.split(M, 4, axis=1)
-        h_new = activation_pipeline(m_r, m_z, m_nx, m_nh, h, bundle.sigmoid_lut,
-                                    bundle.tanh_lut, fmts)
-        h = np.where(active, h_new, h)
-        out[:, t] = np.where(active, h, 0)
-        dx_masks[:, t], dh_masks[:, t] = kx, kh
-
+    if state is not None and h0 is not None:
+        raise ValueError("give state or h0, not both")
+    state = initial_state(bundle, N, h0) if state is None else _check_state(bundle, state, N)
     valid = np.arange(T)[None, :] < lengths[:, None]
+    L = bundle.num_layers
+    layer_h, nnz_dx, nnz_dh = [], np.zeros((N, T, L), np.int64), np.zeros((N, T, L), np.int64)
     cycles = np.zeros((N, T), np.int64)
-    if with_cycles and valid.any():
-        cycles[valid] = cycles_for_masks(dx_masks[valid], dh_masks[valid], shape or CoreShape())
-    return GoldenResult(h=out, nnz_dx=dx_masks.sum(-1), nnz_dh=dh_masks.sum(-1), cycles=cycles,
-                        lengths=lengths)
+    inp = x
+    for l, ly in enumerate(bundle.layers):
+        out, carried, kx, kh = _run_layer(ly, fmts, bundle.sigmoid_lut, bundle.tanh_lut, inp,
+                                          valid, state[l])
+        layer_h.append(out)
+        nnz_dx[..., l], nnz_dh[..., l] = kx.sum(-1), kh.sum(-1)
+        if with_cycles and valid.any():
+            cycles[valid] += cycles_for_masks(kx[valid], kh[valid], shape or CoreShape())
+        inp = carried
+    return GoldenResult(h=layer_h[-1], nnz_dx=nnz_dx.sum(-1), nnz_dh=nnz_dh.sum(-1),
+                        cycles=cycles, lengths=lengths, layer_nnz_dx=nnz_dx,
+                        layer_nnz_dh=nnz_dh, layer_h=layer_h, state=state)
 
 
 def float_delta_gru(w_ih, w_hh, b_ih, b_hh, x, theta_x: float = 0.0, theta_h: float = 0.0,

@@ -47,12 +47,16 @@ class TrainConfig:
     """
 
     dataset: str = "japanese-vowels"
-    hidden: int = 64
+    # One hidden size for every layer, or a list of ``layers`` sizes (input layer first).
+    hidden: int | list = 64
+    layers: int = 1             # stacked delta-GRU layers L
     # Θ = 0.5 is the largest equal threshold whose hardware-exact JapaneseVowels accuracy
     # stayed within 1.5 points of the float GRU for seeds 0, 1, 2 (0.6 lost 1.9 on seed 0;
     # python -m drnn.sweep).
-    theta_x: float = 0.5
-    theta_h: float = 0.5
+    # One threshold for every layer, or a list of ``layers`` (Θx of layer l > 0 acts on
+    # layer l-1's h).
+    theta_x: float | list = 0.5
+    theta_h: float | list = 0.5
     epochs: int = 40            # float GRU pre-training
     finetune_epochs: int = 20   # delta thresholds + quantisation-aware fine-tuning
     min_steps: int = 360        # fewest pre-training optimiser steps (see the table above)
@@ -70,3 +74,21 @@ class TrainConfig:
 
     def formats(self) -> Formats:
         return Formats(w_bits=self.weight_bits, w_frac=self.weight_frac)
+
+    def _per_layer(self, name: str) -> list:
+        v = getattr(self, name)
+        if isinstance(v, (list, tuple)):
+            if len(v) != self.layers:
+                raise ValueError(f"{name}: expected {self.layers} values (one per layer) or "
+                                 f"one, got {len(v)}")
+            return list(v)
+        return [v] * self.layers
+
+    def hidden_sizes(self) -> list:
+        """(H_0, ..., H_{L-1}); ValueError when a list's length is not ``layers``."""
+        return [int(h) for h in self._per_layer("hidden")]
+
+    def thetas(self) -> tuple[list, list]:
+        """([Θx per layer], [Θh per layer]) in real units."""
+        return ([float(t) for t in self._per_layer("theta_x")],
+                [float(t) for t in self._per_layer("theta_h")])

@@ -28,7 +28,10 @@ def evaluate_bundle(bundle: ModelBundle, dataset: Dataset | str, shape: CoreShap
 
     Returns accuracy, sparsity_dx / sparsity_dh (fraction of zero deltas over valid steps),
     mean_cycles (cycle model for ``shape``), mean_cycles_dense (the same core with every delta
-    kept), speedup (dense / mean cycles), steps, sequences, mean_nnz_dx / mean_nnz_dh, core.
+    kept), speedup (dense / mean cycles), steps, sequences, mean_nnz_dx / mean_nnz_dh, core;
+    theta_x / theta_h for one layer. A stacked bundle: sparsity and nnz over all layers, cycles
+    of the layers in sequence (:func:`drnn_hw.golden.run`), and ``layers``: per layer
+    input_size, hidden_size, theta_x, theta_h, sparsity_dx, sparsity_dh.
     ``dataset`` is a loaded :class:`Dataset` or a name / .npz path.
     """
     if isinstance(dataset, (str, bytes)) or hasattr(dataset, "__fspath__"):
@@ -52,9 +55,13 @@ def evaluate_bundle(bundle: ModelBundle, dataset: Dataset | str, shape: CoreShap
     pred = head_logits(bundle, res.h, lengths).argmax(-1)
     steps = int(lengths.sum())
     nnz_dx, nnz_dh, cycles = res.flat("nnz_dx"), res.flat("nnz_dh"), res.flat("cycles")
-    I, H = bundle.input_size, bundle.hidden_size
-    dense = step_cycles(np.ones(I, bool), np.ones(H, bool), shape)
-    return {
+    # Stacked layers: sparsity over all layers' inputs (hidden states); the dense step runs
+    # every layer with every delta kept, layers in sequence (the golden model's schedule).
+    I = sum(ly.input_size for ly in bundle.layers)
+    H = sum(ly.hidden_size for ly in bundle.layers)
+    dense = sum(step_cycles(np.ones(ly.input_size, bool), np.ones(ly.hidden_size, bool), shape)
+                for ly in bundle.layers)
+    out = {
         "dataset": dataset.name, "split": split,
         "accuracy": float(np.mean(pred == y)),
         "sparsity_dx": float(1 - nnz_dx.sum() / (steps * I)),
@@ -63,7 +70,18 @@ def evaluate_bundle(bundle: ModelBundle, dataset: Dataset | str, shape: CoreShap
         "mean_cycles": float(cycles.mean()), "mean_cycles_dense": float(dense),
         "speedup": float(dense / cycles.mean()),
         "steps": steps, "sequences": int(len(lengths)),
-        "theta_x": bundle.theta_x * bundle.formats.act.lsb,
-        "theta_h": bundle.theta_h * bundle.formats.act.lsb,
         "core": shape.to_dict(),
     }
+    lsb = bundle.formats.act.lsb
+    if bundle.num_layers == 1:
+        out.update(theta_x=bundle.theta_x * lsb, theta_h=bundle.theta_h * lsb)
+    else:
+        out["layers"] = [
+            {"input_size": ly.input_size, "hidden_size": ly.hidden_size,
+             "theta_x": ly.theta_x * lsb, "theta_h": ly.theta_h * lsb,
+             "sparsity_dx": float(1 - res.flat("layer_nnz_dx")[:, l].sum()
+                                  / (steps * ly.input_size)),
+             "sparsity_dh": float(1 - res.flat("layer_nnz_dh")[:, l].sum()
+                                  / (steps * ly.hidden_size))}
+            for l, ly in enumerate(bundle.layers)]
+    return out

@@ -3,13 +3,16 @@
 Checkpoint format (``torch.save`` of a dict, read with ``torch.load(weights_only=True)``)::
 
     kind           "drnn-train-checkpoint"
-    version        1
-    config         dict: dataset, hidden, theta_x, theta_h, epochs, finetune_epochs, lr,
-                   finetune_lr, batch_size, l1, weight_bits, weight_frac, seed
-    input_size, hidden_size, num_classes   int
+    version        1 (one layer) or 2 (stacked layers: adds num_layers, hidden_sizes)
+    config         dict: dataset, hidden, layers, theta_x, theta_h, epochs, finetune_epochs,
+                   lr, finetune_lr, batch_size, l1, weight_bits, weight_frac, seed (hidden,
+                   theta_x, theta_h: one value or one per layer)
+    input_size, hidden_size, num_classes   int (hidden_size: the last layer's H)
+    num_layers, hidden_sizes   int L, list of L ints (version 2; version 1 means L = 1)
     formats        drnn_hw.numerics.Formats.to_dict()
     state          DeltaGRUClassifier.state_dict(): rnn.w_ih (3H, I), rnn.w_hh (3H, H),
-                   rnn.b_ih (3H,), rnn.b_hh (3H,) in nn.GRU layout; head.weight (C, H), head.bias
+                   rnn.b_ih (3H,), rnn.b_hh (3H,) in nn.GRU layout, layer l > 0 likewise under
+                   rnn{l}.; head.weight (C, H_last), head.bias
     input_mean, input_scale   list of float (I,): z-score normalisation of the raw inputs
     classes        list of str (class id -> label)
     dataset        the data set: a built-in name or the absolute path of the .npz
@@ -21,21 +24,22 @@ Bias export: the bundle's ``bias`` rows are the initial delta memories
 because the reset gate multiplies it (n = tanh(W_in x + b_in + r ⊙ (W_hn h + b_hn))).
 
 Importing a PyTorch GRU (``drnn export --torch-gru``, :func:`bundle_from_torch_file`): the
-single-layer ``nn.GRU``/``nn.GRUCell`` is found by its key names anywhere in the file's nested
-dicts (:func:`load_torch_gru`), with the ``nn.Linear`` head beside it; its weight format is the
-one with the most fractional bits that saturates no weight (:func:`choose_weight_format`).
+``nn.GRU`` (any ``num_layers``, unidirectional) or ``nn.GRUCell`` is found by its key names
+anywhere in the file's nested dicts (:func:`load_torch_gru`), with the ``nn.Linear`` head beside
+it; its weight format is the one with the most fractional bits that saturates no weight of any
+layer (:func:`choose_weight_format`).
 """
 
 from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from drnn_hw.bundle import ModelBundle
+from drnn_hw.bundle import Layer, ModelBundle
 from drnn_hw.errors import UserError
 from drnn_hw.numerics import Fixed, Formats, quantize, quantize_count
 
@@ -44,6 +48,7 @@ __all__ = [
     "TorchGRU",
     "bundle_from_checkpoint",
     "bundle_from_gru_params",
+    "bundle_from_layer_params",
     "bundle_from_torch_file",
     "choose_weight_format",
     "load_checkpoint",
@@ -66,12 +71,9 @@ def threshold_code(value: float, fmts: Formats, name: str) -> int:
     return int(quantize(v, fmts.act))
 
 
-def bundle_from_gru_params(w_ih, w_hh, b_ih, b_hh, fmts: Formats, theta_x: float = 0.0,
-                           theta_h: float = 0.0, **bundle_fields) -> tuple[ModelBundle, int]:
-    """nn.GRU-layout float parameters -> (bundle, number of saturated weights/biases).
-
-    ``b_ih``/``b_hh`` may be None (a GRU without biases): zero biases.
-    """
+def _layer_arrays(w_ih, w_hh, b_ih, b_hh, where: str = ""):
+    """nn.GRU-layout float parameters of one layer -> (wx (3, H, I), wh (3, H, H), bias (4, H))
+    in the bundle's layout; NaN/inf is a UserError naming ``where`` (e.g. 'layer1.')."""
     w_ih, w_hh = np.asarray(w_ih, np.float64), np.asarray(w_hh, np.float64)
     H = w_hh.shape[1]
     I = w_ih.shape[1]
@@ -83,14 +85,46 @@ def bundle_from_gru_params(w_ih, w_hh, b_ih, b_hh, fmts: Formats, theta_x: float
                      b_ih[2 * H:], b_hh[2 * H:]])
     for name, a in (("w_ih", wx), ("w_hh", wh), ("bias", bias)):
         if not np.all(np.isfinite(a)):
-            raise UserError(f"{name}: contains NaN or infinity")
-    saturated = (quantize_count(wx, fmts.weight) + quantize_count(wh, fmts.weight)
-                 + quantize_count(bias, fmts.acc))
-    bundle = ModelBundle(
-        formats=fmts, w_x=quantize(wx, fmts.weight), w_h=quantize(wh, fmts.weight),
-        bias=quantize(bias, fmts.acc), theta_x=threshold_code(theta_x, fmts, "theta_x"),
-        theta_h=threshold_code(theta_h, fmts, "theta_h"), **bundle_fields)
-    return bundle, saturated
+            raise UserError(f"{where}{name}: contains NaN or infinity")
+    return wx, wh, bias
+
+
+def bundle_from_layer_params(params, fmts: Formats, theta_x=0.0, theta_h=0.0,
+                             **bundle_fields) -> tuple[ModelBundle, int]:
+    """L layers of nn.GRU-layout float parameters -> (bundle, number of saturated
+    weights/biases over all layers).
+
+    ``params``: a list of L tuples (w_ih (3H_l, I_l), w_hh (3H_l, H_l), b_ih, b_hh), biases
+    None for a GRU without biases (zero biases). ``theta_x``/``theta_h``: one threshold (real
+    units) for every layer or a list of L.
+    """
+    params = list(params)
+    L = len(params)
+    txs = list(theta_x) if isinstance(theta_x, (list, tuple)) else [theta_x] * L
+    ths = list(theta_h) if isinstance(theta_h, (list, tuple)) else [theta_h] * L
+    if len(txs) != L or len(ths) != L:
+        raise UserError(f"--theta-x/--theta-h: expected {L} values (one per layer) or one")
+    layers, saturated = [], 0
+    for l, (w_ih, w_hh, b_ih, b_hh) in enumerate(params):
+        wx, wh, bias = _layer_arrays(w_ih, w_hh, b_ih, b_hh, f"layer{l}." if L > 1 else "")
+        saturated += (quantize_count(wx, fmts.weight) + quantize_count(wh, fmts.weight)
+                      + quantize_count(bias, fmts.acc))
+        layers.append(Layer(quantize(wx, fmts.weight), quantize(wh, fmts.weight),
+                            quantize(bias, fmts.acc),
+                            threshold_code(txs[l], fmts, "theta_x"),
+                            threshold_code(ths[l], fmts, "theta_h")))
+    return ModelBundle(formats=fmts, layers=layers, **bundle_fields), saturated
+
+
+def bundle_from_gru_params(w_ih, w_hh, b_ih, b_hh, fmts: Formats, theta_x: float = 0.0,
+                           theta_h: float = 0.0, **bundle_fields) -> tuple[ModelBundle, int]:
+    """nn.GRU-layout float parameters of one layer -> (bundle, number of saturated
+    weights/biases).
+
+    ``b_ih``/``b_hh`` may be None (a GRU without biases): zero biases.
+    """
+    return bundle_from_layer_params([(w_ih, w_hh, b_ih, b_hh)], fmts, theta_x, theta_h,
+                                    **bundle_fields)
 
 
 def _torch_load(p: Path, what: str, kind: str):
@@ -144,21 +178,29 @@ def load_checkpoint(path) -> dict:
     return ckpt
 
 
-def bundle_from_checkpoint(ckpt: dict, theta_x: float | None = None,
-                           theta_h: float | None = None, name: str | None = None):
-    """Checkpoint dict -> (bundle, saturated count). Thresholds default to the trained ones."""
+def bundle_from_checkpoint(ckpt: dict, theta_x=None, theta_h=None, name: str | None = None):
+    """Checkpoint dict -> (bundle, saturated count). Thresholds default to the trained ones
+    (one value for every layer, or a list of L). A checkpoint of L layers (``num_layers``,
+    absent in version 1 = 1) holds layer 0 under ``rnn.`` and layer l > 0 under ``rnn{l}.``."""
     cfg, st = ckpt["config"], ckpt["state"]
     fmts = Formats.from_dict(ckpt["formats"])
     np_ = lambda k: st[k].detach().cpu().double().numpy()
-    return bundle_from_gru_params(
-        np_("rnn.w_ih"), np_("rnn.w_hh"), np_("rnn.b_ih"), np_("rnn.b_hh"), fmts,
+    L = int(ckpt.get("num_layers", 1))
+    params = []
+    for l in range(L):
+        p = "rnn." if l == 0 else f"rnn{l}."
+        params.append(tuple(np_(p + k) for k in ("w_ih", "w_hh", "b_ih", "b_hh")))
+    hs = ckpt.get("hidden_sizes", [ckpt["hidden_size"]])
+    tag = f"h{hs[0]}" if L == 1 else "h" + "-".join(map(str, hs))
+    return bundle_from_layer_params(
+        params, fmts,
         theta_x=cfg["theta_x"] if theta_x is None else theta_x,
         theta_h=cfg["theta_h"] if theta_h is None else theta_h,
         input_mean=np.asarray(ckpt["input_mean"], np.float64),
         input_scale=np.asarray(ckpt["input_scale"], np.float64),
         head_w=np_("head.weight"), head_b=np_("head.bias"),
         classes=[str(c) for c in ckpt["classes"]],
-        name=name or f"{Path(str(ckpt.get('dataset', 'model'))).stem}-h{ckpt['hidden_size']}",
+        name=name or f"{Path(str(ckpt.get('dataset', 'model'))).stem}-{tag}",
         source=f"drnn train: {cfg}", extra={"dataset": ckpt.get("dataset")})
 
 
@@ -174,13 +216,14 @@ _EXPECTED = ("expected nn.GRU keys weight_ih_l0, weight_hh_l0[, bias_ih_l0, bias
 
 @dataclass
 class TorchGRU:
-    """A single-layer GRU (and its linear head, if found) read from a torch file.
+    """A GRU of L ≥ 1 layers (and its linear head, if found) read from a torch file.
 
     Arrays are float64 NumPy in ``nn.GRU`` layout (gate rows r, z, n): ``w_ih`` (3H, I),
-    ``w_hh`` (3H, H), ``b_ih``/``b_hh`` (3H,) or None (a GRU without biases); ``head_w`` (C, H)
-    and ``head_b`` (C,) or None (headless; a head without bias gets zeros). ``prefix`` and
-    ``head_prefix`` are where the keys were found, dotted through nested dicts ('' = top level,
-    else ending in '.'); ``cell`` says the keys were ``nn.GRUCell``'s.
+    ``w_hh`` (3H, H), ``b_ih``/``b_hh`` (3H,) or None (a GRU without biases) are layer 0's;
+    ``upper`` holds layers 1 .. L-1 as dicts with the same four keys (``w_ih`` (3H_l, H_{l-1}));
+    ``head_w`` (C, H_last) and ``head_b`` (C,) or None (headless; a head without bias gets
+    zeros). ``prefix`` and ``head_prefix`` are where the keys were found, dotted through nested
+    dicts ('' = top level, else ending in '.'); ``cell`` says the keys were ``nn.GRUCell``'s.
     """
 
     w_ih: np.ndarray
@@ -192,6 +235,17 @@ class TorchGRU:
     head_w: np.ndarray | None = None
     head_b: np.ndarray | None = None
     head_prefix: str | None = None
+    upper: list = field(default_factory=list)
+
+    @property
+    def layers(self) -> list:
+        """[(w_ih, w_hh, b_ih, b_hh)] for each of the L layers, input first."""
+        return [(self.w_ih, self.w_hh, self.b_ih, self.b_hh)] + \
+            [(u["w_ih"], u["w_hh"], u["b_ih"], u["b_hh"]) for u in self.upper]
+
+    @property
+    def num_layers(self) -> int:
+        return 1 + len(self.upper)
 
     @property
     def input_size(self) -> int:
@@ -199,7 +253,8 @@ class TorchGRU:
 
     @property
     def hidden_size(self) -> int:
-        return int(self.w_hh.shape[1])
+        """The last layer's H (what the head reads)."""
+        return int(self.layers[-1][1].shape[1])
 
 
 def _flatten(obj, prefix: str = "", out: dict | None = None, depth: int = 0) -> dict:
@@ -249,23 +304,36 @@ def _is_gru_shaped(names: dict, cell: bool) -> bool:
     return w is not None and w.ndim == 2 and w.shape[1] >= 1 and w.shape[0] == 3 * w.shape[1]
 
 
-def _gru_arrays(p: Path, flat: dict, prefix: str, cell: bool) -> dict:
-    """Validated float64 arrays of the GRU under ``prefix``; a one-line UserError otherwise."""
+def _gru_arrays(p: Path, flat: dict, prefix: str, cell: bool) -> list[dict]:
+    """Validated float64 arrays of the GRU under ``prefix``, one dict per layer (w_ih, w_hh,
+    b_ih, b_hh); a one-line UserError otherwise."""
     names = _keys_under(flat, prefix)
-    if not cell:
-        # weight_ih first: the key a user recognises as "the layer" in the message.
-        layered = sorted((n for n in names if _LAYER_RE.match(n)),
-                         key=lambda n: (not n.startswith("weight_ih"), n))
-        rev = [n for n in layered if n.endswith("_reverse")]
-        if rev:
-            raise UserError(f"{p}: bidirectional GRU found ({prefix}{rev[0]}); only "
-                            "unidirectional single-layer GRUs are supported")
-        layers = 1 + max(int(_LAYER_RE.match(n).group(3)) for n in layered) if layered else 1
-        if layers > 1:
-            deeper = [n for n in layered if not n.endswith("_l0")]
-            raise UserError(f"{p}: num_layers={layers} found ({prefix}{deeper[0]}); only "
-                            f"single-layer GRUs are supported (not multi-layer, {layers} layers)")
-    kw_ih, kw_hh, kb_ih, kb_hh = _CELL_KEYS if cell else _LAYER_KEYS
+    if cell:
+        return [_one_layer(p, names, prefix, _CELL_KEYS, None)]
+    # weight_ih first: the key a user recognises as "the layer" in the message.
+    layered = sorted((n for n in names if _LAYER_RE.match(n)),
+                     key=lambda n: (not n.startswith("weight_ih"), n))
+    rev = [n for n in layered if n.endswith("_reverse")]
+    if rev:
+        raise UserError(f"{p}: bidirectional GRU found ({prefix}{rev[0]}); only "
+                        "unidirectional GRUs are supported")
+    L = 1 + max(int(_LAYER_RE.match(n).group(3)) for n in layered) if layered else 1
+    out, prev_h = [], None
+    for l in range(L):
+        keys = tuple(k.replace("_l0", f"_l{l}") for k in _LAYER_KEYS)
+        out.append(_one_layer(p, names, prefix, keys, prev_h))
+        prev_h = out[-1]["w_hh"].shape[1]
+    with_bias = [o["b_ih"] is not None for o in out]
+    if any(with_bias) and not all(with_bias):
+        l = with_bias.index(False)
+        raise UserError(f"{p}: {prefix}bias_ih_l{l}: missing (the other layers have biases)")
+    return out
+
+
+def _one_layer(p: Path, names: dict, prefix: str, keys: tuple, prev_h: int | None) -> dict:
+    """One layer's arrays under ``keys`` (weight_ih, weight_hh, bias_ih, bias_hh names);
+    ``prev_h``: the previous layer's H, which must be this layer's input width."""
+    kw_ih, kw_hh, kb_ih, kb_hh = keys
     for k in (kw_ih, kw_hh):
         if k not in names:
             raise UserError(f"{p}: {prefix}{k}: missing ({_EXPECTED})")
@@ -279,15 +347,19 @@ def _gru_arrays(p: Path, flat: dict, prefix: str, cell: bool) -> dict:
                         "(an LSTM has 4H rows, an RNN H rows)")
     H = w_hh.shape[1]
     w_ih = names[kw_ih]
-    if w_ih.ndim != 2 or w_ih.shape[0] != 3 * H or w_ih.shape[1] < 1:
-        raise UserError(f"{p}: {prefix}{kw_ih}: expected shape ({3 * H}, I), "
-                        f"got {tuple(w_ih.shape)}")
+    if prev_h is None:
+        if w_ih.ndim != 2 or w_ih.shape[0] != 3 * H or w_ih.shape[1] < 1:
+            raise UserError(f"{p}: {prefix}{kw_ih}: expected shape ({3 * H}, I), "
+                            f"got {tuple(w_ih.shape)}")
+    elif tuple(w_ih.shape) != (3 * H, prev_h):
+        raise UserError(f"{p}: {prefix}{kw_ih}: expected shape ({3 * H}, {prev_h}) (its input "
+                        f"is the previous layer's h), got {tuple(w_ih.shape)}")
     for k in has_b:
         if tuple(names[k].shape) != (3 * H,):
             raise UserError(f"{p}: {prefix}{k}: expected shape ({3 * H},), "
                             f"got {tuple(names[k].shape)}")
     out = {}
-    for field_, k in zip(("w_ih", "w_hh", "b_ih", "b_hh"), (kw_ih, kw_hh, kb_ih, kb_hh)):
+    for field_, k in zip(("w_ih", "w_hh", "b_ih", "b_hh"), keys):
         v = names.get(k)
         if v is not None:
             v = v.detach().double().numpy()
@@ -355,7 +427,7 @@ def _find_head(p: Path, flat: dict, gru_prefix: str, H: int, head_prefix: str | 
 
 
 def load_torch_gru(path, prefix: str | None = None, head_prefix: str | None = None) -> TorchGRU:
-    """Find the single-layer GRU (and its linear head) in a ``torch.save`` file.
+    """Find the GRU (any number of layers; and its linear head) in a ``torch.save`` file.
 
     The file is read with ``torch.load(weights_only=True)`` and may be a state dict of an
     ``nn.GRU`` or ``nn.GRUCell``, of a model holding one (keys under a prefix such as ``rnn.``,
@@ -367,8 +439,9 @@ def load_torch_gru(path, prefix: str | None = None, head_prefix: str | None = No
     :func:`_find_head`); none: headless.
 
     Raises a one-line :class:`UserError` naming the file and key for: an unreadable file or a
-    pickled module, no GRU, several GRUs without ``prefix``, ``num_layers > 1``, a bidirectional
-    GRU, wrong shapes, one bias of two, NaN/inf.
+    pickled module, no GRU, several GRUs without ``prefix``, a bidirectional GRU, wrong shapes
+    (layer l's input width must be layer l-1's H), one bias of two or biases in some layers
+    only, NaN/inf.
     """
     import torch
 
@@ -403,7 +476,7 @@ def load_torch_gru(path, prefix: str | None = None, head_prefix: str | None = No
                         "pass --prefix to pick one")
     pre = chosen[0]
     arrays = _gru_arrays(p, flat, pre, found[pre])
-    gru = TorchGRU(**arrays, prefix=pre, cell=found[pre])
+    gru = TorchGRU(**arrays[0], prefix=pre, cell=found[pre], upper=arrays[1:])
     head = _find_head(p, flat, pre, gru.hidden_size, head_prefix)
     if head is not None:
         hp, w, b = head
@@ -520,12 +593,15 @@ def bundle_from_torch_file(path, *, prefix: str | None = None, head_prefix: str 
 
     p = Path(path)
     gru = load_torch_gru(p, prefix, head_prefix)
-    I, H = gru.input_size, gru.hidden_size
-    weights = [gru.w_ih, gru.w_hh]
-    zeros = np.zeros(3 * H)
-    b_ih = zeros if gru.b_ih is None else gru.b_ih
-    b_hh = zeros if gru.b_hh is None else gru.b_hh
-    biases = [b_ih[:2 * H] + b_hh[:2 * H], b_ih[2 * H:], b_hh[2 * H:]]
+    I = gru.input_size
+    weights, biases = [], []
+    for w_ih, w_hh, b_ih, b_hh in gru.layers:      # one weight format for every layer
+        H = w_hh.shape[1]
+        zeros = np.zeros(3 * H)
+        b_ih = zeros if b_ih is None else b_ih
+        b_hh = zeros if b_hh is None else b_hh
+        weights += [w_ih, w_hh]
+        biases += [b_ih[:2 * H] + b_hh[:2 * H], b_ih[2 * H:], b_hh[2 * H:]]
     fmts, note = choose_weight_format(weights, biases, weight_bits, weight_frac, str(p))
     notes = [note] if note else []
     for n, v in (("theta_x", theta_x), ("theta_h", theta_h)):
@@ -558,12 +634,13 @@ def bundle_from_torch_file(path, *, prefix: str | None = None, head_prefix: str 
         scale = parse_vector(input_scale, I, "--input-scale", str(p), nonzero=True)
     if C is not None and classes is None:
         classes = [str(c) for c in range(C)]
-    what = "nn.GRUCell" if gru.cell else "nn.GRU"
+    what = "nn.GRUCell" if gru.cell else \
+        ("nn.GRU" if gru.num_layers == 1 else f"nn.GRU(num_layers={gru.num_layers})")
     source = f"torch {what} {p}" + (f" at {_show(gru.prefix)}" if gru.prefix else "")
     if gru.head_prefix is not None:
         source += f", head {_show(gru.head_prefix)}"
-    bundle, saturated = bundle_from_gru_params(
-        gru.w_ih, gru.w_hh, gru.b_ih, gru.b_hh, fmts, theta_x, theta_h,
+    bundle, saturated = bundle_from_layer_params(
+        gru.layers, fmts, theta_x, theta_h,
         input_mean=mean, input_scale=scale, head_w=gru.head_w, head_b=gru.head_b,
         classes=classes, name=name or p.stem, source=source, extra={"dataset": ref})
     return bundle, saturated, notes

@@ -1,4 +1,4 @@
-"""The trainable delta-GRU, its classifier, and the trainer's hardware-exact mode.
+"""The trainable delta-GRU, its (stacked) classifier, and the trainer's hardware-exact mode.
 
 :class:`DeltaGRU` keeps PyTorch's ``nn.GRU`` parameter layout (``w_ih`` (3H, I), ``w_hh``
 (3H, H), ``b_ih``, ``b_hh``, gate order r, z, n) so a float ``nn.GRU`` and this layer are
@@ -33,7 +33,7 @@ from drnn_hw.numerics import Formats, lut_shift, make_sigmoid_lut, make_tanh_lut
 
 from .quant import fake_quant, fake_quant_codes, lut_activation, round_half_up
 
-__all__ = ["DeltaGRU", "DeltaGRUClassifier", "exact_run", "last_step"]
+__all__ = ["DeltaGRU", "DeltaGRUClassifier", "exact_run", "last_step", "per_layer"]
 
 DTYPE = torch.float64
 
@@ -168,18 +168,67 @@ def last_step(h: torch.Tensor, lengths) -> torch.Tensor:
     return h[torch.arange(h.shape[0]), lengths - 1]
 
 
-class DeltaGRUClassifier(nn.Module):
-    """Delta-GRU on the accelerator, a linear head on the host (last valid step's h)."""
+def per_layer(value, layers: int, name: str) -> list:
+    """One value for every layer, or a sequence of ``layers`` values -> a list of ``layers``."""
+    if isinstance(value, (list, tuple)):
+        if len(value) != layers:
+            raise ValueError(f"{name}: expected {layers} values (one per layer) or one, "
+                             f"got {len(value)}")
+        return list(value)
+    return [value] * layers
 
-    def __init__(self, input_size: int, hidden_size: int, num_classes: int,
-                 formats: Formats | None = None, theta_x: float = 0.0, theta_h: float = 0.0,
-                 quantize: bool = False):
+
+class DeltaGRUClassifier(nn.Module):
+    """Stacked delta-GRU layers on the accelerator, a linear head on the host (the last
+    layer's h at the last valid step).
+
+    ``hidden_size``: one H for every layer or a list (H_0, ..., H_{L-1}); ``num_layers``
+    (default: the list's length, else 1); ``theta_x``/``theta_h``: one threshold for every
+    layer or a list (layer l's Θx acts on its input, layer l-1's h for l > 0). Layer 0 is
+    ``self.rnn`` and layer l > 0 ``self.rnn{l}``, so a one-layer model keeps the parameter
+    names ``rnn.w_ih`` ... of earlier checkpoints (state dict keys ``rnn{l}.w_ih`` for l > 0).
+    """
+
+    def __init__(self, input_size: int, hidden_size, num_classes: int,
+                 formats: Formats | None = None, theta_x=0.0, theta_h=0.0,
+                 quantize: bool = False, num_layers: int | None = None):
         super().__init__()
-        self.rnn = DeltaGRU(input_size, hidden_size, formats, theta_x, theta_h, quantize)
-        self.head = nn.Linear(hidden_size, num_classes, dtype=DTYPE)
+        if num_layers is None:
+            num_layers = len(hidden_size) if isinstance(hidden_size, (list, tuple)) else 1
+        hs = [int(h) for h in per_layer(hidden_size, num_layers, "hidden_size")]
+        txs = per_layer(theta_x, num_layers, "theta_x")
+        ths = per_layer(theta_h, num_layers, "theta_h")
+        I = input_size
+        for l, H in enumerate(hs):
+            setattr(self, "rnn" if l == 0 else f"rnn{l}",
+                    DeltaGRU(I, H, formats, txs[l], ths[l], quantize))
+            I = H
+        self.num_layers = num_layers
+        self.head = nn.Linear(hs[-1], num_classes, dtype=DTYPE)
+
+    @property
+    def grus(self) -> list:
+        """The L :class:`DeltaGRU` layers, input first."""
+        return [self.rnn] + [getattr(self, f"rnn{l}") for l in range(1, self.num_layers)]
+
+    def set_delta(self, theta_x, theta_h, quantize: bool):
+        """Thresholds (one for all layers, or one per layer) and fake quantisation on/off."""
+        for g, tx, th in zip(self.grus, per_layer(theta_x, self.num_layers, "theta_x"),
+                             per_layer(theta_h, self.num_layers, "theta_h")):
+            g.theta_x, g.theta_h, g.quantize = float(tx), float(th), quantize
 
     def forward(self, x, lengths):
-        h, stats = self.rnn(x, lengths)
+        """x (N, T, I), lengths (N,) -> (logits (N, C), stats): ``nnz_dx``, ``nnz_dh`` (N, T)
+        summed over the layers, ``l1_dh`` summed, ``layer_nnz_dx``/``layer_nnz_dh`` lists of
+        L (N, T) tensors."""
+        h, stats = x, {"nnz_dx": 0, "nnz_dh": 0, "l1_dh": 0, "layer_nnz_dx": [],
+                       "layer_nnz_dh": []}
+        for g in self.grus:
+            h, st = g(h, lengths)
+            for k in ("nnz_dx", "nnz_dh", "l1_dh"):
+                stats[k] = stats[k] + st[k]
+            stats["layer_nnz_dx"].append(st["nnz_dx"])
+            stats["layer_nnz_dh"].append(st["nnz_dh"])
         return self.head(last_step(h, lengths)), stats
 
 
@@ -194,22 +243,23 @@ def _sat(v: torch.Tensor, bits: int) -> torch.Tensor:
     return torch.clamp(v, -float(1 << (bits - 1)), float((1 << (bits - 1)) - 1))
 
 
-def exact_run(bundle, x_codes, lengths=None):
+def exact_run(bundle, x_codes, lengths=None, h0=None, per_layer: bool = False):
     """The accelerator's integer computation, in torch: returns (h, nnz_dx, nnz_dh).
 
-    ``h`` (N, T, H) int64 activation codes (0 past each length), ``nnz_*`` (N, T) int64.
-    Independent of :func:`drnn_hw.golden.run` (written from the numerics specification) and
-    bit-exact with it, which the tests check.
+    ``h`` (N, T, H_last) int64 activation codes of the last layer (0 past each length),
+    ``nnz_*`` (N, T) int64 kept deltas summed over the layers. With ``per_layer``, also
+    ``layer_nnz_dx``, ``layer_nnz_dh`` (N, T, L). ``h0``: None or a list of L per-layer
+    initial h codes ((H_l,) or (N, H_l), or None for 0), as :func:`drnn_hw.golden.initial_state`.
+    Stacked layers run layer after layer within each timestep (layer l's new h is layer l+1's
+    input of the same step), written here timestep-major. Independent of
+    :func:`drnn_hw.golden.run` (written from the numerics specification) and bit-exact with it,
+    which the tests check.
     """
     f = bundle.formats
     x = torch.as_tensor(np.asarray(x_codes, dtype=np.float64))
-    N, T, I = x.shape
-    H = bundle.hidden_size
+    N, T, _ = x.shape
     lengths = torch.as_tensor(np.full(N, T) if lengths is None else np.asarray(lengths),
                               dtype=torch.long)
-    wx = torch.as_tensor(bundle.w_x, dtype=DTYPE)       # (3, H, I)
-    wh = torch.as_tensor(bundle.w_h, dtype=DTYPE)
-    b = torch.as_tensor(bundle.bias, dtype=DTYPE)
     sig = torch.as_tensor(bundle.sigmoid_lut, dtype=DTYPE)
     tnh = torch.as_tensor(bundle.tanh_lut, dtype=DTYPE)
     A, WF = f.act_frac, f.w_frac
@@ -222,33 +272,49 @@ def exact_run(bundle, x_codes, lengths=None):
         idx = torch.floor(v / float(1 << lut_shift(f, range_log2))) + half
         return table[torch.clamp(idx, 0, f.lut_entries - 1).long()]
 
-    m_r, m_z, m_nx, m_nh = (b[k].expand(N, H).clone() for k in range(4))
-    x_ref = torch.zeros(N, I, dtype=DTYPE)
-    h_ref = torch.zeros(N, H, dtype=DTYPE)
-    h = torch.zeros(N, H, dtype=DTYPE)
-    out = torch.zeros(N, T, H, dtype=DTYPE)
-    nnz_dx = torch.zeros(N, T, dtype=torch.long)
-    nnz_dh = torch.zeros(N, T, dtype=torch.long)
+    L = len(bundle.layers)
+    layers = []
+    for l, ly in enumerate(bundle.layers):
+        H, I = ly.hidden_size, ly.input_size
+        b = torch.as_tensor(ly.bias, dtype=DTYPE)
+        h = torch.zeros(N, H, dtype=DTYPE)
+        if h0 is not None and h0[l] is not None:
+            h = torch.as_tensor(np.broadcast_to(np.asarray(h0[l], np.float64), (N, H)).copy())
+        layers.append({
+            "wx": torch.as_tensor(ly.w_x, dtype=DTYPE), "wh": torch.as_tensor(ly.w_h, dtype=DTYPE),
+            "m": [b[k].expand(N, H).clone() for k in range(4)],
+            "x_ref": torch.zeros(N, I, dtype=DTYPE), "h_ref": torch.zeros(N, H, dtype=DTYPE),
+            "h": h, "tx": ly.theta_x, "th": ly.theta_h})
+    out = torch.zeros(N, T, bundle.hidden_size, dtype=DTYPE)
+    nnz_dx = torch.zeros(N, T, L, dtype=torch.long)
+    nnz_dh = torch.zeros(N, T, L, dtype=torch.long)
     with torch.no_grad():
         for t in range(T):
             active = (t < lengths)[:, None]
-            dx = x[:, t] - x_ref
-            kx = (dx != 0) & (dx.abs() >= bundle.theta_x) & active
-            dh = h - h_ref
-            kh = (dh != 0) & (dh.abs() >= bundle.theta_h) & active
-            dx, dh = torch.where(kx, dx, 0.0), torch.where(kh, dh, 0.0)
-            x_ref = torch.where(kx, x[:, t], x_ref)
-            h_ref = torch.where(kh, h, h_ref)
-            m_r = _sat(m_r + dx @ wx[0].T + dh @ wh[0].T, f.acc_bits)
-            m_z = _sat(m_z + dx @ wx[1].T + dh @ wh[1].T, f.acc_bits)
-            m_nx = _sat(m_nx + dx @ wx[2].T, f.acc_bits)
-            m_nh = _sat(m_nh + dh @ wh[2].T, f.acc_bits)
-            r = lut(sig, narrow(m_r), f.sigmoid_range_log2)
-            z = lut(sig, narrow(m_z), f.sigmoid_range_log2)
-            rnh = _sat(_round_shift(r * narrow(m_nh), A), f.act_bits)
-            n = lut(tnh, _sat(narrow(m_nx) + rnh, f.act_bits), f.tanh_range_log2)
-            h_new = _sat(n + _round_shift(z * (h - n), A), f.act_bits)
-            h = torch.where(active, h_new, h)
-            out[:, t] = torch.where(active, h, 0.0)
-            nnz_dx[:, t], nnz_dh[:, t] = kx.sum(-1), kh.sum(-1)
-    return out.to(torch.long), nnz_dx, nnz_dh
+            inp = x[:, t]
+            for l, s in enumerate(layers):
+                wx, wh, h = s["wx"], s["wh"], s["h"]
+                dx = inp - s["x_ref"]
+                kx = (dx != 0) & (dx.abs() >= s["tx"]) & active
+                dh = h - s["h_ref"]
+                kh = (dh != 0) & (dh.abs() >= s["th"]) & active
+                dx, dh = torch.where(kx, dx, 0.0), torch.where(kh, dh, 0.0)
+                s["x_ref"] = torch.where(kx, inp, s["x_ref"])
+                s["h_ref"] = torch.where(kh, h, s["h_ref"])
+                m_r, m_z, m_nx, m_nh = s["m"]
+                m_r = _sat(m_r + dx @ wx[0].T + dh @ wh[0].T, f.acc_bits)
+                m_z = _sat(m_z + dx @ wx[1].T + dh @ wh[1].T, f.acc_bits)
+                m_nx = _sat(m_nx + dx @ wx[2].T, f.acc_bits)
+                m_nh = _sat(m_nh + dh @ wh[2].T, f.acc_bits)
+                s["m"] = [m_r, m_z, m_nx, m_nh]
+                r = lut(sig, narrow(m_r), f.sigmoid_range_log2)
+                z = lut(sig, narrow(m_z), f.sigmoid_range_log2)
+                rnh = _sat(_round_shift(r * narrow(m_nh), A), f.act_bits)
+                n = lut(tnh, _sat(narrow(m_nx) + rnh, f.act_bits), f.tanh_range_log2)
+                h_new = _sat(n + _round_shift(z * (h - n), A), f.act_bits)
+                s["h"] = torch.where(active, h_new, h)
+                nnz_dx[:, t, l], nnz_dh[:, t, l] = kx.sum(-1), kh.sum(-1)
+                inp = s["h"]                       # the next layer's x_t of this step
+            out[:, t] = torch.where(active, inp, 0.0)
+    result = (out.to(torch.long), nnz_dx.sum(-1), nnz_dh.sum(-1))
+    return result + (nnz_dx, nnz_dh) if per_layer else result

@@ -1,6 +1,6 @@
 """Training: float GRU pre-training, then delta-threshold + quantisation-aware fine-tuning.
 
-Phase 1 trains the layer as a float GRU (thresholds 0, no quantisation). Phase 2 switches on the
+Phase 1 trains the layers (L ≥ 1, stacked) as a float GRU (thresholds 0, no quantisation). Phase 2 switches on the
 thresholds Θx, Θh (forward pass, straight-through gradient) and fake quantisation to the
 accelerator's formats, optionally with an L1 penalty on the kept Δh, and fine-tunes at a lower
 learning rate. The result is evaluated in the hardware-exact mode (:func:`~drnn_train.model.
@@ -61,7 +61,7 @@ def _run_epochs(model, x, lengths, y, epochs, lr, batch_size, l1, rng, desc, pro
     """Adam at a constant ``lr`` over ``epochs`` shuffled epochs; returns the optimiser steps."""
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     loss_fn = nn.CrossEntropyLoss()
-    H = model.rnn.hidden_size
+    H = sum(g.hidden_size for g in model.grus)      # the L1 penalty is per Δh element
     step = 0
     bar = tqdm(range(epochs), desc=desc, disable=not progress, leave=False)
     for _ in bar:
@@ -90,15 +90,19 @@ def _accuracy(model, x, lengths, y) -> tuple[float, dict]:
     with torch.no_grad():
         logits, stats = model(x, lengths)
     steps = float(lengths.sum())
+    I = sum(g.input_size for g in model.grus)
+    H = sum(g.hidden_size for g in model.grus)
     return (float((logits.argmax(-1) == y).double().mean()),
-            {"sparsity_dx": 1 - float(stats["nnz_dx"].sum()) / (steps * model.rnn.input_size),
-             "sparsity_dh": 1 - float(stats["nnz_dh"].sum()) / (steps * model.rnn.hidden_size)})
+            {"sparsity_dx": 1 - float(stats["nnz_dx"].sum()) / (steps * I),
+             "sparsity_dh": 1 - float(stats["nnz_dh"].sum()) / (steps * H)})
 
 
 def _checkpoint(model, cfg, ds, mean, scale, metrics) -> dict:
+    hs = cfg.hidden_sizes()
     return {
-        "kind": CHECKPOINT_KIND, "version": 1, "config": asdict(cfg),
-        "input_size": ds.input_size, "hidden_size": cfg.hidden, "num_classes": ds.num_classes,
+        "kind": CHECKPOINT_KIND, "version": 1 if len(hs) == 1 else 2, "config": asdict(cfg),
+        "input_size": ds.input_size, "hidden_size": hs[-1], "num_classes": ds.num_classes,
+        "num_layers": len(hs), "hidden_sizes": hs,
         "formats": cfg.formats().to_dict(),
         "state": {k: v.detach().clone() for k, v in model.state_dict().items()},
         "input_mean": [float(v) for v in mean], "input_scale": [float(v) for v in scale],
@@ -125,13 +129,22 @@ def exact_accuracy(bundle, ds: Dataset, split: str = "test") -> dict:
     x, L, y = (getattr(ds, f"{k}_{split}") for k in ("x", "len", "y"))
     valid = (np.arange(x.shape[1])[None, :] < L[:, None])[..., None]
     codes = np.where(valid, bundle.quantize_input(x, where=ds.name), 0)
-    h, nnz_dx, nnz_dh = exact_run(bundle, codes, L)
+    h, nnz_dx, nnz_dh, layer_dx, layer_dh = exact_run(bundle, codes, L, per_layer=True)
     h_last = last_step(h, torch.as_tensor(L)).numpy() * bundle.formats.act.lsb
     logits = h_last @ bundle.head_w.T + bundle.head_b
     steps = float(L.sum())
-    return {"accuracy": float(np.mean(logits.argmax(-1) == y)),
-            "sparsity_dx": 1 - float(nnz_dx.sum()) / (steps * bundle.input_size),
-            "sparsity_dh": 1 - float(nnz_dh.sum()) / (steps * bundle.hidden_size)}
+    # Stacked layers: the share of zero deltas over all layers' inputs (hidden states).
+    I = sum(ly.input_size for ly in bundle.layers)
+    H = sum(ly.hidden_size for ly in bundle.layers)
+    out = {"accuracy": float(np.mean(logits.argmax(-1) == y)),
+           "sparsity_dx": 1 - float(nnz_dx.sum()) / (steps * I),
+           "sparsity_dh": 1 - float(nnz_dh.sum()) / (steps * H)}
+    if bundle.num_layers > 1:
+        out["layer_sparsity_dx"] = [1 - float(layer_dx[..., l].sum()) / (steps * ly.input_size)
+                                    for l, ly in enumerate(bundle.layers)]
+        out["layer_sparsity_dh"] = [1 - float(layer_dh[..., l].sum()) / (steps * ly.hidden_size)
+                                    for l, ly in enumerate(bundle.layers)]
+    return out
 
 
 def train(cfg: TrainConfig, dataset: Dataset | None = None, progress: bool = True,
@@ -153,7 +166,7 @@ def train(cfg: TrainConfig, dataset: Dataset | None = None, progress: bool = Tru
     ltr, lte = ds.len_train, ds.len_test
     ytr, yte = torch.as_tensor(ds.y_train), torch.as_tensor(ds.y_test)
 
-    model = DeltaGRUClassifier(ds.input_size, cfg.hidden, ds.num_classes, fmts)
+    model = DeltaGRUClassifier(ds.input_size, cfg.hidden_sizes(), ds.num_classes, fmts)
     n = len(ytr)
     epochs = phase_epochs(cfg.epochs, cfg.min_steps, n, cfg.batch_size)
     ft_epochs = phase_epochs(cfg.finetune_epochs, cfg.finetune_min_steps, n, cfg.batch_size)
@@ -167,7 +180,7 @@ def train(cfg: TrainConfig, dataset: Dataset | None = None, progress: bool = Tru
     float_acc, _ = _accuracy(model, xte, lte, yte)
     float_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
 
-    model.rnn.theta_x, model.rnn.theta_h, model.rnn.quantize = cfg.theta_x, cfg.theta_h, True
+    model.set_delta(*cfg.thetas(), quantize=True)
     ft_steps = _run_epochs(model, xtr, ltr, ytr, ft_epochs, cfg.finetune_lr, cfg.batch_size,
                            cfg.l1, rng, "delta+QAT", progress)
     qat_acc, qat_sparsity = _accuracy(model, xte, lte, yte)
@@ -182,6 +195,7 @@ def train(cfg: TrainConfig, dataset: Dataset | None = None, progress: bool = Tru
     metrics.update({
         "exact_accuracy": ex["accuracy"], "sparsity_dx": ex["sparsity_dx"],
         "sparsity_dh": ex["sparsity_dh"], "exact_train_accuracy": ex_train["accuracy"],
+        **{k: ex[k] for k in ("layer_sparsity_dx", "layer_sparsity_dh") if k in ex},
         "saturated_on_export": saturated, "config": asdict(cfg), "formats": fmts.to_dict(),
         "train_sequences": int(len(ds.y_train)), "test_sequences": int(len(ds.y_test)),
         "epochs_run": epochs, "steps": steps, "finetune_epochs_run": ft_epochs,

@@ -199,6 +199,19 @@ def test_export_bad_input(tmp_path, capsys, flow):
     sd = torch.nn.GRU(3, 4).state_dict()
     sd["weight_ih_l0"] = torch.zeros(12, 3, 1)
     torch.save(sd, badshape)
+    # Stacked: layer 1's input must be layer 0's h; biases in every layer or none.
+    unchained = tmp_path / "unchained.pt"
+    sd = torch.nn.GRU(3, 4, num_layers=2).state_dict()
+    sd["weight_ih_l1"] = torch.zeros(12, 5)
+    torch.save(sd, unchained)
+    half_bias = tmp_path / "half_bias.pt"
+    sd = torch.nn.GRU(3, 4, num_layers=2).state_dict()
+    del sd["bias_ih_l1"], sd["bias_hh_l1"]
+    torch.save(sd, half_bias)
+    gap = tmp_path / "gap.pt"
+    sd = torch.nn.GRU(3, 4, num_layers=3).state_dict()
+    del sd["weight_ih_l1"]
+    torch.save(sd, gap)
     cases = [
         ([], ["exactly one"]),
         ([ckpt, "--torch-gru", _gru_state(tmp_path / "g.pt")], ["exactly one"]),
@@ -207,8 +220,10 @@ def test_export_bad_input(tmp_path, capsys, flow):
         ([other], ["other.pt", "not a drnn train checkpoint", "--torch-gru"]),
         ([ckpt, "--theta-x", "-1"], ["--theta-x", "-1"]),
         ([ckpt, "--theta-h", "inf"], ["--theta-h", "inf"]),
-        (["--torch-gru", _gru_state(tmp_path / "l2.pt", num_layers=2)],
-         ["multi-layer", "2 layers", "_l1"]),
+        (["--torch-gru", unchained], ["unchained.pt", "weight_ih_l1", "(12, 4)", "(12, 5)",
+                                      "previous layer's h"]),
+        (["--torch-gru", half_bias], ["bias_ih_l1: missing", "other layers have biases"]),
+        (["--torch-gru", gap], ["gap.pt", "weight_ih_l1: missing"]),
         (["--torch-gru", _gru_state(tmp_path / "bi.pt", bidirectional=True)],
          ["bidirectional", "_reverse"]),
         (["--torch-gru", lstm], ["weight_hh_l0", "(3H, H)", "(16, 4)"]),

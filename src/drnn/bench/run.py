@@ -14,11 +14,12 @@ import numpy as np
 from drnn_hw.bundle import ModelBundle
 from drnn_hw.cycle_model import FORMULA, CoreShape, cycle_bound
 from drnn_hw.errors import UserError
+from drnn_hw.golden import GoldenResult
 
 from . import peer_model
-from .metrics import (DEFINITIONS, REFERENCE_DESIGN, bound_efficiency, cycle_breakdown,
-                      cycle_stats, dense_ops_per_step, effective_ops_per_s, head_accuracy,
-                      mxv_utilisation, ops_per_multiplier_cycle, sparsity, speedup, sweep_codes,
+from .metrics import (DEFINITIONS, REFERENCE_DESIGN, cycle_breakdown,
+                      cycle_stats, dense_ops_per_step, head_accuracy,
+                      mxv_utilisation, sparsity, speedup, sweep_codes,
                       useful_macs)
 from .torch_ref import torch_dense_accuracy, torch_gru_latency
 
@@ -26,23 +27,58 @@ __all__ = ["summarise", "run_bench", "write_json"]
 
 # -- one threshold point ----------------------------------------------------------------------
 
+def _layer_nnz(result, bundle: ModelBundle) -> list:
+    """[(nnz_dx, nnz_dh) per valid step] for each layer (one layer: the result's own)."""
+    if bundle.num_layers == 1 or result.layer_nnz_dx is None:
+        return [(result.flat("nnz_dx"), result.flat("nnz_dh"))]
+    dx, dh = result.flat("layer_nnz_dx"), result.flat("layer_nnz_dh")
+    return [(dx[:, l], dh[:, l]) for l in range(bundle.num_layers)]
+
+
+def _per_layer_sum(fn, bundle: ModelBundle, per_layer):
+    """Σ over the layers of ``fn(layer, nnz_dx, nnz_dh)``: a stacked model's figure on the
+    golden model's schedule, layers in sequence on one core (EdgeDRNN's, for the peer)."""
+    return sum(fn(ly, dx, dh) for ly, (dx, dh) in zip(bundle.layers, per_layer))
+
+
 def summarise(result, bundle: ModelBundle, labels, shape: CoreShape, clock_mhz: float,
               base_cycles=None, torch_us: float | None = None) -> dict:
-    """Everything the bench reports for one engine result (a GoldenResult) at one threshold."""
+    """Everything the bench reports for one engine result (a GoldenResult) at one threshold.
+
+    A stacked bundle: sparsity over all layers' inputs (hidden states), MACs, cycle bound,
+    dense operations, breakdown and the peer's cycles summed over the layers (layers in
+    sequence on one core), thresholds those of layer 0, and ``layers`` per layer (thresholds,
+    sparsity)."""
     f = bundle.formats
-    I, H = bundle.input_size, bundle.hidden_size
     cyc = result.flat("cycles")
     ndx, ndh = result.flat("nnz_dx"), result.flat("nnz_dh")
-    nnz = ndx + ndh
+    per = _layer_nnz(result, bundle)
+    I = sum(ly.input_size for ly in bundle.layers)
+    H = sum(ly.hidden_size for ly in bundle.layers)
     stats = cycle_stats(cyc)
-    macs = useful_macs(ndx, ndh, H)
+    macs = _per_layer_sum(lambda ly, dx, dh: useful_macs(dx, dh, ly.hidden_size), bundle, per)
     peer_pe = peer_model.peer_pe_for(shape)
-    peer = peer_model.peer_step_cycles(ndx, ndh, I, H, peer_pe)
-    peer_pub = peer_model.peer_step_cycles(ndx, ndh, I, H, peer_model.PUBLISHED_PE)
+    peer = _per_layer_sum(lambda ly, dx, dh: peer_model.peer_step_cycles(
+        dx, dh, ly.input_size, ly.hidden_size, peer_pe), bundle, per)
+    peer_pub = _per_layer_sum(lambda ly, dx, dh: peer_model.peer_step_cycles(
+        dx, dh, ly.input_size, ly.hidden_size, peer_model.PUBLISHED_PE), bundle, per)
+    bound = _per_layer_sum(lambda ly, dx, dh: cycle_bound(dx + dh, ly.hidden_size, shape),
+                           bundle, per)
+    dense_ops = _per_layer_sum(lambda ly, dx, dh: dense_ops_per_step(ly.input_size,
+                                                                     ly.hidden_size), bundle, per)
+    parts = [cycle_breakdown(dx + dh, cyc, ly.hidden_size, shape)
+             for ly, (dx, dh) in zip(bundle.layers, per)]
+    breakdown = {k: sum(p[k] for p in parts) for k in ("ap_fixed", "mxv_issue", "mxv_drain")}
+    breakdown["total"] = float(np.mean(cyc))
+    breakdown["scan_wait"] = breakdown["total"] - breakdown["ap_fixed"] - \
+        breakdown["mxv_issue"] - breakdown["mxv_drain"]
+    breakdown = {k: breakdown[k] for k in ("ap_fixed", "mxv_issue", "mxv_drain", "scan_wait",
+                                           "total")}
     lat_mean_us = stats["mean"] / clock_mhz
-    return {
-        "theta_x": bundle.theta_x * f.act.lsb, "theta_h": bundle.theta_h * f.act.lsb,
-        "theta_x_code": int(bundle.theta_x), "theta_h_code": int(bundle.theta_h),
+    first = bundle.layers[0]
+    row = {
+        "theta_x": first.theta_x * f.act.lsb, "theta_h": first.theta_h * f.act.lsb,
+        "theta_x_code": int(first.theta_x), "theta_h_code": int(first.theta_h),
         "trained": False,
         "accuracy": head_accuracy(bundle, result.h, result.lengths, labels),
         "sparsity_dx": sparsity(ndx, I), "sparsity_dh": sparsity(ndh, H),
@@ -53,18 +89,23 @@ def summarise(result, bundle: ModelBundle, labels, shape: CoreShape, clock_mhz: 
         "speedup_vs_theta0": None if base_cycles is None else speedup(base_cycles, cyc),
         "useful_macs": macs,
         "mxv_utilisation": mxv_utilisation(macs, shape, cyc),
-        "bound_cycles_mean": float(np.mean(cycle_bound(nnz, H, shape))),
-        "bound_efficiency": bound_efficiency(nnz, H, shape, cyc),
-        "effective_gops": effective_ops_per_s(I, H, stats["mean"], clock_mhz) / 1e9,
-        "ops_per_multiplier_cycle": ops_per_multiplier_cycle(I, H, stats["mean"],
-                                                              shape.multipliers),
-        "breakdown": cycle_breakdown(nnz, cyc, H, shape),
+        "bound_cycles_mean": float(np.mean(bound)),
+        "bound_efficiency": float(np.sum(bound)) / float(np.sum(cyc)),
+        "effective_gops": dense_ops / (stats["mean"] / (clock_mhz * 1e6)) / 1e9,
+        "ops_per_multiplier_cycle": dense_ops / (shape.multipliers * stats["mean"]),
+        "breakdown": breakdown,
         "peer": {"pe": peer_pe, "cycles_mean": float(peer.mean()),
                  "ratio_to_ours": float(peer.sum()) / float(cyc.sum())},
         "peer_published": {"pe": peer_model.PUBLISHED_PE, "cycles_mean": float(peer_pub.mean()),
                            "ratio_to_ours": float(peer_pub.sum()) / float(cyc.sum())},
         "torch_ratio": None if torch_us is None else torch_us / lat_mean_us,
     }
+    if bundle.num_layers > 1:
+        row["layers"] = [{"theta_x": ly.theta_x * f.act.lsb, "theta_h": ly.theta_h * f.act.lsb,
+                          "sparsity_dx": sparsity(dx, ly.input_size),
+                          "sparsity_dh": sparsity(dh, ly.hidden_size)}
+                         for ly, (dx, dh) in zip(bundle.layers, per)]
+    return row
 
 
 def _compare(a, b) -> dict:
@@ -111,7 +152,9 @@ def run_bench(bundle: ModelBundle, dataset, shape: CoreShape, engine_run, *, eng
     torch_info = torch_gru_latency(bundle, T, repeats=torch_repeats, threads=torch_threads)
     torch_info["dense_float_accuracy"] = torch_dense_accuracy(bundle, codes, lengths, labels)
 
-    trained = (int(bundle.theta_x), int(bundle.theta_h))
+    # A stacked bundle's sweep sets every layer to the same Θ; its trained row runs the bundle
+    # as it is (per-layer thresholds), labelled with layer 0's.
+    trained = (int(bundle.layers[0].theta_x), int(bundle.layers[0].theta_h))
     auto = thetas is None
     if auto:
         todo = [(c, c) for c in sweep_codes(bundle)]
@@ -133,7 +176,7 @@ def run_bench(bundle: ModelBundle, dataset, shape: CoreShape, engine_run, *, eng
         if stopped and (tx, th) != trained:
             continue
         bar.set_postfix_str(f"Θx={tx * bundle.formats.act.lsb:g} Θh={th * bundle.formats.act.lsb:g}")
-        b = bundle.with_thresholds(tx, th)
+        b = bundle if (tx, th) == trained else bundle.with_thresholds(tx, th)
         res = engine_run(b, codes, lengths=lengths, shape=shape)
         row = summarise(res, b, labels, shape, clock_mhz,
                         base_cycles=base_cycles, torch_us=torch_info["per_step_us"])
@@ -163,12 +206,20 @@ def run_bench(bundle: ModelBundle, dataset, shape: CoreShape, engine_run, *, eng
                    | {k for k, r in enumerate(rows) if r["trained"]})
     for row in (rows[k] for k in picks):
         res = results[(row["theta_x_code"], row["theta_h_code"])]
-        nnz = res.nnz_dx[seq, :L] + res.nnz_dh[seq, :L]
+        one = GoldenResult(h=res.h[seq:seq + 1], nnz_dx=res.nnz_dx[seq:seq + 1],
+                           nnz_dh=res.nnz_dh[seq:seq + 1], cycles=res.cycles[seq:seq + 1],
+                           lengths=np.array([L]),
+                           layer_nnz_dx=None if res.layer_nnz_dx is None
+                           else res.layer_nnz_dx[seq:seq + 1],
+                           layer_nnz_dh=None if res.layer_nnz_dh is None
+                           else res.layer_nnz_dh[seq:seq + 1])
+        bound = _per_layer_sum(lambda ly, dx, dh: cycle_bound(dx + dh, ly.hidden_size, shape),
+                               bundle, _layer_nnz(one, bundle))
         trace["series"].append({
             "theta_x": row["theta_x"], "theta_h": row["theta_h"],
             "cycles": res.cycles[seq, :L].tolist(),
             "nnz_dx": res.nnz_dx[seq, :L].tolist(), "nnz_dh": res.nnz_dh[seq, :L].tolist(),
-            "bound": cycle_bound(nnz, H, shape).tolist(),
+            "bound": np.asarray(bound).tolist(),
         })
 
     cycles_source = ("cycle model (drnn_hw.cycle_model.step_cycles)" if engine_name == "golden"
@@ -177,8 +228,14 @@ def run_bench(bundle: ModelBundle, dataset, shape: CoreShape, engine_run, *, eng
         "schema": "drnn-bench/1",
         "command": None,
         "model": {"name": bundle.name, "source": bundle.source, "input_size": I,
-                  "hidden_size": H, "weights": 3 * H * (I + H),
-                  "dense_ops_per_step": dense_ops_per_step(I, H),
+                  "hidden_size": H,
+                  "weights": sum(3 * ly.hidden_size * (ly.input_size + ly.hidden_size)
+                                 for ly in bundle.layers),
+                  "dense_ops_per_step": sum(dense_ops_per_step(ly.input_size, ly.hidden_size)
+                                            for ly in bundle.layers),
+                  **({"layers": [{"input_size": ly.input_size, "hidden_size": ly.hidden_size,
+                                  "theta_x_code": ly.theta_x, "theta_h_code": ly.theta_h}
+                                 for ly in bundle.layers]} if bundle.num_layers > 1 else {}),
                   "trained_theta_x_code": trained[0], "trained_theta_h_code": trained[1],
                   "formats": bundle.formats.to_dict()},
         "dataset": {"name": dataset.name, "split": "test", "sequences": int(n),

@@ -16,20 +16,43 @@ from .metrics import last_hidden
 
 __all__ = ["torch_dense_accuracy", "torch_gru_latency"]
 
-def _torch_gru(bundle: ModelBundle):
-    """``nn.GRU`` in float64 with the bundle's quantised weights (biases folded as in M)."""
+def _torch_layer(layer, f):
+    """One ``nn.GRU`` layer in float64 with a bundle layer's quantised weights (biases folded
+    as in M)."""
     import torch
 
-    f = bundle.formats
-    I, H = bundle.input_size, bundle.hidden_size
+    I, H = layer.input_size, layer.hidden_size
     gru = torch.nn.GRU(I, H, batch_first=True, dtype=torch.float64)
-    bias = dequantize(bundle.bias, f.acc)          # rows: M_r, M_z, M_nx, M_nh at reset
+    bias = dequantize(layer.bias, f.acc)           # rows: M_r, M_z, M_nx, M_nh at reset
     with torch.no_grad():
-        gru.weight_ih_l0.copy_(torch.from_numpy(dequantize(bundle.w_x, f.weight).reshape(3 * H, I)))
-        gru.weight_hh_l0.copy_(torch.from_numpy(dequantize(bundle.w_h, f.weight).reshape(3 * H, H)))
+        gru.weight_ih_l0.copy_(torch.from_numpy(dequantize(layer.w_x, f.weight).reshape(3 * H, I)))
+        gru.weight_hh_l0.copy_(torch.from_numpy(dequantize(layer.w_h, f.weight).reshape(3 * H, H)))
         gru.bias_ih_l0.copy_(torch.from_numpy(np.concatenate([bias[0], bias[1], bias[2]])))
         gru.bias_hh_l0.copy_(torch.from_numpy(np.concatenate([np.zeros(2 * H), bias[3]])))
     return gru.eval()
+
+
+def _torch_gru(bundle: ModelBundle):
+    """The bundle's layers as float64 ``nn.GRU`` modules, one per layer, called like one
+    ``nn.GRU``: ``gru(x, h)`` with ``h`` None or a list of L states returns (last layer's
+    output, list of L states). Separate modules because layers may differ in width, which
+    ``nn.GRU(num_layers=L)`` does not allow."""
+    layers = [_torch_layer(ly, bundle.formats) for ly in bundle.layers]
+
+    class Stack:
+        def __call__(self, x, h=None):
+            hs = []
+            for l, g in enumerate(layers):
+                x, hn = g(x, None if h is None else h[l])
+                hs.append(hn)
+            return x, hs
+
+        def float(self):
+            for g in layers:
+                g.float()
+            return self
+
+    return Stack()
 
 
 def torch_dense_accuracy(bundle: ModelBundle, x_codes, lengths, labels) -> float | None:
@@ -59,7 +82,7 @@ def torch_gru_latency(bundle: ModelBundle, steps: int, repeats: int = 20, warmup
     """
     import torch
 
-    I, H = bundle.input_size, bundle.hidden_size
+    I = bundle.input_size
     steps = max(1, int(steps))
     prev_threads = torch.get_num_threads()
     torch.set_num_threads(threads)
@@ -68,7 +91,7 @@ def torch_gru_latency(bundle: ModelBundle, steps: int, repeats: int = 20, warmup
         x = torch.from_numpy(np.random.default_rng(0).normal(size=(1, steps, I))).float()
 
         def streaming():
-            h = torch.zeros(1, 1, H)
+            h = [torch.zeros(1, 1, ly.hidden_size) for ly in bundle.layers]
             for t in range(steps):
                 _, h = gru(x[:, t:t + 1], h)
 
@@ -93,7 +116,8 @@ def torch_gru_latency(bundle: ModelBundle, steps: int, repeats: int = 20, warmup
             "per_step_us_sequence_call": statistics.median(res["sequence_call"]),
             "threads": threads, "repeats": repeats, "warmup": warmup, "steps": steps,
             "dtype": "float32", "torch_version": torch.__version__,
-            "method": "nn.GRU batch 1, one call per step carrying h, inference_mode, "
+            "method": "nn.GRU batch 1 (one per layer, in sequence), one call per step "
+                      "carrying h, inference_mode, "
                       f"torch.set_num_threads({threads}); median over repeats of run time / "
                       "steps after warm-up (per_step_us_sequence_call: one call per sequence)",
         }

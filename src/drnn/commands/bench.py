@@ -10,7 +10,7 @@ import click
 
 from ..engines import get_engine
 from drnn_hw.errors import UserError
-from .common import core_options, load_bundle, shape_from_options
+from .common import core_options, load_bundle, require_single_layer, shape_from_options
 
 DEFAULT_ENGINE = "verilator"
 
@@ -147,7 +147,9 @@ def bench(model_dir, dataset_name, thetas, out_dir, engine, clock_mhz, build_rep
     if model_dir is None:
         raise UserError("no model: give MODEL_DIR, a bundle written by `drnn export`")
     bundle = load_bundle(model_dir)
-    shape = shape_from_options(**core, hidden=bundle.hidden_size)
+    if engine != "golden":
+        require_single_layer(bundle, model_dir)
+    shape = shape_from_options(**core, hidden=max(layer.hidden_size for layer in bundle.layers))
     if limit is not None and limit < 1:
         raise UserError(f"--limit must be ≥ 1, got {limit}")
     if torch_threads < 1 or torch_repeats < 1:

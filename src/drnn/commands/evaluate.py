@@ -26,7 +26,7 @@ def evaluate(model_dir, dataset, json_out, **core):
     from drnn_train.evaluate import evaluate_bundle
 
     bundle = load_bundle(model_dir)
-    shape = shape_from_options(**core, hidden=bundle.hidden_size)
+    shape = shape_from_options(**core, hidden=max(layer.hidden_size for layer in bundle.layers))
     if not bundle.has_head:
         raise UserError(f"{model_dir}: the bundle has no classification head, and accuracy "
                         "needs one (drnn export --torch-gru takes the nn.Linear beside the GRU, "
@@ -43,6 +43,12 @@ def evaluate(model_dir, dataset, json_out, **core):
     click.echo(f"hardware-exact accuracy {100 * m['accuracy']:.2f} %")
     click.echo(f"temporal sparsity Δx {100 * m['sparsity_dx']:.1f} %, "
                f"Δh {100 * m['sparsity_dh']:.1f} %")
+    for l, ly in enumerate(m.get("layers", [])):
+        click.echo(f"  layer {l} (I={ly['input_size']} H={ly['hidden_size']}): "
+                   f"Δx {100 * ly['sparsity_dx']:.1f} %, Δh {100 * ly['sparsity_dh']:.1f} %")
+    if bundle.num_layers > 1:
+        click.echo(f"cycles: {bundle.num_layers} layers in sequence on one core, no overlap "
+                   "(a model of a time-multiplexed core; the generated core runs one layer)")
     click.echo(f"mean cycles/step {m['mean_cycles']:.1f} (dense {m['mean_cycles_dense']:.0f})")
     if json_out:
         json_out.parent.mkdir(parents=True, exist_ok=True)

@@ -101,7 +101,13 @@ def export(checkpoint, torch_gru, out, theta_x, theta_h, name, **torch_opts):
         click.echo(f"drnn: warning: {saturated} weights/biases saturated on export "
                    f"(weights {fmts.weight}, biases {fmts.acc})", err=True)
     head = (f"yes ({bundle.head_w.shape[0]} classes)" if bundle.has_head else "no")
-    click.echo(f"{source} -> {out}: I={bundle.input_size} H={bundle.hidden_size} "
-               f"weights {fmts.weight} "
-               f"Θx={bundle.theta_x * fmts.act.lsb:g} Θh={bundle.theta_h * fmts.act.lsb:g} "
-               f"head={head}")
+    lsb = fmts.act.lsb
+    if bundle.num_layers == 1:
+        sizes = f"I={bundle.input_size} H={bundle.hidden_size}"
+        thetas = f"Θx={bundle.theta_x * lsb:g} Θh={bundle.theta_h * lsb:g}"
+    else:
+        sizes = (f"{bundle.num_layers} layers I={bundle.input_size} H="
+                 + ",".join(str(ly.hidden_size) for ly in bundle.layers))
+        thetas = (f"Θx={','.join(f'{ly.theta_x * lsb:g}' for ly in bundle.layers)} "
+                  f"Θh={','.join(f'{ly.theta_h * lsb:g}' for ly in bundle.layers)}")
+    click.echo(f"{source} -> {out}: {sizes} weights {fmts.weight} {thetas} head={head}")

@@ -18,10 +18,11 @@ def info(model_dir):
     b = load_bundle(model_dir)
     f = b.formats
     I, H = b.input_size, b.hidden_size
-    weights = 3 * H * (I + H)
+    weights = sum(3 * ly.hidden_size * (ly.input_size + ly.hidden_size) for ly in b.layers)
     click.echo(f"bundle      {model_dir}  ({b.name}; {b.source or 'no source recorded'})")
-    click.echo(f"sizes       I={I} H={H}  weights={weights} ({weights * f.w_bits / 8 / 1024:.1f} KiB "
-               f"at {f.w_bits} bits)")
+    stack = f"{b.num_layers} layers, " if b.num_layers > 1 else ""
+    click.echo(f"sizes       {stack}I={I} H={H}  weights={weights} "
+               f"({weights * f.w_bits / 8 / 1024:.1f} KiB at {f.w_bits} bits)")
     click.echo(f"formats     act {f.act}, delta {f.delta}, weight {f.weight}, acc {f.acc}")
     click.echo(f"LUTs        {f.lut_entries} entries; sigmoid ±{2 ** f.sigmoid_range_log2}, "
                f"tanh ±{2 ** f.tanh_range_log2}; output LSB {f.act.lsb}")
@@ -29,12 +30,20 @@ def info(model_dir):
     normalised = bool(np.any(b.input_mean != 0) or np.any(b.input_scale != 1))
     click.echo(f"inputs      {'(x - mean) / scale per feature' if normalised else 'raw'}, "
                f"then {act}; beyond ±{2 ** (act.bits - 1 - act.frac):g} saturates")
-    click.echo(f"thresholds  theta_x={b.theta_x * f.act.lsb:g} (code {b.theta_x}), "
-               f"theta_h={b.theta_h * f.act.lsb:g} (code {b.theta_h})")
+    if b.num_layers == 1:
+        click.echo(f"thresholds  theta_x={b.theta_x * f.act.lsb:g} (code {b.theta_x}), "
+                   f"theta_h={b.theta_h * f.act.lsb:g} (code {b.theta_h})")
+    for l, ly in enumerate(b.layers if b.num_layers > 1 else []):
+        click.echo(f"layer {l}     I={ly.input_size} H={ly.hidden_size}  "
+                   f"theta_x={ly.theta_x * f.act.lsb:g} (code {ly.theta_x}), "
+                   f"theta_h={ly.theta_h * f.act.lsb:g} (code {ly.theta_h})"
+                   + ("  (input: layer %d's h)" % (l - 1) if l else ""))
     if b.has_head:
         click.echo(f"head        {b.head_w.shape[0]} classes: {', '.join(map(str, b.classes or []))}")
     else:
         click.echo("head        none")
     shape = PRESETS["default"]
     click.echo(f"default core P={shape.rows} K={shape.columns} E={shape.scan}: "
-               f"{shape.multipliers} multipliers")
+               f"{shape.multipliers} multipliers"
+               + ("; the generated core runs one layer so far (golden engine only)"
+                  if b.num_layers > 1 else ""))

@@ -12,7 +12,7 @@ from drnn_hw.numerics import dequantize
 from ..engines import ENGINES, get_engine
 from ..inputs import write_stats
 from .common import (check_output_paths, core_options, input_options, load_bundle,
-                     read_codes, shape_from_options)
+                     read_codes, require_single_layer, shape_from_options)
 
 
 @click.command()
@@ -29,7 +29,9 @@ def simulate(model_dir, input_path, layout, lengths_path, output_path, engine, s
              waves, **core):
     """Run MODEL_DIR on X.npy and write the hidden states."""
     bundle = load_bundle(model_dir)
-    shape = shape_from_options(**core, hidden=bundle.hidden_size)
+    if engine != "golden":
+        require_single_layer(bundle, model_dir)
+    shape = shape_from_options(**core, hidden=max(layer.hidden_size for layer in bundle.layers))
     check_output_paths(output_path, stats_path)
     inputs, codes = read_codes(bundle, input_path, layout, lengths_path)
     result = get_engine(engine)(bundle, codes, lengths=inputs.lengths, shape=shape, waves=waves)

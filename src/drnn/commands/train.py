@@ -27,17 +27,41 @@ def _check_threshold(name, value):
         raise UserError(f"--{name}: expected a finite threshold >= 0, got {value}")
 
 
+def _per_layer(name: str, text: str, layers: int, kind):
+    """'64' or '128,64' (``layers`` values) -> one value or a list of ``layers`` values."""
+    try:
+        vals = [kind(t) for t in str(text).split(",")]
+    except ValueError:
+        raise UserError(f"--{name}: expected one {kind.__name__} or {layers} comma-separated "
+                        f"(one per layer), got {text!r}") from None
+    if len(vals) not in (1, layers):
+        raise UserError(f"--{name}: expected one value or {layers} comma-separated (one per "
+                        f"layer, --layers {layers}), got {len(vals)}")
+    return vals[0] if len(vals) == 1 else vals
+
+
+def _each(v):
+    return v if isinstance(v, list) else [v]
+
+
+def _show(v):
+    return ",".join(f"{e:g}" for e in _each(v))
+
+
 @click.command()
 @click.option("--dataset", default=DEFAULTS.dataset, show_default=True,
               help="japanese-vowels, basic-motions, gun-point, italy-power-demand, or PATH.npz "
                    "(x_train, y_train, x_test, y_test[, len_train, len_test]; NaN padding past "
                    "each length allowed).")
-@click.option("--hidden", type=int, default=DEFAULTS.hidden, show_default=True,
-              help="Hidden units H.")
-@click.option("--theta-x", type=float, default=DEFAULTS.theta_x, show_default=True,
-              help="Input delta threshold Θx (normalised input units).")
-@click.option("--theta-h", type=float, default=DEFAULTS.theta_h, show_default=True,
-              help="Hidden delta threshold Θh.")
+@click.option("--layers", type=int, default=DEFAULTS.layers, show_default=True,
+              help="Stacked delta-GRU layers L (layer l > 0 takes layer l-1's h).")
+@click.option("--hidden", default=str(DEFAULTS.hidden), show_default=True,
+              help="Hidden units H: one size for every layer, or L comma-separated (128,64).")
+@click.option("--theta-x", default=f"{DEFAULTS.theta_x:g}", show_default=True,
+              help="Input delta threshold Θx (normalised input units; for layer l > 0, on "
+                   "layer l-1's h): one for every layer, or L comma-separated.")
+@click.option("--theta-h", default=f"{DEFAULTS.theta_h:g}", show_default=True,
+              help="Hidden delta threshold Θh: one for every layer, or L comma-separated.")
 @click.option("--epochs", type=int, default=DEFAULTS.epochs, show_default=True,
               help="Float GRU pre-training epochs (at least; raised to make --min-steps; "
                    "0 skips the phase).")
@@ -62,21 +86,27 @@ def _check_threshold(name, value):
 @click.option("--out", "out", required=True, type=click.Path(path_type=Path),
               help="Checkpoint to write (CKPT.pt); metrics go to CKPT.metrics.json.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
-def train(dataset, hidden, theta_x, theta_h, epochs, finetune_epochs, min_steps,
+def train(dataset, layers, hidden, theta_x, theta_h, epochs, finetune_epochs, min_steps,
           finetune_min_steps, lr, finetune_lr, batch_size, l1, weight_bits, weight_frac,
           seed, threads, out, quiet):
     """Train a delta-GRU classifier (float pre-training, then delta + QAT fine-tuning)."""
     from drnn_hw.numerics import Formats
 
-    _check_positive("hidden", hidden)
+    _check_positive("layers", layers)
+    hidden = _per_layer("hidden", hidden, layers, int)
+    theta_x = _per_layer("theta-x", theta_x, layers, float)
+    theta_h = _per_layer("theta-h", theta_h, layers, float)
+    for h in _each(hidden):
+        _check_positive("hidden", h)
     _check_positive("epochs", epochs, 0)
     _check_positive("finetune-epochs", finetune_epochs, 0)
     _check_positive("min-steps", min_steps, 0)
     _check_positive("finetune-min-steps", finetune_min_steps, 0)
     _check_positive("batch-size", batch_size)
     _check_positive("threads", threads)
-    _check_threshold("theta-x", theta_x)
-    _check_threshold("theta-h", theta_h)
+    for name, v in (("theta-x", theta_x), ("theta-h", theta_h)):
+        for e in _each(v):
+            _check_threshold(name, e)
     for name, v in (("lr", lr), ("finetune-lr", finetune_lr), ("l1", l1)):
         if not math.isfinite(v) or v < 0:
             raise UserError(f"--{name}: expected a finite value >= 0, got {v}")
@@ -86,24 +116,31 @@ def train(dataset, hidden, theta_x, theta_h, epochs, finetune_epochs, min_steps,
         raise UserError(f"--weight-bits/--weight-frac: {e}") from None
     top = fmts.act.max * fmts.act.lsb
     for name, v in (("theta-x", theta_x), ("theta-h", theta_h)):
-        if v > top:
-            raise UserError(f"--{name}: expected a threshold in [0, {top:g}], got {v}")
+        for e in _each(v):
+            if e > top:
+                raise UserError(f"--{name}: expected a threshold in [0, {top:g}], got {e}")
 
     from drnn_train.train import checkpoint_metrics_path, train_model
 
-    path, m = train_model(out, dataset, progress=not quiet, hidden=hidden, theta_x=theta_x,
+    path, m = train_model(out, dataset, progress=not quiet, layers=layers, hidden=hidden,
+                          theta_x=theta_x,
                           theta_h=theta_h, epochs=epochs, finetune_epochs=finetune_epochs,
                           min_steps=min_steps, finetune_min_steps=finetune_min_steps, lr=lr,
                           finetune_lr=finetune_lr, batch_size=batch_size, l1=l1,
                           weight_bits=weight_bits, weight_frac=weight_frac, seed=seed,
                           threads=threads)
-    click.echo(f"{m['dataset']}: H={hidden} Θx={theta_x:g} Θh={theta_h:g} weights "
+    stack = f"L={layers} " if layers > 1 else ""
+    click.echo(f"{m['dataset']}: {stack}H={_show(hidden)} Θx={_show(theta_x)} "
+               f"Θh={_show(theta_h)} weights "
                f"{fmts.weight} ({m['seconds']:.0f} s; {m['epochs_run']} + "
                f"{m['finetune_epochs_run']} epochs, {m['steps']} + {m['finetune_steps']} steps)")
     click.echo(f"float GRU test accuracy     {100 * m['float_accuracy']:.2f} %")
     click.echo(f"hardware-exact test accuracy {100 * m['exact_accuracy']:.2f} %")
     click.echo(f"temporal sparsity Δx {100 * m['sparsity_dx']:.1f} %, "
                f"Δh {100 * m['sparsity_dh']:.1f} %")
+    for l, (sx, sh) in enumerate(zip(m.get("layer_sparsity_dx", []),
+                                     m.get("layer_sparsity_dh", []))):
+        click.echo(f"  layer {l}: Δx {100 * sx:.1f} %, Δh {100 * sh:.1f} %")
     if m["saturated_on_export"]:
         click.echo(f"warning: {m['saturated_on_export']} weights/biases saturate on export")
     click.echo(f"wrote {path} and {checkpoint_metrics_path(path)}")

@@ -13,6 +13,7 @@ import math
 import numpy as np
 
 from drnn_hw.cycle_model import CoreShape
+from drnn_hw.errors import UserError
 from drnn_hw.golden import GoldenResult, check_lengths
 from drnn_hw.registers import REGISTERS
 
@@ -146,8 +147,15 @@ def simulate(bundle, sequences, shape: CoreShape, *, waves=None, stall_seed=None
     return results
 
 
+def _one_layer(bundle):
+    if bundle.num_layers != 1:
+        raise UserError(f"bundle {bundle.name}: {bundle.num_layers} stacked layers: the "
+                        "generated core runs one layer so far; use the golden engine")
+
+
 def run(bundle, x_codes, lengths=None, shape=None, waves=None, **options) -> GoldenResult:
     """Run (N, T, I) activation codes through the core; same result type as the golden model."""
+    _one_layer(bundle)
     shape = shape or CoreShape()
     x = np.asarray(x_codes, dtype=np.int64)
     if x.ndim != 3 or x.shape[2] != bundle.input_size:

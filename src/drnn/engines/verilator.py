@@ -15,7 +15,14 @@ from drnn_hw.golden import GoldenResult
 last_perf: dict = {}
 
 
+def _one_layer(bundle):
+    if bundle.num_layers != 1:
+        raise UserError(f"bundle {bundle.name}: {bundle.num_layers} stacked layers: the "
+                        "generated core runs one layer so far; use the golden engine")
+
+
 def run(bundle, x_codes, lengths=None, shape=None, waves=None) -> GoldenResult:
+    _one_layer(bundle)
     try:
         from drnn_sim.cosim import simulate
         from drnn_sim.runner import SimulationError
