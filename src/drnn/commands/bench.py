@@ -111,7 +111,8 @@ def format_table(bench: dict) -> str:
 @click.command()
 @click.argument("model_dir", required=False, type=click.Path(path_type=Path))
 @click.option("--dataset", "dataset_name", default=None,
-              help="Data set (japanese-vowels, basic-motions, gun-point, italy-power-demand or a .npz); default: the one the "
+              help="Data set (japanese-vowels, basic-motions, gun-point, italy-power-demand or "
+                   "a .npz); default: the one the "
                    "model was trained on (bundle extra 'dataset').")
 @click.option("--thetas", default=None,
               help="Comma-separated thresholds in real units, same for x and h (or TX/TH pairs), "

@@ -42,9 +42,9 @@ def shape_from_options(preset=None, rows=None, columns=None, scan=None, pe=None,
                        lanes=None, hidden: int | None = None) -> CoreShape:
     """The CoreShape of the core options; a one-line UserError for a bad value.
 
-    With ``hidden`` (the model's H): a core never builds more rows than H (the rows past H
-    would hold no weight; NB = 1 either way), so P is clamped to H (with a note when --rows asked for more), and every
-    report and manifest states the P that is built."""
+    With ``hidden`` (the model's largest H): a core never builds more rows than H (the rows
+    past H would hold no weight; NB = 1 either way), so P is clamped to H, with a note when
+    --rows asked for more, and every report and manifest states the P that is built."""
     for new, old, name in ((rows, pe, "--rows/--pe"), (columns, lanes, "--columns/--lanes")):
         if new is not None and old is not None and new != old:
             raise UserError(f"{name}: two different values given ({new} and {old})")

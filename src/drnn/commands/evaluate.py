@@ -15,7 +15,8 @@ from .common import core_options, load_bundle, shape_from_options
 @click.command()
 @click.argument("model_dir", type=click.Path(path_type=Path))
 @click.option("--dataset", default=None,
-              help="japanese-vowels, basic-motions, gun-point, italy-power-demand, or PATH.npz (default: the data set the "
+              help="japanese-vowels, basic-motions, gun-point, italy-power-demand, or PATH.npz "
+                   "(default: the data set the "
                    "bundle was trained on, from its model.json extra.dataset).")
 @core_options
 @click.option("--json", "json_out", type=click.Path(path_type=Path), default=None,
