@@ -53,7 +53,8 @@ def test_cli_engine_error_is_one_line(tmp_path):
          f"runner.WAIVERS = Path({str(bad)!r}); from drnn.cli import main; "
          "sys.argv = ['drnn'] + sys.argv[1:]; main()",
          *map(str, ["simulate", tmp_path / "model", "--input", tmp_path / "x.npy", "--output",
-                    tmp_path / "h.npy", "--engine", "verilator", "--rows", shape.rows, "--columns",
+                    tmp_path / "h.npy", "--engine", "verilator",
+                    "--rows", min(shape.rows, bundle.hidden_size), "--columns",
                     shape.columns, "--scan", shape.scan])],
         capture_output=True, text=True)
     assert p.returncode != 0
