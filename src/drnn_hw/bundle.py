@@ -547,6 +547,24 @@ class ModelBundle:
                 arrays = {k: z[k] for k in z.files}
         except Exception as e:  # zipfile/OSError/ValueError: the file is not a readable npz
             raise BundleError(f"{tz}: not a readable .npz archive ({type(e).__name__})") from None
+        # Everything save() writes must be there and nothing else: a table the loader would
+        # silently rebuild, or an array it would ignore, is a bundle that is not what it says.
+        shared = {"sigmoid_lut", "tanh_lut", "input_mean", "input_scale"}
+        for k in sorted(shared - set(arrays)):
+            raise BundleError(f"{tz}: missing array '{k}'")
+        layer_re = r"layer\d+\.(w_x|w_h|bias)" if v2 else r"(w_x|w_h|bias)"
+        for k in arrays:
+            if k not in shared | {"head_w", "head_b"} and not re.fullmatch(layer_re, k) \
+                    and not (v2 and k in ("w_x", "w_h", "bias")):
+                raise BundleError(f"{tz}: unknown array '{k}'")
+        for k, table in (("sigmoid_lut", make_sigmoid_lut(formats)),
+                         ("tanh_lut", make_tanh_lut(formats))):
+            got = np.asarray(arrays[k])
+            if got.shape != table.shape or not np.array_equal(got, table):
+                where = "" if got.shape != table.shape else \
+                    f" at entry {int(np.flatnonzero(got != table)[0])}"
+                raise BundleError(f"{tz}: {k}: differs from the table the formats specify"
+                                  f"{where} (drnn_hw.numerics; entries round(f(centre)))")
         if v2:
             entries = meta["layers"]
             names = [(f"layer{l}.", e["thresholds"]) for l, e in enumerate(entries)]
@@ -580,7 +598,8 @@ class ModelBundle:
             msg = str(e).removeprefix("bundle: ")
             if v2 and len(layers) == 1 and not msg.startswith("layer0."):
                 msg = re.sub(r"^(w_x|w_h|bias|theta_x|theta_h):", r"layer0.\1:", msg)
-            raise BundleError(f"{tz}: {msg}") from None
+            # classes live in model.json; everything else validated here is a tensor
+            raise BundleError(f"{mj if msg.startswith('classes') else tz}: {msg}") from None
         for key in ("input_size", "hidden_size"):
             want = meta.get(key)
             got = getattr(bundle, key)

@@ -63,7 +63,8 @@ def _run_epochs(model, x, lengths, y, epochs, lr, batch_size, l1, rng, desc, pro
     loss_fn = nn.CrossEntropyLoss()
     H = sum(g.hidden_size for g in model.grus)      # the L1 penalty is per Δh element
     step = 0
-    bar = tqdm(range(epochs), desc=desc, disable=not progress, leave=False)
+    # disable=None: no bar when stderr is not a terminal (a redirected log stays readable)
+    bar = tqdm(range(epochs), desc=desc, disable=None if progress else True, leave=False)
     for _ in bar:
         model.train()
         total, count = 0.0, 0

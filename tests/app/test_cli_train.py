@@ -262,3 +262,18 @@ def test_evaluate_bad_input(tmp_path, capsys, flow, syn):
     for args, needles in cases:
         code, _, err = drnn(["evaluate", *args], capsys)
         assert_one_line_error(code, err, *needles)
+
+
+def test_accuracy_warnings():
+    from drnn.commands.train import accuracy_warnings
+
+    base = dict(no_better_than_majority=False, float_accuracy=0.9867, exact_accuracy=0.56,
+                sparsity_dx=0.999, sparsity_dh=0.998, majority_class="1",
+                majority_accuracy=0.5067)
+    (w,) = accuracy_warnings(base)       # GunPoint at Θ = 0.5: 43 points lost
+    assert w.startswith("drnn: warning: hardware-exact test accuracy 56.00 % is 42.7 points")
+    assert "--theta-x" in w
+    assert accuracy_warnings(dict(base, exact_accuracy=0.9757, float_accuracy=0.9757)) == []
+    assert accuracy_warnings(dict(base, exact_accuracy=0.95, float_accuracy=0.99)) == []
+    (w,) = accuracy_warnings(dict(base, no_better_than_majority=True, exact_accuracy=0.48))
+    assert "majority class '1'" in w

@@ -40,7 +40,11 @@ def _corrupt(tmp_path, **arrays):
     (dict(w_h=np.zeros((3, 5, 4), np.int64)), r"w_h: expected shape \(3, 5, 5\)"),
     (dict(w_x=np.full((3, 5, 3), 1000)), r"w_x: values must lie in \[-128, 127\]"),
     (dict(bias=np.zeros((3, 5), np.int64)), r"bias: expected shape \(4, 5\)"),
-    (dict(tanh_lut=np.full(1024, 300)), "tanh_lut: values must lie"),
+    (dict(tanh_lut=np.full(1024, 300)), "tanh_lut: differs from the table the formats"),
+    (dict(sigmoid_lut=np.full(1024, 5)), "sigmoid_lut: differs from the table the formats "
+                                         "specify at entry 0"),
+    (dict(sigmoid_lut=np.zeros(512, np.int64)), "sigmoid_lut: differs"),
+    (dict(extra_table=np.zeros(3)), "unknown array 'extra_table'"),
     (dict(input_scale=np.zeros(3)), "input_scale: must be non-zero"),
     (dict(input_mean=np.array([0.0, np.nan, 0.0])), "input_mean: contains NaN"),
 ])
@@ -249,3 +253,20 @@ def test_quantize_input_counted_after_normalisation_and_only_where_valid():
     assert (sat.count, sat.total, sat.largest) == (0, 2, 100.0)
     _, sat = b.quantize_input_counted(x, valid=np.zeros((1, 3), bool))
     assert (sat.count, sat.total, sat.largest) == (0, 0, 0.0)
+
+
+def test_missing_lut_and_wrong_classes_are_named(tmp_path):
+    d = random_bundle(3, 5).save(tmp_path / "m")
+    with np.load(d / "tensors.npz") as z:
+        data = {k: z[k] for k in z.files if k != "sigmoid_lut"}
+    np.savez(d / "tensors.npz", **data)
+    with pytest.raises(BundleError, match=r"tensors\.npz: missing array 'sigmoid_lut'"):
+        ModelBundle.load(d)
+    b = random_bundle(3, 5)
+    b.head_w, b.head_b, b.classes = np.zeros((3, 5)), np.zeros(3), ["a", "b", "c"]
+    d = b.save(tmp_path / "h")
+    meta = json.loads((d / "model.json").read_text())
+    meta["classes"] = ["a", "b"]
+    (d / "model.json").write_text(json.dumps(meta))
+    with pytest.raises(BundleError, match=r"model\.json: classes"):
+        ModelBundle.load(d)

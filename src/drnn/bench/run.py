@@ -171,7 +171,9 @@ def run_bench(bundle: ModelBundle, dataset, shape: CoreShape, engine_run, *, eng
     base_cycles = None
     acc0 = None
     stopped = False
-    bar = tqdm(todo, desc=f"bench ({engine_name})", unit="Θ", disable=not progress)
+    # disable=None: no bar when stderr is not a terminal (a redirected log stays readable)
+    bar = tqdm(todo, desc=f"bench ({engine_name})", unit="Θ",
+               disable=None if progress else True)
     for tx, th in bar:
         if stopped and (tx, th) != trained:
             continue
