@@ -202,8 +202,12 @@ class DeltaEncoder(wiring.Component):
         }
 
         # --- stage F: the next window's values and deltas -----------------------------------
-        # ok: the element exists (not padding past I or H); ne: it differs from its reference.
-        f = Signal(data.StructLayout({**window, "ok": E, "ne": E}), name="f")
+        # ok: the element exists (not padding past I or H); ne: it differs from its reference;
+        # theta, theta_neg: the window's threshold (Θx or Θh), chosen at fetch so that the
+        # test stage does not fan one x/h select bit out to every comparator (the ULX3S build's
+        # critical path ran from f.in_x through that select).
+        f = Signal(data.StructLayout({**window, "ok": E, "ne": E, "theta": dlt,
+                                      "theta_neg": dlt}), name="f")
         for e in range(E):
             h_cur = Array(element(self.h, w, e, H) for w in range(WH))[hw]
             x_r = Array(element(x_ref, w, e, I) for w in range(WX))[xw]
@@ -227,8 +231,10 @@ class DeltaEncoder(wiring.Component):
         with m.If(~a_valid & ~f.valid):
             m.d.sync += [th.x.eq(self.theta_x), th.h.eq(self.theta_h),
                          th.x_neg.eq(-self.theta_x), th.h_neg.eq(-self.theta_h)]
-        theta = Mux(f.in_x, th.x, th.h)
-        theta_neg = Mux(f.in_x, th.x_neg, th.h_neg)
+        with m.If(fetch):
+            m.d.sync += [f.theta.eq(Mux(a_in_x, th.x, th.h)),
+                         f.theta_neg.eq(Mux(a_in_x, th.x_neg, th.h_neg))]
+        theta, theta_neg = f.theta, f.theta_neg
         keep = Signal(E)
         for e in range(E):
             d = f.delta[e]        # |Δ| ≥ θ: two comparisons side by side
