@@ -20,7 +20,9 @@ ENGINES = {
 
 
 def get_engine(name: str):
-    """The ``run(bundle, x_codes, lengths=None, shape=None, waves=None)`` of an engine."""
+    """The ``run(bundle, x_codes, lengths=None, shape=None, waves=None, h0=None, state=None)``
+    of an engine: ``h0`` a list of L code arrays (:func:`drnn_hw.golden.initial_state`),
+    ``state`` a list of L :class:`~drnn_hw.golden.LayerState` to continue from."""
     if name not in ENGINES:
         raise UserError(f"unknown engine {name!r}; choose from {', '.join(ENGINES)}")
     try:

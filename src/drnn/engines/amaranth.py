@@ -153,9 +153,12 @@ def _one_layer(bundle):
                         "generated core runs one layer so far; use the golden engine")
 
 
-def run(bundle, x_codes, lengths=None, shape=None, waves=None, **options) -> GoldenResult:
+def run(bundle, x_codes, lengths=None, shape=None, waves=None, h0=None, state=None,
+        **options) -> GoldenResult:
     """Run (N, T, I) activation codes through the core; same result type as the golden model."""
     _one_layer(bundle)
+    if h0 is not None or state is not None:
+        raise UserError("h0 and a carried state need the golden engine so far")
     shape = shape or CoreShape()
     x = np.asarray(x_codes, dtype=np.int64)
     if x.ndim != 3 or x.shape[2] != bundle.input_size:

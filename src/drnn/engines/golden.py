@@ -6,7 +6,7 @@ from drnn_hw.errors import UserError
 from drnn_hw.golden import run as _golden_run
 
 
-def run(bundle, x_codes, lengths=None, shape=None, waves=None):
+def run(bundle, x_codes, lengths=None, shape=None, waves=None, h0=None, state=None):
     if waves:
         raise UserError("--waves needs an RTL engine (verilator or amaranth)")
-    return _golden_run(bundle, x_codes, lengths=lengths, shape=shape)
+    return _golden_run(bundle, x_codes, lengths=lengths, shape=shape, h0=h0, state=state)

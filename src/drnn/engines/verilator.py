@@ -21,8 +21,11 @@ def _one_layer(bundle):
                         "generated core runs one layer so far; use the golden engine")
 
 
-def run(bundle, x_codes, lengths=None, shape=None, waves=None) -> GoldenResult:
+def run(bundle, x_codes, lengths=None, shape=None, waves=None, h0=None,
+        state=None) -> GoldenResult:
     _one_layer(bundle)
+    if h0 is not None or state is not None:
+        raise UserError("h0 and a carried state need the golden engine so far")
     try:
         from drnn_sim.cosim import simulate
         from drnn_sim.runner import SimulationError
