@@ -7,10 +7,12 @@ from pathlib import Path
 import click
 import numpy as np
 
+from drnn_hw.errors import UserError
 from drnn_hw.numerics import dequantize
 
 from ..engines import ENGINES, get_engine
 from ..inputs import write_stats
+from ..state_io import read_h0, read_state, write_state
 from .common import (check_output_paths, core_options, input_options, load_bundle,
                      read_codes, require_single_layer, shape_from_options)
 
@@ -24,24 +26,61 @@ from .common import (check_output_paths, core_options, input_options, load_bundl
                    "(sequences in order), their totals, and the lengths.")
 @click.option("--waves", type=click.Path(path_type=Path), default=None,
               help="Waveform file (RTL engines only).")
+@click.option("--h0", "h0_path", type=click.Path(path_type=Path), default=None,
+              help="H0.npy or H0.npz: the initial hidden state of every layer in real units "
+                   "(as torch's h0), quantised to the activation format; values outside its "
+                   "range are an error. .npy: (L, H) for every sequence or (L, N, H) one per "
+                   "sequence (layers of one width); .npz: arrays layer0, layer1, ... of "
+                   "(H_l,) or (N, H_l).")
+@click.option("--state-in", "state_in", type=click.Path(path_type=Path), default=None,
+              help="STATE.npz written by --state-out: continue each sequence from it (same "
+                   "bundle, same number of sequences); not with --h0.")
+@click.option("--state-out", "state_out", type=click.Path(path_type=Path), default=None,
+              help="STATE.npz: the final state of every layer (each sequence's after its last "
+                   "step): layer{l}_x_ref, _h_ref, _h (N, H_l) activation codes, _m (N, 4, H_l) "
+                   "accumulator codes M_r, M_z, M_nx, M_nh, all int64; layer{l}_h_real, h in "
+                   "real units; meta (JSON: bundle, sizes, formats, fingerprint).")
 @core_options
 def simulate(model_dir, input_path, layout, lengths_path, output_path, engine, stats_path,
-             waves, **core):
-    """Run MODEL_DIR on X.npy and write the hidden states."""
+             waves, h0_path, state_in, state_out, **core):
+    """Run MODEL_DIR on X.npy and write the hidden states.
+
+    Each sequence starts from h = 0, from --h0, or from the state of an earlier run
+    (--state-in); --state-out saves the state at the end, so a long sequence run in chunks
+    (--state-out, then --state-in with the next chunk) gives the same h as in one piece.
+    The file formats are documented in drnn.state_io.
+    """
+    if h0_path is not None and state_in is not None:
+        raise UserError("--h0 and --state-in: give one (a state file holds h already)")
     bundle = load_bundle(model_dir)
     if engine != "golden":
         require_single_layer(bundle, model_dir)
     shape = shape_from_options(**core, hidden=max(layer.hidden_size for layer in bundle.layers))
     check_output_paths(output_path, stats_path)
+    if state_out is not None:
+        if state_out.suffix != ".npz":
+            raise UserError(f"--state-out {state_out}: expected a file name ending in .npz")
+        if state_out.is_dir():
+            raise UserError(f"--state-out {state_out}: is a directory, expected a file name")
     inputs, codes = read_codes(bundle, input_path, layout, lengths_path)
-    result = get_engine(engine)(bundle, codes, lengths=inputs.lengths, shape=shape, waves=waves)
+    n = codes.shape[0]
+    h0 = read_h0(h0_path, bundle, n) if h0_path is not None else None
+    state = read_state(state_in, bundle, n) if state_in is not None else None
+    result = get_engine(engine)(bundle, codes, lengths=inputs.lengths, shape=shape, waves=waves,
+                                h0=h0, state=state)
+    if state_out is not None and result.state is None:
+        raise UserError(f"--state-out: the {engine} engine does not return the final state "
+                        "yet; use --engine golden")
     h = inputs.to_file_layout(dequantize(result.h, bundle.formats.act))
     output_path.parent.mkdir(parents=True, exist_ok=True)
     np.save(output_path, h)
     if stats_path:
         write_stats(stats_path, result, extra={"engine": engine, "core": shape.to_dict()})
+    if state_out is not None:
+        write_state(state_out, bundle, result.state)
     cycles = result.flat("cycles")
-    click.echo(f"{engine}: {codes.shape[0]} sequence(s), {cycles.size} steps "
+    click.echo(f"{engine}: {n} sequence(s), {cycles.size} steps "
                f"(longest {codes.shape[1]}) -> {output_path}; "
-               f"mean cycles/step {cycles.mean():.1f}")
+               f"mean cycles/step {cycles.mean():.1f}"
+               + (f"; state -> {state_out}" if state_out is not None else ""))
 
