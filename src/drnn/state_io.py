@@ -210,8 +210,9 @@ def read_state(path, bundle: ModelBundle, n: int) -> list:
     unknown arrays, a wrong shape or dtype, codes outside their format, and an ``h_real`` that
     disagrees with ``h``."""
     p, data = _load(path, ".npz", "--state-in")
-    if not isinstance(data, dict):        # pragma: no cover - .npz suffix, .npy content
-        raise UserError(f"--state-in {p}: expected an .npz archive")
+    if not isinstance(data, dict):        # named .npz, but one .npy array inside
+        raise UserError(f"--state-in {p}: expected an .npz archive, got one array "
+                        f"{data.dtype} {data.shape}")
     meta = _meta(p, data)
     fmts = bundle.formats
     sizes = [{"input_size": ly.input_size, "hidden_size": ly.hidden_size}

@@ -115,6 +115,44 @@ def test_h0_with_tnc_layout_and_a_single_sequence(same_width, tmp_path, capsys):
     assert np.array_equal(np.load(tmp_path / "h1.npy"), want[1])
 
 
+def test_h0_means_torch_h0(tmp_path, capsys):
+    """An imported nn.GRU(num_layers=2) run by the CLI with torch's h0 file (L, N, H), Θ = 0:
+    within the derived error bound (drnn_train.error_bound, h0 quantised) of torch in float64
+    started from the same h0, and far from torch started from 0."""
+    import torch
+
+    from drnn_hw.bundle import ModelBundle
+    from drnn_train.error_bound import gru_error_bound
+
+    torch.manual_seed(0)
+    gru = torch.nn.GRU(3, 5, num_layers=2, batch_first=True, dtype=torch.float64)
+    with torch.no_grad():
+        for l in range(2):          # small recurrent gain: the compounding bound stays useful
+            getattr(gru, f"weight_hh_l{l}").mul_(0.2)
+    torch.save(gru.state_dict(), tmp_path / "g.pt")
+    ok(["export", "--torch-gru", tmp_path / "g.pt", "--out", tmp_path / "m"], capsys)
+    b = ModelBundle.load(tmp_path / "m")
+    rng = np.random.default_rng(0)
+    x = rng.normal(0, 1, (4, 3, 3))
+    h0 = rng.uniform(-1, 1, (2, 4, 5))
+    np.save(tmp_path / "x.npy", x)
+    np.save(tmp_path / "h0.npy", h0)
+    ok(["simulate", tmp_path / "m", "--input", tmp_path / "x.npy", "--output",
+        tmp_path / "h.npy", "--h0", tmp_path / "h0.npy"], capsys)
+    with torch.no_grad():
+        ref, _ = gru(torch.tensor(x), torch.tensor(h0))
+        from_zero, _ = gru(torch.tensor(x))
+    err = np.abs(np.load(tmp_path / "h.npy") - ref.numpy())
+    params = [{k: getattr(gru, f"{n}_l{l}").detach().numpy() for k, n in
+               (("w_ih", "weight_ih"), ("w_hh", "weight_hh"), ("b_ih", "bias_ih"),
+                ("b_hh", "bias_hh"))} for l in range(2)]
+    bound = gru_error_bound(b, b.quantize_input(x), float_params=params, x_float=x,
+                            h0=[quantize(h, b.formats.act) for h in h0], h0_float=list(h0))
+    assert np.all(err <= bound[None]), (err.max(), bound.max())
+    assert bound.max() < 0.5 and err.max() < 2 ** -6       # bound 0.12 .. 0.29, measured 0.007
+    assert np.abs(np.load(tmp_path / "h.npy") - from_zero.numpy())[:, 0].max() > 0.1
+
+
 H0_FAULTS = [
     ("h0.txt", None, ["h0.txt", "expected a .npy or .npz file, got .txt"]),
     ("missing.npy", "absent", ["missing.npy: file not found"]),
@@ -311,6 +349,8 @@ def test_state_of_another_bundle_or_batch_refused(stacked, tmp_path, capsys):
     (["--h0", "{t}/h0.npz", "--state-in", "{t}/s.npz"], ["--h0 and --state-in: give one"]),
     (["--state-in", "{t}/s.npy"], ["--state-in", "s.npy: expected a .npz file, got .npy"]),
     (["--state-in", "{t}/none.npz"], ["--state-in", "none.npz: file not found"]),
+    (["--state-in", "{t}/one.npz"], ["--state-in", "one.npz: expected an .npz archive, got "
+                                     "one array float64 (3,)"]),
     (["--state-out", "{t}/s.npy"], ["--state-out", "s.npy: expected a file name ending in .npz"]),
     (["--state-out", "{t}/dir.npz"], ["--state-out", "dir.npz: is a directory"]),
 ])
@@ -318,6 +358,8 @@ def test_state_options_checked_before_the_work(stacked, tmp_path, capsys, args, 
     model, _, _ = stacked
     (tmp_path / "dir.npz").mkdir()
     np.save(tmp_path / "s.npy", np.zeros(3))
+    with open(tmp_path / "one.npz", "wb") as f:      # an .npy under an .npz name
+        np.save(f, np.zeros(3))
     args = [a.format(t=tmp_path) for a in args]
     error(["simulate", model, "--input", x_path(model), "--output", tmp_path / "h.npy", *args],
           capsys, *needles)

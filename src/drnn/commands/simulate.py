@@ -37,8 +37,8 @@ from .common import (check_output_paths, core_options, input_options, load_bundl
                    "bundle, same number of sequences); not with --h0.")
 @click.option("--state-out", "state_out", type=click.Path(path_type=Path), default=None,
               help="STATE.npz: the final state of every layer (each sequence's after its last "
-                   "step): layer{l}_x_ref, _h_ref, _h (N, H_l) activation codes, _m (N, 4, H_l) "
-                   "accumulator codes M_r, M_z, M_nx, M_nh, all int64; layer{l}_h_real, h in "
+                   "step): layer{l}_x_ref (N, I_l), _h_ref and _h (N, H_l) activation codes, "
+                   "_m (N, 4, H_l) accumulator codes M_r, M_z, M_nx, M_nh, all int64; layer{l}_h_real, h in "
                    "real units; meta (JSON: bundle, sizes, formats, fingerprint).")
 @core_options
 def simulate(model_dir, input_path, layout, lengths_path, output_path, engine, stats_path,
@@ -48,7 +48,7 @@ def simulate(model_dir, input_path, layout, lengths_path, output_path, engine, s
     Each sequence starts from h = 0, from --h0, or from the state of an earlier run
     (--state-in); --state-out saves the state at the end, so a long sequence run in chunks
     (--state-out, then --state-in with the next chunk) gives the same h as in one piece.
-    The file formats are documented in drnn.state_io.
+    The options below give the file formats (in full: the drnn.state_io module).
     """
     if h0_path is not None and state_in is not None:
         raise UserError("--h0 and --state-in: give one (a state file holds h already)")
