@@ -13,7 +13,9 @@ those stay readable by every older release):
     :class:`~drnn_hw.numerics.Formats`), ``thresholds`` (``theta_x``/``theta_h`` as float and as
     integer code in the activation format), ``lut`` (entries and ranges, informational),
     ``classes`` (head labels, or null when there is no head), ``source`` (free text),
-    ``extra`` (an object, free-form). :meth:`ModelBundle.load` checks the type of every field
+    ``extra`` (an object, free-form); for a regression model only (absent means
+    classification, so a classifier's model.json is what it always was): ``task``
+    (``"regression"``) and ``outputs`` (the O output names; ``classes`` is then null). :meth:`ModelBundle.load` checks the type of every field
     (:data:`MODEL_JSON_FIELDS`), rejects unknown ones, and rejects the informational copies
     (float thresholds, ``lut``, sizes) when they disagree with what they copy.
 ``tensors.npz``
@@ -22,7 +24,10 @@ those stay readable by every older release):
     (b_ir+b_hr, b_iz+b_hz, b_in, b_hn); ``sigmoid_lut``, ``tanh_lut`` int (2**lut_bits,);
     ``input_mean``, ``input_scale`` float (I,): the host normalises raw inputs as
     ``(x - mean) / scale`` before quantising; ``head_w`` float (C, H), ``head_b`` float (C,)
-    when there is a head.
+    when there is a head. The head is applied on the host, in float, to the dequantised h:
+    argmax over C classes, or for a regression model (``task``) the O outputs
+    ``head_w · h + head_b`` themselves, in the target's units (the trainer folds its target
+    normalisation into the head), at every step or at the last one.
 
 **Version 2** (L layers; written for L > 1, read for any L ≥ 1):
 
@@ -55,7 +60,7 @@ import numpy as np
 from .io import read_json_object
 from .numerics import Formats, make_sigmoid_lut, make_tanh_lut, quantize, quantize_count
 
-__all__ = ["ModelBundle", "Layer", "BundleError", "FORMAT_VERSION", "FORMAT_VERSIONS",
+__all__ = ["ModelBundle", "Layer", "BundleError", "FORMAT_VERSION", "FORMAT_VERSIONS", "TASKS",
            "InputSaturation", "MODEL_JSON_FIELDS", "MODEL_JSON_FIELDS_V2", "LAYER_JSON_FIELDS",
            "random_bundle", "random_stacked_bundle"]
 
@@ -87,6 +92,14 @@ def _is_classes(v):
     return v is None or (isinstance(v, list) and all(isinstance(e, str) for e in v))
 
 
+def _is_outputs(v):
+    return isinstance(v, list) and bool(v) and all(isinstance(e, str) for e in v)
+
+
+#: What a model's head does: the values of model.json's ``task``.
+TASKS = ("classification", "regression")
+
+
 class _ListOf:
     """A model.json field holding a non-empty list of objects, each checked against ``spec``."""
 
@@ -113,6 +126,8 @@ MODEL_JSON_FIELDS = {
     "lut": ({"entries": (_INT, False), "sigmoid_range": (_PAIR, False),
              "tanh_range": (_PAIR, False), "output_lsb": (_NUM, False)}, False),
     "classes": (("a list of strings or null", _is_classes), False),
+    "task": (("'classification' or 'regression'", lambda v: v in TASKS), False),
+    "outputs": (("a non-empty list of strings", _is_outputs), False),
     "source": (_STR, False),
     "extra": (("an object", lambda v: isinstance(v, dict)), False),
 }
@@ -287,6 +302,8 @@ class ModelBundle:
     name: str = "delta-gru"
     source: str = ""
     extra: dict = field(default_factory=dict)
+    task: str = "classification"
+    outputs: list | None = None
 
     w_x = _single("w_x")
     w_h = _single("w_h")
@@ -298,7 +315,7 @@ class ModelBundle:
                  theta_h: int = 0, sigmoid_lut=None, tanh_lut=None, input_mean=None,
                  input_scale=None, head_w=None, head_b=None, classes=None,
                  name: str = "delta-gru", source: str = "", extra: dict | None = None, *,
-                 layers=None):
+                 layers=None, task: str = "classification", outputs=None):
         if layers is None:
             if w_x is None or w_h is None or bias is None:
                 raise TypeError("ModelBundle needs w_x, w_h and bias, or layers")
@@ -313,6 +330,7 @@ class ModelBundle:
         self.head_w, self.head_b, self.classes = head_w, head_b, classes
         self.name, self.source = name, source
         self.extra = {} if extra is None else extra
+        self.task, self.outputs = task, None if outputs is None else list(outputs)
         self.__post_init__()
 
     def __post_init__(self):
@@ -343,6 +361,16 @@ class ModelBundle:
     @property
     def has_head(self) -> bool:
         return self.head_w is not None
+
+    @property
+    def is_regression(self) -> bool:
+        """The head outputs O real values (``outputs``), not C class scores."""
+        return self.task == "regression"
+
+    @property
+    def num_outputs(self) -> int:
+        """The head's rows: C classes or O regression outputs (0 without a head)."""
+        return 0 if self.head_w is None else int(np.shape(self.head_w)[0])
 
     def with_thresholds(self, theta_x: int | None = None, theta_h: int | None = None):
         """A copy with these threshold codes (None keeps the current); on a stacked bundle
@@ -430,6 +458,19 @@ class ModelBundle:
                 fail("head_b", f"expected shape ({hw.shape[0]},)")
             if self.classes is not None and len(self.classes) != hw.shape[0]:
                 fail("classes", f"expected {hw.shape[0]} labels, got {len(self.classes)}")
+        if self.task not in TASKS:
+            fail("task", f"expected one of {', '.join(TASKS)}, got {self.task!r}")
+        if self.is_regression:
+            if self.head_w is None:
+                fail("head_w", "missing: a regression model needs its head (O, H)")
+            if self.classes is not None:
+                fail("classes", "expected null for a regression model (its outputs are named "
+                                "in outputs)")
+            if self.outputs is None or len(self.outputs) != self.num_outputs:
+                fail("outputs", f"expected {self.num_outputs} names (one per row of head_w), "
+                                f"got {None if self.outputs is None else len(self.outputs)}")
+        elif self.outputs is not None:
+            fail("outputs", "only a regression model (task 'regression') names outputs")
         for ly in self.layers:
             ly.w_x = np.asarray(ly.w_x, dtype=np.int64)
             ly.w_h = np.asarray(ly.w_h, dtype=np.int64)
@@ -504,6 +545,9 @@ class ModelBundle:
                 "output_lsb": f.act.lsb,
             },
             "classes": None if self.classes is None else [str(c) for c in self.classes],
+            # Written for a regression model only: a classifier's model.json is unchanged.
+            **({"task": self.task, "outputs": [str(o) for o in self.outputs]}
+               if self.is_regression else {}),
             "source": self.source,
             "extra": self.extra,
         })
@@ -592,14 +636,16 @@ class ModelBundle:
                 head_w=arrays.get("head_w"), head_b=arrays.get("head_b"),
                 classes=meta.get("classes"), name=meta.get("name", d.name),
                 source=meta.get("source", ""), extra=meta.get("extra", {}),
+                task=meta.get("task", "classification"), outputs=meta.get("outputs"),
             )
         except BundleError as e:
             # A one-layer version-2 bundle names its arrays layer0.*; validation says w_x.
             msg = str(e).removeprefix("bundle: ")
             if v2 and len(layers) == 1 and not msg.startswith("layer0."):
                 msg = re.sub(r"^(w_x|w_h|bias|theta_x|theta_h):", r"layer0.\1:", msg)
-            # classes live in model.json; everything else validated here is a tensor
-            raise BundleError(f"{mj if msg.startswith('classes') else tz}: {msg}") from None
+            # classes, task and outputs live in model.json; everything else is a tensor
+            in_json = msg.startswith(("classes", "task", "outputs"))
+            raise BundleError(f"{mj if in_json else tz}: {msg}") from None
         for key in ("input_size", "hidden_size"):
             want = meta.get(key)
             got = getattr(bundle, key)

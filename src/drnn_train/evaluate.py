@@ -1,4 +1,10 @@
-"""Hardware-exact evaluation of a bundle on a data set: golden model + host head + cycle model."""
+"""Hardware-exact evaluation of a bundle on a data set: golden model + host head + cycle model.
+
+Classification: accuracy of the argmax of the head on h at each sequence's last valid step.
+Regression: the head's outputs (in the target's units, see :mod:`drnn_hw.bundle`) at every
+valid step (per-step targets (N, T, O)) or at the last one ((N, O)), and their root mean
+square error (:func:`regression_errors`).
+"""
 
 from __future__ import annotations
 
@@ -12,7 +18,8 @@ from drnn_hw.numerics import dequantize
 
 from .datasets import Dataset, load_dataset
 
-__all__ = ["evaluate_bundle", "head_logits"]
+__all__ = ["evaluate_bundle", "head_logits", "head_outputs", "regression_errors",
+           "check_targets"]
 
 
 def head_logits(bundle: ModelBundle, h_codes: np.ndarray, lengths: np.ndarray) -> np.ndarray:
@@ -22,11 +29,67 @@ def head_logits(bundle: ModelBundle, h_codes: np.ndarray, lengths: np.ndarray) -
         + np.asarray(bundle.head_b, np.float64)
 
 
+def head_outputs(bundle: ModelBundle, h_codes: np.ndarray, lengths: np.ndarray,
+                 per_step: bool) -> np.ndarray:
+    """The host's linear head on the dequantised h codes (N, T, H): (N, T, O) at every step
+    (0 past each length) when ``per_step``, else (N, O) at each sequence's last valid step."""
+    if not per_step:
+        return head_logits(bundle, h_codes, lengths)
+    h = dequantize(np.asarray(h_codes), bundle.formats.act)
+    out = h @ np.asarray(bundle.head_w, np.float64).T + np.asarray(bundle.head_b, np.float64)
+    valid = np.arange(h.shape[1])[None, :] < np.asarray(lengths)[:, None]
+    return np.where(valid[..., None], out, 0.0)
+
+
+def regression_errors(pred: np.ndarray, y: np.ndarray, lengths: np.ndarray) -> dict:
+    """Root mean square error of predictions against targets, in the target's units.
+
+    ``pred`` and ``y``: (N, T, O) per-step (only steps before each of ``lengths`` count) or
+    (N, O) last-step. Returns ``rmse`` (over every counted value of every output),
+    ``rmse_per_output`` (O), ``target_std`` (O: the targets' standard deviation over the same
+    values, the RMSE of predicting their mean; 1 where it is 0) and ``nrmse``:
+    ``sqrt(mean_o (rmse_o / target_std_o)²)``, unit-free: 0 is perfect, 1 no better than
+    the mean. Raises ValueError when the shapes differ.
+    """
+    pred, y = np.asarray(pred, np.float64), np.asarray(y, np.float64)
+    if pred.shape != y.shape:
+        raise ValueError(f"predictions {pred.shape} and targets {y.shape} differ in shape")
+    if y.ndim == 3:
+        valid = np.arange(y.shape[1])[None, :] < np.asarray(lengths)[:, None]
+        pred, y = pred[valid], y[valid]
+    err = pred - y
+    per = np.sqrt(np.mean(err ** 2, axis=0))
+    std = y.std(axis=0)
+    std = np.where(std > 1e-12, std, 1.0)
+    return {"rmse": float(np.sqrt(np.mean(err ** 2))),
+            "rmse_per_output": [float(v) for v in per],
+            "target_std": [float(v) for v in std],
+            "nrmse": float(np.sqrt(np.mean((per / std) ** 2)))}
+
+
+def check_targets(bundle: ModelBundle, dataset: Dataset):
+    """UserError unless the data set's task and head size fit the bundle's."""
+    if not bundle.has_head:
+        raise UserError(f"bundle {bundle.name!r} has no head, and accuracy (or RMSE) needs one")
+    if dataset.task != bundle.task:
+        raise UserError(f"data set {dataset.name}: a {dataset.task} data set, the model "
+                        f"{bundle.name!r} is a {bundle.task} model")
+    if dataset.is_regression:
+        if bundle.num_outputs != dataset.num_outputs:
+            raise UserError(f"data set {dataset.name}: {dataset.num_outputs} target outputs, "
+                            f"the model's head has {bundle.num_outputs}")
+    elif bundle.num_outputs != dataset.num_classes:
+        raise UserError(f"data set {dataset.name}: {dataset.num_classes} classes, the model's "
+                        f"head has {bundle.num_outputs}")
+
+
 def evaluate_bundle(bundle: ModelBundle, dataset: Dataset | str, shape: CoreShape | None = None,
                     split: str = "test") -> dict:
     """Accuracy of the bundle (golden model, bit-exact with the hardware) on a data split.
 
-    Returns accuracy, sparsity_dx / sparsity_dh (fraction of zero deltas over valid steps),
+    Returns accuracy (classification) or, for a regression bundle, rmse, rmse_per_output,
+    target_std, nrmse (:func:`regression_errors`, target units), outputs and per_step;
+    sparsity_dx / sparsity_dh (fraction of zero deltas over valid steps),
     mean_cycles (cycle model for ``shape``), mean_cycles_dense (the same core with every delta
     kept), speedup (dense / mean cycles), steps, sequences, mean_nnz_dx / mean_nnz_dh, core;
     theta_x / theta_h for one layer. A stacked bundle: sparsity and nnz over all layers, cycles
@@ -35,7 +98,7 @@ def evaluate_bundle(bundle: ModelBundle, dataset: Dataset | str, shape: CoreShap
     ``dataset`` is a loaded :class:`Dataset` or a name / .npz path.
     """
     if isinstance(dataset, (str, bytes)) or hasattr(dataset, "__fspath__"):
-        dataset = load_dataset(str(dataset))
+        dataset = load_dataset(str(dataset), task=bundle.task)
     if not bundle.has_head:
         raise UserError(f"bundle {bundle.name!r} has no classification head, and accuracy "
                         "needs one")
@@ -45,14 +108,11 @@ def evaluate_bundle(bundle: ModelBundle, dataset: Dataset | str, shape: CoreShap
     if x.shape[2] != bundle.input_size:
         raise UserError(f"data set {dataset.name}: {x.shape[2]} input features, the model "
                         f"expects {bundle.input_size}")
-    if bundle.head_w.shape[0] != dataset.num_classes:
-        raise UserError(f"data set {dataset.name}: {dataset.num_classes} classes, the model's "
-                        f"head has {bundle.head_w.shape[0]}")
+    check_targets(bundle, dataset)
     shape = shape or CoreShape()
     valid = np.arange(x.shape[1])[None, :] < lengths[:, None]
     codes = np.where(valid[..., None], bundle.quantize_input(x, where=dataset.name), 0)
     res = run(bundle, codes, lengths, shape)
-    pred = head_logits(bundle, res.h, lengths).argmax(-1)
     steps = int(lengths.sum())
     nnz_dx, nnz_dh, cycles = res.flat("nnz_dx"), res.flat("nnz_dh"), res.flat("cycles")
     # Stacked layers: sparsity over all layers' inputs (hidden states); the dense step runs
@@ -61,9 +121,14 @@ def evaluate_bundle(bundle: ModelBundle, dataset: Dataset | str, shape: CoreShap
     H = sum(ly.hidden_size for ly in bundle.layers)
     dense = sum(step_cycles(np.ones(ly.input_size, bool), np.ones(ly.hidden_size, bool), shape)
                 for ly in bundle.layers)
+    if dataset.is_regression:
+        score = {**regression_errors(head_outputs(bundle, res.h, lengths, dataset.per_step),
+                                     y, lengths),
+                 "outputs": list(bundle.outputs), "per_step": dataset.per_step}
+    else:
+        score = {"accuracy": float(np.mean(head_logits(bundle, res.h, lengths).argmax(-1) == y))}
     out = {
-        "dataset": dataset.name, "split": split,
-        "accuracy": float(np.mean(pred == y)),
+        "dataset": dataset.name, "split": split, "task": bundle.task, **score,
         "sparsity_dx": float(1 - nnz_dx.sum() / (steps * I)),
         "sparsity_dh": float(1 - nnz_dh.sum() / (steps * H)),
         "mean_nnz_dx": float(nnz_dx.mean()), "mean_nnz_dh": float(nnz_dh.mean()),

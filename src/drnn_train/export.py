@@ -182,6 +182,8 @@ def bundle_from_checkpoint(ckpt: dict, theta_x=None, theta_h=None, name: str | N
     """Checkpoint dict -> (bundle, saturated count). Thresholds default to the trained ones
     (one value for every layer, or a list of L). A checkpoint of L layers (``num_layers``,
     absent in version 1 = 1) holds layer 0 under ``rnn.`` and layer l > 0 under ``rnn{l}.``."""
+    from .model import bundle_head
+
     cfg, st = ckpt["config"], ckpt["state"]
     fmts = Formats.from_dict(ckpt["formats"])
     np_ = lambda k: st[k].detach().cpu().double().numpy()
@@ -198,8 +200,7 @@ def bundle_from_checkpoint(ckpt: dict, theta_x=None, theta_h=None, name: str | N
         theta_h=cfg["theta_h"] if theta_h is None else theta_h,
         input_mean=np.asarray(ckpt["input_mean"], np.float64),
         input_scale=np.asarray(ckpt["input_scale"], np.float64),
-        head_w=np_("head.weight"), head_b=np_("head.bias"),
-        classes=[str(c) for c in ckpt["classes"]],
+        **bundle_head(ckpt),     # head, classes; a regression head in target units
         name=name or f"{Path(str(ckpt.get('dataset', 'model'))).stem}-{tag}",
         source=f"drnn train: {cfg}", extra={"dataset": ckpt.get("dataset")})
 

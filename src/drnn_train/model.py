@@ -33,7 +33,8 @@ from drnn_hw.numerics import Formats, lut_shift, make_sigmoid_lut, make_tanh_lut
 
 from .quant import fake_quant, fake_quant_codes, lut_activation, round_half_up
 
-__all__ = ["DeltaGRU", "DeltaGRUClassifier", "exact_run", "last_step", "per_layer"]
+__all__ = ["DeltaGRU", "DeltaGRUClassifier", "exact_run", "last_step", "per_layer",
+           "bundle_head"]
 
 DTYPE = torch.float64
 
@@ -180,7 +181,8 @@ def per_layer(value, layers: int, name: str) -> list:
 
 class DeltaGRUClassifier(nn.Module):
     """Stacked delta-GRU layers on the accelerator, a linear head on the host (the last
-    layer's h at the last valid step).
+    layer's h at the last valid step; with ``per_step``, at every step: a per-step regression
+    model). ``num_classes`` is the head's rows: C classes or O regression outputs.
 
     ``hidden_size``: one H for every layer or a list (H_0, ..., H_{L-1}); ``num_layers``
     (default: the list's length, else 1); ``theta_x``/``theta_h``: one threshold for every
@@ -191,8 +193,10 @@ class DeltaGRUClassifier(nn.Module):
 
     def __init__(self, input_size: int, hidden_size, num_classes: int,
                  formats: Formats | None = None, theta_x=0.0, theta_h=0.0,
-                 quantize: bool = False, num_layers: int | None = None):
+                 quantize: bool = False, num_layers: int | None = None,
+                 per_step: bool = False):
         super().__init__()
+        self.per_step = per_step
         if num_layers is None:
             num_layers = len(hidden_size) if isinstance(hidden_size, (list, tuple)) else 1
         hs = [int(h) for h in per_layer(hidden_size, num_layers, "hidden_size")]
@@ -218,9 +222,19 @@ class DeltaGRUClassifier(nn.Module):
             g.theta_x, g.theta_h, g.quantize = float(tx), float(th), quantize
 
     def forward(self, x, lengths):
-        """x (N, T, I), lengths (N,) -> (logits (N, C), stats): ``nnz_dx``, ``nnz_dh`` (N, T)
-        summed over the layers, ``l1_dh`` summed, ``layer_nnz_dx``/``layer_nnz_dh`` lists of
-        L (N, T) tensors."""
+        """x (N, T, I), lengths (N,) -> (head output, stats). The head output is (N, C) on
+        the last valid step, or with ``per_step`` (N, T, C) on every step (0 past each
+        length). stats: ``nnz_dx``, ``nnz_dh`` (N, T) summed over the layers, ``l1_dh``
+        summed, ``layer_nnz_dx``/``layer_nnz_dh`` lists of L (N, T) tensors."""
+        h, stats = self.hidden(x, lengths)
+        if self.per_step:
+            valid = torch.arange(h.shape[1])[None, :] < torch.as_tensor(lengths)[:, None]
+            return torch.where(valid[..., None], self.head(h), 0.0), stats
+        return self.head(last_step(h, lengths)), stats
+
+    def hidden(self, x, lengths):
+        """x (N, T, I), lengths (N,) -> (the last layer's h (N, T, H_last), stats as
+        :meth:`forward`)."""
         h, stats = x, {"nnz_dx": 0, "nnz_dh": 0, "l1_dh": 0, "layer_nnz_dx": [],
                        "layer_nnz_dh": []}
         for g in self.grus:
@@ -229,7 +243,29 @@ class DeltaGRUClassifier(nn.Module):
                 stats[k] = stats[k] + st[k]
             stats["layer_nnz_dx"].append(st["nnz_dx"])
             stats["layer_nnz_dh"].append(st["nnz_dh"])
-        return self.head(last_step(h, lengths)), stats
+        return h, stats
+
+
+def bundle_head(ckpt: dict) -> dict:
+    """The head fields of the bundle exported from a trainer checkpoint (keyword arguments of
+    :class:`~drnn_hw.bundle.ModelBundle`): ``head_w`` (C, H_last), ``head_b`` (C,),
+    ``classes``, ``task``, ``outputs``.
+
+    Classification: the trained head and the class labels. Regression (``ckpt["task"]``):
+    the model learned normalised targets ``(y − target_mean) / target_scale``; the exported
+    head gives the targets in their own units, ``W' = target_scale · W`` (row-wise),
+    ``b' = target_scale · b + target_mean``, so the host needs no extra step and every RMSE
+    downstream is in the target's units.
+    """
+    st = ckpt["state"]
+    w = st["head.weight"].detach().cpu().double().numpy()
+    b = st["head.bias"].detach().cpu().double().numpy()
+    if ckpt.get("task", "classification") != "regression":
+        return {"head_w": w, "head_b": b, "classes": [str(c) for c in ckpt["classes"]]}
+    mean = np.asarray(ckpt["target_mean"], np.float64)
+    scale = np.asarray(ckpt["target_scale"], np.float64)
+    return {"head_w": w * scale[:, None], "head_b": b * scale + mean, "classes": None,
+            "task": "regression", "outputs": [str(o) for o in ckpt["outputs"]]}
 
 
 # ---------------------------------------------------------------------------------------------

@@ -12,6 +12,12 @@ Definitions (also written into bench.json under ``definitions``):
 ``accuracy``
     The head (float ``head_w · h + head_b``, argmax) on the dequantised hidden state the engine
     produced at each sequence's last valid step, against the test labels: hardware-exact.
+    None for a regression model.
+``rmse``, ``rmse_per_output``, ``nrmse`` (regression models only)
+    The head's outputs (target units) on the engine's h at every valid step (per-step targets)
+    or at each sequence's last valid step, against the test targets: root mean square error
+    over all outputs, per output, and ``sqrt(mean_o (rmse_o / std_o)²)`` with ``std_o`` the
+    test targets' standard deviation (unit-free; 1 = no better than predicting their mean).
 ``sparsity_dx``, ``sparsity_dh``
     Fraction of zero deltas: ``1 − Σ nnz_dx / (I · steps)`` (and with H for Δh).
 ``cycles``
@@ -69,7 +75,7 @@ from drnn_hw.numerics import dequantize, quantize
 __all__ = ["REFERENCE_DESIGN", "DEFINITIONS", "cycle_stats", "sparsity", "useful_macs",
            "mxv_utilisation", "bound_efficiency", "dense_ops_per_step", "effective_ops_per_s",
            "ops_per_multiplier_cycle", "speedup", "cycle_breakdown", "last_hidden",
-           "head_accuracy", "parse_thetas", "sweep_codes"]
+           "head_accuracy", "head_regression", "parse_thetas", "sweep_codes"]
 
 #: DeltaRNN (FPGA 2018, BRIEF §2) as published.
 REFERENCE_DESIGN = {
@@ -83,6 +89,11 @@ REFERENCE_DESIGN = {
 DEFINITIONS = {
     "accuracy": "head (argmax of head_w.h + head_b) on the engine's h at each sequence's last "
                 "valid step, against the test labels (hardware-exact)",
+    "rmse": "regression: root mean square error of the head (target units) on the engine's h "
+            "at every valid step (per-step targets) or the last valid step, over all outputs; "
+            "rmse_per_output per output",
+    "nrmse": "regression: sqrt(mean over outputs of (rmse_o / std_o)^2), std_o the test "
+             "targets' standard deviation (1 = no better than predicting their mean)",
     "sparsity_dx": "fraction of zero input deltas: 1 - sum(nnz_dx) / (I * steps)",
     "sparsity_dh": "fraction of zero hidden deltas: 1 - sum(nnz_dh) / (H * steps)",
     "cycles": "cycles per step over all valid steps (mean, p50, p99, max; linear percentiles)",
@@ -194,13 +205,31 @@ def last_hidden(h, lengths) -> np.ndarray:
 
 
 def head_accuracy(bundle: ModelBundle, h_codes, lengths, labels) -> float | None:
-    """Accuracy of the bundle's head on the hidden-state codes at each sequence's last step."""
-    if not bundle.has_head:
+    """Accuracy of the bundle's head on the hidden-state codes at each sequence's last step;
+    None without a head or for a regression model (:func:`head_regression`)."""
+    if not bundle.has_head or bundle.is_regression:
         return None
     hl = dequantize(last_hidden(h_codes, lengths), bundle.formats.act)
     logits = hl @ np.asarray(bundle.head_w, dtype=np.float64).T + np.asarray(bundle.head_b)
     pred = np.argmax(logits, axis=1)
     return float(np.mean(pred == np.asarray(labels)))
+
+
+def head_regression(bundle: ModelBundle, h_codes, lengths, targets) -> dict | None:
+    """A regression bundle's errors on the hidden-state codes: ``rmse``, ``rmse_per_output``,
+    ``nrmse``, ``target_std`` (:func:`drnn_train.evaluate.regression_errors`, target units).
+    ``targets``: (N, T, O) per step, compared at every valid step, or (N, O) at the last one.
+    None for a classifier."""
+    if not bundle.is_regression:
+        return None
+    from drnn_train.evaluate import head_outputs, regression_errors
+
+    targets = np.asarray(targets, np.float64)
+    per_step = targets.ndim == 3
+    h = np.asarray(h_codes)
+    if per_step:
+        h = h[:, :targets.shape[1]]
+    return regression_errors(head_outputs(bundle, h, lengths, per_step), targets, lengths)
 
 
 def parse_thetas(text: str, bundle: ModelBundle) -> list[tuple[int, int]]:

@@ -1,7 +1,8 @@
 """PNG plots of a bench result (matplotlib, Agg backend, no display needed).
 
 Each function takes the bench dict of :func:`drnn.bench.run.run_bench` and writes one PNG:
-accuracy and sparsity against Θ, cycles per step against Θ with the bound (and the peer model),
+accuracy (a regression model: RMSE / target std per output, ``rmse_sparsity.png``) and
+sparsity against Θ, cycles per step against Θ with the bound (and the peer model),
 and the per-step cycle trace of one sequence.
 """
 
@@ -45,11 +46,22 @@ def plot_accuracy_sparsity(bench: dict, path) -> Path:
     xs = range(len(rows))
     fig = Figure(figsize=(8, 4.5), layout="constrained")
     ax = fig.subplots()
+    regression = bench.get("task") == "regression"
+    if regression:
+        ax.plot(xs, [r["nrmse"] for r in rows], "o-", color="C0",
+                label="nRMSE, all outputs (hardware-exact)")
+        std = bench["target_std"]
+        for k, name in enumerate(bench["outputs"]):
+            ax.plot(xs, [r["rmse_per_output"][k] / std[k] for r in rows], ".:",
+                    color=f"C{3 + k % 7}", label=f"{name}: RMSE / target std")
+        ax.set_ylabel("RMSE / test-target std (hardware-exact)", color="C0")
+        ax.set_ylim(bottom=0)
     acc = [None if r["accuracy"] is None else 100 * r["accuracy"] for r in rows]
-    if any(a is not None for a in acc):
+    if not regression and any(a is not None for a in acc):
         ax.plot(xs, [float("nan") if a is None else a for a in acc], "o-", color="C0",
                 label="accuracy (hardware-exact)")
-    ax.set_ylabel("accuracy (%)", color="C0")
+    if not regression:
+        ax.set_ylabel("accuracy (%)", color="C0")
     ax.set_xlabel("Θ (Θx/Θh if they differ), run-time threshold, same weights")
     ax.set_xticks(list(xs), _theta_labels(rows), rotation=45)
     ax2 = ax.twinx()
@@ -59,7 +71,9 @@ def plot_accuracy_sparsity(bench: dict, path) -> Path:
     ax2.set_ylim(0, 100)
     lines = ax.get_lines() + ax2.get_lines()
     ax.legend(lines, [ln.get_label() for ln in lines], loc="lower left", fontsize=8)
-    return _finish(fig, ax, bench, "Accuracy and temporal sparsity vs threshold", path)
+    title = "RMSE" if regression else "Accuracy"
+    return _finish(fig, ax, bench, f"{title} and temporal sparsity vs threshold", path)
+
 
 
 def plot_cycles(bench: dict, path) -> Path:
@@ -107,6 +121,8 @@ def plot_trace(bench: dict, path) -> Path:
 def write_plots(bench: dict, out_dir) -> list[Path]:
     d = Path(out_dir)
     d.mkdir(parents=True, exist_ok=True)
-    return [plot_accuracy_sparsity(bench, d / "accuracy_sparsity.png"),
+    first = "rmse_sparsity.png" if bench.get("task") == "regression" else \
+        "accuracy_sparsity.png"
+    return [plot_accuracy_sparsity(bench, d / first),
             plot_cycles(bench, d / "cycles.png"),
             plot_trace(bench, d / "trace.png")]

@@ -15,13 +15,14 @@ from drnn_hw.bundle import ModelBundle
 from drnn_hw.cycle_model import FORMULA, CoreShape, cycle_bound
 from drnn_hw.errors import UserError
 from drnn_hw.golden import GoldenResult
+from drnn_train.evaluate import regression_errors
 
 from . import peer_model
 from .metrics import (DEFINITIONS, REFERENCE_DESIGN, cycle_breakdown,
-                      cycle_stats, dense_ops_per_step, head_accuracy,
+                      cycle_stats, dense_ops_per_step, head_accuracy, head_regression,
                       mxv_utilisation, sparsity, speedup, sweep_codes,
                       useful_macs)
-from .torch_ref import torch_dense_accuracy, torch_gru_latency
+from .torch_ref import torch_dense_accuracy, torch_dense_regression, torch_gru_latency
 
 __all__ = ["summarise", "run_bench", "write_json"]
 
@@ -44,6 +45,9 @@ def _per_layer_sum(fn, bundle: ModelBundle, per_layer):
 def summarise(result, bundle: ModelBundle, labels, shape: CoreShape, clock_mhz: float,
               base_cycles=None, torch_us: float | None = None) -> dict:
     """Everything the bench reports for one engine result (a GoldenResult) at one threshold.
+
+    ``labels``: the test labels (N,), or a regression model's targets ((N, T, O) per step or
+    (N, O)): the row then has ``accuracy`` None and ``rmse``, ``rmse_per_output``, ``nrmse``.
 
     A stacked bundle: sparsity over all layers' inputs (hidden states), MACs, cycle bound,
     dense operations, breakdown and the peer's cycles summed over the layers (layers in
@@ -76,11 +80,13 @@ def summarise(result, bundle: ModelBundle, labels, shape: CoreShape, clock_mhz: 
                                            "total")}
     lat_mean_us = stats["mean"] / clock_mhz
     first = bundle.layers[0]
+    reg = head_regression(bundle, result.h, result.lengths, labels)
     row = {
         "theta_x": first.theta_x * f.act.lsb, "theta_h": first.theta_h * f.act.lsb,
         "theta_x_code": int(first.theta_x), "theta_h_code": int(first.theta_h),
         "trained": False,
         "accuracy": head_accuracy(bundle, result.h, result.lengths, labels),
+        **({} if reg is None else {k: reg[k] for k in ("rmse", "rmse_per_output", "nrmse")}),
         "sparsity_dx": sparsity(ndx, I), "sparsity_dh": sparsity(ndh, H),
         "nnz_dx_mean": float(ndx.mean()), "nnz_dh_mean": float(ndh.mean()),
         "steps": int(cyc.size),
@@ -122,14 +128,16 @@ def _compare(a, b) -> dict:
 
 def run_bench(bundle: ModelBundle, dataset, shape: CoreShape, engine_run, *, engine_name: str,
               thetas=None, clock_mhz: float = 100.0, clock_source: str = "stated",
-              limit: int | None = None, accuracy_drop: float = 0.03, golden_run=None,
+              limit: int | None = None, accuracy_drop: float = 0.03,
+              nrmse_rise: float = 0.1, golden_run=None,
               torch_threads: int = 1, torch_repeats: int = 20, progress: bool = True,
               log=print) -> dict:
     """Measure ``bundle`` on ``dataset``'s test set at each threshold; returns the bench dict.
 
     ``thetas``: list of (Θx code, Θh code); None sweeps :func:`sweep_codes` (same Θ for x and h)
-    until accuracy falls more than ``accuracy_drop`` below Θ = 0 (that point included), plus the
-    bundle's trained thresholds. Θ = 0 is always measured (the speed-up baseline).
+    until accuracy falls more than ``accuracy_drop`` below Θ = 0 (a regression model: until
+    its nrmse, RMSE / target std, rises more than ``nrmse_rise`` above Θ = 0's; that point
+    included), plus the bundle's trained thresholds. Θ = 0 is always measured (the speed-up baseline).
     ``golden_run``: when the engine is not the golden model, the golden model's run, to check
     bit-exactness and the cycle model on every step.
     """
@@ -146,11 +154,19 @@ def run_bench(bundle: ModelBundle, dataset, shape: CoreShape, engine_run, *, eng
     x = dataset.x_test[:n, :T]
     codes = bundle.quantize_input(x, where=f"data set {dataset.name} (test)")
     labels = np.asarray(dataset.y_test[:n])
+    if bundle.is_regression:
+        from drnn_train.evaluate import check_targets
+
+        check_targets(bundle, dataset)
+        if labels.ndim == 3:        # per-step targets, trimmed like x
+            labels = labels[:, :T]
     I, H = bundle.input_size, bundle.hidden_size
 
     log(f"timing torch nn.GRU (batch 1, {torch_threads} thread(s), {torch_repeats} repeats) ...")
     torch_info = torch_gru_latency(bundle, T, repeats=torch_repeats, threads=torch_threads)
     torch_info["dense_float_accuracy"] = torch_dense_accuracy(bundle, codes, lengths, labels)
+    if bundle.is_regression:
+        torch_info["dense_float_rmse"] = torch_dense_regression(bundle, codes, lengths, labels)
 
     # A stacked bundle's sweep sets every layer to the same Θ; its trained row runs the bundle
     # as it is (per-layer thresholds), labelled with layer 0's.
@@ -169,7 +185,7 @@ def run_bench(bundle: ModelBundle, dataset, shape: CoreShape, engine_run, *, eng
 
     rows, results, cross = [], {}, []
     base_cycles = None
-    acc0 = None
+    acc0 = nrmse0 = None
     stopped = False
     # disable=None: no bar when stderr is not a terminal (a redirected log stays readable)
     bar = tqdm(todo, desc=f"bench ({engine_name})", unit="Θ",
@@ -186,6 +202,7 @@ def run_bench(bundle: ModelBundle, dataset, shape: CoreShape, engine_run, *, eng
             base_cycles = res.flat("cycles")
             row["speedup_vs_theta0"] = 1.0
             acc0 = row["accuracy"]
+            nrmse0 = row.get("nrmse")
         row["trained"] = (tx, th) == trained
         if golden_run is not None:
             ref = golden_run(b, codes, lengths=lengths, shape=shape)
@@ -196,6 +213,8 @@ def run_bench(bundle: ModelBundle, dataset, shape: CoreShape, engine_run, *, eng
         results[(tx, th)] = res
         if auto and acc0 is not None and row["accuracy"] is not None and tx == th and \
                 row["accuracy"] < acc0 - accuracy_drop:
+            stopped = True
+        if auto and nrmse0 is not None and tx == th and row["nrmse"] > nrmse0 + nrmse_rise:
             stopped = True
     bar.close()
 
@@ -229,6 +248,12 @@ def run_bench(bundle: ModelBundle, dataset, shape: CoreShape, engine_run, *, eng
     return {
         "schema": "drnn-bench/1",
         "command": None,
+        "task": bundle.task,
+        **({"outputs": list(bundle.outputs), "per_step_targets": bool(labels.ndim == 3),
+            # the test targets' std per output (what nrmse divides by), from the same counted
+            # values: the errors of the targets against themselves carry it
+            "target_std": regression_errors(labels, labels, lengths)["target_std"]}
+           if bundle.is_regression else {}),
         "model": {"name": bundle.name, "source": bundle.source, "input_size": I,
                   "hidden_size": H,
                   "weights": sum(3 * ly.hidden_size * (ly.input_size + ly.hidden_size)

@@ -14,7 +14,7 @@ from drnn_hw.numerics import dequantize
 
 from .metrics import last_hidden
 
-__all__ = ["torch_dense_accuracy", "torch_gru_latency"]
+__all__ = ["torch_dense_accuracy", "torch_dense_regression", "torch_gru_latency"]
 
 def _torch_layer(layer, f):
     """One ``nn.GRU`` layer in float64 with a bundle layer's quantised weights (biases folded
@@ -56,8 +56,9 @@ def _torch_gru(bundle: ModelBundle):
 
 
 def torch_dense_accuracy(bundle: ModelBundle, x_codes, lengths, labels) -> float | None:
-    """Float64 ``nn.GRU`` (Θ = 0, exact σ/tanh) with the bundle's quantised weights, same head."""
-    if not bundle.has_head:
+    """Float64 ``nn.GRU`` (Θ = 0, exact σ/tanh) with the bundle's quantised weights, same head;
+    None without a head or for a regression model (:func:`torch_dense_regression`)."""
+    if not bundle.has_head or bundle.is_regression:
         return None
     import torch
 
@@ -68,6 +69,31 @@ def torch_dense_accuracy(bundle: ModelBundle, x_codes, lengths, labels) -> float
     hl = last_hidden(h.numpy(), lengths)
     logits = hl @ np.asarray(bundle.head_w, dtype=np.float64).T + np.asarray(bundle.head_b)
     return float(np.mean(np.argmax(logits, axis=1) == np.asarray(labels)))
+
+
+def torch_dense_regression(bundle: ModelBundle, x_codes, lengths, targets) -> dict:
+    """A regression bundle's head on a float64 ``nn.GRU`` (Θ = 0, exact σ/tanh) with its
+    quantised weights: ``rmse``, ``rmse_per_output``, ``nrmse`` against ``targets`` ((N, T, O)
+    at every valid step or (N, O) at the last), as :func:`drnn_train.evaluate.
+    regression_errors` (target units)."""
+    import torch
+
+    from drnn_train.evaluate import regression_errors
+
+    gru = _torch_gru(bundle)
+    x = torch.from_numpy(dequantize(x_codes, bundle.formats.act))
+    with torch.inference_mode():
+        h, _ = gru(x)
+    h = h.numpy()
+    targets = np.asarray(targets, np.float64)
+    w, b = np.asarray(bundle.head_w, np.float64), np.asarray(bundle.head_b, np.float64)
+    if targets.ndim == 3:
+        valid = np.arange(h.shape[1])[None, :] < np.asarray(lengths)[:, None]
+        pred = np.where(valid[..., None], h[:, :targets.shape[1]] @ w.T + b, 0.0)
+    else:
+        pred = last_hidden(h, lengths) @ w.T + b
+    e = regression_errors(pred, targets, lengths)
+    return {k: e[k] for k in ("rmse", "rmse_per_output", "nrmse")}
 
 
 def torch_gru_latency(bundle: ModelBundle, steps: int, repeats: int = 20, warmup: int = 3,

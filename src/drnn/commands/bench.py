@@ -50,15 +50,19 @@ def format_table(bench: dict) -> str:
     """The terminal table: one line per threshold, then the notes that make it honest."""
     rows = bench["rows"]
     clk = bench["clock"]
-    head = (f"{'Θx':>7} {'Θh':>7} {'acc%':>6} {'Δx0%':>5} {'Δh0%':>5} {'cyc mean':>8} "
+    regression = bench.get("task") == "regression"
+    score = "nRMSE" if regression else "acc%"
+    head = (f"{'Θx':>7} {'Θh':>7} {score:>6} {'Δx0%':>5} {'Δh0%':>5} {'cyc mean':>8} "
             f"{'p50':>5} {'p99':>6} {'max':>5} {'µs/step':>8} {'speedup':>7} {'MxV%':>5} "
             f"{'bound%':>6} {'GOp/s':>6} {'op/m·c':>6} {'peer×':>6} {'torch×':>7}")
     lines = [head, "-" * len(head)]
     for r in rows:
         mark = "*" if r["trained"] else " "
+        value = _fmt(r["nrmse"], "5.3f") if regression else \
+            _fmt(None if r["accuracy"] is None else 100 * r["accuracy"], "5.1f")
         lines.append(
             f"{r['theta_x']:>7.4g} {r['theta_h']:>7.4g}{mark}"
-            f"{_fmt(None if r['accuracy'] is None else 100 * r['accuracy'], '5.1f'):>6} "
+            f"{value:>6} "
             f"{100 * r['sparsity_dx']:>5.1f} {100 * r['sparsity_dh']:>5.1f} "
             f"{r['cycles']['mean']:>8.1f} {r['cycles']['p50']:>5.0f} {r['cycles']['p99']:>6.1f} "
             f"{r['cycles']['max']:>5.0f} {r['latency_us']['mean']:>8.3f} "
@@ -79,8 +83,13 @@ def format_table(bench: dict) -> str:
         f"engine {bench['engine']}: cycles {bench['cycles_source']}",
         f"clock {clk['mhz']:g} MHz ({clk['source']})",
         f"thresholds: {bench['thresholds_note']}; * = the bundle's trained thresholds",
-        "acc% = head on the engine's h at each sequence's last step; Δx0%/Δh0% = zero deltas; "
-        "MxV% = useful MACs (3H per kept delta) / (3PK · cycles); bound% = cycle_bound / measured",
+        (f"nRMSE = RMSE / test-target std of the head (target units) on the engine's h at "
+         f"{'every valid step' if bench.get('per_step_targets') else 'the last step'} "
+         f"(0 perfect, 1 = predicting the mean); Δx0%/Δh0% = zero deltas; "
+         if regression else
+         "acc% = head on the engine's h at each sequence's last step; Δx0%/Δh0% = zero deltas; ")
+        + "MxV% = useful MACs (3H per kept delta) / (3PK · cycles); bound% = cycle_bound / "
+          "measured",
         f"op/m·c = dense-equivalent ops per multiplier per cycle (DeltaRNN 2018: "
         f"{bench['reference_design']['ops_per_multiplier_cycle']:.1f})",
         f"peer× = EdgeDRNN schedule model with PE={rows[0]['peer']['pe']} (same multipliers) "
@@ -95,6 +104,15 @@ def format_table(bench: dict) -> str:
             f"{b['mxv_drain']:.1f} + {b['scan_wait']:.1f}" for r, b in
             ((rows[0], bd[0]), (rows[-1], bd[1]))),
     ]
+    if regression:
+        lines.append("RMSE per output (target units), hardware-exact: " + "; ".join(
+            f"Θ={r['theta_x']:g}{'*' if r['trained'] else ''}: " + ", ".join(
+                f"{o} {v:.4g}" for o, v in zip(bench["outputs"], r["rmse_per_output"]))
+            for r in rows))
+        d = t.get("dense_float_rmse")
+        if d is not None:
+            lines.append(f"float64 nn.GRU with the same quantised weights, Θ=0: RMSE "
+                         f"{d['rmse']:.4g}, nRMSE {d['nrmse']:.3f}")
     if t.get("dense_float_accuracy") is not None:
         lines.append(f"float64 nn.GRU with the same quantised weights, Θ=0: accuracy "
                      f"{100 * t['dense_float_accuracy']:.1f}%")
@@ -111,13 +129,14 @@ def format_table(bench: dict) -> str:
 @click.command()
 @click.argument("model_dir", required=False, type=click.Path(path_type=Path))
 @click.option("--dataset", "dataset_name", default=None,
-              help="Data set (japanese-vowels, basic-motions, gun-point, italy-power-demand or "
-                   "a .npz); default: the one the "
+              help="Data set (japanese-vowels, basic-motions, gun-point, italy-power-demand, "
+                   "pendulum or a .npz, read as the bundle's task); default: the one the "
                    "model was trained on (bundle extra 'dataset').")
 @click.option("--thetas", default=None,
               help="Comma-separated thresholds in real units, same for x and h (or TX/TH pairs), "
                    "e.g. 0,0.05,0.1. Default: 0, then 1/64, 1/32, ... 1 until accuracy "
-                   "falls 3 points below Θ=0, plus the bundle's trained thresholds.")
+                   "falls 3 points below Θ=0 (regression: until RMSE / target std rises 0.1 "
+                   "above Θ=0's), plus the bundle's trained thresholds.")
 @click.option("--out", "out_dir", type=click.Path(path_type=Path), default=Path("build/bench"),
               show_default=True, help="Directory for bench.json and the PNG plots.")
 @click.option("--engine", type=click.Choice(["verilator", "golden"]), default=DEFAULT_ENGINE,
@@ -138,7 +157,8 @@ def format_table(bench: dict) -> str:
 @core_options
 def bench(model_dir, dataset_name, thetas, out_dir, engine, clock_mhz, build_report, limit,
           torch_threads, torch_repeats, no_cross_check, quiet, **core):
-    """Accuracy, sparsity, cycles and speed of MODEL_DIR on its data set's test set, per Θ."""
+    """Accuracy (regression: RMSE), sparsity, cycles and speed of MODEL_DIR on its data set's
+    test set, per Θ."""
     from drnn_boards.ulx3s_report import clock_from_build_report
 
     from ..bench import metrics as M
@@ -172,7 +192,7 @@ def bench(model_dir, dataset_name, thetas, out_dir, engine, clock_mhz, build_rep
         raise UserError(f"{model_dir}: the bundle does not say which data set it was trained "
                         "on (extra.dataset); give --dataset NAME")
     from drnn_train.datasets import load_dataset
-    dataset = load_dataset(name)
+    dataset = load_dataset(name, task=bundle.task)
 
     perf_log = []
     run = register_threshold_runner(bundle, perf_log) if engine == "verilator" \

@@ -1,4 +1,5 @@
-"""``drnn evaluate``: hardware-exact accuracy, sparsity and cycles of a bundle on a data set."""
+"""``drnn evaluate``: hardware-exact accuracy (RMSE for a regression model), sparsity and cycles
+of a bundle on a data set."""
 
 from __future__ import annotations
 
@@ -15,14 +16,16 @@ from .common import core_options, load_bundle, shape_from_options
 @click.command()
 @click.argument("model_dir", type=click.Path(path_type=Path))
 @click.option("--dataset", default=None,
-              help="japanese-vowels, basic-motions, gun-point, italy-power-demand, or PATH.npz "
+              help="japanese-vowels, basic-motions, gun-point, italy-power-demand, pendulum, "
+                   "or PATH.npz (read as the bundle's task, classification or regression) "
                    "(default: the data set the "
                    "bundle was trained on, from its model.json extra.dataset).")
 @core_options
 @click.option("--json", "json_out", type=click.Path(path_type=Path), default=None,
               help="Write the metrics as JSON here.")
 def evaluate(model_dir, dataset, json_out, **core):
-    """Hardware-exact test accuracy, Δx/Δh sparsity and mean cycles per step of MODEL_DIR."""
+    """Hardware-exact test accuracy (regression: RMSE), Δx/Δh sparsity and mean cycles per step
+    of MODEL_DIR."""
     from drnn_train.datasets import load_dataset
     from drnn_train.evaluate import evaluate_bundle
 
@@ -37,11 +40,18 @@ def evaluate(model_dir, dataset, json_out, **core):
         if not dataset:
             raise UserError(f"{model_dir}: the bundle does not name its data set; "
                             "pass --dataset NAME|PATH.npz")
-    ds = load_dataset(dataset)
+    ds = load_dataset(dataset, task=bundle.task)
     m = evaluate_bundle(bundle, ds, shape)
     click.echo(f"{ds.name} test ({m['sequences']} sequences, {m['steps']} steps), "
                f"core P={shape.rows} K={shape.columns} E={shape.scan}")
-    click.echo(f"hardware-exact accuracy {100 * m['accuracy']:.2f} %")
+    if bundle.is_regression:
+        where = "every valid step" if m["per_step"] else "the last valid step"
+        click.echo(f"hardware-exact RMSE {m['rmse']:.4g} (nRMSE {m['nrmse']:.3f} = RMSE / "
+                   f"target std; head at {where})")
+        for o, r, sd in zip(m["outputs"], m["rmse_per_output"], m["target_std"]):
+            click.echo(f"  {o}: RMSE {r:.4g} (target std {sd:.4g})")
+    else:
+        click.echo(f"hardware-exact accuracy {100 * m['accuracy']:.2f} %")
     click.echo(f"temporal sparsity Δx {100 * m['sparsity_dx']:.1f} %, "
                f"Δh {100 * m['sparsity_dh']:.1f} %")
     for l, ly in enumerate(m.get("layers", [])):

@@ -100,7 +100,8 @@ def export(checkpoint, torch_gru, out, theta_x, theta_h, name, **torch_opts):
     if saturated:
         click.echo(f"drnn: warning: {saturated} weights/biases saturated on export "
                    f"(weights {fmts.weight}, biases {fmts.acc})", err=True)
-    head = (f"yes ({bundle.head_w.shape[0]} classes)" if bundle.has_head else "no")
+    head = (f"yes ({bundle.num_outputs} {'outputs' if bundle.is_regression else 'classes'})"
+            if bundle.has_head else "no")
     lsb = fmts.act.lsb
     if bundle.num_layers == 1:
         sizes = f"I={bundle.input_size} H={bundle.hidden_size}"

@@ -14,7 +14,7 @@ from .common import load_bundle
 @click.command()
 @click.argument("model_dir", type=click.Path(path_type=Path))
 def info(model_dir):
-    """Summarise the bundle in MODEL_DIR: sizes, formats, input range, thresholds, head."""
+    """Summarise the bundle in MODEL_DIR: sizes, formats, input range, thresholds, task, head."""
     b = load_bundle(model_dir)
     f = b.formats
     I, H = b.input_size, b.hidden_size
@@ -38,7 +38,12 @@ def info(model_dir):
                    f"theta_x={ly.theta_x * f.act.lsb:g} (code {ly.theta_x}), "
                    f"theta_h={ly.theta_h * f.act.lsb:g} (code {ly.theta_h})"
                    + ("  (input: layer %d's h)" % (l - 1) if l else ""))
-    if b.has_head:
+    if b.is_regression:
+        click.echo(f"task        regression, O={b.num_outputs} outputs: {', '.join(b.outputs)}")
+        click.echo(f"head        linear on the last layer's h, in the targets' units "
+                   f"({b.num_outputs}x{b.hidden_size})")
+    elif b.has_head:
+        click.echo(f"task        classification, {b.num_outputs} classes")
         click.echo(f"head        {b.head_w.shape[0]} classes: {', '.join(map(str, b.classes or []))}")
     else:
         click.echo("head        none")

@@ -18,6 +18,11 @@ DEFAULTS = TrainConfig()
 #: A hardware-exact accuracy this far below the float GRU's (a fraction) gets a warning: the
 #: default recipe stays within 1.5 points on JapaneseVowels, GunPoint at Θ = 0.5 loses 43.
 THRESHOLD_LOSS_WARNING = 0.05
+#: Regression's counterpart: a hardware-exact nRMSE (RMSE / target std, unit-free) more than
+#: this factor above the float GRU's, and by more than RMSE_GAP_WARNING, gets a warning. On the
+#: pendulum set (L=2, H=64) Θ = 0.1 gives 1.37x (no warning), Θ = 0.25 2.3x, Θ = 0.5 6x.
+RMSE_RATIO_WARNING = 1.5
+RMSE_GAP_WARNING = 0.05
 
 
 def _check_positive(name, value, minimum=1):
@@ -53,9 +58,13 @@ def _show(v):
 
 @click.command()
 @click.option("--dataset", default=DEFAULTS.dataset, show_default=True,
-              help="japanese-vowels, basic-motions, gun-point, italy-power-demand, or PATH.npz "
-                   "(x_train, y_train, x_test, y_test[, len_train, len_test]; NaN padding past "
-                   "each length allowed).")
+              help="japanese-vowels, basic-motions, gun-point, italy-power-demand, pendulum "
+                   "(synthetic regression), or PATH.npz (x_train, y_train, x_test, y_test[, "
+                   "len_train, len_test]; NaN padding past each length allowed).")
+@click.option("--task", type=click.Choice(["classification", "regression"]), default=None,
+              help="classification (y: (N,) labels; cross-entropy, accuracy) or regression "
+                   "(y: (N, T, O) per-step or (N, O) last-step targets; MSE, RMSE). Default: "
+                   "the data set's own (pendulum: regression), classification for a .npz.")
 @click.option("--layers", type=int, default=DEFAULTS.layers, show_default=True,
               help="Stacked delta-GRU layers L (layer l > 0 takes layer l-1's h).")
 @click.option("--hidden", default=str(DEFAULTS.hidden), show_default=True,
@@ -89,10 +98,11 @@ def _show(v):
 @click.option("--out", "out", required=True, type=click.Path(path_type=Path),
               help="Checkpoint to write (CKPT.pt); metrics go to CKPT.metrics.json.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
-def train(dataset, layers, hidden, theta_x, theta_h, epochs, finetune_epochs, min_steps,
+def train(dataset, task, layers, hidden, theta_x, theta_h, epochs, finetune_epochs, min_steps,
           finetune_min_steps, lr, finetune_lr, batch_size, l1, weight_bits, weight_frac,
           seed, threads, out, quiet):
-    """Train a delta-GRU classifier (float pre-training, then delta + QAT fine-tuning)."""
+    """Train a delta-GRU classifier or regression model (float pre-training, then delta + QAT
+    fine-tuning)."""
     from drnn_hw.numerics import Formats
 
     _check_positive("layers", layers)
@@ -125,7 +135,8 @@ def train(dataset, layers, hidden, theta_x, theta_h, epochs, finetune_epochs, mi
 
     from drnn_train.train import checkpoint_metrics_path, train_model
 
-    path, m = train_model(out, dataset, progress=not quiet, layers=layers, hidden=hidden,
+    path, m = train_model(out, dataset, progress=not quiet, task=task, layers=layers,
+                          hidden=hidden,
                           theta_x=theta_x,
                           theta_h=theta_h, epochs=epochs, finetune_epochs=finetune_epochs,
                           min_steps=min_steps, finetune_min_steps=finetune_min_steps, lr=lr,
@@ -137,8 +148,12 @@ def train(dataset, layers, hidden, theta_x, theta_h, epochs, finetune_epochs, mi
                f"Θh={_show(theta_h)} weights "
                f"{fmts.weight} ({m['seconds']:.0f} s; {m['epochs_run']} + "
                f"{m['finetune_epochs_run']} epochs, {m['steps']} + {m['finetune_steps']} steps)")
-    click.echo(f"float GRU test accuracy     {100 * m['float_accuracy']:.2f} %")
-    click.echo(f"hardware-exact test accuracy {100 * m['exact_accuracy']:.2f} %")
+    if m.get("task") == "regression":
+        click.echo(f"float GRU test RMSE          {_rmse(m, 'float')}")
+        click.echo(f"hardware-exact test RMSE     {_rmse(m, 'exact')}")
+    else:
+        click.echo(f"float GRU test accuracy     {100 * m['float_accuracy']:.2f} %")
+        click.echo(f"hardware-exact test accuracy {100 * m['exact_accuracy']:.2f} %")
     click.echo(f"temporal sparsity Δx {100 * m['sparsity_dx']:.1f} %, "
                f"Δh {100 * m['sparsity_dh']:.1f} %")
     for l, (sx, sh) in enumerate(zip(m.get("layer_sparsity_dx", []),
@@ -148,8 +163,34 @@ def train(dataset, layers, hidden, theta_x, theta_h, epochs, finetune_epochs, mi
         click.echo(f"drnn: warning: {m['saturated_on_export']} weights/biases saturate on export",
                    err=True)
     click.echo(f"wrote {path} and {checkpoint_metrics_path(path)}")
-    for line in accuracy_warnings(m):
+    for line in (rmse_warnings(m) if m.get("task") == "regression" else accuracy_warnings(m)):
         click.echo(line, err=True)
+
+
+def _rmse(m: dict, which: str) -> str:
+    """'0.512 (nRMSE 0.110; torque_Nm 0.698, omega_rad_s 0.175)': overall, unit-free, per
+    output in its units."""
+    per = ", ".join(f"{o} {v:.4g}" for o, v in zip(m["outputs"], m[f"{which}_rmse_per_output"]))
+    return f"{m[f'{which}_rmse']:.4g} (nRMSE {m[f'{which}_nrmse']:.3f}; {per})"
+
+
+def rmse_warnings(m: dict) -> list[str]:
+    """A regression run's counterpart of :func:`accuracy_warnings`: a model no better than
+    predicting the training targets' mean, or a hardware-exact nRMSE far above the float
+    GRU's (more than RMSE_RATIO_WARNING times and by more than RMSE_GAP_WARNING)."""
+    if m["no_better_than_mean"]:
+        return [f"drnn: warning: hardware-exact test nRMSE {m['exact_nrmse']:.3f} is no better "
+                f"than always predicting the training targets' mean "
+                f"({m['mean_baseline_nrmse']:.3f}): the model has not learned; train longer "
+                f"(--min-steps) or check the data"]
+    fl, ex = m["float_nrmse"], m["exact_nrmse"]
+    if ex > RMSE_RATIO_WARNING * fl and ex - fl > RMSE_GAP_WARNING:
+        return [f"drnn: warning: hardware-exact test nRMSE {ex:.3f} is {ex / fl:.1f}x the float "
+                f"GRU's {fl:.3f} (RMSE / target std; zero deltas Δx "
+                f"{100 * m['sparsity_dx']:.1f} %, Δh {100 * m['sparsity_dh']:.1f} %): the "
+                f"thresholds are likely too coarse for this data; try smaller --theta-x "
+                f"--theta-h"]
+    return []
 
 
 def accuracy_warnings(m: dict) -> list[str]:
