@@ -15,9 +15,10 @@ those stay readable by every older release):
     ``classes`` (head labels, or null when there is no head), ``source`` (free text),
     ``extra`` (an object, free-form); for a regression model only (absent means
     classification, so a classifier's model.json is what it always was): ``task``
-    (``"regression"``) and ``outputs`` (the O output names; ``classes`` is then null). :meth:`ModelBundle.load` checks the type of every field
-    (:data:`MODEL_JSON_FIELDS`), rejects unknown ones, and rejects the informational copies
-    (float thresholds, ``lut``, sizes) when they disagree with what they copy.
+    (``"regression"``) and ``outputs`` (the O output names; ``classes`` is then null).
+    :meth:`ModelBundle.load` checks the type of every field (:data:`MODEL_JSON_FIELDS`),
+    rejects unknown ones, and rejects the informational copies (float thresholds, ``lut``,
+    sizes) when they disagree with what they copy.
 ``tensors.npz``
     ``w_x`` int (3, H, I) and ``w_h`` int (3, H, H): weight codes, gate order r, z, n;
     ``bias`` int (4, H): initial delta memories M_r, M_z, M_nx, M_nh in the accumulator format

@@ -87,8 +87,9 @@ def evaluate_bundle(bundle: ModelBundle, dataset: Dataset | str, shape: CoreShap
                     split: str = "test") -> dict:
     """Accuracy of the bundle (golden model, bit-exact with the hardware) on a data split.
 
-    Returns accuracy (classification) or, for a regression bundle, rmse, rmse_per_output,
-    target_std, nrmse (:func:`regression_errors`, target units), outputs and per_step;
+    Returns accuracy (classification) or, for a regression bundle, task ("regression"), rmse,
+    rmse_per_output, target_std, nrmse (:func:`regression_errors`, target units), outputs and
+    per_step;
     sparsity_dx / sparsity_dh (fraction of zero deltas over valid steps),
     mean_cycles (cycle model for ``shape``), mean_cycles_dense (the same core with every delta
     kept), speedup (dense / mean cycles), steps, sequences, mean_nnz_dx / mean_nnz_dh, core;
@@ -122,13 +123,14 @@ def evaluate_bundle(bundle: ModelBundle, dataset: Dataset | str, shape: CoreShap
     dense = sum(step_cycles(np.ones(ly.input_size, bool), np.ones(ly.hidden_size, bool), shape)
                 for ly in bundle.layers)
     if dataset.is_regression:
-        score = {**regression_errors(head_outputs(bundle, res.h, lengths, dataset.per_step),
+        score = {"task": "regression",
+                 **regression_errors(head_outputs(bundle, res.h, lengths, dataset.per_step),
                                      y, lengths),
                  "outputs": list(bundle.outputs), "per_step": dataset.per_step}
     else:
         score = {"accuracy": float(np.mean(head_logits(bundle, res.h, lengths).argmax(-1) == y))}
     out = {
-        "dataset": dataset.name, "split": split, "task": bundle.task, **score,
+        "dataset": dataset.name, "split": split, **score,
         "sparsity_dx": float(1 - nnz_dx.sum() / (steps * I)),
         "sparsity_dh": float(1 - nnz_dh.sum() / (steps * H)),
         "mean_nnz_dx": float(nnz_dx.mean()), "mean_nnz_dh": float(nnz_dh.mean()),

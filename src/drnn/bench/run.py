@@ -248,8 +248,9 @@ def run_bench(bundle: ModelBundle, dataset, shape: CoreShape, engine_run, *, eng
     return {
         "schema": "drnn-bench/1",
         "command": None,
-        "task": bundle.task,
-        **({"outputs": list(bundle.outputs), "per_step_targets": bool(labels.ndim == 3),
+        # A regression model's fields (a classifier's bench.json is what it always was).
+        **({"task": "regression", "outputs": list(bundle.outputs),
+            "per_step_targets": bool(labels.ndim == 3),
             # the test targets' std per output (what nrmse divides by), from the same counted
             # values: the errors of the targets against themselves carry it
             "target_std": regression_errors(labels, labels, lengths)["target_std"]}

@@ -44,7 +44,8 @@ def info(model_dir):
                    f"({b.num_outputs}x{b.hidden_size})")
     elif b.has_head:
         click.echo(f"task        classification, {b.num_outputs} classes")
-        click.echo(f"head        {b.head_w.shape[0]} classes: {', '.join(map(str, b.classes or []))}")
+        click.echo(f"head        {b.head_w.shape[0]} classes: "
+                   f"{', '.join(map(str, b.classes or []))}")
     else:
         click.echo("head        none")
     shape = PRESETS["default"]
