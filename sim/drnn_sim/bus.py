@@ -26,6 +26,11 @@ CYCLES_LAST = 7
 NNZ_DX_LAST = 8
 NNZ_DH_LAST = 9
 STEPS = 10
+LAYERS = 11
+H0 = 12
+#: Per-layer register blocks: word 32 + 8·layer + offset.
+LAYER_OFFSETS = {"LAYER_SIZES": 0, "LAYER_THETA_X": 1, "LAYER_THETA_H": 2, "LAYER_CYCLES": 3,
+                 "LAYER_NNZ_DX": 4, "LAYER_NNZ_DH": 5}
 #: The ID register's value, "DRNN" in ASCII.
 ID_VALUE = 0x44524E4E
 # CTRL strobes and STATUS flags: bit masks.
@@ -41,6 +46,11 @@ SIZES_HIDDEN = (16, 16)
 SHAPE_ROWS = (0, 16)
 SHAPE_COLUMNS = (16, 4)
 SHAPE_SCAN = (24, 8)
+
+
+def layer_register(layer: int, name: str) -> int:
+    """Word address of a per-layer register (``name`` a key of :data:`LAYER_OFFSETS`)."""
+    return 32 + 8 * layer + LAYER_OFFSETS[name]
 
 
 def sizes_word(inputs: int, hidden: int) -> int:

@@ -35,6 +35,11 @@ class CosimResult:
     status_end: int         # STATUS register after the run
     lengths: np.ndarray
     perf: dict = field(default_factory=dict)   # sim_cycles, wall_seconds, cycles_per_second, ...
+    # (N, T, L) LAYER_CYCLES / LAYER_NNZ_DX / LAYER_NNZ_DH read over the bus while each step's
+    # output frame waits (only with layer_stats=True, else None).
+    layer_cycles: np.ndarray | None = None
+    layer_nnz_dx: np.ndarray | None = None
+    layer_nnz_dh: np.ndarray | None = None
 
 
 @functools.lru_cache(maxsize=1)
@@ -60,10 +65,14 @@ def _hash_sources(drnn_hw) -> str:
 
 def _bundle_digest(bundle, shape) -> str:
     h = hashlib.sha256()
-    for name in ("w_x", "w_h", "bias", "sigmoid_lut", "tanh_lut"):
-        a = np.ascontiguousarray(getattr(bundle, name), dtype=np.int64)
+    arrays = [("sigmoid_lut", bundle.sigmoid_lut), ("tanh_lut", bundle.tanh_lut)]
+    for l, layer in enumerate(bundle.layers):
+        arrays += [(f"{name}{l}", getattr(layer, name)) for name in ("w_x", "w_h", "bias")]
+    for name, value in arrays:
+        a = np.ascontiguousarray(value, dtype=np.int64)
         h.update(name.encode() + str(a.shape).encode() + a.tobytes())
-    h.update(json.dumps([bundle.formats.to_dict(), int(bundle.theta_x), int(bundle.theta_h),
+    h.update(json.dumps([bundle.formats.to_dict(),
+                         [[int(ly.theta_x), int(ly.theta_h)] for ly in bundle.layers],
                          shape.to_dict()], sort_keys=True).encode())
     return h.hexdigest()
 
@@ -123,23 +132,30 @@ def _step_limit(bundle, shape, x_valid_prob: float, h_ready_prob: float) -> int:
     beats, stretched by the expected stall factor."""
     from drnn_hw.cycle_model import step_cycles
 
-    I, H = bundle.input_size, bundle.hidden_size
-    dense = step_cycles(np.ones(I, bool), np.ones(H, bool), shape)
+    dense = sum(step_cycles(np.ones(ly.input_size, bool), np.ones(ly.hidden_size, bool), shape)
+                + ly.input_size + ly.hidden_size for ly in bundle.layers)
     stall = 1.0 / max(min(x_valid_prob, h_ready_prob), 0.01)
-    return int(4 * (dense + I + H) * stall) + 1000
+    return int(4 * dense * stall) + 1000
 
 
 def simulate(bundle, shape, x_codes, lengths=None, *, waves=None, theta_x=None, theta_h=None,
              x_valid_prob: float = 1.0, h_ready_prob: float = 1.0, stall_seed: int = 0,
-             name: str = TOP, workdir=None, step_limit: int | None = None) -> CosimResult:
+             name: str = TOP, workdir=None, step_limit: int | None = None, h0=None,
+             layer_thetas=None, reset=None, layer_stats: bool = False) -> CosimResult:
     """Run ``x_codes`` (N, T, I) through the Verilated core, one sequence after the other.
 
-    ``theta_x``/``theta_h``: per-sequence threshold codes written before each sequence (-1 or
-    None: unchanged). ``x_valid_prob``/``h_ready_prob`` < 1 insert random stalls on the input
-    and output streams. ``waves``: write a VCD of the whole run to this path. ``step_limit``:
-    cycles per step after which the run fails as hung (default: generous, from the model).
+    ``theta_x``/``theta_h``: per-sequence threshold codes of layer 0 (THETA_X/THETA_H) written
+    before each sequence (-1 or None: unchanged); ``layer_thetas`` (N, L, 2): every layer's
+    (LAYER_THETA_X, LAYER_THETA_H) per sequence (-1: unchanged). ``h0``: every layer's initial
+    state (a list of L code arrays, see :func:`drnn_hw.golden.initial_state`), written over
+    H0 after each sequence's RESET_STATE. ``reset`` (N,) bools: False continues sequence n
+    from the state sequence n-1 left (no RESET_STATE, no h0: a chunk of a longer sequence);
+    default all True. ``layer_stats``: read every layer's counters while each output frame
+    waits. ``x_valid_prob``/``h_ready_prob`` < 1 insert random stalls on the input and output
+    streams. ``waves``: write a VCD of the whole run to this path. ``step_limit``: cycles per
+    step after which the run fails as hung (default: generous, from the model).
     """
-    from drnn_hw.golden import check_lengths
+    from drnn_hw.golden import check_lengths, initial_state
 
     x = np.asarray(x_codes, dtype=np.int64)
     if x.ndim != 3 or x.shape[2] != bundle.input_size:
@@ -154,6 +170,15 @@ def simulate(bundle, shape, x_codes, lengths=None, *, waves=None, theta_x=None, 
         return np.full(N, -1, np.int64) if v is None else \
             np.broadcast_to(np.asarray(v, np.int64), (N,)).copy()
 
+    L = bundle.num_layers
+    h0_flat = np.zeros((N, sum(ly.hidden_size for ly in bundle.layers)), np.int64)
+    if h0 is not None:
+        state = initial_state(bundle, N, h0)
+        h0_flat = np.concatenate([s.h for s in state], axis=1)
+    thetas = np.full((N, L, 2), -1, np.int64) if layer_thetas is None else \
+        np.asarray(layer_thetas, np.int64).reshape(N, L, 2)
+    resets = np.ones(N, bool) if reset is None else np.asarray(reset, bool).reshape(N)
+
     t0 = time.monotonic()
     build_dir = build_core(bundle, shape, waves=bool(waves), name=name)
     prepare_seconds = time.monotonic() - t0
@@ -167,7 +192,9 @@ def simulate(bundle, shape, x_codes, lengths=None, *, waves=None, theta_x=None, 
                  step_limit=step_limit or _step_limit(bundle, shape, x_valid_prob, h_ready_prob),
                  theta_x=per_seq(theta_x),
                  theta_h=per_seq(theta_h), x_valid_prob=float(x_valid_prob),
-                 h_ready_prob=float(h_ready_prob), stall_seed=int(stall_seed))
+                 h_ready_prob=float(h_ready_prob), stall_seed=int(stall_seed), layers=L,
+                 h0=h0_flat, h0_given=h0 is not None, layer_thetas=thetas, reset=resets,
+                 layer_stats=bool(layer_stats))
         t1 = time.monotonic()
         runner.run_test(build_dir, name, "drnn_sim.driver", work, waves=bool(waves),
                         env={"DRNN_SIM_IN": str(work / "in.npz"),
@@ -195,9 +222,12 @@ def simulate(bundle, shape, x_codes, lengths=None, *, waves=None, theta_x=None, 
             "build_seconds": runner.build_info(build_dir).get("build_seconds"),
             "build_cpu_seconds": runner.build_info(build_dir).get("build_cpu_seconds"),
             "build_dir": str(build_dir)}
+    per_layer = {k: out[k] for k in ("layer_cycles", "layer_nnz_dx", "layer_nnz_dh")} \
+        if layer_stats else {}
     return CosimResult(h=out["h"], nnz_dx=out["nnz_dx"], nnz_dh=out["nnz_dh"],
                        cycles=out["cycles"], steps=out["steps"], steps_reg=out["steps_reg"],
-                       status_end=int(out["status_end"]), lengths=lengths, perf=perf)
+                       status_end=int(out["status_end"]), lengths=lengths, perf=perf,
+                       **per_layer)
 
 
 def run_benches(bundle, shape, x_codes, workdir, testcase: str | None = None,

@@ -6,10 +6,14 @@ Input: the npz named by ``$DRNN_SIM_IN`` (written by :func:`drnn_sim.cosim.simul
 ``step_limit`` (cycles per step, stalls included, after which the core counts as hung: the
 test then fails instead of running forever), ``theta_x``/``theta_h`` (N,) codes to
 write to THETA_X/THETA_H before sequence n (-1: leave as is), ``x_valid_prob`` and
-``h_ready_prob`` (1.0: no stalls), ``stall_seed``.
+``h_ready_prob`` (1.0: no stalls), ``stall_seed``; ``layers`` (L), ``layer_thetas`` (N, L, 2)
+every layer's (Θx, Θh) codes for sequence n (-1: leave as is), ``reset`` (N,) (False: sequence
+n continues the state of sequence n-1, no RESET_STATE), ``h0`` (N, ΣH) and ``h0_given``
+(write the initial state over H0 after the reset), ``layer_stats`` (read every layer's
+counters while each output frame's last beat waits, with ready held low).
 
-Per sequence: write the thresholds if asked, write CTRL.RESET_STATE, stream the frames, collect
-the h frames; ``status`` is sampled when the last beat of each output frame is transferred.
+Per sequence: write the thresholds if asked, write CTRL.RESET_STATE (and h0), stream the frames,
+collect the h frames; ``status`` is sampled when the last beat of each output frame is transferred.
 Sequences run one after the other (the reset must land between the last step of one and the first
 of the next). Without stalls Python only wakes per beat, never per idle cycle.
 
@@ -31,8 +35,8 @@ from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles, ReadOnly, RisingEdge, with_timeout
 from cocotb.utils import get_sim_time
 
-from .bus import CTRL, CTRL_RESET_STATE, STATUS, STEPS, THETA_H, THETA_X, Csr, frame_beats, \
-    unpack_beat
+from .bus import CTRL, CTRL_RESET_STATE, H0, STATUS, STEPS, THETA_H, THETA_X, Csr, frame_beats, \
+    layer_register, unpack_beat
 
 CLOCK_NS = 10
 
@@ -67,12 +71,15 @@ class StreamSource:
 class FrameSink:
     """Collects ``h`` frames; checks ``last`` and zero padding; samples ``status`` at frame ends."""
 
-    def __init__(self, dut, act_bits: int, elements: int, hidden: int, ready_prob: float, rng):
+    def __init__(self, dut, act_bits: int, elements: int, hidden: int, ready_prob: float, rng,
+                 layer_stats=None):
         self.dut, self.clk = dut, dut.clk
+        self.layer_stats = layer_stats      # async () -> per-layer counters, or None
         self.A, self.E, self.H = act_bits, elements, hidden
         self.WH = -(-hidden // elements)
         self.ready_prob, self.rng = ready_prob, rng
-        dut.h__ready.value = 1 if ready_prob >= 1.0 else 0
+        self.always_ready = ready_prob >= 1.0 and layer_stats is None
+        dut.h__ready.value = 1 if self.always_ready else 0
 
     def _take(self, beat: int, frame: list, where: str):
         codes, last = unpack_beat(self.dut.h__payload.value.to_unsigned(), self.A, self.E)
@@ -95,8 +102,22 @@ class FrameSink:
         out = []
         for f in range(frames):
             frame = []
+            layers = None
             for beat in range(self.WH):
-                if self.ready_prob >= 1.0:
+                if self.layer_stats is not None and beat == self.WH - 1:
+                    # The core holds this step's counters until the frame has left: read them
+                    # with the last beat waiting (ready low), then take it.
+                    d.h__ready.value = 0
+                    await ReadOnly()
+                    while not d.h__valid.value:
+                        await RisingEdge(d.h__valid)
+                        await ReadOnly()
+                    await RisingEdge(self.clk)
+                    layers = await self.layer_stats()
+                    await RisingEdge(self.clk)      # out of the read's read-only phase
+                    d.h__ready.value = 1
+                    await ReadOnly()
+                elif self.always_ready:
                     await ReadOnly()
                     while not d.h__valid.value:
                         await RisingEdge(d.h__valid)
@@ -112,8 +133,10 @@ class FrameSink:
                 self._take(beat, frame, f"{where} frame {f}")
                 status = self._status() if beat == self.WH - 1 else None
                 await RisingEdge(self.clk)
-            out.append((frame, status))
-        if self.ready_prob < 1.0:
+                if not self.always_ready:
+                    d.h__ready.value = 0
+            out.append((frame, status, layers))
+        if not self.always_ready:
             d.h__ready.value = 0
         return out
 
@@ -130,17 +153,28 @@ async def stream_sequences(dut):
     x_prob = float(cfg.get("x_valid_prob", 1.0))
     h_prob = float(cfg.get("h_ready_prob", 1.0))
     limit = int(cfg["step_limit"])
+    n_layers = int(cfg.get("layers", 1))
+    thetas = cfg.get("layer_thetas", np.full((N, n_layers, 2), -1))
+    resets = cfg.get("reset", np.ones(N, bool))
+    h0, h0_given = cfg.get("h0"), bool(cfg.get("h0_given", False))
+    want_layers = bool(cfg.get("layer_stats", False))
 
     cocotb.start_soon(Clock(dut.clk, CLOCK_NS, unit="ns").start())
     source = StreamSource(dut, x_prob, rng)
-    sink = FrameSink(dut, A, E, H, h_prob, rng)
     csr = Csr(dut)
+
+    async def layer_counters():
+        return [[await csr.read(layer_register(l, name)) for l in range(n_layers)]
+                for name in ("LAYER_CYCLES", "LAYER_NNZ_DX", "LAYER_NNZ_DH")]
+
+    sink = FrameSink(dut, A, E, H, h_prob, rng, layer_counters if want_layers else None)
     dut.rst.value = 1
     await ClockCycles(dut.clk, 3)
     dut.rst.value = 0
 
     h = np.zeros((N, T, H), np.int64)
     stats = np.zeros((4, N, T), np.int64)
+    layer_stats = np.zeros((3, N, T, n_layers), np.int64)
     steps_reg = np.zeros(N, np.int64)
     t0, cpu0, c0 = time.perf_counter(), time.process_time(), get_sim_time("ns")
     for n in range(N):
@@ -149,19 +183,31 @@ async def stream_sequences(dut):
             await csr.write(THETA_X, int(theta_x[n]))
         if theta_h[n] >= 0:
             await csr.write(THETA_H, int(theta_h[n]))
-        await csr.write(CTRL, CTRL_RESET_STATE)
+        for l in range(n_layers):
+            for k, reg in enumerate(("LAYER_THETA_X", "LAYER_THETA_H")):
+                if thetas[n, l, k] >= 0:
+                    await csr.write(layer_register(l, reg), int(thetas[n, l, k]))
+        if resets[n]:
+            await csr.write(CTRL, CTRL_RESET_STATE)
+            if h0_given:
+                for code in h0[n]:
+                    await csr.write(H0, int(code) & ((1 << A) - 1))
         if L:
             sink_task = cocotb.start_soon(sink.receive(L, f"sequence {n}"))
             beats = [b for t in range(L) for b in frame_beats(x[n, t], A, E)]
             await source.send(beats)
             frames = await with_timeout(sink_task, limit * L * CLOCK_NS, "ns")
-            for t, (frame, status) in enumerate(frames):
+            for t, (frame, status, layers) in enumerate(frames):
                 h[n, t] = frame
                 stats[:, n, t] = status
+                if layers is not None:
+                    layer_stats[:, n, t] = layers
         steps_reg[n] = await csr.read(STEPS)
     wall, cpu = time.perf_counter() - t0, time.process_time() - cpu0
     sim_cycles = (get_sim_time("ns") - c0) // CLOCK_NS
     status_end = await csr.read(STATUS)
     np.savez(os.environ["DRNN_SIM_OUT"], h=h, cycles=stats[0], nnz_dx=stats[1],
              nnz_dh=stats[2], steps=stats[3], steps_reg=steps_reg, status_end=status_end,
+             layer_cycles=layer_stats[0], layer_nnz_dx=layer_stats[1],
+             layer_nnz_dh=layer_stats[2],
              sim_cycles=sim_cycles, wall_seconds=wall, cpu_seconds=cpu)

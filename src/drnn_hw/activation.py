@@ -24,14 +24,16 @@ and one tanh ROM. The AP owns no multiplier: it borrows the MxV's (idle once all
 consumed) through two :class:`~drnn_hw.multiplier.MultiplierBankSignature` ports, and reads
 the delta memories through three :class:`~drnn_hw.mxv.DeltaReadSignature` ports.
 Issue starts with ``start`` (block 0 in that very cycle) and runs NB blocks back to back;
-``done`` pulses in the cycle the last block's h is written.
+``done`` pulses in the cycle the last block's h is written. In a stacked core
+(:mod:`drnn_hw.layer_map`) the blocks are global: a pass of layer l runs the layer's NB_l
+blocks from its ``block_base``.
 """
 
 from __future__ import annotations
 
 import math
 
-from amaranth.hdl import Module, Mux, Signal, signed
+from amaranth.hdl import Array, Const, Module, Mux, Signal, signed
 from amaranth.lib import data, memory, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -61,8 +63,10 @@ class ActivationPipeline(wiring.Component):
     ----------
     fmts : Formats
         Number formats (:mod:`drnn_hw.numerics`).
-    hidden, rows : int
-        H and P (≥ 1); ``NB = ceil(H/P)`` blocks.
+    hidden : int or sequence of int
+        H (≥ 1), or every layer's H for a stacked core; ``NB = ceil(H/P)`` blocks (per layer).
+    rows : int
+        P (≥ 1).
     acc_width : int
         Width of the delta memories' rows (:func:`~drnn_hw.mxv.acc_width`, ≥ ``acc_bits``).
     sigmoid_lut, tanh_lut : sequences of ``2**lut_bits`` ints
@@ -70,6 +74,8 @@ class ActivationPipeline(wiring.Component):
 
     Ports
     -----
+    layer : In(range(L))
+        Only with L > 1: the layer of the pass (stable from ``start`` to ``done``).
     start : In(1)
         Issue block 0 now, then blocks 1..NB-1 on the following cycles.
     read_r, read_z : Out(DeltaReadSignature(P, acc_width, NB))
@@ -97,12 +103,17 @@ class ActivationPipeline(wiring.Component):
 
     def __init__(self, fmts: Formats, *, hidden: int, rows: int, acc_width: int, sigmoid_lut,
                  tanh_lut):
-        check_positive(self, hidden=hidden, rows=rows)
+        layers = [hidden] if isinstance(hidden, int) else list(hidden)
+        check_positive(self, rows=rows, **{f"hidden[{l}]" if len(layers) > 1 else "hidden": h
+                                           for l, h in enumerate(layers)})
         if acc_width < fmts.acc_bits:
             raise refuse(self, f"acc_width must be ≥ acc_bits = {fmts.acc_bits}, got "
                                f"{acc_width}")
         self.fmts, self.H, self.P = fmts, hidden, rows
-        self.NB = math.ceil(hidden / rows)
+        nbs = [math.ceil(h / rows) for h in layers]
+        self.first = [sum(nbs[:l]) for l in range(len(nbs))]
+        self.last = [f + nb - 1 for f, nb in zip(self.first, nbs)]
+        self.NB = sum(nbs)
         self.sigmoid_lut = [int(v) for v in sigmoid_lut]
         self.tanh_lut = [int(v) for v in tanh_lut]
         for name, table in (("sigmoid_lut", self.sigmoid_lut), ("tanh_lut", self.tanh_lut)):
@@ -120,6 +131,7 @@ class ActivationPipeline(wiring.Component):
         blk = range(max(self.NB, 2))
         mul = MultiplierBankSignature(rows, ap_operand_a_bits(fmts), ap_operand_b_bits(fmts))
         super().__init__({
+            **({"layer": In(range(len(layers)))} if len(layers) > 1 else {}),
             "start": In(1),
             "read_r": Out(DeltaReadSignature(rows=rows, acc_width=acc_width, blocks=self.NB)),
             "read_z": Out(DeltaReadSignature(rows=rows, acc_width=acc_width, blocks=self.NB)),
@@ -147,12 +159,17 @@ class ActivationPipeline(wiring.Component):
         c = [Signal(stage, name=f"c{i}") for i in range(AP_STAGES + 1)]
         issuing = Signal()
         count = Signal(blk)
+        if len(self.first) == 1:
+            first, last = self.first[0], self.last[0]
+        else:
+            first = Array(Const(v) for v in self.first)[self.layer]
+            last = Array(Const(v) for v in self.last)[self.layer]
         m.d.comb += [c[0].valid.eq(self.start | issuing),
-                     c[0].block.eq(Mux(self.start, 0, count))]
+                     c[0].block.eq(Mux(self.start, first, count))]
         for read in (self.read_r, self.read_z, self.read_n):
             m.d.comb += [read.en.eq(c[0].valid), read.block.eq(c[0].block)]
         with m.If(c[0].valid):
-            with m.If(c[0].block == NB - 1):
+            with m.If(c[0].block == last):
                 m.d.sync += [issuing.eq(0), count.eq(0)]
             with m.Else():
                 m.d.sync += [issuing.eq(1), count.eq(c[0].block + 1)]
@@ -164,7 +181,7 @@ class ActivationPipeline(wiring.Component):
             mul_r.en.eq(c[_C_RZ].valid), mul_z.en.eq(c[_C_N].valid),
             self.h_block.eq(c[_C_N].block),
             self.h_we.eq(c[_C_H].valid), self.h_wblock.eq(c[_C_H].block),
-            self.done.eq(c[_C_H].valid & (c[_C_H].block == NB - 1)),
+            self.done.eq(c[_C_H].valid & (c[_C_H].block == last)),
         ]
 
         def delay(value, frm, to, name):

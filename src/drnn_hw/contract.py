@@ -4,25 +4,39 @@ rely on. The gateware (:mod:`.registers`, :mod:`.core`), the host driver and the
 :mod:`drnn_sim.bus` keep their own, deliberately independent statement of the same map, so a
 swapped address or bit is caught by the co-simulation rather than agreed on by both sides.
 
-Register bus (:data:`CSRSignature`, seen from the master): ``addr`` (4 bits, word address),
+Register bus (:data:`CSRSignature`, seen from the master): ``addr`` (8 bits, word address),
 ``w_stb`` + ``w_data`` write in the same cycle; ``r_stb`` with ``addr`` reads, ``r_data`` is
 valid the next cycle. 32-bit words; the AXI4-Lite byte address is 4 × the word address.
 
 | word | name | access | layout |
 |---|---|---|---|
 | 0 | ID | R | :data:`ID_VALUE` = 0x44524E4E ("DRNN") |
-| 1 | SIZES | R | :data:`SizesLayout`: I in [15:0], H in [31:16] |
+| 1 | SIZES | R | :data:`SizesLayout`: I (of layer 0) in [15:0], H (of the last layer) in [31:16] |
 | 2 | SHAPE | R | :data:`ShapeLayout`: P in [15:0], K in [19:16], E in [31:24] |
 | 3 | CTRL | W | :data:`CtrlLayout`: bit0 RESET_STATE, bit1 CLEAR_STEPS, bit2 CLEAR_ERROR (strobes) |
 | 4 | STATUS | R | :data:`StatusLayout`: bit0 BUSY, bit1 FRAME_ERROR (sticky), bit2 RESET_PENDING |
-| 5 | THETA_X | RW | Θx code (activation format, unsigned), sampled when a step starts |
-| 6 | THETA_H | RW | Θh code |
-| 7 | CYCLES_LAST | R | cycles of the last step (the cycle-model quantity) |
-| 8 | NNZ_DX_LAST | R | kept Δx of the last step |
-| 9 | NNZ_DH_LAST | R | kept Δh of the last step |
+| 5 | THETA_X | RW | Θx code of layer 0 (activation format, unsigned), sampled when a step starts |
+| 6 | THETA_H | RW | Θh code of layer 0 |
+| 7 | CYCLES_LAST | R | cycles of the last step, all layers (the cycle-model quantity) |
+| 8 | NNZ_DX_LAST | R | kept Δx of the last step, summed over the layers |
+| 9 | NNZ_DH_LAST | R | kept Δh of the last step, summed over the layers |
 | 10 | STEPS | R | steps completed since reset or CLEAR_STEPS |
+| 11 | LAYERS | R | L, the number of stacked layers |
+| 12 | H0 | W | one initial-state code (activation format, two's complement in [act_bits-1:0]) |
+| 32 + 8l + 0 | LAYER_SIZES | R | layer l's I_l and H_l (:data:`SizesLayout`) |
+| 32 + 8l + 1 | LAYER_THETA_X | RW | Θx code of layer l (for l = 0 the same register as THETA_X) |
+| 32 + 8l + 2 | LAYER_THETA_H | RW | Θh code of layer l (l = 0: THETA_H) |
+| 32 + 8l + 3 | LAYER_CYCLES | R | cycles of layer l's pass in the last step |
+| 32 + 8l + 4 | LAYER_NNZ_DX | R | kept Δx of layer l in the last step |
+| 32 + 8l + 5 | LAYER_NNZ_DH | R | kept Δh of layer l in the last step |
 
-Other addresses read 0 and ignore writes. A host reads and writes these words with
+Other addresses read 0 and ignore writes (so do the blocks of layers l ≥ L).
+
+**Initial state**: every write to H0 sets the next unit of the hidden state, layer 0's units
+first, then layer 1's, ...; a CTRL RESET_STATE write points it back at layer 0's unit 0. So a
+host writes RESET_STATE, then ΣH_l codes, then sends the sequence: the first step starts from
+h = h0 (x̂ = ĥ = 0, M = the biases: :func:`drnn_hw.golden.initial_state`). Write H0 only
+while the core is idle (STATUS.BUSY = 0) and no step is waiting (between sequences). A host reads and writes these words with
 :func:`decode_word` and :func:`encode_word` (for example ``decode_word(ShapeLayout, word)``
 gives ``{"rows": P, "columns": K, "scan": E}``), so the field positions live in the layouts only.
 
@@ -38,14 +52,18 @@ from amaranth.hdl import signed
 from amaranth.lib import data, enum, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-__all__ = ["ID_VALUE", "ADDR_BITS", "Register", "ACCESS", "REGISTERS", "SizesLayout",
+__all__ = ["ID_VALUE", "ADDR_BITS", "LAYER_BLOCK", "LAYER_STRIDE", "Register", "LayerRegister",
+           "layer_register", "ACCESS", "LAYER_ACCESS", "REGISTERS", "SizesLayout",
            "ShapeLayout", "CtrlLayout", "StatusLayout", "CSRSignature", "StatusSignature",
            "frame_layout", "frame_signature", "decode_word", "encode_word"]
 
 #: The ID register's value: "DRNN" in ASCII.
 ID_VALUE = 0x44524E4E
 #: Width of the register bus's word address.
-ADDR_BITS = 4
+ADDR_BITS = 8
+#: Word address of layer 0's register block, and the distance between two layers' blocks.
+LAYER_BLOCK = 32
+LAYER_STRIDE = 8
 
 
 class Register(enum.IntEnum, shape=ADDR_BITS):
@@ -61,6 +79,25 @@ class Register(enum.IntEnum, shape=ADDR_BITS):
     NNZ_DX_LAST = 8
     NNZ_DH_LAST = 9
     STEPS = 10
+    LAYERS = 11
+    H0 = 12
+
+
+class LayerRegister(enum.IntEnum, shape=3):
+    """Word offsets in a layer's register block (:func:`layer_register`)."""
+    LAYER_SIZES = 0
+    LAYER_THETA_X = 1
+    LAYER_THETA_H = 2
+    LAYER_CYCLES = 3
+    LAYER_NNZ_DX = 4
+    LAYER_NNZ_DH = 5
+
+
+def layer_register(layer: int, reg: LayerRegister) -> int:
+    """Word address of ``reg`` of layer ``layer`` (0 ≤ layer < 28; ValueError otherwise)."""
+    if not 0 <= layer < ((1 << ADDR_BITS) - LAYER_BLOCK) // LAYER_STRIDE:
+        raise ValueError(f"layer {layer} has no register block")
+    return LAYER_BLOCK + LAYER_STRIDE * layer + int(LayerRegister(reg))
 
 
 #: Access of each register: R (read-only), W (write-only strobes), RW.
@@ -68,13 +105,19 @@ ACCESS = {
     Register.ID: "R", Register.SIZES: "R", Register.SHAPE: "R", Register.CTRL: "W",
     Register.STATUS: "R", Register.THETA_X: "RW", Register.THETA_H: "RW",
     Register.CYCLES_LAST: "R", Register.NNZ_DX_LAST: "R", Register.NNZ_DH_LAST: "R",
-    Register.STEPS: "R",
+    Register.STEPS: "R", Register.LAYERS: "R", Register.H0: "W",
+}
+LAYER_ACCESS = {
+    LayerRegister.LAYER_SIZES: "R", LayerRegister.LAYER_THETA_X: "RW",
+    LayerRegister.LAYER_THETA_H: "RW", LayerRegister.LAYER_CYCLES: "R",
+    LayerRegister.LAYER_NNZ_DX: "R", LayerRegister.LAYER_NNZ_DH: "R",
 }
 
-#: name -> (word address, access), for manifests and simple lookups.
+#: name -> (word address, access), for manifests and simple lookups (the per-layer blocks:
+#: :func:`layer_register`, :data:`LAYER_ACCESS`).
 REGISTERS = {r.name: (int(r), ACCESS[r]) for r in Register}
 
-#: SIZES: the model's input size I and hidden size H.
+#: SIZES (and each LAYER_SIZES): input size I and hidden size H.
 SizesLayout = data.StructLayout({"inputs": 16, "hidden": 16})
 #: SHAPE: P (rows), K (columns), E (scan); bits [23:20] are zero.
 ShapeLayout = data.StructLayout({"rows": 16, "columns": 4, "_reserved": 4, "scan": 8})

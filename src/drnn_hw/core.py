@@ -50,17 +50,18 @@ from __future__ import annotations
 
 import math
 
-from amaranth.hdl import Array, Const, Module, Mux, Signal, signed
-from amaranth.lib import fifo, stream, wiring
+from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, signed
+from amaranth.lib import data, fifo, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from .activation import AP_STAGES, ActivationPipeline
 from .bundle import ModelBundle
-from .cycle_model import AP_LATENCY, MXV_WRITE, SCAN_LATENCY, CoreShape, mxv_drain
+from .cycle_model import AP_LATENCY, LAYER_GAP, MXV_WRITE, SCAN_LATENCY, CoreShape, mxv_drain
 from .delta_encoder import DeltaEncoder
 from .delta_queue import DeltaQueue
 from .contract import CSRSignature, StatusSignature, frame_layout
 from .hdl_arith import refuse
+from .layer_map import MAX_LAYERS, layer_map, total_blocks
 from .mxv import MXV_STAGES, MxVChannel
 from .registers import RegisterFile
 from .weight_bank import WeightBank
@@ -114,17 +115,21 @@ class DeltaGRUCore(wiring.Component):
         shape = shape or CoreShape()
         self.bundle, self.shape = bundle, shape
         self.fmts = bundle.formats
-        if bundle.num_layers != 1:
-            raise refuse(self, f"{bundle.num_layers} stacked layers: the generated core runs "
-                               "one layer so far")
+        if bundle.num_layers > MAX_LAYERS:
+            raise refuse(self, f"{bundle.num_layers} stacked layers: a core holds at most "
+                               f"{MAX_LAYERS}")
+        self.hidden = [layer.hidden_size for layer in bundle.layers]
+        self.L = len(self.hidden)
         self.I, self.H = bundle.input_size, bundle.hidden_size
-        if self.H < 1:
-            raise refuse(self, f"bundle must have hidden units (H ≥ 1), got H = {self.H}")
+        if min(self.hidden) < 1:
+            raise refuse(self, f"bundle must have hidden units (H ≥ 1), got H = "
+                               f"{min(self.hidden)}")
         # With H < P the rows past H would never hold a weight: build only min(P, H) of them
         # (NB = 1 either way, so the schedule is the same; Yosys would remove them anyway).
-        self.P, self.K, self.E = min(shape.rows, self.H), shape.columns, shape.scan
-        self.NB = math.ceil(self.H / self.P)
-        self.WX, self.WH = math.ceil(self.I / self.E), math.ceil(self.H / self.E)
+        self.P, self.K, self.E = min(shape.rows, max(self.hidden)), shape.columns, shape.scan
+        self.map = layer_map(self.I, self.hidden, self.P, self.E)
+        self.NB = self.map[-1].blocks
+        self.WX, self.WH = self.map[0].x_windows, self.map[-1].h_windows
         frame = frame_layout(self.fmts.act_bits, self.E)
         super().__init__({
             "x": In(stream.Signature(frame)),
@@ -135,41 +140,52 @@ class DeltaGRUCore(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        b, fmts = self.bundle, self.fmts
-        I, H, P, K, E, NB = self.I, self.H, self.P, self.K, self.E, self.NB
+        b, fmts, lm, L = self.bundle, self.fmts, self.map, self.L
+        I, H, P, K, E = self.I, self.H, self.P, self.K, self.E
         WX, WH = self.WX, self.WH
         act = signed(fmts.act_bits)
         frame = frame_layout(fmts.act_bits, E)
+        hidden = self.hidden if L > 1 else H
+        n_blocks = total_blocks(lm)
+        h_total = sum(self.hidden)
+        out_base = lm[-1].h_base           # the last layer's units in the hidden state
 
         # --- blocks -------------------------------------------------------------------------
         m.submodules.regs = regs = RegisterFile(
-            inputs=I, hidden=H, rows=self.shape.rows, columns=K, scan=E, act_bits=fmts.act_bits,
-            theta_x=b.theta_x, theta_h=b.theta_h)
+            inputs=I, hidden=hidden, rows=self.shape.rows, columns=K, scan=E,
+            act_bits=fmts.act_bits, theta_x=[ly.theta_x for ly in b.layers],
+            theta_h=[ly.theta_h for ly in b.layers])
         wiring.connect(m, wiring.flipped(self.csr), regs.csr)
 
         m.submodules.x_fifo = x_fifo = fifo.SyncFIFO(width=frame.size, depth=2 * WX)
-        m.submodules.encoder = enc = DeltaEncoder(fmts, I, H, rows=P, columns=K, scan=E)
-        m.submodules.queue = queue = DeltaQueue(enc.entry, columns=K, blocks=NB,
-                                                capacity=I + H)
+        m.submodules.encoder = enc = DeltaEncoder(fmts, I, hidden, rows=P, columns=K, scan=E)
+        m.submodules.queue = queue = DeltaQueue(
+            enc.entry, columns=K, blocks=[s.blocks for s in lm],
+            capacity=max(s.inputs + s.hidden for s in lm))
         m.submodules.weights = bank = WeightBank(b, rows=P, columns=K, addr_bits=enc.addr_bits)
+
+        def biases(c):
+            return [int(v) for ly in b.layers for v in ly.bias[c]]
+
         chans = {}
         for c, name in enumerate(("r", "z")):
-            chans[name] = MxVChannel(fmts, inputs=I, hidden=H, rows=P, columns=K,
-                                     bias=b.bias[c])
-        chans["n"] = MxVChannel(fmts, inputs=I, hidden=H, rows=P, columns=K, bias=b.bias[2],
-                                bias_h=b.bias[3])
+            chans[name] = MxVChannel(fmts, inputs=I, hidden=hidden, rows=P, columns=K,
+                                     bias=biases(c))
+        chans["n"] = MxVChannel(fmts, inputs=I, hidden=hidden, rows=P, columns=K,
+                                bias=biases(2), bias_h=biases(3))
         for name, ch in chans.items():
             m.submodules[f"mxv_{name}"] = ch
-        m.submodules.ap = ap = ActivationPipeline(fmts, hidden=H, rows=P,
+        m.submodules.ap = ap = ActivationPipeline(fmts, hidden=hidden, rows=P,
                                                   acc_width=chans["r"].acc_width,
                                                   sigmoid_lut=b.sigmoid_lut,
                                                   tanh_lut=b.tanh_lut)
 
         # --- state ----------------------------------------------------------------------------
-        h_state = [Signal(act, name=f"h{j}") for j in range(H)]
+        # Every layer's hidden state, concatenated (layer l's units from lm[l].h_base).
+        h_state = [Signal(act, name=f"h{j}") for j in range(h_total)]
         running = Signal()          # a step is in progress (after its cycle 0)
         ap_started = Signal()
-        ap_done = Signal()          # the new h is complete, waiting to commit
+        ap_done = Signal()          # the pass's new h is complete, waiting to commit
         reset_pending = Signal()
         frame_error = Signal()
         cycle = Signal(32)          # the step's cycle index (wait cycles not counted)
@@ -189,15 +205,64 @@ class DeltaGRUCore(wiring.Component):
         frame_ready = Signal()
         csr_wrote = Signal()
         m.d.sync += [frame_ready.eq(x_fifo.r_level >= WX), csr_wrote.eq(self.csr.w_stb)]
-        start = Signal()
-        commit = Signal()
+        start = Signal()            # a step starts (layer 0's pass)
+        pass_start = Signal()       # a layer's pass starts
+        layer_done = Signal()       # the AP has written the pass's last block (now or before)
+        commit = Signal()           # the step ends (the last layer's pass is done)
         apply_reset = Signal()
         idle = ~running
+        # A stacked core also waits one cycle after a commit: the encoder loads layer 0's
+        # window counters and threshold while idle with ``layer`` back at 0 (as between layers).
+        after_commit = Const(0)
+        if L > 1:
+            after_commit = Signal()
+            m.d.sync += after_commit.eq(commit)
         m.d.comb += [
             apply_reset.eq(idle & reset_pending),
-            start.eq(idle & ~reset_pending & frame_ready & ~csr_wrote),
-            commit.eq((ap.done | ap_done) & ~out_full),
+            start.eq(idle & ~reset_pending & frame_ready & ~csr_wrote & ~after_commit),
+            layer_done.eq(ap.done | ap_done),
         ]
+
+        # --- layers ---------------------------------------------------------------------------
+        # One pass per layer within the step. Between passes LAYER_GAP idle cycle(s): the
+        # encoder loads the next layer's window counters and threshold while idle, with
+        # ``layer`` already pointing at it (see DeltaEncoder.layer).
+        if L > 1:
+            layer = Signal(range(L))
+            last_layer = Signal()
+            m.d.comb += last_layer.eq(layer == L - 1)
+            for block in (enc, queue, ap):
+                m.d.comb += block.layer.eq(layer)
+            gap = Signal(LAYER_GAP + 1)     # a shift register: the next pass starts at its end
+            next_pass = Signal()            # a non-last layer's pass ends this cycle
+            m.d.comb += [next_pass.eq(layer_done & ~last_layer),
+                         commit.eq(layer_done & last_layer & ~out_full),
+                         pass_start.eq(start | gap[LAYER_GAP])]
+            m.d.sync += gap.eq(Cat(next_pass, gap[:LAYER_GAP]))
+            with m.If(next_pass):
+                m.d.sync += layer.eq(layer + 1)
+            with m.If(commit):
+                m.d.sync += layer.eq(0)
+            # The thresholds of a step: the registers' values at its start (layer 0 reads the
+            # registers as a single-layer core does; later layers this copy).
+            step_theta_x = Signal.like(regs.theta_x)
+            step_theta_h = Signal.like(regs.theta_h)
+            with m.If(idle):
+                m.d.sync += [step_theta_x.eq(regs.theta_x), step_theta_h.eq(regs.theta_h)]
+            # (Array of the elements, not a view index: that would be a wide shifter.)
+            m.d.comb += [
+                enc.theta_x.eq(Mux(running, Array(step_theta_x[l] for l in range(L))[layer],
+                                   regs.theta_x[0])),
+                enc.theta_h.eq(Mux(running, Array(step_theta_h[l] for l in range(L))[layer],
+                                   regs.theta_h[0])),
+            ]
+            pass_end = next_pass | commit
+            stalled = layer_done & last_layer & out_full
+        else:
+            m.d.comb += [commit.eq(layer_done & ~out_full), pass_start.eq(start),
+                         enc.theta_x.eq(regs.theta_x[0]), enc.theta_h.eq(regs.theta_h[0])]
+            pass_end = commit
+            stalled = layer_done & out_full
 
         # --- input ----------------------------------------------------------------------------
         x_head = Signal(frame)
@@ -213,14 +278,12 @@ class DeltaGRUCore(wiring.Component):
 
         # --- scan -----------------------------------------------------------------------------
         m.d.comb += [
-            enc.start.eq(start),
-            enc.clear.eq(commit),
+            enc.start.eq(pass_start),
+            enc.clear.eq(pass_end),
             enc.clear_refs.eq(apply_reset),
-            enc.theta_x.eq(regs.theta_x),
-            enc.theta_h.eq(regs.theta_h),
             enc.x_data.eq(x_head.data),
         ]
-        for j in range(H):
+        for j in range(h_total):
             m.d.comb += enc.h[j].eq(h_state[j])
 
         # --- delta queue and MxV ----------------------------------------------------------------
@@ -228,7 +291,7 @@ class DeltaGRUCore(wiring.Component):
         # slot arriving with its weights one cycle after the issue.
         wiring.connect(m, scheduler=enc.deltas, queue=queue.deltas)
         wiring.connect(m, sequencer=queue.issue, weight_bank=bank.issue)
-        m.d.comb += queue.clear.eq(commit)
+        m.d.comb += queue.clear.eq(pass_end)
         for name, ch in chans.items():
             wiring.connect(m, weight_bank=getattr(bank, f"slot_{name}"), channel=ch.slot)
             m.d.comb += ch.load_bias.eq(apply_reset)
@@ -236,19 +299,31 @@ class DeltaGRUCore(wiring.Component):
         # --- activation pipeline ----------------------------------------------------------------
         # A0: the scan is over, nothing is left to issue, and no slot in the previous
         # mxv_drain(NB) cycles (the AP reads block b no earlier than the last write of it).
-        drain = mxv_drain(NB)
+        drains = [mxv_drain(s.blocks) for s in lm]
+        drain = max(drains)
         drained = Const(1)
         if drain:
             slot_hist = Signal(drain)
             m.d.sync += slot_hist.eq(Mux(running | start,
                                          (slot_hist << 1) | queue.issue.valid, 0)[:drain])
-            drained = slot_hist == 0
+            if L == 1:
+                drained = slot_hist == 0
+            else:
+                mask = Array(Const((1 << d) - 1, drain) for d in drains)[layer]
+                drained = (slot_hist & mask) == 0
         ap_go = Signal()
         m.d.comb += ap_go.eq(running & ~ap_started & enc.deltas.done & ~queue.pending & drained)
         with m.If(ap_go):
             m.d.sync += ap_started.eq(1)
-        h_block_in = [Array(h_state[bb * P + p] if bb * P + p < H else Const(0, act)
-                            for bb in range(NB))[ap.h_block] for p in range(P)]
+        # Global block g (layer l's local block bb) holds units h_base + bb·P + p.
+        where = [(s, bb) for s in lm for bb in range(s.blocks)]
+
+        def unit(s, bb, p):
+            return s.h_base + bb * P + p if bb * P + p < s.hidden else None
+
+        h_block_in = [Array(h_state[unit(s, bb, p)] if unit(s, bb, p) is not None
+                            else Const(0, act) for s, bb in where)[ap.h_block]
+                      for p in range(P)]
         m.d.comb += ap.start.eq(ap_go)
         # The AP reads the delta memories of all three channels and borrows the column-0
         # multipliers of r (for r·M_nh) and z (for z·(h − n)).
@@ -260,30 +335,69 @@ class DeltaGRUCore(wiring.Component):
             m.d.comb += ap.h_in[p].eq(h_block_in[p])
         with m.If(ap.h_we):
             with m.Switch(ap.h_wblock):
-                for bb in range(NB):
-                    with m.Case(bb):
+                for g, (s, bb) in enumerate(where):
+                    with m.Case(g):
                         for p in range(P):
-                            if bb * P + p < H:
-                                m.d.sync += h_state[bb * P + p].eq(ap.h_out[p])
+                            if unit(s, bb, p) is not None:
+                                m.d.sync += h_state[unit(s, bb, p)].eq(ap.h_out[p])
         with m.If(ap.done):
             m.d.sync += ap_done.eq(1)
 
         # --- step control, counters -------------------------------------------------------------
         with m.If(start):
             m.d.sync += [running.eq(1), cycle.eq(1)]
-        with m.Elif(running & ~((ap.done | ap_done) & out_full)):
+        with m.Elif(running & ~stalled):
             m.d.sync += cycle.eq(cycle + 1)
+        with m.If(pass_end):
+            m.d.sync += [ap_started.eq(0), ap_done.eq(0)]
+        if L > 1:
+            # Per layer: the pass's cycles and kept deltas, gathered during the step and shown
+            # (with the step's totals) from its commit.
+            pass_cycle = Signal(32)
+            with m.If(pass_start):
+                m.d.sync += pass_cycle.eq(1)
+            with m.Elif(running & ~stalled):
+                m.d.sync += pass_cycle.eq(pass_cycle + 1)
+            step_cycles = Signal(data.ArrayLayout(32, L))
+            step_nnz_dx = Signal(data.ArrayLayout(16, L))
+            step_nnz_dh = Signal(data.ArrayLayout(16, L))
+            layer_cycles = Signal(data.ArrayLayout(32, L))
+            layer_nnz_dx = Signal(data.ArrayLayout(16, L))
+            layer_nnz_dh = Signal(data.ArrayLayout(16, L))
+            with m.If(pass_end):
+                with m.Switch(layer):
+                    for l in range(L):
+                        with m.Case(l):
+                            m.d.sync += [step_cycles[l].eq(pass_cycle + 1),
+                                         step_nnz_dx[l].eq(enc.nnz_dx),
+                                         step_nnz_dh[l].eq(enc.nnz_dh)]
+            with m.If(commit):
+                # The last layer's values arrive in this very cycle.
+                for l in range(L - 1):
+                    m.d.sync += [layer_cycles[l].eq(step_cycles[l]),
+                                 layer_nnz_dx[l].eq(step_nnz_dx[l]),
+                                 layer_nnz_dh[l].eq(step_nnz_dh[l])]
+                m.d.sync += [layer_cycles[L - 1].eq(pass_cycle + 1),
+                             layer_nnz_dx[L - 1].eq(enc.nnz_dx),
+                             layer_nnz_dh[L - 1].eq(enc.nnz_dh),
+                             nnz_dx_last.eq(sum(step_nnz_dx[l] for l in range(L - 1))
+                                            + enc.nnz_dx),
+                             nnz_dh_last.eq(sum(step_nnz_dh[l] for l in range(L - 1))
+                                            + enc.nnz_dh)]
+            m.d.comb += [regs.layer_cycles.eq(layer_cycles), regs.layer_nnz_dx.eq(layer_nnz_dx),
+                         regs.layer_nnz_dh.eq(layer_nnz_dh)]
+        else:
+            with m.If(commit):
+                m.d.sync += [nnz_dx_last.eq(enc.nnz_dx), nnz_dh_last.eq(enc.nnz_dh)]
         with m.If(commit):
             m.d.sync += [
-                running.eq(0), ap_started.eq(0), ap_done.eq(0),
-                steps.eq(steps + 1), cycles_last.eq(cycle + 1),
-                nnz_dx_last.eq(enc.nnz_dx), nnz_dh_last.eq(enc.nnz_dh),
+                running.eq(0), steps.eq(steps + 1), cycles_last.eq(cycle + 1),
                 out_full.eq(1), out_beat.eq(0),
             ]
             # The last block is written in this very cycle when the AP has just finished.
-            last = (NB - 1) * P
-            m.d.sync += [hold[j].eq(h_state[j]) for j in range(last)]
-            m.d.sync += [hold[j].eq(Mux(ap.done, ap.h_out[j - last], h_state[j]))
+            last = (lm[-1].blocks - 1) * P
+            m.d.sync += [hold[j].eq(h_state[out_base + j]) for j in range(last)]
+            m.d.sync += [hold[j].eq(Mux(ap.done, ap.h_out[j - last], h_state[out_base + j]))
                          for j in range(last, H)]
         with m.If(apply_reset):
             m.d.sync += [reset_pending.eq(0)] + [s.eq(0) for s in h_state]
@@ -293,6 +407,19 @@ class DeltaGRUCore(wiring.Component):
             m.d.sync += steps.eq(0)
         with m.If(regs.clear_error):
             m.d.sync += frame_error.eq(0)
+
+        # Initial state: each H0 write sets the next unit (layer 0's first); RESET_STATE points
+        # back at unit 0. After the reset's clear, so a write in the cycle it applies wins.
+        h0_next = Signal(range(h_total + 1))
+        with m.If(regs.h0_we):
+            with m.Switch(h0_next):
+                for j in range(h_total):
+                    with m.Case(j):
+                        m.d.sync += h_state[j].eq(regs.h0_data[:fmts.act_bits])
+            with m.If(h0_next != h_total):
+                m.d.sync += h0_next.eq(h0_next + 1)
+        with m.If(regs.reset_state):
+            m.d.sync += h0_next.eq(0)
 
         # --- output -----------------------------------------------------------------------------
         for e in range(E):

@@ -38,7 +38,8 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-__all__ = ["CoreShape", "PRESETS", "SCAN_LATENCY", "MXV_WRITE", "AP_LATENCY", "mxv_drain", "step_cycles", "cycle_bound",
+__all__ = ["CoreShape", "PRESETS", "SCAN_LATENCY", "MXV_WRITE", "AP_LATENCY", "LAYER_GAP",
+           "mxv_drain", "step_cycles", "cycle_bound",
            "cycles_for_masks", "FORMULA"]
 
 #: Cycles from the step's start to the first schedule cycle: the encoder's fetch and test
@@ -50,6 +51,10 @@ MXV_WRITE = 4
 #: Cycles from the last AP issue to the committed h: seven pipeline stages (memory read, σ ROM,
 #: r·mnh 2, tanh ROM, z·(h−n) 2); the commit takes the last block in the cycle it is written.
 AP_LATENCY = 7
+#: Idle cycles between one layer's pass and the next in a stacked core (the encoder loads the
+#: next layer's window counters and threshold): a step of L layers takes the sum of the
+#: layers' :func:`step_cycles` plus ``(L - 1) · LAYER_GAP``.
+LAYER_GAP = 1
 
 
 def mxv_drain(nb: int) -> int:

@@ -21,6 +21,11 @@ state), so B runs windows back to back and the whole schedule is the cycle model
 The weight address of a delta is ``column · NB`` (the weight bank's layout, ``NB = ceil(H/P)``),
 kept as a running window base plus a constant per element, so no multiplier is needed.
 
+Stacked layers (:mod:`drnn_hw.layer_map`): the encoder holds every layer's x̂ and ĥ and runs
+one layer per ``start``, the one on its ``layer`` input (stable from the cycle before ``start``
+to the end of the pass). Layer 0's x comes from the FIFO, layer l's from layer l−1's hidden
+state; window indices and weight addresses are the layer's (its region's column base added).
+
 The stage registers F and B are ``lib.data`` struct views; the deltas leave on a
 :class:`DeltaStreamSignature` port (to :class:`~drnn_hw.delta_queue.DeltaQueue`).
 """
@@ -34,15 +39,16 @@ from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
 from .hdl_arith import check_positive, refuse, select_onehot
+from .layer_map import layer_map, total_words
 from .numerics import Formats
 
 __all__ = ["DeltaEncoder", "DeltaStreamSignature", "delta_entry_layout", "address_width"]
 
 
-def address_width(inputs: int, hidden: int, rows: int) -> int:
+def address_width(inputs: int, hidden, rows: int) -> int:
     """Bits of a weight-bank address: the bank has ``(I + H) · NB`` words, ``NB = ceil(H/P)``,
-    ``P = rows``."""
-    depth = (inputs + hidden) * math.ceil(hidden / rows)
+    ``P = rows`` (summed over the layers when ``hidden`` is a sequence of per-layer H)."""
+    depth = total_words(layer_map(inputs, hidden, rows, 1))
     return max(1, (depth - 1).bit_length())
 
 
@@ -99,8 +105,10 @@ class DeltaEncoder(wiring.Component):
     fmts : Formats
         Number formats (:mod:`drnn_hw.numerics`); values are ``act_bits`` activation codes,
         deltas ``act_bits + 1`` bits (exact).
-    inputs, hidden : int
-        I and H (≥ 1).
+    inputs : int
+        I (≥ 1), of layer 0.
+    hidden : int or sequence of int
+        H (≥ 1), or every layer's H for a stacked core (:mod:`drnn_hw.layer_map`).
     rows : int
         P (≥ 1): only used for the weight addresses (``column · ceil(H/P)``).
     columns : int
@@ -110,24 +118,28 @@ class DeltaEncoder(wiring.Component):
 
     Ports
     -----
+    layer : In(range(L))
+        Only with L > 1: the layer of the next (or current) pass; must hold its value from
+        the cycle before ``start`` (when the window counters and thresholds are loaded for it)
+        until the pass is cleared.
     start : In(1)
-        The step starts this cycle; stage F fetches the first window in this same cycle.
+        The pass starts this cycle; stage F fetches the first window in this same cycle.
     clear : In(1)
         End of step: drop ``done`` and the nnz counters (must not coincide with ``start``).
     clear_refs : In(1)
         Reset x̂ and ĥ to 0 (RESET_STATE).
     theta_x, theta_h : In(act_bits)
-        Threshold codes, copied in every cycle without a scan: a step uses the values of the
-        cycle before its ``start``.
+        Threshold codes of the layer, copied in every cycle without a scan: a pass uses the
+        values of the cycle before its ``start``.
     x_data : In(ArrayLayout(signed(act_bits), E))
         The head beat of the input FIFO. ``x_pop`` pops it when stage F takes its window;
         ``x_pop_last`` says this was window WX-1 (the beat must carry ``last``).
-    h : In(ArrayLayout(signed(act_bits), H))
-        The hidden state (stable during the scan).
+    h : In(ArrayLayout(signed(act_bits), ΣH))
+        The hidden state of every layer, concatenated (stable during the scan).
     deltas : Out(DeltaStreamSignature(entry, K))
         Deltas emitted this cycle (by stage B): ``valid`` a prefix, column 0 first, index
         order; ``entry`` (:func:`delta_entry_layout` with ``addr_bits``) the exact delta, its
-        column's weight address ``column · NB`` and whether it is a Δx. ``done``: the scan is
+        column's weight address ``column_base + column · NB`` and whether it is a Δx. ``done``: the scan is
         over (from cycle ``S + SCAN_LATENCY`` until ``clear``).
     nnz_dx, nnz_dh : Out(16)
         Kept deltas of the step so far.
@@ -141,17 +153,22 @@ class DeltaEncoder(wiring.Component):
 
     def __init__(self, fmts: Formats, inputs: int, hidden: int, *, rows: int, columns: int,
                  scan: int):
-        check_positive(self, inputs=inputs, hidden=hidden, rows=rows, scan=scan)
+        layers = [hidden] if isinstance(hidden, int) else list(hidden)
+        check_positive(self, inputs=inputs, rows=rows, scan=scan)
+        check_positive(self, **{f"hidden[{l}]" if len(layers) > 1 else "hidden": h
+                                for l, h in enumerate(layers)})
         if columns not in (1, 2):
             raise refuse(self, f"columns must be 1 or 2, got {columns}")
-        self.fmts, self.I, self.H = fmts, inputs, hidden
+        self.map = layer_map(inputs, layers, rows, scan)
+        self.fmts, self.I, self.H = fmts, inputs, layers[0] if len(layers) == 1 else layers
         self.P, self.K, self.E = rows, columns, scan
-        self.NB = math.ceil(hidden / rows)
-        self.WX, self.WH = math.ceil(inputs / scan), math.ceil(hidden / scan)
-        self.addr_bits = address_width(inputs, hidden, rows)
+        self.NB = math.ceil(layers[0] / rows)
+        self.WX, self.WH = self.map[0].x_windows, self.map[0].h_windows
+        self.addr_bits = address_width(inputs, layers, rows)
         self.entry = delta_entry_layout(fmts, self.addr_bits)
         act = signed(fmts.act_bits)
         super().__init__({
+            **({"layer": In(range(len(layers)))} if len(layers) > 1 else {}),
             "start": In(1),
             "clear": In(1),
             "clear_refs": In(1),
@@ -160,7 +177,7 @@ class DeltaEncoder(wiring.Component):
             "x_data": In(data.ArrayLayout(act, scan)),
             "x_pop": Out(1),
             "x_pop_last": Out(1),
-            "h": In(data.ArrayLayout(act, hidden)),
+            "h": In(data.ArrayLayout(act, sum(layers))),
             "deltas": Out(DeltaStreamSignature(self.entry, columns)),
             "nnz_dx": Out(16),
             "nnz_dh": Out(16),
@@ -168,30 +185,58 @@ class DeltaEncoder(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        fmts, I, H, E, K, NB = self.fmts, self.I, self.H, self.E, self.K, self.NB
-        WX, WH = self.WX, self.WH
+        fmts, E, K, lm = self.fmts, self.E, self.K, self.map
+        L = len(lm)
         act = signed(fmts.act_bits)
         dlt = signed(fmts.act_bits + 1)
         addr = unsigned(self.addr_bits + 1)
 
+        def per_layer(values):
+            """A constant per layer, chosen by the ``layer`` input (a plain int for one)."""
+            return values[0] if L == 1 else Array(Const(v) for v in values)[self.layer]
+
+        # Every layer's windows, in order: global window index -> (layer, window in layer).
+        x_windows = [(l, w) for l, s in enumerate(lm) for w in range(s.x_windows)]
+        h_windows = [(l, w) for l, s in enumerate(lm) for w in range(s.h_windows)]
+        x_base = [sum(s.inputs for s in lm[:l]) for l in range(L)]   # x̂ of layer l from here
+
         # References in flip-flops: every window reads E of them and may update all E at once.
-        x_ref = [Signal(act, name=f"x_ref{i}") for i in range(I)]
-        h_ref = [Signal(act, name=f"h_ref{j}") for j in range(H)]
+        x_ref = [Signal(act, name=f"x_ref{i}") for i in range(sum(s.inputs for s in lm))]
+        h_ref = [Signal(act, name=f"h_ref{j}") for j in range(sum(s.hidden for s in lm))]
 
         # --- window sequencer -------------------------------------------------------------
-        a_run = Signal()                   # windows are left to fetch this step
+        a_run = Signal()                   # windows are left to fetch this pass
         a_in_x = Signal(init=1)            # fetching x windows (else h windows)
-        xw = Signal(range(max(WX, 2)))     # window index within x / within h
-        hw = Signal(range(max(WH, 2)))
+        xw = Signal(range(max(len(x_windows), 2)))     # global x / h window index
+        hw = Signal(range(max(len(h_windows), 2)))
         a_base = Signal(addr)              # weight address of the window's element 0
         a_valid = Signal()
         m.d.comb += a_valid.eq(self.start | a_run)
         fetch = Signal()                   # F takes the next window this cycle
         advance = Signal()                 # every stage moves on (B is empty or finishing)
+        x_last = per_layer([s.x_window_base + s.x_windows - 1 for s in lm])
+        h_last = per_layer([s.h_window_base + s.h_windows - 1 for s in lm])
 
-        def element(values, w, e, n):
+        def x_element(values, g, e):
+            """Element e of global x window g in ``values`` (per layer x̂, concatenated)."""
+            l, w = x_windows[g]
             i = w * E + e
-            return values[i] if i < n else Const(0, act)
+            return values[x_base[l] + i] if i < lm[l].inputs else Const(0, act)
+
+        def h_element(values, g, e):
+            """Element e of global h window g in ``values`` (per layer h or ĥ, concatenated)."""
+            l, w = h_windows[g]
+            j = w * E + e
+            return values[lm[l].h_base + j] if j < lm[l].hidden else Const(0, act)
+
+        def x_from_h(g, e):
+            """Layer l > 0 takes its x from layer l−1's hidden state (0 for layer 0's windows,
+            which come from the FIFO)."""
+            l, w = x_windows[g]
+            i = w * E + e
+            if l == 0 or i >= lm[l].inputs:
+                return Const(0, act)
+            return self.h[lm[l - 1].h_base + i]
 
         # The window in flight, common to stages F and B: which window, x or h, the last one
         # of the step, and per element its value, its exact delta and its weight address.
@@ -209,18 +254,23 @@ class DeltaEncoder(wiring.Component):
         f = Signal(data.StructLayout({**window, "ok": E, "ne": E, "theta": dlt,
                                       "theta_neg": dlt}), name="f")
         for e in range(E):
-            h_cur = Array(element(self.h, w, e, H) for w in range(WH))[hw]
-            x_r = Array(element(x_ref, w, e, I) for w in range(WX))[xw]
-            h_r = Array(element(h_ref, w, e, H) for w in range(WH))[hw]
-            x_ok = Array(Const(w * E + e < I) for w in range(WX))[xw]
-            h_ok = Array(Const(w * E + e < H) for w in range(WH))[hw]
+            h_cur = Array(h_element(self.h, g, e) for g in range(len(h_windows)))[hw]
+            x_r = Array(x_element(x_ref, g, e) for g in range(len(x_windows)))[xw]
+            h_r = Array(h_element(h_ref, g, e) for g in range(len(h_windows)))[hw]
+            x_ok = Array(Const(w * E + e < lm[l].inputs) for l, w in x_windows)[xw]
+            h_ok = Array(Const(w * E + e < lm[l].hidden) for l, w in h_windows)[hw]
+            x_cur = self.x_data[e]
+            if L > 1:
+                x_cur = Mux(self.layer == 0, x_cur,
+                            Array(x_from_h(g, e) for g in range(len(x_windows)))[xw])
             cur = Signal(act, name=f"cur{e}")
             ref = Signal(act, name=f"ref{e}")
-            m.d.comb += [cur.eq(Mux(a_in_x, self.x_data[e], h_cur)), ref.eq(Mux(a_in_x, x_r, h_r))]
+            m.d.comb += [cur.eq(Mux(a_in_x, x_cur, h_cur)), ref.eq(Mux(a_in_x, x_r, h_r))]
             with m.If(fetch):
                 m.d.sync += [
                     f.cur[e].eq(cur), f.delta[e].eq(cur - ref), f.ne[e].eq(cur != ref),
-                    f.ok[e].eq(Mux(a_in_x, x_ok, h_ok)), f.addr[e].eq(a_base + e * NB),
+                    f.ok[e].eq(Mux(a_in_x, x_ok, h_ok)),
+                    f.addr[e].eq(a_base + per_layer([e * s.blocks for s in lm])),
                 ]
 
         # --- stage T: threshold test and the first schedule cycle of the window in F --------
@@ -280,40 +330,60 @@ class DeltaEncoder(wiring.Component):
         m.d.comb += [
             advance.eq(~b.valid | window_last),
             fetch.eq(advance & a_valid),
-            self.x_pop.eq(fetch & a_in_x),
-            self.x_pop_last.eq(xw == WX - 1),
+            self.x_pop.eq(fetch & a_in_x & (self.layer == 0 if L > 1 else 1)),
+            self.x_pop_last.eq(xw == lm[0].x_windows - 1),
         ]
         with m.If(self.start):
             m.d.sync += a_run.eq(1)
         with m.If(advance):
             m.d.sync += [
                 f.valid.eq(a_valid), f.in_x.eq(a_in_x), f.xw.eq(xw), f.hw.eq(hw),
-                f.final.eq(~a_in_x & (hw == WH - 1)),
+                f.final.eq(~a_in_x & (hw == h_last)),
                 b.one_cycle.eq(t_one_cycle), b.first.eq(1), b.keep.eq(keep), b.rest.eq(keep),
             ]
             m.d.sync += [b[n].eq(f[n]) for n in window]
             m.d.sync += [p.eq(t) for p, t in zip(picks, t_picks)]
+        step = per_layer([E * s.blocks for s in lm])
         with m.If(fetch):
             with m.If(a_in_x):
-                with m.If(xw == WX - 1):
-                    m.d.sync += [a_in_x.eq(0), xw.eq(0), a_base.eq(I * NB)]
+                with m.If(xw == x_last):
+                    m.d.sync += [a_in_x.eq(0),
+                                 a_base.eq(per_layer([s.column_base + s.inputs * s.blocks
+                                                      for s in lm]))]
                 with m.Else():
-                    m.d.sync += [xw.eq(xw + 1), a_base.eq(a_base + E * NB)]
+                    m.d.sync += [xw.eq(xw + 1), a_base.eq(a_base + step)]
             with m.Else():
-                with m.If(hw == WH - 1):
-                    m.d.sync += [a_in_x.eq(1), hw.eq(0), a_base.eq(0), a_run.eq(0)]
+                with m.If(hw == h_last):
+                    m.d.sync += [a_in_x.eq(1), a_run.eq(0)]
                 with m.Else():
-                    m.d.sync += [hw.eq(hw + 1), a_base.eq(a_base + E * NB)]
+                    m.d.sync += [hw.eq(hw + 1), a_base.eq(a_base + step)]
+        with m.If(~a_valid):
+            # Between passes the counters point at the first windows of the layer on
+            # ``layer`` (which is why it must be valid the cycle before ``start``).
+            m.d.sync += [xw.eq(per_layer([s.x_window_base for s in lm])),
+                         hw.eq(per_layer([s.h_window_base for s in lm])),
+                         a_base.eq(per_layer([s.column_base for s in lm]))]
 
-        def store_kept(window, windows, refs, size):
+        def store_kept(window, windows, element_index):
             # At the end of a window, the reference of every kept element takes its new value.
             with m.Switch(window):
-                for w in range(windows):
-                    with m.Case(w):
+                for g in range(len(windows)):
+                    with m.Case(g):
                         for e in range(E):
-                            if w * E + e < size:
+                            ref = element_index(g, e)
+                            if ref is not None:
                                 with m.If(b.keep[e]):
-                                    m.d.sync += refs[w * E + e].eq(b.cur[e])
+                                    m.d.sync += ref.eq(b.cur[e])
+
+        def x_ref_at(g, e):
+            l, w = x_windows[g]
+            i = w * E + e
+            return x_ref[x_base[l] + i] if i < lm[l].inputs else None
+
+        def h_ref_at(g, e):
+            l, w = h_windows[g]
+            j = w * E + e
+            return h_ref[lm[l].h_base + j] if j < lm[l].hidden else None
 
         with m.If(b.valid):
             with m.If(~window_last):
@@ -327,9 +397,9 @@ class DeltaEncoder(wiring.Component):
                     m.d.sync += left.eq(left - 1)
             with m.Else():
                 with m.If(b.in_x):
-                    store_kept(b.xw, WX, x_ref, I)
+                    store_kept(b.xw, x_windows, x_ref_at)
                 with m.Else():
-                    store_kept(b.hw, WH, h_ref, H)
+                    store_kept(b.hw, h_windows, h_ref_at)
                 with m.If(b.final):
                     m.d.sync += out.done.eq(1)
 

@@ -9,13 +9,16 @@ asynchronously.
 
 Issue schedule (the cycle model's): a full group can issue the cycle after its last entry was
 written; the final partial group once the scan is done; groups in order, back to back.
+
+Stacked layers: the blocks are global (:mod:`drnn_hw.layer_map`): a group of layer l's pass
+issues the layer's blocks ``block_base .. block_base + NB_l − 1``.
 """
 
 from __future__ import annotations
 
 import math
 
-from amaranth.hdl import Module, Mux, Signal
+from amaranth.hdl import Array, Const, Module, Mux, Signal
 from amaranth.lib import data, memory, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -74,21 +77,24 @@ class DeltaQueue(wiring.Component):
     columns : int
         K, deltas per group (1 or 2): the scheduler's deltas per cycle and the weight bank's
         read ports.
-    blocks : int
-        NB (≥ 1), issue slots per group.
+    blocks : int or sequence of int
+        NB (≥ 1), issue slots per group; or NB_l of every layer of a stacked core (the
+        layers' blocks numbered one after the other).
     capacity : int
         Deltas a step can hold (≥ 1; I + H in the core).
 
     Ports
     -----
+    layer : In(range(L))
+        Only with L > 1: the layer of the pass (stable while it issues).
     deltas : In(DeltaStreamSignature(entry_layout, K))
         Deltas from the scheduler (``valid`` a prefix); ``done``: no more deltas this step, the
         partial group (if any) may issue.
     clear : In(1)
         End of step: empty the queue.
-    issue : Out(IssueSignature(entry_layout, K, NB))
+    issue : Out(IssueSignature(entry_layout, K, ΣNB))
         An MxV issue slot per cycle while groups are left: each group for NB consecutive
-        cycles, blocks 0 .. NB-1.
+        cycles, blocks 0 .. NB-1 (of a stacked core: the layer's global blocks).
     pending : Out(1)
         Something is still to be issued (now or later) this step.
 
@@ -102,26 +108,32 @@ class DeltaQueue(wiring.Component):
     def __init__(self, entry_layout, *, columns: int, blocks: int, capacity: int):
         if columns not in (1, 2):
             raise refuse(self, f"columns must be 1 or 2, got {columns}")
-        check_positive(self, blocks=blocks, capacity=capacity)
-        self.K, self.NB = columns, blocks
+        per_layer = [blocks] if isinstance(blocks, int) else list(blocks)
+        check_positive(self, capacity=capacity,
+                       **{f"blocks[{l}]" if len(per_layer) > 1 else "blocks": nb
+                          for l, nb in enumerate(per_layer)})
+        self.first = [sum(per_layer[:l]) for l in range(len(per_layer))]
+        self.last = [f + nb - 1 for f, nb in zip(self.first, per_layer)]
+        self.K, self.NB = columns, sum(per_layer)
         self.depth = math.ceil(capacity / columns) + 1     # words per bank
         self.entry_layout = entry_layout
         super().__init__({
+            **({"layer": In(range(len(per_layer)))} if len(per_layer) > 1 else {}),
             "deltas": In(DeltaStreamSignature(entry_layout, columns)),
             "clear": In(1),
-            "issue": Out(IssueSignature(entry_layout, columns, blocks)),
+            "issue": Out(IssueSignature(entry_layout, columns, self.NB)),
             "pending": Out(1),
         })
 
     def elaborate(self, platform):
         m = Module()
-        K, NB = self.K, self.NB
+        K = self.K
         w_valid, w_entry, issue = self.deltas.valid, self.deltas.entry, self.issue
         full = Signal(range(self.depth + 1))   # complete groups written
         phase = Signal(range(max(K, 2)))       # entries in the partial group
         group = Signal(range(self.depth + 1))  # next group to issue
         busy = Signal()                        # a group is mid-way through its NB blocks
-        block = Signal(range(max(NB, 2)))
+        block = Signal(range(max(self.NB, 2)))
 
         banks = []
         for k in range(K):
@@ -167,14 +179,19 @@ class DeltaQueue(wiring.Component):
         # A group that issues holds at least one delta; only a full one holds K.
         m.d.comb += issue.column_valid.eq(Mux(is_full, (1 << K) - 1, 1))
 
+        if len(self.first) == 1:
+            first, last = self.first[0], self.last[0]
+        else:
+            first = Array(Const(v) for v in self.first)[self.layer]
+            last = Array(Const(v) for v in self.last)[self.layer]
         m.d.comb += [
             issue.valid.eq(busy | is_full | partial),
-            issue.block.eq(Mux(busy, block, 0)),
+            issue.block.eq(Mux(busy, block, first)),
             self.pending.eq(busy | is_full | ((phase != 0) & (group == full)) |
                             ~self.deltas.done),
         ]
         with m.If(issue.valid):
-            with m.If(issue.block == NB - 1):
+            with m.If(issue.block == last):
                 m.d.sync += [busy.eq(0), block.eq(0), group.eq(group + 1)]
             with m.Else():
                 m.d.sync += [busy.eq(1), block.eq(issue.block + 1)]

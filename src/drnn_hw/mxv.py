@@ -38,6 +38,10 @@ accumulating into later blocks): one cycle later ``ap_read.m`` (and ``ap_read.m_
 rows, ``acc_bits`` plus guard bits wide.
 
 The stage registers are ``lib.data`` struct views (valid bit, block, x/h column flags).
+
+Stacked layers (:mod:`drnn_hw.layer_map`): the memories hold every layer's blocks one after
+the other (layer l's from its ``block_base``), with every layer's biases; the slots and reads
+carry these global block numbers, so the channel does not need to know the layer.
 """
 
 from __future__ import annotations
@@ -51,6 +55,7 @@ from amaranth.lib.wiring import In, Out
 
 from . import multiplier
 from .hdl_arith import check_positive, refuse, saturate
+from .layer_map import layer_map, total_blocks
 from .multiplier import MultiplierBankSignature, PipelinedMultiplier
 from .numerics import Formats, accumulator_guard_bits
 
@@ -158,9 +163,12 @@ def ap_operand_b_bits(fmts: Formats) -> int:
     return max(fmts.w_bits, fmts.act_frac + 2)
 
 
-def acc_width(fmts: Formats, inputs: int, hidden: int) -> int:
-    """Width of a delta memory row: ``acc_bits`` plus the guard bits of one step's sum."""
-    return fmts.acc_bits + accumulator_guard_bits(fmts, inputs + hidden)
+def acc_width(fmts: Formats, inputs: int, hidden) -> int:
+    """Width of a delta memory row: ``acc_bits`` plus the guard bits of one step's sum (of
+    the widest layer's ``I_l + H_l`` columns when ``hidden`` is a sequence of per-layer H)."""
+    hidden = [hidden] if isinstance(hidden, int) else list(hidden)
+    columns = max(i + h for i, h in zip([inputs] + hidden[:-1], hidden))
+    return fmts.acc_bits + accumulator_guard_bits(fmts, columns)
 
 
 class MxVChannel(wiring.Component):
@@ -170,25 +178,29 @@ class MxVChannel(wiring.Component):
     ----------
     fmts : Formats
         Number formats (:mod:`drnn_hw.numerics`).
-    inputs, hidden : int
-        I (≥ 0) and H (≥ 1): H sets the memory's rows, I + H the guard bits of one step's sum.
+    inputs : int
+        I (≥ 0), of layer 0.
+    hidden : int or sequence of int
+        H (≥ 1), or every layer's H for a stacked core: they set the memory's rows, I + H the
+        guard bits of one step's sum.
     rows, columns : int
         P and K (≥ 1): the channel has P·K multipliers, ``NB = ceil(H/P)`` memory words.
-    bias : sequence of H ints
-        The memory's reset value (M_r, M_z or M_nx), accumulator-format codes (``acc_bits``).
-    bias_h : sequence of H ints, optional
+    bias : sequence of H (ΣH_l) ints
+        The memory's reset value (M_r, M_z or M_nx), accumulator-format codes (``acc_bits``);
+        the layers' biases concatenated.
+    bias_h : sequence of H (ΣH_l) ints, optional
         Given for channel n: products of h columns go to a second memory M_nh with these
         reset values.
 
     Ports
     -----
-    slot : In(SlotSignature(P, K, act_bits + 1, w_bits, NB))
+    slot : In(SlotSignature(P, K, act_bits + 1, w_bits, ΣNB))
         An issue slot's K deltas (0 for empty columns), block, x/h flags and weights, one cycle
         after the issue slot (they come from the weight bank's read stage).
     ap_mul : In(MultiplierBankSignature(P, act_bits + 1, ap_operand_b_bits))
         The column-0 multipliers lent to the activation pipeline (product ``AP_MUL_LATENCY``
         cycles after ``en``). ``ap_mul.en`` must not coincide with ``slot.valid``.
-    ap_read : In(DeltaReadSignature(P, acc_width, NB, split=bias_h is not None))
+    ap_read : In(DeltaReadSignature(P, acc_width, ΣNB, split=bias_h is not None))
         Read block ``ap_read.block`` for the AP: ``AP_READ_LATENCY`` cycles later ``ap_read.m``
         (and ``m_h``) hold its rows (not saturated; see the module docstring). Marks the block
         stale. Must come after the block's last write of the step (a read in the cycle of that
@@ -207,9 +219,14 @@ class MxVChannel(wiring.Component):
                  bias, bias_h=None):
         if inputs < 0:
             raise refuse(self, f"inputs must be ≥ 0, got {inputs}")
-        check_positive(self, hidden=hidden, rows=rows, columns=columns)
-        self.fmts, self.H, self.P, self.K = fmts, hidden, rows, columns
-        self.NB = math.ceil(hidden / rows)
+        layers = [hidden] if isinstance(hidden, int) else list(hidden)
+        check_positive(self, rows=rows, columns=columns,
+                       **{f"hidden[{l}]" if len(layers) > 1 else "hidden": h
+                          for l, h in enumerate(layers)})
+        self.fmts, self.P, self.K = fmts, rows, columns
+        self.H = sum(layers)
+        self.map = layer_map(max(inputs, 1), layers, rows, 1)
+        self.NB = total_blocks(self.map)
         self.split = bias_h is not None
         self.bias = self._check_bias("bias", bias)
         self.bias_h = None if bias_h is None else self._check_bias("bias_h", bias_h)
@@ -294,7 +311,7 @@ class MxVChannel(wiring.Component):
 
     def _memory(self, m, name, bias, sums, out, *, rd, wr):
         """One delta memory: the RAM, its fresh and stale bits, the two reads and the write."""
-        P, NB, H, fmts = self.P, self.NB, self.H, self.fmts
+        P, NB, fmts = self.P, self.NB, self.fmts
         accw = signed(self.acc_width)
         row = data.ArrayLayout(accw, P)
         blk = range(max(NB, 2))
@@ -304,8 +321,10 @@ class MxVChannel(wiring.Component):
         acc_rp = mem.read_port(transparent_for=(wp,))    # t3 -> t4 accumulation
         ap_rp = mem.read_port(transparent_for=(wp,))     # the AP's read
         (rd_en, rd_block), (wr_en, wr_block) = rd, wr
-        biases = [[Const(bias[b * P + p] if b * P + p < H else 0, accw) for b in range(NB)]
-                  for p in range(P)]
+        # Global block g of layer l (local block b) holds rows h_base + b·P + p of ``bias``.
+        where = [(s, b) for s in self.map for b in range(s.blocks)]
+        biases = [[Const(bias[s.h_base + b * P + p] if b * P + p < s.hidden else 0, accw)
+                   for s, b in where] for p in range(P)]
 
         fresh = [Signal(init=1, name=f"{name}_fresh{b}") for b in range(NB)]
         stale = [Signal(name=f"{name}_stale{b}") for b in range(NB)]

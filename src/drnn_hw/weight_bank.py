@@ -7,6 +7,10 @@ Layout: a word holds the P weights of one P-row block of one column of the stack
 the k-th delta column of a group, both in the same cycle. Channel n holds ``W_in`` in its x
 columns and ``W_hn`` in its h columns; the MxV splits the sums into M_nx and M_nh.
 
+Stacked layers: layer l's words form its region, from ``weight_base`` of
+:mod:`drnn_hw.layer_map`, each laid out as above with the layer's own I, H and NB; the
+encoder's addresses already carry the region's base.
+
 The read is synchronous, so the bank registers the slot's deltas alongside it (one struct
 register) and hands each MxV channel the slot with its weights one cycle after the issue.
 """
@@ -24,6 +28,7 @@ from .bundle import ModelBundle
 from .delta_encoder import delta_entry_layout
 from .delta_queue import IssueSignature
 from .hdl_arith import check_positive, refuse
+from .layer_map import layer_map, total_blocks, total_words
 from .mxv import SlotSignature
 
 __all__ = ["WeightBank", "bank_words", "CHANNELS"]
@@ -33,24 +38,24 @@ CHANNELS = ("r", "z", "n")
 
 def bank_words(bundle: ModelBundle, rows: int) -> list[list[int]]:
     """The init words of the three banks: ``[channel][col * NB + b]`` as packed unsigned ints
-    (weight ``p`` of a word in bits ``[p·w_bits, (p+1)·w_bits)``, ``NB = ceil(H/rows)``)."""
-    I, H = bundle.input_size, bundle.hidden_size
+    (weight ``p`` of a word in bits ``[p·w_bits, (p+1)·w_bits)``, ``NB = ceil(H/rows)``);
+    a stacked bundle's layers one region after the other."""
     w_bits = bundle.formats.w_bits
-    nb = math.ceil(H / rows)
     mask = (1 << w_bits) - 1
-    out = []
-    for c in range(3):
-        cols = np.zeros((I + H, nb * rows), dtype=np.int64)    # [column, row]
-        cols[:I, :H] = bundle.w_x[c].T
-        cols[I:, :H] = bundle.w_h[c].T
-        words = []
-        for col in range(I + H):
-            for b in range(nb):
-                word = 0
-                for p, w in enumerate(cols[col, b * rows:(b + 1) * rows]):
-                    word |= (int(w) & mask) << (p * w_bits)
-                words.append(word)
-        out.append(words)
+    out = [[], [], []]
+    for layer in bundle.layers:
+        I, H = layer.input_size, layer.hidden_size
+        nb = math.ceil(H / rows)
+        for c in range(3):
+            cols = np.zeros((I + H, nb * rows), dtype=np.int64)    # [column, row]
+            cols[:I, :H] = np.asarray(layer.w_x[c]).T
+            cols[I:, :H] = np.asarray(layer.w_h[c]).T
+            for col in range(I + H):
+                for b in range(nb):
+                    word = 0
+                    for p, w in enumerate(cols[col, b * rows:(b + 1) * rows]):
+                        word |= (int(w) & mask) << (p * w_bits)
+                    out[c].append(word)
     return out
 
 
@@ -60,16 +65,17 @@ class WeightBank(wiring.Component):
     Parameters
     ----------
     bundle : ModelBundle
-        Sizes I, H (H ≥ 1), formats and the weights ``w_x`` (3, H, I), ``w_h`` (3, H, H).
+        Sizes I, H (H ≥ 1), formats and the weights ``w_x`` (3, H, I), ``w_h`` (3, H, H),
+        of every layer.
     rows, columns : int
         P (≥ 1) weights per word, K (≥ 1) read ports.
     addr_bits : int
         Width of a weight address (:func:`~drnn_hw.delta_encoder.address_width`); must reach
-        every one of the ``(I + H) · NB`` words.
+        every one of the ``(I + H) · NB`` words (summed over the layers).
 
     Ports
     -----
-    issue : In(IssueSignature(delta_entry_layout(formats, addr_bits), K, NB))
+    issue : In(IssueSignature(delta_entry_layout(formats, addr_bits), K, ΣNB))
         The issue slot: port k reads word ``issue.entry[k].addr + issue.block``.
     slot_r, slot_z, slot_n : Out(SlotSignature(P, K, act_bits + 1, w_bits, NB))
         The slot for each MxV channel one cycle later: its valid bit and block, the deltas
@@ -84,13 +90,15 @@ class WeightBank(wiring.Component):
     """
 
     def __init__(self, bundle: ModelBundle, *, rows: int, columns: int, addr_bits: int):
-        if bundle.hidden_size < 1:
+        hidden = [layer.hidden_size for layer in bundle.layers]
+        if min(hidden) < 1:
             raise refuse(self, f"bundle must have hidden rows (H ≥ 1), got H = "
-                               f"{bundle.hidden_size}")
+                               f"{min(hidden)}")
         check_positive(self, rows=rows, columns=columns)
         self.bundle, self.P, self.K = bundle, rows, columns
-        self.NB = math.ceil(bundle.hidden_size / rows)
-        self.depth = (bundle.input_size + bundle.hidden_size) * self.NB
+        slots = layer_map(bundle.layers[0].input_size, hidden, rows, 1)
+        self.NB = total_blocks(slots)
+        self.depth = total_words(slots)
         if addr_bits < 1 or (self.depth - 1) >> addr_bits:
             raise refuse(self, f"addr_bits = {addr_bits} cannot address the bank's "
                                f"{self.depth} words")

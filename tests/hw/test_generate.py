@@ -45,7 +45,7 @@ def test_verilog_manifest_and_multipliers(tmp_path, I, H, P, K, E):
     want = {"clk": ("input", 1), "rst": ("input", 1),
             "x__valid": ("input", 1), "x__ready": ("output", 1), "x__payload": ("input", beat),
             "h__valid": ("output", 1), "h__ready": ("input", 1), "h__payload": ("output", beat),
-            "csr__addr": ("input", 4), "csr__r_stb": ("input", 1), "csr__r_data": ("output", 32),
+            "csr__addr": ("input", 8), "csr__r_stb": ("input", 1), "csr__r_data": ("output", 32),
             "csr__w_stb": ("input", 1), "csr__w_data": ("input", 32),
             "status__busy": ("output", 1), "status__cycles_last": ("output", 32),
             "status__nnz_dx_last": ("output", 16), "status__nnz_dh_last": ("output", 16),

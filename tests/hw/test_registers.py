@@ -45,7 +45,7 @@ def test_read_write():
         assert await read(ctx, "THETA_H") == 5
         await write(ctx, "THETA_X", 300)
         await write(ctx, "THETA_H", 0xFFFF)
-        assert (ctx.get(dut.theta_x), ctx.get(dut.theta_h)) == (300, 0xFFFF)
+        assert (ctx.get(dut.theta_x[0]), ctx.get(dut.theta_h[0])) == (300, 0xFFFF)
         assert await read(ctx, "THETA_X") == 300
         assert await read(ctx, "THETA_H") == 0xFFFF
         assert await write(ctx, "CTRL", 0b001) == (1, 0, 0)

@@ -199,7 +199,10 @@ def test_stacked_golden_chains_single_layer_runs():
     assert np.array_equal(r.h, inp) and r.h.shape == (4, 12, 4)
     assert np.array_equal(r.nnz_dx, r.layer_nnz_dx.sum(-1))
     assert np.array_equal(r.nnz_dh, r.layer_nnz_dh.sum(-1))
-    assert np.array_equal(r.cycles, cycles)          # layers in sequence, no overlap
+    # Layers in sequence, no overlap, one idle cycle between two passes (LAYER_GAP).
+    valid = np.arange(12)[None, :] < lengths[:, None]
+    assert np.array_equal(r.cycles, cycles + 2 * valid)
+    assert np.array_equal(r.layer_cycles.sum(-1), cycles)
     assert np.all(r.cycles[3] == 0) and np.all(r.h[1, 7:] == 0)
 
 

@@ -12,10 +12,16 @@ from drnn_sim import bus
 
 #: The documented map: word addresses.
 ADDRESSES = {"ID": 0, "SIZES": 1, "SHAPE": 2, "CTRL": 3, "STATUS": 4, "THETA_X": 5,
-             "THETA_H": 6, "CYCLES_LAST": 7, "NNZ_DX_LAST": 8, "NNZ_DH_LAST": 9, "STEPS": 10}
+             "THETA_H": 6, "CYCLES_LAST": 7, "NNZ_DX_LAST": 8, "NNZ_DH_LAST": 9, "STEPS": 10,
+             "LAYERS": 11, "H0": 12}
 ACCESS = {"ID": "R", "SIZES": "R", "SHAPE": "R", "CTRL": "W", "STATUS": "R", "THETA_X": "RW",
           "THETA_H": "RW", "CYCLES_LAST": "R", "NNZ_DX_LAST": "R", "NNZ_DH_LAST": "R",
-          "STEPS": "R"}
+          "STEPS": "R", "LAYERS": "R", "H0": "W"}
+#: Per-layer block: word 32 + 8·l + offset.
+LAYER_OFFSETS = {"LAYER_SIZES": 0, "LAYER_THETA_X": 1, "LAYER_THETA_H": 2, "LAYER_CYCLES": 3,
+                 "LAYER_NNZ_DX": 4, "LAYER_NNZ_DH": 5}
+LAYER_ACCESS = {"LAYER_SIZES": "R", "LAYER_THETA_X": "RW", "LAYER_THETA_H": "RW",
+                "LAYER_CYCLES": "R", "LAYER_NNZ_DX": "R", "LAYER_NNZ_DH": "R"}
 #: CTRL and STATUS: bit numbers.
 CTRL_BITS = {"RESET_STATE": 0, "CLEAR_STEPS": 1, "CLEAR_ERROR": 2}
 STATUS_BITS = {"BUSY": 0, "FRAME_ERROR": 1, "RESET_PENDING": 2}
@@ -38,8 +44,23 @@ def test_addresses_of_the_testbenches():
 def test_addresses_and_access_of_the_contract():
     assert {r.name: int(r) for r in Register} == ADDRESSES
     assert contract.REGISTERS == {n: (a, ACCESS[n]) for n, a in ADDRESSES.items()}
-    assert contract.ADDR_BITS == 4
-    assert max(ADDRESSES.values()) < 1 << contract.ADDR_BITS
+    assert contract.ADDR_BITS == 8
+    assert max(ADDRESSES.values()) < 32
+
+
+@pytest.mark.parametrize("layer", [0, 1, 3, 27])
+def test_layer_blocks_agree(layer):
+    for name, offset in LAYER_OFFSETS.items():
+        address = 32 + 8 * layer + offset
+        assert contract.layer_register(layer, contract.LayerRegister[name]) == address, name
+        assert bus.layer_register(layer, name) == address, name
+        assert contract.LAYER_ACCESS[contract.LayerRegister[name]] == LAYER_ACCESS[name]
+    assert 32 + 8 * 27 + 7 < 1 << contract.ADDR_BITS
+
+
+def test_a_layer_without_a_block_is_refused():
+    with pytest.raises(ValueError, match="layer 28 has no register block"):
+        contract.layer_register(28, contract.LayerRegister.LAYER_SIZES)
 
 
 @pytest.mark.parametrize("name", list(ADDRESSES))

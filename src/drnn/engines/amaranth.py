@@ -15,6 +15,8 @@ import numpy as np
 from drnn_hw.cycle_model import CoreShape
 from drnn_hw.errors import UserError
 from drnn_hw.golden import GoldenResult, check_lengths
+from drnn_hw.contract import LayerRegister, layer_register
+from drnn_hw.golden import initial_state
 from drnn_hw.registers import REGISTERS
 
 __all__ = ["run", "simulate"]
@@ -50,13 +52,16 @@ def _unpack_beat(word: int, act_bits: int, scan: int) -> tuple[list[int], int]:
 
 def simulate(bundle, sequences, shape: CoreShape, *, waves=None, stall_seed=None,
              x_valid_prob: float = 1.0, h_ready_prob: float = 1.0, thetas=None,
-             reset_between: bool = True, extra_checks=None):
+             reset_between: bool = True, extra_checks=None, h0=None):
     """Run ``sequences`` (list of (T_n, I) code arrays) through a fresh core.
 
     Returns a list (per sequence) of dicts with ``h`` (T, H), ``cycles``, ``nnz_dx``, ``nnz_dh``
     (T,), plus ``frames_h_last_ok`` (every output frame had ``last`` exactly on its final beat).
     ``thetas``: optional per-sequence (theta_x, theta_h) written over the bus before the
-    sequence. ``x_valid_prob`` / ``h_ready_prob`` < 1 insert random stalls on the streams.
+    sequence (layer 0's registers), or per sequence a list of L such pairs (every layer's).
+    ``h0``: optional per-sequence initial state, ΣH_l codes (layer 0's units first), written
+    to the H0 register after the sequence's RESET_STATE. ``x_valid_prob`` / ``h_ready_prob``
+    < 1 insert random stalls on the streams.
     """
     from amaranth.sim import Simulator
 
@@ -76,7 +81,7 @@ def simulate(bundle, sequences, shape: CoreShape, *, waves=None, stall_seed=None
     x_payload, h_payload = dut.x.payload.as_value(), dut.h.payload.as_value()
 
     async def csr_write(ctx, name, value):
-        ctx.set(dut.csr.addr, REGISTERS[name][0])
+        ctx.set(dut.csr.addr, REGISTERS[name][0] if isinstance(name, str) else name)
         ctx.set(dut.csr.w_data, value)
         ctx.set(dut.csr.w_stb, 1)
         await ctx.tick()
@@ -89,9 +94,14 @@ def simulate(bundle, sequences, shape: CoreShape, *, waves=None, stall_seed=None
                 await ctx.tick()
             if reset_between:
                 await csr_write(ctx, "CTRL", 1)
+            if h0 is not None:
+                for code in h0[n]:
+                    await csr_write(ctx, "H0", int(code) & ((1 << act_bits) - 1))
             if thetas is not None:
-                await csr_write(ctx, "THETA_X", int(thetas[n][0]))
-                await csr_write(ctx, "THETA_H", int(thetas[n][1]))
+                pairs = thetas[n] if np.ndim(thetas[n]) == 2 else [thetas[n]]
+                for l, (tx, th) in enumerate(pairs):
+                    await csr_write(ctx, layer_register(l, LayerRegister.LAYER_THETA_X), int(tx))
+                    await csr_write(ctx, layer_register(l, LayerRegister.LAYER_THETA_H), int(th))
             state["seq_go"] = n
             for beat in _pack_frames(np.asarray(seq), act_bits, E):
                 while x_valid_prob < 1.0 and rng.random() >= x_valid_prob:
@@ -147,18 +157,28 @@ def simulate(bundle, sequences, shape: CoreShape, *, waves=None, stall_seed=None
     return results
 
 
-def _one_layer(bundle):
-    if bundle.num_layers != 1:
-        raise UserError(f"bundle {bundle.name}: {bundle.num_layers} stacked layers: the "
-                        "generated core runs one layer so far; use the golden engine")
+def h0_per_sequence(bundle, h0, n: int) -> list | None:
+    """``h0`` (a list of L code arrays, (H_l,) or (n, H_l), checked by
+    :func:`~drnn_hw.golden.initial_state`) as n flat vectors of ΣH_l codes (the H0 writes)."""
+    if h0 is None:
+        return None
+    try:
+        state = initial_state(bundle, n, h0)
+    except ValueError as e:
+        raise UserError(f"h0: {e}") from None
+    return [np.concatenate([s.h[i] for s in state]) for i in range(n)]
 
 
 def run(bundle, x_codes, lengths=None, shape=None, waves=None, h0=None, state=None,
         **options) -> GoldenResult:
-    """Run (N, T, I) activation codes through the core; same result type as the golden model."""
-    _one_layer(bundle)
-    if h0 is not None or state is not None:
-        raise UserError("h0 and a carried state need the golden engine so far")
+    """Run (N, T, I) activation codes through the core; same result type as the golden model.
+
+    ``h0``: every layer's initial state (see :func:`~drnn_hw.golden.initial_state`), written
+    over the H0 register before each sequence. A carried ``state`` (x̂, ĥ, M) cannot be
+    loaded into the core: UserError."""
+    if state is not None:
+        raise UserError("a carried state (--state-in) needs the golden engine: the core can "
+                        "load h0 but not x̂, ĥ and the delta memories")
     shape = shape or CoreShape()
     x = np.asarray(x_codes, dtype=np.int64)
     if x.ndim != 3 or x.shape[2] != bundle.input_size:
@@ -167,6 +187,9 @@ def run(bundle, x_codes, lengths=None, shape=None, waves=None, h0=None, state=No
     lengths = check_lengths(lengths, N, T)
     H = bundle.hidden_size
     seqs = [x[n, :lengths[n]] for n in range(N) if lengths[n] > 0]
+    h0_flat = h0_per_sequence(bundle, h0, N)
+    if h0_flat is not None:
+        options["h0"] = [h0_flat[n] for n in range(N) if lengths[n] > 0]
     results = iter(simulate(bundle, seqs, shape, waves=waves, **options))
     out = GoldenResult(h=np.zeros((N, T, H), np.int64), nnz_dx=np.zeros((N, T), np.int64),
                        nnz_dh=np.zeros((N, T), np.int64), cycles=np.zeros((N, T), np.int64),

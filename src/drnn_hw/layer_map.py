@@ -1,0 +1,92 @@
+"""Where each layer of a stacked core lives in the shared memories (EdgeDRNN's time-multiplexed
+layers: one set of multipliers, per-layer regions of every memory).
+
+The core runs the layers one after the other within a timestep (a *layer pass* each, the
+single-layer schedule of :mod:`drnn_hw.cycle_model` on the layer's own sizes). Every per-layer
+store is the concatenation of the layers' stores, in layer order:
+
+* **delta memories** (each MxV channel): layer l owns the ``NB_l = ceil(H_l/P)`` words from
+  ``block_base``; the queue, the MxV and the AP count these *global* block numbers;
+* **weight banks**: layer l's region holds its ``(I_l + H_l) · NB_l`` words from
+  ``weight_base``, laid out as a single layer's (column ``c``, block ``b`` at
+  ``c · NB_l + b``). A delta's weight address is ``weight_base − block_base + c · NB_l``
+  (``column_base + c · NB_l``), so that address + global block = the word;
+* **references** x̂ and ĥ (the encoder's flip-flops): x windows and h windows of all layers,
+  from ``x_window_base`` and ``h_window_base``; layer l > 0 reads its x, layer l−1's h,
+  from the hidden state;
+* **hidden state** h: layer l's units from ``h_base``.
+
+With one layer every base is 0 and the core is the single-layer core.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+__all__ = ["LayerSlot", "layer_map", "total_blocks", "total_words", "MAX_LAYERS"]
+
+#: Layers a core can hold: the register map has a block of 8 words per layer from word 32
+#: (:mod:`drnn_hw.contract`).
+MAX_LAYERS = 28
+
+
+@dataclass(frozen=True)
+class LayerSlot:
+    """Sizes and memory offsets of one layer in a stacked core (see the module docstring)."""
+
+    inputs: int          # I_l (layer 0: the model's input; layer l > 0: H_{l-1})
+    hidden: int          # H_l
+    blocks: int          # NB_l = ceil(H_l / P)
+    x_windows: int       # WX_l = ceil(I_l / E)
+    h_windows: int       # WH_l = ceil(H_l / E)
+    block_base: int      # first global delta-memory word
+    weight_base: int     # first weight-bank word of the region
+    x_window_base: int   # first global x window (x̂ of the layer)
+    h_window_base: int   # first global h window (ĥ and h of the layer)
+    h_base: int          # first unit of the layer in the concatenated hidden state
+
+    @property
+    def column_base(self) -> int:
+        """``weight_base − block_base``: a delta's weight address is this + ``c · NB_l``."""
+        return self.weight_base - self.block_base
+
+    @property
+    def last_block(self) -> int:
+        return self.block_base + self.blocks - 1
+
+
+def layer_map(inputs: int, hidden, rows: int, scan: int) -> list[LayerSlot]:
+    """The :class:`LayerSlot` of every layer.
+
+    ``inputs``: I of layer 0; ``hidden``: H of every layer (a sequence, or an int for one
+    layer); ``rows``: P; ``scan``: E. Raises ValueError for fewer than 1 or more than
+    :data:`MAX_LAYERS` layers, I < 1, any H < 1, P < 1 or E < 1.
+    """
+    hidden = [hidden] if isinstance(hidden, int) else [int(h) for h in hidden]
+    if not 1 <= len(hidden) <= MAX_LAYERS:
+        raise ValueError(f"a core holds 1 to {MAX_LAYERS} layers, got {len(hidden)}")
+    if inputs < 1 or min(hidden) < 1 or rows < 1 or scan < 1:
+        raise ValueError(f"sizes must be ≥ 1: inputs = {inputs}, hidden = {hidden}, "
+                         f"rows = {rows}, scan = {scan}")
+    slots, block, word, xw, hw, hb = [], 0, 0, 0, 0, 0
+    i = inputs
+    for h in hidden:
+        nb = math.ceil(h / rows)
+        s = LayerSlot(inputs=i, hidden=h, blocks=nb, x_windows=math.ceil(i / scan),
+                      h_windows=math.ceil(h / scan), block_base=block, weight_base=word,
+                      x_window_base=xw, h_window_base=hw, h_base=hb)
+        slots.append(s)
+        block, word = block + nb, word + (i + h) * nb
+        xw, hw, hb = xw + s.x_windows, hw + s.h_windows, hb + h
+        i = h
+    return slots
+
+
+def total_blocks(slots) -> int:
+    return slots[-1].block_base + slots[-1].blocks
+
+
+def total_words(slots) -> int:
+    s = slots[-1]
+    return s.weight_base + (s.inputs + s.hidden) * s.blocks
