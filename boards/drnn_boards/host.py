@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from drnn_hw.contract import (ID_VALUE, CtrlLayout, Register, ShapeLayout, SizesLayout,
-                              StatusLayout, decode_word, encode_word)
+from drnn_hw.contract import (ID_VALUE, CtrlLayout, LayerRegister, Register, ShapeLayout,
+                              SizesLayout, StatusLayout, decode_word, encode_word,
+                              layer_register)
 
 from . import protocol as P
 from .protocol import Command, ErrorCode
@@ -141,12 +142,19 @@ class DeltaRNNLink:
 
     def identify(self) -> dict:
         """ID, the core's sizes (SIZES) and shape (SHAPE): ``id``, ``input_size``,
-        ``hidden_size``, ``rows``, ``columns``, ``scan``."""
+        ``hidden_size``, ``rows``, ``columns``, ``scan``, and ``layers``: every layer's
+        (I_l, H_l) from LAYERS and LAYER_SIZES."""
         ident = self.read_reg(Register.ID)
         sizes = decode_word(SizesLayout, self.read_reg(Register.SIZES))
         shape = decode_word(ShapeLayout, self.read_reg(Register.SHAPE))
+        layers = []
+        for l in range(min(self.read_reg(Register.LAYERS), 28)):
+            word = decode_word(SizesLayout, self.read_reg(
+                layer_register(l, LayerRegister.LAYER_SIZES)))
+            layers.append((word["inputs"], word["hidden"]))
         return {"id": ident, "input_size": sizes["inputs"], "hidden_size": sizes["hidden"],
-                "rows": shape["rows"], "columns": shape["columns"], "scan": shape["scan"]}
+                "rows": shape["rows"], "columns": shape["columns"], "scan": shape["scan"],
+                "layers": layers}
 
     def status(self) -> dict:
         """The STATUS register's flags: ``busy``, ``frame_error``, ``reset_pending`` (0/1)."""
@@ -158,11 +166,13 @@ class DeltaRNNLink:
         if info["id"] != ID_VALUE:
             raise ValueError(f"board ID register reads 0x{info['id']:08X}, expected "
                              f"0x{ID_VALUE:08X} (is the DRNN bitstream loaded?)")
-        want = (bundle.input_size, bundle.hidden_size)
-        got = (info["input_size"], info["hidden_size"])
+        want = [(ly.input_size, ly.hidden_size) for ly in bundle.layers]
+        got = info["layers"]
         if want != got:
-            raise ValueError(f"board core has I={got[0]} H={got[1]}, the model has "
-                             f"I={want[0]} H={want[1]}")
+            def show(sizes):
+                return ", ".join(f"I={i} H={h}" for i, h in sizes) or "no layers"
+            raise ValueError(f"board core has {len(got)} layer(s) {show(got)}, the model has "
+                             f"{len(want)} layer(s) {show(want)}")
         return info
 
     def counters(self) -> dict:
@@ -173,9 +183,22 @@ class DeltaRNNLink:
                             Register.STEPS, Register.STATUS)}
 
     def set_thresholds(self, theta_x: int, theta_h: int):
-        """Write THETA_X and THETA_H (Θ codes)."""
+        """Write THETA_X and THETA_H (layer 0's Θ codes)."""
         self.write_reg(Register.THETA_X, theta_x)
         self.write_reg(Register.THETA_H, theta_h)
+
+    def set_layer_thresholds(self, thetas):
+        """Write every layer's LAYER_THETA_X and LAYER_THETA_H: ``thetas`` L pairs of codes."""
+        for l, (theta_x, theta_h) in enumerate(thetas):
+            self.write_reg(layer_register(l, LayerRegister.LAYER_THETA_X), theta_x)
+            self.write_reg(layer_register(l, LayerRegister.LAYER_THETA_H), theta_h)
+
+    def load_h0(self, codes):
+        """Write an initial state after :meth:`reset_state`: every layer's h0 codes,
+        concatenated (layer 0's first), one H0 write each."""
+        mask = (1 << self.act_bits) - 1
+        for code in np.asarray(codes, np.int64):
+            self.write_reg(Register.H0, int(code) & mask)
 
     def control(self, **strobes: int):
         """Write CTRL with the named strobes set (``reset_state``, ``clear_steps``,
@@ -207,14 +230,16 @@ class DeltaRNNLink:
         """One timestep: x_t codes (I,) in, h_t codes (H,) out."""
         return self.decode_elements(self.request(Command.STEP, self.encode_elements(x_codes)))
 
-    def run(self, bundle, x_codes, lengths=None, stats: bool = True, progress=None):
-        """Run (N, T, I) codes, every sequence from the initial state, like ``golden.run``.
+    def run(self, bundle, x_codes, lengths=None, stats: bool = True, progress=None,
+            h0=None):
+        """Run (N, T, I) codes, every sequence from the initial state, like ``golden.run``
+        (``h0``: every layer's initial state, as :func:`drnn_hw.golden.initial_state` takes).
 
-        Thresholds are written from the bundle first. Returns a
+        Every layer's thresholds are written from the bundle first. Returns a
         :class:`~drnn_hw.golden.GoldenResult` whose ``cycles`` are the board's measured
         CYCLES_LAST (0 when ``stats`` is false).
         """
-        from drnn_hw.golden import GoldenResult, check_lengths
+        from drnn_hw.golden import GoldenResult, check_lengths, initial_state
 
         x = np.asarray(x_codes, dtype=np.int64)
         N, T, _ = x.shape
@@ -224,9 +249,13 @@ class DeltaRNNLink:
         nnz_dx = np.zeros((N, T), np.int64)
         nnz_dh = np.zeros((N, T), np.int64)
         cycles = np.zeros((N, T), np.int64)
-        self.set_thresholds(bundle.theta_x, bundle.theta_h)
+        self.set_layer_thresholds([(ly.theta_x, ly.theta_h) for ly in bundle.layers])
+        h0_flat = None if h0 is None else \
+            np.concatenate([s.h for s in initial_state(bundle, N, h0)], axis=1)
         for n in range(N):
             self.reset_state()
+            if h0_flat is not None:
+                self.load_h0(h0_flat[n])
             for t in range(int(lengths[n])):
                 out[n, t] = self.step(x[n, t])
                 if stats:

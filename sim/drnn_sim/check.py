@@ -9,12 +9,17 @@ __all__ = ["mismatches", "assert_matches_golden", "sparse_walk"]
 
 
 def mismatches(result, golden) -> list[str]:
-    """Every way ``result`` (h, nnz_dx, nnz_dh, cycles, lengths) differs from ``golden``."""
+    """Every way ``result`` (h, nnz_dx, nnz_dh, cycles, lengths; and the per-layer counters
+    layer_nnz_dx, layer_nnz_dh, layer_cycles when it has them) differs from ``golden``."""
     out = []
     if not np.array_equal(result.lengths, golden.lengths):
         return [f"lengths {result.lengths} != {golden.lengths}"]
     valid = np.arange(golden.h.shape[1])[None, :] < golden.lengths[:, None]
-    for key in ("h", "nnz_dx", "nnz_dh", "cycles"):
+    keys = ["h", "nnz_dx", "nnz_dh", "cycles"]
+    # Per-layer counters (N, T, L), when the run read them (a stacked core's registers).
+    keys += [k for k in ("layer_nnz_dx", "layer_nnz_dh", "layer_cycles")
+             if getattr(result, k, None) is not None]
+    for key in keys:
         a, b = getattr(result, key), getattr(golden, key)
         if a.shape != b.shape:
             out.append(f"{key}: shape {a.shape}, golden {b.shape}")

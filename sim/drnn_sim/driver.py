@@ -187,6 +187,7 @@ async def stream_sequences(dut):
             for k, reg in enumerate(("LAYER_THETA_X", "LAYER_THETA_H")):
                 if thetas[n, l, k] >= 0:
                     await csr.write(layer_register(l, reg), int(thetas[n, l, k]))
+        await RisingEdge(dut.clk)        # out of the last register read's read-only phase
         if resets[n]:
             await csr.write(CTRL, CTRL_RESET_STATE)
             if h0_given:

@@ -112,7 +112,8 @@ def write_stats(path, result, extra: dict | None = None):
     """STATS.json: per-step nnz_dx, nnz_dh, cycles of the valid steps (sequences in order,
     steps past a sequence's length left out), their totals, and the sequence lengths; for a
     stacked model also layer_nnz_dx, layer_nnz_dh (per step, a list of L: one per layer;
-    nnz_dx/nnz_dh are their sums)."""
+    nnz_dx/nnz_dh are their sums) and layer_cycles (each layer's pass, when the engine
+    reports it: golden model, verilator)."""
     nnz_dx, nnz_dh, cycles = (result.flat(k).tolist() for k in ("nnz_dx", "nnz_dh", "cycles"))
     stats = {
         "steps": len(cycles),
@@ -125,6 +126,9 @@ def write_stats(path, result, extra: dict | None = None):
         # Stacked layers: per step and layer, (steps, L).
         stats["layer_nnz_dx"] = result.flat("layer_nnz_dx").tolist()
         stats["layer_nnz_dh"] = result.flat("layer_nnz_dh").tolist()
+        if getattr(result, "layer_cycles", None) is not None:
+            # Each layer's pass; cycles also count the idle cycles between passes.
+            stats["layer_cycles"] = result.flat("layer_cycles").tolist()
     if extra:
         stats.update(extra)
     Path(path).parent.mkdir(parents=True, exist_ok=True)

@@ -1,4 +1,5 @@
-"""DeltaGRUCore: the delta-GRU layer accelerator (top level).
+"""DeltaGRUCore: the delta-GRU accelerator (top level), for one layer or a stack of L layers
+time-multiplexed on the same multipliers (EdgeDRNN's scheme).
 
 Blocks and the interfaces between them (each a ``wiring.Signature`` joined with
 ``wiring.connect``)::
@@ -28,8 +29,18 @@ Ports (Verilog names flattened with ``__``: ``x__valid``, ``x__payload``, ``csr_
 Register map (word addresses; the contract is :mod:`drnn_hw.contract`) — 0 ID, 1 SIZES, 2 SHAPE,
 3 CTRL (W: bit0 RESET_STATE, bit1 CLEAR_STEPS, bit2 CLEAR_ERROR), 4 STATUS (bit0 BUSY,
 bit1 FRAME_ERROR, bit2 RESET_PENDING), 5 THETA_X, 6 THETA_H, 7 CYCLES_LAST, 8 NNZ_DX_LAST,
-9 NNZ_DH_LAST, 10 STEPS. Thresholds are sampled when a step starts. RESET_STATE is applied in
-idle before the next step starts: write it after the last output frame of a sequence.
+9 NNZ_DH_LAST, 10 STEPS, 11 LAYERS, 12 H0 (W), and per layer l from word 32 + 8·l:
+LAYER_SIZES, LAYER_THETA_X, LAYER_THETA_H, LAYER_CYCLES, LAYER_NNZ_DX, LAYER_NNZ_DH.
+Thresholds are sampled when a step starts (every layer's). RESET_STATE is applied in idle
+before the next step starts: write it after the last output frame of a sequence; then
+optionally ΣH_l H0 writes (the initial state). Without RESET_STATE the state (x̂, ĥ, h, M of
+every layer) carries over to the next frame, so a sequence may be sent in chunks.
+
+Stacked layers (:mod:`drnn_hw.layer_map`): a step runs one *pass* per layer, in order, each the
+single-layer schedule below on the layer's sizes, the delta memories' and weight banks' region
+of the layer, and its x̂/ĥ; layer l > 0 takes layer l−1's new h as its x straight from the
+hidden-state registers. ``LAYER_GAP`` idle cycle(s) separate two passes, and (L > 1 only) one
+idle cycle follows a commit before the next step can start (not counted in its cycles).
 
 Step (see :mod:`drnn_hw.cycle_model`; ``cycles = SCAN_LATENCY + A0 + NB + AP_LATENCY``):
 
@@ -81,12 +92,12 @@ if (SCAN_LATENCY, MXV_WRITE, AP_LATENCY) != (_SCAN_PIPELINE, _MXV_PIPELINE, _AP_
 
 
 class DeltaGRUCore(wiring.Component):
-    """The delta-GRU layer accelerator for one model bundle (see the module docstring).
+    """The delta-GRU accelerator for one model bundle (see the module docstring).
 
     Parameters
     ----------
     bundle : ModelBundle
-        Sizes I, H, formats, weights, biases, LUTs, threshold reset values.
+        Sizes I, H (every layer's), formats, weights, biases, LUTs, threshold reset values.
     shape : CoreShape, optional
         P (rows), K (columns), E (scan); :data:`~drnn_hw.cycle_model.PRESETS` ``"default"``
         when omitted.
@@ -96,7 +107,7 @@ class DeltaGRUCore(wiring.Component):
     x : In(stream.Signature(frame_layout(act_bits, E)))
         Input frames, ``WX = ceil(I/E)`` beats per timestep.
     h : Out(stream.Signature(frame_layout(act_bits, E)))
-        Output frames, ``WH = ceil(H/E)`` beats per timestep.
+        Output frames, ``WH = ceil(H/E)`` beats per timestep (the last layer's h).
     csr : In(CSRSignature)
         The register bus (:mod:`drnn_hw.contract`).
     status : Out(StatusSignature)
@@ -108,7 +119,8 @@ class DeltaGRUCore(wiring.Component):
     ------
     ValueError
         From the blocks, naming the parameter, for a bundle or shape they cannot build
-        (e.g. a bundle with no hidden units).
+        (e.g. a bundle with no hidden units), or more than
+        :data:`~drnn_hw.layer_map.MAX_LAYERS` layers.
     """
 
     def __init__(self, bundle: ModelBundle, shape: CoreShape | None = None):

@@ -377,49 +377,47 @@ def test_help_documents_the_state_files():
 
 
 # ---------------------------------------------------------------------------------------------
-# The RTL engines: h0 and a carried state until the core loads them.
+# The RTL engines: h0 through the H0 register; a whole carried state only on the golden engine.
 
 @pytest.mark.parametrize("engine", ["verilator", "amaranth"])
-def test_rtl_engine_with_h0_refuses_in_one_line_or_matches_golden(tmp_path, engine):
-    """Until the core loads an initial state the RTL engines refuse --h0 in one line (naming
-    the golden engine) before any simulation; once they take it, H equals the golden
-    model's."""
+@pytest.mark.parametrize("stacked", [False, True])
+def test_rtl_engine_with_h0_matches_golden(tmp_path, engine, stacked):
+    """--h0 on the RTL engines: written over H0 after each sequence's reset; H equals the
+    golden model's to the last bit (a single layer, and two layers of different widths)."""
+    from drnn_hw.bundle import random_stacked_bundle
     from drnn_sim.cores import core
 
     b, shape = core("tiny")
+    if stacked:
+        b = random_stacked_bundle(1, [5, 3], seed=7, theta_x=[0.05, 0.1], theta_h=[0.02, 0.0])
     b.save(tmp_path / "m")
     x = np.random.default_rng(3).normal(size=(2, 5, 1))
     np.save(tmp_path / "x.npy", x)
-    h0 = np.random.default_rng(4).uniform(-0.5, 0.5, (1, 2, 5))
-    np.save(tmp_path / "h0.npy", h0)
+    rng = np.random.default_rng(4)
+    h0 = {f"layer{l}": rng.uniform(-0.5, 0.5, (2, ly.hidden_size))
+          for l, ly in enumerate(b.layers)}
+    np.savez(tmp_path / "h0.npz", **h0)
     p = drnn("simulate", tmp_path / "m", "--input", tmp_path / "x.npy", "--output",
-             tmp_path / "h.npy", "--h0", tmp_path / "h0.npy", "--engine", engine, "--rows",
+             tmp_path / "h.npy", "--h0", tmp_path / "h0.npz", "--engine", engine, "--rows",
              min(shape.rows, b.hidden_size), "--columns", shape.columns, "--scan",
-             shape.scan)
-    if p.returncode != 0:
-        assert "golden engine" in one_line_error(p)
-        assert not (tmp_path / "h.npy").exists()
-    else:
-        want, _ = _golden(b, x, h0=list(h0))
-        assert np.array_equal(np.load(tmp_path / "h.npy"), want)
+             shape.scan, "--stats", tmp_path / "s.json")
+    assert p.returncode == 0, p.stderr
+    want, g = _golden(b, x, h0=[h0[f"layer{l}"] for l in range(b.num_layers)])
+    assert np.array_equal(np.load(tmp_path / "h.npy"), want)
+    without, _ = _golden(b, x)
+    assert not np.array_equal(want, without)          # h0 mattered
 
 
-def test_rtl_engine_state_out_refuses_in_one_line_or_matches_golden(tmp_path):
+@pytest.mark.parametrize("option", ["--state-out", "--state-in"])
+@pytest.mark.parametrize("engine", ["verilator", "amaranth"])
+def test_rtl_engines_refuse_a_state_file_in_one_line(tmp_path, option, engine):
     from drnn_sim.cores import core
 
-    b, shape = core("tiny")
+    b, _ = core("tiny")
     b.save(tmp_path / "m")
-    x = np.random.default_rng(3).normal(size=(2, 5, 1))
-    np.save(tmp_path / "x.npy", x)
+    np.save(tmp_path / "x.npy", np.zeros((2, 5, 1)))
     p = drnn("simulate", tmp_path / "m", "--input", tmp_path / "x.npy", "--output",
-             tmp_path / "h.npy", "--state-out", tmp_path / "s.npz", "--engine", "verilator",
-             "--rows", min(shape.rows, b.hidden_size), "--columns", shape.columns, "--scan",
-             shape.scan)
-    if p.returncode != 0:
-        line = one_line_error(p)
-        assert "--state-out" in line and "--engine golden" in line
-        assert not (tmp_path / "h.npy").exists() and not (tmp_path / "s.npz").exists()
-    else:
-        _, g = _golden(b, x)
-        with np.load(tmp_path / "s.npz") as s:
-            assert np.array_equal(s["layer0_m"], g.state[0].m)
+             tmp_path / "h.npy", option, tmp_path / "s.npz", "--engine", engine)
+    line = one_line_error(p)
+    assert "--state-in/--state-out need --engine golden" in line and "--h0" in line
+    assert not (tmp_path / "h.npy").exists() and not (tmp_path / "s.npz").exists()

@@ -1,5 +1,5 @@
-"""Stacked bundles in the CLI: info, simulate, evaluate and bench on the golden engine; every
-command that runs the generated core refuses them with one line naming MODEL_DIR."""
+"""Stacked bundles in the CLI: info, simulate, evaluate and bench on the golden engine, and
+the generated (time-multiplexed) core through generate and the RTL engines."""
 
 import json
 
@@ -56,6 +56,7 @@ def test_evaluate_and_bench_golden_report_per_layer_sparsity(stacked, tmp_path, 
     assert code == 0, err
     e = json.loads((tmp_path / "e.json").read_text())
     assert "layer 1 (I=6 H=4)" in out and "layers in sequence" in out
+    assert "the generated core runs one layer" not in out
     code, out, err = drnn(["bench", model, "--engine", "golden", "--thetas", "0,0.1,0.05078125",
                            "--torch-repeats", "1", "--quiet", "--out", tmp_path / "bench"],
                           capsys)
@@ -76,46 +77,44 @@ def test_evaluate_and_bench_golden_report_per_layer_sparsity(stacked, tmp_path, 
     assert trained["peer"]["cycles_mean"] > 0
 
 
-REFUSED = [
-    (["generate", "{m}", "--out", "{t}/g"], "drnn simulate/bench --engine golden"),
-    (["simulate", "{m}", "--input", "{x}", "--output", "{t}/h.npy", "--engine", "verilator"],
-     "use --engine golden"),
-    (["simulate", "{m}", "--input", "{x}", "--output", "{t}/h.npy", "--engine", "amaranth"],
-     "use --engine golden"),
-    (["bench", "{m}", "--engine", "verilator", "--out", "{t}/b"], "use --engine golden"),
-    (["build", "{m}", "--board", "ulx3s-85f", "--out", "{t}/b"], ""),
-    (["build", "{m}", "--board", "arty-z7-20", "--out", "{t}/b"], ""),
-    (["run", "{m}", "--board", "ulx3s-85f", "--port", "/dev/null", "--input", "{x}",
-      "--output", "{t}/h.npy"], "drnn simulate --engine golden"),
-    (["report", "{m}", "--target", "ecp5-85k"], ""),
-]
+def test_generate_writes_a_stacked_core_with_its_layer_map(stacked, tmp_path, capsys):
+    model, _, _ = stacked
+    code, out, err = drnn(["generate", model, "--out", tmp_path / "g", "--rows", "4",
+                           "--no-mul-count"], capsys)
+    assert code == 0, err
+    man = json.loads((tmp_path / "g" / "manifest.json").read_text())
+    layers = man["parameters"]["layers"]
+    # P = 4: layer 0 (H=6) two blocks, layer 1 (H=4) one, after it; its weight region after
+    # layer 0's (3 + 6) columns x 2 blocks.
+    assert [(ly["I"], ly["H"], ly["NB"], ly["block_base"], ly["weight_base"])
+            for ly in layers] == [(3, 6, 2, 0, 0), (6, 4, 1, 2, 18)]
+    assert man["multipliers"] == 3 * 4 * 2        # shared: not 2x
+    assert man["layer_registers"]["base"] == 32 and man["layer_registers"]["stride"] == 8
 
 
-@pytest.mark.parametrize("args, hint", REFUSED, ids=[" ".join(a[:1] + a[-2:]) for a, _ in REFUSED])
-def test_commands_running_the_core_refuse_a_stacked_bundle(stacked, tmp_path, capsys, args,
-                                                            hint):
+@pytest.mark.parametrize("engine", ["verilator", "amaranth"])
+def test_rtl_engines_run_a_stacked_bundle_bit_and_cycle_exact(stacked, tmp_path, capsys,
+                                                             engine):
     model, x_path, _ = stacked
-    args = [a.format(m=model, x=x_path, t=tmp_path) for a in args]
-    code, _, err = drnn(args, capsys)
-    assert code != 0
-    lines = err.strip().splitlines()
-    assert len(lines) == 1 and "Traceback" not in err, err
-    assert lines[0].startswith(f"drnn: error: {model}: 2 stacked layers: the generated core "
-                               "runs one layer so far"), lines[0]
-    assert hint in lines[0]
-    assert not (tmp_path / "g").exists() and not (tmp_path / "b").exists()
+    code, out, err = drnn(["simulate", model, "--input", x_path, "--output", tmp_path / "h.npy",
+                           "--stats", tmp_path / "s.json", "--engine", engine, "--rows", "4"],
+                          capsys)
+    assert code == 0, err
+    b = ModelBundle.load(model)
+    from drnn_hw.cycle_model import CoreShape
+    ref = run(b, b.quantize_input(np.load(x_path)), shape=CoreShape(rows=4))
+    assert np.array_equal(np.load(tmp_path / "h.npy"), dequantize(ref.h, b.formats.act))
+    s = json.loads((tmp_path / "s.json").read_text())
+    assert s["cycles"] == ref.flat("cycles").tolist()
+    assert s["nnz_dx"] == ref.flat("nnz_dx").tolist()
+    if engine == "verilator":     # read over the bus from the per-layer registers
+        assert s["layer_nnz_dh"] == ref.flat("layer_nnz_dh").tolist()
+        assert s["layer_cycles"] == ref.flat("layer_cycles").tolist()
 
 
-def test_engines_and_the_core_refuse_a_stacked_bundle():
-    from drnn.engines import get_engine
+def test_the_core_refuses_more_layers_than_its_register_map_holds():
     from drnn_hw.core import DeltaGRUCore
-    from drnn_hw.errors import UserError
 
-    b = random_stacked_bundle(2, [3, 3])
-    x = np.zeros((1, 2, 2), np.int64)
-    for name in ("verilator", "amaranth"):
-        with pytest.raises(UserError, match="2 stacked layers: the generated core runs one "
-                                            "layer so far; use the golden engine"):
-            get_engine(name)(b, x)
-    with pytest.raises(ValueError, match="2 stacked layers"):
+    b = random_stacked_bundle(2, [2] * 29)
+    with pytest.raises(ValueError, match="29 stacked layers: a core holds at most 28"):
         DeltaGRUCore(b)

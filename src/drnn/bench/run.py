@@ -52,7 +52,7 @@ def summarise(result, bundle: ModelBundle, labels, shape: CoreShape, clock_mhz: 
     A stacked bundle: sparsity over all layers' inputs (hidden states), MACs, cycle bound,
     dense operations, breakdown and the peer's cycles summed over the layers (layers in
     sequence on one core), thresholds those of layer 0, and ``layers`` per layer (thresholds,
-    sparsity)."""
+    sparsity, mean cycles of the layer's pass)."""
     f = bundle.formats
     cyc = result.flat("cycles")
     ndx, ndh = result.flat("nnz_dx"), result.flat("nnz_dh")
@@ -107,10 +107,15 @@ def summarise(result, bundle: ModelBundle, labels, shape: CoreShape, clock_mhz: 
         "torch_ratio": None if torch_us is None else torch_us / lat_mean_us,
     }
     if bundle.num_layers > 1:
+        # Each layer's pass (golden: the cycle model; verilator: the LAYER_CYCLES registers).
+        layer_cycles = (result.flat("layer_cycles") if result.layer_cycles is not None
+                        else None)
         row["layers"] = [{"theta_x": ly.theta_x * f.act.lsb, "theta_h": ly.theta_h * f.act.lsb,
                           "sparsity_dx": sparsity(dx, ly.input_size),
-                          "sparsity_dh": sparsity(dh, ly.hidden_size)}
-                         for ly, (dx, dh) in zip(bundle.layers, per)]
+                          "sparsity_dh": sparsity(dh, ly.hidden_size),
+                          "cycles_mean": (None if layer_cycles is None
+                                          else float(layer_cycles[:, l].mean()))}
+                         for l, (ly, (dx, dh)) in enumerate(zip(bundle.layers, per))]
     return row
 
 

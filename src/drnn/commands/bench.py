@@ -7,10 +7,11 @@ import sys
 from pathlib import Path
 
 import click
+import numpy as np
 
 from ..engines import get_engine
 from drnn_hw.errors import UserError
-from .common import core_options, load_bundle, require_single_layer, shape_from_options
+from .common import core_options, load_bundle, shape_from_options
 
 DEFAULT_ENGINE = "verilator"
 
@@ -29,15 +30,24 @@ def register_threshold_runner(base_bundle, perf_log: list):
     from drnn_hw.golden import GoldenResult
 
     def run(bundle, x_codes, lengths=None, shape=None):
+        thetas = [(ly.theta_x, ly.theta_h) for ly in bundle.layers]
+        N = len(x_codes)
+        stacked = bundle.num_layers > 1
         try:
-            r = simulate(base_bundle, shape, x_codes, lengths, theta_x=bundle.theta_x,
-                         theta_h=bundle.theta_h)
+            # Every layer's thresholds before each sequence; with a stacked bundle also each
+            # layer's counters (read while the step's output waits).
+            r = simulate(base_bundle, shape, x_codes, lengths,
+                         layer_thetas=np.broadcast_to(np.asarray(thetas), (N, len(thetas), 2)),
+                         layer_stats=stacked)
         except SimulationError as e:
             raise UserError(f"verilator engine: {str(e).splitlines()[0]}") from None
-        perf_log.append({"theta_x_code": int(bundle.theta_x),
-                         "theta_h_code": int(bundle.theta_h), **r.perf})
+        perf_log.append({"theta_x_code": int(thetas[0][0]),
+                         "theta_h_code": int(thetas[0][1]),
+                         **({"layer_theta_codes": [list(map(int, t)) for t in thetas]}
+                            if stacked else {}), **r.perf})
         return GoldenResult(h=r.h, nnz_dx=r.nnz_dx, nnz_dh=r.nnz_dh, cycles=r.cycles,
-                            lengths=r.lengths)
+                            lengths=r.lengths, layer_nnz_dx=r.layer_nnz_dx,
+                            layer_nnz_dh=r.layer_nnz_dh, layer_cycles=r.layer_cycles)
 
     return run
 
@@ -104,6 +114,14 @@ def format_table(bench: dict) -> str:
             f"{b['mxv_drain']:.1f} + {b['scan_wait']:.1f}" for r, b in
             ((rows[0], bd[0]), (rows[-1], bd[1]))),
     ]
+    trained = [r for r in rows if r["trained"] and r.get("layers")]
+    if trained:
+        # Stacked layers, at the trained thresholds: where the deltas and cycles go.
+        lines.append(f"per layer at Θ*, {len(trained[0]['layers'])} layers time-multiplexed on "
+                     "the same multipliers (+1 idle cycle between two): " + "; ".join(
+                         f"layer {l}: Δx0% {100 * ly['sparsity_dx']:.1f}, Δh0% "
+                         f"{100 * ly['sparsity_dh']:.1f}, cycles {_fmt(ly.get('cycles_mean'), '.1f')}"
+                         for l, ly in enumerate(trained[0]["layers"])))
     if regression:
         lines.append("RMSE per output (target units), hardware-exact: " + "; ".join(
             f"Θ={r['theta_x']:g}{'*' if r['trained'] else ''}: " + ", ".join(
@@ -168,8 +186,6 @@ def bench(model_dir, dataset_name, thetas, out_dir, engine, clock_mhz, build_rep
     if model_dir is None:
         raise UserError("no model: give MODEL_DIR, a bundle written by `drnn export`")
     bundle = load_bundle(model_dir)
-    if engine != "golden":
-        require_single_layer(bundle, model_dir)
     shape = shape_from_options(**core, hidden=max(layer.hidden_size for layer in bundle.layers))
     if limit is not None and limit < 1:
         raise UserError(f"--limit must be ≥ 1, got {limit}")

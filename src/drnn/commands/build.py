@@ -18,7 +18,7 @@ import numpy as np
 
 from drnn_hw.errors import UserError
 from .common import (check_output_paths, core_options, input_options, load_bundle,
-                     read_codes, require_single_layer, shape_from_options)
+                     read_codes, shape_from_options)
 
 BOARDS = ("ulx3s-85f", "arty-z7-20")
 
@@ -39,8 +39,7 @@ BOARDS = ("ulx3s-85f", "arty-z7-20")
 def build(model_dir, board, out_dir, freq_mhz, baud, estimate, **core):
     """Build MODEL_DIR for a board."""
     bundle = load_bundle(model_dir)
-    require_single_layer(bundle, model_dir, "")
-    shape = shape_from_options(**core, hidden=bundle.hidden_size)
+    shape = shape_from_options(**core, hidden=max(ly.hidden_size for ly in bundle.layers))
     if freq_mhz is not None and not freq_mhz > 0:
         raise UserError(f"--freq must be > 0 MHz, got {freq_mhz:g}")
     if board == "ulx3s-85f":
@@ -147,7 +146,6 @@ def run(model_dir, board, port, baud, input_path, layout, lengths_path, output_p
 
     bundle = load_bundle(model_dir)
     check_output_paths(output_path, stats_path)
-    require_single_layer(bundle, model_dir, "drnn simulate --engine golden runs it")
     inputs, codes = read_codes(bundle, input_path, layout, lengths_path)
     try:
         transport = SerialTransport(port, baud or DEFAULT_BAUD, timeout=timeout)

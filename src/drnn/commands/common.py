@@ -70,18 +70,6 @@ def load_bundle(path) -> ModelBundle:
     return ModelBundle.load(path)   # BundleError is reported by the CLI on one line
 
 
-#: Why a stacked bundle is refused by the commands that run the generated core.
-ONE_LAYER_CORE = "the generated core runs one layer so far"
-
-
-def require_single_layer(bundle: ModelBundle, model_dir, hint: str = "use --engine golden"):
-    """UserError ``MODEL_DIR: L stacked layers: the generated core runs one layer so far;
-    HINT`` for a stacked bundle (the commands that generate, simulate or run the core)."""
-    if bundle.num_layers != 1:
-        raise UserError(f"{model_dir}: {bundle.num_layers} stacked layers: {ONE_LAYER_CORE}"
-                        + (f"; {hint}" if hint else ""))
-
-
 def input_options(f):
     """--input, --layout, --lengths, --output: the X.npy a command runs and the H.npy it writes
     (``drnn simulate``, ``drnn run``)."""

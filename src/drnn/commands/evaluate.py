@@ -59,7 +59,8 @@ def evaluate(model_dir, dataset, json_out, **core):
                    f"Δx {100 * ly['sparsity_dx']:.1f} %, Δh {100 * ly['sparsity_dh']:.1f} %")
     if bundle.num_layers > 1:
         click.echo(f"cycles: {bundle.num_layers} layers in sequence on one core, no overlap "
-                   "(a model of a time-multiplexed core; the generated core runs one layer)")
+                   "(the time-multiplexed core's cycle model: the layers' passes plus one idle "
+                   "cycle between two)")
     click.echo(f"mean cycles/step {m['mean_cycles']:.1f} (dense {m['mean_cycles_dense']:.0f})")
     if json_out:
         json_out.parent.mkdir(parents=True, exist_ok=True)

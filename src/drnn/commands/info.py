@@ -51,5 +51,5 @@ def info(model_dir):
     shape = PRESETS["default"]
     click.echo(f"default core P={shape.rows} K={shape.columns} E={shape.scan}: "
                f"{shape.multipliers} multipliers"
-               + ("; the generated core runs one layer so far (golden engine only)"
+               + (f", shared by the {b.num_layers} layers (time-multiplexed)"
                   if b.num_layers > 1 else ""))

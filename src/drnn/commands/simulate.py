@@ -14,7 +14,7 @@ from ..engines import ENGINES, get_engine
 from ..inputs import write_stats
 from ..state_io import read_h0, read_state, write_state
 from .common import (check_output_paths, core_options, input_options, load_bundle,
-                     read_codes, require_single_layer, shape_from_options)
+                     read_codes, shape_from_options)
 
 
 @click.command()
@@ -52,9 +52,12 @@ def simulate(model_dir, input_path, layout, lengths_path, output_path, engine, s
     """
     if h0_path is not None and state_in is not None:
         raise UserError("--h0 and --state-in: give one (a state file holds h already)")
+    if engine != "golden" and (state_in is not None or state_out is not None):
+        # The core loads h0 (H0 writes) but has no port to load or read x̂, ĥ and the delta
+        # memories, which a state file carries.
+        raise UserError(f"--state-in/--state-out need --engine golden: the {engine} engine "
+                        "runs the core, which loads h0 (--h0) but not a whole state")
     bundle = load_bundle(model_dir)
-    if engine != "golden":
-        require_single_layer(bundle, model_dir)
     shape = shape_from_options(**core, hidden=max(layer.hidden_size for layer in bundle.layers))
     check_output_paths(output_path, stats_path)
     if state_out is not None:
@@ -68,9 +71,6 @@ def simulate(model_dir, input_path, layout, lengths_path, output_path, engine, s
     state = read_state(state_in, bundle, n) if state_in is not None else None
     result = get_engine(engine)(bundle, codes, lengths=inputs.lengths, shape=shape, waves=waves,
                                 h0=h0, state=state)
-    if state_out is not None and result.state is None:
-        raise UserError(f"--state-out: the {engine} engine does not return the final state "
-                        "yet; use --engine golden")
     h = inputs.to_file_layout(dequantize(result.h, bundle.formats.act))
     output_path.parent.mkdir(parents=True, exist_ok=True)
     np.save(output_path, h)

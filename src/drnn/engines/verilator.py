@@ -15,28 +15,29 @@ from drnn_hw.golden import GoldenResult
 last_perf: dict = {}
 
 
-def _one_layer(bundle):
-    if bundle.num_layers != 1:
-        raise UserError(f"bundle {bundle.name}: {bundle.num_layers} stacked layers: the "
-                        "generated core runs one layer so far; use the golden engine")
-
-
 def run(bundle, x_codes, lengths=None, shape=None, waves=None, h0=None,
         state=None) -> GoldenResult:
-    _one_layer(bundle)
-    if h0 is not None or state is not None:
-        raise UserError("h0 and a carried state need the golden engine so far")
+    """Run (N, T, I) codes through the Verilated core (``h0``: every layer's initial state,
+    written over the H0 register). A stacked core's per-layer counters are read over the bus
+    at every step. A carried ``state`` (x̂, ĥ, M) cannot be loaded into the core: UserError."""
+    if state is not None:
+        raise UserError("a carried state (--state-in) needs the golden engine: the core can "
+                        "load h0 but not x̂, ĥ and the delta memories")
     try:
         from drnn_sim.cosim import simulate
         from drnn_sim.runner import SimulationError
     except ImportError as e:  # pragma: no cover - drnn_sim ships with the package
         raise UserError(f"the verilator engine needs the drnn_sim package ({e})") from None
     try:
-        r = simulate(bundle, shape or CoreShape(), x_codes, lengths, waves=waves)
+        r = simulate(bundle, shape or CoreShape(), x_codes, lengths, waves=waves, h0=h0,
+                     layer_stats=bundle.num_layers > 1)
+    except ValueError as e:
+        raise UserError(f"h0: {e}") from None
     except SimulationError as e:
         first = str(e).splitlines()[0]
         raise UserError(f"verilator engine: {first}") from None
     last_perf.clear()
     last_perf.update(r.perf)
     return GoldenResult(h=r.h, nnz_dx=r.nnz_dx, nnz_dh=r.nnz_dh, cycles=r.cycles,
-                        lengths=r.lengths)
+                        lengths=r.lengths, layer_nnz_dx=r.layer_nnz_dx,
+                        layer_nnz_dh=r.layer_nnz_dh, layer_cycles=r.layer_cycles)
