@@ -148,7 +148,10 @@ class DeltaRNNLink:
         sizes = decode_word(SizesLayout, self.read_reg(Register.SIZES))
         shape = decode_word(ShapeLayout, self.read_reg(Register.SHAPE))
         layers = []
-        for l in range(min(self.read_reg(Register.LAYERS), 28)):
+        count = self.read_reg(Register.LAYERS)
+        if count == 0:      # a bitstream from before stacked layers (the word read 0)
+            layers = [(sizes["inputs"], sizes["hidden"])]
+        for l in range(min(count, 28)):
             word = decode_word(SizesLayout, self.read_reg(
                 layer_register(l, LayerRegister.LAYER_SIZES)))
             layers.append((word["inputs"], word["hidden"]))

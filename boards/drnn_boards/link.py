@@ -16,7 +16,8 @@ from amaranth import Cat, Module, Mux, Signal, signed
 from amaranth.lib import memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from drnn_hw.contract import ADDR_BITS, CSRSignature, frame_signature
+from drnn_hw.contract import ADDR_BITS, LAYER_BLOCK, LAYER_STRIDE, CSRSignature, frame_signature
+from drnn_hw.layer_map import MAX_LAYERS
 
 from . import protocol as P
 from .protocol import Command, ErrorCode
@@ -38,6 +39,9 @@ class HostLink(wiring.Component):
         Width of an activation code in bits (≥ 2).
     idle_timeout : int
         Clock cycles of a quiet line that end a truncated frame or a drain (≥ 2).
+    layers : int
+        L, the core's layers (1 to 28): register addresses from ``32 + 8·L`` on, past the
+        core's last register block, are answered with BAD_ADDRESS.
 
     Ports
     -----
@@ -61,7 +65,7 @@ class HostLink(wiring.Component):
     """
 
     def __init__(self, *, input_size: int, hidden_size: int, scan: int, act_bits: int,
-                 idle_timeout: int):
+                 idle_timeout: int, layers: int = 1):
         B = P.element_bytes(act_bits) if act_bits >= 1 else 1
         checks = [("act_bits", act_bits, act_bits >= 2, "must be ≥ 2"),
                   ("scan", scan, scan >= 1, "must be ≥ 1"),
@@ -69,7 +73,8 @@ class HostLink(wiring.Component):
                    f"must be ≥ 1 with I·B ≤ 65535 bytes (B = {B})"),
                   ("hidden_size", hidden_size, 1 <= hidden_size and hidden_size * B <= 0xFFFF,
                    f"must be ≥ 1 with H·B ≤ 65535 bytes (B = {B})"),
-                  ("idle_timeout", idle_timeout, idle_timeout >= 2, "must be ≥ 2 clock cycles")]
+                  ("idle_timeout", idle_timeout, idle_timeout >= 2, "must be ≥ 2 clock cycles"),
+                  ("layers", layers, 1 <= layers <= MAX_LAYERS, f"must be 1 to {MAX_LAYERS}")]
         for name, value, ok, rule in checks:
             if not ok:
                 self._MustUse__silence = True   # never elaborated: do not warn about it
@@ -79,7 +84,10 @@ class HostLink(wiring.Component):
         self.scan = scan
         self.act_bits = act_bits
         self.idle_timeout = idle_timeout
+        self.layers = layers
         self.element_bytes = B
+        #: The first word address past the core's map (its last layer's register block).
+        self.address_limit = LAYER_BLOCK + LAYER_STRIDE * layers
         self.x_beats = math.ceil(input_size / scan)
         fs = frame_signature(act_bits, scan)
         super().__init__({
@@ -271,7 +279,7 @@ class HostLink(wiring.Component):
                     with m.Elif(cmd == Command.STEP):
                         m.d.sync += beat.eq(0)
                         m.next = "X_READ"
-                    with m.Elif(reg_addr >= 1 << ADDR_BITS):     # beyond the register bus
+                    with m.Elif(reg_addr >= self.address_limit):    # past the last register
                         m.d.sync += err_code.eq(ErrorCode.BAD_ADDRESS)
                         m.next = "SEND_ERROR"
                     with m.Elif(cmd == Command.WRITE_REG):

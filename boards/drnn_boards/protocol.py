@@ -38,7 +38,7 @@ Errors: the link answers a request it cannot execute with one ERROR frame (CMD 0
 * ``UNKNOWN_COMMAND`` (2);
 * ``BAD_LENGTH`` (3): LEN differs from what the command needs (5, 1 or I·B);
 * ``BAD_CHECKSUM`` (4);
-* ``BAD_ADDRESS`` (5): register address above 15;
+* ``BAD_ADDRESS`` (5): register address past the core's map (``32 + 8·L`` and above);
 * ``TRUNCATED`` (6): the line went quiet for ``idle_timeout`` clocks inside a frame;
 * ``UART_FRAMING`` (7): a character with a bad stop bit.
 

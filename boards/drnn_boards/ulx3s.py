@@ -119,7 +119,8 @@ class DeltaRNNBoard(wiring.Component):
         m.submodules.uart_tx = utx = UARTTransmitter(self.divisor)
         m.submodules.link = link = HostLink(
             input_size=self.bundle.input_size, hidden_size=self.bundle.hidden_size,
-            scan=self.shape.scan, act_bits=fmts.act_bits, idle_timeout=self.idle_timeout)
+            scan=self.shape.scan, act_bits=fmts.act_bits, idle_timeout=self.idle_timeout,
+            layers=self.bundle.num_layers)
         # The receiver cannot be stalled: a FIFO absorbs bytes while the link is busy.
         m.submodules.rx_fifo = rx_fifo = fifo.SyncFIFOBuffered(width=8, depth=self.fifo_depth)
         m.submodules.tx_fifo = tx_fifo = fifo.SyncFIFOBuffered(width=8, depth=self.fifo_depth)

@@ -75,6 +75,7 @@ class FrameSink:
                  layer_stats=None):
         self.dut, self.clk = dut, dut.clk
         self.layer_stats = layer_stats      # async () -> per-layer counters, or None
+        self.layers = []                    # per received frame: those counters (or None)
         self.A, self.E, self.H = act_bits, elements, hidden
         self.WH = -(-hidden // elements)
         self.ready_prob, self.rng = ready_prob, rng
@@ -135,7 +136,8 @@ class FrameSink:
                 await RisingEdge(self.clk)
                 if not self.always_ready:
                     d.h__ready.value = 0
-            out.append((frame, status, layers))
+            out.append((frame, status))
+            self.layers.append(layers)
         if not self.always_ready:
             d.h__ready.value = 0
         return out
@@ -198,7 +200,7 @@ async def stream_sequences(dut):
             beats = [b for t in range(L) for b in frame_beats(x[n, t], A, E)]
             await source.send(beats)
             frames = await with_timeout(sink_task, limit * L * CLOCK_NS, "ns")
-            for t, (frame, status, layers) in enumerate(frames):
+            for t, ((frame, status), layers) in enumerate(zip(frames, sink.layers[-L:])):
                 h[n, t] = frame
                 stats[:, n, t] = status
                 if layers is not None:

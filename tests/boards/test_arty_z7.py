@@ -67,7 +67,7 @@ def test_vivado_plan(tmp_path):
         assert ip in tcl
     assert "c_m_axis_mm2s_tdata_width {64}" in tcl      # 4 elements x 16 bits
     assert info["element_bits"] == 16 and info["tdata_bits"] == 64
-    assert "input  wire [5:0]  s_axi_awaddr" in top_v         # 4-bit word address + 2
+    assert "input  wire [9:0]  s_axi_awaddr" in top_v         # 8-bit word address + 2
     assert "M_AXIS_MM2S] [get_bd_intf_pins drnn/s_axis]" in tcl
     assert "write_bitstream" in tcl
     assert "PACKAGE_PIN R14" in xdc                       # LD0 of the Arty Z7-20

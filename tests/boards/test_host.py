@@ -72,19 +72,30 @@ def test_silence_and_garbage():
 
 
 def test_check_core_compares_sizes():
-    from drnn_hw.bundle import random_bundle
+    from drnn_hw.bundle import random_bundle, random_stacked_bundle
 
-    def regs(ident, sizes, shape):
-        return [P.encode_frame(0x82, v.to_bytes(4, "little")) for v in (ident, sizes, shape)]
+    def regs(ident, sizes, shape, *layers):
+        """Responses to ID, SIZES, SHAPE, LAYERS and each LAYER_SIZES read, in that order."""
+        words = [ident, sizes, shape, len(layers), *(i | h << 16 for i, h in layers)]
+        return [P.encode_frame(0x82, v.to_bytes(4, "little")) for v in words]
 
     b = random_bundle(3, 5)
-    ok = DeltaRNNLink(Scripted(*regs(0x44524E4E, 3 | 5 << 16, 16 | 2 << 16 | 16 << 24)))
+    ok = DeltaRNNLink(Scripted(*regs(0x44524E4E, 3 | 5 << 16, 16 | 2 << 16 | 16 << 24,
+                                     (3, 5))))
     assert ok.check_core(b) == {"id": 0x44524E4E, "input_size": 3, "hidden_size": 5,
-                                "rows": 16, "columns": 2, "scan": 16}
-    with pytest.raises(ValueError, match="I=4 H=5"):
-        DeltaRNNLink(Scripted(*regs(0x44524E4E, 4 | 5 << 16, 0))).check_core(b)
+                                "rows": 16, "columns": 2, "scan": 16, "layers": [(3, 5)]}
+    with pytest.raises(ValueError, match=r"board core has 1 layer\(s\) I=4 H=5, the model has "
+                                         r"1 layer\(s\) I=3 H=5"):
+        DeltaRNNLink(Scripted(*regs(0x44524E4E, 4 | 5 << 16, 0, (4, 5)))).check_core(b)
     with pytest.raises(ValueError, match="ID register"):
         DeltaRNNLink(Scripted(*regs(0, 0, 0))).check_core(b)
+    # A stacked model needs the same layers on the board, in order.
+    two = random_stacked_bundle(3, [6, 5])
+    assert DeltaRNNLink(Scripted(*regs(0x44524E4E, 3 | 5 << 16, 0, (3, 6), (6, 5)))) \
+        .check_core(two)["layers"] == [(3, 6), (6, 5)]
+    with pytest.raises(ValueError, match=r"1 layer\(s\) I=3 H=5, the model has 2 layer\(s\) "
+                                         r"I=3 H=6, I=6 H=5"):
+        DeltaRNNLink(Scripted(*regs(0x44524E4E, 3 | 5 << 16, 0, (3, 5)))).check_core(two)
 
 
 def test_register_addresses_and_bits_on_the_wire():

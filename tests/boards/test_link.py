@@ -35,7 +35,7 @@ def run_link(requests, *, I=5, H=7, E=3, A=16, gaps=0, tx_stall=0.0, seed=0, max
     dut = HostLink(input_size=I, hidden_size=H, scan=E, act_bits=A, idle_timeout=IDLE)
     rng = random.Random(seed)
     WX, WH = math.ceil(I / E), math.ceil(H / E)
-    regs = {a: 0x1000 + a for a in range(16)}
+    regs = {a: 0x1000 + a for a in range(40)}
     writes, x_frames, responses = [], [], []
     state = {"done": False}
 
@@ -167,7 +167,7 @@ def test_framing_errors_then_recovery():
     truncated = good[:7]
     reqs = [bytes(bad_crc), good, bad_len, good, unknown, good, truncated, good,
             b"\x13\x37", good,
-            P.encode_frame(Command.READ_REG, bytes([16])), good]
+            P.encode_frame(Command.READ_REG, bytes([40])), good]     # L = 1: words 0..39
     resp, x_frames, _ = run_link(reqs)
     assert error_of(resp[0]) == (ErrorCode.BAD_CHECKSUM, Command.STEP)
     assert error_of(resp[2]) == (ErrorCode.BAD_LENGTH, Command.STEP)
