@@ -247,8 +247,8 @@ class DeltaRNNLink:
         x = np.asarray(x_codes, dtype=np.int64)
         N, T, _ = x.shape
         lengths = check_lengths(lengths, N, T)
-        H = bundle.hidden_size
-        out = np.zeros((N, T, H), np.int64)
+        H = None            # the core's output frame: H, or ΣH_l with --out-layers all
+        out = np.zeros((N, T, 0), np.int64)
         nnz_dx = np.zeros((N, T), np.int64)
         nnz_dh = np.zeros((N, T), np.int64)
         cycles = np.zeros((N, T), np.int64)
@@ -260,7 +260,11 @@ class DeltaRNNLink:
             if h0_flat is not None:
                 self.load_h0(h0_flat[n])
             for t in range(int(lengths[n])):
-                out[n, t] = self.step(x[n, t])
+                h = self.step(x[n, t])
+                if H is None:
+                    H = h.size
+                    out = np.zeros((N, T, H), np.int64)
+                out[n, t] = h
                 if stats:
                     c = self.counters()
                     cycles[n, t], nnz_dx[n, t], nnz_dh[n, t] = (

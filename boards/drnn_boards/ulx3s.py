@@ -118,7 +118,7 @@ class DeltaRNNBoard(wiring.Component):
         m.submodules.uart_rx = urx = UARTReceiver(self.divisor)
         m.submodules.uart_tx = utx = UARTTransmitter(self.divisor)
         m.submodules.link = link = HostLink(
-            input_size=self.bundle.input_size, hidden_size=self.bundle.hidden_size,
+            input_size=self.bundle.input_size, hidden_size=core.H_out,
             scan=self.shape.scan, act_bits=fmts.act_bits, idle_timeout=self.idle_timeout,
             layers=self.bundle.num_layers)
         # The receiver cannot be stalled: a FIFO absorbs bytes while the link is busy.

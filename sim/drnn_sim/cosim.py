@@ -188,7 +188,8 @@ def simulate(bundle, shape, x_codes, lengths=None, *, waves=None, theta_x=None, 
     ok = False
     try:
         np.savez(work / "in.npz", x=x, lengths=lengths, act_bits=bundle.formats.act_bits,
-                 scan=shape.scan, hidden=bundle.hidden_size,
+                 scan=shape.scan,
+                 hidden=shape.output_units([ly.hidden_size for ly in bundle.layers]),
                  step_limit=step_limit or _step_limit(bundle, shape, x_valid_prob, h_ready_prob),
                  theta_x=per_seq(theta_x),
                  theta_h=per_seq(theta_h), x_valid_prob=float(x_valid_prob),

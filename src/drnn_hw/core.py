@@ -107,7 +107,8 @@ class DeltaGRUCore(wiring.Component):
     x : In(stream.Signature(frame_layout(act_bits, E)))
         Input frames, ``WX = ceil(I/E)`` beats per timestep.
     h : Out(stream.Signature(frame_layout(act_bits, E)))
-        Output frames, ``WH = ceil(H/E)`` beats per timestep (the last layer's h).
+        Output frames, ``WH = ceil(H_out/E)`` beats per timestep: the last layer's h, or with
+        ``shape.out_layers == "all"`` every layer's (layer 0's first, ``H_out = ΣH_l``).
     csr : In(CSRSignature)
         The register bus (:mod:`drnn_hw.contract`).
     status : Out(StatusSignature)
@@ -141,7 +142,9 @@ class DeltaGRUCore(wiring.Component):
         self.P, self.K, self.E = min(shape.rows, max(self.hidden)), shape.columns, shape.scan
         self.map = layer_map(self.I, self.hidden, self.P, self.E)
         self.NB = self.map[-1].blocks
-        self.WX, self.WH = self.map[0].x_windows, self.map[-1].h_windows
+        # The output frame: the last layer's h, or every layer's (shape.out_layers).
+        self.H_out = shape.output_units(self.hidden)
+        self.WX, self.WH = self.map[0].x_windows, math.ceil(self.H_out / self.E)
         frame = frame_layout(self.fmts.act_bits, self.E)
         super().__init__({
             "x": In(stream.Signature(frame)),
@@ -153,14 +156,15 @@ class DeltaGRUCore(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         b, fmts, lm, L = self.bundle, self.fmts, self.map, self.L
-        I, H, P, K, E = self.I, self.H, self.P, self.K, self.E
+        I, H, P, K, E = self.I, self.H_out, self.P, self.K, self.E
         WX, WH = self.WX, self.WH
         act = signed(fmts.act_bits)
         frame = frame_layout(fmts.act_bits, E)
         hidden = self.hidden if L > 1 else H
         n_blocks = total_blocks(lm)
         h_total = sum(self.hidden)
-        out_base = lm[-1].h_base           # the last layer's units in the hidden state
+        # The first unit of the hidden state the output frame carries.
+        out_base = h_total - H
 
         # --- blocks -------------------------------------------------------------------------
         m.submodules.regs = regs = RegisterFile(
@@ -407,7 +411,7 @@ class DeltaGRUCore(wiring.Component):
                 out_full.eq(1), out_beat.eq(0),
             ]
             # The last block is written in this very cycle when the AP has just finished.
-            last = (lm[-1].blocks - 1) * P
+            last = lm[-1].h_base + (lm[-1].blocks - 1) * P - out_base
             m.d.sync += [hold[j].eq(h_state[out_base + j]) for j in range(last)]
             m.d.sync += [hold[j].eq(Mux(ap.done, ap.h_out[j - last], h_state[out_base + j]))
                          for j in range(last, H)]

@@ -82,14 +82,20 @@ class CoreShape:
         Elements the delta encoder examines per cycle; also the elements per beat of the x and
         h streams.
 
+    ``out_layers``
+        What the h stream of a stacked core carries: ``"last"`` the last layer's h (H_{L−1}
+        units per frame), ``"all"`` every layer's, concatenated, layer 0's first (ΣH_l
+        units). Changes the output frame only, not the schedule (CLI ``--out-layers``).
+
     Each channel is a P × K array of multipliers (a multiplier is what the open peer calls a
     PE), so a GRU core has ``3·P·K``. Raises ValueError naming the parameter (as its CLI flag)
-    when P < 1, K ∉ {1, 2} or E < 1.
+    when P < 1, K ∉ {1, 2}, E < 1 or ``out_layers`` is not "last" or "all".
     """
 
     rows: int = 16     # P
     columns: int = 2   # K
     scan: int = 16     # E
+    out_layers: str = "last"
 
     def __post_init__(self):
         if self.rows < 1:
@@ -99,6 +105,8 @@ class CoreShape:
                              f"got {self.columns}")
         if self.scan < 1:
             raise ValueError(f"--scan (E) must be ≥ 1, got {self.scan}")
+        if self.out_layers not in ("last", "all"):
+            raise ValueError(f"--out-layers must be 'last' or 'all', got {self.out_layers!r}")
 
     @property
     def multipliers(self) -> int:
@@ -113,10 +121,19 @@ class CoreShape:
         """The inverse of :meth:`to_dict`; also reads the keys ``pe``/``lanes`` written before
         the rename to ``rows``/``columns``."""
         return cls(rows=d.get("rows", d.get("pe")), columns=d.get("columns", d.get("lanes")),
-                   scan=d["scan"])
+                   scan=d["scan"], out_layers=d.get("out_layers", "last"))
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        """P, K, E (``rows``, ``columns``, ``scan``), and ``out_layers`` unless "last"."""
+        d = asdict(self)
+        if self.out_layers == "last":
+            del d["out_layers"]
+        return d
+
+    def output_units(self, hidden) -> int:
+        """Units per output frame for layers of ``hidden`` sizes (a sequence, or an int)."""
+        hidden = [hidden] if isinstance(hidden, int) else list(hidden)
+        return sum(hidden) if self.out_layers == "all" else hidden[-1]
 
 
 PRESETS = {

@@ -99,7 +99,8 @@ def generate(bundle: ModelBundle, shape: CoreShape | None, out_dir, name: str = 
         "parameters": {
             "I": I, "H": H, "P": shape.rows, "K": shape.columns, "E": shape.scan,
             "NB": math.ceil(H / shape.rows), "WX": math.ceil(I / shape.scan),
-            "WH": math.ceil(H / shape.scan),
+            "WH": core.WH,
+            "out_layers": shape.out_layers, "H_out": core.H_out,
             "input_fifo_beats": 2 * math.ceil(I / shape.scan),
             "formats": f.to_dict(),
             "thresholds": {"theta_x_code": int(bundle.layers[0].theta_x),

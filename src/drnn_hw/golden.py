@@ -53,7 +53,8 @@ class LayerState:
 class GoldenResult:
     """What an engine returns for N sequences of T steps of an L-layer bundle.
 
-    ``h`` (N, T, H_last) int64: the last layer's hidden state codes (0 past a sequence's end);
+    ``h`` (N, T, H_out) int64: the last layer's hidden state codes, or every layer's
+    concatenated when the shape's ``out_layers`` is "all" (0 past a sequence's end);
     ``nnz_dx``, ``nnz_dh`` (N, T) int64: kept deltas per step, summed over the layers (0 past
     the end); ``cycles`` (N, T): cycles per step (cycle model or measured; 0 past the end);
     ``lengths`` (N,). Golden model only (None from engines that do not report them):
@@ -245,7 +246,10 @@ def run(bundle: ModelBundle, x_codes, lengths=None, shape: CoreShape | None = No
         inp = carried
     if with_cycles and L > 1:
         cycles[valid] += (L - 1) * LAYER_GAP
-    return GoldenResult(h=layer_h[-1], nnz_dx=nnz_dx.sum(-1), nnz_dh=nnz_dh.sum(-1),
+    # What the core's output stream carries (CoreShape.out_layers).
+    h_out = np.concatenate(layer_h, axis=-1) if (shape or CoreShape()).out_layers == "all" \
+        else layer_h[-1]
+    return GoldenResult(h=h_out, nnz_dx=nnz_dx.sum(-1), nnz_dh=nnz_dh.sum(-1),
                         cycles=cycles, lengths=lengths, layer_nnz_dx=nnz_dx,
                         layer_nnz_dh=nnz_dh, layer_h=layer_h, state=state,
                         layer_cycles=layer_cycles if with_cycles else None)

@@ -118,3 +118,17 @@ def test_the_core_refuses_more_layers_than_its_register_map_holds():
     b = random_stacked_bundle(2, [2] * 29)
     with pytest.raises(ValueError, match="29 stacked layers: a core holds at most 28"):
         DeltaGRUCore(b)
+
+
+def test_simulate_out_layers_all_writes_every_layers_h(stacked, tmp_path, capsys):
+    model, x_path, _ = stacked
+    b = ModelBundle.load(model)
+    ref = run(b, b.quantize_input(np.load(x_path)))
+    want = dequantize(np.concatenate(ref.layer_h, axis=-1), b.formats.act)
+    for engine in ("golden", "amaranth"):
+        out = tmp_path / f"{engine}.npy"
+        code, _, err = drnn(["simulate", model, "--input", x_path, "--output", out,
+                             "--engine", engine, "--out-layers", "all"], capsys)
+        assert code == 0, err
+        assert np.load(out).shape == (2, 7, 6 + 4)
+        assert np.array_equal(np.load(out), want), engine

@@ -98,3 +98,19 @@ def test_a_sequence_sent_in_chunks_equals_one_piece(stack):
     # A run that resets between chunks differs (the test can fail): its x̂ restarts at 0.
     reset = simulate(bundle, shape, chunks, lengths, h0=[h[[0, 0, 0]] for h in h0])
     assert not np.array_equal(reset.nnz_dx[1, :3], g.nnz_dx[0, 8:11])
+
+
+def test_every_layers_h_on_the_output_stream_when_chosen():
+    """--out-layers all: each output frame carries every layer's h (layer 0's first), under
+    output stalls; the schedule and every counter are unchanged."""
+    from dataclasses import replace
+
+    bundle, shape = STACKS["three"]()
+    shape = replace(shape, out_layers="all")
+    x = sparse_walk(np.random.default_rng(23), 2, 9, bundle.input_size, bundle.formats.act)
+    r = simulate(bundle, shape, x, [9, 4], layer_stats=True, h_ready_prob=0.4)
+    g = golden_run(bundle, x, [9, 4], shape)
+    assert g.h.shape[-1] == 9 + 6 + 11
+    assert_matches_golden(r, g)
+    last = golden_run(bundle, x, [9, 4], replace(shape, out_layers="last"))
+    assert np.array_equal(r.h[..., 15:], last.h) and np.array_equal(r.cycles, last.cycles)

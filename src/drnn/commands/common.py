@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import click
@@ -35,11 +36,16 @@ def core_options(f):
                           "(P·K multipliers per channel).")(f)
     f = click.option("--preset", "preset", type=click.Choice(sorted(PRESETS)), default=None,
                      help="A named core shape (default: 'default').")(f)
+    f = click.option("--out-layers", "out_layers", type=click.Choice(["last", "all"]),
+                     default="last", show_default=True,
+                     help="What the core's h stream carries for a stacked model: the last "
+                          "layer's h, or every layer's concatenated (layer 0's first).")(f)
     return f
 
 
 def shape_from_options(preset=None, rows=None, columns=None, scan=None, pe=None,
-                       lanes=None, hidden: int | None = None) -> CoreShape:
+                       lanes=None, hidden: int | None = None,
+                       out_layers: str = "last") -> CoreShape:
     """The CoreShape of the core options; a one-line UserError for a bad value.
 
     With ``hidden`` (the model's largest H): a core never builds more rows than H (the rows
@@ -55,14 +61,14 @@ def shape_from_options(preset=None, rows=None, columns=None, scan=None, pe=None,
     try:
         shape = CoreShape(rows=base.rows if rows is None else rows,
                           columns=base.columns if columns is None else columns,
-                          scan=base.scan if scan is None else scan)
+                          scan=base.scan if scan is None else scan, out_layers=out_layers)
     except ValueError as e:
         raise UserError(str(e)) from None
     if hidden is not None and shape.rows > hidden:
         if rows_given:      # a preset's P above a small H is clamped without a word
             click.echo(f"drnn: note: P = {shape.rows} rows > H = {hidden}: the core builds "
                        f"{hidden} rows (the rest would hold no weight)", err=True)
-        shape = CoreShape(rows=hidden, columns=shape.columns, scan=shape.scan)
+        shape = replace(shape, rows=hidden)
     return shape
 
 

@@ -69,10 +69,10 @@ def simulate(bundle, sequences, shape: CoreShape, *, waves=None, stall_seed=None
 
     fmts = bundle.formats
     E = shape.scan
-    H = bundle.hidden_size
+    dut = DeltaGRUCore(bundle, shape)
+    H = dut.H_out
     WH = math.ceil(H / E)
     act_bits = fmts.act_bits
-    dut = DeltaGRUCore(bundle, shape)
     rng = np.random.default_rng(stall_seed)
     results = [dict(h=np.zeros((len(s), H), np.int64), cycles=np.zeros(len(s), np.int64),
                     nnz_dx=np.zeros(len(s), np.int64), nnz_dh=np.zeros(len(s), np.int64))
@@ -185,7 +185,7 @@ def run(bundle, x_codes, lengths=None, shape=None, waves=None, h0=None, state=No
         raise ValueError(f"x must be (N, T, {bundle.input_size}), got {x.shape}")
     N, T, _ = x.shape
     lengths = check_lengths(lengths, N, T)
-    H = bundle.hidden_size
+    H = shape.output_units([ly.hidden_size for ly in bundle.layers])
     seqs = [x[n, :lengths[n]] for n in range(N) if lengths[n] > 0]
     h0_flat = h0_per_sequence(bundle, h0, N)
     if h0_flat is not None:
