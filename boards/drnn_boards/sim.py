@@ -42,8 +42,10 @@ class BoardSimResult(dict):
 
 
 def run_board(bundle, shape, x_codes, lengths=None, *, divisor: int = 8,
-              idle_timeout: int | None = None, error_cases: bool = True) -> BoardSimResult:
-    """Host driver -> simulated UART -> ULX3S board logic in Verilator -> back."""
+              idle_timeout: int | None = None, error_cases: bool = True,
+              h0=None) -> BoardSimResult:
+    """Host driver -> simulated UART -> ULX3S board logic in Verilator -> back (``h0``: every
+    layer's initial state, (N, H_l) codes each, loaded by the host over H0)."""
     from drnn_hw.golden import check_lengths
 
     from .ulx3s import DeltaRNNBoard
@@ -59,7 +61,9 @@ def run_board(bundle, shape, x_codes, lengths=None, *, divisor: int = 8,
         work = Path(tmp)
         bundle.save(work / "model")
         np.savez(work / "in.npz", model_dir=str(work / "model"), x=x, lengths=lengths,
-                 divisor=divisor, idle_timeout=idle_timeout, error_cases=int(error_cases))
+                 divisor=divisor, idle_timeout=idle_timeout, error_cases=int(error_cases),
+                 **({f"h0_{l}": np.asarray(h, np.int64) for l, h in enumerate(h0)}
+                    if h0 is not None else {}))
         runner.run_test(build_dir, "drnn_board", "drnn_boards.ulx3s_bench", work / "run",
                         env={"DRNN_BOARD_IN": str(work / "in.npz"),
                              "DRNN_BOARD_OUT": str(work / "out.npz")})

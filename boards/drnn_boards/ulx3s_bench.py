@@ -126,7 +126,8 @@ async def host_over_uart(dut):
         link = DeltaRNNLink(transport, act_bits=bundle.formats.act_bits)
         info = link.identify()
         ident = [info[k] for k in ("id", "input_size", "hidden_size", "rows", "columns", "scan")]
-        res = link.run(bundle, x, lengths)
+        h0 = [cfg[f"h0_{l}"] for l in range(bundle.num_layers)] if "h0_0" in cfg else None
+        res = link.run(bundle, x, lengths, h0=h0)
         errors, after = [], np.zeros(0, np.int64)
         if int(cfg["error_cases"]):
             for _, frame in _bad_requests(bundle.input_size, link.element_bytes):

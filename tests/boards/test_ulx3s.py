@@ -49,6 +49,27 @@ def test_host_driver_over_uart_matches_golden():
     np.testing.assert_array_equal(res.after_errors, gold.h[0, 0])
 
 
+@pytest.mark.slow
+def test_stacked_model_with_h0_over_uart_matches_golden():
+    """A 2-layer model (the second narrower than P) on the board logic, every layer's
+    thresholds and h0 written by the host driver; the step's counters summed over the layers."""
+    from drnn_boards.sim import run_board
+    from drnn_hw.bundle import random_stacked_bundle
+
+    bundle = random_stacked_bundle(6, [10, 3], seed=4, theta_x=[0.25, 0.1],
+                                   theta_h=[0.125, 0.05])
+    rng = np.random.default_rng(8)
+    x = sparse_inputs(rng, 2, 4, 6)
+    h0 = [rng.integers(-300, 300, (2, 10)), rng.integers(-300, 300, (2, 3))]
+    res = run_board(bundle, SHAPE, x, None, divisor=6, error_cases=False, h0=h0)
+    gold = golden_run(bundle, x, None, SHAPE, h0=h0)
+    assert list(res.ident) == [0x44524E4E, 6, 3, 4, 2, 4]    # I of layer 0, H of the last
+    np.testing.assert_array_equal(res.h, gold.h)
+    np.testing.assert_array_equal(res.cycles, gold.cycles)
+    np.testing.assert_array_equal(res.nnz_dh, gold.nnz_dh)
+    assert not np.array_equal(gold.h, golden_run(bundle, x, None, SHAPE).h)
+
+
 def test_pll_config():
     p = pll_config(25e6, 100e6)
     assert p["f_out_hz"] == 100e6

@@ -133,8 +133,11 @@ def flash(build_dir, board):
               help="STATS.json: per-step nnz_dx, nnz_dh and the cycles the board measured.")
 @click.option("--timeout", type=float, default=2.0, show_default=True,
               help="Seconds to wait for a response.")
+@click.option("--h0", "h0_path", type=click.Path(path_type=Path), default=None,
+              help="H0.npy/.npz: every layer's initial state, as `drnn simulate --h0` takes "
+                   "it; written over the H0 register after each sequence's reset.")
 def run(model_dir, board, port, baud, input_path, layout, lengths_path, output_path,
-        stats_path, timeout):
+        stats_path, timeout, h0_path):
     """Run MODEL_DIR on X.npy on a programmed board and write the hidden states."""
     from drnn_boards.host import BoardError, DeltaRNNLink, LinkTimeout, SerialTransport
     from drnn_boards.protocol import ProtocolError
@@ -143,10 +146,12 @@ def run(model_dir, board, port, baud, input_path, layout, lengths_path, output_p
     from drnn_hw.numerics import dequantize
 
     from ..inputs import write_stats
+    from ..state_io import read_h0
 
     bundle = load_bundle(model_dir)
     check_output_paths(output_path, stats_path)
     inputs, codes = read_codes(bundle, input_path, layout, lengths_path)
+    h0 = None if h0_path is None else read_h0(h0_path, bundle, codes.shape[0])
     try:
         transport = SerialTransport(port, baud or DEFAULT_BAUD, timeout=timeout)
     except OSError as e:
@@ -154,7 +159,8 @@ def run(model_dir, board, port, baud, input_path, layout, lengths_path, output_p
     try:
         link = DeltaRNNLink(transport, act_bits=bundle.formats.act_bits)
         link.check_core(bundle)
-        result = link.run(bundle, codes, lengths=inputs.lengths, stats=stats_path is not None)
+        result = link.run(bundle, codes, lengths=inputs.lengths, stats=stats_path is not None,
+                          h0=h0)
     except (BoardError, LinkTimeout, ProtocolError, ValueError) as e:
         raise UserError(f"{port}: {e}") from None
     finally:
