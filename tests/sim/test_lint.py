@@ -6,14 +6,17 @@ import re
 
 import pytest
 
-from drnn_hw.bundle import random_bundle
+from drnn_hw.bundle import random_bundle, random_stacked_bundle
 from drnn_hw.cycle_model import CoreShape
 from drnn_sim.cores import CORES, core
 from drnn_sim.cosim import TOP, generate_cached, verilog_sources
 from drnn_sim.runner import WAIVERS, lint
 
 LINT_CORES = {**{n: (lambda n=n: core(n)) for n in CORES},
-              "default": lambda: (random_bundle(12, 64, seed=0), CoreShape())}
+              "default": lambda: (random_bundle(12, 64, seed=0), CoreShape()),
+              # Three layers time-multiplexed, every layer's h on the output stream.
+              "stacked": lambda: (random_stacked_bundle(5, [9, 3, 6], seed=1),
+                                  CoreShape(rows=4, columns=2, scan=4, out_layers="all"))}
 
 
 @pytest.fixture(scope="module")
