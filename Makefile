@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install system-deps demo test bench bitstream ulx3s clean
+.PHONY: install system-deps demo test bench bitstream ulx3s stacked ulx3s-stacked clean
 
 install: system-deps $(STAMP)
 
@@ -37,6 +37,25 @@ bench: install
 # The ULX3S-85F build of the demo model (about 25 min here): bitstream, utilisation, Fmax.
 ulx3s: install
 	$(BIN)/drnn build --board ulx3s-85f build/demo/model --out build/ulx3s
+
+# The stacked-layer figures of the README: a 2-layer JapaneseVowels model and a 2-layer model of
+# the synthetic pendulum (regression), trained, exported and benched in Verilator (measured
+# cycles, per-layer sparsity); about 10 min here.
+S := build/stacked
+stacked: install
+	$(BIN)/drnn train --dataset japanese-vowels --layers 2 --hidden 64 --quiet --out $(S)/jv-l2.pt
+	$(BIN)/drnn export $(S)/jv-l2.pt --out $(S)/jv-l2
+	$(BIN)/drnn bench $(S)/jv-l2 --engine verilator --thetas 0,0.5 --quiet --out $(S)/jv-l2-bench \
+	  $(if $(wildcard $(S)/ulx3s/report.json),--build-report $(S)/ulx3s/report.json)
+	$(BIN)/drnn train --dataset pendulum --layers 2 --hidden 64 --theta-x 0.1 --theta-h 0.1 \
+	  --quiet --out $(S)/pendulum-l2.pt
+	$(BIN)/drnn export $(S)/pendulum-l2.pt --out $(S)/pendulum-l2
+	$(BIN)/drnn bench $(S)/pendulum-l2 --engine verilator --thetas 0,0.1 --quiet \
+	  --out $(S)/pendulum-l2-bench
+
+# The ULX3S-85F build of the 2-layer JapaneseVowels model (after `make stacked`; about 23 min).
+ulx3s-stacked: install
+	$(BIN)/drnn build --board ulx3s-85f $(S)/jv-l2 --out $(S)/ulx3s
 
 # The bitstream test (a full ULX3S build of the default core), not part of `make test`.
 bitstream: install

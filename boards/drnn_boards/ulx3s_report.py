@@ -75,7 +75,10 @@ def format_report(r: dict) -> str:
     lines = [
         f"ULX3S-85F build ({r['device']}), core P={r['core']['rows']} K={r['core']['columns']} "
         f"E={r['core']['scan']} ({r['multipliers']} multipliers), "
-        f"I={r['model']['input_size']} H={r['model']['hidden_size']}",
+        f"I={r['model']['input_size']} H={r['model']['hidden_size']}"
+        + (f" ({len(r['model']['layers'])} layers, H per layer "
+           f"{', '.join(str(h) for _, h in r['model']['layers'])})"
+           if len(r["model"].get("layers", [])) > 1 else ""),
         f"clock: target {c['target_mhz']:g} MHz, PLL {c['pll_mhz']:g} MHz, achieved Fmax "
         f"{c['achieved_fmax_mhz']} MHz -> timing {'met' if c['timing_met'] else 'NOT met'}",
         "synthesis cells: " + ", ".join(f"{k} {v}" for k, v in r["synth_cells"].items()),

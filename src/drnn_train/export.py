@@ -611,18 +611,27 @@ def bundle_from_torch_file(path, *, prefix: str | None = None, head_prefix: str 
         except UserError as e:
             raise UserError(f"{p}: {e}") from None
     mean, scale, ref, classes = np.zeros(I), np.ones(I), None, None
+    task_fields = {}
     C = None if gru.head_w is None else gru.head_w.shape[0]
     if dataset is not None:
         ds = load_dataset(dataset)
         if ds.input_size != I:
             raise UserError(f"{p}: --dataset {dataset}: {ds.input_size} input features, the "
                             f"GRU's {gru.prefix}weight_ih has {I}")
-        if C is not None and ds.num_classes != C:
+        if ds.is_regression:
+            # A regression head: its rows are the data set's O outputs, in the units the
+            # model was trained on (imported as is).
+            if C is not None and len(ds.outputs) != C:
+                raise UserError(f"{p}: --dataset {dataset}: {len(ds.outputs)} regression "
+                                f"outputs, the head {gru.head_prefix}weight has {C} rows")
+            if C is not None:
+                task_fields = {"task": "regression", "outputs": list(ds.outputs)}
+        elif C is not None and ds.num_classes != C:
             raise UserError(f"{p}: --dataset {dataset}: {ds.num_classes} classes, the head "
                             f"{gru.head_prefix}weight has {C} rows")
         mean, scale = input_statistics(ds.x_train, ds.len_train)
         ref = dataset if dataset in DATASETS else str(Path(dataset).resolve())
-        classes = list(ds.classes) if C is not None else None
+        classes = list(ds.classes) if C is not None and not ds.is_regression else None
     if dataset is not None and (input_mean is not None or input_scale is not None):
         given = "--input-mean and --input-scale" if input_mean is not None and \
             input_scale is not None else ("--input-mean" if input_mean is not None
@@ -633,7 +642,7 @@ def bundle_from_torch_file(path, *, prefix: str | None = None, head_prefix: str 
         mean = parse_vector(input_mean, I, "--input-mean", str(p))
     if input_scale is not None:
         scale = parse_vector(input_scale, I, "--input-scale", str(p), nonzero=True)
-    if C is not None and classes is None:
+    if C is not None and classes is None and not task_fields:
         classes = [str(c) for c in range(C)]
     what = "nn.GRUCell" if gru.cell else \
         ("nn.GRU" if gru.num_layers == 1 else f"nn.GRU(num_layers={gru.num_layers})")
@@ -643,5 +652,6 @@ def bundle_from_torch_file(path, *, prefix: str | None = None, head_prefix: str 
     bundle, saturated = bundle_from_layer_params(
         gru.layers, fmts, theta_x, theta_h,
         input_mean=mean, input_scale=scale, head_w=gru.head_w, head_b=gru.head_b,
-        classes=classes, name=name or p.stem, source=source, extra={"dataset": ref})
+        classes=classes, name=name or p.stem, source=source, extra={"dataset": ref},
+        **task_fields)
     return bundle, saturated, notes

@@ -185,3 +185,26 @@ def test_rmse_warnings():
     none = rmse_warnings({**base, "no_better_than_mean": True, "exact_nrmse": 1.02})
     assert len(none) == 1 and "no better than always predicting the training targets' mean" \
         in none[0]
+
+
+def test_an_imported_torch_gru_with_a_regression_head(tmp_path, capsys):
+    """export --torch-gru with a regression data set: the Linear head's rows are its outputs
+    (task regression, RMSE from evaluate); a head of another size is named in one line."""
+    torch = pytest.importorskip("torch")
+    torch.manual_seed(0)
+    gru, fc = torch.nn.GRU(2, 8, num_layers=2, batch_first=True), torch.nn.Linear(8, 2)
+    state = {**{f"gru.{k}": v for k, v in gru.state_dict().items()},
+             **{f"fc.{k}": v for k, v in fc.state_dict().items()}}
+    torch.save(state, tmp_path / "m.pt")
+    code, out, err = drnn(["export", "--torch-gru", tmp_path / "m.pt", "--dataset", "pendulum",
+                           "--out", tmp_path / "b"], capsys)
+    assert code == 0, err
+    b = ModelBundle.load(tmp_path / "b")
+    assert b.is_regression and b.outputs == ["torque_Nm", "omega_rad_s"] and b.classes is None
+    code, out, err = drnn(["evaluate", tmp_path / "b"], capsys)
+    assert code == 0 and "RMSE" in out and "torque_Nm" in out, err
+    torch.save({**state, "fc.weight": torch.zeros(3, 8), "fc.bias": torch.zeros(3)},
+               tmp_path / "m3.pt")
+    code, _, err = drnn(["export", "--torch-gru", tmp_path / "m3.pt", "--dataset", "pendulum",
+                         "--out", tmp_path / "b3"], capsys)
+    assert code != 0 and "2 regression outputs, the head fc.weight has 3 rows" in err
