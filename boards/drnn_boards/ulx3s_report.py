@@ -154,5 +154,10 @@ def clock_from_build_report(path, shape: CoreShape | None = None,
         notes.append(f"WARNING: built for I={model.get('input_size')} "
                      f"H={model.get('hidden_size')}, benchmarked I={bundle.input_size} "
                      f"H={bundle.hidden_size}")
+    elif bundle is not None and isinstance(model, dict) and "layers" in model and \
+            [list(v) for v in model["layers"]] != \
+            [[ly.input_size, ly.hidden_size] for ly in bundle.layers]:
+        notes.append(f"WARNING: built for layers {model['layers']}, benchmarked "
+                     f"{[[ly.input_size, ly.hidden_size] for ly in bundle.layers]}")
     label = f"Fmax of the ECP5 build {p} ({key})" + (f"; {'; '.join(notes)}" if notes else "")
     return mhz, label
