@@ -52,3 +52,19 @@ def test_clock_from_build_report(tmp_path):
         clock_from_build_report(p)
     with pytest.raises(UserError, match="not found"):
         clock_from_build_report(tmp_path / "none.json")
+
+
+def test_a_build_of_other_layers_is_named(tmp_path):
+    from drnn_hw.bundle import random_stacked_bundle
+
+    p = tmp_path / "report.json"
+    p.write_text(json.dumps({"clock": {"target_mhz": 40, "pll_mhz": 40.0, "timing_met": True,
+                                       "achieved_fmax_mhz": 41.8},
+                             "core": {"rows": 16, "columns": 2, "scan": 16},
+                             "model": {"input_size": 3, "hidden_size": 4,
+                                       "layers": [[3, 5], [5, 4]]}}))
+    shape = CoreShape(rows=16, columns=2, scan=16)
+    _, src = clock_from_build_report(p, shape, random_bundle(3, 4))
+    assert "WARNING: built for layers [[3, 5], [5, 4]], benchmarked [[3, 4]]" in src
+    _, src = clock_from_build_report(p, shape, random_stacked_bundle(3, [5, 4]))
+    assert "WARNING" not in src
