@@ -72,7 +72,7 @@ from .delta_encoder import DeltaEncoder
 from .delta_queue import DeltaQueue
 from .contract import CSRSignature, StatusSignature, frame_layout
 from .hdl_arith import refuse
-from .layer_map import MAX_LAYERS, layer_map, total_blocks
+from .layer_map import MAX_LAYERS, layer_map
 from .mxv import MXV_STAGES, MxVChannel
 from .registers import RegisterFile
 from .weight_bank import WeightBank
@@ -161,7 +161,6 @@ class DeltaGRUCore(wiring.Component):
         act = signed(fmts.act_bits)
         frame = frame_layout(fmts.act_bits, E)
         hidden = self.hidden if L > 1 else H
-        n_blocks = total_blocks(lm)
         h_total = sum(self.hidden)
         # The first unit of the hidden state the output frame carries.
         out_base = h_total - H

@@ -46,7 +46,6 @@ carry these global block numbers, so the channel does not need to know the layer
 
 from __future__ import annotations
 
-import math
 
 import numpy as np
 from amaranth.hdl import Array, Const, Module, Mux, Signal, signed
