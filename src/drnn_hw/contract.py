@@ -32,13 +32,11 @@ valid the next cycle. 32-bit words; the AXI4-Lite byte address is 4 × the word 
 
 Other addresses read 0 and ignore writes (so do the blocks of layers l ≥ L).
 
-**Initial state**: every write to H0 gives the next unit of the hidden state, layer 0's units
+**Initial state**: every write to H0 sets the next unit of the hidden state, layer 0's units
 first, then layer 1's, ...; a CTRL RESET_STATE write points it back at layer 0's unit 0. So a
 host writes RESET_STATE, then ΣH_l codes, then sends the sequence: the first step starts from
-h = h0 (x̂ = ĥ = 0, M = the biases: :func:`drnn_hw.golden.initial_state`). Units take effect
-a P-row block at a time, when the block's last unit is written (a layer's whole h0 once its
-last unit is); writes past ΣH_l are ignored. Write H0 only while the core is idle
-(STATUS.BUSY = 0) and no step is waiting (between sequences). A host reads and writes these words with
+h = h0 (x̂ = ĥ = 0, M = the biases: :func:`drnn_hw.golden.initial_state`). Write H0 only
+while the core is idle (STATUS.BUSY = 0) and no step is waiting (between sequences). A host reads and writes these words with
 :func:`decode_word` and :func:`encode_word` (for example ``decode_word(ShapeLayout, word)``
 gives ``{"rows": P, "columns": K, "scan": E}``), so the field positions live in the layouts only.
 
