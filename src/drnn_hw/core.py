@@ -348,6 +348,13 @@ class DeltaGRUCore(wiring.Component):
         wiring.connect(m, ap=ap.mul_z, channel=chans["z"].ap_mul)
         for p in range(P):
             m.d.comb += ap.h_in[p].eq(h_block_in[p])
+        with m.If(ap.h_we):
+            with m.Switch(ap.h_wblock):
+                for g, (s, bb) in enumerate(where):
+                    with m.Case(g):
+                        for p in range(P):
+                            if unit(s, bb, p) is not None:
+                                m.d.sync += h_state[unit(s, bb, p)].eq(ap.h_out[p])
         with m.If(ap.done):
             m.d.sync += ap_done.eq(1)
 
@@ -416,53 +423,18 @@ class DeltaGRUCore(wiring.Component):
         with m.If(regs.clear_error):
             m.d.sync += frame_error.eq(0)
 
-        # Initial state: H0 writes fill the units in order (layer 0's first). They gather in a
-        # P-wide buffer and a block is written through the AP's write port when its last unit
-        # arrives: one more source per block port instead of a write path into every unit.
-        # RESET_STATE points back at block 0. (H0 is written while idle; the AP has priority.)
-        last_lane = [min(P, s.hidden - bb * P) - 1 for s, bb in where]
-        h0_block = Signal(range(max(len(where), 2)))
-        h0_lane = Signal(range(max(P, 2)))
-        h0_done = Signal()              # every block written: further H0 writes are ignored
-        h0_buf = [Signal(act, name=f"h0_buf{p}") for p in range(P - 1)]
-        h0_code = regs.h0_data[:fmts.act_bits]
-        h0_take = Signal()
-        h0_flush = Signal()
-        m.d.comb += [
-            h0_take.eq(regs.h0_we & ~h0_done),
-            h0_flush.eq(h0_take & (h0_lane == Array(Const(v) for v in last_lane)[h0_block])),
-        ]
-        with m.If(h0_take):
-            with m.Switch(h0_lane):
-                for p in range(P - 1):
-                    with m.Case(p):
-                        m.d.sync += h0_buf[p].eq(h0_code)
-            with m.If(h0_flush):
-                m.d.sync += [h0_lane.eq(0), h0_block.eq(h0_block + 1)]
-                with m.If(h0_block == len(where) - 1):
-                    m.d.sync += h0_done.eq(1)
-            with m.Else():
-                m.d.sync += h0_lane.eq(h0_lane + 1)
+        # Initial state: each H0 write sets the next unit (layer 0's first); RESET_STATE points
+        # back at unit 0. After the reset's clear, so a write in the cycle it applies wins.
+        h0_next = Signal(range(h_total + 1))
+        with m.If(regs.h0_we):
+            with m.Switch(h0_next):
+                for j in range(h_total):
+                    with m.Case(j):
+                        m.d.sync += h_state[j].eq(regs.h0_data[:fmts.act_bits])
+            with m.If(h0_next != h_total):
+                m.d.sync += h0_next.eq(h0_next + 1)
         with m.If(regs.reset_state):
-            m.d.sync += [h0_block.eq(0), h0_lane.eq(0), h0_done.eq(0)]
-
-        # The hidden state's one write port, per block: the AP's new h, or a block of h0.
-        w_en = Signal()
-        w_block = Signal.like(ap.h_wblock)
-        w_data = [Signal(act, name=f"h_w{p}") for p in range(P)]
-        m.d.comb += [w_en.eq(ap.h_we | h0_flush),
-                     w_block.eq(Mux(ap.h_we, ap.h_wblock, h0_block))]
-        for p in range(P):
-            h0_unit = h0_code if p == P - 1 else Mux(h0_lane == p, h0_code, h0_buf[p])
-            m.d.comb += w_data[p].eq(Mux(ap.h_we, ap.h_out[p], h0_unit))
-        # After the reset's clear, so an h0 block written in the cycle the reset applies wins.
-        with m.If(w_en):
-            with m.Switch(w_block):
-                for g, (s, bb) in enumerate(where):
-                    with m.Case(g):
-                        for p in range(P):
-                            if unit(s, bb, p) is not None:
-                                m.d.sync += h_state[unit(s, bb, p)].eq(w_data[p])
+            m.d.sync += h0_next.eq(0)
 
         # --- output -----------------------------------------------------------------------------
         for e in range(E):
