@@ -187,8 +187,15 @@ class HostLink(wiring.Component):
                 with m.Case(k):
                     m.d.comb += h_out_byte.eq(h_value.as_unsigned()[8 * k:8 * k + 8])
 
+        # What the response states branch on, worked out when the response starts (from
+        # constants) rather than compared in the state: the TX states stay a few LUTs deep.
+        resp_step = Signal()
+        resp_empty = Signal()
+
         def start_response(code_cmd, length_, next_state="TX_SYNC"):
-            m.d.sync += [resp_cmd.eq(code_cmd), resp_len.eq(length_), resp_count.eq(0)]
+            m.d.sync += [resp_cmd.eq(code_cmd), resp_len.eq(length_), resp_count.eq(0),
+                         resp_step.eq(int(code_cmd) == int(Command.STEP.response)),
+                         resp_empty.eq(length_ == 0)]
             m.d.comb += tx_crc.start.eq(1)
             m.next = next_state
 
@@ -199,6 +206,15 @@ class HostLink(wiring.Component):
         # READ_REG's single payload byte ends up at the top of the shift register.
         reg_addr = Signal(8)
         m.d.comb += reg_addr.eq(Mux(cmd == Command.READ_REG, arg[32:40], arg[:8]))
+        # The register bus is driven from flip-flops, set as the request is accepted, so the
+        # core's address decoding and whatever a write sets start from registers.
+        bus_addr = Signal(ADDR_BITS)
+        bus_w_data = Signal(32)
+        bus_w_stb = Signal()
+        bus_r_stb = Signal()
+        m.d.comb += [self.csr.addr.eq(bus_addr), self.csr.w_data.eq(bus_w_data),
+                     self.csr.w_stb.eq(bus_w_stb), self.csr.r_stb.eq(bus_r_stb)]
+        m.d.sync += [bus_w_stb.eq(0), bus_r_stb.eq(0)]
 
         with m.FSM():
             with m.State("HUNT"):
@@ -283,8 +299,11 @@ class HostLink(wiring.Component):
                         m.d.sync += err_code.eq(ErrorCode.BAD_ADDRESS)
                         m.next = "SEND_ERROR"
                     with m.Elif(cmd == Command.WRITE_REG):
+                        m.d.sync += [bus_addr.eq(arg[:ADDR_BITS]), bus_w_data.eq(arg[8:40]),
+                                     bus_w_stb.eq(1)]
                         m.next = "REG_WRITE"
                     with m.Else():
+                        m.d.sync += [bus_addr.eq(reg_addr[:ADDR_BITS]), bus_r_stb.eq(1)]
                         m.next = "REG_READ"
                 receive(got_crc)
 
@@ -298,13 +317,10 @@ class HostLink(wiring.Component):
                 start_response(Command.ERROR, 2)
 
             # -- register access -----------------------------------------------------------
-            with m.State("REG_WRITE"):
-                m.d.comb += [self.csr.addr.eq(arg[:ADDR_BITS]), self.csr.w_data.eq(arg[8:40]),
-                             self.csr.w_stb.eq(1)]
+            with m.State("REG_WRITE"):              # the write strobe is out this cycle
                 start_response(Command.WRITE_REG.response, 0)
 
-            with m.State("REG_READ"):
-                m.d.comb += [self.csr.addr.eq(reg_addr[:ADDR_BITS]), self.csr.r_stb.eq(1)]
+            with m.State("REG_READ"):               # the read strobe is out this cycle
                 m.next = "REG_READ_DATA"
             with m.State("REG_READ_DATA"):
                 m.d.sync += resp_data.eq(self.csr.r_data)
@@ -342,9 +358,9 @@ class HostLink(wiring.Component):
                 m.d.comb += [self.tx.valid.eq(1), self.tx.payload.eq(resp_len[8:])]
                 with m.If(self.tx.ready):
                     m.d.comb += tx_crc.valid.eq(1)
-                    with m.If(resp_len == 0):
+                    with m.If(resp_empty):
                         m.next = "TX_CRC"
-                    with m.Elif(resp_cmd == Command.STEP.response):
+                    with m.Elif(resp_step):
                         m.next = "TX_H"
                     with m.Else():
                         m.next = "TX_DATA"

@@ -32,8 +32,10 @@ bit1 FRAME_ERROR, bit2 RESET_PENDING), 5 THETA_X, 6 THETA_H, 7 CYCLES_LAST, 8 NN
 9 NNZ_DH_LAST, 10 STEPS, 11 LAYERS, 12 H0 (W), and per layer l from word 32 + 8·l:
 LAYER_SIZES, LAYER_THETA_X, LAYER_THETA_H, LAYER_CYCLES, LAYER_NNZ_DX, LAYER_NNZ_DH.
 Thresholds are sampled when a step starts (every layer's). RESET_STATE is applied in idle
-before the next step starts: write it after the last output frame of a sequence; then
-optionally ΣH_l H0 writes (the initial state). Without RESET_STATE the state (x̂, ĥ, h, M of
+before the next step starts (it takes ΣNB + 5 cycles, while the delta memories take their
+biases back; STATUS shows RESET_PENDING until then; the same follows the clock domain's
+reset): write it after the last output frame of a
+sequence; then optionally ΣH_l H0 writes (the initial state). Without RESET_STATE the state (x̂, ĥ, h, M of
 every layer) carries over to the next frame, so a sequence may be sent in chunks.
 
 Stacked layers (:mod:`drnn_hw.layer_map`): a step runs one *pass* per layer, in order, each the
@@ -79,8 +81,8 @@ from .weight_bank import WeightBank
 
 __all__ = ["DeltaGRUCore"]
 
-#: The scan's fetch and test stages (DeltaEncoder F and T, registered before B).
-_SCAN_PIPELINE = 2
+#: The scan's fetch, test and pick stages (DeltaEncoder F, T and P, registered before B).
+_SCAN_PIPELINE = 3
 #: Issue slot -> weight bank read (one cycle) -> the channel's stages -> write into M.
 _MXV_PIPELINE = 1 + MXV_STAGES
 #: AP stages after the last issue; the commit shares the last block's write cycle.
@@ -232,9 +234,16 @@ class DeltaGRUCore(wiring.Component):
         if L > 1:
             after_commit = Signal()
             m.d.sync += after_commit.eq(commit)
+        # RESET_STATE takes effect in idle: x̂, ĥ and h are cleared in one cycle, the delta
+        # memories take their biases back over the next bias_load_cycles (reset_busy).
+        # (Also after the domain's reset, which the delta memories' contents do not see.)
+        reset_busy = Signal(init=1)
+        reset_left = Signal(range(max(self.NB + 8, 2)), init=self.NB + 4)
         m.d.comb += [
+            # (A RESET_STATE during the bias fill restarts it.)
             apply_reset.eq(idle & reset_pending),
-            start.eq(idle & ~reset_pending & frame_ready & ~csr_wrote & ~after_commit),
+            start.eq(idle & ~reset_pending & ~reset_busy & frame_ready & ~csr_wrote &
+                     ~after_commit),
             layer_done.eq(ap.done | ap_done),
         ]
 
@@ -415,7 +424,13 @@ class DeltaGRUCore(wiring.Component):
             m.d.sync += [hold[j].eq(Mux(ap.done, ap.h_out[j - last], h_state[out_base + j]))
                          for j in range(last, H)]
         with m.If(apply_reset):
-            m.d.sync += [reset_pending.eq(0)] + [s.eq(0) for s in h_state]
+            m.d.sync += [reset_pending.eq(0), reset_busy.eq(1),
+                         reset_left.eq(chans["r"].bias_load_cycles - 1)]
+            m.d.sync += [s.eq(0) for s in h_state]
+        with m.Elif(reset_busy):
+            m.d.sync += reset_left.eq(reset_left - 1)
+            with m.If(reset_left == 0):
+                m.d.sync += reset_busy.eq(0)
         with m.If(regs.reset_state):
             m.d.sync += reset_pending.eq(1)
         with m.If(regs.clear_steps):
@@ -451,7 +466,7 @@ class DeltaGRUCore(wiring.Component):
         # --- registers / status ---------------------------------------------------------------
         m.d.comb += [
             regs.busy.eq(running), regs.frame_error.eq(frame_error),
-            regs.reset_pending.eq(reset_pending), regs.cycles_last.eq(cycles_last),
+            regs.reset_pending.eq(reset_pending | reset_busy), regs.cycles_last.eq(cycles_last),
             regs.nnz_dx_last.eq(nnz_dx_last), regs.nnz_dh_last.eq(nnz_dh_last),
             regs.steps.eq(steps),
             self.status.busy.eq(running), self.status.cycles_last.eq(cycles_last),

@@ -3,8 +3,8 @@
 This is the performance contract of the RTL: the cycle counter of the generated core must equal
 :func:`step_cycles` exactly, for every step. The schedule it describes:
 
-* **Scan** (IEU): after ``SCAN_LATENCY`` cycles (the fetch and test stages fill the schedule stage;
-  every time below counts from there), the encoder visits ``WX = ceil(I/E)`` windows of x, then ``WH = ceil(H/E)``
+* **Scan** (IEU): after ``SCAN_LATENCY`` cycles (the fetch, test and pick stages fill the
+  schedule stage; every time below counts from there), the encoder visits ``WX = ceil(I/E)`` windows of x, then ``WH = ceil(H/E)``
   windows of h, E elements each. A window with ``d`` kept deltas occupies the scheduler for
   ``c = max(1, ceil(d/K))`` cycles, emitting its deltas K per cycle in index order, so the j-th
   delta of window w leaves at ``s_w + floor(j/K)`` where ``s_w`` is the window's start cycle.
@@ -42,9 +42,10 @@ __all__ = ["CoreShape", "PRESETS", "SCAN_LATENCY", "MXV_WRITE", "AP_LATENCY", "L
            "mxv_drain", "step_cycles", "cycle_bound",
            "cycles_for_masks", "FORMULA"]
 
-#: Cycles from the step's start to the first schedule cycle: the encoder's fetch and test
-#: stages (window values, then deltas and threshold test) are registered before the scheduler.
-SCAN_LATENCY = 2
+#: Cycles from the step's start to the first schedule cycle: the encoder's fetch, test and pick
+#: stages (window values and deltas, threshold test, the first K picks) are registered before
+#: the scheduler.
+SCAN_LATENCY = 3
 #: Cycles from an MxV issue slot to the write of its sums into the delta memory: the weights
 #: are read, registered as multiplier operands, multiplied, lane-summed, accumulated.
 MXV_WRITE = 4

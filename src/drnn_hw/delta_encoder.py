@@ -1,22 +1,25 @@
 """The input encoding unit (IEU): delta encoder and delta scheduler.
 
 Per timestep the encoder visits ``WX = ceil(I/E)`` windows of the input x (one FIFO beat each),
-then ``WH = ceil(H/E)`` windows of the hidden state h, E elements per window. Three stages, a
-register after each of the first two:
+then ``WH = ceil(H/E)`` windows of the hidden state h, E elements per window. Four stages, a
+register after each of the first three:
 
 * **F, fetch**: the window's current values, references (x̂ or ĥ, held here in flip-flops)
   and their exact differences;
-* **T, test**: the threshold test of every element, and the scheduler's first cycle (the
-  lowest K kept elements, whether the window fits in one cycle);
+* **T, test**: the threshold test of every element;
+* **P, pick**: the scheduler's first cycle (the lowest K kept elements, whether the window
+  fits in one cycle);
 * **B, schedule**: emits the window's kept deltas as (value, weight address) pairs, up to K per
   cycle, in index order, and picks the next cycle's elements. A window with d kept deltas
   occupies B for ``max(1, ceil(d/K))`` cycles (see :mod:`drnn_hw.cycle_model`); at its last
   cycle the references of the kept elements take their new values. Whether a cycle is the
   window's last comes from registers only: it moves every stage.
 
-F and T always have the next windows ready (their inputs are a buffered frame and the hidden
-state), so B runs windows back to back and the whole schedule is the cycle model's, two cycles
-(``SCAN_LATENCY``) after the start. The stages all advance when B is empty or finishing.
+F, T and P always have the next windows ready (their inputs are a buffered frame and the
+hidden state), so B runs windows back to back and the whole schedule is the cycle model's,
+three cycles (``SCAN_LATENCY``) after the start. The stages all advance when B is empty or
+finishing. (T and P were one stage until the ULX3S build's critical path ran from the
+comparators through the pick trees.)
 
 The weight address of a delta is ``column · NB`` (the weight bank's layout, ``NB = ceil(H/P)``),
 kept as a running window base plus a constant per element, so no multiplier is needed.
@@ -26,7 +29,7 @@ one layer per ``start``, the one on its ``layer`` input (stable from the cycle b
 to the end of the pass). Layer 0's x comes from the FIFO, layer l's from layer l−1's hidden
 state; window indices and weight addresses are the layer's (its region's column base added).
 
-The stage registers F and B are ``lib.data`` struct views; the deltas leave on a
+The stage registers F, T and B are ``lib.data`` struct views; the deltas leave on a
 :class:`DeltaStreamSignature` port (to :class:`~drnn_hw.delta_queue.DeltaQueue`).
 """
 
@@ -238,7 +241,7 @@ class DeltaEncoder(wiring.Component):
                 return Const(0, act)
             return self.h[lm[l - 1].h_base + i]
 
-        # The window in flight, common to stages F and B: which window, x or h, the last one
+        # The window in flight, common to stages F, T and B: which window, x or h, the last one
         # of the step, and per element its value, its exact delta and its weight address.
         window = {
             "valid": 1, "in_x": 1, "xw": xw.shape(), "hw": hw.shape(), "final": 1,
@@ -273,7 +276,7 @@ class DeltaEncoder(wiring.Component):
                     f.addr[e].eq(a_base + per_layer([e * s.blocks for s in lm])),
                 ]
 
-        # --- stage T: threshold test and the first schedule cycle of the window in F --------
+        # --- stage T: the threshold test of the window in F -----------------------------------
         # The thresholds and their negatives, registered while no window is in flight: a step
         # uses the values of the cycle before its start.
         th = Signal(data.StructLayout({n: dlt for n in ("x", "h", "x_neg", "h_neg")}),
@@ -289,10 +292,16 @@ class DeltaEncoder(wiring.Component):
         for e in range(E):
             d = f.delta[e]        # |Δ| ≥ θ: two comparisons side by side
             m.d.comb += keep[e].eq(f.ok[e] & f.ne[e] & ((d >= theta) | (d <= theta_neg)))
+        # The test's result is registered (stage T) before the scheduler's first cycle is
+        # worked out from it (stage P): the comparators' carry chains and the pick trees
+        # together were the ULX3S build's critical path.
+        t = Signal(data.StructLayout({**window, "keep": E}), name="t")
+
+        # --- stage P: the scheduler's first cycle of the window in T -------------------------
         # The lowest K kept elements (one-hot) and whether the window fits in one cycle,
         # registered, so the scheduler runs from registers.
-        t_picks = lowest_set(keep, K)
-        t_one_cycle = at_most(keep, K)
+        t_picks = lowest_set(t.keep, K)
+        t_one_cycle = at_most(t.keep, K)
 
         # --- stage B: the scheduler ---------------------------------------------------------
         # keep: the kept elements; rest: those not emitted yet; first: the window's first cycle;
@@ -339,9 +348,12 @@ class DeltaEncoder(wiring.Component):
             m.d.sync += [
                 f.valid.eq(a_valid), f.in_x.eq(a_in_x), f.xw.eq(xw), f.hw.eq(hw),
                 f.final.eq(~a_in_x & (hw == h_last)),
-                b.one_cycle.eq(t_one_cycle), b.first.eq(1), b.keep.eq(keep), b.rest.eq(keep),
+                t.keep.eq(keep),
+                b.one_cycle.eq(t_one_cycle), b.first.eq(1), b.keep.eq(t.keep),
+                b.rest.eq(t.keep),
             ]
-            m.d.sync += [b[n].eq(f[n]) for n in window]
+            m.d.sync += [t[n].eq(f[n]) for n in window]
+            m.d.sync += [b[n].eq(t[n]) for n in window]
             m.d.sync += [p.eq(t) for p, t in zip(picks, t_picks)]
         step = per_layer([E * s.blocks for s in lm])
         with m.If(fetch):

@@ -14,16 +14,22 @@ Pipeline, one stage per cycle so each holds at most one carry chain or one multi
 
 Channel n keeps two memories: products of x columns go to M_nx, of h columns to M_nh.
 
-The delta memories are ``lib.memory`` RAMs of NB words (one word = the P rows of a block), so
-they map to block or distributed RAM instead of H·acc_bits flip-flops behind block muxes. Two
-per-block bits make the spec's whole-memory operations cost nothing:
+The delta memories are ``lib.memory`` RAMs of NB words (one word = the P rows of a block),
+initialised to the biases, so they map to block or distributed RAM instead of H·acc_bits
+flip-flops behind block muxes. ``load_bias`` (RESET_STATE) writes the biases back, one block
+per cycle through the accumulation's own stages (:attr:`MxVChannel.bias_load_cycles`). The
+spec's end-of-step saturation costs nothing: when the AP has read a block the step is over for
+it (*stale*, one bit per block). The AP itself needs no saturated copy: narrowing a wider value
+to the activation format gives the same number
+(:func:`drnn_hw.hdl_arith.saturated_lut_index`), so nothing is written back. Which rows of the
+block lie above or below the format is worked out from the AP's read and kept as two flags per
+row; the next accumulation starts those rows from the format's max or min (and its write
+clears the bit).
 
-* *fresh*: the block still holds its biases (RESET_STATE, or power-up). Reads return the biases
-  (constants); the first write clears the bit. Set by reset and ``load_bias``.
-* *stale*: the AP has read the block, so the step is over for it and the spec saturates it to
-  ``acc_bits``. The next accumulation reads it saturated (and its write clears the bit). The
-  AP itself needs no saturated copy: narrowing a wider value to the activation format gives
-  the same number (:func:`drnn_hw.hdl_arith.saturated_lut_index`), so nothing is written back.
+What a sum starts from is decided when the accumulation's read is issued (t3) and registered
+with it, so the read-add-write loop of t4 holds one LUT level before its adder. That loop needs
+no bypass of the write into the read unless a layer has a single block (NB_l = 1), the only
+case in which the issue schedule sends two slots to one block in consecutive cycles.
 
 The multipliers are shared with the activation pipeline (the last slot has left them before the
 AP's first product, two cycles after its first read, which is after the last issue): the P
@@ -48,7 +54,7 @@ from __future__ import annotations
 
 
 import numpy as np
-from amaranth.hdl import Array, Const, Module, Mux, Signal, signed
+from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, signed
 from amaranth.lib import data, memory, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -195,7 +201,9 @@ class MxVChannel(wiring.Component):
     -----
     slot : In(SlotSignature(P, K, act_bits + 1, w_bits, ΣNB))
         An issue slot's K deltas (0 for empty columns), block, x/h flags and weights, one cycle
-        after the issue slot (they come from the weight bank's read stage).
+        after the issue slot (they come from the weight bank's read stage). Two slots to the
+        same block must be at least two cycles apart unless some layer has a single block
+        (the issue schedule's blocks ``first .. last`` of a group guarantee it).
     ap_mul : In(MultiplierBankSignature(P, act_bits + 1, ap_operand_b_bits))
         The column-0 multipliers lent to the activation pipeline (product ``AP_MUL_LATENCY``
         cycles after ``en``). ``ap_mul.en`` must not coincide with ``slot.valid``.
@@ -205,7 +213,10 @@ class MxVChannel(wiring.Component):
         stale. Must come after the block's last write of the step (a read in the cycle of that
         write sees it).
     load_bias : In(1)
-        Restore the biases (RESET_STATE), effective for reads from the next cycle.
+        Restore the biases (RESET_STATE): NB writes, one block per cycle down the pipeline;
+        reads see them :attr:`bias_load_cycles` cycles after ``load_bias``. No slot may come
+        during those cycles. The same happens after the clock domain's reset (which leaves
+        RAM contents as they were), from its first cycle.
 
     Raises
     ------
@@ -226,6 +237,11 @@ class MxVChannel(wiring.Component):
         self.H = sum(layers)
         self.map = layer_map(max(inputs, 1), layers, rows, 1)
         self.NB = total_blocks(self.map)
+        # Whether two slots can accumulate into one block in consecutive cycles (see slot).
+        self.bypass = any(s.blocks == 1 for s in self.map)
+        #: Cycles from ``load_bias`` until every block reads as its biases: the fill's NB
+        #: blocks enter t2 from the second cycle, and each is written at t4.
+        self.bias_load_cycles = self.NB + 4
         self.split = bias_h is not None
         self.bias = self._check_bias("bias", bias)
         self.bias_h = None if bias_h is None else self._check_bias("bias_h", bias_h)
@@ -275,12 +291,25 @@ class MxVChannel(wiring.Component):
                 prod[k][p] = mul.p
         m.d.comb += [lent.product[p].eq(prod[0][p]) for p in range(P)]
 
-        # The slot's control alongside the multipliers (t2, t3), then t4.
-        stage = data.StructLayout({"valid": 1, "block": _blocks_shape(NB), "is_x": K})
+        # The slot's control alongside the multipliers (t2, t3), then t4. After ``load_bias``
+        # NB bias writes go down the same stages (``fill``): block b's start value is its
+        # biases and its sums are 0.
+        stage = data.StructLayout({"valid": 1, "block": _blocks_shape(NB), "is_x": K,
+                                   "fill": 1})
         t2 = Signal(stage, name="t2")
         t3 = Signal(stage, name="t3")
-        m.d.sync += [t2.valid.eq(slot.valid & ~lent.en), t2.block.eq(slot.block),
-                     t2.is_x.eq(slot.is_x),
+        # A fill also runs after the domain's reset (the RAM keeps its contents through it).
+        filling = Signal(init=1)
+        fill_block = Signal(_blocks_shape(NB))
+        with m.If(self.load_bias):
+            m.d.sync += [filling.eq(1), fill_block.eq(0)]
+        with m.Elif(filling):
+            m.d.sync += fill_block.eq(fill_block + 1)
+            with m.If(fill_block == NB - 1):
+                m.d.sync += filling.eq(0)
+        m.d.sync += [t2.valid.eq((slot.valid & ~lent.en) | filling),
+                     t2.block.eq(Mux(filling, fill_block, slot.block)),
+                     t2.is_x.eq(slot.is_x), t2.fill.eq(filling),
                      t3.eq(t2)]
 
         # t3: column sums (per memory), registered, and the block read; t4: accumulate, write.
@@ -303,63 +332,83 @@ class MxVChannel(wiring.Component):
                 for k in range(K):
                     sel = mask(k)
                     total = total + (prod[k][p] if sel is True else Mux(sel, prod[k][p], 0))
-                m.d.sync += sums[p].eq(total)
-            self._memory(m, f"m{i}", bias, sums, out, rd=(t3.valid, t3.block),
+                m.d.sync += sums[p].eq(Mux(t3.fill, 0, total))
+            self._memory(m, f"m{i}", bias, sums, out, rd=(t3.valid, t3.block, t3.fill),
                          wr=(t4.valid, t4.block))
         return m
 
     def _memory(self, m, name, bias, sums, out, *, rd, wr):
-        """One delta memory: the RAM, its fresh and stale bits, the two reads and the write."""
+        """One delta memory: the RAM (initialised to the biases), its stale bits and saturation
+        flags, the two reads and the write."""
         P, NB, fmts = self.P, self.NB, self.fmts
         accw = signed(self.acc_width)
         row = data.ArrayLayout(accw, P)
         blk = range(max(NB, 2))
-        mem = memory.Memory(shape=row, depth=max(NB, 2), init=[])
-        m.submodules[name] = mem
-        wp = mem.write_port()
-        acc_rp = mem.read_port(transparent_for=(wp,))    # t3 -> t4 accumulation
-        ap_rp = mem.read_port(transparent_for=(wp,))     # the AP's read
-        (rd_en, rd_block), (wr_en, wr_block) = rd, wr
         # Global block g of layer l (local block b) holds rows h_base + b·P + p of ``bias``.
         where = [(s, b) for s in self.map for b in range(s.blocks)]
-        biases = [[Const(bias[s.h_base + b * P + p] if b * P + p < s.hidden else 0, accw)
-                   for s, b in where] for p in range(P)]
+        words = [[bias[s.h_base + b * P + p] if b * P + p < s.hidden else 0 for p in range(P)]
+                 for s, b in where]
+        mem = memory.Memory(shape=row, depth=max(NB, 2), init=words)
+        m.submodules[name] = mem
+        wp = mem.write_port()
+        # Two slots meet on a block in consecutive cycles (the second's read in the cycle of
+        # the first's write) only in a layer of one block; otherwise the accumulation's read
+        # needs no bypass of the write, which keeps a mux out of its read-add-write loop.
+        acc_rp = mem.read_port(transparent_for=(wp,) if self.bypass else ())  # t3 -> t4
+        ap_rp = mem.read_port(transparent_for=(wp,))     # the AP's read
+        (rd_en, rd_block, rd_fill), (wr_en, wr_block) = rd, wr
+        biases = [[Const(word[p], accw) for word in words] for p in range(P)]
 
-        fresh = [Signal(init=1, name=f"{name}_fresh{b}") for b in range(NB)]
         stale = [Signal(name=f"{name}_stale{b}") for b in range(NB)]
+        # Per row of a stale block: its value lay above (high) or below (low) the accumulator
+        # format when the AP read it, so the spec's saturation makes it the format's max / min.
+        sat_hi = [Signal(P, name=f"{name}_sat_hi{b}") for b in range(NB)]
+        sat_lo = [Signal(P, name=f"{name}_sat_lo{b}") for b in range(NB)]
 
-        def read(port, en, addr, tag):
-            """Synchronous read; returns the block's rows as the spec sees them, plus its
-            registered address and stale bit (a write to the same block in the read's cycle is
-            seen: the port is transparent and the write clears both bits)."""
-            q_block = Signal(blk, name=f"{name}_{tag}_block")
-            q_fresh = Signal(name=f"{name}_{tag}_fresh")
-            q_stale = Signal(name=f"{name}_{tag}_stale")
-            same = wp.en & (wp.addr == addr)
-            m.d.comb += [port.addr.eq(addr), port.en.eq(en)]
-            with m.If(en):
-                m.d.sync += [q_block.eq(addr),
-                             q_fresh.eq(Array(fresh)[addr] & ~same),
-                             q_stale.eq(Array(stale)[addr] & ~same)]
-            rows = Signal(row, name=f"{name}_{tag}_rows")
+        # The AP's read.
+        m.d.comb += [ap_rp.addr.eq(self.ap_read.block), ap_rp.en.eq(self.ap_read.en)]
+        m.d.comb += [out[p].eq(ap_rp.data[p]) for p in range(P)]
+        # The AP's read ends the step for the block: the next accumulation starts from the
+        # saturation of what it read. Which rows saturate, and which way, is worked out here
+        # (one cycle after the read, as the rows arrive), not in the accumulation's loop.
+        ap_block = Signal(blk, name=f"{name}_ap_block")
+        ap_seen = Signal(name=f"{name}_ap_seen")
+        m.d.sync += [ap_seen.eq(self.ap_read.en), ap_block.eq(self.ap_read.block)]
+        top = [out[p][fmts.acc_bits - 1:] for p in range(P)]
+        hi = Cat(~top[p][-1] & top[p].any() for p in range(P))
+        lo = Cat(top[p][-1] & ~top[p].all() for p in range(P))
+        with m.If(ap_seen):
+            with m.Switch(ap_block):
+                for b in range(NB):
+                    with m.Case(b):
+                        m.d.sync += [sat_hi[b].eq(hi), sat_lo[b].eq(lo)]
+
+        # t3: the accumulation's read, and per row whether the sum starts from what is read
+        # or from a value chosen here: the biases (a fill after load_bias) or the format's
+        # max / min (a saturated row of a stale block). Registered, so the t4 loop below
+        # holds one LUT level before its adder.
+        m.d.comb += [acc_rp.addr.eq(rd_block), acc_rp.en.eq(rd_en)]
+        acc = fmts.acc
+        q_over = Signal(P, name=f"{name}_acc_over")
+        q_value = Signal(row, name=f"{name}_acc_value")
+        with m.If(rd_en):
+            # A write to the block in this cycle (possible only with the bypass) clears it.
+            is_stale = Array(stale)[rd_block] & ~(wp.en & (wp.addr == rd_block))
+            hi_r, lo_r = Array(sat_hi)[rd_block], Array(sat_lo)[rd_block]
             for p in range(P):
-                m.d.comb += rows[p].eq(Mux(q_fresh, Array(biases[p])[q_block], port.data[p]))
-            return rows, q_stale
+                m.d.sync += [
+                    q_over[p].eq(rd_fill | (is_stale & (hi_r[p] | lo_r[p]))),
+                    q_value[p].eq(Mux(rd_fill, Array(biases[p])[rd_block],
+                                      Mux(hi_r[p], acc.max, acc.min))),
+                ]
 
-        acc_rows, acc_stale = read(acc_rp, rd_en, rd_block, "acc")
-        ap_rows, _ = read(ap_rp, self.ap_read.en, self.ap_read.block, "ap")
-        m.d.comb += [out[p].eq(ap_rows[p]) for p in range(P)]
-
-        # t4: the first accumulation of a step into a stale block starts from its saturation.
+        # t4: accumulate and write.
         m.d.comb += [wp.en.eq(wr_en), wp.addr.eq(wr_block)]
         for p in range(P):
-            start = Mux(acc_stale, saturate(acc_rows[p], fmts.acc_bits), acc_rows[p])
-            m.d.comb += wp.data[p].eq(start + sums[p])
+            m.d.comb += wp.data[p].eq(Mux(q_over[p], q_value[p], acc_rp.data[p]) + sums[p])
 
         for b in range(NB):
             with m.If(wp.en & (wp.addr == b)):
-                m.d.sync += [fresh[b].eq(0), stale[b].eq(0)]
+                m.d.sync += stale[b].eq(0)
             with m.If(self.ap_read.en & (self.ap_read.block == b)):   # after the write: a read
                 m.d.sync += stale[b].eq(1)     # in the same cycle follows it
-        with m.If(self.load_bias):
-            m.d.sync += [f.eq(1) for f in fresh] + [s.eq(0) for s in stale]

@@ -157,8 +157,12 @@ def test_bus_status_and_frame_error():
         ctx.set(dut.h.ready, 0)
 
     async def tb(ctx):
+        # After the domain's reset the delta memories take their biases first.
+        seen["pending_at_reset"] = await read(ctx, "STATUS")
         seen["sizes"] = await read(ctx, "SIZES")
         seen["theta_x"] = await read(ctx, "THETA_X")
+        while await read(ctx, "STATUS") & 0b100:
+            pass
         await send(ctx, [0, 1])                 # a good frame
         busy = []
         for _ in range(3):
@@ -174,6 +178,12 @@ def test_bus_status_and_frame_error():
         seen["status_cleared"] = await read(ctx, "STATUS")
         await write(ctx, "CTRL", 0b011)
         seen["pending"] = await read(ctx, "STATUS")
+        # RESET_STATE takes NB + 5 cycles after the write's (NB = 2 here; the delta
+        # memories take their biases back): pending until then, not after.
+        waited = 1                              # cycles since the write, at the next read
+        while await read(ctx, "STATUS") & 0b100:
+            waited += 1
+        seen["pending_cycles"] = waited
         seen["pending_after"] = await read(ctx, "STATUS")
         seen["steps_cleared"] = await read(ctx, "STEPS")
         await send(ctx, [0, 1])                 # still in sync after the bad frame
@@ -185,6 +195,7 @@ def test_bus_status_and_frame_error():
     sim.add_clock(1e-8)
     sim.add_testbench(tb)
     sim.run()
+    assert seen["pending_at_reset"] == 0b100
     assert seen["sizes"] == I | (H << 16)
     assert seen["theta_x"] == bundle.theta_x == 128
     assert 1 in seen["busy"]
@@ -193,6 +204,7 @@ def test_bus_status_and_frame_error():
     assert seen["steps"] == 2
     assert seen["status_cleared"] == 0
     assert seen["pending"] == 0b100 and seen["pending_after"] == 0
+    assert seen["pending_cycles"] == 2 + 5
     assert seen["steps_cleared"] == 0
     assert seen["steps_end"] == 1 and seen["status_end"] == 0
 

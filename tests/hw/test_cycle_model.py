@@ -96,8 +96,9 @@ def test_vectorised_form_and_bound():
     nnz = dx.sum(-1) + dh.sum(-1)
     bound = cycle_bound(nnz, 64, shape)
     assert np.all(bound <= c)
-    # the design target of the default core: within 10 % + 16 cycles of the bound
-    assert np.all(c <= 1.1 * bound + 16)
+    # the design target of the default core: within 10 % + 17 cycles of the bound (16 until
+    # the encoder's test and pick stages were split for the clock, issue #10)
+    assert np.all(c <= 1.1 * bound + 17)
 
 
 def test_default_core_meets_target_at_the_extremes():
@@ -105,7 +106,7 @@ def test_default_core_meets_target_at_the_extremes():
     for dx, dh in [(np.zeros(12), np.zeros(64)), (np.ones(12), np.ones(64))]:
         c = step_cycles(dx, dh, shape)
         b = int(cycle_bound(int(dx.sum() + dh.sum()), 64, shape))
-        assert b <= c <= 1.1 * b + 16
+        assert b <= c <= 1.1 * b + 17
     # a step where nothing changed costs about ceil((I+H)/E) plus a small constant
     assert step_cycles(np.zeros(12), np.zeros(64), shape) <= \
         SCAN_LATENCY + math.ceil(76 / 16) + 1 + 4 + AP_LATENCY
