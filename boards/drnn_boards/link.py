@@ -112,7 +112,8 @@ class HostLink(wiring.Component):
 
         cmd = Signal(8)
         length = Signal(16)
-        count = Signal(16)                 # payload bytes received
+        left = Signal(16)                  # payload bytes still to come (a compare to 1, not
+                                           # a subtract and compare, ends the payload)
         # The frame check, one processor per direction, from the protocol's algorithm: rx_crc
         # restarts at a SYNC and takes every byte received after it (so in CHECK it holds the
         # CRC of CMD, LEN and PAYLOAD); tx_crc restarts with each response and takes every
@@ -257,7 +258,7 @@ class HostLink(wiring.Component):
             with m.State("LEN_HI"):
                 def got_len_hi():
                     full = Cat(length[:8], rx_byte)
-                    m.d.sync += [length[8:].eq(rx_byte), count.eq(0), elem_byte.eq(0),
+                    m.d.sync += [length[8:].eq(rx_byte), left.eq(full), elem_byte.eq(0),
                                  beat_elem.eq(0), elem.eq(0), beat.eq(0), hold.eq(0)]
                     with m.If(~known):
                         drain(ErrorCode.UNKNOWN_COMMAND)
@@ -269,7 +270,7 @@ class HostLink(wiring.Component):
 
             with m.State("PAYLOAD"):
                 def got_payload():
-                    m.d.sync += [count.eq(count + 1), arg.eq(Cat(arg[8:], rx_byte))]
+                    m.d.sync += [left.eq(left - 1), arg.eq(Cat(arg[8:], rx_byte))]
                     with m.If(cmd == Command.STEP):
                         with m.If(elem_byte == B - 1):
                             m.d.sync += [elem_byte.eq(0), elem.eq(elem + 1)]
@@ -283,7 +284,7 @@ class HostLink(wiring.Component):
                             m.d.sync += elem_byte.eq(elem_byte + 1)
                             if B > 1:
                                 m.d.sync += elem_lo.word_select(elem_byte, 8).eq(rx_byte)
-                    with m.If(count == length - 1):
+                    with m.If(left == 1):
                         m.next = "CHECK"
                 receive(got_payload)
 

@@ -23,7 +23,7 @@ The tables are ``lib.memory`` ROMs, per row p of a block one σ ROM with two rea
 and one tanh ROM. The AP owns no multiplier: it borrows the MxV's (idle once all deltas are
 consumed) through two :class:`~drnn_hw.multiplier.MultiplierBankSignature` ports, and reads
 the delta memories through three :class:`~drnn_hw.mxv.DeltaReadSignature` ports.
-Issue starts with ``start`` (block 0 in that very cycle) and runs NB blocks back to back;
+Issue starts in the cycle after ``start`` (:data:`AP_ISSUE`) and runs NB blocks back to back;
 ``done`` pulses in the cycle the last block's h is written. In a stacked core
 (:mod:`drnn_hw.layer_map`) the blocks are global: a pass of layer l runs the layer's NB_l
 blocks from its ``block_base``.
@@ -43,7 +43,7 @@ from .mxv import (AP_MUL_LATENCY, AP_READ_LATENCY, DeltaReadSignature, ap_operan
                   ap_operand_b_bits)
 from .numerics import Formats
 
-__all__ = ["ActivationPipeline", "AP_STAGES"]
+__all__ = ["ActivationPipeline", "AP_STAGES", "AP_ISSUE"]
 
 #: When each stage happens, in cycles after the block's issue (see the module docstring).
 _C_M = AP_READ_LATENCY                 # memories' rows arrive, σ ROM addresses
@@ -53,6 +53,8 @@ _C_N = _C_PRE + 1                      # tanh ROM data, h read
 _C_H = _C_N + AP_MUL_LATENCY           # z·(h − n) arrives, h written
 #: Cycles from a block's issue (c0) to its h write.
 AP_STAGES = _C_H
+#: Cycles from ``start`` to the first block's issue (c0 is a register).
+AP_ISSUE = 1
 
 
 class ActivationPipeline(wiring.Component):
@@ -77,7 +79,7 @@ class ActivationPipeline(wiring.Component):
     layer : In(range(L))
         Only with L > 1: the layer of the pass (stable from ``start`` to ``done``).
     start : In(1)
-        Issue block 0 now, then blocks 1..NB-1 on the following cycles.
+        Issue block 0 in the next cycle, then blocks 1..NB-1 on the following cycles.
     read_r, read_z : Out(DeltaReadSignature(P, acc_width, NB))
     read_n : Out(DeltaReadSignature(P, acc_width, NB, split=True))
         Block reads of M_r, M_z and M_nx / M_nh (all three read the same block in the same
@@ -164,15 +166,18 @@ class ActivationPipeline(wiring.Component):
         else:
             first = Array(Const(v) for v in self.first)[self.layer]
             last = Array(Const(v) for v in self.last)[self.layer]
-        m.d.comb += [c[0].valid.eq(self.start | issuing),
-                     c[0].block.eq(Mux(self.start, first, count))]
+        # c0 comes from registers only: the read address fans out to every row of the delta
+        # memories' AP copies, and ``start`` is the end of a long decision in the core.
+        m.d.comb += [c[0].valid.eq(issuing), c[0].block.eq(count)]
         for read in (self.read_r, self.read_z, self.read_n):
             m.d.comb += [read.en.eq(c[0].valid), read.block.eq(c[0].block)]
-        with m.If(c[0].valid):
-            with m.If(c[0].block == last):
-                m.d.sync += [issuing.eq(0), count.eq(0)]
+        with m.If(self.start):
+            m.d.sync += [issuing.eq(1), count.eq(first)]
+        with m.Elif(issuing):
+            with m.If(count == last):
+                m.d.sync += issuing.eq(0)
             with m.Else():
-                m.d.sync += [issuing.eq(1), count.eq(c[0].block + 1)]
+                m.d.sync += count.eq(count + 1)
         m.d.sync += [c[i].eq(c[i - 1]) for i in range(1, AP_STAGES + 1)]
 
         m_r, m_z, m_nx, m_nh = self.read_r.m, self.read_z.m, self.read_n.m, self.read_n.m_h

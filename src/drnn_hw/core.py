@@ -67,7 +67,7 @@ from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, signed
 from amaranth.lib import data, fifo, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from .activation import AP_STAGES, ActivationPipeline
+from .activation import AP_ISSUE, AP_STAGES, ActivationPipeline
 from .bundle import ModelBundle
 from .cycle_model import AP_LATENCY, LAYER_GAP, MXV_WRITE, SCAN_LATENCY, CoreShape, mxv_drain
 from .delta_encoder import DeltaEncoder
@@ -85,8 +85,9 @@ __all__ = ["DeltaGRUCore"]
 _SCAN_PIPELINE = 3
 #: Issue slot -> weight bank read (one cycle) -> the channel's stages -> write into M.
 _MXV_PIPELINE = 1 + MXV_STAGES
-#: AP stages after the last issue; the commit shares the last block's write cycle.
-_AP_TAIL = AP_STAGES
+#: The AP's registered issue, then its stages after the last issue; the commit shares the
+#: last block's write cycle.
+_AP_TAIL = AP_ISSUE + AP_STAGES
 if (SCAN_LATENCY, MXV_WRITE, AP_LATENCY) != (_SCAN_PIPELINE, _MXV_PIPELINE, _AP_TAIL):
     raise ImportError(f"cycle_model SCAN_LATENCY/MXV_WRITE/AP_LATENCY = {SCAN_LATENCY}/"
                       f"{MXV_WRITE}/{AP_LATENCY}, but the RTL takes {_SCAN_PIPELINE}/"

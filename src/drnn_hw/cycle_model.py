@@ -16,10 +16,11 @@ This is the performance contract of the RTL: the cycle counter of the generated 
   release times ``r_g``: ``m_g = max(r_g, m_{g-1} + NB)``, which gives the closed form
   ``D = max_g (r_g + (G - g) * NB)`` for the cycle after the last issue, ``G = ceil(nnz/K)``.
 * **AP**: may start at ``A0 = max(S, D + mxv_drain(NB))`` (``A0 = S`` when no delta was kept):
-  its read of block b must not come before the last slot's write of block b, which lands
-  ``MXV_WRITE`` cycles after that slot, so ``mxv_drain(NB) = max(MXV_WRITE - NB, 0)``. It
-  issues one P-element block per cycle for NB cycles, then needs ``AP_LATENCY`` more cycles to
-  finish the pipeline and commit the new h.
+  it reads block b at ``A0 + 1 + b`` (its read address is registered), which must not come
+  before the last slot's write of block b, landing ``MXV_WRITE`` cycles after that slot, so
+  ``mxv_drain(NB) = max(MXV_WRITE - 1 - NB, 0)``. It issues one P-element block per cycle for
+  NB cycles, then needs ``AP_LATENCY`` more cycles (the issue's register and the pipeline) to
+  commit the new h.
 
     cycles = SCAN_LATENCY + A0 + NB + AP_LATENCY
 
@@ -49,9 +50,11 @@ SCAN_LATENCY = 3
 #: Cycles from an MxV issue slot to the write of its sums into the delta memory: the weights
 #: are read, registered as multiplier operands, multiplied, lane-summed, accumulated.
 MXV_WRITE = 4
-#: Cycles from the last AP issue to the committed h: seven pipeline stages (memory read, σ ROM,
-#: r·mnh 2, tanh ROM, z·(h−n) 2); the commit takes the last block in the cycle it is written.
-AP_LATENCY = 7
+#: Cycles from the AP's start (A0) plus its NB issue cycles to the committed h: the AP issues
+#: its first block one cycle after the start (a registered read address), then seven pipeline
+#: stages (memory read, σ ROM, r·mnh 2, tanh ROM, z·(h−n) 2); the commit takes the last block
+#: in the cycle it is written.
+AP_LATENCY = 8
 #: Idle cycles between one layer's pass and the next in a stacked core (the encoder loads the
 #: next layer's window counters and threshold): a step of L layers takes the sum of the
 #: layers' :func:`step_cycles` plus ``(L - 1) · LAYER_GAP``.
@@ -59,11 +62,13 @@ LAYER_GAP = 1
 
 
 def mxv_drain(nb: int) -> int:
-    """Cycles from D (the cycle after the last issue slot) to the earliest AP start."""
-    return max(MXV_WRITE - nb, 0)
+    """Cycles from D (the cycle after the last issue slot) to the earliest AP start: the AP
+    reads block b at ``A0 + 1 + b``, no earlier than the last slot's write of it at
+    ``D - nb + b + MXV_WRITE`` (a read in the write's cycle sees it)."""
+    return max(MXV_WRITE - 1 - nb, 0)
 
 
-FORMULA = ("cycles = SCAN_LATENCY + max(S, D + max(MXV_WRITE - ceil(H/P), 0) if nnz else 0) + "
+FORMULA = ("cycles = SCAN_LATENCY + max(S, D + max(MXV_WRITE - 1 - ceil(H/P), 0) if nnz else 0) + "
            "ceil(H/P) + AP_LATENCY; S = sum_w max(1, ceil(d_w/K)); "
            "D = max_g(r_g + (G-g)*ceil(H/P)); "
            f"SCAN_LATENCY={SCAN_LATENCY}, MXV_WRITE={MXV_WRITE}, AP_LATENCY={AP_LATENCY}")

@@ -17,7 +17,7 @@ from amaranth.lib.wiring import In
 from amaranth.sim import Simulator
 
 from drnn_hw import golden
-from drnn_hw.activation import AP_STAGES, ActivationPipeline
+from drnn_hw.activation import AP_ISSUE, AP_STAGES, ActivationPipeline
 from drnn_hw.bundle import random_bundle
 from drnn_hw.multiplier import PipelinedMultiplier
 from drnn_hw.mxv import AP_READ_LATENCY, acc_width
@@ -97,7 +97,7 @@ def test_matches_golden(H, P, fmts):
             new_h = [None] * H
             ctx.set(ap.start, 1)
             writes, reads, done_at, issued = [], [], None, []
-            for cycle in range(NB + AP_STAGES + 2):
+            for cycle in range(NB + AP_ISSUE + AP_STAGES + 2):
                 # The memories answer the read of AP_READ_LATENCY cycles ago.
                 answered = issued[cycle - AP_READ_LATENCY] if cycle >= AP_READ_LATENCY else None
                 if answered is not None:
@@ -135,9 +135,11 @@ def test_matches_golden(H, P, fmts):
         m_sat = saturate(m_all, fmts.acc_bits)
         want = golden.activation_pipeline(*m_sat, h, bundle.sigmoid_lut, bundle.tanh_lut, fmts)
         assert new_h == list(want)
-        assert reads == [(b, b) for b in range(NB)]
-        assert writes == [(b + AP_STAGES, b) for b in range(NB)]
-        assert done_at == NB - 1 + AP_STAGES
+        # The first read one cycle after start (AP_ISSUE = 1: a registered read address).
+        assert AP_ISSUE == 1
+        assert reads == [(b + 1, b) for b in range(NB)]
+        assert writes == [(b + 1 + AP_STAGES, b) for b in range(NB)]
+        assert done_at == NB + AP_STAGES
 
 
 def _ap(fmts=Formats(), **overrides):

@@ -74,7 +74,9 @@ def test_hand_worked_example():
     # I=3, H=4, P=2 (NB=2), K=2, E=2: windows x0={0,1} x1={2} h0 h1.
     shape = CoreShape(rows=2, columns=2, scan=2)
     L, drain = SCAN_LATENCY, mxv_drain(2)
-    assert drain == 2     # MXV_WRITE = 4 cycles from a slot to its write, NB = 2
+    # MXV_WRITE = 4 cycles from a slot to its write, NB = 2, the AP's first read one cycle
+    # after its start
+    assert drain == 1
     # no delta: 4 one-cycle windows, then the AP
     assert step_cycles([0, 0, 0], [0, 0, 0, 0], shape) == L + 4 + 2 + AP_LATENCY
     # all three x deltas: x0 emits 2 at cycle 0, x1 emits 1 at cycle 1, S = 4.
@@ -96,9 +98,9 @@ def test_vectorised_form_and_bound():
     nnz = dx.sum(-1) + dh.sum(-1)
     bound = cycle_bound(nnz, 64, shape)
     assert np.all(bound <= c)
-    # the design target of the default core: within 10 % + 17 cycles of the bound (16 until
-    # the encoder's test and pick stages were split for the clock, issue #10)
-    assert np.all(c <= 1.1 * bound + 17)
+    # the design target of the default core: within 10 % + 18 cycles of the bound (16 until
+    # the encoder's pick stage and the AP's registered issue were added for the clock, #10)
+    assert np.all(c <= 1.1 * bound + 18)
 
 
 def test_default_core_meets_target_at_the_extremes():
@@ -106,16 +108,17 @@ def test_default_core_meets_target_at_the_extremes():
     for dx, dh in [(np.zeros(12), np.zeros(64)), (np.ones(12), np.ones(64))]:
         c = step_cycles(dx, dh, shape)
         b = int(cycle_bound(int(dx.sum() + dh.sum()), 64, shape))
-        assert b <= c <= 1.1 * b + 17
+        assert b <= c <= 1.1 * b + 18
     # a step where nothing changed costs about ceil((I+H)/E) plus a small constant
     assert step_cycles(np.zeros(12), np.zeros(64), shape) <= \
         SCAN_LATENCY + math.ceil(76 / 16) + 1 + 4 + AP_LATENCY
 
 
 def test_mxv_drain():
-    # The AP reads block b no earlier than the last slot's write of it, MXV_WRITE = 4 cycles
-    # after that slot; the last group's slot of block b is NB - b cycles before D.
-    assert [mxv_drain(nb) for nb in (1, 2, 3, 4, 5, 16)] == [3, 2, 1, 0, 0, 0]
+    # The AP reads block b (at A0 + 1 + b) no earlier than the last slot's write of it,
+    # MXV_WRITE = 4 cycles after that slot; the last group's slot of block b is NB - b cycles
+    # before D.
+    assert [mxv_drain(nb) for nb in (1, 2, 3, 4, 5, 16)] == [2, 1, 0, 0, 0, 0]
 
 
 @pytest.mark.parametrize("kw, match", [(dict(columns=3), "--columns"), (dict(rows=0), "--rows"),
