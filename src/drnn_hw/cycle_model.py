@@ -16,9 +16,9 @@ This is the performance contract of the RTL: the cycle counter of the generated 
   release times ``r_g``: ``m_g = max(r_g, m_{g-1} + NB)``, which gives the closed form
   ``D = max_g (r_g + (G - g) * NB)`` for the cycle after the last issue, ``G = ceil(nnz/K)``.
 * **AP**: may start at ``A0 = max(S, D + mxv_drain(NB))`` (``A0 = S`` when no delta was kept):
-  it reads block b at ``A0 + 1 + b`` (its read address is registered), which must not come
-  before the last slot's write of block b, landing ``MXV_WRITE`` cycles after that slot, so
-  ``mxv_drain(NB) = max(MXV_WRITE - 1 - NB, 0)``. It issues one P-element block per cycle for
+  it reads block b at ``A0 + 1 + b`` (its read address is registered), which must come after
+  the last slot's write of block b, landing ``MXV_WRITE`` cycles after that slot, so
+  ``mxv_drain(NB) = max(MXV_WRITE - NB, 0)``. It issues one P-element block per cycle for
   NB cycles, then needs ``AP_LATENCY`` more cycles (the issue's register and the pipeline) to
   commit the new h.
 
@@ -63,12 +63,12 @@ LAYER_GAP = 1
 
 def mxv_drain(nb: int) -> int:
     """Cycles from D (the cycle after the last issue slot) to the earliest AP start: the AP
-    reads block b at ``A0 + 1 + b``, no earlier than the last slot's write of it at
-    ``D - nb + b + MXV_WRITE`` (a read in the write's cycle sees it)."""
-    return max(MXV_WRITE - 1 - nb, 0)
+    reads block b at ``A0 + 1 + b``, after the last slot's write of it at
+    ``D - nb + b + MXV_WRITE`` (the AP's read port has no bypass of the write)."""
+    return max(MXV_WRITE - nb, 0)
 
 
-FORMULA = ("cycles = SCAN_LATENCY + max(S, D + max(MXV_WRITE - 1 - ceil(H/P), 0) if nnz else 0) + "
+FORMULA = ("cycles = SCAN_LATENCY + max(S, D + max(MXV_WRITE - ceil(H/P), 0) if nnz else 0) + "
            "ceil(H/P) + AP_LATENCY; S = sum_w max(1, ceil(d_w/K)); "
            "D = max_g(r_g + (G-g)*ceil(H/P)); "
            f"SCAN_LATENCY={SCAN_LATENCY}, MXV_WRITE={MXV_WRITE}, AP_LATENCY={AP_LATENCY}")

@@ -9,7 +9,7 @@ Pipeline, one stage per cycle so each holds at most one carry chain or one multi
 * ``t2`` products: ``delta_k · w_k[p]``, registered (both registers belong to the
   :class:`~drnn_hw.multiplier.PipelinedMultiplier`, so a DSP block absorbs them);
 * ``t3`` column sum: the K products of each row summed, registered; the block's memory row is
-  read (synchronous read, transparent for the write of the same cycle);
+  read (synchronous read);
 * ``t4`` accumulate: ``M[block] + sum`` written back (exact: M is ``acc_bits`` plus guard bits).
 
 Channel n keeps two memories: products of x columns go to M_nx, of h columns to M_nh.
@@ -210,8 +210,9 @@ class MxVChannel(wiring.Component):
     ap_read : In(DeltaReadSignature(P, acc_width, ΣNB, split=bias_h is not None))
         Read block ``ap_read.block`` for the AP: ``AP_READ_LATENCY`` cycles later ``ap_read.m``
         (and ``m_h``) hold its rows (not saturated; see the module docstring). Marks the block
-        stale. Must come after the block's last write of the step (a read in the cycle of that
-        write sees it).
+        stale. Must come at least one cycle after the block's last write of the step (the
+        read port has no bypass of the write: a mux on every bit, and a path from the
+        accumulation's adder, that the schedule does not need).
     load_bias : In(1)
         Restore the biases (RESET_STATE): NB writes, one block per cycle down the pipeline;
         reads see them :attr:`bias_load_cycles` cycles after ``load_bias``. No slot may come
@@ -355,7 +356,7 @@ class MxVChannel(wiring.Component):
         # the first's write) only in a layer of one block; otherwise the accumulation's read
         # needs no bypass of the write, which keeps a mux out of its read-add-write loop.
         acc_rp = mem.read_port(transparent_for=(wp,) if self.bypass else ())  # t3 -> t4
-        ap_rp = mem.read_port(transparent_for=(wp,))     # the AP's read
+        ap_rp = mem.read_port()                          # the AP's read (after the writes)
         (rd_en, rd_block, rd_fill), (wr_en, wr_block) = rd, wr
         biases = [[Const(word[p], accw) for word in words] for p in range(P)]
 
@@ -410,5 +411,5 @@ class MxVChannel(wiring.Component):
         for b in range(NB):
             with m.If(wp.en & (wp.addr == b)):
                 m.d.sync += stale[b].eq(0)
-            with m.If(self.ap_read.en & (self.ap_read.block == b)):   # after the write: a read
-                m.d.sync += stale[b].eq(1)     # in the same cycle follows it
+            with m.If(self.ap_read.en & (self.ap_read.block == b)):
+                m.d.sync += stale[b].eq(1)

@@ -75,8 +75,8 @@ def test_hand_worked_example():
     shape = CoreShape(rows=2, columns=2, scan=2)
     L, drain = SCAN_LATENCY, mxv_drain(2)
     # MXV_WRITE = 4 cycles from a slot to its write, NB = 2, the AP's first read one cycle
-    # after its start
-    assert drain == 1
+    # after its start and one after the write
+    assert drain == 2
     # no delta: 4 one-cycle windows, then the AP
     assert step_cycles([0, 0, 0], [0, 0, 0, 0], shape) == L + 4 + 2 + AP_LATENCY
     # all three x deltas: x0 emits 2 at cycle 0, x1 emits 1 at cycle 1, S = 4.
@@ -115,10 +115,9 @@ def test_default_core_meets_target_at_the_extremes():
 
 
 def test_mxv_drain():
-    # The AP reads block b (at A0 + 1 + b) no earlier than the last slot's write of it,
-    # MXV_WRITE = 4 cycles after that slot; the last group's slot of block b is NB - b cycles
-    # before D.
-    assert [mxv_drain(nb) for nb in (1, 2, 3, 4, 5, 16)] == [2, 1, 0, 0, 0, 0]
+    # The AP reads block b (at A0 + 1 + b) after the last slot's write of it, MXV_WRITE = 4
+    # cycles after that slot; the last group's slot of block b is NB - b cycles before D.
+    assert [mxv_drain(nb) for nb in (1, 2, 3, 4, 5, 16)] == [3, 2, 1, 0, 0, 0]
 
 
 @pytest.mark.parametrize("kw, match", [(dict(columns=3), "--columns"), (dict(rows=0), "--rows"),

@@ -91,8 +91,8 @@ def test_accumulate_split_saturate(H, P, K, split):
                         model[which][blk * P + p] += deltas[k] * weights[k][p]
             ctx.set(dut.slot.valid, 0)
             # The last slot's write lands MXV_STAGES cycles after it: the first AP read may
-            # come in that very cycle (it sees the write).
-            for _ in range(MXV_STAGES - 1):
+            # come in the next cycle.
+            for _ in range(MXV_STAGES):
                 await ctx.tick()
             saw_saturation.append(any(np.abs(mm[:H]).max() > acc.max for mm in model))
             order = [int(b) for b in rng.permutation(NB)]
