@@ -20,6 +20,11 @@ from pathlib import Path
 import numpy as np
 
 
+#: The default core's design target: every step within 10 % + this many cycles of the ideal
+#: bound (16 until the clock work of issue #10 added the encoder's pick stage and the AP's
+#: registered issue; the overlap of steps is to bring it down).
+TARGET_EXCESS = 18
+
 def _drnn(*args) -> None:
     cmd = [sys.executable, "-m", "drnn", *map(str, args)]
     print(f"\n$ drnn {shlex.join(map(str, args))}", flush=True)
@@ -52,9 +57,10 @@ def rtl_check(model_dir: Path, limit: int) -> dict:
             for k in ("h", "nnz_dx", "nnz_dh", "cycles")}
     acc = lambda r: float(np.mean(head_logits(bundle, r.h, lengths).argmax(-1) == y))  # noqa: E731
     cycles = rtl.flat("cycles")
-    # the gateware's performance target: every step within 10 % + 16 cycles of the ideal
+    # the gateware's performance target: every step within 10 % + TARGET_EXCESS cycles of
+    # the ideal
     bound = cycle_bound(rtl.flat("nnz_dx") + rtl.flat("nnz_dh"), bundle.hidden_size, shape)
-    within = int(np.count_nonzero(cycles <= 1.1 * bound + 16))
+    within = int(np.count_nonzero(cycles <= 1.1 * bound + TARGET_EXCESS))
     return {"bound_mean_cycles": float(bound.mean()), "steps_within_target": within,
             "max_excess_over_bound": int((cycles - bound).max()),
             "verilator_cycles_per_second": last_perf.get("cycles_per_second"),
@@ -115,7 +121,7 @@ def main(argv=None):
           f"vs golden {pct(rtl['golden_accuracy'])}; measured {rtl['measured_mean_cycles']:.1f} "
           f"cycles/step; bit-exact: {'yes' if ok else 'NO ' + str(rtl['mismatches'])}")
     print(f"cycles vs ideal bound    {rtl['steps_within_target']}/{rtl['steps']} steps within "
-          f"10 % + 16 cycles of ceil(nnz/K)·ceil(H/P) + ceil(H/(P·K)) (bound mean "
+          f"10 % + {TARGET_EXCESS} cycles of ceil(nnz/K)·ceil(H/P) + ceil(H/(P·K)) (bound mean "
           f"{rtl['bound_mean_cycles']:.1f}, largest excess {rtl['max_excess_over_bound']})")
     print(f"Verilator speed          {rtl['verilator_cycles_per_second']} simulated cycles/s "
           f"({rtl['verilator_sim_cycles']} cycles incl. I/O; wall clock, this machine)")
