@@ -6,8 +6,8 @@ block's issue ``c0`` (at most one carry chain, table lookup or multiplier per st
     c0  read the block of the four delta memories
     c1  σ ROM addresses of M_r, M_z;  mnx, mnh = narrow(M_nx), narrow(M_nh)
     c2  r, z from the σ ROM;          r·mnh to the r channel's multipliers (column 0)
-    c4  tanh ROM address of pre = sat(mnx + round(r·mnh));  h read (registered)
-    c5  n from the tanh ROM;          z·(h − n) to the z channel's multipliers (column 0)
+    c4  tanh ROM address of pre = sat(mnx + round(r·mnh))
+    c5  n from the tanh ROM, h read;  z·(h − n) to the z channel's multipliers (column 0)
     c7  h' = sat(n + round(z·(h − n))), written to h
 
 Two identities of the spec's integer arithmetic save stages (both exact, not approximations):
@@ -86,9 +86,7 @@ class ActivationPipeline(wiring.Component):
         cycle); the rows arrive ``AP_READ_LATENCY`` cycles later (acc_bits + guard bits, not
         saturated).
     h_block : Out(range(max(NB, 2)));  h_in : In(ArrayLayout(signed(act_bits), P))
-        The block of the current hidden state the AP reads this cycle (``h_in``, read
-        combinationally, registered here for the next stage); it must not change before the
-        AP's own write of that block.
+        The block of the current hidden state the AP needs this cycle (read combinationally).
     mul_r, mul_z : Out(MultiplierBankSignature(P, act_bits + 1, ap_operand_b_bits))
         The borrowed column-0 multipliers of the r and z channels (product ``AP_MUL_LATENCY``
         cycles after ``en``).
@@ -186,9 +184,7 @@ class ActivationPipeline(wiring.Component):
         mul_r, mul_z = self.mul_r, self.mul_z
         m.d.comb += [
             mul_r.en.eq(c[_C_RZ].valid), mul_z.en.eq(c[_C_N].valid),
-            # h is read a stage early and registered here, so the c5 operand h − n starts
-            # from a register, not from the core's block mux (the ULX3S critical path).
-            self.h_block.eq(c[_C_N - 1].block),
+            self.h_block.eq(c[_C_N].block),
             self.h_we.eq(c[_C_H].valid), self.h_wblock.eq(c[_C_H].block),
             self.done.eq(c[_C_H].valid & (c[_C_H].block == last)),
         ]
@@ -230,9 +226,7 @@ class ActivationPipeline(wiring.Component):
                 mul_r.product[p] + mnx_sh4, fmts, fmts.tanh_range_log2, A, rounded=True))
             # c5: z · (h − n) on the z channel; n·2^A + half kept for the c7 add.
             z5 = delay(z, _C_RZ + 1, _C_N, f"z_{p}")
-            h_q = Signal(act, name=f"h_{p}")
-            m.d.sync += h_q.eq(self.h_in[p])
-            m.d.comb += [mul_z.a[p].eq(h_q - rd_n.data), mul_z.b[p].eq(z5)]
+            m.d.comb += [mul_z.a[p].eq(self.h_in[p] - rd_n.data), mul_z.b[p].eq(z5)]
             n_sh = Signal(signed(fmts.act_bits + A + 1), name=f"n_sh_{p}")
             m.d.sync += n_sh.eq((rd_n.data << A) + (1 << (A - 1)))
             n_sh7 = delay(n_sh, _C_N + 1, _C_H, f"n_sh_{p}")
