@@ -34,9 +34,9 @@ LAYER_SIZES, LAYER_THETA_X, LAYER_THETA_H, LAYER_CYCLES, LAYER_NNZ_DX, LAYER_NNZ
 Thresholds are sampled when a step starts (every layer's). RESET_STATE is applied in idle
 before the next step starts (it takes ΣNB + 5 cycles, while the delta memories take their
 biases back; STATUS shows RESET_PENDING until then; the same follows the clock domain's
-reset): write it after the last output frame of a
-sequence; then optionally ΣH_l H0 writes (the initial state). Without RESET_STATE the state (x̂, ĥ, h, M of
-every layer) carries over to the next frame, so a sequence may be sent in chunks.
+reset): write it after the last output frame of a sequence; then optionally ΣH_l H0 writes
+(the initial state). Without RESET_STATE the state (x̂, ĥ, h, M of every layer) carries over to
+the next frame, so a sequence may be sent in chunks.
 
 Stacked layers (:mod:`drnn_hw.layer_map`): a step runs one *pass* per layer, in order, each the
 single-layer schedule below on the layer's sizes, the delta memories' and weight banks' region
@@ -238,8 +238,9 @@ class DeltaGRUCore(wiring.Component):
         # RESET_STATE takes effect in idle: x̂, ĥ and h are cleared in one cycle, the delta
         # memories take their biases back over the next bias_load_cycles (reset_busy).
         # (Also after the domain's reset, which the delta memories' contents do not see.)
+        fill = chans["r"].bias_load_cycles
         reset_busy = Signal(init=1)
-        reset_left = Signal(range(max(self.NB + 8, 2)), init=self.NB + 4)
+        reset_left = Signal(range(fill + 1), init=fill)
         m.d.comb += [
             # (A RESET_STATE during the bias fill restarts it.)
             apply_reset.eq(idle & reset_pending),
@@ -426,7 +427,7 @@ class DeltaGRUCore(wiring.Component):
                          for j in range(last, H)]
         with m.If(apply_reset):
             m.d.sync += [reset_pending.eq(0), reset_busy.eq(1),
-                         reset_left.eq(chans["r"].bias_load_cycles - 1)]
+                         reset_left.eq(fill - 1)]
             m.d.sync += [s.eq(0) for s in h_state]
         with m.Elif(reset_busy):
             m.d.sync += reset_left.eq(reset_left - 1)

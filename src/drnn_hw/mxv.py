@@ -59,7 +59,7 @@ from amaranth.lib import data, memory, wiring
 from amaranth.lib.wiring import In, Out
 
 from . import multiplier
-from .hdl_arith import check_positive, refuse, saturate
+from .hdl_arith import check_positive, refuse
 from .layer_map import layer_map, total_blocks
 from .multiplier import MultiplierBankSignature, PipelinedMultiplier
 from .numerics import Formats, accumulator_guard_bits
