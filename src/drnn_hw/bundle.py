@@ -44,6 +44,16 @@ those stay readable by every older release):
     ``input_mean``/``input_scale`` of shape (I_0,), ``head_w`` (C, H_{L-1}). The version-1
     names ``w_x``/``w_h``/``bias`` and layer arrays beyond L are refused.
 
+**Version 3** (the cell type; written for an LSTM bundle, read for any cell): version 2's
+``model.json`` plus ``cell``, ``"gru"`` or ``"lstm"`` (:data:`~drnn_hw.numerics.CELLS`,
+:data:`MODEL_JSON_FIELDS_V3`), and the same per-layer ``tensors.npz`` (also for one layer). An
+LSTM layer (PyTorch's ``nn.LSTM`` gate order i, f, g, o) has ``layer{l}.w_x`` (4, H_l, I_l),
+``layer{l}.w_h`` (4, H_l, H_l) and ``layer{l}.bias`` (4, H_l): the initial delta memories M_i,
+M_f, M_g, M_o = b_i* + b_h* per gate, in the accumulator format; its cell state has the cell
+format of :mod:`drnn_hw.numerics`, derived from ``formats`` (nothing more to store). GRU bundles
+are still written as version 1 or 2 (byte for byte what they were), so every older reader
+reads them; a bundle without ``cell`` (versions 1 and 2) is a GRU.
+
 Every malformed case raises :class:`BundleError` with a one-line message naming the file and
 the field (``tensors.npz: layer1.w_x: expected shape (3, 64, 128), got (3, 64, 100)``).
 """
@@ -59,15 +69,18 @@ from pathlib import Path
 import numpy as np
 
 from .io import read_json_object
-from .numerics import Formats, make_sigmoid_lut, make_tanh_lut, quantize, quantize_count
+from .numerics import CELLS, Formats, make_sigmoid_lut, make_tanh_lut, quantize, quantize_count
 
 __all__ = ["ModelBundle", "Layer", "BundleError", "FORMAT_VERSION", "FORMAT_VERSIONS", "TASKS",
-           "InputSaturation", "MODEL_JSON_FIELDS", "MODEL_JSON_FIELDS_V2", "LAYER_JSON_FIELDS",
-           "random_bundle", "random_stacked_bundle"]
+           "InputSaturation", "MODEL_JSON_FIELDS", "MODEL_JSON_FIELDS_V2", "MODEL_JSON_FIELDS_V3",
+           "LAYER_JSON_FIELDS", "GATES", "random_bundle", "random_stacked_bundle"]
 
-#: The newest bundle format (per-layer tensors); :data:`FORMAT_VERSIONS` are all that load.
-FORMAT_VERSION = 2
-FORMAT_VERSIONS = (1, 2)
+#: The newest bundle format (the cell type); :data:`FORMAT_VERSIONS` are all that load.
+FORMAT_VERSION = 3
+FORMAT_VERSIONS = (1, 2, 3)
+
+#: Weight matrices per layer (rows of w_x / w_h) of each cell: GRU r, z, n; LSTM i, f, g, o.
+GATES = {"gru": 3, "lstm": 4}
 
 
 class BundleError(ValueError):
@@ -144,6 +157,12 @@ LAYER_JSON_FIELDS = {
 MODEL_JSON_FIELDS_V2 = {
     **{k: v for k, v in MODEL_JSON_FIELDS.items() if k != "thresholds"},
     "layers": (_ListOf(LAYER_JSON_FIELDS), True),
+}
+
+#: Version-3 model.json fields: version 2's plus the required ``cell``.
+MODEL_JSON_FIELDS_V3 = {
+    **MODEL_JSON_FIELDS_V2,
+    "cell": ((f"one of {', '.join(repr(c) for c in CELLS)}", lambda v: v in CELLS), True),
 }
 
 
@@ -234,11 +253,12 @@ class InputSaturation:
 
 @dataclass
 class Layer:
-    """One delta-GRU layer of a bundle.
+    """One delta-GRU or delta-LSTM layer of a bundle.
 
     ``w_x`` int (3, H, I) and ``w_h`` int (3, H, H): weight codes in the weight format, gate
     order r, z, n; ``bias`` int (4, H): the initial delta memories M_r, M_z, M_nx, M_nh in the
-    accumulator format; ``theta_x`` (on this layer's input: the model input for layer 0, the
+    accumulator format. An LSTM layer (the bundle's ``cell``): ``w_x`` (4, H, I), ``w_h``
+    (4, H, H), gate order i, f, g, o, and ``bias`` (4, H) the initial M_i, M_f, M_g, M_o; ``theta_x`` (on this layer's input: the model input for layer 0, the
     previous layer's h otherwise) and ``theta_h`` (on its own h): activation-format codes.
     """
 
@@ -280,7 +300,12 @@ def _single(name: str):
 
 @dataclass(init=False)
 class ModelBundle:
-    """L ≥ 1 delta-GRU layers with their shared formats, LUTs, input normalisation and head.
+    """L ≥ 1 delta-GRU (or delta-LSTM) layers with their shared formats, LUTs, input
+    normalisation and head.
+
+    ``cell`` (keyword): ``"gru"`` (default) or ``"lstm"`` (:data:`GATES` weight matrices per
+    layer; the numerics of :mod:`drnn_hw.numerics`). Only GRU bundles have a core
+    (:meth:`require_core`).
 
     Built either from one layer's ``w_x``, ``w_h``, ``bias``, ``theta_x``, ``theta_h`` (the
     single-layer form every existing caller uses), or from ``layers``, a list of
@@ -305,6 +330,7 @@ class ModelBundle:
     extra: dict = field(default_factory=dict)
     task: str = "classification"
     outputs: list | None = None
+    cell: str = "gru"
 
     w_x = _single("w_x")
     w_h = _single("w_h")
@@ -316,7 +342,7 @@ class ModelBundle:
                  theta_h: int = 0, sigmoid_lut=None, tanh_lut=None, input_mean=None,
                  input_scale=None, head_w=None, head_b=None, classes=None,
                  name: str = "delta-gru", source: str = "", extra: dict | None = None, *,
-                 layers=None, task: str = "classification", outputs=None):
+                 layers=None, task: str = "classification", outputs=None, cell: str = "gru"):
         if layers is None:
             if w_x is None or w_h is None or bias is None:
                 raise TypeError("ModelBundle needs w_x, w_h and bias, or layers")
@@ -332,6 +358,7 @@ class ModelBundle:
         self.name, self.source = name, source
         self.extra = {} if extra is None else extra
         self.task, self.outputs = task, None if outputs is None else list(outputs)
+        self.cell = cell
         self.__post_init__()
 
     def __post_init__(self):
@@ -390,6 +417,15 @@ class ModelBundle:
         return replace(self, layers=[replace(ly, theta_x=int(tx), theta_h=int(th))
                                      for ly, (tx, th) in zip(self.layers, thetas)])
 
+    def require_core(self, where: str):
+        """Raise BundleError ``WHERE: cell 'lstm': the LSTM core is not generated yet ...``
+        unless the bundle is a GRU: what builds or runs a core (generate, build, report, the
+        RTL engines, the boards) calls this instead of building a GRU core from LSTM weights."""
+        if self.cell != "gru":
+            raise BundleError(f"{where}: cell '{self.cell}': the LSTM core is not generated yet "
+                              "(only the golden model runs an LSTM bundle: drnn simulate "
+                              "--engine golden, drnn evaluate)")
+
     def require_single_layer(self, where: str, what: str):
         """Raise BundleError ``WHERE: L stacked layers: WHAT`` unless the bundle has one layer:
         the consumers that handle one layer only (the generated core, its simulators, the
@@ -406,6 +442,12 @@ class ModelBundle:
         def fail(field_, msg):
             raise BundleError(f"{where}: {field_}: {msg}")
 
+        if self.cell not in CELLS:
+            fail("cell", f"expected one of {', '.join(CELLS)}, got {self.cell!r}")
+        G = GATES[self.cell]
+        gates = (f"{G} gates (i, f, g, o) of an LSTM" if self.cell == "lstm" else
+                 f"{G} gates (r, z, n) of a GRU")
+
         def check_int(name, arr, shape, lo, hi):
             arr = np.asarray(arr)
             if arr.dtype.kind not in "iu":
@@ -421,16 +463,17 @@ class ModelBundle:
             p = f"layer{l}." if stacked else ""
             wx = np.asarray(ly.w_x)
             want_i = "I" if prev_h is None else prev_h
-            if wx.ndim != 3 or wx.shape[0] != 3:
-                fail(p + "w_x", f"expected shape (3, H, {want_i}), got {wx.shape}")
+            if wx.ndim != 3 or wx.shape[0] != G:
+                fail(p + "w_x", f"expected shape ({G}, H, {want_i}): the {gates}, "
+                                f"got {wx.shape}")
             H, I = int(wx.shape[1]), int(wx.shape[2])
             if H < 1 or I < 1:
                 fail(p + "w_x", f"input and hidden size must be ≥ 1, got I={I}, H={H}")
             if prev_h is not None and I != prev_h:
-                fail(p + "w_x", f"expected shape {(3, H, prev_h)} (its input is layer{l - 1}'s "
+                fail(p + "w_x", f"expected shape {(G, H, prev_h)} (its input is layer{l - 1}'s "
                                 f"h), got {wx.shape}")
-            check_int(p + "w_x", wx, (3, H, I), wf.min, wf.max)
-            check_int(p + "w_h", ly.w_h, (3, H, H), wf.min, wf.max)
+            check_int(p + "w_x", wx, (G, H, I), wf.min, wf.max)
+            check_int(p + "w_h", ly.w_h, (G, H, H), wf.min, wf.max)
             check_int(p + "bias", ly.bias, (4, H), f.acc.min, f.acc.max)
             for name in ("theta_x", "theta_h"):
                 v = getattr(ly, name)
@@ -515,8 +558,8 @@ class ModelBundle:
 
     def save(self, directory) -> Path:
         """Write model.json and tensors.npz into ``directory`` (created if needed): format
-        version 1 for a single-layer bundle (readable by older releases), 2 for a stacked one
-        (module docstring). Returns the directory."""
+        version 1 for a single-layer GRU bundle (readable by older releases), 2 for a stacked
+        GRU, 3 for an LSTM (module docstring). Returns the directory."""
         d = Path(directory)
         d.mkdir(parents=True, exist_ok=True)
         f = self.formats
@@ -525,9 +568,11 @@ class ModelBundle:
             return {"theta_x": ly.theta_x * f.act.lsb, "theta_h": ly.theta_h * f.act.lsb,
                     "theta_x_code": int(ly.theta_x), "theta_h_code": int(ly.theta_h)}
 
-        stacked = self.num_layers > 1
+        lstm = self.cell != "gru"
+        stacked = self.num_layers > 1 or lstm         # version 3 holds per-layer arrays
         meta = {
-            "format_version": 2 if stacked else 1,
+            "format_version": 3 if lstm else (2 if stacked else 1),
+            **({"cell": self.cell} if lstm else {}),
             "name": self.name,
             "input_size": self.input_size,
             "hidden_size": self.hidden_size,
@@ -567,7 +612,7 @@ class ModelBundle:
 
     @classmethod
     def load(cls, directory) -> "ModelBundle":
-        """Read a bundle of format version 1 or 2; BundleError naming file and field."""
+        """Read a bundle of format version 1, 2 or 3; BundleError naming file and field."""
         d = Path(directory)
         mj, tz = d / "model.json", d / "tensors.npz"
         if not d.is_dir():
@@ -579,9 +624,11 @@ class ModelBundle:
         version = meta.get("format_version")
         if _is_int(version) and version not in FORMAT_VERSIONS:
             raise BundleError(f"{mj}: format_version: expected "
-                              f"{' or '.join(map(str, FORMAT_VERSIONS))}, got {version!r}")
-        v2 = version == 2
-        _check_fields(meta, MODEL_JSON_FIELDS_V2 if v2 else MODEL_JSON_FIELDS, str(mj))
+                              f"{', '.join(map(str, FORMAT_VERSIONS[:-1]))} or "
+                              f"{FORMAT_VERSIONS[-1]}, got {version!r}")
+        v2 = version in (2, 3)              # per-layer arrays and a layers list
+        _check_fields(meta, MODEL_JSON_FIELDS_V3 if version == 3 else
+                      MODEL_JSON_FIELDS_V2 if v2 else MODEL_JSON_FIELDS, str(mj))
         try:
             formats = Formats.from_dict(meta["formats"])
         except ValueError as e:
@@ -616,7 +663,7 @@ class ModelBundle:
             for k in arrays:
                 m = re.fullmatch(r"layer(\d+)\.(w_x|w_h|bias)", k)
                 if k in ("w_x", "w_h", "bias"):
-                    raise BundleError(f"{tz}: {k}: a version-2 bundle holds per-layer arrays "
+                    raise BundleError(f"{tz}: {k}: a version-{version} bundle holds per-layer arrays "
                                       f"(layer0.{k}, ...), not {k}")
                 if m and int(m.group(1)) >= len(entries):
                     raise BundleError(f"{tz}: {k}: model.json lists {len(entries)} layer(s)")
@@ -638,6 +685,7 @@ class ModelBundle:
                 classes=meta.get("classes"), name=meta.get("name", d.name),
                 source=meta.get("source", ""), extra=meta.get("extra", {}),
                 task=meta.get("task", "classification"), outputs=meta.get("outputs"),
+                cell=meta.get("cell", "gru"),
             )
         except BundleError as e:
             # A one-layer version-2 bundle names its arrays layer0.*; validation says w_x.
@@ -645,7 +693,7 @@ class ModelBundle:
             if v2 and len(layers) == 1 and not msg.startswith("layer0."):
                 msg = re.sub(r"^(w_x|w_h|bias|theta_x|theta_h):", r"layer0.\1:", msg)
             # classes, task and outputs live in model.json; everything else is a tensor
-            in_json = msg.startswith(("classes", "task", "outputs"))
+            in_json = msg.startswith(("classes", "task", "outputs", "cell"))
             raise BundleError(f"{mj if in_json else tz}: {msg}") from None
         for key in ("input_size", "hidden_size"):
             want = meta.get(key)
@@ -663,23 +711,26 @@ class ModelBundle:
 
 def random_bundle(input_size: int, hidden_size: int, *, formats: Formats | None = None,
                   seed: int = 0, weight_scale: float = 0.5, theta_x: float = 0.0,
-                  theta_h: float = 0.0, name: str = "random") -> ModelBundle:
-    """A bundle with random weights, for tests and for sizing presets without a trained model."""
+                  theta_h: float = 0.0, name: str = "random", cell: str = "gru") -> ModelBundle:
+    """A bundle with random weights, for tests and for sizing presets without a trained model.
+    ``cell`` "lstm": 4 gate matrices per layer (the GRU's random numbers are unchanged)."""
     formats = formats or Formats()
     rng = np.random.default_rng(seed)
     I, H = input_size, hidden_size
-    w_ih = rng.normal(0, weight_scale / np.sqrt(I), (3, H, I))
-    w_hh = rng.normal(0, weight_scale / np.sqrt(H), (3, H, H))
+    G = GATES[cell]
+    w_ih = rng.normal(0, weight_scale / np.sqrt(I), (G, H, I))
+    w_hh = rng.normal(0, weight_scale / np.sqrt(H), (G, H, H))
     b = rng.normal(0, 0.2, (4, H))
     return ModelBundle(
         formats=formats, w_x=quantize(w_ih, formats.weight), w_h=quantize(w_hh, formats.weight),
         bias=quantize(b, formats.acc), theta_x=int(quantize(theta_x, formats.act)),
-        theta_h=int(quantize(theta_h, formats.act)), name=name, source=f"random seed={seed}")
+        theta_h=int(quantize(theta_h, formats.act)), name=name, source=f"random seed={seed}",
+        cell=cell)
 
 
 def random_stacked_bundle(input_size: int, hidden_sizes, *, formats: Formats | None = None,
                           seed: int = 0, weight_scale: float = 0.5, theta_x=0.0, theta_h=0.0,
-                          name: str = "random-stacked") -> ModelBundle:
+                          name: str = "random-stacked", cell: str = "gru") -> ModelBundle:
     """A bundle of ``len(hidden_sizes)`` random layers (layer l: I_l = H_{l-1}), for tests.
 
     ``theta_x``/``theta_h``: one threshold (real units) for every layer, or one per layer.
@@ -691,8 +742,8 @@ def random_stacked_bundle(input_size: int, hidden_sizes, *, formats: Formats | N
     layers, I = [], input_size
     for l, H in enumerate(hs):
         b = random_bundle(I, H, formats=formats, seed=seed + 1000 * l,
-                          weight_scale=weight_scale, theta_x=txs[l], theta_h=ths[l])
+                          weight_scale=weight_scale, theta_x=txs[l], theta_h=ths[l], cell=cell)
         layers.append(b.layers[0])
         I = H
     return ModelBundle(formats=formats, layers=layers, name=name,
-                       source=f"random seed={seed}, {len(hs)} layers")
+                       source=f"random seed={seed}, {len(hs)} layers", cell=cell)

@@ -16,6 +16,15 @@ Per timestep, for every sequence of the batch (integers throughout)::
 A stacked bundle (L layers) does this layer after layer within each timestep, layer l's new h
 being layer l+1's x_t; each layer keeps its own x̂, ĥ, h and M (:class:`LayerState`). The state
 can be given (a previous run's, to continue sequences in chunks) or start from a non-zero h0.
+
+**LSTM bundles** (``bundle.cell == "lstm"``): the same deltas and references, four delta memories
+M_i, M_f, M_g, M_o that all take ``W_x Δx + W_h Δh`` (saturated at the end of the step), and the
+LSTM activation step of :mod:`drnn_hw.numerics` (:func:`lstm_activation`), which also updates
+the cell state c (:class:`LayerState` ``c``, cell-format codes). Stacking, ragged lengths,
+h0 (and c0), state and chunking behave as for the GRU. **Cycles**: there is no LSTM core and so
+no cycle model for one; :func:`run` returns ``cycles = None`` and ``layer_cycles = None`` for an
+LSTM bundle rather than numbers of a schedule nothing implements (the GRU's would be wrong: four
+gate channels and a longer activation pipeline).
 """
 
 from __future__ import annotations
@@ -26,9 +35,10 @@ import numpy as np
 
 from .bundle import ModelBundle
 from .cycle_model import LAYER_GAP, CoreShape, cycles_for_masks
-from .numerics import Formats, lut_index, narrow_acc, round_shift, saturate
+from .numerics import Formats, lut_index, lut_index_cell, narrow_acc, round_shift, saturate
 
-__all__ = ["GoldenResult", "LayerState", "initial_state", "run", "activation_pipeline", "float_delta_gru", "check_lengths"]
+__all__ = ["GoldenResult", "LayerState", "initial_state", "run", "activation_pipeline",
+           "lstm_activation", "float_delta_gru", "float_delta_lstm", "check_lengths"]
 
 
 @dataclass
@@ -37,16 +47,19 @@ class LayerState:
 
     ``x_ref`` (N, I) x̂ and ``h_ref`` (N, H) ĥ: the reference vectors (activation codes);
     ``h`` (N, H): the hidden state; ``m`` (N, 4, H): the delta memories M_r, M_z, M_nx, M_nh
-    (accumulator codes).
+    (accumulator codes), for an LSTM M_i, M_f, M_g, M_o; ``c`` (N, H): an LSTM's cell state in
+    the cell format (:attr:`~drnn_hw.numerics.Formats.cell`), None for a GRU.
     """
 
     x_ref: np.ndarray
     h_ref: np.ndarray
     h: np.ndarray
     m: np.ndarray
+    c: np.ndarray | None = None
 
     def copy(self) -> "LayerState":
-        return LayerState(self.x_ref.copy(), self.h_ref.copy(), self.h.copy(), self.m.copy())
+        return LayerState(self.x_ref.copy(), self.h_ref.copy(), self.h.copy(), self.m.copy(),
+                          None if self.c is None else self.c.copy())
 
 
 @dataclass
@@ -56,7 +69,8 @@ class GoldenResult:
     ``h`` (N, T, H_out) int64: the last layer's hidden state codes, or every layer's
     concatenated when the shape's ``out_layers`` is "all" (0 past a sequence's end);
     ``nnz_dx``, ``nnz_dh`` (N, T) int64: kept deltas per step, summed over the layers (0 past
-    the end); ``cycles`` (N, T): cycles per step (cycle model or measured; 0 past the end);
+    the end); ``cycles`` (N, T): cycles per step (cycle model or measured; 0 past the end),
+    None for an LSTM bundle (no core, no cycle model: module doc);
     ``lengths`` (N,). Golden model only (None from engines that do not report them):
     ``layer_nnz_dx``, ``layer_nnz_dh`` (N, T, L) per layer; ``layer_h`` a list of L arrays
     (N, T, H_l); ``state`` the final state (list of L :class:`LayerState`, each sequence's
@@ -77,8 +91,11 @@ class GoldenResult:
     layer_cycles: np.ndarray | None = None
 
     def flat(self, key: str) -> np.ndarray:
-        """Per-step values of the valid steps, sequences concatenated in order."""
+        """Per-step values of the valid steps, sequences concatenated in order (None when
+        the field is None, e.g. an LSTM's cycles)."""
         a = getattr(self, key)
+        if a is None:
+            return None
         return np.concatenate([a[n, :L] for n, L in enumerate(self.lengths)]) \
             if len(self.lengths) else a.reshape((0,) + a.shape[2:])
 
@@ -94,6 +111,25 @@ def activation_pipeline(m_r, m_z, m_nx, m_nh, h, sigmoid_lut, tanh_lut, fmts: Fo
     return saturate(n + round_shift(z * (h - n), A), fmts.act_bits)
 
 
+def lstm_activation(m_i, m_f, m_g, m_o, c, sigmoid_lut, tanh_lut, fmts: Formats):
+    """The LSTM activation step of :mod:`drnn_hw.numerics`, element-wise on integer arrays.
+
+    ``m_*``: accumulator codes of M_i, M_f, M_g, M_o; ``c``: the cell state (cell-format codes).
+    Returns (h', c'): activation codes and cell-format codes, each of ``c``'s shape.
+    """
+    A, C = fmts.act_frac, fmts.cell.frac
+    cb = fmts.cell.bits
+    i = sigmoid_lut[lut_index(narrow_acc(m_i, fmts), fmts, fmts.sigmoid_range_log2)]
+    f = sigmoid_lut[lut_index(narrow_acc(m_f, fmts), fmts, fmts.sigmoid_range_log2)]
+    g = tanh_lut[lut_index(narrow_acc(m_g, fmts), fmts, fmts.tanh_range_log2)]
+    o = sigmoid_lut[lut_index(narrow_acc(m_o, fmts), fmts, fmts.sigmoid_range_log2)]
+    fc = saturate(round_shift(f * c, A), cb)
+    ig = saturate(round_shift(i * g, 2 * A - C), cb)
+    c_new = saturate(fc + ig, cb)
+    tc = tanh_lut[lut_index_cell(c_new, fmts, fmts.tanh_range_log2)]
+    return saturate(round_shift(o * tc, A), fmts.act_bits), c_new
+
+
 def check_lengths(lengths, n: int, t: int) -> np.ndarray:
     if lengths is None:
         return np.full(n, t, dtype=np.int64)
@@ -103,12 +139,17 @@ def check_lengths(lengths, n: int, t: int) -> np.ndarray:
     return lengths
 
 
-def _stacked_weights(b) -> np.ndarray:
-    """(I+H, 4H) so that [Δx Δh] @ W gives the increments of M_r, M_z, M_nx, M_nh.
+def _stacked_weights(b, cell: str = "gru") -> np.ndarray:
+    """(I+H, 4H) so that [Δx Δh] @ W gives the increments of M_r, M_z, M_nx, M_nh (GRU) or of
+    M_i, M_f, M_g, M_o (LSTM: every gate takes both parts).
 
     ``b``: a :class:`~drnn_hw.bundle.Layer` or a single-layer bundle."""
     I, H = b.input_size, int(np.shape(b.w_x)[1])
     W = np.zeros((I + H, 4 * H), dtype=np.int64)
+    if cell == "lstm":
+        for k in range(4):
+            W[:I, k * H:(k + 1) * H], W[I:, k * H:(k + 1) * H] = b.w_x[k].T, b.w_h[k].T
+        return W
     W[:I, 0:H], W[I:, 0:H] = b.w_x[0].T, b.w_h[0].T
     W[:I, H:2 * H], W[I:, H:2 * H] = b.w_x[1].T, b.w_h[1].T
     W[:I, 2 * H:3 * H] = b.w_x[2].T
@@ -120,35 +161,46 @@ def _keep(delta, theta: int):
     return (delta != 0) & (np.abs(delta) >= theta)
 
 
-def initial_state(bundle: ModelBundle, n: int, h0=None) -> list:
+def _initial_codes(given, name: str, l: int, n: int, H: int, fmt) -> np.ndarray:
+    h = np.zeros((n, H), np.int64)
+    if given is not None and given[l] is not None:
+        a = np.asarray(given[l])
+        if a.dtype.kind not in "iu" or a.shape not in ((H,), (n, H)):
+            raise ValueError(f"{name}[{l}]: expected integer codes of shape ({H},) or "
+                             f"({n}, {H}), got {a.dtype} {a.shape}")
+        if a.size and (a.min() < fmt.min or a.max() > fmt.max):
+            raise ValueError(f"{name}[{l}]: codes must lie in [{fmt.min}, {fmt.max}]")
+        h = np.broadcast_to(a.astype(np.int64), (n, H)).copy()
+    return h
+
+
+def initial_state(bundle: ModelBundle, n: int, h0=None, c0=None) -> list:
     """The state of every layer before the first step, for ``n`` sequences.
 
     x̂ = ĥ = 0 and M = the bias; h = 0, or ``h0``: a list of L arrays of activation codes,
     layer l's (H_l,) (the same for every sequence) or (n, H_l), or None for a layer starting
     at 0. With ĥ = 0 the first step's Δh is h0 itself, so M picks up W_h·h0 and the step
-    computes the GRU with initial state h0 (torch's ``nn.GRU(x, h0)``). Raises ValueError for
-    a wrong count, shape, or codes outside the activation format.
+    computes the GRU with initial state h0 (torch's ``nn.GRU(x, h0)``). An LSTM bundle's
+    layers also get c = 0, or ``c0`` (the same form, cell-format codes): torch's
+    ``nn.LSTM(x, (h0, c0))``. Raises ValueError for a wrong count, shape, codes outside
+    their format, or ``c0`` for a GRU bundle.
     """
     fmts = bundle.formats
-    if h0 is not None and len(h0) != bundle.num_layers:
-        raise ValueError(f"h0: expected {bundle.num_layers} arrays (one per layer), "
-                         f"got {len(h0)}")
+    lstm = bundle.cell == "lstm"
+    for name, v in (("h0", h0), ("c0", c0)):
+        if v is not None and len(v) != bundle.num_layers:
+            raise ValueError(f"{name}: expected {bundle.num_layers} arrays (one per layer), "
+                             f"got {len(v)}")
+    if c0 is not None and not lstm:
+        raise ValueError("c0: a GRU has no cell state (c0 is for an LSTM bundle)")
     state = []
     for l, ly in enumerate(bundle.layers):
         H, I = ly.hidden_size, ly.input_size
-        h = np.zeros((n, H), np.int64)
-        if h0 is not None and h0[l] is not None:
-            given = np.asarray(h0[l])
-            if given.dtype.kind not in "iu" or given.shape not in ((H,), (n, H)):
-                raise ValueError(f"h0[{l}]: expected integer codes of shape ({H},) or "
-                                 f"({n}, {H}), got {given.dtype} {given.shape}")
-            if given.size and (given.min() < fmts.act.min or given.max() > fmts.act.max):
-                raise ValueError(f"h0[{l}]: codes must lie in [{fmts.act.min}, "
-                                 f"{fmts.act.max}]")
-            h = np.broadcast_to(given.astype(np.int64), (n, H)).copy()
+        h = _initial_codes(h0, "h0", l, n, H, fmts.act)
+        c = _initial_codes(c0, "c0", l, n, H, fmts.cell) if lstm else None
         state.append(LayerState(x_ref=np.zeros((n, I), np.int64),
                                 h_ref=np.zeros((n, H), np.int64), h=h,
-                                m=np.tile(ly.bias[None], (n, 1, 1)).astype(np.int64)))
+                                m=np.tile(ly.bias[None], (n, 1, 1)).astype(np.int64), c=c))
     return state
 
 
@@ -162,15 +214,22 @@ def _check_state(bundle: ModelBundle, state, n: int) -> list:
             if np.shape(getattr(s, name)) != shape:
                 raise ValueError(f"state[{l}].{name}: expected shape {shape}, "
                                  f"got {np.shape(getattr(s, name))}")
+        if bundle.cell == "lstm" and (s.c is None or np.shape(s.c) != (n, H)):
+            raise ValueError(f"state[{l}].c: expected shape {(n, H)} (an LSTM's cell state), "
+                             f"got {None if s.c is None else np.shape(s.c)}")
+        if bundle.cell != "lstm" and s.c is not None:
+            raise ValueError(f"state[{l}].c: a GRU has no cell state, got an array")
     return [s.copy() for s in state]
 
 
-def _run_layer(ly, fmts: Formats, sigmoid_lut, tanh_lut, x, active, s: LayerState):
+def _run_layer(ly, fmts: Formats, sigmoid_lut, tanh_lut, x, active, s: LayerState,
+               cell: str = "gru"):
     """One layer over all T steps; updates ``s`` in place. Returns (h (N, T, H) with 0 at
     inactive steps, the state's h at every step (N, T, H), dx masks, dh masks)."""
     N, T, I = x.shape
     H = ly.hidden_size
-    W = _stacked_weights(ly)
+    W = _stacked_weights(ly, cell)
+    c = s.c
     M = s.m.reshape(N, 4 * H)
     out = np.zeros((N, T, H), np.int64)
     carried = np.zeros((N, T, H), np.int64)
@@ -187,25 +246,30 @@ def _run_layer(ly, fmts: Formats, sigmoid_lut, tanh_lut, x, active, s: LayerStat
         h_ref = np.where(kh, h, h_ref)
         d = np.concatenate([np.where(kx, dx, 0), np.where(kh, dh, 0)], axis=1)
         M = np.where(act, saturate(M + d @ W, fmts.acc_bits), M)
-        m_r, m_z, m_nx, m_nh = np.split(M, 4, axis=1)
-        h_new = activation_pipeline(m_r, m_z, m_nx, m_nh, h, sigmoid_lut, tanh_lut, fmts)
+        if cell == "lstm":
+            m_i, m_f, m_g, m_o = np.split(M, 4, axis=1)
+            h_new, c_new = lstm_activation(m_i, m_f, m_g, m_o, c, sigmoid_lut, tanh_lut, fmts)
+            c = np.where(act, c_new, c)
+        else:
+            m_r, m_z, m_nx, m_nh = np.split(M, 4, axis=1)
+            h_new = activation_pipeline(m_r, m_z, m_nx, m_nh, h, sigmoid_lut, tanh_lut, fmts)
         h = np.where(act, h_new, h)
         out[:, t] = np.where(act, h, 0)
         carried[:, t] = h
         dx_masks[:, t], dh_masks[:, t] = kx, kh
-    s.x_ref, s.h_ref, s.h, s.m = x_ref, h_ref, h, M.reshape(N, 4, H)
+    s.x_ref, s.h_ref, s.h, s.m, s.c = x_ref, h_ref, h, M.reshape(N, 4, H), c
     return out, carried, dx_masks, dh_masks
 
 
 def run(bundle: ModelBundle, x_codes, lengths=None, shape: CoreShape | None = None,
-        with_cycles: bool = True, state=None, h0=None) -> GoldenResult:
+        with_cycles: bool = True, state=None, h0=None, c0=None) -> GoldenResult:
     """Run the integer model on ``x_codes`` (N, T, I) activation codes.
 
     ``lengths`` (N,) marks ragged sequences: steps at or past a sequence's length do not happen
     (no state change, no output, no cycles). The run starts from ``state`` (a list of L
     :class:`LayerState`, e.g. a previous result's ``state``: a long sequence run in chunks
-    gives the same h as in one piece), or else from :func:`initial_state` with ``h0``. Returns
-    a :class:`GoldenResult` with the final state.
+    gives the same h as in one piece), or else from :func:`initial_state` with ``h0`` (and, for
+    an LSTM bundle, ``c0``). Returns a :class:`GoldenResult` with the final state.
 
     Stacked layers (L > 1): within each timestep, layer after layer, layer l's new h being
     layer l+1's x_t of the same step. The loops run layer-major (layer 0 over all T steps,
@@ -214,7 +278,9 @@ def run(bundle: ModelBundle, x_codes, lengths=None, shape: CoreShape | None = No
     of each layer's single-layer :func:`~drnn_hw.cycle_model.step_cycles` (on its own I_l,
     H_l and kept deltas) plus ``(L − 1) · LAYER_GAP``: the schedule of the time-multiplexed
     core (:class:`~drnn_hw.core.DeltaGRUCore`), layers in sequence on one set of multipliers
-    (EdgeDRNN's schedule), which its cycle counter must equal.
+    (EdgeDRNN's schedule), which its cycle counter must equal. An LSTM bundle has no core and
+    no cycle model: its result's ``cycles`` and ``layer_cycles`` are None whatever
+    ``with_cycles`` says (module doc).
     Raises ValueError for a wrong input shape, out-of-range codes, bad lengths or state.
     """
     fmts = bundle.formats
@@ -225,9 +291,12 @@ def run(bundle: ModelBundle, x_codes, lengths=None, shape: CoreShape | None = No
         raise ValueError(f"x codes must lie in [{fmts.act.min}, {fmts.act.max}]")
     N, T, _ = x.shape
     lengths = check_lengths(lengths, N, T)
-    if state is not None and h0 is not None:
-        raise ValueError("give state or h0, not both")
-    state = initial_state(bundle, N, h0) if state is None else _check_state(bundle, state, N)
+    if state is not None and (h0 is not None or c0 is not None):
+        raise ValueError("give state or h0 (c0), not both")
+    state = initial_state(bundle, N, h0, c0) if state is None else \
+        _check_state(bundle, state, N)
+    lstm = bundle.cell == "lstm"
+    with_cycles = with_cycles and not lstm
     valid = np.arange(T)[None, :] < lengths[:, None]
     L = bundle.num_layers
     layer_h, nnz_dx, nnz_dh = [], np.zeros((N, T, L), np.int64), np.zeros((N, T, L), np.int64)
@@ -236,7 +305,7 @@ def run(bundle: ModelBundle, x_codes, lengths=None, shape: CoreShape | None = No
     inp = x
     for l, ly in enumerate(bundle.layers):
         out, carried, kx, kh = _run_layer(ly, fmts, bundle.sigmoid_lut, bundle.tanh_lut, inp,
-                                          valid, state[l])
+                                          valid, state[l], bundle.cell)
         layer_h.append(out)
         nnz_dx[..., l], nnz_dh[..., l] = kx.sum(-1), kh.sum(-1)
         if with_cycles and valid.any():
@@ -250,7 +319,7 @@ def run(bundle: ModelBundle, x_codes, lengths=None, shape: CoreShape | None = No
     h_out = np.concatenate(layer_h, axis=-1) if (shape or CoreShape()).out_layers == "all" \
         else layer_h[-1]
     return GoldenResult(h=h_out, nnz_dx=nnz_dx.sum(-1), nnz_dh=nnz_dh.sum(-1),
-                        cycles=cycles, lengths=lengths, layer_nnz_dx=nnz_dx,
+                        cycles=None if lstm else cycles, lengths=lengths, layer_nnz_dx=nnz_dx,
                         layer_nnz_dh=nnz_dh, layer_h=layer_h, state=state,
                         layer_cycles=layer_cycles if with_cycles else None)
 
@@ -295,6 +364,55 @@ def float_delta_gru(w_ih, w_hh, b_ih, b_hh, x, theta_x: float = 0.0, theta_h: fl
         r, z = sig(m_r), sig(m_z)
         n = np.tanh(m_nx + r * m_nh)
         h = np.where(active, (1 - z) * n + z * h, h)
+        out[:, t] = np.where(active, h, 0.0)
+        nnz_dx[:, t], nnz_dh[:, t] = kx.sum(-1), kh.sum(-1)
+    return out, nnz_dx, nnz_dh
+
+
+def float_delta_lstm(w_ih, w_hh, b_ih, b_hh, x, theta_x: float = 0.0, theta_h: float = 0.0,
+                     lengths=None, h0=None, c0=None):
+    """Float64 delta-LSTM (PyTorch layout: w_ih (4H, I), w_hh (4H, H), b_ih, b_hh (4H,) or
+    None, gate order i, f, g, o).
+
+    Four delta memories start from b_ih + b_hh and accumulate the kept deltas (thresholds as
+    :func:`run`'s, in real units); i, f, o = σ(M), g = tanh(M_g), c' = f c + i g,
+    h' = o tanh(c'). ``h0``, ``c0``: (H,) or (N, H) initial states (default 0). With both
+    thresholds 0 this is ``torch.nn.LSTM``. Returns (h (N, T, H), nnz_dx, nnz_dh) (0 past each
+    of ``lengths``).
+    """
+    w_ih, w_hh = np.asarray(w_ih, np.float64), np.asarray(w_hh, np.float64)
+    H = w_hh.shape[1]
+    b_ih = np.zeros(4 * H) if b_ih is None else np.asarray(b_ih, np.float64)
+    b_hh = np.zeros(4 * H) if b_hh is None else np.asarray(b_hh, np.float64)
+    x = np.asarray(x, np.float64)
+    N, T, I = x.shape
+    lengths = check_lengths(lengths, N, T)
+    sig = lambda v: 1.0 / (1.0 + np.exp(-v))  # noqa: E731
+    x_ref = np.zeros((N, I))
+    h_ref = np.zeros((N, H))
+    h = np.zeros((N, H)) if h0 is None else np.broadcast_to(np.asarray(h0, np.float64),
+                                                            (N, H)).copy()
+    c = np.zeros((N, H)) if c0 is None else np.broadcast_to(np.asarray(c0, np.float64),
+                                                            (N, H)).copy()
+    m = np.tile(b_ih + b_hh, (N, 1))                       # (N, 4H): M_i, M_f, M_g, M_o
+    out = np.zeros((N, T, H))
+    nnz_dx = np.zeros((N, T), np.int64)
+    nnz_dh = np.zeros((N, T), np.int64)
+    for t in range(T):
+        active = (t < lengths)[:, None]
+        dx = x[:, t] - x_ref
+        kx = (dx != 0) & (np.abs(dx) >= theta_x) & active
+        dh = h - h_ref
+        kh = (dh != 0) & (np.abs(dh) >= theta_h) & active
+        dx, dh = np.where(kx, dx, 0.0), np.where(kh, dh, 0.0)
+        x_ref = np.where(kx, x[:, t], x_ref)
+        h_ref = np.where(kh, h, h_ref)
+        m = m + dx @ w_ih.T + dh @ w_hh.T
+        i, f = sig(m[:, :H]), sig(m[:, H:2 * H])
+        g, o = np.tanh(m[:, 2 * H:3 * H]), sig(m[:, 3 * H:])
+        c_new = f * c + i * g
+        c = np.where(active, c_new, c)
+        h = np.where(active, o * np.tanh(c_new), h)
         out[:, t] = np.where(active, h, 0.0)
         nnz_dx[:, t], nnz_dh[:, t] = kx.sum(-1), kh.sum(-1)
     return out, nnz_dx, nnz_dh

@@ -33,6 +33,47 @@ Activation pipeline per hidden unit j (all integers, ``A = act.frac``):
     n   = TANH_LUT[index(pre)]                                    # in [-2**A, 2**A]
     h'  = sat_act(n + round_shift(z * (h - n), A))                # = (1-z) n + z h
 
+**LSTM** (``cell = "lstm"`` in the bundle; PyTorch's ``nn.LSTM`` convention, gates i, f, g, o,
+states c and h). Four delta memories M_i, M_f, M_g, M_o in the accumulator format, each starting
+from its bias sum (b_i* + b_h*) and accumulating ``W_x·Δx + W_h·Δh`` exactly as the GRU's do;
+the cell state c is kept in the **cell format** ``cell`` (:attr:`Formats.cell`), C = ``cell.frac``
+fractional bits. Per hidden unit j (integers; ``A = act.frac``)::
+
+    mi = narrow(M_i[j]), mf = narrow(M_f[j]), mg = narrow(M_g[j]), mo = narrow(M_o[j])
+    i  = SIGMOID_LUT[index(mi)],  f = SIGMOID_LUT[index(mf)]        # act codes in [0, 2**A]
+    g  = TANH_LUT[index(mg)],     o = SIGMOID_LUT[index(mo)]        # g in [-2**A, 2**A]
+    fc = sat_cell(round_shift(f * c, A))                            # A + C frac -> C
+    ig = sat_cell(round_shift(i * g, 2*A - C))                      # 2A frac    -> C
+    c' = sat_cell(fc + ig)
+    tc = TANH_LUT[cell_index(c')]                                   # tanh(c'), act code
+    h' = sat_act(round_shift(o * tc, A))                            # 2A frac    -> A
+
+Each product is rounded once (round half up) and saturated; the sum c' saturates too (fc and
+ig cannot overflow on their own, |fc| ≤ |c| and |ig| ≤ 2**C, but every narrowing saturates by
+rule). ``cell_index`` is the LUT index of a cell-format value: the same bins, reached with one
+arithmetic shift of ``C − A`` more bits, ``clamp((c >> (shift + C − A)) + 2**(lut_bits-1), 0,
+2**lut_bits − 1)`` (:func:`lut_index_cell`): ``floor(floor(c / 2**(C−A)) / 2**shift) =
+floor(c / 2**(shift + C − A))``, so it is the index of c floored to the activation grid, with no
+intermediate narrowing (and so no saturation) of c; the LUT error bound holds for every real
+input of a bin, so it holds for every cell code.
+
+Why c has its own format. The cell format is ``Q(act_bits − act_frac).(act_frac + CELL_EXTRA_FRAC)``
+(:data:`CELL_EXTRA_FRAC` = 2; Q8.10 in 18 bits by default): the activation's integer range and
+two more fractional bits.
+
+* *Range.* Unlike h (|h| ≤ 1: o and tanh are within [−1, 1]), c is a sum of up to t terms i·g of
+  magnitude ≤ 1 (|c_t| ≤ |c_{t−1}| + 1 since 0 ≤ f ≤ 1), so it leaves [−1, 1] within two steps
+  of a saturated gate. The activation format's ±128 already covers 128 such steps; beyond
+  |c| = 4 tanh(c) is the LUT's last entry anyway, and c saturating at ±128 changes h only
+  through f·c of a cell that has been saturating for over a hundred steps. No wider integer
+  part pays.
+* *Precision.* With f ≈ 1 (a remembering cell) c' = f·c + i·g does not contract its error: the
+  two roundings of each step add up to one cell LSB per step, for as long as the cell remembers
+  (h's error, in contrast, is re-made every step by o·tanh(c)). Two more fractional bits make
+  that drift 4× smaller than at the activation LSB (measured on an imported default
+  nn.LSTM(12, 64), README "DeltaLSTM"), and 18 bits is still one operand of an 18×18 multiplier
+  (the f·c product: f ≤ 2**A is 9 bits unsigned).
+
 LUTs: a table of ``2**lut_bits`` entries covers ``[-2**range_log2, 2**range_log2)`` of its
 act-format input; entry k holds ``round(f(lo + (k + 1/2) * step) * 2**A)`` (centre of its
 bin), the index of an input v is ``clamp((v >> shift) + 2**(lut_bits-1), 0, 2**lut_bits - 1)``
@@ -59,7 +100,18 @@ __all__ = [
     "make_tanh_lut",
     "lut_error_bound",
     "accumulator_guard_bits",
+    "CELLS",
+    "CELL_EXTRA_FRAC",
+    "lut_index_cell",
+    "narrow_acc",
 ]
+
+#: The recurrent cells a bundle may hold: the delta-GRU (the core the generator builds) and the
+#: delta-LSTM (numerics, golden model, trainer and import; no core yet).
+CELLS = ("gru", "lstm")
+
+#: Fractional bits the LSTM's cell format has beyond the activation format (module doc).
+CELL_EXTRA_FRAC = 2
 
 
 @dataclass(frozen=True)
@@ -149,6 +201,12 @@ class Formats:
         return Fixed(self.acc_bits, self.act_frac + self.w_frac)
 
     @property
+    def cell(self) -> Fixed:
+        """The LSTM cell state's format: the activation's integer bits, ``act_frac +
+        CELL_EXTRA_FRAC`` fractional bits (Q8.10 in 18 bits by default; module doc)."""
+        return Fixed(self.act_bits + CELL_EXTRA_FRAC, self.act_frac + CELL_EXTRA_FRAC)
+
+    @property
     def lut_entries(self) -> int:
         return 1 << self.lut_bits
 
@@ -227,6 +285,16 @@ def lut_index(v, fmts: Formats, range_log2: int) -> np.ndarray:
     v = _i64(v)
     half = 1 << (fmts.lut_bits - 1)
     return np.clip((v >> lut_shift(fmts, range_log2)) + half, 0, fmts.lut_entries - 1)
+
+
+def lut_index_cell(c, fmts: Formats, range_log2: int) -> np.ndarray:
+    """Table index of a cell-format input ``c`` (the LSTM's tanh(c)): the bins of
+    :func:`lut_index`, reached with one arithmetic shift by ``C − A`` more bits, then the clamp.
+    Equal to ``lut_index(floor(c / 2**(C − A)))`` without narrowing c (module doc)."""
+    c = _i64(c)
+    half = 1 << (fmts.lut_bits - 1)
+    shift = lut_shift(fmts, range_log2) + fmts.cell.frac - fmts.act_frac
+    return np.clip((c >> shift) + half, 0, fmts.lut_entries - 1)
 
 
 def _make_lut(fn, fmts: Formats, range_log2: int) -> np.ndarray:

@@ -64,7 +64,7 @@ def test_malformed_json_and_missing_files(tmp_path):
         ModelBundle.load(d)
     meta = {"format_version": 99}
     (d / "model.json").write_text(json.dumps(meta))
-    with pytest.raises(BundleError, match="format_version: expected 1 or 2, got 99"):
+    with pytest.raises(BundleError, match="format_version: expected 1, 2 or 3, got 99"):
         ModelBundle.load(d)
     (d / "tensors.npz").unlink()
     with pytest.raises(BundleError, match="tensors.npz: missing"):
@@ -270,3 +270,80 @@ def test_missing_lut_and_wrong_classes_are_named(tmp_path):
     (d / "model.json").write_text(json.dumps(meta))
     with pytest.raises(BundleError, match=r"model\.json: classes"):
         ModelBundle.load(d)
+
+
+# -- the cell type (format version 3) ---------------------------------------------------------
+
+def test_lstm_bundle_round_trip_is_version_3_with_its_cell(tmp_path):
+    from drnn_hw.bundle import random_stacked_bundle
+
+    for b in (random_bundle(3, 5, seed=2, cell="lstm", theta_x=0.25),
+              random_stacked_bundle(3, [5, 4], seed=2, cell="lstm")):
+        d = b.save(tmp_path / f"b{b.num_layers}")
+        meta = json.loads((d / "model.json").read_text())
+        assert meta["format_version"] == 3 and meta["cell"] == "lstm"
+        assert len(meta["layers"]) == b.num_layers and "thresholds" not in meta
+        with np.load(d / "tensors.npz") as z:
+            assert z["layer0.w_x"].shape == (4, 5, 3) and z["layer0.bias"].shape == (4, 5)
+        got = ModelBundle.load(d)
+        assert got.cell == "lstm" and got.num_layers == b.num_layers
+        for a, c in zip(got.layers, b.layers):
+            for k in ("w_x", "w_h", "bias", "theta_x", "theta_h"):
+                assert np.array_equal(getattr(a, k), getattr(c, k)), k
+
+
+def test_gru_bundles_are_still_written_as_versions_1_and_2_without_cell(tmp_path):
+    from drnn_hw.bundle import random_stacked_bundle
+
+    for b, version in ((random_bundle(3, 5), 1), (random_stacked_bundle(3, [5, 4]), 2)):
+        d = b.save(tmp_path / f"v{version}")
+        meta = json.loads((d / "model.json").read_text())
+        assert meta["format_version"] == version and "cell" not in meta
+        assert ModelBundle.load(d).cell == "gru"
+    # A version-3 model.json may also say "gru".
+    d = random_bundle(3, 5, cell="lstm").save(tmp_path / "g3")
+    meta = json.loads((d / "model.json").read_text())
+    g = random_bundle(3, 5)
+    np.savez(d / "tensors.npz", **{"layer0.w_x": g.w_x, "layer0.w_h": g.w_h,
+                                    "layer0.bias": g.bias, "sigmoid_lut": g.sigmoid_lut,
+                                    "tanh_lut": g.tanh_lut, "input_mean": g.input_mean,
+                                    "input_scale": g.input_scale})
+    (d / "model.json").write_text(json.dumps({**meta, "cell": "gru"}))
+    assert ModelBundle.load(d).cell == "gru"
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda m: m.update(cell="rnn"), "model.json: cell: expected one of 'gru', 'lstm', "
+                                     "got \"rnn\""),
+    (lambda m: m.pop("cell"), "model.json: cell: missing"),
+    (lambda m: m.update(cell="gru"), "tensors.npz: layer0.w_x: expected shape (3, H, I): the "
+                                     "3 gates (r, z, n) of a GRU, got (4, 5, 3)"),
+    (lambda m: m.update(format_version=2), "model.json: cell: unknown field"),
+])
+def test_bad_cell_fields_are_named(tmp_path, edit, message):
+    d = random_bundle(3, 5, cell="lstm").save(tmp_path / "b")
+    meta = json.loads((d / "model.json").read_text())
+    edit(meta)
+    (d / "model.json").write_text(json.dumps(meta))
+    with pytest.raises(BundleError) as e:
+        ModelBundle.load(d)
+    assert message in str(e.value) and str(d) in str(e.value)
+
+
+def test_lstm_weights_with_three_gates_are_refused_naming_the_array(tmp_path):
+    g = random_bundle(3, 5)
+    with pytest.raises(BundleError, match=r"bundle: w_x: expected shape \(4, H, I\): the 4 "
+                                          r"gates \(i, f, g, o\) of an LSTM, got \(3, 5, 3\)"):
+        ModelBundle(formats=g.formats, w_x=g.w_x, w_h=g.w_h, bias=g.bias, cell="lstm")
+    lb = random_bundle(3, 5, cell="lstm")
+    with pytest.raises(BundleError, match=r"w_h: expected shape \(4, 5, 5\), got \(3, 5, 5\)"):
+        ModelBundle(formats=g.formats, w_x=lb.w_x, w_h=g.w_h, bias=g.bias, cell="lstm")
+    with pytest.raises(BundleError, match="cell: expected one of gru, lstm, got 'rnn'"):
+        ModelBundle(formats=g.formats, w_x=g.w_x, w_h=g.w_h, bias=g.bias, cell="rnn")
+
+
+def test_require_core_refuses_an_lstm_only():
+    random_bundle(3, 5).require_core("m/model.json")
+    with pytest.raises(BundleError, match="m/model.json: cell 'lstm': the LSTM core is not "
+                                          "generated yet"):
+        random_bundle(3, 5, cell="lstm").require_core("m/model.json")

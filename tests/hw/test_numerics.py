@@ -125,3 +125,74 @@ def test_fixed_describes_itself():
     assert str(Fixed(16, 8)) == "Q8.8"
     assert (Fixed(16, 8).min, Fixed(16, 8).max) == (-32768, 32767)
     assert str(F.delta) == "Q9.8" and str(F.acc) == "Q18.14"
+
+
+# -- LSTM: the cell format and tanh(c)'s index ------------------------------------------------
+
+def test_cell_format_is_act_range_with_two_more_fractional_bits():
+    assert str(F.cell) == "Q8.10" and F.cell.bits == 18
+    f = Formats(act_bits=12, act_frac=6, lut_bits=8, sigmoid_range_log2=2, tanh_range_log2=1)
+    assert str(f.cell) == "Q6.8"
+
+
+@pytest.mark.parametrize("fmts", [Formats(), Formats(lut_bits=8),
+                                  Formats(act_bits=12, act_frac=6, lut_bits=8,
+                                          sigmoid_range_log2=2, tanh_range_log2=1)])
+def test_cell_index_is_the_index_of_c_floored_to_the_activation_grid(fmts):
+    """Every cell code: one shift equals flooring to act (no saturation) then lut_index, and
+    tanh through it stays within the LUT's bound of tanh(c) at c's own (finer) value."""
+    from drnn_hw.numerics import lut_index_cell
+
+    c = np.arange(fmts.cell.min, fmts.cell.max + 1)
+    extra = fmts.cell.frac - fmts.act_frac
+    floored = np.floor(c / 2 ** extra).astype(np.int64)          # may exceed act: no narrowing
+    want = np.clip(np.floor(floored / 2 ** (fmts.act_frac + fmts.tanh_range_log2 + 1
+                                            - fmts.lut_bits)) + fmts.lut_entries // 2,
+                   0, fmts.lut_entries - 1)
+    idx = lut_index_cell(c, fmts, fmts.tanh_range_log2)
+    assert np.array_equal(idx, want)
+    approx = dequantize(make_tanh_lut(fmts)[idx], fmts.act)
+    err = np.abs(approx - np.tanh(dequantize(c, fmts.cell))).max()
+    assert err <= lut_error_bound(fmts, "tanh") + 1e-12
+
+
+def test_lstm_step_by_hand():
+    """One unit, default formats, worked out from the spec with fractions (independent of
+    golden.lstm_activation's vectorised code)."""
+    from drnn_hw.golden import lstm_activation
+
+    sig, tnh = make_sigmoid_lut(F), make_tanh_lut(F)
+
+    def lut(table, v, rng, frac=F.act_frac):
+        k = math.floor(Fraction(v, 2 ** (frac + rng + 1 - F.lut_bits))) + F.lut_entries // 2
+        return int(table[min(max(k, 0), F.lut_entries - 1)])
+
+    def rhu(v, s):
+        return math.floor(Fraction(v, 2 ** s) + Fraction(1, 2))
+
+    m = [int(0.7 * 2 ** 14), int(2.0 * 2 ** 14), int(-0.4 * 2 ** 14), int(0.1 * 2 ** 14)]
+    c = int(1.37 * 2 ** 10)
+    a = [rhu(v, F.w_frac) for v in m]                  # narrow (no saturation here)
+    i, f = lut(sig, a[0], 3), lut(sig, a[1], 3)
+    g, o = lut(tnh, a[2], 2), lut(sig, a[3], 3)
+    c_new = rhu(f * c, 8) + rhu(i * g, 6)
+    h_new = rhu(o * lut(tnh, c_new, 2, frac=10), 8)
+    h, cc = lstm_activation(*[np.int64(v) for v in m], np.int64(c), sig, tnh, F)
+    assert (int(h), int(cc)) == (h_new, c_new)
+    # and the numbers are what the float LSTM gives, to the LUT's and rounding's accuracy
+    s = lambda v: 1 / (1 + math.exp(-v))  # noqa: E731
+    cf = s(2.0) * 1.37 + s(0.7) * math.tanh(-0.4)
+    assert abs(cc / 2 ** 10 - cf) < 0.01 and abs(h / 256 - s(0.1) * math.tanh(cf)) < 0.01
+
+
+def test_lstm_cell_saturates_never_wraps():
+    from drnn_hw.golden import lstm_activation
+
+    sig, tnh = make_sigmoid_lut(F), make_tanh_lut(F)
+    top = np.int64(F.acc.max)
+    # f = 1, i = 1, g = 1: c + 1 would pass the cell maximum; it saturates, h = tanh(127.99)
+    h, c = lstm_activation(top, top, top, top, np.int64(F.cell.max), sig, tnh, F)
+    assert int(c) == F.cell.max and int(h) == int(tnh[-1])
+    bot = np.int64(F.acc.min)
+    h, c = lstm_activation(top, top, bot, top, np.int64(F.cell.min), sig, tnh, F)
+    assert int(c) == F.cell.min and int(h) == int(tnh[0])
