@@ -113,14 +113,17 @@ def write_stats(path, result, extra: dict | None = None):
     steps past a sequence's length left out), their totals, and the sequence lengths; for a
     stacked model also layer_nnz_dx, layer_nnz_dh (per step, a list of L: one per layer;
     nnz_dx/nnz_dh are their sums) and layer_cycles (each layer's pass, when the engine
-    reports it: golden model, verilator)."""
-    nnz_dx, nnz_dh, cycles = (result.flat(k).tolist() for k in ("nnz_dx", "nnz_dh", "cycles"))
+    reports it: golden model, verilator). An LSTM bundle's run has no cycles (no core, no
+    cycle model): ``cycles`` and ``cycles_total`` are null."""
+    nnz_dx, nnz_dh = (result.flat(k).tolist() for k in ("nnz_dx", "nnz_dh"))
+    cycles = result.flat("cycles")
+    cycles = None if cycles is None else cycles.tolist()
     stats = {
-        "steps": len(cycles),
+        "steps": len(nnz_dx),
         "lengths": [int(v) for v in result.lengths],
         "nnz_dx": nnz_dx, "nnz_dh": nnz_dh, "cycles": cycles,
         "nnz_dx_total": int(sum(nnz_dx)), "nnz_dh_total": int(sum(nnz_dh)),
-        "cycles_total": int(sum(cycles)),
+        "cycles_total": None if cycles is None else int(sum(cycles)),
     }
     if getattr(result, "layer_nnz_dx", None) is not None and result.layer_nnz_dx.shape[-1] > 1:
         # Stacked layers: per step and layer, (steps, L).

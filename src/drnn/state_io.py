@@ -23,6 +23,9 @@ array                  shape        dtype    what
 ``layer{l}_h_ref``     (N, H_l)     int64    ĥ, the hidden reference (activation codes)
 ``layer{l}_h``         (N, H_l)     int64    h, the hidden state (activation codes)
 ``layer{l}_m``         (N, 4, H_l)  int64    M_r, M_z, M_nx, M_nh (accumulator codes)
+``layer{l}_c``         (N, H_l)     int64    an LSTM bundle's cell state c (cell-format codes,
+                                             :attr:`~drnn_hw.numerics.Formats.cell`); absent
+                                             for a GRU
 ``layer{l}_h_real``    (N, H_l)     float64  h in real units (codes × LSB), for reading only
 ``meta``               ()           str      JSON: ``format`` "drnn-state", ``version`` 1,
                                              ``bundle`` (its name), ``layers`` [{input_size,
@@ -65,6 +68,12 @@ _STATE_ARRAYS = {
     "h": (lambda n, i, h: (n, h), "activation"),
     "m": (lambda n, i, h: (n, 4, h), "accumulator"),
 }
+#: An LSTM bundle's layers also carry c.
+_LSTM_ARRAYS = {**_STATE_ARRAYS, "c": (lambda n, i, h: (n, h), "cell")}
+
+
+def _state_arrays(bundle: ModelBundle) -> dict:
+    return _LSTM_ARRAYS if bundle.cell == "lstm" else _STATE_ARRAYS
 
 
 def bundle_fingerprint(bundle: ModelBundle) -> str:
@@ -166,7 +175,7 @@ def write_state(path, bundle: ModelBundle, state) -> Path:
             "fingerprint": bundle_fingerprint(bundle)}
     arrays = {"meta": np.array(json.dumps(meta))}
     for l, s in enumerate(state):
-        for k in _STATE_ARRAYS:
+        for k in _state_arrays(bundle):
             arrays[f"layer{l}_{k}"] = np.asarray(getattr(s, k), dtype=np.int64)
         arrays[f"layer{l}_h_real"] = dequantize(s.h, bundle.formats.act)
     p = Path(path)
@@ -231,8 +240,9 @@ def read_state(path, bundle: ModelBundle, n: int) -> list:
     if meta.get("sequences") != n:
         raise UserError(f"--state-in {p}: a state of {meta.get('sequences')} sequence(s), the "
                         f"input has {n}")
+    kinds = _state_arrays(bundle)
     names = {"meta"} | {f"layer{l}_{k}" for l in range(bundle.num_layers)
-                        for k in (*_STATE_ARRAYS, "h_real")}
+                        for k in (*kinds, "h_real")}
     missing = sorted(names - set(data))
     unknown = sorted(set(data) - names)
     if missing or unknown:
@@ -241,7 +251,7 @@ def read_state(path, bundle: ModelBundle, n: int) -> list:
     state = []
     for l, ly in enumerate(bundle.layers):
         arrays = {}
-        for k, (shape_of, fmt_name) in _STATE_ARRAYS.items():
+        for k, (shape_of, fmt_name) in kinds.items():
             name, a = f"layer{l}_{k}", data[f"layer{l}_{k}"]
             shape = shape_of(n, ly.input_size, ly.hidden_size)
             if a.dtype.kind not in "iu":
@@ -249,7 +259,7 @@ def read_state(path, bundle: ModelBundle, n: int) -> list:
                                 f"{a.dtype}")
             if a.shape != shape:
                 raise UserError(f"--state-in {p}: {name}: expected shape {shape}, got {a.shape}")
-            fmt = fmts.act if fmt_name == "activation" else fmts.acc
+            fmt = {"activation": fmts.act, "accumulator": fmts.acc, "cell": fmts.cell}[fmt_name]
             if a.size and (a.min() < fmt.min or a.max() > fmt.max):
                 bad = int(a.min()) if a.min() < fmt.min else int(a.max())
                 raise UserError(f"--state-in {p}: {name}: codes must lie in [{fmt.min}, "

@@ -417,14 +417,15 @@ class ModelBundle:
         return replace(self, layers=[replace(ly, theta_x=int(tx), theta_h=int(th))
                                      for ly, (tx, th) in zip(self.layers, thetas)])
 
-    def require_core(self, where: str):
-        """Raise BundleError ``WHERE: cell 'lstm': the LSTM core is not generated yet ...``
-        unless the bundle is a GRU: what builds or runs a core (generate, build, report, the
-        RTL engines, the boards) calls this instead of building a GRU core from LSTM weights."""
+    def require_core(self, where: str, what: str = "this"):
+        """Raise BundleError ``WHERE: cell 'lstm': the LSTM core is not generated yet; WHAT
+        needs a GRU bundle (...)`` unless the bundle is a GRU: what builds or runs a core
+        (generate, build, report, the RTL engines, the boards, bench) calls this instead of
+        building a GRU core from LSTM weights."""
         if self.cell != "gru":
-            raise BundleError(f"{where}: cell '{self.cell}': the LSTM core is not generated yet "
-                              "(only the golden model runs an LSTM bundle: drnn simulate "
-                              "--engine golden, drnn evaluate)")
+            raise BundleError(f"{where}: cell '{self.cell}': the LSTM core is not generated yet; "
+                              f"{what} needs a GRU bundle (the golden model runs an LSTM "
+                              "bundle: drnn simulate --engine golden, drnn evaluate)")
 
     def require_single_layer(self, where: str, what: str):
         """Raise BundleError ``WHERE: L stacked layers: WHAT`` unless the bundle has one layer:

@@ -47,6 +47,9 @@ class TrainConfig:
     """
 
     dataset: str = "japanese-vowels"
+    # The recurrent cell: "gru" (the delta-GRU the generator builds a core for) or "lstm"
+    # (the delta-LSTM: numerics, golden model and import; no core yet). Same recipe for both.
+    cell: str = "gru"
     # One hidden size for every layer, or a list of ``layers`` sizes (input layer first).
     hidden: int | list = 64
     layers: int = 1             # stacked delta-GRU layers L

@@ -93,6 +93,8 @@ def evaluate_bundle(bundle: ModelBundle, dataset: Dataset | str, shape: CoreShap
     sparsity_dx / sparsity_dh (fraction of zero deltas over valid steps),
     mean_cycles (cycle model for ``shape``), mean_cycles_dense (the same core with every delta
     kept), speedup (dense / mean cycles), steps, sequences, mean_nnz_dx / mean_nnz_dh, core;
+    an LSTM bundle (``cell`` "lstm", also returned) has no core and no cycle model: its
+    mean_cycles, mean_cycles_dense, speedup and core are None;
     theta_x / theta_h for one layer. A stacked bundle: sparsity and nnz over all layers, cycles
     of the layers in sequence (:func:`drnn_hw.golden.run`), and ``layers``: per layer
     input_size, hidden_size, theta_x, theta_h, sparsity_dx, sparsity_dh.
@@ -120,8 +122,10 @@ def evaluate_bundle(bundle: ModelBundle, dataset: Dataset | str, shape: CoreShap
     # every layer with every delta kept, layers in sequence (the golden model's schedule).
     I = sum(ly.input_size for ly in bundle.layers)
     H = sum(ly.hidden_size for ly in bundle.layers)
-    dense = sum(step_cycles(np.ones(ly.input_size, bool), np.ones(ly.hidden_size, bool), shape)
-                for ly in bundle.layers)
+    lstm = bundle.cell == "lstm"
+    dense = None if lstm else \
+        sum(step_cycles(np.ones(ly.input_size, bool), np.ones(ly.hidden_size, bool), shape)
+            for ly in bundle.layers)
     if dataset.is_regression:
         score = {"task": "regression",
                  **regression_errors(head_outputs(bundle, res.h, lengths, dataset.per_step),
@@ -134,10 +138,12 @@ def evaluate_bundle(bundle: ModelBundle, dataset: Dataset | str, shape: CoreShap
         "sparsity_dx": float(1 - nnz_dx.sum() / (steps * I)),
         "sparsity_dh": float(1 - nnz_dh.sum() / (steps * H)),
         "mean_nnz_dx": float(nnz_dx.mean()), "mean_nnz_dh": float(nnz_dh.mean()),
-        "mean_cycles": float(cycles.mean()), "mean_cycles_dense": float(dense),
-        "speedup": float(dense / cycles.mean()),
+        "mean_cycles": None if lstm else float(cycles.mean()),
+        "mean_cycles_dense": None if lstm else float(dense),
+        "speedup": None if lstm else float(dense / cycles.mean()),
         "steps": steps, "sequences": int(len(lengths)),
-        "core": shape.to_dict(),
+        "core": None if lstm else shape.to_dict(),
+        **({"cell": "lstm"} if lstm else {}),
     }
     lsb = bundle.formats.act.lsb
     if bundle.num_layers == 1:

@@ -23,6 +23,15 @@ Bias export: the bundle's ``bias`` rows are the initial delta memories
 ``[b_ir + b_hr, b_iz + b_hz, b_in, b_hn]`` in the accumulator format; b_hn stays separate
 because the reset gate multiplies it (n = tanh(W_in x + b_in + r ⊙ (W_hn h + b_hn))).
 
+LSTM checkpoints (``drnn train --cell lstm``) add ``cell: "lstm"`` (absent: a GRU) and hold
+``nn.LSTM``-layout parameters (``rnn.w_ih`` (4H, I), ... gate order i, f, g, o); their bundle
+``bias`` rows are ``b_ih + b_hh`` per gate (the initial M_i, M_f, M_g, M_o).
+
+Importing a PyTorch LSTM (``drnn export --torch-lstm``): the same search as for a GRU
+(``nn.LSTM`` of any ``num_layers``, either ``batch_first``, with or without biases, or
+``nn.LSTMCell``), weight rows 4H; projections (``proj_size``) and bidirectional LSTMs are
+refused.
+
 Importing a PyTorch GRU (``drnn export --torch-gru``, :func:`bundle_from_torch_file`): the
 ``nn.GRU`` (any ``num_layers``, unidirectional) or ``nn.GRUCell`` is found by its key names
 anywhere in the file's nested dicts (:func:`load_torch_gru`), with the ``nn.Linear`` head beside
@@ -39,7 +48,7 @@ from pathlib import Path
 
 import numpy as np
 
-from drnn_hw.bundle import Layer, ModelBundle
+from drnn_hw.bundle import GATES, Layer, ModelBundle
 from drnn_hw.errors import UserError
 from drnn_hw.numerics import Fixed, Formats, quantize, quantize_count
 
@@ -54,6 +63,7 @@ __all__ = [
     "load_checkpoint",
     "load_torch_gru",
     "load_torch_gru_state",
+    "load_torch_lstm",
     "parse_vector",
     "threshold_code",
 ]
@@ -71,12 +81,22 @@ def threshold_code(value: float, fmts: Formats, name: str) -> int:
     return int(quantize(v, fmts.act))
 
 
-def _layer_arrays(w_ih, w_hh, b_ih, b_hh, where: str = ""):
+def _layer_arrays(w_ih, w_hh, b_ih, b_hh, where: str = "", cell: str = "gru"):
     """nn.GRU-layout float parameters of one layer -> (wx (3, H, I), wh (3, H, H), bias (4, H))
-    in the bundle's layout; NaN/inf is a UserError naming ``where`` (e.g. 'layer1.')."""
+    in the bundle's layout (``cell`` "lstm": nn.LSTM layout -> (4, H, I), (4, H, H) and bias
+    b_ih + b_hh per gate); NaN/inf is a UserError naming ``where`` (e.g. 'layer1.')."""
     w_ih, w_hh = np.asarray(w_ih, np.float64), np.asarray(w_hh, np.float64)
     H = w_hh.shape[1]
     I = w_ih.shape[1]
+    if cell == "lstm":
+        zero = np.zeros(4 * H)
+        bias = (zero if b_ih is None else np.asarray(b_ih, np.float64)) + \
+            (zero if b_hh is None else np.asarray(b_hh, np.float64))
+        arrays = (w_ih.reshape(4, H, I), w_hh.reshape(4, H, H), bias.reshape(4, H))
+        for name, a in zip(("w_ih", "w_hh", "bias"), arrays):
+            if not np.all(np.isfinite(a)):
+                raise UserError(f"{where}{name}: contains NaN or infinity")
+        return arrays
     b_ih = np.zeros(3 * H) if b_ih is None else np.asarray(b_ih, np.float64)
     b_hh = np.zeros(3 * H) if b_hh is None else np.asarray(b_hh, np.float64)
     wx = w_ih.reshape(3, H, I)
@@ -90,13 +110,14 @@ def _layer_arrays(w_ih, w_hh, b_ih, b_hh, where: str = ""):
 
 
 def bundle_from_layer_params(params, fmts: Formats, theta_x=0.0, theta_h=0.0,
-                             **bundle_fields) -> tuple[ModelBundle, int]:
+                             cell: str = "gru", **bundle_fields) -> tuple[ModelBundle, int]:
     """L layers of nn.GRU-layout float parameters -> (bundle, number of saturated
     weights/biases over all layers).
 
     ``params``: a list of L tuples (w_ih (3H_l, I_l), w_hh (3H_l, H_l), b_ih, b_hh), biases
     None for a GRU without biases (zero biases). ``theta_x``/``theta_h``: one threshold (real
-    units) for every layer or a list of L.
+    units) for every layer or a list of L. ``cell`` "lstm": nn.LSTM-layout parameters
+    (4H_l rows), an LSTM bundle.
     """
     params = list(params)
     L = len(params)
@@ -106,14 +127,15 @@ def bundle_from_layer_params(params, fmts: Formats, theta_x=0.0, theta_h=0.0,
         raise UserError(f"--theta-x/--theta-h: expected {L} values (one per layer) or one")
     layers, saturated = [], 0
     for l, (w_ih, w_hh, b_ih, b_hh) in enumerate(params):
-        wx, wh, bias = _layer_arrays(w_ih, w_hh, b_ih, b_hh, f"layer{l}." if L > 1 else "")
+        wx, wh, bias = _layer_arrays(w_ih, w_hh, b_ih, b_hh, f"layer{l}." if L > 1 else "",
+                                     cell)
         saturated += (quantize_count(wx, fmts.weight) + quantize_count(wh, fmts.weight)
                       + quantize_count(bias, fmts.acc))
         layers.append(Layer(quantize(wx, fmts.weight), quantize(wh, fmts.weight),
                             quantize(bias, fmts.acc),
                             threshold_code(txs[l], fmts, "theta_x"),
                             threshold_code(ths[l], fmts, "theta_h")))
-    return ModelBundle(formats=fmts, layers=layers, **bundle_fields), saturated
+    return ModelBundle(formats=fmts, layers=layers, cell=cell, **bundle_fields), saturated
 
 
 def bundle_from_gru_params(w_ih, w_hh, b_ih, b_hh, fmts: Formats, theta_x: float = 0.0,
@@ -171,7 +193,8 @@ def load_checkpoint(path) -> dict:
     ckpt = _torch_load(p, "checkpoint", "checkpoint")
     if not isinstance(ckpt, dict) or ckpt.get("kind") != CHECKPOINT_KIND:
         raise UserError(f"{p}: not a drnn train checkpoint (expected a dict with kind="
-                        f"'{CHECKPOINT_KIND}'; for a plain nn.GRU state dict use --torch-gru)")
+                        f"'{CHECKPOINT_KIND}'; for a plain nn.GRU state dict use --torch-gru, "
+                        "for an nn.LSTM's --torch-lstm)")
     for key in ("config", "state", "formats", "input_mean", "input_scale", "classes"):
         if key not in ckpt:
             raise UserError(f"{p}: checkpoint is missing '{key}'")
@@ -195,7 +218,7 @@ def bundle_from_checkpoint(ckpt: dict, theta_x=None, theta_h=None, name: str | N
     hs = ckpt.get("hidden_sizes", [ckpt["hidden_size"]])
     tag = f"h{hs[0]}" if L == 1 else "h" + "-".join(map(str, hs))
     return bundle_from_layer_params(
-        params, fmts,
+        params, fmts, cell=ckpt.get("cell", "gru"),
         theta_x=cfg["theta_x"] if theta_x is None else theta_x,
         theta_h=cfg["theta_h"] if theta_h is None else theta_h,
         input_mean=np.asarray(ckpt["input_mean"], np.float64),
@@ -225,6 +248,8 @@ class TorchGRU:
     ``head_w`` (C, H_last) and ``head_b`` (C,) or None (headless; a head without bias gets
     zeros). ``prefix`` and ``head_prefix`` are where the keys were found, dotted through nested
     dicts ('' = top level, else ending in '.'); ``cell`` says the keys were ``nn.GRUCell``'s.
+    ``kind`` "lstm": an ``nn.LSTM`` / ``nn.LSTMCell`` read by :func:`load_torch_lstm` (4H rows,
+    gate order i, f, g, o; ``cell`` then means ``nn.LSTMCell``).
     """
 
     w_ih: np.ndarray
@@ -237,6 +262,7 @@ class TorchGRU:
     head_b: np.ndarray | None = None
     head_prefix: str | None = None
     upper: list = field(default_factory=list)
+    kind: str = "gru"
 
     @property
     def layers(self) -> list:
@@ -300,29 +326,35 @@ def _keys_under(flat: dict, prefix: str) -> dict:
             if k.startswith(prefix) and "." not in k[len(prefix):]}
 
 
-def _is_gru_shaped(names: dict, cell: bool) -> bool:
+def _is_gru_shaped(names: dict, cell: bool, kind: str = "gru") -> bool:
     w = names.get("weight_hh" if cell else "weight_hh_l0")
-    return w is not None and w.ndim == 2 and w.shape[1] >= 1 and w.shape[0] == 3 * w.shape[1]
+    return w is not None and w.ndim == 2 and w.shape[1] >= 1 and \
+        w.shape[0] == GATES[kind] * w.shape[1]
 
 
-def _gru_arrays(p: Path, flat: dict, prefix: str, cell: bool) -> list[dict]:
-    """Validated float64 arrays of the GRU under ``prefix``, one dict per layer (w_ih, w_hh,
-    b_ih, b_hh); a one-line UserError otherwise."""
+def _gru_arrays(p: Path, flat: dict, prefix: str, cell: bool, kind: str = "gru") -> list[dict]:
+    """Validated float64 arrays of the GRU (``kind`` "lstm": the LSTM) under ``prefix``, one
+    dict per layer (w_ih, w_hh, b_ih, b_hh); a one-line UserError otherwise."""
     names = _keys_under(flat, prefix)
+    K = kind.upper()
+    proj = sorted(n for n in names if re.fullmatch(r"weight_hr_l\d+(_reverse)?", n))
+    if proj:
+        raise UserError(f"{p}: {prefix}{proj[0]}: an LSTM with projections (proj_size > 0); "
+                        "only proj_size=0 is supported (h is the cell output o·tanh(c))")
     if cell:
-        return [_one_layer(p, names, prefix, _CELL_KEYS, None)]
+        return [_one_layer(p, names, prefix, _CELL_KEYS, None, kind)]
     # weight_ih first: the key a user recognises as "the layer" in the message.
     layered = sorted((n for n in names if _LAYER_RE.match(n)),
                      key=lambda n: (not n.startswith("weight_ih"), n))
     rev = [n for n in layered if n.endswith("_reverse")]
     if rev:
-        raise UserError(f"{p}: bidirectional GRU found ({prefix}{rev[0]}); only "
-                        "unidirectional GRUs are supported")
+        raise UserError(f"{p}: bidirectional {K} found ({prefix}{rev[0]}); only "
+                        f"unidirectional {K}s are supported")
     L = 1 + max(int(_LAYER_RE.match(n).group(3)) for n in layered) if layered else 1
     out, prev_h = [], None
     for l in range(L):
         keys = tuple(k.replace("_l0", f"_l{l}") for k in _LAYER_KEYS)
-        out.append(_one_layer(p, names, prefix, keys, prev_h))
+        out.append(_one_layer(p, names, prefix, keys, prev_h, kind))
         prev_h = out[-1]["w_hh"].shape[1]
     with_bias = [o["b_ih"] is not None for o in out]
     if any(with_bias) and not all(with_bias):
@@ -331,10 +363,13 @@ def _gru_arrays(p: Path, flat: dict, prefix: str, cell: bool) -> list[dict]:
     return out
 
 
-def _one_layer(p: Path, names: dict, prefix: str, keys: tuple, prev_h: int | None) -> dict:
+def _one_layer(p: Path, names: dict, prefix: str, keys: tuple, prev_h: int | None,
+               kind: str = "gru") -> dict:
     """One layer's arrays under ``keys`` (weight_ih, weight_hh, bias_ih, bias_hh names);
-    ``prev_h``: the previous layer's H, which must be this layer's input width."""
+    ``prev_h``: the previous layer's H, which must be this layer's input width; ``kind``: the
+    cell (GATES[kind]·H weight rows)."""
     kw_ih, kw_hh, kb_ih, kb_hh = keys
+    G = GATES[kind]
     for k in (kw_ih, kw_hh):
         if k not in names:
             raise UserError(f"{p}: {prefix}{k}: missing ({_EXPECTED})")
@@ -343,21 +378,24 @@ def _one_layer(p: Path, names: dict, prefix: str, keys: tuple, prev_h: int | Non
         raise UserError(f"{p}: expected both {prefix}{kb_ih} and {prefix}{kb_hh} or neither, "
                         f"got only {prefix}{has_b[0]}")
     w_hh = names[kw_hh]
-    if w_hh.ndim != 2 or w_hh.shape[1] < 1 or w_hh.shape[0] != 3 * w_hh.shape[1]:
-        raise UserError(f"{p}: {prefix}{kw_hh}: expected shape (3H, H), got {tuple(w_hh.shape)} "
-                        "(an LSTM has 4H rows, an RNN H rows)")
+    if w_hh.ndim != 2 or w_hh.shape[1] < 1 or w_hh.shape[0] != G * w_hh.shape[1]:
+        other = ("(an LSTM has 4H rows: drnn export --torch-lstm; an RNN H rows)"
+                 if kind == "gru" else
+                 "(a GRU has 3H rows: drnn export --torch-gru; an RNN H rows)")
+        raise UserError(f"{p}: {prefix}{kw_hh}: expected shape ({G}H, H), "
+                        f"got {tuple(w_hh.shape)} {other}")
     H = w_hh.shape[1]
     w_ih = names[kw_ih]
     if prev_h is None:
-        if w_ih.ndim != 2 or w_ih.shape[0] != 3 * H or w_ih.shape[1] < 1:
-            raise UserError(f"{p}: {prefix}{kw_ih}: expected shape ({3 * H}, I), "
+        if w_ih.ndim != 2 or w_ih.shape[0] != G * H or w_ih.shape[1] < 1:
+            raise UserError(f"{p}: {prefix}{kw_ih}: expected shape ({G * H}, I), "
                             f"got {tuple(w_ih.shape)}")
-    elif tuple(w_ih.shape) != (3 * H, prev_h):
-        raise UserError(f"{p}: {prefix}{kw_ih}: expected shape ({3 * H}, {prev_h}) (its input "
+    elif tuple(w_ih.shape) != (G * H, prev_h):
+        raise UserError(f"{p}: {prefix}{kw_ih}: expected shape ({G * H}, {prev_h}) (its input "
                         f"is the previous layer's h), got {tuple(w_ih.shape)}")
     for k in has_b:
-        if tuple(names[k].shape) != (3 * H,):
-            raise UserError(f"{p}: {prefix}{k}: expected shape ({3 * H},), "
+        if tuple(names[k].shape) != (G * H,):
+            raise UserError(f"{p}: {prefix}{k}: expected shape ({G * H},), "
                             f"got {tuple(names[k].shape)}")
     out = {}
     for field_, k in zip(("w_ih", "w_hh", "b_ih", "b_hh"), keys):
@@ -380,7 +418,8 @@ def _linear(flat: dict, prefix: str, H: int) -> tuple | None:
     return w, b
 
 
-def _find_head(p: Path, flat: dict, gru_prefix: str, H: int, head_prefix: str | None):
+def _find_head(p: Path, flat: dict, gru_prefix: str, H: int, head_prefix: str | None,
+               K: str = "GRU"):
     """(prefix, weight (C, H), bias (C,)) of the GRU's linear head, or None (headless)."""
     linears = sorted({k[:-len("weight")] for k in flat if k.endswith(".weight")})
     if head_prefix is not None:
@@ -395,7 +434,7 @@ def _find_head(p: Path, flat: dict, gru_prefix: str, H: int, head_prefix: str | 
         w, b = flat[hp + "weight"], flat.get(hp + "bias")
         if w.ndim != 2 or w.shape[1] != H or w.shape[0] < 1:
             raise UserError(f"{p}: {hp}weight: expected shape (C, {H}) for a linear head on the "
-                            f"GRU's {H} hidden units, got {tuple(w.shape)}")
+                            f"{K}'s {H} hidden units, got {tuple(w.shape)}")
         if b is not None and tuple(b.shape) != (w.shape[0],):
             raise UserError(f"{p}: {hp}bias: expected shape ({w.shape[0]},), "
                             f"got {tuple(b.shape)}")
@@ -408,7 +447,7 @@ def _find_head(p: Path, flat: dict, gru_prefix: str, H: int, head_prefix: str | 
         here = [q for q in linears if q.startswith(parent) and "." not in q[len(parent):-1]
                 and q != gru_prefix and _linear(flat, q, H) is not None]
         if len(here) > 1:
-            raise UserError(f"{p}: several linear layers on the GRU's {H} hidden units: "
+            raise UserError(f"{p}: several linear layers on the {K}'s {H} hidden units: "
                             f"{', '.join(map(_show, here))}; pass --head-prefix to pick the head")
         if here:
             hp = here[0]
@@ -421,13 +460,22 @@ def _find_head(p: Path, flat: dict, gru_prefix: str, H: int, head_prefix: str | 
                    and flat[q + "weight"].shape[1] == C]
             if nxt:
                 raise UserError(f"{p}: {hp}weight ({C}, {H}) feeds {nxt[0]}weight: only a single "
-                                "nn.Linear head on the GRU is supported (pass --head-prefix to "
+                                f"nn.Linear head on the {K} is supported (pass --head-prefix to "
                                 "force one)")
             return hp, w, b
     return None
 
 
-def load_torch_gru(path, prefix: str | None = None, head_prefix: str | None = None) -> TorchGRU:
+def load_torch_lstm(path, prefix: str | None = None, head_prefix: str | None = None) -> TorchGRU:
+    """:func:`load_torch_gru` for an ``nn.LSTM`` (any ``num_layers``, with or without biases)
+    or ``nn.LSTMCell``: a :class:`TorchGRU` with ``kind`` "lstm" (4H weight rows, gate order
+    i, f, g, o). Refuses, on one line naming file and key, what the GRU import refuses and an
+    LSTM with projections (``weight_hr_l0``)."""
+    return load_torch_gru(path, prefix, head_prefix, kind="lstm")
+
+
+def load_torch_gru(path, prefix: str | None = None, head_prefix: str | None = None,
+                   kind: str = "gru") -> TorchGRU:
     """Find the GRU (any number of layers; and its linear head) in a ``torch.save`` file.
 
     The file is read with ``torch.load(weights_only=True)`` and may be a state dict of an
@@ -447,7 +495,8 @@ def load_torch_gru(path, prefix: str | None = None, head_prefix: str | None = No
     import torch
 
     p = Path(path)
-    obj = _torch_load(p, "GRU state dict", "file")
+    K = kind.upper()
+    obj = _torch_load(p, f"{K} state dict", "file")
     if isinstance(obj, torch.Tensor) or not isinstance(obj, dict):
         raise UserError(f"{p}: expected a state dict of tensors (torch.save(gru.state_dict())), "
                         f"got {type(obj).__name__}")
@@ -462,23 +511,26 @@ def load_torch_gru(path, prefix: str | None = None, head_prefix: str | None = No
     if prefix is not None:
         chosen = _match(found, prefix)
         if not chosen:
-            raise UserError(f"{p}: --prefix {prefix}: no GRU keys under it (GRUs found at: "
+            raise UserError(f"{p}: --prefix {prefix}: no {K} keys under it ({K}s found at: "
                             f"{', '.join(map(_show, sorted(found))) or 'none'})")
     else:
-        grus = [c for c in sorted(found) if _is_gru_shaped(_keys_under(flat, c), found[c])]
+        grus = [c for c in sorted(found)
+                if _is_gru_shaped(_keys_under(flat, c), found[c], kind)]
         chosen = grus or sorted(found)[:1]
         if not chosen:
             names = sorted(flat)
             shown = ", ".join(names[:8]) + (f", ... ({len(names)} tensors)" if len(names) > 8
                                             else "")
-            raise UserError(f"{p}: no GRU found: {_EXPECTED}; got {shown or 'no tensors'}")
+            expected = _EXPECTED if kind == "gru" else \
+                _EXPECTED.replace("GRU", "LSTM")
+            raise UserError(f"{p}: no {K} found: {expected}; got {shown or 'no tensors'}")
     if len(chosen) > 1:
-        raise UserError(f"{p}: {len(chosen)} GRUs found, at {', '.join(map(_show, chosen))}; "
+        raise UserError(f"{p}: {len(chosen)} {K}s found, at {', '.join(map(_show, chosen))}; "
                         "pass --prefix to pick one")
     pre = chosen[0]
-    arrays = _gru_arrays(p, flat, pre, found[pre])
-    gru = TorchGRU(**arrays[0], prefix=pre, cell=found[pre], upper=arrays[1:])
-    head = _find_head(p, flat, pre, gru.hidden_size, head_prefix)
+    arrays = _gru_arrays(p, flat, pre, found[pre], kind)
+    gru = TorchGRU(**arrays[0], prefix=pre, cell=found[pre], upper=arrays[1:], kind=kind)
+    head = _find_head(p, flat, pre, gru.hidden_size, head_prefix, K)
     if head is not None:
         hp, w, b = head
         gru.head_prefix = hp
@@ -578,8 +630,10 @@ def bundle_from_torch_file(path, *, prefix: str | None = None, head_prefix: str 
                            weight_bits: int | None = None, weight_frac: int | None = None,
                            input_mean: str | None = None, input_scale: str | None = None,
                            dataset: str | None = None, theta_x: float = 0.0,
-                           theta_h: float = 0.0, name: str | None = None):
-    """A torch GRU file -> (bundle, saturated count, notes) for ``drnn export --torch-gru``.
+                           theta_h: float = 0.0, name: str | None = None, cell: str = "gru"):
+    """A torch GRU file -> (bundle, saturated count, notes) for ``drnn export --torch-gru``;
+    with ``cell`` "lstm" a torch LSTM file (:func:`load_torch_lstm`) -> an LSTM bundle, for
+    ``drnn export --torch-lstm`` (biases: b_ih + b_hh per gate, in the accumulator format).
 
     The GRU and head come from :func:`load_torch_gru`; the weight format from
     :func:`choose_weight_format`. Input normalisation (x − mean) / scale: ``dataset`` (a name or
@@ -593,11 +647,16 @@ def bundle_from_torch_file(path, *, prefix: str | None = None, head_prefix: str 
     from .datasets import DATASETS, input_statistics, load_dataset
 
     p = Path(path)
-    gru = load_torch_gru(p, prefix, head_prefix)
+    gru = load_torch_gru(p, prefix, head_prefix, kind=cell)
     I = gru.input_size
     weights, biases = [], []
     for w_ih, w_hh, b_ih, b_hh in gru.layers:      # one weight format for every layer
         H = w_hh.shape[1]
+        if cell == "lstm":
+            zeros = np.zeros(4 * H)
+            weights += [w_ih, w_hh]
+            biases.append((zeros if b_ih is None else b_ih) + (zeros if b_hh is None else b_hh))
+            continue
         zeros = np.zeros(3 * H)
         b_ih = zeros if b_ih is None else b_ih
         b_hh = zeros if b_hh is None else b_hh
@@ -617,7 +676,7 @@ def bundle_from_torch_file(path, *, prefix: str | None = None, head_prefix: str 
         ds = load_dataset(dataset)
         if ds.input_size != I:
             raise UserError(f"{p}: --dataset {dataset}: {ds.input_size} input features, the "
-                            f"GRU's {gru.prefix}weight_ih has {I}")
+                            f"{cell.upper()}'s {gru.prefix}weight_ih has {I}")
         if ds.is_regression:
             # A regression head: its rows are the data set's O outputs, in the units the
             # model was trained on (imported as is).
@@ -644,13 +703,14 @@ def bundle_from_torch_file(path, *, prefix: str | None = None, head_prefix: str 
         scale = parse_vector(input_scale, I, "--input-scale", str(p), nonzero=True)
     if C is not None and classes is None and not task_fields:
         classes = [str(c) for c in range(C)]
-    what = "nn.GRUCell" if gru.cell else \
-        ("nn.GRU" if gru.num_layers == 1 else f"nn.GRU(num_layers={gru.num_layers})")
+    mod = "nn.LSTM" if cell == "lstm" else "nn.GRU"
+    what = f"{mod}Cell" if gru.cell else \
+        (mod if gru.num_layers == 1 else f"{mod}(num_layers={gru.num_layers})")
     source = f"torch {what} {p}" + (f" at {_show(gru.prefix)}" if gru.prefix else "")
     if gru.head_prefix is not None:
         source += f", head {_show(gru.head_prefix)}"
     bundle, saturated = bundle_from_layer_params(
-        gru.layers, fmts, theta_x, theta_h,
+        gru.layers, fmts, theta_x, theta_h, cell=cell,
         input_mean=mean, input_scale=scale, head_w=gru.head_w, head_b=gru.head_b,
         classes=classes, name=name or p.stem, source=source, extra={"dataset": ref},
         **task_fields)

@@ -1,4 +1,5 @@
-"""The trainable delta-GRU, its (stacked) classifier, and the trainer's hardware-exact mode.
+"""The trainable delta-GRU and delta-LSTM, their (stacked) classifier, and the trainer's
+hardware-exact mode.
 
 :class:`DeltaGRU` keeps PyTorch's ``nn.GRU`` parameter layout (``w_ih`` (3H, I), ``w_hh``
 (3H, H), ``b_ih``, ``b_hh``, gate order r, z, n) so a float ``nn.GRU`` and this layer are
@@ -19,6 +20,12 @@ the integer arithmetic. :func:`exact_run` is the hardware-exact evaluation prope
 codes (held in float64 tensors, exact since every partial sum is below 2**53), delta memories
 accumulated step by step and saturated to the accumulator width, exactly as
 :func:`drnn_hw.golden.run`.
+
+:class:`DeltaLSTM` is the same for PyTorch's ``nn.LSTM`` (``w_ih`` (4H, I), ``w_hh`` (4H, H),
+``b_ih``, ``b_hh`` (4H,), gate order i, f, g, o; states c and h): the four delta memories
+telescope to ``b_i* + b_h* + W_x x̂ + W_h ĥ``, and with ``quantize`` on the forward pass computes
+the integer LSTM step of :mod:`drnn_hw.numerics` in float64 (c on the cell format's grid, each
+product rounded half up once and saturated, tanh(c) indexed from c's format).
 """
 
 from __future__ import annotations
@@ -33,8 +40,8 @@ from drnn_hw.numerics import Formats, lut_shift, make_sigmoid_lut, make_tanh_lut
 
 from .quant import fake_quant, fake_quant_codes, lut_activation, round_half_up
 
-__all__ = ["DeltaGRU", "DeltaGRUClassifier", "exact_run", "last_step", "per_layer",
-           "bundle_head"]
+__all__ = ["DeltaGRU", "DeltaLSTM", "DeltaGRUClassifier", "DeltaRNNClassifier", "exact_run",
+           "last_step", "per_layer", "bundle_head", "CELL_MODULES"]
 
 DTYPE = torch.float64
 
@@ -163,6 +170,100 @@ class DeltaGRU(nn.Module):
         return torch.stack(out, 1), stats
 
 
+class DeltaLSTM(DeltaGRU):
+    """A single-layer delta-LSTM over batches of zero-padded ragged sequences (batch first).
+
+    Parameters in ``nn.LSTM``'s layout and initialisation (uniform ±1/√H): ``w_ih`` (4H, I),
+    ``w_hh`` (4H, H), ``b_ih``, ``b_hh`` (4H,), gate order i, f, g, o. Thresholds, fake
+    quantisation and the straight-through gradients are the :class:`DeltaGRU`'s.
+    """
+
+    def __init__(self, input_size: int, hidden_size: int, formats: Formats | None = None,
+                 theta_x: float = 0.0, theta_h: float = 0.0, quantize: bool = False):
+        super().__init__(input_size, hidden_size, formats, theta_x, theta_h, quantize)
+        H, I = hidden_size, input_size
+        k = 1.0 / math.sqrt(H)      # nn.LSTM's initialisation
+        self.w_ih = nn.Parameter(torch.empty(4 * H, I, dtype=DTYPE).uniform_(-k, k))
+        self.w_hh = nn.Parameter(torch.empty(4 * H, H, dtype=DTYPE).uniform_(-k, k))
+        self.b_ih = nn.Parameter(torch.empty(4 * H, dtype=DTYPE).uniform_(-k, k))
+        self.b_hh = nn.Parameter(torch.empty(4 * H, dtype=DTYPE).uniform_(-k, k))
+
+    def gate_params(self):
+        """(w_ih, w_hh, bias (4, H)) after fake quantisation when ``quantize`` is on; bias rows
+        b_ii + b_hi, b_if + b_hf, b_ig + b_hg, b_io + b_ho (the initial M_i, M_f, M_g, M_o)."""
+        bias = (self.b_ih + self.b_hh).reshape(4, self.hidden_size)
+        if not self.quantize:
+            return self.w_ih, self.w_hh, bias
+        f = self.formats
+        return fake_quant(self.w_ih, f.weight), fake_quant(self.w_hh, f.weight), \
+            fake_quant(bias, f.acc)
+
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor):
+        """x (N, T, I) float, lengths (N,) int. Returns (h (N, T, H), stats) as
+        :meth:`DeltaGRU.forward` (c starts at 0 and, like h, does not change past a length)."""
+        f = self.formats
+        x = x.to(DTYPE)
+        N, T, _ = x.shape
+        H = self.hidden_size
+        lengths = torch.as_tensor(lengths, dtype=torch.long)
+        active_all = (torch.arange(T)[None, :] < lengths[:, None])
+        w_ih, w_hh, bias = self.gate_params()
+        act, cell = f.act, f.cell
+        q = (lambda v: fake_quant_codes(v, f.one, act.min, act.max)) if self.quantize \
+            else (lambda v: v)
+        qc = (lambda v: fake_quant_codes(v, 1 << cell.frac, cell.min, cell.max)) \
+            if self.quantize else (lambda v: v)
+        theta_x, theta_h = self.theta_x, self.theta_h
+        if self.quantize:
+            x = q(x)
+            theta_x = math.floor(theta_x * f.one + 0.5) / f.one
+            theta_h = math.floor(theta_h * f.one + 0.5) / f.one
+        x_ref = torch.zeros_like(x[:, 0])
+        refs, nnz_dx = [], []
+        for t in range(T):
+            dx = x[:, t] - x_ref
+            keep = (dx != 0) & (dx.abs() >= theta_x) & active_all[:, t:t + 1]
+            x_ref = torch.where(keep, x[:, t], x_ref)
+            refs.append(x_ref)
+            nnz_dx.append(keep.sum(-1))
+        x_hat = torch.stack(refs, 1)
+        x_hat = x + (x_hat - x).detach()                             # straight-through
+        gx = x_hat @ w_ih.T + bias.reshape(1, 1, 4 * H)              # (N, T, 4H)
+        h = x.new_zeros(N, H)
+        c = x.new_zeros(N, H)
+        h_ref = x.new_zeros(N, H)
+        out, nnz_dh = [], []
+        l1 = x.new_zeros(())
+        for t in range(T):
+            active = active_all[:, t:t + 1]
+            dh = h - h_ref
+            keep = (dh != 0) & (dh.abs() >= theta_h) & active
+            l1 = l1 + torch.where(keep, dh, 0.0).abs().sum()
+            h_ref = torch.where(keep, h, h_ref)
+            h_hat = h + (h_ref - h).detach()                         # straight-through
+            m_i, m_f, m_g, m_o = (gx[:, t] + h_hat @ w_hh.T).split(H, dim=-1)
+            i, fg = self._sigmoid(q(m_i)), self._sigmoid(q(m_f))
+            g, o = self._tanh(q(m_g)), self._sigmoid(q(m_o))
+            if self.quantize:
+                c_new = qc(qc(fg * c) + qc(i * g))
+                tc = lut_activation(c_new, self.tanh_lut, f, f.tanh_range_log2, torch.tanh,
+                                    frac=cell.frac)
+                h_new = q(o * tc)
+            else:
+                c_new = fg * c + i * g
+                h_new = o * torch.tanh(c_new)
+            c = torch.where(active, c_new, c)
+            h = torch.where(active, h_new, h)
+            out.append(torch.where(active, h, 0.0))
+            nnz_dh.append(keep.sum(-1))
+        stats = {"nnz_dx": torch.stack(nnz_dx, 1), "nnz_dh": torch.stack(nnz_dh, 1), "l1_dh": l1}
+        return torch.stack(out, 1), stats
+
+
+#: The trainer's layer module of each cell type.
+CELL_MODULES = {"gru": DeltaGRU, "lstm": DeltaLSTM}
+
+
 def last_step(h: torch.Tensor, lengths) -> torch.Tensor:
     """The hidden state at each sequence's last valid step: (N, T, H) -> (N, H)."""
     lengths = torch.as_tensor(lengths, dtype=torch.long)
@@ -180,7 +281,7 @@ def per_layer(value, layers: int, name: str) -> list:
 
 
 class DeltaGRUClassifier(nn.Module):
-    """Stacked delta-GRU layers on the accelerator, a linear head on the host (the last
+    """Stacked delta-GRU (or, with ``cell="lstm"``, delta-LSTM) layers on the accelerator, a linear head on the host (the last
     layer's h at the last valid step; with ``per_step``, at every step: a per-step regression
     model). ``num_classes`` is the head's rows: C classes or O regression outputs.
 
@@ -189,14 +290,18 @@ class DeltaGRUClassifier(nn.Module):
     layer or a list (layer l's Θx acts on its input, layer l-1's h for l > 0). Layer 0 is
     ``self.rnn`` and layer l > 0 ``self.rnn{l}``, so a one-layer model keeps the parameter
     names ``rnn.w_ih`` ... of earlier checkpoints (state dict keys ``rnn{l}.w_ih`` for l > 0).
+    ``cell``: "gru" (:class:`DeltaGRU` layers) or "lstm" (:class:`DeltaLSTM`); ValueError
+    otherwise.
     """
 
     def __init__(self, input_size: int, hidden_size, num_classes: int,
                  formats: Formats | None = None, theta_x=0.0, theta_h=0.0,
                  quantize: bool = False, num_layers: int | None = None,
-                 per_step: bool = False):
+                 per_step: bool = False, cell: str = "gru"):
         super().__init__()
-        self.per_step = per_step
+        if cell not in CELL_MODULES:
+            raise ValueError(f"cell: expected one of {', '.join(CELL_MODULES)}, got {cell!r}")
+        self.per_step, self.cell = per_step, cell
         if num_layers is None:
             num_layers = len(hidden_size) if isinstance(hidden_size, (list, tuple)) else 1
         hs = [int(h) for h in per_layer(hidden_size, num_layers, "hidden_size")]
@@ -205,14 +310,14 @@ class DeltaGRUClassifier(nn.Module):
         I = input_size
         for l, H in enumerate(hs):
             setattr(self, "rnn" if l == 0 else f"rnn{l}",
-                    DeltaGRU(I, H, formats, txs[l], ths[l], quantize))
+                    CELL_MODULES[cell](I, H, formats, txs[l], ths[l], quantize))
             I = H
         self.num_layers = num_layers
         self.head = nn.Linear(hs[-1], num_classes, dtype=DTYPE)
 
     @property
     def grus(self) -> list:
-        """The L :class:`DeltaGRU` layers, input first."""
+        """The L :class:`DeltaGRU` (or :class:`DeltaLSTM`) layers, input first."""
         return [self.rnn] + [getattr(self, f"rnn{l}") for l in range(1, self.num_layers)]
 
     def set_delta(self, theta_x, theta_h, quantize: bool):
@@ -246,6 +351,10 @@ class DeltaGRUClassifier(nn.Module):
         return h, stats
 
 
+#: The classifier under the name that says it holds either cell.
+DeltaRNNClassifier = DeltaGRUClassifier
+
+
 def bundle_head(ckpt: dict) -> dict:
     """The head fields of the bundle exported from a trainer checkpoint (keyword arguments of
     :class:`~drnn_hw.bundle.ModelBundle`): ``head_w`` (C, H_last), ``head_b`` (C,),
@@ -272,7 +381,9 @@ def bundle_head(ckpt: dict) -> dict:
 # Hardware-exact mode.
 
 def _round_shift(v: torch.Tensor, shift: int) -> torch.Tensor:
-    return torch.floor((v + float(1 << (shift - 1))) / float(1 << shift)) if shift > 0 else v
+    if shift <= 0:
+        return v * float(1 << -shift)
+    return torch.floor((v + float(1 << (shift - 1))) / float(1 << shift))
 
 
 def _sat(v: torch.Tensor, bits: int) -> torch.Tensor:
@@ -287,7 +398,8 @@ def exact_run(bundle, x_codes, lengths=None, h0=None, per_layer: bool = False):
     ``layer_nnz_dx``, ``layer_nnz_dh`` (N, T, L). ``h0``: None or a list of L per-layer
     initial h codes ((H_l,) or (N, H_l), or None for 0), as :func:`drnn_hw.golden.initial_state`.
     Stacked layers run layer after layer within each timestep (layer l's new h is layer l+1's
-    input of the same step), written here timestep-major. Independent of
+    input of the same step), written here timestep-major. An LSTM bundle (``bundle.cell``)
+    runs the LSTM step of :mod:`drnn_hw.numerics` (c from 0). Independent of
     :func:`drnn_hw.golden.run` (written from the numerics specification) and bit-exact with it,
     which the tests check.
     """
@@ -308,6 +420,8 @@ def exact_run(bundle, x_codes, lengths=None, h0=None, per_layer: bool = False):
         idx = torch.floor(v / float(1 << lut_shift(f, range_log2))) + half
         return table[torch.clamp(idx, 0, f.lut_entries - 1).long()]
 
+    if bundle.cell == "lstm":
+        return _exact_lstm(bundle, x, lengths, h0, per_layer)
     L = len(bundle.layers)
     layers = []
     for l, ly in enumerate(bundle.layers):
@@ -351,6 +465,74 @@ def exact_run(bundle, x_codes, lengths=None, h0=None, per_layer: bool = False):
                 s["h"] = torch.where(active, h_new, h)
                 nnz_dx[:, t, l], nnz_dh[:, t, l] = kx.sum(-1), kh.sum(-1)
                 inp = s["h"]                       # the next layer's x_t of this step
+            out[:, t] = torch.where(active, inp, 0.0)
+    result = (out.to(torch.long), nnz_dx.sum(-1), nnz_dh.sum(-1))
+    return result + (nnz_dx, nnz_dh) if per_layer else result
+
+
+def _exact_lstm(bundle, x, lengths, h0, per_layer: bool):
+    """:func:`exact_run` of an LSTM bundle (integer codes in float64 tensors; c in the cell
+    format), written from the numerics docstring."""
+    f = bundle.formats
+    N, T, _ = x.shape
+    sig = torch.as_tensor(bundle.sigmoid_lut, dtype=DTYPE)
+    tnh = torch.as_tensor(bundle.tanh_lut, dtype=DTYPE)
+    A, C, WF = f.act_frac, f.cell.frac, f.w_frac
+    half = float(1 << (f.lut_bits - 1))
+
+    def narrow(m):
+        return _sat(_round_shift(m, WF), f.act_bits)
+
+    def lut(table, v, range_log2, frac=A):
+        idx = torch.floor(v / float(1 << (lut_shift(f, range_log2) + frac - A))) + half
+        return table[torch.clamp(idx, 0, f.lut_entries - 1).long()]
+
+    def cell_of(v):
+        return _sat(v, f.cell.bits)
+
+    L = len(bundle.layers)
+    layers = []
+    for l, ly in enumerate(bundle.layers):
+        H, I = ly.hidden_size, ly.input_size
+        h = torch.zeros(N, H, dtype=DTYPE)
+        if h0 is not None and h0[l] is not None:
+            h = torch.as_tensor(np.broadcast_to(np.asarray(h0[l], np.float64), (N, H)).copy())
+        layers.append({
+            "wx": torch.as_tensor(ly.w_x, dtype=DTYPE), "wh": torch.as_tensor(ly.w_h, dtype=DTYPE),
+            "m": torch.as_tensor(ly.bias, dtype=DTYPE)[None].expand(N, 4, H).clone(),
+            "x_ref": torch.zeros(N, I, dtype=DTYPE), "h_ref": torch.zeros(N, H, dtype=DTYPE),
+            "h": h, "c": torch.zeros(N, H, dtype=DTYPE), "tx": ly.theta_x, "th": ly.theta_h})
+    out = torch.zeros(N, T, bundle.hidden_size, dtype=DTYPE)
+    nnz_dx = torch.zeros(N, T, L, dtype=torch.long)
+    nnz_dh = torch.zeros(N, T, L, dtype=torch.long)
+    with torch.no_grad():
+        for t in range(T):
+            active = (t < lengths)[:, None]
+            inp = x[:, t]
+            for l, s in enumerate(layers):
+                wx, wh, h, c = s["wx"], s["wh"], s["h"], s["c"]
+                dx = inp - s["x_ref"]
+                kx = (dx != 0) & (dx.abs() >= s["tx"]) & active
+                dh = h - s["h_ref"]
+                kh = (dh != 0) & (dh.abs() >= s["th"]) & active
+                dx, dh = torch.where(kx, dx, 0.0), torch.where(kh, dh, 0.0)
+                s["x_ref"] = torch.where(kx, inp, s["x_ref"])
+                s["h_ref"] = torch.where(kh, h, s["h_ref"])
+                m = _sat(s["m"] + torch.einsum("ghi,ni->ngh", wx, dx)
+                         + torch.einsum("ghk,nk->ngh", wh, dh), f.acc_bits)
+                s["m"] = m
+                i = lut(sig, narrow(m[:, 0]), f.sigmoid_range_log2)
+                fg = lut(sig, narrow(m[:, 1]), f.sigmoid_range_log2)
+                g = lut(tnh, narrow(m[:, 2]), f.tanh_range_log2)
+                o = lut(sig, narrow(m[:, 3]), f.sigmoid_range_log2)
+                c_new = cell_of(cell_of(_round_shift(fg * c, A))
+                                + cell_of(_round_shift(i * g, 2 * A - C)))
+                tc = lut(tnh, c_new, f.tanh_range_log2, frac=C)
+                h_new = _sat(_round_shift(o * tc, A), f.act_bits)
+                s["c"] = torch.where(active, c_new, c)
+                s["h"] = torch.where(active, h_new, h)
+                nnz_dx[:, t, l], nnz_dh[:, t, l] = kx.sum(-1), kh.sum(-1)
+                inp = s["h"]
             out[:, t] = torch.where(active, inp, 0.0)
     result = (out.to(torch.long), nnz_dx.sum(-1), nnz_dh.sum(-1))
     return result + (nnz_dx, nnz_dh) if per_layer else result

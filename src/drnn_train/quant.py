@@ -38,15 +38,19 @@ def fake_quant_codes(v: torch.Tensor, scale: int, qmin: int, qmax: int) -> torch
 
 
 def lut_activation(v: torch.Tensor, lut: torch.Tensor, fmts: Formats, range_log2: int,
-                   fn) -> torch.Tensor:
-    """``fn`` through the hardware LUT: ``v`` must already lie on the activation grid.
+                   fn, frac: int | None = None) -> torch.Tensor:
+    """``fn`` through the hardware LUT: ``v`` must already lie on the activation grid (or,
+    with ``frac``, on the grid of ``frac`` fractional bits: the LSTM's cell format, indexed as
+    :func:`drnn_hw.numerics.lut_index_cell`).
 
     ``lut`` holds the integer table entries (as a float tensor). Forward: the table value;
     backward: the derivative of ``fn``.
     """
     one = float(fmts.one)
-    codes = torch.round(v.detach() * one)                # exact: v is on the grid
-    idx = torch.floor(codes / float(1 << lut_shift(fmts, range_log2))) + (1 << (fmts.lut_bits - 1))
+    frac = fmts.act_frac if frac is None else frac
+    codes = torch.round(v.detach() * float(1 << frac))   # exact: v is on the grid
+    shift = lut_shift(fmts, range_log2) + frac - fmts.act_frac
+    idx = torch.floor(codes / float(1 << shift)) + (1 << (fmts.lut_bits - 1))
     idx = torch.clamp(idx, 0, fmts.lut_entries - 1).long()
     table = lut[idx] / one
     smooth = fn(v)

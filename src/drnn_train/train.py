@@ -1,6 +1,9 @@
-"""Training: float GRU pre-training, then delta-threshold + quantisation-aware fine-tuning.
+"""Training: float GRU (or LSTM) pre-training, then delta-threshold + quantisation-aware
+fine-tuning.
 
-Phase 1 trains the layers (L ≥ 1, stacked) as a float GRU (thresholds 0, no quantisation).
+Phase 1 trains the layers (L ≥ 1, stacked) as a float GRU (thresholds 0, no quantisation);
+with ``cell = "lstm"`` (:class:`~drnn_train.config.TrainConfig`) as a float LSTM, and every
+later step is the same for the LSTM's layers (:class:`~drnn_train.model.DeltaLSTM`).
 Phase 2 switches on the thresholds Θx, Θh (forward pass, straight-through gradient) and fake
 quantisation to the accelerator's formats, optionally with an L1 penalty on the kept Δh, and
 fine-tunes at a lower learning rate. The result is evaluated in the hardware-exact mode
@@ -157,6 +160,7 @@ def _checkpoint(model, cfg, ds, mean, scale, metrics, targets=None) -> dict:
         "target_mean": [float(v) for v in targets[0]],
         "target_scale": [float(v) for v in targets[1]]}
     return {
+        **({"cell": cfg.cell} if cfg.cell != "gru" else {}),
         "kind": CHECKPOINT_KIND, "version": 1 if len(hs) == 1 else 2, "config": asdict(cfg),
         "input_size": ds.input_size, "hidden_size": hs[-1], "num_classes": ds.num_outputs,
         "num_layers": len(hs), "hidden_sizes": hs,
@@ -254,14 +258,14 @@ def train(cfg: TrainConfig, dataset: Dataset | None = None, progress: bool = Tru
         ytr, yte = torch.as_tensor(ds.y_train), torch.as_tensor(ds.y_test)
 
     model = DeltaGRUClassifier(ds.input_size, cfg.hidden_sizes(), ds.num_outputs, fmts,
-                               per_step=ds.per_step)
+                               per_step=ds.per_step, cell=cfg.cell)
     n = len(ytr)
     epochs = phase_epochs(cfg.epochs, cfg.min_steps, n, cfg.batch_size)
     ft_epochs = phase_epochs(cfg.finetune_epochs, cfg.finetune_min_steps, n, cfg.batch_size)
     steps = ft_steps = 0
     if init_state is None:
         steps = _run_epochs(model, xtr, ltr, ytr, epochs, cfg.lr, cfg.batch_size, 0.0, rng,
-                            "float GRU", progress, regression)
+                            f"float {cfg.cell.upper()}", progress, regression)
     else:
         model.load_state_dict(init_state)
         epochs = 0
@@ -287,6 +291,8 @@ def train(cfg: TrainConfig, dataset: Dataset | None = None, progress: bool = Tru
     else:
         metrics = {"dataset": ds.name, "float_accuracy": float_score,
                    "qat_accuracy": qat_score}
+    if cfg.cell != "gru":
+        metrics["cell"] = cfg.cell
     metrics.update({"qat_sparsity_dx": qat_sparsity["sparsity_dx"],
                     "qat_sparsity_dh": qat_sparsity["sparsity_dh"]})
     ckpt = _checkpoint(model, cfg, ds, mean, scale, metrics, targets)

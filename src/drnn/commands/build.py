@@ -18,7 +18,7 @@ import numpy as np
 
 from drnn_hw.errors import UserError
 from .common import (check_output_paths, core_options, input_options, load_bundle,
-                     read_codes, shape_from_options)
+                     read_codes, require_core, shape_from_options)
 
 BOARDS = ("ulx3s-85f", "arty-z7-20")
 
@@ -39,6 +39,7 @@ BOARDS = ("ulx3s-85f", "arty-z7-20")
 def build(model_dir, board, out_dir, freq_mhz, baud, estimate, **core):
     """Build MODEL_DIR for a board."""
     bundle = load_bundle(model_dir)
+    require_core(bundle, model_dir, f"drnn build --board {board}")
     shape = shape_from_options(**core, hidden=max(ly.hidden_size for ly in bundle.layers))
     if freq_mhz is not None and not freq_mhz > 0:
         raise UserError(f"--freq must be > 0 MHz, got {freq_mhz:g}")
@@ -149,6 +150,7 @@ def run(model_dir, board, port, baud, input_path, layout, lengths_path, output_p
     from ..state_io import read_h0
 
     bundle = load_bundle(model_dir)
+    require_core(bundle, model_dir, f"drnn run --board {board}")
     check_output_paths(output_path, stats_path)
     inputs, codes = read_codes(bundle, input_path, layout, lengths_path)
     h0 = None if h0_path is None else read_h0(h0_path, bundle, codes.shape[0])

@@ -76,6 +76,12 @@ def load_bundle(path) -> ModelBundle:
     return ModelBundle.load(path)   # BundleError is reported by the CLI on one line
 
 
+def require_core(bundle: ModelBundle, path, what: str) -> None:
+    """A one-line BundleError naming ``path``/model.json unless ``bundle`` has a core (a GRU):
+    the commands that generate, build or run the core refuse an LSTM bundle with it."""
+    bundle.require_core(str(Path(path) / "model.json"), what)
+
+
 def input_options(f):
     """--input, --layout, --lengths, --output: the X.npy a command runs and the H.npy it writes
     (``drnn simulate``, ``drnn run``)."""

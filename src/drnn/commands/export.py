@@ -1,4 +1,5 @@
-"""``drnn export``: a checkpoint of ``drnn train`` or a PyTorch GRU to a model bundle.
+"""``drnn export``: a checkpoint of ``drnn train``, a PyTorch GRU or a PyTorch LSTM to a model
+bundle.
 
 torch is imported inside the command so that ``drnn --help`` stays fast.
 """
@@ -26,6 +27,14 @@ _TORCH_ONLY = ("prefix", "head_prefix", "weight_bits", "weight_frac", "input_mea
                    "prefix such as rnn., module., encoder.gru.), or of a checkpoint dict holding "
                    "such a state dict. A whole pickled module (torch.save(model)) is refused: "
                    "save model.state_dict().")
+@click.option("--torch-lstm", "torch_lstm", type=click.Path(path_type=Path), default=None,
+              metavar="FILE.pt",
+              help="Import a PyTorch LSTM instead, as --torch-gru does a GRU: an nn.LSTM (any "
+                   "num_layers, either batch_first, with or without biases; no proj_size, "
+                   "unidirectional) or nn.LSTMCell state dict. The bundle is a delta-LSTM "
+                   "(model.json cell 'lstm'): the golden model runs it (drnn simulate --engine "
+                   "golden, drnn evaluate); no core is generated for it yet. The --torch-gru "
+                   "options below apply to it as well.")
 @click.option("--prefix", default=None, metavar="P",
               help="With --torch-gru: the GRU's key prefix, when the file holds several GRUs "
                    "(e.g. encoder.gru).")
@@ -56,7 +65,7 @@ _TORCH_ONLY = ("prefix", "head_prefix", "weight_bits", "weight_frac", "input_mea
 @click.option("--theta-h", type=float, default=None,
               help="Θh for the bundle (default: the trained one; 0 for --torch-gru).")
 @click.option("--name", default=None, help="Bundle name.")
-def export(checkpoint, torch_gru, out, theta_x, theta_h, name, **torch_opts):
+def export(checkpoint, torch_gru, torch_lstm, out, theta_x, theta_h, name, **torch_opts):
     """Write the model bundle (integer weights, LUTs, head) of CHECKPOINT or a torch GRU.
 
     CHECKPOINT is a `drnn train` checkpoint: its weight format, normalisation, classes and data
@@ -72,15 +81,18 @@ def export(checkpoint, torch_gru, out, theta_x, theta_h, name, **torch_opts):
         threshold_code,
     )
 
-    if (checkpoint is None) == (torch_gru is None):
-        raise UserError("export: give either CHECKPOINT or --torch-gru STATE.pt (exactly one)")
+    given = [v for v in (checkpoint, torch_gru, torch_lstm) if v is not None]
+    if len(given) != 1:
+        raise UserError("export: give either CHECKPOINT, --torch-gru STATE.pt or --torch-lstm "
+                        "STATE.pt (exactly one)")
     notes = []
     if checkpoint is not None:
         given = [k for k in _TORCH_ONLY if torch_opts[k] is not None]
         if given:
             flag = "--" + given[0].replace("_", "-")
-            raise UserError(f"{checkpoint}: {flag}: only with --torch-gru (a drnn train "
-                            "checkpoint keeps its trained format, normalisation and data set)")
+            raise UserError(f"{checkpoint}: {flag}: only with --torch-gru or --torch-lstm (a "
+                            "drnn train checkpoint keeps its trained format, normalisation and "
+                            "data set)")
         ckpt = load_checkpoint(checkpoint)
         fmts = Formats.from_dict(ckpt["formats"])
         for n, v in (("theta_x", theta_x), ("theta_h", theta_h)):
@@ -89,11 +101,13 @@ def export(checkpoint, torch_gru, out, theta_x, theta_h, name, **torch_opts):
         bundle, saturated = bundle_from_checkpoint(ckpt, theta_x, theta_h, name)
         source = str(checkpoint)
     else:
+        path = torch_gru if torch_gru is not None else torch_lstm
         bundle, saturated, notes = bundle_from_torch_file(
-            torch_gru, theta_x=0.0 if theta_x is None else theta_x,
-            theta_h=0.0 if theta_h is None else theta_h, name=name, **torch_opts)
+            path, theta_x=0.0 if theta_x is None else theta_x,
+            theta_h=0.0 if theta_h is None else theta_h, name=name,
+            cell="gru" if torch_gru is not None else "lstm", **torch_opts)
         fmts = bundle.formats
-        source = str(torch_gru)
+        source = str(path)
     bundle.save(out)
     for note in notes:
         click.echo(note, err=True)
@@ -103,11 +117,12 @@ def export(checkpoint, torch_gru, out, theta_x, theta_h, name, **torch_opts):
     head = (f"yes ({bundle.num_outputs} {'outputs' if bundle.is_regression else 'classes'})"
             if bundle.has_head else "no")
     lsb = fmts.act.lsb
+    cell = "LSTM " if bundle.cell == "lstm" else ""
     if bundle.num_layers == 1:
-        sizes = f"I={bundle.input_size} H={bundle.hidden_size}"
+        sizes = f"{cell}I={bundle.input_size} H={bundle.hidden_size}"
         thetas = f"Θx={bundle.theta_x * lsb:g} Θh={bundle.theta_h * lsb:g}"
     else:
-        sizes = (f"{bundle.num_layers} layers I={bundle.input_size} H="
+        sizes = (f"{cell}{bundle.num_layers} layers I={bundle.input_size} H="
                  + ",".join(str(ly.hidden_size) for ly in bundle.layers))
         thetas = (f"Θx={','.join(f'{ly.theta_x * lsb:g}' for ly in bundle.layers)} "
                   f"Θh={','.join(f'{ly.theta_h * lsb:g}' for ly in bundle.layers)}")

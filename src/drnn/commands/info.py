@@ -18,8 +18,15 @@ def info(model_dir):
     b = load_bundle(model_dir)
     f = b.formats
     I, H = b.input_size, b.hidden_size
-    weights = sum(3 * ly.hidden_size * (ly.input_size + ly.hidden_size) for ly in b.layers)
+    gates = int(np.shape(b.layers[0].w_x)[0])          # 3 (GRU r, z, n) or 4 (LSTM i, f, g, o)
+    weights = sum(gates * ly.hidden_size * (ly.input_size + ly.hidden_size) for ly in b.layers)
     click.echo(f"bundle      {model_dir}  ({b.name}; {b.source or 'no source recorded'})")
+    if b.cell == "lstm":
+        click.echo(f"cell        LSTM (gates i, f, g, o; cell state c in {f.cell}); no core is "
+                   "generated for it yet: golden model only (drnn simulate --engine golden, "
+                   "drnn evaluate)")
+    else:
+        click.echo("cell        GRU (gates r, z, n)")
     stack = f"{b.num_layers} layers, " if b.num_layers > 1 else ""
     click.echo(f"sizes       {stack}I={I} H={H}  weights={weights} "
                f"({weights * f.w_bits / 8 / 1024:.1f} KiB at {f.w_bits} bits)")
@@ -48,6 +55,8 @@ def info(model_dir):
                    f"{', '.join(map(str, b.classes or []))}")
     else:
         click.echo("head        none")
+    if b.cell != "gru":
+        return
     shape = PRESETS["default"]
     click.echo(f"default core P={shape.rows} K={shape.columns} E={shape.scan}: "
                f"{shape.multipliers} multipliers"

@@ -65,6 +65,11 @@ def _show(v):
               help="classification (y: (N,) labels; cross-entropy, accuracy) or regression "
                    "(y: (N, T, O) per-step or (N, O) last-step targets; MSE, RMSE). Default: "
                    "the data set's own (pendulum: regression), classification for a .npz.")
+@click.option("--cell", type=click.Choice(["gru", "lstm"]), default=DEFAULTS.cell,
+              show_default=True,
+              help="The recurrent cell: gru (the delta-GRU the generator builds a core for) or "
+                   "lstm (a delta-LSTM in nn.LSTM's convention: trained, exported and run by the "
+                   "golden model; no core is generated for it yet).")
 @click.option("--layers", type=int, default=DEFAULTS.layers, show_default=True,
               help="Stacked delta-GRU layers L (layer l > 0 takes layer l-1's h).")
 @click.option("--hidden", default=str(DEFAULTS.hidden), show_default=True,
@@ -98,11 +103,11 @@ def _show(v):
 @click.option("--out", "out", required=True, type=click.Path(path_type=Path),
               help="Checkpoint to write (CKPT.pt); metrics go to CKPT.metrics.json.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
-def train(dataset, task, layers, hidden, theta_x, theta_h, epochs, finetune_epochs, min_steps,
+def train(dataset, task, cell, layers, hidden, theta_x, theta_h, epochs, finetune_epochs, min_steps,
           finetune_min_steps, lr, finetune_lr, batch_size, l1, weight_bits, weight_frac,
           seed, threads, out, quiet):
-    """Train a delta-GRU classifier or regression model (float pre-training, then delta + QAT
-    fine-tuning)."""
+    """Train a delta-GRU (or --cell lstm: delta-LSTM) classifier or regression model (float
+    pre-training, then delta + QAT fine-tuning)."""
     from drnn_hw.numerics import Formats
 
     _check_positive("layers", layers)
@@ -135,7 +140,7 @@ def train(dataset, task, layers, hidden, theta_x, theta_h, epochs, finetune_epoc
 
     from drnn_train.train import checkpoint_metrics_path, train_model
 
-    path, m = train_model(out, dataset, progress=not quiet, task=task, layers=layers,
+    path, m = train_model(out, dataset, progress=not quiet, task=task, cell=cell, layers=layers,
                           hidden=hidden,
                           theta_x=theta_x,
                           theta_h=theta_h, epochs=epochs, finetune_epochs=finetune_epochs,
@@ -143,16 +148,18 @@ def train(dataset, task, layers, hidden, theta_x, theta_h, epochs, finetune_epoc
                           finetune_lr=finetune_lr, batch_size=batch_size, l1=l1,
                           weight_bits=weight_bits, weight_frac=weight_frac, seed=seed,
                           threads=threads)
-    stack = f"L={layers} " if layers > 1 else ""
+    stack = ("LSTM " if cell == "lstm" else "") + (f"L={layers} " if layers > 1 else "")
+    name = cell.upper()
     click.echo(f"{m['dataset']}: {stack}H={_show(hidden)} Θx={_show(theta_x)} "
                f"Θh={_show(theta_h)} weights "
                f"{fmts.weight} ({m['seconds']:.0f} s; {m['epochs_run']} + "
                f"{m['finetune_epochs_run']} epochs, {m['steps']} + {m['finetune_steps']} steps)")
     if m.get("task") == "regression":
-        click.echo(f"float GRU test RMSE          {_rmse(m, 'float')}")
+        click.echo(f"float {name} test RMSE{' ' * (13 - len(name))}{_rmse(m, 'float')}")
         click.echo(f"hardware-exact test RMSE     {_rmse(m, 'exact')}")
     else:
-        click.echo(f"float GRU test accuracy     {100 * m['float_accuracy']:.2f} %")
+        click.echo(f"float {name} test accuracy{' ' * (8 - len(name))}"
+                   f"{100 * m['float_accuracy']:.2f} %")
         click.echo(f"hardware-exact test accuracy {100 * m['exact_accuracy']:.2f} %")
     click.echo(f"temporal sparsity Δx {100 * m['sparsity_dx']:.1f} %, "
                f"Δh {100 * m['sparsity_dh']:.1f} %")
