@@ -1,4 +1,6 @@
-"""How far the integer accelerator can be from the float GRU it was exported from.
+"""How far the integer accelerator can be from the float GRU (or LSTM) it was exported from.
+
+The LSTM's bound, :func:`lstm_error_bound`, is derived in its docstring the same way.
 
 :func:`gru_error_bound` gives, for a bundle at Θx = Θh = 0 and inputs that are exactly
 representable (activation codes), a per-step, per-unit upper bound on
@@ -59,7 +61,7 @@ import numpy as np
 
 from drnn_hw.numerics import dequantize, lut_error_bound
 
-__all__ = ["gru_error_bound", "layer_error_bounds"]
+__all__ = ["gru_error_bound", "layer_error_bounds", "lstm_error_bound", "lstm_layer_error_bounds"]
 
 
 def gru_error_bound(bundle, x_codes, steps: int | None = None, float_params=None,
@@ -192,4 +194,98 @@ def layer_error_bounds(bundle, x_codes, steps: int | None = None, float_params=N
             bounds[t] = e
         out.append(bounds)
         e_in, in_hmax = bounds, hmax
+    return out
+
+
+def lstm_error_bound(bundle, x_codes, steps: int | None = None) -> np.ndarray:
+    """(T, H) bound on |h_golden − h_torch_lstm| of an LSTM bundle's output (its last layer's
+    h) per step and unit; :func:`lstm_layer_error_bounds` gives every layer's.
+
+    The reference is ``torch.nn.LSTM`` in float64 with the bundle's *dequantised* weights and
+    biases (for L layers, the layers one after the other), fed the dequantised ``x_codes``
+    (N, T, I), from h0 = c0 = 0, at Θx = Θh = 0. Derivation (vectors per hidden unit; ``e_h``,
+    ``e_c`` the bounds of the previous step's |h_g − h_f| and |c_g − c_f|, both 0 at the start;
+    q the activation LSB, q_c the cell LSB, εσ, ετ the LUT bounds of
+    :func:`drnn_hw.numerics.lut_error_bound`):
+
+    * At Θ = 0 the delta memories telescope exactly (integers, no rounding):
+      ``M_k = b_k + W_xk x + W_hk h_g`` for k = i, f, g, o, so ``|M_g − M_f| ≤ |W_hk| e_h``,
+      and narrowing to the activation format adds at most q/2:
+      ``e_mk = |W_hk| e_h + q/2``.
+    * σ has slope ≤ 1/4 and tanh ≤ 1, and the LUT bounds hold for every input code:
+      ``e_i = εσ + e_mi/4``, ``e_f = εσ + e_mf/4``, ``e_o = εσ + e_mo/4``,
+      ``e_g = ετ + e_mg`` (each at most 1, 1, 1, 2: the values lie in [0, 1] or [−1, 1]).
+    * ``f_g c_g − f_f c_f = f_g (c_g − c_f) + (f_g − f_f) c_f`` with ``0 ≤ f_g ≤ 1`` (the σ
+      table's largest entry is exactly 1) and ``|c_f| ≤ t−1`` before step t (|c_t| ≤ |c_{t−1}|
+      + |i g| ≤ |c_{t−1}| + 1, in the float LSTM and in the hardware alike: round(f·c) with
+      f ≤ 1 never grows |c|); ``i_g g_g − i_f g_f = i_g (g_g − g_f) + (i_g − i_f) g_f``; each
+      product is rounded once to the cell LSB: ``e_c' = e_c + (t−1) e_f + e_g + e_i + q_c``.
+      Nothing contracts e_c: a cell that remembers (f ≈ 1) keeps its error, which is why c has
+      two more fractional bits than h (:mod:`drnn_hw.numerics`).
+    * ``tc = TANH_LUT[cell_index(c')]``: the LUT bound holds for every real input of a bin,
+      so for every cell code (tested over all of them): ``e_tc = ετ + e_c'`` (at most 2).
+    * ``h' = round(o · tc)``: ``o_g tc_g − o_f tc_f = o_g (tc_g − tc_f) + (o_g − o_f) tc_f``
+      with |o_g| ≤ 1, |tanh| ≤ 1: ``e_h' = e_tc + e_o + q/2`` (at most 2: |h| ≤ 1 on both
+      sides).
+
+    **Stacked layers**: layer l ≥ 1 gets layer l−1's h codes as they are (no second rounding),
+    the float LSTM layer l−1's float h, so ``e_mk`` gains ``|W_xk| E^(l−1)_t`` (layer l−1's
+    bound at the same step), as in :func:`layer_error_bounds`.
+
+    No saturation is assumed: |M| ≤ |b| + Σ|W_x| max|x| + Σ|W_h| (|h| ≤ 1) must stay below the
+    activation range (narrowing), and |c| ≤ T below the cell format's; otherwise ValueError.
+    The bound compounds through the recurrence (per step by about Σ|W_h| through e_g and
+    (t−1)·Σ|W_hf|/4 through e_f), so it is informative for the first steps of a model of
+    default initialisation and loose after that, like the GRU's. Raises ValueError for a GRU
+    bundle, nonzero thresholds or a model that may saturate.
+    """
+    return lstm_layer_error_bounds(bundle, x_codes, steps)[-1]
+
+
+def lstm_layer_error_bounds(bundle, x_codes, steps: int | None = None) -> list:
+    """Every layer's bound (a list of L arrays (T, H_l)) of :func:`lstm_error_bound`."""
+    if bundle.cell != "lstm":
+        raise ValueError("lstm_error_bound: a GRU bundle (use gru_error_bound)")
+    f = bundle.formats
+    for l, ly in enumerate(bundle.layers):
+        if ly.theta_x or ly.theta_h:
+            raise ValueError("the bound holds for thresholds 0 only"
+                             + (f" (layer {l} has nonzero thresholds)"
+                                if bundle.num_layers > 1 else ""))
+    q, qc = f.act.lsb, f.cell.lsb
+    es, et = lut_error_bound(f, "sigmoid"), lut_error_bound(f, "tanh")
+    act_top = f.act.max * q
+    x = np.asarray(x_codes)
+    T = x.shape[1] if steps is None else steps
+    if T + 1 >= f.cell.max * qc:
+        raise ValueError("the cell state may saturate over this many steps; the bound does "
+                         "not apply")
+    xmax = float(np.abs(dequantize(x, f.act)).max()) if x.size else 0.0
+    e_in, out = None, []
+    for l, ly in enumerate(bundle.layers):
+        wx = np.abs(dequantize(ly.w_x, f.weight))            # (4, H, I)
+        wh = np.abs(dequantize(ly.w_h, f.weight))            # (4, H, H)
+        b = np.abs(dequantize(ly.bias, f.acc))               # (4, H)
+        H = ly.hidden_size
+        in_max = xmax if l == 0 else 1.0
+        worst_m = float((b + wx.sum(2) * in_max + wh.sum(2)).max())
+        if worst_m + q >= act_top:
+            raise ValueError("model may saturate; the bound does not apply"
+                             + (f" (layer {l})" if bundle.num_layers > 1 else ""))
+        e_h, e_c = np.zeros(H), np.zeros(H)
+        bounds = np.zeros((T, H))
+        for t in range(T):
+            e_m = np.stack([wh[k] @ e_h for k in range(4)]) + q / 2
+            if l > 0:
+                e_m += np.stack([wx[k] @ e_in[t] for k in range(4)])
+            e_i = np.minimum(es + e_m[0] / 4, 1.0)
+            e_f = np.minimum(es + e_m[1] / 4, 1.0)
+            e_g = np.minimum(et + e_m[2], 2.0)
+            e_o = np.minimum(es + e_m[3] / 4, 1.0)
+            e_c = e_c + t * e_f + e_g + e_i + qc           # |c_f| ≤ t before step t + 1
+            e_tc = np.minimum(et + e_c, 2.0)
+            e_h = np.minimum(e_tc + e_o + q / 2, 2.0)
+            bounds[t] = e_h
+        out.append(bounds)
+        e_in = bounds
     return out
