@@ -4,7 +4,8 @@ Pre-trains one float GRU (the default configuration), then fine-tunes it with de
 and quantisation-aware training once per (Θ, weight format), and evaluates each result
 hardware-exactly twice: with the trainer's exact mode and with the golden model + cycle model
 (the two must agree; the sweep fails loudly if they do not). Writes ``results.json`` and
-``results.md`` (the README table) to the output folder.
+``results.md`` (the README table) to the output folder. ``--cell lstm`` sweeps a delta-LSTM
+the same way (no cycles: there is no LSTM core or cycle model yet).
 """
 
 from __future__ import annotations
@@ -67,11 +68,12 @@ def markdown_table(rows) -> str:
              "Δh sparsity | mean cycles/step (dense) |",
              "|---|---|---|---|---|---|---|---|"]
     for r in rows:
+        cycles = "–" if r["mean_cycles"] is None else \
+            f"{r['mean_cycles']:.1f} ({r['mean_cycles_dense']:.0f})"
         lines.append(f"| {r['weight_bits']}-bit Q{r['weight_bits'] - r['weight_frac']}."
                      f"{r['weight_frac']} | {r['theta_x']:g} | {r['theta_h']:g} | {100 * r['float_accuracy']:.2f} % "
                      f"| {100 * r['exact_accuracy']:.2f} % | {100 * r['sparsity_dx']:.1f} % | "
-                     f"{100 * r['sparsity_dh']:.1f} % | {r['mean_cycles']:.1f} "
-                     f"({r['mean_cycles_dense']:.0f}) |")
+                     f"{100 * r['sparsity_dh']:.1f} % | {cycles} |")
     return "\n".join(lines) + "\n"
 
 
@@ -85,6 +87,8 @@ def main(argv=None):
                     help="Θx:Θh pairs (instead of --thetas), e.g. 0.5:0.75")
     ap.add_argument("--weight-formats", nargs="+", default=["8:6"],
                     help="BITS:FRAC pairs used with --thetas, e.g. 8:6 16:12")
+    ap.add_argument("--cell", choices=["gru", "lstm"], default=None,
+                    help="the recurrent cell (default gru)")
     ap.add_argument("--hidden", type=int, default=None)
     ap.add_argument("--epochs", type=int, default=None)
     ap.add_argument("--finetune-epochs", type=int, default=None)
@@ -98,7 +102,7 @@ def main(argv=None):
     runs = [(wb, wf, tx, th) for wb, wf in wfs for tx, th in pairs] or None
     opts = {k: v for k, v in (("hidden", a.hidden), ("epochs", a.epochs),
                               ("finetune_epochs", a.finetune_epochs), ("l1", a.l1),
-                              ("seed", a.seed)) if v is not None}
+                              ("seed", a.seed), ("cell", a.cell)) if v is not None}
     res = sweep(a.out, a.dataset, runs, progress=not a.quiet, **opts)
     print(markdown_table(res["rows"]))
 
