@@ -123,14 +123,17 @@ class DeltaGRUCore(wiring.Component):
     ------
     ValueError
         From the blocks, naming the parameter, for a bundle or shape they cannot build
-        (e.g. a bundle with no hidden units), or more than
-        :data:`~drnn_hw.layer_map.MAX_LAYERS` layers.
+        (e.g. a bundle with no hidden units), more than
+        :data:`~drnn_hw.layer_map.MAX_LAYERS` layers, or a cell other than the GRU.
     """
 
     def __init__(self, bundle: ModelBundle, shape: CoreShape | None = None):
         shape = shape or CoreShape()
         self.bundle, self.shape = bundle, shape
         self.fmts = bundle.formats
+        if bundle.cell != "gru":
+            raise refuse(self, f"cell {bundle.cell!r}: this core computes the GRU cell (the "
+                               f"LSTM core is not generated yet)")
         if bundle.num_layers > MAX_LAYERS:
             raise refuse(self, f"{bundle.num_layers} stacked layers: a core holds at most "
                                f"{MAX_LAYERS}")

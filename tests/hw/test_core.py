@@ -270,3 +270,11 @@ def test_refuses_a_bundle_without_hidden_units():
     empty.w_x = np.zeros((3, 0, 3), np.int64)   # no hidden units (emptied after validation)
     with pytest.raises(ValueError, match="bundle"):
         DeltaGRUCore(empty, CoreShape(2, 2, 2))
+
+
+def test_refuses_an_lstm_bundle():
+    # The core computes the GRU cell: an LSTM bundle must not elaborate into a GRU core.
+    from drnn_hw.core import DeltaGRUCore
+
+    with pytest.raises(ValueError, match="cell 'lstm'"):
+        DeltaGRUCore(random_bundle(3, 4, seed=1, cell="lstm"), CoreShape(2, 2, 2))
