@@ -6,8 +6,8 @@ block's issue ``c0`` (at most one carry chain, table lookup or multiplier per st
     c0  read the block of the four delta memories
     c1  σ ROM addresses of M_r, M_z;  mnx, mnh = narrow(M_nx), narrow(M_nh)
     c2  r, z from the σ ROM;          r·mnh to the r channel's multipliers (column 0)
-    c4  tanh ROM address of pre = sat(mnx + round(r·mnh))
-    c5  n from the tanh ROM, h read;  z·(h − n) to the z channel's multipliers (column 0)
+    c4  tanh ROM address of pre = sat(mnx + round(r·mnh));  h read (registered)
+    c5  n from the tanh ROM;          z·(h − n) to the z channel's multipliers (column 0)
     c7  h' = sat(n + round(z·(h − n))), written to h
 
 Two identities of the spec's integer arithmetic save stages (both exact, not approximations):
@@ -16,8 +16,11 @@ Two identities of the spec's integer arithmetic save stages (both exact, not app
   wider value (:func:`~drnn_hw.hdl_arith.saturated_lut_index`): from the unsaturated delta
   memory row at c1, and from ``r·mnh`` plus ``mnx`` at c4;
 * ``rnh = sat(round(r·mnh))`` never saturates, because the σ table's entries lie in [0, 2^A]
-  (checked here; the bundle enforces it), so ``mnx + rnh`` is one add of the product and
-  ``mnx·2^A + half``.
+  (checked here; the bundle enforces it), so ``mnx + rnh`` is one add.
+
+Each rounding is folded into the add that follows it (:func:`~drnn_hw.hdl_arith.add_rounded`,
+the rounding bit as a carry-in) or into the clamp (:func:`~drnn_hw.hdl_arith.round_saturate`),
+so no stage holds a carry chain across a whole product or delta memory row.
 
 The tables are ``lib.memory`` ROMs, per row p of a block one σ ROM with two read ports (r, z)
 and one tanh ROM. The AP owns no multiplier: it borrows the MxV's (idle once all deltas are
@@ -37,7 +40,8 @@ from amaranth.hdl import Array, Const, Module, Signal, signed
 from amaranth.lib import data, memory, wiring
 from amaranth.lib.wiring import In, Out
 
-from .hdl_arith import check_positive, narrow_acc, refuse, saturate, saturated_lut_index
+from .hdl_arith import (add_rounded, check_positive, narrow_acc, refuse, saturate,
+                         saturated_lut_index)
 from .multiplier import MultiplierBankSignature
 from .mxv import (AP_MUL_LATENCY, AP_READ_LATENCY, DeltaReadSignature, ap_operand_a_bits,
                   ap_operand_b_bits)
@@ -86,7 +90,9 @@ class ActivationPipeline(wiring.Component):
         cycle); the rows arrive ``AP_READ_LATENCY`` cycles later (acc_bits + guard bits, not
         saturated).
     h_block : Out(range(max(NB, 2)));  h_in : In(ArrayLayout(signed(act_bits), P))
-        The block of the current hidden state the AP needs this cycle (read combinationally).
+        The block of the current hidden state the AP reads this cycle (``h_in``, read
+        combinationally, registered here for the next stage); it must not change before the
+        AP's own write of that block.
     mul_r, mul_z : Out(MultiplierBankSignature(P, act_bits + 1, ap_operand_b_bits))
         The borrowed column-0 multipliers of the r and z channels (product ``AP_MUL_LATENCY``
         cycles after ``en``).
@@ -184,7 +190,9 @@ class ActivationPipeline(wiring.Component):
         mul_r, mul_z = self.mul_r, self.mul_z
         m.d.comb += [
             mul_r.en.eq(c[_C_RZ].valid), mul_z.en.eq(c[_C_N].valid),
-            self.h_block.eq(c[_C_N].block),
+            # h is read a stage early and registered here, so the c5 operand h − n starts
+            # from a register, not from the core's block mux (the ULX3S critical path).
+            self.h_block.eq(c[_C_N - 1].block),
             self.h_we.eq(c[_C_H].valid), self.h_wblock.eq(c[_C_H].block),
             self.done.eq(c[_C_H].valid & (c[_C_H].block == last)),
         ]
@@ -215,22 +223,24 @@ class ActivationPipeline(wiring.Component):
             mnx, mnh = Signal(act, name=f"mnx_{p}"), Signal(act, name=f"mnh_{p}")
             m.d.sync += [mnx.eq(narrow_acc(m_nx[p], fmts)),
                          mnh.eq(narrow_acc(m_nh[p], fmts))]
-            # c2: r · mnh on the r channel; z kept; mnx·2^A + half for the c4 add.
+            # c2: r · mnh on the r channel; z kept.
             z = Signal(act, name=f"z_{p}")
-            mnx_sh = Signal(signed(fmts.act_bits + A + 1), name=f"mnx_sh_{p}")
             m.d.comb += [mul_r.a[p].eq(mnh), mul_r.b[p].eq(rd_r.data)]
-            m.d.sync += [z.eq(rd_z.data), mnx_sh.eq((mnx << A) + (1 << (A - 1)))]
-            # c4: tanh address of sat(mnx + round(r·mnh)) = index of (prod + mnx·2^A + half) >> A.
-            mnx_sh4 = delay(mnx_sh, _C_RZ + 1, _C_PRE, f"mnx_sh_{p}")
+            m.d.sync += z.eq(rd_z.data)
+            # c4: tanh address of pre = sat(mnx + round(r·mnh)), from the product's rounded
+            # high part (add_rounded: one adder of act width, not of the product's).
+            mnx4 = delay(mnx, _C_M + 1, _C_PRE, f"mnx_{p}")
             m.d.comb += rd_n.addr.eq(saturated_lut_index(
-                mul_r.product[p] + mnx_sh4, fmts, fmts.tanh_range_log2, A, rounded=True))
-            # c5: z · (h − n) on the z channel; n·2^A + half kept for the c7 add.
+                add_rounded(mul_r.product[p], A, mnx4), fmts, fmts.tanh_range_log2))
+            # c5: z · (h − n) on the z channel; n kept for the c7 add.
             z5 = delay(z, _C_RZ + 1, _C_N, f"z_{p}")
-            m.d.comb += [mul_z.a[p].eq(self.h_in[p] - rd_n.data), mul_z.b[p].eq(z5)]
-            n_sh = Signal(signed(fmts.act_bits + A + 1), name=f"n_sh_{p}")
-            m.d.sync += n_sh.eq((rd_n.data << A) + (1 << (A - 1)))
-            n_sh7 = delay(n_sh, _C_N + 1, _C_H, f"n_sh_{p}")
-            # c7: h' = sat(n + round(z · (h − n))) = sat((prod + n·2^A + half) >> A).
+            h_q = Signal(act, name=f"h_{p}")
+            m.d.sync += h_q.eq(self.h_in[p])
+            m.d.comb += [mul_z.a[p].eq(h_q - rd_n.data), mul_z.b[p].eq(z5)]
+            n = Signal(act, name=f"n_{p}")
+            m.d.sync += n.eq(rd_n.data)
+            n7 = delay(n, _C_N + 1, _C_H, f"n_{p}")
+            # c7: h' = sat(n + round(z · (h − n))).
             m.d.comb += self.h_out[p].eq(
-                saturate((mul_z.product[p] + n_sh7) >> A, fmts.act_bits))
+                saturate(add_rounded(mul_z.product[p], A, n7), fmts.act_bits))
         return m

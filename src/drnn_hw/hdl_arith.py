@@ -12,8 +12,9 @@ from amaranth.hdl import Cat, Const, Elaboratable, Mux, Value, unsigned
 
 from .numerics import Formats, lut_shift
 
-__all__ = ["saturate", "round_shift", "narrow_acc", "lut_index", "saturated_lut_index",
-           "lut_range_inside_act", "select_onehot", "refuse", "check_positive"]
+__all__ = ["saturate", "round_shift", "round_saturate", "add_rounded", "narrow_acc", "lut_index",
+           "saturated_lut_index", "lut_range_inside_act", "select_onehot", "refuse",
+           "check_positive"]
 
 
 def refuse(owner, message: str) -> ValueError:
@@ -59,9 +60,24 @@ def round_shift(v, shift: int):
     return (v + (1 << (shift - 1))) >> shift
 
 
+def add_rounded(v, shift: int, a):
+    """``round_shift(v, shift) + a`` (``shift`` ≥ 1) as one adder of ``a``'s width, not of v's.
+
+    ``(v + 2**(shift-1)) >> shift`` is ``(v >> shift) + c`` with c = bit ``shift - 1`` of v;
+    the sum with ``a`` takes c as the carry into an extra low bit of both operands:
+    ``((2·(v >> shift) + c) + (2·a + c)) >> 1``.
+    """
+    v, a = Value.cast(v), Value.cast(a)
+    c = v[shift - 1]
+    return (Cat(c, v[shift:]).as_signed() + Cat(c, a).as_signed()) >> 1
+
+
 def narrow_acc(m, fmts: Formats):
-    """An accumulator value to the activation format (round half up, saturate)."""
-    return saturate(round_shift(m, fmts.w_frac), fmts.act_bits)
+    """An accumulator value to the activation format (round half up, saturate), as
+    :func:`round_saturate` (no carry chain across the accumulator)."""
+    if fmts.w_frac <= 0:
+        return saturate(round_shift(m, fmts.w_frac), fmts.act_bits)
+    return round_saturate(m, fmts.w_frac, fmts.w_frac, fmts.act_bits)
 
 
 def _index_of_shifted(u, fmts: Formats):
@@ -94,10 +110,52 @@ def saturated_lut_index(v, fmts: Formats, range_log2: int, pre_shift: int = 0,
     before or after its saturation to acc_bits gives the same activation value, because
     ``acc_bits >= act_bits + w_bits`` puts the acc limits beyond the act limits.
     """
-    rnd = v if rounded or pre_shift <= 0 else v + (1 << (pre_shift - 1))
     if not lut_range_inside_act(fmts, range_log2):
+        rnd = v if rounded or pre_shift <= 0 else v + (1 << (pre_shift - 1))
         return lut_index(saturate(rnd >> pre_shift, fmts.act_bits), fmts, range_log2)
-    return _index_of_shifted(rnd >> (pre_shift + lut_shift(fmts, range_log2)), fmts)
+    shift = pre_shift + lut_shift(fmts, range_log2)
+    if rounded or pre_shift <= 0:
+        return _index_of_shifted(v >> shift, fmts)
+    if shift < pre_shift:
+        return _index_of_shifted((v + (1 << (pre_shift - 1))) >> shift, fmts)
+    return _rounded_index(Value.cast(v), pre_shift, shift, fmts)
+
+
+def _rounded_index(v, half_bit: int, shift: int, fmts: Formats):
+    """``_index_of_shifted((v + 2**(half_bit-1)) >> shift)``: :func:`round_saturate` to the
+    table's index width, sign bit flipped."""
+    bits = fmts.lut_bits
+    return (round_saturate(v, half_bit, shift, bits).as_unsigned() ^ (1 << (bits - 1)))[:bits]
+
+
+def round_saturate(v, half_bit: int, shift: int, bits: int):
+    """``saturate((v + 2**(half_bit-1)) >> shift, bits)`` without a carry chain across ``v``
+    (``1 ≤ half_bit ≤ shift``; result ``signed(bits)``).
+
+    With ``v = q·2**shift + r``, adding the half carries into bit ``shift`` exactly when the bits
+    ``r[half_bit-1 : shift]`` are all ones, so the shifted sum is ``q + c`` (c that AND); and
+    ``saturate(q + c, bits)`` is q's low bits plus c when q fits (held at the top code, where
+    the increment would wrap), the top code when q lies above, the bottom code when q lies
+    below (q + c is then at most the bottom code). The wide add becomes an AND, a sign test
+    over q's top bits and a ``bits``-wide increment: a few LUT levels instead of a carry chain
+    across a whole delta memory row (the AP's narrowing and σ addresses, ULX3S timing).
+    """
+    v = Value.cast(v)
+    if not v.shape().signed:
+        v = Cat(v, Const(0, 1)).as_signed()
+    if len(v) <= shift + 1:
+        # Nothing of q above its sign bit: the plain form is as short.
+        return saturate((v + (1 << (half_bit - 1))) >> shift, bits)
+    c = v[half_bit - 1:shift].all()
+    q = v[shift:]
+    if len(q) < bits + 1:
+        q = Cat(q, q[-1].replicate(bits + 1 - len(q)))
+    top = q[bits - 1:]
+    fits = top.all() | ~top.any()
+    low = q[:bits]
+    inc = Mux(low == (1 << (bits - 1)) - 1, low, (low + c)[:bits])
+    limit = Mux(q[-1], Const(1 << (bits - 1), bits), Const((1 << (bits - 1)) - 1, bits))
+    return Mux(fits, inc, limit).as_signed()
 
 
 def select_onehot(onehot, values, shape):
