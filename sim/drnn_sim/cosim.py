@@ -40,6 +40,10 @@ class CosimResult:
     layer_cycles: np.ndarray | None = None
     layer_nnz_dx: np.ndarray | None = None
     layer_nnz_dh: np.ndarray | None = None
+    # (N, T) the clock edge at which the last beat of x frame t went in, and of h frame t came
+    # out (cycles since the simulation's start): latency and throughput as the host sees them.
+    x_done: np.ndarray | None = None
+    h_done: np.ndarray | None = None
 
 
 @functools.lru_cache(maxsize=1)
@@ -141,7 +145,8 @@ def _step_limit(bundle, shape, x_valid_prob: float, h_ready_prob: float) -> int:
 def simulate(bundle, shape, x_codes, lengths=None, *, waves=None, theta_x=None, theta_h=None,
              x_valid_prob: float = 1.0, h_ready_prob: float = 1.0, stall_seed: int = 0,
              name: str = TOP, workdir=None, step_limit: int | None = None, h0=None,
-             layer_thetas=None, reset=None, layer_stats: bool = False) -> CosimResult:
+             layer_thetas=None, reset=None, layer_stats: bool = False,
+             lockstep: bool = False) -> CosimResult:
     """Run ``x_codes`` (N, T, I) through the Verilated core, one sequence after the other.
 
     ``theta_x``/``theta_h``: per-sequence threshold codes of layer 0 (THETA_X/THETA_H) written
@@ -152,7 +157,8 @@ def simulate(bundle, shape, x_codes, lengths=None, *, waves=None, theta_x=None, 
     from the state sequence n-1 left (no RESET_STATE, no h0: a chunk of a longer sequence);
     default all True. ``layer_stats``: read every layer's counters while each output frame
     waits. ``x_valid_prob``/``h_ready_prob`` < 1 insert random stalls on the input and output
-    streams. ``waves``: write a VCD of the whole run to this path. ``step_limit``: cycles per
+    streams. ``lockstep``: send each x frame only after the previous h frame has left (so
+    ``h_done − x_done`` is a frame's latency); otherwise frames go back to back. ``waves``: write a VCD of the whole run to this path. ``step_limit``: cycles per
     step after which the run fails as hung (default: generous, from the model).
     """
     from drnn_hw.golden import check_lengths, initial_state
@@ -195,7 +201,7 @@ def simulate(bundle, shape, x_codes, lengths=None, *, waves=None, theta_x=None, 
                  theta_h=per_seq(theta_h), x_valid_prob=float(x_valid_prob),
                  h_ready_prob=float(h_ready_prob), stall_seed=int(stall_seed), layers=L,
                  h0=h0_flat, h0_given=h0 is not None, layer_thetas=thetas, reset=resets,
-                 layer_stats=bool(layer_stats))
+                 layer_stats=bool(layer_stats), lockstep=bool(lockstep))
         t1 = time.monotonic()
         runner.run_test(build_dir, name, "drnn_sim.driver", work, waves=bool(waves),
                         env={"DRNN_SIM_IN": str(work / "in.npz"),
@@ -228,7 +234,7 @@ def simulate(bundle, shape, x_codes, lengths=None, *, waves=None, theta_x=None, 
     return CosimResult(h=out["h"], nnz_dx=out["nnz_dx"], nnz_dh=out["nnz_dh"],
                        cycles=out["cycles"], steps=out["steps"], steps_reg=out["steps_reg"],
                        status_end=int(out["status_end"]), lengths=lengths, perf=perf,
-                       **per_layer)
+                       x_done=out["x_done"], h_done=out["h_done"], **per_layer)
 
 
 def run_benches(bundle, shape, x_codes, workdir, testcase: str | None = None,

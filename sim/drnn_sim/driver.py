@@ -10,7 +10,8 @@ write to THETA_X/THETA_H before sequence n (-1: leave as is), ``x_valid_prob`` a
 every layer's (Θx, Θh) codes for sequence n (-1: leave as is), ``reset`` (N,) (False: sequence
 n continues the state of sequence n-1, no RESET_STATE), ``h0`` (N, ΣH) and ``h0_given``
 (write the initial state over H0 after the reset), ``layer_stats`` (read every layer's
-counters while each output frame's last beat waits, with ready held low).
+counters while each output frame's last beat waits, with ready held low), ``lockstep`` (send
+x frame t only after h frame t-1 has left, instead of back to back).
 
 Per sequence: write the thresholds if asked, write CTRL.RESET_STATE (and h0), stream the frames,
 collect the h frames; ``status`` is sampled when the last beat of each output frame is transferred.
@@ -18,7 +19,8 @@ Sequences run one after the other (the reset must land between the last step of 
 of the next). Without stalls Python only wakes per beat, never per idle cycle.
 
 Output: the npz named by ``$DRNN_SIM_OUT``: ``h`` (N, T, H), ``nnz_dx``, ``nnz_dh``, ``cycles``,
-``steps`` (status.steps at each frame end) (N, T), ``steps_reg`` (N,) the STEPS register after
+``steps`` (status.steps at each frame end), ``x_done``/``h_done`` (the clock edge at which
+the last beat of x frame t went in / of h frame t came out) (N, T), ``steps_reg`` (N,) the STEPS register after
 each sequence, ``status_end`` (STATUS at the end), ``sim_cycles``, ``wall_seconds`` and
 ``cpu_seconds`` (the simulator process's CPU time: the speed measure that does not depend on
 other jobs sharing the machine).
@@ -50,9 +52,12 @@ class StreamSource:
         dut.x__valid.value = 0
         dut.x__payload.value = 0
 
-    async def send(self, beats):
+    async def send(self, beats, per_frame: int = 1):
+        """Drive ``beats``; returns the clock edge (cycles since time 0) at which the last beat
+        of every ``per_frame`` beats was transferred."""
         d = self.dut
-        for v in beats:
+        done = []
+        for i, v in enumerate(beats):
             if self.valid_prob < 1.0:
                 idle = int(self.rng.geometric(self.valid_prob)) - 1
                 if idle:
@@ -65,7 +70,10 @@ class StreamSource:
                 await RisingEdge(d.x__ready)     # wake only when the FIFO has room again
                 await ReadOnly()
             await RisingEdge(self.clk)           # the beat is taken at this edge
+            if (i + 1) % per_frame == 0:
+                done.append(get_sim_time("ns") // CLOCK_NS)
         d.x__valid.value = 0
+        return done
 
 
 class FrameSink:
@@ -80,6 +88,7 @@ class FrameSink:
         self.WH = -(-hidden // elements)
         self.ready_prob, self.rng = ready_prob, rng
         self.always_ready = ready_prob >= 1.0 and layer_stats is None
+        self.done = []                      # per frame: the edge its last beat left at
         dut.h__ready.value = 1 if self.always_ready else 0
 
     def _take(self, beat: int, frame: list, where: str):
@@ -134,6 +143,8 @@ class FrameSink:
                 self._take(beat, frame, f"{where} frame {f}")
                 status = self._status() if beat == self.WH - 1 else None
                 await RisingEdge(self.clk)
+                if beat == self.WH - 1:
+                    self.done.append(get_sim_time("ns") // CLOCK_NS)
                 if not self.always_ready:
                     d.h__ready.value = 0
             out.append((frame, status))
@@ -160,6 +171,7 @@ async def stream_sequences(dut):
     resets = cfg.get("reset", np.ones(N, bool))
     h0, h0_given = cfg.get("h0"), bool(cfg.get("h0_given", False))
     want_layers = bool(cfg.get("layer_stats", False))
+    lockstep = bool(cfg.get("lockstep", False))
 
     cocotb.start_soon(Clock(dut.clk, CLOCK_NS, unit="ns").start())
     source = StreamSource(dut, x_prob, rng)
@@ -176,6 +188,8 @@ async def stream_sequences(dut):
 
     h = np.zeros((N, T, H), np.int64)
     stats = np.zeros((4, N, T), np.int64)
+    x_done = np.zeros((N, T), np.int64)
+    h_done = np.zeros((N, T), np.int64)
     layer_stats = np.zeros((3, N, T, n_layers), np.int64)
     steps_reg = np.zeros(N, np.int64)
     t0, cpu0, c0 = time.perf_counter(), time.process_time(), get_sim_time("ns")
@@ -195,11 +209,21 @@ async def stream_sequences(dut):
             if h0_given:
                 for code in h0[n]:
                     await csr.write(H0, int(code) & ((1 << A) - 1))
-        if L:
+        if L and lockstep:
+            # One frame at a time: x_t only after h_{t-1} has left (the latency of a frame).
+            frames = []
+            for t in range(L):
+                sink_task = cocotb.start_soon(sink.receive(1, f"sequence {n} step {t}"))
+                beats = frame_beats(x[n, t], A, E)
+                x_done[n, t] = (await source.send(beats, len(beats)))[0]
+                frames += await with_timeout(sink_task, limit * CLOCK_NS, "ns")
+        elif L:
             sink_task = cocotb.start_soon(sink.receive(L, f"sequence {n}"))
             beats = [b for t in range(L) for b in frame_beats(x[n, t], A, E)]
-            await source.send(beats)
+            x_done[n, :L] = await source.send(beats, len(beats) // L)
             frames = await with_timeout(sink_task, limit * L * CLOCK_NS, "ns")
+        if L:
+            h_done[n, :L] = sink.done[-L:]
             for t, ((frame, status), layers) in enumerate(zip(frames, sink.layers[-L:])):
                 h[n, t] = frame
                 stats[:, n, t] = status
@@ -212,5 +236,5 @@ async def stream_sequences(dut):
     np.savez(os.environ["DRNN_SIM_OUT"], h=h, cycles=stats[0], nnz_dx=stats[1],
              nnz_dh=stats[2], steps=stats[3], steps_reg=steps_reg, status_end=status_end,
              layer_cycles=layer_stats[0], layer_nnz_dx=layer_stats[1],
-             layer_nnz_dh=layer_stats[2],
+             layer_nnz_dh=layer_stats[2], x_done=x_done, h_done=h_done,
              sim_cycles=sim_cycles, wall_seconds=wall, cpu_seconds=cpu)

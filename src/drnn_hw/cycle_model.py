@@ -40,8 +40,8 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 __all__ = ["CoreShape", "PRESETS", "SCAN_LATENCY", "MXV_WRITE", "AP_LATENCY", "LAYER_GAP",
-           "mxv_drain", "step_cycles", "cycle_bound",
-           "cycles_for_masks", "FORMULA"]
+           "FRAME_IO", "mxv_drain", "step_cycles", "cycle_bound", "frame_latency",
+           "frame_interval", "cycles_for_masks", "FORMULA"]
 
 #: Cycles from the step's start to the first schedule cycle: the encoder's fetch, test and pick
 #: stages (window values and deltas, threshold test, the first K picks) are registered before
@@ -59,6 +59,28 @@ AP_LATENCY = 8
 #: next layer's window counters and threshold): a step of L layers takes the sum of the
 #: layers' :func:`step_cycles` plus ``(L - 1) · LAYER_GAP``.
 LAYER_GAP = 1
+
+#: The host's view of a frame beyond the step's cycles and the output beats: the x FIFO's level
+#: and the start condition's copy of it are registers (the step's cycle 0 is the second cycle
+#: after the edge that takes the frame's last beat), and the commit loads the output holding
+#: buffer (its first beat leaves one edge later). See :func:`frame_latency`.
+FRAME_IO = 1
+
+
+def frame_latency(cycles, out_beats: int):
+    """Cycles from the clock edge that takes x_t's last beat to the edge at which h_t's last
+    beat leaves, for a frame that finds the core idle and an output stream that is always
+    ready: ``cycles + WH + FRAME_IO`` (``out_beats`` = WH, the output frame's beats). Works on
+    arrays of ``cycles``."""
+    return np.asarray(cycles) + out_beats + FRAME_IO
+
+
+def frame_interval(cycles, layers: int = 1):
+    """Cycles between the last beats of two consecutive h frames when the x frames come back
+    to back (the throughput), ``cycles`` being the later step's: a step starts in the cycle
+    after the previous commit, a stacked core (L > 1) one cycle later (it loads layer 0's
+    window counters; see :mod:`drnn_hw.core`). Nothing of one step overlaps the next yet."""
+    return np.asarray(cycles) + (1 if layers > 1 else 0)
 
 
 def mxv_drain(nb: int) -> int:

@@ -114,3 +114,23 @@ def test_every_layers_h_on_the_output_stream_when_chosen():
     assert_matches_golden(r, g)
     last = golden_run(bundle, x, [9, 4], replace(shape, out_layers="last"))
     assert np.array_equal(r.h[..., 15:], last.h) and np.array_equal(r.cycles, last.cycles)
+
+
+def test_frames_back_to_back_and_one_at_a_time():
+    # The host's view of a stacked core (the "two" stack; cycle model frame_interval and
+    # frame_latency): back to back, h frames are the step's cycles plus the one idle cycle
+    # after a commit apart; one at a time, the latency is the step's cycles plus the frame I/O.
+    from drnn_hw.cycle_model import frame_interval, frame_latency
+
+    bundle, shape = STACKS["two"]()
+    x = sparse_walk(np.random.default_rng(22), 1, 10, bundle.input_size, bundle.formats.act)
+    g = golden_run(bundle, x, shape=shape)
+    wh = -(-bundle.layers[-1].hidden_size // shape.scan)
+    b2b = simulate(bundle, shape, x)
+    assert_matches_golden(b2b, g)
+    np.testing.assert_array_equal(np.diff(b2b.h_done, axis=1),
+                                  frame_interval(g.cycles[:, 1:], bundle.num_layers))
+    one = simulate(bundle, shape, x, lockstep=True)
+    assert_matches_golden(one, g)
+    np.testing.assert_array_equal((one.h_done - one.x_done)[:, 1:],
+                                  frame_latency(g.cycles[:, 1:], wh))
