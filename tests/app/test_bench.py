@@ -134,6 +134,12 @@ def test_run_bench_golden_rows_consistent():
     assert row["speedup_vs_theta0"] == pytest.approx(c0 / c1)
     assert row["cycles"]["mean"] == pytest.approx(c1 / steps)
     assert row["latency_us"]["mean"] == pytest.approx(c1 / steps / 50.0)
+    # One layer, nothing overlapped: frames back to back are a step apart; a frame's latency is
+    # its step plus the H/E output beats and one cycle (verified in Verilator, tests/sim).
+    beats = -(-4 // SHAPE.scan)
+    assert row["throughput_cycles"] == pytest.approx(c1 / steps)
+    assert row["frame_latency_cycles"] == pytest.approx(c1 / steps + beats + 1)
+    assert row["frame_latency_us"] == pytest.approx((c1 / steps + beats + 1) / 50.0)
     kept = r1.nnz_dx.sum() + r1.nnz_dh.sum()
     assert row["mxv_utilisation"] == pytest.approx(12 * kept / (12 * c1))
     assert row["sparsity_dh"] == pytest.approx(1 - r1.nnz_dh.sum() / (4 * steps))
@@ -174,7 +180,8 @@ def test_cli_writes_json_and_plots(tiny, tmp_path):
     for r in bench["rows"]:
         assert set(r) == {"theta_x", "theta_h", "theta_x_code", "theta_h_code", "trained",
                           "accuracy", "sparsity_dx", "sparsity_dh", "nnz_dx_mean",
-                          "nnz_dh_mean", "steps", "cycles", "latency_us", "speedup_vs_theta0",
+                          "nnz_dh_mean", "steps", "cycles", "latency_us", "throughput_cycles",
+                          "frame_latency_cycles", "frame_latency_us", "speedup_vs_theta0",
                           "useful_macs", "mxv_utilisation", "bound_cycles_mean",
                           "bound_efficiency", "effective_gops", "ops_per_multiplier_cycle",
                           "breakdown", "peer", "peer_published", "torch_ratio"}

@@ -26,6 +26,14 @@ Definitions (also written into bench.json under ``definitions``):
 ``latency_us``
     ``cycles / clock_MHz``; the clock is the Fmax of an ECP5 build report or a stated value,
     and ``clock.source`` says which.
+``throughput_cycles``
+    Mean cycles between two output frames when the input frames come back to back:
+    :func:`drnn_hw.cycle_model.frame_interval` of each step's cycles (the step's cycles, plus
+    one for a stacked core; nothing of a step overlaps the next yet).
+``frame_latency_cycles``, ``frame_latency_us``
+    Mean cycles (µs at the clock) from the last beat of x_t in to the last beat of h_t out,
+    one frame at a time: :func:`drnn_hw.cycle_model.frame_latency`, ``cycles + WH + 1``. Both
+    relations are checked against Verilator timestamps by the co-simulation tests.
 ``speedup_vs_theta0``
     ``Σ cycles(Θ=0) / Σ cycles(Θ)`` over the same sequences and steps.
 ``useful_macs``
@@ -37,7 +45,7 @@ Definitions (also written into bench.json under ``definitions``):
     ``useful_macs / (3·P·K · Σ cycles)``: the share of all multiplier-cycles of the step that did
     a useful MxV multiply-accumulate (rows padded up to a multiple of P count as idle).
 ``bound_efficiency``
-    ``Σ cycle_bound(nnz) / Σ cycles`` with :func:`drnn_hw.cycle_model.cycle_bound` (MxV fully
+    ``Σ cycle_bound(nnz) / Σ throughput cycles`` with :func:`drnn_hw.cycle_model.cycle_bound` (MxV fully
     busy, AP at P·K per cycle): 1.0 means the schedule is as good as the bound allows.
 ``dense_ops_per_step``
     ``2 · 3H(I+H)``: one multiply and one add per weight, what a dense GRU step does.
@@ -98,11 +106,17 @@ DEFINITIONS = {
     "sparsity_dh": "fraction of zero hidden deltas: 1 - sum(nnz_dh) / (H * steps)",
     "cycles": "cycles per step over all valid steps (mean, p50, p99, max; linear percentiles)",
     "latency_us": "cycles / clock_mhz (clock.source says where the clock comes from)",
+    "throughput_cycles": "mean cycles between output frames, input frames back to back "
+                         "(cycle_model.frame_interval of each step's cycles)",
+    "frame_latency_cycles": "mean cycles from x_t's last beat in to h_t's last beat out, one "
+                            "frame at a time (cycle_model.frame_latency: cycles + WH + 1)",
+    "frame_latency_us": "frame_latency_cycles / clock_mhz",
     "speedup_vs_theta0": "sum cycles at theta 0 / sum cycles at this theta, same sequences",
     "useful_macs": "3*H per kept delta column (r, z, n rows): 3*H*sum(nnz_dx + nnz_dh); the "
                    "activation pipeline's products are not counted",
     "mxv_utilisation": "useful_macs / (3*P*K * sum cycles)",
-    "bound_efficiency": "sum cycle_model.cycle_bound(nnz) / sum cycles (1.0 = at the bound)",
+    "bound_efficiency": "sum cycle_model.cycle_bound(nnz) / sum throughput cycles (1.0 = at "
+                        "the bound)",
     "dense_ops_per_step": "2 * 3H(I+H): a multiply and an add per weight",
     "effective_gops": "dense_ops_per_step / mean latency per step, in 1e9 op/s",
     "ops_per_multiplier_cycle": "dense_ops_per_step / (3*P*K * mean cycles per step); "

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from drnn_hw.bundle import ModelBundle
-from drnn_hw.cycle_model import FORMULA, CoreShape, cycle_bound
+from drnn_hw.cycle_model import FORMULA, CoreShape, cycle_bound, frame_interval, frame_latency
 from drnn_hw.errors import UserError
 from drnn_hw.golden import GoldenResult
 from drnn_train.evaluate import regression_errors
@@ -79,6 +79,11 @@ def summarise(result, bundle: ModelBundle, labels, shape: CoreShape, clock_mhz: 
     breakdown = {k: breakdown[k] for k in ("ap_fixed", "mxv_issue", "mxv_drain", "scan_wait",
                                            "total")}
     lat_mean_us = stats["mean"] / clock_mhz
+    # The host's view (frames back to back; one frame at a time), from each step's cycles by
+    # the relations of the cycle model that the co-simulation tests check in Verilator.
+    out_beats = -(-shape.output_units([ly.hidden_size for ly in bundle.layers]) // shape.scan)
+    interval = frame_interval(cyc, bundle.num_layers)
+    frame_lat = frame_latency(cyc, out_beats)
     first = bundle.layers[0]
     reg = head_regression(bundle, result.h, result.lengths, labels)
     row = {
@@ -92,11 +97,14 @@ def summarise(result, bundle: ModelBundle, labels, shape: CoreShape, clock_mhz: 
         "steps": int(cyc.size),
         "cycles": stats,
         "latency_us": {k: v / clock_mhz for k, v in stats.items() if k != "total"},
+        "throughput_cycles": float(np.mean(interval)),
+        "frame_latency_cycles": float(np.mean(frame_lat)),
+        "frame_latency_us": float(np.mean(frame_lat)) / clock_mhz,
         "speedup_vs_theta0": None if base_cycles is None else speedup(base_cycles, cyc),
         "useful_macs": macs,
         "mxv_utilisation": mxv_utilisation(macs, shape, cyc),
         "bound_cycles_mean": float(np.mean(bound)),
-        "bound_efficiency": float(np.sum(bound)) / float(np.sum(cyc)),
+        "bound_efficiency": float(np.sum(bound)) / float(np.sum(interval)),
         "effective_gops": dense_ops / (stats["mean"] / (clock_mhz * 1e6)) / 1e9,
         "ops_per_multiplier_cycle": dense_ops / (shape.multipliers * stats["mean"]),
         "breakdown": breakdown,

@@ -63,7 +63,8 @@ def format_table(bench: dict) -> str:
     regression = bench.get("task") == "regression"
     score = "nRMSE" if regression else "acc%"
     head = (f"{'Θx':>7} {'Θh':>7} {score:>6} {'Δx0%':>5} {'Δh0%':>5} {'cyc mean':>8} "
-            f"{'p50':>5} {'p99':>6} {'max':>5} {'µs/step':>8} {'speedup':>7} {'MxV%':>5} "
+            f"{'p50':>5} {'p99':>6} {'max':>5} {'thru':>6} {'µs/step':>8} {'lat µs':>7} "
+            f"{'speedup':>7} {'MxV%':>5} "
             f"{'bound%':>6} {'GOp/s':>6} {'op/m·c':>6} {'peer×':>6} {'torch×':>7}")
     lines = [head, "-" * len(head)]
     for r in rows:
@@ -75,7 +76,8 @@ def format_table(bench: dict) -> str:
             f"{value:>6} "
             f"{100 * r['sparsity_dx']:>5.1f} {100 * r['sparsity_dh']:>5.1f} "
             f"{r['cycles']['mean']:>8.1f} {r['cycles']['p50']:>5.0f} {r['cycles']['p99']:>6.1f} "
-            f"{r['cycles']['max']:>5.0f} {r['latency_us']['mean']:>8.3f} "
+            f"{r['cycles']['max']:>5.0f} {r['throughput_cycles']:>6.1f} "
+            f"{r['latency_us']['mean']:>8.3f} {r['frame_latency_us']:>7.3f} "
             f"{r['speedup_vs_theta0']:>7.2f} {100 * r['mxv_utilisation']:>5.1f} "
             f"{100 * r['bound_efficiency']:>6.1f} {r['effective_gops']:>6.2f} "
             f"{r['ops_per_multiplier_cycle']:>6.2f} {r['peer']['ratio_to_ours']:>6.2f} "
@@ -98,8 +100,9 @@ def format_table(bench: dict) -> str:
          f"(0 perfect, 1 = predicting the mean); Δx0%/Δh0% = zero deltas; "
          if regression else
          "acc% = head on the engine's h at each sequence's last step; Δx0%/Δh0% = zero deltas; ")
-        + "MxV% = useful MACs (3H per kept delta) / (3PK · cycles); bound% = cycle_bound / "
-          "measured",
+        + "MxV% = useful MACs (3H per kept delta) / (3PK · cycles); thru = cycles between "
+          "output frames, inputs back to back; lat µs = last x beat in to last h beat out, one "
+          "frame at a time; bound% = cycle_bound / thru",
         f"op/m·c = dense-equivalent ops per multiplier per cycle (DeltaRNN 2018: "
         f"{bench['reference_design']['ops_per_multiplier_cycle']:.1f})",
         f"peer× = EdgeDRNN schedule model with PE={rows[0]['peer']['pe']} (same multipliers) "
