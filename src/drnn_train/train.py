@@ -247,7 +247,11 @@ def train(cfg: TrainConfig, dataset: Dataset | None = None, progress: bool = Tru
     units, nrmse unit-free: :func:`~drnn_train.evaluate.regression_errors`), and
     ``mean_baseline_nrmse`` (predicting the training targets' mean on the test split) with
     ``no_better_than_mean`` (exact_nrmse ≥ it). Both: sparsity (float/QAT/exact), steps,
-    epochs, seconds, config.
+    epochs, seconds, config, ``weight_sparsity`` (zero weight codes of the bundle's W_x, W_h).
+    With ``cfg.spatial_sparsity`` > 0 also ``spatial_sparsity``, ``balance_rows``,
+    ``kept_per_slice`` and ``blocks`` (per layer), ``spatial_epochs_run``, ``spatial_steps``
+    and ``pruned_float_accuracy`` (regression: ``pruned_float_rmse``/``_nrmse``): the float
+    model with the fixed mask, before the fine-tuning; the checkpoint then holds ``balance``.
     """
     t0 = time.monotonic()
     torch.set_num_threads(cfg.threads)

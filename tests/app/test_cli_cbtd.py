@@ -120,3 +120,40 @@ def test_bad_spatial_options(tmp_path, capsys, flag, value, needle):
                            tmp_path / "x.pt"], capsys)
     one_line_error(code, err, needle)
     assert not (tmp_path / "x.pt").exists()
+
+
+def test_evaluate_reports_the_compressed_core_model(pruned, tmp_path, capsys):
+    from drnn_hw.cycle_model import CoreShape
+    from drnn_hw.golden import run
+    from drnn_hw.spatial import spatial_step_cycles
+    from drnn_train.datasets import load_dataset
+
+    _, bundle_dir, _ = pruned
+    code, out, err = drnn(["evaluate", bundle_dir, "--rows", "4", "--json", tmp_path / "e.json"],
+                          capsys)
+    assert code == 0, err
+    m = json.loads((tmp_path / "e.json").read_text())
+    assert f"compressed-weight core (spatial model, no such core yet): " \
+           f"{m['mean_cycles_compressed']:.1f} cycles/step" in out
+    # step by step here: the kept deltas of the golden run, one pair per slice (kept = 1)
+    b = ModelBundle.load(bundle_dir)
+    ds = load_dataset(b.extra["dataset"])
+    x, L = ds.x_test, ds.len_test
+    codes = np.where((np.arange(x.shape[1])[None, :] < L[:, None])[..., None],
+                     b.quantize_input(x), 0)
+    shape = CoreShape(rows=4)
+    g = run(b, codes, L, shape)
+    ly, total = b.layers[0], []
+    for n in range(len(L)):
+        xr, hr, h = (np.zeros(ly.input_size, np.int64), np.zeros(ly.hidden_size, np.int64),
+                     np.zeros(ly.hidden_size, np.int64))
+        for t in range(L[n]):
+            kx = (codes[n, t] != xr) & (abs(codes[n, t] - xr) >= ly.theta_x)
+            kh = (h != hr) & (abs(h - hr) >= ly.theta_h)
+            xr, hr = np.where(kx, codes[n, t], xr), np.where(kh, h, hr)
+            total.append(spatial_step_cycles(kx, kh, shape, 1))
+            h = g.h[n, t]
+    assert m["mean_cycles_compressed"] == pytest.approx(np.mean(total))
+    assert m["mean_cycles_compressed"] < m["mean_cycles"]
+    code, out, err = drnn(["evaluate", bundle_dir, "--rows", "2"], capsys)
+    assert code == 0 and "the core's P is not the pattern's" in out
