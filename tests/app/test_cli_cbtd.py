@@ -157,3 +157,17 @@ def test_evaluate_reports_the_compressed_core_model(pruned, tmp_path, capsys):
     assert m["mean_cycles_compressed"] < m["mean_cycles"]
     code, out, err = drnn(["evaluate", bundle_dir, "--rows", "2"], capsys)
     assert code == 0 and "the core's P is not the pattern's" in out
+
+
+def test_a_pattern_that_prunes_nothing_is_warned_about(tmp_path, capsys):
+    data = synthetic_npz(tmp_path / "syn.npz", n_train=16, n_test=8)
+    # H = 8, P = 16: one row per slice (NB = 1), γ = 0.5 keeps 1 - floor(0.5) = 1 of 1
+    code, out, err = drnn(["train", "--dataset", data, *FAST, "--spatial-sparsity", "0.5",
+                           "--out", tmp_path / "n.pt"], capsys)
+    assert code == 0, err
+    assert "1 of 1 weights kept per slice" in out
+    assert "drnn: warning: --spatial-sparsity 0.5 prunes nothing in layer 0: its slices have " \
+           "NB = 1 row(s) (H = 8, P = 16)" in err
+    code, out, err = drnn(["train", "--dataset", data, *FAST, "--spatial-sparsity", "0.5",
+                           "--balance-rows", "4", "--out", tmp_path / "p.pt"], capsys)
+    assert code == 0 and "prunes nothing" not in err

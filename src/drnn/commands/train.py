@@ -211,6 +211,13 @@ def train(dataset, task, cell, layers, hidden, theta_x, theta_h, epochs, finetun
         click.echo(f"drnn: warning: {m['saturated_on_export']} weights/biases saturate on export",
                    err=True)
     click.echo(f"wrote {path} and {checkpoint_metrics_path(path)}")
+    for l, (k, nb) in enumerate(zip(m.get("kept_per_slice", []), m.get("blocks", []))):
+        if k == nb:
+            click.echo(f"drnn: warning: --spatial-sparsity {spatial_sparsity:g} prunes nothing "
+                       f"in layer {l}: its slices have NB = {nb} row(s) (H = "
+                       f"{_each(hidden)[min(l, len(_each(hidden)) - 1)]}, P = {balance_rows}) "
+                       f"and keep NB − floor(γ·NB) = {k}; a larger γ or a smaller "
+                       f"--balance-rows prunes", err=True)
     for line in (rmse_warnings(m) if m.get("task") == "regression" else accuracy_warnings(m)):
         click.echo(line, err=True)
 
