@@ -54,6 +54,19 @@ format of :mod:`drnn_hw.numerics`, derived from ``formats`` (nothing more to sto
 are still written as version 1 or 2 (byte for byte what they were), so every older reader
 reads them; a bundle without ``cell`` (versions 1 and 2) is a GRU.
 
+**Version 4** (column-balanced sparse weights, written only when a layer has a pattern):
+version 3's ``model.json`` (``cell`` required) where an entry of ``layers`` may also hold
+``balance``: ``{rows, kept, gamma}`` (:class:`~drnn_hw.balance.BalanceUnit`): that layer's
+weights are pruned column-balanced over P = ``rows`` multiplier slices, at most ``kept``
+non-zero weights in every slice of every column of every ``w_x``/``w_h`` gate matrix, made for
+the target sparsity ``gamma`` (``kept`` must be :func:`~drnn_hw.balance.kept_per_slice` of it).
+A layer without ``balance`` is dense; dense bundles are written as before (versions 1 to 3),
+so older readers read them, and every version loads. :meth:`ModelBundle.load` checks that the
+weights follow the record (``tensors.npz: layer0.w_h: gate n column 17 slice p=3 (rows 3, 19,
+...): 2 non-zero weights, layers[0].balance.kept allows at most 1``). The tensors are the
+dense arrays as in version 3 (pruned weights are 0); a compressed (value, row) layout is the
+compressed core's business, not the bundle's.
+
 Every malformed case raises :class:`BundleError` with a one-line message naming the file and
 the field (``tensors.npz: layer1.w_x: expected shape (3, 64, 128), got (3, 64, 100)``).
 """
@@ -68,16 +81,19 @@ from pathlib import Path
 
 import numpy as np
 
+from .balance import GATE_NAMES, BalanceUnit, first_violation, kept_per_slice
 from .io import read_json_object
 from .numerics import CELLS, Formats, make_sigmoid_lut, make_tanh_lut, quantize, quantize_count
 
 __all__ = ["ModelBundle", "Layer", "BundleError", "FORMAT_VERSION", "FORMAT_VERSIONS", "TASKS",
            "InputSaturation", "MODEL_JSON_FIELDS", "MODEL_JSON_FIELDS_V2", "MODEL_JSON_FIELDS_V3",
-           "LAYER_JSON_FIELDS", "GATES", "random_bundle", "random_stacked_bundle"]
+           "MODEL_JSON_FIELDS_V4", "LAYER_JSON_FIELDS", "LAYER_JSON_FIELDS_V4",
+           "BALANCE_JSON_FIELDS", "GATES", "random_bundle", "random_stacked_bundle"]
 
-#: The newest bundle format (the cell type); :data:`FORMAT_VERSIONS` are all that load.
-FORMAT_VERSION = 3
-FORMAT_VERSIONS = (1, 2, 3)
+#: The newest bundle format (column-balanced sparse weights); :data:`FORMAT_VERSIONS` are all
+#: that load.
+FORMAT_VERSION = 4
+FORMAT_VERSIONS = (1, 2, 3, 4)
 
 #: Weight matrices per layer (rows of w_x / w_h) of each cell: GRU r, z, n; LSTM i, f, g, o.
 GATES = {"gru": 3, "lstm": 4}
@@ -164,6 +180,16 @@ MODEL_JSON_FIELDS_V3 = {
     **MODEL_JSON_FIELDS_V2,
     "cell": ((f"one of {', '.join(repr(c) for c in CELLS)}", lambda v: v in CELLS), True),
 }
+
+#: A layer's column-balanced pattern (version 4): :class:`~drnn_hw.balance.BalanceUnit`.
+BALANCE_JSON_FIELDS = {"rows": (_INT, True), "kept": (_INT, True), "gamma": (_NUM, True)}
+
+#: One entry of version 4's ``layers`` list: version 2's plus the optional ``balance``.
+LAYER_JSON_FIELDS_V4 = {**LAYER_JSON_FIELDS, "balance": (BALANCE_JSON_FIELDS, False)}
+
+#: Version-4 model.json fields: version 3's with ``layers`` entries that may hold ``balance``.
+MODEL_JSON_FIELDS_V4 = {**MODEL_JSON_FIELDS_V3,
+                        "layers": (_ListOf(LAYER_JSON_FIELDS_V4), True)}
 
 
 def _shown(v) -> str:
@@ -260,6 +286,8 @@ class Layer:
     accumulator format. An LSTM layer (the bundle's ``cell``): ``w_x`` (4, H, I), ``w_h``
     (4, H, H), gate order i, f, g, o, and ``bias`` (4, H) the initial M_i, M_f, M_g, M_o; ``theta_x`` (on this layer's input: the model input for layer 0, the
     previous layer's h otherwise) and ``theta_h`` (on its own h): activation-format codes.
+    ``balance``: the layer's column-balanced pattern (:class:`~drnn_hw.balance.BalanceUnit`),
+    None for dense weights; the bundle's validation checks that the weights follow it.
     """
 
     w_x: np.ndarray
@@ -267,6 +295,7 @@ class Layer:
     bias: np.ndarray
     theta_x: int = 0
     theta_h: int = 0
+    balance: BalanceUnit | None = None
 
     @property
     def input_size(self) -> int:
@@ -350,7 +379,8 @@ class ModelBundle:
         elif w_x is not None or w_h is not None or bias is not None or theta_x or theta_h:
             raise TypeError("ModelBundle takes layers or w_x/w_h/bias/theta_x/theta_h, not both")
         # Copies: a bundle made with dataclasses.replace must not share mutable layers.
-        self.layers = [Layer(ly.w_x, ly.w_h, ly.bias, ly.theta_x, ly.theta_h) for ly in layers]
+        self.layers = [Layer(ly.w_x, ly.w_h, ly.bias, ly.theta_x, ly.theta_h,
+                             getattr(ly, "balance", None)) for ly in layers]
         self.formats = formats
         self.sigmoid_lut, self.tanh_lut = sigmoid_lut, tanh_lut
         self.input_mean, self.input_scale = input_mean, input_scale
@@ -482,6 +512,28 @@ class ModelBundle:
                     fail(p + name, f"expected an integer threshold code, got {v!r}")
                 if not (0 <= int(v) <= f.act.max):
                     fail(p + name, f"threshold code must lie in [0, {f.act.max}], got {v}")
+            unit = getattr(ly, "balance", None)
+            if unit is not None:
+                if not isinstance(unit, BalanceUnit):
+                    fail(p + "balance", f"expected a BalanceUnit or None, got {unit!r}")
+                want = kept_per_slice(unit.gamma, H, unit.rows)
+                if unit.kept != want:
+                    fail(p + "balance", f"kept {unit.kept} per slice is not the count for "
+                                        f"γ = {unit.gamma:g} over P = {unit.rows} (H = {H}: "
+                                        f"expected {want})")
+                for part in ("w_x", "w_h"):
+                    for g, gname in enumerate(GATE_NAMES[self.cell]):
+                        bad = first_violation(np.asarray(getattr(ly, part))[g], unit.rows,
+                                              unit.kept)
+                        if bad is not None:
+                            c, q, nz = bad
+                            rows = ", ".join(str(r) for r in range(q, H, unit.rows)[:4])
+                            more = ", ..." if len(range(q, H, unit.rows)) > 4 else ""
+                            fail(p + part, f"gate {gname} column {c} slice p={q} (rows "
+                                           f"{rows}{more}): {nz} non-zero weights, "
+                                           f"layers[{l}].balance.kept allows at most "
+                                           f"{unit.kept} (P = {unit.rows}, γ = "
+                                           f"{unit.gamma:g})")
             prev_h = H
         H, I = self.hidden_size, self.input_size
         n = f.lut_entries
@@ -570,10 +622,11 @@ class ModelBundle:
                     "theta_x_code": int(ly.theta_x), "theta_h_code": int(ly.theta_h)}
 
         lstm = self.cell != "gru"
-        stacked = self.num_layers > 1 or lstm         # version 3 holds per-layer arrays
+        balanced = any(ly.balance is not None for ly in self.layers)
+        stacked = self.num_layers > 1 or lstm or balanced   # versions 3, 4: per-layer arrays
         meta = {
-            "format_version": 3 if lstm else (2 if stacked else 1),
-            **({"cell": self.cell} if lstm else {}),
+            "format_version": 4 if balanced else 3 if lstm else (2 if stacked else 1),
+            **({"cell": self.cell} if lstm or balanced else {}),
             "name": self.name,
             "input_size": self.input_size,
             "hidden_size": self.hidden_size,
@@ -581,7 +634,10 @@ class ModelBundle:
         }
         if stacked:
             meta["layers"] = [{"input_size": ly.input_size, "hidden_size": ly.hidden_size,
-                               "thresholds": thresholds(ly)} for ly in self.layers]
+                               "thresholds": thresholds(ly),
+                               **({"balance": ly.balance.to_dict()}
+                                  if ly.balance is not None else {})}
+                              for ly in self.layers]
         else:
             meta["thresholds"] = thresholds(self.layers[0])
         meta.update({
@@ -613,7 +669,7 @@ class ModelBundle:
 
     @classmethod
     def load(cls, directory) -> "ModelBundle":
-        """Read a bundle of format version 1, 2 or 3; BundleError naming file and field."""
+        """Read a bundle of format version 1 to 4; BundleError naming file and field."""
         d = Path(directory)
         mj, tz = d / "model.json", d / "tensors.npz"
         if not d.is_dir():
@@ -627,8 +683,9 @@ class ModelBundle:
             raise BundleError(f"{mj}: format_version: expected "
                               f"{', '.join(map(str, FORMAT_VERSIONS[:-1]))} or "
                               f"{FORMAT_VERSIONS[-1]}, got {version!r}")
-        v2 = version in (2, 3)              # per-layer arrays and a layers list
-        _check_fields(meta, MODEL_JSON_FIELDS_V3 if version == 3 else
+        v2 = version in (2, 3, 4)           # per-layer arrays and a layers list
+        _check_fields(meta, MODEL_JSON_FIELDS_V4 if version == 4 else
+                      MODEL_JSON_FIELDS_V3 if version == 3 else
                       MODEL_JSON_FIELDS_V2 if v2 else MODEL_JSON_FIELDS, str(mj))
         try:
             formats = Formats.from_dict(meta["formats"])
@@ -658,9 +715,13 @@ class ModelBundle:
                     f" at entry {int(np.flatnonzero(got != table)[0])}"
                 raise BundleError(f"{tz}: {k}: differs from the table the formats specify"
                                   f"{where} (drnn_hw.numerics; entries round(f(centre)))")
+        units = []
         if v2:
             entries = meta["layers"]
             names = [(f"layer{l}.", e["thresholds"]) for l, e in enumerate(entries)]
+            for l, e in enumerate(entries):
+                units.append(_balance_from_json(e.get("balance"), e["hidden_size"], str(mj),
+                                                f"layers[{l}].balance"))
             for k in arrays:
                 m = re.fullmatch(r"layer(\d+)\.(w_x|w_h|bias)", k)
                 if k in ("w_x", "w_h", "bias"):
@@ -671,12 +732,13 @@ class ModelBundle:
         else:
             names = [("", meta["thresholds"])]
         layers = []
-        for p, th in names:
+        for l, (p, th) in enumerate(names):
             for k in ("w_x", "w_h", "bias"):
                 if p + k not in arrays:
                     raise BundleError(f"{tz}: missing array '{p}{k}'")
             layers.append(Layer(arrays[p + "w_x"], arrays[p + "w_h"], arrays[p + "bias"],
-                                th["theta_x_code"], th["theta_h_code"]))
+                                th["theta_x_code"], th["theta_h_code"],
+                                units[l] if units else None))
         try:
             bundle = cls(
                 formats=formats, layers=layers,
@@ -708,6 +770,26 @@ class ModelBundle:
                         raise BundleError(f"{mj}: layers[{l}].{key}: says {e[key]}, "
                                           f"tensors have {getattr(ly, key)}")
         return bundle
+
+
+def _balance_from_json(d, hidden, where: str, name: str) -> BalanceUnit | None:
+    """model.json's ``layers[l].balance`` (fields already type-checked) -> BalanceUnit; a
+    BundleError naming ``where`` and the field for a value out of range or a ``kept`` that is
+    not the count its ``gamma`` gives (expected vs got)."""
+    if d is None:
+        return None
+    if d["rows"] < 1:
+        raise BundleError(f"{where}: {name}.rows: expected an integer ≥ 1, got {d['rows']}")
+    if not 0 <= d["gamma"] < 1:
+        raise BundleError(f"{where}: {name}.gamma: expected a number in [0, 1), "
+                          f"got {d['gamma']!r}")
+    if _is_int(hidden) and hidden >= 1:
+        want = kept_per_slice(d["gamma"], hidden, d["rows"])
+        if d["kept"] != want:
+            raise BundleError(f"{where}: {name}.kept: expected {want} (γ = {d['gamma']:g} over "
+                              f"P = {d['rows']} slices of H = {hidden} rows: NB − floor(γ·NB)), "
+                              f"got {d['kept']}")
+    return BalanceUnit(rows=d["rows"], kept=d["kept"], gamma=float(d["gamma"]))
 
 
 def random_bundle(input_size: int, hidden_size: int, *, formats: Formats | None = None,

@@ -71,6 +71,18 @@ class TrainConfig:
     weight_bits: int = 8
     weight_frac: int = 6
     seed: int = 0
+    # Column-balanced weight sparsity (drnn_train.prune, CBTD): the target γ in [0, 1) (0:
+    # dense, no pruning phase) over slices of ``balance_rows`` rows (P, the default core's 16:
+    # the pattern must be the core's), trained by ``spatial_epochs`` epochs (at least
+    # ``spatial_min_steps`` steps) of targeted dropout at rate ``targeted_dropout`` with γ rising
+    # over the first ``anneal`` of them, then fine-tuned with the mask fixed (the delta + QAT
+    # phase above).
+    spatial_sparsity: float = 0.0
+    balance_rows: int = 16
+    spatial_epochs: int = 20
+    spatial_min_steps: int = 180
+    targeted_dropout: float = 0.5
+    anneal: float = 0.75
     # Intra-op threads. The matrices are small (batch x 3H): one thread is fastest, and with
     # two on a shared, loaded machine OpenMP's spin-waiting made a batch ~15x slower.
     threads: int = 1

@@ -15,6 +15,7 @@ from drnn_hw.cycle_model import CoreShape, step_cycles
 from drnn_hw.errors import UserError
 from drnn_hw.golden import run
 from drnn_hw.numerics import dequantize
+from drnn_hw.spatial import bundle_spatial_cycles, delta_masks
 
 from .datasets import Dataset, load_dataset
 
@@ -83,6 +84,20 @@ def check_targets(bundle: ModelBundle, dataset: Dataset):
                         f"head has {bundle.num_outputs}")
 
 
+def _compressed_cycles(bundle, codes, res, lengths, shape) -> float | None:
+    """Mean cycles per step of a compressed-weight core (:mod:`drnn_hw.spatial`, a model: no
+    such core exists yet) for a column-balanced bundle, from the golden run's kept deltas;
+    None when ``shape``'s P is not the pattern's."""
+    masks = delta_masks(codes, res.layer_h, lengths,
+                        [(ly.theta_x, ly.theta_h) for ly in bundle.layers])
+    try:
+        c = bundle_spatial_cycles(bundle, masks, shape)
+    except ValueError:
+        return None
+    valid = np.arange(codes.shape[1])[None, :] < np.asarray(lengths)[:, None]
+    return float(c[valid].mean())
+
+
 def evaluate_bundle(bundle: ModelBundle, dataset: Dataset | str, shape: CoreShape | None = None,
                     split: str = "test") -> dict:
     """Accuracy of the bundle (golden model, bit-exact with the hardware) on a data split.
@@ -95,7 +110,10 @@ def evaluate_bundle(bundle: ModelBundle, dataset: Dataset | str, shape: CoreShap
     kept), speedup (dense / mean cycles), steps, sequences, mean_nnz_dx / mean_nnz_dh, core;
     an LSTM bundle (``cell`` "lstm", also returned) has no core and no cycle model: its
     mean_cycles, mean_cycles_dense, speedup and core are None;
-    theta_x / theta_h for one layer. A stacked bundle: sparsity and nnz over all layers, cycles
+    theta_x / theta_h for one layer; a column-balanced bundle (GRU) also
+    ``mean_cycles_compressed``: the spatial model's cycles of a compressed-weight core
+    (:mod:`drnn_hw.spatial`; no such core exists yet), None when ``shape``'s P is not the
+    pattern's. A stacked bundle: sparsity and nnz over all layers, cycles
     of the layers in sequence (:func:`drnn_hw.golden.run`), and ``layers``: per layer
     input_size, hidden_size, theta_x, theta_h, sparsity_dx, sparsity_dh.
     ``dataset`` is a loaded :class:`Dataset` or a name / .npz path.
@@ -145,6 +163,8 @@ def evaluate_bundle(bundle: ModelBundle, dataset: Dataset | str, shape: CoreShap
         "core": None if lstm else shape.to_dict(),
         **({"cell": "lstm"} if lstm else {}),
     }
+    if not lstm and any(ly.balance is not None for ly in bundle.layers):
+        out["mean_cycles_compressed"] = _compressed_cycles(bundle, codes, res, lengths, shape)
     lsb = bundle.formats.act.lsb
     if bundle.num_layers == 1:
         out.update(theta_x=bundle.theta_x * lsb, theta_h=bundle.theta_h * lsb)

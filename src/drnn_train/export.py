@@ -18,6 +18,10 @@ Checkpoint format (``torch.save`` of a dict, read with ``torch.load(weights_only
     dataset        the data set: a built-in name or the absolute path of the .npz
     metrics        the training metrics (also in CKPT.metrics.json)
     float_state    the state after float pre-training (the threshold sweep starts from it)
+    balance        only for a model trained with column-balanced sparsity (drnn train
+                   --spatial-sparsity): {"rows": P, "gamma": γ}; its pruned weights are 0 in
+                   ``state``, and the exported bundle records each layer's
+                   drnn_hw.balance.BalanceUnit (bundle format version 4)
 
 Bias export: the bundle's ``bias`` rows are the initial delta memories
 ``[b_ir + b_hr, b_iz + b_hz, b_in, b_hn]`` in the accumulator format; b_hn stays separate
@@ -48,6 +52,7 @@ from pathlib import Path
 
 import numpy as np
 
+from drnn_hw.balance import BalanceUnit
 from drnn_hw.bundle import GATES, Layer, ModelBundle
 from drnn_hw.errors import UserError
 from drnn_hw.numerics import Fixed, Formats, quantize, quantize_count
@@ -110,14 +115,18 @@ def _layer_arrays(w_ih, w_hh, b_ih, b_hh, where: str = "", cell: str = "gru"):
 
 
 def bundle_from_layer_params(params, fmts: Formats, theta_x=0.0, theta_h=0.0,
-                             cell: str = "gru", **bundle_fields) -> tuple[ModelBundle, int]:
+                             cell: str = "gru", balance=None,
+                             **bundle_fields) -> tuple[ModelBundle, int]:
     """L layers of nn.GRU-layout float parameters -> (bundle, number of saturated
     weights/biases over all layers).
 
     ``params``: a list of L tuples (w_ih (3H_l, I_l), w_hh (3H_l, H_l), b_ih, b_hh), biases
     None for a GRU without biases (zero biases). ``theta_x``/``theta_h``: one threshold (real
     units) for every layer or a list of L. ``cell`` "lstm": nn.LSTM-layout parameters
-    (4H_l rows), an LSTM bundle.
+    (4H_l rows), an LSTM bundle. ``balance``: None (dense) or a list of L
+    :class:`~drnn_hw.balance.BalanceUnit` (None for a dense layer): the layers' column-balanced
+    patterns, recorded in the bundle, whose validation checks that the quantised weights follow
+    them (BundleError otherwise).
     """
     params = list(params)
     L = len(params)
@@ -134,7 +143,8 @@ def bundle_from_layer_params(params, fmts: Formats, theta_x=0.0, theta_h=0.0,
         layers.append(Layer(quantize(wx, fmts.weight), quantize(wh, fmts.weight),
                             quantize(bias, fmts.acc),
                             threshold_code(txs[l], fmts, "theta_x"),
-                            threshold_code(ths[l], fmts, "theta_h")))
+                            threshold_code(ths[l], fmts, "theta_h"),
+                            None if balance is None else balance[l]))
     return ModelBundle(formats=fmts, layers=layers, cell=cell, **bundle_fields), saturated
 
 
@@ -217,8 +227,11 @@ def bundle_from_checkpoint(ckpt: dict, theta_x=None, theta_h=None, name: str | N
         params.append(tuple(np_(p + k) for k in ("w_ih", "w_hh", "b_ih", "b_hh")))
     hs = ckpt.get("hidden_sizes", [ckpt["hidden_size"]])
     tag = f"h{hs[0]}" if L == 1 else "h" + "-".join(map(str, hs))
+    bal = ckpt.get("balance")       # column-balanced pruning (drnn train --spatial-sparsity)
+    units = None if bal is None else \
+        [BalanceUnit.for_layer(bal["gamma"], H, bal["rows"]) for H in hs]
     return bundle_from_layer_params(
-        params, fmts, cell=ckpt.get("cell", "gru"),
+        params, fmts, cell=ckpt.get("cell", "gru"), balance=units,
         theta_x=cfg["theta_x"] if theta_x is None else theta_x,
         theta_h=cfg["theta_h"] if theta_h is None else theta_h,
         input_mean=np.asarray(ckpt["input_mean"], np.float64),

@@ -66,22 +66,33 @@ class DeltaGRU(nn.Module):
                                                          dtype=DTYPE), persistent=False)
         self.register_buffer("tanh_lut", torch.tensor(make_tanh_lut(self.formats), dtype=DTYPE),
                              persistent=False)
+        # Column-balanced weight sparsity (drnn_train.prune): None, or float 0/1 masks of
+        # w_ih's and w_hh's shapes multiplied into the weights in every forward pass, before
+        # the fake quantisation (a pruned weight is exactly 0). Not part of the state dict.
+        self.weight_mask = None
 
     # -- parameters as the hardware sees them ----------------------------------------------------
 
+    def masked_weights(self):
+        """(w_ih, w_hh) with :attr:`weight_mask` applied (the parameters when it is None)."""
+        if self.weight_mask is None:
+            return self.w_ih, self.w_hh
+        return self.w_ih * self.weight_mask[0], self.w_hh * self.weight_mask[1]
+
     def gate_params(self):
-        """(w_ih, w_hh, bias (4, H)) after fake quantisation when ``quantize`` is on.
+        """(w_ih, w_hh, bias (4, H)) after fake quantisation when ``quantize`` is on, the
+        weights masked by :attr:`weight_mask` first (column-balanced sparsity).
 
         bias rows: b_ir + b_hr, b_iz + b_hz, b_in, b_hn (the initial delta memories).
         """
         H = self.hidden_size
         bias = torch.stack([self.b_ih[:H] + self.b_hh[:H], self.b_ih[H:2 * H] + self.b_hh[H:2 * H],
                             self.b_ih[2 * H:], self.b_hh[2 * H:]])
+        w_ih, w_hh = self.masked_weights()
         if not self.quantize:
-            return self.w_ih, self.w_hh, bias
+            return w_ih, w_hh, bias
         f = self.formats
-        return fake_quant(self.w_ih, f.weight), fake_quant(self.w_hh, f.weight), \
-            fake_quant(bias, f.acc)
+        return fake_quant(w_ih, f.weight), fake_quant(w_hh, f.weight), fake_quant(bias, f.acc)
 
     # -- forward -------------------------------------------------------------------------------
 
@@ -192,11 +203,11 @@ class DeltaLSTM(DeltaGRU):
         """(w_ih, w_hh, bias (4, H)) after fake quantisation when ``quantize`` is on; bias rows
         b_ii + b_hi, b_if + b_hf, b_ig + b_hg, b_io + b_ho (the initial M_i, M_f, M_g, M_o)."""
         bias = (self.b_ih + self.b_hh).reshape(4, self.hidden_size)
+        w_ih, w_hh = self.masked_weights()
         if not self.quantize:
-            return self.w_ih, self.w_hh, bias
+            return w_ih, w_hh, bias
         f = self.formats
-        return fake_quant(self.w_ih, f.weight), fake_quant(self.w_hh, f.weight), \
-            fake_quant(bias, f.acc)
+        return fake_quant(w_ih, f.weight), fake_quant(w_hh, f.weight), fake_quant(bias, f.acc)
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor):
         """x (N, T, I) float, lengths (N,) int. Returns (h (N, T, H), stats) as

@@ -18,6 +18,11 @@ training split's counted targets, so every output weighs the same; the exported 
 it, :func:`~drnn_train.model.bundle_head`). Regression reports RMSE in the target's units
 (:func:`~drnn_train.evaluate.regression_errors`) instead of accuracy.
 
+With ``spatial_sparsity`` γ > 0 a phase of column-balanced targeted dropout (annealed γ, then
+the mask fixed: :mod:`drnn_train.prune`) runs between the two, and the delta + QAT phase
+fine-tunes with the mask fixed; the checkpoint then records ``balance`` and the exported
+bundle the pattern of every layer (:mod:`drnn_hw.balance`).
+
 Everything is seeded: the same configuration and seed give the same metrics.
 """
 
@@ -39,9 +44,11 @@ from .datasets import DATASETS, Dataset, input_statistics, load_dataset
 from .evaluate import head_outputs, regression_errors
 from .export import CHECKPOINT_KIND, bundle_from_checkpoint
 from .model import DeltaGRUClassifier, exact_run, last_step
+from .prune import ColumnBalancedDropout
 
 __all__ = ["TrainConfig", "train_model", "train", "checkpoint_metrics_path", "phase_epochs",
-           "majority_baseline", "mean_baseline", "target_statistics", "exact_metrics"]
+           "majority_baseline", "mean_baseline", "target_statistics", "exact_metrics",
+           "weight_sparsity"]
 
 
 def checkpoint_metrics_path(ckpt: Path) -> Path:
@@ -91,9 +98,11 @@ def _mse(out, y, lengths):
 
 
 def _run_epochs(model, x, lengths, y, epochs, lr, batch_size, l1, rng, desc, progress,
-                regression: bool = False) -> int:
+                regression: bool = False, before_step=None, after_step=None) -> int:
     """Adam at a constant ``lr`` over ``epochs`` shuffled epochs; returns the optimiser steps.
-    ``regression``: mean squared error (:func:`_mse`) instead of the cross-entropy."""
+    ``regression``: mean squared error (:func:`_mse`) instead of the cross-entropy.
+    ``before_step(step)`` runs before each step's forward pass, ``after_step()`` after each
+    optimiser step (the column-balanced pruning's hooks, :mod:`drnn_train.prune`)."""
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     loss_fn = _mse if regression else (lambda out, y_, _L, ce=nn.CrossEntropyLoss(): ce(out, y_))
     H = sum(g.hidden_size for g in model.grus)      # the L1 penalty is per Δh element
@@ -106,6 +115,8 @@ def _run_epochs(model, x, lengths, y, epochs, lr, batch_size, l1, rng, desc, pro
         for idx in _batches(len(y), batch_size, rng):
             L = lengths[idx]
             T = int(L.max())                  # trim the batch's padding
+            if before_step is not None:
+                before_step(step)
             logits, stats = model(x[idx, :T], L)
             loss = loss_fn(logits, y[idx], L)
             if l1:
@@ -114,6 +125,8 @@ def _run_epochs(model, x, lengths, y, epochs, lr, batch_size, l1, rng, desc, pro
             loss.backward()
             nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             opt.step()
+            if after_step is not None:
+                after_step()
             step += 1
             total += float(loss.detach()) * len(idx)
             count += len(idx)
@@ -150,7 +163,7 @@ def _float_regression(model, x, lengths, ds: Dataset, t_mean, t_scale) -> tuple[
              "sparsity_dh": 1 - float(stats["nnz_dh"].sum()) / (steps * H)})
 
 
-def _checkpoint(model, cfg, ds, mean, scale, metrics, targets=None) -> dict:
+def _checkpoint(model, cfg, ds, mean, scale, metrics, targets=None, balance=None) -> dict:
     """The checkpoint dict (:mod:`drnn_train.export`). ``targets``: regression's (mean, scale)
     of the targets; the regression keys are added only then, so a classifier's checkpoint is
     what it always was."""
@@ -169,6 +182,7 @@ def _checkpoint(model, cfg, ds, mean, scale, metrics, targets=None) -> dict:
         "input_mean": [float(v) for v in mean], "input_scale": [float(v) for v in scale],
         "classes": None if ds.classes is None else list(ds.classes), "dataset": cfg.dataset,
         "metrics": metrics, **regression,
+        **({} if balance is None else {"balance": balance}),
     }
 
 
@@ -233,7 +247,11 @@ def train(cfg: TrainConfig, dataset: Dataset | None = None, progress: bool = Tru
     units, nrmse unit-free: :func:`~drnn_train.evaluate.regression_errors`), and
     ``mean_baseline_nrmse`` (predicting the training targets' mean on the test split) with
     ``no_better_than_mean`` (exact_nrmse ≥ it). Both: sparsity (float/QAT/exact), steps,
-    epochs, seconds, config.
+    epochs, seconds, config, ``weight_sparsity`` (zero weight codes of the bundle's W_x, W_h).
+    With ``cfg.spatial_sparsity`` > 0 also ``spatial_sparsity``, ``balance_rows``,
+    ``kept_per_slice`` and ``blocks`` (per layer), ``spatial_epochs_run``, ``spatial_steps``
+    and ``pruned_float_accuracy`` (regression: ``pruned_float_rmse``/``_nrmse``): the float
+    model with the fixed mask, before the fine-tuning; the checkpoint then holds ``balance``.
     """
     t0 = time.monotonic()
     torch.set_num_threads(cfg.threads)
@@ -277,9 +295,25 @@ def train(cfg: TrainConfig, dataset: Dataset | None = None, progress: bool = Tru
     float_score, _ = score(model)
     float_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
 
+    # Column-balanced targeted dropout (drnn_train.prune): annealed, then the mask fixed.
+    cbtd = balance = pruned_score = None
+    sp_epochs = sp_steps = 0
+    if cfg.spatial_sparsity > 0:
+        sp_epochs = phase_epochs(cfg.spatial_epochs, cfg.spatial_min_steps, n, cfg.batch_size)
+        cbtd = ColumnBalancedDropout(model, cfg.spatial_sparsity, cfg.balance_rows,
+                                     sp_epochs * -(-n // cfg.batch_size),
+                                     rate=cfg.targeted_dropout, anneal=cfg.anneal,
+                                     seed=cfg.seed)
+        sp_steps = _run_epochs(model, xtr, ltr, ytr, sp_epochs, cfg.lr, cfg.batch_size, 0.0,
+                               rng, "CBTD", progress, regression, before_step=cbtd.before_step)
+        cbtd.fix()
+        pruned_score, _ = score(model)
+        balance = {"rows": cfg.balance_rows, "gamma": cfg.spatial_sparsity}
+
     model.set_delta(*cfg.thetas(), quantize=True)
     ft_steps = _run_epochs(model, xtr, ltr, ytr, ft_epochs, cfg.finetune_lr, cfg.batch_size,
-                           cfg.l1, rng, "delta+QAT", progress, regression)
+                           cfg.l1, rng, "delta+QAT", progress, regression,
+                           after_step=None if cbtd is None else cbtd.after_step)
     qat_score, qat_sparsity = score(model)
 
     if regression:
@@ -295,8 +329,19 @@ def train(cfg: TrainConfig, dataset: Dataset | None = None, progress: bool = Tru
         metrics["cell"] = cfg.cell
     metrics.update({"qat_sparsity_dx": qat_sparsity["sparsity_dx"],
                     "qat_sparsity_dh": qat_sparsity["sparsity_dh"]})
-    ckpt = _checkpoint(model, cfg, ds, mean, scale, metrics, targets)
+    ckpt = _checkpoint(model, cfg, ds, mean, scale, metrics, targets, balance)
     bundle, saturated = bundle_from_checkpoint(ckpt)
+    if cbtd is not None:
+        if regression:
+            metrics.update(pruned_float_rmse=pruned_score["rmse"],
+                           pruned_float_nrmse=pruned_score["nrmse"])
+        else:
+            metrics["pruned_float_accuracy"] = pruned_score
+        metrics.update(spatial_sparsity=cfg.spatial_sparsity, balance_rows=cfg.balance_rows,
+                       kept_per_slice=[ly.balance.kept for ly in bundle.layers],
+                       blocks=[-(-ly.hidden_size // cfg.balance_rows) for ly in bundle.layers],
+                       spatial_epochs_run=sp_epochs, spatial_steps=sp_steps)
+    metrics["weight_sparsity"] = weight_sparsity(bundle)
     ex = exact_metrics(bundle, ds, "test")
     ex_train = exact_metrics(bundle, ds, "train")
     if regression:
@@ -322,6 +367,16 @@ def train(cfg: TrainConfig, dataset: Dataset | None = None, progress: bool = Tru
     ckpt["metrics"] = metrics
     ckpt["float_state"] = float_state
     return ckpt, metrics
+
+
+def weight_sparsity(bundle) -> float:
+    """The share of zero weight codes over every W_x and W_h of every layer of a bundle."""
+    total = zeros = 0
+    for ly in bundle.layers:
+        for w in (ly.w_x, ly.w_h):
+            total += w.size
+            zeros += int(np.count_nonzero(np.asarray(w) == 0))
+    return zeros / total
 
 
 def mean_baseline(ds: Dataset, train_mean: np.ndarray, exact_nrmse: float) -> dict:

@@ -64,7 +64,7 @@ def test_malformed_json_and_missing_files(tmp_path):
         ModelBundle.load(d)
     meta = {"format_version": 99}
     (d / "model.json").write_text(json.dumps(meta))
-    with pytest.raises(BundleError, match="format_version: expected 1, 2 or 3, got 99"):
+    with pytest.raises(BundleError, match="format_version: expected 1, 2, 3 or 4, got 99"):
         ModelBundle.load(d)
     (d / "tensors.npz").unlink()
     with pytest.raises(BundleError, match="tensors.npz: missing"):

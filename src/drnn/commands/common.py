@@ -82,6 +82,18 @@ def require_core(bundle: ModelBundle, path, what: str) -> None:
     bundle.require_core(str(Path(path) / "model.json"), what)
 
 
+def require_core_shape(bundle: ModelBundle, path, shape: CoreShape) -> None:
+    """A one-line UserError (exit code 2) when ``shape`` is not the core the bundle's
+    column-balanced pattern was made for (:func:`drnn_hw.balance.check_core_shape`: the
+    record's P and the core's, naming both and ``path``/model.json). Dense bundles pass."""
+    from drnn_hw.balance import ShapeMismatch, check_core_shape
+
+    try:
+        check_core_shape(bundle, shape, where=str(Path(path) / "model.json"))
+    except ShapeMismatch as e:
+        raise UserError(str(e)) from None
+
+
 def input_options(f):
     """--input, --layout, --lengths, --output: the X.npy a command runs and the H.npy it writes
     (``drnn simulate``, ``drnn run``)."""

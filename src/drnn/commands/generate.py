@@ -6,7 +6,8 @@ from pathlib import Path
 
 import click
 
-from .common import core_options, load_bundle, require_core, shape_from_options
+from .common import (core_options, load_bundle, require_core, require_core_shape,
+                     shape_from_options)
 
 
 @click.command()
@@ -27,6 +28,7 @@ def generate(model_dir, out_dir, name, no_mul_count, **core):
     bundle = load_bundle(model_dir)
     require_core(bundle, model_dir, "drnn generate")
     shape = shape_from_options(**core, hidden=max(ly.hidden_size for ly in bundle.layers))
+    require_core_shape(bundle, model_dir, shape)
     if out_dir.exists() and not out_dir.is_dir():
         raise UserError(f"{out_dir}: --out exists and is not a directory")
     try:

@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 import numpy as np
 
+from drnn_hw.balance import matrix_sparsity
 from drnn_hw.cycle_model import PRESETS
 from .common import load_bundle
 
@@ -14,7 +15,8 @@ from .common import load_bundle
 @click.command()
 @click.argument("model_dir", type=click.Path(path_type=Path))
 def info(model_dir):
-    """Summarise the bundle in MODEL_DIR: sizes, formats, input range, thresholds, task, head."""
+    """Summarise the bundle in MODEL_DIR: sizes, formats, input range, thresholds, task, head,
+    and the weight sparsity per matrix (with the column-balanced pattern, when there is one)."""
     b = load_bundle(model_dir)
     f = b.formats
     I, H = b.input_size, b.hidden_size
@@ -55,6 +57,7 @@ def info(model_dir):
                    f"{', '.join(map(str, b.classes or []))}")
     else:
         click.echo("head        none")
+    _weights(b)
     if b.cell != "gru":
         return
     shape = PRESETS["default"]
@@ -62,3 +65,25 @@ def info(model_dir):
                f"{shape.multipliers} multipliers"
                + (f", shared by the {b.num_layers} layers (time-multiplexed)"
                   if b.num_layers > 1 else ""))
+
+
+def _weights(b) -> None:
+    """Per matrix (layer, PyTorch's name W_i* / W_h*): zero weights; for a layer pruned
+    column-balanced, its balance unit and the most non-zeros found in any slice."""
+    total = sum(ly.w_x.size + ly.w_h.size for ly in b.layers)
+    zeros = sum(int(np.count_nonzero(ly.w_x == 0) + np.count_nonzero(ly.w_h == 0))
+                for ly in b.layers)
+    click.echo(f"weights     sparsity {100 * zeros / total:.1f} % (zero weights of every W_x, "
+               f"W_h)" + ("" if any(ly.balance for ly in b.layers) else "; dense (no "
+                                                                      "column-balanced pattern)"))
+    for l, ly in enumerate(b.layers):
+        u = ly.balance
+        if u is not None:
+            nb = -(-ly.hidden_size // u.rows)
+            click.echo(f"  layer {l}   column-balanced: P={u.rows} slices (rows r mod {u.rows}), "
+                       f"at most {u.kept} of {nb} weights per slice per column (γ={u.gamma:g})")
+        for m in matrix_sparsity(ly, b.cell):
+            name = f"W_{'i' if m['part'] == 'x' else 'h'}{m['gate']}"
+            extra = f"  largest slice {m['max_slice_nonzero']}" if u is not None else ""
+            click.echo(f"  layer {l}   {name:5} ({m['rows']}x{m['columns']})  sparsity "
+                       f"{100 * m['sparsity']:5.1f} %{extra}")

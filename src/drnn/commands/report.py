@@ -21,7 +21,8 @@ from pathlib import Path
 import click
 
 from drnn_hw.errors import UserError
-from .common import core_options, load_bundle, require_core, shape_from_options
+from .common import (core_options, load_bundle, require_core, require_core_shape,
+                     shape_from_options)
 
 TARGET_NAMES = ("xc7z020", "xc7z100", "ecp5-85k")
 
@@ -69,6 +70,7 @@ def report(model_dir, target, random_size, weight_bits, json_path, **core):
             raise UserError("--weight-bits applies only with --random")
         bundle = load_bundle(model_dir)
         require_core(bundle, model_dir, "drnn report")
+        require_core_shape(bundle, model_dir, shape)
         what = f"{model_dir} (I={bundle.input_size} H={bundle.hidden_size})"
     click.echo(f"synthesising the core (P={shape.rows} K={shape.columns} E={shape.scan}, "
                f"{shape.multipliers} multipliers) for {target}: {what} ...")

@@ -97,6 +97,27 @@ def _show(v):
               help="L1 penalty on the kept Δh (pushes temporal sparsity).")
 @click.option("--weight-bits", type=int, default=DEFAULTS.weight_bits, show_default=True)
 @click.option("--weight-frac", type=int, default=DEFAULTS.weight_frac, show_default=True)
+@click.option("--spatial-sparsity", "spatial_sparsity", type=float,
+              default=DEFAULTS.spatial_sparsity, show_default=True, metavar="γ",
+              help="Column-balanced weight sparsity γ in [0, 1) (Spartus's CBTD): in every "
+                   "column of every W_x and W_h, each multiplier's slice of rows (r mod P) keeps "
+                   "its NB − floor(γ·NB) largest weights (NB = ceil(H/P)); trained by annealed "
+                   "targeted dropout, then fine-tuned with the mask fixed. 0: dense.")
+@click.option("--balance-rows", "balance_rows", type=int, default=DEFAULTS.balance_rows,
+              show_default=True, metavar="P",
+              help="The balance unit: the core's rows P the pattern is made for (the default "
+                   "core's 16); generate/build refuse another P.")
+@click.option("--spatial-epochs", "spatial_epochs", type=int, default=DEFAULTS.spatial_epochs,
+              show_default=True, help="Targeted-dropout epochs (at least; raised to make "
+                                      "--spatial-min-steps), with --spatial-sparsity.")
+@click.option("--spatial-min-steps", "spatial_min_steps", type=int,
+              default=DEFAULTS.spatial_min_steps, show_default=True,
+              help="Fewest optimiser steps of the targeted-dropout phase.")
+@click.option("--targeted-dropout", "targeted_dropout", type=float,
+              default=DEFAULTS.targeted_dropout, show_default=True, metavar="α",
+              help="Probability a targeted (smallest) weight is dropped in a training step.")
+@click.option("--anneal", type=float, default=DEFAULTS.anneal, show_default=True,
+              help="Fraction of the targeted-dropout phase over which γ rises from 0.")
 @click.option("--seed", type=int, default=DEFAULTS.seed, show_default=True)
 @click.option("--threads", type=int, default=DEFAULTS.threads, show_default=True,
               help="torch intra-op threads (the model is small: 1 is usually fastest).")
@@ -105,7 +126,8 @@ def _show(v):
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 def train(dataset, task, cell, layers, hidden, theta_x, theta_h, epochs, finetune_epochs, min_steps,
           finetune_min_steps, lr, finetune_lr, batch_size, l1, weight_bits, weight_frac,
-          seed, threads, out, quiet):
+          spatial_sparsity, balance_rows, spatial_epochs, spatial_min_steps, targeted_dropout,
+          anneal, seed, threads, out, quiet):
     """Train a delta-GRU (or --cell lstm: delta-LSTM) classifier or regression model (float
     pre-training, then delta + QAT fine-tuning)."""
     from drnn_hw.numerics import Formats
@@ -128,6 +150,14 @@ def train(dataset, task, cell, layers, hidden, theta_x, theta_h, epochs, finetun
     for name, v in (("lr", lr), ("finetune-lr", finetune_lr), ("l1", l1)):
         if not math.isfinite(v) or v < 0:
             raise UserError(f"--{name}: expected a finite value >= 0, got {v}")
+    if not (math.isfinite(spatial_sparsity) and 0 <= spatial_sparsity < 1):
+        raise UserError(f"--spatial-sparsity: expected γ in [0, 1), got {spatial_sparsity}")
+    _check_positive("balance-rows", balance_rows)
+    _check_positive("spatial-epochs", spatial_epochs, 0)
+    _check_positive("spatial-min-steps", spatial_min_steps, 0)
+    for name, v in (("targeted-dropout", targeted_dropout), ("anneal", anneal)):
+        if not (math.isfinite(v) and 0 <= v <= 1):
+            raise UserError(f"--{name}: expected a value in [0, 1], got {v}")
     try:
         fmts = Formats(w_bits=weight_bits, w_frac=weight_frac)
     except ValueError as e:
@@ -147,7 +177,10 @@ def train(dataset, task, cell, layers, hidden, theta_x, theta_h, epochs, finetun
                           min_steps=min_steps, finetune_min_steps=finetune_min_steps, lr=lr,
                           finetune_lr=finetune_lr, batch_size=batch_size, l1=l1,
                           weight_bits=weight_bits, weight_frac=weight_frac, seed=seed,
-                          threads=threads)
+                          threads=threads, spatial_sparsity=spatial_sparsity,
+                          balance_rows=balance_rows, spatial_epochs=spatial_epochs,
+                          spatial_min_steps=spatial_min_steps,
+                          targeted_dropout=targeted_dropout, anneal=anneal)
     stack = ("LSTM " if cell == "lstm" else "") + (f"L={layers} " if layers > 1 else "")
     name = cell.upper()
     click.echo(f"{m['dataset']}: {stack}H={_show(hidden)} Θx={_show(theta_x)} "
@@ -166,10 +199,25 @@ def train(dataset, task, cell, layers, hidden, theta_x, theta_h, epochs, finetun
     for l, (sx, sh) in enumerate(zip(m.get("layer_sparsity_dx", []),
                                      m.get("layer_sparsity_dh", []))):
         click.echo(f"  layer {l}: Δx {100 * sx:.1f} %, Δh {100 * sh:.1f} %")
+    if "spatial_sparsity" in m:
+        kept = ", ".join(f"{k} of {nb}" for k, nb in zip(m["kept_per_slice"], m["blocks"]))
+        pruned = (f"pruned float {100 * m['pruned_float_accuracy']:.2f} %; "
+                  if "pruned_float_accuracy" in m else "")
+        click.echo(f"spatial sparsity γ={m['spatial_sparsity']:g} over P={m['balance_rows']} "
+                   f"slices: {kept} weights kept per slice ({'per layer; ' if layers > 1 else ''}"
+                   f"{pruned}{m['spatial_steps']} targeted-dropout steps)")
+    click.echo(f"weight sparsity {100 * m['weight_sparsity']:.1f} % (zero weights of W_x, W_h)")
     if m["saturated_on_export"]:
         click.echo(f"drnn: warning: {m['saturated_on_export']} weights/biases saturate on export",
                    err=True)
     click.echo(f"wrote {path} and {checkpoint_metrics_path(path)}")
+    for l, (k, nb) in enumerate(zip(m.get("kept_per_slice", []), m.get("blocks", []))):
+        if k == nb:
+            click.echo(f"drnn: warning: --spatial-sparsity {spatial_sparsity:g} prunes nothing "
+                       f"in layer {l}: its slices have NB = {nb} row(s) (H = "
+                       f"{_each(hidden)[min(l, len(_each(hidden)) - 1)]}, P = {balance_rows}) "
+                       f"and keep NB − floor(γ·NB) = {k}; a larger γ or a smaller "
+                       f"--balance-rows prunes", err=True)
     for line in (rmse_warnings(m) if m.get("task") == "regression" else accuracy_warnings(m)):
         click.echo(line, err=True)
 
