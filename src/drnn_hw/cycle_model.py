@@ -24,7 +24,9 @@ This is the performance contract of the RTL: the cycle counter of the generated 
 
     cycles = SCAN_LATENCY + A0 + NB + AP_LATENCY
 
-The three constants are pipeline depths, chosen so that every stage holds at most one carry
+The AP's depth depends on the cell (:func:`ap_latency`): ``AP_LATENCY`` (8) is the GRU's,
+``AP_LATENCY_LSTM`` (9) the LSTM's (one more stage: the cell state's sum c' = fc + ig before
+tanh(c')); everything else is the same schedule. The three constants are pipeline depths, chosen so that every stage holds at most one carry
 chain, table lookup or multiplier (the clock target is 100 MHz on an ECP5); the core checks at
 import time that its blocks' stage counts add up to them.
 
@@ -39,9 +41,9 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-__all__ = ["CoreShape", "PRESETS", "SCAN_LATENCY", "MXV_WRITE", "AP_LATENCY", "LAYER_GAP",
-           "FRAME_IO", "mxv_drain", "step_cycles", "cycle_bound", "frame_latency",
-           "frame_interval", "cycles_for_masks", "FORMULA"]
+__all__ = ["CoreShape", "PRESETS", "SCAN_LATENCY", "MXV_WRITE", "AP_LATENCY", "AP_LATENCY_LSTM",
+           "CHANNELS", "ap_latency", "LAYER_GAP", "FRAME_IO", "mxv_drain", "step_cycles",
+           "cycle_bound", "frame_latency", "frame_interval", "cycles_for_masks", "FORMULA"]
 
 #: Cycles from the step's start to the first schedule cycle: the encoder's fetch, test and pick
 #: stages (window values and deltas, threshold test, the first K picks) are registered before
@@ -55,6 +57,13 @@ MXV_WRITE = 4
 #: stages (memory read, σ ROM, r·mnh 2, tanh ROM, z·(h−n) 2); the commit takes the last block
 #: in the cycle it is written.
 AP_LATENCY = 8
+#: The same for the LSTM core: the registered issue, then eight stages (memory read, σ/tanh
+#: ROMs of i, f, g, o, f·c and i·g 2, their roundings, c' = fc + ig and tanh(c')'s address,
+#: tanh ROM, o·tanh(c') 2), :mod:`drnn_hw.activation_lstm`.
+AP_LATENCY_LSTM = 9
+#: MxV channels (P·K multipliers each) of the core for each cell: the GRU's r, z, n; the
+#: LSTM's i, f, g, o.
+CHANNELS = {"gru": 3, "lstm": 4}
 #: Idle cycles between one layer's pass and the next in a stacked core (the encoder loads the
 #: next layer's window counters and threshold): a step of L layers takes the sum of the
 #: layers' :func:`step_cycles` plus ``(L - 1) · LAYER_GAP``.
@@ -83,6 +92,14 @@ def frame_interval(cycles, layers: int = 1):
     return np.asarray(cycles) + (1 if layers > 1 else 0)
 
 
+def ap_latency(cell: str = "gru") -> int:
+    """``AP_LATENCY`` of the core for ``cell`` ("gru" or "lstm"); ValueError for another."""
+    try:
+        return {"gru": AP_LATENCY, "lstm": AP_LATENCY_LSTM}[cell]
+    except KeyError:
+        raise ValueError(f"cell must be 'gru' or 'lstm', got {cell!r}") from None
+
+
 def mxv_drain(nb: int) -> int:
     """Cycles from D (the cycle after the last issue slot) to the earliest AP start: the AP
     reads block b at ``A0 + 1 + b``, after the last slot's write of it at
@@ -93,7 +110,8 @@ def mxv_drain(nb: int) -> int:
 FORMULA = ("cycles = SCAN_LATENCY + max(S, D + max(MXV_WRITE - ceil(H/P), 0) if nnz else 0) + "
            "ceil(H/P) + AP_LATENCY; S = sum_w max(1, ceil(d_w/K)); "
            "D = max_g(r_g + (G-g)*ceil(H/P)); "
-           f"SCAN_LATENCY={SCAN_LATENCY}, MXV_WRITE={MXV_WRITE}, AP_LATENCY={AP_LATENCY}")
+           f"SCAN_LATENCY={SCAN_LATENCY}, MXV_WRITE={MXV_WRITE}, AP_LATENCY={AP_LATENCY} "
+           f"(GRU), {AP_LATENCY_LSTM} (LSTM)")
 
 
 @dataclass(frozen=True)
@@ -116,7 +134,8 @@ class CoreShape:
         units). Changes the output frame only, not the schedule (CLI ``--out-layers``).
 
     Each channel is a P × K array of multipliers (a multiplier is what the open peer calls a
-    PE), so a GRU core has ``3·P·K``. Raises ValueError naming the parameter (as its CLI flag)
+    PE), so a GRU core has ``3·P·K`` (:attr:`multipliers`), an LSTM core ``4·P·K``
+    (:meth:`multipliers_for`). Raises ValueError naming the parameter (as its CLI flag)
     when P < 1, K ∉ {1, 2}, E < 1 or ``out_layers`` is not "last" or "all".
     """
 
@@ -138,7 +157,15 @@ class CoreShape:
 
     @property
     def multipliers(self) -> int:
-        return 3 * self.rows * self.columns
+        """Multipliers of a GRU core, ``3·P·K`` (:meth:`multipliers_for` for any cell)."""
+        return self.multipliers_for("gru")
+
+    def multipliers_for(self, cell: str) -> int:
+        """Multipliers of the core for ``cell``: ``CHANNELS[cell]·P·K`` (3 for the GRU, 4 for
+        the LSTM). ValueError for an unknown cell."""
+        if cell not in CHANNELS:
+            raise ValueError(f"cell must be 'gru' or 'lstm', got {cell!r}")
+        return CHANNELS[cell] * self.rows * self.columns
 
     def blocks(self, hidden: int) -> int:
         """NB: P-row blocks of an H-row column."""
@@ -172,8 +199,10 @@ PRESETS = {
 }
 
 
-def step_cycles(dx_mask, dh_mask, shape: CoreShape) -> int:
-    """Cycles of one timestep given which deltas were kept (boolean vectors of size I and H)."""
+def step_cycles(dx_mask, dh_mask, shape: CoreShape, cell: str = "gru") -> int:
+    """Cycles of one timestep given which deltas were kept (boolean vectors of size I and H),
+    on the core for ``cell`` (its AP depth, :func:`ap_latency`)."""
+    ap = ap_latency(cell)
     dx_mask = np.asarray(dx_mask, dtype=bool)
     dh_mask = np.asarray(dh_mask, dtype=bool)
     E, K = shape.scan, shape.columns
@@ -192,7 +221,7 @@ def step_cycles(dx_mask, dh_mask, shape: CoreShape) -> int:
     S = int(c.sum())
     nnz = int(d.sum())
     if nnz == 0:
-        return SCAN_LATENCY + S + nb + AP_LATENCY
+        return SCAN_LATENCY + S + nb + ap
     rank = np.cumsum(win, axis=1) - 1                                # rank within window
     emit = (starts[:, None] + rank // K)[win]                        # emission cycles, in order
     G = -(-nnz // K)
@@ -201,17 +230,17 @@ def step_cycles(dx_mask, dh_mask, shape: CoreShape) -> int:
     if nnz % K:
         release[-1] = S
     D = int(np.max(release + (G - np.arange(G)) * nb))
-    return SCAN_LATENCY + max(S, D + mxv_drain(nb)) + nb + AP_LATENCY
+    return SCAN_LATENCY + max(S, D + mxv_drain(nb)) + nb + ap
 
 
-def cycles_for_masks(dx_masks, dh_masks, shape: CoreShape) -> np.ndarray:
+def cycles_for_masks(dx_masks, dh_masks, shape: CoreShape, cell: str = "gru") -> np.ndarray:
     """:func:`step_cycles` over leading dimensions: masks (..., I) and (..., H)."""
     dx_masks = np.asarray(dx_masks, dtype=bool)
     dh_masks = np.asarray(dh_masks, dtype=bool)
     lead = dx_masks.shape[:-1]
     flat_x = dx_masks.reshape(-1, dx_masks.shape[-1])
     flat_h = dh_masks.reshape(-1, dh_masks.shape[-1])
-    out = np.fromiter((step_cycles(a, b, shape) for a, b in zip(flat_x, flat_h)),
+    out = np.fromiter((step_cycles(a, b, shape, cell) for a, b in zip(flat_x, flat_h)),
                       dtype=np.int64, count=flat_x.shape[0])
     return out.reshape(lead)
 

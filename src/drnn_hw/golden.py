@@ -21,10 +21,9 @@ can be given (a previous run's, to continue sequences in chunks) or start from a
 M_i, M_f, M_g, M_o that all take ``W_x Δx + W_h Δh`` (saturated at the end of the step), and the
 LSTM activation step of :mod:`drnn_hw.numerics` (:func:`lstm_activation`), which also updates
 the cell state c (:class:`LayerState` ``c``, cell-format codes). Stacking, ragged lengths,
-h0 (and c0), state and chunking behave as for the GRU. **Cycles**: there is no LSTM core and so
-no cycle model for one; :func:`run` returns ``cycles = None`` and ``layer_cycles = None`` for an
-LSTM bundle rather than numbers of a schedule nothing implements (the GRU's would be wrong: four
-gate channels and a longer activation pipeline).
+h0 (and c0), state and chunking behave as for the GRU. **Cycles**: the LSTM core's schedule is
+the GRU's with its own AP depth (:func:`~drnn_hw.cycle_model.ap_latency`; four MxV channels
+work in parallel, so the MxV time is the same), and :func:`run` returns it as for the GRU.
 """
 
 from __future__ import annotations
@@ -69,8 +68,8 @@ class GoldenResult:
     ``h`` (N, T, H_out) int64: the last layer's hidden state codes, or every layer's
     concatenated when the shape's ``out_layers`` is "all" (0 past a sequence's end);
     ``nnz_dx``, ``nnz_dh`` (N, T) int64: kept deltas per step, summed over the layers (0 past
-    the end); ``cycles`` (N, T): cycles per step (cycle model or measured; 0 past the end),
-    None for an LSTM bundle (no core, no cycle model: module doc);
+    the end); ``cycles`` (N, T): cycles per step (cycle model or measured; 0 past the end;
+    None from an engine that does not report them);
     ``lengths`` (N,). Golden model only (None from engines that do not report them):
     ``layer_nnz_dx``, ``layer_nnz_dh`` (N, T, L) per layer; ``layer_h`` a list of L arrays
     (N, T, H_l); ``state`` the final state (list of L :class:`LayerState`, each sequence's
@@ -278,9 +277,8 @@ def run(bundle: ModelBundle, x_codes, lengths=None, shape: CoreShape | None = No
     of each layer's single-layer :func:`~drnn_hw.cycle_model.step_cycles` (on its own I_l,
     H_l and kept deltas) plus ``(L − 1) · LAYER_GAP``: the schedule of the time-multiplexed
     core (:class:`~drnn_hw.core.DeltaGRUCore`), layers in sequence on one set of multipliers
-    (EdgeDRNN's schedule), which its cycle counter must equal. An LSTM bundle has no core and
-    no cycle model: its result's ``cycles`` and ``layer_cycles`` are None whatever
-    ``with_cycles`` says (module doc).
+    (EdgeDRNN's schedule), which its cycle counter must equal; an LSTM bundle's with the
+    LSTM core's AP depth (module doc).
     Raises ValueError for a wrong input shape, out-of-range codes, bad lengths or state.
     """
     fmts = bundle.formats
@@ -295,8 +293,6 @@ def run(bundle: ModelBundle, x_codes, lengths=None, shape: CoreShape | None = No
         raise ValueError("give state or h0 (c0), not both")
     state = initial_state(bundle, N, h0, c0) if state is None else \
         _check_state(bundle, state, N)
-    lstm = bundle.cell == "lstm"
-    with_cycles = with_cycles and not lstm
     valid = np.arange(T)[None, :] < lengths[:, None]
     L = bundle.num_layers
     layer_h, nnz_dx, nnz_dh = [], np.zeros((N, T, L), np.int64), np.zeros((N, T, L), np.int64)
@@ -310,7 +306,7 @@ def run(bundle: ModelBundle, x_codes, lengths=None, shape: CoreShape | None = No
         nnz_dx[..., l], nnz_dh[..., l] = kx.sum(-1), kh.sum(-1)
         if with_cycles and valid.any():
             layer_cycles[valid, l] = cycles_for_masks(kx[valid], kh[valid],
-                                                      shape or CoreShape())
+                                                      shape or CoreShape(), bundle.cell)
             cycles[valid] += layer_cycles[valid, l]
         inp = carried
     if with_cycles and L > 1:
@@ -319,7 +315,7 @@ def run(bundle: ModelBundle, x_codes, lengths=None, shape: CoreShape | None = No
     h_out = np.concatenate(layer_h, axis=-1) if (shape or CoreShape()).out_layers == "all" \
         else layer_h[-1]
     return GoldenResult(h=h_out, nnz_dx=nnz_dx.sum(-1), nnz_dh=nnz_dh.sum(-1),
-                        cycles=None if lstm else cycles, lengths=lengths, layer_nnz_dx=nnz_dx,
+                        cycles=cycles, lengths=lengths, layer_nnz_dx=nnz_dx,
                         layer_nnz_dh=nnz_dh, layer_h=layer_h, state=state,
                         layer_cycles=layer_cycles if with_cycles else None)
 

@@ -130,3 +130,26 @@ def test_core_shape_rejects_bad_parameters(kw, match):
 def test_presets():
     assert PRESETS["default"].multipliers == 96
     assert PRESETS["deltarnn"].multipliers == 768
+
+
+@settings(max_examples=100, deadline=None)
+@given(masks, shapes)
+def test_the_lstm_core_is_the_same_schedule_with_its_ap_depth(m, shape):
+    """The LSTM core: four channels work in parallel (the MxV time is the GRU's); only the AP
+    is deeper, by the one stage of c' = fc + ig (9 cycles, the RTL's checked at import)."""
+    dx, dh = m
+    from drnn_hw.cycle_model import AP_LATENCY_LSTM, ap_latency
+    assert (AP_LATENCY, AP_LATENCY_LSTM) == (8, 9) == (ap_latency("gru"), ap_latency("lstm"))
+    assert step_cycles(dx, dh, shape, "lstm") == simulate_schedule(dx, dh, shape) + 1
+    assert cycles_for_masks([dx], [dh], shape, "lstm")[0] == step_cycles(dx, dh, shape) + 1
+
+
+def test_multipliers_per_cell():
+    shape = PRESETS["default"]
+    assert (shape.multipliers_for("gru"), shape.multipliers_for("lstm")) == (96, 128)
+    assert shape.multipliers == 96
+    with pytest.raises(ValueError, match="cell must be 'gru' or 'lstm'"):
+        shape.multipliers_for("rnn")
+    from drnn_hw.cycle_model import ap_latency
+    with pytest.raises(ValueError, match="cell must be"):
+        ap_latency("rnn")

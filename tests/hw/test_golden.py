@@ -164,8 +164,9 @@ def test_dequantized_output_range():
 # ---------------------------------------------------------------------------------------------
 # LSTM bundles: the same checks against a scalar reading of the numerics docstring.
 
-def scalar_lstm_reference(b: ModelBundle, x, h0=None, c0=None):
-    """One sequence of a one-layer LSTM bundle, element by element, from the docstrings."""
+def scalar_lstm_reference(b: ModelBundle, x, h0=None, c0=None, masks=None):
+    """One sequence of a one-layer LSTM bundle, element by element, from the docstrings
+    (``masks``: a list that receives each step's kept (Δx, Δh) masks)."""
     f = b.formats
     I, H = b.input_size, b.hidden_size
     A, C, CB = f.act_frac, f.act_frac + 2, f.act_bits + 2       # Q8.10: stated in numerics
@@ -211,6 +212,8 @@ def scalar_lstm_reference(b: ModelBundle, x, h0=None, c0=None):
             new_h.append(_sat(_rhu(og * tnh[index(cj, f.tanh_range_log2, C)], A), f.act_bits))
         h, c = new_h, new_c
         hs.append(list(h))
+        if masks is not None:
+            masks.append(([d != 0 for d in dx], [d != 0 for d in dh]))
         nx.append(sum(d != 0 for d in dx))
         nh.append(sum(d != 0 for d in dh))
     return hs, nx, nh, c
@@ -288,11 +291,20 @@ def test_stacked_lstm_feeds_each_layers_h_to_the_next():
     assert np.array_equal(res.nnz_dh, h0.nnz_dh + h1.nnz_dh)
 
 
-def test_lstm_has_no_cycles_rather_than_the_grus():
-    b = random_bundle(3, 4, seed=1, cell="lstm")
-    res = run(b, np.zeros((1, 3, 3), np.int64), shape=CoreShape(rows=4, columns=1, scan=3))
-    assert res.cycles is None and res.layer_cycles is None and res.flat("cycles") is None
-    assert run(random_bundle(3, 4, seed=1), np.zeros((1, 3, 3), np.int64)).cycles is not None
+def test_lstm_cycles_are_the_lstm_cores_schedule():
+    """An LSTM bundle's cycles are the cycle model's on the deltas it kept (from the scalar
+    reference), with the LSTM core's AP depth: one cycle more per step than the same deltas
+    on a GRU core."""
+    b = random_bundle(3, 7, seed=1, cell="lstm").with_thresholds(30, 12)
+    x = np.random.default_rng(3).integers(-300, 300, (1, 6, 3))
+    shape = CoreShape(rows=4, columns=1, scan=3)
+    res = run(b, x, shape=shape)
+    masks = []
+    scalar_lstm_reference(b, x[0], masks=masks)
+    want = [step_cycles(mx, mh, shape, "lstm") for mx, mh in masks]
+    assert res.cycles[0].tolist() == want
+    assert res.cycles[0].tolist() == [step_cycles(mx, mh, shape) + 1 for mx, mh in masks]
+    assert len(set(res.nnz_dh[0].tolist())) > 1          # the schedule varies over the steps
 
 
 def test_float_delta_lstm_matches_torch_lstm_at_zero_threshold():
