@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from drnn_hw.contract import (ID_VALUE, CtrlLayout, LayerRegister, Register, ShapeLayout,
+from drnn_hw.contract import (CELL_NAMES, ID_VALUE, CtrlLayout, LayerRegister, Register, ShapeLayout,
                               SizesLayout, StatusLayout, decode_word, encode_word,
                               layer_register)
 
@@ -142,8 +142,9 @@ class DeltaRNNLink:
 
     def identify(self) -> dict:
         """ID, the core's sizes (SIZES) and shape (SHAPE): ``id``, ``input_size``,
-        ``hidden_size``, ``rows``, ``columns``, ``scan``, and ``layers``: every layer's
-        (I_l, H_l) from LAYERS and LAYER_SIZES."""
+        ``hidden_size``, ``rows``, ``columns``, ``scan``, ``cell`` ("gru" or "lstm", from
+        SHAPE's cell field; a code no cell has is shown as ``"unknown (N)"``), and ``layers``:
+        every layer's (I_l, H_l) from LAYERS and LAYER_SIZES."""
         ident = self.read_reg(Register.ID)
         sizes = decode_word(SizesLayout, self.read_reg(Register.SIZES))
         shape = decode_word(ShapeLayout, self.read_reg(Register.SHAPE))
@@ -157,6 +158,7 @@ class DeltaRNNLink:
             layers.append((word["inputs"], word["hidden"]))
         return {"id": ident, "input_size": sizes["inputs"], "hidden_size": sizes["hidden"],
                 "rows": shape["rows"], "columns": shape["columns"], "scan": shape["scan"],
+                "cell": CELL_NAMES.get(shape["cell"], f"unknown ({shape['cell']})"),
                 "layers": layers}
 
     def status(self) -> dict:
@@ -164,7 +166,7 @@ class DeltaRNNLink:
         return decode_word(StatusLayout, self.read_reg(Register.STATUS))
 
     def check_core(self, bundle) -> dict:
-        """Raise ``ValueError`` unless the board's core has the bundle's sizes."""
+        """Raise ``ValueError`` unless the board's core has the bundle's sizes and cell."""
         info = self.identify()
         if info["id"] != ID_VALUE:
             raise ValueError(f"board ID register reads 0x{info['id']:08X}, expected "
@@ -176,6 +178,9 @@ class DeltaRNNLink:
                 return ", ".join(f"I={i} H={h}" for i, h in sizes) or "no layers"
             raise ValueError(f"board core has {len(got)} layer(s) {show(got)}, the model has "
                              f"{len(want)} layer(s) {show(want)}")
+        if info["cell"] != bundle.cell:
+            raise ValueError(f"board core computes the {info['cell']} cell (SHAPE), the model "
+                             f"is a {bundle.cell} (load the model's bitstream)")
         return info
 
     def counters(self) -> dict:

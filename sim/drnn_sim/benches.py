@@ -18,7 +18,7 @@ import numpy as np
 from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles, ReadOnly, RisingEdge
 
-from .bus import CTRL, CTRL_CLEAR_ERROR, CTRL_CLEAR_STEPS, CTRL_RESET_STATE, CYCLES_LAST, ID, \
+from .bus import CELL_GRU, CTRL, CTRL_CLEAR_ERROR, CTRL_CLEAR_STEPS, CTRL_RESET_STATE, CYCLES_LAST, ID, \
     ID_VALUE, NNZ_DH_LAST, NNZ_DX_LAST, SHAPE, SIZES, STATUS, STATUS_BUSY, \
     STATUS_FRAME_ERROR, STATUS_RESET_PENDING, STEPS, THETA_H, THETA_X, Csr, frame_beats, \
     shape_word, sizes_word
@@ -60,9 +60,10 @@ async def identity_registers(dut):
     csr = await _start(dut)
     I, H = (int(v) for v in ex["sizes"])
     P, K, E = (int(v) for v in ex["shape"])
+    cell = int(ex["cell"]) if "cell" in ex else CELL_GRU
     assert await csr.read(ID) == ID_VALUE
     assert await csr.read(SIZES) == sizes_word(I, H)
-    assert await csr.read(SHAPE) == shape_word(P, K, E)
+    assert await csr.read(SHAPE) == shape_word(P, K, E, cell)
     assert await csr.read(THETA_X) == int(ex["theta"][0])
     assert await csr.read(THETA_H) == int(ex["theta"][1])
     status = await csr.read(STATUS)

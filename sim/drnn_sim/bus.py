@@ -45,7 +45,11 @@ SIZES_INPUTS = (0, 16)
 SIZES_HIDDEN = (16, 16)
 SHAPE_ROWS = (0, 16)
 SHAPE_COLUMNS = (16, 4)
+SHAPE_CELL = (20, 4)
 SHAPE_SCAN = (24, 8)
+#: SHAPE's cell field: 0 the delta-GRU, 1 the delta-LSTM.
+CELL_GRU = 0
+CELL_LSTM = 1
 
 
 def layer_register(layer: int, name: str) -> int:
@@ -58,9 +62,11 @@ def sizes_word(inputs: int, hidden: int) -> int:
     return inputs << SIZES_INPUTS[0] | hidden << SIZES_HIDDEN[0]
 
 
-def shape_word(rows: int, columns: int, scan: int) -> int:
-    """The SHAPE register's value for P, K and E."""
-    return rows << SHAPE_ROWS[0] | columns << SHAPE_COLUMNS[0] | scan << SHAPE_SCAN[0]
+def shape_word(rows: int, columns: int, scan: int, cell: int = CELL_GRU) -> int:
+    """The SHAPE register's value for P, K, E and the cell code (:data:`CELL_GRU`,
+    :data:`CELL_LSTM`)."""
+    return (rows << SHAPE_ROWS[0] | columns << SHAPE_COLUMNS[0] | cell << SHAPE_CELL[0]
+            | scan << SHAPE_SCAN[0])
 
 
 def pack_beat(codes, act_bits: int, elements: int, last: bool) -> int:

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import runner
+from . import bus, runner
 
 __all__ = ["CosimResult", "generate_cached", "build_core", "simulate"]
 
@@ -254,6 +254,7 @@ def run_benches(bundle, shape, x_codes, workdir, testcase: str | None = None,
     work = Path(workdir)
     work.mkdir(parents=True, exist_ok=True)
     np.savez(work / "bench_in.npz", sizes=[bundle.input_size, bundle.hidden_size],
+             cell=bus.CELL_LSTM if bundle.cell == "lstm" else bus.CELL_GRU,
              shape=[shape.rows, shape.columns, shape.scan], act_bits=bundle.formats.act_bits,
              theta=[bundle.theta_x, bundle.theta_h], x=x, h=g.h[0], nnz_dx=g.nnz_dx[0],
              nnz_dh=g.nnz_dh[0], cycles=g.cycles[0], h_from1=g1.h[0], cycles_from1=g1.cycles[0])

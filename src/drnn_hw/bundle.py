@@ -333,8 +333,8 @@ class ModelBundle:
     normalisation and head.
 
     ``cell`` (keyword): ``"gru"`` (default) or ``"lstm"`` (:data:`GATES` weight matrices per
-    layer; the numerics of :mod:`drnn_hw.numerics`). Only GRU bundles have a core
-    (:meth:`require_core`).
+    layer; the numerics of :mod:`drnn_hw.numerics`); the core of
+    :mod:`drnn_hw.core` is generated for either.
 
     Built either from one layer's ``w_x``, ``w_h``, ``bias``, ``theta_x``, ``theta_h`` (the
     single-layer form every existing caller uses), or from ``layers``, a list of
@@ -446,16 +446,6 @@ class ModelBundle:
                              f"got {len(thetas)}")
         return replace(self, layers=[replace(ly, theta_x=int(tx), theta_h=int(th))
                                      for ly, (tx, th) in zip(self.layers, thetas)])
-
-    def require_core(self, where: str, what: str = "this"):
-        """Raise BundleError ``WHERE: cell 'lstm': the LSTM core is not generated yet; WHAT
-        needs a GRU bundle (...)`` unless the bundle is a GRU: what builds or runs a core
-        (generate, build, report, the RTL engines, the boards, bench) calls this instead of
-        building a GRU core from LSTM weights."""
-        if self.cell != "gru":
-            raise BundleError(f"{where}: cell '{self.cell}': the LSTM core is not generated yet; "
-                              f"{what} needs a GRU bundle (the golden model runs an LSTM "
-                              "bundle: drnn simulate --engine golden, drnn evaluate)")
 
     def require_single_layer(self, where: str, what: str):
         """Raise BundleError ``WHERE: L stacked layers: WHAT`` unless the bundle has one layer:

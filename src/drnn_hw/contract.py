@@ -12,7 +12,7 @@ valid the next cycle. 32-bit words; the AXI4-Lite byte address is 4 × the word 
 |---|---|---|---|
 | 0 | ID | R | :data:`ID_VALUE` = 0x44524E4E ("DRNN") |
 | 1 | SIZES | R | :data:`SizesLayout`: I (of layer 0) in [15:0], H (of the last layer) in [31:16] |
-| 2 | SHAPE | R | :data:`ShapeLayout`: P in [15:0], K in [19:16], E in [31:24] |
+| 2 | SHAPE | R | :data:`ShapeLayout`: P in [15:0], K in [19:16], cell in [23:20] (:data:`CELL_CODES`: 0 GRU, 1 LSTM), E in [31:24] |
 | 3 | CTRL | W | :data:`CtrlLayout`: bit0 RESET_STATE, bit1 CLEAR_STEPS, bit2 CLEAR_ERROR (strobes) |
 | 4 | STATUS | R | :data:`StatusLayout`: bit0 BUSY, bit1 FRAME_ERROR (sticky), bit2 RESET_PENDING |
 | 5 | THETA_X | RW | Θx code of layer 0 (activation format, unsigned), sampled when a step starts |
@@ -38,7 +38,12 @@ host writes RESET_STATE, then ΣH_l codes, then sends the sequence: the first st
 h = h0 (x̂ = ĥ = 0, M = the biases: :func:`drnn_hw.golden.initial_state`). Write H0 only
 while the core is idle (STATUS.BUSY = 0) and no step is waiting (between sequences). A host reads and writes these words with
 :func:`decode_word` and :func:`encode_word` (for example ``decode_word(ShapeLayout, word)``
-gives ``{"rows": P, "columns": K, "scan": E}``), so the field positions live in the layouts only.
+gives ``{"rows": P, "columns": K, "cell": 0 or 1, "scan": E}``; :data:`CELL_NAMES` names the
+cell), so the field positions live in the layouts only.
+
+**Cell** (SHAPE.cell): 0 the delta-GRU, 1 the delta-LSTM. An LSTM core has the same streams,
+registers and step protocol; its state also holds the cell state c, which RESET_STATE clears
+and H0 writes leave at 0 (c0 = 0: h0 sets h only).
 
 Streams (:func:`frame_signature`): x in and h out carry :func:`frame_layout` beats, E elements
 of ``act_bits`` each (two's complement activation codes) and ``last``; element i of a vector
@@ -52,7 +57,8 @@ from amaranth.hdl import signed
 from amaranth.lib import data, enum, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-__all__ = ["ID_VALUE", "ADDR_BITS", "LAYER_BLOCK", "LAYER_STRIDE", "Register", "LayerRegister",
+__all__ = ["ID_VALUE", "ADDR_BITS", "LAYER_BLOCK", "LAYER_STRIDE", "CELL_CODES", "CELL_NAMES",
+           "Register", "LayerRegister",
            "layer_register", "ACCESS", "LAYER_ACCESS", "REGISTERS", "SizesLayout",
            "ShapeLayout", "CtrlLayout", "StatusLayout", "CSRSignature", "StatusSignature",
            "frame_layout", "frame_signature", "decode_word", "encode_word"]
@@ -119,8 +125,11 @@ REGISTERS = {r.name: (int(r), ACCESS[r]) for r in Register}
 
 #: SIZES (and each LAYER_SIZES): input size I and hidden size H.
 SizesLayout = data.StructLayout({"inputs": 16, "hidden": 16})
-#: SHAPE: P (rows), K (columns), E (scan); bits [23:20] are zero.
-ShapeLayout = data.StructLayout({"rows": 16, "columns": 4, "_reserved": 4, "scan": 8})
+#: SHAPE: P (rows), K (columns), the cell (:data:`CELL_CODES`), E (scan).
+ShapeLayout = data.StructLayout({"rows": 16, "columns": 4, "cell": 4, "scan": 8})
+#: SHAPE.cell: the code of each cell, and the cell of each code.
+CELL_CODES = {"gru": 0, "lstm": 1}
+CELL_NAMES = {code: name for name, code in CELL_CODES.items()}
 #: CTRL: one-cycle strobes of a write.
 CtrlLayout = data.StructLayout({"reset_state": 1, "clear_steps": 1, "clear_error": 1})
 #: STATUS.

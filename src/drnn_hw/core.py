@@ -1,5 +1,6 @@
-"""DeltaGRUCore: the delta-GRU accelerator (top level), for one layer or a stack of L layers
-time-multiplexed on the same multipliers (EdgeDRNN's scheme).
+"""DeltaRNNCore (also called DeltaGRUCore): the delta-RNN accelerator (top level), for one layer
+or a stack of L layers time-multiplexed on the same multipliers (EdgeDRNN's scheme), of the cell
+the bundle holds (``bundle.cell``): the delta-GRU or the delta-LSTM.
 
 Blocks and the interfaces between them (each a ``wiring.Signature`` joined with
 ``wiring.connect``)::
@@ -9,6 +10,15 @@ Blocks and the interfaces between them (each a ``wiring.Signature`` joined with
     WeightBank ─slot_r/z/n: SlotSignature─► MxVChannel r, z, n (slot)
     ActivationPipeline ─mul_r, mul_z: MultiplierBankSignature─► MxVChannel r, z (ap_mul)
     ActivationPipeline ─read_r/z/n: DeltaReadSignature─► MxVChannel r, z, n (ap_read)
+
+An LSTM bundle gets four channels i, f, g, o (one delta memory each) and the
+:class:`~drnn_hw.activation_lstm.LSTMActivationPipeline`, which reads all four memories,
+borrows the column-0 multipliers of i, f and o, and keeps the cell state c in its own RAM
+(RESET_STATE clears it; an H0 write sets h only, so c0 = 0). Everything else (encoder, queue,
+weight bank with one memory per channel, registers, streams, layer sequencing) is the same
+block for both cells; the step's schedule differs only in the AP's depth
+(:func:`~drnn_hw.cycle_model.ap_latency`). The SHAPE register's ``cell`` field says which
+cell the core runs.
 
 Ports (Verilog names flattened with ``__``: ``x__valid``, ``x__payload``, ``csr__addr``, ...)
 --------------------------------------------------------------------------------------------
@@ -68,18 +78,20 @@ from amaranth.lib import data, fifo, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from .activation import AP_ISSUE, AP_STAGES, ActivationPipeline
+from .activation_lstm import LSTM_AP_STAGES, LSTMActivationPipeline, ap_a_bits
 from .bundle import ModelBundle
-from .cycle_model import AP_LATENCY, LAYER_GAP, MXV_WRITE, SCAN_LATENCY, CoreShape, mxv_drain
+from .cycle_model import (AP_LATENCY, AP_LATENCY_LSTM, LAYER_GAP, MXV_WRITE, SCAN_LATENCY,
+                          CoreShape, mxv_drain)
 from .delta_encoder import DeltaEncoder
 from .delta_queue import DeltaQueue
-from .contract import CSRSignature, StatusSignature, frame_layout
+from .contract import CELL_CODES, CSRSignature, StatusSignature, frame_layout
 from .hdl_arith import refuse
 from .layer_map import MAX_LAYERS, layer_map
 from .mxv import MXV_STAGES, MxVChannel
 from .registers import RegisterFile
-from .weight_bank import WeightBank
+from .weight_bank import CELL_CHANNELS, WeightBank
 
-__all__ = ["DeltaGRUCore"]
+__all__ = ["DeltaRNNCore", "DeltaGRUCore"]
 
 #: The scan's fetch, test and pick stages (DeltaEncoder F, T and P, registered before B).
 _SCAN_PIPELINE = 3
@@ -92,15 +104,19 @@ if (SCAN_LATENCY, MXV_WRITE, AP_LATENCY) != (_SCAN_PIPELINE, _MXV_PIPELINE, _AP_
     raise ImportError(f"cycle_model SCAN_LATENCY/MXV_WRITE/AP_LATENCY = {SCAN_LATENCY}/"
                       f"{MXV_WRITE}/{AP_LATENCY}, but the RTL takes {_SCAN_PIPELINE}/"
                       f"{_MXV_PIPELINE}/{_AP_TAIL}")
+if AP_LATENCY_LSTM != AP_ISSUE + LSTM_AP_STAGES:
+    raise ImportError(f"cycle_model AP_LATENCY_LSTM = {AP_LATENCY_LSTM}, but the LSTM AP takes "
+                      f"{AP_ISSUE + LSTM_AP_STAGES}")
 
 
-class DeltaGRUCore(wiring.Component):
-    """The delta-GRU accelerator for one model bundle (see the module docstring).
+class DeltaRNNCore(wiring.Component):
+    """The delta-RNN accelerator for one model bundle, GRU or LSTM (see the module docstring).
 
     Parameters
     ----------
     bundle : ModelBundle
-        Sizes I, H (every layer's), formats, weights, biases, LUTs, threshold reset values.
+        Cell (``"gru"``: channels r, z, n; ``"lstm"``: channels i, f, g, o), sizes I, H
+        (every layer's), formats, weights, biases, LUTs, threshold reset values.
     shape : CoreShape, optional
         P (rows), K (columns), E (scan); :data:`~drnn_hw.cycle_model.PRESETS` ``"default"``
         when omitted.
@@ -124,16 +140,17 @@ class DeltaGRUCore(wiring.Component):
     ValueError
         From the blocks, naming the parameter, for a bundle or shape they cannot build
         (e.g. a bundle with no hidden units), more than
-        :data:`~drnn_hw.layer_map.MAX_LAYERS` layers, or a cell other than the GRU.
+        :data:`~drnn_hw.layer_map.MAX_LAYERS` layers, or a cell other than "gru" and "lstm".
     """
 
     def __init__(self, bundle: ModelBundle, shape: CoreShape | None = None):
         shape = shape or CoreShape()
         self.bundle, self.shape = bundle, shape
         self.fmts = bundle.formats
-        if bundle.cell != "gru":
-            raise refuse(self, f"cell {bundle.cell!r}: this core computes the GRU cell (the "
-                               f"LSTM core is not generated yet)")
+        if bundle.cell not in CELL_CHANNELS:
+            raise refuse(self, f"cell {bundle.cell!r}: the core computes the cells "
+                               f"{', '.join(CELL_CHANNELS)}")
+        self.cell = bundle.cell
         if bundle.num_layers > MAX_LAYERS:
             raise refuse(self, f"{bundle.num_layers} stacked layers: a core holds at most "
                                f"{MAX_LAYERS}")
@@ -175,7 +192,7 @@ class DeltaGRUCore(wiring.Component):
         m.submodules.regs = regs = RegisterFile(
             inputs=I, hidden=hidden, rows=self.shape.rows, columns=K, scan=E,
             act_bits=fmts.act_bits, theta_x=[ly.theta_x for ly in b.layers],
-            theta_h=[ly.theta_h for ly in b.layers])
+            theta_h=[ly.theta_h for ly in b.layers], cell=CELL_CODES[self.cell])
         wiring.connect(m, wiring.flipped(self.csr), regs.csr)
 
         m.submodules.x_fifo = x_fifo = fifo.SyncFIFO(width=frame.size, depth=2 * WX)
@@ -188,18 +205,27 @@ class DeltaGRUCore(wiring.Component):
         def biases(c):
             return [int(v) for ly in b.layers for v in ly.bias[c]]
 
+        lstm = self.cell == "lstm"
         chans = {}
-        for c, name in enumerate(("r", "z")):
-            chans[name] = MxVChannel(fmts, inputs=I, hidden=hidden, rows=P, columns=K,
-                                     bias=biases(c))
-        chans["n"] = MxVChannel(fmts, inputs=I, hidden=hidden, rows=P, columns=K,
-                                bias=biases(2), bias_h=biases(3))
+        if lstm:
+            # One channel per gate, one delta memory each; the multipliers' first operand is
+            # as wide as c (the AP's f·c).
+            for c, name in enumerate(CELL_CHANNELS["lstm"]):
+                chans[name] = MxVChannel(fmts, inputs=I, hidden=hidden, rows=P, columns=K,
+                                         bias=biases(c), ap_a_bits=ap_a_bits(fmts))
+        else:
+            for c, name in enumerate(("r", "z")):
+                chans[name] = MxVChannel(fmts, inputs=I, hidden=hidden, rows=P, columns=K,
+                                         bias=biases(c))
+            chans["n"] = MxVChannel(fmts, inputs=I, hidden=hidden, rows=P, columns=K,
+                                    bias=biases(2), bias_h=biases(3))
         for name, ch in chans.items():
             m.submodules[f"mxv_{name}"] = ch
-        m.submodules.ap = ap = ActivationPipeline(fmts, hidden=hidden, rows=P,
-                                                  acc_width=chans["r"].acc_width,
-                                                  sigmoid_lut=b.sigmoid_lut,
-                                                  tanh_lut=b.tanh_lut)
+        first = next(iter(chans.values()))
+        ap_class = LSTMActivationPipeline if lstm else ActivationPipeline
+        m.submodules.ap = ap = ap_class(fmts, hidden=hidden, rows=P,
+                                        acc_width=first.acc_width,
+                                        sigmoid_lut=b.sigmoid_lut, tanh_lut=b.tanh_lut)
 
         # --- state ----------------------------------------------------------------------------
         # Every layer's hidden state, concatenated (layer l's units from lm[l].h_base).
@@ -241,7 +267,7 @@ class DeltaGRUCore(wiring.Component):
         # RESET_STATE takes effect in idle: x̂, ĥ and h are cleared in one cycle, the delta
         # memories take their biases back over the next bias_load_cycles (reset_busy).
         # (Also after the domain's reset, which the delta memories' contents do not see.)
-        fill = chans["r"].bias_load_cycles
+        fill = first.bias_load_cycles
         reset_busy = Signal(init=1)
         reset_left = Signal(range(fill + 1), init=fill)
         m.d.comb += [
@@ -350,18 +376,24 @@ class DeltaGRUCore(wiring.Component):
         def unit(s, bb, p):
             return s.h_base + bb * P + p if bb * P + p < s.hidden else None
 
-        h_block_in = [Array(h_state[unit(s, bb, p)] if unit(s, bb, p) is not None
-                            else Const(0, act) for s, bb in where)[ap.h_block]
-                      for p in range(P)]
         m.d.comb += ap.start.eq(ap_go)
-        # The AP reads the delta memories of all three channels and borrows the column-0
-        # multipliers of r (for r·M_nh) and z (for z·(h − n)).
+        # The AP reads the delta memories of all channels. The GRU's borrows the column-0
+        # multipliers of r (for r·M_nh) and z (for z·(h − n)) and reads the old h; the LSTM's
+        # those of f (f·c), i (i·g) and o (o·tanh(c')), and keeps c itself (cleared with h).
         for name, ch in chans.items():
             wiring.connect(m, ap=getattr(ap, f"read_{name}"), channel=ch.ap_read)
-        wiring.connect(m, ap=ap.mul_r, channel=chans["r"].ap_mul)
-        wiring.connect(m, ap=ap.mul_z, channel=chans["z"].ap_mul)
-        for p in range(P):
-            m.d.comb += ap.h_in[p].eq(h_block_in[p])
+        if lstm:
+            for name in ("i", "f", "o"):
+                wiring.connect(m, ap=getattr(ap, f"mul_{name}"), channel=chans[name].ap_mul)
+            m.d.comb += ap.clear.eq(apply_reset)
+        else:
+            h_block_in = [Array(h_state[unit(s, bb, p)] if unit(s, bb, p) is not None
+                                else Const(0, act) for s, bb in where)[ap.h_block]
+                          for p in range(P)]
+            wiring.connect(m, ap=ap.mul_r, channel=chans["r"].ap_mul)
+            wiring.connect(m, ap=ap.mul_z, channel=chans["z"].ap_mul)
+            for p in range(P):
+                m.d.comb += ap.h_in[p].eq(h_block_in[p])
         with m.If(ap.h_we):
             with m.Switch(ap.h_wblock):
                 for g, (s, bb) in enumerate(where):
@@ -479,3 +511,7 @@ class DeltaGRUCore(wiring.Component):
             self.status.steps.eq(steps),
         ]
         return m
+
+
+#: The former name of :class:`DeltaRNNCore` (it builds an LSTM core from an LSTM bundle too).
+DeltaGRUCore = DeltaRNNCore

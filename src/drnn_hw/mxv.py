@@ -196,6 +196,10 @@ class MxVChannel(wiring.Component):
     bias_h : sequence of H (ΣH_l) ints, optional
         Given for channel n: products of h columns go to a second memory M_nh with these
         reset values.
+    ap_a_bits : int, optional
+        Width of the borrower's first operand when wider than a delta (``act_bits + 1``): the
+        LSTM's AP multiplies the cell state c (``cell.bits``). The multipliers take the wider
+        of the two; default the delta's.
 
     Ports
     -----
@@ -204,7 +208,7 @@ class MxVChannel(wiring.Component):
         after the issue slot (they come from the weight bank's read stage). Two slots to the
         same block must be at least two cycles apart unless some layer has a single block
         (the issue schedule's blocks ``first .. last`` of a group guarantee it).
-    ap_mul : In(MultiplierBankSignature(P, act_bits + 1, ap_operand_b_bits))
+    ap_mul : In(MultiplierBankSignature(P, max(act_bits + 1, ap_a_bits), ap_operand_b_bits))
         The column-0 multipliers lent to the activation pipeline (product ``AP_MUL_LATENCY``
         cycles after ``en``). ``ap_mul.en`` must not coincide with ``slot.valid``.
     ap_read : In(DeltaReadSignature(P, acc_width, ΣNB, split=bias_h is not None))
@@ -227,7 +231,7 @@ class MxVChannel(wiring.Component):
     """
 
     def __init__(self, fmts: Formats, *, inputs: int, hidden: int, rows: int, columns: int,
-                 bias, bias_h=None):
+                 bias, bias_h=None, ap_a_bits: int | None = None):
         if inputs < 0:
             raise refuse(self, f"inputs must be ≥ 0, got {inputs}")
         layers = [hidden] if isinstance(hidden, int) else list(hidden)
@@ -247,11 +251,12 @@ class MxVChannel(wiring.Component):
         self.bias = self._check_bias("bias", bias)
         self.bias_h = None if bias_h is None else self._check_bias("bias_h", bias_h)
         self.acc_width = acc_width(fmts, inputs, hidden)
-        self.a_bits = ap_operand_a_bits(fmts)
+        self.delta_bits = ap_operand_a_bits(fmts)
+        self.a_bits = max(self.delta_bits, ap_a_bits or 0)
         self.b_bits = ap_operand_b_bits(fmts)
         self.prod_bits = self.a_bits + self.b_bits
         super().__init__({
-            "slot": In(SlotSignature(rows=rows, columns=columns, delta_bits=self.a_bits,
+            "slot": In(SlotSignature(rows=rows, columns=columns, delta_bits=self.delta_bits,
                                      w_bits=fmts.w_bits, blocks=self.NB)),
             "ap_mul": In(MultiplierBankSignature(rows, self.a_bits, self.b_bits)),
             "ap_read": In(DeltaReadSignature(rows=rows, acc_width=self.acc_width,

@@ -32,6 +32,9 @@ class RegisterFile(wiring.Component):
         LAYER_SIZES each layer's (each 0 ≤ H < 2**16).
     rows, columns, scan : int
         P, K, E, shown in SHAPE (P < 2**16, K < 2**4, E < 2**8).
+    cell : int, optional
+        The cell's code (:data:`~drnn_hw.contract.CELL_CODES`: 0 GRU, the default; 1 LSTM),
+        shown in SHAPE.
     act_bits : int
         Width of the threshold registers (the activation format's width in bits, ≥ 1).
     theta_x, theta_h : int or sequence of int
@@ -67,7 +70,7 @@ class RegisterFile(wiring.Component):
     """
 
     def __init__(self, *, inputs: int, hidden, rows: int, columns: int, scan: int,
-                 act_bits: int, theta_x, theta_h):
+                 act_bits: int, theta_x, theta_h, cell: int = 0):
         hidden = [hidden] if isinstance(hidden, int) else list(hidden)
         L = len(hidden)
         theta_x = [theta_x] * L if isinstance(theta_x, int) else list(theta_x)
@@ -86,7 +89,8 @@ class RegisterFile(wiring.Component):
             self.sizes = encode_word(SizesLayout, inputs=inputs, hidden=hidden[-1])
             self.layer_sizes = [encode_word(SizesLayout, inputs=i, hidden=h)
                                 for i, h in zip([inputs] + hidden[:-1], hidden)]
-            self.shape = encode_word(ShapeLayout, rows=rows, columns=columns, scan=scan)
+            self.shape = encode_word(ShapeLayout, rows=rows, columns=columns, cell=cell,
+                                     scan=scan)
         except ValueError:
             self._MustUse__silence = True     # never elaborated: do not warn about it
             raise

@@ -1,11 +1,12 @@
-"""Weight banks: one ``lib.memory.Memory`` per gate channel (r, z, n), K synchronous read ports,
-and the read stage of an issue slot.
+"""Weight banks: one ``lib.memory.Memory`` per gate channel (GRU r, z, n; LSTM i, f, g, o), K
+synchronous read ports, and the read stage of an issue slot.
 
 Layout: a word holds the P weights of one P-row block of one column of the stacked matrix
 ``[W_x | W_h]`` (I + H columns); the word of column ``col``, block ``b`` is at address
 ``col · NB + b``. Rows ≥ H hold 0. With K = 2 each bank is a true dual-port RAM: port k serves
 the k-th delta column of a group, both in the same cycle. Channel n holds ``W_in`` in its x
-columns and ``W_hn`` in its h columns; the MxV splits the sums into M_nx and M_nh.
+columns and ``W_hn`` in its h columns; the MxV splits the sums into M_nx and M_nh. An LSTM
+bundle (``bundle.cell``) has four banks, one per gate, each with the gate's ``[W_x | W_h]``.
 
 Stacked layers: layer l's words form its region, from ``weight_base`` of
 :mod:`drnn_hw.layer_map`, each laid out as above with the layer's own I, H and NB; the
@@ -31,22 +32,27 @@ from .hdl_arith import check_positive, refuse
 from .layer_map import layer_map, total_blocks, total_words
 from .mxv import SlotSignature
 
-__all__ = ["WeightBank", "bank_words", "CHANNELS"]
+__all__ = ["WeightBank", "bank_words", "CHANNELS", "CELL_CHANNELS"]
 
+#: The GRU core's channels, in the bundle's gate order.
 CHANNELS = ("r", "z", "n")
+#: Every cell's channels (PyTorch's gate names), in the bundle's gate order.
+CELL_CHANNELS = {"gru": CHANNELS, "lstm": ("i", "f", "g", "o")}
 
 
 def bank_words(bundle: ModelBundle, rows: int) -> list[list[int]]:
-    """The init words of the three banks: ``[channel][col * NB + b]`` as packed unsigned ints
-    (weight ``p`` of a word in bits ``[p·w_bits, (p+1)·w_bits)``, ``NB = ceil(H/rows)``);
-    a stacked bundle's layers one region after the other."""
+    """The init words of the banks (three for a GRU, four for an LSTM):
+    ``[channel][col * NB + b]`` as packed unsigned ints (weight ``p`` of a word in bits
+    ``[p·w_bits, (p+1)·w_bits)``, ``NB = ceil(H/rows)``); a stacked bundle's layers one region
+    after the other."""
     w_bits = bundle.formats.w_bits
     mask = (1 << w_bits) - 1
-    out = [[], [], []]
+    gates = len(CELL_CHANNELS[bundle.cell])
+    out = [[] for _ in range(gates)]
     for layer in bundle.layers:
         I, H = layer.input_size, layer.hidden_size
         nb = math.ceil(H / rows)
-        for c in range(3):
+        for c in range(gates):
             cols = np.zeros((I + H, nb * rows), dtype=np.int64)    # [column, row]
             cols[:I, :H] = np.asarray(layer.w_x[c]).T
             cols[I:, :H] = np.asarray(layer.w_h[c]).T
@@ -60,13 +66,14 @@ def bank_words(bundle: ModelBundle, rows: int) -> list[list[int]]:
 
 
 class WeightBank(wiring.Component):
-    """Three weight memories sharing K read addresses; the issue slot's weight-read stage.
+    """One weight memory per channel (:data:`CELL_CHANNELS` of ``bundle.cell``) sharing K read
+    addresses; the issue slot's weight-read stage.
 
     Parameters
     ----------
     bundle : ModelBundle
-        Sizes I, H (H ≥ 1), formats and the weights ``w_x`` (3, H, I), ``w_h`` (3, H, H),
-        of every layer.
+        Sizes I, H (H ≥ 1), formats, the cell and the weights ``w_x`` (G, H, I), ``w_h``
+        (G, H, H) of every layer (G = 3 gates r, z, n of a GRU, 4 gates i, f, g, o of an LSTM).
     rows, columns : int
         P (≥ 1) weights per word, K (≥ 1) read ports.
     addr_bits : int
@@ -78,6 +85,7 @@ class WeightBank(wiring.Component):
     issue : In(IssueSignature(delta_entry_layout(formats, addr_bits), K, ΣNB))
         The issue slot: port k reads word ``issue.entry[k].addr + issue.block``.
     slot_r, slot_z, slot_n : Out(SlotSignature(P, K, act_bits + 1, w_bits, NB))
+        (An LSTM bundle: ``slot_i``, ``slot_f``, ``slot_g``, ``slot_o``.)
         The slot for each MxV channel one cycle later: its valid bit and block, the deltas
         (0 for columns without one, and when no slot), x/h flags, and ``weight[k][p]``, the
         weights (``w_bits`` codes) of rows ``block·P + p`` of column k.
@@ -103,9 +111,10 @@ class WeightBank(wiring.Component):
             raise refuse(self, f"addr_bits = {addr_bits} cannot address the bank's "
                                f"{self.depth} words")
         fmts = bundle.formats
+        self.channels = CELL_CHANNELS[bundle.cell]
         self.entry = delta_entry_layout(fmts, addr_bits)
         ports = {"issue": In(IssueSignature(self.entry, columns, self.NB))}
-        for name in CHANNELS:
+        for name in self.channels:
             ports[f"slot_{name}"] = Out(SlotSignature(
                 rows=rows, columns=columns, delta_bits=fmts.act_bits + 1, w_bits=fmts.w_bits,
                 blocks=self.NB))
@@ -131,7 +140,7 @@ class WeightBank(wiring.Component):
             ]
 
         width = self.P * fmts.w_bits
-        for name, words in zip(CHANNELS, bank_words(self.bundle, self.P)):
+        for name, words in zip(self.channels, bank_words(self.bundle, self.P)):
             mem = memory.Memory(shape=unsigned(width), depth=self.depth, init=words)
             m.submodules[f"bank_{name}"] = mem
             out = getattr(self, f"slot_{name}")

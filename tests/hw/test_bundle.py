@@ -340,10 +340,3 @@ def test_lstm_weights_with_three_gates_are_refused_naming_the_array(tmp_path):
         ModelBundle(formats=g.formats, w_x=lb.w_x, w_h=g.w_h, bias=g.bias, cell="lstm")
     with pytest.raises(BundleError, match="cell: expected one of gru, lstm, got 'rnn'"):
         ModelBundle(formats=g.formats, w_x=g.w_x, w_h=g.w_h, bias=g.bias, cell="rnn")
-
-
-def test_require_core_refuses_an_lstm_only():
-    random_bundle(3, 5).require_core("m/model.json")
-    with pytest.raises(BundleError, match="m/model.json: cell .lstm.: the LSTM core is not "
-                                          "generated yet"):
-        random_bundle(3, 5, cell="lstm").require_core("m/model.json")

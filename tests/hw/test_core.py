@@ -272,9 +272,10 @@ def test_refuses_a_bundle_without_hidden_units():
         DeltaGRUCore(empty, CoreShape(2, 2, 2))
 
 
-def test_refuses_an_lstm_bundle():
-    # The core computes the GRU cell: an LSTM bundle must not elaborate into a GRU core.
+def test_refuses_a_cell_it_does_not_compute():
     from drnn_hw.core import DeltaGRUCore
 
-    with pytest.raises(ValueError, match="cell 'lstm'"):
-        DeltaGRUCore(random_bundle(3, 4, seed=1, cell="lstm"), CoreShape(2, 2, 2))
+    b = random_bundle(3, 4, seed=1)
+    b.cell = "rnn"              # (a loaded bundle cannot have one: validated on load)
+    with pytest.raises(ValueError, match="cell 'rnn'"):
+        DeltaGRUCore(b, CoreShape(2, 2, 2))

@@ -88,3 +88,24 @@ def test_refuses_what_does_not_fit(name, value):
     params[name] = value
     with pytest.raises(ValueError, match=rf"^{name}\b"):
         RegisterFile(**params)
+
+
+def test_shape_shows_the_cell():
+    """SHAPE's bits [23:20] hold the cell's code (1: LSTM); the other fields are unchanged."""
+    from amaranth.sim import Simulator
+
+    dut = RegisterFile(inputs=3, hidden=5, rows=4, columns=1, scan=2, act_bits=16,
+                       theta_x=0, theta_h=0, cell=1)
+    seen = {}
+
+    async def tb(ctx):
+        ctx.set(dut.csr.addr, MAP["SHAPE"])
+        ctx.set(dut.csr.r_stb, 1)
+        await ctx.tick()
+        seen["shape"] = ctx.get(dut.csr.r_data)
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-6)
+    sim.add_testbench(tb)
+    sim.run()
+    assert seen["shape"] == 4 | (1 << 16) | (1 << 20) | (2 << 24)

@@ -27,7 +27,9 @@ CTRL_BITS = {"RESET_STATE": 0, "CLEAR_STEPS": 1, "CLEAR_ERROR": 2}
 STATUS_BITS = {"BUSY": 0, "FRAME_ERROR": 1, "RESET_PENDING": 2}
 #: SIZES and SHAPE: (lowest bit, width) of each field.
 SIZES_FIELDS = {"inputs": (0, 16), "hidden": (16, 16)}
-SHAPE_FIELDS = {"rows": (0, 16), "columns": (16, 4), "scan": (24, 8)}
+SHAPE_FIELDS = {"rows": (0, 16), "columns": (16, 4), "cell": (20, 4), "scan": (24, 8)}
+#: SHAPE's cell codes.
+CELLS = {"gru": 0, "lstm": 1}
 ID = 0x44524E4E      # "DRNN"
 
 
@@ -95,14 +97,26 @@ def test_words_agree():
     assert bus.shape_word(128, 2, 32) == encode_word(ShapeLayout, rows=128, columns=2, scan=32) \
         == 128 | 2 << 16 | 32 << 24
     assert decode_word(ShapeLayout, 0x1F0F_FFFF) == {"rows": 0xFFFF, "columns": 0xF,
-                                                     "scan": 0x1F}   # reserved bits 23:20 dropped
+                                                     "cell": 0, "scan": 0x1F}
+    assert bus.shape_word(16, 2, 16, bus.CELL_LSTM) == \
+        encode_word(ShapeLayout, rows=16, columns=2, cell=contract.CELL_CODES["lstm"], scan=16) \
+        == 16 | 2 << 16 | 1 << 20 | 16 << 24
+    assert decode_word(ShapeLayout, 0x1010_0002)["cell"] == 1
+
+
+def test_cell_codes_agree():
+    assert contract.CELL_CODES == CELLS
+    assert (bus.CELL_GRU, bus.CELL_LSTM) == (CELLS["gru"], CELLS["lstm"])
+    assert contract.CELL_NAMES == {0: "gru", 1: "lstm"}
 
 
 def test_encode_word_refuses_what_does_not_fit():
     with pytest.raises(ValueError, match="columns = 16 does not fit its 4-bit field"):
         encode_word(ShapeLayout, columns=16)
+    with pytest.raises(ValueError, match="cell = 16 does not fit its 4-bit field"):
+        encode_word(ShapeLayout, cell=16)
     with pytest.raises(ValueError, match="'_reserved' is not a field"):
-        encode_word(ShapeLayout, _reserved=1)
+        encode_word(CtrlLayout, _reserved=1)
     with pytest.raises(ValueError, match="32 bits"):
         decode_word(SizesLayout, 1 << 32)
 

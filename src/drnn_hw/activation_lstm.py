@@ -1,0 +1,283 @@
+"""The LSTM activation pipeline: delta memories and cell state to the new h and c, one P-block
+per cycle.
+
+For every hidden unit (the spec is :mod:`drnn_hw.numerics`, module docstring, "LSTM"; the
+reference :func:`drnn_hw.golden.lstm_activation`, bit for bit), in cycles after the block's
+issue ``c0`` (at most one carry chain, table lookup or multiplier per stage)::
+
+    c0  read the block of the four delta memories M_i, M_f, M_g, M_o
+    c1  σ ROM addresses of M_i, M_f, M_o, tanh ROM address of M_g;  read c (the cell RAM)
+    c2  i, f, g, o from the ROMs, c;   f·c to the f channel's multipliers, i·g to the i
+                                       channel's (column 0)
+    c4  fc = round(f·c), ig = round(i·g)      (each product rounded half up once)
+    c5  c' = sat(fc + ig), written to the cell RAM;  tanh ROM address of c'
+    c6  tc = tanh(c') from the ROM;    o·tc to the o channel's multipliers (column 0)
+    c8  h' = sat(round(o·tc)), written to h
+
+Identities of the spec's integer arithmetic that save stages (exact, not approximations):
+
+* a table index depends on its input only through a clamp, so it is computed straight from the
+  wider value (:func:`~drnn_hw.hdl_arith.saturated_lut_index`): from the unsaturated delta
+  memory rows at c1, and from the unsaturated sum ``fc + ig`` at c5 (the cell format has the
+  activation's integer range, so the tanh table's ±4 lies inside it and saturating c' first
+  cannot change the index; ``cell_index`` is the index of ``floor(c' / 2^(C−A))``);
+* ``fc`` and ``ig`` never saturate (the spec saturates them; here that is a no-op): the σ
+  table's entries lie in [0, 2^A] and the tanh table's in [−2^A, 2^A] (both checked here), so
+  ``|round(f·c / 2^A)| ≤ |c|`` and ``|round(i·g / 2^(2A−C))| ≤ 2^C``, both inside the cell
+  format. Only the sum c' and h' are saturated.
+
+Why this shape. The LSTM core has four MxV channels (i, f, g, o), one per gate, each with one
+delta memory, so the MxV time is the GRU's (a delta column is multiplied into all four gates in
+the same cycle); the AP needs three multiplications per unit, which it borrows from the column-0
+multipliers of three channels: f·c and i·g in the same cycle (c2) on the f and i channels, o·tc
+four cycles later (c6) on the o channel, so block b's o·tc and block b+4's f·c/i·g never ask
+one multiplier twice. The AP owns no multiplier: the core has exactly 4·P·K. Unlike the GRU's,
+it does not read the old h (h' depends on c' and o only), so the core's h block mux is not in
+its path. The multipliers' first operand is ``cell.bits`` wide (18 by default: c in Q8.10; one
+MULT18X18D on an ECP5), so the LSTM core's channels take ``ap_a_bits`` = :func:`ap_a_bits`.
+
+The cell state c lives here, in a ``lib.memory`` RAM of ΣNB words of P cell-format codes beside
+the core's h registers (nothing else needs c, and nothing needs it in parallel: the encoder
+scans h, not c). Each block is read at c1 and written at c5 of the same pass, so one read and
+one write port suffice (two blocks in flight have different addresses; the next read of a
+block is a step later). ``clear`` (RESET_STATE) writes zeros over the next ΣNB cycles, one
+block per cycle, as the MxV restores its biases in the same idle time (and the same after the
+clock domain's reset, which leaves RAM contents as they were): c0 = 0. An initial h0 (the H0
+register) does not touch c.
+
+Issue starts in the cycle after ``start`` (:data:`AP_ISSUE`) and runs NB blocks back to back;
+``done`` pulses in the cycle the last block's h is written. Stacked layers as in
+:class:`~drnn_hw.activation.ActivationPipeline` (global blocks from the layer's
+``block_base``; the cell RAM holds every layer's c).
+"""
+
+from __future__ import annotations
+
+import math
+
+from amaranth.hdl import Array, Const, Module, Mux, Signal, signed
+from amaranth.lib import data, memory, wiring
+from amaranth.lib.wiring import In, Out
+
+from .activation import AP_ISSUE
+from .hdl_arith import check_positive, refuse, round_shift, saturate, saturated_lut_index
+from .multiplier import MultiplierBankSignature
+from .mxv import AP_MUL_LATENCY, AP_READ_LATENCY, DeltaReadSignature, ap_operand_b_bits
+from .numerics import Formats
+
+__all__ = ["LSTMActivationPipeline", "LSTM_AP_STAGES", "AP_ISSUE", "ap_a_bits", "GATES"]
+
+#: The gates, in the bundle's order (PyTorch's names).
+GATES = ("i", "f", "g", "o")
+
+#: When each stage happens, in cycles after the block's issue (see the module docstring).
+_C_M = AP_READ_LATENCY                 # memories' rows arrive: ROM addresses; c read
+_C_G = _C_M + 1                        # i, f, g, o, c: f·c and i·g issued
+_C_P = _C_G + AP_MUL_LATENCY           # products: fc, ig rounded
+_C_C = _C_P + 1                        # c' = sat(fc + ig) written; tanh(c') address
+_C_T = _C_C + 1                        # tanh(c'): o·tanh(c') issued
+_C_H = _C_T + AP_MUL_LATENCY           # h' written
+#: Cycles from a block's issue (c0) to its h write.
+LSTM_AP_STAGES = _C_H
+
+
+def ap_a_bits(fmts: Formats) -> int:
+    """Width of the first operand of the multipliers the LSTM AP borrows: c (``cell.bits``),
+    a gate value or tanh(c') (``act_bits``), or, for the MxV itself, a delta
+    (``act_bits + 1``)."""
+    return max(fmts.act_bits + 1, fmts.cell.bits)
+
+
+class LSTMActivationPipeline(wiring.Component):
+    """The LSTM gate math for one P-row block per cycle, and the cell state (see the module
+    docstring; the algorithm is :func:`drnn_hw.golden.lstm_activation`, bit for bit).
+
+    Parameters
+    ----------
+    fmts : Formats
+        Number formats (:mod:`drnn_hw.numerics`; c in ``fmts.cell``).
+    hidden : int or sequence of int
+        H (≥ 1), or every layer's H for a stacked core; ``NB = ceil(H/P)`` blocks (per layer).
+    rows : int
+        P (≥ 1).
+    acc_width : int
+        Width of the delta memories' rows (:func:`~drnn_hw.mxv.acc_width`, ≥ ``acc_bits``).
+    sigmoid_lut, tanh_lut : sequences of ``2**lut_bits`` ints
+        The σ and tanh tables (activation-format codes; σ entries in [0, 2^act_frac], tanh
+        entries in [−2^act_frac, 2^act_frac]).
+
+    Ports
+    -----
+    layer : In(range(L))
+        Only with L > 1: the layer of the pass (stable from ``start`` to ``done``).
+    start : In(1)
+        Issue block 0 in the next cycle, then blocks 1..NB-1 on the following cycles.
+    clear : In(1)
+        Set c to 0 (RESET_STATE): ΣNB writes over the next ΣNB cycles; no ``start`` before
+        they are done (the core's bias refill of the delta memories takes longer).
+    read_i, read_f, read_g, read_o : Out(DeltaReadSignature(P, acc_width, ΣNB))
+        Block reads of M_i, M_f, M_g, M_o (all four the same block in the same cycle); the rows
+        arrive ``AP_READ_LATENCY`` cycles later (acc_bits + guard bits, not saturated).
+    mul_i, mul_f, mul_o : Out(MultiplierBankSignature(P, ap_a_bits, ap_operand_b_bits))
+        The borrowed column-0 multipliers of the i, f and o channels (product
+        ``AP_MUL_LATENCY`` cycles after ``en``).
+    h_we : Out(1), h_wblock : Out(range(max(ΣNB, 2))), h_out : Out(ArrayLayout(signed(act_bits), P))
+        New hidden state of one block (activation codes; rows past H are don't-care).
+    done : Out(1)
+        The last block was written this cycle.
+
+    Raises
+    ------
+    ValueError
+        ``hidden`` or ``rows`` < 1, ``acc_width`` < ``acc_bits``, a table not of
+        ``2**lut_bits`` entries, σ entries outside [0, 2^act_frac] or tanh entries outside
+        [−2^act_frac, 2^act_frac] (named in the message).
+    """
+
+    def __init__(self, fmts: Formats, *, hidden, rows: int, acc_width: int, sigmoid_lut,
+                 tanh_lut):
+        layers = [hidden] if isinstance(hidden, int) else list(hidden)
+        check_positive(self, rows=rows, **{f"hidden[{l}]" if len(layers) > 1 else "hidden": h
+                                           for l, h in enumerate(layers)})
+        if acc_width < fmts.acc_bits:
+            raise refuse(self, f"acc_width must be ≥ acc_bits = {fmts.acc_bits}, got "
+                               f"{acc_width}")
+        self.fmts, self.H, self.P = fmts, hidden, rows
+        nbs = [math.ceil(h / rows) for h in layers]
+        self.first = [sum(nbs[:l]) for l in range(len(nbs))]
+        self.last = [f + nb - 1 for f, nb in zip(self.first, nbs)]
+        self.NB = sum(nbs)
+        self.sigmoid_lut = [int(v) for v in sigmoid_lut]
+        self.tanh_lut = [int(v) for v in tanh_lut]
+        one = 1 << fmts.act_frac
+        for name, table, lo in (("sigmoid_lut", self.sigmoid_lut, 0),
+                                ("tanh_lut", self.tanh_lut, -one)):
+            if len(table) != fmts.lut_entries:
+                raise refuse(self, f"{name} must have 2**lut_bits = {fmts.lut_entries} "
+                                   f"entries, got {len(table)}")
+            # fc and ig need no saturation (module docstring) because of these ranges.
+            if not all(lo <= v <= one for v in table):
+                raise refuse(self, f"{name} entries must lie in [{lo}, 2^act_frac = {one}]")
+        act = signed(fmts.act_bits)
+        blk = range(max(self.NB, 2))
+        mul = MultiplierBankSignature(rows, ap_a_bits(fmts), ap_operand_b_bits(fmts))
+        read = DeltaReadSignature(rows=rows, acc_width=acc_width, blocks=self.NB)
+        super().__init__({
+            **({"layer": In(range(len(layers)))} if len(layers) > 1 else {}),
+            "start": In(1),
+            "clear": In(1),
+            **{f"read_{g}": Out(read) for g in GATES},
+            "mul_i": Out(mul),
+            "mul_f": Out(mul),
+            "mul_o": Out(mul),
+            "h_we": Out(1),
+            "h_wblock": Out(blk),
+            "h_out": Out(data.ArrayLayout(act, rows)),
+            "done": Out(1),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        fmts, P, NB = self.fmts, self.P, self.NB
+        A, C = fmts.act_frac, fmts.cell.frac
+        cb = fmts.cell.bits
+        act, cell = signed(fmts.act_bits), signed(cb)
+        blk = range(max(NB, 2))
+
+        # Stage c0 (the block read) and its copies in stages c1..c8: valid bit, block number.
+        stage = data.StructLayout({"valid": 1, "block": blk})
+        c = [Signal(stage, name=f"c{i}") for i in range(LSTM_AP_STAGES + 1)]
+        issuing = Signal()
+        count = Signal(blk)
+        if len(self.first) == 1:
+            first, last = self.first[0], self.last[0]
+        else:
+            first = Array(Const(v) for v in self.first)[self.layer]
+            last = Array(Const(v) for v in self.last)[self.layer]
+        # c0 comes from registers only (as the GRU AP's: the address fans out to every row).
+        m.d.comb += [c[0].valid.eq(issuing), c[0].block.eq(count)]
+        reads = {g: getattr(self, f"read_{g}") for g in GATES}
+        for rd in reads.values():
+            m.d.comb += [rd.en.eq(c[0].valid), rd.block.eq(c[0].block)]
+        with m.If(self.start):
+            m.d.sync += [issuing.eq(1), count.eq(first)]
+        with m.Elif(issuing):
+            with m.If(count == last):
+                m.d.sync += issuing.eq(0)
+            with m.Else():
+                m.d.sync += count.eq(count + 1)
+        m.d.sync += [c[i].eq(c[i - 1]) for i in range(1, LSTM_AP_STAGES + 1)]
+
+        mul_i, mul_f, mul_o = self.mul_i, self.mul_f, self.mul_o
+        m.d.comb += [
+            mul_i.en.eq(c[_C_G].valid), mul_f.en.eq(c[_C_G].valid), mul_o.en.eq(c[_C_T].valid),
+            self.h_we.eq(c[_C_H].valid), self.h_wblock.eq(c[_C_H].block),
+            self.done.eq(c[_C_H].valid & (c[_C_H].block == last)),
+        ]
+
+        # The cell state: read at c1 (data at c2), written at c5; zeros after ``clear``.
+        c_mem = memory.Memory(shape=data.ArrayLayout(cell, P), depth=max(NB, 2), init=[])
+        m.submodules.cell = c_mem
+        c_rd, c_wr = c_mem.read_port(), c_mem.write_port()
+        filling = Signal(init=1)        # also after the domain's reset (RAM keeps contents)
+        fill_block = Signal(blk)
+        with m.If(self.clear):
+            m.d.sync += [filling.eq(1), fill_block.eq(0)]
+        with m.Elif(filling):
+            m.d.sync += fill_block.eq(fill_block + 1)
+            with m.If(fill_block == NB - 1):
+                m.d.sync += filling.eq(0)
+        m.d.comb += [c_rd.addr.eq(c[_C_M].block), c_rd.en.eq(c[_C_M].valid),
+                     c_wr.en.eq(c[_C_C].valid | filling),
+                     c_wr.addr.eq(Mux(filling, fill_block, c[_C_C].block))]
+
+        def delay(value, frm, to, name):
+            """``value`` (valid at stage ``frm``, registered there) carried to stage ``to``."""
+            for i in range(frm + 1, to + 1):
+                nxt = Signal.like(value, name=f"{name}_c{i}")
+                m.d.sync += nxt.eq(value)
+                value = nxt
+            return value
+
+        for p in range(P):
+            sig_if = memory.Memory(shape=act, depth=len(self.sigmoid_lut), init=self.sigmoid_lut)
+            sig_o = memory.Memory(shape=act, depth=len(self.sigmoid_lut), init=self.sigmoid_lut)
+            tanh_rom = memory.Memory(shape=act, depth=len(self.tanh_lut), init=self.tanh_lut)
+            m.submodules[f"sigmoid_if{p}"] = sig_if
+            m.submodules[f"sigmoid_o{p}"] = sig_o
+            m.submodules[f"tanh{p}"] = tanh_rom
+            rd_i, rd_f, rd_o = sig_if.read_port(), sig_if.read_port(), sig_o.read_port()
+            rd_g, rd_c = tanh_rom.read_port(), tanh_rom.read_port()
+
+            # c1: table addresses straight from the unsaturated delta memory rows.
+            for port, g, rng in ((rd_i, "i", fmts.sigmoid_range_log2),
+                                 (rd_f, "f", fmts.sigmoid_range_log2),
+                                 (rd_g, "g", fmts.tanh_range_log2),
+                                 (rd_o, "o", fmts.sigmoid_range_log2)):
+                m.d.comb += port.addr.eq(saturated_lut_index(reads[g].m[p], fmts, rng,
+                                                             fmts.w_frac))
+            # c2: f·c on the f channel, i·g on the i channel; o kept for c6.
+            m.d.comb += [mul_f.a[p].eq(c_rd.data[p]), mul_f.b[p].eq(rd_f.data),
+                         mul_i.a[p].eq(rd_g.data), mul_i.b[p].eq(rd_i.data)]
+            o = Signal(act, name=f"o_{p}")
+            m.d.sync += o.eq(rd_o.data)
+            o6 = delay(o, _C_G + 1, _C_T, f"o_{p}")
+            # c4: each product rounded half up once (no saturation needed: module docstring),
+            # kept in the cell format's width (their values fit it).
+            fc, ig = Signal(cell, name=f"fc_{p}"), Signal(cell, name=f"ig_{p}")
+            m.d.sync += [fc.eq(round_shift(mul_f.product[p], A)[:cb]),
+                         ig.eq(round_shift(mul_i.product[p], 2 * A - C)[:cb])]
+            # c5: c' = sat(fc + ig) into the cell RAM; the tanh address of c' from the
+            # unsaturated sum: cell_index(v) is the index of floor(v / 2^(C − A)), which
+            # ``saturated_lut_index`` with ``rounded`` (no half added) and pre_shift C − A is.
+            total = fc + ig
+            m.d.comb += [
+                c_wr.data[p].eq(Mux(filling, 0, saturate(total, cb))),
+                rd_c.addr.eq(saturated_lut_index(total, fmts, fmts.tanh_range_log2, C - A,
+                                                 rounded=True)),
+            ]
+            # c6: o · tanh(c') on the o channel; c8: h' = sat(round(o · tanh(c'))).
+            m.d.comb += [mul_o.a[p].eq(rd_c.data), mul_o.b[p].eq(o6),
+                         self.h_out[p].eq(saturate(round_shift(mul_o.product[p], A),
+                                                   fmts.act_bits))]
+        return m
