@@ -159,5 +159,9 @@ def clock_from_build_report(path, shape: CoreShape | None = None,
             [[ly.input_size, ly.hidden_size] for ly in bundle.layers]:
         notes.append(f"WARNING: built for layers {model['layers']}, benchmarked "
                      f"{[[ly.input_size, ly.hidden_size] for ly in bundle.layers]}")
+    if bundle is not None and isinstance(model, dict) and \
+            model.get("cell", "gru") != bundle.cell:
+        notes.append(f"WARNING: built for the {model.get('cell', 'gru')} core, benchmarked "
+                     f"the {bundle.cell} core")
     label = f"Fmax of the ECP5 build {p} ({key})" + (f"; {'; '.join(notes)}" if notes else "")
     return mhz, label

@@ -5,15 +5,35 @@ Verilator builds are cached, so every test of a session reuses two builds).
 ``odd``: I=7, H=13, P=4, K=2, E=3 (no size a multiple of P or E), nonzero reset thresholds,
 the narrowest accumulator the formats allow (24 bits) and large weights, so extreme inputs
 saturate the delta memories.
+``lstm-odd``: ``odd``'s sizes, formats and thresholds as a delta-LSTM (the LSTM core).
+``lstm-tiny``: an LSTM with I=1, H=5 < P=8, K=1, E=4 whose cell states integrate ±1 per step
+(i = f = 1, g = ±1 from their biases, :func:`saturating_lstm`): after 128 steps c saturates at
+the cell format's limits.
 """
 
 from __future__ import annotations
 
-from drnn_hw.bundle import random_bundle
+import numpy as np
+
+from drnn_hw.bundle import ModelBundle, random_bundle
 from drnn_hw.cycle_model import CoreShape
 from drnn_hw.numerics import Formats
 
-__all__ = ["CORES", "core"]
+__all__ = ["CORES", "core", "saturating_lstm"]
+
+
+def saturating_lstm(inputs: int = 1, hidden: int = 5, seed: int = 7) -> ModelBundle:
+    """An LSTM whose cells integrate +1 (even units) or −1 (odd units) per step: the biases of
+    i and f lie far beyond σ's table (i = f = 1.0), g's beyond tanh's (±1.0), so
+    ``c' = c ± 1`` and c reaches the cell format's limits (±128) after 128 steps, where it
+    saturates. Small random weights, so the deltas still move the memories."""
+    b = random_bundle(inputs, hidden, seed=seed, weight_scale=0.2, cell="lstm")
+    big = 12 << b.formats.acc.frac                 # 12.0: beyond σ's ±8 and tanh's ±4
+    bias = np.array(b.layers[0].bias, np.int64)
+    bias[0], bias[1] = big, big
+    bias[2] = np.where(np.arange(hidden) % 2 == 0, big, -big)
+    return ModelBundle(formats=b.formats, w_x=b.layers[0].w_x, w_h=b.layers[0].w_h,
+                       bias=bias, cell="lstm", name="saturating-lstm")
 
 CORES = {
     "tiny": (lambda: random_bundle(1, 5, seed=1, weight_scale=3.0),
@@ -21,6 +41,11 @@ CORES = {
     "odd": (lambda: random_bundle(7, 13, formats=Formats(acc_bits=24), seed=2, theta_x=0.05,
                                   theta_h=0.02, weight_scale=2.0),
             CoreShape(rows=4, columns=2, scan=3)),
+    "lstm-odd": (lambda: random_bundle(7, 13, formats=Formats(acc_bits=24), seed=2,
+                                       theta_x=0.05, theta_h=0.02, weight_scale=2.0,
+                                       cell="lstm"),
+                 CoreShape(rows=4, columns=2, scan=3)),
+    "lstm-tiny": (lambda: saturating_lstm(), CoreShape(rows=8, columns=1, scan=4)),
 }
 
 

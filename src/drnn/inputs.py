@@ -113,8 +113,8 @@ def write_stats(path, result, extra: dict | None = None):
     steps past a sequence's length left out), their totals, and the sequence lengths; for a
     stacked model also layer_nnz_dx, layer_nnz_dh (per step, a list of L: one per layer;
     nnz_dx/nnz_dh are their sums) and layer_cycles (each layer's pass, when the engine
-    reports it: golden model, verilator). An LSTM bundle's run has no cycles (no core, no
-    cycle model): ``cycles`` and ``cycles_total`` are null."""
+    reports it: golden model, verilator). An engine that reports no cycles leaves
+    ``cycles`` and ``cycles_total`` null."""
     nnz_dx, nnz_dh = (result.flat(k).tolist() for k in ("nnz_dx", "nnz_dh"))
     cycles = result.flat("cycles")
     cycles = None if cycles is None else cycles.tolist()

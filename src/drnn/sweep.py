@@ -5,7 +5,7 @@ and quantisation-aware training once per (Θ, weight format), and evaluates each
 hardware-exactly twice: with the trainer's exact mode and with the golden model + cycle model
 (the two must agree; the sweep fails loudly if they do not). Writes ``results.json`` and
 ``results.md`` (the README table) to the output folder. ``--cell lstm`` sweeps a delta-LSTM
-the same way (no cycles: there is no LSTM core or cycle model yet).
+the same way (cycles from the LSTM core's cycle model).
 
 ``--gammas`` sweeps the column-balanced spatial sparsity γ instead (:func:`spatial_sweep`, at
 one Θ): one float GRU, then for each γ the targeted-dropout phase and the delta + QAT

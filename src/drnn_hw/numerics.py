@@ -110,8 +110,8 @@ __all__ = [
     "narrow_acc",
 ]
 
-#: The recurrent cells a bundle may hold: the delta-GRU (the core the generator builds) and the
-#: delta-LSTM (numerics, golden model, trainer and import; no core yet).
+#: The recurrent cells a bundle may hold: the delta-GRU and the delta-LSTM (a core is generated
+#: for either: :mod:`drnn_hw.core`).
 CELLS = ("gru", "lstm")
 
 #: Fractional bits the LSTM's cell format has beyond the activation format (module doc).

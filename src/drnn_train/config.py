@@ -47,8 +47,8 @@ class TrainConfig:
     """
 
     dataset: str = "japanese-vowels"
-    # The recurrent cell: "gru" (the delta-GRU the generator builds a core for) or "lstm"
-    # (the delta-LSTM: numerics, golden model and import; no core yet). Same recipe for both.
+    # The recurrent cell: "gru" (the delta-GRU) or "lstm" (the delta-LSTM); the generator
+    # builds a core for either. Same recipe for both.
     cell: str = "gru"
     # One hidden size for every layer, or a list of ``layers`` sizes (input layer first).
     hidden: int | list = 64

@@ -108,8 +108,7 @@ def evaluate_bundle(bundle: ModelBundle, dataset: Dataset | str, shape: CoreShap
     sparsity_dx / sparsity_dh (fraction of zero deltas over valid steps),
     mean_cycles (cycle model for ``shape``), mean_cycles_dense (the same core with every delta
     kept), speedup (dense / mean cycles), steps, sequences, mean_nnz_dx / mean_nnz_dh, core;
-    an LSTM bundle (``cell`` "lstm", also returned) has no core and no cycle model: its
-    mean_cycles, mean_cycles_dense, speedup and core are None;
+    an LSTM bundle (``cell`` "lstm", also returned) gets the LSTM core's cycles;
     theta_x / theta_h for one layer; a column-balanced bundle (GRU) also
     ``mean_cycles_compressed``: the spatial model's cycles of a compressed-weight core
     (:mod:`drnn_hw.spatial`; no such core exists yet), None when ``shape``'s P is not the
@@ -141,9 +140,9 @@ def evaluate_bundle(bundle: ModelBundle, dataset: Dataset | str, shape: CoreShap
     I = sum(ly.input_size for ly in bundle.layers)
     H = sum(ly.hidden_size for ly in bundle.layers)
     lstm = bundle.cell == "lstm"
-    dense = None if lstm else \
-        sum(step_cycles(np.ones(ly.input_size, bool), np.ones(ly.hidden_size, bool), shape)
-            for ly in bundle.layers)
+    dense = sum(step_cycles(np.ones(ly.input_size, bool), np.ones(ly.hidden_size, bool), shape,
+                            bundle.cell)
+                for ly in bundle.layers)
     if dataset.is_regression:
         score = {"task": "regression",
                  **regression_errors(head_outputs(bundle, res.h, lengths, dataset.per_step),
@@ -156,11 +155,11 @@ def evaluate_bundle(bundle: ModelBundle, dataset: Dataset | str, shape: CoreShap
         "sparsity_dx": float(1 - nnz_dx.sum() / (steps * I)),
         "sparsity_dh": float(1 - nnz_dh.sum() / (steps * H)),
         "mean_nnz_dx": float(nnz_dx.mean()), "mean_nnz_dh": float(nnz_dh.mean()),
-        "mean_cycles": None if lstm else float(cycles.mean()),
-        "mean_cycles_dense": None if lstm else float(dense),
-        "speedup": None if lstm else float(dense / cycles.mean()),
+        "mean_cycles": float(cycles.mean()),
+        "mean_cycles_dense": float(dense),
+        "speedup": float(dense / cycles.mean()),
         "steps": steps, "sequences": int(len(lengths)),
-        "core": None if lstm else shape.to_dict(),
+        "core": shape.to_dict(),
         **({"cell": "lstm"} if lstm else {}),
     }
     if not lstm and any(ly.balance is not None for ly in bundle.layers):

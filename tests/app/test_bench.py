@@ -148,6 +148,29 @@ def test_run_bench_golden_rows_consistent():
     assert out["trace"]["sequence"] == 0 and out["trace"]["length"] == 9
 
 
+def test_run_bench_of_an_lstm():
+    """An LSTM bundle: 4·H useful MACs per kept delta on 4·P·K multipliers, the LSTM's cycles,
+    torch's nn.LSTM as the float reference, and no peer figure (n/a, with the reason)."""
+    b = random_bundle(3, 4, seed=3, cell="lstm")
+    b.head_w, b.head_b, b.classes = np.eye(4)[:3], np.zeros(3), ["0", "1", "2"]
+    rng = np.random.default_rng(5)
+    data = _Data(rng.normal(size=(5, 8, 3)), np.array([8, 4, 7, 2, 5]), rng.integers(0, 3, 5))
+    out = R.run_bench(b, data, SHAPE, golden_run, engine_name="golden", thetas=[(0, 0), (64, 64)],
+                      clock_mhz=50.0, torch_repeats=1, progress=False, log=lambda s: None)
+    r1 = golden_run(b.with_thresholds(64, 64), b.quantize_input(data.x_test), data.len_test,
+                    SHAPE)
+    row = out["rows"][1]
+    kept = r1.nnz_dx.sum() + r1.nnz_dh.sum()
+    assert row["useful_macs"] == 4 * 4 * kept
+    assert row["mxv_utilisation"] == pytest.approx(16 * kept / (16 * r1.cycles.sum()))
+    assert out["core"]["multipliers"] == 16 and out["model"]["cell"] == "lstm"
+    assert out["model"]["weights"] == 4 * 4 * (3 + 4)
+    assert row["peer"] is None and row["peer_na"].startswith("n/a: EdgeDRNN")
+    assert out["torch"]["module"] == "nn.LSTM"
+    assert out["torch"]["dense_float_accuracy"] is not None
+    assert row["breakdown"]["ap_fixed"] == 3 + 2 + 9          # SCAN + NB + the LSTM's AP
+
+
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
     d = tmp_path_factory.mktemp("bench")

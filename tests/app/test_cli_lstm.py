@@ -1,6 +1,6 @@
 """An LSTM bundle through the real CLI: train --cell lstm, export, info, evaluate and simulate
-with the golden engine (state files and chunks included); every command that builds or runs a
-core refuses it on one line naming the bundle file."""
+with the golden engine (state files and chunks included), and the commands that build or run
+the LSTM core (generate with its Yosys multiplier count, simulate on the RTL engines)."""
 
 import contextlib
 import io
@@ -57,8 +57,9 @@ def test_train_lstm_export_info_evaluate(flow, capsys):
     assert code == 0, err
     ev = json.loads((d / "ev.json").read_text())
     assert f"hardware-exact accuracy {100 * m['exact_accuracy']:.2f} %" in out
-    assert ev["accuracy"] == m["exact_accuracy"] and ev["mean_cycles"] is None
-    assert "cycles: none" in out and "mean cycles/step" not in out
+    assert ev["accuracy"] == m["exact_accuracy"] and ev["mean_cycles"] > 0
+    assert ev["mean_cycles"] < ev["mean_cycles_dense"] and ev["core"]["rows"] == 8   # = H
+    assert "LSTM core P=8 K=2 E=16" in out and "mean cycles/step" in out
 
 
 def test_info_of_a_gru_says_gru(tmp_path, capsys):
@@ -78,12 +79,12 @@ def test_simulate_golden_runs_an_lstm_with_state_chunks(tmp_path, capsys):
                            "--output", tmp_path / "h.npy", "--stats", tmp_path / "s.json"],
                           capsys)
     assert code == 0, err
-    assert "cycles: none" in out
+    assert "mean cycles/step" in out
     h = np.load(tmp_path / "h.npy")
-    want = run(b, b.quantize_input(x)).h * b.formats.act.lsb
-    np.testing.assert_array_equal(h, want)
+    g = run(b, b.quantize_input(x))
+    np.testing.assert_array_equal(h, g.h * b.formats.act.lsb)
     stats = json.loads((tmp_path / "s.json").read_text())
-    assert stats["cycles"] is None and stats["cycles_total"] is None and stats["steps"] == 16
+    assert stats["cycles"] == g.flat("cycles").tolist() and stats["steps"] == 16
     # In two chunks through a state file (which carries c): the same h.
     code, _, err = drnn(["simulate", tmp_path / "m", "--input", tmp_path / "a.npy", "--output",
                          tmp_path / "ha.npy", "--state-out", tmp_path / "st.npz"], capsys)
@@ -112,42 +113,43 @@ def test_state_file_without_c_is_refused_for_an_lstm(tmp_path, capsys):
     one_line_error(code, err, "bad.npz", "missing array layer0_c")
 
 
-@pytest.mark.parametrize("args", [
-    ["generate", "{m}", "--out", "{t}/g"],
-    ["build", "--board", "ulx3s-85f", "{m}", "--out", "{t}/u"],
-    ["build", "--board", "arty-z7-20", "{m}", "--out", "{t}/a"],
-    ["report", "{m}", "--target", "xc7z020"],
-    ["bench", "{m}", "--engine", "golden", "--dataset", "japanese-vowels", "--out", "{t}/b"],
-    ["bench", "{m}", "--engine", "verilator", "--out", "{t}/b"],
-    ["simulate", "{m}", "--input", "{t}/x.npy", "--output", "{t}/h.npy", "--engine",
-     "verilator"],
-    ["simulate", "{m}", "--input", "{t}/x.npy", "--output", "{t}/h.npy", "--engine",
-     "amaranth"],
-    ["run", "--board", "ulx3s-85f", "--port", "/dev/null", "{m}", "--input", "{t}/x.npy",
-     "--output", "{t}/h.npy"],
-])
-def test_every_core_command_refuses_an_lstm_bundle(tmp_path, capsys, args):
-    random_bundle(12, 4, seed=1, cell="lstm").save(tmp_path / "m")
-    np.save(tmp_path / "x.npy", np.zeros((2, 12)))
-    args = [a.format(m=tmp_path / "m", t=tmp_path) for a in args]
-    code, out, err = drnn(args, capsys)
-    one_line_error(code, err, f"{tmp_path / 'm' / 'model.json'}: cell 'lstm'",
-                   "the LSTM core is not generated yet", f"drnn {args[0]}")
-    assert not any(p.name in ("g", "u", "a", "b", "h.npy") for p in tmp_path.iterdir())
+def test_generate_an_lstm_core_counts_four_channels_of_multipliers(tmp_path, capsys):
+    """drnn generate builds the LSTM core: Yosys counts 4·P·K $mul cells (the AP has none of
+    its own), the manifest names the cell and the LSTM's AP latency."""
+    random_bundle(5, 6, seed=1, cell="lstm").save(tmp_path / "m")
+    code, out, err = drnn(["generate", tmp_path / "m", "--out", tmp_path / "g", "--rows", "4",
+                           "--columns", "2", "--scan", "4"], capsys)
+    assert code == 0, err
+    man = json.loads((tmp_path / "g" / "manifest.json").read_text())
+    assert man["parameters"]["cell"] == "lstm"
+    assert man["multipliers"] == 4 * 4 * 2 == man["multipliers_yosys"]
+    assert man["cycle_model"]["AP_LATENCY"] == 9
+    assert "LSTM I=5 H=6" in out and "32 multipliers (yosys counts 32)" in out
 
 
-def test_engines_refuse_an_lstm_bundle_from_the_api():
-    from drnn.engines import get_engine
-    from drnn_hw.bundle import BundleError
+@pytest.mark.parametrize("engine", ["amaranth", "verilator"])
+def test_simulate_an_lstm_on_the_rtl_engines(tmp_path, capsys, engine):
+    """simulate --engine amaranth|verilator runs the LSTM core with h0: h equal to the golden
+    model's, cycles measured equal to its cycle model's."""
+    b = random_bundle(3, 5, seed=3, cell="lstm", theta_x=0.05, theta_h=0.02)
+    b.save(tmp_path / "m")
+    x = np.random.default_rng(1).normal(0, 1, (2, 6, 3))
+    h0 = np.random.default_rng(2).uniform(-0.5, 0.5, (1, 5))
+    np.save(tmp_path / "x.npy", x)
+    np.save(tmp_path / "h0.npy", h0)
+    code, out, err = drnn(["simulate", tmp_path / "m", "--input", tmp_path / "x.npy",
+                           "--output", tmp_path / "h.npy", "--stats", tmp_path / "s.json",
+                           "--engine", engine, "--h0", tmp_path / "h0.npy", "--rows", "2",
+                           "--columns", "2", "--scan", "2"], capsys)
+    assert code == 0, err
+    from drnn_hw.cycle_model import CoreShape
+    from drnn_hw.numerics import quantize
+    g = run(b, b.quantize_input(x), shape=CoreShape(2, 2, 2), h0=[quantize(h0[0], b.formats.act)])
+    np.testing.assert_array_equal(np.load(tmp_path / "h.npy"), g.h * b.formats.act.lsb)
+    assert json.loads((tmp_path / "s.json").read_text())["cycles"] == g.flat("cycles").tolist()
 
-    b = random_bundle(3, 4, cell="lstm")
-    for name in ("verilator", "amaranth"):
-        with pytest.raises(BundleError, match=f"the LSTM core is not generated yet; the {name} "
-                                              "engine needs a GRU bundle"):
-            get_engine(name)(b, np.zeros((1, 2, 3), np.int64))
 
-
-def test_sweep_of_an_lstm_checks_exact_mode_against_golden_and_has_no_cycles(tmp_path):
+def test_sweep_of_an_lstm_checks_exact_mode_against_golden_with_cycles(tmp_path):
     from drnn.sweep import sweep
     from synthetic import TINY
 
@@ -158,7 +160,8 @@ def test_sweep_of_an_lstm_checks_exact_mode_against_golden_and_has_no_cycles(tmp
     assert res["config"]["cell"] == "lstm"
     rows = res["rows"]
     assert [r["exact_accuracy"] for r in rows] == [r["golden_accuracy"] for r in rows]
-    assert all(r["mean_cycles"] is None for r in rows)
+    assert all(r["mean_cycles"] < r["mean_cycles_dense"] for r in rows[1:])
     assert rows[1]["sparsity_dh"] > rows[0]["sparsity_dh"]
+    assert rows[1]["mean_cycles"] < rows[0]["mean_cycles"]
     table = (tmp_path / "out" / "results.md").read_text()
-    assert table.count("| – |") == 2
+    assert table.count("| – |") == 0

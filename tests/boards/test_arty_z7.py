@@ -29,6 +29,21 @@ def test_axi_benches_match_golden():
     assert list(res["bresp"]) == [0, 0, 0, 2, 0]
 
 
+@pytest.mark.slow
+def test_axi_benches_run_an_lstm_core():
+    """The AXI wrapper runs the LSTM core unchanged: bit-exact h, the same register replies."""
+    from drnn_boards.sim import run_axi_bench
+
+    bundle = random_bundle(6, 10, seed=5, theta_x=0.125, theta_h=0.0625, weight_scale=1.5,
+                           cell="lstm")
+    rng = np.random.default_rng(3)
+    x = np.cumsum(rng.integers(-150, 150, (10, 6)) * (rng.random((10, 6)) > 0.5), axis=0)
+    res = run_axi_bench(bundle, SHAPE, x)
+    gold = golden_run(bundle, x[None], shape=SHAPE)
+    np.testing.assert_array_equal(res["h"], gold.h[0])
+    assert list(res["lite"])[:2] == [0x44524E4E, 6 | (10 << 16)]
+
+
 def test_stream_widths():
     assert [element_bits(a) for a in (8, 9, 16, 18)] == [8, 16, 16, 24]
     assert stream_tdata_bits(16, 16) == 256      # default core: 16 elements of 16 bits

@@ -83,7 +83,18 @@ def test_check_core_compares_sizes():
     ok = DeltaRNNLink(Scripted(*regs(0x44524E4E, 3 | 5 << 16, 16 | 2 << 16 | 16 << 24,
                                      (3, 5))))
     assert ok.check_core(b) == {"id": 0x44524E4E, "input_size": 3, "hidden_size": 5,
-                                "rows": 16, "columns": 2, "scan": 16, "layers": [(3, 5)]}
+                                "rows": 16, "columns": 2, "scan": 16, "cell": "gru",
+                                "layers": [(3, 5)]}
+    # The cell from SHAPE's bits [23:20]: an LSTM bitstream for an LSTM model, not a GRU one.
+    lstm_shape = 16 | 2 << 16 | 1 << 20 | 16 << 24
+    lstm = random_bundle(3, 5, cell="lstm")
+    assert DeltaRNNLink(Scripted(*regs(0x44524E4E, 3 | 5 << 16, lstm_shape, (3, 5)))) \
+        .check_core(lstm)["cell"] == "lstm"
+    with pytest.raises(ValueError, match="board core computes the lstm cell .SHAPE., the "
+                                         "model is a gru"):
+        DeltaRNNLink(Scripted(*regs(0x44524E4E, 3 | 5 << 16, lstm_shape, (3, 5)))).check_core(b)
+    with pytest.raises(ValueError, match="board core computes the gru cell"):
+        DeltaRNNLink(Scripted(*regs(0x44524E4E, 3 | 5 << 16, 16, (3, 5)))).check_core(lstm)
     with pytest.raises(ValueError, match=r"board core has 1 layer\(s\) I=4 H=5, the model has "
                                          r"1 layer\(s\) I=3 H=5"):
         DeltaRNNLink(Scripted(*regs(0x44524E4E, 4 | 5 << 16, 0, (4, 5)))).check_core(b)

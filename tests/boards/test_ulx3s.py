@@ -70,6 +70,26 @@ def test_stacked_model_with_h0_over_uart_matches_golden():
     assert not np.array_equal(gold.h, golden_run(bundle, x, None, SHAPE).h)
 
 
+@pytest.mark.slow
+def test_lstm_core_over_uart_with_h0_matches_golden():
+    """The LSTM core on the same board logic and host driver, unchanged: h0 over H0, the
+    driver's identify() reads the cell from SHAPE, h and the measured cycles equal the golden
+    model's (the LSTM core's cycle model)."""
+    from drnn_boards.sim import run_board
+
+    bundle = random_bundle(6, 10, seed=3, theta_x=0.25, theta_h=0.125, weight_scale=1.5,
+                           cell="lstm")
+    rng = np.random.default_rng(9)
+    x = sparse_inputs(rng, 2, 4, 6)
+    h0 = [rng.integers(-300, 300, (2, 10))]
+    res = run_board(bundle, SHAPE, x, None, divisor=6, error_cases=False, h0=h0)
+    gold = golden_run(bundle, x, None, SHAPE, h0=h0)
+    assert list(res.ident) == [0x44524E4E, 6, 10, 4, 2, 4]
+    np.testing.assert_array_equal(res.h, gold.h)
+    np.testing.assert_array_equal(res.cycles, gold.cycles)
+    np.testing.assert_array_equal(res.nnz_dx, gold.nnz_dx)
+
+
 def test_pll_config():
     p = pll_config(25e6, 100e6)
     assert p["f_out_hz"] == 100e6

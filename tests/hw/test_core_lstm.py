@@ -12,9 +12,10 @@ import numpy as np
 import pytest
 
 from drnn_hw import golden
-from drnn_hw.bundle import ModelBundle, random_bundle, random_stacked_bundle
+from drnn_hw.bundle import random_bundle, random_stacked_bundle
 from drnn_hw.cycle_model import CoreShape
 from drnn.engines.amaranth import run, simulate
+from drnn_sim.cores import saturating_lstm
 
 
 def _check(bundle, x, shape, lengths=None, **options):
@@ -50,25 +51,11 @@ def test_random_lstm_matches_golden(I, H, P, K, E, theta):
         assert want.nnz_dx[0, 1:].min() < I or want.nnz_dh[0, 2:].min() < H
 
 
-def saturating_lstm(I: int = 2, H: int = 6, seed: int = 7) -> ModelBundle:
-    """An LSTM whose cells integrate +1 (even units) or −1 (odd units) per step: i = f = 1
-    (biases far beyond σ's table), g = ±1; so c passes the cell format's limits (±128) after
-    128 steps and saturates there. Small random weights so the deltas still do something."""
-    b = random_bundle(I, H, seed=seed, weight_scale=0.2, cell="lstm")
-    acc = b.formats.acc
-    big = 12 << acc.frac                    # 12.0: beyond σ's ±8 and tanh's ±4
-    bias = np.array(b.layers[0].bias, np.int64)
-    bias[0], bias[1] = big, big
-    bias[2] = np.where(np.arange(H) % 2 == 0, big, -big)
-    return ModelBundle(formats=b.formats, w_x=b.layers[0].w_x, w_h=b.layers[0].w_h, bias=bias,
-                       cell="lstm", theta_x=0, theta_h=0)
-
-
 def test_cell_state_saturates_bit_exact():
     """c runs into both limits of the cell format: the golden run really saturates (c at the
     format's max / min for the last steps, where an unsaturated c would have gone on), and the
     core follows it to the last bit and cycle."""
-    bundle = saturating_lstm()
+    bundle = saturating_lstm(2, 6)
     T = 140
     rng = np.random.default_rng(1)
     x = np.zeros((1, T, 2), np.int64)

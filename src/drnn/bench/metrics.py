@@ -40,7 +40,9 @@ Definitions (also written into bench.json under ``definitions``):
     Each kept Δ column costs ``3·H`` useful multiply-accumulates (the r, z and n rows of its
     weight column; a Δx column feeds M_r, M_z, M_nx, a Δh column M_r, M_z, M_nh). So
     ``useful = 3·H · Σ (nnz_dx + nnz_dh)``. The activation pipeline's two products per hidden
-    unit (r·M_nh, z·(h−n)), which reuse the multipliers, are *not* counted.
+    unit (r·M_nh, z·(h−n)), which reuse the multipliers, are *not* counted. An LSTM: ``4·H``
+    (rows i, f, g, o; its AP's three products per unit not counted either), and ``4·P·K``
+    multipliers below.
 ``mxv_utilisation``
     ``useful_macs / (3·P·K · Σ cycles)``: the share of all multiplier-cycles of the step that did
     a useful MxV multiply-accumulate (rows padded up to a multiple of P count as idle).
@@ -48,7 +50,8 @@ Definitions (also written into bench.json under ``definitions``):
     ``Σ cycle_bound(nnz) / Σ throughput cycles`` with :func:`drnn_hw.cycle_model.cycle_bound` (MxV fully
     busy, AP at P·K per cycle): 1.0 means the schedule is as good as the bound allows.
 ``dense_ops_per_step``
-    ``2 · 3H(I+H)``: one multiply and one add per weight, what a dense GRU step does.
+    ``2 · 3H(I+H)``: one multiply and one add per weight, what a dense GRU step does (an LSTM:
+    ``2 · 4H(I+H)``).
 ``effective_gops``
     ``dense_ops_per_step / mean latency``: dense-equivalent throughput at batch 1.
 ``ops_per_multiplier_cycle``
@@ -58,9 +61,10 @@ Definitions (also written into bench.json under ``definitions``):
 ``peer``
     EdgeDRNN's published schedule (:mod:`drnn.bench.peer_model`) on the same kept deltas with the
     same number of multipliers; ``ratio_to_ours = Σ peer cycles / Σ our cycles`` (> 1: ours is
-    faster). A model of the peer, not a measurement.
+    faster). A model of the peer, not a measurement. None for an LSTM (``peer_na`` says why:
+    EdgeDRNN publishes a GRU's schedule only).
 ``torch_ratio``
-    PyTorch ``nn.GRU`` per-step latency at batch 1 on this CPU (measured in the same run) divided
+    PyTorch ``nn.GRU`` (an LSTM bundle: ``nn.LSTM``) per-step latency at batch 1 on this CPU (measured in the same run) divided
     by the core's mean per-step latency at the reported clock (> 1: the core is faster).
 ``breakdown``
     Mean per-step cycles split along the cycle model: the fixed pipeline part
@@ -76,7 +80,8 @@ import math
 import numpy as np
 
 from drnn_hw.bundle import ModelBundle
-from drnn_hw.cycle_model import AP_LATENCY, SCAN_LATENCY, CoreShape, cycle_bound, mxv_drain
+from drnn_hw.cycle_model import (CHANNELS, SCAN_LATENCY, CoreShape, ap_latency, cycle_bound,
+                                 mxv_drain)
 from drnn_hw.errors import UserError
 from drnn_hw.numerics import dequantize, quantize
 
@@ -153,13 +158,14 @@ def sparsity(nnz, width: int) -> float:
     return 1.0 - float(nnz.sum()) / (width * nnz.size)
 
 
-def useful_macs(nnz_dx, nnz_dh, hidden: int) -> int:
-    """``3·H`` multiply-accumulates per kept delta column (rows r, z, n)."""
-    return 3 * hidden * int(np.sum(nnz_dx) + np.sum(nnz_dh))
+def useful_macs(nnz_dx, nnz_dh, hidden: int, cell: str = "gru") -> int:
+    """``G·H`` multiply-accumulates per kept delta column (G = 3 rows r, z, n of a GRU; 4 rows
+    i, f, g, o of an LSTM)."""
+    return CHANNELS[cell] * hidden * int(np.sum(nnz_dx) + np.sum(nnz_dh))
 
 
-def mxv_utilisation(macs: int, shape: CoreShape, total_cycles) -> float:
-    return float(macs) / (shape.multipliers * float(np.sum(total_cycles)))
+def mxv_utilisation(macs: int, shape: CoreShape, total_cycles, cell: str = "gru") -> float:
+    return float(macs) / (shape.multipliers_for(cell) * float(np.sum(total_cycles)))
 
 
 def bound_efficiency(nnz_per_step, hidden: int, shape: CoreShape, cycles_per_step) -> float:
@@ -168,9 +174,10 @@ def bound_efficiency(nnz_per_step, hidden: int, shape: CoreShape, cycles_per_ste
     return float(np.sum(bound)) / float(np.sum(cycles_per_step))
 
 
-def dense_ops_per_step(input_size: int, hidden_size: int) -> int:
-    """``2 · 3H(I+H)``: one multiply and one add per weight of a dense GRU step."""
-    return 2 * 3 * hidden_size * (input_size + hidden_size)
+def dense_ops_per_step(input_size: int, hidden_size: int, cell: str = "gru") -> int:
+    """``2 · G·H(I+H)``: one multiply and one add per weight of a dense step (G = 3 gates of a
+    GRU, 4 of an LSTM)."""
+    return 2 * CHANNELS[cell] * hidden_size * (input_size + hidden_size)
 
 
 def effective_ops_per_s(input_size: int, hidden_size: int, mean_cycles: float,
@@ -189,7 +196,8 @@ def speedup(base_total_cycles, total_cycles) -> float:
     return float(np.sum(base_total_cycles)) / float(np.sum(total_cycles))
 
 
-def cycle_breakdown(nnz_per_step, cycles_per_step, hidden: int, shape: CoreShape) -> dict:
+def cycle_breakdown(nnz_per_step, cycles_per_step, hidden: int, shape: CoreShape,
+                    cell: str = "gru") -> dict:
     """Mean cycles per step split along the cycle model's terms.
 
     ``cycles = SCAN_LATENCY + A0 + ceil(H/P) + AP_LATENCY`` with
@@ -201,7 +209,7 @@ def cycle_breakdown(nnz_per_step, cycles_per_step, hidden: int, shape: CoreShape
     nnz = np.asarray(nnz_per_step, dtype=np.int64)
     cyc = np.asarray(cycles_per_step, dtype=np.float64)
     nb = shape.blocks(hidden)
-    ap = float(SCAN_LATENCY + nb + AP_LATENCY)
+    ap = float(SCAN_LATENCY + nb + ap_latency(cell))
     mxv = float(np.mean(-(-nnz // shape.columns) * nb))
     drain = float(np.mean(np.where(nnz > 0, mxv_drain(nb), 0)))
     mean = float(cyc.mean())

@@ -89,8 +89,9 @@ def plot_cycles(bench: dict, path) -> Path:
     ax.fill_between(xs, p50, p99, color="C0", alpha=0.2, label=f"p50–p99 ({src})")
     ax.plot(xs, [r["cycles"]["max"] for r in rows], "v:", color="C0", label=f"max ({src})")
     ax.plot(xs, [r["bound_cycles_mean"] for r in rows], "k--", label="bound (cycle_bound), mean")
-    ax.plot(xs, [r["peer"]["cycles_mean"] for r in rows], "s-.", color="C3",
-            label=f"EdgeDRNN schedule model, PE={rows[0]['peer']['pe']} (same multipliers)")
+    if rows[0].get("peer"):         # (none for an LSTM: the peer's schedule is a GRU's)
+        ax.plot(xs, [r["peer"]["cycles_mean"] for r in rows], "s-.", color="C3",
+                label=f"EdgeDRNN schedule model, PE={rows[0]['peer']['pe']} (same multipliers)")
     ax.set_yscale("log")
     ax.set_ylabel("cycles per step")
     ax.set_xlabel("Θ (run-time threshold, same weights)")

@@ -12,7 +12,8 @@ from pathlib import Path
 import numpy as np
 
 from drnn_hw.bundle import ModelBundle
-from drnn_hw.cycle_model import FORMULA, CoreShape, cycle_bound, frame_interval, frame_latency
+from drnn_hw.cycle_model import (CHANNELS, FORMULA, CoreShape, cycle_bound, frame_interval,
+                                 frame_latency)
 from drnn_hw.errors import UserError
 from drnn_hw.golden import GoldenResult
 from drnn_train.evaluate import regression_errors
@@ -24,7 +25,11 @@ from .metrics import (DEFINITIONS, REFERENCE_DESIGN, cycle_breakdown,
                       useful_macs)
 from .torch_ref import torch_dense_accuracy, torch_dense_regression, torch_gru_latency
 
-__all__ = ["summarise", "run_bench", "write_json"]
+__all__ = ["summarise", "run_bench", "write_json", "PEER_NA"]
+
+#: Why an LSTM's bench rows have no peer figure (``peer`` None).
+PEER_NA = ("n/a: EdgeDRNN publishes the schedule of a delta-GRU only (3 gates, its own "
+           "activation phase); a model of an LSTM on it would be a schedule nobody built")
 
 # -- one threshold point ----------------------------------------------------------------------
 
@@ -60,17 +65,21 @@ def summarise(result, bundle: ModelBundle, labels, shape: CoreShape, clock_mhz: 
     I = sum(ly.input_size for ly in bundle.layers)
     H = sum(ly.hidden_size for ly in bundle.layers)
     stats = cycle_stats(cyc)
-    macs = _per_layer_sum(lambda ly, dx, dh: useful_macs(dx, dh, ly.hidden_size), bundle, per)
-    peer_pe = peer_model.peer_pe_for(shape)
-    peer = _per_layer_sum(lambda ly, dx, dh: peer_model.peer_step_cycles(
-        dx, dh, ly.input_size, ly.hidden_size, peer_pe), bundle, per)
-    peer_pub = _per_layer_sum(lambda ly, dx, dh: peer_model.peer_step_cycles(
-        dx, dh, ly.input_size, ly.hidden_size, peer_model.PUBLISHED_PE), bundle, per)
+    cell = bundle.cell
+    macs = _per_layer_sum(lambda ly, dx, dh: useful_macs(dx, dh, ly.hidden_size, cell), bundle,
+                          per)
+    gru = cell == "gru"
+    if gru:
+        peer_pe = peer_model.peer_pe_for(shape)
+        peer = _per_layer_sum(lambda ly, dx, dh: peer_model.peer_step_cycles(
+            dx, dh, ly.input_size, ly.hidden_size, peer_pe), bundle, per)
+        peer_pub = _per_layer_sum(lambda ly, dx, dh: peer_model.peer_step_cycles(
+            dx, dh, ly.input_size, ly.hidden_size, peer_model.PUBLISHED_PE), bundle, per)
     bound = _per_layer_sum(lambda ly, dx, dh: cycle_bound(dx + dh, ly.hidden_size, shape),
                            bundle, per)
-    dense_ops = _per_layer_sum(lambda ly, dx, dh: dense_ops_per_step(ly.input_size,
-                                                                     ly.hidden_size), bundle, per)
-    parts = [cycle_breakdown(dx + dh, cyc, ly.hidden_size, shape)
+    dense_ops = _per_layer_sum(lambda ly, dx, dh: dense_ops_per_step(
+        ly.input_size, ly.hidden_size, cell), bundle, per)
+    parts = [cycle_breakdown(dx + dh, cyc, ly.hidden_size, shape, cell)
              for ly, (dx, dh) in zip(bundle.layers, per)]
     breakdown = {k: sum(p[k] for p in parts) for k in ("ap_fixed", "mxv_issue", "mxv_drain")}
     breakdown["total"] = float(np.mean(cyc))
@@ -102,16 +111,18 @@ def summarise(result, bundle: ModelBundle, labels, shape: CoreShape, clock_mhz: 
         "frame_latency_us": float(np.mean(frame_lat)) / clock_mhz,
         "speedup_vs_theta0": None if base_cycles is None else speedup(base_cycles, cyc),
         "useful_macs": macs,
-        "mxv_utilisation": mxv_utilisation(macs, shape, cyc),
+        "mxv_utilisation": mxv_utilisation(macs, shape, cyc, cell),
         "bound_cycles_mean": float(np.mean(bound)),
         "bound_efficiency": float(np.sum(bound)) / float(np.sum(interval)),
         "effective_gops": dense_ops / (stats["mean"] / (clock_mhz * 1e6)) / 1e9,
-        "ops_per_multiplier_cycle": dense_ops / (shape.multipliers * stats["mean"]),
+        "ops_per_multiplier_cycle": dense_ops / (shape.multipliers_for(cell) * stats["mean"]),
         "breakdown": breakdown,
         "peer": {"pe": peer_pe, "cycles_mean": float(peer.mean()),
-                 "ratio_to_ours": float(peer.sum()) / float(cyc.sum())},
+                 "ratio_to_ours": float(peer.sum()) / float(cyc.sum())} if gru else None,
         "peer_published": {"pe": peer_model.PUBLISHED_PE, "cycles_mean": float(peer_pub.mean()),
-                           "ratio_to_ours": float(peer_pub.sum()) / float(cyc.sum())},
+                           "ratio_to_ours": float(peer_pub.sum()) / float(cyc.sum())}
+        if gru else None,
+        **({} if gru else {"peer_na": PEER_NA}),
         "torch_ratio": None if torch_us is None else torch_us / lat_mean_us,
     }
     if bundle.num_layers > 1:
@@ -175,7 +186,7 @@ def run_bench(bundle: ModelBundle, dataset, shape: CoreShape, engine_run, *, eng
             labels = labels[:, :T]
     I, H = bundle.input_size, bundle.hidden_size
 
-    log(f"timing torch nn.GRU (batch 1, {torch_threads} thread(s), {torch_repeats} repeats) ...")
+    log(f"timing torch nn.{'LSTM' if bundle.cell == 'lstm' else 'GRU'} (batch 1, {torch_threads} thread(s), {torch_repeats} repeats) ...")
     torch_info = torch_gru_latency(bundle, T, repeats=torch_repeats, threads=torch_threads)
     torch_info["dense_float_accuracy"] = torch_dense_accuracy(bundle, codes, lengths, labels)
     if bundle.is_regression:
@@ -270,9 +281,11 @@ def run_bench(bundle: ModelBundle, dataset, shape: CoreShape, engine_run, *, eng
            if bundle.is_regression else {}),
         "model": {"name": bundle.name, "source": bundle.source, "input_size": I,
                   "hidden_size": H,
-                  "weights": sum(3 * ly.hidden_size * (ly.input_size + ly.hidden_size)
-                                 for ly in bundle.layers),
-                  "dense_ops_per_step": sum(dense_ops_per_step(ly.input_size, ly.hidden_size)
+                  "cell": bundle.cell,
+                  "weights": sum(CHANNELS[bundle.cell] * ly.hidden_size
+                                 * (ly.input_size + ly.hidden_size) for ly in bundle.layers),
+                  "dense_ops_per_step": sum(dense_ops_per_step(ly.input_size, ly.hidden_size,
+                                                               bundle.cell)
                                             for ly in bundle.layers),
                   **({"layers": [{"input_size": ly.input_size, "hidden_size": ly.hidden_size,
                                   "theta_x_code": ly.theta_x, "theta_h_code": ly.theta_h}
@@ -282,7 +295,7 @@ def run_bench(bundle: ModelBundle, dataset, shape: CoreShape, engine_run, *, eng
         "dataset": {"name": dataset.name, "split": "test", "sequences": int(n),
                     "steps": int(lengths.sum()), "max_length": T,
                     "limited": limit is not None and n < dataset.x_test.shape[0]},
-        "core": {**shape.to_dict(), "multipliers": shape.multipliers,
+        "core": {**shape.to_dict(), "multipliers": shape.multipliers_for(bundle.cell),
                  "blocks": shape.blocks(H), "cycle_model": FORMULA},
         "engine": engine_name,
         "cycles_source": cycles_source,
@@ -291,7 +304,8 @@ def run_bench(bundle: ModelBundle, dataset, shape: CoreShape, engine_run, *, eng
         "clock": {"mhz": clock_mhz, "source": clock_source},
         "definitions": DEFINITIONS,
         "reference_design": REFERENCE_DESIGN,
-        "peer_model": {"formula": peer_model.FORMULA, "assumptions": peer_model.ASSUMPTIONS},
+        "peer_model": {"formula": peer_model.FORMULA, "assumptions": peer_model.ASSUMPTIONS}
+        if bundle.cell == "gru" else {"na": PEER_NA},
         "torch": torch_info,
         "rows": rows,
         "trace": trace,

@@ -1,5 +1,6 @@
-"""The PyTorch reference of ``drnn bench``: ``nn.GRU`` with the bundle's quantised weights,
-its float accuracy, and its batch-1 latency on this CPU (a timing measurement)."""
+"""The PyTorch reference of ``drnn bench``: ``nn.GRU`` (an LSTM bundle: ``nn.LSTM``) with the
+bundle's quantised weights, its float accuracy, and its batch-1 latency on this CPU (a timing
+measurement)."""
 
 from __future__ import annotations
 
@@ -16,12 +17,23 @@ from .metrics import last_hidden
 
 __all__ = ["torch_dense_accuracy", "torch_dense_regression", "torch_gru_latency"]
 
-def _torch_layer(layer, f):
-    """One ``nn.GRU`` layer in float64 with a bundle layer's quantised weights (biases folded
-    as in M)."""
+def _torch_layer(layer, f, cell: str = "gru"):
+    """One ``nn.GRU`` (``cell`` "lstm": ``nn.LSTM``) layer in float64 with a bundle layer's
+    quantised weights (biases folded as in M)."""
     import torch
 
     I, H = layer.input_size, layer.hidden_size
+    if cell == "lstm":
+        lstm = torch.nn.LSTM(I, H, batch_first=True, dtype=torch.float64)
+        bias = dequantize(layer.bias, f.acc)       # rows: M_i, M_f, M_g, M_o at reset
+        with torch.no_grad():
+            lstm.weight_ih_l0.copy_(torch.from_numpy(
+                dequantize(layer.w_x, f.weight).reshape(4 * H, I)))
+            lstm.weight_hh_l0.copy_(torch.from_numpy(
+                dequantize(layer.w_h, f.weight).reshape(4 * H, H)))
+            lstm.bias_ih_l0.copy_(torch.from_numpy(bias.reshape(4 * H)))
+            lstm.bias_hh_l0.zero_()
+        return lstm.eval()
     gru = torch.nn.GRU(I, H, batch_first=True, dtype=torch.float64)
     bias = dequantize(layer.bias, f.acc)           # rows: M_r, M_z, M_nx, M_nh at reset
     with torch.no_grad():
@@ -37,7 +49,7 @@ def _torch_gru(bundle: ModelBundle):
     ``nn.GRU``: ``gru(x, h)`` with ``h`` None or a list of L states returns (last layer's
     output, list of L states). Separate modules because layers may differ in width, which
     ``nn.GRU(num_layers=L)`` does not allow."""
-    layers = [_torch_layer(ly, bundle.formats) for ly in bundle.layers]
+    layers = [_torch_layer(ly, bundle.formats, bundle.cell) for ly in bundle.layers]
 
     class Stack:
         def __call__(self, x, h=None):
@@ -118,6 +130,8 @@ def torch_gru_latency(bundle: ModelBundle, steps: int, repeats: int = 20, warmup
 
         def streaming():
             h = [torch.zeros(1, 1, ly.hidden_size) for ly in bundle.layers]
+            if bundle.cell == "lstm":
+                h = [(s, torch.zeros_like(s)) for s in h]
             for t in range(steps):
                 _, h = gru(x[:, t:t + 1], h)
 
@@ -142,7 +156,9 @@ def torch_gru_latency(bundle: ModelBundle, steps: int, repeats: int = 20, warmup
             "per_step_us_sequence_call": statistics.median(res["sequence_call"]),
             "threads": threads, "repeats": repeats, "warmup": warmup, "steps": steps,
             "dtype": "float32", "torch_version": torch.__version__,
-            "method": "nn.GRU batch 1 (one per layer, in sequence), one call per step "
+            "module": "nn.LSTM" if bundle.cell == "lstm" else "nn.GRU",
+            "method": f"nn.{'LSTM' if bundle.cell == 'lstm' else 'GRU'} batch 1 (one per "
+                      "layer, in sequence), one call per step "
                       "carrying h, inference_mode, "
                       f"torch.set_num_threads({threads}); median over repeats of run time / "
                       "steps after warm-up (per_step_us_sequence_call: one call per sequence)",

@@ -11,7 +11,7 @@ import numpy as np
 
 from ..engines import get_engine
 from drnn_hw.errors import UserError
-from .common import core_options, load_bundle, require_core, shape_from_options
+from .common import core_options, load_bundle, shape_from_options
 
 DEFAULT_ENGINE = "verilator"
 
@@ -80,7 +80,8 @@ def format_table(bench: dict) -> str:
             f"{r['latency_us']['mean']:>8.3f} {r['frame_latency_us']:>7.3f} "
             f"{r['speedup_vs_theta0']:>7.2f} {100 * r['mxv_utilisation']:>5.1f} "
             f"{100 * r['bound_efficiency']:>6.1f} {r['effective_gops']:>6.2f} "
-            f"{r['ops_per_multiplier_cycle']:>6.2f} {r['peer']['ratio_to_ours']:>6.2f} "
+            f"{r['ops_per_multiplier_cycle']:>6.2f} "
+            f"{_fmt(r['peer'] and r['peer']['ratio_to_ours'], '6.2f', 'n/a'):>6} "
             f"{_fmt(r['torch_ratio'], '7.1f'):>7}")
     t = bench["torch"]
     m = bench["model"]
@@ -100,15 +101,17 @@ def format_table(bench: dict) -> str:
          f"(0 perfect, 1 = predicting the mean); Δx0%/Δh0% = zero deltas; "
          if regression else
          "acc% = head on the engine's h at each sequence's last step; Δx0%/Δh0% = zero deltas; ")
-        + "MxV% = useful MACs (3H per kept delta) / (3PK · cycles); thru = cycles between "
-          "output frames, inputs back to back; lat µs = last x beat in to last h beat out, one "
-          "frame at a time; bound% = cycle_bound / thru",
+        + ("MxV% = useful MACs (4H per kept delta) / (4PK · cycles)" if m.get("cell") == "lstm"
+           else "MxV% = useful MACs (3H per kept delta) / (3PK · cycles)")
+        + "; thru = cycles between output frames, inputs back to back; lat µs = last x beat in "
+          "to last h beat out, one frame at a time; bound% = cycle_bound / thru",
         f"op/m·c = dense-equivalent ops per multiplier per cycle (DeltaRNN 2018: "
         f"{bench['reference_design']['ops_per_multiplier_cycle']:.1f})",
-        f"peer× = EdgeDRNN schedule model with PE={rows[0]['peer']['pe']} (same multipliers) "
-        "/ our cycles (a model favourable to the peer, not a measurement; "
-        f"published PE=8: {rows[0]['peer_published']['ratio_to_ours']:.1f}× at Θ=0)",
-        f"torch× = PyTorch nn.GRU on this CPU, batch 1, {t['threads']} thread(s): "
+        (f"peer× = EdgeDRNN schedule model with PE={rows[0]['peer']['pe']} (same multipliers) "
+         "/ our cycles (a model favourable to the peer, not a measurement; "
+         f"published PE=8: {rows[0]['peer_published']['ratio_to_ours']:.1f}× at Θ=0)"
+         if rows[0]["peer"] else f"peer× {rows[0]['peer_na']}"),
+        f"torch× = PyTorch {t.get('module', 'nn.GRU')} on this CPU, batch 1, {t['threads']} thread(s): "
         f"{t['per_step_us']:.1f} µs/step (median of {t['repeats']}; load average "
         f"{t['load_average_1min']:.1f} on {t['cpu_count']} CPUs while timing), divided by the "
         f"core's µs/step at {clk['mhz']:g} MHz ({clk['source']})",
@@ -189,9 +192,6 @@ def bench(model_dir, dataset_name, thetas, out_dir, engine, clock_mhz, build_rep
     if model_dir is None:
         raise UserError("no model: give MODEL_DIR, a bundle written by `drnn export`")
     bundle = load_bundle(model_dir)
-    # Every bench row is about the core's cycles (measured, or the cycle model's): none for an
-    # LSTM, whatever the engine.
-    require_core(bundle, model_dir, f"drnn bench (the core's cycles, engine {engine})")
     shape = shape_from_options(**core, hidden=max(layer.hidden_size for layer in bundle.layers))
     if limit is not None and limit < 1:
         raise UserError(f"--limit must be ≥ 1, got {limit}")

@@ -18,7 +18,7 @@ import numpy as np
 
 from drnn_hw.errors import UserError
 from .common import (check_output_paths, core_options, input_options, load_bundle,
-                     read_codes, require_core, require_core_shape, shape_from_options)
+                     read_codes, require_core_shape, shape_from_options)
 
 BOARDS = ("ulx3s-85f", "arty-z7-20")
 
@@ -39,7 +39,6 @@ BOARDS = ("ulx3s-85f", "arty-z7-20")
 def build(model_dir, board, out_dir, freq_mhz, baud, estimate, **core):
     """Build MODEL_DIR for a board."""
     bundle = load_bundle(model_dir)
-    require_core(bundle, model_dir, f"drnn build --board {board}")
     shape = shape_from_options(**core, hidden=max(ly.hidden_size for ly in bundle.layers))
     require_core_shape(bundle, model_dir, shape)
     if freq_mhz is not None and not freq_mhz > 0:
@@ -82,7 +81,7 @@ def build(model_dir, board, out_dir, freq_mhz, baud, estimate, **core):
             except EstimateError as e:
                 raise UserError(str(e)) from None
         report = {"board": "arty-z7-20", "part": plan["part"], "core": shape.to_dict(),
-                  "multipliers": shape.multipliers,
+                  "multipliers": shape.multipliers_for(bundle.cell), "cell": bundle.cell,
                   "model": {"input_size": bundle.input_size,
                             "hidden_size": bundle.hidden_size},
                   "plan": plan, "estimate": est,
@@ -151,7 +150,6 @@ def run(model_dir, board, port, baud, input_path, layout, lengths_path, output_p
     from ..state_io import read_h0
 
     bundle = load_bundle(model_dir)
-    require_core(bundle, model_dir, f"drnn run --board {board}")
     check_output_paths(output_path, stats_path)
     inputs, codes = read_codes(bundle, input_path, layout, lengths_path)
     h0 = None if h0_path is None else read_h0(h0_path, bundle, codes.shape[0])

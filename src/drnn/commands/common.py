@@ -76,12 +76,6 @@ def load_bundle(path) -> ModelBundle:
     return ModelBundle.load(path)   # BundleError is reported by the CLI on one line
 
 
-def require_core(bundle: ModelBundle, path, what: str) -> None:
-    """A one-line BundleError naming ``path``/model.json unless ``bundle`` has a core (a GRU):
-    the commands that generate, build or run the core refuse an LSTM bundle with it."""
-    bundle.require_core(str(Path(path) / "model.json"), what)
-
-
 def require_core_shape(bundle: ModelBundle, path, shape: CoreShape) -> None:
     """A one-line UserError (exit code 2) when ``shape`` is not the core the bundle's
     column-balanced pattern was made for (:func:`drnn_hw.balance.check_core_shape`: the

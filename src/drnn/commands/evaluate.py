@@ -44,8 +44,8 @@ def evaluate(model_dir, dataset, json_out, **core):
     m = evaluate_bundle(bundle, ds, shape)
     lstm = bundle.cell == "lstm"
     click.echo(f"{ds.name} test ({m['sequences']} sequences, {m['steps']} steps), "
-               + ("LSTM (golden model; no core yet)" if lstm else
-                  f"core P={shape.rows} K={shape.columns} E={shape.scan}"))
+               + ("LSTM " if lstm else "")
+               + f"core P={shape.rows} K={shape.columns} E={shape.scan}")
     if bundle.is_regression:
         where = "every valid step" if m["per_step"] else "the last valid step"
         click.echo(f"hardware-exact RMSE {m['rmse']:.4g} (nRMSE {m['nrmse']:.3f} = RMSE / "
@@ -59,16 +59,12 @@ def evaluate(model_dir, dataset, json_out, **core):
     for l, ly in enumerate(m.get("layers", [])):
         click.echo(f"  layer {l} (I={ly['input_size']} H={ly['hidden_size']}): "
                    f"Δx {100 * ly['sparsity_dx']:.1f} %, Δh {100 * ly['sparsity_dh']:.1f} %")
-    if lstm:
-        click.echo("cycles: none (the LSTM core is not generated yet, and no cycle model is "
-                   "stated for it)")
-    elif bundle.num_layers > 1:
+    if bundle.num_layers > 1:
         click.echo(f"cycles: {bundle.num_layers} layers in sequence on one core, no overlap "
                    "(the time-multiplexed core's cycle model: the layers' passes plus one idle "
                    "cycle between two)")
-    if not lstm:
-        click.echo(f"mean cycles/step {m['mean_cycles']:.1f} "
-                   f"(dense {m['mean_cycles_dense']:.0f})")
+    click.echo(f"mean cycles/step {m['mean_cycles']:.1f} "
+               f"(dense {m['mean_cycles_dense']:.0f})")
     if "mean_cycles_compressed" in m:
         click.echo("compressed-weight core (spatial model, no such core yet): " +
                    ("the core's P is not the pattern's" if m["mean_cycles_compressed"] is None

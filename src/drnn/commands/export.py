@@ -32,9 +32,8 @@ _TORCH_ONLY = ("prefix", "head_prefix", "weight_bits", "weight_frac", "input_mea
               help="Import a PyTorch LSTM instead, as --torch-gru does a GRU: an nn.LSTM (any "
                    "num_layers, either batch_first, with or without biases; no proj_size, "
                    "unidirectional) or nn.LSTMCell state dict. The bundle is a delta-LSTM "
-                   "(model.json cell 'lstm'): the golden model runs it (drnn simulate --engine "
-                   "golden, drnn evaluate); no core is generated for it yet. The --torch-gru "
-                   "options below apply to it as well.")
+                   "(model.json cell 'lstm'), for which the generator builds the LSTM core. "
+                   "The --torch-gru options below apply to it as well.")
 @click.option("--prefix", default=None, metavar="P",
               help="With --torch-gru: the GRU's key prefix, when the file holds several GRUs "
                    "(e.g. encoder.gru).")

@@ -6,8 +6,7 @@ from pathlib import Path
 
 import click
 
-from .common import (core_options, load_bundle, require_core, require_core_shape,
-                     shape_from_options)
+from .common import core_options, load_bundle, require_core_shape, shape_from_options
 
 
 @click.command()
@@ -20,13 +19,13 @@ from .common import (core_options, load_bundle, require_core, require_core_shape
               help="Skip the Yosys $mul count (slow on large cores; manifest gets null).")
 @core_options
 def generate(model_dir, out_dir, name, no_mul_count, **core):
-    """Generate the delta-GRU core for MODEL_DIR as one Verilog file in BUILD_DIR."""
+    """Generate the core for MODEL_DIR (delta-GRU or delta-LSTM, the bundle's cell) as one
+    Verilog file in BUILD_DIR."""
     from drnn_hw.errors import UserError
     from drnn_hw.generate import generate as _generate
     from drnn_hw.yosys import YosysError
 
     bundle = load_bundle(model_dir)
-    require_core(bundle, model_dir, "drnn generate")
     shape = shape_from_options(**core, hidden=max(ly.hidden_size for ly in bundle.layers))
     require_core_shape(bundle, model_dir, shape)
     if out_dir.exists() and not out_dir.is_dir():
@@ -36,7 +35,7 @@ def generate(model_dir, out_dir, name, no_mul_count, **core):
     except YosysError as e:
         raise UserError(str(e)) from None
     p = manifest["parameters"]
-    click.echo(f"{out_dir / manifest['verilog']}: I={p['I']} H={p['H']} P={p['P']} K={p['K']} "
+    click.echo(f"{out_dir / manifest['verilog']}: {p['cell'].upper()} I={p['I']} H={p['H']} P={p['P']} K={p['K']} "
                f"E={p['E']}; {manifest['multipliers']} multipliers " +
                ("(not counted by Yosys: --no-mul-count)" if manifest["multipliers_yosys"] is None
                 else f"(yosys counts {manifest['multipliers_yosys']})"))

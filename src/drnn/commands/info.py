@@ -24,9 +24,7 @@ def info(model_dir):
     weights = sum(gates * ly.hidden_size * (ly.input_size + ly.hidden_size) for ly in b.layers)
     click.echo(f"bundle      {model_dir}  ({b.name}; {b.source or 'no source recorded'})")
     if b.cell == "lstm":
-        click.echo(f"cell        LSTM (gates i, f, g, o; cell state c in {f.cell}); no core is "
-                   "generated for it yet: golden model only (drnn simulate --engine golden, "
-                   "drnn evaluate)")
+        click.echo(f"cell        LSTM (gates i, f, g, o; cell state c in {f.cell})")
     else:
         click.echo("cell        GRU (gates r, z, n)")
     stack = f"{b.num_layers} layers, " if b.num_layers > 1 else ""
@@ -58,11 +56,9 @@ def info(model_dir):
     else:
         click.echo("head        none")
     _weights(b)
-    if b.cell != "gru":
-        return
     shape = PRESETS["default"]
     click.echo(f"default core P={shape.rows} K={shape.columns} E={shape.scan}: "
-               f"{shape.multipliers} multipliers"
+               f"{shape.multipliers_for(b.cell)} multipliers"
                + (f", shared by the {b.num_layers} layers (time-multiplexed)"
                   if b.num_layers > 1 else ""))
 

@@ -21,8 +21,7 @@ from pathlib import Path
 import click
 
 from drnn_hw.errors import UserError
-from .common import (core_options, load_bundle, require_core, require_core_shape,
-                     shape_from_options)
+from .common import core_options, load_bundle, require_core_shape, shape_from_options
 
 TARGET_NAMES = ("xc7z020", "xc7z100", "ecp5-85k")
 
@@ -69,11 +68,10 @@ def report(model_dir, target, random_size, weight_bits, json_path, **core):
         if weight_bits is not None:
             raise UserError("--weight-bits applies only with --random")
         bundle = load_bundle(model_dir)
-        require_core(bundle, model_dir, "drnn report")
         require_core_shape(bundle, model_dir, shape)
         what = f"{model_dir} (I={bundle.input_size} H={bundle.hidden_size})"
     click.echo(f"synthesising the core (P={shape.rows} K={shape.columns} E={shape.scan}, "
-               f"{shape.multipliers} multipliers) for {target}: {what} ...")
+               f"{shape.multipliers_for(bundle.cell)} multipliers) for {target}: {what} ...")
     with tempfile.TemporaryDirectory(prefix="drnn-report-") as tmp:
         src = Path(tmp) / "drnn_core.v"
         src.write_text(verilog.convert(DeltaGRUCore(bundle, shape), name="drnn_core",
@@ -83,7 +81,8 @@ def report(model_dir, target, random_size, weight_bits, json_path, **core):
             est = yosys_estimate(src, "drnn_core", target, log_dir=logs)
         except EstimateError as e:
             raise UserError(str(e)) from None
-    est.update(core=shape.to_dict(), multipliers=shape.multipliers, model=what)
+    est.update(core=shape.to_dict(), multipliers=shape.multipliers_for(bundle.cell), model=what,
+               cell=bundle.cell)
     click.echo(format_estimate(est, f"{target}").rstrip())
     if json_path:
         json_path.parent.mkdir(parents=True, exist_ok=True)

@@ -14,7 +14,7 @@ from ..engines import ENGINES, get_engine
 from ..inputs import write_stats
 from ..state_io import read_h0, read_state, write_state
 from .common import (check_output_paths, core_options, input_options, load_bundle,
-                     read_codes, require_core, shape_from_options)
+                     read_codes, shape_from_options)
 
 
 @click.command()
@@ -58,8 +58,6 @@ def simulate(model_dir, input_path, layout, lengths_path, output_path, engine, s
         raise UserError(f"--state-in/--state-out need --engine golden: the {engine} engine "
                         "runs the core, which loads h0 (--h0) but not a whole state")
     bundle = load_bundle(model_dir)
-    if engine != "golden":
-        require_core(bundle, model_dir, f"drnn simulate --engine {engine}")
     shape = shape_from_options(**core, hidden=max(layer.hidden_size for layer in bundle.layers))
     check_output_paths(output_path, stats_path)
     if state_out is not None:
@@ -85,6 +83,6 @@ def simulate(model_dir, input_path, layout, lengths_path, output_path, engine, s
     click.echo(f"{engine}: {n} sequence(s), {steps} steps "
                f"(longest {codes.shape[1]}) -> {output_path}; "
                + (f"mean cycles/step {cycles.mean():.1f}" if cycles is not None else
-                  "cycles: none (LSTM: no core, no cycle model yet)")
+                  "cycles: none")
                + (f"; state -> {state_out}" if state_out is not None else ""))
 

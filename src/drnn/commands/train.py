@@ -67,9 +67,8 @@ def _show(v):
                    "the data set's own (pendulum: regression), classification for a .npz.")
 @click.option("--cell", type=click.Choice(["gru", "lstm"]), default=DEFAULTS.cell,
               show_default=True,
-              help="The recurrent cell: gru (the delta-GRU the generator builds a core for) or "
-                   "lstm (a delta-LSTM in nn.LSTM's convention: trained, exported and run by the "
-                   "golden model; no core is generated for it yet).")
+              help="The recurrent cell: gru (the delta-GRU) or lstm (a delta-LSTM in nn.LSTM's "
+                   "convention); the generator builds a core for either.")
 @click.option("--layers", type=int, default=DEFAULTS.layers, show_default=True,
               help="Stacked delta-GRU layers L (layer l > 0 takes layer l-1's h).")
 @click.option("--hidden", default=str(DEFAULTS.hidden), show_default=True,

@@ -176,7 +176,6 @@ def run(bundle, x_codes, lengths=None, shape=None, waves=None, h0=None, state=No
     ``h0``: every layer's initial state (see :func:`~drnn_hw.golden.initial_state`), written
     over the H0 register before each sequence. A carried ``state`` (x̂, ĥ, M) cannot be
     loaded into the core: UserError."""
-    bundle.require_core(f"bundle {bundle.name!r}", "the amaranth engine")
     if state is not None:
         raise UserError("a carried state (--state-in) needs the golden engine: the core can "
                         "load h0 but not x̂, ĥ and the delta memories")

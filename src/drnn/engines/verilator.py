@@ -20,7 +20,6 @@ def run(bundle, x_codes, lengths=None, shape=None, waves=None, h0=None,
     """Run (N, T, I) codes through the Verilated core (``h0``: every layer's initial state,
     written over the H0 register). A stacked core's per-layer counters are read over the bus
     at every step. A carried ``state`` (x̂, ĥ, M) cannot be loaded into the core: UserError."""
-    bundle.require_core(f"bundle {bundle.name!r}", "the verilator engine")
     if state is not None:
         raise UserError("a carried state (--state-in) needs the golden engine: the core can "
                         "load h0 but not x̂, ĥ and the delta memories")
