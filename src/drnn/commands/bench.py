@@ -135,11 +135,11 @@ def format_table(bench: dict) -> str:
             for r in rows))
         d = t.get("dense_float_rmse")
         if d is not None:
-            lines.append(f"float64 nn.GRU with the same quantised weights, Θ=0: RMSE "
-                         f"{d['rmse']:.4g}, nRMSE {d['nrmse']:.3f}")
+            lines.append(f"float64 {t.get('module', 'nn.GRU')} with the same quantised "
+                         f"weights, Θ=0: RMSE {d['rmse']:.4g}, nRMSE {d['nrmse']:.3f}")
     if t.get("dense_float_accuracy") is not None:
-        lines.append(f"float64 nn.GRU with the same quantised weights, Θ=0: accuracy "
-                     f"{100 * t['dense_float_accuracy']:.1f}%")
+        lines.append(f"float64 {t.get('module', 'nn.GRU')} with the same quantised weights, "
+                     f"Θ=0: accuracy {100 * t['dense_float_accuracy']:.1f}%")
     cc = bench.get("cross_check")
     if cc:
         bad = [x for x in cc if x["h_mismatch_steps"] or x["nnz_mismatch_steps"]
