@@ -35,7 +35,7 @@ def generate(model_dir, out_dir, name, no_mul_count, **core):
     except YosysError as e:
         raise UserError(str(e)) from None
     p = manifest["parameters"]
-    click.echo(f"{out_dir / manifest['verilog']}: {p['cell'].upper()} I={p['I']} H={p['H']} P={p['P']} K={p['K']} "
-               f"E={p['E']}; {manifest['multipliers']} multipliers " +
+    click.echo(f"{out_dir / manifest['verilog']}: {p['cell'].upper()} I={p['I']} H={p['H']} "
+               f"P={p['P']} K={p['K']} E={p['E']}; {manifest['multipliers']} multipliers " +
                ("(not counted by Yosys: --no-mul-count)" if manifest["multipliers_yosys"] is None
                 else f"(yosys counts {manifest['multipliers_yosys']})"))
