@@ -24,7 +24,9 @@ Identities of the spec's integer arithmetic that save stages (exact, not approxi
 * ``fc`` and ``ig`` never saturate (the spec saturates them; here that is a no-op): the σ
   table's entries lie in [0, 2^A] and the tanh table's in [−2^A, 2^A] (both checked here), so
   ``|round(f·c / 2^A)| ≤ |c|`` and ``|round(i·g / 2^(2A−C))| ≤ 2^C``, both inside the cell
-  format. Only the sum c' and h' are saturated.
+  format; so they stay in the cell format's width, and c' = fc + ig is one add.
+* a product's rounding and narrowing (fc, ig, h') is
+  :func:`~drnn_hw.hdl_arith.round_saturate`: no carry chain across the product.
 
 Why this shape. The LSTM core has four MxV channels (i, f, g, o), one per gate, each with one
 delta memory, so the MxV time is the GRU's (a delta column is multiplied into all four gates in
@@ -60,7 +62,8 @@ from amaranth.lib import data, memory, wiring
 from amaranth.lib.wiring import In, Out
 
 from .activation import AP_ISSUE
-from .hdl_arith import check_positive, refuse, round_shift, saturate, saturated_lut_index
+from .hdl_arith import (check_positive, refuse, round_saturate, round_shift, saturate,
+                        saturated_lut_index)
 from .multiplier import MultiplierBankSignature
 from .mxv import AP_MUL_LATENCY, AP_READ_LATENCY, DeltaReadSignature, ap_operand_b_bits
 from .numerics import Formats
@@ -86,6 +89,14 @@ def ap_a_bits(fmts: Formats) -> int:
     a gate value or tanh(c') (``act_bits``), or, for the MxV itself, a delta
     (``act_bits + 1``)."""
     return max(fmts.act_bits + 1, fmts.cell.bits)
+
+
+def _round_to(v, shift: int, bits: int):
+    """``saturate(round_shift(v, shift), bits)`` (round half up, then saturate), with
+    :func:`~drnn_hw.hdl_arith.round_saturate` when there is something to round."""
+    if shift <= 0:
+        return saturate(round_shift(v, shift), bits)
+    return round_saturate(v, shift, shift, bits)
 
 
 class LSTMActivationPipeline(wiring.Component):
@@ -262,11 +273,12 @@ class LSTMActivationPipeline(wiring.Component):
             o = Signal(act, name=f"o_{p}")
             m.d.sync += o.eq(rd_o.data)
             o6 = delay(o, _C_G + 1, _C_T, f"o_{p}")
-            # c4: each product rounded half up once (no saturation needed: module docstring),
-            # kept in the cell format's width (their values fit it).
+            # c4: each product rounded half up once into the cell format (its saturation is a
+            # no-op, module docstring; round_saturate does it without a carry chain across the
+            # product).
             fc, ig = Signal(cell, name=f"fc_{p}"), Signal(cell, name=f"ig_{p}")
-            m.d.sync += [fc.eq(round_shift(mul_f.product[p], A)[:cb]),
-                         ig.eq(round_shift(mul_i.product[p], 2 * A - C)[:cb])]
+            m.d.sync += [fc.eq(_round_to(mul_f.product[p], A, cb)),
+                         ig.eq(_round_to(mul_i.product[p], 2 * A - C, cb))]
             # c5: c' = sat(fc + ig) into the cell RAM; the tanh address of c' from the
             # unsaturated sum: cell_index(v) is the index of floor(v / 2^(C − A)), which
             # ``saturated_lut_index`` with ``rounded`` (no half added) and pre_shift C − A is.
@@ -278,6 +290,5 @@ class LSTMActivationPipeline(wiring.Component):
             ]
             # c6: o · tanh(c') on the o channel; c8: h' = sat(round(o · tanh(c'))).
             m.d.comb += [mul_o.a[p].eq(rd_c.data), mul_o.b[p].eq(o6),
-                         self.h_out[p].eq(saturate(round_shift(mul_o.product[p], A),
-                                                   fmts.act_bits))]
+                         self.h_out[p].eq(_round_to(mul_o.product[p], A, fmts.act_bits))]
         return m
