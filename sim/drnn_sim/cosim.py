@@ -158,8 +158,9 @@ def simulate(bundle, shape, x_codes, lengths=None, *, waves=None, theta_x=None, 
     default all True. ``layer_stats``: read every layer's counters while each output frame
     waits. ``x_valid_prob``/``h_ready_prob`` < 1 insert random stalls on the input and output
     streams. ``lockstep``: send each x frame only after the previous h frame has left (so
-    ``h_done − x_done`` is a frame's latency); otherwise frames go back to back. ``waves``: write a VCD of the whole run to this path. ``step_limit``: cycles per
-    step after which the run fails as hung (default: generous, from the model).
+    ``h_done − x_done`` is a frame's latency); otherwise frames go back to back. ``waves``:
+    write a VCD of the whole run to this path. ``step_limit``: cycles per step after which the
+    run fails as hung (default: generous, from the model).
     """
     from drnn_hw.golden import check_lengths, initial_state
 

@@ -20,8 +20,8 @@ of the next). Without stalls Python only wakes per beat, never per idle cycle.
 
 Output: the npz named by ``$DRNN_SIM_OUT``: ``h`` (N, T, H), ``nnz_dx``, ``nnz_dh``, ``cycles``,
 ``steps`` (status.steps at each frame end), ``x_done``/``h_done`` (the clock edge at which
-the last beat of x frame t went in / of h frame t came out) (N, T), ``steps_reg`` (N,) the STEPS register after
-each sequence, ``status_end`` (STATUS at the end), ``sim_cycles``, ``wall_seconds`` and
+the last beat of x frame t went in / of h frame t came out) (N, T), ``steps_reg`` (N,) the
+STEPS register after each sequence, ``status_end`` (STATUS at the end), ``sim_cycles``, ``wall_seconds`` and
 ``cpu_seconds`` (the simulator process's CPU time: the speed measure that does not depend on
 other jobs sharing the machine).
 """

@@ -61,7 +61,8 @@ def round_shift(v, shift: int):
 
 
 def add_rounded(v, shift: int, a):
-    """``round_shift(v, shift) + a`` (``shift`` ≥ 1) as one adder of ``a``'s width, not of v's.
+    """``round_shift(v, shift) + a`` (``shift`` ≥ 1; v and a signed) as one adder of ``a``'s
+    width, not of v's.
 
     ``(v + 2**(shift-1)) >> shift`` is ``(v >> shift) + c`` with c = bit ``shift - 1`` of v;
     the sum with ``a`` takes c as the carry into an extra low bit of both operands:

@@ -47,8 +47,9 @@ Definitions (also written into bench.json under ``definitions``):
     ``useful_macs / (3·P·K · Σ cycles)``: the share of all multiplier-cycles of the step that did
     a useful MxV multiply-accumulate (rows padded up to a multiple of P count as idle).
 ``bound_efficiency``
-    ``Σ cycle_bound(nnz) / Σ throughput cycles`` with :func:`drnn_hw.cycle_model.cycle_bound` (MxV fully
-    busy, AP at P·K per cycle): 1.0 means the schedule is as good as the bound allows.
+    ``Σ cycle_bound(nnz) / Σ throughput cycles`` with :func:`drnn_hw.cycle_model.cycle_bound`
+    (MxV fully busy, AP at P·K per cycle): 1.0 means the schedule is as good as the bound
+    allows.
 ``dense_ops_per_step``
     ``2 · 3H(I+H)``: one multiply and one add per weight, what a dense GRU step does (an LSTM:
     ``2 · 4H(I+H)``).
