@@ -166,10 +166,22 @@ def test_no_warning_when_the_model_learned(tmp_path, capsys, syn):
     code, out, err = drnn(["train", "--dataset", syn, *LEARNS, "--out", tmp_path / "c.pt"],
                           capsys)
     assert code == 0, err
-    assert "warning" not in err
+    assert "warning" not in err and "raised" not in err
     metrics = json.loads((tmp_path / "c.metrics.json").read_text())
     assert metrics["exact_accuracy"] >= 0.8 and metrics["no_better_than_majority"] is False
     assert (metrics["steps"], metrics["finetune_steps"]) == (12 * 4, 4 * 4)   # 64 seqs / 16
+
+
+def test_train_says_when_the_step_floor_raised_the_epochs(tmp_path, capsys, syn):
+    """64 sequences in batches of 16 are 4 steps per epoch: a floor of 8 steps makes 2 epochs
+    of the 1 asked for, and the user is told how to get exactly 1."""
+    args = ["--hidden", "6", "--epochs", "1", "--finetune-epochs", "1", "--batch-size", "16",
+            "--min-steps", "8", "--finetune-min-steps", "0", "--quiet"]
+    code, out, err = drnn(["train", "--dataset", syn, *args, "--out", tmp_path / "c.pt"], capsys)
+    assert code == 0, err
+    assert "note: --epochs 1 raised to 2 by the step floor (--min-steps 0 trains exactly 1)" \
+        in err
+    assert "--finetune-epochs" not in err
 
 
 def test_train_missing_out(capsys):

@@ -79,7 +79,7 @@ def _show(v):
 @click.option("--theta-h", default=f"{DEFAULTS.theta_h:g}", show_default=True,
               help="Hidden delta threshold Θh: one for every layer, or L comma-separated.")
 @click.option("--epochs", type=int, default=DEFAULTS.epochs, show_default=True,
-              help="Float GRU pre-training epochs (at least; raised to make --min-steps; "
+              help="Float pre-training epochs (at least; raised to make --min-steps; "
                    "0 skips the phase).")
 @click.option("--finetune-epochs", type=int, default=DEFAULTS.finetune_epochs,
               show_default=True, help="Delta + quantisation-aware fine-tuning epochs (at least; "
@@ -186,6 +186,14 @@ def train(dataset, task, cell, layers, hidden, theta_x, theta_h, epochs, finetun
                f"Θh={_show(theta_h)} weights "
                f"{fmts.weight} ({m['seconds']:.0f} s; {m['epochs_run']} + "
                f"{m['finetune_epochs_run']} epochs, {m['steps']} + {m['finetune_steps']} steps)")
+    # The step floors exist so that small data sets train at all; say when they overrode the
+    # epochs asked for, and how to train exactly that many.
+    for phase, asked, ran, floor in (("--epochs", epochs, m["epochs_run"], "--min-steps 0"),
+                                     ("--finetune-epochs", finetune_epochs,
+                                      m["finetune_epochs_run"], "--finetune-min-steps 0")):
+        if ran > asked:
+            click.echo(f"note: {phase} {asked} raised to {ran} by the step floor "
+                       f"({floor} trains exactly {asked})", err=True)
     if m.get("task") == "regression":
         click.echo(f"float {name} test RMSE{' ' * (13 - len(name))}{_rmse(m, 'float')}")
         click.echo(f"hardware-exact test RMSE     {_rmse(m, 'exact')}")
