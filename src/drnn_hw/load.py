@@ -29,7 +29,8 @@ from .layer_map import Maxima, descriptor_values
 from .numerics import Formats
 from .weight_bank import CELL_CHANNELS, bank_words
 
-__all__ = ["CoreInfo", "LoadRefused", "check_bundle", "load_writes", "load_summary"]
+__all__ = ["CoreInfo", "LoadRefused", "check_bundle", "load_writes", "load_summary",
+           "core_info_from_manifest"]
 
 #: The format fields FORMATS0 and FORMATS1 show.
 FORMAT_FIELDS = ("act_bits", "act_frac", "w_bits", "w_frac", "acc_bits", "lut_bits",
@@ -76,6 +77,20 @@ class CoreInfo:
                    formats=Formats(**fmts),
                    maxima=Maxima(maxima["inputs"], maxima["hidden"], maxima["layers"]),
                    runtime=bool(maxima["runtime"]))
+
+
+def core_info_from_manifest(manifest: dict) -> CoreInfo:
+    """The :class:`CoreInfo` of a core from its generated ``manifest.json`` (as a dict): what
+    its registers will say. Raises :class:`LoadRefused` for a baked core's manifest."""
+    p = manifest["parameters"]
+    mx = manifest.get("maxima")
+    if manifest.get("weights") != "runtime" or mx is None:
+        raise LoadRefused("the core has its weights baked in (manifest weights: "
+                          f"{manifest.get('weights', 'baked')!r}); generate it with --weights "
+                          "runtime to load models")
+    return CoreInfo(cell=p["cell"], rows=p["P"], columns=p["K"], scan=p["E"],
+                    formats=Formats(**{k: p["formats"][k] for k in FORMAT_FIELDS}),
+                    maxima=Maxima(mx["inputs"], mx["hidden"], mx["layers"]), runtime=True)
 
 
 def check_bundle(bundle: ModelBundle, info: CoreInfo, where: str = "model.json") -> None:

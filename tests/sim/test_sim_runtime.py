@@ -12,26 +12,13 @@ smaller single-layer one (B: I = 5, H = 7, H not a multiple of P = 4, E = 4), an
 import numpy as np
 import pytest
 
-from drnn_hw.bundle import random_bundle, random_stacked_bundle
-from drnn_hw.cycle_model import CoreShape
+from drnn_hw.bundle import random_bundle
 from drnn_hw.golden import run as golden_run
-from drnn_hw.layer_map import Maxima
 from drnn_sim.check import assert_matches_golden, sparse_walk
+from drnn_sim.cores import RUNTIME_MAXIMA as MAXIMA
+from drnn_sim.cores import RUNTIME_SHAPE as SHAPE
+from drnn_sim.cores import runtime_models as _models
 from drnn_sim.cosim import generate_cached, simulate
-
-SHAPE = CoreShape(rows=4, columns=2, scan=4)
-MAXIMA = Maxima(inputs=8, hidden=12, layers=2)
-
-
-def _models(cell):
-    return {
-        "A": random_stacked_bundle(8, [12, 12], seed=1, theta_x=0.05, theta_h=0.05, cell=cell,
-                                   weight_scale=1.5),
-        "B": random_bundle(5, 7, seed=2, theta_x=0.05, theta_h=0.1, cell=cell,
-                           weight_scale=1.5),
-        "C": random_stacked_bundle(6, [3, 11], seed=4, theta_x=[0.1, 0.05],
-                                   theta_h=[0.05, 0.1], cell=cell, weight_scale=1.5),
-    }
 
 
 @pytest.fixture(scope="module", params=["gru", "lstm"])
