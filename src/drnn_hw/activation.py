@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import math
 
-from amaranth.hdl import Array, Const, Module, Mux, Signal, signed
+from amaranth.hdl import Array, Const, Module, Signal, signed
 from amaranth.lib import data, memory, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -45,7 +45,6 @@ from .hdl_arith import (add_rounded, check_positive, narrow_acc, refuse, saturat
 from .multiplier import MultiplierBankSignature
 from .mxv import (AP_MUL_LATENCY, AP_READ_LATENCY, DeltaReadSignature, ap_operand_a_bits,
                   ap_operand_b_bits)
-from .contract import LoadMemory, load_signature
 from .layer_map import LayerDescriptor
 from .numerics import Formats
 
@@ -112,7 +111,7 @@ class ActivationPipeline(wiring.Component):
     """
 
     def __init__(self, fmts: Formats, *, hidden: int, rows: int, acc_width: int, sigmoid_lut,
-                 tanh_lut, load_bits: int | None = None):
+                 tanh_lut):
         layers = [hidden] if isinstance(hidden, int) else list(hidden)
         check_positive(self, rows=rows, **{f"hidden[{l}]" if len(layers) > 1 else "hidden": h
                                            for l, h in enumerate(layers)})
@@ -157,9 +156,7 @@ class ActivationPipeline(wiring.Component):
             "h_wblock": Out(blk),
             "h_out": Out(data.ArrayLayout(act, rows)),
             "done": Out(1),
-            **({"load": In(load_signature(load_bits))} if load_bits is not None else {}),
         })
-        self.writable = load_bits is not None
 
     def elaborate(self, platform):
         m = Module()
@@ -221,13 +218,11 @@ class ActivationPipeline(wiring.Component):
             m.submodules[f"tanh{p}"] = tanh_rom
             rd_r, rd_z = sig_rom.read_port(), sig_rom.read_port()
             rd_n = tanh_rom.read_port()
-            addr_r = saturated_lut_index(m_r[p], fmts, fmts.sigmoid_range_log2, fmts.w_frac)
-            if self.writable:
-                addr_r = self._table_write(m, sig_rom, LoadMemory.SIGMOID, addr_r)
 
             # c1: σ addresses; narrowed n-gate memories.
             m.d.comb += [
-                rd_r.addr.eq(addr_r),
+                rd_r.addr.eq(saturated_lut_index(m_r[p], fmts, fmts.sigmoid_range_log2,
+                                                 fmts.w_frac)),
                 rd_z.addr.eq(saturated_lut_index(m_z[p], fmts, fmts.sigmoid_range_log2,
                                                  fmts.w_frac)),
             ]
@@ -241,11 +236,8 @@ class ActivationPipeline(wiring.Component):
             # c4: tanh address of pre = sat(mnx + round(r·mnh)), from the product's rounded
             # high part (add_rounded: one adder of act width, not of the product's).
             mnx4 = delay(mnx, _C_M + 1, _C_PRE, f"mnx_{p}")
-            addr_n = saturated_lut_index(add_rounded(mul_r.product[p], A, mnx4), fmts,
-                                         fmts.tanh_range_log2)
-            if self.writable:
-                addr_n = self._table_write(m, tanh_rom, LoadMemory.TANH, addr_n)
-            m.d.comb += rd_n.addr.eq(addr_n)
+            m.d.comb += rd_n.addr.eq(saturated_lut_index(
+                add_rounded(mul_r.product[p], A, mnx4), fmts, fmts.tanh_range_log2))
             # c5: z · (h − n) on the z channel; n kept for the c7 add.
             z5 = delay(z, _C_RZ + 1, _C_N, f"z_{p}")
             h_q = Signal(act, name=f"h_{p}")
@@ -258,13 +250,3 @@ class ActivationPipeline(wiring.Component):
             m.d.comb += self.h_out[p].eq(
                 saturate(add_rounded(mul_z.product[p], A, n7), fmts.act_bits))
         return m
-
-    def _table_write(self, m, mem, code, addr):
-        """A write port on table ``mem`` for loads of ``code``, sharing the address of the read
-        port whose address is ``addr`` (returned, muxed with the load's while it writes)."""
-        load = self.load
-        we = load.we & (load.memory == code)
-        addr = Mux(we, load.addr, addr)
-        wp = mem.write_port()
-        m.d.comb += [wp.en.eq(we), wp.addr.eq(addr), wp.data.eq(load.data)]
-        return addr

@@ -66,7 +66,6 @@ from .hdl_arith import (check_positive, refuse, round_saturate, round_shift, sat
                         saturated_lut_index)
 from .multiplier import MultiplierBankSignature
 from .mxv import AP_MUL_LATENCY, AP_READ_LATENCY, DeltaReadSignature, ap_operand_b_bits
-from .contract import LoadMemory, load_signature
 from .layer_map import LayerDescriptor
 from .numerics import Formats
 
@@ -148,7 +147,7 @@ class LSTMActivationPipeline(wiring.Component):
     """
 
     def __init__(self, fmts: Formats, *, hidden, rows: int, acc_width: int, sigmoid_lut,
-                 tanh_lut, load_bits: int | None = None):
+                 tanh_lut):
         layers = [hidden] if isinstance(hidden, int) else list(hidden)
         check_positive(self, rows=rows, **{f"hidden[{l}]" if len(layers) > 1 else "hidden": h
                                            for l, h in enumerate(layers)})
@@ -189,9 +188,7 @@ class LSTMActivationPipeline(wiring.Component):
             "h_wblock": Out(blk),
             "h_out": Out(data.ArrayLayout(act, rows)),
             "done": Out(1),
-            **({"load": In(load_signature(load_bits))} if load_bits is not None else {}),
         })
-        self.writable = load_bits is not None
 
     def elaborate(self, platform):
         m = Module()
@@ -270,16 +267,12 @@ class LSTMActivationPipeline(wiring.Component):
             rd_g, rd_c = tanh_rom.read_port(), tanh_rom.read_port()
 
             # c1: table addresses straight from the unsaturated delta memory rows.
-            for port, g, rng, mem, code in (
-                    (rd_i, "i", fmts.sigmoid_range_log2, sig_if, LoadMemory.SIGMOID),
-                    (rd_f, "f", fmts.sigmoid_range_log2, None, None),
-                    (rd_g, "g", fmts.tanh_range_log2, tanh_rom, LoadMemory.TANH),
-                    (rd_o, "o", fmts.sigmoid_range_log2, sig_o, LoadMemory.SIGMOID)):
-                addr = saturated_lut_index(reads[g].m[p], fmts, rng, fmts.w_frac)
-                if self.writable and mem is not None:
-                    # One read port of each table shares its address with the load's write.
-                    addr = self._table_write(m, mem, code, addr)
-                m.d.comb += port.addr.eq(addr)
+            for port, g, rng in ((rd_i, "i", fmts.sigmoid_range_log2),
+                                 (rd_f, "f", fmts.sigmoid_range_log2),
+                                 (rd_g, "g", fmts.tanh_range_log2),
+                                 (rd_o, "o", fmts.sigmoid_range_log2)):
+                m.d.comb += port.addr.eq(saturated_lut_index(reads[g].m[p], fmts, rng,
+                                                             fmts.w_frac))
             # c2: f·c on the f channel, i·g on the i channel; o kept for c6.
             m.d.comb += [mul_f.a[p].eq(c_rd.data[p]), mul_f.b[p].eq(rd_f.data),
                          mul_i.a[p].eq(rd_g.data), mul_i.b[p].eq(rd_i.data)]
@@ -305,13 +298,3 @@ class LSTMActivationPipeline(wiring.Component):
             m.d.comb += [mul_o.a[p].eq(rd_c.data), mul_o.b[p].eq(o6),
                          self.h_out[p].eq(_round_to(mul_o.product[p], A, fmts.act_bits))]
         return m
-
-    def _table_write(self, m, mem, code, addr):
-        """A write port on table ``mem`` for loads of ``code``, sharing the address of the read
-        port whose address is ``addr`` (returned, muxed with the load's while it writes)."""
-        load = self.load
-        we = load.we & (load.memory == code)
-        addr = Mux(we, load.addr, addr)
-        wp = mem.write_port()
-        m.d.comb += [wp.en.eq(we), wp.addr.eq(addr), wp.data.eq(load.data)]
-        return addr

@@ -47,11 +47,12 @@ RESET_STATE. SIZES shows layer 0's I and the last loaded layer's H.
 of W bits (:func:`load_word_bits`) takes ``ceil(W/32)`` LOAD_DATA writes, least significant
 32 bits first, and is written when its last part arrives; the word address then increments.
 The words: weight bank c (``LoadMemory.WEIGHTS + c``, the P weights of a block of a column,
-``w_bits`` each, :func:`drnn_hw.weight_bank.bank_words` in the core's layout), bias row r
+``w_bits`` each, :func:`drnn_hw.weight_bank.bank_words` in the core's layout) and bias row r
 (``LoadMemory.BIAS + r``, r as the bundle's ``bias`` rows: GRU M_r, M_z, M_nx, M_nh, LSTM
-M_i, M_f, M_g, M_o; word b = the P biases of global block b, ``acc_bits`` codes), the σ and tanh
-tables (one ``act_bits`` entry per word). Loads are ignored while the core is busy; the
-delta memories take the new biases at the next RESET_STATE.
+M_i, M_f, M_g, M_o; word b = the P biases of global block b, ``acc_bits`` codes). Loads are
+ignored while the core is busy; the delta memories take the new biases at the next
+RESET_STATE. The σ and tanh tables are not loaded: they are a function of the formats
+(FORMATS0/1), which a loaded model must share with the core.
 
 Other addresses read 0 and ignore writes (so do the blocks of layers l ≥ L).
 
@@ -182,11 +183,9 @@ LoadAddrLayout = data.StructLayout({"word": 24, "memory": 8})
 
 class LoadMemory(enum.IntEnum, shape=8):
     """The memories a run-time core loads (LOAD_ADDR.memory): ``WEIGHTS + c`` is channel c's
-    weight bank, ``BIAS + r`` bias row r; ``SIGMOID`` and ``TANH`` the tables."""
+    weight bank, ``BIAS + r`` bias row r."""
     WEIGHTS = 0x00
     BIAS = 0x10
-    SIGMOID = 0x20
-    TANH = 0x21
 
 
 def load_word_bits(memory: int, *, rows: int, fmts) -> int:
@@ -196,8 +195,6 @@ def load_word_bits(memory: int, *, rows: int, fmts) -> int:
         return rows * fmts.w_bits
     if LoadMemory.BIAS <= memory < LoadMemory.BIAS + 4:
         return rows * fmts.acc_bits
-    if memory in (LoadMemory.SIGMOID, LoadMemory.TANH):
-        return fmts.act_bits
     raise ValueError(f"memory code {memory:#x} names no loadable memory")
 
 

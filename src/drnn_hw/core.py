@@ -39,14 +39,36 @@ Ports (Verilog names flattened with ``__``: ``x__valid``, ``x__payload``, ``csr_
 Register map (word addresses; the contract is :mod:`drnn_hw.contract`) — 0 ID, 1 SIZES, 2 SHAPE,
 3 CTRL (W: bit0 RESET_STATE, bit1 CLEAR_STEPS, bit2 CLEAR_ERROR), 4 STATUS (bit0 BUSY,
 bit1 FRAME_ERROR, bit2 RESET_PENDING), 5 THETA_X, 6 THETA_H, 7 CYCLES_LAST, 8 NNZ_DX_LAST,
-9 NNZ_DH_LAST, 10 STEPS, 11 LAYERS, 12 H0 (W), and per layer l from word 32 + 8·l:
-LAYER_SIZES, LAYER_THETA_X, LAYER_THETA_H, LAYER_CYCLES, LAYER_NNZ_DX, LAYER_NNZ_DH.
+9 NNZ_DH_LAST, 10 STEPS, 11 LAYERS, 12 H0 (W), 13 MAXIMA, 14 FORMATS0, 15 FORMATS1,
+16 LOAD_ADDR (W), 17 LOAD_DATA (W), and per layer l from word 32 + 8·l: LAYER_SIZES,
+LAYER_THETA_X, LAYER_THETA_H, LAYER_CYCLES, LAYER_NNZ_DX, LAYER_NNZ_DH, LAYER_COUNTS,
+LAYER_H_COLUMN (a run-time core: LAYERS and the layer's SIZES, COUNTS and H_COLUMN writable).
 Thresholds are sampled when a step starts (every layer's). RESET_STATE is applied in idle
 before the next step starts (it takes ΣNB + 5 cycles, while the delta memories take their
 biases back; STATUS shows RESET_PENDING until then; the same follows the clock domain's
 reset): write it after the last output frame of a sequence; then optionally ΣH_l H0 writes
 (the initial state). Without RESET_STATE the state (x̂, ĥ, h, M of every layer) carries over to
 the next frame, so a sequence may be sent in chunks.
+
+Layer descriptors (:data:`drnn_hw.layer_map.LayerDescriptor`): the encoder, the queue, the AP
+and this top read each layer's sizes and counts (I_l, H_l, NB_l, WX_l, WH_l, the weight address
+of its h columns) as signals, and the memories' layout (every base and depth) from the layout
+:func:`~drnn_hw.layer_map.layer_map`. A baked core's layout is the bundle's and its
+descriptors are constants, which synthesis folds. A *run-time core* (``maxima``,
+``drnn generate --weights runtime``) lays its memories out for the maxima (every layer slot
+I_max + H_max columns, H_max rows) and holds the descriptors, and L, in registers the host
+writes; its weight banks and bias memories (the RESET_STATE refill source) are writable over
+LOAD_ADDR / LOAD_DATA while no step runs (the contract's *Loading*; :mod:`drnn_hw.load` is the
+host's sequence). The σ and tanh tables stay ROMs: they are a function of the formats, which
+a loaded model must share with the core (a bundle's tables are checked against its formats),
+so writable tables would cost a second block RAM per table row (Yosys maps a written table
+read on two ports to two DP16KD) for contents that cannot differ. A step on a run-time core takes the cycles of a
+baked core of the loaded sizes (:mod:`drnn_hw.cycle_model` on I_l, H_l); the differences are
+outside the step: the input FIFO holds 2·WX_max beats, and with ``maxima.layers`` > 1 the
+idle cycle after a commit (below) follows every step, also of a one-layer model.
+Weight bank writes take read port 0's address (muxed while a word is written), so each bank
+keeps the block RAMs of the baked core's (Yosys adds soft logic for the read-during-write
+behaviour it cannot prove unused).
 
 Stacked layers (:mod:`drnn_hw.layer_map`): a step runs one *pass* per layer, in order, each the
 single-layer schedule below on the layer's sizes, the delta memories' and weight banks' region
@@ -121,6 +143,10 @@ class DeltaRNNCore(wiring.Component):
     shape : CoreShape, optional
         P (rows), K (columns), E (scan); :data:`~drnn_hw.cycle_model.PRESETS` ``"default"``
         when omitted.
+    maxima : Maxima, optional
+        Build a run-time core for any model of the bundle's cell and formats within these
+        sizes (the bundle gives its initial contents); ``shape.out_layers`` must be
+        ``"last"``. P is then ``min(rows, maxima.hidden)``.
 
     Ports
     -----
@@ -141,7 +167,8 @@ class DeltaRNNCore(wiring.Component):
     ValueError
         From the blocks, naming the parameter, for a bundle or shape they cannot build
         (e.g. a bundle with no hidden units), more than
-        :data:`~drnn_hw.layer_map.MAX_LAYERS` layers, or a cell other than "gru" and "lstm".
+        :data:`~drnn_hw.layer_map.MAX_LAYERS` layers, a cell other than "gru" and "lstm",
+        or (run-time core) a bundle beyond ``maxima`` (naming the limit).
     """
 
     def __init__(self, bundle: ModelBundle, shape: CoreShape | None = None, *,
@@ -211,8 +238,7 @@ class DeltaRNNCore(wiring.Component):
         """The :class:`~drnn_hw.contract.LoadMemory` codes of a run-time core's memories."""
         gates = len(CELL_CHANNELS[self.cell])
         return ([LoadMemory.WEIGHTS + c for c in range(gates)] +
-                [LoadMemory.BIAS + r for r in range(4)] +
-                [LoadMemory.SIGMOID, LoadMemory.TANH])
+                [LoadMemory.BIAS + r for r in range(4)])
 
     def elaborate(self, platform):
         m = Module()
@@ -290,12 +316,11 @@ class DeltaRNNCore(wiring.Component):
         ap_class = LSTMActivationPipeline if lstm else ActivationPipeline
         m.submodules.ap = ap = ap_class(fmts, hidden=hidden, rows=P,
                                         acc_width=first.acc_width,
-                                        sigmoid_lut=b.sigmoid_lut, tanh_lut=b.tanh_lut,
-                                        load_bits=self.load_bits)
+                                        sigmoid_lut=b.sigmoid_lut, tanh_lut=b.tanh_lut)
         m.d.comb += ap.desc.eq(desc)
         if runtime:
             # Loads only while no step runs (a write takes a read port's address).
-            for block in (bank, ap, *chans.values()):
+            for block in (bank, *chans.values()):
                 m.d.comb += [block.load.we.eq(regs.load.we & ~running),
                              block.load.memory.eq(regs.load.memory),
                              block.load.addr.eq(regs.load.addr),

@@ -41,7 +41,7 @@ from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, signed, unsigne
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
-from .hdl_arith import check_positive, refuse, select_onehot
+from .hdl_arith import check_positive, refuse, select_onehot, times_const
 from .layer_map import LayerDescriptor, descriptor_values, layer_map, total_words
 from .numerics import Formats
 
@@ -284,7 +284,7 @@ class DeltaEncoder(wiring.Component):
                 m.d.sync += [
                     f.cur[e].eq(cur), f.delta[e].eq(cur - ref), f.ne[e].eq(cur != ref),
                     f.ok[e].eq(Mux(a_in_x, x_ok, h_ok)),
-                    f.addr[e].eq(a_base + e * blocks),
+                    f.addr[e].eq(a_base + times_const(blocks, e)),
                 ]
 
         # --- stage T: the threshold test of the window in F -----------------------------------
@@ -366,7 +366,7 @@ class DeltaEncoder(wiring.Component):
             m.d.sync += [t[n].eq(f[n]) for n in window]
             m.d.sync += [b[n].eq(t[n]) for n in window]
             m.d.sync += [p.eq(t) for p, t in zip(picks, t_picks)]
-        step = E * blocks
+        step = times_const(blocks, E)
         with m.If(fetch):
             with m.If(a_in_x):
                 with m.If(xw == x_last):

@@ -17,6 +17,11 @@ store is the concatenation of the layers' stores, in layer order:
 * **hidden state** h: layer l's units from ``h_base``.
 
 With one layer every base is 0 and the core is the single-layer core.
+
+A run-time core (:class:`Maxima`) is laid out by ``layer_map`` of its maxima; a model loaded
+into it runs on that layout with its own sizes (:func:`descriptor_values`): layer l's weights
+from the slot's ``weight_base`` with the loaded NB_l as stride, its blocks from the slot's
+``block_base``, its units from the slot's ``h_base``.
 """
 
 from __future__ import annotations

@@ -4,8 +4,8 @@ The host's side of the contract's *Loading* section (:mod:`drnn_hw.contract`), a
 :meth:`CoreInfo.read` learns what a core is from its registers (ID, SHAPE, MAXIMA, FORMATS0/1),
 :func:`check_bundle` refuses a bundle the core cannot run (before anything is written, one
 line naming the field and the limit), and :func:`load_writes` lists the register writes that
-load it: L and the layer descriptors, the thresholds, the biases, the σ and tanh tables, the
-weights, then RESET_STATE. Every transport (the Amaranth testbench, the cocotb bus driver, the
+load it: L and the layer descriptors, the thresholds, the biases, the weights, then
+RESET_STATE. (The σ and tanh tables are the formats', which the core shares with the model.) Every transport (the Amaranth testbench, the cocotb bus driver, the
 UART host link) replays the same list.
 
 Words are written where the core's layout (:class:`~drnn_hw.layer_map.Maxima`.layout) puts
@@ -20,13 +20,15 @@ import math
 from dataclasses import dataclass
 from typing import Callable
 
+import numpy as np
+
 from .bundle import ModelBundle
 from .contract import (CELL_NAMES, ID_VALUE, CountsLayout, Formats0Layout, Formats1Layout,
                        LayerRegister, LoadAddrLayout, LoadMemory, MaximaLayout, Register,
                        ShapeLayout, SizesLayout, decode_word, encode_word, layer_register,
                        load_word_bits)
 from .layer_map import Maxima, descriptor_values
-from .numerics import Formats
+from .numerics import Formats, make_sigmoid_lut, make_tanh_lut
 from .weight_bank import CELL_CHANNELS, bank_words
 
 __all__ = ["CoreInfo", "LoadRefused", "check_bundle", "load_writes", "load_summary",
@@ -111,6 +113,13 @@ def check_bundle(bundle: ModelBundle, info: CoreInfo, where: str = "model.json")
     why = info.maxima.refuse(bundle.input_size, [ly.hidden_size for ly in bundle.layers])
     if why:
         raise LoadRefused(f"{where}: {why}")
+    # The core's tables are the formats' (ROMs): a bundle made in memory with others cannot
+    # run on it (one read from disk never has others: the bundle loader checks them).
+    for name, table in (("sigmoid_lut", make_sigmoid_lut(info.formats)),
+                        ("tanh_lut", make_tanh_lut(info.formats))):
+        if not np.array_equal(np.asarray(getattr(bundle, name)), table):
+            raise LoadRefused(f"{where}: {name} differs from the table the formats specify "
+                              "(the core's tables are fixed by its formats)")
 
 
 def _word_parts(word: int, bits: int) -> list[int]:
@@ -159,9 +168,6 @@ def load_writes(bundle: ModelBundle, info: CoreInfo) -> list[tuple[int, int]]:
                         word |= (int(ly.bias[r][j]) & acc_mask) << (p * fmts.acc_bits)
                 words.append(word)
             writes += _memory_writes(LoadMemory.BIAS + r, s.block_base, words, bias_bits)
-    for code, table in ((LoadMemory.SIGMOID, bundle.sigmoid_lut),
-                        (LoadMemory.TANH, bundle.tanh_lut)):
-        writes += _memory_writes(code, 0, [int(v) for v in table], fmts.act_bits)
     # Weights: each layer's region of each bank.
     w_bits = load_word_bits(LoadMemory.WEIGHTS, rows=P, fmts=fmts)
     banks = bank_words(bundle, P, layout)

@@ -102,7 +102,7 @@ class WeightBank(wiring.Component):
     load : In(load_signature(load_bits))
         Only with ``load_bits``: a word write from the register bus into bank c when
         ``load.memory == LoadMemory.WEIGHTS + c`` (only while no slot is issued: the write
-        takes read port 0's address, so each bank stays one true dual-port RAM).
+        takes read port 0's address, so each bank keeps the baked bank's block RAMs).
 
     ``layout`` (optional, a :func:`~drnn_hw.layer_map.layer_map`): the banks' layout, by
     default the bundle's own; a run-time core's is its maxima's (``rows`` must be its P).
@@ -169,16 +169,21 @@ class WeightBank(wiring.Component):
             out = getattr(self, f"slot_{name}")
             m.d.comb += [out.valid.eq(slot.valid), out.block.eq(slot.block),
                          out.delta.eq(slot.delta), out.is_x.eq(slot.is_x)]
+            wp, we = None, None
+            if self.load_bits is not None:
+                # A load shares port 0's address, so Yosys sees one read/write port and one
+                # read port: the block RAMs of a baked bank. (The read ports are declared
+                # transparent to the write only because that is the cheaper emulation for
+                # Yosys: nothing reads a word in the cycle it is written.)
+                load = self.load
+                wp = mem.write_port()
+                we = load.we & (load.memory == LoadMemory.WEIGHTS + c)
+                m.d.comb += [wp.en.eq(we), wp.data.eq(load.data)]
             for k in range(K):
-                port = mem.read_port()
+                port = mem.read_port(transparent_for=(wp,) if wp is not None else ())
                 addr = issue.entry[k].addr + issue.block
-                if k == 0 and self.load_bits is not None:
-                    # The load shares port 0's address, so Yosys sees one read/write port
-                    # and one read port: the same true dual-port RAM as a baked bank.
-                    wp = mem.write_port()
-                    load = self.load
-                    we = load.we & (load.memory == LoadMemory.WEIGHTS + c)
+                if k == 0 and wp is not None:
                     addr = Mux(we, load.addr, addr)
-                    m.d.comb += [wp.addr.eq(addr), wp.en.eq(we), wp.data.eq(load.data)]
+                    m.d.comb += wp.addr.eq(addr)
                 m.d.comb += [port.addr.eq(addr), out.weight[k].as_value().eq(port.data)]
         return m

@@ -47,6 +47,15 @@ class FakeBoard:
         return data
 
 
+def _other_tables():
+    """A bundle built in memory with a σ table its formats do not give (one read from disk
+    cannot have one)."""
+    b = random_bundle(5, 7, seed=1)
+    b.sigmoid_lut = b.sigmoid_lut.copy()
+    b.sigmoid_lut[0] += 1
+    return b
+
+
 def board():
     return FakeBoard({0: 0x44524E4E, 2: SHAPE, 13: MAXIMA, 14: FORMATS0, 15: FORMATS1})
 
@@ -65,10 +74,10 @@ def test_load_writes_the_sequence_and_ends_with_reset_state():
     assert fake.writes == [(int(a), v) for a, v in load_writes(b, link.core_info())]
     assert summary == {"writes": len(fake.writes), "bytes": 4 * len(fake.writes)}
     # Every LOAD_DATA word of a GRU with P = 4: weights 32 bits (1 write per word), biases
-    # 4 × 32 bits (4 writes), tables 16 bits (1 write): counted from the model's sizes.
+    # 4 × 32 bits (4 writes), counted from the model's sizes (no tables: they are the
+    # formats').
     words = sum(3 * (ly.input_size + ly.hidden_size) * -(-ly.hidden_size // 4)
-                for ly in b.layers) + 4 * 4 * sum(-(-ly.hidden_size // 4) for ly in b.layers) \
-        + 2 * 1024
+                for ly in b.layers) + 4 * 4 * sum(-(-ly.hidden_size // 4) for ly in b.layers)
     assert sum(1 for a, _ in fake.writes if a == 17) == words
 
 
@@ -87,6 +96,7 @@ def test_load_writes_the_sequence_and_ends_with_reset_state():
      "m/model.json: the core has its weights baked in"),
     (random_bundle(5, 7, seed=1), {0: 0x12345678},
      "ID register reads 0x12345678"),
+    (_other_tables(), {}, "m/model.json: sigmoid_lut differs from the table the formats"),
 ])
 def test_a_refused_bundle_writes_nothing(bundle, regs, message):
     fake = board()

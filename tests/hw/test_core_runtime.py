@@ -26,7 +26,7 @@ def _regfile(runtime):
     desc = descriptor_values(8, [12, 12], 4, 4)
     return RegisterFile(inputs=8, hidden=[12, 12], rows=4, columns=2, scan=4, act_bits=16,
                         theta_x=[0, 0], theta_h=[0, 0], descriptors=desc, runtime=runtime,
-                        load_bits={0x00: 32, 0x10: 128, 0x20: 16} if runtime else None)
+                        load_bits={0x00: 32, 0x10: 128, 0x11: 16} if runtime else None)
 
 
 def _run(dut, tb):
@@ -63,7 +63,7 @@ def test_load_words_assembled_and_addresses_incremented():
                 dut.load.we, dut.load.memory, dut.load.addr, dut.load.data):
             if we:
                 # (The word is in the low bits; the rest of ``data`` is not part of it.)
-                bits = {0x00: 32, 0x10: 128, 0x20: 16}[memory]
+                bits = {0x00: 32, 0x10: 128, 0x11: 16}[memory]
                 seen.append((memory, addr, data & ((1 << bits) - 1)))
 
     async def tb(ctx):
@@ -71,7 +71,7 @@ def test_load_words_assembled_and_addresses_incremented():
         for part in (0x11111111, 0x22222222, 0x33333333, 0x44444444,   # word 5
                      0x55555555, 0x66666666, 0x77777777, 0x88888888):  # word 6
             await write(ctx, LOAD_DATA, part)
-        await write(ctx, LOAD_ADDR, 0x20 << 24 | 1023)       # σ table, last entry
+        await write(ctx, LOAD_ADDR, 0x11 << 24 | 1023)       # a 16-bit memory, word 1023
         await write(ctx, LOAD_DATA, 0xABCD)
         await write(ctx, LOAD_ADDR, 0x00 << 24 | 7)          # weight bank 0, word 7
         await write(ctx, LOAD_DATA, 0xDEADBEEF)
@@ -86,7 +86,7 @@ def test_load_words_assembled_and_addresses_incremented():
     sim.run_until(1e-6)
     assert seen == [(0x10, 5, 0x44444444_33333333_22222222_11111111),
                     (0x10, 6, 0x88888888_77777777_66666666_55555555),
-                    (0x20, 1023, 0xABCD), (0x00, 7, 0xDEADBEEF)]
+                    (0x11, 1023, 0xABCD), (0x00, 7, 0xDEADBEEF)]
 
 
 @pytest.mark.parametrize("runtime", [False, True])

@@ -35,8 +35,8 @@ LOAD_ADDR_FIELDS = {"word": (0, 24), "memory": (24, 8)}
 FORMATS0_FIELDS = {"act_bits": (0, 8), "act_frac": (8, 8), "w_bits": (16, 8), "w_frac": (24, 8)}
 FORMATS1_FIELDS = {"acc_bits": (0, 8), "lut_bits": (8, 8), "sigmoid_range_log2": (16, 8),
                    "tanh_range_log2": (24, 8)}
-#: LOAD_ADDR.memory codes: weight bank c at 0x00 + c, bias row r at 0x10 + r, the tables.
-LOAD_MEMORIES = {"WEIGHTS": 0x00, "BIAS": 0x10, "SIGMOID": 0x20, "TANH": 0x21}
+#: LOAD_ADDR.memory codes: weight bank c at 0x00 + c, bias row r at 0x10 + r.
+LOAD_MEMORIES = {"WEIGHTS": 0x00, "BIAS": 0x10}
 #: CTRL and STATUS: bit numbers.
 CTRL_BITS = {"RESET_STATE": 0, "CLEAR_STEPS": 1, "CLEAR_ERROR": 2}
 STATUS_BITS = {"BUSY": 0, "FRAME_ERROR": 1, "RESET_PENDING": 2}
