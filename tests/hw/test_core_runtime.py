@@ -160,3 +160,18 @@ def test_models_loaded_into_one_core(cell):
 def test_a_runtime_core_refuses_an_initial_bundle_beyond_its_maxima():
     with pytest.raises(ValueError, match="--max-hidden 12"):
         DeltaRNNCore(random_bundle(4, 13), SHAPE, maxima=Maxima(8, 12))
+
+
+def test_h0_written_into_the_loaded_layers():
+    """H0 writes on a run-time core go to the loaded layers' units (each slot's H_l of them,
+    not the maxima's): a 2-layer model narrower than the slots, with a non-zero h0."""
+    core_bundle = random_stacked_bundle(8, [12, 12], seed=1, cell="gru")
+    b = random_stacked_bundle(6, [3, 11], seed=4, theta_x=[0.1, 0.05], theta_h=[0.05, 0.1])
+    rng = np.random.default_rng(3)
+    x = rng.integers(-300, 300, (1, 4, 6))
+    h0 = [rng.integers(-200, 200, (1, 3)), rng.integers(-200, 200, (1, 11))]
+    res = simulate(b, [x[0]], SHAPE, maxima=Maxima(8, 12, 2), core_bundle=core_bundle,
+                   h0=[np.concatenate([h0[0][0], h0[1][0]])])
+    g = golden_run(b, x, shape=SHAPE, h0=h0)
+    assert np.array_equal(res[0]["h"], g.h[0]) and np.array_equal(res[0]["cycles"], g.cycles[0])
+    assert not np.array_equal(g.h, golden_run(b, x, shape=SHAPE).h)
