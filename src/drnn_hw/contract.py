@@ -21,14 +21,14 @@ valid the next cycle. 32-bit words; the AXI4-Lite byte address is 4 × the word 
 | 8 | NNZ_DX_LAST | R | kept Δx of the last step, summed over the layers |
 | 9 | NNZ_DH_LAST | R | kept Δh of the last step, summed over the layers |
 | 10 | STEPS | R | steps completed since reset or CLEAR_STEPS |
-| 11 | LAYERS | R | L, the number of stacked layers |
+| 11 | LAYERS | R (RW) | L, the number of stacked layers (a run-time core: of the loaded model) |
 | 12 | H0 | W | one initial-state code (activation format, two's complement in [act_bits-1:0]) |
 | 13 | MAXIMA | R | :data:`MaximaLayout`: the layout's I (layer 0) in [11:0], H in [23:12], layers in [28:24], bit 29 RUNTIME (a ``--weights runtime`` core) |
 | 14 | FORMATS0 | R | :data:`Formats0Layout`: act_bits, act_frac, w_bits, w_frac (a byte each) |
 | 15 | FORMATS1 | R | :data:`Formats1Layout`: acc_bits, lut_bits, sigmoid_range_log2, tanh_range_log2 |
 | 16 | LOAD_ADDR | W | :data:`LoadAddrLayout`: the word address in [23:0], the memory (:class:`LoadMemory`) in [31:24] (run-time core only) |
 | 17 | LOAD_DATA | W | the next 32 bits of the word at LOAD_ADDR (run-time core only; see *Loading*) |
-| 32 + 8l + 0 | LAYER_SIZES | R | layer l's I_l and H_l (:data:`SizesLayout`) |
+| 32 + 8l + 0 | LAYER_SIZES | R (RW) | layer l's I_l and H_l (:data:`SizesLayout`) |
 | 32 + 8l + 1 | LAYER_THETA_X | RW | Θx code of layer l (for l = 0 the same register as THETA_X) |
 | 32 + 8l + 2 | LAYER_THETA_H | RW | Θh code of layer l (l = 0: THETA_H) |
 | 32 + 8l + 3 | LAYER_CYCLES | R | cycles of layer l's pass in the last step |
