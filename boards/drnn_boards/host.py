@@ -8,6 +8,9 @@ the simulated UART of the Verilator model, so the *same* driver code is tested e
     link = DeltaRNNLink(SerialTransport("/dev/ttyUSB0", 1_000_000), act_bits=16)
     link.check_core(bundle)                # ID and sizes match the model
     result = link.run(bundle, x_codes)     # (N, T, I) codes -> GoldenResult-like h and counters
+
+A run-time core (``drnn generate --weights runtime``) takes a model first:
+``link.load(bundle)`` (checked against the core's registers before anything is written).
 """
 
 from __future__ import annotations
@@ -182,6 +185,34 @@ class DeltaRNNLink:
             raise ValueError(f"board core computes the {info['cell']} cell (SHAPE), the model "
                              f"is a {bundle.cell} (load the model's bitstream)")
         return info
+
+    def core_info(self):
+        """What the core is, from its ID, SHAPE, MAXIMA and FORMATS registers
+        (:class:`drnn_hw.load.CoreInfo`); :class:`~drnn_hw.load.LoadRefused` when ID is not
+        the DRNN core's."""
+        from drnn_hw.load import CoreInfo
+
+        return CoreInfo.read(self.read_reg)
+
+    def load(self, bundle, where: str = "model.json", progress=None) -> dict:
+        """Load ``bundle`` into a run-time core: sizes, thresholds, biases, σ/tanh tables,
+        weights, then RESET_STATE (:func:`drnn_hw.load.load_writes`, one WRITE_REG each).
+
+        The core's registers are read and the bundle checked first: a bundle beyond the
+        core's maxima, of another cell or other formats, or a baked core, raises
+        :class:`~drnn_hw.load.LoadRefused` (one line, starting with ``where``) before any
+        write. ``progress(n)`` is called every 256 writes. Returns ``writes`` and ``bytes``
+        (register data written, 4 per write)."""
+        from drnn_hw.load import check_bundle, load_summary, load_writes
+
+        info = self.core_info()
+        check_bundle(bundle, info, where=where)
+        writes = load_writes(bundle, info)
+        for i, (addr, value) in enumerate(writes):
+            self.write_reg(addr, value)
+            if progress and (i + 1) % 256 == 0:
+                progress(256)
+        return load_summary(writes)
 
     def counters(self) -> dict:
         """The last step's counters and STEPS: ``cycles_last``, ``nnz_dx_last``,

@@ -28,9 +28,14 @@ NNZ_DH_LAST = 9
 STEPS = 10
 LAYERS = 11
 H0 = 12
+MAXIMA = 13
+FORMATS0 = 14
+FORMATS1 = 15
+LOAD_ADDR = 16
+LOAD_DATA = 17
 #: Per-layer register blocks: word 32 + 8·layer + offset.
 LAYER_OFFSETS = {"LAYER_SIZES": 0, "LAYER_THETA_X": 1, "LAYER_THETA_H": 2, "LAYER_CYCLES": 3,
-                 "LAYER_NNZ_DX": 4, "LAYER_NNZ_DH": 5}
+                 "LAYER_NNZ_DX": 4, "LAYER_NNZ_DH": 5, "LAYER_COUNTS": 6, "LAYER_H_COLUMN": 7}
 #: The ID register's value, "DRNN" in ASCII.
 ID_VALUE = 0x44524E4E
 # CTRL strobes and STATUS flags: bit masks.
@@ -118,6 +123,17 @@ class Csr:
         d.csr__w_data.value = value
         d.csr__w_stb.value = 1
         await RisingEdge(self.clk)
+        d.csr__w_stb.value = 0
+
+    async def write_many(self, writes):
+        """``writes`` (word address, value) pairs, one per cycle (w_stb held high)."""
+        d = self.dut
+        await RisingEdge(self.clk)
+        for addr, value in writes:
+            d.csr__addr.value = int(addr)
+            d.csr__w_data.value = int(value)
+            d.csr__w_stb.value = 1
+            await RisingEdge(self.clk)
         d.csr__w_stb.value = 0
 
     async def read(self, addr: int) -> int:

@@ -15,11 +15,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from drnn_hw.bundle import ModelBundle, random_bundle
+from drnn_hw.bundle import ModelBundle, random_bundle, random_stacked_bundle
+from drnn_hw.layer_map import Maxima
 from drnn_hw.cycle_model import CoreShape
 from drnn_hw.numerics import Formats
 
-__all__ = ["CORES", "core", "saturating_lstm"]
+__all__ = ["CORES", "core", "saturating_lstm", "RUNTIME_SHAPE", "RUNTIME_MAXIMA",
+           "runtime_models"]
 
 
 def saturating_lstm(inputs: int = 1, hidden: int = 5, seed: int = 7) -> ModelBundle:
@@ -53,3 +55,24 @@ def core(name: str):
     """(bundle, shape) of a named verification core."""
     make, shape = CORES[name]
     return make(), shape
+
+
+#: The run-time verification cores (``--weights runtime``): one per cell, generated from
+#: ``runtime_models(cell)["A"]`` with these maxima and shape (one Verilator build each, shared
+#: by every test that loads models into them).
+RUNTIME_SHAPE = CoreShape(rows=4, columns=2, scan=4)
+RUNTIME_MAXIMA = Maxima(inputs=8, hidden=12, layers=2)
+
+
+def runtime_models(cell: str) -> dict[str, ModelBundle]:
+    """Models for the run-time cores: ``A`` fills the maxima (2 layers of I = 8, H = 12; the
+    core is generated from it), ``B`` is one smaller layer (I = 5, H = 7: H not a multiple of
+    P = 4 or E = 4), ``C`` two other layers (I = 6, H = 3 < P, then 11)."""
+    return {
+        "A": random_stacked_bundle(8, [12, 12], seed=1, theta_x=0.05, theta_h=0.05, cell=cell,
+                                   weight_scale=1.5, name="A"),
+        "B": random_bundle(5, 7, seed=2, theta_x=0.05, theta_h=0.1, cell=cell,
+                           weight_scale=1.5, name="B"),
+        "C": random_stacked_bundle(6, [3, 11], seed=4, theta_x=[0.1, 0.05],
+                                   theta_h=[0.05, 0.1], cell=cell, weight_scale=1.5, name="C"),
+    }

@@ -81,14 +81,17 @@ def _bundle_digest(bundle, shape) -> str:
     return h.hexdigest()
 
 
-def generate_cached(bundle, shape, name: str = TOP) -> tuple[Path, dict]:
-    """``drnn_hw.generate.generate`` into the cache (key: bundle, shape, generator sources).
+def generate_cached(bundle, shape, name: str = TOP, maxima=None) -> tuple[Path, dict]:
+    """``drnn_hw.generate.generate`` into the cache (key: bundle, shape, generator sources,
+    and the maxima of a run-time core).
 
     Returns (directory, manifest).
     """
     from drnn_hw.generate import generate
 
-    key = hashlib.sha256((_bundle_digest(bundle, shape) + _source_digest() + name).encode())
+    extra = "" if maxima is None else f"runtime{maxima.inputs},{maxima.hidden},{maxima.layers}"
+    key = hashlib.sha256((_bundle_digest(bundle, shape) + _source_digest() + name + extra)
+                         .encode())
     out = runner.cache_dir() / "generated" / f"{name}-{key.hexdigest()[:20]}"
     manifest_path = out / "manifest.json"
     if manifest_path.is_file():
@@ -98,7 +101,7 @@ def generate_cached(bundle, shape, name: str = TOP) -> tuple[Path, dict]:
             return out, json.loads(manifest_path.read_text())
         tmp = out.with_name(out.name + ".tmp")
         shutil.rmtree(tmp, ignore_errors=True)
-        manifest = generate(bundle, shape, tmp, name=name)
+        manifest = generate(bundle, shape, tmp, name=name, maxima=maxima)
         import drnn_hw
         if _hash_sources(drnn_hw) != _source_digest():
             # The sources changed on disk since this process imported them: the Verilog is
@@ -125,10 +128,23 @@ def verilog_sources(directory: Path, name: str = TOP) -> list[Path]:
     return [top] + sorted(p for p in directory.glob("*.v") if p != top)
 
 
-def build_core(bundle, shape, waves: bool = False, name: str = TOP) -> Path:
-    """Generate (cached) and build (cached) the core; returns the build directory."""
+def build_core(bundle, shape, waves: bool = False, name: str = TOP, core_dir=None) -> Path:
+    """Generate (cached) and build (cached) the core; returns the build directory.
+    ``core_dir``: build the core generated there instead (its manifest names the top)."""
+    if core_dir is not None:
+        name = core_manifest(core_dir)["top"]
+        return runner.build(verilog_sources(core_dir, name), name, waves=waves)
     directory, _ = generate_cached(bundle, shape, name)
     return runner.build(verilog_sources(directory, name), name, waves=waves)
+
+
+def core_manifest(core_dir) -> dict:
+    """The manifest of a core generated into ``core_dir``; SimulationError when it has none."""
+    path = Path(core_dir) / "manifest.json"
+    if not path.is_file():
+        raise runner.SimulationError(f"{path}: not found (is {core_dir} a directory "
+                                     "`drnn generate` wrote?)")
+    return json.loads(path.read_text())
 
 
 def _step_limit(bundle, shape, x_valid_prob: float, h_ready_prob: float) -> int:
@@ -146,7 +162,7 @@ def simulate(bundle, shape, x_codes, lengths=None, *, waves=None, theta_x=None, 
              x_valid_prob: float = 1.0, h_ready_prob: float = 1.0, stall_seed: int = 0,
              name: str = TOP, workdir=None, step_limit: int | None = None, h0=None,
              layer_thetas=None, reset=None, layer_stats: bool = False,
-             lockstep: bool = False) -> CosimResult:
+             lockstep: bool = False, core_dir=None) -> CosimResult:
     """Run ``x_codes`` (N, T, I) through the Verilated core, one sequence after the other.
 
     ``theta_x``/``theta_h``: per-sequence threshold codes of layer 0 (THETA_X/THETA_H) written
@@ -160,7 +176,10 @@ def simulate(bundle, shape, x_codes, lengths=None, *, waves=None, theta_x=None, 
     streams. ``lockstep``: send each x frame only after the previous h frame has left (so
     ``h_done − x_done`` is a frame's latency); otherwise frames go back to back. ``waves``:
     write a VCD of the whole run to this path. ``step_limit``: cycles per step after which the
-    run fails as hung (default: generous, from the model).
+    run fails as hung (default: generous, from the model). ``core_dir``: run on the run-time
+    core generated there (``drnn generate --weights runtime``) instead of one generated for the
+    bundle: the bundle is first loaded into it over the register bus (``perf`` then has
+    ``load_writes`` and ``load_cycles``).
     """
     from drnn_hw.golden import check_lengths, initial_state
 
@@ -187,14 +206,19 @@ def simulate(bundle, shape, x_codes, lengths=None, *, waves=None, theta_x=None, 
     resets = np.ones(N, bool) if reset is None else np.asarray(reset, bool).reshape(N)
 
     t0 = time.monotonic()
-    build_dir = build_core(bundle, shape, waves=bool(waves), name=name)
+    build_dir = build_core(bundle, shape, waves=bool(waves), name=name, core_dir=core_dir)
+    if core_dir is not None:
+        name = core_manifest(core_dir)["top"]
     prepare_seconds = time.monotonic() - t0
     own_dir = workdir is None
     work = Path(tempfile.mkdtemp(prefix="drnn-sim-")) if own_dir else Path(workdir)
     work.mkdir(parents=True, exist_ok=True)
     ok = False
     try:
-        np.savez(work / "in.npz", x=x, lengths=lengths, act_bits=bundle.formats.act_bits,
+        load_model = ""
+        if core_dir is not None:
+            load_model = str(bundle.save(work / "model"))
+        np.savez(work / "in.npz", load_model=load_model, x=x, lengths=lengths, act_bits=bundle.formats.act_bits,
                  scan=shape.scan,
                  hidden=shape.output_units([ly.hidden_size for ly in bundle.layers]),
                  step_limit=step_limit or _step_limit(bundle, shape, x_valid_prob, h_ready_prob),
@@ -229,7 +253,8 @@ def simulate(bundle, shape, x_codes, lengths=None, *, waves=None, theta_x=None, 
             "run_seconds": round(run_seconds, 3), "prepare_seconds": round(prepare_seconds, 3),
             "build_seconds": runner.build_info(build_dir).get("build_seconds"),
             "build_cpu_seconds": runner.build_info(build_dir).get("build_cpu_seconds"),
-            "build_dir": str(build_dir)}
+            "build_dir": str(build_dir),
+            "load_writes": int(out["load_writes"]), "load_cycles": int(out["load_cycles"])}
     per_layer = {k: out[k] for k in ("layer_cycles", "layer_nnz_dx", "layer_nnz_dh")} \
         if layer_stats else {}
     return CosimResult(h=out["h"], nnz_dx=out["nnz_dx"], nnz_dh=out["nnz_dh"],

@@ -11,7 +11,10 @@ every layer's (Θx, Θh) codes for sequence n (-1: leave as is), ``reset`` (N,) 
 n continues the state of sequence n-1, no RESET_STATE), ``h0`` (N, ΣH) and ``h0_given``
 (write the initial state over H0 after the reset), ``layer_stats`` (read every layer's
 counters while each output frame's last beat waits, with ready held low), ``lockstep`` (send
-x frame t only after h frame t-1 has left, instead of back to back).
+x frame t only after h frame t-1 has left, instead of back to back); ``load_model`` (a model
+bundle directory, or empty): first load it into the (run-time) core over the register bus,
+as a host does (:mod:`drnn_hw.load`: the core's ID, SHAPE, MAXIMA and FORMATS read back, the
+bundle checked, then one register write per cycle).
 
 Per sequence: write the thresholds if asked, write CTRL.RESET_STATE (and h0), stream the frames,
 collect the h frames; ``status`` is sampled when the last beat of each output frame is transferred.
@@ -23,7 +26,8 @@ Output: the npz named by ``$DRNN_SIM_OUT``: ``h`` (N, T, H), ``nnz_dx``, ``nnz_d
 the last beat of x frame t went in / of h frame t came out) (N, T), ``steps_reg`` (N,) the
 STEPS register after each sequence, ``status_end`` (STATUS at the end), ``sim_cycles``, ``wall_seconds`` and
 ``cpu_seconds`` (the simulator process's CPU time: the speed measure that does not depend on
-other jobs sharing the machine).
+other jobs sharing the machine), ``load_writes`` and ``load_cycles`` (the load's register
+writes and the cycles it took, 0 without ``load_model``).
 """
 
 from __future__ import annotations
@@ -37,8 +41,8 @@ from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles, ReadOnly, RisingEdge, with_timeout
 from cocotb.utils import get_sim_time
 
-from .bus import CTRL, CTRL_RESET_STATE, H0, STATUS, STEPS, THETA_H, THETA_X, Csr, frame_beats, \
-    layer_register, unpack_beat
+from .bus import CTRL, CTRL_RESET_STATE, FORMATS0, FORMATS1, H0, ID, MAXIMA, SHAPE, STATUS, \
+    STEPS, THETA_H, THETA_X, Csr, frame_beats, layer_register, unpack_beat
 
 CLOCK_NS = 10
 
@@ -186,6 +190,23 @@ async def stream_sequences(dut):
     await ClockCycles(dut.clk, 3)
     dut.rst.value = 0
 
+    load_writes, load_cycles = 0, 0
+    model = str(cfg.get("load_model", ""))
+    if model:
+        # The host's load (drnn_hw.load): what the core is, from its registers; the bundle
+        # checked against it; then the writes.
+        from drnn_hw.bundle import ModelBundle
+        from drnn_hw.load import CoreInfo, load_writes as writes_for
+
+        regs = {}
+        for addr in (ID, SHAPE, MAXIMA, FORMATS0, FORMATS1):
+            regs[addr] = await csr.read(addr)
+        await RisingEdge(dut.clk)
+        writes = writes_for(ModelBundle.load(model), CoreInfo.read(regs.__getitem__))
+        c_load = get_sim_time("ns")
+        await csr.write_many(writes)
+        load_writes, load_cycles = len(writes), (get_sim_time("ns") - c_load) // CLOCK_NS
+
     h = np.zeros((N, T, H), np.int64)
     stats = np.zeros((4, N, T), np.int64)
     x_done = np.zeros((N, T), np.int64)
@@ -237,4 +258,5 @@ async def stream_sequences(dut):
              nnz_dh=stats[2], steps=stats[3], steps_reg=steps_reg, status_end=status_end,
              layer_cycles=layer_stats[0], layer_nnz_dx=layer_stats[1],
              layer_nnz_dh=layer_stats[2], x_done=x_done, h_done=h_done,
-             sim_cycles=sim_cycles, wall_seconds=wall, cpu_seconds=cpu)
+             sim_cycles=sim_cycles, wall_seconds=wall, cpu_seconds=cpu,
+             load_writes=load_writes, load_cycles=load_cycles)

@@ -28,6 +28,7 @@ COMMANDS = [
     ("drnn.commands.build", "build"),
     ("drnn.commands.build", "flash"),
     ("drnn.commands.build", "run"),
+    ("drnn.commands.build", "load"),
     ("drnn.commands.report", "report"),
     ("drnn.commands.bench", "bench"),
 ]

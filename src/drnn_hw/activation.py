@@ -45,6 +45,7 @@ from .hdl_arith import (add_rounded, check_positive, narrow_acc, refuse, saturat
 from .multiplier import MultiplierBankSignature
 from .mxv import (AP_MUL_LATENCY, AP_READ_LATENCY, DeltaReadSignature, ap_operand_a_bits,
                   ap_operand_b_bits)
+from .layer_map import LayerDescriptor
 from .numerics import Formats
 
 __all__ = ["ActivationPipeline", "AP_STAGES", "AP_ISSUE"]
@@ -140,6 +141,8 @@ class ActivationPipeline(wiring.Component):
         mul = MultiplierBankSignature(rows, ap_operand_a_bits(fmts), ap_operand_b_bits(fmts))
         super().__init__({
             **({"layer": In(range(len(layers)))} if len(layers) > 1 else {}),
+            "desc": In(data.ArrayLayout(LayerDescriptor, len(layers)),
+                       init=[{"blocks": nb} for nb in nbs]),
             "start": In(1),
             "read_r": Out(DeltaReadSignature(rows=rows, acc_width=acc_width, blocks=self.NB)),
             "read_z": Out(DeltaReadSignature(rows=rows, acc_width=acc_width, blocks=self.NB)),
@@ -167,11 +170,14 @@ class ActivationPipeline(wiring.Component):
         c = [Signal(stage, name=f"c{i}") for i in range(AP_STAGES + 1)]
         issuing = Signal()
         count = Signal(blk)
+        # The layout's first block of the layer, the descriptor's block count.
         if len(self.first) == 1:
-            first, last = self.first[0], self.last[0]
+            first = self.first[0]
+            last = self.desc[0].blocks + (first - 1)
         else:
             first = Array(Const(v) for v in self.first)[self.layer]
-            last = Array(Const(v) for v in self.last)[self.layer]
+            last = Array(self.desc[l].blocks + (f - 1)
+                         for l, f in enumerate(self.first))[self.layer]
         # c0 comes from registers only: the read address fans out to every row of the delta
         # memories' AP copies, and ``start`` is the end of a long decision in the core.
         m.d.comb += [c[0].valid.eq(issuing), c[0].block.eq(count)]

@@ -66,6 +66,7 @@ from .hdl_arith import (check_positive, refuse, round_saturate, round_shift, sat
                         saturated_lut_index)
 from .multiplier import MultiplierBankSignature
 from .mxv import AP_MUL_LATENCY, AP_READ_LATENCY, DeltaReadSignature, ap_operand_b_bits
+from .layer_map import LayerDescriptor
 from .numerics import Formats
 
 __all__ = ["LSTMActivationPipeline", "LSTM_AP_STAGES", "AP_ISSUE", "ap_a_bits", "GATES"]
@@ -175,6 +176,8 @@ class LSTMActivationPipeline(wiring.Component):
         read = DeltaReadSignature(rows=rows, acc_width=acc_width, blocks=self.NB)
         super().__init__({
             **({"layer": In(range(len(layers)))} if len(layers) > 1 else {}),
+            "desc": In(data.ArrayLayout(LayerDescriptor, len(layers)),
+                       init=[{"blocks": nb} for nb in nbs]),
             "start": In(1),
             "clear": In(1),
             **{f"read_{g}": Out(read) for g in GATES},
@@ -200,11 +203,14 @@ class LSTMActivationPipeline(wiring.Component):
         c = [Signal(stage, name=f"c{i}") for i in range(LSTM_AP_STAGES + 1)]
         issuing = Signal()
         count = Signal(blk)
+        # The layout's first block of the layer, the descriptor's block count.
         if len(self.first) == 1:
-            first, last = self.first[0], self.last[0]
+            first = self.first[0]
+            last = self.desc[0].blocks + (first - 1)
         else:
             first = Array(Const(v) for v in self.first)[self.layer]
-            last = Array(Const(v) for v in self.last)[self.layer]
+            last = Array(self.desc[l].blocks + (f - 1)
+                         for l, f in enumerate(self.first))[self.layer]
         # c0 comes from registers only (as the GRU AP's: the address fans out to every row).
         m.d.comb += [c[0].valid.eq(issuing), c[0].block.eq(count)]
         reads = {g: getattr(self, f"read_{g}") for g in GATES}

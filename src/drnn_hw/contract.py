@@ -21,14 +21,38 @@ valid the next cycle. 32-bit words; the AXI4-Lite byte address is 4 × the word 
 | 8 | NNZ_DX_LAST | R | kept Δx of the last step, summed over the layers |
 | 9 | NNZ_DH_LAST | R | kept Δh of the last step, summed over the layers |
 | 10 | STEPS | R | steps completed since reset or CLEAR_STEPS |
-| 11 | LAYERS | R | L, the number of stacked layers |
+| 11 | LAYERS | R (RW) | L, the number of stacked layers (a run-time core: of the loaded model) |
 | 12 | H0 | W | one initial-state code (activation format, two's complement in [act_bits-1:0]) |
-| 32 + 8l + 0 | LAYER_SIZES | R | layer l's I_l and H_l (:data:`SizesLayout`) |
+| 13 | MAXIMA | R | :data:`MaximaLayout`: the layout's I (layer 0) in [11:0], H in [23:12], layers in [28:24], bit 29 RUNTIME (a ``--weights runtime`` core) |
+| 14 | FORMATS0 | R | :data:`Formats0Layout`: act_bits, act_frac, w_bits, w_frac (a byte each) |
+| 15 | FORMATS1 | R | :data:`Formats1Layout`: acc_bits, lut_bits, sigmoid_range_log2, tanh_range_log2 |
+| 16 | LOAD_ADDR | W | :data:`LoadAddrLayout`: the word address in [23:0], the memory (:class:`LoadMemory`) in [31:24] (run-time core only) |
+| 17 | LOAD_DATA | W | the next 32 bits of the word at LOAD_ADDR (run-time core only; see *Loading*) |
+| 32 + 8l + 0 | LAYER_SIZES | R (RW) | layer l's I_l and H_l (:data:`SizesLayout`) |
 | 32 + 8l + 1 | LAYER_THETA_X | RW | Θx code of layer l (for l = 0 the same register as THETA_X) |
 | 32 + 8l + 2 | LAYER_THETA_H | RW | Θh code of layer l (l = 0: THETA_H) |
 | 32 + 8l + 3 | LAYER_CYCLES | R | cycles of layer l's pass in the last step |
 | 32 + 8l + 4 | LAYER_NNZ_DX | R | kept Δx of layer l in the last step |
 | 32 + 8l + 5 | LAYER_NNZ_DH | R | kept Δh of layer l in the last step |
+| 32 + 8l + 6 | LAYER_COUNTS | R (RW) | :data:`CountsLayout`: layer l's NB_l in [11:0], WX_l in [21:12], WH_l in [31:22] |
+| 32 + 8l + 7 | LAYER_H_COLUMN | R (RW) | weight address of layer l's first h column, less its first block (:func:`drnn_hw.layer_map.descriptor_values`) |
+
+In a run-time core (MAXIMA.runtime = 1) LAYERS, LAYER_SIZES, LAYER_COUNTS and LAYER_H_COLUMN
+are writable (:data:`RUNTIME_ACCESS`): they are the layer descriptors
+(:data:`drnn_hw.layer_map.LayerDescriptor`) every block reads. A host writes them only while
+the core is idle and consistent with each other (``descriptor_values`` computes them); then
+RESET_STATE. SIZES shows layer 0's I and the last loaded layer's H.
+
+**Loading** (run-time core): a LOAD_ADDR write selects a memory and a word; each memory word
+of W bits (:func:`load_word_bits`) takes ``ceil(W/32)`` LOAD_DATA writes, least significant
+32 bits first, and is written when its last part arrives; the word address then increments.
+The words: weight bank c (``LoadMemory.WEIGHTS + c``, the P weights of a block of a column,
+``w_bits`` each, :func:`drnn_hw.weight_bank.bank_words` in the core's layout) and bias row r
+(``LoadMemory.BIAS + r``, r as the bundle's ``bias`` rows: GRU M_r, M_z, M_nx, M_nh, LSTM
+M_i, M_f, M_g, M_o; word b = the P biases of global block b, ``acc_bits`` codes). Loads are
+ignored while the core is busy; the delta memories take the new biases at the next
+RESET_STATE. The σ and tanh tables are not loaded: they are a function of the formats
+(FORMATS0/1), which a loaded model must share with the core.
 
 Other addresses read 0 and ignore writes (so do the blocks of layers l ≥ L).
 
@@ -60,7 +84,9 @@ from amaranth.lib.wiring import In, Out
 __all__ = ["ID_VALUE", "ADDR_BITS", "LAYER_BLOCK", "LAYER_STRIDE", "CELL_CODES", "CELL_NAMES",
            "Register", "LayerRegister",
            "layer_register", "ACCESS", "LAYER_ACCESS", "REGISTERS", "SizesLayout",
-           "ShapeLayout", "CtrlLayout", "StatusLayout", "CSRSignature", "StatusSignature",
+           "ShapeLayout", "CtrlLayout", "MaximaLayout", "Formats0Layout", "Formats1Layout",
+           "CountsLayout", "LoadAddrLayout", "LoadMemory", "load_word_bits", "load_signature",
+           "RUNTIME_ACCESS", "StatusLayout", "CSRSignature", "StatusSignature",
            "frame_layout", "frame_signature", "decode_word", "encode_word"]
 
 #: The ID register's value: "DRNN" in ASCII.
@@ -87,6 +113,11 @@ class Register(enum.IntEnum, shape=ADDR_BITS):
     STEPS = 10
     LAYERS = 11
     H0 = 12
+    MAXIMA = 13
+    FORMATS0 = 14
+    FORMATS1 = 15
+    LOAD_ADDR = 16
+    LOAD_DATA = 17
 
 
 class LayerRegister(enum.IntEnum, shape=3):
@@ -97,6 +128,8 @@ class LayerRegister(enum.IntEnum, shape=3):
     LAYER_CYCLES = 3
     LAYER_NNZ_DX = 4
     LAYER_NNZ_DH = 5
+    LAYER_COUNTS = 6
+    LAYER_H_COLUMN = 7
 
 
 def layer_register(layer: int, reg: LayerRegister) -> int:
@@ -111,13 +144,19 @@ ACCESS = {
     Register.ID: "R", Register.SIZES: "R", Register.SHAPE: "R", Register.CTRL: "W",
     Register.STATUS: "R", Register.THETA_X: "RW", Register.THETA_H: "RW",
     Register.CYCLES_LAST: "R", Register.NNZ_DX_LAST: "R", Register.NNZ_DH_LAST: "R",
-    Register.STEPS: "R", Register.LAYERS: "R", Register.H0: "W",
+    Register.STEPS: "R", Register.LAYERS: "R", Register.H0: "W", Register.MAXIMA: "R",
+    Register.FORMATS0: "R", Register.FORMATS1: "R", Register.LOAD_ADDR: "W",
+    Register.LOAD_DATA: "W",
 }
 LAYER_ACCESS = {
     LayerRegister.LAYER_SIZES: "R", LayerRegister.LAYER_THETA_X: "RW",
     LayerRegister.LAYER_THETA_H: "RW", LayerRegister.LAYER_CYCLES: "R",
     LayerRegister.LAYER_NNZ_DX: "R", LayerRegister.LAYER_NNZ_DH: "R",
+    LayerRegister.LAYER_COUNTS: "R", LayerRegister.LAYER_H_COLUMN: "R",
 }
+#: The registers a run-time core makes writable (the layer descriptors and L).
+RUNTIME_ACCESS = {"LAYERS": "RW", "LAYER_SIZES": "RW", "LAYER_COUNTS": "RW",
+                  "LAYER_H_COLUMN": "RW"}
 
 #: name -> (word address, access), for manifests and simple lookups (the per-layer blocks:
 #: :func:`layer_register`, :data:`LAYER_ACCESS`).
@@ -130,6 +169,42 @@ ShapeLayout = data.StructLayout({"rows": 16, "columns": 4, "cell": 4, "scan": 8}
 #: SHAPE.cell: the code of each cell, and the cell of each code.
 CELL_CODES = {"gru": 0, "lstm": 1}
 CELL_NAMES = {code: name for name, code in CELL_CODES.items()}
+#: MAXIMA: the core's layout (for a run-time core the generation maxima) and its kind.
+MaximaLayout = data.StructLayout({"inputs": 12, "hidden": 12, "layers": 5, "runtime": 1})
+#: FORMATS0, FORMATS1: the numeric formats the core computes in (:class:`drnn_hw.numerics.Formats`).
+Formats0Layout = data.StructLayout({"act_bits": 8, "act_frac": 8, "w_bits": 8, "w_frac": 8})
+Formats1Layout = data.StructLayout({"acc_bits": 8, "lut_bits": 8, "sigmoid_range_log2": 8,
+                                    "tanh_range_log2": 8})
+#: LAYER_COUNTS: NB_l, WX_l, WH_l.
+CountsLayout = data.StructLayout({"blocks": 12, "x_windows": 10, "h_windows": 10})
+#: LOAD_ADDR: word address and memory.
+LoadAddrLayout = data.StructLayout({"word": 24, "memory": 8})
+
+
+class LoadMemory(enum.IntEnum, shape=8):
+    """The memories a run-time core loads (LOAD_ADDR.memory): ``WEIGHTS + c`` is channel c's
+    weight bank, ``BIAS + r`` bias row r."""
+    WEIGHTS = 0x00
+    BIAS = 0x10
+
+
+def load_word_bits(memory: int, *, rows: int, fmts) -> int:
+    """Bits of one word of ``memory`` (a :class:`LoadMemory` code) in a core of P = ``rows``
+    and formats ``fmts``. Raises ValueError for a code that names no memory."""
+    if 0 <= memory < LoadMemory.BIAS:
+        return rows * fmts.w_bits
+    if LoadMemory.BIAS <= memory < LoadMemory.BIAS + 4:
+        return rows * fmts.acc_bits
+    raise ValueError(f"memory code {memory:#x} names no loadable memory")
+
+
+def load_signature(data_bits: int) -> wiring.Signature:
+    """A memory word write (from the register file, seen from it): ``we`` strobe, ``memory``
+    code (:class:`LoadMemory`), ``addr`` word address, ``data`` (the word in its low bits)."""
+    return wiring.Signature({"we": Out(1), "memory": Out(8), "addr": Out(24),
+                             "data": Out(data_bits)})
+
+
 #: CTRL: one-cycle strobes of a write.
 CtrlLayout = data.StructLayout({"reset_state": 1, "clear_steps": 1, "clear_error": 1})
 #: STATUS.

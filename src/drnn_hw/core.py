@@ -39,14 +39,36 @@ Ports (Verilog names flattened with ``__``: ``x__valid``, ``x__payload``, ``csr_
 Register map (word addresses; the contract is :mod:`drnn_hw.contract`) — 0 ID, 1 SIZES, 2 SHAPE,
 3 CTRL (W: bit0 RESET_STATE, bit1 CLEAR_STEPS, bit2 CLEAR_ERROR), 4 STATUS (bit0 BUSY,
 bit1 FRAME_ERROR, bit2 RESET_PENDING), 5 THETA_X, 6 THETA_H, 7 CYCLES_LAST, 8 NNZ_DX_LAST,
-9 NNZ_DH_LAST, 10 STEPS, 11 LAYERS, 12 H0 (W), and per layer l from word 32 + 8·l:
-LAYER_SIZES, LAYER_THETA_X, LAYER_THETA_H, LAYER_CYCLES, LAYER_NNZ_DX, LAYER_NNZ_DH.
+9 NNZ_DH_LAST, 10 STEPS, 11 LAYERS, 12 H0 (W), 13 MAXIMA, 14 FORMATS0, 15 FORMATS1,
+16 LOAD_ADDR (W), 17 LOAD_DATA (W), and per layer l from word 32 + 8·l: LAYER_SIZES,
+LAYER_THETA_X, LAYER_THETA_H, LAYER_CYCLES, LAYER_NNZ_DX, LAYER_NNZ_DH, LAYER_COUNTS,
+LAYER_H_COLUMN (a run-time core: LAYERS and the layer's SIZES, COUNTS and H_COLUMN writable).
 Thresholds are sampled when a step starts (every layer's). RESET_STATE is applied in idle
 before the next step starts (it takes ΣNB + 5 cycles, while the delta memories take their
 biases back; STATUS shows RESET_PENDING until then; the same follows the clock domain's
 reset): write it after the last output frame of a sequence; then optionally ΣH_l H0 writes
 (the initial state). Without RESET_STATE the state (x̂, ĥ, h, M of every layer) carries over to
 the next frame, so a sequence may be sent in chunks.
+
+Layer descriptors (:data:`drnn_hw.layer_map.LayerDescriptor`): the encoder, the queue, the AP
+and this top read each layer's sizes and counts (I_l, H_l, NB_l, WX_l, WH_l, the weight address
+of its h columns) as signals, and the memories' layout (every base and depth) from the layout
+:func:`~drnn_hw.layer_map.layer_map`. A baked core's layout is the bundle's and its
+descriptors are constants, which synthesis folds. A *run-time core* (``maxima``,
+``drnn generate --weights runtime``) lays its memories out for the maxima (every layer slot
+I_max + H_max columns, H_max rows) and holds the descriptors, and L, in registers the host
+writes; its weight banks and bias memories (the RESET_STATE refill source) are writable over
+LOAD_ADDR / LOAD_DATA while no step runs (the contract's *Loading*; :mod:`drnn_hw.load` is the
+host's sequence). The σ and tanh tables stay ROMs: they are a function of the formats, which
+a loaded model must share with the core (a bundle's tables are checked against its formats),
+so writable tables would cost a second block RAM per table row (Yosys maps a written table
+read on two ports to two DP16KD) for contents that cannot differ. A step on a run-time core takes the cycles of a
+baked core of the loaded sizes (:mod:`drnn_hw.cycle_model` on I_l, H_l); the differences are
+outside the step: the input FIFO holds 2·WX_max beats, and with ``maxima.layers`` > 1 the
+idle cycle after a commit (below) follows every step, also of a one-layer model.
+Weight bank writes take read port 0's address (muxed while a word is written), so each bank
+keeps the block RAMs of the baked core's (Yosys adds soft logic for the read-during-write
+behaviour it cannot prove unused).
 
 Stacked layers (:mod:`drnn_hw.layer_map`): a step runs one *pass* per layer, in order, each the
 single-layer schedule below on the layer's sizes, the delta memories' and weight banks' region
@@ -84,9 +106,10 @@ from .cycle_model import (AP_LATENCY, AP_LATENCY_LSTM, LAYER_GAP, MXV_WRITE, SCA
                           CoreShape, mxv_drain)
 from .delta_encoder import DeltaEncoder
 from .delta_queue import DeltaQueue
-from .contract import CELL_CODES, CSRSignature, StatusSignature, frame_layout
+from .contract import (CELL_CODES, CSRSignature, LoadMemory, StatusSignature, frame_layout,
+                       load_word_bits)
 from .hdl_arith import refuse
-from .layer_map import MAX_LAYERS, layer_map
+from .layer_map import MAX_LAYERS, Maxima, descriptor_values, layer_map
 from .mxv import MXV_STAGES, MxVChannel
 from .registers import RegisterFile
 from .weight_bank import CELL_CHANNELS, WeightBank
@@ -120,6 +143,10 @@ class DeltaRNNCore(wiring.Component):
     shape : CoreShape, optional
         P (rows), K (columns), E (scan); :data:`~drnn_hw.cycle_model.PRESETS` ``"default"``
         when omitted.
+    maxima : Maxima, optional
+        Build a run-time core for any model of the bundle's cell and formats within these
+        sizes (the bundle gives its initial contents); ``shape.out_layers`` must be
+        ``"last"``. P is then ``min(rows, maxima.hidden)``.
 
     Ports
     -----
@@ -140,11 +167,14 @@ class DeltaRNNCore(wiring.Component):
     ValueError
         From the blocks, naming the parameter, for a bundle or shape they cannot build
         (e.g. a bundle with no hidden units), more than
-        :data:`~drnn_hw.layer_map.MAX_LAYERS` layers, or a cell other than "gru" and "lstm".
+        :data:`~drnn_hw.layer_map.MAX_LAYERS` layers, a cell other than "gru" and "lstm",
+        or (run-time core) a bundle beyond ``maxima`` (naming the limit).
     """
 
-    def __init__(self, bundle: ModelBundle, shape: CoreShape | None = None):
+    def __init__(self, bundle: ModelBundle, shape: CoreShape | None = None, *,
+                 maxima: Maxima | None = None):
         shape = shape or CoreShape()
+        self.maxima = maxima
         self.bundle, self.shape = bundle, shape
         self.fmts = bundle.formats
         if bundle.cell not in CELL_CHANNELS:
@@ -154,17 +184,45 @@ class DeltaRNNCore(wiring.Component):
         if bundle.num_layers > MAX_LAYERS:
             raise refuse(self, f"{bundle.num_layers} stacked layers: a core holds at most "
                                f"{MAX_LAYERS}")
-        self.hidden = [layer.hidden_size for layer in bundle.layers]
-        self.L = len(self.hidden)
-        self.I, self.H = bundle.input_size, bundle.hidden_size
-        if min(self.hidden) < 1:
+        model_hidden = [layer.hidden_size for layer in bundle.layers]
+        if min(model_hidden) < 1:
             raise refuse(self, f"bundle must have hidden units (H ≥ 1), got H = "
-                               f"{min(self.hidden)}")
+                               f"{min(model_hidden)}")
+        if maxima is None:
+            # A baked core: the layout is the bundle's own.
+            self.hidden = model_hidden
+            self.I, self.H = bundle.input_size, bundle.hidden_size
+        else:
+            # A run-time core: the layout is the maxima's, the bundle only its initial model.
+            why = maxima.refuse(bundle.input_size, model_hidden)
+            if why:
+                raise refuse(self, f"the initial bundle does not fit: {why}")
+            if shape.out_layers != "last":
+                raise refuse(self, "a run-time core outputs the last layer's h only "
+                                   f"(out_layers = {shape.out_layers!r})")
+            self.hidden = [maxima.hidden] * maxima.layers
+            self.I, self.H = maxima.inputs, maxima.hidden
+        self.L = len(self.hidden)
         # With H < P the rows past H would never hold a weight: build only min(P, H) of them
         # (NB = 1 either way, so the schedule is the same; Yosys would remove them anyway).
         self.P, self.K, self.E = min(shape.rows, max(self.hidden)), shape.columns, shape.scan
         self.map = layer_map(self.I, self.hidden, self.P, self.E)
         self.NB = self.map[-1].blocks
+        # The layer descriptors the core starts with: the bundle's, placed in the layout (a
+        # run-time core's slots past the bundle's layers: full-size layers, never run until
+        # LAYERS says so).
+        self.desc_init = descriptor_values(bundle.input_size, model_hidden, self.P, self.E,
+                                           layout=self.map)
+        for s in self.map[len(self.desc_init):]:
+            self.desc_init.append({"inputs": s.inputs, "hidden": s.hidden, "blocks": s.blocks,
+                                   "x_windows": s.x_windows, "h_windows": s.h_windows,
+                                   "h_column": s.column_base + s.inputs * s.blocks})
+        self.model_layers = len(model_hidden)
+        #: Bits of the widest loadable word (a run-time core's LOAD_DATA words).
+        self.load_bits = None
+        if maxima is not None:
+            self.load_bits = max(load_word_bits(code, rows=self.P, fmts=self.fmts)
+                                 for code in self.load_memories())
         # The output frame: the last layer's h, or every layer's (shape.out_layers).
         self.H_out = shape.output_units(self.hidden)
         self.WX, self.WH = self.map[0].x_windows, math.ceil(self.H_out / self.E)
@@ -176,9 +234,16 @@ class DeltaRNNCore(wiring.Component):
             "status": Out(StatusSignature),
         })
 
+    def load_memories(self) -> list[int]:
+        """The :class:`~drnn_hw.contract.LoadMemory` codes of a run-time core's memories."""
+        gates = len(CELL_CHANNELS[self.cell])
+        return ([LoadMemory.WEIGHTS + c for c in range(gates)] +
+                [LoadMemory.BIAS + r for r in range(4)])
+
     def elaborate(self, platform):
         m = Module()
         b, fmts, lm, L = self.bundle, self.fmts, self.map, self.L
+        runtime = self.maxima is not None
         I, H, P, K, E = self.I, self.H_out, self.P, self.K, self.E
         WX, WH = self.WX, self.WH
         act = signed(fmts.act_bits)
@@ -188,22 +253,47 @@ class DeltaRNNCore(wiring.Component):
         # The first unit of the hidden state the output frame carries.
         out_base = h_total - H
 
+        running = Signal()          # a step is in progress (after its cycle 0)
+
         # --- blocks -------------------------------------------------------------------------
+        pad = [0] * (L - self.model_layers)
         m.submodules.regs = regs = RegisterFile(
             inputs=I, hidden=hidden, rows=self.shape.rows, columns=K, scan=E,
-            act_bits=fmts.act_bits, theta_x=[ly.theta_x for ly in b.layers],
-            theta_h=[ly.theta_h for ly in b.layers], cell=CELL_CODES[self.cell])
+            act_bits=fmts.act_bits, theta_x=[int(ly.theta_x) for ly in b.layers] + pad,
+            theta_h=[int(ly.theta_h) for ly in b.layers] + pad, cell=CELL_CODES[self.cell],
+            descriptors=self.desc_init, formats=fmts, runtime=runtime,
+            layers=self.model_layers,
+            load_bits={c: load_word_bits(c, rows=P, fmts=fmts) for c in self.load_memories()}
+            if runtime else None)
         wiring.connect(m, wiring.flipped(self.csr), regs.csr)
+        # The layer descriptors every block reads (a baked core's are constants) and the
+        # number of layers a step runs.
+        desc, n_layers = regs.desc, regs.layers
 
         m.submodules.x_fifo = x_fifo = fifo.SyncFIFO(width=frame.size, depth=2 * WX)
         m.submodules.encoder = enc = DeltaEncoder(fmts, I, hidden, rows=P, columns=K, scan=E)
         m.submodules.queue = queue = DeltaQueue(
             enc.entry, columns=K, blocks=[s.blocks for s in lm],
             capacity=max(s.inputs + s.hidden for s in lm))
-        m.submodules.weights = bank = WeightBank(b, rows=P, columns=K, addr_bits=enc.addr_bits)
+        m.submodules.weights = bank = WeightBank(
+            b, rows=P, columns=K, addr_bits=enc.addr_bits, layout=lm if runtime else None,
+            load_bits=self.load_bits)
+        for block in (enc, queue):
+            m.d.comb += block.desc.eq(desc)
 
         def biases(c):
-            return [int(v) for ly in b.layers for v in ly.bias[c]]
+            # Bias row c of every layer slot (the bundle's layers, zeros past them).
+            out = []
+            for l, s in enumerate(lm):
+                row = [int(v) for v in b.layers[l].bias[c]] if l < len(b.layers) else []
+                out += row + [0] * (s.hidden - len(row))
+            return out
+
+        def loads(*rows):
+            if not runtime:
+                return {}
+            return {"load_codes": [LoadMemory.BIAS + r for r in rows],
+                    "load_bits": self.load_bits}
 
         lstm = self.cell == "lstm"
         chans = {}
@@ -212,13 +302,14 @@ class DeltaRNNCore(wiring.Component):
             # as wide as c (the AP's f·c).
             for c, name in enumerate(CELL_CHANNELS["lstm"]):
                 chans[name] = MxVChannel(fmts, inputs=I, hidden=hidden, rows=P, columns=K,
-                                         bias=biases(c), ap_a_bits=ap_a_bits(fmts))
+                                         bias=biases(c), ap_a_bits=ap_a_bits(fmts),
+                                         **loads(c))
         else:
             for c, name in enumerate(("r", "z")):
                 chans[name] = MxVChannel(fmts, inputs=I, hidden=hidden, rows=P, columns=K,
-                                         bias=biases(c))
+                                         bias=biases(c), **loads(c))
             chans["n"] = MxVChannel(fmts, inputs=I, hidden=hidden, rows=P, columns=K,
-                                    bias=biases(2), bias_h=biases(3))
+                                    bias=biases(2), bias_h=biases(3), **loads(2, 3))
         for name, ch in chans.items():
             m.submodules[f"mxv_{name}"] = ch
         first = next(iter(chans.values()))
@@ -226,11 +317,18 @@ class DeltaRNNCore(wiring.Component):
         m.submodules.ap = ap = ap_class(fmts, hidden=hidden, rows=P,
                                         acc_width=first.acc_width,
                                         sigmoid_lut=b.sigmoid_lut, tanh_lut=b.tanh_lut)
+        m.d.comb += ap.desc.eq(desc)
+        if runtime:
+            # Loads only while no step runs (a write takes a read port's address).
+            for block in (bank, *chans.values()):
+                m.d.comb += [block.load.we.eq(regs.load.we & ~running),
+                             block.load.memory.eq(regs.load.memory),
+                             block.load.addr.eq(regs.load.addr),
+                             block.load.data.eq(regs.load.data)]
 
         # --- state ----------------------------------------------------------------------------
         # Every layer's hidden state, concatenated (layer l's units from lm[l].h_base).
         h_state = [Signal(act, name=f"h{j}") for j in range(h_total)]
-        running = Signal()          # a step is in progress (after its cycle 0)
         ap_started = Signal()
         ap_done = Signal()          # the pass's new h is complete, waiting to commit
         reset_pending = Signal()
@@ -251,7 +349,8 @@ class DeltaRNNCore(wiring.Component):
         # cycles) is the registers' value at the start.
         frame_ready = Signal()
         csr_wrote = Signal()
-        m.d.sync += [frame_ready.eq(x_fifo.r_level >= WX), csr_wrote.eq(self.csr.w_stb)]
+        m.d.sync += [frame_ready.eq(x_fifo.r_level >= desc[0].x_windows),
+                     csr_wrote.eq(self.csr.w_stb)]
         start = Signal()            # a step starts (layer 0's pass)
         pass_start = Signal()       # a layer's pass starts
         layer_done = Signal()       # the AP has written the pass's last block (now or before)
@@ -285,7 +384,7 @@ class DeltaRNNCore(wiring.Component):
         if L > 1:
             layer = Signal(range(L))
             last_layer = Signal()
-            m.d.comb += last_layer.eq(layer == L - 1)
+            m.d.comb += last_layer.eq(layer == n_layers - 1)
             for block in (enc, queue, ap):
                 m.d.comb += block.layer.eq(layer)
             gap = Signal(LAYER_GAP + 1)     # a shift register: the next pass starts at its end
@@ -357,7 +456,18 @@ class DeltaRNNCore(wiring.Component):
         drains = [mxv_drain(s.blocks) for s in lm]
         drain = max(drains)
         drained = Const(1)
-        if drain:
+        if runtime:
+            # The loaded layers' NB: any from 1 up.
+            drain = mxv_drain(1)
+            slot_hist = Signal(drain)
+            m.d.sync += slot_hist.eq(Mux(running | start,
+                                         (slot_hist << 1) | queue.issue.valid, 0)[:drain])
+            nb = desc[0].blocks if L == 1 else Array(d.blocks for d in desc)[layer]
+            mask = Const(0, drain)
+            for k in range(1, drain + 1):
+                mask = Mux(nb == k, (1 << mxv_drain(k)) - 1, mask)
+            drained = (slot_hist & mask) == 0
+        elif drain:
             slot_hist = Signal(drain)
             m.d.sync += slot_hist.eq(Mux(running | start,
                                          (slot_hist << 1) | queue.issue.valid, 0)[:drain])
@@ -394,12 +504,24 @@ class DeltaRNNCore(wiring.Component):
             wiring.connect(m, ap=ap.mul_z, channel=chans["z"].ap_mul)
             for p in range(P):
                 m.d.comb += ap.h_in[p].eq(h_block_in[p])
+        def loaded(s, j):
+            """Unit j of slot s is one of the loaded layer's (a baked core's always are)."""
+            return Const(j < s.hidden) if not runtime else \
+                Const(j) < desc[lm.index(s)].hidden
+
         with m.If(ap.h_we):
             with m.Switch(ap.h_wblock):
                 for g, (s, bb) in enumerate(where):
                     with m.Case(g):
                         for p in range(P):
-                            if unit(s, bb, p) is not None:
+                            if unit(s, bb, p) is None:
+                                continue
+                            if runtime:
+                                # Units past the loaded H_l stay 0 (the output frame's
+                                # padding, the next layer's x past I_l).
+                                with m.If(loaded(s, bb * P + p)):
+                                    m.d.sync += h_state[unit(s, bb, p)].eq(ap.h_out[p])
+                            else:
                                 m.d.sync += h_state[unit(s, bb, p)].eq(ap.h_out[p])
         with m.If(ap.done):
             m.d.sync += ap_done.eq(1)
@@ -434,17 +556,35 @@ class DeltaRNNCore(wiring.Component):
                                          step_nnz_dh[l].eq(enc.nnz_dh)]
             with m.If(commit):
                 # The last layer's values arrive in this very cycle.
-                for l in range(L - 1):
-                    m.d.sync += [layer_cycles[l].eq(step_cycles[l]),
-                                 layer_nnz_dx[l].eq(step_nnz_dx[l]),
-                                 layer_nnz_dh[l].eq(step_nnz_dh[l])]
-                m.d.sync += [layer_cycles[L - 1].eq(pass_cycle + 1),
-                             layer_nnz_dx[L - 1].eq(enc.nnz_dx),
-                             layer_nnz_dh[L - 1].eq(enc.nnz_dh),
-                             nnz_dx_last.eq(sum(step_nnz_dx[l] for l in range(L - 1))
-                                            + enc.nnz_dx),
-                             nnz_dh_last.eq(sum(step_nnz_dh[l] for l in range(L - 1))
-                                            + enc.nnz_dh)]
+                if runtime:
+                    # The last loaded layer is the one that commits; layers past it did not
+                    # run (they show 0).
+                    for l in range(L):
+                        now, ran = n_layers == l + 1, l + 1 < n_layers
+                        m.d.sync += [
+                            layer_cycles[l].eq(Mux(now, pass_cycle + 1,
+                                                   Mux(ran, step_cycles[l], 0))),
+                            layer_nnz_dx[l].eq(Mux(now, enc.nnz_dx,
+                                                   Mux(ran, step_nnz_dx[l], 0))),
+                            layer_nnz_dh[l].eq(Mux(now, enc.nnz_dh,
+                                                   Mux(ran, step_nnz_dh[l], 0)))]
+                    m.d.sync += [
+                        nnz_dx_last.eq(sum(Mux(l + 1 < n_layers, step_nnz_dx[l], 0)
+                                           for l in range(L - 1)) + enc.nnz_dx),
+                        nnz_dh_last.eq(sum(Mux(l + 1 < n_layers, step_nnz_dh[l], 0)
+                                           for l in range(L - 1)) + enc.nnz_dh)]
+                else:
+                    for l in range(L - 1):
+                        m.d.sync += [layer_cycles[l].eq(step_cycles[l]),
+                                     layer_nnz_dx[l].eq(step_nnz_dx[l]),
+                                     layer_nnz_dh[l].eq(step_nnz_dh[l])]
+                    m.d.sync += [layer_cycles[L - 1].eq(pass_cycle + 1),
+                                 layer_nnz_dx[L - 1].eq(enc.nnz_dx),
+                                 layer_nnz_dh[L - 1].eq(enc.nnz_dh),
+                                 nnz_dx_last.eq(sum(step_nnz_dx[l] for l in range(L - 1))
+                                                + enc.nnz_dx),
+                                 nnz_dh_last.eq(sum(step_nnz_dh[l] for l in range(L - 1))
+                                                + enc.nnz_dh)]
             m.d.comb += [regs.layer_cycles.eq(layer_cycles), regs.layer_nnz_dx.eq(layer_nnz_dx),
                          regs.layer_nnz_dh.eq(layer_nnz_dh)]
         else:
@@ -455,11 +595,23 @@ class DeltaRNNCore(wiring.Component):
                 running.eq(0), steps.eq(steps + 1), cycles_last.eq(cycle + 1),
                 out_full.eq(1), out_beat.eq(0),
             ]
-            # The last block is written in this very cycle when the AP has just finished.
-            last = lm[-1].h_base + (lm[-1].blocks - 1) * P - out_base
-            m.d.sync += [hold[j].eq(h_state[out_base + j]) for j in range(last)]
-            m.d.sync += [hold[j].eq(Mux(ap.done, ap.h_out[j - last], h_state[out_base + j]))
-                         for j in range(last, H)]
+            if runtime:
+                # The last loaded layer's h; the block the AP writes in this very cycle (its
+                # last, when it has just finished) taken from the AP.
+                for j in range(H):
+                    src = []
+                    for s in lm:
+                        g = s.block_base + j // P
+                        src.append(Mux(ap.h_we & (ap.h_wblock == g) & loaded(s, j),
+                                       ap.h_out[j % P], h_state[s.h_base + j]))
+                    m.d.sync += hold[j].eq(src[0] if L == 1 else Array(src)[n_layers - 1])
+            else:
+                # The last block is written in this very cycle when the AP has just finished.
+                last = lm[-1].h_base + (lm[-1].blocks - 1) * P - out_base
+                m.d.sync += [hold[j].eq(h_state[out_base + j]) for j in range(last)]
+                m.d.sync += [hold[j].eq(Mux(ap.done, ap.h_out[j - last],
+                                            h_state[out_base + j]))
+                             for j in range(last, H)]
         with m.If(apply_reset):
             m.d.sync += [reset_pending.eq(0), reset_busy.eq(1),
                          reset_left.eq(fill - 1)]
@@ -477,30 +629,66 @@ class DeltaRNNCore(wiring.Component):
 
         # Initial state: each H0 write sets the next unit (layer 0's first); RESET_STATE points
         # back at unit 0. After the reset's clear, so a write in the cycle it applies wins.
+        if runtime:
+            self._h0_runtime(m, regs, desc, n_layers, h_state)
+        else:
+            self._h0(m, regs, h_state)
+
+        # --- output -----------------------------------------------------------------------------
+        # (A run-time core: as many beats as the last loaded layer's h takes.)
+        wh = WH if not runtime else Array(d.h_windows for d in desc)[n_layers - 1]
+        for e in range(E):
+            element = Array(hold[w * E + e] if w * E + e < H else Const(0, act)
+                            for w in range(WH))[out_beat]
+            m.d.comb += self.h.payload.data[e].eq(element)
+        m.d.comb += [self.h.payload.last.eq(out_beat == wh - 1), self.h.valid.eq(out_full)]
+        with m.If(self.h.valid & self.h.ready):
+            with m.If(out_beat == wh - 1):
+                m.d.sync += [out_full.eq(0), out_beat.eq(0)]
+            with m.Else():
+                m.d.sync += out_beat.eq(out_beat + 1)
+        self._status(m, regs, running, frame_error, reset_pending, reset_busy, cycles_last,
+                     nnz_dx_last, nnz_dh_last, steps)
+        return m
+
+    def _h0(self, m, regs, h_state):
+        h_total = len(h_state)
         h0_next = Signal(range(h_total + 1))
         with m.If(regs.h0_we):
             with m.Switch(h0_next):
                 for j in range(h_total):
                     with m.Case(j):
-                        m.d.sync += h_state[j].eq(regs.h0_data[:fmts.act_bits])
+                        m.d.sync += h_state[j].eq(regs.h0_data[:self.fmts.act_bits])
             with m.If(h0_next != h_total):
                 m.d.sync += h0_next.eq(h0_next + 1)
         with m.If(regs.reset_state):
             m.d.sync += h0_next.eq(0)
 
-        # --- output -----------------------------------------------------------------------------
-        for e in range(E):
-            element = Array(hold[w * E + e] if w * E + e < H else Const(0, act)
-                            for w in range(WH))[out_beat]
-            m.d.comb += self.h.payload.data[e].eq(element)
-        m.d.comb += [self.h.payload.last.eq(out_beat == WH - 1), self.h.valid.eq(out_full)]
-        with m.If(self.h.valid & self.h.ready):
-            with m.If(out_beat == WH - 1):
-                m.d.sync += [out_full.eq(0), out_beat.eq(0)]
+    def _h0_runtime(self, m, regs, desc, n_layers, h_state):
+        """H0 writes in a run-time core: the next unit of the loaded layers' (each layer's
+        H_l units from its slot's ``h_base``)."""
+        lm, L = self.map, self.L
+        h0_layer = Signal(range(L + 1))
+        h0_unit = Signal(range(max(s.hidden for s in lm) + 1))
+        with m.If(regs.h0_we & (h0_layer < n_layers)):
+            with m.Switch(h0_layer):
+                for l, s in enumerate(lm):
+                    with m.Case(l):
+                        with m.Switch(h0_unit):
+                            for j in range(s.hidden):
+                                with m.Case(j):
+                                    m.d.sync += h_state[s.h_base + j].eq(
+                                        regs.h0_data[:self.fmts.act_bits])
+            hidden = desc[0].hidden if L == 1 else Array(d.hidden for d in desc)[h0_layer]
+            with m.If(h0_unit == hidden - 1):
+                m.d.sync += [h0_layer.eq(h0_layer + 1), h0_unit.eq(0)]
             with m.Else():
-                m.d.sync += out_beat.eq(out_beat + 1)
+                m.d.sync += h0_unit.eq(h0_unit + 1)
+        with m.If(regs.reset_state):
+            m.d.sync += [h0_layer.eq(0), h0_unit.eq(0)]
 
-        # --- registers / status ---------------------------------------------------------------
+    def _status(self, m, regs, running, frame_error, reset_pending, reset_busy, cycles_last,
+                nnz_dx_last, nnz_dh_last, steps):
         m.d.comb += [
             regs.busy.eq(running), regs.frame_error.eq(frame_error),
             regs.reset_pending.eq(reset_pending | reset_busy), regs.cycles_last.eq(cycles_last),
@@ -510,7 +698,6 @@ class DeltaRNNCore(wiring.Component):
             self.status.nnz_dx_last.eq(nnz_dx_last), self.status.nnz_dh_last.eq(nnz_dh_last),
             self.status.steps.eq(steps),
         ]
-        return m
 
 
 #: The former name of :class:`DeltaRNNCore` (it builds an LSTM core from an LSTM bundle too).

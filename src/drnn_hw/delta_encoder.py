@@ -41,8 +41,8 @@ from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, signed, unsigne
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
-from .hdl_arith import check_positive, refuse, select_onehot
-from .layer_map import layer_map, total_words
+from .hdl_arith import check_positive, refuse, select_onehot, times_const
+from .layer_map import LayerDescriptor, descriptor_values, layer_map, total_words
 from .numerics import Formats
 
 __all__ = ["DeltaEncoder", "DeltaStreamSignature", "delta_entry_layout", "address_width"]
@@ -172,6 +172,8 @@ class DeltaEncoder(wiring.Component):
         act = signed(fmts.act_bits)
         super().__init__({
             **({"layer": In(range(len(layers)))} if len(layers) > 1 else {}),
+            "desc": In(data.ArrayLayout(LayerDescriptor, len(layers)),
+                       init=descriptor_values(inputs, layers, rows, scan)),
             "start": In(1),
             "clear": In(1),
             "clear_refs": In(1),
@@ -198,8 +200,16 @@ class DeltaEncoder(wiring.Component):
             """A constant per layer, chosen by the ``layer`` input (a plain int for one)."""
             return values[0] if L == 1 else Array(Const(v) for v in values)[self.layer]
 
+        def field(name):
+            """The pass's layer descriptor field (the ``desc`` port)."""
+            if L == 1:
+                return self.desc[0][name]
+            return Array(self.desc[l][name] for l in range(L))[self.layer]
+
         # Every layer's windows, in order: global window index -> (layer, window in layer).
         x_windows = [(l, w) for l, s in enumerate(lm) for w in range(s.x_windows)]
+        blocks = Signal(16)                # NB of the pass's layer
+        m.d.comb += blocks.eq(field("blocks"))
         h_windows = [(l, w) for l, s in enumerate(lm) for w in range(s.h_windows)]
         x_base = [sum(s.inputs for s in lm[:l]) for l in range(L)]   # x̂ of layer l from here
 
@@ -217,8 +227,9 @@ class DeltaEncoder(wiring.Component):
         m.d.comb += a_valid.eq(self.start | a_run)
         fetch = Signal()                   # F takes the next window this cycle
         advance = Signal()                 # every stage moves on (B is empty or finishing)
-        x_last = per_layer([s.x_window_base + s.x_windows - 1 for s in lm])
-        h_last = per_layer([s.h_window_base + s.h_windows - 1 for s in lm])
+        # The layout's window bases, the descriptor's window counts.
+        x_last = per_layer([s.x_window_base - 1 for s in lm]) + field("x_windows")
+        h_last = per_layer([s.h_window_base - 1 for s in lm]) + field("h_windows")
 
         def x_element(values, g, e):
             """Element e of global x window g in ``values`` (per layer x̂, concatenated)."""
@@ -260,8 +271,8 @@ class DeltaEncoder(wiring.Component):
             h_cur = Array(h_element(self.h, g, e) for g in range(len(h_windows)))[hw]
             x_r = Array(x_element(x_ref, g, e) for g in range(len(x_windows)))[xw]
             h_r = Array(h_element(h_ref, g, e) for g in range(len(h_windows)))[hw]
-            x_ok = Array(Const(w * E + e < lm[l].inputs) for l, w in x_windows)[xw]
-            h_ok = Array(Const(w * E + e < lm[l].hidden) for l, w in h_windows)[hw]
+            x_ok = Array(Const(w * E + e) < self.desc[l].inputs for l, w in x_windows)[xw]
+            h_ok = Array(Const(w * E + e) < self.desc[l].hidden for l, w in h_windows)[hw]
             x_cur = self.x_data[e]
             if L > 1:
                 x_cur = Mux(self.layer == 0, x_cur,
@@ -273,7 +284,7 @@ class DeltaEncoder(wiring.Component):
                 m.d.sync += [
                     f.cur[e].eq(cur), f.delta[e].eq(cur - ref), f.ne[e].eq(cur != ref),
                     f.ok[e].eq(Mux(a_in_x, x_ok, h_ok)),
-                    f.addr[e].eq(a_base + per_layer([e * s.blocks for s in lm])),
+                    f.addr[e].eq(a_base + times_const(blocks, e)),
                 ]
 
         # --- stage T: the threshold test of the window in F -----------------------------------
@@ -340,7 +351,7 @@ class DeltaEncoder(wiring.Component):
             advance.eq(~b.valid | window_last),
             fetch.eq(advance & a_valid),
             self.x_pop.eq(fetch & a_in_x & (self.layer == 0 if L > 1 else 1)),
-            self.x_pop_last.eq(xw == lm[0].x_windows - 1),
+            self.x_pop_last.eq(xw == self.desc[0].x_windows - 1),
         ]
         with m.If(self.start):
             m.d.sync += a_run.eq(1)
@@ -355,13 +366,12 @@ class DeltaEncoder(wiring.Component):
             m.d.sync += [t[n].eq(f[n]) for n in window]
             m.d.sync += [b[n].eq(t[n]) for n in window]
             m.d.sync += [p.eq(t) for p, t in zip(picks, t_picks)]
-        step = per_layer([E * s.blocks for s in lm])
+        step = times_const(blocks, E)
         with m.If(fetch):
             with m.If(a_in_x):
                 with m.If(xw == x_last):
                     m.d.sync += [a_in_x.eq(0),
-                                 a_base.eq(per_layer([s.column_base + s.inputs * s.blocks
-                                                      for s in lm]))]
+                                 a_base.eq(field("h_column"))]
                 with m.Else():
                     m.d.sync += [xw.eq(xw + 1), a_base.eq(a_base + step)]
             with m.Else():

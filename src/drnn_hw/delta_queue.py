@@ -24,6 +24,7 @@ from amaranth.lib.wiring import In, Out
 
 from .delta_encoder import DeltaStreamSignature
 from .hdl_arith import check_positive, refuse
+from .layer_map import LayerDescriptor
 
 __all__ = ["DeltaQueue", "IssueSignature"]
 
@@ -119,6 +120,8 @@ class DeltaQueue(wiring.Component):
         self.entry_layout = entry_layout
         super().__init__({
             **({"layer": In(range(len(per_layer)))} if len(per_layer) > 1 else {}),
+            "desc": In(data.ArrayLayout(LayerDescriptor, len(per_layer)),
+                       init=[{"blocks": nb} for nb in per_layer]),
             "deltas": In(DeltaStreamSignature(entry_layout, columns)),
             "clear": In(1),
             "issue": Out(IssueSignature(entry_layout, columns, self.NB)),
@@ -179,11 +182,14 @@ class DeltaQueue(wiring.Component):
         # A group that issues holds at least one delta; only a full one holds K.
         m.d.comb += issue.column_valid.eq(Mux(is_full, (1 << K) - 1, 1))
 
+        # The layout's first block of the layer, the descriptor's block count.
         if len(self.first) == 1:
-            first, last = self.first[0], self.last[0]
+            first = self.first[0]
+            last = self.desc[0].blocks + (first - 1)
         else:
             first = Array(Const(v) for v in self.first)[self.layer]
-            last = Array(Const(v) for v in self.last)[self.layer]
+            last = Array(self.desc[l].blocks + (f - 1)
+                         for l, f in enumerate(self.first))[self.layer]
         m.d.comb += [
             issue.valid.eq(busy | is_full | partial),
             issue.block.eq(Mux(busy, block, first)),

@@ -32,6 +32,7 @@ from .contract import LAYER_ACCESS, LAYER_BLOCK, LAYER_STRIDE, REGISTERS, LayerR
 from .cycle_model import (CHANNELS, FORMULA, LAYER_GAP, MXV_WRITE, SCAN_LATENCY, CoreShape,
                           ap_latency)
 from .errors import UserError
+from .layer_map import layer_map
 
 __all__ = ["generate", "count_multipliers", "port_list", "YOSYS_MUL_SCRIPT"]
 
@@ -72,8 +73,13 @@ def port_list(core: wiring.Component) -> list[dict]:
 
 
 def generate(bundle: ModelBundle, shape: CoreShape | None, out_dir, name: str = "drnn_core",
-             *, count_muls: bool = True) -> dict:
-    """Generate the Verilog and manifest; returns the manifest dict."""
+             *, count_muls: bool = True, maxima=None) -> dict:
+    """Generate the Verilog and manifest; returns the manifest dict.
+
+    ``maxima`` (:class:`~drnn_hw.layer_map.Maxima`): a run-time core (``--weights runtime``)
+    for any model within them, of the bundle's cell and formats, starting with the bundle's
+    contents; the manifest then has ``weights: "runtime"`` and ``maxima``. Raises
+    :class:`~drnn_hw.errors.UserError` when the bundle does not fit the maxima."""
     from .core import DeltaGRUCore
 
     shape = shape or CoreShape()
@@ -81,7 +87,11 @@ def generate(bundle: ModelBundle, shape: CoreShape | None, out_dir, name: str = 
         raise UserError(f"--name: {name!r} is not a valid Verilog module name")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    core = DeltaGRUCore(bundle, shape)
+    if maxima is not None:
+        why = maxima.refuse(bundle.input_size, [ly.hidden_size for ly in bundle.layers])
+        if why:
+            raise UserError(f"{bundle.name}: {why}")
+    core = DeltaGRUCore(bundle, shape, maxima=maxima)
     ports = port_list(core)
     text = verilog.convert(core, name=name, emit_src=False, strip_internal_attrs=True)
     v_path = out / f"{name}.v"
@@ -92,6 +102,7 @@ def generate(bundle: ModelBundle, shape: CoreShape | None, out_dir, name: str = 
         muls = count_multipliers(v_path, name)
 
     I, H = bundle.input_size, bundle.hidden_size
+    h_out = shape.output_units([ly.hidden_size for ly in bundle.layers])
     f = bundle.formats
     manifest = {
         "top": name,
@@ -101,9 +112,9 @@ def generate(bundle: ModelBundle, shape: CoreShape | None, out_dir, name: str = 
             "cell": bundle.cell,
             "I": I, "H": H, "P": shape.rows, "K": shape.columns, "E": shape.scan,
             "NB": math.ceil(H / shape.rows), "WX": math.ceil(I / shape.scan),
-            "WH": core.WH,
-            "out_layers": shape.out_layers, "H_out": core.H_out,
-            "input_fifo_beats": 2 * math.ceil(I / shape.scan),
+            "WH": math.ceil(h_out / shape.scan),
+            "out_layers": shape.out_layers, "H_out": h_out,
+            "input_fifo_beats": 2 * core.map[0].x_windows,
             "formats": f.to_dict(),
             "thresholds": {"theta_x_code": int(bundle.layers[0].theta_x),
                            "theta_h_code": int(bundle.layers[0].theta_h)},
@@ -111,7 +122,8 @@ def generate(bundle: ModelBundle, shape: CoreShape | None, out_dir, name: str = 
                         "WH": s.h_windows, "theta_x_code": int(ly.theta_x),
                         "theta_h_code": int(ly.theta_h), "block_base": s.block_base,
                         "weight_base": s.weight_base}
-                       for s, ly in zip(core.map, bundle.layers)],
+                       for s, ly in zip(layer_map(I, [ly.hidden_size for ly in bundle.layers],
+                                                  core.P, shape.scan), bundle.layers)],
         },
         "ports": ports,
         "stream_layout": {
@@ -126,6 +138,11 @@ def generate(bundle: ModelBundle, shape: CoreShape | None, out_dir, name: str = 
             "base": LAYER_BLOCK, "stride": LAYER_STRIDE,
             "offsets": {r.name: {"offset": int(r), "access": LAYER_ACCESS[r]}
                         for r in LayerRegister}},
+        "weights": "baked" if maxima is None else "runtime",
+        "maxima": None if maxima is None else {
+            "inputs": maxima.inputs, "hidden": maxima.hidden, "layers": maxima.layers,
+            "layout": [{"I": s.inputs, "H": s.hidden, "NB": s.blocks, "block_base": s.block_base,
+                        "weight_base": s.weight_base} for s in core.map]},
         "rows_effective": core.P,
         "multipliers": CHANNELS[bundle.cell] * core.P * shape.columns,
         "multipliers_yosys": muls,

@@ -14,7 +14,7 @@ from .numerics import Formats, lut_shift
 
 __all__ = ["saturate", "round_shift", "round_saturate", "add_rounded", "narrow_acc", "lut_index",
            "saturated_lut_index", "lut_range_inside_act", "select_onehot", "refuse",
-           "check_positive"]
+           "check_positive", "times_const"]
 
 
 def refuse(owner, message: str) -> ValueError:
@@ -170,3 +170,18 @@ def select_onehot(onehot, values, shape):
         acc = acc | Mux(onehot[i], v.as_unsigned(), 0)
     return acc[:shape.width].as_signed() if shape.signed else acc[:shape.width]
 
+
+
+def times_const(v, c: int):
+    """``v · c`` for a constant ``c`` ≥ 0 as a sum of shifted copies of ``v``: adders only
+    (a ``*`` by a constant may be mapped to a DSP multiplier, which a run-time core's weight
+    addresses must not take from the MxV)."""
+    if c < 0:
+        raise ValueError(f"times_const needs c ≥ 0, got {c}")
+    terms = [v << k for k in range(c.bit_length()) if c >> k & 1]
+    if not terms:
+        return Const(0, 1)
+    total = terms[0]
+    for t in terms[1:]:
+        total = total + t
+    return total

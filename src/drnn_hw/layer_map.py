@@ -17,6 +17,11 @@ store is the concatenation of the layers' stores, in layer order:
 * **hidden state** h: layer l's units from ``h_base``.
 
 With one layer every base is 0 and the core is the single-layer core.
+
+A run-time core (:class:`Maxima`) is laid out by ``layer_map`` of its maxima; a model loaded
+into it runs on that layout with its own sizes (:func:`descriptor_values`): layer l's weights
+from the slot's ``weight_base`` with the loaded NB_l as stride, its blocks from the slot's
+``block_base``, its units from the slot's ``h_base``.
 """
 
 from __future__ import annotations
@@ -24,7 +29,10 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-__all__ = ["LayerSlot", "layer_map", "total_blocks", "total_words", "MAX_LAYERS"]
+from amaranth.lib import data
+
+__all__ = ["LayerSlot", "layer_map", "total_blocks", "total_words", "MAX_LAYERS",
+           "LayerDescriptor", "descriptor_values", "Maxima"]
 
 #: Layers a core can hold: the register map has a block of 8 words per layer from word 32
 #: (:mod:`drnn_hw.contract`).
@@ -90,3 +98,78 @@ def total_blocks(slots) -> int:
 def total_words(slots) -> int:
     s = slots[-1]
     return s.weight_base + (s.inputs + s.hidden) * s.blocks
+
+
+# --- layer descriptors -----------------------------------------------------------------------
+#
+# The memory layout of a core (the LayerSlot bases above) is fixed when it is generated: for a
+# baked core from the bundle's sizes, for a run-time core (``--weights runtime``) from the
+# maxima (every layer slot sized I_max + H_max columns, H_max rows). What a pass runs on is
+# the layer's *descriptor*: its actual sizes and the counts derived from them, read by the
+# encoder, the queue, the AP and the core as signals. A baked core drives them from constants
+# (synthesis folds them away); a run-time core holds them in registers the host writes.
+
+#: One layer's descriptor: I_l, H_l, NB_l = ceil(H_l/P), WX_l = ceil(I_l/E),
+#: WH_l = ceil(H_l/E), and ``h_column``: the weight address of the layer's first h column
+#: relative to its block base (``column_base + I_l · NB_l``).
+LayerDescriptor = data.StructLayout({
+    "inputs": 16, "hidden": 16, "blocks": 16, "x_windows": 16, "h_windows": 16,
+    "h_column": 32,
+})
+
+
+def descriptor_values(inputs: int, hidden, rows: int, scan: int, layout=None) -> list[dict]:
+    """The descriptor field values (ints) of every layer of a model with these sizes, placed
+    in ``layout`` (the core's :func:`layer_map`, by default the model's own). Raises
+    ValueError (as :func:`layer_map`) for bad sizes, or when the model does not fit
+    ``layout`` (more layers, or a layer's I or H larger than its slot's)."""
+    own = layer_map(inputs, hidden, rows, scan)
+    layout = own if layout is None else layout
+    if len(own) > len(layout):
+        raise ValueError(f"{len(own)} layers do not fit a core of {len(layout)}")
+    out = []
+    for s, slot in zip(own, layout):
+        if s.inputs > slot.inputs or s.hidden > slot.hidden:
+            raise ValueError(f"a layer of I = {s.inputs}, H = {s.hidden} does not fit a slot "
+                             f"of I = {slot.inputs}, H = {slot.hidden}")
+        out.append({"inputs": s.inputs, "hidden": s.hidden, "blocks": s.blocks,
+                    "x_windows": s.x_windows, "h_windows": s.h_windows,
+                    "h_column": slot.column_base + s.inputs * s.blocks})
+    return out
+
+
+@dataclass(frozen=True)
+class Maxima:
+    """The sizes a run-time core (``--weights runtime``) is generated for: any model of at
+    most ``layers`` layers, I ≤ ``inputs`` (layer 0) and every H_l ≤ ``hidden`` runs on it.
+    Its layout is :meth:`layout`: every layer slot holds ``hidden`` units, layer 0's
+    ``inputs`` inputs and layer l > 0's ``hidden``."""
+
+    inputs: int
+    hidden: int
+    layers: int = 1
+
+    def __post_init__(self):
+        for name, value, top in (("max_inputs", self.inputs, 4095),
+                                 ("max_hidden", self.hidden, 4095),
+                                 ("max_layers", self.layers, MAX_LAYERS)):
+            if not 1 <= value <= top:
+                raise ValueError(f"--{name.replace('_', '-')} = {value}: must be 1 to {top}")
+
+    def layout(self, rows: int, scan: int) -> list[LayerSlot]:
+        return layer_map(self.inputs, [self.hidden] * self.layers, rows, scan)
+
+    def refuse(self, inputs: int, hidden) -> str | None:
+        """Why a model of these sizes (I of layer 0, every layer's H) does not fit, naming
+        the field and the limit (``None`` when it fits)."""
+        hidden = [hidden] if isinstance(hidden, int) else list(hidden)
+        if len(hidden) > self.layers:
+            return f"{len(hidden)} layers exceed the core's --max-layers {self.layers}"
+        if inputs > self.inputs:
+            return (f"layers[0].input_size = {inputs} exceeds the core's --max-inputs "
+                    f"{self.inputs}")
+        for l, h in enumerate(hidden):
+            if h > self.hidden:
+                return (f"layers[{l}].hidden_size = {h} exceeds the core's --max-hidden "
+                        f"{self.hidden}")
+        return None

@@ -59,6 +59,7 @@ from amaranth.lib import data, memory, wiring
 from amaranth.lib.wiring import In, Out
 
 from . import multiplier
+from .contract import load_signature
 from .hdl_arith import check_positive, refuse
 from .layer_map import layer_map, total_blocks
 from .multiplier import MultiplierBankSignature, PipelinedMultiplier
@@ -217,6 +218,11 @@ class MxVChannel(wiring.Component):
         stale. Must come at least one cycle after the block's last write of the step (the
         read port has no bypass of the write: a mux on every bit, and a path from the
         accumulation's adder, that the schedule does not need).
+    load : In(load_signature(load_bits))
+        Only with ``load_codes``: a word write from the register bus into the bias memory
+        of M (``load.memory == load_codes[0]``) or M_nh (``load_codes[1]``): the P biases
+        of block ``load.addr`` (``acc_bits`` codes, row p in bits ``[p·acc_bits, …)``),
+        taken at the next ``load_bias``. Only while no slot comes.
     load_bias : In(1)
         Restore the biases (RESET_STATE): NB writes, one block per cycle down the pipeline;
         reads see them :attr:`bias_load_cycles` cycles after ``load_bias``. No slot may come
@@ -231,7 +237,8 @@ class MxVChannel(wiring.Component):
     """
 
     def __init__(self, fmts: Formats, *, inputs: int, hidden: int, rows: int, columns: int,
-                 bias, bias_h=None, ap_a_bits: int | None = None):
+                 bias, bias_h=None, ap_a_bits: int | None = None, load_codes=None,
+                 load_bits: int | None = None):
         if inputs < 0:
             raise refuse(self, f"inputs must be ≥ 0, got {inputs}")
         layers = [hidden] if isinstance(hidden, int) else list(hidden)
@@ -243,7 +250,9 @@ class MxVChannel(wiring.Component):
         self.map = layer_map(max(inputs, 1), layers, rows, 1)
         self.NB = total_blocks(self.map)
         # Whether two slots can accumulate into one block in consecutive cycles (see slot).
-        self.bypass = any(s.blocks == 1 for s in self.map)
+        # (A run-time core, ``load_codes``, may be loaded with layers of one block.)
+        self.bypass = any(s.blocks == 1 for s in self.map) or load_codes is not None
+        self.load_codes = load_codes
         #: Cycles from ``load_bias`` until every block reads as its biases: the fill's NB
         #: blocks enter t2 from the second cycle, and each is written at t4.
         self.bias_load_cycles = self.NB + 4
@@ -262,6 +271,7 @@ class MxVChannel(wiring.Component):
             "ap_read": In(DeltaReadSignature(rows=rows, acc_width=self.acc_width,
                                              blocks=self.NB, split=self.split)),
             "load_bias": In(1),
+            **({"load": In(load_signature(load_bits))} if load_codes is not None else {}),
         })
 
     def _check_bias(self, name: str, values) -> list[int]:
@@ -330,6 +340,7 @@ class MxVChannel(wiring.Component):
             masks, biases, outs = [lambda k: True], [self.bias], [read.m]
 
         for i, (mask, bias, out) in enumerate(zip(masks, biases, outs)):
+            code = None if self.load_codes is None else self.load_codes[i]
             # One signal per row, not an array view: synthesis trims each sum's redundant sign
             # bits (wreduce) only on a signal of its own.
             sums = [Signal(signed(self.prod_bits + K), name=f"sum{i}_{p}") for p in range(P)]
@@ -340,10 +351,10 @@ class MxVChannel(wiring.Component):
                     total = total + (prod[k][p] if sel is True else Mux(sel, prod[k][p], 0))
                 m.d.sync += sums[p].eq(Mux(t3.fill, 0, total))
             self._memory(m, f"m{i}", bias, sums, out, rd=(t3.valid, t3.block, t3.fill),
-                         wr=(t4.valid, t4.block))
+                         wr=(t4.valid, t4.block), pre_block=t2.block, code=code)
         return m
 
-    def _memory(self, m, name, bias, sums, out, *, rd, wr):
+    def _memory(self, m, name, bias, sums, out, *, rd, wr, pre_block, code):
         """One delta memory: the RAM (initialised to the biases), its stale bits and saturation
         flags, the two reads and the write."""
         P, NB, fmts = self.P, self.NB, self.fmts
@@ -363,7 +374,19 @@ class MxVChannel(wiring.Component):
         acc_rp = mem.read_port(transparent_for=(wp,) if self.bypass else ())  # t3 -> t4
         ap_rp = mem.read_port()                          # the AP's read (after the writes)
         (rd_en, rd_block, rd_fill), (wr_en, wr_block) = rd, wr
-        biases = [[Const(word[p], accw) for word in words] for p in range(P)]
+        if code is None:
+            biases = [Array(Const(word[p], accw) for word in words)[rd_block] for p in range(P)]
+        else:
+            # Writable biases: a RAM beside the delta memory, read one stage ahead (at t2,
+            # from the fill's block) so its word arrives with the t3 read.
+            b_row = data.ArrayLayout(signed(fmts.acc_bits), P)
+            b_mem = memory.Memory(shape=b_row, depth=max(NB, 2), init=words)
+            m.submodules[f"{name}_bias"] = b_mem
+            b_wp, b_rp = b_mem.write_port(), b_mem.read_port()
+            m.d.comb += [b_wp.addr.eq(self.load.addr),
+                         b_wp.en.eq(self.load.we & (self.load.memory == code)),
+                         b_wp.data.eq(self.load.data), b_rp.addr.eq(pre_block)]
+            biases = [b_rp.data[p] for p in range(P)]
 
         stale = [Signal(name=f"{name}_stale{b}") for b in range(NB)]
         # Per row of a stale block: its value lay above (high) or below (low) the accumulator
@@ -404,7 +427,7 @@ class MxVChannel(wiring.Component):
             for p in range(P):
                 m.d.sync += [
                     q_over[p].eq(rd_fill | (is_stale & (hi_r[p] | lo_r[p]))),
-                    q_value[p].eq(Mux(rd_fill, Array(biases[p])[rd_block],
+                    q_value[p].eq(Mux(rd_fill, biases[p],
                                       Mux(hi_r[p], acc.max, acc.min))),
                 ]
 

@@ -8,9 +8,13 @@ from amaranth.hdl import Module, Signal, unsigned
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
-from .contract import (ID_VALUE, REGISTERS, CSRSignature, CtrlLayout, LayerRegister, Register,
-                       ShapeLayout, SizesLayout, StatusLayout, encode_word, layer_register)
-from .layer_map import MAX_LAYERS
+from amaranth.hdl import Array, Cat
+
+from .contract import (ID_VALUE, REGISTERS, CountsLayout, CSRSignature, CtrlLayout,
+                       Formats0Layout, Formats1Layout, LayerRegister, LoadAddrLayout,
+                       MaximaLayout, Register, ShapeLayout, SizesLayout, StatusLayout,
+                       encode_word, layer_register, load_signature)
+from .layer_map import MAX_LAYERS, LayerDescriptor, descriptor_values
 
 __all__ = ["RegisterFile", "CSRSignature", "REGISTERS", "ID_VALUE"]
 
@@ -62,6 +66,21 @@ class RegisterFile(wiring.Component):
     layer_cycles : In(ArrayLayout(32, L)), layer_nnz_dx, layer_nnz_dh : In(ArrayLayout(16, L))
         Only with L > 1: each layer's cycles and kept deltas of the last step (with one layer,
         LAYER_CYCLES etc. show CYCLES_LAST etc.).
+    desc : Out(ArrayLayout(LayerDescriptor, L))
+        The layer descriptors: constants (``descriptors``), or with ``runtime`` the
+        LAYER_SIZES / LAYER_COUNTS / LAYER_H_COLUMN registers.
+    layers : Out(range(1, L + 1))
+        The number of layers a step runs: L, or with ``runtime`` the LAYERS register.
+    load : Out(load_signature(load_bits))
+        Only with ``runtime``: a memory word assembled from LOAD_DATA writes, strobed
+        (``we``) the cycle after its last part was written (see :mod:`drnn_hw.contract`).
+
+    Further parameters (all keyword): ``descriptors`` (the reset values of the layer
+    descriptors, :func:`~drnn_hw.layer_map.descriptor_values`; by default the sizes'),
+    ``maxima`` ((I, H, L) of the layout, shown in MAXIMA; by default the sizes'), ``formats``
+    (shown in FORMATS0/1), ``runtime`` (writable descriptors, LAYERS, and the load port),
+    ``load_bits`` ({memory code: word bits}, the loadable memories of a run-time core),
+    ``layers`` (the reset value of LAYERS, by default L).
 
     Raises
     ------
@@ -70,7 +89,9 @@ class RegisterFile(wiring.Component):
     """
 
     def __init__(self, *, inputs: int, hidden, rows: int, columns: int, scan: int,
-                 act_bits: int, theta_x, theta_h, cell: int = 0):
+                 act_bits: int, theta_x, theta_h, cell: int = 0, descriptors=None,
+                 maxima=None, formats=None, runtime: bool = False, load_bits=None,
+                 layers: int | None = None):
         hidden = [hidden] if isinstance(hidden, int) else list(hidden)
         L = len(hidden)
         theta_x = [theta_x] * L if isinstance(theta_x, int) else list(theta_x)
@@ -91,11 +112,35 @@ class RegisterFile(wiring.Component):
                                 for i, h in zip([inputs] + hidden[:-1], hidden)]
             self.shape = encode_word(ShapeLayout, rows=rows, columns=columns, cell=cell,
                                      scan=scan)
+            if descriptors is None:
+                descriptors = descriptor_values(inputs, hidden, rows, scan)
+            if len(descriptors) != L:
+                raise ValueError(f"{len(descriptors)} descriptors for {L} layers")
+            mi, mh, ml = maxima or (inputs, max(hidden), L)
+            # (A baked core larger than the fields shows their maximum: MAXIMA is for hosts
+            # loading a run-time core.)
+            self.maxima = encode_word(MaximaLayout, inputs=min(mi, 4095),
+                                      hidden=min(mh, 4095), layers=ml, runtime=int(runtime))
+            self.formats = [0, 0]
+            if formats is not None:
+                self.formats = [
+                    encode_word(Formats0Layout, act_bits=formats.act_bits,
+                                act_frac=formats.act_frac, w_bits=formats.w_bits,
+                                w_frac=formats.w_frac),
+                    encode_word(Formats1Layout, acc_bits=formats.acc_bits,
+                                lut_bits=formats.lut_bits,
+                                sigmoid_range_log2=formats.sigmoid_range_log2,
+                                tanh_range_log2=formats.tanh_range_log2)]
         except ValueError:
             self._MustUse__silence = True     # never elaborated: do not warn about it
             raise
         self.act_bits, self.L = act_bits, L
+        self.runtime = runtime
         self.theta_init = (theta_x, theta_h)
+        self.load_bits = dict(load_bits or {})
+        load_width = max(self.load_bits.values(), default=32)
+        self.load_parts = (load_width + 31) // 32
+        loading = {"load": Out(load_signature(load_width))} if runtime else {}
         theta = data.ArrayLayout(unsigned(act_bits), L)
         per_layer = {}
         if L > 1:
@@ -118,7 +163,10 @@ class RegisterFile(wiring.Component):
             "nnz_dx_last": In(16),
             "nnz_dh_last": In(16),
             "steps": In(32),
+            "desc": Out(data.ArrayLayout(LayerDescriptor, L), init=descriptors),
+            "layers": Out(range(1, L + 1), init=layers or L),
             **per_layer,
+            **loading,
         })
 
     def elaborate(self, platform):
@@ -147,20 +195,54 @@ class RegisterFile(wiring.Component):
                         m.d.sync += self.theta_x[l].eq(bus.w_data)
                     with m.Case(*h_addrs):
                         m.d.sync += self.theta_h[l].eq(bus.w_data)
+                    if self.runtime:
+                        desc = self.desc[l]
+                        sizes = SizesLayout(bus.w_data)
+                        counts = CountsLayout(bus.w_data)
+                        with m.Case(layer_register(l, LayerRegister.LAYER_SIZES)):
+                            m.d.sync += [desc.inputs.eq(sizes.inputs),
+                                         desc.hidden.eq(sizes.hidden)]
+                        with m.Case(layer_register(l, LayerRegister.LAYER_COUNTS)):
+                            m.d.sync += [desc.blocks.eq(counts.blocks),
+                                         desc.x_windows.eq(counts.x_windows),
+                                         desc.h_windows.eq(counts.h_windows)]
+                        with m.Case(layer_register(l, LayerRegister.LAYER_H_COLUMN)):
+                            m.d.sync += desc.h_column.eq(bus.w_data)
+                if self.runtime:
+                    with m.Case(Register.LAYERS):
+                        # (1 ≤ L ≤ the layout's: other values are ignored.)
+                        with m.If((bus.w_data >= 1) & (bus.w_data <= L)):
+                            m.d.sync += self.layers.eq(bus.w_data)
+        if self.runtime:
+            self._load(m)
 
         status = Signal(StatusLayout)
         m.d.comb += [status.busy.eq(self.busy), status.frame_error.eq(self.frame_error),
                      status.reset_pending.eq(self.reset_pending)]
 
         read = Signal(32)
+        sizes, layer_sizes, layers = self.sizes, self.layer_sizes, L
+        if self.runtime:
+            # The loaded sizes: SIZES shows layer 0's I and the last loaded layer's H.
+            def word(layout, **fields):
+                w = Signal(layout)
+                m.d.comb += [w[k].eq(v) for k, v in fields.items()]
+                return w.as_value()
+            last_h = Array(self.desc[l].hidden for l in range(L))[self.layers - 1]
+            sizes = word(SizesLayout, inputs=self.desc[0].inputs, hidden=last_h)
+            layer_sizes = [word(SizesLayout, inputs=d.inputs, hidden=d.hidden)
+                           for d in self.desc]
+            layers = self.layers
         with m.Switch(bus.addr):
             values = {
-                Register.ID: ID_VALUE, Register.SIZES: self.sizes, Register.SHAPE: self.shape,
+                Register.ID: ID_VALUE, Register.SIZES: sizes, Register.SHAPE: self.shape,
+                Register.MAXIMA: self.maxima, Register.FORMATS0: self.formats[0],
+                Register.FORMATS1: self.formats[1],
                 Register.STATUS: status.as_value(),
                 Register.THETA_X: self.theta_x[0], Register.THETA_H: self.theta_h[0],
                 Register.CYCLES_LAST: self.cycles_last, Register.NNZ_DX_LAST: self.nnz_dx_last,
                 Register.NNZ_DH_LAST: self.nnz_dh_last, Register.STEPS: self.steps,
-                Register.LAYERS: L,
+                Register.LAYERS: layers,
             }
             for l in range(L):
                 if L > 1:
@@ -172,11 +254,50 @@ class RegisterFile(wiring.Component):
                         (LayerRegister.LAYER_SIZES, LayerRegister.LAYER_THETA_X,
                          LayerRegister.LAYER_THETA_H, LayerRegister.LAYER_CYCLES,
                          LayerRegister.LAYER_NNZ_DX, LayerRegister.LAYER_NNZ_DH),
-                        (self.layer_sizes[l], self.theta_x[l], self.theta_h[l]) + counters):
+                        (layer_sizes[l], self.theta_x[l], self.theta_h[l]) + counters):
                     values[layer_register(l, reg)] = value
+                d = self.desc[l]
+                values[layer_register(l, LayerRegister.LAYER_COUNTS)] = Cat(
+                    d.blocks[:12], d.x_windows[:10], d.h_windows[:10])
+                values[layer_register(l, LayerRegister.LAYER_H_COLUMN)] = d.h_column
             for reg, value in values.items():
                 with m.Case(reg):
                     m.d.comb += read.eq(value)
         with m.If(bus.r_stb):
             m.d.sync += bus.r_data.eq(read)
         return m
+
+    def _load(self, m):
+        """LOAD_ADDR / LOAD_DATA: parts collected into ``buf``; the word's write is strobed
+        the cycle after its last part, with the parts in ``buf`` (a part written in that very
+        cycle lands after the memory has taken the word)."""
+        bus, load = self.csr, self.load
+        n = self.load_parts
+        buf = Signal(data.ArrayLayout(32, n), name="load_buf")
+        sel = Signal(8, name="load_memory")
+        addr = Signal(24, name="load_word")
+        part = Signal(range(max(n, 2)), name="load_part")
+        # Parts per word of the selected memory (0 for a code that names none: ignored).
+        parts = Signal(range(n + 1), name="load_parts")
+        with m.Switch(sel):
+            for code, bits in self.load_bits.items():
+                with m.Case(code):
+                    m.d.comb += parts.eq((bits + 31) // 32)
+        m.d.comb += [load.memory.eq(sel), load.data.eq(buf.as_value())]
+        m.d.sync += load.we.eq(0)
+        with m.If(load.we):
+            m.d.sync += addr.eq(addr + 1)
+        m.d.comb += load.addr.eq(addr)
+        la = LoadAddrLayout(bus.w_data)
+        with m.If(bus.w_stb & (bus.addr == Register.LOAD_ADDR)):
+            m.d.sync += [sel.eq(la.memory), addr.eq(la.word), part.eq(0)]
+        with m.If(bus.w_stb & (bus.addr == Register.LOAD_DATA) & (parts != 0)):
+            with m.Switch(part):
+                for i in range(n):
+                    with m.Case(i):
+                        m.d.sync += buf[i].eq(bus.w_data)
+            with m.If(part == parts - 1):
+                m.d.sync += [part.eq(0), load.we.eq(1)]
+            with m.Else():
+                m.d.sync += part.eq(part + 1)
+

@@ -26,6 +26,7 @@ from amaranth.lib import data, memory, wiring
 from amaranth.lib.wiring import In, Out
 
 from .bundle import ModelBundle
+from .contract import LoadMemory, load_signature
 from .delta_encoder import delta_entry_layout
 from .delta_queue import IssueSignature
 from .hdl_arith import check_positive, refuse
@@ -40,17 +41,22 @@ CHANNELS = ("r", "z", "n")
 CELL_CHANNELS = {"gru": CHANNELS, "lstm": ("i", "f", "g", "o")}
 
 
-def bank_words(bundle: ModelBundle, rows: int) -> list[list[int]]:
+def bank_words(bundle: ModelBundle, rows: int, layout=None) -> list[list[int]]:
     """The init words of the banks (three for a GRU, four for an LSTM):
     ``[channel][col * NB + b]`` as packed unsigned ints (weight ``p`` of a word in bits
     ``[p·w_bits, (p+1)·w_bits)``, ``NB = ceil(H/rows)``); a stacked bundle's layers one region
-    after the other."""
+    after the other, or with ``layout`` (a core's :func:`~drnn_hw.layer_map.layer_map`, e.g.
+    a run-time core's from its maxima) each in its slot's region from ``weight_base``, zeros
+    between (``total_words(layout)`` words per bank)."""
     w_bits = bundle.formats.w_bits
     mask = (1 << w_bits) - 1
     gates = len(CELL_CHANNELS[bundle.cell])
     out = [[] for _ in range(gates)]
-    for layer in bundle.layers:
+    for l, layer in enumerate(bundle.layers):
         I, H = layer.input_size, layer.hidden_size
+        if layout is not None:
+            for words in out:
+                words.extend([0] * (layout[l].weight_base - len(words)))
         nb = math.ceil(H / rows)
         for c in range(gates):
             cols = np.zeros((I + H, nb * rows), dtype=np.int64)    # [column, row]
@@ -62,6 +68,9 @@ def bank_words(bundle: ModelBundle, rows: int) -> list[list[int]]:
                     for p, w in enumerate(cols[col, b * rows:(b + 1) * rows]):
                         word |= (int(w) & mask) << (p * w_bits)
                     out[c].append(word)
+    if layout is not None:
+        for words in out:
+            words.extend([0] * (total_words(layout) - len(words)))
     return out
 
 
@@ -90,6 +99,14 @@ class WeightBank(wiring.Component):
         (0 for columns without one, and when no slot), x/h flags, and ``weight[k][p]``, the
         weights (``w_bits`` codes) of rows ``block·P + p`` of column k.
 
+    load : In(load_signature(load_bits))
+        Only with ``load_bits``: a word write from the register bus into bank c when
+        ``load.memory == LoadMemory.WEIGHTS + c`` (only while no slot is issued: the write
+        takes read port 0's address, so each bank keeps the baked bank's block RAMs).
+
+    ``layout`` (optional, a :func:`~drnn_hw.layer_map.layer_map`): the banks' layout, by
+    default the bundle's own; a run-time core's is its maxima's (``rows`` must be its P).
+
     Raises
     ------
     ValueError
@@ -97,14 +114,17 @@ class WeightBank(wiring.Component):
         for the bank's depth.
     """
 
-    def __init__(self, bundle: ModelBundle, *, rows: int, columns: int, addr_bits: int):
+    def __init__(self, bundle: ModelBundle, *, rows: int, columns: int, addr_bits: int,
+                 layout=None, load_bits: int | None = None):
         hidden = [layer.hidden_size for layer in bundle.layers]
         if min(hidden) < 1:
             raise refuse(self, f"bundle must have hidden rows (H ≥ 1), got H = "
                                f"{min(hidden)}")
         check_positive(self, rows=rows, columns=columns)
         self.bundle, self.P, self.K = bundle, rows, columns
-        slots = layer_map(bundle.layers[0].input_size, hidden, rows, 1)
+        slots = layout or layer_map(bundle.layers[0].input_size, hidden, rows, 1)
+        self.layout = layout
+        self.load_bits = load_bits
         self.NB = total_blocks(slots)
         self.depth = total_words(slots)
         if addr_bits < 1 or (self.depth - 1) >> addr_bits:
@@ -118,6 +138,8 @@ class WeightBank(wiring.Component):
             ports[f"slot_{name}"] = Out(SlotSignature(
                 rows=rows, columns=columns, delta_bits=fmts.act_bits + 1, w_bits=fmts.w_bits,
                 blocks=self.NB))
+        if load_bits is not None:
+            ports["load"] = In(load_signature(load_bits))
         super().__init__(ports)
 
     def elaborate(self, platform):
@@ -140,14 +162,28 @@ class WeightBank(wiring.Component):
             ]
 
         width = self.P * fmts.w_bits
-        for name, words in zip(self.channels, bank_words(self.bundle, self.P)):
+        words_all = bank_words(self.bundle, self.P, self.layout)
+        for c, (name, words) in enumerate(zip(self.channels, words_all)):
             mem = memory.Memory(shape=unsigned(width), depth=self.depth, init=words)
             m.submodules[f"bank_{name}"] = mem
             out = getattr(self, f"slot_{name}")
             m.d.comb += [out.valid.eq(slot.valid), out.block.eq(slot.block),
                          out.delta.eq(slot.delta), out.is_x.eq(slot.is_x)]
+            wp, we = None, None
+            if self.load_bits is not None:
+                # A load shares port 0's address, so Yosys sees one read/write port and one
+                # read port: the block RAMs of a baked bank. (The read ports are declared
+                # transparent to the write only because that is the cheaper emulation for
+                # Yosys: nothing reads a word in the cycle it is written.)
+                load = self.load
+                wp = mem.write_port()
+                we = load.we & (load.memory == LoadMemory.WEIGHTS + c)
+                m.d.comb += [wp.en.eq(we), wp.data.eq(load.data)]
             for k in range(K):
-                port = mem.read_port()
-                m.d.comb += [port.addr.eq(issue.entry[k].addr + issue.block),
-                             out.weight[k].as_value().eq(port.data)]
+                port = mem.read_port(transparent_for=(wp,) if wp is not None else ())
+                addr = issue.entry[k].addr + issue.block
+                if k == 0 and wp is not None:
+                    addr = Mux(we, load.addr, addr)
+                    m.d.comb += wp.addr.eq(addr)
+                m.d.comb += [port.addr.eq(addr), out.weight[k].as_value().eq(port.data)]
         return m

@@ -8,7 +8,7 @@ import pytest
 
 from drnn_hw.bundle import random_bundle, random_stacked_bundle
 from drnn_hw.cycle_model import CoreShape
-from drnn_sim.cores import CORES, core
+from drnn_sim.cores import CORES, RUNTIME_MAXIMA, RUNTIME_SHAPE, core, runtime_models
 from drnn_sim.cosim import TOP, generate_cached, verilog_sources
 from drnn_sim.runner import WAIVERS, lint
 
@@ -16,15 +16,19 @@ LINT_CORES = {**{n: (lambda n=n: core(n)) for n in CORES},
               "default": lambda: (random_bundle(12, 64, seed=0), CoreShape()),
               # Three layers time-multiplexed, every layer's h on the output stream.
               "stacked": lambda: (random_stacked_bundle(5, [9, 3, 6], seed=1),
-                                  CoreShape(rows=4, columns=2, scan=4, out_layers="all"))}
+                                  CoreShape(rows=4, columns=2, scan=4, out_layers="all")),
+              # The run-time cores (--weights runtime) of the load tests.
+              "runtime-gru": lambda: (runtime_models("gru")["A"], RUNTIME_SHAPE, RUNTIME_MAXIMA),
+              "runtime-lstm": lambda: (runtime_models("lstm")["A"], RUNTIME_SHAPE,
+                                       RUNTIME_MAXIMA)}
 
 
 @pytest.fixture(scope="module")
 def sources():
     out = {}
     for name, make in LINT_CORES.items():
-        bundle, shape = make()
-        directory, _ = generate_cached(bundle, shape)
+        bundle, shape, *maxima = make()
+        directory, _ = generate_cached(bundle, shape, maxima=maxima[0] if maxima else None)
         out[name] = verilog_sources(directory, TOP)
     return out
 

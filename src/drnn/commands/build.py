@@ -173,3 +173,39 @@ def run(model_dir, board, port, baud, input_path, layout, lengths_path, output_p
         write_stats(stats_path, result, extra={"engine": f"board:{board}"})
     click.echo(f"{board}: {codes.shape[0]} sequence(s), {int(inputs.lengths.sum())} steps "
                f"(longest {codes.shape[1]}) -> {output_path}")
+
+
+@click.command()
+@click.argument("model_dir", type=click.Path(path_type=Path))
+@click.option("--board", type=click.Choice(["ulx3s-85f"]), required=True)
+@click.option("--port", required=True, help="Serial port of the board, e.g. /dev/ttyUSB0.")
+@click.option("--baud", type=int, default=None, help="UART baud rate (default 1000000).")
+@click.option("--timeout", type=float, default=2.0, show_default=True,
+              help="Seconds to wait for a response.")
+def load(model_dir, board, port, baud, timeout):
+    """Load MODEL_DIR into the run-time core (`--weights runtime`) on a programmed board.
+
+    The core's registers are read first; a model beyond its maxima, of another cell or other
+    formats is refused before anything is written."""
+    from drnn_boards.host import BoardError, DeltaRNNLink, LinkTimeout, SerialTransport
+    from drnn_boards.protocol import ProtocolError
+    from drnn_boards.ulx3s import DEFAULT_BAUD
+
+    from drnn_hw.load import LoadRefused
+
+    bundle = load_bundle(model_dir)
+    try:
+        transport = SerialTransport(port, baud or DEFAULT_BAUD, timeout=timeout)
+    except OSError as e:
+        raise UserError(str(e)) from None
+    try:
+        link = DeltaRNNLink(transport, act_bits=bundle.formats.act_bits)
+        summary = link.load(bundle, where=str(Path(model_dir) / "model.json"))
+    except LoadRefused as e:
+        raise UserError(str(e)) from None
+    except (BoardError, LinkTimeout, ProtocolError) as e:
+        raise UserError(f"{port}: {e}") from None
+    finally:
+        transport.close()
+    click.echo(f"{board}: loaded {model_dir} ({summary['writes']} register writes, "
+               f"{summary['bytes']} bytes)")

@@ -43,6 +43,53 @@ def core_options(f):
     return f
 
 
+def weights_options(f):
+    """--weights baked|runtime and the maxima of a run-time core (--max-inputs, --max-hidden,
+    --max-layers; each by default the bundle's own)."""
+    f = click.option("--max-layers", "max_layers", type=int, default=None, metavar="L",
+                     help="--weights runtime: the most stacked layers a loaded model may have "
+                          "(default: the bundle's).")(f)
+    f = click.option("--max-hidden", "max_hidden", type=int, default=None, metavar="H",
+                     help="--weights runtime: the largest H_l a loaded model may have "
+                          "(default: the bundle's largest).")(f)
+    f = click.option("--max-inputs", "max_inputs", type=int, default=None, metavar="I",
+                     help="--weights runtime: the largest I a loaded model may have "
+                          "(default: the bundle's).")(f)
+    f = click.option("--weights", "weights", type=click.Choice(["baked", "runtime"]),
+                     default="baked", show_default=True,
+                     help="baked: the bundle's weights, biases, tables and sizes are constants "
+                          "of the core; runtime: they are loaded over the register bus "
+                          "(`drnn load`, `drnn simulate --core`), for any model of the "
+                          "bundle's cell and formats within the --max-* sizes (the bundle "
+                          "gives the initial contents).")(f)
+    return f
+
+
+def maxima_from_options(bundle: ModelBundle, weights="baked", max_inputs=None,
+                        max_hidden=None, max_layers=None):
+    """The :class:`~drnn_hw.layer_map.Maxima` of ``--weights runtime`` (None for a baked
+    core); a one-line UserError for --max-* without it, a bad value, or a bundle beyond them."""
+    from drnn_hw.layer_map import Maxima
+
+    given = {n: v for n, v in (("--max-inputs", max_inputs), ("--max-hidden", max_hidden),
+                               ("--max-layers", max_layers)) if v is not None}
+    if weights != "runtime":
+        if given:
+            raise UserError(f"{', '.join(given)}: only with --weights runtime")
+        return None
+    hidden = [ly.hidden_size for ly in bundle.layers]
+    try:
+        maxima = Maxima(inputs=bundle.input_size if max_inputs is None else max_inputs,
+                        hidden=max(hidden) if max_hidden is None else max_hidden,
+                        layers=len(hidden) if max_layers is None else max_layers)
+    except ValueError as e:
+        raise UserError(str(e)) from None
+    why = maxima.refuse(bundle.input_size, hidden)
+    if why:
+        raise UserError(f"the bundle (the core's initial contents) does not fit: {why}")
+    return maxima
+
+
 def shape_from_options(preset=None, rows=None, columns=None, scan=None, pe=None,
                        lanes=None, hidden: int | None = None,
                        out_layers: str = "last") -> CoreShape:

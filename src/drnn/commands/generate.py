@@ -6,7 +6,8 @@ from pathlib import Path
 
 import click
 
-from .common import core_options, load_bundle, require_core_shape, shape_from_options
+from .common import (core_options, load_bundle, maxima_from_options, require_core_shape,
+                     shape_from_options, weights_options)
 
 
 @click.command()
@@ -18,24 +19,33 @@ from .common import core_options, load_bundle, require_core_shape, shape_from_op
 @click.option("--no-mul-count", "no_mul_count", is_flag=True,
               help="Skip the Yosys $mul count (slow on large cores; manifest gets null).")
 @core_options
-def generate(model_dir, out_dir, name, no_mul_count, **core):
+@weights_options
+def generate(model_dir, out_dir, name, no_mul_count, weights, max_inputs, max_hidden,
+             max_layers, **core):
     """Generate the core for MODEL_DIR (delta-GRU or delta-LSTM, the bundle's cell) as one
-    Verilog file in BUILD_DIR."""
+    Verilog file in BUILD_DIR. With --weights runtime the core runs any model of the bundle's
+    cell and formats up to the --max-* sizes, loaded at run time."""
     from drnn_hw.errors import UserError
     from drnn_hw.generate import generate as _generate
     from drnn_hw.yosys import YosysError
 
     bundle = load_bundle(model_dir)
-    shape = shape_from_options(**core, hidden=max(ly.hidden_size for ly in bundle.layers))
+    maxima = maxima_from_options(bundle, weights, max_inputs, max_hidden, max_layers)
+    shape = shape_from_options(**core, hidden=maxima.hidden if maxima else
+                               max(ly.hidden_size for ly in bundle.layers))
     require_core_shape(bundle, model_dir, shape)
     if out_dir.exists() and not out_dir.is_dir():
         raise UserError(f"{out_dir}: --out exists and is not a directory")
     try:
-        manifest = _generate(bundle, shape, out_dir, name=name, count_muls=not no_mul_count)
+        manifest = _generate(bundle, shape, out_dir, name=name, count_muls=not no_mul_count,
+                             maxima=maxima)
     except YosysError as e:
         raise UserError(str(e)) from None
     p = manifest["parameters"]
     click.echo(f"{out_dir / manifest['verilog']}: {p['cell'].upper()} I={p['I']} H={p['H']} "
                f"P={p['P']} K={p['K']} E={p['E']}; {manifest['multipliers']} multipliers " +
                ("(not counted by Yosys: --no-mul-count)" if manifest["multipliers_yosys"] is None
-                else f"(yosys counts {manifest['multipliers_yosys']})"))
+                else f"(yosys counts {manifest['multipliers_yosys']})") +
+               ("" if maxima is None else
+                f"; run-time weights for I ≤ {maxima.inputs}, H ≤ {maxima.hidden}, "
+                f"L ≤ {maxima.layers}"))

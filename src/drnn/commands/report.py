@@ -21,7 +21,8 @@ from pathlib import Path
 import click
 
 from drnn_hw.errors import UserError
-from .common import core_options, load_bundle, require_core_shape, shape_from_options
+from .common import (core_options, load_bundle, maxima_from_options, require_core_shape,
+                     shape_from_options, weights_options)
 
 TARGET_NAMES = ("xc7z020", "xc7z100", "ecp5-85k")
 
@@ -36,7 +37,9 @@ TARGET_NAMES = ("xc7z020", "xc7z100", "ecp5-85k")
 @click.option("--json", "json_path", type=click.Path(path_type=Path), default=None,
               help="Also write the estimate as JSON.")
 @core_options
-def report(model_dir, target, random_size, weight_bits, json_path, **core):
+@weights_options
+def report(model_dir, target, random_size, weight_bits, json_path, weights, max_inputs,
+           max_hidden, max_layers, **core):
     """Print the resource estimate of the core for MODEL_DIR on TARGET."""
     from amaranth.back import verilog
 
@@ -47,7 +50,6 @@ def report(model_dir, target, random_size, weight_bits, json_path, **core):
     from drnn_hw.numerics import Formats
     from .build import format_estimate
 
-    shape = shape_from_options(**core)
     if random_size is not None:
         if model_dir is not None:
             raise UserError("give either MODEL_DIR or --random I H, not both")
@@ -62,19 +64,26 @@ def report(model_dir, target, random_size, weight_bits, json_path, **core):
             raise UserError(f"--weight-bits: {e}") from None
         bundle = random_bundle(I, H, formats=fmts, seed=0)
         what = f"random model I={I} H={H}, {fmts.w_bits}-bit weights"
+        shape = shape_from_options(**core)
     else:
         if model_dir is None:
             raise UserError("missing MODEL_DIR (or --random I H)")
         if weight_bits is not None:
             raise UserError("--weight-bits applies only with --random")
         bundle = load_bundle(model_dir)
+        shape = shape_from_options(**core)
         require_core_shape(bundle, model_dir, shape)
         what = f"{model_dir} (I={bundle.input_size} H={bundle.hidden_size})"
+    maxima = maxima_from_options(bundle, weights, max_inputs, max_hidden, max_layers)
+    if maxima is not None:
+        what += (f", run-time weights for I ≤ {maxima.inputs}, H ≤ {maxima.hidden}, "
+                 f"L ≤ {maxima.layers}")
     click.echo(f"synthesising the core (P={shape.rows} K={shape.columns} E={shape.scan}, "
                f"{shape.multipliers_for(bundle.cell)} multipliers) for {target}: {what} ...")
     with tempfile.TemporaryDirectory(prefix="drnn-report-") as tmp:
         src = Path(tmp) / "drnn_core.v"
-        src.write_text(verilog.convert(DeltaGRUCore(bundle, shape), name="drnn_core",
+        src.write_text(verilog.convert(DeltaGRUCore(bundle, shape, maxima=maxima),
+                                       name="drnn_core",
                                        emit_src=False))
         try:
             logs = json_path.parent if json_path else Path(tempfile.gettempdir()) / "drnn-report"
@@ -82,7 +91,7 @@ def report(model_dir, target, random_size, weight_bits, json_path, **core):
         except EstimateError as e:
             raise UserError(str(e)) from None
     est.update(core=shape.to_dict(), multipliers=shape.multipliers_for(bundle.cell), model=what,
-               cell=bundle.cell)
+               cell=bundle.cell, weights=weights)
     click.echo(format_estimate(est, f"{target}").rstrip())
     if json_path:
         json_path.parent.mkdir(parents=True, exist_ok=True)

@@ -40,9 +40,13 @@ from .common import (check_output_paths, core_options, input_options, load_bundl
                    "step): layer{l}_x_ref (N, I_l), _h_ref and _h (N, H_l) activation codes, "
                    "_m (N, 4, H_l) accumulator codes M_r, M_z, M_nx, M_nh, all int64; layer{l}_h_real, h in "
                    "real units; meta (JSON: bundle, sizes, formats, fingerprint).")
+@click.option("--core", "core_dir", type=click.Path(path_type=Path), default=None,
+              help="BUILD_DIR of a run-time core generated earlier (`drnn generate --weights "
+                   "runtime`): run the model on it, loading it first over the register bus "
+                   "(--engine verilator; the core's P, K, E apply).")
 @core_options
 def simulate(model_dir, input_path, layout, lengths_path, output_path, engine, stats_path,
-             waves, h0_path, state_in, state_out, **core):
+             waves, h0_path, state_in, state_out, core_dir, **core):
     """Run MODEL_DIR on X.npy and write the hidden states.
 
     Each sequence starts from h = 0, from --h0, or from the state of an earlier run
@@ -58,7 +62,13 @@ def simulate(model_dir, input_path, layout, lengths_path, output_path, engine, s
         raise UserError(f"--state-in/--state-out need --engine golden: the {engine} engine "
                         "runs the core, which loads h0 (--h0) but not a whole state")
     bundle = load_bundle(model_dir)
-    shape = shape_from_options(**core, hidden=max(layer.hidden_size for layer in bundle.layers))
+    options = {}
+    if core_dir is not None:
+        shape = _runtime_core(bundle, model_dir, core_dir, engine, core)
+        options["core_dir"] = core_dir
+    else:
+        shape = shape_from_options(**core,
+                                   hidden=max(layer.hidden_size for layer in bundle.layers))
     check_output_paths(output_path, stats_path)
     if state_out is not None:
         if state_out.suffix != ".npz":
@@ -70,7 +80,7 @@ def simulate(model_dir, input_path, layout, lengths_path, output_path, engine, s
     h0 = read_h0(h0_path, bundle, n) if h0_path is not None else None
     state = read_state(state_in, bundle, n) if state_in is not None else None
     result = get_engine(engine)(bundle, codes, lengths=inputs.lengths, shape=shape, waves=waves,
-                                h0=h0, state=state)
+                                h0=h0, state=state, **options)
     h = inputs.to_file_layout(dequantize(result.h, bundle.formats.act))
     output_path.parent.mkdir(parents=True, exist_ok=True)
     np.save(output_path, h)
@@ -86,3 +96,28 @@ def simulate(model_dir, input_path, layout, lengths_path, output_path, engine, s
                   "cycles: none")
                + (f"; state -> {state_out}" if state_out is not None else ""))
 
+
+def _runtime_core(bundle, model_dir, core_dir, engine, core) -> "CoreShape":
+    """The shape of the run-time core in ``core_dir`` once the bundle is known to fit it (a
+    one-line UserError otherwise: the file and field, the core's limit)."""
+    import json
+
+    from drnn_hw.cycle_model import CoreShape
+    from drnn_hw.load import LoadRefused, check_bundle, core_info_from_manifest
+
+    if engine != "verilator":
+        raise UserError(f"--core needs --engine verilator (got --engine {engine})")
+    given = [f"--{k.replace('_', '-')}" for k, v in core.items()
+             if v is not None and k != "out_layers"]
+    if given:
+        raise UserError(f"{', '.join(given)}: the core in {core_dir} has its own shape")
+    path = Path(core_dir) / "manifest.json"
+    if not path.is_file():
+        raise UserError(f"{path}: not found (is {core_dir} a directory `drnn generate` wrote?)")
+    manifest = json.loads(path.read_text())
+    try:
+        info = core_info_from_manifest(manifest)
+        check_bundle(bundle, info, where=str(Path(model_dir) / "model.json"))
+    except LoadRefused as e:
+        raise UserError(f"{core_dir}: {e}" if "manifest" in str(e) else str(e)) from None
+    return CoreShape(rows=info.effective_rows, columns=info.columns, scan=info.scan)

@@ -52,7 +52,8 @@ def _unpack_beat(word: int, act_bits: int, scan: int) -> tuple[list[int], int]:
 
 def simulate(bundle, sequences, shape: CoreShape, *, waves=None, stall_seed=None,
              x_valid_prob: float = 1.0, h_ready_prob: float = 1.0, thetas=None,
-             reset_between: bool = True, extra_checks=None, h0=None):
+             reset_between: bool = True, extra_checks=None, h0=None, maxima=None,
+             core_bundle=None):
     """Run ``sequences`` (list of (T_n, I) code arrays) through a fresh core.
 
     Returns a list (per sequence) of dicts with ``h`` (T, H), ``cycles``, ``nnz_dx``, ``nnz_dh``
@@ -61,7 +62,10 @@ def simulate(bundle, sequences, shape: CoreShape, *, waves=None, stall_seed=None
     sequence (layer 0's registers), or per sequence a list of L such pairs (every layer's).
     ``h0``: optional per-sequence initial state, ΣH_l codes (layer 0's units first), written
     to the H0 register after the sequence's RESET_STATE. ``x_valid_prob`` / ``h_ready_prob``
-    < 1 insert random stalls on the streams.
+    < 1 insert random stalls on the streams. ``maxima``
+    (:class:`~drnn_hw.layer_map.Maxima`): run on a run-time core of these maxima, generated
+    from ``core_bundle`` (by default ``bundle``), into which ``bundle`` is first loaded over
+    the register bus (:func:`drnn_hw.load.load_writes`, read back through the bus).
     """
     from amaranth.sim import Simulator
 
@@ -69,8 +73,11 @@ def simulate(bundle, sequences, shape: CoreShape, *, waves=None, stall_seed=None
 
     fmts = bundle.formats
     E = shape.scan
-    dut = DeltaGRUCore(bundle, shape)
-    H = dut.H_out
+    if maxima is None:
+        dut = DeltaGRUCore(bundle, shape)
+    else:
+        dut = DeltaGRUCore(core_bundle or bundle, shape, maxima=maxima)
+    H = shape.output_units([ly.hidden_size for ly in bundle.layers])
     WH = math.ceil(H / E)
     act_bits = fmts.act_bits
     rng = np.random.default_rng(stall_seed)
@@ -87,7 +94,25 @@ def simulate(bundle, sequences, shape: CoreShape, *, waves=None, stall_seed=None
         await ctx.tick()
         ctx.set(dut.csr.w_stb, 0)
 
+    async def csr_read(ctx, addr):
+        ctx.set(dut.csr.addr, addr)
+        ctx.set(dut.csr.r_stb, 1)
+        await ctx.tick()
+        ctx.set(dut.csr.r_stb, 0)
+        await ctx.tick()
+        return ctx.get(dut.csr.r_data)
+
     async def producer(ctx):
+        if maxima is not None:
+            from drnn_hw.load import CoreInfo, load_writes
+
+            regs = {}
+            for addr in (REGISTERS[n][0] for n in ("ID", "SHAPE", "MAXIMA", "FORMATS0",
+                                                     "FORMATS1")):
+                regs[addr] = await csr_read(ctx, addr)
+            for addr, value in load_writes(bundle, CoreInfo.read(regs.__getitem__)):
+                await csr_write(ctx, addr, value)
+            state["load_done"] = True
         for n, seq in enumerate(sequences):
             # Wait until every output of the previous sequence was received.
             while state["seq_done"] < n - 1:

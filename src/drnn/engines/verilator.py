@@ -16,10 +16,12 @@ last_perf: dict = {}
 
 
 def run(bundle, x_codes, lengths=None, shape=None, waves=None, h0=None,
-        state=None) -> GoldenResult:
+        state=None, core_dir=None) -> GoldenResult:
     """Run (N, T, I) codes through the Verilated core (``h0``: every layer's initial state,
     written over the H0 register). A stacked core's per-layer counters are read over the bus
-    at every step. A carried ``state`` (x̂, ĥ, M) cannot be loaded into the core: UserError."""
+    at every step. A carried ``state`` (x̂, ĥ, M) cannot be loaded into the core: UserError.
+    ``core_dir``: a run-time core generated earlier (``drnn generate --weights runtime``),
+    into which the bundle is loaded first."""
     if state is not None:
         raise UserError("a carried state (--state-in) needs the golden engine: the core can "
                         "load h0 but not x̂, ĥ and the delta memories")
@@ -30,7 +32,7 @@ def run(bundle, x_codes, lengths=None, shape=None, waves=None, h0=None,
         raise UserError(f"the verilator engine needs the drnn_sim package ({e})") from None
     try:
         r = simulate(bundle, shape or CoreShape(), x_codes, lengths, waves=waves, h0=h0,
-                     layer_stats=bundle.num_layers > 1)
+                     layer_stats=bundle.num_layers > 1, core_dir=core_dir)
     except ValueError as e:
         raise UserError(f"h0: {e}") from None
     except SimulationError as e:
