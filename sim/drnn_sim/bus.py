@@ -28,6 +28,8 @@ NNZ_DH_LAST = 9
 STEPS = 10
 LAYERS = 11
 H0 = 12
+#: Only in a core with its weights in DRAM: the weight image's byte address (4 KB-aligned).
+WEIGHT_BASE = 13
 #: Per-layer register blocks: word 32 + 8·layer + offset.
 LAYER_OFFSETS = {"LAYER_SIZES": 0, "LAYER_THETA_X": 1, "LAYER_THETA_H": 2, "LAYER_CYCLES": 3,
                  "LAYER_NNZ_DX": 4, "LAYER_NNZ_DH": 5}

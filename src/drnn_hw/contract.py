@@ -23,6 +23,7 @@ valid the next cycle. 32-bit words; the AXI4-Lite byte address is 4 × the word 
 | 10 | STEPS | R | steps completed since reset or CLEAR_STEPS |
 | 11 | LAYERS | R | L, the number of stacked layers |
 | 12 | H0 | W | one initial-state code (activation format, two's complement in [act_bits-1:0]) |
+| 13 | WEIGHT_BASE | RW | only in a core with weights in DRAM (``--weights axi``; reads 0 otherwise): the byte address of the weight image (:mod:`drnn_hw.dram`), a multiple of 4096 (bits [11:0] read 0); write it while idle |
 | 32 + 8l + 0 | LAYER_SIZES | R | layer l's I_l and H_l (:data:`SizesLayout`) |
 | 32 + 8l + 1 | LAYER_THETA_X | RW | Θx code of layer l (for l = 0 the same register as THETA_X) |
 | 32 + 8l + 2 | LAYER_THETA_H | RW | Θh code of layer l (l = 0: THETA_H) |
@@ -87,6 +88,7 @@ class Register(enum.IntEnum, shape=ADDR_BITS):
     STEPS = 10
     LAYERS = 11
     H0 = 12
+    WEIGHT_BASE = 13
 
 
 class LayerRegister(enum.IntEnum, shape=3):
@@ -111,7 +113,7 @@ ACCESS = {
     Register.ID: "R", Register.SIZES: "R", Register.SHAPE: "R", Register.CTRL: "W",
     Register.STATUS: "R", Register.THETA_X: "RW", Register.THETA_H: "RW",
     Register.CYCLES_LAST: "R", Register.NNZ_DX_LAST: "R", Register.NNZ_DH_LAST: "R",
-    Register.STEPS: "R", Register.LAYERS: "R", Register.H0: "W",
+    Register.STEPS: "R", Register.LAYERS: "R", Register.H0: "W", Register.WEIGHT_BASE: "RW",
 }
 LAYER_ACCESS = {
     LayerRegister.LAYER_SIZES: "R", LayerRegister.LAYER_THETA_X: "RW",

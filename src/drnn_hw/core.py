@@ -79,6 +79,7 @@ from amaranth.lib.wiring import In, Out
 
 from .activation import AP_ISSUE, AP_STAGES, ActivationPipeline
 from .activation_lstm import LSTM_AP_STAGES, LSTMActivationPipeline, ap_a_bits
+from .axi_weight_fetch import AxiReadSignature, AxiWeightFetch
 from .bundle import ModelBundle
 from .cycle_model import (AP_LATENCY, AP_LATENCY_LSTM, LAYER_GAP, MXV_WRITE, SCAN_LATENCY,
                           CoreShape, mxv_drain)
@@ -169,11 +170,13 @@ class DeltaRNNCore(wiring.Component):
         self.H_out = shape.output_units(self.hidden)
         self.WX, self.WH = self.map[0].x_windows, math.ceil(self.H_out / self.E)
         frame = frame_layout(self.fmts.act_bits, self.E)
+        self.axi = shape.weights == "axi"
         super().__init__({
             "x": In(stream.Signature(frame)),
             "h": Out(stream.Signature(frame)),
             "csr": In(CSRSignature),
             "status": Out(StatusSignature),
+            **({"m_axi": Out(AxiReadSignature(shape.bus_bits))} if self.axi else {}),
         })
 
     def elaborate(self, platform):
@@ -192,15 +195,30 @@ class DeltaRNNCore(wiring.Component):
         m.submodules.regs = regs = RegisterFile(
             inputs=I, hidden=hidden, rows=self.shape.rows, columns=K, scan=E,
             act_bits=fmts.act_bits, theta_x=[ly.theta_x for ly in b.layers],
-            theta_h=[ly.theta_h for ly in b.layers], cell=CELL_CODES[self.cell])
+            theta_h=[ly.theta_h for ly in b.layers], cell=CELL_CODES[self.cell],
+            weight_base=self.axi)
         wiring.connect(m, wiring.flipped(self.csr), regs.csr)
 
         m.submodules.x_fifo = x_fifo = fifo.SyncFIFO(width=frame.size, depth=2 * WX)
         m.submodules.encoder = enc = DeltaEncoder(fmts, I, hidden, rows=P, columns=K, scan=E)
         m.submodules.queue = queue = DeltaQueue(
             enc.entry, columns=K, blocks=[s.blocks for s in lm],
-            capacity=max(s.inputs + s.hidden for s in lm))
-        m.submodules.weights = bank = WeightBank(b, rows=P, columns=K, addr_bits=enc.addr_bits)
+            capacity=max(s.inputs + s.hidden for s in lm), lookahead=self.axi)
+        if self.axi:
+            # Weights in DRAM: the fetch takes the queue's look-ahead and holds its issue
+            # until a group's columns are in the buffer.
+            sh = self.shape
+            m.submodules.weights = bank = AxiWeightFetch(
+                b, rows=P, columns=K, entry_layout=enc.entry, count=queue.depth * K + 1,
+                bus_bits=sh.bus_bits, outstanding=sh.outstanding, burst=sh.burst,
+                buffer=sh.buffer)
+            m.d.comb += [bank.written.eq(queue.written), queue.ahead_index.eq(bank.ahead_index),
+                         bank.ahead_entry.eq(queue.ahead_entry), queue.hold.eq(bank.hold),
+                         bank.base.eq(regs.weight_base)]
+            wiring.connect(m, wiring.flipped(self.m_axi), bank.axi)
+        else:
+            m.submodules.weights = bank = WeightBank(b, rows=P, columns=K,
+                                                     addr_bits=enc.addr_bits)
 
         def biases(c):
             return [int(v) for ly in b.layers for v in ly.bias[c]]
@@ -286,7 +304,7 @@ class DeltaRNNCore(wiring.Component):
             layer = Signal(range(L))
             last_layer = Signal()
             m.d.comb += last_layer.eq(layer == L - 1)
-            for block in (enc, queue, ap):
+            for block in (enc, queue, ap) + ((bank,) if self.axi else ()):
                 m.d.comb += block.layer.eq(layer)
             gap = Signal(LAYER_GAP + 1)     # a shift register: the next pass starts at its end
             next_pass = Signal()            # a non-last layer's pass ends this cycle
@@ -347,6 +365,8 @@ class DeltaRNNCore(wiring.Component):
         wiring.connect(m, scheduler=enc.deltas, queue=queue.deltas)
         wiring.connect(m, sequencer=queue.issue, weight_bank=bank.issue)
         m.d.comb += queue.clear.eq(pass_end)
+        if self.axi:
+            m.d.comb += bank.clear.eq(pass_end)
         for name, ch in chans.items():
             wiring.connect(m, weight_bank=getattr(bank, f"slot_{name}"), channel=ch.slot)
             m.d.comb += ch.load_bias.eq(apply_reset)

@@ -62,6 +62,9 @@ class RegisterFile(wiring.Component):
     layer_cycles : In(ArrayLayout(32, L)), layer_nnz_dx, layer_nnz_dh : In(ArrayLayout(16, L))
         Only with L > 1: each layer's cycles and kept deltas of the last step (with one layer,
         LAYER_CYCLES etc. show CYCLES_LAST etc.).
+    weight_base : Out(32)
+        Only with ``weight_base=True`` (weights in DRAM): WEIGHT_BASE, the weight image's byte
+        address with bits [11:0] zero (without it the register reads 0 and ignores writes).
 
     Raises
     ------
@@ -70,7 +73,7 @@ class RegisterFile(wiring.Component):
     """
 
     def __init__(self, *, inputs: int, hidden, rows: int, columns: int, scan: int,
-                 act_bits: int, theta_x, theta_h, cell: int = 0):
+                 act_bits: int, theta_x, theta_h, cell: int = 0, weight_base: bool = False):
         hidden = [hidden] if isinstance(hidden, int) else list(hidden)
         L = len(hidden)
         theta_x = [theta_x] * L if isinstance(theta_x, int) else list(theta_x)
@@ -95,6 +98,7 @@ class RegisterFile(wiring.Component):
             self._MustUse__silence = True     # never elaborated: do not warn about it
             raise
         self.act_bits, self.L = act_bits, L
+        self.has_weight_base = weight_base
         self.theta_init = (theta_x, theta_h)
         theta = data.ArrayLayout(unsigned(act_bits), L)
         per_layer = {}
@@ -119,6 +123,7 @@ class RegisterFile(wiring.Component):
             "nnz_dh_last": In(16),
             "steps": In(32),
             **per_layer,
+            **({"weight_base": Out(32)} if weight_base else {}),
         })
 
     def elaborate(self, platform):
@@ -136,6 +141,10 @@ class RegisterFile(wiring.Component):
                                  self.clear_error.eq(ctrl.clear_error)]
                 with m.Case(Register.H0):
                     m.d.comb += self.h0_we.eq(1)
+                if self.has_weight_base:
+                    with m.Case(Register.WEIGHT_BASE):
+                        # A 4 KB-aligned byte address (the fetch's bursts rely on it).
+                        m.d.sync += self.weight_base.eq(bus.w_data & ~0xFFF)
                 for l in range(L):
                     # THETA_X/THETA_H are layer 0's LAYER_THETA_X/LAYER_THETA_H.
                     x_addrs = [layer_register(l, LayerRegister.LAYER_THETA_X)]
@@ -162,6 +171,8 @@ class RegisterFile(wiring.Component):
                 Register.NNZ_DH_LAST: self.nnz_dh_last, Register.STEPS: self.steps,
                 Register.LAYERS: L,
             }
+            if self.has_weight_base:
+                values[Register.WEIGHT_BASE] = self.weight_base
             for l in range(L):
                 if L > 1:
                     counters = (self.layer_cycles[l], self.layer_nnz_dx[l],
