@@ -6,7 +6,8 @@ from pathlib import Path
 
 import click
 
-from .common import core_options, load_bundle, require_core_shape, shape_from_options
+from .common import (TARGETS, core_options, load_bundle, require_core_shape,
+                     require_fits_on_chip, shape_from_options)
 
 
 @click.command()
@@ -17,10 +18,13 @@ from .common import core_options, load_bundle, require_core_shape, shape_from_op
               help="Top module name (and Verilog file name).")
 @click.option("--no-mul-count", "no_mul_count", is_flag=True,
               help="Skip the Yosys $mul count (slow on large cores; manifest gets null).")
+@click.option("--target", type=click.Choice(TARGETS), default="ulx3s-85f", show_default=True,
+              help="The FPGA whose block RAM on-chip weights must fit (a larger model needs "
+                   "--weights axi).")
 @core_options
-def generate(model_dir, out_dir, name, no_mul_count, **core):
+def generate(model_dir, out_dir, name, no_mul_count, target, **core):
     """Generate the core for MODEL_DIR (delta-GRU or delta-LSTM, the bundle's cell) as one
-    Verilog file in BUILD_DIR."""
+    Verilog file in BUILD_DIR. With --weights axi also the DRAM image NAME_weights.bin."""
     from drnn_hw.errors import UserError
     from drnn_hw.generate import generate as _generate
     from drnn_hw.yosys import YosysError
@@ -28,6 +32,7 @@ def generate(model_dir, out_dir, name, no_mul_count, **core):
     bundle = load_bundle(model_dir)
     shape = shape_from_options(**core, hidden=max(ly.hidden_size for ly in bundle.layers))
     require_core_shape(bundle, model_dir, shape)
+    require_fits_on_chip(bundle, model_dir, shape, target)
     if out_dir.exists() and not out_dir.is_dir():
         raise UserError(f"{out_dir}: --out exists and is not a directory")
     try:
@@ -39,3 +44,8 @@ def generate(model_dir, out_dir, name, no_mul_count, **core):
                f"P={p['P']} K={p['K']} E={p['E']}; {manifest['multipliers']} multipliers " +
                ("(not counted by Yosys: --no-mul-count)" if manifest["multipliers_yosys"] is None
                 else f"(yosys counts {manifest['multipliers_yosys']})"))
+    if shape.weights == "axi":
+        w = manifest["weights"]
+        click.echo(f"{out_dir / w['image']}: weights in DRAM, {w['image_bytes']} bytes, "
+                   f"{w['column_bytes']} bytes per kept delta's column (load it at WEIGHT_BASE, "
+                   f"a multiple of 4096)")
