@@ -11,6 +11,16 @@ Blocks and the interfaces between them (each a ``wiring.Signature`` joined with
     ActivationPipeline ─mul_r, mul_z: MultiplierBankSignature─► MxVChannel r, z (ap_mul)
     ActivationPipeline ─read_r/z/n: DeltaReadSignature─► MxVChannel r, z, n (ap_read)
 
+Weights in DRAM (``shape.weights == "axi"``, EdgeDRNN's scheme): the
+:class:`~drnn_hw.axi_weight_fetch.AxiWeightFetch` replaces the WeightBank. It reads the step's
+kept deltas from the queue ahead of the issue (the queue's look-ahead port), fetches each one's
+weight column over the AXI4 read master ``m_axi`` (:class:`~drnn_hw.axi_weight_fetch.
+AxiReadSignature`) from WEIGHT_BASE (image layout: :mod:`drnn_hw.dram`) into a column buffer,
+and holds the queue (``hold``) until a group's columns are there; the slots it hands the
+channels are the WeightBank's. The AP's start condition (nothing pending in the queue, no slot
+in the last ``mxv_drain`` cycles) already waits for the last slot, however late the memory
+delivers it; the cycle counter counts those cycles (the cycle model's memory terms).
+
 An LSTM bundle gets four channels i, f, g, o (one delta memory each) and the
 :class:`~drnn_hw.activation_lstm.LSTMActivationPipeline`, which reads all four memories,
 borrows the column-0 multipliers of i, f and o, and keeps the cell state c in its own RAM
@@ -35,11 +45,14 @@ Ports (Verilog names flattened with ``__``: ``x__valid``, ``x__payload``, ``csr_
 ``status``: Out(Signature({"busy", "cycles_last": 32, "nnz_dx_last": 16, "nnz_dh_last": 16,
     "steps": 32})): the register values as plain outputs; they hold a step's values when the
     last beat of its output frame is transferred.
+``m_axi``: Out(AxiReadSignature(bus_bits)), only with ``--weights axi``: the AXI4 read
+    master (``m_axi__arvalid``, ``m_axi__araddr``, ..., ``m_axi__rdata``).
 
 Register map (word addresses; the contract is :mod:`drnn_hw.contract`) — 0 ID, 1 SIZES, 2 SHAPE,
 3 CTRL (W: bit0 RESET_STATE, bit1 CLEAR_STEPS, bit2 CLEAR_ERROR), 4 STATUS (bit0 BUSY,
 bit1 FRAME_ERROR, bit2 RESET_PENDING), 5 THETA_X, 6 THETA_H, 7 CYCLES_LAST, 8 NNZ_DX_LAST,
-9 NNZ_DH_LAST, 10 STEPS, 11 LAYERS, 12 H0 (W), and per layer l from word 32 + 8·l:
+9 NNZ_DH_LAST, 10 STEPS, 11 LAYERS, 12 H0 (W), 13 WEIGHT_BASE (RW, ``--weights axi`` only),
+and per layer l from word 32 + 8·l:
 LAYER_SIZES, LAYER_THETA_X, LAYER_THETA_H, LAYER_CYCLES, LAYER_NNZ_DX, LAYER_NNZ_DH.
 Thresholds are sampled when a step starts (every layer's). RESET_STATE is applied in idle
 before the next step starts (it takes ΣNB + 5 cycles, while the delta memories take their

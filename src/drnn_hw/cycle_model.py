@@ -30,6 +30,18 @@ tanh(c')); everything else is the same schedule. The three constants are pipelin
 chain, table lookup or multiplier (the clock target is 100 MHz on an ECP5); the core checks at
 import time that its blocks' stage counts add up to them.
 
+**Weights in DRAM** (``CoreShape.weights == "axi"``, :mod:`drnn_hw.axi_weight_fetch`): a
+group can only start once its columns' weights are in the column buffer, so the MxV recurrence
+becomes ``m_g = max(r_g, c_g, m_{g-1} + NB)`` with ``c_g`` the cycle after the last beat of the
+group's last column; the fetch of column n starts after the delta is queued, when fewer than
+``outstanding`` bursts are in flight and the buffer has a free column. With W-bit beats a
+column is ``NB · SB`` beats, ``SB = ceil(G·P·w_bits / W)`` (bytes per column ÷ bus width),
+read in bursts of at most ``burst`` beats, each ``latency`` cycles from its address to its
+first beat (:func:`_axi_issue_end`, exact for a fixed-latency memory that never holds back
+AR or R; :class:`ColumnFetch` carries SB, the layer's place in the image and the latency).
+Streaming, a step costs about ``latency + nnz · NB · SB`` cycles once ``outstanding`` bursts
+cover the latency.
+
 The counter runs from the cycle the step starts (a full x frame buffered, the core idle) to the
 commit; cycles spent waiting for the output stream to take the previous h are not counted.
 """
