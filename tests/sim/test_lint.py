@@ -16,7 +16,10 @@ LINT_CORES = {**{n: (lambda n=n: core(n)) for n in CORES},
               "default": lambda: (random_bundle(12, 64, seed=0), CoreShape()),
               # Three layers time-multiplexed, every layer's h on the output stream.
               "stacked": lambda: (random_stacked_bundle(5, [9, 3, 6], seed=1),
-                                  CoreShape(rows=4, columns=2, scan=4, out_layers="all"))}
+                                  CoreShape(rows=4, columns=2, scan=4, out_layers="all")),
+              # Weights in DRAM: the AXI read master and the column buffer.
+              "axi": lambda: (random_stacked_bundle(5, [9, 6], seed=8, cell="lstm"),
+                              CoreShape(rows=8, columns=1, scan=4, weights="axi"))}
 
 
 @pytest.fixture(scope="module")
