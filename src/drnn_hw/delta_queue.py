@@ -100,9 +100,9 @@ class DeltaQueue(wiring.Component):
 
     With ``lookahead`` (an AXI core's weight fetch, :mod:`drnn_hw.axi_weight_fetch`):
 
-    written : Out(range(capacity + K + 1))
+    written : Out(range(depth·K + 1)), depth = ceil(capacity/K) + 1 words per bank
         Entries written this step (entry n is readable from the cycle after its write).
-    ahead_index : In(range(capacity + K + 1)), ahead_entry : Out(entry_layout)
+    ahead_index : In(range(depth·K + 1)), ahead_entry : Out(entry_layout)
         A second, asynchronous read of the queue: entry ``ahead_index`` of the step (valid
         when ``ahead_index < written``), so the fetch can request columns ahead of the issue.
     hold : In(1)
