@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install system-deps demo test bench bitstream ulx3s stacked ulx3s-stacked clean
+.PHONY: install system-deps demo test large bench bitstream ulx3s stacked ulx3s-stacked clean
 
 install: system-deps $(STAMP)
 
@@ -27,7 +27,11 @@ demo: install
 	$(BIN)/python -m drnn.demo --out build/demo
 
 test: install
-	$(BIN)/python -m pytest -m "not bitstream" tests
+	$(BIN)/python -m pytest -m "not bitstream and not large" tests
+
+# A model too large for on-chip weights, from DRAM in Verilator (a ~15-minute Verilator build).
+large: install
+	$(BIN)/python -m pytest -m large tests
 
 # Latencies at the clock `make ulx3s` reached, when that build exists (else a stated 100 MHz).
 bench: install

@@ -33,6 +33,8 @@ FORMATS0 = 14
 FORMATS1 = 15
 LOAD_ADDR = 16
 LOAD_DATA = 17
+#: Only in a core with its weights in DRAM: the weight image's byte address (4 KB-aligned).
+WEIGHT_BASE = 18
 #: Per-layer register blocks: word 32 + 8·layer + offset.
 LAYER_OFFSETS = {"LAYER_SIZES": 0, "LAYER_THETA_X": 1, "LAYER_THETA_H": 2, "LAYER_CYCLES": 3,
                  "LAYER_NNZ_DX": 4, "LAYER_NNZ_DH": 5, "LAYER_COUNTS": 6, "LAYER_H_COLUMN": 7}

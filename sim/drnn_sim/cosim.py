@@ -12,7 +12,7 @@ import json
 import shutil
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -152,17 +152,46 @@ def _step_limit(bundle, shape, x_valid_prob: float, h_ready_prob: float) -> int:
     beats, stretched by the expected stall factor."""
     from drnn_hw.cycle_model import step_cycles
 
-    dense = sum(step_cycles(np.ones(ly.input_size, bool), np.ones(ly.hidden_size, bool), shape)
+    onchip = replace(shape, weights="baked")
+    dense = sum(step_cycles(np.ones(ly.input_size, bool), np.ones(ly.hidden_size, bool), onchip)
                 + ly.input_size + ly.hidden_size for ly in bundle.layers)
+    if shape.weights == "axi":
+        # Every column's beats, then a latency per burst (the slowest memory the tests use).
+        from drnn_hw.dram import dense_bytes
+        dense += dense_bytes(bundle, shape) // (shape.bus_bits // 8) * 4 + 200 * sum(
+            ly.input_size + ly.hidden_size for ly in bundle.layers)
     stall = 1.0 / max(min(x_valid_prob, h_ready_prob), 0.01)
     return int(4 * dense * stall) + 1000
+
+
+#: Where the simulations place the weight image (not 0, so WEIGHT_BASE is exercised).
+WEIGHT_BASE = 0x10000
+
+
+def _dram_config(bundle, shape, latency, ar_pause, r_pause, weight_base) -> dict:
+    """The driver's inputs for a core with its weights in DRAM ({} for an on-chip core)."""
+    if shape.weights != "axi":
+        return {}
+    from drnn_hw.dram import DEFAULT_LATENCY, WEIGHT_BASE_ALIGN, dram_image
+
+    if weight_base % WEIGHT_BASE_ALIGN or not 0 <= weight_base < 1 << 32:
+        raise ValueError(f"weight_base must be a 32-bit multiple of {WEIGHT_BASE_ALIGN}, got "
+                         f"0x{weight_base:x}")
+    if not (0 <= ar_pause < 1 and 0 <= r_pause < 1):
+        raise ValueError(f"ar_pause and r_pause must lie in [0, 1), got {ar_pause}, {r_pause}")
+    image = np.frombuffer(dram_image(bundle, shape), np.uint8)
+    return {"dram": image, "weight_base": weight_base, "bus_bytes": shape.bus_bits // 8,
+            "latency": DEFAULT_LATENCY if latency is None else int(latency),
+            "ar_pause": float(ar_pause), "r_pause": float(r_pause)}
 
 
 def simulate(bundle, shape, x_codes, lengths=None, *, waves=None, theta_x=None, theta_h=None,
              x_valid_prob: float = 1.0, h_ready_prob: float = 1.0, stall_seed: int = 0,
              name: str = TOP, workdir=None, step_limit: int | None = None, h0=None,
              layer_thetas=None, reset=None, layer_stats: bool = False,
-             lockstep: bool = False, core_dir=None) -> CosimResult:
+             lockstep: bool = False, core_dir=None, dram_latency: int | None = None,
+             ar_pause: float = 0.0, r_pause: float = 0.0,
+             weight_base: int = WEIGHT_BASE) -> CosimResult:
     """Run ``x_codes`` (N, T, I) through the Verilated core, one sequence after the other.
 
     ``theta_x``/``theta_h``: per-sequence threshold codes of layer 0 (THETA_X/THETA_H) written
@@ -180,6 +209,13 @@ def simulate(bundle, shape, x_codes, lengths=None, *, waves=None, theta_x=None, 
     core generated there (``drnn generate --weights runtime``) instead of one generated for the
     bundle: the bundle is first loaded into it over the register bus (``perf`` then has
     ``load_writes`` and ``load_cycles``).
+
+    A core with its weights in DRAM (``shape.weights == "axi"``) reads
+    :func:`drnn_hw.dram.dram_image` at ``weight_base`` (a multiple of 4096) from a memory
+    with the fixed read latency ``dram_latency`` (cycles, default
+    :data:`drnn_hw.dram.DEFAULT_LATENCY`; the cycle model's memory), or, with ``ar_pause`` or
+    ``r_pause`` > 0, from cocotbext-axi's RAM model pausing AR and R with these probabilities
+    per cycle (random latency and back-pressure).
     """
     from drnn_hw.golden import check_lengths, initial_state
 
@@ -226,7 +262,8 @@ def simulate(bundle, shape, x_codes, lengths=None, *, waves=None, theta_x=None, 
                  theta_h=per_seq(theta_h), x_valid_prob=float(x_valid_prob),
                  h_ready_prob=float(h_ready_prob), stall_seed=int(stall_seed), layers=L,
                  h0=h0_flat, h0_given=h0 is not None, layer_thetas=thetas, reset=resets,
-                 layer_stats=bool(layer_stats), lockstep=bool(lockstep))
+                 layer_stats=bool(layer_stats), lockstep=bool(lockstep),
+                 **_dram_config(bundle, shape, dram_latency, ar_pause, r_pause, weight_base))
         t1 = time.monotonic()
         runner.run_test(build_dir, name, "drnn_sim.driver", work, waves=bool(waves),
                         env={"DRNN_SIM_IN": str(work / "in.npz"),

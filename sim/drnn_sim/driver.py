@@ -14,7 +14,11 @@ counters while each output frame's last beat waits, with ready held low), ``lock
 x frame t only after h frame t-1 has left, instead of back to back); ``load_model`` (a model
 bundle directory, or empty): first load it into the (run-time) core over the register bus,
 as a host does (:mod:`drnn_hw.load`: the core's ID, SHAPE, MAXIMA and FORMATS read back, the
-bundle checked, then one register write per cycle).
+bundle checked, then one register write per cycle). A core with its weights in
+DRAM also gets ``dram`` (the image, uint8), ``weight_base`` (written to WEIGHT_BASE after the
+reset), ``bus_bytes``, ``latency`` and ``ar_pause``/``r_pause``: both 0, a fixed-latency
+memory (:class:`~drnn_sim.axi_mem.FixedLatencyMemory`); else cocotbext-axi's RAM pausing AR and
+R with these probabilities.
 
 Per sequence: write the thresholds if asked, write CTRL.RESET_STATE (and h0), stream the frames,
 collect the h frames; ``status`` is sampled when the last beat of each output frame is transferred.
@@ -41,8 +45,9 @@ from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles, ReadOnly, RisingEdge, with_timeout
 from cocotb.utils import get_sim_time
 
+from .axi_mem import FixedLatencyMemory, random_memory
 from .bus import CTRL, CTRL_RESET_STATE, FORMATS0, FORMATS1, H0, ID, MAXIMA, SHAPE, STATUS, \
-    STEPS, THETA_H, THETA_X, Csr, frame_beats, layer_register, unpack_beat
+    STEPS, THETA_H, THETA_X, WEIGHT_BASE, Csr, frame_beats, layer_register, unpack_beat
 
 CLOCK_NS = 10
 
@@ -180,6 +185,19 @@ async def stream_sequences(dut):
     cocotb.start_soon(Clock(dut.clk, CLOCK_NS, unit="ns").start())
     source = StreamSource(dut, x_prob, rng)
     csr = Csr(dut)
+    memory = None
+    if "dram" in cfg:
+        # A core with its weights in DRAM: the image at WEIGHT_BASE, behind a memory with a
+        # fixed latency (the cycle model's) or cocotbext-axi's RAM with random pauses.
+        image, base = cfg["dram"].tobytes(), int(cfg["weight_base"])
+        if float(cfg["ar_pause"]) > 0 or float(cfg["r_pause"]) > 0:
+            memory = random_memory(dut, image, base, np.random.default_rng(
+                int(cfg.get("stall_seed", 0)) + 1), float(cfg["ar_pause"]),
+                float(cfg["r_pause"]))
+        else:
+            memory = FixedLatencyMemory(dut, image, base, int(cfg["latency"]),
+                                        int(cfg["bus_bytes"]))
+            cocotb.start_soon(memory.run())
 
     async def layer_counters():
         return [[await csr.read(layer_register(l, name)) for l in range(n_layers)]
@@ -189,6 +207,8 @@ async def stream_sequences(dut):
     dut.rst.value = 1
     await ClockCycles(dut.clk, 3)
     dut.rst.value = 0
+    if memory is not None:
+        await csr.write(WEIGHT_BASE, int(cfg["weight_base"]))
 
     load_writes, load_cycles = 0, 0
     model = str(cfg.get("load_model", ""))

@@ -25,6 +25,7 @@ COMMANDS = [
     ("drnn.commands.info", "info"),
     ("drnn.commands.simulate", "simulate"),
     ("drnn.commands.generate", "generate"),
+    ("drnn.commands.dram_image", "dram_image"),
     ("drnn.commands.build", "build"),
     ("drnn.commands.build", "flash"),
     ("drnn.commands.build", "run"),

@@ -28,6 +28,7 @@ valid the next cycle. 32-bit words; the AXI4-Lite byte address is 4 × the word 
 | 15 | FORMATS1 | R | :data:`Formats1Layout`: acc_bits, lut_bits, sigmoid_range_log2, tanh_range_log2 |
 | 16 | LOAD_ADDR | W | :data:`LoadAddrLayout`: the word address in [23:0], the memory (:class:`LoadMemory`) in [31:24] (run-time core only) |
 | 17 | LOAD_DATA | W | the next 32 bits of the word at LOAD_ADDR (run-time core only; see *Loading*) |
+| 18 | WEIGHT_BASE | RW | only in a core with weights in DRAM (``--weights axi``; reads 0 otherwise): the byte address of the weight image (:mod:`drnn_hw.dram`), a multiple of 4096 (bits [11:0] read 0); write it while idle |
 | 32 + 8l + 0 | LAYER_SIZES | R (RW) | layer l's I_l and H_l (:data:`SizesLayout`) |
 | 32 + 8l + 1 | LAYER_THETA_X | RW | Θx code of layer l (for l = 0 the same register as THETA_X) |
 | 32 + 8l + 2 | LAYER_THETA_H | RW | Θh code of layer l (l = 0: THETA_H) |
@@ -118,6 +119,7 @@ class Register(enum.IntEnum, shape=ADDR_BITS):
     FORMATS1 = 15
     LOAD_ADDR = 16
     LOAD_DATA = 17
+    WEIGHT_BASE = 18
 
 
 class LayerRegister(enum.IntEnum, shape=3):
@@ -146,7 +148,7 @@ ACCESS = {
     Register.CYCLES_LAST: "R", Register.NNZ_DX_LAST: "R", Register.NNZ_DH_LAST: "R",
     Register.STEPS: "R", Register.LAYERS: "R", Register.H0: "W", Register.MAXIMA: "R",
     Register.FORMATS0: "R", Register.FORMATS1: "R", Register.LOAD_ADDR: "W",
-    Register.LOAD_DATA: "W",
+    Register.LOAD_DATA: "W", Register.WEIGHT_BASE: "RW",
 }
 LAYER_ACCESS = {
     LayerRegister.LAYER_SIZES: "R", LayerRegister.LAYER_THETA_X: "RW",

@@ -11,6 +11,16 @@ Blocks and the interfaces between them (each a ``wiring.Signature`` joined with
     ActivationPipeline ─mul_r, mul_z: MultiplierBankSignature─► MxVChannel r, z (ap_mul)
     ActivationPipeline ─read_r/z/n: DeltaReadSignature─► MxVChannel r, z, n (ap_read)
 
+Weights in DRAM (``shape.weights == "axi"``, EdgeDRNN's scheme): the
+:class:`~drnn_hw.axi_weight_fetch.AxiWeightFetch` replaces the WeightBank. It reads the step's
+kept deltas from the queue ahead of the issue (the queue's look-ahead port), fetches each one's
+weight column over the AXI4 read master ``m_axi`` (:class:`~drnn_hw.axi_weight_fetch.
+AxiReadSignature`) from WEIGHT_BASE (image layout: :mod:`drnn_hw.dram`) into a column buffer,
+and holds the queue (``hold``) until a group's columns are there; the slots it hands the
+channels are the WeightBank's. The AP's start condition (nothing pending in the queue, no slot
+in the last ``mxv_drain`` cycles) already waits for the last slot, however late the memory
+delivers it; the cycle counter counts those cycles (the cycle model's memory terms).
+
 An LSTM bundle gets four channels i, f, g, o (one delta memory each) and the
 :class:`~drnn_hw.activation_lstm.LSTMActivationPipeline`, which reads all four memories,
 borrows the column-0 multipliers of i, f and o, and keeps the cell state c in its own RAM
@@ -35,14 +45,17 @@ Ports (Verilog names flattened with ``__``: ``x__valid``, ``x__payload``, ``csr_
 ``status``: Out(Signature({"busy", "cycles_last": 32, "nnz_dx_last": 16, "nnz_dh_last": 16,
     "steps": 32})): the register values as plain outputs; they hold a step's values when the
     last beat of its output frame is transferred.
+``m_axi``: Out(AxiReadSignature(bus_bits)), only with ``--weights axi``: the AXI4 read
+    master (``m_axi__arvalid``, ``m_axi__araddr``, ..., ``m_axi__rdata``).
 
 Register map (word addresses; the contract is :mod:`drnn_hw.contract`) — 0 ID, 1 SIZES, 2 SHAPE,
 3 CTRL (W: bit0 RESET_STATE, bit1 CLEAR_STEPS, bit2 CLEAR_ERROR), 4 STATUS (bit0 BUSY,
 bit1 FRAME_ERROR, bit2 RESET_PENDING), 5 THETA_X, 6 THETA_H, 7 CYCLES_LAST, 8 NNZ_DX_LAST,
 9 NNZ_DH_LAST, 10 STEPS, 11 LAYERS, 12 H0 (W), 13 MAXIMA, 14 FORMATS0, 15 FORMATS1,
-16 LOAD_ADDR (W), 17 LOAD_DATA (W), and per layer l from word 32 + 8·l: LAYER_SIZES,
-LAYER_THETA_X, LAYER_THETA_H, LAYER_CYCLES, LAYER_NNZ_DX, LAYER_NNZ_DH, LAYER_COUNTS,
-LAYER_H_COLUMN (a run-time core: LAYERS and the layer's SIZES, COUNTS and H_COLUMN writable).
+16 LOAD_ADDR (W), 17 LOAD_DATA (W), 18 WEIGHT_BASE (RW, ``--weights axi`` only), and per
+layer l from word 32 + 8·l: LAYER_SIZES, LAYER_THETA_X, LAYER_THETA_H, LAYER_CYCLES,
+LAYER_NNZ_DX, LAYER_NNZ_DH, LAYER_COUNTS, LAYER_H_COLUMN (a run-time core: LAYERS and the
+layer's SIZES, COUNTS and H_COLUMN writable).
 Thresholds are sampled when a step starts (every layer's). RESET_STATE is applied in idle
 before the next step starts (it takes ΣNB + 5 cycles, while the delta memories take their
 biases back; STATUS shows RESET_PENDING until then; the same follows the clock domain's
@@ -101,6 +114,7 @@ from amaranth.lib.wiring import In, Out
 
 from .activation import AP_ISSUE, AP_STAGES, ActivationPipeline
 from .activation_lstm import LSTM_AP_STAGES, LSTMActivationPipeline, ap_a_bits
+from .axi_weight_fetch import AxiReadSignature, AxiWeightFetch
 from .bundle import ModelBundle
 from .cycle_model import (AP_LATENCY, AP_LATENCY_LSTM, LAYER_GAP, MXV_WRITE, SCAN_LATENCY,
                           CoreShape, mxv_drain)
@@ -194,6 +208,9 @@ class DeltaRNNCore(wiring.Component):
             self.I, self.H = bundle.input_size, bundle.hidden_size
         else:
             # A run-time core: the layout is the maxima's, the bundle only its initial model.
+            if shape.weights == "axi":
+                raise refuse(self, "weights in DRAM (--weights axi) and run-time loading into "
+                                   "on-chip banks (--weights runtime) are two different cores")
             why = maxima.refuse(bundle.input_size, model_hidden)
             if why:
                 raise refuse(self, f"the initial bundle does not fit: {why}")
@@ -227,11 +244,13 @@ class DeltaRNNCore(wiring.Component):
         self.H_out = shape.output_units(self.hidden)
         self.WX, self.WH = self.map[0].x_windows, math.ceil(self.H_out / self.E)
         frame = frame_layout(self.fmts.act_bits, self.E)
+        self.axi = shape.weights == "axi"
         super().__init__({
             "x": In(stream.Signature(frame)),
             "h": Out(stream.Signature(frame)),
             "csr": In(CSRSignature),
             "status": Out(StatusSignature),
+            **({"m_axi": Out(AxiReadSignature(shape.bus_bits))} if self.axi else {}),
         })
 
     def load_memories(self) -> list[int]:
@@ -264,7 +283,7 @@ class DeltaRNNCore(wiring.Component):
             descriptors=self.desc_init, formats=fmts, runtime=runtime,
             layers=self.model_layers,
             load_bits={c: load_word_bits(c, rows=P, fmts=fmts) for c in self.load_memories()}
-            if runtime else None)
+            if runtime else None, weight_base=self.axi)
         wiring.connect(m, wiring.flipped(self.csr), regs.csr)
         # The layer descriptors every block reads (a baked core's are constants) and the
         # number of layers a step runs.
@@ -274,10 +293,23 @@ class DeltaRNNCore(wiring.Component):
         m.submodules.encoder = enc = DeltaEncoder(fmts, I, hidden, rows=P, columns=K, scan=E)
         m.submodules.queue = queue = DeltaQueue(
             enc.entry, columns=K, blocks=[s.blocks for s in lm],
-            capacity=max(s.inputs + s.hidden for s in lm))
-        m.submodules.weights = bank = WeightBank(
-            b, rows=P, columns=K, addr_bits=enc.addr_bits, layout=lm if runtime else None,
-            load_bits=self.load_bits)
+            capacity=max(s.inputs + s.hidden for s in lm), lookahead=self.axi)
+        if self.axi:
+            # Weights in DRAM: the fetch takes the queue's look-ahead and holds its issue
+            # until a group's columns are in the buffer.
+            sh = self.shape
+            m.submodules.weights = bank = AxiWeightFetch(
+                b, rows=P, columns=K, entry_layout=enc.entry, count=queue.depth * K + 1,
+                bus_bits=sh.bus_bits, outstanding=sh.outstanding, burst=sh.burst,
+                buffer=sh.buffer)
+            m.d.comb += [bank.written.eq(queue.written), queue.ahead_index.eq(bank.ahead_index),
+                         bank.ahead_entry.eq(queue.ahead_entry), queue.hold.eq(bank.hold),
+                         bank.base.eq(regs.weight_base)]
+            wiring.connect(m, wiring.flipped(self.m_axi), bank.axi)
+        else:
+            m.submodules.weights = bank = WeightBank(
+                b, rows=P, columns=K, addr_bits=enc.addr_bits, layout=lm if runtime else None,
+                load_bits=self.load_bits)
         for block in (enc, queue):
             m.d.comb += block.desc.eq(desc)
 
@@ -385,7 +417,7 @@ class DeltaRNNCore(wiring.Component):
             layer = Signal(range(L))
             last_layer = Signal()
             m.d.comb += last_layer.eq(layer == n_layers - 1)
-            for block in (enc, queue, ap):
+            for block in (enc, queue, ap) + ((bank,) if self.axi else ()):
                 m.d.comb += block.layer.eq(layer)
             gap = Signal(LAYER_GAP + 1)     # a shift register: the next pass starts at its end
             next_pass = Signal()            # a non-last layer's pass ends this cycle
@@ -446,6 +478,8 @@ class DeltaRNNCore(wiring.Component):
         wiring.connect(m, scheduler=enc.deltas, queue=queue.deltas)
         wiring.connect(m, sequencer=queue.issue, weight_bank=bank.issue)
         m.d.comb += queue.clear.eq(pass_end)
+        if self.axi:
+            m.d.comb += bank.clear.eq(pass_end)
         for name, ch in chans.items():
             wiring.connect(m, weight_bank=getattr(bank, f"slot_{name}"), channel=ch.slot)
             m.d.comb += ch.load_bias.eq(apply_reset)

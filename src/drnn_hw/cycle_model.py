@@ -30,6 +30,18 @@ tanh(c')); everything else is the same schedule. The three constants are pipelin
 chain, table lookup or multiplier (the clock target is 100 MHz on an ECP5); the core checks at
 import time that its blocks' stage counts add up to them.
 
+**Weights in DRAM** (``CoreShape.weights == "axi"``, :mod:`drnn_hw.axi_weight_fetch`): a
+group can only start once its columns' weights are in the column buffer, so the MxV recurrence
+becomes ``m_g = max(r_g, c_g, m_{g-1} + NB)`` with ``c_g`` the cycle after the last beat of the
+group's last column; the fetch of column n starts after the delta is queued, when fewer than
+``outstanding`` bursts are in flight and the buffer has a free column. With W-bit beats a
+column is ``NB · SB`` beats, ``SB = ceil(G·P·w_bits / W)`` (bytes per column ÷ bus width),
+read in bursts of at most ``burst`` beats, each ``latency`` cycles from its address to its
+first beat (:func:`_axi_issue_end`, exact for a fixed-latency memory that never holds back
+AR or R; :class:`ColumnFetch` carries SB, the layer's place in the image and the latency).
+Streaming, a step costs about ``latency + nnz · NB · SB`` cycles once ``outstanding`` bursts
+cover the latency.
+
 The counter runs from the cycle the step starts (a full x frame buffered, the core idle) to the
 commit; cycles spent waiting for the output stream to take the previous h are not counted.
 """
@@ -41,7 +53,8 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-__all__ = ["CoreShape", "PRESETS", "SCAN_LATENCY", "MXV_WRITE", "AP_LATENCY", "AP_LATENCY_LSTM",
+__all__ = ["CoreShape", "ColumnFetch", "column_bursts", "WEIGHT_SOURCES", "AXI_FIELDS",
+           "PRESETS", "SCAN_LATENCY", "MXV_WRITE", "AP_LATENCY", "AP_LATENCY_LSTM",
            "CHANNELS", "ap_latency", "LAYER_GAP", "FRAME_IO", "mxv_drain", "step_cycles",
            "cycle_bound", "frame_latency", "frame_interval", "cycles_for_masks", "FORMULA"]
 
@@ -143,6 +156,15 @@ class CoreShape:
     columns: int = 2   # K
     scan: int = 16     # E
     out_layers: str = "last"
+    # Where the weights live (CLI ``--weights``): "baked" block RAM initialised at
+    # generation, "runtime" block RAM loaded over the register bus (same schedule), or "axi": DRAM behind an AXI4 read master (:mod:`drnn_hw.axi_weight_fetch`),
+    # with its bus width in bits, outstanding bursts, longest burst in beats and fetch buffer
+    # in columns. They change the schedule (the fetch's memory terms), not the numerics.
+    weights: str = "baked"
+    bus_bits: int = 64
+    outstanding: int = 4
+    burst: int = 16
+    buffer: int = 8
 
     def __post_init__(self):
         if self.rows < 1:
@@ -154,6 +176,22 @@ class CoreShape:
             raise ValueError(f"--scan (E) must be ≥ 1, got {self.scan}")
         if self.out_layers not in ("last", "all"):
             raise ValueError(f"--out-layers must be 'last' or 'all', got {self.out_layers!r}")
+        if self.weights not in WEIGHT_SOURCES:
+            raise ValueError(f"--weights must be one of {', '.join(WEIGHT_SOURCES)}, got "
+                             f"{self.weights!r}")
+        if self.bus_bits not in (32, 64, 128, 256, 512, 1024):
+            raise ValueError(f"--bus-bits must be a power of two from 32 to 1024 (an AXI data "
+                             f"bus), got {self.bus_bits}")
+        if not 1 <= self.outstanding <= 64:
+            raise ValueError(f"--outstanding must be 1 to 64 bursts, got {self.outstanding}")
+        if self.burst not in (1, 2, 4, 8, 16, 32, 64, 128, 256) or \
+                self.burst * self.bus_bits // 8 > 4096:
+            raise ValueError(f"--burst must be a power of two of at most 256 beats and 4096 "
+                             f"bytes (AXI4's limits), got {self.burst} beats of "
+                             f"{self.bus_bits} bits")
+        if self.buffer & (self.buffer - 1) or self.buffer < 2 * self.columns:
+            raise ValueError(f"--buffer must be a power of two ≥ 2·K = {2 * self.columns} "
+                             f"columns, got {self.buffer}")
 
     @property
     def multipliers(self) -> int:
@@ -175,14 +213,22 @@ class CoreShape:
     def from_dict(cls, d: dict) -> "CoreShape":
         """The inverse of :meth:`to_dict`; also reads the keys ``pe``/``lanes`` written before
         the rename to ``rows``/``columns``."""
+        fetch = {k: d[k] for k in AXI_FIELDS if k in d}
         return cls(rows=d.get("rows", d.get("pe")), columns=d.get("columns", d.get("lanes")),
-                   scan=d["scan"], out_layers=d.get("out_layers", "last"))
+                   scan=d["scan"], out_layers=d.get("out_layers", "last"),
+                   weights=d.get("weights", "baked"), **fetch)
 
     def to_dict(self) -> dict:
-        """P, K, E (``rows``, ``columns``, ``scan``), and ``out_layers`` unless "last"."""
+        """P, K, E (``rows``, ``columns``, ``scan``), ``out_layers`` unless "last", and the
+        weight source unless "baked", with the fetch parameters of an "axi" one."""
         d = asdict(self)
         if self.out_layers == "last":
             del d["out_layers"]
+        if self.weights != "axi":
+            for k in AXI_FIELDS:
+                del d[k]
+        if self.weights == "baked":
+            del d["weights"]
         return d
 
     def output_units(self, hidden) -> int:
@@ -190,6 +236,11 @@ class CoreShape:
         hidden = [hidden] if isinstance(hidden, int) else list(hidden)
         return sum(hidden) if self.out_layers == "all" else hidden[-1]
 
+
+#: The weight sources a core can be generated with (``CoreShape.weights``, CLI ``--weights``).
+WEIGHT_SOURCES = ("baked", "runtime", "axi")
+#: The fetch parameters of an "axi" core (``CoreShape`` fields).
+AXI_FIELDS = ("bus_bits", "outstanding", "burst", "buffer")
 
 PRESETS = {
     # Fits a ULX3S-85F (156 MULT18X18D) and an Arty Z7-20 (220 DSP48E1): 96 multipliers.
@@ -199,10 +250,96 @@ PRESETS = {
 }
 
 
-def step_cycles(dx_mask, dh_mask, shape: CoreShape, cell: str = "gru") -> int:
+@dataclass(frozen=True)
+class ColumnFetch:
+    """What the schedule of an AXI core (``CoreShape.weights == "axi"``) needs to know about
+    one layer's columns in DRAM and the memory (:func:`drnn_hw.dram.column_fetch` makes them
+    from a bundle; the layout is :mod:`drnn_hw.dram`'s).
+
+    ``beats_per_block``: bus beats of one block word (the P weights of every gate for one
+    P-row block of a column), SB. ``first_word``: the layer's first block word in the image
+    (column c's word b is ``first_word + c·NB + b``, its beats from ``(first_word + c·NB +
+    b)·SB``; bursts split at multiples of ``burst`` beats). ``latency``: cycles from a read
+    burst's address handshake (AR) to its first data beat (R) of a memory with a fixed latency
+    and no back-pressure (≥ 1).
+    """
+
+    beats_per_block: int
+    first_word: int = 0
+    latency: int = 32
+
+    def __post_init__(self):
+        if self.beats_per_block < 1 or self.first_word < 0 or self.latency < 1:
+            raise ValueError(f"ColumnFetch: beats_per_block ≥ 1, first_word ≥ 0 and latency "
+                             f"≥ 1 cycle, got {self.beats_per_block}, {self.first_word}, "
+                             f"{self.latency}")
+
+
+def column_bursts(start_beat: int, beats: int, burst: int) -> list[int]:
+    """Beats of each read burst of one column of ``beats`` beats from beat address
+    ``start_beat`` (counted from the 4 KB-aligned WEIGHT_BASE): split at every multiple of
+    ``burst`` beats, so no burst crosses a 4 KB boundary (AXI's rule) or exceeds ``burst``."""
+    out, a, end = [], start_beat, start_beat + beats
+    while a < end:
+        n = min(burst - a % burst, end - a)
+        out.append(n)
+        a += n
+    return out
+
+
+def _axi_issue_end(cols, emit, release, nb: int, K: int, shape: CoreShape,
+                   fetch: ColumnFetch) -> int:
+    """D of an AXI core: the cycle after the last issue slot, each group waiting for its
+    columns' weights (:mod:`drnn_hw.axi_weight_fetch`'s schedule, exact for a memory with a
+    fixed latency that never holds back AR or R).
+
+    Column n (kept column ``cols[n]``) is fetched in bursts, in order, one burst address per
+    cycle at most. Burst j is loaded into the AR register at cycle ``L_j`` ≥ ``L_{j-1} + 1``,
+    ≥ ``emit[n] + 1`` (the delta is in the queue), ≥ ``m_{(n-C)//K} + NB`` when n ≥ C (the
+    buffer slot of column n − C is free once its group has issued; C = ``shape.buffer``), and
+    ≥ ``done_{j-N} + 1`` (at most N = ``shape.outstanding`` bursts in flight). The address
+    handshake is at ``L_j + 1``, the burst's beats arrive one per cycle from ``max(L_j + 1 +
+    latency, done_{j-1} + 1)`` (one R channel, bursts in order) to ``done_j``. Group g issues
+    at ``m_g = max(r_g, c_g, m_{g-1} + NB)``, ``c_g`` the cycle after its last column's last
+    beat."""
+    C, N, Lb = shape.buffer, shape.outstanding, shape.burst
+    sb, lat = fetch.beats_per_block, fetch.latency
+    col_beats = nb * sb
+    loads, done, m = [], [], []
+    for n, c in enumerate(cols):
+        for length in column_bursts((fetch.first_word + int(c) * nb) * sb, col_beats, Lb):
+            j = len(loads)
+            t = int(emit[n]) + 1
+            if loads:
+                t = max(t, loads[-1] + 1)
+            if n >= C:
+                t = max(t, m[(n - C) // K] + nb)
+            if j >= N:
+                t = max(t, done[j - N] + 1)
+            loads.append(t)
+            first = t + 1 + lat
+            if done:
+                first = max(first, done[-1] + 1)
+            done.append(first + length - 1)
+        if n % K == K - 1 or n == len(cols) - 1:
+            g = n // K
+            mg = max(int(release[g]), done[-1] + 1)
+            m.append(max(mg, m[-1] + nb) if m else mg)
+    return m[-1] + nb
+
+
+def step_cycles(dx_mask, dh_mask, shape: CoreShape, cell: str = "gru",
+                fetch: ColumnFetch | None = None) -> int:
     """Cycles of one timestep given which deltas were kept (boolean vectors of size I and H),
-    on the core for ``cell`` (its AP depth, :func:`ap_latency`)."""
+    on the core for ``cell`` (its AP depth, :func:`ap_latency`).
+
+    An AXI core (``shape.weights == "axi"``) also needs ``fetch``, the layer's
+    :class:`ColumnFetch`: its groups wait for their columns' weights (:func:`_axi_issue_end`);
+    everything else is the same schedule. ValueError when it is missing."""
     ap = ap_latency(cell)
+    if shape.weights == "axi" and fetch is None:
+        raise ValueError("an AXI core's cycles depend on its memory: give fetch "
+                         "(drnn_hw.dram.column_fetch)")
     dx_mask = np.asarray(dx_mask, dtype=bool)
     dh_mask = np.asarray(dh_mask, dtype=bool)
     E, K = shape.scan, shape.columns
@@ -229,18 +366,24 @@ def step_cycles(dx_mask, dh_mask, shape: CoreShape, cell: str = "gru") -> int:
     release = emit[last] + 1
     if nnz % K:
         release[-1] = S
-    D = int(np.max(release + (G - np.arange(G)) * nb))
+    if shape.weights == "axi":
+        cols = np.flatnonzero(np.concatenate([dx_mask, dh_mask]))
+        D = _axi_issue_end(cols, emit, release, nb, K, shape, fetch)
+    else:
+        D = int(np.max(release + (G - np.arange(G)) * nb))
     return SCAN_LATENCY + max(S, D + mxv_drain(nb)) + nb + ap
 
 
-def cycles_for_masks(dx_masks, dh_masks, shape: CoreShape, cell: str = "gru") -> np.ndarray:
+def cycles_for_masks(dx_masks, dh_masks, shape: CoreShape, cell: str = "gru",
+                     fetch: ColumnFetch | None = None) -> np.ndarray:
     """:func:`step_cycles` over leading dimensions: masks (..., I) and (..., H)."""
     dx_masks = np.asarray(dx_masks, dtype=bool)
     dh_masks = np.asarray(dh_masks, dtype=bool)
     lead = dx_masks.shape[:-1]
     flat_x = dx_masks.reshape(-1, dx_masks.shape[-1])
     flat_h = dh_masks.reshape(-1, dh_masks.shape[-1])
-    out = np.fromiter((step_cycles(a, b, shape, cell) for a, b in zip(flat_x, flat_h)),
+    out = np.fromiter((step_cycles(a, b, shape, cell, fetch)
+                       for a, b in zip(flat_x, flat_h)),
                       dtype=np.int64, count=flat_x.shape[0])
     return out.reshape(lead)
 

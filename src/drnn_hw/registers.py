@@ -81,6 +81,9 @@ class RegisterFile(wiring.Component):
     (shown in FORMATS0/1), ``runtime`` (writable descriptors, LAYERS, and the load port),
     ``load_bits`` ({memory code: word bits}, the loadable memories of a run-time core),
     ``layers`` (the reset value of LAYERS, by default L).
+    weight_base : Out(32)
+        Only with ``weight_base=True`` (weights in DRAM): WEIGHT_BASE, the weight image's byte
+        address with bits [11:0] zero (without it the register reads 0 and ignores writes).
 
     Raises
     ------
@@ -91,7 +94,7 @@ class RegisterFile(wiring.Component):
     def __init__(self, *, inputs: int, hidden, rows: int, columns: int, scan: int,
                  act_bits: int, theta_x, theta_h, cell: int = 0, descriptors=None,
                  maxima=None, formats=None, runtime: bool = False, load_bits=None,
-                 layers: int | None = None):
+                 layers: int | None = None, weight_base: bool = False):
         hidden = [hidden] if isinstance(hidden, int) else list(hidden)
         L = len(hidden)
         theta_x = [theta_x] * L if isinstance(theta_x, int) else list(theta_x)
@@ -136,6 +139,7 @@ class RegisterFile(wiring.Component):
             raise
         self.act_bits, self.L = act_bits, L
         self.runtime = runtime
+        self.has_weight_base = weight_base
         self.theta_init = (theta_x, theta_h)
         self.load_bits = dict(load_bits or {})
         load_width = max(self.load_bits.values(), default=32)
@@ -167,6 +171,7 @@ class RegisterFile(wiring.Component):
             "layers": Out(range(1, L + 1), init=layers or L),
             **per_layer,
             **loading,
+            **({"weight_base": Out(32)} if weight_base else {}),
         })
 
     def elaborate(self, platform):
@@ -184,6 +189,10 @@ class RegisterFile(wiring.Component):
                                  self.clear_error.eq(ctrl.clear_error)]
                 with m.Case(Register.H0):
                     m.d.comb += self.h0_we.eq(1)
+                if self.has_weight_base:
+                    with m.Case(Register.WEIGHT_BASE):
+                        # A 4 KB-aligned byte address (the fetch's bursts rely on it).
+                        m.d.sync += self.weight_base.eq(bus.w_data & ~0xFFF)
                 for l in range(L):
                     # THETA_X/THETA_H are layer 0's LAYER_THETA_X/LAYER_THETA_H.
                     x_addrs = [layer_register(l, LayerRegister.LAYER_THETA_X)]
@@ -244,6 +253,8 @@ class RegisterFile(wiring.Component):
                 Register.NNZ_DH_LAST: self.nnz_dh_last, Register.STEPS: self.steps,
                 Register.LAYERS: layers,
             }
+            if self.has_weight_base:
+                values[Register.WEIGHT_BASE] = self.weight_base
             for l in range(L):
                 if L > 1:
                     counters = (self.layer_cycles[l], self.layer_nnz_dx[l],

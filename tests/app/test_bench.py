@@ -265,3 +265,19 @@ def test_cli_verilator_engine(tiny, tmp_path):
         assert c["cycles_vs_model_mismatch_steps"] == 0
     assert [e["theta_x_code"] for e in bench["engine_perf"]] == [0, 64]
     assert len({e["build_dir"] for e in bench["engine_perf"]}) == 1     # one core for both Θ
+
+
+def test_dram_traffic_of_a_core_with_weights_in_dram():
+    """I=3, H=4, P=2: NB = 2 blocks; a block word is 3 gates x 2 rows x 8 bits = 48 bits, one
+    64-bit beat, so a kept column costs 2 x 8 = 16 bytes and a dense step 7 x 16 = 112. The
+    hand-made steps keep 7, 2, 0 columns: 112, 32, 0 bytes (mean 48) over 42 cycles."""
+    from dataclasses import replace
+
+    b = random_bundle(3, 4, seed=2)
+    res = GoldenResult(h=np.zeros((3, 1, 4), np.int64), nnz_dx=NDX[:, None],
+                       nnz_dh=NDH[:, None], cycles=CYC[:, None], lengths=np.ones(3, np.int64))
+    row = R.summarise(res, b, np.zeros(3, np.int64), replace(SHAPE, weights="axi"), 100.0)
+    assert row["dram"] == {"bytes_per_step_mean": 48.0, "dense_bytes_per_step": 112,
+                           "fraction_of_dense": pytest.approx(48 / 112),
+                           "bytes_per_cycle_mean": pytest.approx(144 / 42)}
+    assert "dram" not in R.summarise(res, b, np.zeros(3, np.int64), SHAPE, 100.0)

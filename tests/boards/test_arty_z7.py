@@ -102,3 +102,31 @@ def test_build_command_writes_plan(tmp_path):
     assert rep["estimate"] is None and "Vivado synthesis" in rep["not_ran"]
     assert (tmp_path / "out" / "build.tcl").is_file()
     assert "Vivado not run" in proc.stdout
+
+
+def test_vivado_plan_with_weights_in_dram(tmp_path):
+    """--weights axi: the wrapper carries the core's AXI4 read master as m_axi_*, the block
+    design connects it to the PS7's S_AXI_HP0 at the master's width, the plan holds the DDR
+    image, and the Yosys synth_xilinx estimate still runs on it."""
+    from drnn_hw.dram import dram_image
+
+    bundle = random_bundle(6, 10, seed=1)
+    shape = CoreShape(rows=4, columns=2, scan=4, weights="axi", bus_bits=64)
+    info = write_vivado_plan(bundle, shape, tmp_path, freq_mhz=100)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(info["files"])
+    top_v = (tmp_path / "drnn_axi_top.v").read_text()
+    core_v = (tmp_path / "drnn_axi.v").read_text()
+    tcl = (tmp_path / "build.tcl").read_text()
+    for port, decl in (("m_axi_araddr", "output wire [31:0] m_axi_araddr"),
+                       ("m_axi_arlen", "output wire [7:0] m_axi_arlen"),
+                       ("m_axi_rdata", "input  wire [63:0] m_axi_rdata"),
+                       ("m_axi_rready", "output wire [0:0] m_axi_rready")):
+        assert decl in top_v and f".{port}({port})" in top_v and port in core_v
+    assert "ASSOCIATED_BUSIF s_axi:s_axis:m_axis:m_axi" in top_v
+    assert 'Slave "/ps7/S_AXI_HP0" Clk "Auto"}} [get_bd_intf_pins drnn/m_axi]' \
+        .replace("}}", "}") in tcl
+    assert "CONFIG.PCW_S_AXI_HP0_DATA_WIDTH {64}" in tcl
+    assert (tmp_path / "weights.bin").read_bytes() == dram_image(bundle, shape)
+    est = yosys_estimate(tmp_path / "drnn_axi.v", "drnn_axi", "xc7z020", log_dir=tmp_path)
+    assert est["target"] == "xc7z020" and est["resources"]["LUT"] > 0
+    assert est["resources"]["DSP48E1"] > 0

@@ -88,3 +88,43 @@ def test_refuses_what_it_cannot_build(kwargs, name):
         DeltaQueue(layout, **{**dict(columns=2, blocks=2, capacity=8), **kwargs})
     with pytest.raises(ValueError, match="blocks"):
         IssueSignature(layout, 2, 0)
+
+
+@pytest.mark.parametrize("K", [1, 2])
+def test_lookahead_and_hold(K):
+    """With ``lookahead``: ``written`` counts the entries from the cycle after their write,
+    ``ahead_entry`` is entry ``ahead_index`` of the step, and ``hold`` keeps a group from
+    starting (never stops one mid-way: its NB slots go on back to back)."""
+    NB = 3
+    layout = delta_entry_layout(Formats(), 10)
+    dut = DeltaQueue(layout, columns=K, blocks=NB, capacity=16, lookahead=True)
+    entries = [(10 * n + 1, n + 100) for n in range(5)]
+    log = []
+
+    async def tb(ctx):
+        for cycle in range(40):
+            em = entries[K * cycle:K * cycle + K]
+            ctx.set(dut.deltas.valid, (1 << len(em)) - 1)
+            for k, (d, a) in enumerate(em):
+                ctx.set(dut.deltas.entry[k].delta, d)
+                ctx.set(dut.deltas.entry[k].addr, a)
+            ctx.set(dut.deltas.done, K * cycle >= 5)
+            # Held until cycle 20, except for a group already started.
+            ctx.set(dut.hold, cycle < 20)
+            n = cycle % 7
+            ctx.set(dut.ahead_index, n)
+            written = ctx.get(dut.written)
+            assert written == min(K * cycle, 5)
+            if n < written:
+                e = ctx.get(dut.ahead_entry)
+                assert (e.delta, e.addr) == entries[n]
+            if ctx.get(dut.issue.valid):
+                log.append((cycle, ctx.get(dut.issue.block)))
+            await ctx.tick()
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-6)
+    sim.add_testbench(tb)
+    sim.run()
+    groups = -(-5 // K)
+    assert log == [(20 + NB * g + b, b) for g in range(groups) for b in range(NB)]

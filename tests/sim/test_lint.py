@@ -20,7 +20,10 @@ LINT_CORES = {**{n: (lambda n=n: core(n)) for n in CORES},
               # The run-time cores (--weights runtime) of the load tests.
               "runtime-gru": lambda: (runtime_models("gru")["A"], RUNTIME_SHAPE, RUNTIME_MAXIMA),
               "runtime-lstm": lambda: (runtime_models("lstm")["A"], RUNTIME_SHAPE,
-                                       RUNTIME_MAXIMA)}
+                                       RUNTIME_MAXIMA),
+              # Weights in DRAM: the AXI read master and the column buffer.
+              "axi": lambda: (random_stacked_bundle(5, [9, 6], seed=8, cell="lstm"),
+                              CoreShape(rows=8, columns=1, scan=4, weights="axi"))}
 
 
 @pytest.fixture(scope="module")

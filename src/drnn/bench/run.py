@@ -125,6 +125,16 @@ def summarise(result, bundle: ModelBundle, labels, shape: CoreShape, clock_mhz: 
         **({} if gru else {"peer_na": PEER_NA}),
         "torch_ratio": None if torch_us is None else torch_us / lat_mean_us,
     }
+    if shape.weights == "axi":
+        # Weights in DRAM: every kept delta's column is read (Σ_l nnz_l · column bytes_l);
+        # a dense update would read every column of every layer once.
+        from drnn_hw.dram import column_bytes, dense_bytes
+        per_step = sum((dx + dh) * c for (dx, dh), c in zip(per, column_bytes(bundle, shape)))
+        dense = dense_bytes(bundle, shape)
+        row["dram"] = {"bytes_per_step_mean": float(np.mean(per_step)),
+                       "dense_bytes_per_step": dense,
+                       "fraction_of_dense": float(np.mean(per_step)) / dense,
+                       "bytes_per_cycle_mean": float(np.sum(per_step)) / float(np.sum(cyc))}
     if bundle.num_layers > 1:
         # Each layer's pass (golden: the cycle model; verilator: the LAYER_CYCLES registers).
         layer_cycles = (result.flat("layer_cycles") if result.layer_cycles is not None
@@ -155,13 +165,15 @@ def run_bench(bundle: ModelBundle, dataset, shape: CoreShape, engine_run, *, eng
               limit: int | None = None, accuracy_drop: float = 0.03,
               nrmse_rise: float = 0.1, golden_run=None,
               torch_threads: int = 1, torch_repeats: int = 20, progress: bool = True,
-              log=print) -> dict:
+              log=print, dram_latency: int | None = None) -> dict:
     """Measure ``bundle`` on ``dataset``'s test set at each threshold; returns the bench dict.
 
     ``thetas``: list of (Θx code, Θh code); None sweeps :func:`sweep_codes` (same Θ for x and h)
     until accuracy falls more than ``accuracy_drop`` below Θ = 0 (a regression model: until
     its nrmse, RMSE / target std, rises more than ``nrmse_rise`` above Θ = 0's; that point
     included), plus the bundle's trained thresholds. Θ = 0 is always measured (the speed-up baseline).
+    ``dram_latency``: a core with its weights in DRAM: the memory's read latency the engine
+    runs at (cycles), reported with the stated bandwidth (the bus width per cycle).
     ``golden_run``: when the engine is not the golden model, the golden model's run, to check
     bit-exactness and the cycle model on every step.
     """
@@ -302,6 +314,12 @@ def run_bench(bundle: ModelBundle, dataset, shape: CoreShape, engine_run, *, eng
         "thresholds_note": "same weights at every row; thresholds applied at run time with "
                            "bundle.with_thresholds (the THETA_X/THETA_H registers), not retrained",
         "clock": {"mhz": clock_mhz, "source": clock_source},
+        **({"dram": {"latency_cycles": dram_latency, "bus_bits": shape.bus_bits,
+                     "bandwidth_bytes_per_cycle": shape.bus_bits // 8,
+                     "bandwidth_gb_per_s": shape.bus_bits // 8 * clock_mhz / 1000,
+                     "memory": "fixed read latency, no back-pressure, one beat per cycle "
+                               "(the cycle model's memory terms)"}}
+           if shape.weights == "axi" else {}),
         "definitions": DEFINITIONS,
         "reference_design": REFERENCE_DESIGN,
         "peer_model": {"formula": peer_model.FORMULA, "assumptions": peer_model.ASSUMPTIONS}

@@ -16,7 +16,7 @@ from .common import core_options, load_bundle, shape_from_options
 DEFAULT_ENGINE = "verilator"
 
 
-def register_threshold_runner(base_bundle, perf_log: list):
+def register_threshold_runner(base_bundle, perf_log: list, dram_latency=None):
     """Verilator engine that builds *one* core (the bundle's reset thresholds) and applies each
     Θ by writing THETA_X/THETA_H over the register bus before every sequence, as a host would.
 
@@ -38,7 +38,7 @@ def register_threshold_runner(base_bundle, perf_log: list):
             # layer's counters (read while the step's output waits).
             r = simulate(base_bundle, shape, x_codes, lengths,
                          layer_thetas=np.broadcast_to(np.asarray(thetas), (N, len(thetas), 2)),
-                         layer_stats=stacked)
+                         layer_stats=stacked, dram_latency=dram_latency)
         except SimulationError as e:
             raise UserError(f"verilator engine: {str(e).splitlines()[0]}") from None
         perf_log.append({"theta_x_code": int(thetas[0][0]),
@@ -95,6 +95,14 @@ def format_table(bench: dict) -> str:
         f"core P={c['rows']} K={c['columns']} E={c['scan']}: {c['multipliers']} multipliers; "
         f"engine {bench['engine']}: cycles {bench['cycles_source']}",
         f"clock {clk['mhz']:g} MHz ({clk['source']})",
+        *([f"weights in DRAM over AXI: {bench['dram']['bus_bits']}-bit bus = "
+           f"{bench['dram']['bandwidth_bytes_per_cycle']} bytes/cycle "
+           f"({bench['dram']['bandwidth_gb_per_s']:.2f} GB/s at {clk['mhz']:g} MHz), read "
+           f"latency {bench['dram']['latency_cycles']} cycles; DRAM bytes/step "
+           + "; ".join(f"Θ={r['theta_x']:g}: {r['dram']['bytes_per_step_mean']:.0f} "
+                       f"({100 * r['dram']['fraction_of_dense']:.1f} % of a dense step's "
+                       f"{r['dram']['dense_bytes_per_step']})" for r in (rows[0], rows[-1]))]
+          if "dram" in bench else []),
         f"thresholds: {bench['thresholds_note']}; * = the bundle's trained thresholds",
         (f"nRMSE = RMSE / test-target std of the head (target units) on the engine's h at "
          f"{'every valid step' if bench.get('per_step_targets') else 'the last step'} "
@@ -178,9 +186,12 @@ def format_table(bench: dict) -> str:
 @click.option("--no-cross-check", is_flag=True,
               help="Skip re-running the golden model to check the RTL engine step by step.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
+@click.option("--dram-latency", "dram_latency", type=int, default=None, metavar="CYCLES",
+              help="With --weights axi: the DRAM's read latency (AR to first R beat, fixed; "
+                   "one beat per cycle) the cycles are taken at [default: 32].")
 @core_options
 def bench(model_dir, dataset_name, thetas, out_dir, engine, clock_mhz, build_report, limit,
-          torch_threads, torch_repeats, no_cross_check, quiet, **core):
+          torch_threads, torch_repeats, no_cross_check, quiet, dram_latency, **core):
     """Accuracy (regression: RMSE), sparsity, cycles and speed of MODEL_DIR on its data set's
     test set, per Θ."""
     from drnn_boards.ulx3s_report import clock_from_build_report
@@ -216,10 +227,24 @@ def bench(model_dir, dataset_name, thetas, out_dir, engine, clock_mhz, build_rep
     from drnn_train.datasets import load_dataset
     dataset = load_dataset(name, task=bundle.task)
 
+    from functools import partial
+
+    from drnn_hw.dram import DEFAULT_LATENCY
+    if dram_latency is not None and shape.weights != "axi":
+        raise UserError("--dram-latency applies to --weights axi only")
+    if dram_latency is not None and dram_latency < 1:
+        raise UserError(f"--dram-latency must be ≥ 1 cycle, got {dram_latency}")
+    if shape.weights == "axi":
+        dram_latency = DEFAULT_LATENCY if dram_latency is None else dram_latency
+        if engine == "amaranth":
+            raise UserError("--weights axi: the amaranth engine has no DRAM model; use "
+                            "--engine verilator or golden")
     perf_log = []
-    run = register_threshold_runner(bundle, perf_log) if engine == "verilator" \
+    run = register_threshold_runner(bundle, perf_log, dram_latency) if engine == "verilator" \
+        else partial(get_engine(engine), dram_latency=dram_latency) if engine == "golden" \
         else get_engine(engine)
-    golden = None if (engine == "golden" or no_cross_check) else get_engine("golden")
+    golden = None if (engine == "golden" or no_cross_check) else \
+        partial(get_engine("golden"), dram_latency=dram_latency)
     if engine == "verilator" and not quiet:
         click.echo("the first threshold generates and Verilates the core (cached afterwards)",
                    err=True)
@@ -227,7 +252,8 @@ def bench(model_dir, dataset_name, thetas, out_dir, engine, clock_mhz, build_rep
                          clock_mhz=clock, clock_source=clock_source, limit=limit,
                          golden_run=golden, torch_threads=torch_threads,
                          torch_repeats=torch_repeats, progress=not quiet,
-                         log=lambda s: None if quiet else click.echo(s, err=True))
+                         log=lambda s: None if quiet else click.echo(s, err=True),
+                         dram_latency=dram_latency)
     if sys.argv and Path(sys.argv[0]).name == "drnn":
         result["command"] = shlex.join(["drnn", *sys.argv[1:]])
     result["model"]["path"] = str(model_dir)

@@ -18,7 +18,7 @@ import numpy as np
 
 from drnn_hw.errors import UserError
 from .common import (check_output_paths, core_options, input_options, load_bundle,
-                     read_codes, require_core_shape, shape_from_options)
+                     read_codes, require_core_shape, require_fits_on_chip, shape_from_options)
 
 BOARDS = ("ulx3s-85f", "arty-z7-20")
 
@@ -41,6 +41,10 @@ def build(model_dir, board, out_dir, freq_mhz, baud, estimate, **core):
     bundle = load_bundle(model_dir)
     shape = shape_from_options(**core, hidden=max(ly.hidden_size for ly in bundle.layers))
     require_core_shape(bundle, model_dir, shape)
+    require_fits_on_chip(bundle, model_dir, shape, board)
+    if shape.weights == "axi" and board != "arty-z7-20":
+        raise UserError(f"--weights axi: the {board} top has no AXI memory port; the "
+                        f"arty-z7-20 plan connects it to the PS7's S_AXI_HP0")
     if freq_mhz is not None and not freq_mhz > 0:
         raise UserError(f"--freq must be > 0 MHz, got {freq_mhz:g}")
     if board == "ulx3s-85f":

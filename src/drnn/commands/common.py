@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from drnn_hw.bundle import ModelBundle
-from drnn_hw.cycle_model import PRESETS, CoreShape
+from drnn_hw.cycle_model import PRESETS, WEIGHT_SOURCES, CoreShape
 from drnn_hw.errors import UserError
 
 
@@ -22,7 +22,8 @@ def _deprecated(old, new):
 
 def core_options(f):
     """--preset, --rows, --columns, --scan: the core shape (explicit options override the
-    preset). --pe and --lanes, the names before the rename, still work and warn."""
+    preset). --pe and --lanes, the names before the rename, still work and warn. --weights
+    (a choice: more weight sources can join the list) and the AXI fetch's parameters."""
     f = click.option("--scan", "scan", type=int, default=None, metavar="E",
                      help="E: elements the delta encoder scans per cycle (and per stream beat).")(f)
     f = click.option("--lanes", "lanes", type=int, default=None, hidden=True,
@@ -36,6 +37,26 @@ def core_options(f):
                           "(P·K multipliers per channel).")(f)
     f = click.option("--preset", "preset", type=click.Choice(sorted(PRESETS)), default=None,
                      help="A named core shape (default: 'default').")(f)
+    f = click.option("--buffer", "buffer", type=int, default=None, metavar="C",
+                     help="With --weights axi: weight columns the fetch buffer holds (a power "
+                          "of two ≥ 2K) [default: 8].")(f)
+    f = click.option("--burst", "burst", type=int, default=None, metavar="BEATS",
+                     help="With --weights axi: longest AXI read burst in beats (16 for a "
+                          "Zynq-7000 HP port, which is AXI3) [default: 16].")(f)
+    f = click.option("--outstanding", "outstanding", type=int, default=None, metavar="N",
+                     help="With --weights axi: read bursts in flight at most [default: 4].")(f)
+    f = click.option("--bus-bits", "bus_bits", type=int, default=None, metavar="W",
+                     help="With --weights axi: the AXI data bus width in bits "
+                          "[default: 64].")(f)
+    f = click.option("--weights", "weights", type=click.Choice(WEIGHT_SOURCES),
+                     default="baked", show_default=True,
+                     help="Where the core's weights live: baked: on-chip block RAM, "
+                          "initialised in the bitstream (weights, biases, sizes constants); "
+                          "runtime: on-chip, loaded over the register bus (`drnn load`, "
+                          "`drnn simulate --core`) for any model of the bundle's cell and "
+                          "formats within the --max-* sizes (generate and report only); axi: "
+                          "DRAM read over an AXI4 master, one column per kept delta (the "
+                          "image: drnn dram-image).")(f)
     f = click.option("--out-layers", "out_layers", type=click.Choice(["last", "all"]),
                      default="last", show_default=True,
                      help="What the core's h stream carries for a stacked model: the last "
@@ -44,8 +65,8 @@ def core_options(f):
 
 
 def weights_options(f):
-    """--weights baked|runtime and the maxima of a run-time core (--max-inputs, --max-hidden,
-    --max-layers; each by default the bundle's own)."""
+    """The maxima of a ``--weights runtime`` core (--max-inputs, --max-hidden, --max-layers;
+    each by default the bundle's own); --weights itself is a core option."""
     f = click.option("--max-layers", "max_layers", type=int, default=None, metavar="L",
                      help="--weights runtime: the most stacked layers a loaded model may have "
                           "(default: the bundle's).")(f)
@@ -55,13 +76,6 @@ def weights_options(f):
     f = click.option("--max-inputs", "max_inputs", type=int, default=None, metavar="I",
                      help="--weights runtime: the largest I a loaded model may have "
                           "(default: the bundle's).")(f)
-    f = click.option("--weights", "weights", type=click.Choice(["baked", "runtime"]),
-                     default="baked", show_default=True,
-                     help="baked: the bundle's weights, biases, tables and sizes are constants "
-                          "of the core; runtime: they are loaded over the register bus "
-                          "(`drnn load`, `drnn simulate --core`), for any model of the "
-                          "bundle's cell and formats within the --max-* sizes (the bundle "
-                          "gives the initial contents).")(f)
     return f
 
 
@@ -92,7 +106,9 @@ def maxima_from_options(bundle: ModelBundle, weights="baked", max_inputs=None,
 
 def shape_from_options(preset=None, rows=None, columns=None, scan=None, pe=None,
                        lanes=None, hidden: int | None = None,
-                       out_layers: str = "last") -> CoreShape:
+                       out_layers: str = "last", weights: str = "baked", bus_bits=None,
+                       outstanding=None, burst=None, buffer=None,
+                       runtime_ok: bool = False) -> CoreShape:
     """The CoreShape of the core options; a one-line UserError for a bad value.
 
     With ``hidden`` (the model's largest H): a core never builds more rows than H (the rows
@@ -105,10 +121,18 @@ def shape_from_options(preset=None, rows=None, columns=None, scan=None, pe=None,
     rows_given = rows is not None
     columns = columns if columns is not None else lanes
     base = PRESETS[preset or "default"]
+    fetch = {k: v for k, v in (("bus_bits", bus_bits), ("outstanding", outstanding),
+                               ("burst", burst), ("buffer", buffer)) if v is not None}
+    if weights == "runtime" and not runtime_ok:
+        raise UserError("--weights runtime: only for drnn generate and drnn report (run a "
+                        "model on such a core with drnn simulate --core BUILD_DIR)")
+    if fetch and weights != "axi":
+        raise UserError(f"--{next(iter(fetch)).replace('_', '-')} applies to --weights axi only")
     try:
         shape = CoreShape(rows=base.rows if rows is None else rows,
                           columns=base.columns if columns is None else columns,
-                          scan=base.scan if scan is None else scan, out_layers=out_layers)
+                          scan=base.scan if scan is None else scan, out_layers=out_layers,
+                          weights=weights, **fetch)
     except ValueError as e:
         raise UserError(str(e)) from None
     if hidden is not None and shape.rows > hidden:
@@ -188,3 +212,24 @@ def check_output_paths(output_path: Path, stats_path: Path | None = None) -> Non
     for flag, path in (("--output", output_path), ("--stats", stats_path)):
         if path is not None and path.is_dir():
             raise UserError(f"{flag} {path}: is a directory, expected a file name")
+
+
+#: Targets whose block RAM an on-chip core's weights must fit (``--target``).
+TARGETS = ("ulx3s-85f", "arty-z7-20")
+_TARGET_NAMES = {"ulx3s-85f": "the ULX3S-85F's ECP5 (208 DP16KD)",
+                 "arty-z7-20": "the Arty Z7-20's xc7z020 (140 RAMB36)"}
+
+
+def require_fits_on_chip(bundle: ModelBundle, path, shape: CoreShape, target: str) -> None:
+    """A one-line UserError when ``shape`` keeps the weights on chip and they need more block
+    RAM than ``target`` has (:data:`drnn_hw.dram.BLOCK_RAM_BITS`; only the weight banks are
+    counted, so a model just below the limit may still not fit)."""
+    from drnn_hw.dram import BLOCK_RAM_BITS, weight_bits
+
+    if shape.weights == "axi":
+        return
+    need, have = weight_bits(bundle, shape), BLOCK_RAM_BITS[target]
+    if need > have:
+        raise UserError(f"{path}: on-chip weights need {need / 2**20:.2f} Mbit of block RAM, "
+                        f"{_TARGET_NAMES[target]} has {have / 2**20:.2f} Mbit: use --weights "
+                        f"axi (weights in DRAM)")

@@ -64,14 +64,14 @@ def report(model_dir, target, random_size, weight_bits, json_path, weights, max_
             raise UserError(f"--weight-bits: {e}") from None
         bundle = random_bundle(I, H, formats=fmts, seed=0)
         what = f"random model I={I} H={H}, {fmts.w_bits}-bit weights"
-        shape = shape_from_options(**core)
+        shape = shape_from_options(**core, weights=weights, runtime_ok=True)
     else:
         if model_dir is None:
             raise UserError("missing MODEL_DIR (or --random I H)")
         if weight_bits is not None:
             raise UserError("--weight-bits applies only with --random")
         bundle = load_bundle(model_dir)
-        shape = shape_from_options(**core)
+        shape = shape_from_options(**core, weights=weights, runtime_ok=True)
         require_core_shape(bundle, model_dir, shape)
         what = f"{model_dir} (I={bundle.input_size} H={bundle.hidden_size})"
     maxima = maxima_from_options(bundle, weights, max_inputs, max_hidden, max_layers)

@@ -108,7 +108,7 @@ def _runtime_core(bundle, model_dir, core_dir, engine, core) -> "CoreShape":
     if engine != "verilator":
         raise UserError(f"--core needs --engine verilator (got --engine {engine})")
     given = [f"--{k.replace('_', '-')}" for k, v in core.items()
-             if v is not None and k != "out_layers"]
+             if v is not None and k != "out_layers" and not (k == "weights" and v == "baked")]
     if given:
         raise UserError(f"{', '.join(given)}: the core in {core_dir} has its own shape")
     path = Path(core_dir) / "manifest.json"

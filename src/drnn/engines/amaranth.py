@@ -205,6 +205,9 @@ def run(bundle, x_codes, lengths=None, shape=None, waves=None, h0=None, state=No
         raise UserError("a carried state (--state-in) needs the golden engine: the core can "
                         "load h0 but not x̂, ĥ and the delta memories")
     shape = shape or CoreShape()
+    if shape.weights == "axi":
+        raise UserError("--weights axi: the amaranth engine has no DRAM model; use --engine "
+                        "verilator (a fixed-latency AXI memory) or golden")
     x = np.asarray(x_codes, dtype=np.int64)
     if x.ndim != 3 or x.shape[2] != bundle.input_size:
         raise ValueError(f"x must be (N, T, {bundle.input_size}), got {x.shape}")
