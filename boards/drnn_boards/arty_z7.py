@@ -93,6 +93,11 @@ class DeltaRNNAXI(wiring.Component):
         The model whose core is built.
     shape : CoreShape
         P, K, E of the core.
+    maxima : Maxima or None
+        A run-time core (``--weights runtime``) laid out for these sizes, ``bundle`` its
+        initial model: the host loads a model over the AXI4-Lite slave (the contract's
+        *Loading*, :func:`drnn_hw.load.load_writes`). The streams need no sizes: a frame ends
+        at ``tlast``. None: weights baked in (or in DRAM).
 
     Ports
     -----
@@ -118,12 +123,12 @@ class DeltaRNNAXI(wiring.Component):
         What the core raises for the bundle and shape.
     """
 
-    def __init__(self, bundle, shape):
+    def __init__(self, bundle, shape, maxima=None):
         from drnn_hw.core import DeltaGRUCore
 
-        self.bundle, self.shape = bundle, shape
+        self.bundle, self.shape, self.maxima = bundle, shape, maxima
         self.weights = shape.weights
-        self.core = DeltaGRUCore(bundle, shape)
+        self.core = DeltaGRUCore(bundle, shape, maxima=maxima)
         A, E = bundle.formats.act_bits, shape.scan
         self.element_bits = element_bits(A)
         self.tdata_bits = stream_tdata_bits(A, E)
@@ -396,13 +401,15 @@ apply_bd_automation -rule xilinx.com:bd_rule:axi4 \\
 """
 
 
-def write_vivado_plan(bundle, shape, out_dir, *, freq_mhz: float = DEFAULT_FREQ_MHZ) -> dict:
-    """Write the Vivado plan into ``out_dir``; returns {file name: description}."""
+def write_vivado_plan(bundle, shape, out_dir, *, freq_mhz: float = DEFAULT_FREQ_MHZ,
+                      maxima=None) -> dict:
+    """Write the Vivado plan into ``out_dir``; returns {file name: description}. ``maxima``:
+    a run-time core (``--weights runtime``), ``bundle`` its initial model."""
     from amaranth.back import verilog
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    w = DeltaRNNAXI(bundle, shape)
+    w = DeltaRNNAXI(bundle, shape, maxima=maxima)
     (out / f"{NAME}.v").write_text(verilog.convert(w, name=NAME, emit_src=False))
     (out / f"{NAME}_top.v").write_text(_wrapper_verilog(w))
     (out / f"{NAME}.xdc").write_text(_xdc())

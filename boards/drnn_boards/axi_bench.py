@@ -148,19 +148,14 @@ def _pack(codes, element_bits):
     return word
 
 
-@cocotb.test()
-async def axi_stream_backpressure(dut):
-    cfg = _cfg()
-    await _start(dut)
-    A, I, H, E = (int(cfg[k]) for k in ("act_bits", "input_size", "hidden_size", "scan"))
+async def stream_frames(dut, x, *, I: int, H: int, E: int, A: int, tdata_bits: int, rng):
+    """Send the (T, I) codes ``x`` as T frames on s_axis (random gaps on tvalid) and collect
+    T h frames of H elements from m_axis (random back-pressure on tready), checking the
+    AXI4-Stream rules on the way (a stalled beat holds, tlast on each frame's last beat, tkeep
+    all ones). Returns h (T, H)."""
     L = 8 * -(-A // 8)
-    x = cfg["x"]
     T = x.shape[0]
     WX, WH = -(-I // E), -(-H // E)
-    rng = random.Random(int(os.environ.get("COCOTB_RANDOM_SEED", "1")))
-    bus = AXILiteMaster(dut, rng)
-    await bus.write(CTRL, CTRL_RESET_STATE)             # a fresh sequence
-
     beats = []
     for t in range(T):
         row = list(x[t]) + [0] * (WX * E - I)
@@ -186,7 +181,7 @@ async def axi_stream_backpressure(dut):
     cocotb.start_soon(source())
     out, held = [], None
     mask = (1 << L) - 1
-    keep_all = (1 << (int(cfg["tdata_bits"]) // 8)) - 1
+    keep_all = (1 << (tdata_bits // 8)) - 1
     cycles = 0
     while len(out) < T * WH:
         ready = rng.random() < 0.5                           # back-pressure on tready
@@ -205,6 +200,7 @@ async def axi_stream_backpressure(dut):
         await RisingEdge(dut.clk)
         cycles += 1
         assert cycles < 200_000, "stream bench hung"
+    dut.m_axis_tready.value = 0
     h = np.zeros((T, H), np.int64)
     for t in range(T):
         frame = out[t * WH:(t + 1) * WH]
@@ -216,4 +212,17 @@ async def axi_stream_backpressure(dut):
                 v = (data >> (L * e)) & mask
                 vals.append(v - (1 << L) if v >> (L - 1) else v)
         h[t] = vals[:H]
+    return h
+
+
+@cocotb.test()
+async def axi_stream_backpressure(dut):
+    cfg = _cfg()
+    await _start(dut)
+    rng = random.Random(int(os.environ.get("COCOTB_RANDOM_SEED", "1")))
+    bus = AXILiteMaster(dut, rng)
+    await bus.write(CTRL, CTRL_RESET_STATE)             # a fresh sequence
+    h = await stream_frames(dut, cfg["x"], I=int(cfg["input_size"]),
+                            H=int(cfg["hidden_size"]), E=int(cfg["scan"]),
+                            A=int(cfg["act_bits"]), tdata_bits=int(cfg["tdata_bits"]), rng=rng)
     np.savez(os.environ["DRNN_AXI_OUT"], h=h)

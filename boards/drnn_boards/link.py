@@ -12,7 +12,7 @@ straight into the response, element by element.
 
 import math
 
-from amaranth import Cat, Module, Mux, Signal, signed
+from amaranth import Cat, Const, Module, Mux, Signal, signed
 from amaranth.lib import memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -22,7 +22,11 @@ from drnn_hw.layer_map import MAX_LAYERS
 from . import protocol as P
 from .protocol import Command, ErrorCode
 
-__all__ = ["HostLink"]
+__all__ = ["HostLink", "FrameSizesSignature"]
+
+#: The frame sizes of a run-time core, in elements (the core's ``status.inputs`` and
+#: ``status.outputs``): I of layer 0 and H_out.
+FrameSizesSignature = wiring.Signature({"inputs": Out(16), "outputs": Out(16)})
 
 
 class HostLink(wiring.Component):
@@ -32,7 +36,8 @@ class HostLink(wiring.Component):
     ----------
     input_size, hidden_size : int
         I and H of the core (≥ 1); a STEP payload is ``I·B`` bytes and its response ``H·B``
-        bytes, ``B = ceil(act_bits / 8)``, each at most 65535.
+        bytes, ``B = ceil(act_bits / 8)``, each at most 65535. With ``runtime`` the largest I
+        and H_out (the run-time core's maxima), which size the frame buffer and counters.
     scan : int
         E, elements per beat of the core's x and h streams (≥ 1).
     act_bits : int
@@ -42,6 +47,10 @@ class HostLink(wiring.Component):
     layers : int
         L, the core's layers (1 to 28): register addresses from ``32 + 8·L`` on, past the
         core's last register block, are answered with BAD_ADDRESS.
+    runtime : bool
+        The frame sizes are the ``sizes`` port's (a ``--weights runtime`` core's loaded model),
+        read when a request arrives, not constants. A STEP while they are 0 or beyond
+        ``input_size``/``hidden_size`` (no consistent model loaded) is answered BAD_LENGTH.
 
     Ports
     -----
@@ -57,6 +66,9 @@ class HostLink(wiring.Component):
         h frames from the core.
     csr : Out(CSRSignature)
         The core's register bus (this link is its master).
+    sizes : In(FrameSizesSignature)
+        Only with ``runtime``: I and H_out of the model the core runs (its ``status.inputs``
+        and ``status.outputs``).
 
     Raises
     ------
@@ -65,7 +77,7 @@ class HostLink(wiring.Component):
     """
 
     def __init__(self, *, input_size: int, hidden_size: int, scan: int, act_bits: int,
-                 idle_timeout: int, layers: int = 1):
+                 idle_timeout: int, layers: int = 1, runtime: bool = False):
         B = P.element_bytes(act_bits) if act_bits >= 1 else 1
         checks = [("act_bits", act_bits, act_bits >= 2, "must be ≥ 2"),
                   ("scan", scan, scan >= 1, "must be ≥ 1"),
@@ -85,6 +97,7 @@ class HostLink(wiring.Component):
         self.act_bits = act_bits
         self.idle_timeout = idle_timeout
         self.layers = layers
+        self.runtime = runtime
         self.element_bytes = B
         #: The first word address past the core's map (its last layer's register block).
         self.address_limit = LAYER_BLOCK + LAYER_STRIDE * layers
@@ -97,13 +110,22 @@ class HostLink(wiring.Component):
             "x": Out(fs),
             "h": In(fs),
             "csr": Out(CSRSignature),
+            **({"sizes": In(FrameSizesSignature)} if runtime else {}),
         })
 
     def elaborate(self, platform):
         m = Module()
         I, H, E, A = self.input_size, self.hidden_size, self.scan, self.act_bits
         B = self.element_bytes
-        step_len = I * B
+        if self.runtime:
+            # The loaded model's sizes; a STEP is refused unless they fit the buffers.
+            I_now, H_now = self.sizes.inputs, self.sizes.outputs
+            sizes_ok = Signal()
+            m.d.comb += sizes_ok.eq((I_now >= 1) & (I_now <= I) & (H_now >= 1) & (H_now <= H))
+            step_len = Mux(sizes_ok, I_now * B, 0)
+        else:
+            I_now, H_now = Const(I, 16), Const(H, 16)
+            step_len = I * B
 
         # -- frame buffer for x_t: one word per beat ------------------------------------------
         m.submodules.xbuf = xbuf = memory.Memory(shape=E * A, depth=self.x_beats, init=[])
@@ -132,6 +154,8 @@ class HostLink(wiring.Component):
         beat_elem = Signal(range(max(E, 2)))     # element slot of the beat being assembled
         elem = Signal(range(I + 1))              # element of the frame
         beat = Signal(range(self.x_beats + 1))
+        # The x frame's last beat: a constant, or (run-time sizes) the beats the payload filled.
+        x_last = Signal(range(self.x_beats)) if self.runtime else Const(self.x_beats - 1)
         hold = Signal(E * A)                     # the beat being assembled
         hold_next = Signal(E * A)
 
@@ -142,6 +166,7 @@ class HostLink(wiring.Component):
         resp_count = Signal(16)
         h_beat_elem = Signal(range(max(E, 2)))
         h_elem = Signal(range(H + 1))
+        h_len = Signal(16)                       # response payload bytes of a STEP: H_now·B
         h_byte = Signal(range(max(B, 2)))
 
         rx_byte = self.rx.payload
@@ -262,7 +287,7 @@ class HostLink(wiring.Component):
                                  beat_elem.eq(0), elem.eq(0), beat.eq(0), hold.eq(0)]
                     with m.If(~known):
                         drain(ErrorCode.UNKNOWN_COMMAND)
-                    with m.Elif(full != expected_len):
+                    with m.Elif((full != expected_len) | (full == 0)):
                         drain(ErrorCode.BAD_LENGTH)
                     with m.Else():
                         m.next = "PAYLOAD"     # every command has a non-empty payload
@@ -274,7 +299,7 @@ class HostLink(wiring.Component):
                     with m.If(cmd == Command.STEP):
                         with m.If(elem_byte == B - 1):
                             m.d.sync += [elem_byte.eq(0), elem.eq(elem + 1)]
-                            with m.If((beat_elem == E - 1) | (elem == I - 1)):
+                            with m.If((beat_elem == E - 1) | (elem == I_now - 1)):
                                 m.d.comb += [xbuf_w.en.eq(1), xbuf_w.addr.eq(beat),
                                              xbuf_w.data.eq(hold_next)]
                                 m.d.sync += [beat_elem.eq(0), beat.eq(beat + 1), hold.eq(0)]
@@ -295,6 +320,8 @@ class HostLink(wiring.Component):
                         m.next = "SEND_ERROR"
                     with m.Elif(cmd == Command.STEP):
                         m.d.sync += beat.eq(0)
+                        if self.runtime:
+                            m.d.sync += [x_last.eq(beat - 1), h_len.eq(H_now * B)]
                         m.next = "X_READ"
                     with m.Elif(reg_addr >= self.address_limit):    # past the last register
                         m.d.sync += err_code.eq(ErrorCode.BAD_ADDRESS)
@@ -334,12 +361,13 @@ class HostLink(wiring.Component):
             with m.State("X_SEND"):
                 m.d.comb += [xbuf_r.addr.eq(beat), self.x.valid.eq(1),
                              self.x.payload.data.eq(xbuf_r.data),
-                             self.x.payload.last.eq(beat == self.x_beats - 1)]
+                             self.x.payload.last.eq(beat == x_last)]
                 with m.If(self.x.ready):
                     m.d.sync += beat.eq(beat + 1)
-                    with m.If(beat == self.x_beats - 1):
+                    with m.If(beat == x_last):
                         m.d.sync += [h_beat_elem.eq(0), h_elem.eq(0), h_byte.eq(0)]
-                        start_response(Command.STEP.response, H * B)
+                        start_response(Command.STEP.response,
+                                       h_len if self.runtime else H * B)
                     with m.Else():
                         m.next = "X_READ"
 
@@ -378,12 +406,12 @@ class HostLink(wiring.Component):
                     m.d.comb += tx_crc.valid.eq(1)
                     with m.If(h_byte == B - 1):
                         m.d.sync += [h_byte.eq(0), h_elem.eq(h_elem + 1)]
-                        with m.If((h_beat_elem == E - 1) | (h_elem == H - 1)):
+                        with m.If((h_beat_elem == E - 1) | (h_elem == H_now - 1)):
                             m.d.comb += self.h.ready.eq(1)       # the whole beat was sent
                             m.d.sync += h_beat_elem.eq(0)
                         with m.Else():
                             m.d.sync += h_beat_elem.eq(h_beat_elem + 1)
-                        with m.If(h_elem == H - 1):
+                        with m.If(h_elem == H_now - 1):
                             m.next = "TX_CRC"
                     with m.Else():
                         m.d.sync += h_byte.eq(h_byte + 1)

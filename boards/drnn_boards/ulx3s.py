@@ -73,6 +73,11 @@ class DeltaRNNBoard(wiring.Component):
         Clock cycles of a quiet line that end a truncated frame (≥ 2; the board uses 20 ms).
     fifo_depth : int
         Bytes each of the receive and transmit FIFOs holds (≥ 1).
+    maxima : Maxima or None
+        A run-time core (``--weights runtime``) laid out for these sizes; ``bundle`` is its
+        initial model. The link then sizes each frame from the loaded model (the core's
+        ``status.inputs``/``status.outputs``), so ``drnn load`` and ``drnn run`` work on
+        it over the same UART. None: weights baked in.
 
     Ports
     -----
@@ -92,7 +97,8 @@ class DeltaRNNBoard(wiring.Component):
         shape).
     """
 
-    def __init__(self, bundle, shape, *, divisor: int, idle_timeout: int, fifo_depth: int = 16):
+    def __init__(self, bundle, shape, *, divisor: int, idle_timeout: int, fifo_depth: int = 16,
+                 maxima=None):
         from drnn_hw.core import DeltaGRUCore
 
         if isinstance(divisor, bool) or not isinstance(divisor, int) or divisor < MIN_DIVISOR:
@@ -104,7 +110,8 @@ class DeltaRNNBoard(wiring.Component):
             _refuse(self, f"fifo_depth must be ≥ 1 byte, got {fifo_depth}")
         self.bundle, self.shape = bundle, shape
         self.divisor, self.idle_timeout, self.fifo_depth = divisor, idle_timeout, fifo_depth
-        self.core = DeltaGRUCore(bundle, shape)
+        self.maxima = maxima
+        self.core = DeltaGRUCore(bundle, shape, maxima=maxima)
         super().__init__({
             "rx": In(1, init=1),
             "tx": Out(1, init=1),
@@ -118,10 +125,14 @@ class DeltaRNNBoard(wiring.Component):
         m.submodules.core = core = self.core
         m.submodules.uart_rx = urx = UARTReceiver(self.divisor)
         m.submodules.uart_tx = utx = UARTTransmitter(self.divisor)
+        runtime = self.maxima is not None
         m.submodules.link = link = HostLink(
-            input_size=self.bundle.input_size, hidden_size=core.H_out,
+            input_size=core.I, hidden_size=core.H_out,
             scan=self.shape.scan, act_bits=fmts.act_bits, idle_timeout=self.idle_timeout,
-            layers=self.bundle.num_layers)
+            layers=core.L, runtime=runtime)
+        if runtime:
+            m.d.comb += [link.sizes.inputs.eq(core.status.inputs),
+                         link.sizes.outputs.eq(core.status.outputs)]
         # The receiver cannot be stalled: a FIFO absorbs bytes while the link is busy.
         m.submodules.rx_fifo = rx_fifo = fifo.SyncFIFOBuffered(width=8, depth=self.fifo_depth)
         m.submodules.tx_fifo = tx_fifo = fifo.SyncFIFOBuffered(width=8, depth=self.fifo_depth)
@@ -202,7 +213,7 @@ class ULX3STop(wiring.Component):
     """
 
     def __init__(self, bundle, shape, *, freq_mhz: float = DEFAULT_FREQ_MHZ,
-                 baud: int = DEFAULT_BAUD):
+                 baud: int = DEFAULT_BAUD, maxima=None):
         try:
             self.pll = pll_config(BOARD_CLOCK_HZ, freq_mhz * 1e6)
         except ValueError as e:
@@ -222,7 +233,8 @@ class ULX3STop(wiring.Component):
                           f"{self.freq_hz / 1e6:g} MHz ({self.divisor} clock cycles per bit; "
                           f"at most {100 * BAUD_TOLERANCE:g} % allowed)")
         self.board = DeltaRNNBoard(bundle, shape, divisor=self.divisor,
-                                   idle_timeout=round(self.freq_hz * IDLE_TIMEOUT_S))
+                                   idle_timeout=round(self.freq_hz * IDLE_TIMEOUT_S),
+                                   maxima=maxima)
         super().__init__({})
 
     def elaborate(self, platform):
@@ -290,15 +302,16 @@ def tool_env() -> dict:
 
 
 def build(bundle, shape, out_dir, *, freq_mhz: float = DEFAULT_FREQ_MHZ,
-          baud: int = DEFAULT_BAUD, log=print) -> dict:
+          baud: int = DEFAULT_BAUD, maxima=None, log=print) -> dict:
     """Synthesise, place and route, pack. Writes ``out_dir``/drnn_ulx3s.bit, report.json,
-    report.txt; returns the report dict."""
+    report.txt; returns the report dict. ``maxima``: a run-time core (``--weights runtime``)
+    laid out for them, ``bundle`` its initial model."""
     from amaranth_boards.ulx3s import ULX3S_85F_Platform
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     env = tool_env()
-    top = ULX3STop(bundle, shape, freq_mhz=freq_mhz, baud=baud)
+    top = ULX3STop(bundle, shape, freq_mhz=freq_mhz, baud=baud, maxima=maxima)
     platform = ULX3S_85F_Platform()
     build_dir = out / "build"
     t0 = time.monotonic()
@@ -340,6 +353,8 @@ def build(bundle, shape, out_dir, *, freq_mhz: float = DEFAULT_FREQ_MHZ,
                   "layers": [[ly.input_size, ly.hidden_size] for ly in bundle.layers],
                   "formats": bundle.formats.to_dict(), "cell": bundle.cell},
         "core": shape.to_dict(), "multipliers": shape.multipliers_for(bundle.cell),
+        "maxima": None if maxima is None else {"inputs": maxima.inputs, "hidden": maxima.hidden,
+                                               "layers": maxima.layers},
         "clock": {"target_mhz": freq_mhz, "pll_mhz": round(top.freq_hz / 1e6, 4),
                   "pll": {k: v for k, v in top.pll.items() if k.isupper()},
                   "achieved_fmax_mhz": achieved,

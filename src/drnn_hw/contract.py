@@ -223,6 +223,10 @@ CSRSignature = wiring.Signature({
 StatusSignature = wiring.Signature({
     "busy": Out(1), "cycles_last": Out(32), "nnz_dx_last": Out(16), "nnz_dh_last": Out(16),
     "steps": Out(32),
+    # The frame sizes of the model the core runs, in elements: I of layer 0 (an x frame) and
+    # H_out (an h frame). Constants in a baked core; a run-time core's follow its loaded
+    # descriptors, so a board link sizes its frames from them (SIZES shows the same).
+    "inputs": Out(16), "outputs": Out(16),
 })
 
 

@@ -43,8 +43,10 @@ Ports (Verilog names flattened with ``__``: ``x__valid``, ``x__payload``, ``csr_
 ``csr``: In(Signature({"addr": Out(4), "r_stb": Out(1), "r_data": In(32), "w_stb": Out(1),
     "w_data": Out(32)})): write with ``w_stb``; read with ``r_stb``, ``r_data`` next cycle.
 ``status``: Out(Signature({"busy", "cycles_last": 32, "nnz_dx_last": 16, "nnz_dh_last": 16,
-    "steps": 32})): the register values as plain outputs; they hold a step's values when the
-    last beat of its output frame is transferred.
+    "steps": 32, "inputs": 16, "outputs": 16})): the register values as plain outputs; they
+    hold a step's values when the last beat of its output frame is transferred. ``inputs`` and
+    ``outputs`` are the frame sizes in elements (I of layer 0, H_out): constants in a baked
+    core, the loaded model's in a run-time core (a board link sizes its frames from them).
 ``m_axi``: Out(AxiReadSignature(bus_bits)), only with ``--weights axi``: the AXI4 read
     master (``m_axi__arvalid``, ``m_axi__araddr``, ..., ``m_axi__rdata``).
 
@@ -732,6 +734,14 @@ class DeltaRNNCore(wiring.Component):
             self.status.nnz_dx_last.eq(nnz_dx_last), self.status.nnz_dh_last.eq(nnz_dh_last),
             self.status.steps.eq(steps),
         ]
+        if self.maxima is None:
+            m.d.comb += [self.status.inputs.eq(self.bundle.input_size),
+                         self.status.outputs.eq(self.H_out)]
+        else:
+            # A run-time core outputs the last loaded layer's h (out_layers "last" only).
+            m.d.comb += [self.status.inputs.eq(regs.desc[0].inputs),
+                         self.status.outputs.eq(
+                             Array(regs.desc[l].hidden for l in range(self.L))[regs.layers - 1])]
 
 
 #: The former name of :class:`DeltaRNNCore` (it builds an LSTM core from an LSTM bundle too).

@@ -105,11 +105,16 @@ def column_bytes(bundle: ModelBundle, shape: CoreShape) -> list[int]:
     return [math.ceil(ly.hidden_size / P) * sb * shape.bus_bits // 8 for ly in bundle.layers]
 
 
-def weight_bits(bundle: ModelBundle, shape: CoreShape) -> int:
+def weight_bits(bundle: ModelBundle, shape: CoreShape, maxima=None) -> int:
     """Bits of the on-chip weight banks of the core: G banks of ``P · w_bits``-bit words,
-    ``Σ (I_l + H_l) · NB_l`` words each."""
-    P = effective_rows(bundle, shape)
-    slots = layer_map(bundle.input_size, [ly.hidden_size for ly in bundle.layers], P, 1)
+    ``Σ (I_l + H_l) · NB_l`` words each; with ``maxima`` (a run-time core) the layout of the
+    maxima (:meth:`~drnn_hw.layer_map.Maxima.layout`) instead of the bundle's sizes."""
+    if maxima is None:
+        P = effective_rows(bundle, shape)
+        slots = layer_map(bundle.input_size, [ly.hidden_size for ly in bundle.layers], P, 1)
+    else:
+        P = min(shape.rows, maxima.hidden)
+        slots = maxima.layout(P, 1)
     return _gates(bundle) * total_words(slots) * P * bundle.formats.w_bits
 
 

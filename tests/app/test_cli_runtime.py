@@ -103,3 +103,30 @@ def test_generate_refuses_maxima_below_the_bundle(core, tmp_path):
     _one_line(p, "layers[0].hidden_size = 12 exceeds the core's --max-hidden 8")
     p = drnn("generate", dirs["A"], "--out", tmp_path / "c", "--max-hidden", 16)
     _one_line(p, "--max-hidden: only with --weights runtime")
+
+
+def test_generate_refuses_maxima_beyond_the_block_ram(core, tmp_path):
+    """The maxima, not the initial bundle, size a run-time core's banks: maxima whose banks
+    exceed the target's block RAM are refused, naming them."""
+    _, dirs, _ = core
+    p = drnn("generate", dirs["B"], "--out", tmp_path / "c", "--weights", "runtime",
+             "--max-inputs", 2048, "--max-hidden", 2048, "--no-mul-count")
+    _one_line(p, "--max-inputs 2048 --max-hidden 2048 --max-layers 1",
+              "Mbit of block RAM", "ULX3S-85F")
+    assert not (tmp_path / "c").exists()
+
+
+def test_build_arty_plan_of_a_runtime_core(core, tmp_path):
+    """`drnn build --weights runtime` (the board tops take the run-time core): the Arty Z7
+    plan's report states the maxima, its Verilog has the load registers' logic."""
+    _, dirs, _ = core
+    p = drnn("build", dirs["B"], "--board", "arty-z7-20", "--out", tmp_path / "arty",
+             "--weights", "runtime", "--max-inputs", 8, "--max-hidden", 12, "--max-layers", 2,
+             "--rows", 4, "--columns", 2, "--scan", 4, "--no-estimate")
+    assert p.returncode == 0, p.stderr
+    report = json.loads((tmp_path / "arty" / "report.json").read_text())
+    assert report["maxima"] == {"inputs": 8, "hidden": 12, "layers": 2}
+    assert report["core"]["weights"] == "runtime"
+    p = drnn("build", dirs["B"], "--board", "arty-z7-20", "--out", tmp_path / "arty2",
+             "--max-hidden", 12, "--no-estimate")
+    _one_line(p, "--max-hidden: only with --weights runtime")

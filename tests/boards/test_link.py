@@ -27,14 +27,20 @@ def fake_h(x, H, bits):
     return [wrap(int(x[j % I]) - 3 * j, bits) for j in range(H)]
 
 
-def run_link(requests, *, I=5, H=7, E=3, A=16, gaps=0, tx_stall=0.0, seed=0, max_cycles=200000):
+def run_link(requests, *, I=5, H=7, E=3, A=16, gaps=0, tx_stall=0.0, seed=0, max_cycles=200000,
+             sizes=None):
     """Send each item of ``requests`` (bytes) and collect the response bytes after each.
+    ``sizes``: a run-time link (maxima I, H) whose ``sizes`` port reads (I_now, H_now); the
+    stand-in core then takes frames of those sizes.
 
     Returns (responses, x_frames_seen_by_core, csr_writes).
     """
-    dut = HostLink(input_size=I, hidden_size=H, scan=E, act_bits=A, idle_timeout=IDLE)
+    dut = HostLink(input_size=I, hidden_size=H, scan=E, act_bits=A, idle_timeout=IDLE,
+                   runtime=sizes is not None)
+    if sizes is not None:
+        I, H = sizes
     rng = random.Random(seed)
-    WX, WH = math.ceil(I / E), math.ceil(H / E)
+    WX, WH = max(1, math.ceil(I / E)), max(1, math.ceil(H / E))
     regs = {a: 0x1000 + a for a in range(40)}
     writes, x_frames, responses = [], [], []
     state = {"done": False}
@@ -42,6 +48,9 @@ def run_link(requests, *, I=5, H=7, E=3, A=16, gaps=0, tx_stall=0.0, seed=0, max
     async def core(ctx):
         beats, h_queue = [], []
         ctx.set(dut.x.ready, 1)
+        if sizes is not None:
+            ctx.set(dut.sizes.inputs, I)
+            ctx.set(dut.sizes.outputs, H)
         async for _, _, xv, xp, ws, wa, wd, rs, hr in ctx.tick().sample(
                 dut.x.valid, dut.x.payload, dut.csr.w_stb, dut.csr.addr, dut.csr.w_data,
                 dut.csr.r_stb, dut.h.ready):
@@ -236,3 +245,36 @@ def test_rejects_bad_parameters(name, value):
     with pytest.raises(ValueError, match=rf"^{name} "):
         HostLink(**{**GOOD, name: value})
     HostLink(**GOOD)._MustUse__silence = True       # the good parameters are accepted
+
+
+@pytest.mark.parametrize("I_now, H_now", [(5, 7), (1, 1), (4, 3), (8, 11)])
+def test_runtime_sizes(I_now, H_now):
+    """A run-time link (maxima I = 8, H = 11, E = 3) takes and answers frames of the sizes its
+    ``sizes`` port reads: the payload length checked against I_now, the x frame's beats and
+    ``last`` from it, the response H_now elements; a frame of the maxima's size is refused."""
+    x = [(-1) ** j * (100 * j + 7) for j in range(I_now)]
+    reqs = [P.encode_frame(Command.STEP, step_payload(x)),
+            P.encode_frame(Command.STEP, step_payload(list(range(8)))),
+            P.encode_frame(Command.STEP, step_payload(x))]
+    responses, x_frames, _ = run_link(reqs, I=8, H=11, sizes=(I_now, H_now))
+    ok = frames_of(responses[0])
+    assert [f.cmd for f in ok] == [Command.STEP.response]
+    assert ok[0].payload == step_payload(fake_h(x, H_now, 16))
+    if I_now != 8:
+        err = frames_of(responses[1])
+        assert [(f.cmd, f.payload[0]) for f in err] == [(Command.ERROR, ErrorCode.BAD_LENGTH)]
+    assert frames_of(responses[2])[0].payload == ok[0].payload
+    assert x_frames[0] == x and x_frames[-1] == x
+
+
+@pytest.mark.parametrize("I_now, H_now", [(0, 7), (9, 7), (5, 0), (5, 12)])
+def test_runtime_sizes_beyond_the_buffers_refuse_steps(I_now, H_now):
+    """Sizes of no consistent model (0, or beyond the maxima the buffers hold): every STEP is
+    answered BAD_LENGTH, whatever its length, and nothing reaches the core."""
+    reqs = [P.encode_frame(Command.STEP, step_payload(list(range(n)))) for n in (5, 8, 9)]
+    reqs.append(P.encode_frame(Command.STEP, b""))
+    responses, x_frames, _ = run_link(reqs, I=8, H=11, sizes=(I_now, H_now))
+    for r in responses:
+        assert [(f.cmd, f.payload[0]) for f in frames_of(r)] == \
+            [(Command.ERROR, ErrorCode.BAD_LENGTH)]
+    assert x_frames == []

@@ -18,7 +18,8 @@ import numpy as np
 
 from drnn_hw.errors import UserError
 from .common import (check_output_paths, core_options, input_options, load_bundle,
-                     read_codes, require_core_shape, require_fits_on_chip, shape_from_options)
+                     maxima_from_options, read_codes, require_core_shape, require_fits_on_chip,
+                     shape_from_options, weights_options)
 
 BOARDS = ("ulx3s-85f", "arty-z7-20")
 
@@ -36,12 +37,19 @@ BOARDS = ("ulx3s-85f", "arty-z7-20")
 @click.option("--estimate/--no-estimate", default=True, show_default=True,
               help="Arty Z7-20: run the Yosys synth_xilinx resource estimate after the plan.")
 @core_options
-def build(model_dir, board, out_dir, freq_mhz, baud, estimate, **core):
-    """Build MODEL_DIR for a board."""
+@weights_options
+def build(model_dir, board, out_dir, freq_mhz, baud, estimate, weights, max_inputs, max_hidden,
+          max_layers, **core):
+    """Build MODEL_DIR for a board. With --weights runtime the core runs any model of the
+    bundle's cell and formats up to the --max-* sizes, loaded with drnn load (MODEL_DIR is
+    its initial model)."""
     bundle = load_bundle(model_dir)
-    shape = shape_from_options(**core, hidden=max(ly.hidden_size for ly in bundle.layers))
+    maxima = maxima_from_options(bundle, weights, max_inputs, max_hidden, max_layers)
+    shape = shape_from_options(**core, weights=weights, runtime_ok=True,
+                               hidden=maxima.hidden if maxima else
+                               max(ly.hidden_size for ly in bundle.layers))
     require_core_shape(bundle, model_dir, shape)
-    require_fits_on_chip(bundle, model_dir, shape, board)
+    require_fits_on_chip(bundle, model_dir, shape, board, maxima)
     if shape.weights == "axi" and board != "arty-z7-20":
         raise UserError(f"--weights axi: the {board} top has no AXI memory port; the "
                         f"arty-z7-20 plan connects it to the PS7's S_AXI_HP0")
@@ -57,7 +65,7 @@ def build(model_dir, board, out_dir, freq_mhz, baud, estimate, **core):
                    f"E={shape.scan}, {freq_mhz:g} MHz) -> {out_dir} ...")
         try:
             report = build_ulx3s(bundle, shape, out_dir, freq_mhz=freq_mhz,
-                                 baud=baud or DEFAULT_BAUD)
+                                 baud=baud or DEFAULT_BAUD, maxima=maxima)
         except (BuildError, ValueError) as e:
             raise UserError(str(e)) from None
         click.echo((Path(out_dir) / "report.txt").read_text().rstrip())
@@ -74,7 +82,7 @@ def build(model_dir, board, out_dir, freq_mhz, baud, estimate, **core):
         if baud is not None:
             raise UserError("--baud applies to the ULX3S only (the Arty uses AXI)")
         out = Path(out_dir)
-        plan = write_vivado_plan(bundle, shape, out, freq_mhz=freq_mhz)
+        plan = write_vivado_plan(bundle, shape, out, freq_mhz=freq_mhz, maxima=maxima)
         click.echo(f"Vivado plan written to {out}: {', '.join(plan['files'])} "
                    "(Vivado not run: run build.sh where Vivado is installed)")
         est = None
@@ -85,6 +93,9 @@ def build(model_dir, board, out_dir, freq_mhz, baud, estimate, **core):
             except EstimateError as e:
                 raise UserError(str(e)) from None
         report = {"board": "arty-z7-20", "part": plan["part"], "core": shape.to_dict(),
+                  "maxima": None if maxima is None else {
+                      "inputs": maxima.inputs, "hidden": maxima.hidden,
+                      "layers": maxima.layers},
                   "multipliers": shape.multipliers_for(bundle.cell), "cell": bundle.cell,
                   "model": {"input_size": bundle.input_size,
                             "hidden_size": bundle.hidden_size},

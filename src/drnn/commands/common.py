@@ -54,7 +54,7 @@ def core_options(f):
                           "initialised in the bitstream (weights, biases, sizes constants); "
                           "runtime: on-chip, loaded over the register bus (`drnn load`, "
                           "`drnn simulate --core`) for any model of the bundle's cell and "
-                          "formats within the --max-* sizes (generate and report only); axi: "
+                          "formats within the --max-* sizes (generate, report, build); axi: "
                           "DRAM read over an AXI4 master, one column per kept delta (the "
                           "image: drnn dram-image).")(f)
     f = click.option("--out-layers", "out_layers", type=click.Choice(["last", "all"]),
@@ -124,8 +124,9 @@ def shape_from_options(preset=None, rows=None, columns=None, scan=None, pe=None,
     fetch = {k: v for k, v in (("bus_bits", bus_bits), ("outstanding", outstanding),
                                ("burst", burst), ("buffer", buffer)) if v is not None}
     if weights == "runtime" and not runtime_ok:
-        raise UserError("--weights runtime: only for drnn generate and drnn report (run a "
-                        "model on such a core with drnn simulate --core BUILD_DIR)")
+        raise UserError("--weights runtime: only for drnn generate, report and build (run a "
+                        "model on such a core with drnn simulate --core BUILD_DIR, or load it "
+                        "into a board with drnn load)")
     if fetch and weights != "axi":
         raise UserError(f"--{next(iter(fetch)).replace('_', '-')} applies to --weights axi only")
     try:
@@ -220,16 +221,23 @@ _TARGET_NAMES = {"ulx3s-85f": "the ULX3S-85F's ECP5 (208 DP16KD)",
                  "arty-z7-20": "the Arty Z7-20's xc7z020 (140 RAMB36)"}
 
 
-def require_fits_on_chip(bundle: ModelBundle, path, shape: CoreShape, target: str) -> None:
+def require_fits_on_chip(bundle: ModelBundle, path, shape: CoreShape, target: str,
+                         maxima=None) -> None:
     """A one-line UserError when ``shape`` keeps the weights on chip and they need more block
     RAM than ``target`` has (:data:`drnn_hw.dram.BLOCK_RAM_BITS`; only the weight banks are
-    counted, so a model just below the limit may still not fit)."""
+    counted, so a model just below the limit may still not fit); ``maxima``: a run-time
+    core's banks, laid out for them."""
     from drnn_hw.dram import BLOCK_RAM_BITS, weight_bits
 
     if shape.weights == "axi":
         return
-    need, have = weight_bits(bundle, shape), BLOCK_RAM_BITS[target]
+    need, have = weight_bits(bundle, shape, maxima), BLOCK_RAM_BITS[target]
     if need > have:
+        if maxima is not None:
+            raise UserError(f"--max-inputs {maxima.inputs} --max-hidden {maxima.hidden} "
+                            f"--max-layers {maxima.layers}: the run-time core's weight banks "
+                            f"need {need / 2**20:.2f} Mbit of block RAM, "
+                            f"{_TARGET_NAMES[target]} has {have / 2**20:.2f} Mbit")
         raise UserError(f"{path}: on-chip weights need {need / 2**20:.2f} Mbit of block RAM, "
                         f"{_TARGET_NAMES[target]} has {have / 2**20:.2f} Mbit: use --weights "
                         f"axi (weights in DRAM)")

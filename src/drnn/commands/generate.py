@@ -39,7 +39,7 @@ def generate(model_dir, out_dir, name, no_mul_count, target, weights, max_inputs
                                hidden=maxima.hidden if maxima else
                                max(ly.hidden_size for ly in bundle.layers))
     require_core_shape(bundle, model_dir, shape)
-    require_fits_on_chip(bundle, model_dir, shape, target)
+    require_fits_on_chip(bundle, model_dir, shape, target, maxima)
     if out_dir.exists() and not out_dir.is_dir():
         raise UserError(f"{out_dir}: --out exists and is not a directory")
     try:
