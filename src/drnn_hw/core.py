@@ -545,20 +545,22 @@ class DeltaRNNCore(wiring.Component):
             return Const(j < s.hidden) if not runtime else \
                 Const(j) < desc[lm.index(s)].hidden
 
-        with m.If(ap.h_we):
-            with m.Switch(ap.h_wblock):
-                for g, (s, bb) in enumerate(where):
-                    with m.Case(g):
-                        for p in range(P):
-                            if unit(s, bb, p) is None:
-                                continue
-                            if runtime:
-                                # Units past the loaded H_l stay 0 (the output frame's
-                                # padding, the next layer's x past I_l).
-                                with m.If(loaded(s, bb * P + p)):
-                                    m.d.sync += h_state[unit(s, bb, p)].eq(ap.h_out[p])
-                            else:
-                                m.d.sync += h_state[unit(s, bb, p)].eq(ap.h_out[p])
+        # One condition per block rather than one Switch over the blocks: the Verilog backend
+        # writes a unit's register with every arm of a Switch that drives it (empty ones
+        # included), which made the core's Verilog grow as ΣH² (a 2×512 core did not fit
+        # Verilator in 22 GB); a comparison per block is the same decoder in the netlist.
+        for g, (s, bb) in enumerate(where):
+            with m.If(ap.h_we & (ap.h_wblock == g)):
+                for p in range(P):
+                    if unit(s, bb, p) is None:
+                        continue
+                    if runtime:
+                        # Units past the loaded H_l stay 0 (the output frame's padding, the
+                        # next layer's x past I_l).
+                        with m.If(loaded(s, bb * P + p)):
+                            m.d.sync += h_state[unit(s, bb, p)].eq(ap.h_out[p])
+                    else:
+                        m.d.sync += h_state[unit(s, bb, p)].eq(ap.h_out[p])
         with m.If(ap.done):
             m.d.sync += ap_done.eq(1)
 
@@ -690,11 +692,10 @@ class DeltaRNNCore(wiring.Component):
     def _h0(self, m, regs, h_state):
         h_total = len(h_state)
         h0_next = Signal(range(h_total + 1))
+        for j in range(h_total):        # one condition per unit (see the AP's h write)
+            with m.If(regs.h0_we & (h0_next == j)):
+                m.d.sync += h_state[j].eq(regs.h0_data[:self.fmts.act_bits])
         with m.If(regs.h0_we):
-            with m.Switch(h0_next):
-                for j in range(h_total):
-                    with m.Case(j):
-                        m.d.sync += h_state[j].eq(regs.h0_data[:self.fmts.act_bits])
             with m.If(h0_next != h_total):
                 m.d.sync += h0_next.eq(h0_next + 1)
         with m.If(regs.reset_state):
@@ -706,15 +707,13 @@ class DeltaRNNCore(wiring.Component):
         lm, L = self.map, self.L
         h0_layer = Signal(range(L + 1))
         h0_unit = Signal(range(max(s.hidden for s in lm) + 1))
-        with m.If(regs.h0_we & (h0_layer < n_layers)):
-            with m.Switch(h0_layer):
-                for l, s in enumerate(lm):
-                    with m.Case(l):
-                        with m.Switch(h0_unit):
-                            for j in range(s.hidden):
-                                with m.Case(j):
-                                    m.d.sync += h_state[s.h_base + j].eq(
-                                        regs.h0_data[:self.fmts.act_bits])
+        write = Signal()
+        m.d.comb += write.eq(regs.h0_we & (h0_layer < n_layers))
+        for l, s in enumerate(lm):      # one condition per unit (see the AP's h write)
+            for j in range(s.hidden):
+                with m.If(write & (h0_layer == l) & (h0_unit == j)):
+                    m.d.sync += h_state[s.h_base + j].eq(regs.h0_data[:self.fmts.act_bits])
+        with m.If(write):
             hidden = desc[0].hidden if L == 1 else Array(d.hidden for d in desc)[h0_layer]
             with m.If(h0_unit == hidden - 1):
                 m.d.sync += [h0_layer.eq(h0_layer + 1), h0_unit.eq(0)]
