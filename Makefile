@@ -29,7 +29,7 @@ demo: install
 test: install
 	$(BIN)/python -m pytest -m "not bitstream and not large" tests
 
-# A model too large for on-chip weights, from DRAM in Verilator (a ~15-minute Verilator build).
+# A model too large for on-chip weights (2 layers of 512), from DRAM in Verilator (~11 minutes).
 large: install
 	$(BIN)/python -m pytest -m large tests
 

@@ -87,18 +87,17 @@ def test_random_latency_and_back_pressure_are_bit_exact(axi_core):
 
 @pytest.mark.large
 def test_a_model_too_large_for_on_chip_weights_runs_from_dram():
-    """Two layers of 192 GRU units with 16-bit weights: 3·16·(208·192 + 384·192) bits = 5.20
-    Mibit of weights, more than either target's block RAM (ULX3S-85F 3.66, xc7z020 4.92: the
-    quantity drnn generate's on-chip refusal compares); from DRAM it runs in Verilator, bit-
-    and cycle-exact, on the default core (P = 16, K = 2, E = 16). (Two layers of 512 GRU
-    units were tried first: Verilator was killed at 22 GB building that core's 33 MB of
-    Verilog on this machine.)"""
+    """Two layers of 512 GRU units (issue #14's example), I = 12: 3 gates · 8 bits · 16 rows ·
+    32 blocks · (524 + 1024) columns = 18.14 Mibit of 8-bit weights, more than three times
+    either target's block RAM (ULX3S-85F 3.66, xc7z020 4.92 Mibit: the quantity drnn
+    generate's on-chip refusal compares); from DRAM it runs in Verilator, bit- and cycle-exact,
+    on the default core (P = 16, K = 2, E = 16). (Its Verilog grew as ΣH² until the core's h
+    writes were rewritten; Verilator was then killed at 22 GB building it.)"""
     from drnn_hw.dram import BLOCK_RAM_BITS, weight_bits
 
-    bundle = random_stacked_bundle(16, [192, 192], formats=Formats(w_bits=16, w_frac=12),
-                                   seed=1, theta_x=0.25, theta_h=0.25)
+    bundle = random_stacked_bundle(12, [512, 512], seed=1, theta_x=0.25, theta_h=0.25)
     shape = CoreShape(weights="axi")
-    assert weight_bits(bundle, replace(shape, weights="baked")) > max(BLOCK_RAM_BITS.values())
+    assert weight_bits(bundle, replace(shape, weights="baked")) > 3 * max(BLOCK_RAM_BITS.values())
     x = _inputs(bundle, 11, n=1, t=3)
     r = simulate(bundle, shape, x, layer_stats=True)
     g = golden_run(bundle, x, shape=shape)
