@@ -1,10 +1,13 @@
 """The spatial term of the cycle model: a step of a core with compressed, column-balanced weights.
 
-**No core implements this schedule yet.** It is the performance model of the compressed-weight
-core of issue #13 (Spartus's spatio-temporal sparsity: C. Gao, T. Delbruck, S.-C. Liu,
-"Spartus: A 9.9 TOp/s FPGA-based LSTM accelerator exploiting spatio-temporal sparsity", IEEE
-TNNLS, 2022), written so the trainer's patterns can be costed now and the RTL can later be held
-to it exactly, as the dense core is held to :func:`drnn_hw.cycle_model.step_cycles`.
+The cycle model of the compressed-weight core of issue #13 (Spartus's spatio-temporal
+sparsity: C. Gao, T. Delbruck, S.-C. Liu, "Spartus: A 9.9 TOp/s FPGA-based LSTM accelerator
+exploiting spatio-temporal sparsity", IEEE TNNLS, 2022): ``CoreShape(weight_format=
+"compressed")`` (:mod:`drnn_hw.mxv_compressed`, ``drnn generate --weight-format``), whose
+cycle counter must equal :func:`spatial_step_cycles` exactly on every step, as the dense core
+is held to :func:`drnn_hw.cycle_model.step_cycles` (tests/hw/test_core_compressed.py in
+Amaranth's simulator, tests/sim/test_sim_compressed.py in Verilator). The golden run
+(:func:`drnn_hw.golden.run`) returns these cycles for a compressed shape.
 
 The compressed core. Weights are pruned column-balanced (:mod:`drnn_hw.balance`): every slice
 of every column (the rows a multiplier p = r mod P serves) holds the same ``kept`` (value, row)
@@ -31,7 +34,7 @@ A stacked core runs one such pass per layer (each with its layer's ``kept``) plu
 exactly the dense one. With ``kept = NB`` (γ = 0) it costs ``mxv_drain(1) − mxv_drain(NB)``
 more than the dense core on steps whose MxV ends last.
 
-The figures of this module are model figures: no Verilator run measures them.
+The LSTM core takes its own AP depth (``cell``, :func:`~drnn_hw.cycle_model.ap_latency`).
 """
 
 from __future__ import annotations
