@@ -16,11 +16,12 @@ import numpy as np
 import pytest
 
 from drnn_hw import golden
-from drnn_hw.balance import BalanceUnit, prune_bundle
-from drnn_hw.bundle import Layer, ModelBundle, random_bundle, random_stacked_bundle
+from drnn_hw.balance import prune_bundle
+from drnn_hw.bundle import random_bundle, random_stacked_bundle
 from drnn_hw.cycle_model import LAYER_GAP, CoreShape
 from drnn_hw.spatial import layer_kept, spatial_cycles_for_masks
 from drnn.engines.amaranth import run
+from drnn_sim.cores import collision_bundle
 
 
 def compressed(P, K, E):
@@ -202,27 +203,6 @@ def test_two_pruned_layers(cell):
 
 
 # --- the worst case of the design note ---------------------------------------------------------
-
-def collision_bundle(I, H, P, cell="gru", seed=0):
-    """Every slice of every column keeps one weight (kept = 1), all in block 0 (slice p's pair
-    names row p in every column), so the K lanes of multiplier p hit row p in the same cycle
-    and the next group hits it again in the next cycle. Non-zero weights, Θ = 0 (every changed
-    input is a kept delta)."""
-    rng = np.random.default_rng(seed)
-    G = 4 if cell == "lstm" else 3
-    nb = math.ceil(H / P)
-    w_x = np.zeros((G, H, I), np.int64)
-    w_h = np.zeros((G, H, H), np.int64)
-    for w in (w_x, w_h):
-        vals = rng.integers(20, 120, (G, min(P, H), w.shape[2])) * \
-            rng.choice([-1, 1], (G, min(P, H), w.shape[2]))
-        w[:, :min(P, H), :] = vals              # rows 0..P-1: block 0 of every slice
-    b = random_bundle(I, H, seed=seed, cell=cell)
-    unit = BalanceUnit(rows=P, kept=nb - math.floor(round(0.99 * nb, 9)), gamma=0.99)
-    assert unit.kept == 1
-    return ModelBundle(formats=b.formats, layers=[Layer(w_x, w_h, b.layers[0].bias, 0, 0,
-                                                        unit)], cell=cell)
-
 
 def collision_inputs(I, T, seed=1):
     """Every x element changes at every step (every Δx kept at Θ = 0)."""
