@@ -21,6 +21,15 @@ channels are the WeightBank's. The AP's start condition (nothing pending in the 
 in the last ``mxv_drain`` cycles) already waits for the last slot, however late the memory
 delivers it; the cycle counter counts those cycles (the cycle model's memory terms).
 
+Compressed weights (``shape.weight_format == "compressed"``, issue #13, baked weights only):
+the weight bank holds each layer's column-balanced (value, block) pairs, ``kept_l`` words per
+column (:func:`~drnn_hw.spatial.layer_kept`), the encoder's addresses and the queue's issue
+slots follow that layout (a kept delta column costs ``kept_l`` slots instead of NB_l), and the
+channels are :class:`~drnn_hw.mxv_compressed.CompressedMxVChannel` (one partial delta memory
+per lane and multiplier, the lane sum on the AP's read port); the AP starts ``mxv_drain(1)``
+cycles after the last slot in every layer. The step takes :func:`drnn_hw.spatial.
+spatial_step_cycles` (per layer, plus the layer gaps); everything else is this module's.
+
 An LSTM bundle gets four channels i, f, g, o (one delta memory each) and the
 :class:`~drnn_hw.activation_lstm.LSTMActivationPipeline`, which reads all four memories,
 borrows the column-0 multipliers of i, f and o, and keeps the cell state c in its own RAM
@@ -159,6 +168,9 @@ class DeltaRNNCore(wiring.Component):
     shape : CoreShape, optional
         P (rows), K (columns), E (scan); :data:`~drnn_hw.cycle_model.PRESETS` ``"default"``
         when omitted.
+        ``shape.weight_format == "compressed"``: the compressed-weight core (module
+        docstring) for a bundle whose layers carry a balance pattern for the core's P (a
+        layer without one is stored as pairs with kept = NB).
     maxima : Maxima, optional
         Build a run-time core for any model of the bundle's cell and formats within these
         sizes (the bundle gives its initial contents); ``shape.out_layers`` must be
@@ -184,7 +196,8 @@ class DeltaRNNCore(wiring.Component):
         From the blocks, naming the parameter, for a bundle or shape they cannot build
         (e.g. a bundle with no hidden units), more than
         :data:`~drnn_hw.layer_map.MAX_LAYERS` layers, a cell other than "gru" and "lstm",
-        or (run-time core) a bundle beyond ``maxima`` (naming the limit).
+        or (run-time core) a bundle beyond ``maxima`` (naming the limit); a compressed
+        core with run-time or AXI weights, or for a pattern balanced for another P.
     """
 
     def __init__(self, bundle: ModelBundle, shape: CoreShape | None = None, *,

@@ -118,6 +118,10 @@ class DeltaEncoder(wiring.Component):
         K, deltas emitted per cycle (1 or 2).
     scan : int
         E (≥ 1), elements examined per cycle = elements per x beat.
+    slots : sequence of int, optional
+        A compressed core's words per weight column of every layer (``kept_l``): the
+        addresses are then ``column_base + column · kept_l`` in the issue-slot layout
+        (:func:`~drnn_hw.layer_map.layer_map` with ``blocks = slots``); default NB_l.
 
     Ports
     -----
