@@ -80,6 +80,12 @@ __all__ = ["CompressedMxVChannel", "index_bits", "FAULTS"]
 FAULTS = ("no_bypass", "shared")
 
 
+def _bit(flags, index):
+    """Bit ``index`` of ``flags`` (0 past its width), as a full-width shift and a slice: the
+    Verilog then has no truncating assignment (``bit_select`` makes one)."""
+    return (flags >> index)[0]
+
+
 def index_bits(blocks: int) -> int:
     """Bits of a pair's global block number for ``blocks`` (ΣNB) delta-memory words (≥ 1)."""
     return max(1, (blocks - 1).bit_length())
@@ -296,14 +302,14 @@ class CompressedMxVChannel(wiring.Component):
                 with m.If(t3.valid):
                     fresh = ~(wp.en & (wp.addr == rd_idx))
                     if k == 0:
-                        f_hi = hi.bit_select(rd_idx, 1) & fresh
-                        f_lo = lo.bit_select(rd_idx, 1) & fresh
+                        f_hi = _bit(hi, rd_idx) & fresh
+                        f_lo = _bit(lo, rd_idx) & fresh
                         b_val = Array(Const(v, accw) for v in init[p])[rd_idx]
                         m.d.sync += [q_over.eq(t3.fill | f_hi | f_lo),
                                      q_value.eq(Mux(t3.fill, b_val,
                                                     Mux(f_hi, acc.max, acc.min)))]
                     else:
-                        f_zero = zero.bit_select(rd_idx, 1) & fresh
+                        f_zero = _bit(zero, rd_idx) & fresh
                         m.d.sync += [q_over.eq(t3.fill | f_zero), q_value.eq(0)]
 
                 # t4: accumulate and write. (A shared memory's other lanes do not fill: the
@@ -319,10 +325,10 @@ class CompressedMxVChannel(wiring.Component):
                 ap_rp = mem.read_port()
                 m.d.comb += [ap_rp.addr.eq(self.ap_read.block), ap_rp.en.eq(self.ap_read.en)]
                 if k == 0:
-                    value = Mux(hi.bit_select(ap_block, 1), acc.max,
-                                Mux(lo.bit_select(ap_block, 1), acc.min, ap_rp.data))
+                    value = Mux(_bit(hi, ap_block), acc.max,
+                                Mux(_bit(lo, ap_block), acc.min, ap_rp.data))
                 else:
-                    value = Mux(zero.bit_select(ap_block, 1), 0, ap_rp.data)
+                    value = Mux(_bit(zero, ap_block), 0, ap_rp.data)
                 if not (shared and k > 0):
                     sums.append((k, p, value, flags))
 
