@@ -79,8 +79,10 @@ def summarise(result, bundle: ModelBundle, labels, shape: CoreShape, clock_mhz: 
                            bundle, per)
     dense_ops = _per_layer_sum(lambda ly, dx, dh: dense_ops_per_step(
         ly.input_size, ly.hidden_size, cell), bundle, per)
-    parts = [cycle_breakdown(dx + dh, cyc, ly.hidden_size, shape, cell)
-             for ly, (dx, dh) in zip(bundle.layers, per)]
+    kept = _kept(bundle, shape) if shape.weight_format == "compressed" else \
+        [None] * bundle.num_layers
+    parts = [cycle_breakdown(dx + dh, cyc, ly.hidden_size, shape, cell, k)
+             for ly, (dx, dh), k in zip(bundle.layers, per, kept)]
     breakdown = {k: sum(p[k] for p in parts) for k in ("ap_fixed", "mxv_issue", "mxv_drain")}
     breakdown["total"] = float(np.mean(cyc))
     breakdown["scan_wait"] = breakdown["total"] - breakdown["ap_fixed"] - \
