@@ -13,15 +13,18 @@ the cell format's limits.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
-from drnn_hw.bundle import ModelBundle, random_bundle, random_stacked_bundle
+from drnn_hw.balance import BalanceUnit, prune_bundle
+from drnn_hw.bundle import Layer, ModelBundle, random_bundle, random_stacked_bundle
 from drnn_hw.layer_map import Maxima
 from drnn_hw.cycle_model import CoreShape
 from drnn_hw.numerics import Formats
 
 __all__ = ["CORES", "core", "saturating_lstm", "RUNTIME_SHAPE", "RUNTIME_MAXIMA",
-           "runtime_models"]
+           "runtime_models", "COMPRESSED", "compressed_core", "collision_bundle"]
 
 
 def saturating_lstm(inputs: int = 1, hidden: int = 5, seed: int = 7) -> ModelBundle:
@@ -76,3 +79,62 @@ def runtime_models(cell: str) -> dict[str, ModelBundle]:
         "C": random_stacked_bundle(6, [3, 11], seed=4, theta_x=[0.1, 0.05],
                                    theta_h=[0.05, 0.1], cell=cell, weight_scale=1.5, name="C"),
     }
+
+
+def collision_bundle(inputs: int, hidden: int, rows: int, cell: str = "gru",
+                     seed: int = 0) -> ModelBundle:
+    """The worst case of docs/cbtd/core_design.md for a compressed core of P = ``rows``: every
+    slice of every column keeps one non-zero weight (kept = 1), all in block 0 (slice p's
+    pair names row p in every column), so the K lanes of multiplier p accumulate into row p
+    in the same cycle and the next group into the same row in the next cycle. Θ = 0."""
+    rng = np.random.default_rng(seed)
+    G = 4 if cell == "lstm" else 3
+    rows_used = min(rows, hidden)
+    w_x = np.zeros((G, hidden, inputs), np.int64)
+    w_h = np.zeros((G, hidden, hidden), np.int64)
+    for w in (w_x, w_h):
+        w[:, :rows_used, :] = rng.integers(20, 120, (G, rows_used, w.shape[2])) * \
+            rng.choice([-1, 1], (G, rows_used, w.shape[2]))
+    b = random_bundle(inputs, hidden, seed=seed, cell=cell)
+    nb = math.ceil(hidden / rows)
+    unit = BalanceUnit(rows=rows, kept=nb - math.floor(round(0.99 * nb, 9)), gamma=0.99)
+    return ModelBundle(formats=b.formats, layers=[Layer(w_x, w_h, b.layers[0].bias, 0, 0,
+                                                        unit)], cell=cell,
+                       name=f"collision-{cell}")
+
+
+def _compressed(P, K, E):
+    return CoreShape(rows=P, columns=K, scan=E, weight_format="compressed")
+
+
+#: The compressed-weight verification cores (``--weight-format compressed``), one Verilator
+#: build each: GRU and LSTM, one layer and two, sizes not multiples of P or E, I = 1, H < P,
+#: K = 1 and 2, Θ > 0; and the worst-case collision pattern.
+COMPRESSED = {
+    # I=7, H=13 (NB = 4, kept 2), a 24-bit accumulator and large weights (saturation)
+    "gru": (lambda: prune_bundle(random_bundle(7, 13, formats=Formats(acc_bits=24), seed=2,
+                                               theta_x=0.05, theta_h=0.02, weight_scale=2.0),
+                                 4, 0.5), _compressed(4, 2, 3)),
+    # I=1, H = 11 (NB 3, kept 1) then 3 < P (NB 1, kept 1), K = 1
+    "gru-l2": (lambda: prune_bundle(random_stacked_bundle(1, [11, 3], seed=5,
+                                                          theta_x=[0.05, 0.1],
+                                                          theta_h=[0.02, 0.05],
+                                                          weight_scale=1.5), 4, 0.75),
+               _compressed(4, 1, 4)),
+    "lstm": (lambda: prune_bundle(random_bundle(5, 9, seed=3, theta_x=0.05, theta_h=0.02,
+                                                weight_scale=1.5, cell="lstm"), 4, 0.5),
+             _compressed(4, 2, 3)),
+    # H = 10 (NB 3, kept 2), then 7 (NB 2, kept 1)
+    "lstm-l2": (lambda: prune_bundle(random_stacked_bundle(6, [10, 7], seed=6,
+                                                           theta_x=[0.05, 0.1],
+                                                           theta_h=[0.05, 0.0],
+                                                           weight_scale=1.5, cell="lstm"),
+                                     4, 0.5), _compressed(4, 2, 4)),
+    "collision": (lambda: collision_bundle(6, 8, 4), _compressed(4, 2, 3)),
+}
+
+
+def compressed_core(name: str):
+    """(bundle, shape) of a named compressed verification core."""
+    make, shape = COMPRESSED[name]
+    return make(), shape

@@ -48,7 +48,7 @@ from .cycle_model import CoreShape
 
 __all__ = ["BalanceUnit", "kept_per_slice", "slice_nonzeros", "balanced_mask",
            "first_violation", "matrix_names", "matrix_sparsity", "check_core_shape",
-           "effective_rows", "ShapeMismatch"]
+           "effective_rows", "ShapeMismatch", "prune_bundle"]
 
 
 class ShapeMismatch(ValueError):
@@ -204,3 +204,28 @@ def check_core_shape(bundle, shape: CoreShape, where: str = "bundle") -> None:
                 f"{unit.kept} kept per slice), the core has P = {shape.rows} (--rows); "
                 f"generate with --rows {unit.rows}, or retrain with --balance-rows "
                 f"{shape.rows}")
+
+
+def prune_bundle(bundle, rows: int, gamma: float, layers=None):
+    """A copy of ``bundle`` (a :class:`~drnn_hw.bundle.ModelBundle`) whose layers (all, or the
+    indices in ``layers``) are pruned column-balanced for P = ``rows`` at γ: every W_x and W_h
+    keeps :func:`balanced_mask` of its weights (the rest set to 0) with the layer's
+    :class:`BalanceUnit` recorded. For tests and tools; the trainer prunes during training
+    (:mod:`drnn_train.prune`). Raises ValueError as :func:`kept_per_slice`."""
+    from .bundle import Layer
+
+    out = []
+    for l, ly in enumerate(bundle.layers):
+        if layers is not None and l not in layers:
+            out.append(ly)
+            continue
+        unit = BalanceUnit.for_layer(gamma, ly.hidden_size, rows)
+        wx = np.stack([np.where(balanced_mask(w, rows, unit.kept), w, 0) for w in ly.w_x])
+        wh = np.stack([np.where(balanced_mask(w, rows, unit.kept), w, 0) for w in ly.w_h])
+        out.append(Layer(wx, wh, ly.bias, ly.theta_x, ly.theta_h, unit))
+    return type(bundle)(
+        formats=bundle.formats, layers=out, sigmoid_lut=bundle.sigmoid_lut,
+        tanh_lut=bundle.tanh_lut, input_mean=bundle.input_mean,
+        input_scale=bundle.input_scale, head_w=bundle.head_w, head_b=bundle.head_b,
+        classes=bundle.classes, name=bundle.name, source=bundle.source, extra=bundle.extra,
+        task=bundle.task, outputs=bundle.outputs, cell=bundle.cell)

@@ -21,6 +21,15 @@ channels are the WeightBank's. The AP's start condition (nothing pending in the 
 in the last ``mxv_drain`` cycles) already waits for the last slot, however late the memory
 delivers it; the cycle counter counts those cycles (the cycle model's memory terms).
 
+Compressed weights (``shape.weight_format == "compressed"``, issue #13, baked weights only):
+the weight bank holds each layer's column-balanced (value, block) pairs, ``kept_l`` words per
+column (:func:`~drnn_hw.spatial.layer_kept`), the encoder's addresses and the queue's issue
+slots follow that layout (a kept delta column costs ``kept_l`` slots instead of NB_l), and the
+channels are :class:`~drnn_hw.mxv_compressed.CompressedMxVChannel` (one partial delta memory
+per lane and multiplier, the lane sum on the AP's read port); the AP starts ``mxv_drain(1)``
+cycles after the last slot in every layer. The step takes :func:`drnn_hw.spatial.
+spatial_step_cycles` (per layer, plus the layer gaps); everything else is this module's.
+
 An LSTM bundle gets four channels i, f, g, o (one delta memory each) and the
 :class:`~drnn_hw.activation_lstm.LSTMActivationPipeline`, which reads all four memories,
 borrows the column-0 multipliers of i, f and o, and keeps the cell state c in its own RAM
@@ -159,6 +168,9 @@ class DeltaRNNCore(wiring.Component):
     shape : CoreShape, optional
         P (rows), K (columns), E (scan); :data:`~drnn_hw.cycle_model.PRESETS` ``"default"``
         when omitted.
+        ``shape.weight_format == "compressed"``: the compressed-weight core (module
+        docstring) for a bundle whose layers carry a balance pattern for the core's P (a
+        layer without one is stored as pairs with kept = NB).
     maxima : Maxima, optional
         Build a run-time core for any model of the bundle's cell and formats within these
         sizes (the bundle gives its initial contents); ``shape.out_layers`` must be
@@ -184,7 +196,8 @@ class DeltaRNNCore(wiring.Component):
         From the blocks, naming the parameter, for a bundle or shape they cannot build
         (e.g. a bundle with no hidden units), more than
         :data:`~drnn_hw.layer_map.MAX_LAYERS` layers, a cell other than "gru" and "lstm",
-        or (run-time core) a bundle beyond ``maxima`` (naming the limit).
+        or (run-time core) a bundle beyond ``maxima`` (naming the limit); a compressed
+        core with run-time or AXI weights, or for a pattern balanced for another P.
     """
 
     def __init__(self, bundle: ModelBundle, shape: CoreShape | None = None, *,
@@ -227,6 +240,23 @@ class DeltaRNNCore(wiring.Component):
         self.P, self.K, self.E = min(shape.rows, max(self.hidden)), shape.columns, shape.scan
         self.map = layer_map(self.I, self.hidden, self.P, self.E)
         self.NB = self.map[-1].blocks
+        #: A compressed core's (value, row) pairs per slice per column of every layer
+        #: (:func:`~drnn_hw.spatial.layer_kept`), None for a dense core.
+        self.kept = None
+        self.compressed = shape.weight_format == "compressed"
+        if self.compressed:
+            if maxima is not None or shape.weights != "baked":
+                raise refuse(self, f"--weight-format compressed with --weights "
+                                   f"{'runtime' if maxima is not None else shape.weights}: "
+                                   f"compressed weights are built baked only")
+            from dataclasses import replace
+
+            from .spatial import layer_kept
+            try:
+                self.kept = [layer_kept(ly, replace(shape, rows=self.P))
+                             for ly in bundle.layers]
+            except ValueError as e:
+                raise refuse(self, f"--weight-format compressed: {e}") from None
         # The layer descriptors the core starts with: the bundle's, placed in the layout (a
         # run-time core's slots past the bundle's layers: full-size layers, never run until
         # LAYERS says so).
@@ -292,10 +322,21 @@ class DeltaRNNCore(wiring.Component):
         desc, n_layers = regs.desc, regs.layers
 
         m.submodules.x_fifo = x_fifo = fifo.SyncFIFO(width=frame.size, depth=2 * WX)
-        m.submodules.encoder = enc = DeltaEncoder(fmts, I, hidden, rows=P, columns=K, scan=E)
-        m.submodules.queue = queue = DeltaQueue(
-            enc.entry, columns=K, blocks=[s.blocks for s in lm],
-            capacity=max(s.inputs + s.hidden for s in lm), lookahead=self.axi)
+        if self.compressed:
+            # A compressed core's columns are kept_l words (pairs) long: the encoder's weight
+            # addresses and the queue's issue slots follow that layout, the delta memories
+            # and the AP the NB_l blocks.
+            m.submodules.encoder = enc = DeltaEncoder(fmts, I, hidden, rows=P, columns=K,
+                                                      scan=E, slots=self.kept)
+            m.submodules.queue = queue = DeltaQueue(
+                enc.entry, columns=K, blocks=self.kept,
+                capacity=max(s.inputs + s.hidden for s in lm))
+        else:
+            m.submodules.encoder = enc = DeltaEncoder(fmts, I, hidden, rows=P, columns=K,
+                                                      scan=E)
+            m.submodules.queue = queue = DeltaQueue(
+                enc.entry, columns=K, blocks=[s.blocks for s in lm],
+                capacity=max(s.inputs + s.hidden for s in lm), lookahead=self.axi)
         if self.axi:
             # Weights in DRAM: the fetch takes the queue's look-ahead and holds its issue
             # until a group's columns are in the buffer.
@@ -308,12 +349,21 @@ class DeltaRNNCore(wiring.Component):
                          bank.ahead_entry.eq(queue.ahead_entry), queue.hold.eq(bank.hold),
                          bank.base.eq(regs.weight_base)]
             wiring.connect(m, wiring.flipped(self.m_axi), bank.axi)
+        elif self.compressed:
+            m.submodules.weights = bank = WeightBank(b, rows=P, columns=K,
+                                                     addr_bits=enc.addr_bits, kept=self.kept)
         else:
             m.submodules.weights = bank = WeightBank(
                 b, rows=P, columns=K, addr_bits=enc.addr_bits, layout=lm if runtime else None,
                 load_bits=self.load_bits)
-        for block in (enc, queue):
-            m.d.comb += block.desc.eq(desc)
+        if self.compressed:
+            # (Constants: the issue-slot layout of the baked compressed weights.)
+            for block in (enc, queue):
+                m.d.comb += block.desc.eq(block.desc.shape().const(
+                    descriptor_values(I, hidden, P, E, blocks=self.kept)))
+        else:
+            for block in (enc, queue):
+                m.d.comb += block.desc.eq(desc)
 
         def biases(c):
             # Bias row c of every layer slot (the bundle's layers, zeros past them).
@@ -331,7 +381,19 @@ class DeltaRNNCore(wiring.Component):
 
         lstm = self.cell == "lstm"
         chans = {}
-        if lstm:
+        if self.compressed:
+            from .mxv_compressed import CompressedMxVChannel
+
+            slots = sum(self.kept)
+            fault = getattr(self, "_fault", None)     # tests only (negative controls)
+            names = CELL_CHANNELS[self.cell]
+            for c, name in enumerate(names):
+                split = not lstm and name == "n"
+                chans[name] = CompressedMxVChannel(
+                    fmts, inputs=I, hidden=hidden, rows=P, columns=K, bias=biases(c),
+                    bias_h=biases(3) if split else None,
+                    ap_a_bits=ap_a_bits(fmts) if lstm else None, slots=slots, fault=fault)
+        elif lstm:
             # One channel per gate, one delta memory each; the multipliers' first operand is
             # as wide as c (the AP's f·c).
             for c, name in enumerate(CELL_CHANNELS["lstm"]):
@@ -492,7 +554,15 @@ class DeltaRNNCore(wiring.Component):
         drains = [mxv_drain(s.blocks) for s in lm]
         drain = max(drains)
         drained = Const(1)
-        if runtime:
+        if self.compressed:
+            # A pair's row is arbitrary: the last slot may write block 0, as after a one-block
+            # column (drnn_hw.spatial: A0 = max(S, D + mxv_drain(1))), in every layer.
+            drain = mxv_drain(1)
+            slot_hist = Signal(drain)
+            m.d.sync += slot_hist.eq(Mux(running | start,
+                                         (slot_hist << 1) | queue.issue.valid, 0)[:drain])
+            drained = slot_hist == 0
+        elif runtime:
             # The loaded layers' NB: any from 1 up.
             drain = mxv_drain(1)
             slot_hist = Signal(drain)

@@ -53,7 +53,8 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-__all__ = ["CoreShape", "ColumnFetch", "column_bursts", "WEIGHT_SOURCES", "AXI_FIELDS",
+__all__ = ["CoreShape", "ColumnFetch", "column_bursts", "WEIGHT_SOURCES", "WEIGHT_FORMATS",
+           "AXI_FIELDS",
            "PRESETS", "SCAN_LATENCY", "MXV_WRITE", "AP_LATENCY", "AP_LATENCY_LSTM",
            "CHANNELS", "ap_latency", "LAYER_GAP", "FRAME_IO", "mxv_drain", "step_cycles",
            "cycle_bound", "frame_latency", "frame_interval", "cycles_for_masks", "FORMULA"]
@@ -165,6 +166,11 @@ class CoreShape:
     outstanding: int = 4
     burst: int = 16
     buffer: int = 8
+    # How the weight banks store a column (CLI ``--weight-format``): "dense" every row
+    # (a kept delta column costs NB = ceil(H/P) cycles), or "compressed" the column-balanced
+    # (value, row) pairs of each multiplier slice (a kept column costs the layer's ``kept``
+    # cycles; the schedule is :mod:`drnn_hw.spatial`'s, the MxV :mod:`drnn_hw.mxv_compressed`).
+    weight_format: str = "dense"
 
     def __post_init__(self):
         if self.rows < 1:
@@ -179,6 +185,9 @@ class CoreShape:
         if self.weights not in WEIGHT_SOURCES:
             raise ValueError(f"--weights must be one of {', '.join(WEIGHT_SOURCES)}, got "
                              f"{self.weights!r}")
+        if self.weight_format not in WEIGHT_FORMATS:
+            raise ValueError(f"--weight-format must be one of {', '.join(WEIGHT_FORMATS)}, got "
+                             f"{self.weight_format!r}")
         if self.bus_bits not in (32, 64, 128, 256, 512, 1024):
             raise ValueError(f"--bus-bits must be a power of two from 32 to 1024 (an AXI data "
                              f"bus), got {self.bus_bits}")
@@ -216,12 +225,16 @@ class CoreShape:
         fetch = {k: d[k] for k in AXI_FIELDS if k in d}
         return cls(rows=d.get("rows", d.get("pe")), columns=d.get("columns", d.get("lanes")),
                    scan=d["scan"], out_layers=d.get("out_layers", "last"),
-                   weights=d.get("weights", "baked"), **fetch)
+                   weights=d.get("weights", "baked"),
+                   weight_format=d.get("weight_format", "dense"), **fetch)
 
     def to_dict(self) -> dict:
         """P, K, E (``rows``, ``columns``, ``scan``), ``out_layers`` unless "last", and the
-        weight source unless "baked", with the fetch parameters of an "axi" one."""
+        weight source unless "baked", with the fetch parameters of an "axi" one, and
+        ``weight_format`` unless "dense"."""
         d = asdict(self)
+        if self.weight_format == "dense":
+            del d["weight_format"]
         if self.out_layers == "last":
             del d["out_layers"]
         if self.weights != "axi":
@@ -239,6 +252,9 @@ class CoreShape:
 
 #: The weight sources a core can be generated with (``CoreShape.weights``, CLI ``--weights``).
 WEIGHT_SOURCES = ("baked", "runtime", "axi")
+#: How a core's weight banks hold the weights (``CoreShape.weight_format``, CLI
+#: ``--weight-format``): every row, or column-balanced (value, row) pairs.
+WEIGHT_FORMATS = ("dense", "compressed")
 #: The fetch parameters of an "axi" core (``CoreShape`` fields).
 AXI_FIELDS = ("bus_bits", "outstanding", "burst", "buffer")
 

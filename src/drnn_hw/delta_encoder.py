@@ -118,6 +118,10 @@ class DeltaEncoder(wiring.Component):
         K, deltas emitted per cycle (1 or 2).
     scan : int
         E (≥ 1), elements examined per cycle = elements per x beat.
+    slots : sequence of int, optional
+        A compressed core's words per weight column of every layer (``kept_l``): the
+        addresses are then ``column_base + column · kept_l`` in the issue-slot layout
+        (:func:`~drnn_hw.layer_map.layer_map` with ``blocks = slots``); default NB_l.
 
     Ports
     -----
@@ -155,25 +159,26 @@ class DeltaEncoder(wiring.Component):
     """
 
     def __init__(self, fmts: Formats, inputs: int, hidden: int, *, rows: int, columns: int,
-                 scan: int):
+                 scan: int, slots=None):
         layers = [hidden] if isinstance(hidden, int) else list(hidden)
         check_positive(self, inputs=inputs, rows=rows, scan=scan)
         check_positive(self, **{f"hidden[{l}]" if len(layers) > 1 else "hidden": h
                                 for l, h in enumerate(layers)})
         if columns not in (1, 2):
             raise refuse(self, f"columns must be 1 or 2, got {columns}")
-        self.map = layer_map(inputs, layers, rows, scan)
+        self.map = layer_map(inputs, layers, rows, scan, slots)
         self.fmts, self.I, self.H = fmts, inputs, layers[0] if len(layers) == 1 else layers
         self.P, self.K, self.E = rows, columns, scan
         self.NB = math.ceil(layers[0] / rows)
         self.WX, self.WH = self.map[0].x_windows, self.map[0].h_windows
-        self.addr_bits = address_width(inputs, layers, rows)
+        self.addr_bits = address_width(inputs, layers, rows) if slots is None else \
+            max(1, (total_words(self.map) - 1).bit_length())
         self.entry = delta_entry_layout(fmts, self.addr_bits)
         act = signed(fmts.act_bits)
         super().__init__({
             **({"layer": In(range(len(layers)))} if len(layers) > 1 else {}),
             "desc": In(data.ArrayLayout(LayerDescriptor, len(layers)),
-                       init=descriptor_values(inputs, layers, rows, scan)),
+                       init=descriptor_values(inputs, layers, rows, scan, blocks=slots)),
             "start": In(1),
             "clear": In(1),
             "clear_refs": In(1),

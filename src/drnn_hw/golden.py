@@ -280,6 +280,9 @@ def run(bundle: ModelBundle, x_codes, lengths=None, shape: CoreShape | None = No
     core (:class:`~drnn_hw.core.DeltaGRUCore`), layers in sequence on one set of multipliers
     (EdgeDRNN's schedule), which its cycle counter must equal; an LSTM bundle's with the
     LSTM core's AP depth (module doc).
+    A compressed-weight core (``shape.weight_format == "compressed"``) takes the spatial
+    model's cycles (:func:`drnn_hw.spatial.spatial_step_cycles` with each layer's ``kept``,
+    :func:`~drnn_hw.spatial.layer_kept`); the numerics are the same.
     A core with its weights in DRAM (``shape.weights == "axi"``) waits for each column's
     weights: its cycles are the cycle model's memory terms at the fixed read latency
     ``dram_latency`` (cycles, default :data:`drnn_hw.dram.DEFAULT_LATENCY`).
@@ -287,6 +290,14 @@ def run(bundle: ModelBundle, x_codes, lengths=None, shape: CoreShape | None = No
     """
     fmts = bundle.formats
     fetches = [None] * bundle.num_layers
+    compressed = shape is not None and shape.weight_format == "compressed"
+    if compressed:
+        from dataclasses import replace
+
+        from .spatial import layer_kept, spatial_cycles_for_masks
+        # The P the core builds (rows past the largest H hold nothing; drnn_hw.core).
+        shape = replace(shape, rows=min(shape.rows, max(ly.hidden_size
+                                                        for ly in bundle.layers)))
     if shape is not None and shape.weights == "axi":
         from .dram import DEFAULT_LATENCY, column_fetch
         fetches = column_fetch(bundle, shape, DEFAULT_LATENCY if dram_latency is None
@@ -313,7 +324,11 @@ def run(bundle: ModelBundle, x_codes, lengths=None, shape: CoreShape | None = No
                                           valid, state[l], bundle.cell)
         layer_h.append(out)
         nnz_dx[..., l], nnz_dh[..., l] = kx.sum(-1), kh.sum(-1)
-        if with_cycles and valid.any():
+        if with_cycles and valid.any() and compressed:
+            layer_cycles[valid, l] = spatial_cycles_for_masks(
+                kx[valid], kh[valid], shape, layer_kept(ly, shape), bundle.cell)
+            cycles[valid] += layer_cycles[valid, l]
+        elif with_cycles and valid.any():
             layer_cycles[valid, l] = cycles_for_masks(kx[valid], kh[valid],
                                                       shape or CoreShape(), bundle.cell,
                                                       fetches[l])

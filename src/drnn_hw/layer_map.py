@@ -64,12 +64,16 @@ class LayerSlot:
         return self.block_base + self.blocks - 1
 
 
-def layer_map(inputs: int, hidden, rows: int, scan: int) -> list[LayerSlot]:
+def layer_map(inputs: int, hidden, rows: int, scan: int, blocks=None) -> list[LayerSlot]:
     """The :class:`LayerSlot` of every layer.
 
     ``inputs``: I of layer 0; ``hidden``: H of every layer (a sequence, or an int for one
-    layer); ``rows``: P; ``scan``: E. Raises ValueError for fewer than 1 or more than
-    :data:`MAX_LAYERS` layers, I < 1, any H < 1, P < 1 or E < 1.
+    layer); ``rows``: P; ``scan``: E. ``blocks`` (optional, one int ≥ 1 per layer): the words
+    per weight column instead of ``ceil(H_l/P)``: a compressed core's issue-slot layout
+    (``kept_l`` pairs per column, :mod:`drnn_hw.mxv_compressed`), whose ``blocks`` and
+    ``block_base`` then count issue slots, not delta-memory words. Raises ValueError for
+    fewer than 1 or more than :data:`MAX_LAYERS` layers, I < 1, any H < 1, P < 1 or E < 1,
+    or ``blocks`` not one value ≥ 1 per layer.
     """
     hidden = [hidden] if isinstance(hidden, int) else [int(h) for h in hidden]
     if not 1 <= len(hidden) <= MAX_LAYERS:
@@ -77,10 +81,12 @@ def layer_map(inputs: int, hidden, rows: int, scan: int) -> list[LayerSlot]:
     if inputs < 1 or min(hidden) < 1 or rows < 1 or scan < 1:
         raise ValueError(f"sizes must be ≥ 1: inputs = {inputs}, hidden = {hidden}, "
                          f"rows = {rows}, scan = {scan}")
+    if blocks is not None and (len(blocks) != len(hidden) or min(blocks) < 1):
+        raise ValueError(f"blocks: expected {len(hidden)} values ≥ 1, got {list(blocks)}")
     slots, block, word, xw, hw, hb = [], 0, 0, 0, 0, 0
     i = inputs
-    for h in hidden:
-        nb = math.ceil(h / rows)
+    for l, h in enumerate(hidden):
+        nb = math.ceil(h / rows) if blocks is None else int(blocks[l])
         s = LayerSlot(inputs=i, hidden=h, blocks=nb, x_windows=math.ceil(i / scan),
                       h_windows=math.ceil(h / scan), block_base=block, weight_base=word,
                       x_window_base=xw, h_window_base=hw, h_base=hb)
@@ -118,12 +124,14 @@ LayerDescriptor = data.StructLayout({
 })
 
 
-def descriptor_values(inputs: int, hidden, rows: int, scan: int, layout=None) -> list[dict]:
+def descriptor_values(inputs: int, hidden, rows: int, scan: int, layout=None,
+                      blocks=None) -> list[dict]:
     """The descriptor field values (ints) of every layer of a model with these sizes, placed
-    in ``layout`` (the core's :func:`layer_map`, by default the model's own). Raises
+    in ``layout`` (the core's :func:`layer_map`, by default the model's own; ``blocks`` as
+    :func:`layer_map`'s, for a compressed core's issue-slot layout). Raises
     ValueError (as :func:`layer_map`) for bad sizes, or when the model does not fit
     ``layout`` (more layers, or a layer's I or H larger than its slot's)."""
-    own = layer_map(inputs, hidden, rows, scan)
+    own = layer_map(inputs, hidden, rows, scan, blocks)
     layout = own if layout is None else layout
     if len(own) > len(layout):
         raise ValueError(f"{len(own)} layers do not fit a core of {len(layout)}")

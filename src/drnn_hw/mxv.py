@@ -54,7 +54,7 @@ from __future__ import annotations
 
 
 import numpy as np
-from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, signed
+from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, memory, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -102,14 +102,22 @@ class SlotSignature(wiring.Signature):
     weight : Out(ArrayLayout(ArrayLayout(signed(w_bits), rows), columns))
         ``weight[k][p]``: the weight of row ``block·P + p`` of column k (0 past H).
 
+    index : Out(ArrayLayout(ArrayLayout(unsigned(index_bits), rows), columns))
+        Only with ``index_bits`` (a compressed core, :mod:`drnn_hw.mxv_compressed`):
+        ``index[k][p]``, the global delta-memory block of the row ``weight[k][p]`` belongs
+        to (its row is ``index·P + p`` of the layer's block ``index − block_base``);
+        ``block`` is then the issue slot (the pair number), which the channel does not use.
+
     Raises ValueError naming the parameter when ``rows``, ``columns``, ``delta_bits``,
-    ``w_bits`` or ``blocks`` is < 1.
+    ``w_bits``, ``blocks`` or ``index_bits`` is < 1.
     """
 
     def __init__(self, *, rows: int, columns: int, delta_bits: int, w_bits: int,
-                 blocks: int):
+                 blocks: int, index_bits: int | None = None):
         params = dict(rows=rows, columns=columns, delta_bits=delta_bits, w_bits=w_bits,
                       blocks=blocks)
+        if index_bits is not None:
+            params["index_bits"] = index_bits
         check_positive(self, **params)
         self.params = params
         super().__init__({
@@ -118,6 +126,8 @@ class SlotSignature(wiring.Signature):
             "delta": Out(data.ArrayLayout(signed(delta_bits), columns)),
             "is_x": Out(columns),
             "weight": Out(data.ArrayLayout(data.ArrayLayout(signed(w_bits), rows), columns)),
+            **({"index": Out(data.ArrayLayout(data.ArrayLayout(unsigned(index_bits), rows),
+                                              columns))} if index_bits is not None else {}),
         })
 
     def __eq__(self, other):

@@ -1,10 +1,13 @@
 """The spatial term of the cycle model: a step of a core with compressed, column-balanced weights.
 
-**No core implements this schedule yet.** It is the performance model of the compressed-weight
-core of issue #13 (Spartus's spatio-temporal sparsity: C. Gao, T. Delbruck, S.-C. Liu,
-"Spartus: A 9.9 TOp/s FPGA-based LSTM accelerator exploiting spatio-temporal sparsity", IEEE
-TNNLS, 2022), written so the trainer's patterns can be costed now and the RTL can later be held
-to it exactly, as the dense core is held to :func:`drnn_hw.cycle_model.step_cycles`.
+The cycle model of the compressed-weight core of issue #13 (Spartus's spatio-temporal
+sparsity: C. Gao, T. Delbruck, S.-C. Liu, "Spartus: A 9.9 TOp/s FPGA-based LSTM accelerator
+exploiting spatio-temporal sparsity", IEEE TNNLS, 2022): ``CoreShape(weight_format=
+"compressed")`` (:mod:`drnn_hw.mxv_compressed`, ``drnn generate --weight-format``), whose
+cycle counter must equal :func:`spatial_step_cycles` exactly on every step, as the dense core
+is held to :func:`drnn_hw.cycle_model.step_cycles` (tests/hw/test_core_compressed.py in
+Amaranth's simulator, tests/sim/test_sim_compressed.py in Verilator). The golden run
+(:func:`drnn_hw.golden.run`) returns these cycles for a compressed shape.
 
 The compressed core. Weights are pruned column-balanced (:mod:`drnn_hw.balance`): every slice
 of every column (the rows a multiplier p = r mod P serves) holds the same ``kept`` (value, row)
@@ -31,7 +34,7 @@ A stacked core runs one such pass per layer (each with its layer's ``kept``) plu
 exactly the dense one. With ``kept = NB`` (γ = 0) it costs ``mxv_drain(1) − mxv_drain(NB)``
 more than the dense core on steps whose MxV ends last.
 
-The figures of this module are model figures: no Verilator run measures them.
+The LSTM core takes its own AP depth (``cell``, :func:`~drnn_hw.cycle_model.ap_latency`).
 """
 
 from __future__ import annotations
@@ -40,7 +43,7 @@ import math
 
 import numpy as np
 
-from .cycle_model import (AP_LATENCY, LAYER_GAP, SCAN_LATENCY, CoreShape, mxv_drain)
+from .cycle_model import LAYER_GAP, SCAN_LATENCY, CoreShape, ap_latency, mxv_drain
 
 __all__ = ["SPATIAL_FORMULA", "spatial_step_cycles", "spatial_cycles_for_masks",
            "delta_masks", "layer_kept", "weight_memory_bits", "bundle_spatial_cycles"]
@@ -50,12 +53,15 @@ SPATIAL_FORMULA = ("cycles = SCAN_LATENCY + max(S, D + mxv_drain(1) if nnz else 
                    "kept = non-zero (value, row) pairs per multiplier slice per column")
 
 
-def spatial_step_cycles(dx_mask, dh_mask, shape: CoreShape, kept: int) -> int:
+def spatial_step_cycles(dx_mask, dh_mask, shape: CoreShape, kept: int,
+                        cell: str = "gru") -> int:
     """Cycles of one step of a compressed core (module docstring) given the kept deltas
-    (boolean vectors of size I and H) and ``kept`` pairs per slice (1 ≤ kept ≤ NB).
+    (boolean vectors of size I and H) and ``kept`` pairs per slice (1 ≤ kept ≤ NB), on the
+    core for ``cell`` (its AP depth, :func:`~drnn_hw.cycle_model.ap_latency`).
 
-    Raises ValueError for ``kept`` outside [1, NB].
+    Raises ValueError for ``kept`` outside [1, NB] or an unknown cell.
     """
+    ap = ap_latency(cell)
     dx_mask = np.asarray(dx_mask, dtype=bool)
     dh_mask = np.asarray(dh_mask, dtype=bool)
     E, K = shape.scan, shape.columns
@@ -76,7 +82,7 @@ def spatial_step_cycles(dx_mask, dh_mask, shape: CoreShape, kept: int) -> int:
     S = int(c.sum())
     nnz = int(d.sum())
     if nnz == 0:
-        return SCAN_LATENCY + S + nb + AP_LATENCY
+        return SCAN_LATENCY + S + nb + ap
     rank = np.cumsum(win, axis=1) - 1
     emit = (starts[:, None] + rank // K)[win]
     G = -(-nnz // K)
@@ -85,17 +91,18 @@ def spatial_step_cycles(dx_mask, dh_mask, shape: CoreShape, kept: int) -> int:
     if nnz % K:
         release[-1] = S
     D = int(np.max(release + (G - np.arange(G)) * kept))
-    return SCAN_LATENCY + max(S, D + mxv_drain(1)) + nb + AP_LATENCY
+    return SCAN_LATENCY + max(S, D + mxv_drain(1)) + nb + ap
 
 
-def spatial_cycles_for_masks(dx_masks, dh_masks, shape: CoreShape, kept: int) -> np.ndarray:
+def spatial_cycles_for_masks(dx_masks, dh_masks, shape: CoreShape, kept: int,
+                             cell: str = "gru") -> np.ndarray:
     """:func:`spatial_step_cycles` over leading dimensions: masks (..., I) and (..., H)."""
     dx_masks = np.asarray(dx_masks, dtype=bool)
     dh_masks = np.asarray(dh_masks, dtype=bool)
     lead = dx_masks.shape[:-1]
     fx = dx_masks.reshape(-1, dx_masks.shape[-1])
     fh = dh_masks.reshape(-1, dh_masks.shape[-1])
-    out = np.fromiter((spatial_step_cycles(a, b, shape, kept) for a, b in zip(fx, fh)),
+    out = np.fromiter((spatial_step_cycles(a, b, shape, kept, cell) for a, b in zip(fx, fh)),
                       dtype=np.int64, count=fx.shape[0])
     return out.reshape(lead)
 
@@ -176,7 +183,7 @@ def bundle_spatial_cycles(bundle, masks, shape: CoreShape, dense: bool = False) 
 
     total = None
     for ly, (mx, mh) in zip(bundle.layers, masks):
-        c = cycles_for_masks(mx, mh, shape) if dense else \
-            spatial_cycles_for_masks(mx, mh, shape, layer_kept(ly, shape))
+        c = cycles_for_masks(mx, mh, shape, bundle.cell) if dense else \
+            spatial_cycles_for_masks(mx, mh, shape, layer_kept(ly, shape), bundle.cell)
         total = c if total is None else total + c
     return total + (len(bundle.layers) - 1) * LAYER_GAP

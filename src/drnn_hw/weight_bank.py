@@ -33,7 +33,8 @@ from .hdl_arith import check_positive, refuse
 from .layer_map import layer_map, total_blocks, total_words
 from .mxv import SlotSignature
 
-__all__ = ["WeightBank", "bank_words", "CHANNELS", "CELL_CHANNELS"]
+__all__ = ["WeightBank", "bank_words", "compressed_bank_words", "compressed_pairs",
+           "CHANNELS", "CELL_CHANNELS"]
 
 #: The GRU core's channels, in the bundle's gate order.
 CHANNELS = ("r", "z", "n")
@@ -74,6 +75,67 @@ def bank_words(bundle: ModelBundle, rows: int, layout=None) -> list[list[int]]:
     return out
 
 
+def compressed_pairs(w, rows: int, kept: int) -> tuple[np.ndarray, np.ndarray]:
+    """The (value, block) pairs of a matrix ``w`` (H, C) for a compressed core of P = ``rows``:
+    arrays (C, kept, P) of the values and of the blocks b (row ``b·P + p`` of slice p).
+
+    In each slice (c, p) the non-zero weights in increasing row order, then padding pairs
+    (value 0, block of the slice's last real row, or 0) up to ``kept`` (:mod:`drnn_hw.balance`:
+    a slice with fewer real rows, or fewer non-zeros, is padded; a padding pair adds 0 to a
+    real row of its slice). Raises ValueError naming the column and slice when a slice holds
+    more than ``kept`` non-zeros (the pattern is not column-balanced for this core).
+    """
+    w = np.asarray(w, dtype=np.int64)
+    H, C = w.shape
+    nb = math.ceil(H / rows)
+    values = np.zeros((C, kept, rows), np.int64)
+    blocks = np.zeros((C, kept, rows), np.int64)
+    for c in range(C):
+        for p in range(rows):
+            real = [b for b in range(nb) if b * rows + p < H]
+            nz = [b for b in real if w[b * rows + p, c] != 0]
+            if len(nz) > kept:
+                raise ValueError(f"column {c}, slice p = {p}: {len(nz)} non-zero weights, a "
+                                 f"compressed core of P = {rows} stores {kept} per slice")
+            pad = real[-1] if real else 0
+            for j in range(kept):
+                if j < len(nz):
+                    values[c, j, p], blocks[c, j, p] = w[nz[j] * rows + p, c], nz[j]
+                else:
+                    blocks[c, j, p] = pad
+    return values, blocks
+
+
+def compressed_bank_words(bundle: ModelBundle, rows: int, kept, index_bits: int) -> list[list[int]]:
+    """The init words of a compressed core's banks (:class:`WeightBank` with ``kept``):
+    ``[channel][word]`` as packed unsigned ints. Layer l's words from the issue-slot layout's
+    ``weight_base`` (:func:`~drnn_hw.layer_map.layer_map` with ``blocks = kept``); the word of
+    column c, pair j at ``weight_base + c·kept_l + j`` holds P pairs, pair p at bits
+    ``[p·(w_bits + index_bits), …)``: the weight (``w_bits``), then its global delta-memory
+    block (``index_bits``: the layer's block base plus the row's block, so the pair names
+    row ``p + P·b`` of its slice). Pairs: :func:`compressed_pairs`."""
+    fmts = bundle.formats
+    w_bits = fmts.w_bits
+    wmask, pair_bits = (1 << w_bits) - 1, w_bits + index_bits
+    gates = len(CELL_CHANNELS[bundle.cell])
+    hidden = [ly.hidden_size for ly in bundle.layers]
+    blocks = layer_map(bundle.layers[0].input_size, hidden, rows, 1)
+    out = [[] for _ in range(gates)]
+    for l, layer in enumerate(bundle.layers):
+        for c in range(gates):
+            w = np.concatenate([np.asarray(layer.w_x[c]), np.asarray(layer.w_h[c])], axis=1)
+            values, blk = compressed_pairs(w, rows, kept[l])
+            for col in range(w.shape[1]):
+                for j in range(kept[l]):
+                    word = 0
+                    for p in range(rows):
+                        pair = (int(values[col, j, p]) & wmask) | \
+                            (int(blocks[l].block_base + blk[col, j, p]) << w_bits)
+                        word |= pair << (p * pair_bits)
+                    out[c].append(word)
+    return out
+
+
 class WeightBank(wiring.Component):
     """One weight memory per channel (:data:`CELL_CHANNELS` of ``bundle.cell``) sharing K read
     addresses; the issue slot's weight-read stage.
@@ -107,6 +169,13 @@ class WeightBank(wiring.Component):
     ``layout`` (optional, a :func:`~drnn_hw.layer_map.layer_map`): the banks' layout, by
     default the bundle's own; a run-time core's is its maxima's (``rows`` must be its P).
 
+    ``kept`` (optional, one int per layer): a compressed core's banks
+    (:func:`compressed_bank_words`): the word of column c, pair j at ``c·kept_l + j`` of the
+    layer's region holds P (weight, block) pairs; the issue's block is then the pair
+    number (the issue-slot layout, :func:`~drnn_hw.layer_map.layer_map` with ``blocks =
+    kept``) and the slots carry each pair's global block on ``index`` (``index_bits =
+    max(1, ceil(log2 ΣNB))``). Baked weights only (no ``layout``, no ``load_bits``).
+
     Raises
     ------
     ValueError
@@ -115,14 +184,26 @@ class WeightBank(wiring.Component):
     """
 
     def __init__(self, bundle: ModelBundle, *, rows: int, columns: int, addr_bits: int,
-                 layout=None, load_bits: int | None = None):
+                 layout=None, load_bits: int | None = None, kept=None):
         hidden = [layer.hidden_size for layer in bundle.layers]
         if min(hidden) < 1:
             raise refuse(self, f"bundle must have hidden rows (H ≥ 1), got H = "
                                f"{min(hidden)}")
         check_positive(self, rows=rows, columns=columns)
         self.bundle, self.P, self.K = bundle, rows, columns
-        slots = layout or layer_map(bundle.layers[0].input_size, hidden, rows, 1)
+        self.kept = None if kept is None else [int(k) for k in kept]
+        self.index_bits = None
+        if kept is not None:
+            if layout is not None or load_bits is not None:
+                raise refuse(self, "compressed weights (kept) are baked: no layout, no "
+                                   "load_bits")
+            nbs = [math.ceil(h / rows) for h in hidden]
+            if len(self.kept) != len(hidden) or \
+                    not all(1 <= k <= nb for k, nb in zip(self.kept, nbs)):
+                raise refuse(self, f"kept must be one value in [1, NB_l] per layer (NB = "
+                                 f"{nbs}), got {self.kept}")
+            self.index_bits = max(1, (sum(nbs) - 1).bit_length())
+        slots = layout or layer_map(bundle.layers[0].input_size, hidden, rows, 1, self.kept)
         self.layout = layout
         self.load_bits = load_bits
         self.NB = total_blocks(slots)
@@ -137,7 +218,7 @@ class WeightBank(wiring.Component):
         for name in self.channels:
             ports[f"slot_{name}"] = Out(SlotSignature(
                 rows=rows, columns=columns, delta_bits=fmts.act_bits + 1, w_bits=fmts.w_bits,
-                blocks=self.NB))
+                blocks=self.NB, index_bits=self.index_bits))
         if load_bits is not None:
             ports["load"] = In(load_signature(load_bits))
         super().__init__(ports)
@@ -161,8 +242,13 @@ class WeightBank(wiring.Component):
                 slot.is_x[k].eq(issue.entry[k].is_x),
             ]
 
-        width = self.P * fmts.w_bits
-        words_all = bank_words(self.bundle, self.P, self.layout)
+        if self.kept is not None:
+            pair = fmts.w_bits + self.index_bits
+            width = self.P * pair
+            words_all = compressed_bank_words(self.bundle, self.P, self.kept, self.index_bits)
+        else:
+            width = self.P * fmts.w_bits
+            words_all = bank_words(self.bundle, self.P, self.layout)
         for c, (name, words) in enumerate(zip(self.channels, words_all)):
             mem = memory.Memory(shape=unsigned(width), depth=self.depth, init=words)
             m.submodules[f"bank_{name}"] = mem
@@ -185,5 +271,13 @@ class WeightBank(wiring.Component):
                 if k == 0 and wp is not None:
                     addr = Mux(we, load.addr, addr)
                     m.d.comb += wp.addr.eq(addr)
-                m.d.comb += [port.addr.eq(addr), out.weight[k].as_value().eq(port.data)]
+                if self.kept is None:
+                    m.d.comb += [port.addr.eq(addr), out.weight[k].as_value().eq(port.data)]
+                else:
+                    m.d.comb += port.addr.eq(addr)
+                    for p in range(self.P):
+                        m.d.comb += [
+                            out.weight[k][p].eq(port.data[p * pair:p * pair + fmts.w_bits]),
+                            out.index[k][p].eq(port.data[p * pair + fmts.w_bits:
+                                                         (p + 1) * pair])]
         return m

@@ -111,9 +111,9 @@ def evaluate_bundle(bundle: ModelBundle, dataset: Dataset | str, shape: CoreShap
     an LSTM bundle (``cell`` "lstm", also returned) gets the LSTM core's cycles;
     theta_x / theta_h for one layer; a column-balanced bundle (GRU) also
     ``mean_cycles_compressed``: the spatial model's cycles of a compressed-weight core
-    (:mod:`drnn_hw.spatial`; no such core exists yet), None when ``shape``'s P is not the
-    pattern's. A stacked bundle: sparsity and nnz over all layers, cycles
-    of the layers in sequence (:func:`drnn_hw.golden.run`), and ``layers``: per layer
+    (:mod:`drnn_hw.spatial`, which the core of ``--weight-format compressed`` meets), None
+    when ``shape``'s P is not the pattern's. A stacked bundle: sparsity and nnz over all
+    layers, cycles of the layers in sequence (:func:`drnn_hw.golden.run`), and ``layers``: per layer
     input_size, hidden_size, theta_x, theta_h, sparsity_dx, sparsity_dh.
     ``dataset`` is a loaded :class:`Dataset` or a name / .npz path.
     """

@@ -133,7 +133,7 @@ def test_evaluate_reports_the_compressed_core_model(pruned, tmp_path, capsys):
                           capsys)
     assert code == 0, err
     m = json.loads((tmp_path / "e.json").read_text())
-    assert f"compressed-weight core (spatial model, no such core yet): " \
+    assert f"compressed-weight core (spatial model, --weight-format compressed): " \
            f"{m['mean_cycles_compressed']:.1f} cycles/step" in out
     # step by step here: the kept deltas of the golden run, one pair per slice (kept = 1)
     b = ModelBundle.load(bundle_dir)

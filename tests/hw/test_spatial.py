@@ -1,4 +1,4 @@
-"""The spatial cycle model (compressed-weight core, no RTL yet) against a cycle-by-cycle
+"""The spatial cycle model (the compressed-weight core's) against a cycle-by-cycle
 simulation of the schedule its docstring describes, and its relation to the dense model."""
 
 import math

@@ -8,7 +8,8 @@ import pytest
 
 from drnn_hw.bundle import random_bundle, random_stacked_bundle
 from drnn_hw.cycle_model import CoreShape
-from drnn_sim.cores import CORES, RUNTIME_MAXIMA, RUNTIME_SHAPE, core, runtime_models
+from drnn_sim.cores import (CORES, RUNTIME_MAXIMA, RUNTIME_SHAPE, compressed_core, core,
+                            runtime_models)
 from drnn_sim.cosim import TOP, generate_cached, verilog_sources
 from drnn_sim.runner import WAIVERS, lint
 
@@ -23,7 +24,10 @@ LINT_CORES = {**{n: (lambda n=n: core(n)) for n in CORES},
                                        RUNTIME_MAXIMA),
               # Weights in DRAM: the AXI read master and the column buffer.
               "axi": lambda: (random_stacked_bundle(5, [9, 6], seed=8, cell="lstm"),
-                              CoreShape(rows=8, columns=1, scan=4, weights="axi"))}
+                              CoreShape(rows=8, columns=1, scan=4, weights="axi")),
+              # Compressed weights (--weight-format compressed): the lane-split MxV.
+              "compressed-gru": lambda: compressed_core("gru"),
+              "compressed-lstm-l2": lambda: compressed_core("lstm-l2")}
 
 
 @pytest.fixture(scope="module")

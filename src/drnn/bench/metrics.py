@@ -198,7 +198,7 @@ def speedup(base_total_cycles, total_cycles) -> float:
 
 
 def cycle_breakdown(nnz_per_step, cycles_per_step, hidden: int, shape: CoreShape,
-                    cell: str = "gru") -> dict:
+                    cell: str = "gru", kept: int | None = None) -> dict:
     """Mean cycles per step split along the cycle model's terms.
 
     ``cycles = SCAN_LATENCY + A0 + ceil(H/P) + AP_LATENCY`` with
@@ -206,13 +206,16 @@ def cycle_breakdown(nnz_per_step, cycles_per_step, hidden: int, shape: CoreShape
     ``mxv_issue`` is ``ceil(nnz/K) · ceil(H/P)`` (MxV busy), ``mxv_drain`` is ``mxv_drain(NB)``
     on steps with a kept delta, and ``scan_wait`` the rest: cycles
     in which the MxV waited for the scan (a scan-bound step, or deltas arriving late).
+    A compressed-weight core (``kept`` pairs per slice, :mod:`drnn_hw.spatial`): ``mxv_issue``
+    is ``ceil(nnz/K) · kept`` and ``mxv_drain`` is ``mxv_drain(1)``.
     """
     nnz = np.asarray(nnz_per_step, dtype=np.int64)
     cyc = np.asarray(cycles_per_step, dtype=np.float64)
     nb = shape.blocks(hidden)
     ap = float(SCAN_LATENCY + nb + ap_latency(cell))
-    mxv = float(np.mean(-(-nnz // shape.columns) * nb))
-    drain = float(np.mean(np.where(nnz > 0, mxv_drain(nb), 0)))
+    per_group = nb if kept is None else kept
+    mxv = float(np.mean(-(-nnz // shape.columns) * per_group))
+    drain = float(np.mean(np.where(nnz > 0, mxv_drain(nb if kept is None else 1), 0)))
     mean = float(cyc.mean())
     return {"ap_fixed": ap, "mxv_issue": mxv, "mxv_drain": drain,
             "scan_wait": mean - ap - mxv - drain, "total": mean}

@@ -79,8 +79,10 @@ def summarise(result, bundle: ModelBundle, labels, shape: CoreShape, clock_mhz: 
                            bundle, per)
     dense_ops = _per_layer_sum(lambda ly, dx, dh: dense_ops_per_step(
         ly.input_size, ly.hidden_size, cell), bundle, per)
-    parts = [cycle_breakdown(dx + dh, cyc, ly.hidden_size, shape, cell)
-             for ly, (dx, dh) in zip(bundle.layers, per)]
+    kept = _kept(bundle, shape) if shape.weight_format == "compressed" else \
+        [None] * bundle.num_layers
+    parts = [cycle_breakdown(dx + dh, cyc, ly.hidden_size, shape, cell, k)
+             for ly, (dx, dh), k in zip(bundle.layers, per, kept)]
     breakdown = {k: sum(p[k] for p in parts) for k in ("ap_fixed", "mxv_issue", "mxv_drain")}
     breakdown["total"] = float(np.mean(cyc))
     breakdown["scan_wait"] = breakdown["total"] - breakdown["ap_fixed"] - \
@@ -279,8 +281,13 @@ def run_bench(bundle: ModelBundle, dataset, shape: CoreShape, engine_run, *, eng
             "bound": np.asarray(bound).tolist(),
         })
 
-    cycles_source = ("cycle model (drnn_hw.cycle_model.step_cycles)" if engine_name == "golden"
+    compressed = shape.weight_format == "compressed"
+    model_name = "drnn_hw.spatial.spatial_step_cycles" if compressed else \
+        "drnn_hw.cycle_model.step_cycles"
+    cycles_source = (f"cycle model ({model_name})" if engine_name == "golden"
                      else f"measured: the core's cycle counter in {engine_name} simulation")
+    if compressed:
+        from drnn_hw.spatial import SPATIAL_FORMULA
     return {
         "schema": "drnn-bench/1",
         "command": None,
@@ -308,7 +315,9 @@ def run_bench(bundle: ModelBundle, dataset, shape: CoreShape, engine_run, *, eng
                     "steps": int(lengths.sum()), "max_length": T,
                     "limited": limit is not None and n < dataset.x_test.shape[0]},
         "core": {**shape.to_dict(), "multipliers": shape.multipliers_for(bundle.cell),
-                 "blocks": shape.blocks(H), "cycle_model": FORMULA},
+                 "blocks": shape.blocks(H),
+                 "cycle_model": SPATIAL_FORMULA if compressed else FORMULA,
+                 **({"kept": [int(k) for k in _kept(bundle, shape)]} if compressed else {})},
         "engine": engine_name,
         "cycles_source": cycles_source,
         "thresholds_note": "same weights at every row; thresholds applied at run time with "
@@ -330,6 +339,15 @@ def run_bench(bundle: ModelBundle, dataset, shape: CoreShape, engine_run, *, eng
         "cross_check": cross if golden_run is not None else None,
         "plots": [],
     }
+
+
+def _kept(bundle, shape):
+    """Each layer's (value, row) pairs per slice on a compressed core (the P it builds)."""
+    from dataclasses import replace
+
+    from drnn_hw.spatial import layer_kept
+    P = min(shape.rows, max(ly.hidden_size for ly in bundle.layers))
+    return [layer_kept(ly, replace(shape, rows=P)) for ly in bundle.layers]
 
 
 def write_json(path, bench: dict) -> Path:

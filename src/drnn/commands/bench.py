@@ -11,7 +11,7 @@ import numpy as np
 
 from ..engines import get_engine
 from drnn_hw.errors import UserError
-from .common import core_options, load_bundle, shape_from_options
+from .common import core_options, load_bundle, require_core_shape, shape_from_options
 
 DEFAULT_ENGINE = "verilator"
 
@@ -203,7 +203,10 @@ def bench(model_dir, dataset_name, thetas, out_dir, engine, clock_mhz, build_rep
     if model_dir is None:
         raise UserError("no model: give MODEL_DIR, a bundle written by `drnn export`")
     bundle = load_bundle(model_dir)
-    shape = shape_from_options(**core, hidden=max(layer.hidden_size for layer in bundle.layers))
+    shape = shape_from_options(**core, bundle=bundle,
+                               hidden=max(layer.hidden_size for layer in bundle.layers))
+    if shape.weight_format == "compressed":
+        require_core_shape(bundle, model_dir, shape)
     if limit is not None and limit < 1:
         raise UserError(f"--limit must be ≥ 1, got {limit}")
     if torch_threads < 1 or torch_repeats < 1:

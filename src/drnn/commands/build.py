@@ -48,6 +48,9 @@ def build(model_dir, board, out_dir, freq_mhz, baud, estimate, weights, max_inpu
     shape = shape_from_options(**core, weights=weights, runtime_ok=True,
                                hidden=maxima.hidden if maxima else
                                max(ly.hidden_size for ly in bundle.layers))
+    if shape.weight_format == "compressed":
+        raise UserError("--weight-format compressed: only drnn generate, simulate and bench "
+                        "build the compressed-weight core (not verified on a board or in DRAM)")
     require_core_shape(bundle, model_dir, shape)
     require_fits_on_chip(bundle, model_dir, shape, board, maxima)
     if shape.weights == "axi" and board != "arty-z7-20":

@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from drnn_hw.bundle import ModelBundle
-from drnn_hw.cycle_model import PRESETS, WEIGHT_SOURCES, CoreShape
+from drnn_hw.cycle_model import PRESETS, WEIGHT_FORMATS, WEIGHT_SOURCES, CoreShape
 from drnn_hw.errors import UserError
 
 
@@ -57,6 +57,16 @@ def core_options(f):
                           "formats within the --max-* sizes (generate, report, build); axi: "
                           "DRAM read over an AXI4 master, one column per kept delta (the "
                           "image: drnn dram-image).")(f)
+    f = click.option("--weight-format", "weight_format",
+                     type=click.Choice(("auto",) + WEIGHT_FORMATS), default="auto",
+                     show_default=True,
+                     help="How the weight banks hold the weights: dense: every row (a kept "
+                          "delta column costs ceil(H/P) cycles); compressed: the column-"
+                          "balanced (value, row) pairs of a pruned bundle (drnn train "
+                          "--spatial-sparsity), a kept column costing the layer's pairs per "
+                          "slice (baked weights only); auto: compressed for a bundle with a "
+                          "balance record and --weights baked, else dense (generate, simulate "
+                          "and bench; the other commands take auto as dense).")(f)
     f = click.option("--out-layers", "out_layers", type=click.Choice(["last", "all"]),
                      default="last", show_default=True,
                      help="What the core's h stream carries for a stacked model: the last "
@@ -108,8 +118,14 @@ def shape_from_options(preset=None, rows=None, columns=None, scan=None, pe=None,
                        lanes=None, hidden: int | None = None,
                        out_layers: str = "last", weights: str = "baked", bus_bits=None,
                        outstanding=None, burst=None, buffer=None,
-                       runtime_ok: bool = False) -> CoreShape:
+                       runtime_ok: bool = False, weight_format: str = "auto",
+                       bundle: ModelBundle | None = None) -> CoreShape:
     """The CoreShape of the core options; a one-line UserError for a bad value.
+
+    ``weight_format`` "auto" is "compressed" when ``bundle`` is given, has a column-balanced
+    layer (``layers[l].balance``) and the weights are baked, else "dense"; "compressed" with
+    --weights runtime or axi is refused (one line naming both options: those cores are not
+    built with compressed banks).
 
     With ``hidden`` (the model's largest H): a core never builds more rows than H (the rows
     past H would hold no weight; NB = 1 either way), so P is clamped to H, with a note when
@@ -129,11 +145,18 @@ def shape_from_options(preset=None, rows=None, columns=None, scan=None, pe=None,
                         "into a board with drnn load)")
     if fetch and weights != "axi":
         raise UserError(f"--{next(iter(fetch)).replace('_', '-')} applies to --weights axi only")
+    if weight_format == "compressed" and weights != "baked":
+        raise UserError(f"--weight-format compressed with --weights {weights}: compressed "
+                        f"weights are built for --weights baked only")
+    if weight_format == "auto":
+        pruned = bundle is not None and any(getattr(ly, "balance", None) is not None
+                                            for ly in bundle.layers)
+        weight_format = "compressed" if pruned and weights == "baked" else "dense"
     try:
         shape = CoreShape(rows=base.rows if rows is None else rows,
                           columns=base.columns if columns is None else columns,
                           scan=base.scan if scan is None else scan, out_layers=out_layers,
-                          weights=weights, **fetch)
+                          weights=weights, weight_format=weight_format, **fetch)
     except ValueError as e:
         raise UserError(str(e)) from None
     if hidden is not None and shape.rows > hidden:

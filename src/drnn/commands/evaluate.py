@@ -66,7 +66,7 @@ def evaluate(model_dir, dataset, json_out, **core):
     click.echo(f"mean cycles/step {m['mean_cycles']:.1f} "
                f"(dense {m['mean_cycles_dense']:.0f})")
     if "mean_cycles_compressed" in m:
-        click.echo("compressed-weight core (spatial model, no such core yet): " +
+        click.echo("compressed-weight core (spatial model, --weight-format compressed): " +
                    ("the core's P is not the pattern's" if m["mean_cycles_compressed"] is None
                     else f"{m['mean_cycles_compressed']:.1f} cycles/step"))
     if json_out:

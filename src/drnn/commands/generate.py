@@ -35,7 +35,7 @@ def generate(model_dir, out_dir, name, no_mul_count, target, weights, max_inputs
 
     bundle = load_bundle(model_dir)
     maxima = maxima_from_options(bundle, weights, max_inputs, max_hidden, max_layers)
-    shape = shape_from_options(**core, weights=weights, runtime_ok=True,
+    shape = shape_from_options(**core, weights=weights, runtime_ok=True, bundle=bundle,
                                hidden=maxima.hidden if maxima else
                                max(ly.hidden_size for ly in bundle.layers))
     require_core_shape(bundle, model_dir, shape)
@@ -48,10 +48,13 @@ def generate(model_dir, out_dir, name, no_mul_count, target, weights, max_inputs
     except YosysError as e:
         raise UserError(str(e)) from None
     p = manifest["parameters"]
+    kept = "/".join(str(e.get("kept")) for e in p["layers"])
     click.echo(f"{out_dir / manifest['verilog']}: {p['cell'].upper()} I={p['I']} H={p['H']} "
                f"P={p['P']} K={p['K']} E={p['E']}; {manifest['multipliers']} multipliers " +
                ("(not counted by Yosys: --no-mul-count)" if manifest["multipliers_yosys"] is None
                 else f"(yosys counts {manifest['multipliers_yosys']})") +
+               ("" if p.get("weight_format") != "compressed" else
+                f"; compressed weights, {kept} (value, row) pair(s) per slice and column") +
                ("" if maxima is None else
                 f"; run-time weights for I ≤ {maxima.inputs}, H ≤ {maxima.hidden}, "
                 f"L ≤ {maxima.layers}"))

@@ -14,7 +14,7 @@ from ..engines import ENGINES, get_engine
 from ..inputs import write_stats
 from ..state_io import read_h0, read_state, write_state
 from .common import (check_output_paths, core_options, input_options, load_bundle,
-                     read_codes, shape_from_options)
+                     read_codes, require_core_shape, shape_from_options)
 
 
 @click.command()
@@ -67,8 +67,10 @@ def simulate(model_dir, input_path, layout, lengths_path, output_path, engine, s
         shape = _runtime_core(bundle, model_dir, core_dir, engine, core)
         options["core_dir"] = core_dir
     else:
-        shape = shape_from_options(**core,
+        shape = shape_from_options(**core, bundle=bundle,
                                    hidden=max(layer.hidden_size for layer in bundle.layers))
+        if shape.weight_format == "compressed":
+            require_core_shape(bundle, model_dir, shape)
     check_output_paths(output_path, stats_path)
     if state_out is not None:
         if state_out.suffix != ".npz":
@@ -108,7 +110,8 @@ def _runtime_core(bundle, model_dir, core_dir, engine, core) -> "CoreShape":
     if engine != "verilator":
         raise UserError(f"--core needs --engine verilator (got --engine {engine})")
     given = [f"--{k.replace('_', '-')}" for k, v in core.items()
-             if v is not None and k != "out_layers" and not (k == "weights" and v == "baked")]
+             if v is not None and k != "out_layers" and not (k == "weights" and v == "baked")
+             and not (k == "weight_format" and v == "auto")]
     if given:
         raise UserError(f"{', '.join(given)}: the core in {core_dir} has its own shape")
     path = Path(core_dir) / "manifest.json"

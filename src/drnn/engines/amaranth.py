@@ -53,7 +53,7 @@ def _unpack_beat(word: int, act_bits: int, scan: int) -> tuple[list[int], int]:
 def simulate(bundle, sequences, shape: CoreShape, *, waves=None, stall_seed=None,
              x_valid_prob: float = 1.0, h_ready_prob: float = 1.0, thetas=None,
              reset_between: bool = True, extra_checks=None, h0=None, maxima=None,
-             core_bundle=None):
+             core_bundle=None, layer_stats: bool = False, core_options=None):
     """Run ``sequences`` (list of (T_n, I) code arrays) through a fresh core.
 
     Returns a list (per sequence) of dicts with ``h`` (T, H), ``cycles``, ``nnz_dx``, ``nnz_dh``
@@ -66,6 +66,10 @@ def simulate(bundle, sequences, shape: CoreShape, *, waves=None, stall_seed=None
     (:class:`~drnn_hw.layer_map.Maxima`): run on a run-time core of these maxima, generated
     from ``core_bundle`` (by default ``bundle``), into which ``bundle`` is first loaded over
     the register bus (:func:`drnn_hw.load.load_writes`, read back through the bus).
+    ``layer_stats``: also read every layer's LAYER_CYCLES over the bus at each step (while
+    its output frame waits, so the next step cannot overwrite them): ``layer_cycles`` (T, L).
+    ``core_options``: attributes set on the core before it is elaborated (tests only, e.g.
+    the compressed MxV's ``_fault``).
     """
     from amaranth.sim import Simulator
 
@@ -77,12 +81,17 @@ def simulate(bundle, sequences, shape: CoreShape, *, waves=None, stall_seed=None
         dut = DeltaGRUCore(bundle, shape)
     else:
         dut = DeltaGRUCore(core_bundle or bundle, shape, maxima=maxima)
+    for name, value in (core_options or {}).items():
+        setattr(dut, name, value)
+    n_layers = bundle.num_layers
     H = shape.output_units([ly.hidden_size for ly in bundle.layers])
     WH = math.ceil(H / E)
     act_bits = fmts.act_bits
     rng = np.random.default_rng(stall_seed)
     results = [dict(h=np.zeros((len(s), H), np.int64), cycles=np.zeros(len(s), np.int64),
-                    nnz_dx=np.zeros(len(s), np.int64), nnz_dh=np.zeros(len(s), np.int64))
+                    nnz_dx=np.zeros(len(s), np.int64), nnz_dh=np.zeros(len(s), np.int64),
+                    **({"layer_cycles": np.zeros((len(s), n_layers), np.int64)}
+                       if layer_stats else {}))
                for s in sequences]
     state = {"seq_go": -1, "seq_done": -1, "last_ok": True}
     x_payload, h_payload = dut.x.payload.as_value(), dut.h.payload.as_value()
@@ -145,6 +154,15 @@ def simulate(bundle, sequences, shape: CoreShape, *, waves=None, stall_seed=None
             T = len(seq)
             for t in range(T):
                 h = []
+                if layer_stats:
+                    # The frame's commit has updated the layer registers; the next step cannot
+                    # commit before this frame is taken.
+                    ctx.set(dut.h.ready, 0)
+                    while not (await ctx.tick().sample(dut.h.valid))[2]:
+                        pass
+                    for l in range(n_layers):
+                        results[n]["layer_cycles"][t, l] = await csr_read(
+                            ctx, layer_register(l, LayerRegister.LAYER_CYCLES))
                 for w in range(WH):
                     while True:
                         ready = 1 if h_ready_prob >= 1.0 else int(rng.random() < h_ready_prob)
@@ -230,4 +248,8 @@ def run(bundle, x_codes, lengths=None, shape=None, waves=None, h0=None, state=No
         out.h[n, :L] = r["h"]
         out.nnz_dx[n, :L], out.nnz_dh[n, :L], out.cycles[n, :L] = (
             r["nnz_dx"], r["nnz_dh"], r["cycles"])
+        if "layer_cycles" in r:
+            if out.layer_cycles is None:
+                out.layer_cycles = np.zeros((N, T, bundle.num_layers), np.int64)
+            out.layer_cycles[n, :L] = r["layer_cycles"]
     return out

@@ -1,0 +1,100 @@
+"""The compressed-weight core through the CLI: generate picks it for a pruned bundle (or on
+--weight-format), refuses it with --weights runtime / axi (one line naming both options),
+and simulate --engine amaranth runs it with the spatial model's cycles, equal to golden's.
+The dense core of a dense bundle is unchanged (its Verilog is compared byte for byte)."""
+
+import json
+
+import numpy as np
+import pytest
+
+from drnn_cli import drnn_in_process as drnn
+from drnn_hw.balance import prune_bundle
+from drnn_hw.bundle import random_bundle, random_stacked_bundle
+
+
+def one_line_error(code, err, *needles):
+    assert code == 2, (code, err)
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("drnn: error: "), err
+    for n in needles:
+        assert n in lines[0], (n, lines[0])
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory):
+    d = tmp_path_factory.mktemp("compressed")
+    dense = random_stacked_bundle(5, [9, 6], seed=2, theta_x=[0.1, 0.1], theta_h=[0.05, 0.05])
+    pruned = prune_bundle(dense, 4, 0.5)
+    return dense.save(d / "dense"), pruned.save(d / "pruned")
+
+
+CORE = ["--rows", "4", "--columns", "2", "--scan", "3"]
+
+
+def test_generate_picks_the_compressed_core(models, tmp_path, capsys):
+    dense, pruned = models
+    code, out, err = drnn(["generate", pruned, "--out", tmp_path / "c", *CORE], capsys)
+    assert code == 0, err
+    assert "compressed weights, 2/1 (value, row) pair(s) per slice and column" in out
+    assert "(yosys counts 24)" in out             # 3·P·K multipliers, as the dense core's
+    m = json.loads((tmp_path / "c" / "manifest.json").read_text())
+    assert m["weight_format"] == "compressed" and m["cycle_model"]["model"] == \
+        "drnn_hw.spatial.spatial_step_cycles"
+    assert [ly["kept"] for ly in m["parameters"]["layers"]] == [2, 1]
+    # --weight-format dense: the dense core of the pruned bundle, as before this option
+    code, out, err = drnn(["generate", pruned, "--out", tmp_path / "d", *CORE,
+                           "--weight-format", "dense", "--no-mul-count"], capsys)
+    assert code == 0 and "compressed" not in out
+    assert "weight_format" not in json.loads((tmp_path / "d" / "manifest.json").read_text())
+    assert (tmp_path / "c" / "drnn_core.v").read_text() != \
+        (tmp_path / "d" / "drnn_core.v").read_text()
+    # A dense bundle: auto is the dense core.
+    code, out, err = drnn(["generate", dense, "--out", tmp_path / "e", *CORE, "--no-mul-count"],
+                          capsys)
+    assert code == 0 and "compressed" not in out
+    assert "weight_format" not in json.loads((tmp_path / "e" / "manifest.json").read_text())
+
+
+@pytest.mark.parametrize("weights", ["runtime", "axi"])
+def test_compressed_refused_with_runtime_and_axi(models, tmp_path, capsys, weights):
+    _, pruned = models
+    code, out, err = drnn(["generate", pruned, "--out", tmp_path / "g", *CORE, "--weights",
+                           weights, "--weight-format", "compressed"], capsys)
+    one_line_error(code, err, "--weight-format compressed", f"--weights {weights}")
+    assert not (tmp_path / "g").exists()
+    # auto with runtime / axi: the dense core of the pruned bundle (which computes it right)
+    code, out, err = drnn(["generate", pruned, "--out", tmp_path / "h", *CORE, "--weights",
+                           weights, "--no-mul-count"], capsys)
+    assert code == 0, err
+    assert "weight_format" not in json.loads((tmp_path / "h" / "manifest.json").read_text())
+
+
+def test_simulate_amaranth_equals_golden(models, tmp_path, capsys):
+    _, pruned = models
+    x = np.random.default_rng(0).normal(size=(2, 4, 5))
+    np.save(tmp_path / "x.npy", x)
+    stats = {}
+    for engine in ("golden", "amaranth"):
+        code, out, err = drnn(["simulate", pruned, "--input", tmp_path / "x.npy", "--output",
+                               tmp_path / f"{engine}.npy", "--engine", engine, *CORE,
+                               "--stats", tmp_path / f"{engine}.json"], capsys)
+        assert code == 0, err
+        stats[engine] = json.loads((tmp_path / f"{engine}.json").read_text())
+    assert np.array_equal(np.load(tmp_path / "golden.npy"), np.load(tmp_path / "amaranth.npy"),
+                          equal_nan=True)
+    assert stats["amaranth"]["cycles"] == stats["golden"]["cycles"]
+    assert stats["golden"]["core"]["weight_format"] == "compressed"
+    # the dense core's cycles differ (the test would notice the wrong schedule)
+    code, out, err = drnn(["simulate", pruned, "--input", tmp_path / "x.npy", "--output",
+                           tmp_path / "d.npy", "--engine", "golden", *CORE, "--weight-format",
+                           "dense", "--stats", tmp_path / "d.json"], capsys)
+    assert json.loads((tmp_path / "d.json").read_text())["cycles"] != stats["golden"]["cycles"]
+
+
+def test_simulate_refuses_another_p(models, tmp_path, capsys):
+    _, pruned = models
+    np.save(tmp_path / "x.npy", np.zeros((3, 5)))
+    code, out, err = drnn(["simulate", pruned, "--input", tmp_path / "x.npy", "--output",
+                           tmp_path / "h.npy", "--rows", "2"], capsys)
+    one_line_error(code, err, "layers[0].balance.rows", "the core has P = 2")
