@@ -112,3 +112,28 @@ def test_options_that_do_not_fit(tmp_path, capsys):
                          "--output", tmp_path / "h.npy", "--engine", "amaranth", "--weights",
                          "axi"], capsys)
     assert code != 0 and "Traceback" not in err
+
+
+def test_export_writes_the_dram_image(tmp_path, capsys):
+    """`drnn export --dram-image FILE` (issue #14's wording): the image of the exported bundle
+    for the default core with weights in DRAM, the bytes `drnn dram-image` writes."""
+    import torch
+
+    from drnn_hw.bundle import ModelBundle
+
+    torch.manual_seed(0)
+    torch.save(torch.nn.GRU(5, 20, num_layers=2).state_dict(), tmp_path / "gru.pt")
+    code, out, err = drnn(["export", "--torch-gru", tmp_path / "gru.pt", "--out", tmp_path / "m",
+                           "--dram-image", tmp_path / "img" / "w.bin"], capsys)
+    assert code == 0, err
+    image = (tmp_path / "img" / "w.bin").read_bytes()
+    b = ModelBundle.load(tmp_path / "m")
+    assert image == dram_image(b, CoreShape(rows=16, columns=2, scan=16, weights="axi"))
+    assert f"{len(image)} bytes" in out
+    code, out, err = drnn(["dram-image", tmp_path / "m", "--out", tmp_path / "w2.bin"], capsys)
+    assert code == 0, err
+    assert (tmp_path / "w2.bin").read_bytes() == image
+    code, out, err = drnn(["export", "--torch-gru", tmp_path / "gru.pt", "--out", tmp_path / "m2",
+                           "--dram-image", tmp_path / "img"], capsys)
+    one_line_error(code, err, "img: --dram-image is a directory")
+    assert not (tmp_path / "m2").exists()

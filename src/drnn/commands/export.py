@@ -64,7 +64,13 @@ _TORCH_ONLY = ("prefix", "head_prefix", "weight_bits", "weight_frac", "input_mea
 @click.option("--theta-h", type=float, default=None,
               help="Θh for the bundle (default: the trained one; 0 for --torch-gru).")
 @click.option("--name", default=None, help="Bundle name.")
-def export(checkpoint, torch_gru, torch_lstm, out, theta_x, theta_h, name, **torch_opts):
+@click.option("--dram-image", "dram_image", type=click.Path(path_type=Path), default=None,
+              metavar="FILE",
+              help="Also write the weight image a --weights axi core of the default shape "
+                   "fetches from DRAM (P = 16, a 64-bit bus); other core options: drnn "
+                   "dram-image.")
+def export(checkpoint, torch_gru, torch_lstm, out, theta_x, theta_h, name, dram_image,
+           **torch_opts):
     """Write the model bundle (integer weights, LUTs, head) of CHECKPOINT or a torch GRU.
 
     CHECKPOINT is a `drnn train` checkpoint: its weight format, normalisation, classes and data
@@ -80,6 +86,8 @@ def export(checkpoint, torch_gru, torch_lstm, out, theta_x, theta_h, name, **tor
         threshold_code,
     )
 
+    if dram_image is not None and dram_image.is_dir():     # before anything is written
+        raise UserError(f"{dram_image}: --dram-image is a directory, expected a file")
     given = [v for v in (checkpoint, torch_gru, torch_lstm) if v is not None]
     if len(given) != 1:
         raise UserError("export: give either CHECKPOINT, --torch-gru STATE.pt or --torch-lstm "
@@ -126,3 +134,24 @@ def export(checkpoint, torch_gru, torch_lstm, out, theta_x, theta_h, name, **tor
         thetas = (f"Θx={','.join(f'{ly.theta_x * lsb:g}' for ly in bundle.layers)} "
                   f"Θh={','.join(f'{ly.theta_h * lsb:g}' for ly in bundle.layers)}")
     click.echo(f"{source} -> {out}: {sizes} weights {fmts.weight} {thetas} head={head}")
+    if dram_image is not None:
+        _write_dram_image(bundle, dram_image)
+
+
+def _write_dram_image(bundle, path: Path) -> None:
+    """The DRAM image of ``bundle`` for the default core with weights in DRAM."""
+    from dataclasses import replace
+
+    from drnn_hw.cycle_model import PRESETS
+    from drnn_hw.dram import dram_image
+
+    shape = replace(PRESETS["default"], weights="axi")
+    shape = replace(shape, rows=min(shape.rows, max(ly.hidden_size for ly in bundle.layers)))
+    image = dram_image(bundle, shape)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(image)
+    except OSError as e:
+        raise UserError(f"{path}: cannot write the DRAM image ({e.strerror})") from None
+    click.echo(f"{path}: DRAM image, {len(image)} bytes (default core P={shape.rows} "
+               f"K={shape.columns}, {shape.bus_bits}-bit bus)")
