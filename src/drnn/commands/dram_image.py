@@ -1,8 +1,8 @@
 """``drnn dram-image``: the DRAM image a core generated with ``--weights axi`` reads.
 
-A sub-command rather than an ``export`` option: the image depends on the core (P, the bus
-width), not only on the model, and is made from a bundle, as ``generate`` is (which also
-writes it next to the Verilog)."""
+A sub-command as well as ``export --dram-image`` (which writes it for the default core only):
+the image depends on the core (P, the bus width), not only on the model, and is made from a
+bundle, as ``generate`` is (which also writes it next to the Verilog)."""
 
 from __future__ import annotations
 
