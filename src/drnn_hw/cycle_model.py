@@ -404,8 +404,13 @@ def cycles_for_masks(dx_masks, dh_masks, shape: CoreShape, cell: str = "gru",
     return out.reshape(lead)
 
 
-def cycle_bound(nnz, hidden: int, shape: CoreShape):
-    """The ideal: ``ceil(nnz/K) * ceil(H/P) + ceil(H/(P*K))`` (MxV fully busy, AP at P·K/cycle)."""
+def cycle_bound(nnz, hidden: int, shape: CoreShape, kept: int | None = None):
+    """The ideal: ``ceil(nnz/K) * ceil(H/P) + ceil(H/(P*K))`` (MxV fully busy, AP at P·K/cycle).
+
+    ``kept``: a compressed-weight core (:mod:`drnn_hw.spatial`), whose group of K kept delta
+    columns costs ``kept`` cycles (its (value, row) pairs per multiplier slice) instead of
+    ``ceil(H/P)``: ``ceil(nnz/K) * kept + ceil(H/(P*K))``."""
     nnz = np.asarray(nnz, dtype=np.int64)
     K, P = shape.columns, shape.rows
-    return -(-nnz // K) * math.ceil(hidden / P) + math.ceil(hidden / (P * K))
+    per_group = math.ceil(hidden / P) if kept is None else int(kept)
+    return -(-nnz // K) * per_group + math.ceil(hidden / (P * K))

@@ -112,9 +112,11 @@ class PipelinedMultiplier(wiring.Component):
         ports |= {f"i_B{i}": b[i] for i in range(_ECP5_WIDTH)}
         ports |= {f"i_C{i}": Const(0) for i in range(_ECP5_WIDTH)}
         ports |= {f"o_P{i}": p[i] for i in range(2 * _ECP5_WIDTH)}
-        for n in range(4):
-            ports |= {f"i_CLK{n}": ClockSignal() if n == 0 else Const(0),
-                      f"i_CE{n}": Const(1), f"i_RST{n}": Const(0)}
+        # Only CLK0/CE0/RST0 are connected: every register enabled above uses them, so the
+        # other three sets select nothing. nextpnr-ecp5 routes each constant CLK/CE/RST pin of
+        # a DSP from one fabric LUT (its A/B/C pins it ties in the tile instead); tying all
+        # twelve cost 9 routed arcs per multiplier into the congested DSP rows.
+        ports |= {"i_CLK0": ClockSignal(), "i_CE0": Const(1), "i_RST0": Const(0)}
         m.submodules.dsp = Instance(
             "MULT18X18D",
             p_REG_INPUTA_CLK="CLK0", p_REG_INPUTB_CLK="CLK0", p_REG_OUTPUT_CLK="CLK0",

@@ -46,7 +46,8 @@ import numpy as np
 from .cycle_model import LAYER_GAP, SCAN_LATENCY, CoreShape, ap_latency, mxv_drain
 
 __all__ = ["SPATIAL_FORMULA", "spatial_step_cycles", "spatial_cycles_for_masks",
-           "delta_masks", "layer_kept", "weight_memory_bits", "bundle_spatial_cycles"]
+           "delta_masks", "layer_kept", "weight_memory_bits", "bundle_spatial_cycles",
+           "weight_sparsity"]
 
 SPATIAL_FORMULA = ("cycles = SCAN_LATENCY + max(S, D + mxv_drain(1) if nnz else 0) + ceil(H/P) "
                    "+ AP_LATENCY; S = sum_w max(1, ceil(d_w/K)); D = max_g(r_g + (G-g)*kept); "
@@ -123,6 +124,17 @@ def layer_kept(layer, shape: CoreShape) -> int:
         raise ValueError(f"the layer's pattern is balanced for P = {unit.rows}, the core has "
                          f"P = {shape.rows}")
     return max(1, min(unit.kept, nb))
+
+
+def weight_sparsity(bundle) -> float:
+    """The share of zero weight codes over every W_x and W_h of every layer of a bundle
+    (the spatial sparsity; 0.0 for dense weights)."""
+    total = zeros = 0
+    for ly in bundle.layers:
+        for w in (ly.w_x, ly.w_h):
+            total += w.size
+            zeros += int(np.count_nonzero(np.asarray(w) == 0))
+    return zeros / total
 
 
 def delta_masks(x_codes, layer_h, lengths, thresholds):

@@ -85,9 +85,10 @@ def check_targets(bundle: ModelBundle, dataset: Dataset):
 
 
 def _compressed_cycles(bundle, codes, res, lengths, shape) -> float | None:
-    """Mean cycles per step of a compressed-weight core (:mod:`drnn_hw.spatial`, a model: no
-    such core exists yet) for a column-balanced bundle, from the golden run's kept deltas;
-    None when ``shape``'s P is not the pattern's."""
+    """Mean cycles per step of a compressed-weight core (:func:`drnn_hw.spatial.
+    spatial_step_cycles`, which ``--weight-format compressed`` cores meet on every step) for a
+    column-balanced bundle, from the golden run's kept deltas; None when ``shape``'s P is not
+    the pattern's."""
     masks = delta_masks(codes, res.layer_h, lengths,
                         [(ly.theta_x, ly.theta_h) for ly in bundle.layers])
     try:

@@ -38,6 +38,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from drnn_hw.spatial import weight_sparsity   # re-exported: train()'s metrics use it
 
 from .config import TrainConfig
 from .datasets import DATASETS, Dataset, input_statistics, load_dataset
@@ -367,16 +368,6 @@ def train(cfg: TrainConfig, dataset: Dataset | None = None, progress: bool = Tru
     ckpt["metrics"] = metrics
     ckpt["float_state"] = float_state
     return ckpt, metrics
-
-
-def weight_sparsity(bundle) -> float:
-    """The share of zero weight codes over every W_x and W_h of every layer of a bundle."""
-    total = zeros = 0
-    for ly in bundle.layers:
-        for w in (ly.w_x, ly.w_h):
-            total += w.size
-            zeros += int(np.count_nonzero(np.asarray(w) == 0))
-    return zeros / total
 
 
 def mean_baseline(ds: Dataset, train_mean: np.ndarray, exact_nrmse: float) -> dict:

@@ -171,6 +171,52 @@ def test_run_bench_of_an_lstm():
     assert row["breakdown"]["ap_fixed"] == 3 + 2 + 9          # SCAN + NB + the LSTM's AP
 
 
+def test_run_bench_of_a_compressed_core_splits_the_two_sparsities():
+    """A column-balanced bundle on a compressed-weight core (issue #13): MxV% and bound%
+    count the stored pairs (P·kept per gate and kept delta, kept cycles per group), and the
+    speed-up over the dense core at Θ = 0 is temporal × spatial, each from golden runs of the
+    two cores made here."""
+    from drnn_hw.balance import prune_bundle
+
+    P, gamma = 4, 0.75                       # H = 12: NB = 3 blocks, 1 pair kept per slice
+    b = prune_bundle(random_bundle(5, 12, seed=7, weight_scale=1.5), P, gamma)
+    b.head_w, b.head_b, b.classes = np.eye(12)[:3], np.zeros(3), ["0", "1", "2"]
+    comp = CoreShape(rows=P, columns=2, scan=4, weight_format="compressed")
+    dense = CoreShape(rows=P, columns=2, scan=4)
+    rng = np.random.default_rng(2)
+    data = _Data(rng.normal(size=(4, 7, 5)), np.array([7, 3, 6, 5]), rng.integers(0, 3, 4))
+    out = R.run_bench(b, data, comp, golden_run, engine_name="golden",
+                      thetas=[(0, 0), (40, 40)], clock_mhz=50.0, torch_repeats=1,
+                      progress=False, log=lambda s: None)
+    codes = b.quantize_input(data.x_test)
+    assert out["core"]["kept"] == [1]
+    d0 = golden_run(b, codes, data.len_test, dense).cycles.sum()
+    for (tx, th), row in zip([(0, 0), (40, 40)], out["rows"]):
+        bt = b.with_thresholds(tx, th)
+        c = golden_run(bt, codes, data.len_test, comp)
+        d = golden_run(bt, codes, data.len_test, dense).cycles.sum()
+        nnz = c.nnz_dx + c.nnz_dh
+        valid = np.arange(7)[None, :] < data.len_test[:, None]
+        assert row["useful_macs"] == 3 * P * 1 * nnz.sum()
+        assert row["mxv_utilisation"] == pytest.approx(3 * P * nnz.sum() / (24 * c.cycles.sum()))
+        bound = (-(-nnz[valid] // 2) * 1 + 2).sum()          # kept = 1; ceil(12 / 8) = 2
+        assert row["bound_cycles_mean"] == pytest.approx(bound / valid.sum())
+        sp = row["spatial"]
+        assert sp["weight_sparsity"] == pytest.approx(float(np.mean(
+            np.concatenate([b.layers[0].w_x.ravel(), b.layers[0].w_h.ravel()]) == 0)))
+        assert sp["temporal_speedup"] == pytest.approx(d0 / d)
+        assert sp["spatial_speedup"] == pytest.approx(d / c.cycles.sum())
+        assert sp["speedup_vs_dense_theta0"] == pytest.approx(d0 / c.cycles.sum())
+    assert out["rows"][1]["spatial"]["temporal_speedup"] > 1          # Θ dropped deltas
+    assert out["rows"][0]["spatial"]["spatial_speedup"] > 1           # kept 1 of 3 blocks
+    assert "temporal" in FORMAT(out) and "× " in FORMAT(out)
+
+
+def FORMAT(bench):
+    from drnn.commands.bench import format_table
+    return format_table(bench)
+
+
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
     d = tmp_path_factory.mktemp("bench")

@@ -119,10 +119,15 @@ DEFINITIONS = {
     "frame_latency_us": "frame_latency_cycles / clock_mhz",
     "speedup_vs_theta0": "sum cycles at theta 0 / sum cycles at this theta, same sequences",
     "useful_macs": "3*H per kept delta column (r, z, n rows): 3*H*sum(nnz_dx + nnz_dh); the "
-                   "activation pipeline's products are not counted",
+                   "activation pipeline's products are not counted; a compressed-weight "
+                   "core: P*kept instead of H (the stored (value, row) pairs)",
     "mxv_utilisation": "useful_macs / (3*P*K * sum cycles)",
     "bound_efficiency": "sum cycle_model.cycle_bound(nnz) / sum throughput cycles (1.0 = at "
-                        "the bound)",
+                        "the bound); a compressed-weight core: cycle_bound(nnz, kept=kept)",
+    "spatial": "compressed-weight core only: weight_sparsity (zero weight codes), "
+               "dense_core_cycles_mean (the dense core's cycle model on the same kept deltas), "
+               "temporal_speedup = sum dense(theta 0) / sum dense(theta), spatial_speedup = "
+               "sum dense(theta) / sum cycles, speedup_vs_dense_theta0 = their product",
     "dense_ops_per_step": "2 * 3H(I+H): a multiply and an add per weight",
     "effective_gops": "dense_ops_per_step / mean latency per step, in 1e9 op/s",
     "ops_per_multiplier_cycle": "dense_ops_per_step / (3*P*K * mean cycles per step); "
@@ -161,7 +166,8 @@ def sparsity(nnz, width: int) -> float:
 
 def useful_macs(nnz_dx, nnz_dh, hidden: int, cell: str = "gru") -> int:
     """``G·H`` multiply-accumulates per kept delta column (G = 3 rows r, z, n of a GRU; 4 rows
-    i, f, g, o of an LSTM)."""
+    i, f, g, o of an LSTM). A compressed-weight core passes ``hidden`` = ``min(P·kept, H)``,
+    the products of the (value, row) pairs it stores per gate and column."""
     return CHANNELS[cell] * hidden * int(np.sum(nnz_dx) + np.sum(nnz_dh))
 
 

@@ -66,8 +66,14 @@ def summarise(result, bundle: ModelBundle, labels, shape: CoreShape, clock_mhz: 
     H = sum(ly.hidden_size for ly in bundle.layers)
     stats = cycle_stats(cyc)
     cell = bundle.cell
-    macs = _per_layer_sum(lambda ly, dx, dh: useful_macs(dx, dh, ly.hidden_size, cell), bundle,
-                          per)
+    kept = _kept(bundle, shape) if shape.weight_format == "compressed" else \
+        [None] * bundle.num_layers
+    # A compressed core multiplies only its stored (value, row) pairs: P·kept per gate row set
+    # of a kept column (P as built) instead of H.
+    P_built = min(shape.rows, max(ly.hidden_size for ly in bundle.layers))
+    macs = sum(useful_macs(dx, dh, ly.hidden_size if k is None else min(P_built * k,
+                                                                        ly.hidden_size), cell)
+               for ly, (dx, dh), k in zip(bundle.layers, per, kept))
     gru = cell == "gru"
     if gru:
         peer_pe = peer_model.peer_pe_for(shape)
@@ -75,12 +81,10 @@ def summarise(result, bundle: ModelBundle, labels, shape: CoreShape, clock_mhz: 
             dx, dh, ly.input_size, ly.hidden_size, peer_pe), bundle, per)
         peer_pub = _per_layer_sum(lambda ly, dx, dh: peer_model.peer_step_cycles(
             dx, dh, ly.input_size, ly.hidden_size, peer_model.PUBLISHED_PE), bundle, per)
-    bound = _per_layer_sum(lambda ly, dx, dh: cycle_bound(dx + dh, ly.hidden_size, shape),
-                           bundle, per)
+    bound = sum(cycle_bound(dx + dh, ly.hidden_size, shape, k)
+                for ly, (dx, dh), k in zip(bundle.layers, per, kept))
     dense_ops = _per_layer_sum(lambda ly, dx, dh: dense_ops_per_step(
         ly.input_size, ly.hidden_size, cell), bundle, per)
-    kept = _kept(bundle, shape) if shape.weight_format == "compressed" else \
-        [None] * bundle.num_layers
     parts = [cycle_breakdown(dx + dh, cyc, ly.hidden_size, shape, cell, k)
              for ly, (dx, dh), k in zip(bundle.layers, per, kept)]
     breakdown = {k: sum(p[k] for p in parts) for k in ("ap_fixed", "mxv_issue", "mxv_drain")}
@@ -222,7 +226,7 @@ def run_bench(bundle: ModelBundle, dataset, shape: CoreShape, engine_run, *, eng
     todo = [(0, 0)] + sorted((t for t in todo if t != (0, 0)), key=lambda t: (max(t), t))
 
     rows, results, cross = [], {}, []
-    base_cycles = None
+    base_cycles = dense_base = None
     acc0 = nrmse0 = None
     stopped = False
     # disable=None: no bar when stderr is not a terminal (a redirected log stays readable)
@@ -234,16 +238,26 @@ def run_bench(bundle: ModelBundle, dataset, shape: CoreShape, engine_run, *, eng
         bar.set_postfix_str(f"Θx={tx * bundle.formats.act.lsb:g} Θh={th * bundle.formats.act.lsb:g}")
         b = bundle if (tx, th) == trained else bundle.with_thresholds(tx, th)
         res = engine_run(b, codes, lengths=lengths, shape=shape)
+        ref = None if golden_run is None else golden_run(b, codes, lengths=lengths, shape=shape)
         row = summarise(res, b, labels, shape, clock_mhz,
                         base_cycles=base_cycles, torch_us=torch_info["per_step_us"])
+        if shape.weight_format == "compressed":
+            gold = res if res.layer_h is not None else ref
+            if gold is None:
+                from drnn_hw.golden import run as golden_model
+                gold = golden_model(b, codes, lengths=lengths, shape=shape)
+            sp = spatial_contributions(b, codes, lengths, shape, gold, res.flat("cycles"),
+                                       dense_base)
+            dense = sp.pop("_dense_cycles")
+            dense_base = dense if dense_base is None else dense_base   # row 0 is Θ = 0
+            row["spatial"] = sp
         if base_cycles is None:
             base_cycles = res.flat("cycles")
             row["speedup_vs_theta0"] = 1.0
             acc0 = row["accuracy"]
             nrmse0 = row.get("nrmse")
         row["trained"] = (tx, th) == trained
-        if golden_run is not None:
-            ref = golden_run(b, codes, lengths=lengths, shape=shape)
+        if ref is not None:
             cmp = _compare(res, ref)
             cmp.update(theta_x_code=tx, theta_h_code=th)
             cross.append(cmp)
@@ -272,8 +286,10 @@ def run_bench(bundle: ModelBundle, dataset, shape: CoreShape, engine_run, *, eng
                            else res.layer_nnz_dx[seq:seq + 1],
                            layer_nnz_dh=None if res.layer_nnz_dh is None
                            else res.layer_nnz_dh[seq:seq + 1])
-        bound = _per_layer_sum(lambda ly, dx, dh: cycle_bound(dx + dh, ly.hidden_size, shape),
-                               bundle, _layer_nnz(one, bundle))
+        kept = _kept(bundle, shape) if shape.weight_format == "compressed" else \
+            [None] * bundle.num_layers
+        bound = sum(cycle_bound(dx + dh, ly.hidden_size, shape, k)
+                    for ly, (dx, dh), k in zip(bundle.layers, _layer_nnz(one, bundle), kept))
         trace["series"].append({
             "theta_x": row["theta_x"], "theta_h": row["theta_h"],
             "cycles": res.cycles[seq, :L].tolist(),
@@ -339,6 +355,36 @@ def run_bench(bundle: ModelBundle, dataset, shape: CoreShape, engine_run, *, eng
         "cross_check": cross if golden_run is not None else None,
         "plots": [],
     }
+
+
+def spatial_contributions(bundle, codes, lengths, shape: CoreShape, gold, cycles,
+                          dense_base=None) -> dict:
+    """A compressed-weight core's speed-up split into its two sparsities (Spartus's
+    spatio-temporal product), on the same sequences at the row's thresholds.
+
+    ``gold``: the golden model's result (its per-layer h gives every step's kept deltas,
+    :func:`drnn_hw.spatial.delta_masks`); ``cycles``: the engine's cycles of the valid steps;
+    ``dense_base``: the dense core's cycles at Θ = 0 (the first row's ``_dense_cycles``; None
+    on the first row, which is Θ = 0). The dense core's cycles are the cycle model's
+    (:func:`drnn_hw.cycle_model.cycles_for_masks`, which its RTL meets on every step).
+    ``temporal`` = Σ dense(Θ = 0) / Σ dense(Θ), ``spatial`` = Σ dense(Θ) / Σ cycles, ``total``
+    = their product = Σ dense(Θ = 0) / Σ cycles."""
+    from dataclasses import replace
+
+    from drnn_hw.spatial import bundle_spatial_cycles, delta_masks, weight_sparsity
+    masks = delta_masks(codes, gold.layer_h, lengths,
+                        [(ly.theta_x, ly.theta_h) for ly in bundle.layers])
+    dense_shape = replace(shape, weight_format="dense")
+    valid = np.arange(codes.shape[1])[None, :] < np.asarray(lengths)[:, None]
+    dense = bundle_spatial_cycles(bundle, masks, dense_shape, dense=True)[valid]
+    base = dense if dense_base is None else dense_base
+    cyc = float(np.sum(cycles))
+    return {"weight_sparsity": weight_sparsity(bundle),
+            "dense_core_cycles_mean": float(np.mean(dense)),
+            "temporal_speedup": float(np.sum(base)) / float(np.sum(dense)),
+            "spatial_speedup": float(np.sum(dense)) / cyc,
+            "speedup_vs_dense_theta0": float(np.sum(base)) / cyc,
+            "_dense_cycles": dense}
 
 
 def _kept(bundle, shape):

@@ -128,6 +128,16 @@ def format_table(bench: dict) -> str:
             f"{b['mxv_drain']:.1f} + {b['scan_wait']:.1f}" for r, b in
             ((rows[0], bd[0]), (rows[-1], bd[1]))),
     ]
+    if "spatial" in rows[0]:
+        # A compressed-weight core: the two sparsities' separate contributions.
+        lines.append(
+            f"compressed weights ({100 * rows[0]['spatial']['weight_sparsity']:.1f} % zero, "
+            f"kept pairs per slice {c.get('kept')}); MxV% counts P·kept products per gate "
+            "and kept delta, bound% the bound with kept cycles per group; speed-up over the "
+            "dense core at Θ=0 = temporal (dense core, cycle model) × spatial (this core): "
+            + "; ".join(f"Θ={r['theta_x']:g}: {r['spatial']['temporal_speedup']:.2f} × "
+                        f"{r['spatial']['spatial_speedup']:.2f} = "
+                        f"{r['spatial']['speedup_vs_dense_theta0']:.2f}" for r in rows))
     trained = [r for r in rows if r["trained"] and r.get("layers")]
     if trained:
         # Stacked layers, at the trained thresholds: where the deltas and cycles go.
