@@ -11,8 +11,9 @@ the same way (cycles from the LSTM core's cycle model).
 one Θ): one float GRU, then for each γ the targeted-dropout phase and the delta + QAT
 fine-tuning (:mod:`drnn_train.prune`), evaluated hardware-exactly (trainer exact mode and
 golden model, which must agree), with the cycles per step of the dense core
-(:mod:`drnn_hw.cycle_model`) and of a compressed-weight core (:mod:`drnn_hw.spatial`: a model,
-no core implements it yet) and the speed-up over the dense core at Θ = 0.
+(:mod:`drnn_hw.cycle_model`) and of a compressed-weight core (:mod:`drnn_hw.spatial`, whose
+model the ``--weight-format compressed`` core meets on every step) and the speed-up over the
+dense core at Θ = 0; each γ's bundle is kept in ``OUT/gamma<γ>``.
 """
 
 from __future__ import annotations
@@ -115,7 +116,8 @@ def spatial_sweep(out: Path, gammas, dataset: str = "japanese-vowels", theta: fl
     dense / compressed, ``speedup`` = baseline / compressed (their product),
     ``compressed_cycles_theta0`` and ``speedup_spatial_theta0`` (the same bundle at Θ = 0 on
     the compressed core: the spatial sparsity alone), and the weight memory of both cores
-    (bits). Model figures, not Verilator measurements.
+    (bits). Model figures, not Verilator measurements; each γ's bundle is written to
+    ``out/gamma<γ>`` (``gamma0.75``) for ``drnn bench --engine verilator`` to measure.
     """
     if cfg_options.get("cell", "gru") != "gru":
         raise ValueError("spatial_sweep: the cycle figures need a GRU (no LSTM core or cycle "
@@ -136,6 +138,9 @@ def spatial_sweep(out: Path, gammas, dataset: str = "japanese-vowels", theta: fl
         ck, m = train(replace(base, spatial_sparsity=gamma), ds, progress=progress,
                       init_state=float_state)
         bundle, _ = bundle_from_checkpoint(ck)
+        # Each γ's bundle is kept, so that its cores can be measured (drnn bench --engine
+        # verilator, README) and built.
+        bundle.save(out / f"gamma{gamma:g}")
         g = evaluate_bundle(bundle, ds, shape)
         if g["accuracy"] != m["exact_accuracy"] or g["sparsity_dh"] != m["sparsity_dh"]:
             raise AssertionError(f"trainer exact mode and golden model disagree at γ={gamma}")

@@ -36,6 +36,12 @@ def test_rows_and_files(swept):
     assert dense_row["speedup_spatial"] <= 1 <= pruned_row["speedup_spatial"]
     table = (d / "out" / "results.md").read_text().splitlines()
     assert len(table) == 4 and table[3].startswith("| 0.5 | 1 of 2 |")
+    # each γ's bundle is kept for the Verilator bench, with the pattern the row reports
+    from drnn_hw.bundle import ModelBundle
+    from drnn_train.train import weight_sparsity
+    for r in res["rows"]:
+        b = ModelBundle.load(d / "out" / f"gamma{r['gamma']:g}")
+        assert weight_sparsity(b) == r["weight_sparsity"]
 
 
 def test_cycles_are_the_golden_models_and_the_spatial_models(swept):
