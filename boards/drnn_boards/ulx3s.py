@@ -330,8 +330,14 @@ def build(bundle, shape, out_dir, *, freq_mhz: float = DEFAULT_FREQ_MHZ,
                            f"synth_ecp5 -run map_cells: -top {NAME}"),
                        # router2: router1 stalled for over 20 minutes on a few hundred
                        # congested arcs of the default core; router2 converged in 43 passes.
+                       # The static (electrostatic) placer: the default HeAP placer packs
+                       # the core into 60 % of the die at a fixed density (its --placer-heap-
+                       # beta is ignored on ECP5) and router2 then oscillated for 90+ passes
+                       # on the demo core and never converged on the LSTM's; the static
+                       # placer spreads it over the die: the demo core routed in 42 passes
+                       # at 58.2 MHz instead of 49.7 (README, "Board builds").
                        nextpnr_opts=f"--report {NAME}.report.json --timing-allow-fail "
-                                    "--router router2")
+                                    "--router router2 --placer static")
     except Exception as e:   # tool failure: subprocess.CalledProcessError and friends
         raise BuildError(f"ULX3S build failed ({type(e).__name__}: {e}); logs in {build_dir}") \
             from None
