@@ -74,7 +74,8 @@ def format_report(r: dict) -> str:
     c, u = r["clock"], r["utilization"]
     lines = [
         f"ULX3S-85F build ({r['device']}), core P={r['core']['rows']} K={r['core']['columns']} "
-        f"E={r['core']['scan']} ({r['multipliers']} multipliers), "
+        f"E={r['core']['scan']} ({r['multipliers']} multipliers"
+        f"{', compressed weights' if r['core'].get('weight_format') == 'compressed' else ''}), "
         f"I={r['model']['input_size']} H={r['model']['hidden_size']}"
         + (f" ({len(r['model']['layers'])} layers, H per layer "
            f"{', '.join(str(h) for _, h in r['model']['layers'])})"

@@ -31,12 +31,14 @@ burst crosses a 4 KB boundary. Biases and LUTs stay on chip (they are read every
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import numpy as np
 
 from .bundle import ModelBundle
 from .cycle_model import ColumnFetch, CoreShape
 from .layer_map import layer_map, total_words
+from .spatial import layer_kept, weight_memory_bits
 
 __all__ = ["WEIGHT_BASE_ALIGN", "DEFAULT_LATENCY", "effective_rows", "beats_per_block",
            "dram_image", "column_fetch", "column_bytes", "weight_bits", "dram_bytes",
@@ -108,7 +110,14 @@ def column_bytes(bundle: ModelBundle, shape: CoreShape) -> list[int]:
 def weight_bits(bundle: ModelBundle, shape: CoreShape, maxima=None) -> int:
     """Bits of the on-chip weight banks of the core: G banks of ``P · w_bits``-bit words,
     ``Σ (I_l + H_l) · NB_l`` words each; with ``maxima`` (a run-time core) the layout of the
-    maxima (:meth:`~drnn_hw.layer_map.Maxima.layout`) instead of the bundle's sizes."""
+    maxima (:meth:`~drnn_hw.layer_map.Maxima.layout`) instead of the bundle's sizes. A
+    compressed-weight core (``shape.weight_format == "compressed"``): its (value, row) pairs,
+    :func:`drnn_hw.spatial.weight_memory_bits` per layer."""
+    if shape.weight_format == "compressed" and maxima is None:
+        P = effective_rows(bundle, shape)
+        shaped = replace(shape, rows=P)
+        return sum(weight_memory_bits(ly, shaped, bundle.formats.w_bits, _gates(bundle),
+                                      kept=layer_kept(ly, shaped)) for ly in bundle.layers)
     if maxima is None:
         P = effective_rows(bundle, shape)
         slots = layer_map(bundle.input_size, [ly.hidden_size for ly in bundle.layers], P, 1)

@@ -44,6 +44,23 @@ def test_axi_benches_run_an_lstm_core():
     assert list(res["lite"])[:2] == [0x44524E4E, 6 | (10 << 16)]
 
 
+@pytest.mark.slow
+def test_axi_benches_run_a_compressed_core():
+    """The AXI wrapper runs the compressed-weight core (issue #13) unchanged: bit-exact h."""
+    from drnn_boards.sim import run_axi_bench
+    from drnn_hw.balance import prune_bundle
+
+    bundle = prune_bundle(random_bundle(6, 10, seed=5, theta_x=0.125, theta_h=0.0625,
+                                        weight_scale=1.5), 4, 0.6)
+    shape = CoreShape(rows=4, columns=2, scan=4, weight_format="compressed")
+    rng = np.random.default_rng(4)
+    x = np.cumsum(rng.integers(-150, 150, (10, 6)) * (rng.random((10, 6)) > 0.5), axis=0)
+    res = run_axi_bench(bundle, shape, x)
+    gold = golden_run(bundle, x[None], shape=shape)
+    np.testing.assert_array_equal(res["h"], gold.h[0])
+    assert list(res["lite"])[:2] == [0x44524E4E, 6 | (10 << 16)]
+
+
 def test_stream_widths():
     assert [element_bits(a) for a in (8, 9, 16, 18)] == [8, 16, 16, 24]
     assert stream_tdata_bits(16, 16) == 256      # default core: 16 elements of 16 bits
@@ -102,6 +119,28 @@ def test_build_command_writes_plan(tmp_path):
     assert rep["estimate"] is None and "Vivado synthesis" in rep["not_ran"]
     assert (tmp_path / "out" / "build.tcl").is_file()
     assert "Vivado not run" in proc.stdout
+
+
+def test_build_command_takes_a_compressed_core(tmp_path):
+    """A column-balanced bundle builds its compressed-weight core for a board (auto); its
+    on-chip weight check counts the (value, row) pairs, not the dense banks."""
+    import json
+
+    from drnn_cli import drnn
+    from drnn_hw.balance import prune_bundle
+    from drnn_hw.dram import weight_bits
+
+    pruned = prune_bundle(random_bundle(6, 10, seed=1), 4, 0.6)
+    pruned.save(tmp_path / "m")
+    proc = drnn("build", "--board", "arty-z7-20", tmp_path / "m", "--out", tmp_path / "out",
+                "--rows", 4, "--scan", 4, "--no-estimate")
+    assert proc.returncode == 0, proc.stderr
+    rep = json.loads((tmp_path / "out" / "report.json").read_text())
+    assert rep["core"]["weight_format"] == "compressed", rep["core"]
+    # H = 10, P = 4: NB = 3 blocks, kept 2 pairs of (8-bit value, 2-bit block) per slice
+    comp = CoreShape(rows=4, columns=2, scan=4, weight_format="compressed")
+    assert weight_bits(pruned, comp) == 3 * 16 * 4 * 2 * (8 + 2)
+    assert weight_bits(pruned, SHAPE) == 3 * 16 * 3 * 4 * 8
 
 
 def test_vivado_plan_with_weights_in_dram(tmp_path):

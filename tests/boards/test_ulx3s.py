@@ -90,6 +90,27 @@ def test_lstm_core_over_uart_with_h0_matches_golden():
     np.testing.assert_array_equal(res.nnz_dx, gold.nnz_dx)
 
 
+@pytest.mark.slow
+def test_compressed_core_over_uart_matches_golden():
+    """A column-balanced model on the compressed-weight core (issue #13) behind the same board
+    logic and host driver: h bit-exact, the measured cycles the spatial model's (the golden
+    model's for a compressed shape), which differ from the dense core's here."""
+    from drnn_boards.sim import run_board
+    from drnn_hw.balance import prune_bundle
+
+    bundle = prune_bundle(random_bundle(6, 10, seed=3, theta_x=0.25, theta_h=0.125,
+                                        weight_scale=1.5), 4, 0.6)
+    shape = CoreShape(rows=4, columns=2, scan=4, weight_format="compressed")
+    rng = np.random.default_rng(10)
+    x = sparse_inputs(rng, 2, 4, 6)
+    res = run_board(bundle, shape, x, None, divisor=6, error_cases=False)
+    gold = golden_run(bundle, x, None, shape)
+    np.testing.assert_array_equal(res.h, gold.h)
+    np.testing.assert_array_equal(res.cycles, gold.cycles)
+    np.testing.assert_array_equal(res.nnz_dx, gold.nnz_dx)
+    assert not np.array_equal(gold.cycles, golden_run(bundle, x, None, SHAPE).cycles)
+
+
 def test_pll_config():
     p = pll_config(25e6, 100e6)
     assert p["f_out_hz"] == 100e6

@@ -45,12 +45,9 @@ def build(model_dir, board, out_dir, freq_mhz, baud, estimate, weights, max_inpu
     its initial model)."""
     bundle = load_bundle(model_dir)
     maxima = maxima_from_options(bundle, weights, max_inputs, max_hidden, max_layers)
-    shape = shape_from_options(**core, weights=weights, runtime_ok=True,
+    shape = shape_from_options(**core, weights=weights, runtime_ok=True, bundle=bundle,
                                hidden=maxima.hidden if maxima else
                                max(ly.hidden_size for ly in bundle.layers))
-    if shape.weight_format == "compressed":
-        raise UserError("--weight-format compressed: only drnn generate, simulate and bench "
-                        "build the compressed-weight core (not verified on a board or in DRAM)")
     require_core_shape(bundle, model_dir, shape)
     require_fits_on_chip(bundle, model_dir, shape, board, maxima)
     if shape.weights == "axi" and board != "arty-z7-20":
@@ -65,7 +62,9 @@ def build(model_dir, board, out_dir, freq_mhz, baud, estimate, weights, max_inpu
         freq_mhz = freq_mhz or DEFAULT_FREQ_MHZ
 
         click.echo(f"building ULX3S-85F bitstream (P={shape.rows} K={shape.columns} "
-                   f"E={shape.scan}, {freq_mhz:g} MHz) -> {out_dir} ...")
+                   f"E={shape.scan}"
+                   f"{', compressed weights' if shape.weight_format == 'compressed' else ''}, "
+                   f"{freq_mhz:g} MHz) -> {out_dir} ...")
         try:
             report = build_ulx3s(bundle, shape, out_dir, freq_mhz=freq_mhz,
                                  baud=baud or DEFAULT_BAUD, maxima=maxima)

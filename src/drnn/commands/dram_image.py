@@ -30,8 +30,8 @@ def dram_image(model_dir, out, **core):
     core["weights"] = "axi"
     shape = shape_from_options(**core, hidden=max(ly.hidden_size for ly in bundle.layers))
     if shape.weight_format == "compressed":
-        raise UserError("--weight-format compressed: only drnn generate, simulate and bench "
-                        "build the compressed-weight core (not verified on a board or in DRAM)")
+        raise UserError("--weight-format compressed: the compressed-weight core keeps its "
+                        "weights on chip; a DRAM image holds dense columns")
     require_core_shape(bundle, model_dir, shape)
     if out.is_dir():
         raise UserError(f"{out}: --out is a directory, expected a file")

@@ -71,7 +71,7 @@ def report(model_dir, target, random_size, weight_bits, json_path, weights, max_
         if weight_bits is not None:
             raise UserError("--weight-bits applies only with --random")
         bundle = load_bundle(model_dir)
-        shape = shape_from_options(**core, weights=weights, runtime_ok=True)
+        shape = shape_from_options(**core, weights=weights, runtime_ok=True, bundle=bundle)
         require_core_shape(bundle, model_dir, shape)
         what = f"{model_dir} (I={bundle.input_size} H={bundle.hidden_size})"
     maxima = maxima_from_options(bundle, weights, max_inputs, max_hidden, max_layers)
@@ -79,7 +79,9 @@ def report(model_dir, target, random_size, weight_bits, json_path, weights, max_
         what += (f", run-time weights for I ≤ {maxima.inputs}, H ≤ {maxima.hidden}, "
                  f"L ≤ {maxima.layers}")
     click.echo(f"synthesising the core (P={shape.rows} K={shape.columns} E={shape.scan}, "
-               f"{shape.multipliers_for(bundle.cell)} multipliers) for {target}: {what} ...")
+               f"{shape.multipliers_for(bundle.cell)} multipliers"
+               f"{', compressed weights' if shape.weight_format == 'compressed' else ''}) "
+               f"for {target}: {what} ...")
     with tempfile.TemporaryDirectory(prefix="drnn-report-") as tmp:
         src = Path(tmp) / "drnn_core.v"
         src.write_text(verilog.convert(DeltaGRUCore(bundle, shape, maxima=maxima),
