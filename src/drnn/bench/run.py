@@ -367,8 +367,10 @@ def spatial_contributions(bundle, codes, lengths, shape: CoreShape, gold, cycles
     ``dense_base``: the dense core's cycles at Θ = 0 (the first row's ``_dense_cycles``; None
     on the first row, which is Θ = 0). The dense core's cycles are the cycle model's
     (:func:`drnn_hw.cycle_model.cycles_for_masks`, which its RTL meets on every step).
-    ``temporal`` = Σ dense(Θ = 0) / Σ dense(Θ), ``spatial`` = Σ dense(Θ) / Σ cycles, ``total``
-    = their product = Σ dense(Θ = 0) / Σ cycles."""
+    Returns ``weight_sparsity``, ``dense_core_cycles_mean``, ``temporal_speedup`` = Σ dense(Θ
+    = 0) / Σ dense(Θ), ``spatial_speedup`` = Σ dense(Θ) / Σ cycles, ``speedup_vs_dense_theta0``
+    = their product = Σ dense(Θ = 0) / Σ cycles, and ``_dense_cycles`` (the caller's next
+    ``dense_base``)."""
     from dataclasses import replace
 
     from drnn_hw.spatial import bundle_spatial_cycles, delta_masks, weight_sparsity
