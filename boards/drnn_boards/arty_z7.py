@@ -53,7 +53,7 @@ __all__ = ["DeltaRNNAXI", "element_bits", "stream_tdata_bits", "write_vivado_pla
 
 NAME = "drnn_axi"
 PART = "xc7z020clg400-1"
-#: FCLK_CLK0 of the plan. The default core reaches 48 MHz on the ECP5 (nextpnr); a -1 Zynq's
+#: FCLK_CLK0 of the plan. The default core reaches 55.7 MHz on the ECP5 (nextpnr); a -1 Zynq's
 #: fabric is faster, but Vivado has not been run here, so the default stays conservative.
 DEFAULT_FREQ_MHZ = 50.0
 #: AXI4-Lite byte address width: the core's word address and two bits of byte offset.

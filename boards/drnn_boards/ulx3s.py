@@ -38,7 +38,7 @@ __all__ = ["DeltaRNNBoard", "ULX3STop", "pll_config", "build", "program", "tool_
            "DEFAULT_BAUD", "DEFAULT_FREQ_MHZ", "BuildError"]
 
 DEFAULT_BAUD = 1_000_000          # the FT231X handles 3 Mbaud; 1 Mbaud divides 40 MHz exactly
-#: The default core meets 40 MHz after place and route (48 MHz reached; see the README). The
+#: The default core meets 40 MHz after place and route (55.7 MHz reached; see the README). The
 #: design target is 100 MHz: the report says what a build reaches and what limits it.
 DEFAULT_FREQ_MHZ = 40.0
 IDLE_TIMEOUT_S = 0.02             # a quiet line for 20 ms ends a truncated frame
@@ -335,7 +335,7 @@ def build(bundle, shape, out_dir, *, freq_mhz: float = DEFAULT_FREQ_MHZ,
                        # beta is ignored on ECP5) and router2 then oscillated for 90+ passes
                        # on the demo core and never converged on the LSTM's; the static
                        # placer spreads it over the die: the demo core routed in 42 passes
-                       # at 58.2 MHz instead of 49.7 (README, "Board builds").
+                       # at 58.2 MHz instead of not at all (README, "Boards").
                        nextpnr_opts=f"--report {NAME}.report.json --timing-allow-fail "
                                     "--router router2 --placer static")
     except Exception as e:   # tool failure: subprocess.CalledProcessError and friends
