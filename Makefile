@@ -38,7 +38,7 @@ bench: install
 	$(BIN)/drnn bench build/demo/model --out build/bench \
 	  $(if $(wildcard build/ulx3s/report.json),--build-report build/ulx3s/report.json)
 
-# The ULX3S-85F build of the demo model (about 25 min here): bitstream, utilisation, Fmax.
+# The ULX3S-85F build of the demo model (about 15 min here): bitstream, utilisation, Fmax.
 ulx3s: install
 	$(BIN)/drnn build --board ulx3s-85f build/demo/model --out build/ulx3s
 
