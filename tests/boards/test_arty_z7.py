@@ -29,31 +29,28 @@ def test_axi_benches_match_golden():
     assert list(res["bresp"]) == [0, 0, 0, 2, 0]
 
 
-@pytest.mark.slow
-def test_axi_benches_run_an_lstm_core():
-    """The AXI wrapper runs the LSTM core unchanged: bit-exact h, the same register replies."""
-    from drnn_boards.sim import run_axi_bench
-
-    bundle = random_bundle(6, 10, seed=5, theta_x=0.125, theta_h=0.0625, weight_scale=1.5,
-                           cell="lstm")
-    rng = np.random.default_rng(3)
-    x = np.cumsum(rng.integers(-150, 150, (10, 6)) * (rng.random((10, 6)) > 0.5), axis=0)
-    res = run_axi_bench(bundle, SHAPE, x)
-    gold = golden_run(bundle, x[None], shape=SHAPE)
-    np.testing.assert_array_equal(res["h"], gold.h[0])
-    assert list(res["lite"])[:2] == [0x44524E4E, 6 | (10 << 16)]
+def _lstm():
+    return random_bundle(6, 10, seed=5, theta_x=0.125, theta_h=0.0625, weight_scale=1.5,
+                         cell="lstm"), SHAPE
 
 
-@pytest.mark.slow
-def test_axi_benches_run_a_compressed_core():
-    """The AXI wrapper runs the compressed-weight core (issue #13) unchanged: bit-exact h."""
-    from drnn_boards.sim import run_axi_bench
+def _compressed():
     from drnn_hw.balance import prune_bundle
 
-    bundle = prune_bundle(random_bundle(6, 10, seed=5, theta_x=0.125, theta_h=0.0625,
-                                        weight_scale=1.5), 4, 0.6)
-    shape = CoreShape(rows=4, columns=2, scan=4, weight_format="compressed")
-    rng = np.random.default_rng(4)
+    return (prune_bundle(random_bundle(6, 10, seed=5, theta_x=0.125, theta_h=0.0625,
+                                       weight_scale=1.5), 4, 0.6),
+            CoreShape(rows=4, columns=2, scan=4, weight_format="compressed"))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("make,seed", [(_lstm, 3), (_compressed, 4)], ids=["lstm", "compressed"])
+def test_axi_benches_run_other_cores(make, seed):
+    """The AXI wrapper runs the LSTM core and the compressed-weight core (issue #13)
+    unchanged: bit-exact h, the same register replies."""
+    from drnn_boards.sim import run_axi_bench
+
+    bundle, shape = make()
+    rng = np.random.default_rng(seed)
     x = np.cumsum(rng.integers(-150, 150, (10, 6)) * (rng.random((10, 6)) > 0.5), axis=0)
     res = run_axi_bench(bundle, shape, x)
     gold = golden_run(bundle, x[None], shape=shape)
