@@ -106,6 +106,14 @@ def test_compressed_runtime_core(models, tmp_path, capsys):
     code, out, err = drnn(["generate", pruned, "--out", tmp_path / "h", *CORE, *rt], capsys)
     assert code == 0, err
     assert "weight_format" not in json.loads((tmp_path / "h" / "manifest.json").read_text())
+    # The board tops take it: the Arty plan of a compressed run-time core.
+    code, out, err = drnn(["build", pruned, "--board", "arty-z7-20", "--out", tmp_path / "a",
+                           *CORE, *rt[:-1], "--weight-format", "compressed", "--no-estimate"],
+                          capsys)
+    assert code == 0, err
+    report = json.loads((tmp_path / "a" / "report.json").read_text())
+    assert report["core"]["weights"] == "runtime"
+    assert report["core"]["weight_format"] == "compressed"
     # A dense model is refused by simulate --core before anything runs.
     np.save(tmp_path / "x.npy", np.zeros((3, 5)))
     code, out, err = drnn(["simulate", dense, "--core", tmp_path / "g", "--engine",
