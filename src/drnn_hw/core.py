@@ -21,14 +21,25 @@ channels are the WeightBank's. The AP's start condition (nothing pending in the 
 in the last ``mxv_drain`` cycles) already waits for the last slot, however late the memory
 delivers it; the cycle counter counts those cycles (the cycle model's memory terms).
 
-Compressed weights (``shape.weight_format == "compressed"``, issue #13, baked weights only):
-the weight bank holds each layer's column-balanced (value, block) pairs, ``kept_l`` words per
-column (:func:`~drnn_hw.spatial.layer_kept`), the encoder's addresses and the queue's issue
-slots follow that layout (a kept delta column costs ``kept_l`` slots instead of NB_l), and the
+Compressed weights (``shape.weight_format == "compressed"``, issue #13, baked or run-time
+weights): the weight bank holds each layer's column-balanced (value, block) pairs, ``kept_l``
+words per column (:func:`~drnn_hw.spatial.layer_kept`), the encoder's addresses and the
+queue's issue slots follow that layout (a kept delta column costs ``kept_l`` slots instead of
+NB_l; kept_l is the KEPT register's, a constant in a baked core), and the
 channels are :class:`~drnn_hw.mxv_compressed.CompressedMxVChannel` (one partial delta memory
 per lane and multiplier, the lane sum on the AP's read port); the AP starts ``mxv_drain(1)``
 cycles after the last slot in every layer. The step takes :func:`drnn_hw.spatial.
 spatial_step_cycles` (per layer, plus the layer gaps); everything else is this module's.
+A compressed *run-time* core (``maxima``) fixes its capacity at generation: every layer slot
+holds I_max + H_max columns of ``kept_max`` words (``maxima.kept``, by default the initial
+bundle's largest kept: the bank depth is the block RAM it costs, and the pairs of a column
+must sit at a fixed stride for the encoder's address arithmetic), while a loaded layer's own
+kept_l (≤ kept_max) is the writable KEPT register, so the encoder's addresses (column c at
+``c·kept_l`` of the slot) and the queue's slots count the loaded kept and the step costs the
+spatial model on the loaded sizes and kept, not the capacity's. LAYER_COUNTS.blocks stays
+NB_l (the AP's), LAYER_H_COLUMN is the pair layout's; the compressed channels' biases sit in
+writable RAMs (as the dense channels'); pair words and biases are loaded over LOAD_ADDR /
+LOAD_DATA (:mod:`drnn_hw.load`).
 
 An LSTM bundle gets four channels i, f, g, o (one delta memory each) and the
 :class:`~drnn_hw.activation_lstm.LSTMActivationPipeline`, which reads all four memories,
@@ -174,7 +185,8 @@ class DeltaRNNCore(wiring.Component):
     maxima : Maxima, optional
         Build a run-time core for any model of the bundle's cell and formats within these
         sizes (the bundle gives its initial contents); ``shape.out_layers`` must be
-        ``"last"``. P is then ``min(rows, maxima.hidden)``.
+        ``"last"``. P is then ``min(rows, maxima.hidden)``. With compressed weights
+        ``maxima.kept`` is the pairs per column of every slot (module docstring).
 
     Ports
     -----
@@ -197,7 +209,8 @@ class DeltaRNNCore(wiring.Component):
         (e.g. a bundle with no hidden units), more than
         :data:`~drnn_hw.layer_map.MAX_LAYERS` layers, a cell other than "gru" and "lstm",
         or (run-time core) a bundle beyond ``maxima`` (naming the limit); a compressed
-        core with run-time or AXI weights, or for a pattern balanced for another P.
+        core with AXI weights, or for a pattern balanced for another P, or (run-time)
+        ``maxima.kept`` outside [the initial bundle's largest kept, ceil(H_max/P)].
     """
 
     def __init__(self, bundle: ModelBundle, shape: CoreShape | None = None, *,
