@@ -125,7 +125,8 @@ def core_info_from_manifest(manifest: dict) -> CoreInfo:
 def check_bundle(bundle: ModelBundle, info: CoreInfo, where: str = "model.json") -> None:
     """Raise :class:`LoadRefused` (one line, ``where`` first) unless ``bundle`` can be loaded
     into the core ``info`` describes: a run-time core of the bundle's cell and formats, and
-    the bundle within its maxima."""
+    the bundle within its maxima; a compressed core (``info.compressed``) also needs every
+    layer pruned for its P with kept_l ≤ kept_max (:func:`loaded_kept`)."""
     if not info.runtime:
         raise LoadRefused(f"{where}: the core has its weights baked in (MAXIMA.runtime = 0); "
                           "generate it with --weights runtime to load models")
