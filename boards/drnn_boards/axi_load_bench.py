@@ -38,7 +38,7 @@ async def axi_loads(dut):
     out = {}
     for k in range(int(cfg["runs"])):
         bundle = ModelBundle.load(str(cfg[f"model_dir_{k}"]))
-        regs = {a: await bus.read(a) for a in range(19)}
+        regs = {a: await bus.read(a) for a in range(20)}
         info = CoreInfo.read(lambda a: regs[int(a)])
         check_bundle(bundle, info, where=f"run {k}")
         writes = load_writes(bundle, info)

@@ -24,7 +24,8 @@ from drnn_hw.cycle_model import CoreShape
 from drnn_hw.numerics import Formats
 
 __all__ = ["CORES", "core", "saturating_lstm", "RUNTIME_SHAPE", "RUNTIME_MAXIMA",
-           "runtime_models", "COMPRESSED", "compressed_core", "collision_bundle"]
+           "runtime_models", "COMPRESSED_RUNTIME_SHAPE",
+           "compressed_runtime_models", "COMPRESSED", "compressed_core", "collision_bundle"]
 
 
 def saturating_lstm(inputs: int = 1, hidden: int = 5, seed: int = 7) -> ModelBundle:
@@ -78,6 +79,29 @@ def runtime_models(cell: str) -> dict[str, ModelBundle]:
                            weight_scale=1.5, name="B"),
         "C": random_stacked_bundle(6, [3, 11], seed=4, theta_x=[0.1, 0.05],
                                    theta_h=[0.05, 0.1], cell=cell, weight_scale=1.5, name="C"),
+    }
+
+
+#: The compressed run-time verification core (``--weights runtime --weight-format
+#: compressed``): the run-time maxima and shape, compressed weights; generated from
+#: ``compressed_runtime_models(cell)["A"]`` (kept 2 of 3: the core's kept_max).
+COMPRESSED_RUNTIME_SHAPE = CoreShape(rows=4, columns=2, scan=4, weight_format="compressed")
+
+
+def compressed_runtime_models(cell: str) -> dict[str, ModelBundle]:
+    """Pruned models for the compressed run-time core: ``A`` fills the maxima (2 layers of
+    I = 8, H = 12, kept 2 of 3 per slice; the core is generated from it), ``B`` one smaller
+    layer (I = 5, H = 11, kept 1), ``C`` two other layers (I = 6, H = 3 < P, then 10; kept 1),
+    each with other weights."""
+    return {
+        "A": prune_bundle(random_stacked_bundle(8, [12, 12], seed=1, theta_x=0.05,
+                                                theta_h=0.05, cell=cell, weight_scale=1.5,
+                                                name="A"), 4, 0.34),
+        "B": prune_bundle(random_bundle(5, 11, seed=2, theta_x=0.05, theta_h=0.1, cell=cell,
+                                        weight_scale=1.5, name="B"), 4, 0.67),
+        "C": prune_bundle(random_stacked_bundle(6, [3, 10], seed=4, theta_x=[0.1, 0.05],
+                                                theta_h=[0.05, 0.1], cell=cell,
+                                                weight_scale=1.5, name="C"), 4, 0.67),
     }
 
 

@@ -89,7 +89,8 @@ def generate_cached(bundle, shape, name: str = TOP, maxima=None) -> tuple[Path, 
     """
     from drnn_hw.generate import generate
 
-    extra = "" if maxima is None else f"runtime{maxima.inputs},{maxima.hidden},{maxima.layers}"
+    extra = "" if maxima is None else \
+        f"runtime{maxima.inputs},{maxima.hidden},{maxima.layers},{maxima.kept}"
     key = hashlib.sha256((_bundle_digest(bundle, shape) + _source_digest() + name + extra)
                          .encode())
     out = runner.cache_dir() / "generated" / f"{name}-{key.hexdigest()[:20]}"

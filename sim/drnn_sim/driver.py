@@ -13,7 +13,7 @@ n continues the state of sequence n-1, no RESET_STATE), ``h0`` (N, ΣH) and ``h0
 counters while each output frame's last beat waits, with ready held low), ``lockstep`` (send
 x frame t only after h frame t-1 has left, instead of back to back); ``load_model`` (a model
 bundle directory, or empty): first load it into the (run-time) core over the register bus,
-as a host does (:mod:`drnn_hw.load`: the core's ID, SHAPE, MAXIMA and FORMATS read back, the
+as a host does (:mod:`drnn_hw.load`: the core's ID, SHAPE, MAXIMA, FORMATS and KEPT read back, the
 bundle checked, then one register write per cycle). A core with its weights in
 DRAM also gets ``dram`` (the image, uint8), ``weight_base`` (written to WEIGHT_BASE after the
 reset), ``bus_bytes``, ``latency`` and ``ar_pause``/``r_pause``: both 0, a fixed-latency
@@ -46,8 +46,8 @@ from cocotb.triggers import ClockCycles, ReadOnly, RisingEdge, with_timeout
 from cocotb.utils import get_sim_time
 
 from .axi_mem import FixedLatencyMemory, random_memory
-from .bus import CTRL, CTRL_RESET_STATE, FORMATS0, FORMATS1, H0, ID, MAXIMA, SHAPE, STATUS, \
-    STEPS, THETA_H, THETA_X, WEIGHT_BASE, Csr, frame_beats, layer_register, unpack_beat
+from .bus import CTRL, CTRL_RESET_STATE, FORMATS0, FORMATS1, H0, ID, KEPT, MAXIMA, SHAPE, \
+    STATUS, STEPS, THETA_H, THETA_X, WEIGHT_BASE, Csr, frame_beats, layer_register, unpack_beat
 
 CLOCK_NS = 10
 
@@ -219,7 +219,7 @@ async def stream_sequences(dut):
         from drnn_hw.load import CoreInfo, load_writes as writes_for
 
         regs = {}
-        for addr in (ID, SHAPE, MAXIMA, FORMATS0, FORMATS1):
+        for addr in (ID, SHAPE, MAXIMA, FORMATS0, FORMATS1, KEPT):
             regs[addr] = await csr.read(addr)
         await RisingEdge(dut.clk)
         writes = writes_for(ModelBundle.load(model), CoreInfo.read(regs.__getitem__))

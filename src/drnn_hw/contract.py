@@ -29,6 +29,7 @@ valid the next cycle. 32-bit words; the AXI4-Lite byte address is 4 × the word 
 | 16 | LOAD_ADDR | W | :data:`LoadAddrLayout`: the word address in [23:0], the memory (:class:`LoadMemory`) in [31:24] (run-time core only) |
 | 17 | LOAD_DATA | W | the next 32 bits of the word at LOAD_ADDR (run-time core only; see *Loading*) |
 | 18 | WEIGHT_BASE | RW | only in a core with weights in DRAM (``--weights axi``; reads 0 otherwise): the byte address of the weight image (:mod:`drnn_hw.dram`), a multiple of 4096 (bits [11:0] read 0); write it while idle |
+| 19 | KEPT | RW | only in a compressed-weight core (``--weight-format compressed``; reads 0 otherwise): :data:`KeptLayout`, kept_l of the selected layer in [11:0], the core's capacity kept_max in [23:12] (read-only), the selected layer in [28:24]; a write selects its ``layer`` and, in a run-time core, sets that layer's kept_l to ``kept`` when 1 ≤ kept ≤ kept_max (kept = 0 only selects) |
 | 32 + 8l + 0 | LAYER_SIZES | R (RW) | layer l's I_l and H_l (:data:`SizesLayout`) |
 | 32 + 8l + 1 | LAYER_THETA_X | RW | Θx code of layer l (for l = 0 the same register as THETA_X) |
 | 32 + 8l + 2 | LAYER_THETA_H | RW | Θh code of layer l (l = 0: THETA_H) |
@@ -54,6 +55,18 @@ M_i, M_f, M_g, M_o; word b = the P biases of global block b, ``acc_bits`` codes)
 ignored while the core is busy; the delta memories take the new biases at the next
 RESET_STATE. The σ and tanh tables are not loaded: they are a function of the formats
 (FORMATS0/1), which a loaded model must share with the core.
+
+**Compressed weights** (KEPT.max ≠ 0: the banks hold column-balanced (value, block) pairs,
+:mod:`drnn_hw.mxv_compressed`): word j of column c of layer l's region is at
+``weight_base + c · kept_l + j`` of the issue-slot layout (every layer slot I_max + H_max
+columns of kept_max words, :func:`drnn_hw.layer_map.layer_map` with ``blocks = kept_max``),
+and holds P pairs, pair p at bits ``[p·(w_bits + index_bits), …)``: the weight, then the
+global delta-memory block of its row (``index_bits`` = :func:`drnn_hw.mxv_compressed.index_bits`
+of the maxima's ΣNB; :func:`drnn_hw.weight_bank.compressed_bank_words`). LAYER_COUNTS.blocks
+stays NB_l (the AP's blocks); LAYER_H_COLUMN is the issue-slot layout's h column
+(``column_base + I_l · kept_l``); KEPT holds kept_l, the words per column the encoder's
+addresses and the queue's issue slots count. A host writes KEPT for every loaded layer
+before RESET_STATE.
 
 Other addresses read 0 and ignore writes (so do the blocks of layers l ≥ L).
 
@@ -86,7 +99,8 @@ __all__ = ["ID_VALUE", "ADDR_BITS", "LAYER_BLOCK", "LAYER_STRIDE", "CELL_CODES",
            "Register", "LayerRegister",
            "layer_register", "ACCESS", "LAYER_ACCESS", "REGISTERS", "SizesLayout",
            "ShapeLayout", "CtrlLayout", "MaximaLayout", "Formats0Layout", "Formats1Layout",
-           "CountsLayout", "LoadAddrLayout", "LoadMemory", "load_word_bits", "load_signature",
+           "CountsLayout", "KeptLayout", "LoadAddrLayout", "LoadMemory", "load_word_bits",
+           "load_signature",
            "RUNTIME_ACCESS", "StatusLayout", "CSRSignature", "StatusSignature",
            "frame_layout", "frame_signature", "decode_word", "encode_word"]
 
@@ -120,6 +134,7 @@ class Register(enum.IntEnum, shape=ADDR_BITS):
     LOAD_ADDR = 16
     LOAD_DATA = 17
     WEIGHT_BASE = 18
+    KEPT = 19
 
 
 class LayerRegister(enum.IntEnum, shape=3):
@@ -148,7 +163,7 @@ ACCESS = {
     Register.CYCLES_LAST: "R", Register.NNZ_DX_LAST: "R", Register.NNZ_DH_LAST: "R",
     Register.STEPS: "R", Register.LAYERS: "R", Register.H0: "W", Register.MAXIMA: "R",
     Register.FORMATS0: "R", Register.FORMATS1: "R", Register.LOAD_ADDR: "W",
-    Register.LOAD_DATA: "W", Register.WEIGHT_BASE: "RW",
+    Register.LOAD_DATA: "W", Register.WEIGHT_BASE: "RW", Register.KEPT: "RW",
 }
 LAYER_ACCESS = {
     LayerRegister.LAYER_SIZES: "R", LayerRegister.LAYER_THETA_X: "RW",
@@ -179,6 +194,9 @@ Formats1Layout = data.StructLayout({"acc_bits": 8, "lut_bits": 8, "sigmoid_range
                                     "tanh_range_log2": 8})
 #: LAYER_COUNTS: NB_l, WX_l, WH_l.
 CountsLayout = data.StructLayout({"blocks": 12, "x_windows": 10, "h_windows": 10})
+#: KEPT: a compressed core's pairs per column of the selected layer (kept_l), its capacity
+#: (kept_max, read-only: the pairs per column a layer slot holds) and the selected layer.
+KeptLayout = data.StructLayout({"kept": 12, "max": 12, "layer": 5})
 #: LOAD_ADDR: word address and memory.
 LoadAddrLayout = data.StructLayout({"word": 24, "memory": 8})
 
@@ -190,11 +208,12 @@ class LoadMemory(enum.IntEnum, shape=8):
     BIAS = 0x10
 
 
-def load_word_bits(memory: int, *, rows: int, fmts) -> int:
+def load_word_bits(memory: int, *, rows: int, fmts, index_bits: int = 0) -> int:
     """Bits of one word of ``memory`` (a :class:`LoadMemory` code) in a core of P = ``rows``
-    and formats ``fmts``. Raises ValueError for a code that names no memory."""
+    and formats ``fmts``; ``index_bits`` > 0: a compressed core's weight words, P
+    (weight, block index) pairs. Raises ValueError for a code that names no memory."""
     if 0 <= memory < LoadMemory.BIAS:
-        return rows * fmts.w_bits
+        return rows * (fmts.w_bits + index_bits)
     if LoadMemory.BIAS <= memory < LoadMemory.BIAS + 4:
         return rows * fmts.acc_bits
     raise ValueError(f"memory code {memory:#x} names no loadable memory")

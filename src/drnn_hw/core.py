@@ -21,14 +21,25 @@ channels are the WeightBank's. The AP's start condition (nothing pending in the 
 in the last ``mxv_drain`` cycles) already waits for the last slot, however late the memory
 delivers it; the cycle counter counts those cycles (the cycle model's memory terms).
 
-Compressed weights (``shape.weight_format == "compressed"``, issue #13, baked weights only):
-the weight bank holds each layer's column-balanced (value, block) pairs, ``kept_l`` words per
-column (:func:`~drnn_hw.spatial.layer_kept`), the encoder's addresses and the queue's issue
-slots follow that layout (a kept delta column costs ``kept_l`` slots instead of NB_l), and the
+Compressed weights (``shape.weight_format == "compressed"``, issue #13, baked or run-time
+weights): the weight bank holds each layer's column-balanced (value, block) pairs, ``kept_l``
+words per column (:func:`~drnn_hw.spatial.layer_kept`), the encoder's addresses and the
+queue's issue slots follow that layout (a kept delta column costs ``kept_l`` slots instead of
+NB_l; kept_l is the KEPT register's, a constant in a baked core), and the
 channels are :class:`~drnn_hw.mxv_compressed.CompressedMxVChannel` (one partial delta memory
 per lane and multiplier, the lane sum on the AP's read port); the AP starts ``mxv_drain(1)``
 cycles after the last slot in every layer. The step takes :func:`drnn_hw.spatial.
 spatial_step_cycles` (per layer, plus the layer gaps); everything else is this module's.
+A compressed *run-time* core (``maxima``) fixes its capacity at generation: every layer slot
+holds I_max + H_max columns of ``kept_max`` words (``maxima.kept``, by default the initial
+bundle's largest kept: the bank depth is the block RAM it costs, and the pairs of a column
+must sit at a fixed stride for the encoder's address arithmetic), while a loaded layer's own
+kept_l (≤ kept_max) is the writable KEPT register, so the encoder's addresses (column c at
+``c·kept_l`` of the slot) and the queue's slots count the loaded kept and the step costs the
+spatial model on the loaded sizes and kept, not the capacity's. LAYER_COUNTS.blocks stays
+NB_l (the AP's), LAYER_H_COLUMN is the pair layout's; the compressed channels' biases sit in
+writable RAMs (as the dense channels'); pair words and biases are loaded over LOAD_ADDR /
+LOAD_DATA (:mod:`drnn_hw.load`).
 
 An LSTM bundle gets four channels i, f, g, o (one delta memory each) and the
 :class:`~drnn_hw.activation_lstm.LSTMActivationPipeline`, which reads all four memories,
@@ -174,7 +185,8 @@ class DeltaRNNCore(wiring.Component):
     maxima : Maxima, optional
         Build a run-time core for any model of the bundle's cell and formats within these
         sizes (the bundle gives its initial contents); ``shape.out_layers`` must be
-        ``"last"``. P is then ``min(rows, maxima.hidden)``.
+        ``"last"``. P is then ``min(rows, maxima.hidden)``. With compressed weights
+        ``maxima.kept`` is the pairs per column of every slot (module docstring).
 
     Ports
     -----
@@ -197,7 +209,8 @@ class DeltaRNNCore(wiring.Component):
         (e.g. a bundle with no hidden units), more than
         :data:`~drnn_hw.layer_map.MAX_LAYERS` layers, a cell other than "gru" and "lstm",
         or (run-time core) a bundle beyond ``maxima`` (naming the limit); a compressed
-        core with run-time or AXI weights, or for a pattern balanced for another P.
+        core with AXI weights, or for a pattern balanced for another P, or (run-time)
+        ``maxima.kept`` outside [the initial bundle's largest kept, ceil(H_max/P)].
     """
 
     def __init__(self, bundle: ModelBundle, shape: CoreShape | None = None, *,
@@ -243,12 +256,16 @@ class DeltaRNNCore(wiring.Component):
         #: A compressed core's (value, row) pairs per slice per column of every layer
         #: (:func:`~drnn_hw.spatial.layer_kept`), None for a dense core.
         self.kept = None
+        #: A compressed run-time core's pairs per column of every layer slot (the banks'
+        #: capacity, ``maxima.kept`` or the initial bundle's largest kept), else None.
+        self.kept_max = None
         self.compressed = shape.weight_format == "compressed"
         if self.compressed:
-            if maxima is not None or shape.weights != "baked":
-                raise refuse(self, f"--weight-format compressed with --weights "
-                                   f"{'runtime' if maxima is not None else shape.weights}: "
-                                   f"compressed weights are built baked only")
+            if shape.weights == "axi":
+                raise refuse(self, "--weight-format compressed with --weights axi: compressed "
+                                   "weights are built into the bitstream (--weights baked) or "
+                                   "loaded into on-chip banks (--weights runtime), not fetched "
+                                   "from DRAM")
             from dataclasses import replace
 
             from .spatial import layer_kept
@@ -257,6 +274,23 @@ class DeltaRNNCore(wiring.Component):
                              for ly in bundle.layers]
             except ValueError as e:
                 raise refuse(self, f"--weight-format compressed: {e}") from None
+            if maxima is not None:
+                # The capacity is fixed at generation: every slot holds kept_max pairs per
+                # column (the bank's depth), a loaded layer uses its own kept_l of them (the
+                # KEPT register), so its step costs the spatial model on kept_l, not kept_max.
+                nb_max = self.map[0].blocks
+                kept_max = max(self.kept) if maxima.kept is None else maxima.kept
+                if not max(self.kept) <= kept_max <= nb_max:
+                    raise refuse(self, f"--max-kept = {kept_max}: must lie in [the initial "
+                                       f"bundle's kept {max(self.kept)}, NB = ceil(--max-hidden"
+                                       f" / P) = {nb_max}]")
+                self.kept_max = kept_max
+        #: The weight banks' issue-slot layout (a compressed core: ``kept`` words per column,
+        #: a run-time one ``kept_max`` in every slot), else None.
+        self.pair_map = None
+        if self.compressed:
+            slot_kept = self.kept if maxima is None else [self.kept_max] * self.L
+            self.pair_map = layer_map(self.I, self.hidden, self.P, self.E, slot_kept)
         # The layer descriptors the core starts with: the bundle's, placed in the layout (a
         # run-time core's slots past the bundle's layers: full-size layers, never run until
         # LAYERS says so).
@@ -266,12 +300,27 @@ class DeltaRNNCore(wiring.Component):
             self.desc_init.append({"inputs": s.inputs, "hidden": s.hidden, "blocks": s.blocks,
                                    "x_windows": s.x_windows, "h_windows": s.h_windows,
                                    "h_column": s.column_base + s.inputs * s.blocks})
+        #: A compressed core's kept_l of every layer slot as the KEPT register starts.
+        self.kept_init = None
+        if self.compressed:
+            # The weight addresses are the issue-slot layout's: LAYER_H_COLUMN is its h column
+            # (LAYER_COUNTS.blocks stays NB_l, the AP's).
+            self.kept_init = self.kept + [self.kept_max] * (self.L - len(self.kept))
+            own = descriptor_values(bundle.input_size, model_hidden, self.P, self.E,
+                                    layout=self.pair_map, blocks=self.kept)
+            for l, (d, s) in enumerate(zip(self.desc_init, self.pair_map)):
+                d["h_column"] = own[l]["h_column"] if l < len(own) else \
+                    s.column_base + s.inputs * s.blocks
+        #: Bits of a compressed core's pair index (its global delta-memory block), else 0.
+        self.index_bits = 0
+        if self.compressed:
+            from .mxv_compressed import index_bits
+            self.index_bits = index_bits(self.map[-1].block_base + self.map[-1].blocks)
         self.model_layers = len(model_hidden)
         #: Bits of the widest loadable word (a run-time core's LOAD_DATA words).
         self.load_bits = None
         if maxima is not None:
-            self.load_bits = max(load_word_bits(code, rows=self.P, fmts=self.fmts)
-                                 for code in self.load_memories())
+            self.load_bits = max(self.load_word_bits(code) for code in self.load_memories())
         # The output frame: the last layer's h, or every layer's (shape.out_layers).
         self.H_out = shape.output_units(self.hidden)
         self.WX, self.WH = self.map[0].x_windows, math.ceil(self.H_out / self.E)
@@ -284,6 +333,11 @@ class DeltaRNNCore(wiring.Component):
             "status": Out(StatusSignature),
             **({"m_axi": Out(AxiReadSignature(shape.bus_bits))} if self.axi else {}),
         })
+
+    def load_word_bits(self, code: int) -> int:
+        """Bits of a word of loadable memory ``code`` (a compressed core's weight words hold
+        P (value, block) pairs)."""
+        return load_word_bits(code, rows=self.P, fmts=self.fmts, index_bits=self.index_bits)
 
     def load_memories(self) -> list[int]:
         """The :class:`~drnn_hw.contract.LoadMemory` codes of a run-time core's memories."""
@@ -314,8 +368,9 @@ class DeltaRNNCore(wiring.Component):
             theta_h=[int(ly.theta_h) for ly in b.layers] + pad, cell=CELL_CODES[self.cell],
             descriptors=self.desc_init, formats=fmts, runtime=runtime,
             layers=self.model_layers,
-            load_bits={c: load_word_bits(c, rows=P, fmts=fmts) for c in self.load_memories()}
-            if runtime else None, weight_base=self.axi)
+            load_bits={c: self.load_word_bits(c) for c in self.load_memories()}
+            if runtime else None, weight_base=self.axi, kept=self.kept_init,
+            kept_max=self.kept_max)
         wiring.connect(m, wiring.flipped(self.csr), regs.csr)
         # The layer descriptors every block reads (a baked core's are constants) and the
         # number of layers a step runs.
@@ -326,10 +381,11 @@ class DeltaRNNCore(wiring.Component):
             # A compressed core's columns are kept_l words (pairs) long: the encoder's weight
             # addresses and the queue's issue slots follow that layout, the delta memories
             # and the AP the NB_l blocks.
+            slot_kept = [s.blocks for s in self.pair_map]
             m.submodules.encoder = enc = DeltaEncoder(fmts, I, hidden, rows=P, columns=K,
-                                                      scan=E, slots=self.kept)
+                                                      scan=E, slots=slot_kept)
             m.submodules.queue = queue = DeltaQueue(
-                enc.entry, columns=K, blocks=self.kept,
+                enc.entry, columns=K, blocks=slot_kept,
                 capacity=max(s.inputs + s.hidden for s in lm))
         else:
             m.submodules.encoder = enc = DeltaEncoder(fmts, I, hidden, rows=P, columns=K,
@@ -350,17 +406,23 @@ class DeltaRNNCore(wiring.Component):
                          bank.base.eq(regs.weight_base)]
             wiring.connect(m, wiring.flipped(self.m_axi), bank.axi)
         elif self.compressed:
-            m.submodules.weights = bank = WeightBank(b, rows=P, columns=K,
-                                                     addr_bits=enc.addr_bits, kept=self.kept)
+            m.submodules.weights = bank = WeightBank(
+                b, rows=P, columns=K, addr_bits=enc.addr_bits, kept=self.kept,
+                layout=lm if runtime else None, load_bits=self.load_bits,
+                kept_max=self.kept_max)
         else:
             m.submodules.weights = bank = WeightBank(
                 b, rows=P, columns=K, addr_bits=enc.addr_bits, layout=lm if runtime else None,
                 load_bits=self.load_bits)
         if self.compressed:
-            # (Constants: the issue-slot layout of the baked compressed weights.)
+            # The encoder's addresses and the queue's issue slots count kept_l words per
+            # column (the KEPT register); the rest of the descriptor is the layer's (its
+            # LAYER_H_COLUMN already the issue-slot layout's). Constants in a baked core.
             for block in (enc, queue):
-                m.d.comb += block.desc.eq(block.desc.shape().const(
-                    descriptor_values(I, hidden, P, E, blocks=self.kept)))
+                for l in range(L):
+                    for name in ("inputs", "hidden", "x_windows", "h_windows", "h_column"):
+                        m.d.comb += block.desc[l][name].eq(desc[l][name])
+                    m.d.comb += block.desc[l].blocks.eq(regs.kept[l])
         else:
             for block in (enc, queue):
                 m.d.comb += block.desc.eq(desc)
@@ -384,7 +446,7 @@ class DeltaRNNCore(wiring.Component):
         if self.compressed:
             from .mxv_compressed import CompressedMxVChannel
 
-            slots = sum(self.kept)
+            slots = sum(s.blocks for s in self.pair_map)
             fault = getattr(self, "_fault", None)     # tests only (negative controls)
             names = CELL_CHANNELS[self.cell]
             for c, name in enumerate(names):
@@ -392,7 +454,8 @@ class DeltaRNNCore(wiring.Component):
                 chans[name] = CompressedMxVChannel(
                     fmts, inputs=I, hidden=hidden, rows=P, columns=K, bias=biases(c),
                     bias_h=biases(3) if split else None,
-                    ap_a_bits=ap_a_bits(fmts) if lstm else None, slots=slots, fault=fault)
+                    ap_a_bits=ap_a_bits(fmts) if lstm else None, slots=slots, fault=fault,
+                    **loads(*((c, 3) if split else (c,))))
         elif lstm:
             # One channel per gate, one delta memory each; the multipliers' first operand is
             # as wide as c (the AP's f·c).

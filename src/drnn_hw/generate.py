@@ -93,6 +93,19 @@ def generate(bundle: ModelBundle, shape: CoreShape | None, out_dir, name: str = 
         why = maxima.refuse(bundle.input_size, [ly.hidden_size for ly in bundle.layers])
         if why:
             raise UserError(f"{bundle.name}: {why}")
+    if maxima is not None and maxima.kept is not None:
+        if shape.weight_format != "compressed":
+            raise UserError(f"--max-kept {maxima.kept}: only for a compressed-weight core "
+                            "(--weight-format compressed)")
+        from dataclasses import replace
+
+        from .spatial import layer_kept
+        P = min(shape.rows, maxima.hidden)
+        nb = math.ceil(maxima.hidden / P)
+        least = max(layer_kept(ly, replace(shape, rows=P)) for ly in bundle.layers)
+        if not least <= maxima.kept <= nb:
+            raise UserError(f"--max-kept {maxima.kept}: must lie in [{least} (the bundle's "
+                            f"largest kept), {nb} (ceil(--max-hidden / P))]")
     core = DeltaGRUCore(bundle, shape, maxima=maxima)
     ports = port_list(core)
     text = verilog.convert(core, name=name, emit_src=False, strip_internal_attrs=True)
@@ -165,6 +178,14 @@ def generate(bundle: ModelBundle, shape: CoreShape | None, out_dir, name: str = 
         manifest["parameters"]["weight_format"] = "compressed"
         pairs = layer_map(I, [ly.hidden_size for ly in bundle.layers], core.P, shape.scan,
                           blocks=core.kept)
+        if maxima is not None:
+            # A run-time core: every slot holds kept_max pairs per column (KEPT.max); the
+            # initial layers sit in their slots' regions.
+            pairs = core.pair_map
+            manifest["maxima"]["kept"] = core.kept_max
+            manifest["maxima"]["index_bits"] = core.index_bits
+            for entry, s in zip(manifest["maxima"]["layout"], core.pair_map):
+                entry["kept"], entry["pair_weight_base"] = s.blocks, s.weight_base
         for entry, kept, s in zip(manifest["parameters"]["layers"], core.kept, pairs):
             # The banks' layout: column c's pair j of layer l at weight_base + c·kept + j.
             entry["kept"], entry["weight_base"] = kept, s.weight_base

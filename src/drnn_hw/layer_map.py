@@ -151,11 +151,17 @@ class Maxima:
     """The sizes a run-time core (``--weights runtime``) is generated for: any model of at
     most ``layers`` layers, I ≤ ``inputs`` (layer 0) and every H_l ≤ ``hidden`` runs on it.
     Its layout is :meth:`layout`: every layer slot holds ``hidden`` units, layer 0's
-    ``inputs`` inputs and layer l > 0's ``hidden``."""
+    ``inputs`` inputs and layer l > 0's ``hidden``.
+
+    ``kept`` (a compressed-weight run-time core only, ``--max-kept``): the (value, block)
+    pairs per column every layer slot holds, kept_max; None (the default) takes the initial
+    bundle's largest kept (:func:`drnn_hw.spatial.layer_kept`). A loaded layer may keep at
+    most this many per slice."""
 
     inputs: int
     hidden: int
     layers: int = 1
+    kept: int | None = None
 
     def __post_init__(self):
         for name, value, top in (("max_inputs", self.inputs, 4095),
@@ -163,6 +169,8 @@ class Maxima:
                                  ("max_layers", self.layers, MAX_LAYERS)):
             if not 1 <= value <= top:
                 raise ValueError(f"--{name.replace('_', '-')} = {value}: must be 1 to {top}")
+        if self.kept is not None and not 1 <= self.kept <= 4095:
+            raise ValueError(f"--max-kept = {self.kept}: must be 1 to 4095")
 
     def layout(self, rows: int, scan: int) -> list[LayerSlot]:
         return layer_map(self.inputs, [self.hidden] * self.layers, rows, scan)

@@ -67,6 +67,7 @@ from amaranth.hdl import Array, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, memory, wiring
 from amaranth.lib.wiring import In, Out
 
+from .contract import load_signature
 from .hdl_arith import check_positive, refuse
 from .layer_map import layer_map, total_blocks
 from .multiplier import MultiplierBankSignature, PipelinedMultiplier
@@ -129,6 +130,11 @@ class CompressedMxVChannel(wiring.Component):
     load_bias : In(1)
         RESET_STATE: the biases into lane 0, 0 into the other lanes, NB cycles down the
         pipeline (:attr:`bias_load_cycles`); also after the domain's reset.
+    load : In(load_signature(load_bits))
+        Only with ``load_codes`` (a run-time core, as :class:`~drnn_hw.mxv.MxVChannel`'s): a
+        word write into the bias memory of M (``load.memory == load_codes[0]``) or M_nh
+        (``load_codes[1]``): the P biases of block ``load.addr`` (``acc_bits`` codes, row p
+        in bits ``[p·acc_bits, …)``), taken at the next ``load_bias``.
 
     Raises
     ------
@@ -139,7 +145,7 @@ class CompressedMxVChannel(wiring.Component):
 
     def __init__(self, fmts: Formats, *, inputs: int, hidden, rows: int, columns: int,
                  bias, bias_h=None, ap_a_bits: int | None = None, slots: int = 1,
-                 fault: str | None = None):
+                 fault: str | None = None, load_codes=None, load_bits: int | None = None):
         if inputs < 0:
             raise refuse(self, f"inputs must be ≥ 0, got {inputs}")
         layers = [hidden] if isinstance(hidden, int) else list(hidden)
@@ -158,6 +164,7 @@ class CompressedMxVChannel(wiring.Component):
         #: channel's: NB fill blocks enter t2 from the second cycle, each written at t4).
         self.bias_load_cycles = self.NB + 4
         self.split = bias_h is not None
+        self.load_codes = load_codes
         self.bias = self._check_bias("bias", bias)
         self.bias_h = None if bias_h is None else self._check_bias("bias_h", bias_h)
         self.acc_width = acc_width(fmts, inputs, hidden)
@@ -173,6 +180,7 @@ class CompressedMxVChannel(wiring.Component):
             "ap_read": In(DeltaReadSignature(rows=rows, acc_width=self.acc_width,
                                              blocks=self.NB, split=self.split)),
             "load_bias": In(1),
+            **({"load": In(load_signature(load_bits))} if load_codes is not None else {}),
         })
 
     def _check_bias(self, name: str, values) -> list[int]:
@@ -238,13 +246,17 @@ class CompressedMxVChannel(wiring.Component):
                      ("h", lambda k: ~t3.is_x[k], self.bias_h, read.m_h)]
         else:
             kinds = [("", lambda k: None, self.bias, read.m)]
-        for name, sel, bias, out in kinds:
-            self._memories(m, f"m{name}", sel, bias, out, prod, t3, t4, ap_seen, ap_block)
+        for i, (name, sel, bias, out) in enumerate(kinds):
+            code = None if self.load_codes is None else self.load_codes[i]
+            self._memories(m, f"m{name}", sel, bias, out, prod, t3, t4, ap_seen, ap_block,
+                           code, t2.index[0][0])
         return m
 
-    def _memories(self, m, name, sel, bias, out, prod, t3, t4, ap_seen, ap_block):
+    def _memories(self, m, name, sel, bias, out, prod, t3, t4, ap_seen, ap_block, code,
+                  pre_block):
         """The K·P partial memories of one kind (M, or M_nx / M_nh), their override flags,
-        the accumulation and the AP's lane sum."""
+        the accumulation and the AP's lane sum. ``code``: the kind's bias memory's load code
+        (a run-time core), ``pre_block``: the block a fill reads next (t2's)."""
         P, K, NB, fmts = self.P, self.K, self.NB, self.fmts
         accw = signed(self.acc_width)
         acc = fmts.acc
@@ -269,6 +281,21 @@ class CompressedMxVChannel(wiring.Component):
                     m.submodules[f"{name}_{k}_{p}"] = mem
                     mems[k][p] = mem
                 wps[k][p] = mems[k][p].write_port()
+
+        fill_bias = None
+        if code is not None:
+            # Writable biases (a run-time core): a RAM of ΣNB words of P biases, read one
+            # stage ahead (at t2, from the fill's block: every pair of a fill names it) so
+            # its word arrives with the t3 read, as the dense channel's.
+            b_row = data.ArrayLayout(signed(fmts.acc_bits), P)
+            b_mem = memory.Memory(shape=b_row, depth=max(NB, 2),
+                                  init=[[words[b] for words in init] for b in range(NB)])
+            m.submodules[f"{name}_bias"] = b_mem
+            b_wp, b_rp = b_mem.write_port(), b_mem.read_port()
+            m.d.comb += [b_wp.addr.eq(self.load.addr),
+                         b_wp.en.eq(self.load.we & (self.load.memory == code)),
+                         b_wp.data.eq(self.load.data), b_rp.addr.eq(pre_block)]
+            fill_bias = b_rp.data
 
         sums = []
         for k in range(K):
@@ -304,7 +331,8 @@ class CompressedMxVChannel(wiring.Component):
                     if k == 0:
                         f_hi = _bit(hi, rd_idx) & fresh
                         f_lo = _bit(lo, rd_idx) & fresh
-                        b_val = Array(Const(v, accw) for v in init[p])[rd_idx]
+                        b_val = Array(Const(v, accw) for v in init[p])[rd_idx] \
+                            if fill_bias is None else fill_bias[p]
                         m.d.sync += [q_over.eq(t3.fill | f_hi | f_lo),
                                      q_value.eq(Mux(t3.fill, b_val,
                                                     Mux(f_hi, acc.max, acc.min)))]

@@ -11,7 +11,8 @@ from amaranth.lib.wiring import In, Out
 from amaranth.hdl import Array, Cat
 
 from .contract import (ID_VALUE, REGISTERS, CountsLayout, CSRSignature, CtrlLayout,
-                       Formats0Layout, Formats1Layout, LayerRegister, LoadAddrLayout,
+                       Formats0Layout, Formats1Layout, KeptLayout, LayerRegister,
+                       LoadAddrLayout,
                        MaximaLayout, Register, ShapeLayout, SizesLayout, StatusLayout,
                        encode_word, layer_register, load_signature)
 from .layer_map import MAX_LAYERS, LayerDescriptor, descriptor_values
@@ -81,6 +82,12 @@ class RegisterFile(wiring.Component):
     (shown in FORMATS0/1), ``runtime`` (writable descriptors, LAYERS, and the load port),
     ``load_bits`` ({memory code: word bits}, the loadable memories of a run-time core),
     ``layers`` (the reset value of LAYERS, by default L).
+    kept : Out(ArrayLayout(unsigned(12), L))
+        Only with ``kept`` (a compressed-weight core, one int per layer: the reset values):
+        every layer's kept_l, the (value, block) pairs per column its weights take (KEPT;
+        writable with ``runtime``, within 1 .. ``kept_max``; other values are ignored, so
+        the encoder's addresses never leave a layer slot). ``kept_max`` (≥ max(kept)): the
+        pairs per column a layer slot holds, shown in KEPT.max.
     weight_base : Out(32)
         Only with ``weight_base=True`` (weights in DRAM): WEIGHT_BASE, the weight image's byte
         address with bits [11:0] zero (without it the register reads 0 and ignores writes).
@@ -94,7 +101,8 @@ class RegisterFile(wiring.Component):
     def __init__(self, *, inputs: int, hidden, rows: int, columns: int, scan: int,
                  act_bits: int, theta_x, theta_h, cell: int = 0, descriptors=None,
                  maxima=None, formats=None, runtime: bool = False, load_bits=None,
-                 layers: int | None = None, weight_base: bool = False):
+                 layers: int | None = None, weight_base: bool = False, kept=None,
+                 kept_max: int | None = None):
         hidden = [hidden] if isinstance(hidden, int) else list(hidden)
         L = len(hidden)
         theta_x = [theta_x] * L if isinstance(theta_x, int) else list(theta_x)
@@ -134,12 +142,19 @@ class RegisterFile(wiring.Component):
                                 lut_bits=formats.lut_bits,
                                 sigmoid_range_log2=formats.sigmoid_range_log2,
                                 tanh_range_log2=formats.tanh_range_log2)]
+            if kept is not None:
+                kept = [int(k) for k in kept]
+                kept_max = max(kept) if kept_max is None else int(kept_max)
+                if len(kept) != L or not 1 <= min(kept) <= max(kept) <= kept_max < 1 << 12:
+                    raise ValueError(f"kept: {L} values in [1, kept_max = {kept_max}] "
+                                     f"(kept_max < 4096), got {kept}")
         except ValueError:
             self._MustUse__silence = True     # never elaborated: do not warn about it
             raise
         self.act_bits, self.L = act_bits, L
         self.runtime = runtime
         self.has_weight_base = weight_base
+        self.kept_init, self.kept_max = kept, kept_max
         self.theta_init = (theta_x, theta_h)
         self.load_bits = dict(load_bits or {})
         load_width = max(self.load_bits.values(), default=32)
@@ -172,6 +187,8 @@ class RegisterFile(wiring.Component):
             **per_layer,
             **loading,
             **({"weight_base": Out(32)} if weight_base else {}),
+            **({"kept": Out(data.ArrayLayout(unsigned(12), L), init=kept)}
+               if kept is not None else {}),
         })
 
     def elaborate(self, platform):
@@ -224,6 +241,7 @@ class RegisterFile(wiring.Component):
                             m.d.sync += self.layers.eq(bus.w_data)
         if self.runtime:
             self._load(m)
+        kept_word = self._kept(m) if self.kept_init is not None else None
 
         status = Signal(StatusLayout)
         m.d.comb += [status.busy.eq(self.busy), status.frame_error.eq(self.frame_error),
@@ -255,6 +273,8 @@ class RegisterFile(wiring.Component):
             }
             if self.has_weight_base:
                 values[Register.WEIGHT_BASE] = self.weight_base
+            if kept_word is not None:
+                values[Register.KEPT] = kept_word
             for l in range(L):
                 if L > 1:
                     counters = (self.layer_cycles[l], self.layer_nnz_dx[l],
@@ -277,6 +297,27 @@ class RegisterFile(wiring.Component):
         with m.If(bus.r_stb):
             m.d.sync += bus.r_data.eq(read)
         return m
+
+    def _kept(self, m):
+        """KEPT: the selected layer (any write selects), its kept_l (a run-time core's write
+        sets it when 1 ≤ kept ≤ kept_max), the capacity. Returns the register's read value."""
+        bus, L = self.csr, self.L
+        w = KeptLayout(bus.w_data[:KeptLayout.size])
+        sel = Signal(range(max(L, 2)), name="kept_layer")
+        with m.If(bus.w_stb & (bus.addr == Register.KEPT)):
+            with m.If(w.layer < L):
+                m.d.sync += sel.eq(w.layer)
+                if self.runtime:
+                    with m.If((w.kept >= 1) & (w.kept <= self.kept_max)):
+                        with m.Switch(w.layer):
+                            for l in range(L):
+                                with m.Case(l):
+                                    m.d.sync += self.kept[l].eq(w.kept)
+        word = Signal(KeptLayout, name="kept_word")
+        m.d.comb += [word.kept.eq(self.kept[0] if L == 1 else
+                                  Array(self.kept[l] for l in range(L))[sel]),
+                     word.max.eq(self.kept_max), word.layer.eq(sel)]
+        return word.as_value()
 
     def _load(self, m):
         """LOAD_ADDR / LOAD_DATA: parts collected into ``buf``; the word's write is strobed

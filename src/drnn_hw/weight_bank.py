@@ -33,7 +33,8 @@ from .hdl_arith import check_positive, refuse
 from .layer_map import layer_map, total_blocks, total_words
 from .mxv import SlotSignature
 
-__all__ = ["WeightBank", "bank_words", "compressed_bank_words", "compressed_pairs",
+__all__ = ["WeightBank", "bank_words", "compressed_bank_words", "compressed_layer_words",
+           "compressed_pairs",
            "CHANNELS", "CELL_CHANNELS"]
 
 #: The GRU core's channels, in the bundle's gate order.
@@ -106,33 +107,52 @@ def compressed_pairs(w, rows: int, kept: int) -> tuple[np.ndarray, np.ndarray]:
     return values, blocks
 
 
-def compressed_bank_words(bundle: ModelBundle, rows: int, kept, index_bits: int) -> list[list[int]]:
-    """The init words of a compressed core's banks (:class:`WeightBank` with ``kept``):
-    ``[channel][word]`` as packed unsigned ints. Layer l's words from the issue-slot layout's
-    ``weight_base`` (:func:`~drnn_hw.layer_map.layer_map` with ``blocks = kept``); the word of
-    column c, pair j at ``weight_base + c·kept_l + j`` holds P pairs, pair p at bits
+def compressed_layer_words(layer, gate: int, rows: int, kept: int, block_base: int,
+                           w_bits: int, index_bits: int) -> list[int]:
+    """One layer's words of gate ``gate``'s compressed bank, from its region's start: the
+    word of column c, pair j at ``c·kept + j`` holds P pairs, pair p at bits
     ``[p·(w_bits + index_bits), …)``: the weight (``w_bits``), then its global delta-memory
-    block (``index_bits``: the layer's block base plus the row's block, so the pair names
-    row ``p + P·b`` of its slice). Pairs: :func:`compressed_pairs`."""
-    fmts = bundle.formats
-    w_bits = fmts.w_bits
+    block ``block_base + b`` (``index_bits``), so the pair names row ``p + P·b`` of its slice.
+    Pairs: :func:`compressed_pairs` (ValueError when a slice holds more than ``kept``)."""
     wmask, pair_bits = (1 << w_bits) - 1, w_bits + index_bits
+    w = np.concatenate([np.asarray(layer.w_x[gate]), np.asarray(layer.w_h[gate])], axis=1)
+    values, blk = compressed_pairs(w, rows, kept)
+    out = []
+    for col in range(w.shape[1]):
+        for j in range(kept):
+            word = 0
+            for p in range(rows):
+                pair = (int(values[col, j, p]) & wmask) | \
+                    (int(block_base + blk[col, j, p]) << w_bits)
+                word |= pair << (p * pair_bits)
+            out.append(word)
+    return out
+
+
+def compressed_bank_words(bundle: ModelBundle, rows: int, kept, index_bits: int,
+                          layout=None, pair_layout=None) -> list[list[int]]:
+    """The init words of a compressed core's banks (:class:`WeightBank` with ``kept``):
+    ``[channel][word]`` as packed unsigned ints. Layer l's words
+    (:func:`compressed_layer_words`, ``kept[l]`` per column) from the issue-slot layout's
+    ``weight_base`` (:func:`~drnn_hw.layer_map.layer_map` with ``blocks = kept``), their
+    blocks from the delta-memory layout's ``block_base``. A run-time core passes its own
+    layouts (``layout``: the maxima's :func:`~drnn_hw.layer_map.layer_map`, ``pair_layout``:
+    the same with ``blocks = kept_max``): each layer then starts at its slot, zeros between,
+    ``total_words(pair_layout)`` words per bank."""
+    w_bits = bundle.formats.w_bits
     gates = len(CELL_CHANNELS[bundle.cell])
     hidden = [ly.hidden_size for ly in bundle.layers]
-    blocks = layer_map(bundle.layers[0].input_size, hidden, rows, 1)
+    blocks = layout or layer_map(bundle.layers[0].input_size, hidden, rows, 1)
     out = [[] for _ in range(gates)]
     for l, layer in enumerate(bundle.layers):
         for c in range(gates):
-            w = np.concatenate([np.asarray(layer.w_x[c]), np.asarray(layer.w_h[c])], axis=1)
-            values, blk = compressed_pairs(w, rows, kept[l])
-            for col in range(w.shape[1]):
-                for j in range(kept[l]):
-                    word = 0
-                    for p in range(rows):
-                        pair = (int(values[col, j, p]) & wmask) | \
-                            (int(blocks[l].block_base + blk[col, j, p]) << w_bits)
-                        word |= pair << (p * pair_bits)
-                    out[c].append(word)
+            if pair_layout is not None:
+                out[c].extend([0] * (pair_layout[l].weight_base - len(out[c])))
+            out[c].extend(compressed_layer_words(layer, c, rows, kept[l],
+                                                 blocks[l].block_base, w_bits, index_bits))
+    if pair_layout is not None:
+        for words in out:
+            words.extend([0] * (total_words(pair_layout) - len(words)))
     return out
 
 
@@ -174,7 +194,11 @@ class WeightBank(wiring.Component):
     layer's region holds P (weight, block) pairs; the issue's block is then the pair
     number (the issue-slot layout, :func:`~drnn_hw.layer_map.layer_map` with ``blocks =
     kept``) and the slots carry each pair's global block on ``index`` (``index_bits =
-    max(1, ceil(log2 ΣNB))``). Baked weights only (no ``layout``, no ``load_bits``).
+    max(1, ceil(log2 ΣNB))``). With ``layout`` (a run-time core's delta-memory layout) the
+    bank is laid out for ``kept_max`` pairs per column of every slot (``layer_map(...,
+    blocks=[kept_max] * L)``, ``kept_max`` by default max(kept)), the initial bundle's layers
+    each with its own ``kept_l`` from its slot; ``load_bits`` then loads P-pair words
+    (``P · (w_bits + index_bits)`` bits).
 
     Raises
     ------
@@ -184,7 +208,8 @@ class WeightBank(wiring.Component):
     """
 
     def __init__(self, bundle: ModelBundle, *, rows: int, columns: int, addr_bits: int,
-                 layout=None, load_bits: int | None = None, kept=None):
+                 layout=None, load_bits: int | None = None, kept=None,
+                 kept_max: int | None = None):
         hidden = [layer.hidden_size for layer in bundle.layers]
         if min(hidden) < 1:
             raise refuse(self, f"bundle must have hidden rows (H ≥ 1), got H = "
@@ -193,17 +218,26 @@ class WeightBank(wiring.Component):
         self.bundle, self.P, self.K = bundle, rows, columns
         self.kept = None if kept is None else [int(k) for k in kept]
         self.index_bits = None
+        self.pair_layout = None
+        slots = layout
         if kept is not None:
-            if layout is not None or load_bits is not None:
-                raise refuse(self, "compressed weights (kept) are baked: no layout, no "
-                                   "load_bits")
             nbs = [math.ceil(h / rows) for h in hidden]
             if len(self.kept) != len(hidden) or \
                     not all(1 <= k <= nb for k, nb in zip(self.kept, nbs)):
                 raise refuse(self, f"kept must be one value in [1, NB_l] per layer (NB = "
                                  f"{nbs}), got {self.kept}")
-            self.index_bits = max(1, (sum(nbs) - 1).bit_length())
-        slots = layout or layer_map(bundle.layers[0].input_size, hidden, rows, 1, self.kept)
+            total_nb = total_blocks(layout) if layout is not None else sum(nbs)
+            self.index_bits = max(1, (total_nb - 1).bit_length())
+            if layout is not None:
+                # The run-time layout: every slot kept_max pairs per column.
+                kept_max = max(self.kept) if kept_max is None else int(kept_max)
+                if kept_max < max(self.kept) or kept_max > layout[0].blocks:
+                    raise refuse(self, f"kept_max = {kept_max}: must lie in [max(kept) = "
+                                       f"{max(self.kept)}, NB = {layout[0].blocks}]")
+                self.pair_layout = layer_map(layout[0].inputs, [s.hidden for s in layout],
+                                             rows, 1, [kept_max] * len(layout))
+                slots = self.pair_layout
+        slots = slots or layer_map(bundle.layers[0].input_size, hidden, rows, 1, self.kept)
         self.layout = layout
         self.load_bits = load_bits
         self.NB = total_blocks(slots)
@@ -245,7 +279,8 @@ class WeightBank(wiring.Component):
         if self.kept is not None:
             pair = fmts.w_bits + self.index_bits
             width = self.P * pair
-            words_all = compressed_bank_words(self.bundle, self.P, self.kept, self.index_bits)
+            words_all = compressed_bank_words(self.bundle, self.P, self.kept, self.index_bits,
+                                              self.layout, self.pair_layout)
         else:
             width = self.P * fmts.w_bits
             words_all = bank_words(self.bundle, self.P, self.layout)

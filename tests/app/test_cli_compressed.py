@@ -1,5 +1,6 @@
 """The compressed-weight core through the CLI: generate picks it for a pruned bundle (or on
---weight-format), refuses it with --weights runtime / axi (one line naming both options),
+--weight-format), builds it with --weights runtime (and --max-kept), refuses it with --weights
+axi (one line naming both options),
 and simulate --engine amaranth runs it with the spatial model's cycles, equal to golden's.
 The dense core of a dense bundle is unchanged (its Verilog is compared byte for byte)."""
 
@@ -56,18 +57,69 @@ def test_generate_picks_the_compressed_core(models, tmp_path, capsys):
     assert "weight_format" not in json.loads((tmp_path / "e" / "manifest.json").read_text())
 
 
-@pytest.mark.parametrize("weights", ["runtime", "axi"])
-def test_compressed_refused_with_runtime_and_axi(models, tmp_path, capsys, weights):
+@pytest.mark.parametrize("weights", ["axi"])
+def test_compressed_refused_with_axi(models, tmp_path, capsys, weights):
     _, pruned = models
     code, out, err = drnn(["generate", pruned, "--out", tmp_path / "g", *CORE, "--weights",
                            weights, "--weight-format", "compressed"], capsys)
-    one_line_error(code, err, "--weight-format compressed", f"--weights {weights}")
+    one_line_error(code, err, "--weight-format compressed", f"--weights {weights}",
+                   "not fetched from DRAM")
     assert not (tmp_path / "g").exists()
-    # auto with runtime / axi: the dense core of the pruned bundle (which computes it right)
+    # auto with axi: the dense core of the pruned bundle (which computes it right)
     code, out, err = drnn(["generate", pruned, "--out", tmp_path / "h", *CORE, "--weights",
                            weights, "--no-mul-count"], capsys)
     assert code == 0, err
     assert "weight_format" not in json.loads((tmp_path / "h" / "manifest.json").read_text())
+
+
+def test_compressed_runtime_core(models, tmp_path, capsys):
+    """--weights runtime --weight-format compressed: a run-time core with compressed banks,
+    kept_max the bundle's largest kept (2) or --max-kept; the manifest says so. auto with
+    --weights runtime stays the dense run-time core (it loads dense models too)."""
+    dense, pruned = models
+    rt = ["--weights", "runtime", "--max-inputs", "6", "--max-hidden", "10", "--max-layers",
+          "2", "--no-mul-count"]
+    code, out, err = drnn(["generate", pruned, "--out", tmp_path / "g", *CORE, *rt,
+                           "--weight-format", "compressed"], capsys)
+    assert code == 0, err
+    assert "compressed weights, 2/1 (value, row) pair(s) per slice and column" in out
+    assert "run-time weights for I ≤ 6, H ≤ 10, L ≤ 2" in out
+    m = json.loads((tmp_path / "g" / "manifest.json").read_text())
+    assert m["weights"] == "runtime" and m["weight_format"] == "compressed"
+    assert m["maxima"]["kept"] == 2 and m["registers"]["KEPT"] == {"address": 19,
+                                                                    "access": "RW"}
+    # The banks' layout: every slot of I_max + H_max = 16 columns holds 2 pairs per column.
+    assert [s["pair_weight_base"] for s in m["maxima"]["layout"]] == [0, 32]
+    code, out, err = drnn(["generate", pruned, "--out", tmp_path / "k", *CORE, *rt,
+                           "--weight-format", "compressed", "--max-kept", "3"], capsys)
+    assert code == 0, err
+    assert json.loads((tmp_path / "k" / "manifest.json").read_text())["maxima"]["kept"] == 3
+    code, out, err = drnn(["generate", pruned, "--out", tmp_path / "x", *CORE, *rt,
+                           "--weight-format", "compressed", "--max-kept", "4"], capsys)
+    one_line_error(code, err, "--max-kept 4: must lie in [2 (the bundle's largest kept), 3")
+    code, out, err = drnn(["generate", pruned, "--out", tmp_path / "y", *CORE, *rt,
+                           "--max-kept", "2"], capsys)
+    one_line_error(code, err, "--max-kept 2: only for a compressed-weight core")
+    code, out, err = drnn(["generate", pruned, "--out", tmp_path / "z", *CORE,
+                           "--max-kept", "2"], capsys)
+    one_line_error(code, err, "--max-kept: only with --weights runtime")
+    code, out, err = drnn(["generate", pruned, "--out", tmp_path / "h", *CORE, *rt], capsys)
+    assert code == 0, err
+    assert "weight_format" not in json.loads((tmp_path / "h" / "manifest.json").read_text())
+    # The board tops take it: the Arty plan of a compressed run-time core.
+    code, out, err = drnn(["build", pruned, "--board", "arty-z7-20", "--out", tmp_path / "a",
+                           *CORE, *rt[:-1], "--weight-format", "compressed", "--no-estimate"],
+                          capsys)
+    assert code == 0, err
+    report = json.loads((tmp_path / "a" / "report.json").read_text())
+    assert report["core"]["weights"] == "runtime"
+    assert report["core"]["weight_format"] == "compressed"
+    # A dense model is refused by simulate --core before anything runs.
+    np.save(tmp_path / "x.npy", np.zeros((3, 5)))
+    code, out, err = drnn(["simulate", dense, "--core", tmp_path / "g", "--engine",
+                           "verilator", "--input", tmp_path / "x.npy", "--output",
+                           tmp_path / "o.npy"], capsys)
+    one_line_error(code, err, "layers[0].balance: none (dense weights)")
 
 
 def test_simulate_amaranth_equals_golden(models, tmp_path, capsys):
@@ -98,3 +150,35 @@ def test_simulate_refuses_another_p(models, tmp_path, capsys):
     code, out, err = drnn(["simulate", pruned, "--input", tmp_path / "x.npy", "--output",
                            tmp_path / "h.npy", "--rows", "2"], capsys)
     one_line_error(code, err, "layers[0].balance.rows", "the core has P = 2")
+
+
+@pytest.mark.slow
+def test_simulate_a_model_on_a_compressed_runtime_core(tmp_path, capsys):
+    """`drnn simulate --core` on a compressed run-time core generated by the CLI (the Verilog
+    of tests/sim/test_sim_compressed.py's run-time core, so its Verilator build is shared):
+    another pruned model (two layers, kept 1 of the core's 2) loaded and run in Verilator,
+    bit- and cycle-exact with the golden model on the spatial model."""
+    from drnn_hw.cycle_model import CoreShape
+    from drnn_hw.golden import run as golden_run
+    from drnn_hw.numerics import dequantize
+    from drnn_sim.cores import compressed_runtime_models
+
+    models = compressed_runtime_models("gru")
+    a, c = models["A"].save(tmp_path / "A"), models["C"].save(tmp_path / "C")
+    code, out, err = drnn(["generate", a, "--out", tmp_path / "core", "--weights", "runtime",
+                           "--weight-format", "compressed", "--max-inputs", "8",
+                           "--max-hidden", "12", "--max-layers", "2", "--rows", "4",
+                           "--columns", "2", "--scan", "4", "--no-mul-count"], capsys)
+    assert code == 0, err
+    b = models["C"]
+    x = np.random.default_rng(5).normal(0, 0.5, (2, 6, b.input_size))
+    np.save(tmp_path / "x.npy", x)
+    code, out, err = drnn(["simulate", c, "--input", tmp_path / "x.npy", "--output",
+                           tmp_path / "h.npy", "--stats", tmp_path / "s.json", "--engine",
+                           "verilator", "--core", tmp_path / "core"], capsys)
+    assert code == 0, err
+    g = golden_run(b, b.quantize_input(x), shape=CoreShape(4, 2, 4,
+                                                           weight_format="compressed"))
+    assert np.array_equal(np.load(tmp_path / "h.npy"), dequantize(g.h, b.formats.act))
+    assert json.loads((tmp_path / "s.json").read_text())["cycles"] == \
+        g.cycles.reshape(-1).tolist()

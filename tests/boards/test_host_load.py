@@ -105,3 +105,27 @@ def test_a_refused_bundle_writes_nothing(bundle, regs, message):
         DeltaRNNLink(fake).load(bundle, where="m/model.json")
     assert message in str(e.value) and "\n" not in str(e.value)
     assert fake.writes == []
+
+
+def test_load_into_a_compressed_core():
+    """A compressed run-time core (KEPT, word 19, shows kept_max = 2 in [23:12]): the host
+    reads it, writes every layer's KEPT (kept in [11:0], layer in [28:24]) after LAYERS, and
+    refuses a dense model before any write."""
+    from drnn_hw.balance import prune_bundle
+
+    fake = board()
+    fake.regs[19] = 2 << 12
+    b = prune_bundle(random_stacked_bundle(6, [3, 10], seed=4), 4, 0.67)
+    DeltaRNNLink(fake).load(b)
+    assert fake.writes[:3] == [(11, 2), (19, 1 | 0 << 24), (19, 1 | 1 << 24)]
+    assert fake.writes[-1] == (3, 1)
+    fake = board()
+    fake.regs[19] = 2 << 12
+    with pytest.raises(LoadRefused) as e:
+        DeltaRNNLink(fake).load(random_bundle(5, 7, seed=1), where="m/model.json")
+    assert "m/model.json: layers[0].balance: none (dense weights)" in str(e.value)
+    assert fake.writes == []
+    # The same pruned model into a dense core (KEPT reads 0): no KEPT write.
+    fake = board()
+    DeltaRNNLink(fake).load(b)
+    assert all(a != 19 for a, _ in fake.writes)

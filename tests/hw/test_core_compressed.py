@@ -249,11 +249,189 @@ def test_refusals():
     from drnn_hw.layer_map import Maxima
 
     b = prune_bundle(random_bundle(3, 8, seed=1), 4, 0.5)
-    with pytest.raises(ValueError, match="--weight-format compressed with --weights axi"):
+    with pytest.raises(ValueError, match="--weight-format compressed with --weights axi: "
+                                         "compressed weights are built into the bitstream"):
         DeltaRNNCore(b, CoreShape(4, 2, 2, weights="axi", weight_format="compressed"))
-    with pytest.raises(ValueError, match="--weight-format compressed with --weights runtime"):
-        DeltaRNNCore(b, CoreShape(4, 2, 2, weight_format="compressed"), maxima=Maxima(3, 8))
     with pytest.raises(ValueError, match="balanced for P = 4, the core has P = 2"):
         DeltaRNNCore(b, CoreShape(2, 2, 2, weight_format="compressed"))
+    with pytest.raises(ValueError, match="balanced for P = 4, the core has P = 2"):
+        DeltaRNNCore(b, CoreShape(2, 2, 2, weight_format="compressed"), maxima=Maxima(3, 8))
+    # The capacity: at least the initial bundle's kept (1), at most NB = ceil(12 / 4) = 3.
+    with pytest.raises(ValueError, match=r"--max-kept = 4: must lie in \[the initial bundle's "
+                                         r"kept 1, NB = ceil\(--max-hidden / P\) = 3\]"):
+        DeltaRNNCore(b, CoreShape(4, 2, 2, weight_format="compressed"),
+                     maxima=Maxima(3, 12, kept=4))
     with pytest.raises(ValueError, match="--weight-format must be one of dense, compressed"):
         CoreShape(weight_format="sparse")
+
+
+# --- run-time weights: a compressed core loaded over the register bus ---------------------------
+
+#: The run-time core's maxima (I ≤ 8, H ≤ 12, L ≤ 2; P = 4: NB_max = 3), and its kept_max from
+#: the initial bundle (γ = 0.34: 2 of 3 rows per slice).
+RT_MAXIMA = dict(inputs=8, hidden=12, layers=2)
+RT_SHAPE = compressed(4, 2, 4)
+
+
+def runtime_core_bundle(cell):
+    return prune_bundle(random_stacked_bundle(8, [12, 12], seed=1, theta_x=0.05, theta_h=0.05,
+                                              cell=cell, weight_scale=1.5), 4, 0.34)
+
+
+def runtime_models(cell):
+    """Models loaded into the run-time core: other weights, sizes below the maxima, kept 1
+    (the core holds 2): one layer (I = 5, H = 11: not multiples of P or E) and two (I = 6,
+    H = 3 < P, then 10)."""
+    return {
+        "L1": prune_bundle(random_bundle(5, 11, seed=2, theta_x=0.05, theta_h=0.1, cell=cell,
+                                         weight_scale=1.5), 4, 0.67),
+        "L2": prune_bundle(random_stacked_bundle(6, [3, 10], seed=4, theta_x=[0.1, 0.05],
+                                                 theta_h=[0.05, 0.1], cell=cell,
+                                                 weight_scale=1.5), 4, 0.67),
+    }
+
+
+def run_loaded(bundle, core_bundle, x, **options):
+    from drnn.engines.amaranth import simulate
+    from drnn_hw.layer_map import Maxima
+
+    return simulate(bundle, list(x), RT_SHAPE, maxima=Maxima(**RT_MAXIMA),
+                    core_bundle=core_bundle, **options)
+
+
+@pytest.mark.parametrize("cell", ["gru", "lstm"])
+@pytest.mark.parametrize("model", ["L1", "L2"])
+def test_runtime_core_loaded_with_another_pruned_model(cell, model):
+    """A compressed run-time core generated from one pruned bundle (kept_max = 2), loaded
+    over the bus with another (kept 1, smaller sizes): h bit-exact with the golden model,
+    every step's cycles (and every layer's) the spatial model's on the loaded sizes and
+    kept, with stalls on the output stream."""
+    core_bundle = runtime_core_bundle(cell)
+    assert [ly.balance.kept for ly in core_bundle.layers] == [2, 2]
+    bundle = runtime_models(cell)[model]
+    assert all(ly.balance.kept == 1 for ly in bundle.layers)
+    x = drifting(np.random.default_rng(7), 2, 5, bundle.input_size, 150)
+    L = bundle.num_layers
+    res = run_loaded(bundle, core_bundle, x, stall_seed=4, h_ready_prob=0.5,
+                     layer_stats=L > 1)
+    want, per_layer, total = spatial_expected(bundle, x, None, RT_SHAPE)
+    for n in range(2):
+        np.testing.assert_array_equal(res[n]["h"], want.h[n], err_msg="h")
+        np.testing.assert_array_equal(res[n]["cycles"], total[n], err_msg="cycles")
+        np.testing.assert_array_equal(res[n]["nnz_dx"], want.nnz_dx[n])
+        np.testing.assert_array_equal(res[n]["nnz_dh"], want.nnz_dh[n])
+        if L > 1:
+            np.testing.assert_array_equal(res[n]["layer_cycles"], per_layer[n])
+        assert res[n]["frames_ok"]
+    # The check can tell the loaded kept from the capacity: the spatial model with kept = 2
+    # (what a core stuck at kept_max would take) gives other cycles on these inputs.
+    assert not np.array_equal(spatial_expected(with_kept_max(bundle), x, None, RT_SHAPE)[2],
+                              total)
+
+
+def with_kept_max(bundle):
+    """``bundle`` recorded as keeping 2 of 3 per slice (the core's capacity; layers of one
+    block keep 1 either way): the spatial model of a core that ignored the loaded kept."""
+    from dataclasses import replace
+
+    from drnn_hw.balance import BalanceUnit
+
+    return replace(bundle, layers=[replace(ly, balance=BalanceUnit.for_layer(0.34,
+                                                                            ly.hidden_size, 4))
+                                   for ly in bundle.layers])
+
+
+def test_runtime_core_with_a_wrong_kept_computes_wrong(monkeypatch):
+    """Negative control: the same load with every layer's KEPT written as the capacity (2)
+    instead of the model's 1 makes the core read its pair words at the wrong stride: h (and
+    the cycles) no longer match, so the test above depends on the KEPT register."""
+    import drnn_hw.load as load
+    from drnn_hw.contract import KeptLayout, Register, decode_word, encode_word
+
+    real = load.load_writes
+
+    def wrong_kept(bundle, info, where="model.json"):
+        out = []
+        for addr, value in real(bundle, info, where):
+            if addr == Register.KEPT:
+                f = decode_word(KeptLayout, value)
+                value = encode_word(KeptLayout, kept=2, layer=f["layer"])
+            out.append((addr, value))
+        return out
+
+    monkeypatch.setattr(load, "load_writes", wrong_kept)
+    bundle = runtime_models("gru")["L1"]
+    x = drifting(np.random.default_rng(7), 1, 5, bundle.input_size, 150)
+    res = run_loaded(bundle, runtime_core_bundle("gru"), x)
+    want, _, total = spatial_expected(bundle, x, None, RT_SHAPE)
+    assert not np.array_equal(res[0]["h"], want.h[0])
+    assert not np.array_equal(res[0]["cycles"], total[0])
+
+
+def test_a_pruned_model_still_loads_into_a_dense_runtime_core():
+    from drnn.engines.amaranth import simulate
+    from drnn_hw.layer_map import Maxima
+
+    dense = CoreShape(4, 2, 4)
+    bundle = runtime_models("gru")["L1"]
+    x = drifting(np.random.default_rng(8), 1, 4, bundle.input_size, 150)
+    res = simulate(bundle, list(x), dense, maxima=Maxima(**RT_MAXIMA),
+                   core_bundle=runtime_core_bundle("gru"))
+    g = golden.run(bundle, x, shape=dense)
+    np.testing.assert_array_equal(res[0]["h"], g.h[0])
+    np.testing.assert_array_equal(res[0]["cycles"], g.cycles[0])
+
+
+def _compressed_info(kept_max=2, rows=4, cell="gru"):
+    from drnn_hw.layer_map import Maxima
+    from drnn_hw.load import CoreInfo
+    from drnn_hw.numerics import Formats
+
+    return CoreInfo(cell=cell, rows=rows, columns=2, scan=4, formats=Formats(),
+                    maxima=Maxima(**RT_MAXIMA), runtime=True, kept_max=kept_max)
+
+
+@pytest.mark.parametrize("bundle, message", [
+    (random_bundle(5, 11, seed=2),
+     "m/model.json: layers[0].balance: none (dense weights), but the core stores "
+     "column-balanced weights pruned for P = 4 with at most 2 kept per slice"),
+    (prune_bundle(random_bundle(5, 11, seed=2), 4, 0.0),
+     "m/model.json: layers[0].balance.kept = 3 exceeds the core's capacity of 2 kept per "
+     "slice"),
+    (prune_bundle(random_stacked_bundle(5, [3, 10], seed=2), 4, 0.67, layers=[0]),
+     "m/model.json: layers[1].balance: none (dense weights)"),
+    (prune_bundle(random_bundle(5, 11, seed=2), 2, 0.67),
+     "m/model.json: layers[0].balance.rows = 2, but the core's compressed weights are "
+     "balanced for P = 4"),
+])
+def test_runtime_loader_refusals(bundle, message):
+    """What a compressed run-time core cannot hold is refused by the host's loader before a
+    write, on one line naming the field, the expected and the got."""
+    from drnn_hw.errors import UserError
+    from drnn_hw.load import LoadRefused, load_writes
+
+    with pytest.raises(LoadRefused) as e:
+        load_writes(bundle, _compressed_info(), where="m/model.json")
+    assert message in str(e.value) and "\n" not in str(e.value)
+    assert isinstance(e.value, UserError)
+    # The same bundle goes into a dense run-time core (when its sizes fit).
+    load_writes(bundle, _compressed_info(kept_max=0))
+
+
+def test_runtime_load_writes_kept_and_pair_words():
+    """The load of a compressed core: LAYERS, then every layer's KEPT (kept_l, layer), its
+    LAYER_H_COLUMN in the issue-slot layout (slot l of kept_max = 2 words per column of
+    I_max + H_max = 20 columns: column base 40·l − 2·l), and one LOAD_DATA per pair word
+    (P = 4 pairs of 8 + 3 bits, ΣNB = 6 blocks: 44 bits, two parts) per gate, column and kept pair."""
+    from drnn_hw.load import load_writes
+
+    bundle = runtime_models("gru")["L2"]
+    writes = load_writes(bundle, _compressed_info())
+    assert writes[:3] == [(11, 2), (19, 1 | 0 << 24), (19, 1 | 1 << 24)]
+    assert (39, 6 * 1) in writes                                  # layer 0: 0 + I_0·kept_0
+    assert (47, 40 - 2 + 3 * 1) in writes                         # layer 1
+    assert (38, 1 | 2 << 12 | 1 << 22) in writes                  # COUNTS: NB_0 = 1
+    weight_words = 3 * ((6 + 3) + (3 + 10))                       # kept 1: a word per column
+    bias_words = 4 * (1 + 3)
+    n_data = sum(1 for a, _ in writes if a == 17)
+    assert n_data == 2 * weight_words + 4 * bias_words            # biases: 4 × 32 bits

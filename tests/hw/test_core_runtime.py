@@ -175,3 +175,41 @@ def test_h0_written_into_the_loaded_layers():
     g = golden_run(b, x, shape=SHAPE, h0=h0)
     assert np.array_equal(res[0]["h"], g.h[0]) and np.array_equal(res[0]["cycles"], g.cycles[0])
     assert not np.array_equal(g.h, golden_run(b, x, shape=SHAPE).h)
+
+
+@pytest.mark.parametrize("runtime", [False, True])
+def test_kept_register(runtime):
+    """KEPT (word 19) of a compressed core: a write selects a layer (bits [28:24]) and, in a
+    run-time core only, sets its kept (bits [11:0]) within 1 .. kept_max; a read shows the
+    selected layer's kept, kept_max in [23:12] and the layer. A dense core reads 0."""
+    KEPT = 19
+    desc = descriptor_values(8, [12, 12], 4, 4)
+    dut = RegisterFile(inputs=8, hidden=[12, 12], rows=4, columns=2, scan=4, act_bits=16,
+                       theta_x=[0, 0], theta_h=[0, 0], descriptors=desc, runtime=runtime,
+                       load_bits={0x00: 44, 0x10: 128} if runtime else None, kept=[2, 1],
+                       kept_max=3)
+    write, read = _bus(dut)
+
+    async def tb(ctx):
+        assert await read(ctx, KEPT) == 2 | 3 << 12 | 0 << 24
+        await write(ctx, KEPT, 0 | 1 << 24)                  # select layer 1 only
+        assert await read(ctx, KEPT) == 1 | 3 << 12 | 1 << 24
+        await write(ctx, KEPT, 3 | 1 << 24)
+        await write(ctx, KEPT, 4 | 0 << 24)                  # beyond kept_max: selects only
+        after = (await read(ctx, KEPT), ctx.get(dut.kept[0]), ctx.get(dut.kept[1]))
+        await write(ctx, KEPT, 0 | 1 << 24)
+        layer1 = await read(ctx, KEPT)
+        await write(ctx, KEPT, 1 | 2 << 24)                  # no layer 2: ignored
+        if runtime:
+            assert after == (2 | 3 << 12 | 0 << 24, 2, 3) and layer1 == 3 | 3 << 12 | 1 << 24
+        else:
+            assert after == (2 | 3 << 12 | 0 << 24, 2, 1) and layer1 == 1 | 3 << 12 | 1 << 24
+        assert await read(ctx, KEPT) == layer1
+    _run(dut, tb)
+
+    dense = _regfile(runtime)
+    write, read = _bus(dense)
+
+    async def tb_dense(ctx):
+        assert await read(ctx, KEPT) == 0
+    _run(dense, tb_dense)

@@ -8,8 +8,8 @@ import pytest
 
 from drnn_hw.bundle import random_bundle, random_stacked_bundle
 from drnn_hw.cycle_model import CoreShape
-from drnn_sim.cores import (CORES, RUNTIME_MAXIMA, RUNTIME_SHAPE, compressed_core, core,
-                            runtime_models)
+from drnn_sim.cores import (COMPRESSED_RUNTIME_SHAPE, CORES, RUNTIME_MAXIMA, RUNTIME_SHAPE,
+                            compressed_core, compressed_runtime_models, core, runtime_models)
 from drnn_sim.cosim import TOP, generate_cached, verilog_sources
 from drnn_sim.runner import WAIVERS, lint
 
@@ -27,7 +27,10 @@ LINT_CORES = {**{n: (lambda n=n: core(n)) for n in CORES},
                               CoreShape(rows=8, columns=1, scan=4, weights="axi")),
               # Compressed weights (--weight-format compressed): the lane-split MxV.
               "compressed-gru": lambda: compressed_core("gru"),
-              "compressed-lstm-l2": lambda: compressed_core("lstm-l2")}
+              "compressed-lstm-l2": lambda: compressed_core("lstm-l2"),
+              # Compressed weights loaded at run time (the KEPT register, writable biases).
+              "compressed-runtime-lstm": lambda: (compressed_runtime_models("lstm")["A"],
+                                                  COMPRESSED_RUNTIME_SHAPE, RUNTIME_MAXIMA)}
 
 
 @pytest.fixture(scope="module")

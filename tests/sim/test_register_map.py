@@ -14,11 +14,12 @@ from drnn_sim import bus
 ADDRESSES = {"ID": 0, "SIZES": 1, "SHAPE": 2, "CTRL": 3, "STATUS": 4, "THETA_X": 5,
              "THETA_H": 6, "CYCLES_LAST": 7, "NNZ_DX_LAST": 8, "NNZ_DH_LAST": 9, "STEPS": 10,
              "LAYERS": 11, "H0": 12, "MAXIMA": 13, "FORMATS0": 14, "FORMATS1": 15,
-             "LOAD_ADDR": 16, "LOAD_DATA": 17, "WEIGHT_BASE": 18}
+             "LOAD_ADDR": 16, "LOAD_DATA": 17, "WEIGHT_BASE": 18, "KEPT": 19}
 ACCESS = {"ID": "R", "SIZES": "R", "SHAPE": "R", "CTRL": "W", "STATUS": "R", "THETA_X": "RW",
           "THETA_H": "RW", "CYCLES_LAST": "R", "NNZ_DX_LAST": "R", "NNZ_DH_LAST": "R",
           "STEPS": "R", "LAYERS": "R", "H0": "W", "MAXIMA": "R", "FORMATS0": "R",
-          "FORMATS1": "R", "LOAD_ADDR": "W", "LOAD_DATA": "W", "WEIGHT_BASE": "RW"}
+          "FORMATS1": "R", "LOAD_ADDR": "W", "LOAD_DATA": "W", "WEIGHT_BASE": "RW",
+          "KEPT": "RW"}
 #: Per-layer block: word 32 + 8·l + offset.
 LAYER_OFFSETS = {"LAYER_SIZES": 0, "LAYER_THETA_X": 1, "LAYER_THETA_H": 2, "LAYER_CYCLES": 3,
                  "LAYER_NNZ_DX": 4, "LAYER_NNZ_DH": 5, "LAYER_COUNTS": 6, "LAYER_H_COLUMN": 7}
@@ -32,6 +33,8 @@ RUNTIME_ACCESS = {"LAYERS": "RW", "LAYER_SIZES": "RW", "LAYER_COUNTS": "RW",
 MAXIMA_FIELDS = {"inputs": (0, 12), "hidden": (12, 12), "layers": (24, 5), "runtime": (29, 1)}
 COUNTS_FIELDS = {"blocks": (0, 12), "x_windows": (12, 10), "h_windows": (22, 10)}
 LOAD_ADDR_FIELDS = {"word": (0, 24), "memory": (24, 8)}
+#: KEPT (a compressed core): the selected layer's kept, the capacity, the layer.
+KEPT_FIELDS = {"kept": (0, 12), "max": (12, 12), "layer": (24, 5)}
 FORMATS0_FIELDS = {"act_bits": (0, 8), "act_frac": (8, 8), "w_bits": (16, 8), "w_frac": (24, 8)}
 FORMATS1_FIELDS = {"acc_bits": (0, 8), "lut_bits": (8, 8), "sigmoid_range_log2": (16, 8),
                    "tanh_range_log2": (24, 8)}
@@ -69,6 +72,7 @@ def test_addresses_and_access_of_the_contract():
 @pytest.mark.parametrize("layout,fields", [
     (contract.MaximaLayout, MAXIMA_FIELDS), (contract.CountsLayout, COUNTS_FIELDS),
     (contract.LoadAddrLayout, LOAD_ADDR_FIELDS), (contract.Formats0Layout, FORMATS0_FIELDS),
+    (contract.KeptLayout, KEPT_FIELDS),
     (contract.Formats1Layout, FORMATS1_FIELDS)])
 def test_runtime_fields(layout, fields):
     assert {name: (f.offset, f.width) for name, f in layout} == fields

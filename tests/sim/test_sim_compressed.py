@@ -95,3 +95,38 @@ def test_cores_are_compressed():
         bundle, shape = compressed_core(name)
         assert shape.weight_format == "compressed"
         assert all(ly.balance is not None for ly in bundle.layers)
+
+
+# --- run-time weights ---------------------------------------------------------------------------
+
+def test_runtime_core_loaded_in_verilator():
+    """A compressed run-time core (``--weights runtime --weight-format compressed``, maxima
+    I ≤ 8, H ≤ 12, L ≤ 2, kept_max 2 from model A) Verilated once; models B (one layer, kept
+    1), C (two layers, kept 1) and B again loaded into it one after the other over the
+    register bus, as a host does: h, nnz, every step's measured cycles and every layer's
+    counters equal the golden model's (the spatial model on the loaded sizes and kept), with
+    stalls on both streams. Negative control: B's golden cycles with the capacity's kept
+    (2) differ, so a core running at kept_max would fail."""
+    from drnn_hw.balance import BalanceUnit
+    from drnn_sim.cores import COMPRESSED_RUNTIME_SHAPE as SHAPE
+    from drnn_sim.cores import RUNTIME_MAXIMA, compressed_runtime_models
+    from drnn_sim.cosim import generate_cached
+
+    models = compressed_runtime_models("gru")
+    core_dir, manifest = generate_cached(models["A"], SHAPE, maxima=RUNTIME_MAXIMA)
+    assert manifest["weights"] == "runtime" and manifest["weight_format"] == "compressed"
+    assert manifest["maxima"]["kept"] == 2
+    for k, name in enumerate(("B", "C", "B")):
+        bundle = models[name]
+        rng = np.random.default_rng(40 + k)
+        x = sparse_walk(rng, 2, 8, bundle.input_size, bundle.formats.act)
+        r = simulate(bundle, SHAPE, x, [8, 5], core_dir=core_dir, layer_stats=True,
+                     x_valid_prob=0.7, h_ready_prob=0.6, stall_seed=k)
+        g = golden_run(bundle, x, [8, 5], SHAPE)
+        assert_matches_golden(r, g)
+        assert r.perf["load_writes"] > 0
+        if name == "B":
+            from dataclasses import replace
+            wide = replace(bundle, layers=[replace(ly, balance=BalanceUnit.for_layer(
+                0.34, ly.hidden_size, 4)) for ly in bundle.layers])
+            assert not np.array_equal(golden_run(wide, x, [8, 5], SHAPE).cycles, g.cycles)

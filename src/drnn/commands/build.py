@@ -39,12 +39,13 @@ BOARDS = ("ulx3s-85f", "arty-z7-20")
 @core_options
 @weights_options
 def build(model_dir, board, out_dir, freq_mhz, baud, estimate, weights, max_inputs, max_hidden,
-          max_layers, **core):
+          max_layers, max_kept, **core):
     """Build MODEL_DIR for a board. With --weights runtime the core runs any model of the
     bundle's cell and formats up to the --max-* sizes, loaded with drnn load (MODEL_DIR is
     its initial model)."""
     bundle = load_bundle(model_dir)
-    maxima = maxima_from_options(bundle, weights, max_inputs, max_hidden, max_layers)
+    maxima = maxima_from_options(bundle, weights, max_inputs, max_hidden, max_layers,
+                                 max_kept)
     shape = shape_from_options(**core, weights=weights, runtime_ok=True, bundle=bundle,
                                hidden=maxima.hidden if maxima else
                                max(ly.hidden_size for ly in bundle.layers))

@@ -75,8 +75,13 @@ def core_options(f):
 
 
 def weights_options(f):
-    """The maxima of a ``--weights runtime`` core (--max-inputs, --max-hidden, --max-layers;
-    each by default the bundle's own); --weights itself is a core option."""
+    """The maxima of a ``--weights runtime`` core (--max-inputs, --max-hidden, --max-layers,
+    and for a compressed one --max-kept; each by default the bundle's own); --weights itself
+    is a core option."""
+    f = click.option("--max-kept", "max_kept", type=int, default=None, metavar="N",
+                     help="--weights runtime --weight-format compressed: the most (value, "
+                          "row) pairs per slice and column a loaded layer may keep (the "
+                          "banks' depth per column; default: the bundle's largest kept).")(f)
     f = click.option("--max-layers", "max_layers", type=int, default=None, metavar="L",
                      help="--weights runtime: the most stacked layers a loaded model may have "
                           "(default: the bundle's).")(f)
@@ -90,13 +95,14 @@ def weights_options(f):
 
 
 def maxima_from_options(bundle: ModelBundle, weights="baked", max_inputs=None,
-                        max_hidden=None, max_layers=None):
+                        max_hidden=None, max_layers=None, max_kept=None):
     """The :class:`~drnn_hw.layer_map.Maxima` of ``--weights runtime`` (None for a baked
     core); a one-line UserError for --max-* without it, a bad value, or a bundle beyond them."""
     from drnn_hw.layer_map import Maxima
 
     given = {n: v for n, v in (("--max-inputs", max_inputs), ("--max-hidden", max_hidden),
-                               ("--max-layers", max_layers)) if v is not None}
+                               ("--max-layers", max_layers), ("--max-kept", max_kept))
+             if v is not None}
     if weights != "runtime":
         if given:
             raise UserError(f"{', '.join(given)}: only with --weights runtime")
@@ -105,7 +111,8 @@ def maxima_from_options(bundle: ModelBundle, weights="baked", max_inputs=None,
     try:
         maxima = Maxima(inputs=bundle.input_size if max_inputs is None else max_inputs,
                         hidden=max(hidden) if max_hidden is None else max_hidden,
-                        layers=len(hidden) if max_layers is None else max_layers)
+                        layers=len(hidden) if max_layers is None else max_layers,
+                        kept=max_kept)
     except ValueError as e:
         raise UserError(str(e)) from None
     why = maxima.refuse(bundle.input_size, hidden)
@@ -123,9 +130,10 @@ def shape_from_options(preset=None, rows=None, columns=None, scan=None, pe=None,
     """The CoreShape of the core options; a one-line UserError for a bad value.
 
     ``weight_format`` "auto" is "compressed" when ``bundle`` is given, has a column-balanced
-    layer (``layers[l].balance``) and the weights are baked, else "dense"; "compressed" with
-    --weights runtime or axi is refused (one line naming both options: those cores are not
-    built with compressed banks).
+    layer (``layers[l].balance``) and the weights are baked, else "dense" (a run-time core
+    is compressed only when asked: it then refuses dense models, and "auto" keeps the core
+    that loads any model); "compressed" with --weights axi is refused (one line naming both
+    options: the DRAM image and the fetch are dense).
 
     With ``hidden`` (the model's largest H): a core never builds more rows than H (the rows
     past H would hold no weight; NB = 1 either way), so P is clamped to H, with a note when
@@ -145,9 +153,10 @@ def shape_from_options(preset=None, rows=None, columns=None, scan=None, pe=None,
                         "into a board with drnn load)")
     if fetch and weights != "axi":
         raise UserError(f"--{next(iter(fetch)).replace('_', '-')} applies to --weights axi only")
-    if weight_format == "compressed" and weights != "baked":
-        raise UserError(f"--weight-format compressed with --weights {weights}: compressed "
-                        f"weights are built for --weights baked only")
+    if weight_format == "compressed" and weights == "axi":
+        raise UserError("--weight-format compressed with --weights axi: compressed weights "
+                        "are built into the bitstream (--weights baked) or loaded into "
+                        "on-chip banks (--weights runtime), not fetched from DRAM")
     if weight_format == "auto":
         pruned = bundle is not None and any(getattr(ly, "balance", None) is not None
                                             for ly in bundle.layers)

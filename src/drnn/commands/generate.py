@@ -24,7 +24,7 @@ from .common import (TARGETS, core_options, load_bundle, maxima_from_options, re
 @core_options
 @weights_options
 def generate(model_dir, out_dir, name, no_mul_count, target, weights, max_inputs, max_hidden,
-             max_layers, **core):
+             max_layers, max_kept, **core):
     """Generate the core for MODEL_DIR (delta-GRU or delta-LSTM, the bundle's cell) as one
     Verilog file in BUILD_DIR. With --weights runtime the core runs any model of the bundle's
     cell and formats up to the --max-* sizes, loaded at run time; with --weights axi also the
@@ -34,7 +34,8 @@ def generate(model_dir, out_dir, name, no_mul_count, target, weights, max_inputs
     from drnn_hw.yosys import YosysError
 
     bundle = load_bundle(model_dir)
-    maxima = maxima_from_options(bundle, weights, max_inputs, max_hidden, max_layers)
+    maxima = maxima_from_options(bundle, weights, max_inputs, max_hidden, max_layers,
+                                 max_kept)
     shape = shape_from_options(**core, weights=weights, runtime_ok=True, bundle=bundle,
                                hidden=maxima.hidden if maxima else
                                max(ly.hidden_size for ly in bundle.layers))

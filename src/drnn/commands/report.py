@@ -39,7 +39,7 @@ TARGET_NAMES = ("xc7z020", "xc7z100", "ecp5-85k")
 @core_options
 @weights_options
 def report(model_dir, target, random_size, weight_bits, json_path, weights, max_inputs,
-           max_hidden, max_layers, **core):
+           max_hidden, max_layers, max_kept, **core):
     """Print the resource estimate of the core for MODEL_DIR on TARGET."""
     from amaranth.back import verilog
 
@@ -74,7 +74,8 @@ def report(model_dir, target, random_size, weight_bits, json_path, weights, max_
         shape = shape_from_options(**core, weights=weights, runtime_ok=True, bundle=bundle)
         require_core_shape(bundle, model_dir, shape)
         what = f"{model_dir} (I={bundle.input_size} H={bundle.hidden_size})"
-    maxima = maxima_from_options(bundle, weights, max_inputs, max_hidden, max_layers)
+    maxima = maxima_from_options(bundle, weights, max_inputs, max_hidden, max_layers,
+                                 max_kept)
     if maxima is not None:
         what += (f", run-time weights for I ≤ {maxima.inputs}, H ≤ {maxima.hidden}, "
                  f"L ≤ {maxima.layers}")

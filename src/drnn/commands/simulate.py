@@ -123,4 +123,6 @@ def _runtime_core(bundle, model_dir, core_dir, engine, core) -> "CoreShape":
         check_bundle(bundle, info, where=str(Path(model_dir) / "model.json"))
     except LoadRefused as e:
         raise UserError(f"{core_dir}: {e}" if "manifest" in str(e) else str(e)) from None
-    return CoreShape(rows=info.effective_rows, columns=info.columns, scan=info.scan)
+    # (A compressed core's steps take the spatial model's cycles on the loaded kept.)
+    return CoreShape(rows=info.effective_rows, columns=info.columns, scan=info.scan,
+                     weight_format="compressed" if info.compressed else "dense")

@@ -113,12 +113,11 @@ def simulate(bundle, sequences, shape: CoreShape, *, waves=None, stall_seed=None
 
     async def producer(ctx):
         if maxima is not None:
-            from drnn_hw.load import CoreInfo, load_writes
+            from drnn_hw.load import INFO_REGISTERS, CoreInfo, load_writes
 
             regs = {}
-            for addr in (REGISTERS[n][0] for n in ("ID", "SHAPE", "MAXIMA", "FORMATS0",
-                                                     "FORMATS1")):
-                regs[addr] = await csr_read(ctx, addr)
+            for addr in INFO_REGISTERS:
+                regs[int(addr)] = await csr_read(ctx, int(addr))
             for addr, value in load_writes(bundle, CoreInfo.read(regs.__getitem__)):
                 await csr_write(ctx, addr, value)
             state["load_done"] = True
