@@ -21,7 +21,7 @@ channels are the WeightBank's. The AP's start condition (nothing pending in the 
 in the last ``mxv_drain`` cycles) already waits for the last slot, however late the memory
 delivers it; the cycle counter counts those cycles (the cycle model's memory terms).
 
-Compressed weights (``shape.weight_format == "compressed"``, issue #13, baked weights only):
+Compressed weights (``shape.weight_format == "compressed"``, issue #13, baked or in DRAM):
 the weight bank holds each layer's column-balanced (value, block) pairs, ``kept_l`` words per
 column (:func:`~drnn_hw.spatial.layer_kept`), the encoder's addresses and the queue's issue
 slots follow that layout (a kept delta column costs ``kept_l`` slots instead of NB_l), and the
@@ -29,6 +29,12 @@ channels are :class:`~drnn_hw.mxv_compressed.CompressedMxVChannel` (one partial 
 per lane and multiplier, the lane sum on the AP's read port); the AP starts ``mxv_drain(1)``
 cycles after the last slot in every layer. The step takes :func:`drnn_hw.spatial.
 spatial_step_cycles` (per layer, plus the layer gaps); everything else is this module's.
+With ``shape.weights == "axi"`` too, the AxiWeightFetch replaces that bank: it fetches each
+kept column's ``kept_l`` pair words (:mod:`drnn_hw.dram`'s compressed image) and hands the
+channels the bank's slots, so the queue (with its look-ahead), the encoder and the channels
+are the baked compressed core's; the step takes the spatial model with the memory terms
+(``spatial_step_cycles`` with the layer's ``fetch``). Run-time loading of compressed weights
+is not built (refused).
 
 An LSTM bundle gets four channels i, f, g, o (one delta memory each) and the
 :class:`~drnn_hw.activation_lstm.LSTMActivationPipeline`, which reads all four memories,
@@ -197,7 +203,7 @@ class DeltaRNNCore(wiring.Component):
         (e.g. a bundle with no hidden units), more than
         :data:`~drnn_hw.layer_map.MAX_LAYERS` layers, a cell other than "gru" and "lstm",
         or (run-time core) a bundle beyond ``maxima`` (naming the limit); a compressed
-        core with run-time or AXI weights, or for a pattern balanced for another P.
+        core with run-time weights, or for a pattern balanced for another P.
     """
 
     def __init__(self, bundle: ModelBundle, shape: CoreShape | None = None, *,
@@ -245,10 +251,9 @@ class DeltaRNNCore(wiring.Component):
         self.kept = None
         self.compressed = shape.weight_format == "compressed"
         if self.compressed:
-            if maxima is not None or shape.weights != "baked":
-                raise refuse(self, f"--weight-format compressed with --weights "
-                                   f"{'runtime' if maxima is not None else shape.weights}: "
-                                   f"compressed weights are built baked only")
+            if maxima is not None or shape.weights == "runtime":
+                raise refuse(self, "--weight-format compressed with --weights runtime: "
+                                   "compressed weights are built baked or in DRAM (axi) only")
             from dataclasses import replace
 
             from .spatial import layer_kept
@@ -330,7 +335,7 @@ class DeltaRNNCore(wiring.Component):
                                                       scan=E, slots=self.kept)
             m.submodules.queue = queue = DeltaQueue(
                 enc.entry, columns=K, blocks=self.kept,
-                capacity=max(s.inputs + s.hidden for s in lm))
+                capacity=max(s.inputs + s.hidden for s in lm), lookahead=self.axi)
         else:
             m.submodules.encoder = enc = DeltaEncoder(fmts, I, hidden, rows=P, columns=K,
                                                       scan=E)
@@ -344,7 +349,7 @@ class DeltaRNNCore(wiring.Component):
             m.submodules.weights = bank = AxiWeightFetch(
                 b, rows=P, columns=K, entry_layout=enc.entry, count=queue.depth * K + 1,
                 bus_bits=sh.bus_bits, outstanding=sh.outstanding, burst=sh.burst,
-                buffer=sh.buffer)
+                buffer=sh.buffer, kept=self.kept)
             m.d.comb += [bank.written.eq(queue.written), queue.ahead_index.eq(bank.ahead_index),
                          bank.ahead_entry.eq(queue.ahead_entry), queue.hold.eq(bank.hold),
                          bank.base.eq(regs.weight_base)]
