@@ -3,6 +3,7 @@ config file (sim/drnn_sim/verilator_waivers.vlt), each justified, none stale, no
 real truncation."""
 
 import re
+from dataclasses import replace
 
 import pytest
 
@@ -12,6 +13,10 @@ from drnn_sim.cores import (CORES, RUNTIME_MAXIMA, RUNTIME_SHAPE, compressed_cor
                             runtime_models)
 from drnn_sim.cosim import TOP, generate_cached, verilog_sources
 from drnn_sim.runner import WAIVERS, lint
+
+def _in_dram(bundle, shape):
+    return bundle, replace(shape, weights="axi", bus_bits=32, burst=4)
+
 
 LINT_CORES = {**{n: (lambda n=n: core(n)) for n in CORES},
               "default": lambda: (random_bundle(12, 64, seed=0), CoreShape()),
@@ -27,7 +32,9 @@ LINT_CORES = {**{n: (lambda n=n: core(n)) for n in CORES},
                               CoreShape(rows=8, columns=1, scan=4, weights="axi")),
               # Compressed weights (--weight-format compressed): the lane-split MxV.
               "compressed-gru": lambda: compressed_core("gru"),
-              "compressed-lstm-l2": lambda: compressed_core("lstm-l2")}
+              "compressed-lstm-l2": lambda: compressed_core("lstm-l2"),
+              # Compressed weights in DRAM: the fetch's pair words into the lane-split MxV.
+              "compressed-axi": lambda: _in_dram(*compressed_core("gru-l2"))}
 
 
 @pytest.fixture(scope="module")
