@@ -27,6 +27,18 @@ Schedule (the cycle model's, :func:`drnn_hw.cycle_model._axi_issue_end`):
 A pass (one layer of a step) ends only after every column it fetched has been used, so no read
 is in flight at ``clear`` (the end of the pass), which resets the counters. R responses other
 than OKAY are not checked (the data is taken as it comes).
+
+**Compressed weights** (``kept``, ``--weight-format compressed``; issue #13 with the weights in
+DRAM): a column is the layer's ``kept_l`` *pair words* (every gate's P (value, block) pairs,
+the compressed on-chip banks' words side by side: :mod:`drnn_hw.dram`) instead of NB_l block
+words. Everything above holds with NB → kept: the queue's issue slots and the encoder's
+addresses are the baked compressed core's (the issue-slot layout, :func:`~drnn_hw.layer_map.
+layer_map` with ``blocks = kept``), a column is ``kept_l · SB`` beats, a group holds the issue
+for kept_l slots, and each slot hands the :class:`~drnn_hw.mxv_compressed.
+CompressedMxVChannel` one pair word per cycle (``weight`` and ``index``), as the compressed
+:class:`~drnn_hw.weight_bank.WeightBank` does. Why the same words: the channels, queue and
+encoder stay the baked compressed core's, and a kept delta costs kept_l words of traffic and
+kept_l issue cycles (Spartus + EdgeDRNN: the traffic falls with both sparsities).
 """
 
 from __future__ import annotations
@@ -42,7 +54,7 @@ from .delta_queue import IssueSignature
 from .hdl_arith import check_positive, refuse
 from .layer_map import layer_map, total_blocks
 from .mxv import SlotSignature
-from .weight_bank import CELL_CHANNELS
+from .weight_bank import CELL_CHANNELS, pair_index_bits, unpack_pairs
 
 __all__ = ["AxiReadSignature", "AxiWeightFetch", "AXI_ADDR_BITS"]
 
@@ -101,13 +113,20 @@ class AxiWeightFetch(wiring.Component):
     bus_bits, outstanding, burst, buffer : int
         AXI data width W, bursts in flight N, longest burst in beats, buffer columns C (a power
         of two ≥ 2K).
+    kept : sequence of int, optional
+        A compressed core's pairs per slice of every layer (1 ≤ kept_l ≤ NB_l): columns of
+        kept_l pair words, ``entry.addr`` in the issue-slot layout, and the slots carry each
+        pair's block on ``index`` (module docstring).
 
     Ports
     -----
     issue : In(IssueSignature(entry_layout, K, ΣNB))
-        The queue's issue slot (the columns of the group are buffer slots ``released + k``).
+        The queue's issue slot (the columns of the group are buffer slots ``released + k``);
+        Σkept slots with ``kept``.
     slot_r, slot_z, slot_n (LSTM: slot_i, slot_f, slot_g, slot_o) : Out(SlotSignature(...))
-        As :class:`~drnn_hw.weight_bank.WeightBank`'s: one cycle after the issue.
+        As :class:`~drnn_hw.weight_bank.WeightBank`'s (with ``kept``: the compressed bank's,
+        ``index_bits`` = :func:`~drnn_hw.weight_bank.pair_index_bits`): one cycle after the
+        issue.
     written : In(range(count)), ahead_index : Out(range(count)), ahead_entry : In(entry)
         The queue's look-ahead read (entry ``ahead_index`` of the step, once written).
     hold : Out(1)
@@ -124,13 +143,14 @@ class AxiWeightFetch(wiring.Component):
     Raises
     ------
     ValueError
-        ``rows`` or ``columns`` < 1, a buffer that is not a power of two ≥ 2K, or a
-        burst of more than 256 beats or 4096 bytes.
+        ``rows`` or ``columns`` < 1, a buffer that is not a power of two ≥ 2K, a
+        burst of more than 256 beats or 4096 bytes, or ``kept`` not one value in [1, NB_l]
+        per layer.
     """
 
     def __init__(self, bundle: ModelBundle, *, rows: int, columns: int, entry_layout,
                  count: int, bus_bits: int = 64, outstanding: int = 4, burst: int = 16,
-                 buffer: int = 8):
+                 buffer: int = 8, kept=None):
         check_positive(self, rows=rows, columns=columns, count=count, outstanding=outstanding)
         if buffer & (buffer - 1) or buffer < 2 * columns:
             raise refuse(self, f"buffer must be a power of two ≥ 2·K = {2 * columns} "
@@ -141,12 +161,24 @@ class AxiWeightFetch(wiring.Component):
         self.bundle, self.P, self.K = bundle, rows, columns
         self.W, self.N, self.Lb, self.C = bus_bits, outstanding, burst, buffer
         self.hidden = [ly.hidden_size for ly in bundle.layers]
-        self.map = layer_map(bundle.input_size, self.hidden, rows, 1)
+        fmts = bundle.formats
+        self.kept, self.index_bits = None, None
+        if kept is not None:
+            nbs = [math.ceil(h / rows) for h in self.hidden]
+            self.kept = [int(k) for k in kept]
+            if len(self.kept) != len(nbs) or \
+                    not all(1 <= k <= nb for k, nb in zip(self.kept, nbs)):
+                raise refuse(self, f"kept must be one value in [1, NB_l] per layer (NB = "
+                                   f"{nbs}), got {list(kept)}")
+            self.index_bits = pair_index_bits(bundle, rows)
+        #: The image's word layout: a column is ``blocks`` words (NB_l, or kept_l pair words).
+        self.map = layer_map(bundle.input_size, self.hidden, rows, 1, self.kept)
         self.NB = total_blocks(self.map)
         self.channels = CELL_CHANNELS[bundle.cell]
-        fmts = bundle.formats
-        #: Bits of a block word (every gate's P weights) and its beats on the bus (SB).
-        self.word_bits = len(self.channels) * rows * fmts.w_bits
+        #: Bits of one gate's share of a word (P weights, or P pairs), of a word (every
+        #: gate's), and its beats on the bus (SB).
+        self.gate_bits = rows * (fmts.w_bits + (self.index_bits or 0))
+        self.word_bits = len(self.channels) * self.gate_bits
         self.SB = math.ceil(self.word_bits / bus_bits)
         self.entry = entry_layout
         L = len(self.hidden)
@@ -161,7 +193,7 @@ class AxiWeightFetch(wiring.Component):
         for name in self.channels:
             ports[f"slot_{name}"] = Out(SlotSignature(
                 rows=rows, columns=columns, delta_bits=fmts.act_bits + 1, w_bits=fmts.w_bits,
-                blocks=self.NB))
+                blocks=self.NB, index_bits=self.index_bits))
         super().__init__(ports)
 
     def elaborate(self, platform):
@@ -274,7 +306,7 @@ class AxiWeightFetch(wiring.Component):
                                      0)),
                 slot.is_x[k].eq(issue.entry[k].is_x),
             ]
-        wb = P * fmts.w_bits
+        wb = self.gate_bits
         local = Signal(range(max(nb_max, 2)))
         m.d.comb += local.eq(issue.block - block_base)
         reads = []
@@ -287,7 +319,13 @@ class AxiWeightFetch(wiring.Component):
             m.d.comb += [out.valid.eq(slot.valid), out.block.eq(slot.block),
                          out.delta.eq(slot.delta), out.is_x.eq(slot.is_x)]
             for k in range(K):
-                m.d.comb += out.weight[k].as_value().eq(reads[k].data[g * wb:(g + 1) * wb])
+                word = reads[k].data[g * wb:(g + 1) * wb]
+                if self.kept is None:
+                    m.d.comb += out.weight[k].as_value().eq(word)
+                else:
+                    fields = unpack_pairs(word, P, fmts.w_bits, self.index_bits)
+                    for p, (weight, index) in enumerate(fields):
+                        m.d.comb += [out.weight[k][p].eq(weight), out.index[k][p].eq(index)]
 
         with m.If(self.clear):
             m.d.sync += [n_ar.eq(0), off.eq(0), released.eq(0), n_rx.eq(0), rx_beat.eq(0),

@@ -21,8 +21,8 @@ channels are the WeightBank's. The AP's start condition (nothing pending in the 
 in the last ``mxv_drain`` cycles) already waits for the last slot, however late the memory
 delivers it; the cycle counter counts those cycles (the cycle model's memory terms).
 
-Compressed weights (``shape.weight_format == "compressed"``, issue #13, baked or run-time
-weights): the weight bank holds each layer's column-balanced (value, block) pairs, ``kept_l``
+Compressed weights (``shape.weight_format == "compressed"``, issue #13, baked, run-time or
+in DRAM): the weight bank holds each layer's column-balanced (value, block) pairs, ``kept_l``
 words per column (:func:`~drnn_hw.spatial.layer_kept`), the encoder's addresses and the
 queue's issue slots follow that layout (a kept delta column costs ``kept_l`` slots instead of
 NB_l; kept_l is the KEPT register's, a constant in a baked core), and the
@@ -40,6 +40,11 @@ spatial model on the loaded sizes and kept, not the capacity's. LAYER_COUNTS.blo
 NB_l (the AP's), LAYER_H_COLUMN is the pair layout's; the compressed channels' biases sit in
 writable RAMs (as the dense channels'); pair words and biases are loaded over LOAD_ADDR /
 LOAD_DATA (:mod:`drnn_hw.load`).
+With ``shape.weights == "axi"`` too, the AxiWeightFetch replaces that bank: it fetches each
+kept column's ``kept_l`` pair words (:mod:`drnn_hw.dram`'s compressed image) and hands the
+channels the bank's slots, so the queue (with its look-ahead), the encoder and the channels
+are the baked compressed core's; the step takes the spatial model with the memory terms
+(``spatial_step_cycles`` with the layer's ``fetch``).
 
 An LSTM bundle gets four channels i, f, g, o (one delta memory each) and the
 :class:`~drnn_hw.activation_lstm.LSTMActivationPipeline`, which reads all four memories,
@@ -209,8 +214,8 @@ class DeltaRNNCore(wiring.Component):
         (e.g. a bundle with no hidden units), more than
         :data:`~drnn_hw.layer_map.MAX_LAYERS` layers, a cell other than "gru" and "lstm",
         or (run-time core) a bundle beyond ``maxima`` (naming the limit); a compressed
-        core with AXI weights, or for a pattern balanced for another P, or (run-time)
-        ``maxima.kept`` outside [the initial bundle's largest kept, ceil(H_max/P)].
+        core for a pattern balanced for another P, or (run-time) ``maxima.kept`` outside
+        [the initial bundle's largest kept, ceil(H_max/P)].
     """
 
     def __init__(self, bundle: ModelBundle, shape: CoreShape | None = None, *,
@@ -261,11 +266,6 @@ class DeltaRNNCore(wiring.Component):
         self.kept_max = None
         self.compressed = shape.weight_format == "compressed"
         if self.compressed:
-            if shape.weights == "axi":
-                raise refuse(self, "--weight-format compressed with --weights axi: compressed "
-                                   "weights are built into the bitstream (--weights baked) or "
-                                   "loaded into on-chip banks (--weights runtime), not fetched "
-                                   "from DRAM")
             from dataclasses import replace
 
             from .spatial import layer_kept
@@ -386,7 +386,7 @@ class DeltaRNNCore(wiring.Component):
                                                       scan=E, slots=slot_kept)
             m.submodules.queue = queue = DeltaQueue(
                 enc.entry, columns=K, blocks=slot_kept,
-                capacity=max(s.inputs + s.hidden for s in lm))
+                capacity=max(s.inputs + s.hidden for s in lm), lookahead=self.axi)
         else:
             m.submodules.encoder = enc = DeltaEncoder(fmts, I, hidden, rows=P, columns=K,
                                                       scan=E)
@@ -400,7 +400,7 @@ class DeltaRNNCore(wiring.Component):
             m.submodules.weights = bank = AxiWeightFetch(
                 b, rows=P, columns=K, entry_layout=enc.entry, count=queue.depth * K + 1,
                 bus_bits=sh.bus_bits, outstanding=sh.outstanding, burst=sh.burst,
-                buffer=sh.buffer)
+                buffer=sh.buffer, kept=self.kept)
             m.d.comb += [bank.written.eq(queue.written), queue.ahead_index.eq(bank.ahead_index),
                          bank.ahead_entry.eq(queue.ahead_entry), queue.hold.eq(bank.hold),
                          bank.base.eq(regs.weight_base)]

@@ -40,7 +40,9 @@ read in bursts of at most ``burst`` beats, each ``latency`` cycles from its addr
 first beat (:func:`_axi_issue_end`, exact for a fixed-latency memory that never holds back
 AR or R; :class:`ColumnFetch` carries SB, the layer's place in the image and the latency).
 Streaming, a step costs about ``latency + nnz · NB · SB`` cycles once ``outstanding`` bursts
-cover the latency.
+cover the latency. A compressed core in DRAM (``weight_format == "compressed"``) runs the same
+memory terms on columns of ``kept`` pair words (SB then counts a pair word's beats) within
+the spatial schedule (:func:`drnn_hw.spatial.spatial_step_cycles` with ``fetch``).
 
 The counter runs from the cycle the step starts (a full x frame buffered, the core idle) to the
 commit; cycles spent waiting for the output stream to take the previous h are not counted.
@@ -272,10 +274,12 @@ class ColumnFetch:
     one layer's columns in DRAM and the memory (:func:`drnn_hw.dram.column_fetch` makes them
     from a bundle; the layout is :mod:`drnn_hw.dram`'s).
 
-    ``beats_per_block``: bus beats of one block word (the P weights of every gate for one
-    P-row block of a column), SB. ``first_word``: the layer's first block word in the image
-    (column c's word b is ``first_word + c·NB + b``, its beats from ``(first_word + c·NB +
-    b)·SB``; bursts split at multiples of ``burst`` beats). ``latency``: cycles from a read
+    ``beats_per_block``: bus beats of one image word, SB: a block word (the P weights of every
+    gate for one P-row block of a column), or a compressed core's pair word (every gate's P
+    (value, block) pairs). ``first_word``: the layer's first word in the image (column c's
+    word b is ``first_word + c·n + b``, n = NB or a compressed core's ``kept``, its beats
+    from ``(first_word + c·n + b)·SB``; bursts split at multiples of ``burst`` beats).
+    ``latency``: cycles from a read
     burst's address handshake (AR) to its first data beat (R) of a memory with a fixed latency
     and no back-pressure (≥ 1).
     """
@@ -317,7 +321,11 @@ def _axi_issue_end(cols, emit, release, nb: int, K: int, shape: CoreShape,
     handshake is at ``L_j + 1``, the burst's beats arrive one per cycle from ``max(L_j + 1 +
     latency, done_{j-1} + 1)`` (one R channel, bursts in order) to ``done_j``. Group g issues
     at ``m_g = max(r_g, c_g, m_{g-1} + NB)``, ``c_g`` the cycle after its last column's last
-    beat."""
+    beat.
+
+    ``nb`` is the words of a column, which are also the issue slots of a group: NB, or a
+    compressed core's ``kept`` (:mod:`drnn_hw.spatial`: one pair word per slot), the same
+    recurrence with NB → kept."""
     C, N, Lb = shape.buffer, shape.outstanding, shape.burst
     sb, lat = fetch.beats_per_block, fetch.latency
     col_beats = nb * sb

@@ -23,9 +23,36 @@ Layout (byte addresses from the WEIGHT_BASE register, which must be a multiple o
   the ``NB_l`` words from ``weight_base_l + c · NB_l`` (one block per word, block 0 first):
   the column stride is ``NB_l · SB · W/8`` bytes.
 
-A column's ``NB_l · SB`` beats are read in INCR bursts split at every multiple of
-``CoreShape.burst`` beats from WEIGHT_BASE (:func:`drnn_hw.cycle_model.column_bursts`), so no
-burst crosses a 4 KB boundary. Biases and LUTs stay on chip (they are read every step).
+**Compressed weights** (``CoreShape.weight_format == "compressed"``, issue #13 with the
+weights in DRAM: Spartus's column-balanced pairs fetched per kept delta as EdgeDRNN fetches
+columns, so the traffic falls with both sparsities). The image is a sequence of **pair words**
+instead of block words:
+
+* Pair word ``w`` is the compressed on-chip banks' word ``w``
+  (:func:`drnn_hw.weight_bank.compressed_bank_words`, the one packer of the format) of every
+  gate side by side: gate g's P pairs at bits ``[g·P·pb, (g+1)·P·pb)``, ``pb = w_bits +
+  index_bits`` (:func:`~drnn_hw.weight_bank.pair_index_bits`: ``max(1, ceil(log2 ΣNB_l))``);
+  pair p at bits ``g·P·pb + p·pb`` upwards: the weight (``w_bits``, two's complement), then its
+  row's global delta-memory block (``index_bits``, unsigned: the layer's block base plus b
+  for row ``b·P + p``). ``SB = ceil(G · P · pb / W)`` beats per pair word, zero padded;
+  little-endian as above.
+* Layer l's region starts at word ``weight_base_l`` of the issue-slot layout
+  (:func:`~drnn_hw.layer_map.layer_map` with ``blocks = kept``); column c is the ``kept_l``
+  words from ``weight_base_l + c · kept_l`` (:func:`~drnn_hw.spatial.layer_kept`; pair word
+  j holds every slice's j-th pair, in increasing row order, then padding pairs of value 0):
+  the column stride is ``kept_l · SB · W/8`` bytes.
+
+Why the on-chip banks' words, side by side, rather than a layout of its own: the fetch
+hands each MxV channel exactly the slot the on-chip bank would (one pair word per issue
+cycle), so the compressed channels, the queue's issue slots and the encoder's addresses are
+the baked compressed core's unchanged, and one word per issue slot keeps a column's beats
+contiguous (one burst sequence per kept delta). A column then costs ``kept_l`` words of
+traffic and ``kept_l`` issue cycles instead of NB_l.
+
+A column's ``words · SB`` beats (words = NB_l, or kept_l compressed) are read in INCR bursts
+split at every multiple of ``CoreShape.burst`` beats from WEIGHT_BASE
+(:func:`drnn_hw.cycle_model.column_bursts`), so no burst crosses a 4 KB boundary. Biases and
+LUTs stay on chip (they are read every step).
 """
 
 from __future__ import annotations
@@ -41,7 +68,7 @@ from .layer_map import layer_map, total_words
 from .spatial import layer_kept, weight_memory_bits
 
 __all__ = ["WEIGHT_BASE_ALIGN", "DEFAULT_LATENCY", "effective_rows", "beats_per_block",
-           "dram_image", "column_fetch", "column_bytes", "weight_bits", "dram_bytes",
+           "column_words", "image_word_bits", "dram_image", "column_fetch", "column_bytes", "weight_bits", "dram_bytes",
            "dense_bytes", "BLOCK_RAM_BITS"]
 
 #: WEIGHT_BASE must be a multiple of this many bytes (the core ignores its low 12 bits).
@@ -65,26 +92,70 @@ def _gates(bundle: ModelBundle) -> int:
     return 4 if bundle.cell == "lstm" else 3
 
 
+def _compressed(shape: CoreShape) -> bool:
+    return shape.weight_format == "compressed"
+
+
+def _kept(bundle: ModelBundle, shape: CoreShape) -> list[int]:
+    """Each layer's pairs per slice on the core of ``shape`` (the P it builds)."""
+    shaped = replace(shape, rows=effective_rows(bundle, shape))
+    return [layer_kept(ly, shaped) for ly in bundle.layers]
+
+
+def column_words(bundle: ModelBundle, shape: CoreShape) -> list[int]:
+    """Image words per column of every layer: NB_l block words, or for a compressed core
+    ``kept_l`` pair words. Raises ValueError (from :func:`~drnn_hw.spatial.layer_kept`) for
+    a compressed shape whose P is not the pattern's."""
+    if _compressed(shape):
+        return _kept(bundle, shape)
+    P = effective_rows(bundle, shape)
+    return [math.ceil(ly.hidden_size / P) for ly in bundle.layers]
+
+
+def image_word_bits(bundle: ModelBundle, shape: CoreShape) -> int:
+    """Bits of one image word before padding: a block word ``G · P · w_bits``, or a
+    compressed core's pair word ``G · P · (w_bits + index_bits)``."""
+    from .weight_bank import pair_index_bits
+
+    P = effective_rows(bundle, shape)
+    per = bundle.formats.w_bits + (pair_index_bits(bundle, P) if _compressed(shape) else 0)
+    return _gates(bundle) * P * per
+
+
 def beats_per_block(bundle: ModelBundle, shape: CoreShape) -> int:
-    """SB: bus beats of one block word, ``ceil(G · P · w_bits / bus_bits)``."""
-    bits = _gates(bundle) * effective_rows(bundle, shape) * bundle.formats.w_bits
-    return math.ceil(bits / shape.bus_bits)
+    """SB: bus beats of one image word (a block word, or a compressed core's pair word),
+    ``ceil(image_word_bits / bus_bits)``."""
+    return math.ceil(image_word_bits(bundle, shape) / shape.bus_bits)
+
+
+def _slots(bundle: ModelBundle, shape: CoreShape):
+    """The image's word layout: the on-chip banks' (a compressed core's issue-slot layout)."""
+    P = effective_rows(bundle, shape)
+    return layer_map(bundle.input_size, [ly.hidden_size for ly in bundle.layers], P, 1,
+                     _kept(bundle, shape) if _compressed(shape) else None)
 
 
 def dram_image(bundle: ModelBundle, shape: CoreShape) -> bytes:
-    """The DRAM image (the module docstring's layout), to be placed at WEIGHT_BASE."""
-    from .weight_bank import bank_words
+    """The DRAM image (the module docstring's layout: block words, or pair words for a
+    compressed shape), to be placed at WEIGHT_BASE. Raises ValueError for a compressed shape
+    whose P is not the pattern's, or a slice with more non-zeros than its ``kept``."""
+    from .weight_bank import bank_words, compressed_bank_words, pair_index_bits
 
     P = effective_rows(bundle, shape)
-    wb = P * bundle.formats.w_bits
+    if _compressed(shape):
+        index = pair_index_bits(bundle, P)
+        gate_bits = P * (bundle.formats.w_bits + index)
+        banks = compressed_bank_words(bundle, P, _kept(bundle, shape), index)
+    else:
+        gate_bits = P * bundle.formats.w_bits
+        banks = bank_words(bundle, P)
     sb = beats_per_block(bundle, shape)
     nbytes = sb * shape.bus_bits // 8
-    banks = bank_words(bundle, P)
     out = bytearray()
     for words in zip(*banks):
         value = 0
         for g, word in enumerate(words):
-            value |= int(word) << (g * wb)
+            value |= int(word) << (g * gate_bits)
         out += value.to_bytes(nbytes, "little")
     return bytes(out)
 
@@ -92,19 +163,18 @@ def dram_image(bundle: ModelBundle, shape: CoreShape) -> bytes:
 def column_fetch(bundle: ModelBundle, shape: CoreShape,
                  latency: int = DEFAULT_LATENCY) -> list[ColumnFetch]:
     """Every layer's :class:`~drnn_hw.cycle_model.ColumnFetch` for the cycle model, at a fixed
-    read ``latency`` (cycles, ≥ 1)."""
-    P = effective_rows(bundle, shape)
+    read ``latency`` (cycles, ≥ 1): SB and the layer's first word (of the issue-slot layout
+    for a compressed shape)."""
     sb = beats_per_block(bundle, shape)
-    slots = layer_map(bundle.input_size, [ly.hidden_size for ly in bundle.layers], P, 1)
     return [ColumnFetch(beats_per_block=sb, first_word=s.weight_base, latency=latency)
-            for s in slots]
+            for s in _slots(bundle, shape)]
 
 
 def column_bytes(bundle: ModelBundle, shape: CoreShape) -> list[int]:
-    """Bytes one kept delta's column costs each layer (NB_l · SB beats of bus_bits)."""
-    P = effective_rows(bundle, shape)
+    """Bytes one kept delta's column costs each layer (``words_l · SB`` beats of bus_bits;
+    words = NB_l, or kept_l for a compressed shape: :func:`column_words`)."""
     sb = beats_per_block(bundle, shape)
-    return [math.ceil(ly.hidden_size / P) * sb * shape.bus_bits // 8 for ly in bundle.layers]
+    return [n * sb * shape.bus_bits // 8 for n in column_words(bundle, shape)]
 
 
 def weight_bits(bundle: ModelBundle, shape: CoreShape, maxima=None) -> int:
@@ -135,7 +205,8 @@ def dram_bytes(nnz_per_layer, bundle: ModelBundle, shape: CoreShape) -> np.ndarr
 
 
 def dense_bytes(bundle: ModelBundle, shape: CoreShape) -> int:
-    """DRAM bytes of a dense step (every column of every layer fetched once)."""
+    """DRAM bytes of a dense step (every column of every layer fetched once; a compressed
+    shape's columns at their ``kept_l`` pair words: the whole image)."""
     return int(sum((ly.input_size + ly.hidden_size) * c
                    for ly, c in zip(bundle.layers, column_bytes(bundle, shape))))
 

@@ -202,7 +202,8 @@ def generate(bundle: ModelBundle, shape: CoreShape | None, out_dir, name: str = 
 def _write_dram_image(bundle: ModelBundle, shape: CoreShape, out: Path, name: str) -> dict:
     """Write ``name``_weights.bin (:func:`drnn_hw.dram.dram_image`); its manifest entry."""
     from .dram import (DEFAULT_LATENCY, WEIGHT_BASE_ALIGN, beats_per_block, column_bytes,
-                       dram_image)
+                       dram_image, effective_rows)
+    from .weight_bank import pair_index_bits
 
     image = dram_image(bundle, shape)
     path = out / f"{name}_weights.bin"
@@ -217,4 +218,11 @@ def _write_dram_image(bundle: ModelBundle, shape: CoreShape, out: Path, name: st
                       "of one column, gate-major, weight p at bits p*w_bits, little-endian, "
                       "padded to beats_per_block beats) at WEIGHT_BASE + w*beats_per_block*"
                       "bus_bits/8; layer l's column c's blocks are words weight_base_l + c*NB_l "
-                      "+ b"}
+                      "+ b" if shape.weight_format != "compressed" else
+                      "drnn_hw.dram (compressed): pair word w (every gate's P (value, block) "
+                      "pairs, gate-major, pair p at bits p*(w_bits + index_bits), the value "
+                      "first, little-endian, padded to beats_per_block beats) at WEIGHT_BASE + "
+                      "w*beats_per_block*bus_bits/8; layer l's column c's pairs are words "
+                      "weight_base_l + c*kept_l + j (parameters.layers[l].weight_base, kept)",
+            **({"index_bits": pair_index_bits(bundle, effective_rows(bundle, shape))}
+               if shape.weight_format == "compressed" else {})}

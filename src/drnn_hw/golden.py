@@ -285,7 +285,9 @@ def run(bundle: ModelBundle, x_codes, lengths=None, shape: CoreShape | None = No
     :func:`~drnn_hw.spatial.layer_kept`); the numerics are the same.
     A core with its weights in DRAM (``shape.weights == "axi"``) waits for each column's
     weights: its cycles are the cycle model's memory terms at the fixed read latency
-    ``dram_latency`` (cycles, default :data:`drnn_hw.dram.DEFAULT_LATENCY`).
+    ``dram_latency`` (cycles, default :data:`drnn_hw.dram.DEFAULT_LATENCY`); both at once
+    (compressed weights in DRAM), the spatial model with the memory terms on columns of
+    ``kept`` pair words (:mod:`drnn_hw.spatial`).
     Raises ValueError for a wrong input shape, out-of-range codes, bad lengths or state.
     """
     fmts = bundle.formats
@@ -326,7 +328,7 @@ def run(bundle: ModelBundle, x_codes, lengths=None, shape: CoreShape | None = No
         nnz_dx[..., l], nnz_dh[..., l] = kx.sum(-1), kh.sum(-1)
         if with_cycles and valid.any() and compressed:
             layer_cycles[valid, l] = spatial_cycles_for_masks(
-                kx[valid], kh[valid], shape, layer_kept(ly, shape), bundle.cell)
+                kx[valid], kh[valid], shape, layer_kept(ly, shape), bundle.cell, fetches[l])
             cycles[valid] += layer_cycles[valid, l]
         elif with_cycles and valid.any():
             layer_cycles[valid, l] = cycles_for_masks(kx[valid], kh[valid],

@@ -35,6 +35,15 @@ exactly the dense one. With ``kept = NB`` (γ = 0) it costs ``mxv_drain(1) − m
 more than the dense core on steps whose MxV ends last.
 
 The LSTM core takes its own AP depth (``cell``, :func:`~drnn_hw.cycle_model.ap_latency`).
+
+**Weights in DRAM** (``shape.weights == "axi"``, :mod:`drnn_hw.dram`'s pair-word image):
+a kept column is ``kept`` pair words in DRAM, fetched as the dense AXI core fetches its NB
+block words, so the MxV term is the dense AXI core's memory recurrence
+(:func:`drnn_hw.cycle_model._axi_issue_end`) with NB → ``kept``: column words, the group's
+issue slots and the buffer slot's release (``m_g + kept``) all count pair words. The AP's
+start is this module's, ``A0 = max(S, D + mxv_drain(1))``: however late the memory delivers,
+the last slot may still write any block. Exact for a fixed-latency memory without
+back-pressure, as the dense AXI model.
 """
 
 from __future__ import annotations
@@ -43,7 +52,8 @@ import math
 
 import numpy as np
 
-from .cycle_model import LAYER_GAP, SCAN_LATENCY, CoreShape, ap_latency, mxv_drain
+from .cycle_model import (LAYER_GAP, SCAN_LATENCY, ColumnFetch, CoreShape, _axi_issue_end,
+                          ap_latency, mxv_drain)
 
 __all__ = ["SPATIAL_FORMULA", "spatial_step_cycles", "spatial_cycles_for_masks",
            "delta_masks", "layer_kept", "weight_memory_bits", "bundle_spatial_cycles",
@@ -55,14 +65,23 @@ SPATIAL_FORMULA = ("cycles = SCAN_LATENCY + max(S, D + mxv_drain(1) if nnz else 
 
 
 def spatial_step_cycles(dx_mask, dh_mask, shape: CoreShape, kept: int,
-                        cell: str = "gru") -> int:
+                        cell: str = "gru", fetch: ColumnFetch | None = None) -> int:
     """Cycles of one step of a compressed core (module docstring) given the kept deltas
     (boolean vectors of size I and H) and ``kept`` pairs per slice (1 ≤ kept ≤ NB), on the
     core for ``cell`` (its AP depth, :func:`~drnn_hw.cycle_model.ap_latency`).
 
-    Raises ValueError for ``kept`` outside [1, NB] or an unknown cell.
+    A core with its weights in DRAM (``shape.weights == "axi"``) also needs ``fetch``, the
+    layer's :class:`~drnn_hw.cycle_model.ColumnFetch` (:func:`drnn_hw.dram.column_fetch` of
+    the compressed shape: SB of a pair word, the layer's first pair word): its groups wait for
+    their columns' pair words (module docstring).
+
+    Raises ValueError for ``kept`` outside [1, NB], an unknown cell, or an AXI shape without
+    ``fetch``.
     """
     ap = ap_latency(cell)
+    if shape.weights == "axi" and fetch is None:
+        raise ValueError("an AXI core's cycles depend on its memory: give fetch "
+                         "(drnn_hw.dram.column_fetch)")
     dx_mask = np.asarray(dx_mask, dtype=bool)
     dh_mask = np.asarray(dh_mask, dtype=bool)
     E, K = shape.scan, shape.columns
@@ -91,19 +110,24 @@ def spatial_step_cycles(dx_mask, dh_mask, shape: CoreShape, kept: int,
     release = emit[last] + 1
     if nnz % K:
         release[-1] = S
-    D = int(np.max(release + (G - np.arange(G)) * kept))
+    if shape.weights == "axi":
+        cols = np.flatnonzero(np.concatenate([dx_mask, dh_mask]))
+        D = _axi_issue_end(cols, emit, release, kept, K, shape, fetch)
+    else:
+        D = int(np.max(release + (G - np.arange(G)) * kept))
     return SCAN_LATENCY + max(S, D + mxv_drain(1)) + nb + ap
 
 
 def spatial_cycles_for_masks(dx_masks, dh_masks, shape: CoreShape, kept: int,
-                             cell: str = "gru") -> np.ndarray:
+                             cell: str = "gru", fetch: ColumnFetch | None = None) -> np.ndarray:
     """:func:`spatial_step_cycles` over leading dimensions: masks (..., I) and (..., H)."""
     dx_masks = np.asarray(dx_masks, dtype=bool)
     dh_masks = np.asarray(dh_masks, dtype=bool)
     lead = dx_masks.shape[:-1]
     fx = dx_masks.reshape(-1, dx_masks.shape[-1])
     fh = dh_masks.reshape(-1, dh_masks.shape[-1])
-    out = np.fromiter((spatial_step_cycles(a, b, shape, kept, cell) for a, b in zip(fx, fh)),
+    out = np.fromiter((spatial_step_cycles(a, b, shape, kept, cell, fetch)
+                       for a, b in zip(fx, fh)),
                       dtype=np.int64, count=fx.shape[0])
     return out.reshape(lead)
 
@@ -186,16 +210,20 @@ def weight_memory_bits(layer, shape: CoreShape, w_bits: int, gates: int = 3,
     return gates * (I + H) * P * kept * (w_bits + index_bits)
 
 
-def bundle_spatial_cycles(bundle, masks, shape: CoreShape, dense: bool = False) -> np.ndarray:
+def bundle_spatial_cycles(bundle, masks, shape: CoreShape, dense: bool = False,
+                          fetches=None) -> np.ndarray:
     """Cycles per step (N, T) of a bundle on a compressed core (``dense``: on the dense core,
     :func:`~drnn_hw.cycle_model.step_cycles`), from :func:`delta_masks`' per-layer masks:
     the layers' passes plus ``(L − 1) · LAYER_GAP`` (0 past each length, where every mask is
-    False and no step happens: pass ``lengths`` via the masks' caller)."""
+    False and no step happens: pass ``lengths`` via the masks' caller). ``fetches``: an AXI
+    shape's :class:`~drnn_hw.cycle_model.ColumnFetch` per layer (:func:`drnn_hw.dram.
+    column_fetch` of ``shape``; required then, ValueError otherwise)."""
     from .cycle_model import cycles_for_masks
 
     total = None
-    for ly, (mx, mh) in zip(bundle.layers, masks):
-        c = cycles_for_masks(mx, mh, shape, bundle.cell) if dense else \
-            spatial_cycles_for_masks(mx, mh, shape, layer_kept(ly, shape), bundle.cell)
+    fetches = [None] * len(bundle.layers) if fetches is None else list(fetches)
+    for ly, (mx, mh), f in zip(bundle.layers, masks, fetches):
+        c = cycles_for_masks(mx, mh, shape, bundle.cell, f) if dense else \
+            spatial_cycles_for_masks(mx, mh, shape, layer_kept(ly, shape), bundle.cell, f)
         total = c if total is None else total + c
     return total + (len(bundle.layers) - 1) * LAYER_GAP

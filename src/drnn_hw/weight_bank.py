@@ -34,8 +34,7 @@ from .layer_map import layer_map, total_blocks, total_words
 from .mxv import SlotSignature
 
 __all__ = ["WeightBank", "bank_words", "compressed_bank_words", "compressed_layer_words",
-           "compressed_pairs",
-           "CHANNELS", "CELL_CHANNELS"]
+           "compressed_pairs", "pair_index_bits", "unpack_pairs", "CHANNELS", "CELL_CHANNELS"]
 
 #: The GRU core's channels, in the bundle's gate order.
 CHANNELS = ("r", "z", "n")
@@ -154,6 +153,28 @@ def compressed_bank_words(bundle: ModelBundle, rows: int, kept, index_bits: int,
         for words in out:
             words.extend([0] * (total_words(pair_layout) - len(words)))
     return out
+
+
+def pair_index_bits(bundle: ModelBundle, rows: int) -> int:
+    """Bits of a pair's block field in a compressed core of P = ``rows``: the global
+    delta-memory block, ``max(1, ceil(log2 ΣNB_l))`` (:func:`drnn_hw.mxv_compressed.
+    index_bits`). One pair is ``w_bits + pair_index_bits`` bits, one gate's pair word P
+    pairs."""
+    from .mxv_compressed import index_bits
+
+    return index_bits(sum(math.ceil(ly.hidden_size / rows) for ly in bundle.layers))
+
+
+def unpack_pairs(word, rows: int, w_bits: int, index_bits: int) -> list:
+    """The P (weight, block) fields of one gate's pair word (the format of
+    :func:`compressed_bank_words`: pair p at bits ``[p·(w_bits + index_bits), …)``, weight
+    first) as slices of the Amaranth value ``word``: a list of P (weight, block) pairs. Both
+    readers of pair words use it (:class:`WeightBank` from its banks, the AXI fetch
+    :class:`~drnn_hw.axi_weight_fetch.AxiWeightFetch` from its column buffer), so the format
+    is written in one place each way."""
+    pair = w_bits + index_bits
+    return [(word[p * pair:p * pair + w_bits], word[p * pair + w_bits:(p + 1) * pair])
+            for p in range(rows)]
 
 
 class WeightBank(wiring.Component):
@@ -310,9 +331,7 @@ class WeightBank(wiring.Component):
                     m.d.comb += [port.addr.eq(addr), out.weight[k].as_value().eq(port.data)]
                 else:
                     m.d.comb += port.addr.eq(addr)
-                    for p in range(self.P):
-                        m.d.comb += [
-                            out.weight[k][p].eq(port.data[p * pair:p * pair + fmts.w_bits]),
-                            out.index[k][p].eq(port.data[p * pair + fmts.w_bits:
-                                                         (p + 1) * pair])]
+                    fields = unpack_pairs(port.data, self.P, fmts.w_bits, self.index_bits)
+                    for p, (weight, index) in enumerate(fields):
+                        m.d.comb += [out.weight[k][p].eq(weight), out.index[k][p].eq(index)]
         return m

@@ -1,8 +1,9 @@
 """The compressed-weight core through the CLI: generate picks it for a pruned bundle (or on
---weight-format), builds it with --weights runtime (and --max-kept), refuses it with --weights
-axi (one line naming both options),
-and simulate --engine amaranth runs it with the spatial model's cycles, equal to golden's.
-The dense core of a dense bundle is unchanged (its Verilog is compared byte for byte)."""
+--weight-format), builds it with --weights runtime (and --max-kept) and with --weights axi
+(the pair-word DRAM image; drnn dram-image writes the same bytes), and simulate --engine
+amaranth runs it with the spatial model's cycles, equal to golden's; the compressed AXI core
+in Verilator through simulate and bench, equal to the golden model's h and cycles. The dense
+core of a dense bundle is unchanged (its Verilog is compared byte for byte)."""
 
 import json
 
@@ -57,15 +58,11 @@ def test_generate_picks_the_compressed_core(models, tmp_path, capsys):
     assert "weight_format" not in json.loads((tmp_path / "e" / "manifest.json").read_text())
 
 
-@pytest.mark.parametrize("weights", ["axi"])
-def test_compressed_refused_with_axi(models, tmp_path, capsys, weights):
+@pytest.mark.parametrize("weights", ["runtime", "axi"])
+def test_auto_is_dense_with_runtime_and_axi(models, tmp_path, capsys, weights):
     _, pruned = models
-    code, out, err = drnn(["generate", pruned, "--out", tmp_path / "g", *CORE, "--weights",
-                           weights, "--weight-format", "compressed"], capsys)
-    one_line_error(code, err, "--weight-format compressed", f"--weights {weights}",
-                   "not fetched from DRAM")
-    assert not (tmp_path / "g").exists()
-    # auto with axi: the dense core of the pruned bundle (which computes it right)
+    # auto with runtime / axi: the dense core of the pruned bundle (which computes it right);
+    # compressed is asked for with --weight-format compressed (tests below).
     code, out, err = drnn(["generate", pruned, "--out", tmp_path / "h", *CORE, "--weights",
                            weights, "--no-mul-count"], capsys)
     assert code == 0, err
@@ -182,3 +179,130 @@ def test_simulate_a_model_on_a_compressed_runtime_core(tmp_path, capsys):
     assert np.array_equal(np.load(tmp_path / "h.npy"), dequantize(g.h, b.formats.act))
     assert json.loads((tmp_path / "s.json").read_text())["cycles"] == \
         g.cycles.reshape(-1).tolist()
+
+
+def test_generate_compressed_axi_writes_the_pair_image(models, tmp_path, capsys):
+    """--weights axi --weight-format compressed: the Verilog with the read master, the
+    pair-word image (the bytes dram_image gives, and drnn dram-image for the same options),
+    and a manifest stating the pair words: ΣNB = 3 + 2 blocks, so 3 index bits; 3 gates · 4
+    pairs · (8 + 3) bits = 132 bits, three 64-bit beats per pair word; kept 2 and 1 of NB 3
+    and 2: 48 and 24 bytes a column."""
+    from drnn_hw.bundle import ModelBundle
+    from drnn_hw.cycle_model import CoreShape
+    from drnn_hw.dram import dram_image
+
+    _, pruned = models
+    code, out, err = drnn(["generate", pruned, "--out", tmp_path / "g", *CORE, "--weights",
+                           "axi", "--weight-format", "compressed", "--no-mul-count"], capsys)
+    assert code == 0, err
+    assert "compressed weights, 2/1 (value, row) pair(s)" in out and "weights in DRAM" in out
+    shape = CoreShape(rows=4, columns=2, scan=3, weights="axi", weight_format="compressed")
+    image = (tmp_path / "g" / "drnn_core_weights.bin").read_bytes()
+    b = ModelBundle.load(pruned)
+    assert image == dram_image(b, shape)
+    assert len(image) == ((5 + 9) * 2 + (9 + 6) * 1) * 24
+    m = json.loads((tmp_path / "g" / "manifest.json").read_text())
+    w = m["weights"]
+    assert m["weight_format"] == "compressed" and w["source"] == "axi"
+    assert w["beats_per_block"] == 3 and w["index_bits"] == 3
+    assert w["column_bytes"] == [48, 24] and "pair word" in w["layout"]
+    assert "m_axi__araddr" in (tmp_path / "g" / "drnn_core.v").read_text()
+    code, out, err = drnn(["dram-image", pruned, "--out", tmp_path / "w.bin", *CORE,
+                           "--weight-format", "compressed"], capsys)
+    assert code == 0, err
+    assert (tmp_path / "w.bin").read_bytes() == image
+    # The dense image of the same bundle is another one (NB block words a column).
+    code, out, err = drnn(["dram-image", pruned, "--out", tmp_path / "d.bin", *CORE], capsys)
+    assert code == 0 and (tmp_path / "d.bin").read_bytes() != image
+
+
+def test_compressed_axi_refuses_another_p(models, tmp_path, capsys):
+    _, pruned = models
+    code, out, err = drnn(["dram-image", pruned, "--out", tmp_path / "w.bin", "--rows", "2",
+                           "--weight-format", "compressed"], capsys)
+    one_line_error(code, err, "layers[0].balance.rows", "the core has P = 2")
+    assert not (tmp_path / "w.bin").exists()
+
+
+def test_bench_golden_of_a_compressed_axi_core(tmp_path):
+    """The bench's spatial split on a compressed core in DRAM: the dense core it compares with
+    is the dense AXI core on the same memory (latency 9), each factor from golden runs made
+    here; the DRAM bytes are kept columns · kept pair words."""
+    from dataclasses import replace
+
+    from drnn.bench import run as R
+    from drnn_hw.cycle_model import CoreShape
+    from drnn_hw.golden import run as golden_run
+
+    P = 4
+    b = prune_bundle(random_bundle(5, 12, seed=7, weight_scale=1.5), P, 0.75)   # kept 1 of 3
+    b.head_w, b.head_b, b.classes = np.eye(12)[:3], np.zeros(3), ["0", "1", "2"]
+    comp = CoreShape(rows=P, columns=2, scan=4, weights="axi", weight_format="compressed")
+    dense = replace(comp, weight_format="dense")
+    rng = np.random.default_rng(2)
+
+    class Data:
+        name = "synthetic"
+        x_test, len_test = rng.normal(size=(3, 6, 5)), np.array([6, 3, 5])
+        y_test = rng.integers(0, 3, 3)
+
+    def engine(*a, **k):
+        return golden_run(*a, **k, dram_latency=9)
+
+    out = R.run_bench(b, Data, comp, engine, engine_name="golden", thetas=[(0, 0), (40, 40)],
+                      torch_repeats=1, progress=False, log=lambda s: None, dram_latency=9)
+    codes = b.quantize_input(Data.x_test)
+    d0 = golden_run(b, codes, Data.len_test, dense, dram_latency=9).cycles.sum()
+    for (tx, th), row in zip([(0, 0), (40, 40)], out["rows"]):
+        bt = b.with_thresholds(tx, th)
+        c = golden_run(bt, codes, Data.len_test, comp, dram_latency=9)
+        d = golden_run(bt, codes, Data.len_test, dense, dram_latency=9).cycles.sum()
+        sp = row["spatial"]
+        assert sp["temporal_speedup"] == pytest.approx(d0 / d)
+        assert sp["spatial_speedup"] == pytest.approx(d / c.cycles.sum())
+        # A pair word: 3 · 4 · (8 + 2) = 120 bits, 2 beats of 64: 16 bytes a kept column.
+        valid = np.arange(6)[None, :] < Data.len_test[:, None]
+        nnz = (c.nnz_dx + c.nnz_dh)[valid]
+        assert row["dram"]["bytes_per_step_mean"] == pytest.approx(16 * nnz.mean())
+        assert row["dram"]["dense_bytes_per_step"] == 17 * 16
+    assert out["rows"][0]["spatial"]["spatial_speedup"] > 1     # 1 pair word against 3 blocks
+
+
+@pytest.mark.slow
+def test_simulate_and_bench_verilator_on_compressed_axi(tmp_path, capsys):
+    """`drnn simulate` and `drnn bench --engine verilator` on the compressed AXI core (the
+    bundle and shape of tests/sim/test_sim_compressed_axi.py's "gru" core: one Verilator
+    build for both files): h and cycles equal to the golden model's at the same latency."""
+    from drnn_sim.cores import compressed_core
+
+    b, shape = compressed_core("gru")
+    core = ["--rows", "4", "--columns", "2", "--scan", "3", "--weights", "axi",
+            "--weight-format", "compressed"]
+    rng = np.random.default_rng(4)
+    np.savez(tmp_path / "data.npz", x_train=rng.normal(size=(2, 5, 7)),
+             y_train=np.array([0, 1]), x_test=rng.normal(size=(3, 5, 7)),
+             y_test=np.array([0, 1, 2]), len_test=np.array([5, 3, 4]))
+    b.head_w, b.head_b, b.classes = rng.normal(size=(3, 13)), np.zeros(3), ["0", "1", "2"]
+    b.extra = {"dataset": str(tmp_path / "data.npz")}
+    b.save(tmp_path / "m")
+    np.save(tmp_path / "x.npy", rng.normal(size=(2, 4, 7)))
+    stats = {}
+    for engine in ("golden", "verilator"):
+        code, out, err = drnn(["simulate", tmp_path / "m", "--input", tmp_path / "x.npy",
+                               "--output", tmp_path / f"{engine}.npy", "--engine", engine,
+                               *core, "--stats", tmp_path / f"{engine}.json"], capsys)
+        assert code == 0, err
+        stats[engine] = json.loads((tmp_path / f"{engine}.json").read_text())
+    assert np.array_equal(np.load(tmp_path / "golden.npy"), np.load(tmp_path / "verilator.npy"),
+                          equal_nan=True)
+    assert stats["verilator"]["cycles"] == stats["golden"]["cycles"]
+    code, out, err = drnn(["bench", tmp_path / "m", "--engine", "verilator", "--thetas", "0,0.25",
+                           "--out", tmp_path / "b", *core, "--dram-latency", "20",
+                           "--torch-repeats", "1", "--quiet"], capsys)
+    assert code == 0, err
+    bench = json.loads((tmp_path / "b" / "bench.json").read_text())
+    assert bench["cycles_source"].startswith("measured") and bench["core"]["kept"] == [2]
+    for c in bench["cross_check"]:
+        assert c["steps"] == 12
+        assert c["h_mismatch_steps"] == c["nnz_mismatch_steps"] == 0
+        assert c["cycles_vs_model_mismatch_steps"] == 0

@@ -166,3 +166,24 @@ def test_vivado_plan_with_weights_in_dram(tmp_path):
     est = yosys_estimate(tmp_path / "drnn_axi.v", "drnn_axi", "xc7z020", log_dir=tmp_path)
     assert est["target"] == "xc7z020" and est["resources"]["LUT"] > 0
     assert est["resources"]["DSP48E1"] > 0
+
+
+def test_vivado_plan_with_compressed_weights_in_dram(tmp_path):
+    """--weights axi --weight-format compressed: the wrapper carries the compressed core's
+    read master as the dense one's, and the plan's DDR image is the pair-word image (kept =
+    2 pair words a column at γ = 0.6, NB = 3, against the dense image's 3 block words).
+    (The wrapper's Verilator benches have no DRAM model: the compressed AXI core itself runs
+    in tests/sim/test_sim_compressed_axi.py.)"""
+    from dataclasses import replace
+
+    from drnn_hw.dram import dram_image
+
+    bundle, shape = _compressed()
+    shape = replace(shape, weights="axi", bus_bits=64)
+    info = write_vivado_plan(bundle, shape, tmp_path, freq_mhz=100)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(info["files"])
+    top_v = (tmp_path / "drnn_axi_top.v").read_text()
+    assert "input  wire [63:0] m_axi_rdata" in top_v and ".m_axi_araddr(m_axi_araddr)" in top_v
+    image = (tmp_path / "weights.bin").read_bytes()
+    assert image == dram_image(bundle, shape)
+    assert image != dram_image(bundle, replace(shape, weight_format="dense"))

@@ -2,11 +2,13 @@
 bytes independently of how it is written), its traffic, and the cycle model's memory terms
 (hand-worked schedules; the RTL's exactness is tests/sim/test_sim_axi.py's)."""
 
+import math
 from dataclasses import replace
 
 import numpy as np
 import pytest
 
+from drnn_hw.balance import prune_bundle
 from drnn_hw.bundle import random_bundle, random_stacked_bundle
 from drnn_hw.cycle_model import ColumnFetch, CoreShape, column_bursts, step_cycles
 from drnn_hw.dram import (beats_per_block, column_bytes, column_fetch, dense_bytes, dram_bytes,
@@ -124,3 +126,147 @@ def test_memory_terms_grow_with_latency_and_bytes():
     # Memory-bound: at least every kept column's beats on the one R channel.
     nnz = int(dx.sum() + dh.sum())
     assert cyc[0] >= nnz * 4 * 6
+
+
+# --- compressed weights in DRAM (pair words) -------------------------------------------------
+
+def _field(image: bytes, bit: int, bits: int) -> int:
+    """The unsigned ``bits``-bit field at bit ``bit`` of ``image`` (little-endian bits)."""
+    return sum(((image[(bit + i) // 8] >> ((bit + i) % 8)) & 1) << i for i in range(bits))
+
+
+def _slice(w, c: int, p: int, P: int):
+    """Slice p of column c of ``w`` (H, C): the (block, weight) of its non-zero weights in
+    increasing row order, and the blocks of its real rows (row b·P + p < H)."""
+    H = w.shape[0]
+    real = [b for b in range(-(-H // P)) if b * P + p < H]
+    return [(b, int(w[b * P + p, c])) for b in real if w[b * P + p, c] != 0], real
+
+
+@pytest.mark.parametrize("cell,hidden,rows,gamma,bus", [
+    ("gru", [13], 4, 0.5, 64),            # NB 4, kept 2; index 2 bits, pair 10, word 120 bits
+    ("lstm", [10, 7], 4, 0.5, 32),        # NB 3 / 2, kept 2 / 1; ΣNB 5: index 3 bits
+    ("gru", [11, 3], 4, 0.75, 128),       # NB 3 / 1, kept 1 / 1
+])
+def test_compressed_image_decodes_to_the_pruned_weights(cell, hidden, rows, gamma, bus):
+    """Read back from the bytes by the documented layout (not with the packer): each pair
+    word of column c holds, per gate and slice, the slice's next non-zero weight (rows in
+    increasing order) with its global block, then padding pairs of value 0 on a real row of
+    the slice; together the kept words give back every non-zero weight of the pruned bundle."""
+    b = prune_bundle(random_stacked_bundle(6, hidden, seed=4, weight_scale=2.0, cell=cell),
+                     rows, gamma)
+    shape = CoreShape(rows=rows, columns=2, scan=4, weights="axi", bus_bits=bus,
+                      weight_format="compressed")
+    img = dram_image(b, shape)
+    G, w = (4 if cell == "lstm" else 3), b.formats.w_bits
+    nb = [-(-h // rows) for h in hidden]
+    kept = [ly.balance.kept for ly in b.layers]
+    index = max(1, math.ceil(math.log2(sum(nb))))        # the global block, ΣNB values
+    pb = w + index
+    sb = -(-G * rows * pb // bus)
+    assert beats_per_block(b, shape) == sb
+    word_bits = sb * bus
+    ins = [6] + hidden[:-1]
+    assert len(img) == sum((i + h) * k for i, h, k in zip(ins, hidden, kept)) * word_bits // 8
+    first, block_base = 0, 0
+    for ly, I, H, NB, kp in zip(b.layers, ins, hidden, nb, kept):
+        for g in range(G):
+            wm = np.concatenate([np.asarray(ly.w_x[g]), np.asarray(ly.w_h[g])], axis=1)
+            for c in range(I + H):
+                for p in range(rows):
+                    nz, real = _slice(wm, c, p, rows)
+                    assert len(nz) <= kp
+                    got = []
+                    for j in range(kp):
+                        bit = (first + c * kp + j) * word_bits + g * rows * pb + p * pb
+                        v = _field(img, bit, w)
+                        v = v - (1 << w) if v >> (w - 1) else v
+                        got.append((_field(img, bit + w, index) - block_base, v))
+                    assert got[:len(nz)] == nz, (g, c, p)
+                    for blk, v in got[len(nz):]:
+                        assert v == 0 and (blk in real or not real), (g, c, p, blk)
+        # The padding bits of every pair word are zero.
+        for word in range(first, first + (I + H) * kp):
+            for bit in range(word * word_bits + G * rows * pb, (word + 1) * word_bits):
+                assert (img[bit // 8] >> (bit % 8)) & 1 == 0
+        first += (I + H) * kp
+        block_base += NB
+    # The layers' first pair words: each region after the previous one, kept words a column.
+    want = np.cumsum([0] + [(i + h) * k for i, h, k in zip(ins, hidden, kept)])[:-1]
+    assert [f.first_word for f in column_fetch(b, shape)] == want.tolist()
+    assert all(f.beats_per_block == sb for f in column_fetch(b, shape))
+
+
+def test_compressed_traffic_falls_with_both_sparsities():
+    """I = 16, H = 64, P = 16 (NB 4), γ = 0.75 (kept 1), a 64-bit bus: a pair word is 3 gates ·
+    16 pairs · (8 + 2) bits = 480 bits, 8 beats (64 bytes); a dense block word 384 bits, 6
+    beats. A kept column costs 1 pair word (64 bytes) against 4 block words (192 bytes)."""
+    b = prune_bundle(random_bundle(16, 64, seed=1), 16, 0.75)
+    shape = CoreShape(weights="axi", weight_format="compressed")
+    dense = replace(shape, weight_format="dense")
+    assert column_bytes(b, shape) == [64] and column_bytes(b, dense) == [192]
+    assert dense_bytes(b, shape) == 80 * 64 == len(dram_image(b, shape))
+    assert dram_bytes([[3], [0]], b, shape).tolist() == [192, 0]
+    # The on-chip banks the compressed core would have (unchanged by where they live).
+    assert weight_bits(b, shape) == weight_bits(b, replace(shape, weights="baked"))
+    # A compressed shape on a P the pattern was not made for is refused.
+    with pytest.raises(ValueError, match="balanced for P = 16"):
+        dram_image(b, replace(shape, rows=8))
+
+
+def test_compressed_one_column_by_hand():
+    """I = 1, H = 8, P = 4 (NB = 2), kept = 1, K = 1, E = 4, a GRU, one pair word of 2 beats,
+    latency 10. Only x[0] kept: S = 3 (three windows), the delta leaves at 0 (release 1). Its
+    burst (kept · SB = 2 beats) is loaded at 1, taken at 2, beats at 12 and 13: the group
+    issues at 14 for kept = 1 slot, D = 15; A0 = max(3, D + mxv_drain(1) = 18) = 18;
+    cycles = 3 + 18 + NB + 8 = 31. The dense AXI core fetches NB = 2 block words (4 beats of
+    the same SB): beats 12..15, issue 16..17, D = 18, A0 = 18 + mxv_drain(2) = 20, 33 cycles;
+    the baked compressed core: D = 2, A0 = 5, 18 cycles."""
+    from drnn_hw.spatial import spatial_step_cycles
+
+    shape = CoreShape(rows=4, columns=1, scan=4, weights="axi", weight_format="compressed")
+    fetch = ColumnFetch(beats_per_block=2, first_word=0, latency=10)
+    dx, dh = np.array([True]), np.zeros(8, bool)
+    assert spatial_step_cycles(dx, dh, shape, 1, fetch=fetch) == 31
+    assert step_cycles(dx, dh, replace(shape, weight_format="dense"), fetch=fetch) == 33
+    assert spatial_step_cycles(dx, dh, replace(shape, weights="baked"), 1) == 18
+    # Two x columns kept (I = 2, K = 1): column 1's pair word starts at beat (0 + 1·kept)·SB
+    # = 2. Loads at 1 and 2, beats 12..13 and 14..15: groups at 14 and 16 (after 15 + 1),
+    # D = 17, A0 = 20, 33 cycles; with a burst of 2 beats the same (no column crosses one).
+    dx2 = np.array([True, True])
+    assert spatial_step_cycles(dx2, dh, shape, 1, fetch=fetch) == 33
+    assert spatial_step_cycles(dx2, dh, replace(shape, burst=2), 1, fetch=fetch) == 33
+    with pytest.raises(ValueError, match="fetch"):
+        spatial_step_cycles(dx, dh, shape, 1)
+
+
+def test_golden_cycles_of_a_compressed_axi_core():
+    """golden.run on a compressed AXI shape returns, per layer, the spatial model with the
+    memory terms of the pair-word image, recomputed here from the kept-delta masks."""
+    from drnn_hw.golden import run
+    from drnn_hw.spatial import delta_masks, layer_kept, spatial_cycles_for_masks
+
+    b = prune_bundle(random_stacked_bundle(5, [9, 6], seed=2, theta_x=[0.05, 0.05],
+                                           theta_h=[0.05, 0.05], weight_scale=2.0), 4, 0.75)
+    shape = CoreShape(rows=4, columns=2, scan=3, weights="axi", weight_format="compressed",
+                      bus_bits=32, burst=4)
+    x = np.random.default_rng(0).integers(-3000, 3000, (2, 6, 5))
+    g = run(b, x, shape=shape, dram_latency=7)
+    masks = delta_masks(x, g.layer_h, [6, 6], [(ly.theta_x, ly.theta_h) for ly in b.layers])
+    fetches = column_fetch(b, shape, 7)
+    for l, (ly, (mx, mh)) in enumerate(zip(b.layers, masks)):
+        want = spatial_cycles_for_masks(mx, mh, shape, layer_kept(ly, shape), b.cell,
+                                        fetches[l])
+        assert np.array_equal(g.layer_cycles[..., l], want)
+    assert np.array_equal(g.cycles, g.layer_cycles.sum(-1) + 1)
+    # kept = 1 of NB = 3 and 2: a column is one pair word of 3·4·(8 + 3) = 132 bits (5 beats)
+    # against 3 and 2 block words of 96 bits (3 beats each): less traffic, fewer cycles.
+    dense = replace(shape, weight_format="dense")
+    assert column_bytes(b, shape) == [20, 20] and column_bytes(b, dense) == [36, 24]
+    d = run(b, x, shape=dense, dram_latency=7)
+    assert g.cycles.sum() < d.cycles.sum()
+    # At γ = 0.5 (kept 2 of 3) the pair words' block fields cost more than they save: 2 · 5
+    # beats against 3 · 3 (the pairs pay off once kept/NB < w_bits / (w_bits + index bits),
+    # rounded to whole beats).
+    half = prune_bundle(random_stacked_bundle(5, [9, 6], seed=2), 4, 0.5)
+    assert column_bytes(half, shape) == [40, 20] and column_bytes(half, dense) == [36, 24]

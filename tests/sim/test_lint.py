@@ -3,6 +3,7 @@ config file (sim/drnn_sim/verilator_waivers.vlt), each justified, none stale, no
 real truncation."""
 
 import re
+from dataclasses import replace
 
 import pytest
 
@@ -12,6 +13,10 @@ from drnn_sim.cores import (COMPRESSED_RUNTIME_SHAPE, CORES, RUNTIME_MAXIMA, RUN
                             compressed_core, compressed_runtime_models, core, runtime_models)
 from drnn_sim.cosim import TOP, generate_cached, verilog_sources
 from drnn_sim.runner import WAIVERS, lint
+
+def _in_dram(bundle, shape):
+    return bundle, replace(shape, weights="axi", bus_bits=32, burst=4)
+
 
 LINT_CORES = {**{n: (lambda n=n: core(n)) for n in CORES},
               "default": lambda: (random_bundle(12, 64, seed=0), CoreShape()),
@@ -30,7 +35,9 @@ LINT_CORES = {**{n: (lambda n=n: core(n)) for n in CORES},
               "compressed-lstm-l2": lambda: compressed_core("lstm-l2"),
               # Compressed weights loaded at run time (the KEPT register, writable biases).
               "compressed-runtime-lstm": lambda: (compressed_runtime_models("lstm")["A"],
-                                                  COMPRESSED_RUNTIME_SHAPE, RUNTIME_MAXIMA)}
+                                                  COMPRESSED_RUNTIME_SHAPE, RUNTIME_MAXIMA),
+              # Compressed weights in DRAM: the fetch's pair words into the lane-split MxV.
+              "compressed-axi": lambda: _in_dram(*compressed_core("gru-l2"))}
 
 
 @pytest.fixture(scope="module")

@@ -247,7 +247,7 @@ def run_bench(bundle: ModelBundle, dataset, shape: CoreShape, engine_run, *, eng
                 from drnn_hw.golden import run as golden_model
                 gold = golden_model(b, codes, lengths=lengths, shape=shape)
             sp = spatial_contributions(b, codes, lengths, shape, gold, res.flat("cycles"),
-                                       dense_base)
+                                       dense_base, dram_latency)
             dense = sp.pop("_dense_cycles")
             dense_base = dense if dense_base is None else dense_base   # row 0 is Θ = 0
             row["spatial"] = sp
@@ -358,7 +358,7 @@ def run_bench(bundle: ModelBundle, dataset, shape: CoreShape, engine_run, *, eng
 
 
 def spatial_contributions(bundle, codes, lengths, shape: CoreShape, gold, cycles,
-                          dense_base=None) -> dict:
+                          dense_base=None, dram_latency: int | None = None) -> dict:
     """A compressed-weight core's speed-up split into its two sparsities (Spartus's
     spatio-temporal product), on the same sequences at the row's thresholds.
 
@@ -370,15 +370,26 @@ def spatial_contributions(bundle, codes, lengths, shape: CoreShape, gold, cycles
     Returns ``weight_sparsity``, ``dense_core_cycles_mean``, ``temporal_speedup`` = Σ dense(Θ
     = 0) / Σ dense(Θ), ``spatial_speedup`` = Σ dense(Θ) / Σ cycles, ``speedup_vs_dense_theta0``
     = their product = Σ dense(Θ = 0) / Σ cycles, and ``_dense_cycles`` (the caller's next
-    ``dense_base``)."""
+    ``dense_base``).
+
+    A compressed core in DRAM (``shape.weights == "axi"``): the dense core is the dense AXI
+    core on the same memory (its block-word image, read latency ``dram_latency``, default
+    :data:`drnn_hw.dram.DEFAULT_LATENCY`), so the spatial factor is what the pair-word image
+    saves in traffic and issue cycles."""
     from dataclasses import replace
 
     from drnn_hw.spatial import bundle_spatial_cycles, delta_masks, weight_sparsity
     masks = delta_masks(codes, gold.layer_h, lengths,
                         [(ly.theta_x, ly.theta_h) for ly in bundle.layers])
     dense_shape = replace(shape, weight_format="dense")
+    fetches = None
+    if shape.weights == "axi":
+        from drnn_hw.dram import DEFAULT_LATENCY, column_fetch
+        fetches = column_fetch(bundle, dense_shape,
+                               DEFAULT_LATENCY if dram_latency is None else dram_latency)
     valid = np.arange(codes.shape[1])[None, :] < np.asarray(lengths)[:, None]
-    dense = bundle_spatial_cycles(bundle, masks, dense_shape, dense=True)[valid]
+    dense = bundle_spatial_cycles(bundle, masks, dense_shape, dense=True,
+                                  fetches=fetches)[valid]
     base = dense if dense_base is None else dense_base
     cyc = float(np.sum(cycles))
     return {"weight_sparsity": weight_sparsity(bundle),

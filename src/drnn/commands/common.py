@@ -64,7 +64,8 @@ def core_options(f):
                           "delta column costs ceil(H/P) cycles); compressed: the column-"
                           "balanced (value, row) pairs of a pruned bundle (drnn train "
                           "--spatial-sparsity), a kept column costing the layer's pairs per "
-                          "slice (baked weights only); auto: compressed for a bundle with a "
+                          "slice (with --weights baked or axi); auto: compressed for a "
+                          "bundle with a "
                           "balance record and --weights baked, else dense (generate, simulate "
                           "and bench; the other commands take auto as dense).")(f)
     f = click.option("--out-layers", "out_layers", type=click.Choice(["last", "all"]),
@@ -130,10 +131,10 @@ def shape_from_options(preset=None, rows=None, columns=None, scan=None, pe=None,
     """The CoreShape of the core options; a one-line UserError for a bad value.
 
     ``weight_format`` "auto" is "compressed" when ``bundle`` is given, has a column-balanced
-    layer (``layers[l].balance``) and the weights are baked, else "dense" (a run-time core
-    is compressed only when asked: it then refuses dense models, and "auto" keeps the core
-    that loads any model); "compressed" with --weights axi is refused (one line naming both
-    options: the DRAM image and the fetch are dense).
+    layer (``layers[l].balance``) and the weights are baked, else "dense": a run-time core is
+    compressed only when asked (it then refuses dense models, and "auto" keeps the core that
+    loads any model), and so is an AXI core of a pruned bundle (it trades DRAM traffic for the
+    compressed MxV's logic).
 
     With ``hidden`` (the model's largest H): a core never builds more rows than H (the rows
     past H would hold no weight; NB = 1 either way), so P is clamped to H, with a note when
@@ -153,10 +154,6 @@ def shape_from_options(preset=None, rows=None, columns=None, scan=None, pe=None,
                         "into a board with drnn load)")
     if fetch and weights != "axi":
         raise UserError(f"--{next(iter(fetch)).replace('_', '-')} applies to --weights axi only")
-    if weight_format == "compressed" and weights == "axi":
-        raise UserError("--weight-format compressed with --weights axi: compressed weights "
-                        "are built into the bitstream (--weights baked) or loaded into "
-                        "on-chip banks (--weights runtime), not fetched from DRAM")
     if weight_format == "auto":
         pruned = bundle is not None and any(getattr(ly, "balance", None) is not None
                                             for ly in bundle.layers)

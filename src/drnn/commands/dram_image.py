@@ -21,7 +21,9 @@ from .common import core_options, load_bundle, require_core_shape, shape_from_op
 def dram_image(model_dir, out, **core):
     """Write MODEL_DIR's weights in the layout the --weights axi core fetches (see
     drnn_hw.dram: block words of every gate's P weights, little-endian, column after column,
-    layer after layer), for the core options given (the same as generate's)."""
+    layer after layer; with --weight-format compressed the pair words of the compressed core,
+    kept (value, block) pairs per slice and column), for the core options given (the same as
+    generate's; --weight-format auto gives the dense image)."""
     from drnn_hw.dram import column_bytes, dense_bytes
     from drnn_hw.dram import dram_image as make_image
     from drnn_hw.errors import UserError
@@ -29,9 +31,6 @@ def dram_image(model_dir, out, **core):
     bundle = load_bundle(model_dir)
     core["weights"] = "axi"
     shape = shape_from_options(**core, hidden=max(ly.hidden_size for ly in bundle.layers))
-    if shape.weight_format == "compressed":
-        raise UserError("--weight-format compressed: the compressed-weight core keeps its "
-                        "weights on chip; a DRAM image holds dense columns")
     require_core_shape(bundle, model_dir, shape)
     if out.is_dir():
         raise UserError(f"{out}: --out is a directory, expected a file")
