@@ -182,8 +182,24 @@ def weight_bits(bundle: ModelBundle, shape: CoreShape, maxima=None) -> int:
     ``Σ (I_l + H_l) · NB_l`` words each; with ``maxima`` (a run-time core) the layout of the
     maxima (:meth:`~drnn_hw.layer_map.Maxima.layout`) instead of the bundle's sizes. A
     compressed-weight core (``shape.weight_format == "compressed"``): its (value, row) pairs,
-    :func:`drnn_hw.spatial.weight_memory_bits` per layer."""
-    if shape.weight_format == "compressed" and maxima is None:
+    :func:`drnn_hw.spatial.weight_memory_bits` per layer; a compressed run-time core: every
+    slot's I_max + H_max columns of ``kept_max`` pair words (``maxima.kept``, by default the
+    bundle's largest kept), each pair ``w_bits`` + the block index of the maxima's ΣNB, as
+    :class:`~drnn_hw.weight_bank.WeightBank` lays them out. Raises ValueError (from
+    :func:`~drnn_hw.spatial.layer_kept`) for a compressed shape whose P is not the pattern's."""
+    if shape.weight_format == "compressed" and maxima is not None:
+        from .layer_map import total_blocks
+        from .mxv_compressed import index_bits
+
+        P = min(shape.rows, maxima.hidden)
+        shaped = replace(shape, rows=P)
+        kept_max = maxima.kept or max(layer_kept(ly, shaped) for ly in bundle.layers)
+        dense_slots = maxima.layout(P, 1)
+        slots = layer_map(maxima.inputs, [maxima.hidden] * maxima.layers, P, 1,
+                          [kept_max] * maxima.layers)
+        pair = bundle.formats.w_bits + index_bits(total_blocks(dense_slots))
+        return _gates(bundle) * total_words(slots) * P * pair
+    if shape.weight_format == "compressed":
         P = effective_rows(bundle, shape)
         shaped = replace(shape, rows=P)
         return sum(weight_memory_bits(ly, shaped, bundle.formats.w_bits, _gates(bundle),

@@ -270,3 +270,27 @@ def test_golden_cycles_of_a_compressed_axi_core():
     # rounded to whole beats).
     half = prune_bundle(random_stacked_bundle(5, [9, 6], seed=2), 4, 0.5)
     assert column_bytes(half, shape) == [40, 20] and column_bytes(half, dense) == [36, 24]
+
+
+
+@pytest.mark.parametrize("cell", ["gru", "lstm"])
+def test_weight_bits_of_a_compressed_runtime_core_is_its_banks(cell):
+    """A compressed run-time core's on-chip check (the block-RAM test of ``drnn generate`` and
+    ``drnn build``) counts what its elaborated weight banks hold, G memories of depth × width
+    (maxima I 8, H 12, L 2, P 4: slots of 8 + 12 and 12 + 12 columns × kept_max 2 pair words; ΣNB = 6
+    gives 3-bit block fields, 4 · (8 + 3) = 44-bit words); with --max-kept 3, 3 words a
+    column. (The old count, the dense run-time banks, is another figure.)"""
+    from drnn_hw.core import DeltaRNNCore
+    from drnn_sim.cores import (COMPRESSED_RUNTIME_SHAPE, RUNTIME_MAXIMA,
+                                compressed_runtime_models)
+
+    b = compressed_runtime_models(cell)["A"]
+    for maxima, kept_max in ((RUNTIME_MAXIMA, 2), (replace(RUNTIME_MAXIMA, kept=3), 3)):
+        core = DeltaRNNCore(b, COMPRESSED_RUNTIME_SHAPE, maxima=maxima)
+        bank = core.elaborate(None).submodules.weights
+        gates = len(bank.channels)
+        assert bank.depth == (8 + 12 + 12 + 12) * kept_max and bank.index_bits == 3
+        held = gates * bank.depth * 4 * (b.formats.w_bits + bank.index_bits)
+        assert weight_bits(b, COMPRESSED_RUNTIME_SHAPE, maxima) == held
+        assert weight_bits(b, replace(COMPRESSED_RUNTIME_SHAPE, weight_format="dense"),
+                           maxima) != held
