@@ -319,26 +319,27 @@ class CompressedMxVChannel(wiring.Component):
                 # t3: read, and what the sum starts from (registered with the read, so the t4
                 # loop holds one mux before its adder). A write of the same word in this
                 # cycle (the bypass) clears its flag: the read already sees its value.
-                m.d.comb += [acc_rp.addr.eq(rd_idx), acc_rp.en.eq(t3.valid)]
+                # No enable on the read or the t3 registers: the pipeline never stalls and t4
+                # uses them only for a valid slot, while an enable would be one clock-enable
+                # net across every row (mxv.py).
+                m.d.comb += acc_rp.addr.eq(rd_idx)
                 q_over = Signal(name=f"{name}_{k}_{p}_over")
                 q_value = Signal(accw, name=f"{name}_{k}_{p}_value")
                 s = Signal(signed(self.prod_bits), name=f"{name}_{k}_{p}_sum")
                 pick = sel(k)
                 product = prod[k][p] if pick is None else Mux(pick, prod[k][p], 0)
                 m.d.sync += s.eq(Mux(t3.fill, 0, product))
-                with m.If(t3.valid):
-                    fresh = ~(wp.en & (wp.addr == rd_idx))
-                    if k == 0:
-                        f_hi = _bit(hi, rd_idx) & fresh
-                        f_lo = _bit(lo, rd_idx) & fresh
-                        b_val = Array(Const(v, accw) for v in init[p])[rd_idx] \
-                            if fill_bias is None else fill_bias[p]
-                        m.d.sync += [q_over.eq(t3.fill | f_hi | f_lo),
-                                     q_value.eq(Mux(t3.fill, b_val,
-                                                    Mux(f_hi, acc.max, acc.min)))]
-                    else:
-                        f_zero = _bit(zero, rd_idx) & fresh
-                        m.d.sync += [q_over.eq(t3.fill | f_zero), q_value.eq(0)]
+                fresh = ~(wp.en & (wp.addr == rd_idx))
+                if k == 0:
+                    f_hi = _bit(hi, rd_idx) & fresh
+                    f_lo = _bit(lo, rd_idx) & fresh
+                    b_val = Array(Const(v, accw) for v in init[p])[rd_idx] \
+                        if fill_bias is None else fill_bias[p]
+                    m.d.sync += [q_over.eq(t3.fill | f_hi | f_lo),
+                                 q_value.eq(Mux(t3.fill, b_val, Mux(f_hi, acc.max, acc.min)))]
+                else:
+                    f_zero = _bit(zero, rd_idx) & fresh
+                    m.d.sync += [q_over.eq(t3.fill | f_zero), q_value.eq(0)]
 
                 # t4: accumulate and write. (A shared memory's other lanes do not fill: the
                 # fill is lane 0's.)
