@@ -47,6 +47,11 @@ class IssueSignature(wiring.Signature):
         column k of the group, read through port k of the weight bank.
     column_valid : Out(columns)
         Which columns of the group hold a delta (the last group of a step may be partial).
+    word : Out(ArrayLayout(entry_layout["addr"], columns))
+        The weight word column k reads in this slot, ``entry[k].addr + block``, from a
+        register (the sender works it out a cycle ahead), so the weight banks' read addresses
+        start at a flip-flop: the banks' block RAMs spread across the chip, and an adder
+        behind the queue's read in front of that route was the core's critical path.
 
     Raises ValueError naming ``columns`` or ``blocks`` when it is < 1.
     """
@@ -59,6 +64,7 @@ class IssueSignature(wiring.Signature):
             "block": Out(range(max(blocks, 2))),
             "entry": Out(data.ArrayLayout(entry_layout, columns)),
             "column_valid": Out(columns),
+            "word": Out(data.ArrayLayout(entry_layout["addr"].shape, columns)),
         })
 
     def __eq__(self, other):
@@ -227,12 +233,30 @@ class DeltaQueue(wiring.Component):
             self.pending.eq(busy | is_full | ((phase != 0) & (group == full)) |
                             ~self.deltas.done),
         ]
+        # The sequencer's next state (registered below).
+        group_n, busy_n = Signal.like(group), Signal()
+        block_n = Signal.like(block)
+        m.d.comb += [group_n.eq(group), busy_n.eq(busy), block_n.eq(block)]
         with m.If(issue.valid):
             with m.If(issue.block == last):
-                m.d.sync += [busy.eq(0), block.eq(0), group.eq(group + 1)]
+                m.d.comb += [busy_n.eq(0), block_n.eq(0), group_n.eq(group + 1)]
             with m.Else():
-                m.d.sync += [busy.eq(1), block.eq(issue.block + 1)]
-
+                m.d.comb += [busy_n.eq(1), block_n.eq(issue.block + 1)]
         with m.If(self.clear):
-            m.d.sync += [full.eq(0), phase.eq(0), group.eq(0), busy.eq(0), block.eq(0)]
+            m.d.comb += [group_n.eq(0), busy_n.eq(0), block_n.eq(0)]
+        with m.If(self.clear):
+            m.d.sync += [full.eq(0), phase.eq(0)]
+        m.d.sync += [group.eq(group_n), busy.eq(busy_n), block.eq(block_n)]
+
+        # The next slot's weight words, registered: the group it will read (a third read of
+        # the banks, at group_n), with the entry written in this cycle taken from the write
+        # (a group issues the cycle after its last entry was written), plus its block. A
+        # layer's first block changes only between passes, long before their first slot.
+        # Only a valid slot's words are used.
+        for k, (wp, _) in enumerate(banks):
+            nxt = mems[k].read_port(domain="comb")
+            entry = Signal(self.entry_layout, name=f"next_entry{k}")
+            m.d.comb += [nxt.addr.eq(group_n),
+                         entry.eq(Mux(wp.en & (wp.addr == group_n), wp.data, nxt.data))]
+            m.d.sync += issue.word[k].eq(entry.addr + Mux(busy_n, block_n, first))
         return m

@@ -333,6 +333,12 @@ class MxVChannel(wiring.Component):
             m.d.sync += fill_block.eq(fill_block + 1)
             with m.If(fill_block == NB - 1):
                 m.d.sync += filling.eq(0)
+        # The fill's block at t2 and t3, apart from t2.block / t3.block: the bias tables are
+        # selected by these, so t3.block (the memories' read address) does not also fan out
+        # to P·acc_width bias multiplexers.
+        fill_t2 = Signal(_blocks_shape(NB), name="fill_t2")
+        fill_t3 = Signal(_blocks_shape(NB), name="fill_t3")
+        m.d.sync += [fill_t2.eq(fill_block), fill_t3.eq(fill_t2)]
         m.d.sync += [t2.valid.eq((slot.valid & ~lent.en) | filling),
                      t2.block.eq(Mux(filling, fill_block, slot.block)),
                      t2.is_x.eq(slot.is_x), t2.fill.eq(filling),
@@ -361,12 +367,14 @@ class MxVChannel(wiring.Component):
                     total = total + (prod[k][p] if sel is True else Mux(sel, prod[k][p], 0))
                 m.d.sync += sums[p].eq(Mux(t3.fill, 0, total))
             self._memory(m, f"m{i}", bias, sums, out, rd=(t3.valid, t3.block, t3.fill),
-                         wr=(t4.valid, t4.block), pre_block=t2.block, code=code)
+                         wr=(t4.valid, t4.block), pre_block=t2.block, fill=(fill_t2, fill_t3),
+                         code=code)
         return m
 
-    def _memory(self, m, name, bias, sums, out, *, rd, wr, pre_block, code):
+    def _memory(self, m, name, bias, sums, out, *, rd, wr, pre_block, fill, code):
         """One delta memory: the RAM (initialised to the biases), its stale bits and saturation
-        flags, the two reads and the write."""
+        flags, the two reads and the write. ``fill``: the fill's block at t2 and t3 (equal to
+        t2's / t3's block while ``rd_fill``)."""
         P, NB, fmts = self.P, self.NB, self.fmts
         accw = signed(self.acc_width)
         row = data.ArrayLayout(accw, P)
@@ -384,8 +392,9 @@ class MxVChannel(wiring.Component):
         acc_rp = mem.read_port(transparent_for=(wp,) if self.bypass else ())  # t3 -> t4
         ap_rp = mem.read_port()                          # the AP's read (after the writes)
         (_, rd_block, rd_fill), (wr_en, wr_block) = rd, wr
+        fill_t2, fill_t3 = fill
         if code is None:
-            biases = [Array(Const(word[p], accw) for word in words)[rd_block] for p in range(P)]
+            biases = [Array(Const(word[p], accw) for word in words)[fill_t3] for p in range(P)]
         else:
             # Writable biases: a RAM beside the delta memory, read one stage ahead (at t2,
             # from the fill's block) so its word arrives with the t3 read.
@@ -395,7 +404,7 @@ class MxVChannel(wiring.Component):
             b_wp, b_rp = b_mem.write_port(), b_mem.read_port()
             m.d.comb += [b_wp.addr.eq(self.load.addr),
                          b_wp.en.eq(self.load.we & (self.load.memory == code)),
-                         b_wp.data.eq(self.load.data), b_rp.addr.eq(pre_block)]
+                         b_wp.data.eq(self.load.data), b_rp.addr.eq(fill_t2)]
             biases = [b_rp.data[p] for p in range(P)]
 
         stale = [Signal(name=f"{name}_stale{b}") for b in range(NB)]
@@ -434,9 +443,16 @@ class MxVChannel(wiring.Component):
         acc = fmts.acc
         q_over = Signal(P, name=f"{name}_acc_over")
         q_value = Signal(row, name=f"{name}_acc_value")
+        # The flags are selected by a copy of t3's block, so the read address (the RAM's
+        # cells) and the flag multiplexers (beside the t4 adders) each have a register the
+        # placer can put near them (one register fanning out to both was an 18 ns path on the
+        # ULX3S). The copy is stored inverted: synthesis merges registers of equal input.
+        sel_n = Signal(blk, name=f"{name}_flag_block_n")
+        m.d.sync += sel_n.eq(~pre_block)
+        sel = ~sel_n
         # A write to the block in this cycle (possible only with the bypass) clears it.
-        is_stale = Array(stale)[rd_block] & ~(wp.en & (wp.addr == rd_block))
-        hi_r, lo_r = Array(sat_hi)[rd_block], Array(sat_lo)[rd_block]
+        is_stale = Array(stale)[sel] & ~(wp.en & (wp.addr == rd_block))
+        hi_r, lo_r = Array(sat_hi)[sel], Array(sat_lo)[sel]
         for p in range(P):
             m.d.sync += [
                 q_over[p].eq(rd_fill | (is_stale & (hi_r[p] | lo_r[p]))),

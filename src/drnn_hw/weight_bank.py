@@ -195,7 +195,8 @@ class WeightBank(wiring.Component):
     Ports
     -----
     issue : In(IssueSignature(delta_entry_layout(formats, addr_bits), K, ΣNB))
-        The issue slot: port k reads word ``issue.entry[k].addr + issue.block``.
+        The issue slot: port k reads word ``issue.word[k]`` (= ``issue.entry[k].addr +
+        issue.block``, registered by the sender).
     slot_r, slot_z, slot_n : Out(SlotSignature(P, K, act_bits + 1, w_bits, NB))
         (An LSTM bundle: ``slot_i``, ``slot_f``, ``slot_g``, ``slot_o``.)
         The slot for each MxV channel one cycle later: its valid bit and block, the deltas
@@ -323,7 +324,8 @@ class WeightBank(wiring.Component):
                 m.d.comb += [wp.en.eq(we), wp.data.eq(load.data)]
             for k in range(K):
                 port = mem.read_port(transparent_for=(wp,) if wp is not None else ())
-                addr = issue.entry[k].addr + issue.block
+                # The slot's word, from the queue's register (IssueSignature.word).
+                addr = issue.word[k]
                 if k == 0 and wp is not None:
                     addr = Mux(we, load.addr, addr)
                     m.d.comb += wp.addr.eq(addr)

@@ -1,5 +1,6 @@
 """DeltaQueue: groups of K in emission order, issue times m_g = max(r_g, m_{g-1} + NB),
-partial last group at scan end, column valid bits, ``pending``; the parameters it refuses."""
+partial last group at scan end, column valid bits, the registered weight words, ``pending``;
+the parameters it refuses."""
 
 import numpy as np
 import pytest
@@ -25,10 +26,14 @@ def run_queue(K, NB, emissions, scan_end):
                 ctx.set(dut.deltas.entry[k].delta, d)
                 ctx.set(dut.deltas.entry[k].addr, a)
             ctx.set(dut.deltas.done, cycle >= scan_end)
-            _, _, valid, block, entry, columns, pending = await ctx.tick().sample(
+            _, _, valid, block, entry, columns, pending, word = await ctx.tick().sample(
                 dut.issue.valid, dut.issue.block, dut.issue.entry, dut.issue.column_valid,
-                dut.pending)
+                dut.pending, dut.issue.word)
             if valid:
+                # The registered weight words are the slot's (entry's column + block).
+                for k in range(K):
+                    if columns & (1 << k):
+                        assert word[k] == entry[k].addr + block, (cycle, k)
                 slots.append((cycle, block, [(entry[k].delta, entry[k].addr) for k in range(K)
                                              if columns & (1 << k)]))
             if not pending and cycle >= scan_end:
