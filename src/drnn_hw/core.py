@@ -807,13 +807,17 @@ class DeltaRNNCore(wiring.Component):
 
         # --- output -----------------------------------------------------------------------------
         # (A run-time core: as many beats as the last loaded layer's h takes.)
+        # The holding buffer shifts one window towards the port per beat, so the payload comes
+        # straight from its first E registers (a window multiplexer selected by the beat
+        # counter was in front of the board link's CRC on the ULX3S's critical path). A
+        # commit never meets a beat: it waits for the buffer to be empty.
         wh = WH if not runtime else Array(d.h_windows for d in desc)[n_layers - 1]
         for e in range(E):
-            element = Array(hold[w * E + e] if w * E + e < H else Const(0, act)
-                            for w in range(WH))[out_beat]
-            m.d.comb += self.h.payload.data[e].eq(element)
+            m.d.comb += self.h.payload.data[e].eq(hold[e] if e < H else Const(0, act))
         m.d.comb += [self.h.payload.last.eq(out_beat == wh - 1), self.h.valid.eq(out_full)]
         with m.If(self.h.valid & self.h.ready):
+            m.d.sync += [hold[j].eq(hold[j + E] if j + E < H else Const(0, act))
+                         for j in range(H)]
             with m.If(out_beat == wh - 1):
                 m.d.sync += [out_full.eq(0), out_beat.eq(0)]
             with m.Else():
