@@ -322,6 +322,10 @@ def build(bundle, shape, out_dir, *, freq_mhz: float = DEFAULT_FREQ_MHZ,
         # LUTs of up to 7 inputs, as synth_ecp5's own mapping does (a slice's PFUMX/L6MUX
         # join LUT4s into them): fewer logic levels than a tree of LUT4s (issue #10).
         platform.build(top, name=NAME, build_dir=str(build_dir), do_program=False,
+                       # Registers the core duplicates on purpose, one per group of loads
+                       # spread over the die (names ending in ``_dup``, e.g. the MxV's per-row
+                       # t3 copies): Yosys merges registers of equal input unless kept.
+                       script_after_read="setattr -set keep 1 w:*_dup %a %ci1:+$dff[Q]",
                        synth_opts="-run begin:map_luts",
                        script_after_synth=(
                            "techmap -map +/lattice/latches_map.v\n"

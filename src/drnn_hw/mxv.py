@@ -333,12 +333,9 @@ class MxVChannel(wiring.Component):
             m.d.sync += fill_block.eq(fill_block + 1)
             with m.If(fill_block == NB - 1):
                 m.d.sync += filling.eq(0)
-        # The fill's block at t2 and t3, apart from t2.block / t3.block: the bias tables are
-        # selected by these, so t3.block (the memories' read address) does not also fan out
-        # to P·acc_width bias multiplexers.
+        # The fill's block at t2 (equal to t2.block while t2.fill).
         fill_t2 = Signal(_blocks_shape(NB), name="fill_t2")
-        fill_t3 = Signal(_blocks_shape(NB), name="fill_t3")
-        m.d.sync += [fill_t2.eq(fill_block), fill_t3.eq(fill_t2)]
+        m.d.sync += fill_t2.eq(fill_block)
         m.d.sync += [t2.valid.eq((slot.valid & ~lent.en) | filling),
                      t2.block.eq(Mux(filling, fill_block, slot.block)),
                      t2.is_x.eq(slot.is_x), t2.fill.eq(filling),
@@ -347,6 +344,16 @@ class MxVChannel(wiring.Component):
         # t3: column sums (per memory), registered, and the block read; t4: accumulate, write.
         t4 = Signal(data.StructLayout({"valid": 1, "block": _blocks_shape(NB)}), name="t4")
         m.d.sync += [t4.valid.eq(t3.valid), t4.block.eq(t3.block)]
+        # t3's control once more per row (the fill flag, the block whose flags and biases
+        # the row starts from): the rows sit beside their multipliers, spread over the die's
+        # DSP rows, and one register driving P·acc_width selects across them was the
+        # critical path on the ULX3S (18-19 ns of routing). Copies of one register are
+        # merged by synthesis unless kept: the names end in ``_dup``, which the ECP5 flow
+        # marks ``keep`` (drnn_boards.ulx3s).
+        row_t3 = [Signal(data.StructLayout({"fill": 1, "block": _blocks_shape(NB),
+                                            "fill_block": _blocks_shape(NB)}),
+                         name=f"t3_row{p}_dup") for p in range(P)]
+        m.d.sync += [r.eq(Cat(t2.fill, t2.block, fill_t2)) for r in row_t3]
 
         read = self.ap_read
         if self.split:
@@ -365,16 +372,15 @@ class MxVChannel(wiring.Component):
                 for k in range(K):
                     sel = mask(k)
                     total = total + (prod[k][p] if sel is True else Mux(sel, prod[k][p], 0))
-                m.d.sync += sums[p].eq(Mux(t3.fill, 0, total))
-            self._memory(m, f"m{i}", bias, sums, out, rd=(t3.valid, t3.block, t3.fill),
-                         wr=(t4.valid, t4.block), pre_block=t2.block, fill=(fill_t2, fill_t3),
-                         code=code)
+                m.d.sync += sums[p].eq(Mux(row_t3[p].fill, 0, total))
+            self._memory(m, f"m{i}", bias, sums, out, rd=(t3.valid, t3.block, row_t3),
+                         wr=(t4.valid, t4.block), fill_t2=fill_t2, code=code)
         return m
 
-    def _memory(self, m, name, bias, sums, out, *, rd, wr, pre_block, fill, code):
+    def _memory(self, m, name, bias, sums, out, *, rd, wr, fill_t2, code):
         """One delta memory: the RAM (initialised to the biases), its stale bits and saturation
-        flags, the two reads and the write. ``fill``: the fill's block at t2 and t3 (equal to
-        t2's / t3's block while ``rd_fill``)."""
+        flags, the two reads and the write. ``rd``: t3's valid and block, and the per-row
+        copies of its control; ``fill_t2``: the block a fill reads next."""
         P, NB, fmts = self.P, self.NB, self.fmts
         accw = signed(self.acc_width)
         row = data.ArrayLayout(accw, P)
@@ -391,10 +397,10 @@ class MxVChannel(wiring.Component):
         # needs no bypass of the write, which keeps a mux out of its read-add-write loop.
         acc_rp = mem.read_port(transparent_for=(wp,) if self.bypass else ())  # t3 -> t4
         ap_rp = mem.read_port()                          # the AP's read (after the writes)
-        (_, rd_block, rd_fill), (wr_en, wr_block) = rd, wr
-        fill_t2, fill_t3 = fill
+        (_, rd_block, row_t3), (wr_en, wr_block) = rd, wr
         if code is None:
-            biases = [Array(Const(word[p], accw) for word in words)[fill_t3] for p in range(P)]
+            biases = [Array(Const(word[p], accw) for word in words)[row_t3[p].fill_block]
+                      for p in range(P)]
         else:
             # Writable biases: a RAM beside the delta memory, read one stage ahead (at t2,
             # from the fill's block) so its word arrives with the t3 read.
@@ -443,20 +449,17 @@ class MxVChannel(wiring.Component):
         acc = fmts.acc
         q_over = Signal(P, name=f"{name}_acc_over")
         q_value = Signal(row, name=f"{name}_acc_value")
-        # The flags are selected by a copy of t3's block, so the read address (the RAM's
-        # cells) and the flag multiplexers (beside the t4 adders) each have a register the
-        # placer can put near them (one register fanning out to both was an 18 ns path on the
-        # ULX3S). The copy is stored inverted: synthesis merges registers of equal input.
-        sel_n = Signal(blk, name=f"{name}_flag_block_n")
-        m.d.sync += sel_n.eq(~pre_block)
-        sel = ~sel_n
-        # A write to the block in this cycle (possible only with the bypass) clears it.
-        is_stale = Array(stale)[sel] & ~(wp.en & (wp.addr == rd_block))
-        hi_r, lo_r = Array(sat_hi)[sel], Array(sat_lo)[sel]
+        # Each row selects its flags with its own copy of t3's block (``row_t3``). A write to
+        # the block in this cycle (possible only with the bypass) clears it.
+        written = wp.en & (wp.addr == rd_block)
         for p in range(P):
+            rt = row_t3[p]
+            is_stale = Array(stale)[rt.block] & ~written
+            hi_r = Array(f[p] for f in sat_hi)[rt.block]
+            lo_r = Array(f[p] for f in sat_lo)[rt.block]
             m.d.sync += [
-                q_over[p].eq(rd_fill | (is_stale & (hi_r[p] | lo_r[p]))),
-                q_value[p].eq(Mux(rd_fill, biases[p], Mux(hi_r[p], acc.max, acc.min))),
+                q_over[p].eq(rt.fill | (is_stale & (hi_r | lo_r))),
+                q_value[p].eq(Mux(rt.fill, biases[p], Mux(hi_r, acc.max, acc.min))),
             ]
 
         # t4: accumulate and write.
