@@ -496,6 +496,7 @@ class DeltaRNNCore(wiring.Component):
         out_full = Signal()
         out_beat = Signal(range(max(WH, 2)))
         hold = [Signal(act, name=f"hold{j}") for j in range(H)]
+        beat = [Signal(act, name=f"beat{e}") for e in range(min(E, H))]   # the h payload
         steps = Signal(32)
         cycles_last = Signal(32)
         nnz_dx_last = Signal(16)
@@ -766,6 +767,7 @@ class DeltaRNNCore(wiring.Component):
                 running.eq(0), steps.eq(steps + 1), cycles_last.eq(cycle + 1),
                 out_full.eq(1), out_beat.eq(0),
             ]
+            new_h = []
             if runtime:
                 # The last loaded layer's h; the block the AP writes in this very cycle (its
                 # last, when it has just finished) taken from the AP.
@@ -775,14 +777,16 @@ class DeltaRNNCore(wiring.Component):
                         g = s.block_base + j // P
                         src.append(Mux(ap.h_we & (ap.h_wblock == g) & loaded(s, j),
                                        ap.h_out[j % P], h_state[s.h_base + j]))
-                    m.d.sync += hold[j].eq(src[0] if L == 1 else Array(src)[n_layers - 1])
+                    new_h.append(src[0] if L == 1 else Array(src)[n_layers - 1])
             else:
                 # The last block is written in this very cycle when the AP has just finished.
                 last = lm[-1].h_base + (lm[-1].blocks - 1) * P - out_base
-                m.d.sync += [hold[j].eq(h_state[out_base + j]) for j in range(last)]
-                m.d.sync += [hold[j].eq(Mux(ap.done, ap.h_out[j - last],
-                                            h_state[out_base + j]))
-                             for j in range(last, H)]
+                new_h = [h_state[out_base + j] if j < last else
+                         Mux(ap.done, ap.h_out[j - last], h_state[out_base + j])
+                         for j in range(H)]
+            m.d.sync += [hold[j].eq(new_h[j]) for j in range(H)]
+            # The first beat straight into the output register (see "output" below).
+            m.d.sync += [beat[e].eq(new_h[e]) for e in range(min(E, H))]
         with m.If(apply_reset):
             m.d.sync += [reset_pending.eq(0), reset_busy.eq(1),
                          reset_left.eq(fill - 1)]
@@ -807,17 +811,20 @@ class DeltaRNNCore(wiring.Component):
 
         # --- output -----------------------------------------------------------------------------
         # (A run-time core: as many beats as the last loaded layer's h takes.)
-        # The holding buffer shifts one window towards the port per beat, so the payload comes
-        # straight from its first E registers (a window multiplexer selected by the beat
-        # counter was in front of the board link's CRC on the ULX3S's critical path). A
-        # commit never meets a beat: it waits for the buffer to be empty.
+        # The payload comes from a register of one beat, loaded with window 0 at the commit
+        # and with the next window as a beat leaves: the window multiplexer (selected by the
+        # beat counter) sits before it, not between it and the consumer (on the ULX3S it was
+        # in front of the board link's CRC, a critical path), and the consumer's ready
+        # enables these E registers only, not the whole holding buffer. A commit never meets
+        # a beat: it waits for the buffer to be empty.
         wh = WH if not runtime else Array(d.h_windows for d in desc)[n_layers - 1]
-        for e in range(E):
-            m.d.comb += self.h.payload.data[e].eq(hold[e] if e < H else Const(0, act))
+        m.d.comb += [self.h.payload.data[e].eq(beat[e]) for e in range(min(E, H))]
         m.d.comb += [self.h.payload.last.eq(out_beat == wh - 1), self.h.valid.eq(out_full)]
         with m.If(self.h.valid & self.h.ready):
-            m.d.sync += [hold[j].eq(hold[j + E] if j + E < H else Const(0, act))
-                         for j in range(H)]
+            for e in range(min(E, H)):
+                window = Array(hold[w * E + e] if w * E + e < H else Const(0, act)
+                               for w in range(WH))
+                m.d.sync += beat[e].eq(window[out_beat + 1])
             with m.If(out_beat == wh - 1):
                 m.d.sync += [out_full.eq(0), out_beat.eq(0)]
             with m.Else():
