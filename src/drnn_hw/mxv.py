@@ -342,8 +342,6 @@ class MxVChannel(wiring.Component):
                      t3.eq(t2)]
 
         # t3: column sums (per memory), registered, and the block read; t4: accumulate, write.
-        t4 = Signal(data.StructLayout({"valid": 1, "block": _blocks_shape(NB)}), name="t4")
-        m.d.sync += [t4.valid.eq(t3.valid), t4.block.eq(t3.block)]
         # t3's control once more per row (the fill flag, the block whose flags and biases
         # the row starts from): the rows sit beside their multipliers, spread over the die's
         # DSP rows, and one register driving P·acc_width selects across them was the
@@ -351,9 +349,13 @@ class MxVChannel(wiring.Component):
         # merged by synthesis unless kept: the names end in ``_dup``, which the ECP5 flow
         # marks ``keep`` (drnn_boards.ulx3s).
         row_t3 = [Signal(data.StructLayout({"fill": 1, "block": _blocks_shape(NB),
-                                            "fill_block": _blocks_shape(NB)}),
+                                            "fill_block": _blocks_shape(NB), "valid": 1}),
                          name=f"t3_row{p}_dup") for p in range(P)]
-        m.d.sync += [r.eq(Cat(t2.fill, t2.block, fill_t2)) for r in row_t3]
+        m.d.sync += [r.eq(Cat(t2.fill, t2.block, fill_t2, t2.valid)) for r in row_t3]
+        # And t4's (the row memory's write), one per row from the row's t3 copy.
+        row_t4 = [Signal(data.StructLayout({"valid": 1, "block": _blocks_shape(NB)}),
+                         name=f"t4_row{p}_dup") for p in range(P)]
+        m.d.sync += [r.eq(Cat(rt.valid, rt.block)) for r, rt in zip(row_t4, row_t3)]
 
         read = self.ap_read
         if self.split:
@@ -373,14 +375,19 @@ class MxVChannel(wiring.Component):
                     sel = mask(k)
                     total = total + (prod[k][p] if sel is True else Mux(sel, prod[k][p], 0))
                 m.d.sync += sums[p].eq(Mux(row_t3[p].fill, 0, total))
-            self._memory(m, f"m{i}", bias, sums, out, rd=(t3.valid, t3.block, row_t3),
-                         wr=(t4.valid, t4.block), fill_t2=fill_t2, code=code)
+            self._memory(m, f"m{i}", bias, sums, out, rd=row_t3, wr=row_t4, fill_t2=fill_t2,
+                         code=code)
         return m
 
     def _memory(self, m, name, bias, sums, out, *, rd, wr, fill_t2, code):
         """One delta memory: the RAM (initialised to the biases), its stale bits and saturation
-        flags, the two reads and the write. ``rd``: t3's valid and block, and the per-row
-        copies of its control; ``fill_t2``: the block a fill reads next."""
+        flags, the two reads and the write. ``rd``, ``wr``: the per-row copies of t3's and
+        t4's control; ``fill_t2``: the block a fill reads next.
+
+        The RAM is one ``lib.memory`` per row (P of them, one ``acc_width`` word per block),
+        each addressed by its row's copies of t3 and t4: synthesis splits a wide memory
+        into LUT-RAM cells anyway, and one address register for all of them is a net across
+        the die's DSP rows."""
         P, NB, fmts = self.P, self.NB, self.fmts
         accw = signed(self.acc_width)
         row = data.ArrayLayout(accw, P)
@@ -389,15 +396,19 @@ class MxVChannel(wiring.Component):
         where = [(s, b) for s in self.map for b in range(s.blocks)]
         words = [[bias[s.h_base + b * P + p] if b * P + p < s.hidden else 0 for p in range(P)]
                  for s, b in where]
-        mem = memory.Memory(shape=row, depth=max(NB, 2), init=words)
-        m.submodules[name] = mem
-        wp = mem.write_port()
-        # Two slots meet on a block in consecutive cycles (the second's read in the cycle of
-        # the first's write) only in a layer of one block; otherwise the accumulation's read
-        # needs no bypass of the write, which keeps a mux out of its read-add-write loop.
-        acc_rp = mem.read_port(transparent_for=(wp,) if self.bypass else ())  # t3 -> t4
-        ap_rp = mem.read_port()                          # the AP's read (after the writes)
-        (_, rd_block, row_t3), (wr_en, wr_block) = rd, wr
+        wps, acc_rps, ap_rps = [], [], []
+        for p in range(P):
+            mem = memory.Memory(shape=accw, depth=max(NB, 2), init=[w[p] for w in words])
+            m.submodules[f"{name}_row{p}"] = mem
+            wp = mem.write_port()
+            # Two slots meet on a block in consecutive cycles (the second's read in the cycle
+            # of the first's write) only in a layer of one block; otherwise the accumulation's
+            # read needs no bypass of the write, which keeps a mux out of its read-add-write
+            # loop.
+            wps.append(wp)
+            acc_rps.append(mem.read_port(transparent_for=(wp,) if self.bypass else ()))
+            ap_rps.append(mem.read_port())               # the AP's read (after the writes)
+        row_t3, row_t4 = rd, wr
         if code is None:
             biases = [Array(Const(word[p], accw) for word in words)[row_t3[p].fill_block]
                       for p in range(P)]
@@ -413,15 +424,18 @@ class MxVChannel(wiring.Component):
                          b_wp.data.eq(self.load.data), b_rp.addr.eq(fill_t2)]
             biases = [b_rp.data[p] for p in range(P)]
 
-        stale = [Signal(name=f"{name}_stale{b}") for b in range(NB)]
+        # Per row (so each row's logic reads its own bits; the AP's read sets a block's in
+        # every row, the row's own write clears it).
+        stale = [[Signal(name=f"{name}_stale{p}_{b}") for b in range(NB)] for p in range(P)]
         # Per row of a stale block: its value lay above (high) or below (low) the accumulator
         # format when the AP read it, so the spec's saturation makes it the format's max / min.
         sat_hi = [Signal(P, name=f"{name}_sat_hi{b}") for b in range(NB)]
         sat_lo = [Signal(P, name=f"{name}_sat_lo{b}") for b in range(NB)]
 
         # The AP's read.
-        m.d.comb += [ap_rp.addr.eq(self.ap_read.block), ap_rp.en.eq(self.ap_read.en)]
-        m.d.comb += [out[p].eq(ap_rp.data[p]) for p in range(P)]
+        for p, ap_rp in enumerate(ap_rps):
+            m.d.comb += [ap_rp.addr.eq(self.ap_read.block), ap_rp.en.eq(self.ap_read.en),
+                         out[p].eq(ap_rp.data)]
         # The AP's read ends the step for the block: the next accumulation starts from the
         # saturation of what it read. Which rows saturate, and which way, is worked out here
         # (one cycle after the read, as the rows arrive), not in the accumulation's loop.
@@ -445,30 +459,28 @@ class MxVChannel(wiring.Component):
         # them only when the slot was valid (t4.valid is t3.valid a cycle later). An enable
         # from rd_en would be a clock enable on every t3 register and read-data register of
         # the P rows: one net across the channel (28 ns of routing on the ULX3S at P = 24).
-        m.d.comb += acc_rp.addr.eq(rd_block)
         acc = fmts.acc
         q_over = Signal(P, name=f"{name}_acc_over")
         q_value = Signal(row, name=f"{name}_acc_value")
-        # Each row selects its flags with its own copy of t3's block (``row_t3``). A write to
-        # the block in this cycle (possible only with the bypass) clears it.
-        written = wp.en & (wp.addr == rd_block)
         for p in range(P):
-            rt = row_t3[p]
-            is_stale = Array(stale)[rt.block] & ~written
+            # Each row reads, selects its flags and writes with its own copies of t3's and
+            # t4's control (``row_t3``, ``row_t4``). A write to the block in this cycle
+            # (possible only with the bypass) clears its stale bit.
+            rt, wt = row_t3[p], row_t4[p]
+            m.d.comb += acc_rps[p].addr.eq(rt.block)
+            written = wt.valid & (wt.block == rt.block)
+            is_stale = Array(stale[p])[rt.block] & ~written
             hi_r = Array(f[p] for f in sat_hi)[rt.block]
             lo_r = Array(f[p] for f in sat_lo)[rt.block]
             m.d.sync += [
                 q_over[p].eq(rt.fill | (is_stale & (hi_r | lo_r))),
                 q_value[p].eq(Mux(rt.fill, biases[p], Mux(hi_r, acc.max, acc.min))),
             ]
-
-        # t4: accumulate and write.
-        m.d.comb += [wp.en.eq(wr_en), wp.addr.eq(wr_block)]
-        for p in range(P):
-            m.d.comb += wp.data[p].eq(Mux(q_over[p], q_value[p], acc_rp.data[p]) + sums[p])
-
-        for b in range(NB):
-            with m.If(wp.en & (wp.addr == b)):
-                m.d.sync += stale[b].eq(0)
-            with m.If(self.ap_read.en & (self.ap_read.block == b)):
-                m.d.sync += stale[b].eq(1)
+            # t4: accumulate and write.
+            m.d.comb += [wps[p].en.eq(wt.valid), wps[p].addr.eq(wt.block),
+                         wps[p].data.eq(Mux(q_over[p], q_value[p], acc_rps[p].data) + sums[p])]
+            for b in range(NB):
+                with m.If(wt.valid & (wt.block == b)):
+                    m.d.sync += stale[p][b].eq(0)
+                with m.If(self.ap_read.en & (self.ap_read.block == b)):
+                    m.d.sync += stale[p][b].eq(1)
