@@ -13,7 +13,8 @@ Stacked layers: layer l's words form its region, from ``weight_base`` of
 encoder's addresses already carry the region's base.
 
 The read is synchronous, so the bank registers the slot's deltas alongside it (one struct
-register) and hands each MxV channel the slot with its weights one cycle after the issue.
+register per channel) and hands each MxV channel the slot with its weights one cycle after the
+issue.
 """
 
 from __future__ import annotations
@@ -285,18 +286,23 @@ class WeightBank(wiring.Component):
         fmts = self.bundle.formats
 
         # The slot, registered while its weights are read (the delta of an empty column or of
-        # a cycle without a slot is 0, so those products add nothing).
-        slot = Signal(data.StructLayout({
+        # a cycle without a slot is 0, so those products add nothing). One register per
+        # channel: each drives its channel's P·K multipliers, and one register for all of
+        # them was a single net across the die's DSP rows (17 ns on the ULX3S). Copies are
+        # merged by synthesis unless kept: the names end in ``_dup`` (see drnn_boards.ulx3s).
+        slot_layout = data.StructLayout({
             "valid": 1, "block": self.issue.block.shape(),
             "delta": data.ArrayLayout(signed(fmts.act_bits + 1), K), "is_x": K,
-        }), name="slot")
-        m.d.sync += [slot.valid.eq(issue.valid), slot.block.eq(issue.block)]
-        for k in range(K):
-            m.d.sync += [
-                slot.delta[k].eq(Mux(issue.valid & issue.column_valid[k], issue.entry[k].delta,
-                                     0)),
-                slot.is_x[k].eq(issue.entry[k].is_x),
-            ]
+        })
+        slots = [Signal(slot_layout, name=f"slot_{name}_dup") for name in self.channels]
+        for slot in slots:
+            m.d.sync += [slot.valid.eq(issue.valid), slot.block.eq(issue.block)]
+            for k in range(K):
+                m.d.sync += [
+                    slot.delta[k].eq(Mux(issue.valid & issue.column_valid[k],
+                                         issue.entry[k].delta, 0)),
+                    slot.is_x[k].eq(issue.entry[k].is_x),
+                ]
 
         if self.kept is not None:
             pair = fmts.w_bits + self.index_bits
@@ -306,7 +312,7 @@ class WeightBank(wiring.Component):
         else:
             width = self.P * fmts.w_bits
             words_all = bank_words(self.bundle, self.P, self.layout)
-        for c, (name, words) in enumerate(zip(self.channels, words_all)):
+        for c, (name, words, slot) in enumerate(zip(self.channels, words_all, slots)):
             mem = memory.Memory(shape=unsigned(width), depth=self.depth, init=words)
             m.submodules[f"bank_{name}"] = mem
             out = getattr(self, f"slot_{name}")
