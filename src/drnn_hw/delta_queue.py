@@ -244,7 +244,6 @@ class DeltaQueue(wiring.Component):
                 m.d.comb += [busy_n.eq(1), block_n.eq(issue.block + 1)]
         with m.If(self.clear):
             m.d.comb += [group_n.eq(0), busy_n.eq(0), block_n.eq(0)]
-        with m.If(self.clear):
             m.d.sync += [full.eq(0), phase.eq(0)]
         m.d.sync += [group.eq(group_n), busy.eq(busy_n), block.eq(block_n)]
 

@@ -14,9 +14,11 @@ Pipeline, one stage per cycle so each holds at most one carry chain or one multi
 
 Channel n keeps two memories: products of x columns go to M_nx, of h columns to M_nh.
 
-The delta memories are ``lib.memory`` RAMs of NB words (one word = the P rows of a block),
-initialised to the biases, so they map to block or distributed RAM instead of H·acc_bits
-flip-flops behind block muxes. ``load_bias`` (RESET_STATE) writes the biases back, one block
+The delta memories are ``lib.memory`` RAMs of NB words, one per row (word b = row p of block
+b), initialised to the biases, so they map to distributed RAM instead of H·acc_bits flip-flops
+behind block muxes. Each row's RAM and flags take their read and write addresses from the
+row's own copies of the t3/t4 control registers: the rows sit beside their multipliers, spread
+over the die's DSP rows, and one register for all of them is a net across the chip. ``load_bias`` (RESET_STATE) writes the biases back, one block
 per cycle through the accumulation's own stages (:attr:`MxVChannel.bias_load_cycles`). The
 spec's end-of-step saturation costs nothing: when the AP has read a block the step is over for
 it (*stale*, one bit per block). The AP itself needs no saturated copy: narrowing a wider value
