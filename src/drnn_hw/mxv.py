@@ -325,7 +325,6 @@ class MxVChannel(wiring.Component):
         stage = data.StructLayout({"valid": 1, "block": _blocks_shape(NB), "is_x": K,
                                    "fill": 1})
         t2 = Signal(stage, name="t2")
-        t3 = Signal(stage, name="t3")
         # A fill also runs after the domain's reset (the RAM keeps its contents through it).
         filling = Signal(init=1)
         fill_block = Signal(_blocks_shape(NB))
@@ -340,20 +339,20 @@ class MxVChannel(wiring.Component):
         m.d.sync += fill_t2.eq(fill_block)
         m.d.sync += [t2.valid.eq((slot.valid & ~lent.en) | filling),
                      t2.block.eq(Mux(filling, fill_block, slot.block)),
-                     t2.is_x.eq(slot.is_x), t2.fill.eq(filling),
-                     t3.eq(t2)]
+                     t2.is_x.eq(slot.is_x), t2.fill.eq(filling)]
 
         # t3: column sums (per memory), registered, and the block read; t4: accumulate, write.
-        # t3's control once more per row (the fill flag, the block whose flags and biases
-        # the row starts from): the rows sit beside their multipliers, spread over the die's
-        # DSP rows, and one register driving P·acc_width selects across them was the
-        # critical path on the ULX3S (18-19 ns of routing). Copies of one register are
-        # merged by synthesis unless kept: the names end in ``_dup``, which the ECP5 flow
-        # marks ``keep`` (drnn_boards.ulx3s).
+        # t3's control exists once per row (valid, the fill flag, the block whose flags and
+        # biases the row starts from, which memory of channel n each product goes to): the
+        # rows sit beside their multipliers, spread over the die's DSP rows, and one register
+        # driving P·acc_width selects across them was the critical path on the ULX3S (18-25
+        # ns of routing). Copies of one register are merged by synthesis unless kept: the
+        # names end in ``_dup``, which the ECP5 flow marks ``keep`` (drnn_boards.ulx3s).
         row_t3 = [Signal(data.StructLayout({"fill": 1, "block": _blocks_shape(NB),
-                                            "fill_block": _blocks_shape(NB), "valid": 1}),
+                                            "fill_block": _blocks_shape(NB), "valid": 1,
+                                            "is_x": K}),
                          name=f"t3_row{p}_dup") for p in range(P)]
-        m.d.sync += [r.eq(Cat(t2.fill, t2.block, fill_t2, t2.valid)) for r in row_t3]
+        m.d.sync += [r.eq(Cat(t2.fill, t2.block, fill_t2, t2.valid, t2.is_x)) for r in row_t3]
         # And t4's (the row memory's write), one per row from the row's t3 copy.
         row_t4 = [Signal(data.StructLayout({"valid": 1, "block": _blocks_shape(NB)}),
                          name=f"t4_row{p}_dup") for p in range(P)]
@@ -361,10 +360,11 @@ class MxVChannel(wiring.Component):
 
         read = self.ap_read
         if self.split:
-            masks = [lambda k: t3.is_x[k], lambda k: ~t3.is_x[k]]
+            # (Per row: which memory each product goes to, from the row's copy of t3.)
+            masks = [lambda k, p: row_t3[p].is_x[k], lambda k, p: ~row_t3[p].is_x[k]]
             biases, outs = [self.bias, self.bias_h], [read.m, read.m_h]
         else:
-            masks, biases, outs = [lambda k: True], [self.bias], [read.m]
+            masks, biases, outs = [lambda k, p: True], [self.bias], [read.m]
 
         for i, (mask, bias, out) in enumerate(zip(masks, biases, outs)):
             code = None if self.load_codes is None else self.load_codes[i]
@@ -374,7 +374,7 @@ class MxVChannel(wiring.Component):
             for p in range(P):
                 total = 0
                 for k in range(K):
-                    sel = mask(k)
+                    sel = mask(k, p)
                     total = total + (prod[k][p] if sel is True else Mux(sel, prod[k][p], 0))
                 m.d.sync += sums[p].eq(Mux(row_t3[p].fill, 0, total))
             self._memory(m, f"m{i}", bias, sums, out, rd=row_t3, wr=row_t4, fill_t2=fill_t2,
