@@ -227,6 +227,13 @@ class DeltaEncoder(wiring.Component):
         a_in_x = Signal(init=1)            # fetching x windows (else h windows)
         xw = Signal(range(max(len(x_windows), 2)))     # global x / h window index
         hw = Signal(range(max(len(h_windows), 2)))
+        # Each element e of stage F reads the window through its own copy of the counters and
+        # the x/h flag (registers named ``*_dup``, which the ULX3S flow keeps unmerged): one
+        # counter bit selected E·act_bits·windows mux inputs spread over the die, the critical
+        # path of the P = 8, stacked and random-model ULX3S builds.
+        counters = [(xw, hw, a_in_x)] + [
+            (Signal.like(xw, name=f"xw{e}_dup"), Signal.like(hw, name=f"hw{e}_dup"),
+             Signal(init=1, name=f"in_x{e}_dup")) for e in range(E)]
         a_base = Signal(addr)              # weight address of the window's element 0
         a_valid = Signal()
         m.d.comb += a_valid.eq(self.start | a_run)
@@ -272,23 +279,23 @@ class DeltaEncoder(wiring.Component):
         # critical path ran from f.in_x through that select).
         f = Signal(data.StructLayout({**window, "ok": E, "ne": E, "theta": dlt,
                                       "theta_neg": dlt}), name="f")
-        for e in range(E):
-            h_cur = Array(h_element(self.h, g, e) for g in range(len(h_windows)))[hw]
-            x_r = Array(x_element(x_ref, g, e) for g in range(len(x_windows)))[xw]
-            h_r = Array(h_element(h_ref, g, e) for g in range(len(h_windows)))[hw]
-            x_ok = Array(Const(w * E + e) < self.desc[l].inputs for l, w in x_windows)[xw]
-            h_ok = Array(Const(w * E + e) < self.desc[l].hidden for l, w in h_windows)[hw]
+        for e, (xw_e, hw_e, in_x_e) in enumerate(counters[1:]):
+            h_cur = Array(h_element(self.h, g, e) for g in range(len(h_windows)))[hw_e]
+            x_r = Array(x_element(x_ref, g, e) for g in range(len(x_windows)))[xw_e]
+            h_r = Array(h_element(h_ref, g, e) for g in range(len(h_windows)))[hw_e]
+            x_ok = Array(Const(w * E + e) < self.desc[l].inputs for l, w in x_windows)[xw_e]
+            h_ok = Array(Const(w * E + e) < self.desc[l].hidden for l, w in h_windows)[hw_e]
             x_cur = self.x_data[e]
             if L > 1:
                 x_cur = Mux(self.layer == 0, x_cur,
-                            Array(x_from_h(g, e) for g in range(len(x_windows)))[xw])
+                            Array(x_from_h(g, e) for g in range(len(x_windows)))[xw_e])
             cur = Signal(act, name=f"cur{e}")
             ref = Signal(act, name=f"ref{e}")
-            m.d.comb += [cur.eq(Mux(a_in_x, x_cur, h_cur)), ref.eq(Mux(a_in_x, x_r, h_r))]
+            m.d.comb += [cur.eq(Mux(in_x_e, x_cur, h_cur)), ref.eq(Mux(in_x_e, x_r, h_r))]
             with m.If(fetch):
                 m.d.sync += [
                     f.cur[e].eq(cur), f.delta[e].eq(cur - ref), f.ne[e].eq(cur != ref),
-                    f.ok[e].eq(Mux(a_in_x, x_ok, h_ok)),
+                    f.ok[e].eq(Mux(in_x_e, x_ok, h_ok)),
                     f.addr[e].eq(a_base + times_const(blocks, e)),
                 ]
 
@@ -375,21 +382,33 @@ class DeltaEncoder(wiring.Component):
         with m.If(fetch):
             with m.If(a_in_x):
                 with m.If(xw == x_last):
-                    m.d.sync += [a_in_x.eq(0),
-                                 a_base.eq(field("h_column"))]
+                    m.d.sync += a_base.eq(field("h_column"))
                 with m.Else():
-                    m.d.sync += [xw.eq(xw + 1), a_base.eq(a_base + step)]
+                    m.d.sync += a_base.eq(a_base + step)
             with m.Else():
                 with m.If(hw == h_last):
-                    m.d.sync += [a_in_x.eq(1), a_run.eq(0)]
+                    m.d.sync += a_run.eq(0)
                 with m.Else():
-                    m.d.sync += [hw.eq(hw + 1), a_base.eq(a_base + step)]
+                    m.d.sync += a_base.eq(a_base + step)
         with m.If(~a_valid):
-            # Between passes the counters point at the first windows of the layer on
-            # ``layer`` (which is why it must be valid the cycle before ``start``).
-            m.d.sync += [xw.eq(per_layer([s.x_window_base for s in lm])),
-                         hw.eq(per_layer([s.h_window_base for s in lm])),
-                         a_base.eq(per_layer([s.column_base for s in lm]))]
+            m.d.sync += a_base.eq(per_layer([s.column_base for s in lm]))
+        for xw_c, hw_c, in_x_c in counters:
+            with m.If(fetch):
+                with m.If(in_x_c):
+                    with m.If(xw_c == x_last):
+                        m.d.sync += in_x_c.eq(0)
+                    with m.Else():
+                        m.d.sync += xw_c.eq(xw_c + 1)
+                with m.Else():
+                    with m.If(hw_c == h_last):
+                        m.d.sync += in_x_c.eq(1)
+                    with m.Else():
+                        m.d.sync += hw_c.eq(hw_c + 1)
+            with m.If(~a_valid):
+                # Between passes the counters point at the first windows of the layer on
+                # ``layer`` (which is why it must be valid the cycle before ``start``).
+                m.d.sync += [xw_c.eq(per_layer([s.x_window_base for s in lm])),
+                             hw_c.eq(per_layer([s.h_window_base for s in lm]))]
 
         def store_kept(window, windows, element_index):
             # At the end of a window, the reference of every kept element takes its new value.
