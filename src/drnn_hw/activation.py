@@ -48,7 +48,7 @@ from .mxv import (AP_MUL_LATENCY, AP_READ_LATENCY, DeltaReadSignature, ap_operan
 from .layer_map import LayerDescriptor
 from .numerics import Formats
 
-__all__ = ["ActivationPipeline", "AP_STAGES", "AP_ISSUE"]
+__all__ = ["ActivationPipeline", "AP_STAGES", "AP_ISSUE", "block_issue", "drive_reads"]
 
 #: When each stage happens, in cycles after the block's issue (see the module docstring).
 _C_M = AP_READ_LATENCY                 # memories' rows arrive, σ ROM addresses
@@ -60,6 +60,34 @@ _C_H = _C_N + AP_MUL_LATENCY           # z·(h − n) arrives, h written
 AP_STAGES = _C_H
 #: Cycles from ``start`` to the first block's issue (c0 is a register).
 AP_ISSUE = 1
+
+
+def block_issue(m: Module, start, first, last, blk, name: str):
+    """The registers of an AP pass's block issue: ``valid`` from the cycle after ``start``
+    until ``block`` has been ``last``; ``block`` counts up from ``first``, one per cycle.
+
+    Returns ``(valid, block)`` (signals named ``{name}_valid``, ``{name}_block``)."""
+    valid = Signal(name=f"{name}_valid")
+    block = Signal(blk, name=f"{name}_block")
+    with m.If(start):
+        m.d.sync += [valid.eq(1), block.eq(first)]
+    with m.Elif(valid):
+        with m.If(block == last):
+            m.d.sync += valid.eq(0)
+        with m.Else():
+            m.d.sync += block.eq(block + 1)
+    return valid, block
+
+
+def drive_reads(m: Module, reads: dict, rows: int, start, first, last, blk):
+    """Drive every row of every :class:`~drnn_hw.mxv.DeltaReadSignature` port in ``reads``
+    (name → port) from its own copy of :func:`block_issue`'s registers (named ``*_dup``, which
+    the ULX3S flow keeps unmerged): the copies equal the AP's own issue in every cycle, and
+    each drives the read address of one row of one channel, not of every row of the die."""
+    for name, read in reads.items():
+        for p in range(rows):
+            valid, block = block_issue(m, start, first, last, blk, f"read_{name}{p}_dup")
+            m.d.comb += [read.en[p].eq(valid), read.block[p].eq(block)]
 
 
 class ActivationPipeline(wiring.Component):
@@ -87,9 +115,9 @@ class ActivationPipeline(wiring.Component):
         Issue block 0 in the next cycle, then blocks 1..NB-1 on the following cycles.
     read_r, read_z : Out(DeltaReadSignature(P, acc_width, NB))
     read_n : Out(DeltaReadSignature(P, acc_width, NB, split=True))
-        Block reads of M_r, M_z and M_nx / M_nh (all three read the same block in the same
-        cycle); the rows arrive ``AP_READ_LATENCY`` cycles later (acc_bits + guard bits, not
-        saturated).
+        Block reads of M_r, M_z and M_nx / M_nh (all three, every row, read the same block in
+        the same cycle); the rows arrive ``AP_READ_LATENCY`` cycles later (acc_bits + guard
+        bits, not saturated).
     h_block : Out(range(max(NB, 2)));  h_in : In(ArrayLayout(signed(act_bits), P))
         The block of the current hidden state the AP reads this cycle (``h_in``, read
         combinationally, registered here for the next stage); it must not change before the
@@ -168,8 +196,6 @@ class ActivationPipeline(wiring.Component):
         # Stage c0 (the block read) and its copies in stages c1..c7: valid bit, block number.
         stage = data.StructLayout({"valid": 1, "block": blk})
         c = [Signal(stage, name=f"c{i}") for i in range(AP_STAGES + 1)]
-        issuing = Signal()
-        count = Signal(blk)
         # The layout's first block of the layer, the descriptor's block count.
         if len(self.first) == 1:
             first = self.first[0]
@@ -178,18 +204,12 @@ class ActivationPipeline(wiring.Component):
             first = Array(Const(v) for v in self.first)[self.layer]
             last = Array(self.desc[l].blocks + (f - 1)
                          for l, f in enumerate(self.first))[self.layer]
-        # c0 comes from registers only: the read address fans out to every row of the delta
-        # memories' AP copies, and ``start`` is the end of a long decision in the core.
+        # c0 comes from registers only (``start`` is the end of a long decision in the core),
+        # and so do the reads, from per-row copies of them.
+        issuing, count = block_issue(m, self.start, first, last, blk, "issue")
         m.d.comb += [c[0].valid.eq(issuing), c[0].block.eq(count)]
-        for read in (self.read_r, self.read_z, self.read_n):
-            m.d.comb += [read.en.eq(c[0].valid), read.block.eq(c[0].block)]
-        with m.If(self.start):
-            m.d.sync += [issuing.eq(1), count.eq(first)]
-        with m.Elif(issuing):
-            with m.If(count == last):
-                m.d.sync += issuing.eq(0)
-            with m.Else():
-                m.d.sync += count.eq(count + 1)
+        drive_reads(m, {"r": self.read_r, "z": self.read_z, "n": self.read_n}, P, self.start,
+                    first, last, blk)
         m.d.sync += [c[i].eq(c[i - 1]) for i in range(1, AP_STAGES + 1)]
 
         m_r, m_z, m_nx, m_nh = self.read_r.m, self.read_z.m, self.read_n.m, self.read_n.m_h

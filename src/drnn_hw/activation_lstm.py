@@ -61,7 +61,7 @@ from amaranth.hdl import Array, Const, Module, Mux, Signal, signed
 from amaranth.lib import data, memory, wiring
 from amaranth.lib.wiring import In, Out
 
-from .activation import AP_ISSUE
+from .activation import AP_ISSUE, block_issue, drive_reads
 from .hdl_arith import (check_positive, refuse, round_saturate, round_shift, saturate,
                         saturated_lut_index)
 from .multiplier import MultiplierBankSignature
@@ -201,8 +201,6 @@ class LSTMActivationPipeline(wiring.Component):
         # Stage c0 (the block read) and its copies in stages c1..c8: valid bit, block number.
         stage = data.StructLayout({"valid": 1, "block": blk})
         c = [Signal(stage, name=f"c{i}") for i in range(LSTM_AP_STAGES + 1)]
-        issuing = Signal()
-        count = Signal(blk)
         # The layout's first block of the layer, the descriptor's block count.
         if len(self.first) == 1:
             first = self.first[0]
@@ -211,18 +209,12 @@ class LSTMActivationPipeline(wiring.Component):
             first = Array(Const(v) for v in self.first)[self.layer]
             last = Array(self.desc[l].blocks + (f - 1)
                          for l, f in enumerate(self.first))[self.layer]
-        # c0 comes from registers only (as the GRU AP's: the address fans out to every row).
+        # c0 and the reads come from registers only, the reads from per-row copies (as the
+        # GRU AP's).
+        issuing, count = block_issue(m, self.start, first, last, blk, "issue")
         m.d.comb += [c[0].valid.eq(issuing), c[0].block.eq(count)]
         reads = {g: getattr(self, f"read_{g}") for g in GATES}
-        for rd in reads.values():
-            m.d.comb += [rd.en.eq(c[0].valid), rd.block.eq(c[0].block)]
-        with m.If(self.start):
-            m.d.sync += [issuing.eq(1), count.eq(first)]
-        with m.Elif(issuing):
-            with m.If(count == last):
-                m.d.sync += issuing.eq(0)
-            with m.Else():
-                m.d.sync += count.eq(count + 1)
+        drive_reads(m, reads, P, self.start, first, last, blk)
         m.d.sync += [c[i].eq(c[i - 1]) for i in range(1, LSTM_AP_STAGES + 1)]
 
         mul_i, mul_f, mul_o = self.mul_i, self.mul_f, self.mul_o

@@ -143,9 +143,12 @@ class DeltaReadSignature(wiring.Signature):
 
     Members
     -------
-    en : Out(1)
-        Read block ``block`` this cycle (ends the step for it: see :class:`MxVChannel`).
-    block : Out(range(max(blocks, 2)))
+    en : Out(rows)
+        Bit p: row p reads block ``block[p]`` this cycle (ends the step for it: see
+        :class:`MxVChannel`). Every row reads the same block in the same cycle; the bits and
+        blocks are per row only so that each row's memories have their own driver (one
+        register for all rows was one net across the die at P = 24 on the ULX3S).
+    block : Out(ArrayLayout(range(max(blocks, 2)), rows))
     m : In(ArrayLayout(signed(acc_width), rows))
         The rows of the block read :data:`AP_READ_LATENCY` cycles earlier: M_r, M_z or M_nx
         (``acc_bits`` plus guard bits, exact, not saturated).
@@ -160,7 +163,8 @@ class DeltaReadSignature(wiring.Signature):
         check_positive(self, **params)
         self.params = {**params, "split": bool(split)}
         row = data.ArrayLayout(signed(acc_width), rows)
-        members = {"en": Out(1), "block": Out(_blocks_shape(blocks)), "m": In(row)}
+        members = {"en": Out(rows), "block": Out(data.ArrayLayout(_blocks_shape(blocks), rows)),
+                   "m": In(row)}
         if split:
             members["m_h"] = In(row)
         super().__init__(members)
@@ -435,23 +439,25 @@ class MxVChannel(wiring.Component):
         sat_lo = [Signal(P, name=f"{name}_sat_lo{b}") for b in range(NB)]
 
         # The AP's read.
+        read = self.ap_read
         for p, ap_rp in enumerate(ap_rps):
-            m.d.comb += [ap_rp.addr.eq(self.ap_read.block), ap_rp.en.eq(self.ap_read.en),
+            m.d.comb += [ap_rp.addr.eq(read.block[p]), ap_rp.en.eq(read.en[p]),
                          out[p].eq(ap_rp.data)]
         # The AP's read ends the step for the block: the next accumulation starts from the
         # saturation of what it read. Which rows saturate, and which way, is worked out here
-        # (one cycle after the read, as the rows arrive), not in the accumulation's loop.
-        ap_block = Signal(blk, name=f"{name}_ap_block")
-        ap_seen = Signal(name=f"{name}_ap_seen")
-        m.d.sync += [ap_seen.eq(self.ap_read.en), ap_block.eq(self.ap_read.block)]
-        top = [out[p][fmts.acc_bits - 1:] for p in range(P)]
-        hi = Cat(~top[p][-1] & top[p].any() for p in range(P))
-        lo = Cat(top[p][-1] & ~top[p].all() for p in range(P))
-        with m.If(ap_seen):
-            with m.Switch(ap_block):
-                for b in range(NB):
-                    with m.Case(b):
-                        m.d.sync += [sat_hi[b].eq(hi), sat_lo[b].eq(lo)]
+        # (one cycle after the read, as the rows arrive), not in the accumulation's loop;
+        # per row, from the row's own read.
+        for p in range(P):
+            ap_block = Signal(blk, name=f"{name}_ap_block{p}")
+            ap_seen = Signal(name=f"{name}_ap_seen{p}")
+            m.d.sync += [ap_seen.eq(read.en[p]), ap_block.eq(read.block[p])]
+            top = out[p][fmts.acc_bits - 1:]
+            with m.If(ap_seen):
+                with m.Switch(ap_block):
+                    for b in range(NB):
+                        with m.Case(b):
+                            m.d.sync += [sat_hi[b][p].eq(~top[-1] & top.any()),
+                                         sat_lo[b][p].eq(top[-1] & ~top.all())]
 
         # t3: the accumulation's read, and per row whether the sum starts from what is read
         # or from a value chosen here: the biases (a fill after load_bias) or the format's
@@ -484,5 +490,5 @@ class MxVChannel(wiring.Component):
             for b in range(NB):
                 with m.If(wt.valid & (wt.block == b)):
                     m.d.sync += stale[p][b].eq(0)
-                with m.If(self.ap_read.en & (self.ap_read.block == b)):
+                with m.If(read.en[p] & (read.block[p] == b)):
                     m.d.sync += stale[p][b].eq(1)

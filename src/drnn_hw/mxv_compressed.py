@@ -237,10 +237,12 @@ class CompressedMxVChannel(wiring.Component):
                 m.d.sync += t2.index[k][p].eq(Mux(filling, fill_block, slot.index[k][p]))
 
         read = self.ap_read
-        # The AP's read: the block and its valid bit one cycle later, as the rows arrive.
-        ap_block = Signal(blk, name="ap_block")
-        ap_seen = Signal(name="ap_seen")
-        m.d.sync += [ap_seen.eq(read.en), ap_block.eq(read.block)]
+        # The AP's read: per row, the block and its valid bit one cycle later, as the rows
+        # arrive (each row has its own read address, see DeltaReadSignature).
+        ap_block = [Signal(blk, name=f"ap_block{p}") for p in range(P)]
+        ap_seen = [Signal(name=f"ap_seen{p}") for p in range(P)]
+        for p in range(P):
+            m.d.sync += [ap_seen[p].eq(read.en[p]), ap_block[p].eq(read.block[p])]
         if self.split:
             kinds = [("x", lambda k: t3.is_x[k], self.bias, read.m),
                      ("h", lambda k: ~t3.is_x[k], self.bias_h, read.m_h)]
@@ -352,12 +354,13 @@ class CompressedMxVChannel(wiring.Component):
 
                 # The AP's read of this lane: the word, or its flag's value.
                 ap_rp = mem.read_port()
-                m.d.comb += [ap_rp.addr.eq(self.ap_read.block), ap_rp.en.eq(self.ap_read.en)]
+                m.d.comb += [ap_rp.addr.eq(self.ap_read.block[p]),
+                             ap_rp.en.eq(self.ap_read.en[p])]
                 if k == 0:
-                    value = Mux(_bit(hi, ap_block), acc.max,
-                                Mux(_bit(lo, ap_block), acc.min, ap_rp.data))
+                    value = Mux(_bit(hi, ap_block[p]), acc.max,
+                                Mux(_bit(lo, ap_block[p]), acc.min, ap_rp.data))
                 else:
-                    value = Mux(_bit(zero, ap_block), 0, ap_rp.data)
+                    value = Mux(_bit(zero, ap_block[p]), 0, ap_rp.data)
                 if not (shared and k > 0):
                     sums.append((k, p, value, flags))
 
@@ -372,8 +375,8 @@ class CompressedMxVChannel(wiring.Component):
             top = out[p][fmts.acc_bits - 1:]
             hi_p = ~top[-1] & top.any()
             lo_p = top[-1] & ~top.all()
-            with m.If(ap_seen & (hi_p | lo_p)):
-                with m.Switch(ap_block):
+            with m.If(ap_seen[p] & (hi_p | lo_p)):
+                with m.Switch(ap_block[p]):
                     for b in range(NB):
                         with m.Case(b):
                             for k, _, f in lanes:

@@ -106,7 +106,9 @@ def test_matches_golden(H, P, fmts):
                         for p, v in enumerate(pad(vec, answered)):
                             ctx.set(sig[p], v)
                 # All three ports read the same block in the same cycle.
-                port_reads = {(ctx.get(r.en), ctx.get(r.block)) for r in reads_by_port}
+                # (and every row of a port: each has its own copy of the address)
+                port_reads = {(ctx.get(r.en[p]), ctx.get(r.block[p]))
+                              for r in reads_by_port for p in range(P)}
                 assert len(port_reads) == 1
                 (en, block), = port_reads
                 issued.append(block if en else None)

@@ -88,8 +88,9 @@ def run_ap(fmts, H, P, ms, clear_at=()):
                         for p in range(P):
                             j = answered * P + p
                             ctx.set(port.m[p], int(vec[j]) if j < H else 0)
-                assert len({(ctx.get(r.en), ctx.get(r.block)) for r in reads}) == 1
-                issued.append(ctx.get(reads[0].block) if ctx.get(reads[0].en) else None)
+                assert len({(ctx.get(r.en[p]), ctx.get(r.block[p]))
+                            for r in reads for p in range(P)}) == 1
+                issued.append(ctx.get(reads[0].block[0]) if ctx.get(reads[0].en[0]) else None)
                 if ctx.get(ap.h_we):
                     b = ctx.get(ap.h_wblock)
                     writes.append((cycle, b))

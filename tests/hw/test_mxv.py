@@ -41,8 +41,8 @@ def test_accumulate_split_saturate(H, P, K, split):
         narrow to the same activation value as the spec's saturated rows (checked through the
         saturation itself), and the memories are saturated for the next step."""
         for b in order:
-            ctx.set(dut.ap_read.en, 1)
-            ctx.set(dut.ap_read.block, b)
+            ctx.set(dut.ap_read.en, (1 << P) - 1)   # every row's copy
+            ctx.set(dut.ap_read.block, [b] * P)
             await ctx.tick()            # one cycle (test_ap_latencies): the rows are there now
             for mem, out in zip(model, outs):
                 got = np.array([ctx.get(out[p]) for p in range(P)])
@@ -139,8 +139,8 @@ def test_ap_latencies(K):
 
     async def tb(ctx):
         await ctx.tick().repeat(dut.bias_load_cycles)    # the fill after the domain's reset
-        ctx.set(dut.ap_read.en, 1)
-        ctx.set(dut.ap_read.block, 1)          # rows 2, 3: biases 3000, 4000 (power-up)
+        ctx.set(dut.ap_read.en, (1 << P) - 1)   # every row's copy
+        ctx.set(dut.ap_read.block, [1] * P)    # rows 2, 3: biases 3000, 4000 (power-up)
         ctx.set(dut.ap_mul.en, 1)
         ctx.set(dut.slot.valid, 1)
         for p in range(P):
@@ -158,7 +158,7 @@ def test_ap_latencies(K):
             seen["rows"].append([ctx.get(dut.ap_read.m[p]) for p in range(P)])
             seen["product"].append([ctx.get(dut.ap_mul.product[p]) for p in range(P)])
         # Block 1 again, well after the slot would have landed: still the biases.
-        ctx.set(dut.ap_read.en, 1)
+        ctx.set(dut.ap_read.en, (1 << P) - 1)   # every row's copy
         await ctx.tick()
         seen["after"] = [ctx.get(dut.ap_read.m[p]) for p in range(P)]
 
