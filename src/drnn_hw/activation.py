@@ -5,10 +5,17 @@ block's issue ``c0`` (at most one carry chain, table lookup or multiplier per st
 
     c0  read the block of the four delta memories
     c1  σ ROM addresses of M_r, M_z;  mnx, mnh = narrow(M_nx), narrow(M_nh)
-    c2  r, z from the σ ROM;          r·mnh to the r channel's multipliers (column 0)
-    c4  tanh ROM address of pre = sat(mnx + round(r·mnh));  h read (registered)
-    c5  n from the tanh ROM;          z·(h − n) to the z channel's multipliers (column 0)
-    c7  h' = sat(n + round(z·(h − n))), written to h
+    c2  r, z from the σ ROM (registered)
+    c3  r·mnh to the r channel's multipliers (column 0)
+    c5  tanh ROM address of pre = sat(mnx + round(r·mnh))
+    c6  n from the tanh ROM (registered);  h read (registered)
+    c7  z·(h − n) to the z channel's multipliers (column 0)
+    c9  h' = sat(n + round(z·(h − n))), written to h
+
+Each table's word is registered before any logic uses it: a block RAM's output is 5.6 ns after
+the clock on an ECP5 (``DP16KD`` without its output register, which Yosys does not infer), so
+a table read followed by the h − n subtract and the multiplier's operand mux was the ULX3S
+build's critical path (16.1 ns). The two registers cost two cycles per step.
 
 Two identities of the spec's integer arithmetic save stages (both exact, not approximations):
 
@@ -52,9 +59,9 @@ __all__ = ["ActivationPipeline", "AP_STAGES", "AP_ISSUE", "block_issue", "drive_
 
 #: When each stage happens, in cycles after the block's issue (see the module docstring).
 _C_M = AP_READ_LATENCY                 # memories' rows arrive, σ ROM addresses
-_C_RZ = _C_M + 1                       # σ ROM data
+_C_RZ = _C_M + 2                       # σ ROM data registered: r·mnh issued
 _C_PRE = _C_RZ + AP_MUL_LATENCY        # r·mnh arrives, tanh ROM address
-_C_N = _C_PRE + 1                      # tanh ROM data, h read
+_C_N = _C_PRE + 2                      # tanh ROM data registered, h read: z·(h − n) issued
 _C_H = _C_N + AP_MUL_LATENCY           # z·(h − n) arrives, h written
 #: Cycles from a block's issue (c0) to its h write.
 AP_STAGES = _C_H
@@ -249,24 +256,25 @@ class ActivationPipeline(wiring.Component):
             mnx, mnh = Signal(act, name=f"mnx_{p}"), Signal(act, name=f"mnh_{p}")
             m.d.sync += [mnx.eq(narrow_acc(m_nx[p], fmts)),
                          mnh.eq(narrow_acc(m_nh[p], fmts))]
-            # c2: r · mnh on the r channel; z kept.
-            z = Signal(act, name=f"z_{p}")
-            m.d.comb += [mul_r.a[p].eq(mnh), mul_r.b[p].eq(rd_r.data)]
-            m.d.sync += z.eq(rd_z.data)
-            # c4: tanh address of pre = sat(mnx + round(r·mnh)), from the product's rounded
+            # c2: r, z registered; c3: r · mnh on the r channel.
+            r, z = Signal(act, name=f"r_{p}"), Signal(act, name=f"z_{p}")
+            m.d.sync += [r.eq(rd_r.data), z.eq(rd_z.data)]
+            mnh3 = delay(mnh, _C_M + 1, _C_RZ, f"mnh_{p}")
+            m.d.comb += [mul_r.a[p].eq(mnh3), mul_r.b[p].eq(r)]
+            # c5: tanh address of pre = sat(mnx + round(r·mnh)), from the product's rounded
             # high part (add_rounded: one adder of act width, not of the product's).
-            mnx4 = delay(mnx, _C_M + 1, _C_PRE, f"mnx_{p}")
+            mnx5 = delay(mnx, _C_M + 1, _C_PRE, f"mnx_{p}")
             m.d.comb += rd_n.addr.eq(saturated_lut_index(
-                add_rounded(mul_r.product[p], A, mnx4), fmts, fmts.tanh_range_log2))
-            # c5: z · (h − n) on the z channel; n kept for the c7 add.
-            z5 = delay(z, _C_RZ + 1, _C_N, f"z_{p}")
-            h_q = Signal(act, name=f"h_{p}")
-            m.d.sync += h_q.eq(self.h_in[p])
-            m.d.comb += [mul_z.a[p].eq(h_q - rd_n.data), mul_z.b[p].eq(z5)]
+                add_rounded(mul_r.product[p], A, mnx5), fmts, fmts.tanh_range_log2))
+            # c6: n registered; c7: z · (h − n) on the z channel, n kept for the c9 add.
             n = Signal(act, name=f"n_{p}")
             m.d.sync += n.eq(rd_n.data)
-            n7 = delay(n, _C_N + 1, _C_H, f"n_{p}")
-            # c7: h' = sat(n + round(z · (h − n))).
+            z7 = delay(z, _C_M + 2, _C_N, f"z_{p}")
+            h_q = Signal(act, name=f"h_{p}")
+            m.d.sync += h_q.eq(self.h_in[p])
+            m.d.comb += [mul_z.a[p].eq(h_q - n), mul_z.b[p].eq(z7)]
+            n9 = delay(n, _C_N, _C_H, f"n_{p}")
+            # c9: h' = sat(n + round(z · (h − n))).
             m.d.comb += self.h_out[p].eq(
-                saturate(add_rounded(mul_z.product[p], A, n7), fmts.act_bits))
+                saturate(add_rounded(mul_z.product[p], A, n9), fmts.act_bits))
         return m

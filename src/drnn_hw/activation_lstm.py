@@ -7,12 +7,16 @@ issue ``c0`` (at most one carry chain, table lookup or multiplier per stage)::
 
     c0  read the block of the four delta memories M_i, M_f, M_g, M_o
     c1  σ ROM addresses of M_i, M_f, M_o, tanh ROM address of M_g;  read c (the cell RAM)
-    c2  i, f, g, o from the ROMs, c;   f·c to the f channel's multipliers, i·g to the i
-                                       channel's (column 0)
-    c4  fc = round(f·c), ig = round(i·g)      (each product rounded half up once)
-    c5  c' = sat(fc + ig), written to the cell RAM;  tanh ROM address of c'
-    c6  tc = tanh(c') from the ROM;    o·tc to the o channel's multipliers (column 0)
-    c8  h' = sat(round(o·tc)), written to h
+    c2  i, f, g, o from the ROMs, c (registered)
+    c3  f·c to the f channel's multipliers, i·g to the i channel's (column 0)
+    c5  fc = round(f·c), ig = round(i·g)      (each product rounded half up once)
+    c6  c' = sat(fc + ig), written to the cell RAM;  tanh ROM address of c'
+    c7  tc = tanh(c') from the ROM (registered)
+    c8  o·tc to the o channel's multipliers (column 0)
+    c10 h' = sat(round(o·tc)), written to h
+
+Every table and RAM word is registered before it goes anywhere, as in the GRU's AP (a block
+RAM's output comes 5.6 ns after the clock on an ECP5: :mod:`drnn_hw.activation`).
 
 Identities of the spec's integer arithmetic that save stages (exact, not approximations):
 
@@ -31,16 +35,15 @@ Identities of the spec's integer arithmetic that save stages (exact, not approxi
 Why this shape. The LSTM core has four MxV channels (i, f, g, o), one per gate, each with one
 delta memory, so the MxV time is the GRU's (a delta column is multiplied into all four gates in
 the same cycle); the AP needs three multiplications per unit, which it borrows from the column-0
-multipliers of three channels: f·c and i·g in the same cycle (c2) on the f and i channels, o·tc
-four cycles later (c6) on the o channel, so block b's o·tc and block b+4's f·c/i·g never ask
-one multiplier twice. The AP owns no multiplier: the core has exactly 4·P·K. Unlike the GRU's,
+multipliers of three channels: f·c and i·g in the same cycle (c3) on the f and i channels, o·tc
+five cycles later (c8) on the o channel, so no multiplier is asked twice in a cycle. The AP owns no multiplier: the core has exactly 4·P·K. Unlike the GRU's,
 it does not read the old h (h' depends on c' and o only), so the core's h block mux is not in
 its path. The multipliers' first operand is ``cell.bits`` wide (18 by default: c in Q8.10; one
 MULT18X18D on an ECP5), so the LSTM core's channels take ``ap_a_bits`` = :func:`ap_a_bits`.
 
 The cell state c lives here, in a ``lib.memory`` RAM of ΣNB words of P cell-format codes beside
 the core's h registers (nothing else needs c, and nothing needs it in parallel: the encoder
-scans h, not c). Each block is read at c1 and written at c5 of the same pass, so one read and
+scans h, not c). Each block is read at c1 and written at c6 of the same pass, so one read and
 one write port suffice (two blocks in flight have different addresses; the next read of a
 block is a step later). ``clear`` (RESET_STATE) writes zeros over the next ΣNB cycles, one
 block per cycle, as the MxV restores its biases in the same idle time (and the same after the
@@ -76,10 +79,10 @@ GATES = ("i", "f", "g", "o")
 
 #: When each stage happens, in cycles after the block's issue (see the module docstring).
 _C_M = AP_READ_LATENCY                 # memories' rows arrive: ROM addresses; c read
-_C_G = _C_M + 1                        # i, f, g, o, c: f·c and i·g issued
+_C_G = _C_M + 2                        # i, f, g, o, c registered: f·c and i·g issued
 _C_P = _C_G + AP_MUL_LATENCY           # products: fc, ig rounded
 _C_C = _C_P + 1                        # c' = sat(fc + ig) written; tanh(c') address
-_C_T = _C_C + 1                        # tanh(c'): o·tanh(c') issued
+_C_T = _C_C + 2                        # tanh(c') registered: o·tanh(c') issued
 _C_H = _C_T + AP_MUL_LATENCY           # h' written
 #: Cycles from a block's issue (c0) to its h write.
 LSTM_AP_STAGES = _C_H
@@ -198,7 +201,7 @@ class LSTMActivationPipeline(wiring.Component):
         act, cell = signed(fmts.act_bits), signed(cb)
         blk = range(max(NB, 2))
 
-        # Stage c0 (the block read) and its copies in stages c1..c8: valid bit, block number.
+        # Stage c0 (the block read) and its copies in stages c1..c10: valid bit, block number.
         stage = data.StructLayout({"valid": 1, "block": blk})
         c = [Signal(stage, name=f"c{i}") for i in range(LSTM_AP_STAGES + 1)]
         # The layout's first block of the layer, the descriptor's block count.
@@ -224,7 +227,7 @@ class LSTMActivationPipeline(wiring.Component):
             self.done.eq(c[_C_H].valid & (c[_C_H].block == last)),
         ]
 
-        # The cell state: read at c1 (data at c2), written at c5; zeros after ``clear``.
+        # The cell state: read at c1 (data at c2), written at c6; zeros after ``clear``.
         c_mem = memory.Memory(shape=data.ArrayLayout(cell, P), depth=max(NB, 2), init=[])
         m.submodules.cell = c_mem
         c_rd, c_wr = c_mem.read_port(), c_mem.write_port()
@@ -265,19 +268,22 @@ class LSTMActivationPipeline(wiring.Component):
                                  (rd_o, "o", fmts.sigmoid_range_log2)):
                 m.d.comb += port.addr.eq(saturated_lut_index(reads[g].m[p], fmts, rng,
                                                              fmts.w_frac))
-            # c2: f·c on the f channel, i·g on the i channel; o kept for c6.
-            m.d.comb += [mul_f.a[p].eq(c_rd.data[p]), mul_f.b[p].eq(rd_f.data),
-                         mul_i.a[p].eq(rd_g.data), mul_i.b[p].eq(rd_i.data)]
-            o = Signal(act, name=f"o_{p}")
-            m.d.sync += o.eq(rd_o.data)
-            o6 = delay(o, _C_G + 1, _C_T, f"o_{p}")
-            # c4: each product rounded half up once into the cell format (its saturation is a
+            # c2: the words registered; c3: f·c on the f channel, i·g on the i channel; o kept
+            # for c8.
+            q = {n: Signal(act, name=f"{n}_{p}") for n in "ifgo"}
+            c_q = Signal(cell, name=f"c_{p}")
+            m.d.sync += [q["i"].eq(rd_i.data), q["f"].eq(rd_f.data), q["g"].eq(rd_g.data),
+                         q["o"].eq(rd_o.data), c_q.eq(c_rd.data[p])]
+            m.d.comb += [mul_f.a[p].eq(c_q), mul_f.b[p].eq(q["f"]),
+                         mul_i.a[p].eq(q["g"]), mul_i.b[p].eq(q["i"])]
+            o8 = delay(q["o"], _C_G, _C_T, f"o_{p}")
+            # c5: each product rounded half up once into the cell format (its saturation is a
             # no-op, module docstring; round_saturate does it without a carry chain across the
             # product).
             fc, ig = Signal(cell, name=f"fc_{p}"), Signal(cell, name=f"ig_{p}")
             m.d.sync += [fc.eq(_round_to(mul_f.product[p], A, cb)),
                          ig.eq(_round_to(mul_i.product[p], 2 * A - C, cb))]
-            # c5: c' = sat(fc + ig) into the cell RAM; the tanh address of c' from the
+            # c6: c' = sat(fc + ig) into the cell RAM; the tanh address of c' from the
             # unsaturated sum: cell_index(v) is the index of floor(v / 2^(C − A)), which
             # ``saturated_lut_index`` with ``rounded`` (no half added) and pre_shift C − A is.
             total = fc + ig
@@ -286,7 +292,10 @@ class LSTMActivationPipeline(wiring.Component):
                 rd_c.addr.eq(saturated_lut_index(total, fmts, fmts.tanh_range_log2, C - A,
                                                  rounded=True)),
             ]
-            # c6: o · tanh(c') on the o channel; c8: h' = sat(round(o · tanh(c'))).
-            m.d.comb += [mul_o.a[p].eq(rd_c.data), mul_o.b[p].eq(o6),
+            # c7: tanh(c') registered; c8: o · tanh(c') on the o channel;
+            # c10: h' = sat(round(o · tanh(c'))).
+            tc = Signal(act, name=f"tc_{p}")
+            m.d.sync += tc.eq(rd_c.data)
+            m.d.comb += [mul_o.a[p].eq(tc), mul_o.b[p].eq(o8),
                          self.h_out[p].eq(_round_to(mul_o.product[p], A, fmts.act_bits))]
         return m

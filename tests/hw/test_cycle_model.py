@@ -98,9 +98,10 @@ def test_vectorised_form_and_bound():
     nnz = dx.sum(-1) + dh.sum(-1)
     bound = cycle_bound(nnz, 64, shape)
     assert np.all(bound <= c)
-    # the design target of the default core: within 10 % + 18 cycles of the bound (16 until
-    # the encoder's pick stage and the AP's registered issue were added for the clock, #10)
-    assert np.all(c <= 1.1 * bound + 18)
+    # the design target of the default core: within 10 % + 20 cycles of the bound (16 until
+    # the encoder's pick stage and the AP's registered issue were added for the clock, 18
+    # until the AP's table reads were registered, #10)
+    assert np.all(c <= 1.1 * bound + 20)
 
 
 def test_default_core_meets_target_at_the_extremes():
@@ -108,7 +109,7 @@ def test_default_core_meets_target_at_the_extremes():
     for dx, dh in [(np.zeros(12), np.zeros(64)), (np.ones(12), np.ones(64))]:
         c = step_cycles(dx, dh, shape)
         b = int(cycle_bound(int(dx.sum() + dh.sum()), 64, shape))
-        assert b <= c <= 1.1 * b + 18
+        assert b <= c <= 1.1 * b + 20
     # a step where nothing changed costs about ceil((I+H)/E) plus a small constant
     assert step_cycles(np.zeros(12), np.zeros(64), shape) <= \
         SCAN_LATENCY + math.ceil(76 / 16) + 1 + 4 + AP_LATENCY
@@ -139,7 +140,7 @@ def test_the_lstm_core_is_the_same_schedule_with_its_ap_depth(m, shape):
     is deeper, by the one stage of c' = fc + ig (9 cycles, the RTL's checked at import)."""
     dx, dh = m
     from drnn_hw.cycle_model import AP_LATENCY_LSTM, ap_latency
-    assert (AP_LATENCY, AP_LATENCY_LSTM) == (8, 9) == (ap_latency("gru"), ap_latency("lstm"))
+    assert (AP_LATENCY, AP_LATENCY_LSTM) == (10, 11) == (ap_latency("gru"), ap_latency("lstm"))
     assert step_cycles(dx, dh, shape, "lstm") == simulate_schedule(dx, dh, shape) + 1
     assert cycles_for_masks([dx], [dh], shape, "lstm")[0] == step_cycles(dx, dh, shape) + 1
 
