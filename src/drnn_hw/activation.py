@@ -55,7 +55,8 @@ from .mxv import (AP_MUL_LATENCY, AP_READ_LATENCY, DeltaReadSignature, ap_operan
 from .layer_map import LayerDescriptor
 from .numerics import Formats
 
-__all__ = ["ActivationPipeline", "AP_STAGES", "AP_ISSUE", "block_issue", "drive_reads"]
+__all__ = ["ActivationPipeline", "AP_STAGES", "AP_ISSUE", "block_issue", "drive_reads",
+           "lend_enables"]
 
 #: When each stage happens, in cycles after the block's issue (see the module docstring).
 _C_M = AP_READ_LATENCY                 # memories' rows arrive, σ ROM addresses
@@ -67,6 +68,19 @@ _C_H = _C_N + AP_MUL_LATENCY           # z·(h − n) arrives, h written
 AP_STAGES = _C_H
 #: Cycles from ``start`` to the first block's issue (c0 is a register).
 AP_ISSUE = 1
+
+
+def lend_enables(m: Module, banks: dict, rows: int):
+    """Drive ``en`` of borrowed :class:`~drnn_hw.multiplier.MultiplierBankSignature` banks
+    (``banks``: name → (port, the valid bit of the stage *before* the issuing one)) from
+    per-row registers named ``{name}_en{p}_dup`` (kept unmerged on the ULX3S): each equals the
+    issuing stage's valid bit and drives one row's operand mux, where one bit drove all P
+    rows' across the die's DSP rows."""
+    for name, (port, before) in banks.items():
+        for p in range(rows):
+            en = Signal(name=f"{name}_en{p}_dup")
+            m.d.sync += en.eq(before)
+            m.d.comb += port.en[p].eq(en)
 
 
 def block_issue(m: Module, start, first, last, blk, name: str):
@@ -221,8 +235,9 @@ class ActivationPipeline(wiring.Component):
 
         m_r, m_z, m_nx, m_nh = self.read_r.m, self.read_z.m, self.read_n.m, self.read_n.m_h
         mul_r, mul_z = self.mul_r, self.mul_z
+        lend_enables(m, {"mul_r": (mul_r, c[_C_RZ - 1].valid),
+                         "mul_z": (mul_z, c[_C_N - 1].valid)}, P)
         m.d.comb += [
-            mul_r.en.eq(c[_C_RZ].valid), mul_z.en.eq(c[_C_N].valid),
             # h is read a stage early and registered here, so the c5 operand h − n starts
             # from a register, not from the core's block mux (the ULX3S critical path).
             self.h_block.eq(c[_C_N - 1].block),

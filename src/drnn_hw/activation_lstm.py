@@ -64,7 +64,7 @@ from amaranth.hdl import Array, Const, Module, Mux, Signal, signed
 from amaranth.lib import data, memory, wiring
 from amaranth.lib.wiring import In, Out
 
-from .activation import AP_ISSUE, block_issue, drive_reads
+from .activation import AP_ISSUE, block_issue, drive_reads, lend_enables
 from .hdl_arith import (check_positive, refuse, round_saturate, round_shift, saturate,
                         saturated_lut_index)
 from .multiplier import MultiplierBankSignature
@@ -221,8 +221,9 @@ class LSTMActivationPipeline(wiring.Component):
         m.d.sync += [c[i].eq(c[i - 1]) for i in range(1, LSTM_AP_STAGES + 1)]
 
         mul_i, mul_f, mul_o = self.mul_i, self.mul_f, self.mul_o
+        lend_enables(m, {"mul_i": (mul_i, c[_C_G - 1].valid), "mul_f": (mul_f, c[_C_G - 1].valid),
+                         "mul_o": (mul_o, c[_C_T - 1].valid)}, P)
         m.d.comb += [
-            mul_i.en.eq(c[_C_G].valid), mul_f.en.eq(c[_C_G].valid), mul_o.en.eq(c[_C_T].valid),
             self.h_we.eq(c[_C_H].valid), self.h_wblock.eq(c[_C_H].block),
             self.done.eq(c[_C_H].valid & (c[_C_H].block == last)),
         ]

@@ -38,8 +38,10 @@ class MultiplierBankSignature(wiring.Signature):
 
     Members
     -------
-    en : Out(1)
-        The borrower drives the operands this cycle (the lender's own operands are set aside).
+    en : Out(rows)
+        Bit p: the borrower drives multiplier p's operands this cycle (the lender's own are set
+        aside). The borrower sets every bit alike; they are per row only so that each row's
+        operand mux has its own driver, not one net across the die's DSP rows.
     a : Out(ArrayLayout(signed(a_bits), rows)); b : Out(ArrayLayout(signed(b_bits), rows))
         Two's complement operands of multiplier p = 0 .. rows-1.
     product : In(ArrayLayout(signed(a_bits + b_bits), rows))
@@ -52,7 +54,7 @@ class MultiplierBankSignature(wiring.Signature):
         check_positive(self, rows=rows, a_bits=a_bits, b_bits=b_bits)
         self.rows, self.a_bits, self.b_bits = rows, a_bits, b_bits
         super().__init__({
-            "en": Out(1),
+            "en": Out(rows),
             "a": Out(data.ArrayLayout(signed(a_bits), rows)),
             "b": Out(data.ArrayLayout(signed(b_bits), rows)),
             "product": In(data.ArrayLayout(signed(a_bits + b_bits), rows)),

@@ -318,7 +318,7 @@ class MxVChannel(wiring.Component):
                 m.submodules[f"mul{k}_{p}"] = mul
                 a, b = slot.delta[k], slot.weight[k][p]
                 if k == 0:
-                    a, b = Mux(lent.en, lent.a[p], a), Mux(lent.en, lent.b[p], b)
+                    a, b = Mux(lent.en[p], lent.a[p], a), Mux(lent.en[p], lent.b[p], b)
                 m.d.comb += [mul.a.eq(a), mul.b.eq(b)]
                 prod[k][p] = mul.p
         m.d.comb += [lent.product[p].eq(prod[0][p]) for p in range(P)]
@@ -341,7 +341,7 @@ class MxVChannel(wiring.Component):
         # The fill's block at t2 (equal to t2.block while t2.fill).
         fill_t2 = Signal(_blocks_shape(NB), name="fill_t2")
         m.d.sync += fill_t2.eq(fill_block)
-        m.d.sync += [t2.valid.eq((slot.valid & ~lent.en) | filling),
+        m.d.sync += [t2.valid.eq((slot.valid & ~lent.en[0]) | filling),
                      t2.block.eq(Mux(filling, fill_block, slot.block)),
                      t2.is_x.eq(slot.is_x), t2.fill.eq(filling)]
 

@@ -210,7 +210,7 @@ class CompressedMxVChannel(wiring.Component):
                 m.submodules[f"mul{k}_{p}"] = mul
                 a, b = slot.delta[k], slot.weight[k][p]
                 if k == 0:
-                    a, b = Mux(lent.en, lent.a[p], a), Mux(lent.en, lent.b[p], b)
+                    a, b = Mux(lent.en[p], lent.a[p], a), Mux(lent.en[p], lent.b[p], b)
                 m.d.comb += [mul.a.eq(a), mul.b.eq(b)]
                 prod[k][p] = mul.p
         m.d.comb += [lent.product[p].eq(prod[0][p]) for p in range(P)]
@@ -230,7 +230,7 @@ class CompressedMxVChannel(wiring.Component):
             m.d.sync += fill_block.eq(fill_block + 1)
             with m.If(fill_block == NB - 1):
                 m.d.sync += filling.eq(0)
-        m.d.sync += [t2.valid.eq((slot.valid & ~lent.en) | filling),
+        m.d.sync += [t2.valid.eq((slot.valid & ~lent.en[0]) | filling),
                      t2.is_x.eq(slot.is_x), t2.fill.eq(filling), t3.eq(t2), t4.eq(t3)]
         for k in range(K):
             for p in range(P):

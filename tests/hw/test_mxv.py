@@ -103,7 +103,7 @@ def test_accumulate_split_saturate(H, P, K, split):
         # The AP's products on the column-0 multipliers.
         a = rng.integers(-65536, 65536, P)
         bb = rng.integers(0, 257, P)
-        ctx.set(dut.ap_mul.en, 1)
+        ctx.set(dut.ap_mul.en, (1 << P) - 1)
         for p in range(P):
             ctx.set(dut.ap_mul.a[p], int(a[p]))
             ctx.set(dut.ap_mul.b[p], int(bb[p]))
@@ -141,7 +141,7 @@ def test_ap_latencies(K):
         await ctx.tick().repeat(dut.bias_load_cycles)    # the fill after the domain's reset
         ctx.set(dut.ap_read.en, (1 << P) - 1)   # every row's copy
         ctx.set(dut.ap_read.block, [1] * P)    # rows 2, 3: biases 3000, 4000 (power-up)
-        ctx.set(dut.ap_mul.en, 1)
+        ctx.set(dut.ap_mul.en, (1 << P) - 1)
         ctx.set(dut.slot.valid, 1)
         for p in range(P):
             ctx.set(dut.ap_mul.a[p], -3 - p)
