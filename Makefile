@@ -26,8 +26,11 @@ $(STAMP): pyproject.toml
 demo: install
 	$(BIN)/python -m drnn.demo --out build/demo
 
+# One pytest worker per core of the 2-core machines this runs on (each file's tests stay on one
+# worker, so a module's fixtures are built once; Verilator builds are cached under a lock).
+TEST_WORKERS ?= 2
 test: install
-	$(BIN)/python -m pytest -m "not bitstream and not large" tests
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile -m "not bitstream and not large" tests
 
 # A model too large for on-chip weights (2 layers of 512), from DRAM in Verilator (~11 minutes).
 large: install

@@ -5,10 +5,11 @@ h_t, so however the steps overlap, the Δh work of consecutive steps is separate
 through the pipeline (depths from drnn_hw.cycle_model, with E = P so h window 0 is AP block 0):
 the last Δh group of step t starts at slot m and issues NB slots; the AP cannot start before
 D = m + NB (nor read block 0 before its last write, m + MXV_WRITE); it writes block 0 of h_t
-AP_ISSUE + AP_STAGES = 8 cycles after its start; the encoder reads that window one cycle later
-and emits its first delta SCAN_LATENCY = 3 cycles after; a group issues the cycle after that.
-So step t+1's first Δh slot comes at least NB + 13 cycles after m, and a step with any kept Δh
-costs at least ``ceil(nnz_dh/K)·NB + 13`` cycles, even with every Δx hidden (ignoring the Δx
+AP_LATENCY = AP_ISSUE + AP_STAGES cycles after its start (10); the encoder reads that window one
+cycle later and emits its first delta SCAN_LATENCY = 3 cycles after; a group issues the cycle
+after that. So step t+1's first Δh slot comes at least NB + LOOP cycles after m (LOOP =
+AP_LATENCY + SCAN_LATENCY + 2 = 15), and a step with any kept Δh costs at least
+``ceil(nnz_dh/K)·NB + LOOP`` cycles, even with every Δx hidden (ignoring the Δx
 groups' own MxV slots only lowers this floor); a step without Δh at least NB (the AP's issue).
 
 Run from the repository (after ``make demo``)::
@@ -24,7 +25,7 @@ import numpy as np
 
 from drnn_hw import golden
 from drnn_hw.bundle import ModelBundle
-from drnn_hw.cycle_model import CoreShape, cycle_bound
+from drnn_hw.cycle_model import AP_LATENCY, SCAN_LATENCY, CoreShape, cycle_bound
 from drnn_train.datasets import load_dataset
 
 PEER_CYCLES = 82.0      # README benchmark table, trained Θ, peer at 96 multipliers
@@ -36,7 +37,8 @@ codes = bundle.quantize_input(data.x_test, where="japanese-vowels (test)")
 run = golden.run(bundle, codes, data.len_test, shape=shape)
 dx, dh, cycles = run.flat("nnz_dx"), run.flat("nnz_dh"), run.flat("cycles")
 NB, K = shape.blocks(bundle.hidden_size), shape.columns
-floor = np.where(dh > 0, -(-dh // K) * NB + 13, NB)
+LOOP = AP_LATENCY + SCAN_LATENCY + 2
+floor = np.where(dh > 0, -(-dh // K) * NB + LOOP, NB)
 bound = cycle_bound(dx + dh, bundle.hidden_size, shape)
 print(f"steps {len(dh)}; cycles today {cycles.mean():.2f}; bound {bound.mean():.2f} "
       f"({bound.mean() / cycles.mean():.1%} of today)")
