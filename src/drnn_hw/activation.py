@@ -100,15 +100,23 @@ def block_issue(m: Module, start, first, last, blk, name: str):
     return valid, block
 
 
+#: Rows of a read port addressed by one copy of the AP's issue registers (:func:`drive_reads`).
+READ_ROWS_PER_COPY = 8
+
+
 def drive_reads(m: Module, reads: dict, rows: int, start, first, last, blk):
-    """Drive every row of every :class:`~drnn_hw.mxv.DeltaReadSignature` port in ``reads``
-    (name → port) from its own copy of :func:`block_issue`'s registers (named ``*_dup``, which
-    the ULX3S flow keeps unmerged): the copies equal the AP's own issue in every cycle, and
-    each drives the read address of one row of one channel, not of every row of the die."""
+    """Drive the rows of every :class:`~drnn_hw.mxv.DeltaReadSignature` port in ``reads``
+    (name → port) from copies of :func:`block_issue`'s registers, one per port and
+    :data:`READ_ROWS_PER_COPY` rows (named ``*_dup``, which the ULX3S flow keeps unmerged).
+    The copies equal the AP's own issue in every cycle. One register for every row of every
+    channel was one net across the die (the P = 24 ULX3S build's critical path); one per
+    row made ``start``, a decision at the end of a long path, a net to 3·P registers (the
+    demo build's critical path, 48.5 MHz), hence groups of rows."""
     for name, read in reads.items():
-        for p in range(rows):
-            valid, block = block_issue(m, start, first, last, blk, f"read_{name}{p}_dup")
-            m.d.comb += [read.en[p].eq(valid), read.block[p].eq(block)]
+        for g in range(0, rows, READ_ROWS_PER_COPY):
+            valid, block = block_issue(m, start, first, last, blk, f"read_{name}{g}_dup")
+            for p in range(g, min(rows, g + READ_ROWS_PER_COPY)):
+                m.d.comb += [read.en[p].eq(valid), read.block[p].eq(block)]
 
 
 class ActivationPipeline(wiring.Component):

@@ -239,6 +239,11 @@ class DeltaEncoder(wiring.Component):
         m.d.comb += a_valid.eq(self.start | a_run)
         fetch = Signal()                   # F takes the next window this cycle
         advance = Signal()                 # every stage moves on (B is empty or finishing)
+        # The same per element e, from e's own copy of B's control (below): they enable e's
+        # values, deltas and addresses in F, T and B and its window counters, about 3·60
+        # flip-flops each, where one ``advance`` net enabled all E·180 across the encoder.
+        advance_e = [Signal(name=f"advance{e}") for e in range(E)]
+        fetch_e = [Signal(name=f"fetch{e}") for e in range(E)]
         # The layout's window bases, the descriptor's window counts.
         x_last = per_layer([s.x_window_base - 1 for s in lm]) + field("x_windows")
         h_last = per_layer([s.h_window_base - 1 for s in lm]) + field("h_windows")
@@ -271,6 +276,7 @@ class DeltaEncoder(wiring.Component):
             "delta": data.ArrayLayout(dlt, E), "cur": data.ArrayLayout(act, E),
             "addr": data.ArrayLayout(addr, E),
         }
+        per_element = ("delta", "cur", "addr")     # moved on by each element's own enable
 
         # --- stage F: the next window's values and deltas -----------------------------------
         # ok: the element exists (not padding past I or H); ne: it differs from its reference;
@@ -292,7 +298,7 @@ class DeltaEncoder(wiring.Component):
             cur = Signal(act, name=f"cur{e}")
             ref = Signal(act, name=f"ref{e}")
             m.d.comb += [cur.eq(Mux(in_x_e, x_cur, h_cur)), ref.eq(Mux(in_x_e, x_r, h_r))]
-            with m.If(fetch):
+            with m.If(fetch_e[e]):
                 m.d.sync += [
                     f.cur[e].eq(cur), f.delta[e].eq(cur - ref), f.ne[e].eq(cur != ref),
                     f.ok[e].eq(Mux(in_x_e, x_ok, h_ok)),
@@ -337,6 +343,23 @@ class DeltaEncoder(wiring.Component):
         # The window ends this cycle: known from registers only, since it drives every stage.
         window_last = Signal()
         m.d.comb += window_last.eq(b.valid & Mux(b.first, b.one_cycle, left == 0))
+        # The window's cycles in all, ceil(d/K) for d kept elements (read in its first cycle).
+        total = (popcount(b.keep) + (K - 1)) // K if K > 1 else popcount(b.keep)
+        # Per element, a copy of B's control (valid, first, one_cycle, left), updated as B's
+        # own below, from which the element's ``advance_e`` / ``fetch_e`` come.
+        ctl_layout = data.StructLayout({"valid": 1, "first": 1, "one_cycle": 1,
+                                        "left": range(E + 1)})
+        for e in range(E):
+            ctl = Signal(ctl_layout, name=f"b_ctl{e}_dup")
+            last_e = ctl.valid & Mux(ctl.first, ctl.one_cycle, ctl.left == 0)
+            m.d.comb += [advance_e[e].eq(~ctl.valid | last_e),
+                         fetch_e[e].eq(advance_e[e] & a_valid)]
+            with m.If(advance_e[e]):
+                m.d.sync += [ctl.valid.eq(t.valid), ctl.first.eq(1),
+                             ctl.one_cycle.eq(t_one_cycle)]
+            with m.Elif(ctl.valid):
+                m.d.sync += [ctl.first.eq(0),
+                             ctl.left.eq(Mux(ctl.first, total - 2, ctl.left - 1))]
 
         out = self.deltas
         for k, pick in enumerate(picks):
@@ -375,9 +398,13 @@ class DeltaEncoder(wiring.Component):
                 b.one_cycle.eq(t_one_cycle), b.first.eq(1), b.keep.eq(t.keep),
                 b.rest.eq(t.keep),
             ]
-            m.d.sync += [t[n].eq(f[n]) for n in window]
-            m.d.sync += [b[n].eq(t[n]) for n in window]
+            m.d.sync += [t[n].eq(f[n]) for n in window if n not in per_element]
+            m.d.sync += [b[n].eq(t[n]) for n in window if n not in per_element]
             m.d.sync += [p.eq(t) for p, t in zip(picks, t_picks)]
+        for e in range(E):
+            with m.If(advance_e[e]):
+                m.d.sync += [t[n][e].eq(f[n][e]) for n in per_element]
+                m.d.sync += [b[n][e].eq(t[n][e]) for n in per_element]
         step = times_const(blocks, E)
         with m.If(fetch):
             with m.If(a_in_x):
@@ -392,8 +419,8 @@ class DeltaEncoder(wiring.Component):
                     m.d.sync += a_base.eq(a_base + step)
         with m.If(~a_valid):
             m.d.sync += a_base.eq(per_layer([s.column_base for s in lm]))
-        for xw_c, hw_c, in_x_c in counters:
-            with m.If(fetch):
+        for i, (xw_c, hw_c, in_x_c) in enumerate(counters):
+            with m.If(fetch if i == 0 else fetch_e[i - 1]):
                 with m.If(in_x_c):
                     with m.If(xw_c == x_last):
                         m.d.sync += in_x_c.eq(0)
@@ -437,7 +464,6 @@ class DeltaEncoder(wiring.Component):
                 m.d.sync += [p.eq(n) for p, n in zip(picks, next_picks)]
                 with m.If(b.first):
                     # ceil(d/K) cycles in all: after this one and the next, ceil(d/K) - 2.
-                    total = (popcount(b.keep) + (K - 1)) // K if K > 1 else popcount(b.keep)
                     m.d.sync += left.eq(total - 2)
                 with m.Else():
                     m.d.sync += left.eq(left - 1)

@@ -146,8 +146,9 @@ class DeltaReadSignature(wiring.Signature):
     en : Out(rows)
         Bit p: row p reads block ``block[p]`` this cycle (ends the step for it: see
         :class:`MxVChannel`). Every row reads the same block in the same cycle; the bits and
-        blocks are per row only so that each row's memories have their own driver (one
-        register for all rows was one net across the die at P = 24 on the ULX3S).
+        blocks are per row only so that the reader can drive groups of rows from separate
+        registers (one register for all rows was one net across the die at P = 24 on the
+        ULX3S).
     block : Out(ArrayLayout(range(max(blocks, 2)), rows))
     m : In(ArrayLayout(signed(acc_width), rows))
         The rows of the block read :data:`AP_READ_LATENCY` cycles earlier: M_r, M_z or M_nx
