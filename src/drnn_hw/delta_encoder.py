@@ -349,9 +349,11 @@ class DeltaEncoder(wiring.Component):
         # own below, from which the element's ``advance_e`` / ``fetch_e`` come.
         ctl_layout = data.StructLayout({"valid": 1, "first": 1, "one_cycle": 1,
                                         "left": range(E + 1)})
+        window_last_e = []
         for e in range(E):
             ctl = Signal(ctl_layout, name=f"b_ctl{e}_dup")
             last_e = ctl.valid & Mux(ctl.first, ctl.one_cycle, ctl.left == 0)
+            window_last_e.append(last_e)
             m.d.comb += [advance_e[e].eq(~ctl.valid | last_e),
                          fetch_e[e].eq(advance_e[e] & a_valid)]
             with m.If(advance_e[e]):
@@ -437,16 +439,15 @@ class DeltaEncoder(wiring.Component):
                 m.d.sync += [xw_c.eq(per_layer([s.x_window_base for s in lm])),
                              hw_c.eq(per_layer([s.h_window_base for s in lm]))]
 
-        def store_kept(window, windows, element_index):
+        def store_kept(e, window, windows, element_index):
             # At the end of a window, the reference of every kept element takes its new value.
             with m.Switch(window):
                 for g in range(len(windows)):
                     with m.Case(g):
-                        for e in range(E):
-                            ref = element_index(g, e)
-                            if ref is not None:
-                                with m.If(b.keep[e]):
-                                    m.d.sync += ref.eq(b.cur[e])
+                        ref = element_index(g, e)
+                        if ref is not None:
+                            with m.If(b.keep[e]):
+                                m.d.sync += ref.eq(b.cur[e])
 
         def x_ref_at(g, e):
             l, w = x_windows[g]
@@ -458,6 +459,14 @@ class DeltaEncoder(wiring.Component):
             j = w * E + e
             return h_ref[lm[l].h_base + j] if j < lm[l].hidden else None
 
+        # (Element e's references at the end of its window: from e's copy of B's control.)
+        for e in range(E):
+            with m.If(window_last_e[e]):
+                with m.If(b.in_x):
+                    store_kept(e, b.xw, x_windows, x_ref_at)
+                with m.Else():
+                    store_kept(e, b.hw, h_windows, h_ref_at)
+
         with m.If(b.valid):
             with m.If(~window_last):
                 m.d.sync += [b.rest.eq(rest), b.first.eq(0)]
@@ -468,10 +477,6 @@ class DeltaEncoder(wiring.Component):
                 with m.Else():
                     m.d.sync += left.eq(left - 1)
             with m.Else():
-                with m.If(b.in_x):
-                    store_kept(b.xw, x_windows, x_ref_at)
-                with m.Else():
-                    store_kept(b.hw, h_windows, h_ref_at)
                 with m.If(b.final):
                     m.d.sync += out.done.eq(1)
 
