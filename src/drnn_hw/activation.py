@@ -147,10 +147,12 @@ class ActivationPipeline(wiring.Component):
         Block reads of M_r, M_z and M_nx / M_nh (all three, every row, read the same block in
         the same cycle); the rows arrive ``AP_READ_LATENCY`` cycles later (acc_bits + guard
         bits, not saturated).
-    h_block : Out(range(max(NB, 2)));  h_in : In(ArrayLayout(signed(act_bits), P))
+    h_block : Out(ArrayLayout(range(max(NB, 2)), P));  h_in : In(ArrayLayout(signed(act_bits), P))
         The block of the current hidden state the AP reads this cycle (``h_in``, read
         combinationally, registered here for the next stage); it must not change before the
-        AP's own write of that block.
+        AP's own write of that block. ``h_block[p]`` selects row p's unit: every row names the
+        same block, each from its own register, so that one register does not select the
+        whole block multiplexer.
     mul_r, mul_z : Out(MultiplierBankSignature(P, act_bits + 1, ap_operand_b_bits))
         The borrowed column-0 multipliers of the r and z channels (product ``AP_MUL_LATENCY``
         cycles after ``en``).
@@ -205,7 +207,7 @@ class ActivationPipeline(wiring.Component):
             "read_z": Out(DeltaReadSignature(rows=rows, acc_width=acc_width, blocks=self.NB)),
             "read_n": Out(DeltaReadSignature(rows=rows, acc_width=acc_width, blocks=self.NB,
                                              split=True)),
-            "h_block": Out(blk),
+            "h_block": Out(data.ArrayLayout(blk, rows)),
             "h_in": In(data.ArrayLayout(act, rows)),
             "mul_r": Out(mul),
             "mul_z": Out(mul),
@@ -246,12 +248,17 @@ class ActivationPipeline(wiring.Component):
         lend_enables(m, {"mul_r": (mul_r, c[_C_RZ - 1].valid),
                          "mul_z": (mul_z, c[_C_N - 1].valid)}, P)
         m.d.comb += [
-            # h is read a stage early and registered here, so the c5 operand h − n starts
-            # from a register, not from the core's block mux (the ULX3S critical path).
-            self.h_block.eq(c[_C_N - 1].block),
             self.h_we.eq(c[_C_H].valid), self.h_wblock.eq(c[_C_H].block),
             self.done.eq(c[_C_H].valid & (c[_C_H].block == last)),
         ]
+
+        # h is read a stage early and registered here, so the operand h − n starts from a
+        # register, not from the core's block mux; the read's block is c[_C_N − 1]'s, from
+        # one register per row.
+        for p in range(P):
+            h_block = Signal(blk, name=f"h_block{p}_dup")
+            m.d.sync += h_block.eq(c[_C_N - 2].block)
+            m.d.comb += self.h_block[p].eq(h_block)
 
         def delay(value, frm, to, name):
             """``value`` (valid at stage ``frm``, registered there) carried to stage ``to``."""

@@ -675,7 +675,7 @@ class DeltaRNNCore(wiring.Component):
             m.d.comb += ap.clear.eq(apply_reset)
         else:
             h_block_in = [Array(h_state[unit(s, bb, p)] if unit(s, bb, p) is not None
-                                else Const(0, act) for s, bb in where)[ap.h_block]
+                                else Const(0, act) for s, bb in where)[ap.h_block[p]]
                           for p in range(P)]
             wiring.connect(m, ap=ap.mul_r, channel=chans["r"].ap_mul)
             wiring.connect(m, ap=ap.mul_z, channel=chans["z"].ap_mul)

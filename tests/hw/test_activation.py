@@ -114,7 +114,9 @@ def test_matches_golden(H, P, fmts):
                 issued.append(block if en else None)
                 if en:
                     reads.append((cycle, block))
-                for p, v in enumerate(pad(h, ctx.get(ap.h_block))):
+                h_blocks = {ctx.get(ap.h_block[p]) for p in range(P)}
+                assert len(h_blocks) == 1          # every row reads the same block
+                for p, v in enumerate(pad(h, h_blocks.pop())):
                     ctx.set(ap.h_in[p], v)
                 _, _, we, wb, out, done = await ctx.tick().sample(ap.h_we, ap.h_wblock, ap.h_out,
                                                                   ap.done)
