@@ -224,7 +224,7 @@ class ActivationPipeline(wiring.Component):
         act = signed(fmts.act_bits)
         blk = range(max(NB, 2))
 
-        # Stage c0 (the block read) and its copies in stages c1..c7: valid bit, block number.
+        # Stage c0 (the block read) and its copies in stages c1..c9: valid bit, block number.
         stage = data.StructLayout({"valid": 1, "block": blk})
         c = [Signal(stage, name=f"c{i}") for i in range(AP_STAGES + 1)]
         # The layout's first block of the layer, the descriptor's block count.
@@ -236,7 +236,7 @@ class ActivationPipeline(wiring.Component):
             last = Array(self.desc[l].blocks + (f - 1)
                          for l, f in enumerate(self.first))[self.layer]
         # c0 comes from registers only (``start`` is the end of a long decision in the core),
-        # and so do the reads, from per-row copies of them.
+        # and so do the reads, from copies of them per port and group of rows.
         issuing, count = block_issue(m, self.start, first, last, blk, "issue")
         m.d.comb += [c[0].valid.eq(issuing), c[0].block.eq(count)]
         drive_reads(m, {"r": self.read_r, "z": self.read_z, "n": self.read_n}, P, self.start,

@@ -212,8 +212,8 @@ class LSTMActivationPipeline(wiring.Component):
             first = Array(Const(v) for v in self.first)[self.layer]
             last = Array(self.desc[l].blocks + (f - 1)
                          for l, f in enumerate(self.first))[self.layer]
-        # c0 and the reads come from registers only, the reads from per-row copies (as the
-        # GRU AP's).
+        # c0 and the reads come from registers only, the reads from copies per port and group
+        # of rows (as the GRU AP's).
         issuing, count = block_issue(m, self.start, first, last, blk, "issue")
         m.d.comb += [c[0].valid.eq(issuing), c[0].block.eq(count)]
         reads = {g: getattr(self, f"read_{g}") for g in GATES}
