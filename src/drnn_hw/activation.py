@@ -242,6 +242,11 @@ class ActivationPipeline(wiring.Component):
         drive_reads(m, {"r": self.read_r, "z": self.read_z, "n": self.read_n}, P, self.start,
                     first, last, blk)
         m.d.sync += [c[i].eq(c[i - 1]) for i in range(1, AP_STAGES + 1)]
+        # ``done`` from a register (worked out a stage early): it ends the pass in the core,
+        # which clears the encoder, the queue and the banks with it.
+        done = Signal(name="done_q")
+        m.d.sync += done.eq(c[_C_H - 1].valid & (c[_C_H - 1].block == last))
+        m.d.comb += self.done.eq(done)
 
         m_r, m_z, m_nx, m_nh = self.read_r.m, self.read_z.m, self.read_n.m, self.read_n.m_h
         mul_r, mul_z = self.mul_r, self.mul_z
@@ -249,7 +254,6 @@ class ActivationPipeline(wiring.Component):
                          "mul_z": (mul_z, c[_C_N - 1].valid)}, P)
         m.d.comb += [
             self.h_we.eq(c[_C_H].valid), self.h_wblock.eq(c[_C_H].block),
-            self.done.eq(c[_C_H].valid & (c[_C_H].block == last)),
         ]
 
         # h is read a stage early and registered here, so the operand h − n starts from a

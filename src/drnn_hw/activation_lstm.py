@@ -219,13 +219,17 @@ class LSTMActivationPipeline(wiring.Component):
         reads = {g: getattr(self, f"read_{g}") for g in GATES}
         drive_reads(m, reads, P, self.start, first, last, blk)
         m.d.sync += [c[i].eq(c[i - 1]) for i in range(1, LSTM_AP_STAGES + 1)]
+        # ``done`` from a register (worked out a stage early): it ends the pass in the core,
+        # which clears the encoder, the queue and the banks with it.
+        done = Signal(name="done_q")
+        m.d.sync += done.eq(c[_C_H - 1].valid & (c[_C_H - 1].block == last))
+        m.d.comb += self.done.eq(done)
 
         mul_i, mul_f, mul_o = self.mul_i, self.mul_f, self.mul_o
         lend_enables(m, {"mul_i": (mul_i, c[_C_G - 1].valid), "mul_f": (mul_f, c[_C_G - 1].valid),
                          "mul_o": (mul_o, c[_C_T - 1].valid)}, P)
         m.d.comb += [
             self.h_we.eq(c[_C_H].valid), self.h_wblock.eq(c[_C_H].block),
-            self.done.eq(c[_C_H].valid & (c[_C_H].block == last)),
         ]
 
         # The cell state: read at c1 (data at c2), written at c6; zeros after ``clear``.

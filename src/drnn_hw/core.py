@@ -500,6 +500,9 @@ class DeltaRNNCore(wiring.Component):
         out_full_e = [Signal(name=f"out_full{e}_dup") for e in range(min(E, H))]
         step_done = Signal()        # the step's last pass is done: it commits unless out_full
         out_beat = Signal(range(max(WH, 2)))
+        # ... and of the beat counter, one per element: each selects its element's next window
+        # (one counter selected all E·act_bits window multiplexers).
+        out_beat_e = [Signal.like(out_beat, name=f"out_beat{e}_dup") for e in range(min(E, H))]
         hold = [Signal(act, name=f"hold{j}") for j in range(H)]
         beat = [Signal(act, name=f"beat{e}") for e in range(min(E, H))]   # the h payload
         steps = Signal(32)
@@ -775,6 +778,7 @@ class DeltaRNNCore(wiring.Component):
                 out_full.eq(1), out_beat.eq(0),
             ]
             m.d.sync += [f.eq(1) for f in out_full_e]
+            m.d.sync += [c.eq(0) for c in out_beat_e]
             new_h = []
             if runtime:
                 # The last loaded layer's h; the block the AP writes in this very cycle (its
@@ -836,7 +840,11 @@ class DeltaRNNCore(wiring.Component):
             for e in range(min(E, H)):
                 window = Array(hold[w * E + e] if w * E + e < H else Const(0, act)
                                for w in range(WH))
-                m.d.sync += beat[e].eq(window[out_beat + 1])
+                m.d.sync += beat[e].eq(window[out_beat_e[e] + 1])
+                with m.If(out_beat_e[e] == wh - 1):
+                    m.d.sync += out_beat_e[e].eq(0)
+                with m.Else():
+                    m.d.sync += out_beat_e[e].eq(out_beat_e[e] + 1)
             with m.If(out_beat == wh - 1):
                 m.d.sync += [out_full.eq(0), out_beat.eq(0)]
                 m.d.sync += [f.eq(0) for f in out_full_e]
