@@ -21,6 +21,11 @@ three cycles (``SCAN_LATENCY``) after the start. The stages all advance when B i
 finishing. (T and P were one stage until the ULX3S build's critical path ran from the
 comparators through the pick trees.)
 
+The control every element's registers depend on (the window counters and x/h flag of F, the
+stages' enable, the end of a window for the reference stores) exists once per element, in
+registers named ``*_dup`` that equal the encoder's own in every cycle: from one register it was
+a net over the whole encoder, the ULX3S builds' critical path (issue #10).
+
 The weight address of a delta is ``column · NB`` (the weight bank's layout, ``NB = ceil(H/P)``),
 kept as a running window base plus a constant per element, so no multiplier is needed.
 
