@@ -38,8 +38,10 @@ __all__ = ["DeltaRNNBoard", "ULX3STop", "pll_config", "build", "program", "tool_
            "DEFAULT_BAUD", "DEFAULT_FREQ_MHZ", "BuildError"]
 
 DEFAULT_BAUD = 1_000_000          # the FT231X handles 3 Mbaud; 1 Mbaud divides 40 MHz exactly
-#: The default core meets 40 MHz after place and route (55.7 MHz reached; see the README). The
-#: design target is 100 MHz: the report says what a build reaches and what limits it.
+#: The default core meets 40 MHz after place and route (71.89 MHz on the demo model; the
+#: 2-layer core and `make bitstream`'s random model reached 45-48 MHz on earlier code, so the
+#: default stays here; see the README). The design target is 100 MHz: the report says what a
+#: build reaches and what limits it.
 DEFAULT_FREQ_MHZ = 40.0
 IDLE_TIMEOUT_S = 0.02             # a quiet line for 20 ms ends a truncated frame
 #: Largest relative error of the UART bit rate: sampling mid-bit, the 10th bit may drift by
