@@ -854,13 +854,26 @@ class DeltaRNNCore(wiring.Component):
                      nnz_dx_last, nnz_dh_last, steps)
         return m
 
+    def _h0_write(self, m, regs):
+        """The H0 write, registered: (write enable, data) a cycle after the register write.
+
+        Why: the CSR address decode drove every h unit's enable across the die (the ULX3S's
+        critical path, 13.9 ns). The write still lands before any step can read h (a step
+        starts no earlier than the second cycle after a register write, ``csr_wrote``), and
+        after a RESET_STATE's clear in the same cycle, so an H0 write still wins over it."""
+        we = Signal(name="h0_we_r")
+        data = Signal(self.fmts.act_bits, name="h0_data_r")
+        m.d.sync += [we.eq(regs.h0_we), data.eq(regs.h0_data[:self.fmts.act_bits])]
+        return we, data
+
     def _h0(self, m, regs, h_state):
         h_total = len(h_state)
         h0_next = Signal(range(h_total + 1))
+        we, data = self._h0_write(m, regs)
         for j in range(h_total):        # one condition per unit (see the AP's h write)
-            with m.If(regs.h0_we & (h0_next == j)):
-                m.d.sync += h_state[j].eq(regs.h0_data[:self.fmts.act_bits])
-        with m.If(regs.h0_we):
+            with m.If(we & (h0_next == j)):
+                m.d.sync += h_state[j].eq(data)
+        with m.If(we):
             with m.If(h0_next != h_total):
                 m.d.sync += h0_next.eq(h0_next + 1)
         with m.If(regs.reset_state):
@@ -872,12 +885,13 @@ class DeltaRNNCore(wiring.Component):
         lm, L = self.map, self.L
         h0_layer = Signal(range(L + 1))
         h0_unit = Signal(range(max(s.hidden for s in lm) + 1))
+        we, data = self._h0_write(m, regs)
         write = Signal()
-        m.d.comb += write.eq(regs.h0_we & (h0_layer < n_layers))
+        m.d.comb += write.eq(we & (h0_layer < n_layers))
         for l, s in enumerate(lm):      # one condition per unit (see the AP's h write)
             for j in range(s.hidden):
                 with m.If(write & (h0_layer == l) & (h0_unit == j)):
-                    m.d.sync += h_state[s.h_base + j].eq(regs.h0_data[:self.fmts.act_bits])
+                    m.d.sync += h_state[s.h_base + j].eq(data)
         with m.If(write):
             hidden = desc[0].hidden if L == 1 else Array(d.hidden for d in desc)[h0_layer]
             with m.If(h0_unit == hidden - 1):
