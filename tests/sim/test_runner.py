@@ -31,11 +31,44 @@ def test_key_follows_sources_top_waves_and_arguments(tmp_path):
     assert runner.build_key([src], "top", False, ARGS) != key
 
 
-def test_key_follows_where_cocotb_lives(tmp_path, monkeypatch):
-    """A simulator links cocotb's libraries by path: a build made from another environment
-    (a venv since removed) failed to start with return code 127 when it was reused."""
+def test_key_follows_the_bytes_of_cocotbs_libraries_not_their_location(tmp_path, monkeypatch):
+    """CI's clean clone on this machine has its own venv with the same cocotb: its builds are
+    the developer's. Libraries that differ in one byte must not share a build."""
+    import shutil
+
     src = _source(tmp_path, "module top(input a); endmodule\n")
+    runner._cocotb_libs.cache_clear()
     key = runner.build_key([src], "top", False, ARGS)
-    elsewhere = tmp_path / "other-venv" / "site-packages" / "cocotb" / "__init__.py"
-    monkeypatch.setattr(cocotb, "__file__", str(elsewhere))
-    assert runner.build_key([src], "top", False, ARGS) != key
+    libs = Path(cocotb.__file__).resolve().parent / "libs"
+    other = tmp_path / "other-venv" / "site-packages" / "cocotb"
+    shutil.copytree(libs, other / "libs")
+    monkeypatch.setattr(cocotb, "__file__", str(other / "__init__.py"))
+    try:
+        runner._cocotb_libs.cache_clear()
+        assert runner._cocotb_libs()[0] == other / "libs"
+        assert runner.build_key([src], "top", False, ARGS) == key
+        lib = next(p for p in sorted((other / "libs").rglob("*.so")))
+        data = bytearray(lib.read_bytes())
+        data[-1] ^= 1
+        lib.write_bytes(bytes(data))
+        runner._cocotb_libs.cache_clear()
+        assert runner.build_key([src], "top", False, ARGS) != key
+    finally:
+        runner._cocotb_libs.cache_clear()
+
+
+def test_a_build_is_reused_only_while_the_libraries_it_links_exist(tmp_path):
+    """A simulator links cocotb's libraries by path: a build made from a venv since removed
+    failed to start with return code 127 when it was reused."""
+    import json
+
+    build = tmp_path / "build"
+    build.mkdir()
+    assert not runner._usable(build)                       # no build.json: not built
+    linked = tmp_path / "venv" / "cocotb" / "libs"
+    (build / "build.json").write_text(json.dumps({"cocotb_libs": str(linked)}))
+    assert not runner._usable(build)                       # that venv is gone
+    linked.mkdir(parents=True)
+    assert runner._usable(build)
+    (build / "build.json").write_text(json.dumps({"key": "0"}))
+    assert not runner._usable(build)                       # a build from before the record
