@@ -45,7 +45,7 @@ from __future__ import annotations
 
 import math
 
-from amaranth.hdl import Array, Cat, Const, Module, Mux, Shape, Signal, signed, unsigned
+from amaranth.hdl import Array, Cat, Const, Module, Mux, Shape, Signal, unsigned
 from amaranth.lib import data, memory, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -53,7 +53,7 @@ from .bundle import ModelBundle
 from .delta_queue import IssueSignature
 from .hdl_arith import check_positive, refuse
 from .layer_map import layer_map, total_blocks
-from .mxv import SlotSignature
+from .mxv import SlotSignature, drive_slot_deltas
 from .weight_bank import CELL_CHANNELS, pair_index_bits, unpack_pairs
 
 __all__ = ["AxiReadSignature", "AxiWeightFetch", "AXI_ADDR_BITS"]
@@ -296,16 +296,12 @@ class AxiWeightFetch(wiring.Component):
             m.d.sync += released.eq(released + cnt)
 
         slot = Signal(data.StructLayout({
-            "valid": 1, "block": issue.block.shape(),
-            "delta": data.ArrayLayout(signed(fmts.act_bits + 1), K), "is_x": K,
+            "valid": 1, "block": issue.block.shape(), "is_x": K,
         }), name="slot")
         m.d.sync += [slot.valid.eq(issue.valid), slot.block.eq(issue.block)]
-        for k in range(K):
-            m.d.sync += [
-                slot.delta[k].eq(Mux(issue.valid & issue.column_valid[k], issue.entry[k].delta,
-                                     0)),
-                slot.is_x[k].eq(issue.entry[k].is_x),
-            ]
+        m.d.sync += [slot.is_x[k].eq(issue.entry[k].is_x) for k in range(K)]
+        deltas = [Mux(issue.valid & issue.column_valid[k], issue.entry[k].delta, 0)
+                  for k in range(K)]
         wb = self.gate_bits
         local = Signal(range(max(nb_max, 2)))
         m.d.comb += local.eq(issue.block - block_base)
@@ -317,7 +313,8 @@ class AxiWeightFetch(wiring.Component):
         for g, name in enumerate(self.channels):
             out = getattr(self, f"slot_{name}")
             m.d.comb += [out.valid.eq(slot.valid), out.block.eq(slot.block),
-                         out.delta.eq(slot.delta), out.is_x.eq(slot.is_x)]
+                         out.is_x.eq(slot.is_x)]
+            drive_slot_deltas(m, out, deltas, f"slot_{name}")
             for k in range(K):
                 word = reads[k].data[g * wb:(g + 1) * wb]
                 if self.kept is None:

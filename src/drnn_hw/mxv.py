@@ -67,7 +67,8 @@ from .layer_map import layer_map, total_blocks
 from .multiplier import MultiplierBankSignature, PipelinedMultiplier
 from .numerics import Formats, accumulator_guard_bits
 
-__all__ = ["MxVChannel", "SlotSignature", "DeltaReadSignature", "ap_operand_a_bits",
+__all__ = ["MxVChannel", "SlotSignature", "drive_slot_deltas", "SLOT_ROWS_PER_COPY",
+           "DeltaReadSignature", "ap_operand_a_bits",
            "ap_operand_b_bits", "acc_width", "MXV_STAGES", "AP_MUL_LATENCY", "AP_READ_LATENCY"]
 
 #: Cycles from a slot's operands (``slot.valid``) to the write of its sums into M (t1 -> t4):
@@ -97,8 +98,12 @@ class SlotSignature(wiring.Signature):
         A slot this cycle.
     block : Out(range(max(blocks, 2)))
         The P-row block the products accumulate into.
-    delta : Out(ArrayLayout(signed(delta_bits), columns))
-        Column k's exact delta (0 for an empty column of a partial group).
+    delta : Out(ArrayLayout(ArrayLayout(signed(delta_bits), rows), columns))
+        ``delta[k][p]``: column k's exact delta (0 for an empty column of a partial group) as
+        row p's multiplier takes it: the same value for every p. Per row so that a sender can
+        drive the rows from copies of its register (:func:`drive_slot_deltas`); one register
+        driving all P rows of a channel was one net across the die's DSP rows (the ULX3S
+        build's critical path, 14.6 ns).
     is_x : Out(columns)
         Column k is an x column (its products go to M_nx in channel n) or an h column.
     weight : Out(ArrayLayout(ArrayLayout(signed(w_bits), rows), columns))
@@ -125,7 +130,7 @@ class SlotSignature(wiring.Signature):
         super().__init__({
             "valid": Out(1),
             "block": Out(_blocks_shape(blocks)),
-            "delta": Out(data.ArrayLayout(signed(delta_bits), columns)),
+            "delta": Out(data.ArrayLayout(data.ArrayLayout(signed(delta_bits), rows), columns)),
             "is_x": Out(columns),
             "weight": Out(data.ArrayLayout(data.ArrayLayout(signed(w_bits), rows), columns)),
             **({"index": Out(data.ArrayLayout(data.ArrayLayout(unsigned(index_bits), rows),
@@ -136,6 +141,24 @@ class SlotSignature(wiring.Signature):
         return type(other) is type(self) and self.params == other.params
 
     __hash__ = None
+
+
+#: Rows of a channel whose multipliers one copy of a slot's deltas drives (:func:`drive_slot_deltas`).
+SLOT_ROWS_PER_COPY = 4
+
+
+def drive_slot_deltas(m: Module, out, deltas, name: str):
+    """Register a slot's K deltas (``deltas``: K values, this cycle's) into ``out.delta`` of a
+    :class:`SlotSignature` sender port, one register per :data:`SLOT_ROWS_PER_COPY` rows
+    (named ``{name}_delta{g}_dup``, which the ULX3S flow keeps unmerged). Every copy holds the
+    same value in every cycle."""
+    K = len(out.delta)
+    rows = len(out.delta[0])
+    for g in range(0, rows, SLOT_ROWS_PER_COPY):
+        copy = Signal(data.ArrayLayout(out.delta[0][0].shape(), K), name=f"{name}_delta{g}_dup")
+        m.d.sync += [copy[k].eq(deltas[k]) for k in range(K)]
+        for p in range(g, min(rows, g + SLOT_ROWS_PER_COPY)):
+            m.d.comb += [out.delta[k][p].eq(copy[k]) for k in range(K)]
 
 
 class DeltaReadSignature(wiring.Signature):
@@ -174,6 +197,24 @@ class DeltaReadSignature(wiring.Signature):
         return type(other) is type(self) and self.params == other.params
 
     __hash__ = None
+
+
+#: Rows of a channel whose multipliers one copy of a slot's deltas drives (:func:`drive_slot_deltas`).
+SLOT_ROWS_PER_COPY = 4
+
+
+def drive_slot_deltas(m: Module, out, deltas, name: str):
+    """Register a slot's K deltas (``deltas``: K values, this cycle's) into ``out.delta`` of a
+    :class:`SlotSignature` sender port, one register per :data:`SLOT_ROWS_PER_COPY` rows
+    (named ``{name}_delta{g}_dup``, which the ULX3S flow keeps unmerged). Every copy holds the
+    same value in every cycle."""
+    K = len(out.delta)
+    rows = len(out.delta[0])
+    for g in range(0, rows, SLOT_ROWS_PER_COPY):
+        copy = Signal(data.ArrayLayout(out.delta[0][0].shape(), K), name=f"{name}_delta{g}_dup")
+        m.d.sync += [copy[k].eq(deltas[k]) for k in range(K)]
+        for p in range(g, min(rows, g + SLOT_ROWS_PER_COPY)):
+            m.d.comb += [out.delta[k][p].eq(copy[k]) for k in range(K)]
 
 
 def ap_operand_a_bits(fmts: Formats) -> int:
@@ -317,7 +358,7 @@ class MxVChannel(wiring.Component):
             for p in range(P):
                 mul = PipelinedMultiplier(self.a_bits, self.b_bits)
                 m.submodules[f"mul{k}_{p}"] = mul
-                a, b = slot.delta[k], slot.weight[k][p]
+                a, b = slot.delta[k][p], slot.weight[k][p]
                 if k == 0:
                     a, b = Mux(lent.en[p], lent.a[p], a), Mux(lent.en[p], lent.b[p], b)
                 m.d.comb += [mul.a.eq(a), mul.b.eq(b)]

@@ -208,7 +208,7 @@ class CompressedMxVChannel(wiring.Component):
             for p in range(P):
                 mul = PipelinedMultiplier(self.a_bits, self.b_bits)
                 m.submodules[f"mul{k}_{p}"] = mul
-                a, b = slot.delta[k], slot.weight[k][p]
+                a, b = slot.delta[k][p], slot.weight[k][p]
                 if k == 0:
                     a, b = Mux(lent.en[p], lent.a[p], a), Mux(lent.en[p], lent.b[p], b)
                 m.d.comb += [mul.a.eq(a), mul.b.eq(b)]

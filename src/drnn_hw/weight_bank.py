@@ -22,7 +22,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from amaranth.hdl import Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Module, Mux, Signal, unsigned
 from amaranth.lib import data, memory, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -32,7 +32,7 @@ from .delta_encoder import delta_entry_layout
 from .delta_queue import IssueSignature
 from .hdl_arith import check_positive, refuse
 from .layer_map import layer_map, total_blocks, total_words
-from .mxv import SlotSignature
+from .mxv import SlotSignature, drive_slot_deltas
 
 __all__ = ["WeightBank", "bank_words", "compressed_bank_words", "compressed_layer_words",
            "compressed_pairs", "pair_index_bits", "unpack_pairs", "CHANNELS", "CELL_CHANNELS"]
@@ -290,19 +290,16 @@ class WeightBank(wiring.Component):
         # channel: each drives its channel's P·K multipliers, and one register for all of
         # them was a single net across the die's DSP rows (17 ns on the ULX3S). Copies are
         # merged by synthesis unless kept: the names end in ``_dup`` (see drnn_boards.ulx3s).
+        # The deltas: one register per channel and few rows (drive_slot_deltas).
         slot_layout = data.StructLayout({
-            "valid": 1, "block": self.issue.block.shape(),
-            "delta": data.ArrayLayout(signed(fmts.act_bits + 1), K), "is_x": K,
+            "valid": 1, "block": self.issue.block.shape(), "is_x": K,
         })
         slots = [Signal(slot_layout, name=f"slot_{name}_dup") for name in self.channels]
+        deltas = [Mux(issue.valid & issue.column_valid[k], issue.entry[k].delta, 0)
+                  for k in range(K)]
         for slot in slots:
             m.d.sync += [slot.valid.eq(issue.valid), slot.block.eq(issue.block)]
-            for k in range(K):
-                m.d.sync += [
-                    slot.delta[k].eq(Mux(issue.valid & issue.column_valid[k],
-                                         issue.entry[k].delta, 0)),
-                    slot.is_x[k].eq(issue.entry[k].is_x),
-                ]
+            m.d.sync += [slot.is_x[k].eq(issue.entry[k].is_x) for k in range(K)]
 
         if self.kept is not None:
             pair = fmts.w_bits + self.index_bits
@@ -317,7 +314,8 @@ class WeightBank(wiring.Component):
             m.submodules[f"bank_{name}"] = mem
             out = getattr(self, f"slot_{name}")
             m.d.comb += [out.valid.eq(slot.valid), out.block.eq(slot.block),
-                         out.delta.eq(slot.delta), out.is_x.eq(slot.is_x)]
+                         out.is_x.eq(slot.is_x)]
+            drive_slot_deltas(m, out, deltas, f"slot_{name}")
             wp, we = None, None
             if self.load_bits is not None:
                 # A load shares port 0's address, so Yosys sees one read/write port and one

@@ -108,7 +108,7 @@ def test_fetch_and_slots(K, burst, outstanding, latency):
                     for k, c in enumerate(members):
                         got = [ctx.get(o.weight[k][p]) for p in range(P)]
                         assert got == _weights(bundle, g, c, block, P), (g, c, block)
-                        assert ctx.get(o.delta[k]) == 100 + c
+                        assert [ctx.get(o.delta[k][p]) for p in range(P)] == [100 + c] * P
                 seen += 1
 
     sim = Simulator(dut)
@@ -238,7 +238,7 @@ def test_compressed_fetch_and_slots(K, burst, outstanding, latency):
                         got = [(ctx.get(o.weight[k][p]), ctx.get(o.index[k][p]))
                                for p in range(P)]
                         assert got == [_pair(w[g], c, p, P, j) for p in range(P)], (g, c, j)
-                        assert ctx.get(o.delta[k]) == 100 + c
+                        assert [ctx.get(o.delta[k][p]) for p in range(P)] == [100 + c] * P
                 seen += 1
 
     sim = Simulator(dut)

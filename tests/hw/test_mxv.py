@@ -80,7 +80,8 @@ def test_accumulate_split_saturate(H, P, K, split):
                 ctx.set(dut.slot.valid, 1)
                 ctx.set(dut.slot.block, blk)
                 for k in range(K):
-                    ctx.set(dut.slot.delta[k], deltas[k])
+                    for p in range(P):
+                        ctx.set(dut.slot.delta[k][p], deltas[k])
                     ctx.set(dut.slot.is_x[k], is_x[k])
                     for p in range(P):
                         ctx.set(dut.slot.weight[k][p], weights[k][p])
@@ -147,7 +148,7 @@ def test_ap_latencies(K):
             ctx.set(dut.ap_mul.a[p], -3 - p)
             ctx.set(dut.ap_mul.b[p], 7)
             for k in range(K):
-                ctx.set(dut.slot.delta[k], 11)
+                ctx.set(dut.slot.delta[k][p], 11)
                 ctx.set(dut.slot.weight[k][p], 13)
         ctx.set(dut.slot.block, 1)
         for cycle in range(1, 6):
