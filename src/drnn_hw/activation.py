@@ -56,7 +56,7 @@ from .layer_map import LayerDescriptor
 from .numerics import Formats
 
 __all__ = ["ActivationPipeline", "AP_STAGES", "AP_ISSUE", "block_issue", "drive_reads",
-           "lend_enables"]
+           "lend_enables", "h_write_layout", "drive_h_write"]
 
 #: When each stage happens, in cycles after the block's issue (see the module docstring).
 _C_M = AP_READ_LATENCY                 # memories' rows arrive, σ ROM addresses
@@ -81,6 +81,23 @@ def lend_enables(m: Module, banks: dict, rows: int):
             en = Signal(name=f"{name}_en{p}_dup")
             m.d.sync += en.eq(before)
             m.d.comb += port.en[p].eq(en)
+
+
+def h_write_layout(blk) -> data.StructLayout:
+    """One row's copy of the AP's h write: enable and block (see ``h_write``)."""
+    return data.StructLayout({"en": 1, "block": blk})
+
+
+def drive_h_write(m: Module, port, before):
+    """Drive ``port`` (the AP's ``h_write``: one (en, block) per row) from per-row registers
+    named ``h_write{p}_dup`` (kept unmerged on the ULX3S), loaded from ``before``, the stage
+    register one cycle before the write: each equals the write stage's (valid, block) in
+    every cycle. One register enabled all of h across the die (the ULX3S build's paths into
+    h: 975 endpoints over 10 ns)."""
+    for p in range(len(port)):
+        copy = Signal(port[p].shape(), name=f"h_write{p}_dup")
+        m.d.sync += [copy.en.eq(before.valid), copy.block.eq(before.block)]
+        m.d.comb += port[p].eq(copy)
 
 
 def block_issue(m: Module, start, first, last, blk, name: str):
@@ -158,6 +175,9 @@ class ActivationPipeline(wiring.Component):
         cycles after ``en``).
     h_we : Out(1), h_wblock : Out(range(max(NB, 2))), h_out : Out(ArrayLayout(signed(act_bits), P))
         New hidden state of one block (activation codes; rows past H are don't-care).
+    h_write : Out(ArrayLayout(StructLayout({"en": 1, "block": range(max(NB, 2))}), P))
+        Row p's copy of (``h_we``, ``h_wblock``), equal in every cycle, each from its own
+        register (:func:`drive_h_write`): the core writes row p's units with it.
     done : Out(1)
         The last block was written this cycle.
 
@@ -213,6 +233,7 @@ class ActivationPipeline(wiring.Component):
             "mul_z": Out(mul),
             "h_we": Out(1),
             "h_wblock": Out(blk),
+            "h_write": Out(data.ArrayLayout(h_write_layout(blk), rows)),
             "h_out": Out(data.ArrayLayout(act, rows)),
             "done": Out(1),
         })
@@ -255,6 +276,7 @@ class ActivationPipeline(wiring.Component):
         m.d.comb += [
             self.h_we.eq(c[_C_H].valid), self.h_wblock.eq(c[_C_H].block),
         ]
+        drive_h_write(m, self.h_write, c[_C_H - 1])
 
         # h is read a stage early and registered here, so the operand h − n starts from a
         # register, not from the core's block mux; the read's block is c[_C_N − 1]'s, from

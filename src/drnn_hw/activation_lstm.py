@@ -64,7 +64,8 @@ from amaranth.hdl import Array, Const, Module, Mux, Signal, signed
 from amaranth.lib import data, memory, wiring
 from amaranth.lib.wiring import In, Out
 
-from .activation import AP_ISSUE, block_issue, drive_reads, lend_enables
+from .activation import (AP_ISSUE, block_issue, drive_h_write, drive_reads, h_write_layout,
+                         lend_enables)
 from .hdl_arith import (check_positive, refuse, round_saturate, round_shift, saturate,
                         saturated_lut_index)
 from .multiplier import MultiplierBankSignature
@@ -138,6 +139,9 @@ class LSTMActivationPipeline(wiring.Component):
         ``AP_MUL_LATENCY`` cycles after ``en``).
     h_we : Out(1), h_wblock : Out(range(max(ΣNB, 2))), h_out : Out(ArrayLayout(signed(act_bits), P))
         New hidden state of one block (activation codes; rows past H are don't-care).
+    h_write : Out(ArrayLayout(StructLayout({"en": 1, "block": range(max(ΣNB, 2))}), P))
+        Row p's copy of (``h_we``, ``h_wblock``), as the GRU pipeline's
+        (:func:`~drnn_hw.activation.drive_h_write`).
     done : Out(1)
         The last block was written this cycle.
 
@@ -189,6 +193,7 @@ class LSTMActivationPipeline(wiring.Component):
             "mul_o": Out(mul),
             "h_we": Out(1),
             "h_wblock": Out(blk),
+            "h_write": Out(data.ArrayLayout(h_write_layout(blk), rows)),
             "h_out": Out(data.ArrayLayout(act, rows)),
             "done": Out(1),
         })
@@ -231,6 +236,7 @@ class LSTMActivationPipeline(wiring.Component):
         m.d.comb += [
             self.h_we.eq(c[_C_H].valid), self.h_wblock.eq(c[_C_H].block),
         ]
+        drive_h_write(m, self.h_write, c[_C_H - 1])
 
         # The cell state: read at c1 (data at c2), written at c6; zeros after ``clear``.
         c_mem = memory.Memory(shape=data.ArrayLayout(cell, P), depth=max(NB, 2), init=[])

@@ -173,6 +173,9 @@ if AP_LATENCY_LSTM != AP_ISSUE + LSTM_AP_STAGES:
                       f"{AP_ISSUE + LSTM_AP_STAGES}")
 
 
+#: Units of h one register of the delayed RESET_STATE clear clears.
+H_PER_CLEAR = 16
+
 class DeltaRNNCore(wiring.Component):
     """The delta-RNN accelerator for one model bundle, GRU or LSTM (see the module docstring).
 
@@ -693,11 +696,12 @@ class DeltaRNNCore(wiring.Component):
         # writes a unit's register with every arm of a Switch that drives it (empty ones
         # included), which made the core's Verilog grow as ΣH² (a 2×512 core did not fit
         # Verilator in 22 GB); a comparison per block is the same decoder in the netlist.
+        # Row p's units are written with row p's copy of the write (``ap.h_write``).
         for g, (s, bb) in enumerate(where):
-            with m.If(ap.h_we & (ap.h_wblock == g)):
-                for p in range(P):
-                    if unit(s, bb, p) is None:
-                        continue
+            for p in range(P):
+                if unit(s, bb, p) is None:
+                    continue
+                with m.If(ap.h_write[p].en & (ap.h_write[p].block == g)):
                     if runtime:
                         # Units past the loaded H_l stay 0 (the output frame's padding, the
                         # next layer's x past I_l).
@@ -806,11 +810,19 @@ class DeltaRNNCore(wiring.Component):
         with m.If(apply_reset):
             m.d.sync += [reset_pending.eq(0), reset_busy.eq(1),
                          reset_left.eq(fill - 1)]
-            m.d.sync += [s.eq(0) for s in h_state]
         with m.Elif(reset_busy):
             m.d.sync += reset_left.eq(reset_left - 1)
             with m.If(reset_left == 0):
                 m.d.sync += reset_busy.eq(0)
+        # h is cleared a cycle after the reset applies, like x̂ and ĥ in the encoder, from one
+        # register per H_PER_CLEAR units: ``apply_reset`` is a decision and its net reached
+        # 1,777 registers. No step starts in that cycle (reset_busy is set); an H0 write of
+        # that cycle still wins (it comes after this clear).
+        for i in range(0, len(h_state), H_PER_CLEAR):
+            clear_h = Signal(name=f"clear_h{i}_dup")
+            m.d.sync += clear_h.eq(apply_reset)
+            with m.If(clear_h):
+                m.d.sync += [s.eq(0) for s in h_state[i:i + H_PER_CLEAR]]
         with m.If(regs.reset_state):
             m.d.sync += reset_pending.eq(1)
         with m.If(regs.clear_steps):

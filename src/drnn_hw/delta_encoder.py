@@ -69,6 +69,11 @@ def delta_entry_layout(fmts: Formats, addr_bits: int) -> data.StructLayout:
     })
 
 
+#: Elements of stage F whose threshold comparators one copy of the window's Θ feeds.
+THETA_ELEMENTS_PER_COPY = 4
+#: References (x̂, ĥ) one register of the delayed ``clear_refs`` clears.
+REFS_PER_CLEAR = 16
+
 class DeltaStreamSignature(wiring.Signature):
     """The kept deltas of a step, K per cycle at most, seen from the scheduler (the sender).
 
@@ -139,7 +144,8 @@ class DeltaEncoder(wiring.Component):
     clear : In(1)
         End of step: drop ``done`` and the nnz counters (must not coincide with ``start``).
     clear_refs : In(1)
-        Reset x̂ and ĥ to 0 (RESET_STATE).
+        Reset x̂ and ĥ to 0 (RESET_STATE), in the next cycle (from registers: one per
+        :data:`REFS_PER_CLEAR` references; no pass may start in that cycle).
     theta_x, theta_h : In(act_bits)
         Threshold codes of the layer, copied in every cycle without a scan: a pass uses the
         values of the cycle before its ``start``.
@@ -288,8 +294,7 @@ class DeltaEncoder(wiring.Component):
         # theta, theta_neg: the window's threshold (Θx or Θh), chosen at fetch so that the
         # test stage does not fan one x/h select bit out to every comparator (the ULX3S build's
         # critical path ran from f.in_x through that select).
-        f = Signal(data.StructLayout({**window, "ok": E, "ne": E, "theta": dlt,
-                                      "theta_neg": dlt}), name="f")
+        f = Signal(data.StructLayout({**window, "ok": E, "ne": E}), name="f")
         for e, (xw_e, hw_e, in_x_e) in enumerate(counters[1:]):
             h_cur = Array(h_element(self.h, g, e) for g in range(len(h_windows)))[hw_e]
             x_r = Array(x_element(x_ref, g, e) for g in range(len(x_windows)))[xw_e]
@@ -318,14 +323,20 @@ class DeltaEncoder(wiring.Component):
         with m.If(~a_valid & ~f.valid):
             m.d.sync += [th.x.eq(self.theta_x), th.h.eq(self.theta_h),
                          th.x_neg.eq(-self.theta_x), th.h_neg.eq(-self.theta_h)]
-        with m.If(fetch):
-            m.d.sync += [f.theta.eq(Mux(a_in_x, th.x, th.h)),
-                         f.theta_neg.eq(Mux(a_in_x, th.x_neg, th.h_neg))]
-        theta, theta_neg = f.theta, f.theta_neg
+        # The window's threshold in F, one copy per THETA_ELEMENTS_PER_COPY elements, taken
+        # with the first element's copies of the fetch and the x/h flag (equal to the
+        # encoder's own in every cycle): one register fed all 2·E comparators across the die.
         keep = Signal(E)
-        for e in range(E):
-            d = f.delta[e]        # |Δ| ≥ θ: two comparisons side by side
-            m.d.comb += keep[e].eq(f.ok[e] & f.ne[e] & ((d >= theta) | (d <= theta_neg)))
+        for g in range(0, E, THETA_ELEMENTS_PER_COPY):
+            theta = Signal(dlt, name=f"theta{g}_dup")
+            theta_neg = Signal(dlt, name=f"theta_neg{g}_dup")
+            with m.If(fetch_e[g]):
+                in_x_g = counters[1 + g][2]
+                m.d.sync += [theta.eq(Mux(in_x_g, th.x, th.h)),
+                             theta_neg.eq(Mux(in_x_g, th.x_neg, th.h_neg))]
+            for e in range(g, min(E, g + THETA_ELEMENTS_PER_COPY)):
+                d = f.delta[e]        # |Δ| ≥ θ: two comparisons side by side
+                m.d.comb += keep[e].eq(f.ok[e] & f.ne[e] & ((d >= theta) | (d <= theta_neg)))
         # The test's result is registered (stage T) before the scheduler's first cycle is
         # worked out from it (stage P): the comparators' carry chains and the pick trees
         # together were the ULX3S build's critical path.
@@ -401,7 +412,6 @@ class DeltaEncoder(wiring.Component):
             m.d.sync += [
                 f.valid.eq(a_valid), f.in_x.eq(a_in_x), f.xw.eq(xw), f.hw.eq(hw),
                 f.final.eq(~a_in_x & (hw == h_last)),
-                t.keep.eq(keep),
                 b.one_cycle.eq(t_one_cycle), b.first.eq(1), b.keep.eq(t.keep),
                 b.rest.eq(t.keep),
             ]
@@ -410,6 +420,7 @@ class DeltaEncoder(wiring.Component):
             m.d.sync += [p.eq(t) for p, t in zip(picks, t_picks)]
         for e in range(E):
             with m.If(advance_e[e]):
+                m.d.sync += t.keep[e].eq(keep[e])
                 m.d.sync += [t[n][e].eq(f[n][e]) for n in per_element]
                 m.d.sync += [b[n][e].eq(t[n][e]) for n in per_element]
         step = times_const(blocks, E)
@@ -487,8 +498,14 @@ class DeltaEncoder(wiring.Component):
 
         with m.If(self.clear):
             m.d.sync += [out.done.eq(0), self.nnz_dx.eq(0), self.nnz_dh.eq(0)]
-        with m.If(self.clear_refs):
-            m.d.sync += [r.eq(0) for r in x_ref + h_ref]
+        # The clear a cycle later, one register per REFS_PER_CLEAR references: the core's
+        # decision to apply RESET_STATE reached x̂, ĥ and h (1,777 loads) in one net.
+        refs = x_ref + h_ref
+        for i in range(0, len(refs), REFS_PER_CLEAR):
+            clear = Signal(name=f"clear_refs{i}_dup")
+            m.d.sync += clear.eq(self.clear_refs)
+            with m.If(clear):
+                m.d.sync += [r.eq(0) for r in refs[i:i + REFS_PER_CLEAR]]
         return m
 
 
