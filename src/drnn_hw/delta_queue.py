@@ -257,5 +257,8 @@ class DeltaQueue(wiring.Component):
             entry = Signal(self.entry_layout, name=f"next_entry{k}")
             m.d.comb += [nxt.addr.eq(group_n),
                          entry.eq(Mux(wp.en & (wp.addr == group_n), wp.data, nxt.data))]
-            m.d.sync += issue.word[k].eq(entry.addr + Mux(busy_n, block_n, first))
+            # A group going on to its next block reads the word after this one (busy_n only
+            # follows a valid slot short of its last block): the adder then sits behind the
+            # read of a new group only, not behind the sequencer's block decision too.
+            m.d.sync += issue.word[k].eq(Mux(busy_n, issue.word[k] + 1, entry.addr + first))
         return m
