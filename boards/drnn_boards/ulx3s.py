@@ -343,11 +343,16 @@ def build(bundle, shape, out_dir, *, freq_mhz: float = DEFAULT_FREQ_MHZ,
                        # on the demo core and never converged on the LSTM's; the static
                        # placer spreads it over the die: the demo core routed in 42 passes
                        # at 58.2 MHz instead of not at all (README, "Boards").
-                       # --detailed-timing-report: every routed arc's delay in the report,
-                       # from which docs/analysis/timing_paths.py ranks every endpoint's
-                       # path, not only the one critical path nextpnr prints.
+                       # --detailed-timing-report: every endpoint's arrival time in the
+                       # report, which drnn_boards.ulx3s_timing groups (report.txt's slowest
+                       # path groups), not only the one critical path nextpnr prints.
+                       # --tmg-ripup: router2 rips up and reroutes the arcs of failing paths
+                       # too, not only congested ones; nothing fails at a loose clock, but
+                       # with the LPF at 80 MHz the demo core routed at 78.88 MHz with it
+                       # (68.43 at 40 MHz without: README, "Boards").
                        nextpnr_opts=f"--report {NAME}.report.json --detailed-timing-report "
-                                    "--timing-allow-fail --router router2 --placer static")
+                                    "--timing-allow-fail --router router2 --placer static "
+                                    "--tmg-ripup")
     except Exception as e:   # tool failure: subprocess.CalledProcessError and friends
         raise BuildError(f"ULX3S build failed ({type(e).__name__}: {e}); logs in {build_dir}") \
             from None
