@@ -182,6 +182,13 @@ class HostLink(wiring.Component):
         h_byte = Signal(range(max(B, 2)))
         tx_byte = Signal(8)                      # the h byte being sent (TX_H_LOAD, TX_H)
         h_done = Signal()                        # the beat just sent was the frame's last
+        # The core-side strobes straight from flip-flops, set on entering the state that
+        # drives them (not a decode of the state register): h.ready enables the core's output
+        # beat register and x.valid its input FIFO's write, each E·act_bits flip-flops.
+        h_ready = Signal()                       # in TX_H_NEXT
+        x_valid = Signal()                       # in X_SEND
+        m.d.comb += [self.h.ready.eq(h_ready), self.x.valid.eq(x_valid)]
+        m.d.sync += h_ready.eq(0)
 
         rx_byte = self.rx.payload
         rx_take = Signal()                       # a byte is consumed this cycle
@@ -378,13 +385,14 @@ class HostLink(wiring.Component):
             # -- a timestep ----------------------------------------------------------------
             with m.State("X_READ"):
                 m.d.comb += xbuf_r.addr.eq(beat)
+                m.d.sync += x_valid.eq(1)
                 m.next = "X_SEND"
             with m.State("X_SEND"):
-                m.d.comb += [xbuf_r.addr.eq(beat), self.x.valid.eq(1),
+                m.d.comb += [xbuf_r.addr.eq(beat),
                              self.x.payload.data.eq(xbuf_r.data),
                              self.x.payload.last.eq(beat == x_last)]
                 with m.If(self.x.ready):
-                    m.d.sync += beat.eq(beat + 1)
+                    m.d.sync += [beat.eq(beat + 1), x_valid.eq(0)]
                     with m.If(beat == x_last):
                         m.d.sync += [h_beat_elem.eq(0), h_elem.eq(0), h_byte.eq(0)]
                         start_response(Command.STEP.response,
@@ -440,14 +448,13 @@ class HostLink(wiring.Component):
                         m.d.sync += [h_byte.eq(0), h_elem.eq(h_elem + 1)]
                         with m.If((h_beat_elem == E - 1) | (h_elem == H_now - 1)):
                             m.d.sync += [h_beat_elem.eq(0),    # the whole beat was sent
-                                         h_done.eq(h_elem == H_now - 1)]
+                                         h_done.eq(h_elem == H_now - 1), h_ready.eq(1)]
                             m.next = "TX_H_NEXT"
                         with m.Else():
                             m.d.sync += h_beat_elem.eq(h_beat_elem + 1)
                     with m.Else():
                         m.d.sync += h_byte.eq(h_byte + 1)
-            with m.State("TX_H_NEXT"):              # the core's beat is still valid
-                m.d.comb += self.h.ready.eq(1)
+            with m.State("TX_H_NEXT"):              # the core's beat is still valid: h_ready
                 with m.If(h_done):
                     m.next = "TX_CRC"
                 with m.Else():

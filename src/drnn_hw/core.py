@@ -800,13 +800,14 @@ class DeltaRNNCore(wiring.Component):
                 new_h = [h_state[out_base + j] if j < last else
                          Mux(ap.done, ap.h_out[j - last], h_state[out_base + j])
                          for j in range(H)]
-            # The first beat straight into the output register (see "output" below).
-            m.d.sync += [beat[e].eq(new_h[e]) for e in range(min(E, H))]
-        # The holding registers: those of element e's units load with e's copy of the commit
-        # (the same condition as ``commit``).
+        # The holding registers, and the first beat straight into the output register (see
+        # "output" below): those of element e's units load with e's copy of the commit (the
+        # same condition as ``commit``; one ``commit`` net enabled them all).
         for j in range(H):
             with m.If(step_done & ~out_full_e[j % len(out_full_e)]):
                 m.d.sync += hold[j].eq(new_h[j])
+                if j < E:
+                    m.d.sync += beat[j].eq(new_h[j])
         with m.If(apply_reset):
             m.d.sync += [reset_pending.eq(0), reset_busy.eq(1),
                          reset_left.eq(fill - 1)]
