@@ -36,7 +36,8 @@ from .ulx3s_timing import analyse, slow_groups
 from .uart import MIN_DIVISOR, UARTReceiver, UARTTransmitter
 
 __all__ = ["DeltaRNNBoard", "ULX3STop", "pll_config", "build", "program", "tool_env",
-           "DEFAULT_BAUD", "DEFAULT_FREQ_MHZ", "BuildError"]
+           "DEFAULT_BAUD", "DEFAULT_FREQ_MHZ", "BuildError", "build_at_default_clock",
+           "fallback_freq_mhz", "slow_paths"]
 
 DEFAULT_BAUD = 1_000_000          # the FT231X handles 3 Mbaud; 1 Mbaud divides 40 MHz exactly
 #: The default core meets 40 MHz after place and route (71.89 MHz on the demo model; the
@@ -403,9 +404,8 @@ SLOW_PATH_NS = 10.0
 
 
 def slow_paths(report_path: Path, top: int = 15) -> dict | None:
-    """The endpoint groups slower than :data:`SLOW_PATH_NS` (estimates, see
-    :mod:`drnn_boards.ulx3s_timing`), ``top`` of them; None without nextpnr's detailed
-    timings."""
+    """The endpoint groups slower than :data:`SLOW_PATH_NS` (:mod:`drnn_boards.ulx3s_timing`),
+    ``top`` of them; None without nextpnr's detailed timings."""
     try:
         result = analyse(json.loads(Path(report_path).read_text()))
     except (OSError, ValueError):
@@ -413,8 +413,48 @@ def slow_paths(report_path: Path, top: int = 15) -> dict | None:
     slow = slow_groups(result, SLOW_PATH_NS)
     slow["groups"] = slow["groups"][:top]
     slow["nextpnr_critical_ns"] = result["nextpnr_critical_ns"]
-    slow["worst_estimate_ns"] = result["endpoints"][0][0] if result["endpoints"] else None
+    slow["worst_arrival_ns"] = result["endpoints"][0][0] if result["endpoints"] else None
     return slow
+
+
+#: The lowest clock a default-clock build falls back to (below it the UART's 1 Mbaud and the
+#: PLL are still fine, but such a core is better served by a smaller shape).
+MIN_FALLBACK_MHZ = 10.0
+
+
+def fallback_freq_mhz(achieved_mhz: float) -> float:
+    """The clock of the rebuild after a default-clock build missed timing: 90 % of the Fmax
+    that build reached, in whole MHz. A margin, because a looser constraint gives another
+    placement (results of one netlist vary by about ±10 % here)."""
+    return float(int(0.9 * achieved_mhz))
+
+
+def build_at_default_clock(bundle, shape, out_dir, *, baud: int = DEFAULT_BAUD, maxima=None,
+                           log=print) -> dict:
+    """:func:`build` at :data:`DEFAULT_FREQ_MHZ`; when that misses timing (a larger or stacked
+    core), once more at :func:`fallback_freq_mhz` of the Fmax it reached, so that the
+    bitstream a plain ``drnn build`` leaves meets its clock whenever a rebuild can. The
+    report's ``clock.first_attempt`` then records the first build (target, Fmax, seconds).
+    Returns the report of the bitstream left in ``out_dir``."""
+    report = build(bundle, shape, out_dir, freq_mhz=DEFAULT_FREQ_MHZ, baud=baud,
+                   maxima=maxima, log=log)
+    fmax = report["clock"]["achieved_fmax_mhz"]
+    if report["clock"]["timing_met"] or not fmax:
+        return report
+    retry = fallback_freq_mhz(fmax)
+    if retry < MIN_FALLBACK_MHZ:
+        return report
+    log(f"timing not met at {DEFAULT_FREQ_MHZ:g} MHz (Fmax {fmax} MHz): rebuilding at "
+        f"{retry:g} MHz")
+    first = {"target_mhz": DEFAULT_FREQ_MHZ, "achieved_fmax_mhz": fmax,
+             "critical_path": report.get("critical_path"),
+             "build_seconds": report.get("build_seconds")}
+    report = build(bundle, shape, out_dir, freq_mhz=retry, baud=baud, maxima=maxima, log=log)
+    report["clock"]["first_attempt"] = first
+    out = Path(out_dir)
+    (out / "report.json").write_text(json.dumps(report, indent=1) + "\n")
+    (out / "report.txt").write_text(format_report(report))
+    return report
 
 
 def program(out_dir) -> None:

@@ -86,6 +86,11 @@ def format_report(r: dict) -> str:
         "placed: " + ", ".join(f"{k} {v['used']}/{v['available']}" for k, v in u.items()
                                if v["used"]),
     ]
+    first = c.get("first_attempt")
+    if first:
+        lines.append(f"first attempt at the default {first['target_mhz']:g} MHz: Fmax "
+                     f"{first['achieved_fmax_mhz']} MHz, not met; rebuilt at {c['target_mhz']:g} "
+                     f"MHz")
     cp = r.get("critical_path")
     if cp:
         lines.append(f"critical path: {cp['delay_ns']} ns ({cp['logic_ns']} logic, "
@@ -93,9 +98,9 @@ def format_report(r: dict) -> str:
                      f"to {cp['to']}")
     slow = r.get("slow_paths")
     if slow:
-        lines.append(f"endpoints over {slow['over_ns']:g} ns: {slow['endpoints']} (estimated "
-                     f"from nextpnr's arc delays; worst {slow['worst_estimate_ns']} ns); "
-                     f"worst groups (ns, endpoints, start -> end):")
+        lines.append(f"endpoints over {slow['over_ns']:g} ns: {slow['endpoints']} (nextpnr's "
+                     f"arrival times, before setup; worst {slow['worst_arrival_ns']} ns); "
+                     f"slowest groups (ns, endpoints, last driver -> endpoint):")
         lines += [f"  {w:6.2f} {n:5d}  {s} -> {e}" for s, e, n, w in slow["groups"]]
     lines += [
         f"UART {r['uart']['baud']} baud (divisor {r['uart']['divisor']}); "

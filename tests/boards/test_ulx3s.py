@@ -169,3 +169,42 @@ def test_board_logic_refuses_bad_parameters(name, value):
 def test_top_refuses_clock_and_baud_it_cannot_make(kwargs, needle):
     with pytest.raises(ValueError, match=needle):
         ULX3STop(random_bundle(2, 3, seed=1), SHAPE, **kwargs)
+
+
+def test_a_default_clock_build_that_misses_timing_is_rebuilt_below_its_fmax(tmp_path,
+                                                                          monkeypatch):
+    """`drnn build` without --freq: a core that misses the default clock is rebuilt once at
+    90 % of the Fmax it reached (whole MHz), and its report says so."""
+    from drnn_boards import ulx3s
+    from drnn_boards.ulx3s_report import format_report
+
+    calls = []
+    first = round(0.8 * ulx3s.DEFAULT_FREQ_MHZ, 2) + 0.07       # the default build's Fmax
+    retry = float(int(0.9 * first))                             # 90 %, whole MHz
+
+    def fake_build(bundle, shape, out_dir, *, freq_mhz, baud, maxima, log):
+        calls.append(freq_mhz)
+        fmax = {ulx3s.DEFAULT_FREQ_MHZ: first}.get(freq_mhz, first * 0.95)
+        return {"clock": {"target_mhz": freq_mhz, "pll_mhz": freq_mhz,
+                          "achieved_fmax_mhz": fmax, "timing_met": fmax >= freq_mhz},
+                "critical_path": None, "build_seconds": 1.0, "device": "d", "board": "b",
+                "core": {"rows": 4, "columns": 2, "scan": 4}, "multipliers": 24,
+                "model": {"input_size": 3, "hidden_size": 5}, "synth_cells": {},
+                "utilization": {}, "uart": {"baud": 1, "divisor": 1}, "bitstream": "x.bit"}
+
+    monkeypatch.setattr(ulx3s, "build", fake_build)
+    said = []
+    rep = ulx3s.build_at_default_clock(None, None, tmp_path, log=said.append)
+    assert calls == [ulx3s.DEFAULT_FREQ_MHZ, retry]
+    assert rep["clock"]["timing_met"] and rep["clock"]["first_attempt"]["achieved_fmax_mhz"] \
+        == first
+    assert said == [f"timing not met at {ulx3s.DEFAULT_FREQ_MHZ:g} MHz (Fmax {first} MHz): "
+                    f"rebuilding at {retry:g} MHz"]
+    assert "first attempt at the default" in (tmp_path / "report.txt").read_text()
+    assert format_report(rep) == (tmp_path / "report.txt").read_text()
+
+    calls.clear()
+    monkeypatch.setattr(ulx3s, "build", lambda *a, **k: calls.append(k["freq_mhz"]) or
+                        {"clock": {"timing_met": True, "achieved_fmax_mhz": 99.0}})
+    ulx3s.build_at_default_clock(None, None, tmp_path, log=said.append)
+    assert calls == [ulx3s.DEFAULT_FREQ_MHZ]                 # met: built once

@@ -57,25 +57,27 @@ def build(model_dir, board, out_dir, freq_mhz, baud, estimate, weights, max_inpu
     if freq_mhz is not None and not freq_mhz > 0:
         raise UserError(f"--freq must be > 0 MHz, got {freq_mhz:g}")
     if board == "ulx3s-85f":
-        from drnn_boards.ulx3s import DEFAULT_BAUD, DEFAULT_FREQ_MHZ, BuildError
-        from drnn_boards.ulx3s import build as build_ulx3s
-
-        freq_mhz = freq_mhz or DEFAULT_FREQ_MHZ
+        from drnn_boards import ulx3s
 
         click.echo(f"building ULX3S-85F bitstream (P={shape.rows} K={shape.columns} "
                    f"E={shape.scan}"
                    f"{', compressed weights' if shape.weight_format == 'compressed' else ''}, "
-                   f"{freq_mhz:g} MHz) -> {out_dir} ...")
+                   f"{freq_mhz or ulx3s.DEFAULT_FREQ_MHZ:g} MHz) -> {out_dir} ...")
         try:
-            report = build_ulx3s(bundle, shape, out_dir, freq_mhz=freq_mhz,
-                                 baud=baud or DEFAULT_BAUD, maxima=maxima)
-        except (BuildError, ValueError) as e:
+            if freq_mhz is None:        # the default clock, or a rebuild below it if missed
+                report = ulx3s.build_at_default_clock(
+                    bundle, shape, out_dir, baud=baud or ulx3s.DEFAULT_BAUD, maxima=maxima,
+                    log=lambda line: click.echo(line, err=True))
+            else:
+                report = ulx3s.build(bundle, shape, out_dir, freq_mhz=freq_mhz,
+                                     baud=baud or ulx3s.DEFAULT_BAUD, maxima=maxima)
+        except (ulx3s.BuildError, ValueError) as e:
             raise UserError(str(e)) from None
         click.echo((Path(out_dir) / "report.txt").read_text().rstrip())
-        if not report["clock"]["timing_met"]:
-            click.echo(f"warning: timing not met at {freq_mhz:g} MHz; rebuild with "
-                       f"--freq {int(report['clock']['achieved_fmax_mhz'] or 0)} or lower",
-                       err=True)
+        clock = report["clock"]
+        if not clock["timing_met"]:
+            click.echo(f"warning: timing not met at {clock['target_mhz']:g} MHz; rebuild with "
+                       f"--freq {int(clock['achieved_fmax_mhz'] or 0)} or lower", err=True)
     else:
         from drnn_boards.arty_z7 import (DEFAULT_FREQ_MHZ, NAME, EstimateError,
                                          write_vivado_plan, yosys_estimate)
