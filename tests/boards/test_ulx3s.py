@@ -162,8 +162,8 @@ def test_board_logic_refuses_bad_parameters(name, value):
 
 @pytest.mark.parametrize("kwargs,needle", [
     ({"baud": 0}, "baud must be > 0"),
-    ({"baud": 20_000_000}, "too fast"),                  # 2 clock cycles per bit at 40 MHz
-    ({"baud": 3_000_000}, r"2\.6 % off"),                # 40 MHz / 13 = 3.077 Mbaud
+    ({"baud": 20_000_000, "freq_mhz": 40}, "too fast"),  # 2 clock cycles per bit
+    ({"baud": 3_000_000, "freq_mhz": 40}, r"2\.6 % off"),  # 40 MHz / 13 = 3.077 Mbaud
     ({"freq_mhz": 1000}, "^freq_mhz: no EHXPLLL setting"),
 ])
 def test_top_refuses_clock_and_baud_it_cannot_make(kwargs, needle):
