@@ -290,10 +290,10 @@ class DeltaEncoder(wiring.Component):
         per_element = ("delta", "cur", "addr")     # moved on by each element's own enable
 
         # --- stage F: the next window's values and deltas -----------------------------------
-        # ok: the element exists (not padding past I or H); ne: it differs from its reference;
-        # theta, theta_neg: the window's threshold (Θx or Θh), chosen at fetch so that the
-        # test stage does not fan one x/h select bit out to every comparator (the ULX3S build's
-        # critical path ran from f.in_x through that select).
+        # ok: the element exists (not padding past I or H); ne: it differs from its reference.
+        # The window's threshold (Θx or Θh) is chosen at fetch too (``theta{g}_dup`` below), so
+        # that the test stage does not fan one x/h select bit out to every comparator (the
+        # ULX3S build's critical path ran from f.in_x through that select).
         f = Signal(data.StructLayout({**window, "ok": E, "ne": E}), name="f")
         for e, (xw_e, hw_e, in_x_e) in enumerate(counters[1:]):
             h_cur = Array(h_element(self.h, g, e) for g in range(len(h_windows)))[hw_e]
