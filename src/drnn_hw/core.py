@@ -176,6 +176,7 @@ if AP_LATENCY_LSTM != AP_ISSUE + LSTM_AP_STAGES:
 #: Units of h one register of the delayed RESET_STATE clear clears.
 H_PER_CLEAR = 16
 
+
 class DeltaRNNCore(wiring.Component):
     """The delta-RNN accelerator for one model bundle, GRU or LSTM (see the module docstring).
 

@@ -74,6 +74,7 @@ THETA_ELEMENTS_PER_COPY = 4
 #: References (x̂, ĥ) one register of the delayed ``clear_refs`` clears.
 REFS_PER_CLEAR = 16
 
+
 class DeltaStreamSignature(wiring.Signature):
     """The kept deltas of a step, K per cycle at most, seen from the scheduler (the sender).
 

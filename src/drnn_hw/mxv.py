@@ -199,24 +199,6 @@ class DeltaReadSignature(wiring.Signature):
     __hash__ = None
 
 
-#: Rows of a channel whose multipliers one copy of a slot's deltas drives (:func:`drive_slot_deltas`).
-SLOT_ROWS_PER_COPY = 4
-
-
-def drive_slot_deltas(m: Module, out, deltas, name: str):
-    """Register a slot's K deltas (``deltas``: K values, this cycle's) into ``out.delta`` of a
-    :class:`SlotSignature` sender port, one register per :data:`SLOT_ROWS_PER_COPY` rows
-    (named ``{name}_delta{g}_dup``, which the ULX3S flow keeps unmerged). Every copy holds the
-    same value in every cycle."""
-    K = len(out.delta)
-    rows = len(out.delta[0])
-    for g in range(0, rows, SLOT_ROWS_PER_COPY):
-        copy = Signal(data.ArrayLayout(out.delta[0][0].shape(), K), name=f"{name}_delta{g}_dup")
-        m.d.sync += [copy[k].eq(deltas[k]) for k in range(K)]
-        for p in range(g, min(rows, g + SLOT_ROWS_PER_COPY)):
-            m.d.comb += [out.delta[k][p].eq(copy[k]) for k in range(K)]
-
-
 def ap_operand_a_bits(fmts: Formats) -> int:
     """Width of the multipliers' first operand: a delta, or an activation difference."""
     return fmts.act_bits + 1
