@@ -3,25 +3,31 @@
 For every hidden unit (see :func:`drnn_hw.golden.activation_pipeline`), in cycles after the
 block's issue ``c0`` (at most one carry chain, table lookup or multiplier per stage)::
 
-    c0  read the block of the four delta memories
-    c1  σ ROM addresses of M_r, M_z;  mnx, mnh = narrow(M_nx), narrow(M_nh)
-    c2  r, z from the σ ROM (registered)
-    c3  r·mnh to the r channel's multipliers (column 0)
-    c5  tanh ROM address of pre = sat(mnx + round(r·mnh))
-    c6  n from the tanh ROM (registered);  h read (registered)
-    c7  z·(h − n) to the z channel's multipliers (column 0)
-    c9  h' = sat(n + round(z·(h − n))), written to h
+    c0   read the block of the four delta memories
+    c1   σ ROM addresses of M_r, M_z;  mnx, mnh = narrow(M_nx), narrow(M_nh)
+    c2   r, z from the σ ROM (registered)
+    c3   r·mnh to the r channel's multipliers (column 0)
+    c5   tanh ROM address of pre = sat(mnx + round(r·mnh)) (registered)
+    c6   the tanh ROM read
+    c7   n from the tanh ROM (registered);  h read (registered)
+    c8   z·(h − n) to the z channel's multipliers (column 0)
+    c10  h' = sat(n + round(z·(h − n))) (registered)
+    c11  h' written to h
 
 Each table's word is registered before any logic uses it: a block RAM's output is 5.6 ns after
 the clock on an ECP5 (``DP16KD`` without its output register, which Yosys does not infer), so
 a table read followed by the h − n subtract and the multiplier's operand mux was the ULX3S
-build's critical path (16.1 ns). The two registers cost two cycles per step.
+build's critical path (16.1 ns). So is each product's result before it goes on: the r and z
+channels' multipliers sit in the die's DSP rows, away from the tables and from h, and the
+paths product → tanh ROM address and product → h′ → h (and the output's holding registers)
+were the slowest groups of the fifth round's 80 MHz build (12.3 and 12.6 ns, 9.8 of them
+routing). The four registers cost four cycles per step (issue #10).
 
 Two identities of the spec's integer arithmetic save stages (both exact, not approximations):
 
 * a table index depends on its input only through a clamp, so it is computed straight from the
   wider value (:func:`~drnn_hw.hdl_arith.saturated_lut_index`): from the unsaturated delta
-  memory row at c1, and from ``r·mnh`` plus ``mnx`` at c4;
+  memory row at c1, and from ``r·mnh`` plus ``mnx`` at c5;
 * ``rnh = sat(round(r·mnh))`` never saturates, because the σ table's entries lie in [0, 2^A]
   (checked here; the bundle enforces it), so ``mnx + rnh`` is one add.
 
@@ -61,11 +67,11 @@ __all__ = ["ActivationPipeline", "AP_STAGES", "AP_ISSUE", "block_issue", "drive_
 #: When each stage happens, in cycles after the block's issue (see the module docstring).
 _C_M = AP_READ_LATENCY                 # memories' rows arrive, σ ROM addresses
 _C_RZ = _C_M + 2                       # σ ROM data registered: r·mnh issued
-_C_PRE = _C_RZ + AP_MUL_LATENCY        # r·mnh arrives, tanh ROM address
-_C_N = _C_PRE + 2                      # tanh ROM data registered, h read: z·(h − n) issued
-_C_H = _C_N + AP_MUL_LATENCY           # z·(h − n) arrives, h written
+_C_PRE = _C_RZ + AP_MUL_LATENCY        # r·mnh arrives, tanh ROM address registered
+_C_N = _C_PRE + 3                      # tanh ROM data registered, h read: z·(h − n) issued
+_C_H = _C_N + AP_MUL_LATENCY           # z·(h − n) arrives, h' registered
 #: Cycles from a block's issue (c0) to its h write.
-AP_STAGES = _C_H
+AP_STAGES = _C_H + 1
 #: Cycles from ``start`` to the first block's issue (c0 is a register).
 AP_ISSUE = 1
 
@@ -245,7 +251,7 @@ class ActivationPipeline(wiring.Component):
         act = signed(fmts.act_bits)
         blk = range(max(NB, 2))
 
-        # Stage c0 (the block read) and its copies in stages c1..c9: valid bit, block number.
+        # Stage c0 (the block read) and its copies in stages c1..c11: valid bit, block number.
         stage = data.StructLayout({"valid": 1, "block": blk})
         c = [Signal(stage, name=f"c{i}") for i in range(AP_STAGES + 1)]
         # The layout's first block of the layer, the descriptor's block count.
@@ -266,7 +272,7 @@ class ActivationPipeline(wiring.Component):
         # ``done`` from a register (worked out a stage early): it ends the pass in the core,
         # which clears the encoder, the queue and the banks with it.
         done = Signal(name="done_q")
-        m.d.sync += done.eq(c[_C_H - 1].valid & (c[_C_H - 1].block == last))
+        m.d.sync += done.eq(c[AP_STAGES - 1].valid & (c[AP_STAGES - 1].block == last))
         m.d.comb += self.done.eq(done)
 
         m_r, m_z, m_nx, m_nh = self.read_r.m, self.read_z.m, self.read_n.m, self.read_n.m_h
@@ -274,9 +280,9 @@ class ActivationPipeline(wiring.Component):
         lend_enables(m, {"mul_r": (mul_r, c[_C_RZ - 1].valid),
                          "mul_z": (mul_z, c[_C_N - 1].valid)}, P)
         m.d.comb += [
-            self.h_we.eq(c[_C_H].valid), self.h_wblock.eq(c[_C_H].block),
+            self.h_we.eq(c[AP_STAGES].valid), self.h_wblock.eq(c[AP_STAGES].block),
         ]
-        drive_h_write(m, self.h_write, c[_C_H - 1])
+        drive_h_write(m, self.h_write, c[AP_STAGES - 1])
 
         # h is read a stage early and registered here, so the operand h − n starts from a
         # register, not from the core's block mux; the read's block is c[_C_N − 1]'s, from
@@ -318,11 +324,14 @@ class ActivationPipeline(wiring.Component):
             mnh3 = delay(mnh, _C_M + 1, _C_RZ, f"mnh_{p}")
             m.d.comb += [mul_r.a[p].eq(mnh3), mul_r.b[p].eq(r)]
             # c5: tanh address of pre = sat(mnx + round(r·mnh)), from the product's rounded
-            # high part (add_rounded: one adder of act width, not of the product's).
+            # high part (add_rounded: one adder of act width, not of the product's),
+            # registered; c6: the ROM reads it.
             mnx5 = delay(mnx, _C_M + 1, _C_PRE, f"mnx_{p}")
-            m.d.comb += rd_n.addr.eq(saturated_lut_index(
+            tanh_addr = Signal.like(rd_n.addr, name=f"tanh_addr_{p}")
+            m.d.sync += tanh_addr.eq(saturated_lut_index(
                 add_rounded(mul_r.product[p], A, mnx5), fmts, fmts.tanh_range_log2))
-            # c6: n registered; c7: z · (h − n) on the z channel, n kept for the c9 add.
+            m.d.comb += rd_n.addr.eq(tanh_addr)
+            # c7: n registered; c8: z · (h − n) on the z channel, n kept for the c10 add.
             n = Signal(act, name=f"n_{p}")
             m.d.sync += n.eq(rd_n.data)
             z7 = delay(z, _C_M + 2, _C_N, f"z_{p}")
@@ -330,7 +339,9 @@ class ActivationPipeline(wiring.Component):
             m.d.sync += h_q.eq(self.h_in[p])
             m.d.comb += [mul_z.a[p].eq(h_q - n), mul_z.b[p].eq(z7)]
             n9 = delay(n, _C_N, _C_H, f"n_{p}")
-            # c9: h' = sat(n + round(z · (h − n))).
-            m.d.comb += self.h_out[p].eq(
-                saturate(add_rounded(mul_z.product[p], A, n9), fmts.act_bits))
+            # c10: h' = sat(n + round(z · (h − n))), registered; c11: written.
+            h_next = Signal(act, name=f"h_next_{p}")
+            m.d.sync += h_next.eq(saturate(add_rounded(mul_z.product[p], A, n9),
+                                           fmts.act_bits))
+            m.d.comb += self.h_out[p].eq(h_next)
         return m

@@ -13,10 +13,12 @@ issue ``c0`` (at most one carry chain, table lookup or multiplier per stage)::
     c6  c' = sat(fc + ig), written to the cell RAM;  tanh ROM address of c'
     c7  tc = tanh(c') from the ROM (registered)
     c8  o·tc to the o channel's multipliers (column 0)
-    c10 h' = sat(round(o·tc)), written to h
+    c10 h' = sat(round(o·tc)) (registered)
+    c11 h' written to h
 
-Every table and RAM word is registered before it goes anywhere, as in the GRU's AP (a block
-RAM's output comes 5.6 ns after the clock on an ECP5: :mod:`drnn_hw.activation`).
+Every table and RAM word is registered before it goes anywhere, and so is h′ before it goes to
+h, as in the GRU's AP (a block RAM's output comes 5.6 ns after the clock on an ECP5, and the
+multipliers sit in the die's DSP rows, away from h: :mod:`drnn_hw.activation`).
 
 Identities of the spec's integer arithmetic that save stages (exact, not approximations):
 
@@ -84,9 +86,9 @@ _C_G = _C_M + 2                        # i, f, g, o, c registered: f·c and i·g
 _C_P = _C_G + AP_MUL_LATENCY           # products: fc, ig rounded
 _C_C = _C_P + 1                        # c' = sat(fc + ig) written; tanh(c') address
 _C_T = _C_C + 2                        # tanh(c') registered: o·tanh(c') issued
-_C_H = _C_T + AP_MUL_LATENCY           # h' written
+_C_H = _C_T + AP_MUL_LATENCY           # h' registered
 #: Cycles from a block's issue (c0) to its h write.
-LSTM_AP_STAGES = _C_H
+LSTM_AP_STAGES = _C_H + 1
 
 
 def ap_a_bits(fmts: Formats) -> int:
@@ -227,16 +229,17 @@ class LSTMActivationPipeline(wiring.Component):
         # ``done`` from a register (worked out a stage early): it ends the pass in the core,
         # which clears the encoder, the queue and the banks with it.
         done = Signal(name="done_q")
-        m.d.sync += done.eq(c[_C_H - 1].valid & (c[_C_H - 1].block == last))
+        m.d.sync += done.eq(c[LSTM_AP_STAGES - 1].valid &
+                            (c[LSTM_AP_STAGES - 1].block == last))
         m.d.comb += self.done.eq(done)
 
         mul_i, mul_f, mul_o = self.mul_i, self.mul_f, self.mul_o
         lend_enables(m, {"mul_i": (mul_i, c[_C_G - 1].valid), "mul_f": (mul_f, c[_C_G - 1].valid),
                          "mul_o": (mul_o, c[_C_T - 1].valid)}, P)
         m.d.comb += [
-            self.h_we.eq(c[_C_H].valid), self.h_wblock.eq(c[_C_H].block),
+            self.h_we.eq(c[LSTM_AP_STAGES].valid), self.h_wblock.eq(c[LSTM_AP_STAGES].block),
         ]
-        drive_h_write(m, self.h_write, c[_C_H - 1])
+        drive_h_write(m, self.h_write, c[LSTM_AP_STAGES - 1])
 
         # The cell state: read at c1 (data at c2), written at c6; zeros after ``clear``.
         c_mem = memory.Memory(shape=data.ArrayLayout(cell, P), depth=max(NB, 2), init=[])
@@ -304,9 +307,11 @@ class LSTMActivationPipeline(wiring.Component):
                                                  rounded=True)),
             ]
             # c7: tanh(c') registered; c8: o · tanh(c') on the o channel;
-            # c10: h' = sat(round(o · tanh(c'))).
+            # c10: h' = sat(round(o · tanh(c'))), registered; c11: written.
             tc = Signal(act, name=f"tc_{p}")
             m.d.sync += tc.eq(rd_c.data)
-            m.d.comb += [mul_o.a[p].eq(tc), mul_o.b[p].eq(o8),
-                         self.h_out[p].eq(_round_to(mul_o.product[p], A, fmts.act_bits))]
+            m.d.comb += [mul_o.a[p].eq(tc), mul_o.b[p].eq(o8)]
+            h_next = Signal(act, name=f"h_next_{p}")
+            m.d.sync += h_next.eq(_round_to(mul_o.product[p], A, fmts.act_bits))
+            m.d.comb += self.h_out[p].eq(h_next)
         return m

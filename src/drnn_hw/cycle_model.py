@@ -24,11 +24,13 @@ This is the performance contract of the RTL: the cycle counter of the generated 
 
     cycles = SCAN_LATENCY + A0 + NB + AP_LATENCY
 
-The AP's depth depends on the cell (:func:`ap_latency`): ``AP_LATENCY`` (10) is the GRU's,
-``AP_LATENCY_LSTM`` (11) the LSTM's (one more stage: the cell state's sum c' = fc + ig before
-tanh(c')); everything else is the same schedule. The three constants are pipeline depths, chosen so that every stage holds at most one carry
-chain, table lookup or multiplier (the clock target is 100 MHz on an ECP5); the core checks at
-import time that its blocks' stage counts add up to them.
+The AP's depth depends on the cell (:func:`ap_latency`): ``AP_LATENCY`` (12) is the GRU's,
+``AP_LATENCY_LSTM`` (12) the LSTM's (the same depth from different stages: the LSTM's cell
+state sum c' = fc + ig before tanh(c'), the GRU's register of tanh's address); everything else
+is the same schedule. The three constants are pipeline depths, chosen so that every stage
+holds at most one carry chain, table lookup or multiplier, and every product is registered
+before it goes on (the clock target is 100 MHz on an ECP5); the core checks at import time
+that its blocks' stage counts add up to them.
 
 **Weights in DRAM** (``CoreShape.weights == "axi"``, :mod:`drnn_hw.axi_weight_fetch`): a
 group can only start once its columns' weights are in the column buffer, so the MxV recurrence
@@ -69,15 +71,16 @@ SCAN_LATENCY = 3
 #: are read, registered as multiplier operands, multiplied, lane-summed, accumulated.
 MXV_WRITE = 4
 #: Cycles from the AP's start (A0) plus its NB issue cycles to the committed h: the AP issues
-#: its first block one cycle after the start (a registered read address), then nine pipeline
-#: stages (memory read, σ ROM and its register, r·mnh 2, tanh ROM and its register,
-#: z·(h−n) 2); the commit takes the last block in the cycle it is written.
-AP_LATENCY = 10
-#: The same for the LSTM core: the registered issue, then ten stages (memory read, σ/tanh
+#: its first block one cycle after the start (a registered read address), then eleven pipeline
+#: stages (memory read, σ ROM and its register, r·mnh 2, the tanh ROM's address register, the
+#: ROM and its register, z·(h−n) 2, h′'s register); the commit takes the last block in the
+#: cycle it is written.
+AP_LATENCY = 12
+#: The same for the LSTM core: the registered issue, then eleven stages (memory read, σ/tanh
 #: ROMs of i, f, g, o and their register, f·c and i·g 2, their roundings, c' = fc + ig and
-#: tanh(c')'s address, tanh ROM and its register, o·tanh(c') 2),
+#: tanh(c')'s address, tanh ROM and its register, o·tc 2, h′'s register),
 #: :mod:`drnn_hw.activation_lstm`.
-AP_LATENCY_LSTM = 11
+AP_LATENCY_LSTM = 12
 #: MxV channels (P·K multipliers each) of the core for each cell: the GRU's r, z, n; the
 #: LSTM's i, f, g, o.
 CHANNELS = {"gru": 3, "lstm": 4}

@@ -123,7 +123,7 @@ def test_generate_an_lstm_core_counts_four_channels_of_multipliers(tmp_path, cap
     man = json.loads((tmp_path / "g" / "manifest.json").read_text())
     assert man["parameters"]["cell"] == "lstm"
     assert man["multipliers"] == 4 * 4 * 2 == man["multipliers_yosys"]
-    assert man["cycle_model"]["AP_LATENCY"] == 11
+    assert man["cycle_model"]["AP_LATENCY"] == 12
     assert "LSTM I=5 H=6" in out and "32 multipliers (yosys counts 32)" in out
 
 

@@ -104,14 +104,15 @@ def test_without_reset_state_carries_over():
 
 def test_default_shape_meets_bound():
     """The default core shape on a small model: exact h and cycles; every step within
-    10 % + 16 cycles of the ideal bound."""
+    10 % + 18 cycles of the ideal bound (16 until the AP registered tanh's address and h′,
+    #10)."""
     from drnn_hw.cycle_model import PRESETS, cycle_bound
     bundle = random_bundle(12, 20, seed=4, theta_x=0.05, theta_h=0.05)
     rng = np.random.default_rng(1)
     x = np.clip(np.cumsum(rng.integers(-60, 61, (1, 5, 12)), axis=1), -32768, 32767)
     got, _ = _check(bundle, x, PRESETS["default"])
     bound = cycle_bound(got.nnz_dx + got.nnz_dh, 20, PRESETS["default"])
-    assert np.all(got.cycles <= 1.1 * bound + 16)
+    assert np.all(got.cycles <= 1.1 * bound + 18)
 
 
 def test_bus_status_and_frame_error():

@@ -98,10 +98,10 @@ def test_vectorised_form_and_bound():
     nnz = dx.sum(-1) + dh.sum(-1)
     bound = cycle_bound(nnz, 64, shape)
     assert np.all(bound <= c)
-    # the design target of the default core: within 10 % + 20 cycles of the bound (16 until
+    # the design target of the default core: within 10 % + 22 cycles of the bound (16 until
     # the encoder's pick stage and the AP's registered issue were added for the clock, 18
-    # until the AP's table reads were registered, #10)
-    assert np.all(c <= 1.1 * bound + 20)
+    # until the AP's table reads were registered, 20 until tanh's address and h′ were, #10)
+    assert np.all(c <= 1.1 * bound + 22)
 
 
 def test_default_core_meets_target_at_the_extremes():
@@ -109,7 +109,7 @@ def test_default_core_meets_target_at_the_extremes():
     for dx, dh in [(np.zeros(12), np.zeros(64)), (np.ones(12), np.ones(64))]:
         c = step_cycles(dx, dh, shape)
         b = int(cycle_bound(int(dx.sum() + dh.sum()), 64, shape))
-        assert b <= c <= 1.1 * b + 20
+        assert b <= c <= 1.1 * b + 22
     # a step where nothing changed costs about ceil((I+H)/E) plus a small constant
     assert step_cycles(np.zeros(12), np.zeros(64), shape) <= \
         SCAN_LATENCY + math.ceil(76 / 16) + 1 + 4 + AP_LATENCY
@@ -136,13 +136,14 @@ def test_presets():
 @settings(max_examples=100, deadline=None)
 @given(masks, shapes)
 def test_the_lstm_core_is_the_same_schedule_with_its_ap_depth(m, shape):
-    """The LSTM core: four channels work in parallel (the MxV time is the GRU's); only the AP
-    is deeper, by the one stage of c' = fc + ig (9 cycles, the RTL's checked at import)."""
+    """The LSTM core: four channels work in parallel (the MxV time is the GRU's); the AP is as
+    deep as the GRU's (its stage of c' = fc + ig where the GRU registers tanh's address: 12
+    cycles, the RTL's checked at import)."""
     dx, dh = m
     from drnn_hw.cycle_model import AP_LATENCY_LSTM, ap_latency
-    assert (AP_LATENCY, AP_LATENCY_LSTM) == (10, 11) == (ap_latency("gru"), ap_latency("lstm"))
-    assert step_cycles(dx, dh, shape, "lstm") == simulate_schedule(dx, dh, shape) + 1
-    assert cycles_for_masks([dx], [dh], shape, "lstm")[0] == step_cycles(dx, dh, shape) + 1
+    assert (AP_LATENCY, AP_LATENCY_LSTM) == (12, 12) == (ap_latency("gru"), ap_latency("lstm"))
+    assert step_cycles(dx, dh, shape, "lstm") == simulate_schedule(dx, dh, shape)
+    assert cycles_for_masks([dx], [dh], shape, "lstm")[0] == step_cycles(dx, dh, shape)
 
 
 def test_multipliers_per_cell():

@@ -81,12 +81,12 @@ def test_one_column_by_hand():
     64-bit beats. Only x[0] kept: the scan takes S = 2 (two windows), the delta leaves at 0.
     Its burst (2 beats) is loaded at 1, its address taken at 2, its beats arrive at 2 + 10 and
     13, so the group issues at 14: D = 15, A0 = max(2, 15 + 3) = 18,
-    cycles = 3 + 18 + 1 + 10 = 32 (the on-chip core: D = 2, A0 = 5, 19)."""
+    cycles = 3 + 18 + 1 + 12 = 34 (the on-chip core: D = 2, A0 = 5, 21)."""
     shape = CoreShape(rows=4, columns=1, scan=4, weights="axi")
     fetch = ColumnFetch(beats_per_block=2, first_word=0, latency=10)
     dx, dh = np.array([True]), np.zeros(4, bool)
-    assert step_cycles(dx, dh, shape, fetch=fetch) == 32
-    assert step_cycles(dx, dh, replace(shape, weights="baked")) == 19
+    assert step_cycles(dx, dh, shape, fetch=fetch) == 34
+    assert step_cycles(dx, dh, replace(shape, weights="baked")) == 21
     # Nothing kept: nothing fetched, the on-chip schedule.
     assert step_cycles(np.zeros(1, bool), dh, shape, fetch=fetch) == \
         step_cycles(np.zeros(1, bool), dh, replace(shape, weights="baked"))
@@ -100,20 +100,20 @@ def test_streaming_by_hand():
     arrives 2·8 − 1 cycles after the first beat. H = 4 (NB = 1), K = 1, E = 8, x = 8 inputs
     all kept: they leave the scheduler at 0..7 and their loads go out at 1..8 (one a cycle),
     first beat at 1 + 1 + 4 = 6, last at 6 + 15 = 21; the last group issues at 22, D = 23,
-    A0 = 26, cycles = 3 + 26 + 1 + 10 = 40."""
+    A0 = 26, cycles = 3 + 26 + 1 + 12 = 42."""
     shape = CoreShape(rows=4, columns=1, scan=8, weights="axi", outstanding=8, buffer=16)
     fetch = ColumnFetch(beats_per_block=2, latency=4)
-    assert step_cycles(np.ones(8, bool), np.zeros(4, bool), shape, fetch=fetch) == 40
+    assert step_cycles(np.ones(8, bool), np.zeros(4, bool), shape, fetch=fetch) == 42
     # Two bursts in flight: burst j is loaded no earlier than one cycle after burst j − 2's
     # last beat. Loads (first beat, last beat): 1 (6, 7), 2 (8, 9), 8 (13, 14), 10 (15, 16),
-    # 15 (20, 21), 17 (22, 23), 22 (27, 28), 24 (29, 30): D = 32, A0 = 35, 49 cycles.
+    # 15 (20, 21), 17 (22, 23), 22 (27, 28), 24 (29, 30): D = 32, A0 = 35, 51 cycles.
     assert step_cycles(np.ones(8, bool), np.zeros(4, bool), replace(shape, outstanding=2),
-                       fetch=fetch) == 49
+                       fetch=fetch) == 51
     # A buffer of 2 columns: column n's load waits until column n − 2's group (K = 1) has
     # issued (m + NB). Groups issue at 8, 10, 16, 18, 24, 26, 32, 34 (loads 1, 2, 9, 11, 17,
-    # 19, 25, 27): D = 35, A0 = 38, 52 cycles.
+    # 19, 25, 27): D = 35, A0 = 38, 54 cycles.
     assert step_cycles(np.ones(8, bool), np.zeros(4, bool), replace(shape, buffer=2),
-                       fetch=fetch) == 52
+                       fetch=fetch) == 54
 
 
 def test_memory_terms_grow_with_latency_and_bytes():
@@ -219,23 +219,23 @@ def test_compressed_one_column_by_hand():
     latency 10. Only x[0] kept: S = 3 (three windows), the delta leaves at 0 (release 1). Its
     burst (kept · SB = 2 beats) is loaded at 1, taken at 2, beats at 12 and 13: the group
     issues at 14 for kept = 1 slot, D = 15; A0 = max(3, D + mxv_drain(1) = 18) = 18;
-    cycles = 3 + 18 + NB + 10 = 33. The dense AXI core fetches NB = 2 block words (4 beats of
-    the same SB): beats 12..15, issue 16..17, D = 18, A0 = 18 + mxv_drain(2) = 20, 35 cycles;
-    the baked compressed core: D = 2, A0 = 5, 20 cycles."""
+    cycles = 3 + 18 + NB + 12 = 35. The dense AXI core fetches NB = 2 block words (4 beats of
+    the same SB): beats 12..15, issue 16..17, D = 18, A0 = 18 + mxv_drain(2) = 20, 37 cycles;
+    the baked compressed core: D = 2, A0 = 5, 22 cycles."""
     from drnn_hw.spatial import spatial_step_cycles
 
     shape = CoreShape(rows=4, columns=1, scan=4, weights="axi", weight_format="compressed")
     fetch = ColumnFetch(beats_per_block=2, first_word=0, latency=10)
     dx, dh = np.array([True]), np.zeros(8, bool)
-    assert spatial_step_cycles(dx, dh, shape, 1, fetch=fetch) == 33
-    assert step_cycles(dx, dh, replace(shape, weight_format="dense"), fetch=fetch) == 35
-    assert spatial_step_cycles(dx, dh, replace(shape, weights="baked"), 1) == 20
+    assert spatial_step_cycles(dx, dh, shape, 1, fetch=fetch) == 35
+    assert step_cycles(dx, dh, replace(shape, weight_format="dense"), fetch=fetch) == 37
+    assert spatial_step_cycles(dx, dh, replace(shape, weights="baked"), 1) == 22
     # Two x columns kept (I = 2, K = 1): column 1's pair word starts at beat (0 + 1·kept)·SB
     # = 2. Loads at 1 and 2, beats 12..13 and 14..15: groups at 14 and 16 (after 15 + 1),
-    # D = 17, A0 = 20, 35 cycles; with a burst of 2 beats the same (no column crosses one).
+    # D = 17, A0 = 20, 37 cycles; with a burst of 2 beats the same (no column crosses one).
     dx2 = np.array([True, True])
-    assert spatial_step_cycles(dx2, dh, shape, 1, fetch=fetch) == 35
-    assert spatial_step_cycles(dx2, dh, replace(shape, burst=2), 1, fetch=fetch) == 35
+    assert spatial_step_cycles(dx2, dh, shape, 1, fetch=fetch) == 37
+    assert spatial_step_cycles(dx2, dh, replace(shape, burst=2), 1, fetch=fetch) == 37
     with pytest.raises(ValueError, match="fetch"):
         spatial_step_cycles(dx, dh, shape, 1)
 
