@@ -44,7 +44,8 @@ class IssueSignature(wiring.Signature):
         The block b (rows ``b·P .. b·P + P - 1``) of the group's columns.
     entry : Out(ArrayLayout(entry_layout, columns))
         The group's deltas (:func:`~drnn_hw.delta_encoder.delta_entry_layout`); entry k is
-        column k of the group, read through port k of the weight bank.
+        column k of the group, read through port k of the weight bank. From a register (the
+        sender reads it a cycle ahead), as ``word``.
     column_valid : Out(columns)
         Which columns of the group hold a delta (the last group of a step may be partial).
     word : Out(ArrayLayout(entry_layout["addr"], columns))
@@ -196,9 +197,7 @@ class DeltaQueue(wiring.Component):
                 with m.If(v0 & ~v1):
                     m.d.sync += phase.eq(0)
 
-        # Read side: the group under issue.
-        for k, (_, rp) in enumerate(banks):
-            m.d.comb += [rp.addr.eq(group), issue.entry[k].eq(rp.data)]
+        # Read side: the group under issue, from registers loaded a cycle ahead (below).
         is_full = Signal()
         m.d.comb += is_full.eq(group < full)
         partial = Signal()
@@ -247,18 +246,35 @@ class DeltaQueue(wiring.Component):
             m.d.sync += [full.eq(0), phase.eq(0)]
         m.d.sync += [group.eq(group_n), busy.eq(busy_n), block.eq(block_n)]
 
-        # The next slot's weight words, registered: the group it will read (a third read of
-        # the banks, at group_n), with the entry written in this cycle taken from the write
-        # (a group issues the cycle after its last entry was written), plus its block. A
-        # layer's first block changes only between passes, long before their first slot.
-        # Only a valid slot's words are used.
-        for k, (wp, _) in enumerate(banks):
+        # The next slot's entries and weight words, registered (``issue.entry``,
+        # ``issue.word``): the group it will read is ``group`` or ``group + 1`` (or 0 after a
+        # clear), so both are read, from registered addresses, with the entry written in
+        # this cycle taken from the write (a group issues the cycle after its last entry was
+        # written), and the sequencer's decision only picks one. The read behind the decision
+        # (its address from the decision, its data to every channel's copy of the slot's
+        # deltas) was two slow path groups of the ULX3S build (12.3 ns at 80 MHz). After a
+        # clear the registers hold a stale entry, reloaded before the step's first slot: that
+        # slot's last entry is written in an earlier cycle, in which ``group_n == group``.
+        # A layer's first block changes only between passes, long before their first slot.
+        # Only a valid slot's entries and words are used.
+        group1 = Signal.like(group, name="group_next")      # group + 1
+        m.d.sync += group1.eq(group_n + 1)
+        advance = Signal()          # group_n == group + 1 (clear: don't care)
+        m.d.comb += advance.eq(issue.valid & (issue.block == last))
+        for k, (wp, rp) in enumerate(banks):
             nxt = mems[k].read_port(domain="comb")
-            entry = Signal(self.entry_layout, name=f"next_entry{k}")
-            m.d.comb += [nxt.addr.eq(group_n),
-                         entry.eq(Mux(wp.en & (wp.addr == group_n), wp.data, nxt.data))]
+            m.d.comb += [rp.addr.eq(group), nxt.addr.eq(group1)]
+            here = Signal(self.entry_layout, name=f"entry_here{k}")
+            ahead = Signal(self.entry_layout, name=f"entry_ahead{k}")
+            m.d.comb += [here.eq(Mux(wp.en & (wp.addr == group), wp.data, rp.data)),
+                         ahead.eq(Mux(wp.en & (wp.addr == group1), wp.data, nxt.data))]
+            entry = Signal(self.entry_layout, name=f"issue_entry{k}")
+            m.d.sync += entry.eq(Mux(advance, ahead, here))
+            m.d.comb += issue.entry[k].eq(entry)
             # A group going on to its next block reads the word after this one (busy_n only
-            # follows a valid slot short of its last block): the adder then sits behind the
-            # read of a new group only, not behind the sequencer's block decision too.
-            m.d.sync += issue.word[k].eq(Mux(busy_n, issue.word[k] + 1, entry.addr + first))
+            # follows a valid slot short of its last block); a new group's first word is its
+            # column's, summed before the decision picks it.
+            word_here, word_ahead = here.addr + first, ahead.addr + first
+            m.d.sync += issue.word[k].eq(Mux(busy_n, issue.word[k] + 1,
+                                             Mux(advance, word_ahead, word_here)))
         return m

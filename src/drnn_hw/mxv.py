@@ -147,18 +147,22 @@ class SlotSignature(wiring.Signature):
 SLOT_ROWS_PER_COPY = 4
 
 
-def drive_slot_deltas(m: Module, out, deltas, name: str):
-    """Register a slot's K deltas (``deltas``: K values, this cycle's) into ``out.delta`` of a
-    :class:`SlotSignature` sender port, one register per :data:`SLOT_ROWS_PER_COPY` rows
-    (named ``{name}_delta{g}_dup``, which the ULX3S flow keeps unmerged). Every copy holds the
-    same value in every cycle."""
+def drive_slot_deltas(m: Module, out, deltas, valid, name: str):
+    """Register a slot's K deltas into ``out.delta`` of a :class:`SlotSignature` sender port,
+    one register per :data:`SLOT_ROWS_PER_COPY` rows (named ``{name}_delta{g}_dup``, which
+    the ULX3S flow keeps unmerged). ``deltas``: this cycle's K values; ``valid``: K bits,
+    column k holds a delta this cycle (else its delta goes out as 0). Every copy holds the
+    same value in every cycle. The zeroing comes after the copies, from a registered bit per
+    copy, so the slot's decision (a few bits) reaches the copies, not its data mux."""
     K = len(out.delta)
     rows = len(out.delta[0])
     for g in range(0, rows, SLOT_ROWS_PER_COPY):
         copy = Signal(data.ArrayLayout(out.delta[0][0].shape(), K), name=f"{name}_delta{g}_dup")
+        keep = Signal(K, name=f"{name}_delta_valid{g}_dup")
         m.d.sync += [copy[k].eq(deltas[k]) for k in range(K)]
+        m.d.sync += [keep[k].eq(valid[k]) for k in range(K)]
         for p in range(g, min(rows, g + SLOT_ROWS_PER_COPY)):
-            m.d.comb += [out.delta[k][p].eq(copy[k]) for k in range(K)]
+            m.d.comb += [out.delta[k][p].eq(Mux(keep[k], copy[k], 0)) for k in range(K)]
 
 
 class DeltaReadSignature(wiring.Signature):

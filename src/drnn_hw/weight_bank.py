@@ -295,8 +295,8 @@ class WeightBank(wiring.Component):
             "valid": 1, "block": self.issue.block.shape(), "is_x": K,
         })
         slots = [Signal(slot_layout, name=f"slot_{name}_dup") for name in self.channels]
-        deltas = [Mux(issue.valid & issue.column_valid[k], issue.entry[k].delta, 0)
-                  for k in range(K)]
+        deltas = [issue.entry[k].delta for k in range(K)]
+        delta_valid = [issue.valid & issue.column_valid[k] for k in range(K)]
         for slot in slots:
             m.d.sync += [slot.valid.eq(issue.valid), slot.block.eq(issue.block)]
             m.d.sync += [slot.is_x[k].eq(issue.entry[k].is_x) for k in range(K)]
@@ -315,7 +315,7 @@ class WeightBank(wiring.Component):
             out = getattr(self, f"slot_{name}")
             m.d.comb += [out.valid.eq(slot.valid), out.block.eq(slot.block),
                          out.is_x.eq(slot.is_x)]
-            drive_slot_deltas(m, out, deltas, f"slot_{name}")
+            drive_slot_deltas(m, out, deltas, delta_valid, f"slot_{name}")
             wp, we = None, None
             if self.load_bits is not None:
                 # A load shares port 0's address, so Yosys sees one read/write port and one
