@@ -31,6 +31,7 @@ from amaranth.lib.cdc import FFSynchronizer
 from amaranth.lib.wiring import In, Out
 
 from .link import HostLink
+from .nextpnr_guard import GUARD_FILE, write_wrapper
 from .ulx3s_report import format_report, parse_nextpnr_report, yosys_cells
 from .ulx3s_timing import analyse, slow_groups
 from .uart import MIN_DIVISOR, UARTReceiver, UARTTransmitter
@@ -331,6 +332,12 @@ def build(bundle, shape, out_dir, *, freq_mhz: float = DEFAULT_FREQ_MHZ,
     top = ULX3STop(bundle, shape, freq_mhz=freq_mhz, baud=baud, maxima=maxima)
     platform = ULX3S_85F_Platform()
     build_dir = out / "build"
+    build_dir.mkdir(exist_ok=True)
+    (build_dir / GUARD_FILE).unlink(missing_ok=True)
+    # nextpnr through its watchdog (drnn_boards.nextpnr_guard): --tmg-ripup below has no end
+    # against a clock the placement cannot reach.
+    os.environ["NEXTPNR_ECP5"] = str(write_wrapper(build_dir / "nextpnr_guard",
+                                                   env["NEXTPNR_ECP5"]))
     t0 = time.monotonic()
     try:
         # This Yosys (yowasp 0.70) fails an assertion in ABC9's reintegration
@@ -370,7 +377,11 @@ def build(bundle, shape, out_dir, *, freq_mhz: float = DEFAULT_FREQ_MHZ,
     except Exception as e:   # tool failure: subprocess.CalledProcessError and friends
         raise BuildError(f"ULX3S build failed ({type(e).__name__}: {e}); logs in {build_dir}") \
             from None
+    finally:
+        os.environ["NEXTPNR_ECP5"] = env["NEXTPNR_ECP5"]
     seconds = time.monotonic() - t0
+    guard = build_dir / GUARD_FILE
+    router = json.loads(guard.read_text()) if guard.is_file() else None
     bit = build_dir / f"{NAME}.bit"
     if not bit.is_file():
         raise BuildError(f"{bit}: the build produced no bitstream")
@@ -395,7 +406,7 @@ def build(bundle, shape, out_dir, *, freq_mhz: float = DEFAULT_FREQ_MHZ,
                   "pll": {k: v for k, v in top.pll.items() if k.isupper()},
                   "achieved_fmax_mhz": achieved,
                   "timing_met": achieved is not None and achieved >= top.freq_hz / 1e6,
-                  "per_clock": pnr["fmax"]},
+                  "per_clock": pnr["fmax"], "router": router},
         "uart": {"baud": baud, "divisor": top.divisor},
         "synth_cells": {k: cells.get(k, 0) for k in ("LUT4", "TRELLIS_FF", "DP16KD",
                                                      "MULT18X18D", "CCU2C", "EHXPLLL")},

@@ -91,6 +91,11 @@ def format_report(r: dict) -> str:
         lines.append(f"first attempt at the default {first['target_mhz']:g} MHz: Fmax "
                      f"{first['achieved_fmax_mhz']} MHz, not met; rebuilt at {c['target_mhz']:g} "
                      f"MHz")
+    router = c.get("router") or {}
+    if router.get("tmg_ripup") == "abandoned":
+        lines.append(f"router: timing-driven rip-up stopped after {router['iterations']} "
+                     f"iterations ({router['failing_arcs']} arcs still failing), routed "
+                     f"without it")
     cp = r.get("critical_path")
     if cp:
         lines.append(f"critical path: {cp['delay_ns']} ns ({cp['logic_ns']} logic, "
