@@ -334,14 +334,14 @@ class ActivationPipeline(wiring.Component):
             # c7: n registered; c8: z · (h − n) on the z channel, n kept for the c10 add.
             n = Signal(act, name=f"n_{p}")
             m.d.sync += n.eq(rd_n.data)
-            z7 = delay(z, _C_M + 2, _C_N, f"z_{p}")
+            z8 = delay(z, _C_M + 2, _C_N, f"z_{p}")
             h_q = Signal(act, name=f"h_{p}")
             m.d.sync += h_q.eq(self.h_in[p])
-            m.d.comb += [mul_z.a[p].eq(h_q - n), mul_z.b[p].eq(z7)]
-            n9 = delay(n, _C_N, _C_H, f"n_{p}")
+            m.d.comb += [mul_z.a[p].eq(h_q - n), mul_z.b[p].eq(z8)]
+            n10 = delay(n, _C_N, _C_H, f"n_{p}")
             # c10: h' = sat(n + round(z · (h − n))), registered; c11: written.
             h_next = Signal(act, name=f"h_next_{p}")
-            m.d.sync += h_next.eq(saturate(add_rounded(mul_z.product[p], A, n9),
+            m.d.sync += h_next.eq(saturate(add_rounded(mul_z.product[p], A, n10),
                                            fmts.act_bits))
             m.d.comb += self.h_out[p].eq(h_next)
         return m
