@@ -381,6 +381,9 @@ class DeltaRNNCore(wiring.Component):
         desc, n_layers = regs.desc, regs.layers
 
         m.submodules.x_fifo = x_fifo = fifo.SyncFIFO(width=frame.size, depth=2 * WX)
+        # The issue slot's weight words: a register per weight memory of the block RAM bank
+        # (IssueSignature.word); the AXI fetch reads its column buffer from one.
+        word_copies = 1 if self.axi else len(CELL_CHANNELS[self.cell])
         if self.compressed:
             # A compressed core's columns are kept_l words (pairs) long: the encoder's weight
             # addresses and the queue's issue slots follow that layout, the delta memories
@@ -390,13 +393,15 @@ class DeltaRNNCore(wiring.Component):
                                                       scan=E, slots=slot_kept)
             m.submodules.queue = queue = DeltaQueue(
                 enc.entry, columns=K, blocks=slot_kept,
-                capacity=max(s.inputs + s.hidden for s in lm), lookahead=self.axi)
+                capacity=max(s.inputs + s.hidden for s in lm), lookahead=self.axi,
+                copies=word_copies)
         else:
             m.submodules.encoder = enc = DeltaEncoder(fmts, I, hidden, rows=P, columns=K,
                                                       scan=E)
             m.submodules.queue = queue = DeltaQueue(
                 enc.entry, columns=K, blocks=[s.blocks for s in lm],
-                capacity=max(s.inputs + s.hidden for s in lm), lookahead=self.axi)
+                capacity=max(s.inputs + s.hidden for s in lm), lookahead=self.axi,
+                copies=word_copies)
         if self.axi:
             # Weights in DRAM: the fetch takes the queue's look-ahead and holds its issue
             # until a group's columns are in the buffer.

@@ -48,29 +48,36 @@ class IssueSignature(wiring.Signature):
         sender reads it a cycle ahead), as ``word``.
     column_valid : Out(columns)
         Which columns of the group hold a delta (the last group of a step may be partial).
-    word : Out(ArrayLayout(entry_layout["addr"], columns))
+    word : Out(ArrayLayout(ArrayLayout(entry_layout["addr"], columns), copies))
         The weight word column k reads in this slot, ``entry[k].addr + block``, from a
         register (the sender works it out a cycle ahead), so the weight banks' read addresses
         start at a flip-flop: the banks' block RAMs spread across the chip, and an adder
         behind the queue's read in front of that route was the core's critical path.
+        ``word[c][k]``: ``copies`` equal registers, one per weight memory (channel) of the
+        receiver, so that each drives one memory's block RAMs, not all of them (one copy
+        for every bank was 12.2–12.9 ns of routing on the ULX3S at 75 MHz, issue #10).
 
-    Raises ValueError naming ``columns`` or ``blocks`` when it is < 1.
+    Raises ValueError naming ``columns``, ``blocks`` or ``copies`` when it is < 1.
     """
 
-    def __init__(self, entry_layout: data.StructLayout, columns: int, blocks: int):
-        check_positive(self, columns=columns, blocks=blocks)
+    def __init__(self, entry_layout: data.StructLayout, columns: int, blocks: int,
+                 copies: int = 1):
+        check_positive(self, columns=columns, blocks=blocks, copies=copies)
         self.entry_layout, self.columns, self.blocks = entry_layout, columns, blocks
+        self.copies = copies
         super().__init__({
             "valid": Out(1),
             "block": Out(range(max(blocks, 2))),
             "entry": Out(data.ArrayLayout(entry_layout, columns)),
             "column_valid": Out(columns),
-            "word": Out(data.ArrayLayout(entry_layout["addr"].shape, columns)),
+            "word": Out(data.ArrayLayout(
+                data.ArrayLayout(entry_layout["addr"].shape, columns), copies)),
         })
 
     def __eq__(self, other):
-        return type(other) is type(self) and (self.entry_layout, self.columns, self.blocks) \
-            == (other.entry_layout, other.columns, other.blocks)
+        return type(other) is type(self) and \
+            (self.entry_layout, self.columns, self.blocks, self.copies) \
+            == (other.entry_layout, other.columns, other.blocks, other.copies)
 
     __hash__ = None
 
@@ -90,6 +97,9 @@ class DeltaQueue(wiring.Component):
         layers' blocks numbered one after the other).
     capacity : int
         Deltas a step can hold (≥ 1; I + H in the core).
+    copies : int
+        Copies of the issue slot's weight words (``IssueSignature.word``), one per weight
+        memory of the receiver (≥ 1).
 
     Ports
     -----
@@ -100,7 +110,7 @@ class DeltaQueue(wiring.Component):
         partial group (if any) may issue.
     clear : In(1)
         End of step: empty the queue.
-    issue : Out(IssueSignature(entry_layout, K, ΣNB))
+    issue : Out(IssueSignature(entry_layout, K, ΣNB, copies))
         An MxV issue slot per cycle while groups are left: each group for NB consecutive
         cycles, blocks 0 .. NB-1 (of a stacked core: the layer's global blocks).
     pending : Out(1)
@@ -126,11 +136,11 @@ class DeltaQueue(wiring.Component):
     """
 
     def __init__(self, entry_layout, *, columns: int, blocks: int, capacity: int,
-                 lookahead: bool = False):
+                 lookahead: bool = False, copies: int = 1):
         if columns not in (1, 2):
             raise refuse(self, f"columns must be 1 or 2, got {columns}")
         per_layer = [blocks] if isinstance(blocks, int) else list(blocks)
-        check_positive(self, capacity=capacity,
+        check_positive(self, capacity=capacity, copies=copies,
                        **{f"blocks[{l}]" if len(per_layer) > 1 else "blocks": nb
                           for l, nb in enumerate(per_layer)})
         self.first = [sum(per_layer[:l]) for l in range(len(per_layer))]
@@ -139,6 +149,7 @@ class DeltaQueue(wiring.Component):
         self.depth = math.ceil(capacity / columns) + 1     # words per bank
         self.entry_layout = entry_layout
         self.lookahead = lookahead
+        self.copies = copies
         count = range(self.depth * columns + 1)
         super().__init__({
             **({"layer": In(range(len(per_layer)))} if len(per_layer) > 1 else {}),
@@ -148,7 +159,7 @@ class DeltaQueue(wiring.Component):
                 "ahead_entry": Out(entry_layout), "hold": In(1)} if lookahead else {}),
             "deltas": In(DeltaStreamSignature(entry_layout, columns)),
             "clear": In(1),
-            "issue": Out(IssueSignature(entry_layout, columns, self.NB)),
+            "issue": Out(IssueSignature(entry_layout, columns, self.NB, copies)),
             "pending": Out(1),
         })
 
@@ -169,12 +180,15 @@ class DeltaQueue(wiring.Component):
             mems.append(mem)
             banks.append((mem.write_port(), mem.read_port(domain="comb")))
 
-        # Write side.
+        # Write side. ``full`` and ``phase`` go through their next values (``full_n``,
+        # ``phase_n``), from which the sequencer's registered decisions are worked out.
+        full_n, phase_n = Signal.like(full), Signal.like(phase)
+        m.d.comb += [full_n.eq(full), phase_n.eq(phase)]
         if K == 1:
             wp, _ = banks[0]
             m.d.comb += [wp.addr.eq(full), wp.data.eq(w_entry[0]), wp.en.eq(w_valid[0])]
             with m.If(w_valid[0]):
-                m.d.sync += full.eq(full + 1)
+                m.d.comb += full_n.eq(full + 1)
         else:
             (wp0, _), (wp1, _) = banks
             v0, v1 = w_valid[0], w_valid[1]
@@ -184,35 +198,48 @@ class DeltaQueue(wiring.Component):
                     wp1.addr.eq(full), wp1.data.eq(w_entry[1]), wp1.en.eq(v1),
                 ]
                 with m.If(v1):
-                    m.d.sync += full.eq(full + 1)
+                    m.d.comb += full_n.eq(full + 1)
                 with m.Elif(v0):
-                    m.d.sync += phase.eq(1)
+                    m.d.comb += phase_n.eq(1)
             with m.Else():
                 m.d.comb += [
                     wp1.addr.eq(full), wp1.data.eq(w_entry[0]), wp1.en.eq(v0),
                     wp0.addr.eq(full + 1), wp0.data.eq(w_entry[1]), wp0.en.eq(v1),
                 ]
                 with m.If(v0):
-                    m.d.sync += full.eq(full + 1)
+                    m.d.comb += full_n.eq(full + 1)
                 with m.If(v0 & ~v1):
-                    m.d.sync += phase.eq(0)
+                    m.d.comb += phase_n.eq(0)
 
         # Read side: the group under issue, from registers loaded a cycle ahead (below).
-        is_full = Signal()
-        m.d.comb += is_full.eq(group < full)
+        # The sequencer's decision (does a slot issue, is it its group's last block) comes
+        # from registers too, each worked out from the next state a cycle ahead: the
+        # comparisons of ``group`` with ``full`` and of ``block`` with the layer's last block
+        # behind the decision, and the decision behind the next word's select, were the
+        # ULX3S build's critical path (13.5 ns at 75 MHz, issue #10's sixth round).
+        #   is_full   = group < full                      (a full group is waiting)
+        #   tail      = (phase != 0) & (group == full)    (the partial group is next)
+        #   last_busy = block + 1 == last                 (after a slot short of its
+        #               group's last block: is the next one the last?)
+        is_full = Signal(name="is_full")
+        tail = Signal(name="tail")
+        last_busy = Signal(name="last_busy")
         partial = Signal()
-        m.d.comb += partial.eq(self.deltas.done & (phase != 0) & (group == full))
+        m.d.comb += partial.eq(self.deltas.done & tail)
         # A group that issues holds at least one delta; only a full one holds K.
         m.d.comb += issue.column_valid.eq(Mux(is_full, (1 << K) - 1, 1))
 
         # The layout's first block of the layer, the descriptor's block count.
         if len(self.first) == 1:
             first = self.first[0]
-            last = self.desc[0].blocks + (first - 1)
+            blocks = self.desc[0].blocks
         else:
             first = Array(Const(v) for v in self.first)[self.layer]
-            last = Array(self.desc[l].blocks + (f - 1)
-                         for l, f in enumerate(self.first))[self.layer]
+            blocks = Array(self.desc[l].blocks for l in range(len(self.first)))[self.layer]
+        last = blocks + (first - 1)
+        # A group's first slot is its last one when the layer has a single block.
+        single = Signal()
+        m.d.comb += single.eq(blocks == 1)
         if self.lookahead:
             ready = (is_full | partial) & ~self.hold
             # The entries written so far, and the look-ahead read (entry n: bank n % K,
@@ -226,25 +253,38 @@ class DeltaQueue(wiring.Component):
             else:
                 m.d.comb += self.ahead_entry.eq(Mux(self.ahead_index[0], peek[1].data,
                                                     peek[0].data))
+        else:
+            ready = is_full | partial
         m.d.comb += [
-            issue.valid.eq(busy | ready if self.lookahead else busy | is_full | partial),
+            issue.valid.eq(busy | ready),
             issue.block.eq(Mux(busy, block, first)),
-            self.pending.eq(busy | is_full | ((phase != 0) & (group == full)) |
-                            ~self.deltas.done),
+            self.pending.eq(busy | is_full | tail | ~self.deltas.done),
         ]
-        # The sequencer's next state (registered below).
+        # The sequencer's next state (registered below). ``at_last``: this slot, if it
+        # issues, is its group's last block.
+        at_last = Signal()
+        m.d.comb += at_last.eq(Mux(busy, last_busy, single))
+        advance = Signal()          # the group's last slot issues: group_n == group + 1
+        m.d.comb += advance.eq(issue.valid & at_last)
         group_n, busy_n = Signal.like(group), Signal()
         block_n = Signal.like(block)
-        m.d.comb += [group_n.eq(group), busy_n.eq(busy), block_n.eq(block)]
-        with m.If(issue.valid):
-            with m.If(issue.block == last):
-                m.d.comb += [busy_n.eq(0), block_n.eq(0), group_n.eq(group + 1)]
-            with m.Else():
-                m.d.comb += [busy_n.eq(1), block_n.eq(issue.block + 1)]
+        # group + 1, registered (``group_next``).
+        group1 = Signal.like(group, name="group_next", init=1)
+        m.d.comb += [group_n.eq(Mux(advance, group1, group)),
+                     busy_n.eq(issue.valid & ~at_last),
+                     block_n.eq(Mux(busy_n, Mux(busy, block + 1, first + 1), 0))]
         with m.If(self.clear):
-            m.d.comb += [group_n.eq(0), busy_n.eq(0), block_n.eq(0)]
-            m.d.sync += [full.eq(0), phase.eq(0)]
-        m.d.sync += [group.eq(group_n), busy.eq(busy_n), block.eq(block_n)]
+            m.d.comb += [group_n.eq(0), busy_n.eq(0), block_n.eq(0),
+                         full_n.eq(0), phase_n.eq(0)]
+        m.d.sync += [group.eq(group_n), busy.eq(busy_n), block.eq(block_n),
+                     full.eq(full_n), phase.eq(phase_n), group1.eq(group_n + 1)]
+        # The decision's registers. ``last_busy`` is only read while ``busy``, i.e. after a
+        # slot that was not its group's last: the next slot's block is ``issue.block + 1``.
+        m.d.sync += [
+            is_full.eq(group_n < full_n),
+            tail.eq((phase_n != 0) & (group_n == full_n)),
+            last_busy.eq(issue.block + 1 == last),
+        ]
 
         # The next slot's entries and weight words, registered (``issue.entry``,
         # ``issue.word``): the group it will read is ``group`` or ``group + 1`` (or 0 after a
@@ -257,10 +297,6 @@ class DeltaQueue(wiring.Component):
         # slot's last entry is written in an earlier cycle, in which ``group_n == group``.
         # A layer's first block changes only between passes, long before their first slot.
         # Only a valid slot's entries and words are used.
-        group1 = Signal.like(group, name="group_next")      # group + 1
-        m.d.sync += group1.eq(group_n + 1)
-        advance = Signal()          # group_n == group + 1 (clear: don't care)
-        m.d.comb += advance.eq(issue.valid & (issue.block == last))
         for k, (wp, rp) in enumerate(banks):
             nxt = mems[k].read_port(domain="comb")
             m.d.comb += [rp.addr.eq(group), nxt.addr.eq(group1)]
@@ -275,6 +311,14 @@ class DeltaQueue(wiring.Component):
             # follows a valid slot short of its last block); a new group's first word is its
             # column's, summed before the decision picks it.
             word_here, word_ahead = here.addr + first, ahead.addr + first
-            m.d.sync += issue.word[k].eq(Mux(busy_n, issue.word[k] + 1,
-                                             Mux(advance, word_ahead, word_here)))
+            word_n = Signal.like(issue.word[0][k], name=f"word_next{k}")
+            m.d.comb += word_n.eq(Mux(busy_n, issue.word[0][k] + 1,
+                                      Mux(advance, word_ahead, word_here)))
+            # Equal registers are merged by synthesis unless kept: the copies' names end in
+            # ``_dup`` (drnn_boards.ulx3s keeps those).
+            for c in range(self.copies):
+                copy = Signal.like(word_n, name=f"word{c}_{k}_dup" if self.copies > 1
+                                   else f"word{k}")
+                m.d.sync += copy.eq(word_n)
+                m.d.comb += issue.word[c][k].eq(copy)
         return m

@@ -195,9 +195,10 @@ class WeightBank(wiring.Component):
 
     Ports
     -----
-    issue : In(IssueSignature(delta_entry_layout(formats, addr_bits), K, ΣNB))
-        The issue slot: port k reads word ``issue.word[k]`` (= ``issue.entry[k].addr +
-        issue.block``, registered by the sender).
+    issue : In(IssueSignature(delta_entry_layout(formats, addr_bits), K, ΣNB, channels))
+        The issue slot: port k of channel c's memory reads word ``issue.word[c][k]``
+        (= ``issue.entry[k].addr + issue.block``, registered by the sender, a copy per
+        channel).
     slot_r, slot_z, slot_n : Out(SlotSignature(P, K, act_bits + 1, w_bits, NB))
         (An LSTM bundle: ``slot_i``, ``slot_f``, ``slot_g``, ``slot_o``.)
         The slot for each MxV channel one cycle later: its valid bit and block, the deltas
@@ -271,7 +272,8 @@ class WeightBank(wiring.Component):
         fmts = bundle.formats
         self.channels = CELL_CHANNELS[bundle.cell]
         self.entry = delta_entry_layout(fmts, addr_bits)
-        ports = {"issue": In(IssueSignature(self.entry, columns, self.NB))}
+        ports = {"issue": In(IssueSignature(self.entry, columns, self.NB,
+                                            copies=len(self.channels)))}
         for name in self.channels:
             ports[f"slot_{name}"] = Out(SlotSignature(
                 rows=rows, columns=columns, delta_bits=fmts.act_bits + 1, w_bits=fmts.w_bits,
@@ -328,8 +330,9 @@ class WeightBank(wiring.Component):
                 m.d.comb += [wp.en.eq(we), wp.data.eq(load.data)]
             for k in range(K):
                 port = mem.read_port(transparent_for=(wp,) if wp is not None else ())
-                # The slot's word, from the queue's register (IssueSignature.word).
-                addr = issue.word[k]
+                # The slot's word, from the queue's register for this memory
+                # (IssueSignature.word: a copy per channel).
+                addr = issue.word[c][k]
                 if k == 0 and wp is not None:
                     addr = Mux(we, load.addr, addr)
                     m.d.comb += wp.addr.eq(addr)

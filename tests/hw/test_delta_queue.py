@@ -1,5 +1,5 @@
 """DeltaQueue: groups of K in emission order, issue times m_g = max(r_g, m_{g-1} + NB),
-partial last group at scan end, column valid bits, the registered weight words, ``pending``;
+partial last group at scan end, column valid bits, the registered weight words (every copy), ``pending``;
 the parameters it refuses."""
 
 import numpy as np
@@ -11,10 +11,14 @@ from drnn_hw.delta_queue import DeltaQueue, IssueSignature
 from drnn_hw.numerics import Formats
 
 
+#: Copies of the weight words the queue keeps (one per weight memory of a GRU bank).
+COPIES = 3
+
+
 def run_queue(K, NB, emissions, scan_end):
     """emissions: per cycle, a list of up to K (delta, addr) pairs. Scan done from ``scan_end``."""
     layout = delta_entry_layout(Formats(), 10)
-    dut = DeltaQueue(layout, columns=K, blocks=NB, capacity=64)
+    dut = DeltaQueue(layout, columns=K, blocks=NB, capacity=64, copies=COPIES)
     slots = []
 
     async def tb(ctx):
@@ -33,7 +37,8 @@ def run_queue(K, NB, emissions, scan_end):
                 # The registered weight words are the slot's (entry's column + block).
                 for k in range(K):
                     if columns & (1 << k):
-                        assert word[k] == entry[k].addr + block, (cycle, k)
+                        for c in range(COPIES):
+                            assert word[c][k] == entry[k].addr + block, (cycle, c, k)
                 slots.append((cycle, block, [(entry[k].delta, entry[k].addr) for k in range(K)
                                              if columns & (1 << k)]))
             if not pending and cycle >= scan_end:
@@ -85,7 +90,7 @@ def test_odd_count_partial_group_waits_for_scan_end():
 
 @pytest.mark.parametrize("kwargs,name", [
     (dict(columns=0), "columns"), (dict(columns=3), "columns"), (dict(blocks=0), "blocks"),
-    (dict(capacity=0), "capacity"),
+    (dict(capacity=0), "capacity"), (dict(copies=0), "copies"),
 ])
 def test_refuses_what_it_cannot_build(kwargs, name):
     layout = delta_entry_layout(Formats(), 10)
@@ -93,6 +98,8 @@ def test_refuses_what_it_cannot_build(kwargs, name):
         DeltaQueue(layout, **{**dict(columns=2, blocks=2, capacity=8), **kwargs})
     with pytest.raises(ValueError, match="blocks"):
         IssueSignature(layout, 2, 0)
+    with pytest.raises(ValueError, match="copies"):
+        IssueSignature(layout, 2, 2, copies=0)
 
 
 @pytest.mark.parametrize("K", [1, 2])

@@ -58,7 +58,8 @@ def test_slot_reads(I, H, P, K):
             ctx.set(dut.issue.column_valid, (1 << s["used"]) - 1)
             for k in range(K):
                 ctx.set(dut.issue.entry[k].addr, s["targets"][k] - s["block"])
-                ctx.set(dut.issue.word[k], s["targets"][k])
+                for c in range(len(CHANNELS)):     # the sender's copies, one per memory
+                    ctx.set(dut.issue.word[c][k], s["targets"][k])
                 ctx.set(dut.issue.entry[k].delta, s["deltas"][k])
                 ctx.set(dut.issue.entry[k].is_x, s["is_x"][k])
             # With slot i offered, the outputs still show slot i-1: one cycle after its issue.
