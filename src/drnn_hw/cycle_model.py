@@ -59,7 +59,7 @@ import numpy as np
 
 __all__ = ["CoreShape", "ColumnFetch", "column_bursts", "WEIGHT_SOURCES", "WEIGHT_FORMATS",
            "AXI_FIELDS",
-           "PRESETS", "SCAN_LATENCY", "MXV_WRITE", "AP_LATENCY", "AP_LATENCY_LSTM",
+           "PRESETS", "step_schedule", "SCAN_LATENCY", "MXV_WRITE", "AP_LATENCY", "AP_LATENCY_LSTM",
            "CHANNELS", "ap_latency", "LAYER_GAP", "FRAME_IO", "mxv_drain", "step_cycles",
            "cycle_bound", "frame_latency", "frame_interval", "cycles_for_masks", "FORMULA"]
 
@@ -356,15 +356,12 @@ def _axi_issue_end(cols, emit, release, nb: int, K: int, shape: CoreShape,
     return m[-1] + nb
 
 
-def step_cycles(dx_mask, dh_mask, shape: CoreShape, cell: str = "gru",
-                fetch: ColumnFetch | None = None) -> int:
-    """Cycles of one timestep given which deltas were kept (boolean vectors of size I and H),
-    on the core for ``cell`` (its AP depth, :func:`ap_latency`).
-
-    An AXI core (``shape.weights == "axi"``) also needs ``fetch``, the layer's
-    :class:`ColumnFetch`: its groups wait for their columns' weights (:func:`_axi_issue_end`);
-    everything else is the same schedule. ValueError when it is missing."""
-    ap = ap_latency(cell)
+def step_schedule(dx_mask, dh_mask, shape: CoreShape,
+                  fetch: ColumnFetch | None = None) -> tuple[int, int | None, int]:
+    """The schedule's times of one timestep (module docstring): ``(S, D, NB)``, the scan's end
+    S, the cycle D after the last MxV issue slot (None when no delta was kept) and the blocks
+    NB = ceil(H/P), counted from the first schedule cycle. Arguments as :func:`step_cycles`;
+    ValueError when an AXI core has no ``fetch``."""
     if shape.weights == "axi" and fetch is None:
         raise ValueError("an AXI core's cycles depend on its memory: give fetch "
                          "(drnn_hw.dram.column_fetch)")
@@ -386,7 +383,7 @@ def step_cycles(dx_mask, dh_mask, shape: CoreShape, cell: str = "gru",
     S = int(c.sum())
     nnz = int(d.sum())
     if nnz == 0:
-        return SCAN_LATENCY + S + nb + ap
+        return S, None, nb
     rank = np.cumsum(win, axis=1) - 1                                # rank within window
     emit = (starts[:, None] + rank // K)[win]                        # emission cycles, in order
     G = -(-nnz // K)
@@ -399,6 +396,22 @@ def step_cycles(dx_mask, dh_mask, shape: CoreShape, cell: str = "gru",
         D = _axi_issue_end(cols, emit, release, nb, K, shape, fetch)
     else:
         D = int(np.max(release + (G - np.arange(G)) * nb))
+    return S, D, nb
+
+
+def step_cycles(dx_mask, dh_mask, shape: CoreShape, cell: str = "gru",
+                fetch: ColumnFetch | None = None) -> int:
+    """Cycles of one timestep given which deltas were kept (boolean vectors of size I and H),
+    on the core for ``cell`` (its AP depth, :func:`ap_latency`).
+
+    An AXI core (``shape.weights == "axi"``) also needs ``fetch``, the layer's
+    :class:`ColumnFetch`: its groups wait for their columns' weights (:func:`_axi_issue_end`);
+    everything else is the same schedule. ValueError when it is missing or ``cell`` is
+    neither "gru" nor "lstm"."""
+    ap = ap_latency(cell)
+    S, D, nb = step_schedule(dx_mask, dh_mask, shape, fetch)
+    if D is None:
+        return SCAN_LATENCY + S + nb + ap
     return SCAN_LATENCY + max(S, D + mxv_drain(nb)) + nb + ap
 
 

@@ -37,7 +37,7 @@ from .cycle_model import LAYER_GAP, CoreShape, cycles_for_masks
 from .numerics import Formats, lut_index, lut_index_cell, narrow_acc, round_shift, saturate
 
 __all__ = ["GoldenResult", "LayerState", "initial_state", "run", "activation_pipeline",
-           "lstm_activation", "float_delta_gru", "float_delta_lstm", "check_lengths"]
+           "lstm_activation", "float_delta_gru", "float_delta_lstm", "check_lengths", "kept_masks"]
 
 
 @dataclass
@@ -258,6 +258,26 @@ def _run_layer(ly, fmts: Formats, sigmoid_lut, tanh_lut, x, active, s: LayerStat
         dx_masks[:, t], dh_masks[:, t] = kx, kh
     s.x_ref, s.h_ref, s.h, s.m, s.c = x_ref, h_ref, h, M.reshape(N, 4, H), c
     return out, carried, dx_masks, dh_masks
+
+
+def kept_masks(bundle: ModelBundle, x_codes, lengths=None) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Which deltas every step keeps, per layer: a list of L pairs (dx masks (S, I_l), dh masks
+    (S, H_l)) of bools over the S valid steps (sequences concatenated in order, as
+    :meth:`GoldenResult.flat`), from the initial state. What the cycle model's schedule
+    (:func:`~drnn_hw.cycle_model.step_schedule`) takes; the same run as :func:`run`. Raises
+    ValueError for a wrong input shape or bad lengths."""
+    x = np.asarray(x_codes, dtype=np.int64)
+    if x.ndim != 3 or x.shape[2] != bundle.input_size:
+        raise ValueError(f"x must be (N, T, {bundle.input_size}), got {x.shape}")
+    N, T, _ = x.shape
+    lengths = check_lengths(lengths, N, T)
+    valid = np.arange(T)[None, :] < lengths[:, None]
+    state, out, inp = initial_state(bundle, N), [], x
+    for l, ly in enumerate(bundle.layers):
+        _, inp, kx, kh = _run_layer(ly, bundle.formats, bundle.sigmoid_lut, bundle.tanh_lut,
+                                    inp, valid, state[l], bundle.cell)
+        out.append((kx[valid], kh[valid]))
+    return out
 
 
 def run(bundle: ModelBundle, x_codes, lengths=None, shape: CoreShape | None = None,

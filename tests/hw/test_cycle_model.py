@@ -8,7 +8,7 @@ from hypothesis import given, settings, strategies as st
 
 from drnn_hw.cycle_model import (
     AP_LATENCY, PRESETS, SCAN_LATENCY, CoreShape, cycle_bound, cycles_for_masks, mxv_drain,
-    step_cycles,
+    step_cycles, step_schedule,
 )
 
 
@@ -85,6 +85,10 @@ def test_hand_worked_example():
     # a dense window of h: h0 has 2 deltas (1 cycle), h1 has 2 (1 cycle): S = 4, groups
     # released at 3 and 4 -> D = max(3 + 4, 4 + 2) = 7
     assert step_cycles([0, 0, 0], [1, 1, 1, 1], shape) == L + (7 + drain) + 2 + AP_LATENCY
+    # The schedule's times themselves: (S, D, NB).
+    assert step_schedule([0, 0, 0], [0, 0, 0, 0], shape) == (4, None, 2)
+    assert step_schedule([1, 1, 1], [0, 0, 0, 0], shape) == (4, 6, 2)
+    assert step_schedule([0, 0, 0], [1, 1, 1, 1], shape) == (4, 7, 2)
 
 
 def test_vectorised_form_and_bound():

@@ -6,7 +6,7 @@ from hypothesis import given, settings, strategies as st
 
 from drnn_hw.bundle import ModelBundle, random_bundle
 from drnn_hw.cycle_model import CoreShape, step_cycles
-from drnn_hw.golden import float_delta_gru, run
+from drnn_hw.golden import float_delta_gru, kept_masks, run
 from drnn_hw.numerics import Formats, dequantize
 
 
@@ -133,6 +133,25 @@ def test_cycles_come_from_the_cycle_model_for_the_given_shape():
     scalar_reference(b, x[0])
     expected = [step_cycles(mx, mh, shape) for mx, mh in scalar_reference.masks]
     assert res.cycles[0].tolist() == expected
+
+
+def test_kept_masks_are_the_runs_kept_deltas():
+    b = random_bundle(5, 11, seed=4).with_thresholds(40, 10)
+    x = np.random.default_rng(3).integers(-800, 800, size=(1, 4, 5))
+    (dx, dh), = kept_masks(b, x)
+    scalar_reference(b, x[0])
+    assert [(list(mx), list(mh)) for mx, mh in zip(dx, dh)] == \
+        [(list(mx), list(mh)) for mx, mh in scalar_reference.masks]
+    # Stacked and ragged: per layer, the valid steps in the order of GoldenResult.flat.
+    from drnn_hw.bundle import random_stacked_bundle
+    s = random_stacked_bundle(3, [6, 4], seed=5, theta_x=0.05, theta_h=0.05)
+    xs = np.random.default_rng(6).integers(-600, 600, size=(2, 5, 3))
+    res = run(s, xs, lengths=[3, 5])
+    masks = kept_masks(s, xs, lengths=[3, 5])
+    for l, (mx, mh) in enumerate(masks):
+        assert mx.shape == (8, (3, 6)[l]) and mh.shape == (8, (6, 4)[l])
+        assert mx.sum(-1).tolist() == res.flat("layer_nnz_dx")[:, l].tolist()
+        assert mh.sum(-1).tolist() == res.flat("layer_nnz_dh")[:, l].tolist()
 
 
 def test_float_reference_matches_torch_gru_at_zero_threshold():
