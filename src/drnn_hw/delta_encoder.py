@@ -291,11 +291,11 @@ class DeltaEncoder(wiring.Component):
         per_element = ("delta", "cur", "addr")     # moved on by each element's own enable
 
         # --- stage F: the next window's values and deltas -----------------------------------
-        # ok: the element exists (not padding past I or H); ne: it differs from its reference.
+        # live: the element exists (not padding past I or H) and differs from its reference.
         # The window's threshold (Θx or Θh) is chosen at fetch too (``theta{g}_dup`` below), so
         # that the test stage does not fan one x/h select bit out to every comparator (the
         # ULX3S build's critical path ran from f.in_x through that select).
-        f = Signal(data.StructLayout({**window, "ok": E, "ne": E}), name="f")
+        f = Signal(data.StructLayout({**window, "live": E}), name="f")
         for e, (xw_e, hw_e, in_x_e) in enumerate(counters[1:]):
             h_cur = Array(h_element(self.h, g, e) for g in range(len(h_windows)))[hw_e]
             x_r = Array(x_element(x_ref, g, e) for g in range(len(x_windows)))[xw_e]
@@ -311,8 +311,8 @@ class DeltaEncoder(wiring.Component):
             m.d.comb += [cur.eq(Mux(in_x_e, x_cur, h_cur)), ref.eq(Mux(in_x_e, x_r, h_r))]
             with m.If(fetch_e[e]):
                 m.d.sync += [
-                    f.cur[e].eq(cur), f.delta[e].eq(cur - ref), f.ne[e].eq(cur != ref),
-                    f.ok[e].eq(Mux(in_x_e, x_ok, h_ok)),
+                    f.cur[e].eq(cur), f.delta[e].eq(cur - ref),
+                    f.live[e].eq((cur != ref) & Mux(in_x_e, x_ok, h_ok)),
                     f.addr[e].eq(a_base + times_const(blocks, e)),
                 ]
 
@@ -336,8 +336,12 @@ class DeltaEncoder(wiring.Component):
                 m.d.sync += [theta.eq(Mux(in_x_g, th.x, th.h)),
                              theta_neg.eq(Mux(in_x_g, th.x_neg, th.h_neg))]
             for e in range(g, min(E, g + THETA_ELEMENTS_PER_COPY)):
-                d = f.delta[e]        # |Δ| ≥ θ: two comparisons side by side
-                m.d.comb += keep[e].eq(f.ok[e] & f.ne[e] & ((d >= theta) | (d <= theta_neg)))
+                # |Δ| ≥ θ: Δ − θ ≥ 0 or −θ − Δ ≥ 0, side by side, each the sign of a sum one
+                # bit wider than its terms (a carry chain's last bit, no comparator logic
+                # after it: the test was the P = 8 core's critical path, issue #10).
+                d = f.delta[e]
+                ge, le = ~(d - theta)[-1], ~(theta_neg - d)[-1]
+                m.d.comb += keep[e].eq(f.live[e] & (ge | le))
         # The test's result is registered (stage T) before the scheduler's first cycle is
         # worked out from it (stage P): the comparators' carry chains and the pick trees
         # together were the ULX3S build's critical path.
