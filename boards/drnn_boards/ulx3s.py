@@ -150,19 +150,23 @@ class DeltaRNNBoard(wiring.Component):
         m.d.comb += link.rx_error.eq(urx.framing_error)
         wiring.connect(m, link.tx, tx_fifo.w_stream)
         wiring.connect(m, tx_fifo.r_stream, utx.i)
-        # The x beats pass through a buffered FIFO on their way to the core (the core's FIFO
-        # is a LUT RAM beside the encoder, the link's beat register beside the UART): the
-        # route between them was one of the 80 MHz build's slowest groups (12.45 ns into the
-        # FIFO's write data). At the UART's pace its cycles cost nothing. (Depth 3: at 2 the
-        # inner FIFO has one entry and zero-width pointers, which Verilator rejects.)
-        m.submodules.x_buffer = x_buffer = fifo.SyncFIFOBuffered(
-            width=len(link.x.payload.as_value()), depth=3)
-        m.d.comb += [
-            x_buffer.w_data.eq(link.x.payload), x_buffer.w_en.eq(link.x.valid),
-            link.x.ready.eq(x_buffer.w_rdy),
-            core.x.payload.eq(x_buffer.r_data), core.x.valid.eq(x_buffer.r_rdy),
-            x_buffer.r_en.eq(core.x.ready),
-        ]
+        # The x beats pass through a register on their way to the core (the core's FIFO is a
+        # LUT RAM beside the encoder, the link's beat register beside the UART): the route
+        # between them was one of the 80 MHz build's slowest groups (12.45 ns into the FIFO's
+        # write data). One beat, loaded in every cycle it is empty, so its enable is the
+        # ``x_empty`` register itself (a buffered FIFO here, round 6, was 13.0 ns inside its
+        # storage at 75 MHz, issue #10). At the UART's pace a beat per two cycles costs
+        # nothing.
+        x_beat = Signal(link.x.payload.shape(), name="x_beat")
+        x_empty = Signal(init=1, name="x_empty")
+        with m.If(x_empty):
+            m.d.sync += x_beat.eq(link.x.payload)
+            with m.If(link.x.valid):
+                m.d.sync += x_empty.eq(0)
+        with m.Elif(core.x.ready):
+            m.d.sync += x_empty.eq(1)
+        m.d.comb += [link.x.ready.eq(x_empty), core.x.valid.eq(~x_empty),
+                     core.x.payload.eq(x_beat)]
         wiring.connect(m, core.h, link.h)
         wiring.connect(m, link.csr, core.csr)
         m.d.comb += self.busy.eq(core.status.busy)

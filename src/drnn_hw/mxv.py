@@ -68,6 +68,7 @@ from .multiplier import MultiplierBankSignature, PipelinedMultiplier
 from .numerics import Formats, accumulator_guard_bits
 
 __all__ = ["MxVChannel", "SlotSignature", "drive_slot_deltas", "SLOT_ROWS_PER_COPY",
+           "T2_ROWS_PER_COPY",
            "DeltaReadSignature", "ap_operand_a_bits",
            "ap_operand_b_bits", "acc_width", "MXV_STAGES", "AP_MUL_LATENCY", "AP_READ_LATENCY"]
 
@@ -145,6 +146,8 @@ class SlotSignature(wiring.Signature):
 
 #: Rows of a channel whose multipliers one copy of a slot's deltas drives (:func:`drive_slot_deltas`).
 SLOT_ROWS_PER_COPY = 4
+#: Rows whose t3 control copies one copy of t2's control feeds (:class:`MxVChannel`).
+T2_ROWS_PER_COPY = 4
 
 
 def drive_slot_deltas(m: Module, out, deltas, valid, name: str):
@@ -356,7 +359,10 @@ class MxVChannel(wiring.Component):
         # biases and its sums are 0.
         stage = data.StructLayout({"valid": 1, "block": _blocks_shape(NB), "is_x": K,
                                    "fill": 1})
-        t2 = Signal(stage, name="t2")
+        # t2's control in copies, one per T2_ROWS_PER_COPY rows' t3 copies (below): one
+        # register for all P rows was 12.2–12.9 ns of routing on the ULX3S at 75 MHz (#10).
+        copies = range(0, P, T2_ROWS_PER_COPY)
+        t2s = [Signal(stage, name=f"t2_{j}_dup") for j in copies]
         # A fill also runs after the domain's reset (the RAM keeps its contents through it).
         filling = Signal(init=1)
         fill_block = Signal(_blocks_shape(NB))
@@ -367,11 +373,12 @@ class MxVChannel(wiring.Component):
             with m.If(fill_block == NB - 1):
                 m.d.sync += filling.eq(0)
         # The fill's block at t2 (equal to t2.block while t2.fill).
-        fill_t2 = Signal(_blocks_shape(NB), name="fill_t2")
-        m.d.sync += fill_t2.eq(fill_block)
-        m.d.sync += [t2.valid.eq((slot.valid & ~lent.en[0]) | filling),
-                     t2.block.eq(Mux(filling, fill_block, slot.block)),
-                     t2.is_x.eq(slot.is_x), t2.fill.eq(filling)]
+        fill_t2s = [Signal(_blocks_shape(NB), name=f"fill_t2_{j}_dup") for j in copies]
+        for t2, fill_t2 in zip(t2s, fill_t2s):
+            m.d.sync += fill_t2.eq(fill_block)
+            m.d.sync += [t2.valid.eq((slot.valid & ~lent.en[0]) | filling),
+                         t2.block.eq(Mux(filling, fill_block, slot.block)),
+                         t2.is_x.eq(slot.is_x), t2.fill.eq(filling)]
 
         # t3: column sums (per memory), registered, and the block read; t4: accumulate, write.
         # t3's control exists once per row (valid, the fill flag, the block whose flags and
@@ -384,7 +391,9 @@ class MxVChannel(wiring.Component):
                                             "fill_block": _blocks_shape(NB), "valid": 1,
                                             "is_x": K}),
                          name=f"t3_row{p}_dup") for p in range(P)]
-        m.d.sync += [r.eq(Cat(t2.fill, t2.block, fill_t2, t2.valid, t2.is_x)) for r in row_t3]
+        for p, r in enumerate(row_t3):
+            t2, fill_t2 = t2s[p // T2_ROWS_PER_COPY], fill_t2s[p // T2_ROWS_PER_COPY]
+            m.d.sync += r.eq(Cat(t2.fill, t2.block, fill_t2, t2.valid, t2.is_x))
         # And t4's (the row memory's write), one per row from the row's t3 copy.
         row_t4 = [Signal(data.StructLayout({"valid": 1, "block": _blocks_shape(NB)}),
                          name=f"t4_row{p}_dup") for p in range(P)]
@@ -409,8 +418,8 @@ class MxVChannel(wiring.Component):
                     sel = mask(k, p)
                     total = total + (prod[k][p] if sel is True else Mux(sel, prod[k][p], 0))
                 m.d.sync += sums[p].eq(Mux(row_t3[p].fill, 0, total))
-            self._memory(m, f"m{i}", bias, sums, out, rd=row_t3, wr=row_t4, fill_t2=fill_t2,
-                         code=code)
+            self._memory(m, f"m{i}", bias, sums, out, rd=row_t3, wr=row_t4,
+                         fill_t2=fill_t2s[0], code=code)
         return m
 
     def _memory(self, m, name, bias, sums, out, *, rd, wr, fill_t2, code):
