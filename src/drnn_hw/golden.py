@@ -260,7 +260,8 @@ def _run_layer(ly, fmts: Formats, sigmoid_lut, tanh_lut, x, active, s: LayerStat
     return out, carried, dx_masks, dh_masks
 
 
-def kept_masks(bundle: ModelBundle, x_codes, lengths=None) -> list[tuple[np.ndarray, np.ndarray]]:
+def kept_masks(bundle: ModelBundle, x_codes,
+               lengths=None) -> list[tuple[np.ndarray, np.ndarray]]:
     """Which deltas every step keeps, per layer: a list of L pairs (dx masks (S, I_l), dh masks
     (S, H_l)) of bools over the S valid steps (sequences concatenated in order, as
     :meth:`GoldenResult.flat`), from the initial state. What the cycle model's schedule

@@ -1,5 +1,6 @@
 """DeltaQueue: groups of K in emission order, issue times m_g = max(r_g, m_{g-1} + NB),
-partial last group at scan end, column valid bits, the registered weight words (every copy), ``pending``;
+partial last group at scan end, column valid bits, the registered weight words (every
+copy), ``pending``;
 the parameters it refuses."""
 
 import numpy as np
