@@ -30,7 +30,7 @@ BOARDS = ("ulx3s-85f", "arty-z7-20")
 @click.option("--out", "out_dir", type=click.Path(path_type=Path), required=True,
               help="Output directory (bitstream or Vivado plan, report.json, report.txt).")
 @click.option("--freq", "freq_mhz", type=float, default=None,
-              help="Core clock in MHz (ULX3S: made by the PLL from 25 MHz, default 75, which "
+              help="Core clock in MHz (ULX3S: made by the PLL from 25 MHz, default 70, which "
                    "the default core meets; a core that misses it is rebuilt at 90 % of its "
                    "Fmax; Arty: FCLK_CLK0, default 50, not verified by Vivado).")
 @click.option("--baud", type=int, default=None,
