@@ -126,7 +126,9 @@ def main(argv=None, *, real: str) -> int:
 
 def write_wrapper(path: Path, real: str) -> Path:
     """Write an executable script at ``path`` that runs :func:`main` around the nextpnr at
-    ``real`` with this Python and this copy of ``drnn_boards``; returns ``path``."""
+    ``real`` with this Python and this copy of ``drnn_boards``; returns ``path`` made absolute
+    (the build script that runs it changes into the build directory: a relative ``--out``
+    such as ``make ulx3s``'s must still find it)."""
     boards = Path(__file__).resolve().parent.parent
     path.write_text(
         f"#!{sys.executable}\n"
@@ -135,4 +137,4 @@ def write_wrapper(path: Path, real: str) -> Path:
         "from drnn_boards.nextpnr_guard import main\n"
         f"sys.exit(main(real={real!r}))\n")
     path.chmod(0o755)
-    return path
+    return path.resolve()

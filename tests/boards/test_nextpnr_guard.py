@@ -2,6 +2,7 @@
 
 import json
 import sys
+from pathlib import Path
 
 from drnn_boards.nextpnr_guard import GUARD_FILE, RipupMonitor, run, write_wrapper
 
@@ -79,3 +80,20 @@ def test_wrapper_script_runs_the_guard(tmp_path):
     wrapper = write_wrapper(tmp_path / "nextpnr_guard", str(fake))
     assert subprocess.call([str(wrapper), "--log", "pnr.log"], cwd=tmp_path) == 0
     assert (tmp_path / "calls.txt").read_text() == "--log pnr.log\n"
+
+
+def test_wrapper_path_is_absolute_for_a_relative_build_directory(tmp_path, monkeypatch):
+    """``make ulx3s`` builds into a relative ``--out``; the build script runs the wrapper from
+    inside the build directory, so its path must not be relative to where drnn started."""
+    import subprocess
+
+    fake = tmp_path / "fake_nextpnr.py"
+    fake.write_text("#!" + sys.executable + "\n" + FAKE.lstrip())
+    fake.chmod(0o755)
+    (tmp_path / "out" / "build").mkdir(parents=True)
+    monkeypatch.chdir(tmp_path)
+    wrapper = write_wrapper(Path("out/build/nextpnr_guard"), str(fake))
+    assert wrapper.is_absolute()
+    build_dir = tmp_path / "out" / "build"
+    assert subprocess.call([str(wrapper), "--log", "pnr.log"], cwd=build_dir) == 0
+    assert (build_dir / "calls.txt").read_text() == "--log pnr.log\n"
