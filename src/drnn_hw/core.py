@@ -512,6 +512,11 @@ class DeltaRNNCore(wiring.Component):
         # ... and of the beat counter, one per element: each selects its element's next window
         # (one counter selected all E·act_bits window multiplexers).
         out_beat_e = [Signal.like(out_beat, name=f"out_beat{e}_dup") for e in range(min(E, H))]
+        # ... and, beside each, whether its beat is the frame's last (``out_beat == wh - 1``,
+        # worked out as the counter moves): with the compare behind it, each copy's next state
+        # was four LUT levels from the link's ready (12.9 ns on the ULX3S at 75 MHz, #10).
+        out_last = Signal(name="out_last")
+        out_last_e = [Signal(name=f"out_last{e}_dup") for e in range(min(E, H))]
         hold = [Signal(act, name=f"hold{j}") for j in range(H)]
         beat = [Signal(act, name=f"beat{e}") for e in range(min(E, H))]   # the h payload
         steps = Signal(32)
@@ -785,10 +790,7 @@ class DeltaRNNCore(wiring.Component):
         with m.If(commit):
             m.d.sync += [
                 running.eq(0), steps.eq(steps + 1), cycles_last.eq(cycle + 1),
-                out_full.eq(1), out_beat.eq(0),
             ]
-            m.d.sync += [f.eq(1) for f in out_full_e]
-            m.d.sync += [c.eq(0) for c in out_beat_e]
             new_h = []
             if runtime:
                 # The last loaded layer's h; the block the AP writes in this very cycle (its
@@ -852,23 +854,26 @@ class DeltaRNNCore(wiring.Component):
         # in front of the board link's CRC, a critical path), and the consumer's ready
         # enables these E registers only, not the whole holding buffer. A commit never meets
         # a beat: it waits for the buffer to be empty.
+        # Each element's copies (full, beat, last) move on their own copy of the same
+        # conditions (a commit: step_done while not full; a beat leaving: full and ready), so
+        # they equal out_full, out_beat and out_last in every cycle.
         wh = WH if not runtime else Array(d.h_windows for d in desc)[n_layers - 1]
         m.d.comb += [self.h.payload.data[e].eq(beat[e]) for e in range(min(E, H))]
-        m.d.comb += [self.h.payload.last.eq(out_beat == wh - 1), self.h.valid.eq(out_full)]
-        with m.If(self.h.valid & self.h.ready):
-            for e in range(min(E, H)):
-                window = Array(hold[w * E + e] if w * E + e < H else Const(0, act)
-                               for w in range(WH))
-                m.d.sync += beat[e].eq(window[out_beat_e[e] + 1])
-                with m.If(out_beat_e[e] == wh - 1):
-                    m.d.sync += out_beat_e[e].eq(0)
+        m.d.comb += [self.h.payload.last.eq(out_last), self.h.valid.eq(out_full)]
+        copies = [(out_full, out_beat, out_last, None)] + \
+            [(f, c, la, e) for e, (f, c, la) in enumerate(zip(out_full_e, out_beat_e, out_last_e))]
+        for full, count, last, e in copies:
+            with m.If(step_done & ~full):
+                m.d.sync += [full.eq(1), count.eq(0), last.eq(wh == 1)]
+            with m.If(full & self.h.ready):
+                if e is not None:
+                    window = Array(hold[w * E + e] if w * E + e < H else Const(0, act)
+                                   for w in range(WH))
+                    m.d.sync += beat[e].eq(window[count + 1])
+                with m.If(last):
+                    m.d.sync += [full.eq(0), count.eq(0)]
                 with m.Else():
-                    m.d.sync += out_beat_e[e].eq(out_beat_e[e] + 1)
-            with m.If(out_beat == wh - 1):
-                m.d.sync += [out_full.eq(0), out_beat.eq(0)]
-                m.d.sync += [f.eq(0) for f in out_full_e]
-            with m.Else():
-                m.d.sync += out_beat.eq(out_beat + 1)
+                    m.d.sync += [count.eq(count + 1), last.eq(count == wh - 2)]
         self._status(m, regs, running, frame_error, reset_pending, reset_busy, cycles_last,
                      nnz_dx_last, nnz_dh_last, steps)
         return m

@@ -348,46 +348,58 @@ class DeltaEncoder(wiring.Component):
         t = Signal(data.StructLayout({**window, "keep": E}), name="t")
 
         # --- stage P: the scheduler's first cycle of the window in T -------------------------
-        # The lowest K kept elements (one-hot) and whether the window fits in one cycle,
-        # registered, so the scheduler runs from registers.
+        # The lowest K kept elements (one-hot) and whether the window fits in one cycle or takes
+        # two, registered, so the scheduler runs from registers.
         t_picks = lowest_set(t.keep, K)
         t_one_cycle = at_most(t.keep, K)
+        t_kept = popcount(t.keep)
+        t_two_cycles = (t_kept > K) & (t_kept <= 2 * K)
 
         # --- stage B: the scheduler ---------------------------------------------------------
         # keep: the kept elements; rest: those not emitted yet; first: the window's first cycle;
-        # one_cycle: the window fits in one cycle (from T).
-        b = Signal(data.StructLayout({**window, "keep": E, "rest": E, "one_cycle": 1,
+        # two_cycles: the window takes two cycles (from T).
+        b = Signal(data.StructLayout({**window, "keep": E, "rest": E, "two_cycles": 1,
                                       "first": 1}), name="b")
         picks = [Signal(E, name=f"pick{k}") for k in range(K)]   # this cycle's elements
+        # ``pick_any[k] == picks[k].any()`` in every cycle, loaded alongside ``picks``: the
+        # OR over E bits was in front of the delta queue's write decision and its registered
+        # ``is_full`` (11 LUT levels from ``pick``, 12.3 ns on the ULX3S at 75 MHz, #10).
+        pick_any = [Signal(name=f"pick_any{k}") for k in range(K)]
         left = Signal(range(E + 1))        # cycles of the window after this one (not first)
 
-        # The window ends this cycle: known from registers only, since it drives every stage.
-        window_last = Signal()
-        m.d.comb += window_last.eq(b.valid & Mux(b.first, b.one_cycle, left == 0))
+        # The window ends this cycle (``b.valid`` and, in its first cycle, it fits in one;
+        # later, no cycles are left): a register, worked out a cycle ahead, since it drives
+        # every stage. From B's fields it was three LUT levels before the stages' enables, and
+        # the copies' enables (below) were 13.4 ns on the ULX3S at 75 MHz (#10).
+        #   after a window's last cycle (or none): last' = t.valid & t_one_cycle
+        #   after a first cycle that is not the last: last' = two_cycles
+        #   after a later cycle that is not the last: last' = (left == 1)
+        window_last = Signal(name="window_last")
         # The window's cycles in all, ceil(d/K) for d kept elements (read in its first cycle).
         total = (popcount(b.keep) + (K - 1)) // K if K > 1 else popcount(b.keep)
-        # Per element, a copy of B's control (valid, first, one_cycle, left), updated as B's
-        # own below, from which the element's ``advance_e`` / ``fetch_e`` come.
-        ctl_layout = data.StructLayout({"valid": 1, "first": 1, "one_cycle": 1,
-                                        "left": range(E + 1)})
+        # Per element, a copy of B's control (valid, first, two_cycles, left, last), updated as
+        # B's own below, from which the element's ``advance_e`` / ``fetch_e`` come.
+        ctl_layout = data.StructLayout({"valid": 1, "first": 1, "two_cycles": 1,
+                                        "left": range(E + 1), "last": 1})
         window_last_e = []
         for e in range(E):
             ctl = Signal(ctl_layout, name=f"b_ctl{e}_dup")
-            last_e = ctl.valid & Mux(ctl.first, ctl.one_cycle, ctl.left == 0)
-            window_last_e.append(last_e)
-            m.d.comb += [advance_e[e].eq(~ctl.valid | last_e),
+            window_last_e.append(ctl.last)
+            m.d.comb += [advance_e[e].eq(~ctl.valid | ctl.last),
                          fetch_e[e].eq(advance_e[e] & a_valid)]
             with m.If(advance_e[e]):
                 m.d.sync += [ctl.valid.eq(t.valid), ctl.first.eq(1),
-                             ctl.one_cycle.eq(t_one_cycle)]
+                             ctl.two_cycles.eq(t_two_cycles),
+                             ctl.last.eq(t.valid & t_one_cycle)]
             with m.Elif(ctl.valid):
                 m.d.sync += [ctl.first.eq(0),
-                             ctl.left.eq(Mux(ctl.first, total - 2, ctl.left - 1))]
+                             ctl.left.eq(Mux(ctl.first, total - 2, ctl.left - 1)),
+                             ctl.last.eq(Mux(ctl.first, ctl.two_cycles, ctl.left == 1))]
 
         out = self.deltas
         for k, pick in enumerate(picks):
             m.d.comb += [
-                out.valid[k].eq(b.valid & pick.any()),
+                out.valid[k].eq(b.valid & pick_any[k]),
                 out.entry[k].delta.eq(select_onehot(pick, list(b.delta), dlt)),
                 out.entry[k].addr.eq(select_onehot(pick, list(b.addr), addr)),
                 out.entry[k].is_x.eq(b.in_x),
@@ -417,12 +429,14 @@ class DeltaEncoder(wiring.Component):
             m.d.sync += [
                 f.valid.eq(a_valid), f.in_x.eq(a_in_x), f.xw.eq(xw), f.hw.eq(hw),
                 f.final.eq(~a_in_x & (hw == h_last)),
-                b.one_cycle.eq(t_one_cycle), b.first.eq(1), b.keep.eq(t.keep),
+                b.two_cycles.eq(t_two_cycles), b.first.eq(1), b.keep.eq(t.keep),
+                window_last.eq(t.valid & t_one_cycle),
                 b.rest.eq(t.keep),
             ]
             m.d.sync += [t[n].eq(f[n]) for n in window if n not in per_element]
             m.d.sync += [b[n].eq(t[n]) for n in window if n not in per_element]
             m.d.sync += [p.eq(t) for p, t in zip(picks, t_picks)]
+            m.d.sync += [a.eq(more_than(t.keep, k)) for k, a in enumerate(pick_any)]
         for e in range(E):
             with m.If(advance_e[e]):
                 m.d.sync += t.keep[e].eq(keep[e])
@@ -490,8 +504,10 @@ class DeltaEncoder(wiring.Component):
 
         with m.If(b.valid):
             with m.If(~window_last):
-                m.d.sync += [b.rest.eq(rest), b.first.eq(0)]
+                m.d.sync += [b.rest.eq(rest), b.first.eq(0),
+                             window_last.eq(Mux(b.first, b.two_cycles, left == 1))]
                 m.d.sync += [p.eq(n) for p, n in zip(picks, next_picks)]
+                m.d.sync += [a.eq(more_than(rest, k)) for k, a in enumerate(pick_any)]
                 with m.If(b.first):
                     # ceil(d/K) cycles in all: after this one and the next, ceil(d/K) - 2.
                     m.d.sync += left.eq(total - 2)
@@ -545,6 +561,12 @@ def saturated_count(bits, top: int):
 def at_most(bits, k: int):
     """Whether at most ``k`` (1 or 2) of ``bits`` are set."""
     return saturated_count(bits, k + 1) <= k
+
+
+def more_than(bits, k: int):
+    """Whether more than ``k`` (0, 1 or 2) of ``bits`` are set: whether :func:`lowest_set`'s
+    vector ``k`` is not all zero."""
+    return saturated_count(bits, k + 1) > k
 
 
 def lowest_set(bits, k: int):

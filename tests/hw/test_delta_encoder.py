@@ -123,3 +123,27 @@ def test_refuses_what_it_cannot_build(kwargs, name):
         DeltaEncoder(FMTS, args.pop("inputs"), args.pop("hidden"), **args)
     with pytest.raises(ValueError, match="columns"):
         DeltaStreamSignature(delta_entry_layout(FMTS, 4), 0)
+
+
+@pytest.mark.parametrize("width", [1, 5, 6])
+def test_pick_helpers_on_every_vector(width):
+    # lowest_set's k-th vector is the k-th lowest set bit; more_than(bits, k) says whether it
+    # exists (the encoder's registered ``pick_any`` stands for ``pick.any()`` by this).
+    from amaranth.hdl import Module, Signal
+
+    from drnn_hw.delta_encoder import lowest_set, more_than
+
+    bits = Signal(width)
+    picks, more = lowest_set(bits, 2), [more_than(bits, k) for k in range(3)]
+    sim = Simulator(Module())
+
+    async def bench(ctx):
+        for v in range(1 << width):
+            ctx.set(bits, v)
+            ones = [e for e in range(width) if v >> e & 1]
+            for k in range(2):
+                assert ctx.get(picks[k]) == (1 << ones[k] if k < len(ones) else 0), (v, k)
+            assert [ctx.get(x) for x in more] == [len(ones) > k for k in range(3)], v
+
+    sim.add_testbench(bench)
+    sim.run()
