@@ -878,30 +878,38 @@ class DeltaRNNCore(wiring.Component):
                      nnz_dx_last, nnz_dh_last, steps)
         return m
 
-    def _h0_write(self, m, regs):
-        """The H0 write, registered: (write enable, data) a cycle after the register write.
+    def _h0_write(self, m, regs, units: int):
+        """The H0 write, registered: (write enable, data) a cycle after the register write,
+        one copy per :data:`H_PER_CLEAR` units (a list, copy i for units i·H_PER_CLEAR …).
 
-        Why: the CSR address decode drove every h unit's enable across the die (the ULX3S's
-        critical path, 13.9 ns). The write still lands before any step can read h (a step
-        starts no earlier than the second cycle after a register write, ``csr_wrote``), and
-        after a RESET_STATE's clear in the same cycle, so an H0 write still wins over it."""
-        we = Signal(name="h0_we_r")
-        data = Signal(self.fmts.act_bits, name="h0_data_r")
-        m.d.sync += [we.eq(regs.h0_we), data.eq(regs.h0_data[:self.fmts.act_bits])]
-        return we, data
+        Why registered: the CSR address decode drove every h unit's enable across the die (the
+        ULX3S's critical path, 13.9 ns). Why copies: one data register then reached every
+        unit, 12.1 ns of routing on the ULX3S at 80 MHz (#10, eighth round). The write still
+        lands before any step can read h (a step starts no earlier than the second cycle after
+        a register write, ``csr_wrote``), and after a RESET_STATE's clear in the same cycle, so
+        an H0 write still wins over it."""
+        copies = []
+        for i in range(0, units, H_PER_CLEAR):
+            we = Signal(name=f"h0_we{i}_dup")
+            data = Signal(self.fmts.act_bits, name=f"h0_data{i}_dup")
+            m.d.sync += [we.eq(regs.h0_we), data.eq(regs.h0_data[:self.fmts.act_bits])]
+            copies.append((we, data))
+        return copies
 
     def _h0(self, m, regs, h_state):
         h_total = len(h_state)
-        h0_next = Signal(range(h_total + 1))
-        we, data = self._h0_write(m, regs)
-        for j in range(h_total):        # one condition per unit (see the AP's h write)
-            with m.If(we & (h0_next == j)):
-                m.d.sync += h_state[j].eq(data)
-        with m.If(we):
-            with m.If(h0_next != h_total):
-                m.d.sync += h0_next.eq(h0_next + 1)
-        with m.If(regs.reset_state):
-            m.d.sync += h0_next.eq(0)
+        # The next unit to write, one counter per copy of the write (each compared with its
+        # own units only).
+        for i, (we, data) in enumerate(self._h0_write(m, regs, h_total)):
+            h0_next = Signal(range(h_total + 1), name=f"h0_next{i}_dup")
+            for j in range(i * H_PER_CLEAR, min(h_total, (i + 1) * H_PER_CLEAR)):
+                with m.If(we & (h0_next == j)):     # one condition per unit (see the AP's)
+                    m.d.sync += h_state[j].eq(data)
+            with m.If(we):
+                with m.If(h0_next != h_total):
+                    m.d.sync += h0_next.eq(h0_next + 1)
+            with m.If(regs.reset_state):
+                m.d.sync += h0_next.eq(0)
 
     def _h0_runtime(self, m, regs, desc, n_layers, h_state):
         """H0 writes in a run-time core: the next unit of the loaded layers' (each layer's
@@ -909,12 +917,14 @@ class DeltaRNNCore(wiring.Component):
         lm, L = self.map, self.L
         h0_layer = Signal(range(L + 1))
         h0_unit = Signal(range(max(s.hidden for s in lm) + 1))
-        we, data = self._h0_write(m, regs)
+        copies = self._h0_write(m, regs, len(h_state))
+        we = copies[0][0]
         write = Signal()
         m.d.comb += write.eq(we & (h0_layer < n_layers))
         for l, s in enumerate(lm):      # one condition per unit (see the AP's h write)
             for j in range(s.hidden):
-                with m.If(write & (h0_layer == l) & (h0_unit == j)):
+                cwe, data = copies[(s.h_base + j) // H_PER_CLEAR]
+                with m.If(cwe & (h0_layer < n_layers) & (h0_layer == l) & (h0_unit == j)):
                     m.d.sync += h_state[s.h_base + j].eq(data)
         with m.If(write):
             hidden = desc[0].hidden if L == 1 else Array(d.hidden for d in desc)[h0_layer]

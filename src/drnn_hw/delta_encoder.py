@@ -291,11 +291,14 @@ class DeltaEncoder(wiring.Component):
         per_element = ("delta", "cur", "addr")     # moved on by each element's own enable
 
         # --- stage F: the next window's values and deltas -----------------------------------
-        # live: the element exists (not padding past I or H) and differs from its reference.
+        # ok: the element exists (not padding past I or H). Whether it differs from its
+        # reference is the test stage's (Δ ≠ 0, beside the threshold's sums): as cur ≠ ref
+        # here it sat behind both window multiplexers, 13 LUT levels from ĥ (12.3 ns on the
+        # ULX3S at 80 MHz, #10).
         # The window's threshold (Θx or Θh) is chosen at fetch too (``theta{g}_dup`` below), so
         # that the test stage does not fan one x/h select bit out to every comparator (the
         # ULX3S build's critical path ran from f.in_x through that select).
-        f = Signal(data.StructLayout({**window, "live": E}), name="f")
+        f = Signal(data.StructLayout({**window, "ok": E}), name="f")
         for e, (xw_e, hw_e, in_x_e) in enumerate(counters[1:]):
             h_cur = Array(h_element(self.h, g, e) for g in range(len(h_windows)))[hw_e]
             x_r = Array(x_element(x_ref, g, e) for g in range(len(x_windows)))[xw_e]
@@ -312,7 +315,7 @@ class DeltaEncoder(wiring.Component):
             with m.If(fetch_e[e]):
                 m.d.sync += [
                     f.cur[e].eq(cur), f.delta[e].eq(cur - ref),
-                    f.live[e].eq((cur != ref) & Mux(in_x_e, x_ok, h_ok)),
+                    f.ok[e].eq(Mux(in_x_e, x_ok, h_ok)),
                     f.addr[e].eq(a_base + times_const(blocks, e)),
                 ]
 
@@ -341,7 +344,7 @@ class DeltaEncoder(wiring.Component):
                 # after it: the test was the P = 8 core's critical path, issue #10).
                 d = f.delta[e]
                 ge, le = ~(d - theta)[-1], ~(theta_neg - d)[-1]
-                m.d.comb += keep[e].eq(f.live[e] & (ge | le))
+                m.d.comb += keep[e].eq(f.ok[e] & (d != 0) & (ge | le))
         # The test's result is registered (stage T) before the scheduler's first cycle is
         # worked out from it (stage P): the comparators' carry chains and the pick trees
         # together were the ULX3S build's critical path.
@@ -354,6 +357,9 @@ class DeltaEncoder(wiring.Component):
         t_one_cycle = at_most(t.keep, K)
         t_kept = popcount(t.keep)
         t_two_cycles = (t_kept > K) & (t_kept <= 2 * K)
+        # The window's cycles after its first two, ceil(d/K) - 2 for d kept elements (loaded
+        # into ``left`` with the window, read only if it takes more than two cycles).
+        t_left = ((t_kept + (K - 1)) // K if K > 1 else t_kept) - 2
 
         # --- stage B: the scheduler ---------------------------------------------------------
         # keep: the kept elements; rest: those not emitted yet; first: the window's first cycle;
@@ -365,7 +371,8 @@ class DeltaEncoder(wiring.Component):
         # OR over E bits was in front of the delta queue's write decision and its registered
         # ``is_full`` (11 LUT levels from ``pick``, 12.3 ns on the ULX3S at 75 MHz, #10).
         pick_any = [Signal(name=f"pick_any{k}") for k in range(K)]
-        left = Signal(range(E + 1))        # cycles of the window after this one (not first)
+        # After the window's first cycle: its cycles after this one (in the first, ceil(d/K) - 2).
+        left = Signal(range(E + 1))
 
         # The window ends this cycle (``b.valid`` and, in its first cycle, it fits in one;
         # later, no cycles are left): a register, worked out a cycle ahead, since it drives
@@ -375,8 +382,6 @@ class DeltaEncoder(wiring.Component):
         #   after a first cycle that is not the last: last' = two_cycles
         #   after a later cycle that is not the last: last' = (left == 1)
         window_last = Signal(name="window_last")
-        # The window's cycles in all, ceil(d/K) for d kept elements (read in its first cycle).
-        total = (popcount(b.keep) + (K - 1)) // K if K > 1 else popcount(b.keep)
         # Per element, a copy of B's control (valid, first, two_cycles, left, last), updated as
         # B's own below, from which the element's ``advance_e`` / ``fetch_e`` come.
         ctl_layout = data.StructLayout({"valid": 1, "first": 1, "two_cycles": 1,
@@ -389,12 +394,13 @@ class DeltaEncoder(wiring.Component):
                          fetch_e[e].eq(advance_e[e] & a_valid)]
             with m.If(advance_e[e]):
                 m.d.sync += [ctl.valid.eq(t.valid), ctl.first.eq(1),
-                             ctl.two_cycles.eq(t_two_cycles),
+                             ctl.two_cycles.eq(t_two_cycles), ctl.left.eq(t_left),
                              ctl.last.eq(t.valid & t_one_cycle)]
             with m.Elif(ctl.valid):
                 m.d.sync += [ctl.first.eq(0),
-                             ctl.left.eq(Mux(ctl.first, total - 2, ctl.left - 1)),
                              ctl.last.eq(Mux(ctl.first, ctl.two_cycles, ctl.left == 1))]
+                with m.If(~ctl.first):
+                    m.d.sync += ctl.left.eq(ctl.left - 1)
 
         out = self.deltas
         for k, pick in enumerate(picks):
@@ -430,7 +436,7 @@ class DeltaEncoder(wiring.Component):
                 f.valid.eq(a_valid), f.in_x.eq(a_in_x), f.xw.eq(xw), f.hw.eq(hw),
                 f.final.eq(~a_in_x & (hw == h_last)),
                 b.two_cycles.eq(t_two_cycles), b.first.eq(1), b.keep.eq(t.keep),
-                window_last.eq(t.valid & t_one_cycle),
+                window_last.eq(t.valid & t_one_cycle), left.eq(t_left),
                 b.rest.eq(t.keep),
             ]
             m.d.sync += [t[n].eq(f[n]) for n in window if n not in per_element]
@@ -508,10 +514,7 @@ class DeltaEncoder(wiring.Component):
                              window_last.eq(Mux(b.first, b.two_cycles, left == 1))]
                 m.d.sync += [p.eq(n) for p, n in zip(picks, next_picks)]
                 m.d.sync += [a.eq(more_than(rest, k)) for k, a in enumerate(pick_any)]
-                with m.If(b.first):
-                    # ceil(d/K) cycles in all: after this one and the next, ceil(d/K) - 2.
-                    m.d.sync += left.eq(total - 2)
-                with m.Else():
+                with m.If(~b.first):
                     m.d.sync += left.eq(left - 1)
             with m.Else():
                 with m.If(b.final):

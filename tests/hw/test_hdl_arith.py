@@ -114,3 +114,67 @@ def test_add_rounded_matches_round_shift_plus_a():
     sim.run()
     want = (round_shift(prods, 8) + acts).tolist()
     assert got == want
+
+
+@pytest.mark.parametrize("wx,wy,shift,bits", [(20, 18, 2, 10), (18, 18, 1, 4), (9, 12, 0, 6),
+                                              (6, 5, 2, 10)])
+def test_sum_index_clamps_like_the_spec(wx, wy, shift, bits):
+    # The AP's tanh address straight from mnx + round(r·mnh): the carry-select sum against
+    # clamp(((x + y) >> shift) + 2**(bits-1), 0, 2**bits - 1), around every clamp edge.
+    from drnn_hw.hdl_arith import sum_index
+
+    rng = np.random.default_rng(11)
+    xs = rng.integers(-(1 << (wx - 1)), 1 << (wx - 1), size=3000)
+    ys = rng.integers(-(1 << (wy - 1)), 1 << (wy - 1), size=3000)
+    edge = (1 << (shift + bits - 1))                  # the sums at which the index clamps
+    targets = np.array([-edge - 1, -edge, -edge + 1, edge - 1, edge, edge + 1, 0, -1])
+    ys[:1000] = np.clip(targets[np.arange(1000) % 8] - xs[:1000] + rng.integers(-2, 3, 1000),
+                        -(1 << (wy - 1)), (1 << (wy - 1)) - 1)
+    x, y = Signal(signed(wx)), Signal(signed(wy))
+    out = Signal(bits)
+    m = Module()
+    m.d.comb += out.eq(sum_index(x, y, shift, bits))
+    got = []
+
+    async def bench(ctx):
+        for a, b in zip(xs, ys):
+            ctx.set(x, int(a))
+            ctx.set(y, int(b))
+            got.append(ctx.get(out))
+
+    sim = Simulator(m)
+    sim.add_testbench(bench)
+    sim.run()
+    want = np.clip(((xs + ys) >> shift) + (1 << (bits - 1)), 0, (1 << bits) - 1).tolist()
+    assert got == want
+
+
+def test_add_rounded_lut_index_is_the_composition():
+    # The AP's c5 tanh address: one carry-select index equal to indexing the rounded sum.
+    from drnn_hw.hdl_arith import add_rounded, add_rounded_lut_index
+
+    fmts = Formats()
+    rng = np.random.default_rng(5)
+    prods = rng.integers(-(1 << 24), 1 << 24, size=4000)
+    acts = rng.integers(-(1 << 15), 1 << 15, size=4000)
+    prods[:2000] >>= rng.integers(4, 16, size=2000)          # sums near the table's range
+    acts[:2000] >>= rng.integers(4, 14, size=2000)
+    v, a = Signal(signed(27)), Signal(signed(16))
+    fast, spec = Signal(fmts.lut_bits), Signal(fmts.lut_bits)
+    m = Module()
+    m.d.comb += [fast.eq(add_rounded_lut_index(v, 8, a, fmts, fmts.tanh_range_log2)),
+                 spec.eq(saturated_lut_index(add_rounded(v, 8, a), fmts, fmts.tanh_range_log2))]
+    pairs = []
+
+    async def bench(ctx):
+        for x, y in zip(prods, acts):
+            ctx.set(v, int(x))
+            ctx.set(a, int(y))
+            pairs.append((ctx.get(fast), ctx.get(spec)))
+
+    sim = Simulator(m)
+    sim.add_testbench(bench)
+    sim.run()
+    assert all(f == s for f, s in pairs)
+    seen = {s for _, s in pairs}
+    assert len(seen) > 500 and {0, (1 << fmts.lut_bits) - 1} <= seen   # the range, both clamps
