@@ -86,12 +86,13 @@ def sum_index(x, y, shift: int, bits: int):
     (The tanh address of the AP's ``mnx + round(r·mnh)`` was a 20-bit chain then a
     saturation: the ULX3S's critical path at 75 MHz, issue #10.)
     """
-    x, y = Value.cast(x), Value.cast(y)
+    x, y = Value.cast(x).as_signed(), Value.cast(y).as_signed()
     n = shift + bits
     width = max(len(x), len(y)) + 1
-    x, y = x.as_signed(), y.as_signed()
     if width <= n + 1:
         return (saturate((x + y) >> shift, bits).as_unsigned() ^ (1 << (bits - 1)))[:bits]
+    # Both sign-extended to the sum's width, so each has a high part.
+    x, y = (Cat(v, v[-1].replicate(width - len(v))).as_signed() for v in (x, y))
     low = x[:n] + y[:n]                                 # unsigned, n + 1 bits
     carry, field = low[n], low[shift:n]
     hx, hy = x[n:].as_signed(), y[n:].as_signed()
