@@ -53,8 +53,8 @@ from amaranth.hdl import Array, Const, Module, Signal, signed
 from amaranth.lib import data, memory, wiring
 from amaranth.lib.wiring import In, Out
 
-from .hdl_arith import (add_rounded, add_rounded_lut_index, check_positive, narrow_acc, refuse,
-                         saturate, saturated_lut_index)
+from .hdl_arith import (add_rounded, check_positive, narrow_acc, refuse, saturate,
+                         saturated_lut_index)
 from .multiplier import MultiplierBankSignature
 from .mxv import (AP_MUL_LATENCY, AP_READ_LATENCY, DeltaReadSignature, ap_operand_a_bits,
                   ap_operand_b_bits)
@@ -324,13 +324,12 @@ class ActivationPipeline(wiring.Component):
             mnh3 = delay(mnh, _C_M + 1, _C_RZ, f"mnh_{p}")
             m.d.comb += [mul_r.a[p].eq(mnh3), mul_r.b[p].eq(r)]
             # c5: tanh address of pre = sat(mnx + round(r·mnh)), from the product's rounded
-            # high part (add_rounded: one adder of act width, not of the product's; its
-            # carry chain only as long as the index, add_rounded_lut_index), registered;
-            # c6: the ROM reads it.
+            # high part (add_rounded: one adder of act width, not of the product's),
+            # registered; c6: the ROM reads it.
             mnx5 = delay(mnx, _C_M + 1, _C_PRE, f"mnx_{p}")
             tanh_addr = Signal.like(rd_n.addr, name=f"tanh_addr_{p}")
-            m.d.sync += tanh_addr.eq(add_rounded_lut_index(
-                mul_r.product[p], A, mnx5, fmts, fmts.tanh_range_log2))
+            m.d.sync += tanh_addr.eq(saturated_lut_index(
+                add_rounded(mul_r.product[p], A, mnx5), fmts, fmts.tanh_range_log2))
             m.d.comb += rd_n.addr.eq(tanh_addr)
             # c7: n registered; c8: z · (h − n) on the z channel, n kept for the c10 add.
             n = Signal(act, name=f"n_{p}")

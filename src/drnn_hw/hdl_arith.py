@@ -12,9 +12,9 @@ from amaranth.hdl import Cat, Const, Elaboratable, Mux, Value, unsigned
 
 from .numerics import Formats, lut_shift
 
-__all__ = ["saturate", "round_shift", "round_saturate", "add_rounded", "add_rounded_lut_index",
-           "sum_index", "narrow_acc", "lut_index", "saturated_lut_index", "lut_range_inside_act",
-           "select_onehot", "refuse", "check_positive", "times_const"]
+__all__ = ["saturate", "round_shift", "round_saturate", "add_rounded", "narrow_acc", "lut_index",
+           "saturated_lut_index", "lut_range_inside_act", "select_onehot", "refuse",
+           "check_positive", "times_const"]
 
 
 def refuse(owner, message: str) -> ValueError:
@@ -71,53 +71,6 @@ def add_rounded(v, shift: int, a):
     v, a = Value.cast(v), Value.cast(a)
     c = v[shift - 1]
     return (Cat(c, v[shift:]).as_signed() + Cat(c, a).as_signed()) >> 1
-
-
-def sum_index(x, y, shift: int, bits: int):
-    """``clamp(((x + y) >> shift) + 2**(bits-1), 0, 2**bits - 1)`` (x, y signed; a table
-    index, unsigned ``bits`` wide) with a carry chain of ``shift + bits`` bits, not of the
-    whole sum.
-
-    Carry select: with ``n = shift + bits``, the low parts' sum gives the index field (bits
-    ``shift .. n`` of x + y) and the carry into bit n; the high parts' sum is worked out for
-    both carries at once, beside the low chain, and reduced to "0", "−1" and "negative" before
-    the carry picks one. The sum lies in the table's range exactly when its high part is 0
-    and the field's top bit is 0, or −1 and 1; otherwise it clamps by the high part's sign.
-    (The tanh address of the AP's ``mnx + round(r·mnh)`` was a 20-bit chain then a
-    saturation: the ULX3S's critical path at 75 MHz, issue #10.)
-    """
-    x, y = Value.cast(x).as_signed(), Value.cast(y).as_signed()
-    n = shift + bits
-    width = max(len(x), len(y)) + 1
-    if width <= n + 1:
-        return (saturate((x + y) >> shift, bits).as_unsigned() ^ (1 << (bits - 1)))[:bits]
-    # Both sign-extended to the sum's width, so each has a high part.
-    x, y = (Cat(v, v[-1].replicate(width - len(v))).as_signed() for v in (x, y))
-    low = x[:n] + y[:n]                                 # unsigned, n + 1 bits
-    carry, field = low[n], low[shift:n]
-    hx, hy = x[n:].as_signed(), y[n:].as_signed()
-    flags = []
-    for c in (0, 1):
-        hsum = hx + hy + c
-        flags.append(Cat(hsum == 0, hsum == -1, hsum[-1]))
-    zero, ones, neg = (Mux(carry, flags[1][i], flags[0][i]) for i in range(3))
-    top = field[bits - 1]
-    inside = (zero & ~top) | (ones & top)
-    clamp = Mux(neg, Const(0, bits), Const((1 << bits) - 1, bits))
-    return Mux(inside, field ^ (1 << (bits - 1)), clamp)[:bits]
-
-
-def add_rounded_lut_index(v, shift: int, a, fmts: Formats, range_log2: int):
-    """``saturated_lut_index(add_rounded(v, shift, a), fmts, range_log2)`` (``shift`` ≥ 1):
-    when the table's range lies inside the activation range, one :func:`sum_index` of the
-    two operands of :func:`add_rounded`'s adder (its sum's low bit is the rounding carry, so
-    one more bit of shift), so only the index bits pass a carry chain."""
-    if not lut_range_inside_act(fmts, range_log2):
-        return saturated_lut_index(add_rounded(v, shift, a), fmts, range_log2)
-    v, a = Value.cast(v), Value.cast(a)
-    c = v[shift - 1]
-    return sum_index(Cat(c, v[shift:]).as_signed(), Cat(c, a).as_signed(),
-                     1 + lut_shift(fmts, range_log2), fmts.lut_bits)
 
 
 def narrow_acc(m, fmts: Formats):
