@@ -10,7 +10,20 @@ clock by that much would never finish.
 :func:`run` runs nextpnr, follows its ``--log`` file and, once the routing is legal (no wire
 overused) and the number of failing arcs has not improved for :data:`PATIENCE` iterations in a
 row, stops it and runs it again without ``--tmg-ripup`` (the same placement: the placer is
-deterministic), which routes in a few dozen iterations. What happened goes to
+deterministic), which routes in a few dozen iterations.
+
+The rip-up can also keep the routing from ever becoming legal: the arcs it reroutes for timing
+take wires others need, and congestion grows instead of falling. ``make bitstream``'s random
+model against 75 MHz (issue #10's eighth round) reached 1,000 overused wires at iteration 32
+and 3,437 at 61, and the demo core against 75 MHz went from 43 (iteration 83) to 1,465
+(iteration 152); the failing-arc rule above never fires there, because it waits for legal
+routing. So the guard also stops the rip-up when the overused-wire count has not reached a
+new low for :data:`CONGESTION_PATIENCE` iterations and stands above
+``CONGESTION_FACTOR · lowest + CONGESTION_MARGIN``. Converging runs stay near their low
+while they finish: the demo core's eighth-round build held 1–3 overused wires for 30
+iterations before its last, and the DeltaLSTM core's never rose more than 9 above it.
+
+What happened goes to
 :data:`GUARD_FILE` in the working directory, which :func:`drnn_boards.ulx3s.build` puts in its
 report (``clock.router``).
 
@@ -27,28 +40,44 @@ import sys
 import time
 from pathlib import Path
 
-__all__ = ["PATIENCE", "GUARD_FILE", "RipupMonitor", "run", "main", "write_wrapper"]
+__all__ = ["PATIENCE", "CONGESTION_PATIENCE", "CONGESTION_FACTOR", "CONGESTION_MARGIN",
+           "GUARD_FILE", "RipupMonitor", "run", "main", "write_wrapper"]
 
 #: Iterations of legal routing without fewer failing arcs after which the rip-up is stopped.
 #: Converging runs improve far more often: the P = 24 core against 65 MHz reached no failing
 #: arc after 128 iterations in all, the demo core against 80 MHz after 56.
 PATIENCE = 100
+#: Iterations without a new lowest overused-wire count after which a rip-up whose congestion
+#: stands above ``CONGESTION_FACTOR · lowest + CONGESTION_MARGIN`` is stopped.
+CONGESTION_PATIENCE = 30
+CONGESTION_FACTOR = 2
+CONGESTION_MARGIN = 100
 #: Written in the working directory: {"tmg_ripup": "converged" | "abandoned" | "not used",
-#: "iterations": router iterations of the run with it, "failing_arcs": the best count}.
+#: "iterations": router iterations of the run with it, "failing_arcs": the best count of legal
+#: routing (None if it never was), and when abandoned "reason": "failing arcs" | "congestion",
+#: "overused_wires": the lowest overused-wire count}.
 GUARD_FILE = "nextpnr_guard.json"
 _ITER = re.compile(r"iter=(\d+) wires=\d+ overused=(\d+) overuse=\d+ tmgfail=(\d+)")
 _FLAG = "--tmg-ripup"
 
 
 class RipupMonitor:
-    """Reads router2's iteration lines; :meth:`feed` returns True once the rip-up has stalled
-    (legal routing, failing arcs not below their best for ``patience`` iterations)."""
+    """Reads router2's iteration lines; :meth:`feed` returns True once the rip-up has stalled:
+    legal routing with failing arcs not below their best for ``patience`` iterations
+    (``reason`` "failing arcs"), or congestion without a new low for ``congestion_patience``
+    iterations and above ``CONGESTION_FACTOR`` times that low plus ``CONGESTION_MARGIN``
+    (``reason`` "congestion")."""
 
-    def __init__(self, patience: int = PATIENCE):
+    def __init__(self, patience: int = PATIENCE,
+                 congestion_patience: int = CONGESTION_PATIENCE):
         self.patience = patience
+        self.congestion_patience = congestion_patience
         self.best: int | None = None
         self.stale = 0
+        self.lowest_overused: int | None = None
+        self.congestion_stale = 0
         self.iterations = 0
+        self.reason: str | None = None
 
     def feed(self, line: str) -> bool:
         m = _ITER.search(line)
@@ -56,13 +85,24 @@ class RipupMonitor:
             return False
         self.iterations = int(m[1]) + 1
         overused, failing = int(m[2]), int(m[3])
+        if self.lowest_overused is None or overused < self.lowest_overused:
+            self.lowest_overused, self.congestion_stale = overused, 0
+        else:
+            self.congestion_stale += 1
+            if (self.congestion_stale >= self.congestion_patience and overused >
+                    CONGESTION_FACTOR * self.lowest_overused + CONGESTION_MARGIN):
+                self.reason = "congestion"
+                return True
         if overused or failing == 0:
             return False
         if self.best is None or failing < self.best:
             self.best, self.stale = failing, 0
             return False
         self.stale += 1
-        return self.stale >= self.patience
+        if self.stale >= self.patience:
+            self.reason = "failing arcs"
+            return True
+        return False
 
 
 def _log_path(args: list[str]) -> Path | None:
@@ -73,7 +113,7 @@ def _log_path(args: list[str]) -> Path | None:
 
 
 def run(real: list[str], args: list[str], *, patience: int = PATIENCE,
-        poll_s: float = 1.0, log=None) -> int:
+        congestion_patience: int = CONGESTION_PATIENCE, poll_s: float = 1.0, log=None) -> int:
     """Run ``real + args`` (nextpnr and its arguments); returns its exit code. With
     ``--tmg-ripup`` and ``--log FILE`` among ``args``, watch FILE and rerun without the flag
     when the rip-up stalls (see the module docstring). Writes :data:`GUARD_FILE`."""
@@ -82,7 +122,7 @@ def run(real: list[str], args: list[str], *, patience: int = PATIENCE,
     if _FLAG not in args or logfile is None:
         Path(GUARD_FILE).write_text(json.dumps({"tmg_ripup": "not used"}) + "\n")
         return subprocess.call(real + args)
-    monitor = RipupMonitor(patience)
+    monitor = RipupMonitor(patience, congestion_patience)
     logfile.unlink(missing_ok=True)
     proc = subprocess.Popen(real + args)
     seen = 0            # bytes of the log read, up to its last complete line
@@ -109,12 +149,19 @@ def run(real: list[str], args: list[str], *, patience: int = PATIENCE,
         return code
     proc.kill()
     proc.wait()
-    log(f"nextpnr: the timing-driven rip-up made no progress for {patience} iterations "
-        f"({monitor.best} arcs still failing after {monitor.iterations}); placing and routing "
-        f"again without {_FLAG}")
+    if monitor.reason == "congestion":
+        log(f"nextpnr: the timing-driven rip-up kept the routing congested (lowest "
+            f"{monitor.lowest_overused} overused wires, none lower for "
+            f"{monitor.congestion_patience} iterations, {monitor.iterations} in all); placing "
+            f"and routing again without {_FLAG}")
+    else:
+        log(f"nextpnr: the timing-driven rip-up made no progress for {patience} iterations "
+            f"({monitor.best} arcs still failing after {monitor.iterations}); placing and "
+            f"routing again without {_FLAG}")
     stalled_log = logfile.with_suffix(logfile.suffix + ".tmg-ripup")
     logfile.replace(stalled_log)
-    record["tmg_ripup"] = "abandoned"
+    record.update(tmg_ripup="abandoned", reason=monitor.reason,
+                  overused_wires=monitor.lowest_overused)
     Path(GUARD_FILE).write_text(json.dumps(record) + "\n")
     return subprocess.call(real + [a for a in args if a != _FLAG])
 

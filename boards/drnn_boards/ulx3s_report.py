@@ -93,9 +93,11 @@ def format_report(r: dict) -> str:
                      f"MHz")
     router = c.get("router") or {}
     if router.get("tmg_ripup") == "abandoned":
+        why = (f"the routing stayed congested, lowest {router['overused_wires']} overused wires"
+               if router.get("reason") == "congestion"
+               else f"{router['failing_arcs']} arcs still failing")
         lines.append(f"router: timing-driven rip-up stopped after {router['iterations']} "
-                     f"iterations ({router['failing_arcs']} arcs still failing), routed "
-                     f"without it")
+                     f"iterations ({why}), routed without it")
     cp = r.get("critical_path")
     if cp:
         lines.append(f"critical path: {cp['delay_ns']} ns ({cp['logic_ns']} logic, "

@@ -28,17 +28,45 @@ def test_monitor_stops_a_stalled_rip_up_after_patience_iterations():
     assert m.feed("Info: some other line") is False
 
 
+def test_monitor_stops_a_rip_up_that_keeps_the_routing_congested():
+    # the shape of make bitstream's random model against 75 MHz (eighth round): overused wires
+    # fall to a low, then grow while the rip-up reroutes failing arcs, and never reach zero
+    m = RipupMonitor(patience=100, congestion_patience=10)
+    seq = [4000 - 300 * i for i in range(11)] + [1000 + 150 * i for i in range(1, 40)]
+    fired = [m.feed(_line(i, o, 50)) for i, o in enumerate(seq)]
+    # low 1000 at iteration 10; above 2·1000 + 100 from iteration 18 (2200); the tenth
+    # iteration without a new low is 20 (2500): it stops there
+    assert fired.index(True) == 20 and m.reason == "congestion" and m.lowest_overused == 1000
+    assert m.best is None                      # routing was never legal
+
+
+def test_monitor_lets_congestion_hover_near_its_low():
+    # the eighth round's converging demo build: 1–3 overused wires for 30 iterations, then 0
+    m = RipupMonitor(patience=100, congestion_patience=10)
+    seq = [400 // (i + 1) for i in range(40)] + [1, 3, 2, 1, 2] * 8 + [0]
+    assert not any(m.feed(_line(i, o, 0)) for i, o in enumerate(seq))
+    assert m.reason is None
+
+
+def test_monitor_waits_for_the_congestion_patience_even_far_above_the_low():
+    m = RipupMonitor(patience=100, congestion_patience=10)
+    feeds = [m.feed(_line(i, o, 5)) for i, o in enumerate([100] + [5000] * 10)]
+    assert feeds == [False] * 10 + [True]
+
+
 FAKE = r'''
-import sys, time
+import os, sys, time
 args = sys.argv[1:]
 log = args[args.index("--log") + 1]
 with open("calls.txt", "a") as f:
     f.write(" ".join(args) + "\n")
 with open(log, "w") as f:
     if "--tmg-ripup" in args:
+        congested = "congested" in open("mode.txt").read() if os.path.exists("mode.txt") else 0
         for i in range(10000):
-            f.write(f"Info:     iter={i} wires=1 overused=0 overuse=0 tmgfail={50 + i % 3} "
-                    "archfail=NA\n")
+            overused = 500 + 40 * i if congested else 0
+            f.write(f"Info:     iter={i} wires=1 overused={overused} overuse={overused} "
+                    f"tmgfail={50 + i % 3} archfail=NA\n")
             f.flush()
             time.sleep(0.001)
         sys.exit(3)
@@ -61,6 +89,26 @@ def test_run_reroutes_without_the_rip_up_when_it_stalls(tmp_path, monkeypatch):
     assert record["iterations"] >= 21
     assert "made no progress for 20 iterations" in msgs[0]
     assert (tmp_path / "pnr.log.tmg-ripup").is_file()          # the stalled run's log kept
+
+
+def test_run_reroutes_without_the_rip_up_when_congestion_grows(tmp_path, monkeypatch):
+    fake = tmp_path / "fake_nextpnr.py"
+    fake.write_text(FAKE)
+    (tmp_path / "mode.txt").write_text("congested")
+    monkeypatch.chdir(tmp_path)
+    msgs = []
+    code = run([sys.executable, str(fake)], ["--tmg-ripup", "--log", "pnr.log", "--85k"],
+               patience=1000, congestion_patience=15, poll_s=0.01, log=msgs.append)
+    assert code == 0
+    calls = (tmp_path / "calls.txt").read_text().splitlines()
+    assert calls == ["--tmg-ripup --log pnr.log --85k", "--log pnr.log --85k"]
+    record = json.loads((tmp_path / GUARD_FILE).read_text())
+    assert record["tmg_ripup"] == "abandoned" and record["reason"] == "congestion"
+    # the low is iteration 0's 500; from iteration 15 on none is lower, and 500 + 40·i passes
+    # 2·500 + 100 at iteration 16, so the guard stops it there (17 iterations seen)
+    assert record["overused_wires"] == 500 and record["failing_arcs"] is None
+    assert record["iterations"] == 17
+    assert "kept the routing congested (lowest 500 overused wires" in msgs[0]
 
 
 def test_run_passes_a_converging_run_through(tmp_path, monkeypatch):

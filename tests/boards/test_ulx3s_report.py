@@ -68,3 +68,29 @@ def test_a_build_of_other_layers_is_named(tmp_path):
     assert "WARNING: built for layers [[3, 5], [5, 4]], benchmarked [[3, 4]]" in src
     _, src = clock_from_build_report(p, shape, random_stacked_bundle(3, [5, 4]))
     assert "WARNING" not in src
+
+
+@pytest.mark.parametrize("router, says", [
+    ({"tmg_ripup": "converged", "iterations": 58, "failing_arcs": None}, None),
+    ({"tmg_ripup": "abandoned", "iterations": 208, "failing_arcs": 89,
+      "reason": "failing arcs", "overused_wires": 0},
+     "stopped after 208 iterations (89 arcs still failing), routed without it"),
+    ({"tmg_ripup": "abandoned", "iterations": 67, "failing_arcs": None,
+      "reason": "congestion", "overused_wires": 785},
+     "stopped after 67 iterations (the routing stayed congested, lowest 785 overused wires), "
+     "routed without it"),
+    # a report of a build before the congestion rule (no reason)
+    ({"tmg_ripup": "abandoned", "iterations": 208, "failing_arcs": 89},
+     "stopped after 208 iterations (89 arcs still failing), routed without it"),
+])
+def test_report_text_says_why_the_rip_up_was_stopped(router, says):
+    from drnn_boards.ulx3s_report import format_report
+
+    rep = {"clock": {"target_mhz": 70, "pll_mhz": 70.0, "achieved_fmax_mhz": 66.0,
+                     "timing_met": False, "router": router},
+           "critical_path": None, "build_seconds": 1.0, "device": "d", "board": "b",
+           "core": {"rows": 4, "columns": 2, "scan": 4}, "multipliers": 24,
+           "model": {"input_size": 3, "hidden_size": 5}, "synth_cells": {},
+           "utilization": {}, "uart": {"baud": 1, "divisor": 1}, "bitstream": "x.bit"}
+    lines = [ln for ln in format_report(rep).splitlines() if ln.startswith("router:")]
+    assert lines == ([] if says is None else [f"router: timing-driven rip-up {says}"])
