@@ -14,14 +14,15 @@ deterministic), which routes in a few dozen iterations.
 
 The rip-up can also keep the routing from ever becoming legal: the arcs it reroutes for timing
 take wires others need, and congestion grows instead of falling. ``make bitstream``'s random
-model against 75 MHz (issue #10's eighth round) reached 1,000 overused wires at iteration 32
-and 3,437 at 61, and the demo core against 75 MHz went from 43 (iteration 83) to 1,465
-(iteration 152); the failing-arc rule above never fires there, because it waits for legal
+model against 75 MHz (issue #10's eighth round) fell to 983 overused wires at iteration 27
+and rose to 3,437 at 61, the demo core against 75 MHz went from 43 (iteration 83) to 1,465
+(iteration 152), and the same random model against 70 MHz (ninth round) from 785 (34) to
+3,639 (54); the failing-arc rule above never fires there, because it waits for legal
 routing. So the guard also stops the rip-up when the overused-wire count has not reached a
 new low for :data:`CONGESTION_PATIENCE` iterations and stands above
 ``CONGESTION_FACTOR · lowest + CONGESTION_MARGIN``. Converging runs stay near their low
 while they finish: the demo core's eighth-round build held 1–3 overused wires for 30
-iterations before its last, and the DeltaLSTM core's never rose more than 9 above it.
+iterations before its last, and the DeltaLSTM core's never rose more than 4 above it.
 
 What happened goes to
 :data:`GUARD_FILE` in the working directory, which :func:`drnn_boards.ulx3s.build` puts in its

@@ -62,7 +62,7 @@ with open("calls.txt", "a") as f:
     f.write(" ".join(args) + "\n")
 with open(log, "w") as f:
     if "--tmg-ripup" in args:
-        congested = "congested" in open("mode.txt").read() if os.path.exists("mode.txt") else 0
+        congested = os.path.exists("mode.txt") and "congested" in open("mode.txt").read()
         for i in range(10000):
             overused = 500 + 40 * i if congested else 0
             f.write(f"Info:     iter={i} wires=1 overused={overused} overuse={overused} "
