@@ -357,9 +357,13 @@ class DeltaEncoder(wiring.Component):
         t_one_cycle = at_most(t.keep, K)
         t_kept = popcount(t.keep)
         t_two_cycles = (t_kept > K) & (t_kept <= 2 * K)
-        # The window's cycles after its first two, ceil(d/K) - 2 for d kept elements (loaded
-        # into ``left`` with the window, read only if it takes more than two cycles).
+        # The window's cycles after its first two, ceil(d/K) - 2 for d kept elements, read only
+        # if it takes more than two cycles. Registered once (``b_left``) as the window enters
+        # B, and copied into ``left`` and each element's copy during the window's first cycle
+        # (they are first read in its second): the popcount followed by a fan-out to those 17
+        # registers was the critical path of the P = 8 core at 85 MHz (14.69 ns, #10).
         t_left = ((t_kept + (K - 1)) // K if K > 1 else t_kept) - 2
+        b_left = Signal(range(E + 1), name="b_left")
 
         # --- stage B: the scheduler ---------------------------------------------------------
         # keep: the kept elements; rest: those not emitted yet; first: the window's first cycle;
@@ -394,12 +398,14 @@ class DeltaEncoder(wiring.Component):
                          fetch_e[e].eq(advance_e[e] & a_valid)]
             with m.If(advance_e[e]):
                 m.d.sync += [ctl.valid.eq(t.valid), ctl.first.eq(1),
-                             ctl.two_cycles.eq(t_two_cycles), ctl.left.eq(t_left),
+                             ctl.two_cycles.eq(t_two_cycles),
                              ctl.last.eq(t.valid & t_one_cycle)]
             with m.Elif(ctl.valid):
                 m.d.sync += [ctl.first.eq(0),
                              ctl.last.eq(Mux(ctl.first, ctl.two_cycles, ctl.left == 1))]
-                with m.If(~ctl.first):
+                with m.If(ctl.first):
+                    m.d.sync += ctl.left.eq(b_left)
+                with m.Else():
                     m.d.sync += ctl.left.eq(ctl.left - 1)
 
         out = self.deltas
@@ -436,7 +442,7 @@ class DeltaEncoder(wiring.Component):
                 f.valid.eq(a_valid), f.in_x.eq(a_in_x), f.xw.eq(xw), f.hw.eq(hw),
                 f.final.eq(~a_in_x & (hw == h_last)),
                 b.two_cycles.eq(t_two_cycles), b.first.eq(1), b.keep.eq(t.keep),
-                window_last.eq(t.valid & t_one_cycle), left.eq(t_left),
+                window_last.eq(t.valid & t_one_cycle), b_left.eq(t_left),
                 b.rest.eq(t.keep),
             ]
             m.d.sync += [t[n].eq(f[n]) for n in window if n not in per_element]
@@ -514,7 +520,9 @@ class DeltaEncoder(wiring.Component):
                              window_last.eq(Mux(b.first, b.two_cycles, left == 1))]
                 m.d.sync += [p.eq(n) for p, n in zip(picks, next_picks)]
                 m.d.sync += [a.eq(more_than(rest, k)) for k, a in enumerate(pick_any)]
-                with m.If(~b.first):
+                with m.If(b.first):
+                    m.d.sync += left.eq(b_left)
+                with m.Else():
                     m.d.sync += left.eq(left - 1)
             with m.Else():
                 with m.If(b.final):
