@@ -127,10 +127,18 @@ class HostLink(wiring.Component):
             I_now, H_now = Const(I, 16), Const(H, 16)
             step_len = I * B
 
-        # -- frame buffer for x_t: one word per beat ------------------------------------------
-        m.submodules.xbuf = xbuf = memory.Memory(shape=E * A, depth=self.x_beats, init=[])
-        xbuf_w = xbuf.write_port()
-        xbuf_r = xbuf.read_port()
+        # -- frame buffer for x_t: one word per beat, one memory per element of a beat ----------
+        # Each element's memory has its own copy of the write enable (``xbuf_we{e}_dup``, set
+        # with ``put_write``): one enable for the whole beat reached E·act_bits flip-flops (a
+        # one-beat buffer is registers), 13.6 ns of routing on the ULX3S at 70 MHz (#10).
+        xbuf_w, xbuf_r, xbuf_we = [], [], []
+        for e in range(E):
+            mem = memory.Memory(shape=A, depth=self.x_beats, init=[])
+            m.submodules[f"xbuf{e}"] = mem
+            xbuf_w.append(mem.write_port())
+            xbuf_r.append(mem.read_port())
+            xbuf_we.append(Signal(name=f"xbuf_we{e}_dup"))
+        m.d.sync += [we.eq(0) for we in xbuf_we]
 
         cmd = Signal(8)
         length = Signal(16)
@@ -218,9 +226,11 @@ class HostLink(wiring.Component):
         m.d.comb += new_elem.eq(Cat(elem_lo[:8 * (B - 1)], rx_byte)[:A] if B > 1 else rx_byte[:A])
         m.d.comb += hold_next.eq(hold)
         m.d.comb += hold_next.word_select(put_slot, A).eq(put_elem)
+        for e, port in enumerate(xbuf_w):        # xbuf_we[e] equals put & put_write
+            m.d.comb += [port.en.eq(xbuf_we[e]), port.addr.eq(put_beat),
+                         port.data.eq(hold_next.word_select(e, A))]
         with m.If(put):
             with m.If(put_write):
-                m.d.comb += [xbuf_w.en.eq(1), xbuf_w.addr.eq(put_beat), xbuf_w.data.eq(hold_next)]
                 m.d.sync += hold.eq(0)
             with m.Else():
                 m.d.sync += hold.eq(hold_next)
@@ -331,6 +341,7 @@ class HostLink(wiring.Component):
                             with m.If((beat_elem == E - 1) | (elem == I_now - 1)):
                                 m.d.sync += [beat_elem.eq(0), beat.eq(beat + 1),
                                              put_write.eq(1)]
+                                m.d.sync += [we.eq(1) for we in xbuf_we]
                             with m.Else():
                                 m.d.sync += beat_elem.eq(beat_elem + 1)
                         with m.Else():
@@ -384,12 +395,12 @@ class HostLink(wiring.Component):
 
             # -- a timestep ----------------------------------------------------------------
             with m.State("X_READ"):
-                m.d.comb += xbuf_r.addr.eq(beat)
+                m.d.comb += [port.addr.eq(beat) for port in xbuf_r]
                 m.d.sync += x_valid.eq(1)
                 m.next = "X_SEND"
             with m.State("X_SEND"):
-                m.d.comb += [xbuf_r.addr.eq(beat),
-                             self.x.payload.data.eq(xbuf_r.data),
+                m.d.comb += [*(port.addr.eq(beat) for port in xbuf_r),
+                             self.x.payload.data.eq(Cat(port.data for port in xbuf_r)),
                              self.x.payload.last.eq(beat == x_last)]
                 with m.If(self.x.ready):
                     m.d.sync += [beat.eq(beat + 1), x_valid.eq(0)]

@@ -41,15 +41,15 @@ __all__ = ["DeltaRNNBoard", "ULX3STop", "pll_config", "build", "program", "tool_
            "fallback_freq_mhz", "slow_paths"]
 
 DEFAULT_BAUD = 1_000_000          # the FT231X handles 3 Mbaud; 1 Mbaud divides any whole MHz
-#: The default core's clock. With nextpnr's timing-driven rip-up the demo model's default
-#: core routes at 76.72 MHz against a 75 MHz constraint (issue #10's eighth round), but
-#: `make bitstream`'s random model on the same code did not meet 70 MHz: router2's rip-up kept
-#: its routing congested (seed 1), and another placement (seed 2) routed at 69.62 MHz
-#: (README, "Boards": placements vary by several per cent). 65 MHz leaves the margin another
-#: model's placement needs (`make bitstream` asserts it on a random model). A core that misses
-#: it (a stacked or larger one) is rebuilt below its Fmax by :func:`build_at_default_clock`.
-#: The design target is 100 MHz.
-DEFAULT_FREQ_MHZ = 65.0
+#: The default core's clock. `make bitstream`'s random model on the eighth round's code did not
+#: meet 70 MHz (router2's rip-up kept its routing congested; another placement routed at
+#: 69.62 MHz), so the ninth round set 65; with the ninth round's registered window length in
+#: the encoder the same build meets 70 at 72.39 MHz (issue #10's tenth round; README,
+#: "Boards": placements vary by several per cent, `make bitstream` asserts this default on
+#: that random model). The demo model's default core met 75 MHz at 76.72 on the eighth
+#: round's code. A core that misses it (a stacked or larger one) is rebuilt below its Fmax by
+#: :func:`build_at_default_clock`. The design target is 100 MHz.
+DEFAULT_FREQ_MHZ = 70.0
 IDLE_TIMEOUT_S = 0.02             # a quiet line for 20 ms ends a truncated frame
 #: Largest relative error of the UART bit rate: sampling mid-bit, the 10th bit may drift by
 #: less than half a bit between two ends that are each this far off.

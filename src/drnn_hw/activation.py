@@ -7,8 +7,8 @@ block's issue ``c0`` (at most one carry chain, table lookup or multiplier per st
     c1   σ ROM addresses of M_r, M_z;  mnx, mnh = narrow(M_nx), narrow(M_nh)
     c2   r, z from the σ ROM (registered)
     c3   r·mnh to the r channel's multipliers (column 0)
-    c5   tanh ROM address of pre = sat(mnx + round(r·mnh)) (registered)
-    c6   the tanh ROM read
+    c5   r·mnh registered (its rounding bit and high part)
+    c6   the tanh ROM read at the address of pre = sat(mnx + round(r·mnh))
     c7   n from the tanh ROM (registered);  h read (registered)
     c8   z·(h − n) to the z channel's multipliers (column 0)
     c10  h' = sat(n + round(z·(h − n))) (registered)
@@ -17,17 +17,19 @@ block's issue ``c0`` (at most one carry chain, table lookup or multiplier per st
 Each table's word is registered before any logic uses it: a block RAM's output is 5.6 ns after
 the clock on an ECP5 (``DP16KD`` without its output register, which Yosys does not infer), so
 a table read followed by the h − n subtract and the multiplier's operand mux was the ULX3S
-build's critical path (16.1 ns). So is each product's result before it goes on: the r and z
+build's critical path (16.1 ns). So is each product's path before it goes on: the r and z
 channels' multipliers sit in the die's DSP rows, away from the tables and from h, and the
 paths product → tanh ROM address and product → h′ → h (and the output's holding registers)
 were the slowest groups of the fifth round's 80 MHz build (12.3 and 12.6 ns, 9.8 of them
-routing). The four registers cost four cycles per step (issue #10).
+routing). The four registers cost four cycles per step (issue #10). r·mnh is registered as it
+arrives, before the add (c5), h′ after its add (c10): h′'s register also feeds h and the
+output's holding registers, while the tanh ROM's address is registered by the ROM itself.
 
 Two identities of the spec's integer arithmetic save stages (both exact, not approximations):
 
 * a table index depends on its input only through a clamp, so it is computed straight from the
   wider value (:func:`~drnn_hw.hdl_arith.saturated_lut_index`): from the unsaturated delta
-  memory row at c1, and from ``r·mnh`` plus ``mnx`` at c5;
+  memory row at c1, and from ``r·mnh`` plus ``mnx`` at c6;
 * ``rnh = sat(round(r·mnh))`` never saturates, because the σ table's entries lie in [0, 2^A]
   (checked here; the bundle enforces it), so ``mnx + rnh`` is one add.
 
@@ -67,7 +69,7 @@ __all__ = ["ActivationPipeline", "AP_STAGES", "AP_ISSUE", "block_issue", "drive_
 #: When each stage happens, in cycles after the block's issue (see the module docstring).
 _C_M = AP_READ_LATENCY                 # memories' rows arrive, σ ROM addresses
 _C_RZ = _C_M + 2                       # σ ROM data registered: r·mnh issued
-_C_PRE = _C_RZ + AP_MUL_LATENCY        # r·mnh arrives, tanh ROM address registered
+_C_PRE = _C_RZ + AP_MUL_LATENCY        # r·mnh arrives and is registered
 _C_N = _C_PRE + 3                      # tanh ROM data registered, h read: z·(h − n) issued
 _C_H = _C_N + AP_MUL_LATENCY           # z·(h − n) arrives, h' registered
 #: Cycles from a block's issue (c0) to its h write.
@@ -323,14 +325,19 @@ class ActivationPipeline(wiring.Component):
             m.d.sync += [r.eq(rd_r.data), z.eq(rd_z.data)]
             mnh3 = delay(mnh, _C_M + 1, _C_RZ, f"mnh_{p}")
             m.d.comb += [mul_r.a[p].eq(mnh3), mul_r.b[p].eq(r)]
-            # c5: tanh address of pre = sat(mnx + round(r·mnh)), from the product's rounded
-            # high part (add_rounded: one adder of act width, not of the product's),
-            # registered; c6: the ROM reads it.
-            mnx5 = delay(mnx, _C_M + 1, _C_PRE, f"mnx_{p}")
-            tanh_addr = Signal.like(rd_n.addr, name=f"tanh_addr_{p}")
-            m.d.sync += tanh_addr.eq(saturated_lut_index(
-                add_rounded(mul_r.product[p], A, mnx5), fmts, fmts.tanh_range_log2))
-            m.d.comb += rd_n.addr.eq(tanh_addr)
+            # c5: the product registered as it leaves the multiplier, only its rounding bit
+            # and high part: r lies in [0, 2^A] (checked above), so r·mnh fits in
+            # A + act_bits signed bits and round(r·mnh) in act_bits. c6: the tanh ROM reads
+            # the address of pre = sat(mnx + round(r·mnh)) worked out from that register
+            # (add_rounded: one adder of act width). The register sits before the adder, not
+            # after it: the product crosses the die from the DSP rows, and with the adder
+            # behind that crossing the path was the ULX3S build's critical one (13.8 ns at
+            # 70 MHz, 10.3 of it routing); the ROM's own address register ends the add.
+            r_mnh = Signal(signed(fmts.act_bits + 1), name=f"r_mnh_{p}")
+            m.d.sync += r_mnh.eq(mul_r.product[p][A - 1:A + fmts.act_bits])
+            mnx6 = delay(mnx, _C_M + 1, _C_PRE + 1, f"mnx_{p}")
+            m.d.comb += rd_n.addr.eq(saturated_lut_index(add_rounded(r_mnh, 1, mnx6), fmts,
+                                                         fmts.tanh_range_log2))
             # c7: n registered; c8: z · (h − n) on the z channel, n kept for the c10 add.
             n = Signal(act, name=f"n_{p}")
             m.d.sync += n.eq(rd_n.data)

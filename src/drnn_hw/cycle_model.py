@@ -73,7 +73,7 @@ SCAN_LATENCY = 3
 MXV_WRITE = 4
 #: Cycles from the AP's start (A0) plus its NB issue cycles to the committed h: the AP issues
 #: its first block one cycle after the start (a registered read address), then eleven pipeline
-#: stages (memory read, σ ROM and its register, r·mnh 2, the tanh ROM's address register, the
+#: stages (memory read, σ ROM and its register, r·mnh 2, its register, the
 #: ROM and its register, z·(h−n) 2, h′'s register); the commit takes the last block in the
 #: cycle it is written.
 AP_LATENCY = 12
