@@ -43,12 +43,11 @@ __all__ = ["DeltaRNNBoard", "ULX3STop", "pll_config", "build", "program", "tool_
 DEFAULT_BAUD = 1_000_000          # the FT231X handles 3 Mbaud; 1 Mbaud divides any whole MHz
 #: The default core's clock. `make bitstream`'s random model on the eighth round's code did not
 #: meet 70 MHz (router2's rip-up kept its routing congested; another placement routed at
-#: 69.62 MHz), so the ninth round set 65; with the ninth round's registered window length in
-#: the encoder the same build meets 70 at 72.39 MHz (issue #10's tenth round; README,
-#: "Boards": placements vary by several per cent, `make bitstream` asserts this default on
-#: that random model). The demo model's default core met 75 MHz at 76.72 on the eighth
-#: round's code. A core that misses it (a stacked or larger one) is rebuilt below its Fmax by
-#: :func:`build_at_default_clock`. The design target is 100 MHz.
+#: 69.62 MHz), so the ninth round set 65; on the tenth round's code the same build meets 70 at
+#: 75.09 MHz (issue #10; README, "Boards": placements vary by several per cent, and `make
+#: bitstream` asserts this default on that model). A core that misses it (a stacked or larger
+#: one) is rebuilt below its Fmax by :func:`build_at_default_clock`. The design target is
+#: 100 MHz.
 DEFAULT_FREQ_MHZ = 70.0
 IDLE_TIMEOUT_S = 0.02             # a quiet line for 20 ms ends a truncated frame
 #: Largest relative error of the UART bit rate: sampling mid-bit, the 10th bit may drift by
