@@ -17,7 +17,7 @@ block's issue ``c0`` (at most one carry chain, table lookup or multiplier per st
 Each table's word is registered before any logic uses it: a block RAM's output is 5.6 ns after
 the clock on an ECP5 (``DP16KD`` without its output register, which Yosys does not infer), so
 a table read followed by the h − n subtract and the multiplier's operand mux was the ULX3S
-build's critical path (16.1 ns). So is each product's path before it goes on: the r and z
+build's critical path (16.1 ns). So is each product's result before it goes on: the r and z
 channels' multipliers sit in the die's DSP rows, away from the tables and from h, and the
 paths product → tanh ROM address and product → h′ → h (and the output's holding registers)
 were the slowest groups of the fifth round's 80 MHz build (12.3 and 12.6 ns, 9.8 of them
