@@ -57,11 +57,8 @@ def step(dx, dh, shape, x_fetch, h_fetch, free, per_block=False):
     E, K = shape.scan, shape.columns
     nb = shape.blocks(dh.size)
 
-    def windows(mask):
-        n = math.ceil(mask.size / E)
-        padded = np.zeros(n * E, dtype=bool)
-        padded[:mask.size] = mask
-        return list(padded.reshape(n, E))
+    def windows(mask):                 # E elements each, the last padded with "not kept"
+        return list(np.pad(mask, (0, -mask.size % E)).reshape(-1, E))
 
     t = x_fetch + SCAN_LATENCY          # the scheduler's cycle for the next window
     emit, end = [], t
