@@ -21,7 +21,7 @@ from drnn_hw.activation import AP_ISSUE, AP_STAGES, ActivationPipeline
 from drnn_hw.bundle import random_bundle
 from drnn_hw.multiplier import PipelinedMultiplier
 from drnn_hw.mxv import AP_READ_LATENCY, acc_width
-from drnn_hw.numerics import Formats, saturate
+from drnn_hw.numerics import Formats, round_shift, saturate
 
 
 class Lender(wiring.Component):
@@ -74,6 +74,27 @@ def cases(fmts, H, rng, width):
         h[::3] = rng.choice(special_h, len(h[::3]))
         out.append((m, h))
     return out
+
+
+@pytest.mark.parametrize("fmts", [Formats(act_bits=8, act_frac=4, w_bits=6, w_frac=4,
+                                          acc_bits=16, lut_bits=6), Formats()])
+def test_h_next_never_saturates(fmts):
+    # What the AP's h′ adder rests on (drnn_hw.activation): for every σ output z in
+    # [0, 2^A] and act codes h, n, the spec's sat(n + round(z·(h − n))) is the unclamped sum,
+    # which the AP takes modulo 2^act_bits. Every (h, n) of an 8-bit format; the default's
+    # extremes and random codes.
+    act, A = fmts.act, fmts.act_frac
+    if fmts.act_bits <= 8:
+        codes = np.arange(act.min, act.max + 1)
+    else:
+        rng = np.random.default_rng(7)
+        codes = np.concatenate([[act.min, act.min + 1, -1, 0, 1, act.max - 1, act.max],
+                                rng.integers(act.min, act.max + 1, 400)])
+    h, n = np.meshgrid(codes, codes)
+    for z in range((1 << A) + 1):
+        exact = n + round_shift(z * (h - n), A)
+        assert np.array_equal(saturate(exact, fmts.act_bits), exact), z
+        assert exact.min() >= act.min and exact.max() <= act.max
 
 
 @pytest.mark.parametrize("H,P", [(7, 3), (4, 4), (5, 1)])
