@@ -4,12 +4,13 @@ if it pays (measure it)").
 
 The AP reads the delta memories one P-row block per cycle, the block the MxV wrote one cycle
 per block too (drnn_hw.cycle_model): the last group's slot for block b writes it at
-``D - NB + b + MXV_WRITE`` and the AP reads it at ``A0 + 1 + b``, one cycle later at the
-earliest. An AP of ``a`` blocks per cycle (a = K: P·K elements) reads block b at
-``A0 + 1 + floor(b/a)``, so it must start later, ``A0 ≥ D - NB + MXV_WRITE + max_b(b -
-floor(b/a))``, and issues for ``ceil(NB/a)`` cycles instead of NB:
+``D - NB + b + MXV_WRITE`` and the AP reads it at ``A0 + 1 + b``, in the write's cycle at
+the earliest (the read port is transparent to the write). An AP of ``a`` blocks per cycle
+(a = K: P·K elements) reads block b at ``A0 + 1 + floor(b/a)``, so it must start later,
+``A0 ≥ D - NB + MXV_WRITE - 1 + max_b(b - floor(b/a))``, and issues for ``ceil(NB/a)`` cycles
+instead of NB:
 
-    cycles_a = SCAN_LATENCY + max(S, D - NB + MXV_WRITE + max_b(b - floor(b/a)))
+    cycles_a = SCAN_LATENCY + max(S, D - NB + MXV_WRITE - 1 + max_b(b - floor(b/a)))
                + ceil(NB/a) + AP_LATENCY
 
 When the MxV ends the step (D late), the wider AP's commit is no earlier: it only waits for the
@@ -48,7 +49,7 @@ def cycles(S, D, nb, a):
     if D is None:
         return SCAN_LATENCY + S + issue + AP
     wait = max(b - b // a for b in range(nb))
-    return SCAN_LATENCY + max(S, D - nb + MXV_WRITE + wait) + issue + AP
+    return SCAN_LATENCY + max(S, D - nb + MXV_WRITE - 1 + wait) + issue + AP
 
 
 today, wide = [], []

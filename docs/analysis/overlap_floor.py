@@ -4,8 +4,9 @@ Issue #10 asks the core to start step t+1's work while step t finishes. Step t+1
 h_t, so however the steps overlap, the Δh work of consecutive steps is separated by a loop
 through the pipeline (depths from drnn_hw.cycle_model, with E = P so h window 0 is AP block 0):
 the last Δh group of step t starts at slot m and issues NB slots; the AP cannot start before
-D = m + NB (nor read block 0 before its last write, m + MXV_WRITE); it writes block 0 of h_t
-AP_LATENCY = AP_ISSUE + AP_STAGES cycles after its start (10); the encoder reads that window one
+D = m + NB (nor read block 0 before its last write, m + MXV_WRITE, to which the read port
+is transparent); it writes block 0 of h_t AP_LATENCY = AP_ISSUE + AP_STAGES cycles after its
+start (10); the encoder reads that window one
 cycle later and emits its first delta SCAN_LATENCY = 3 cycles after; a group issues the cycle
 after that. So step t+1's first Δh slot comes at least NB + LOOP cycles after m (LOOP =
 AP_LATENCY + SCAN_LATENCY + 2 = 15), and a step with any kept Δh costs at least

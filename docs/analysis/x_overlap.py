@@ -12,9 +12,9 @@ Absolute cycles, the GRU core of drnn_hw.cycle_model (its notation), frames back
   (the encoder and the queue are idle then), its h windows no earlier than the cycle after
   C_t (they read h_t), so they enter the scheduler at ``≥ C_t + 1 + SCAN_LATENCY``;
 * the AP borrows the r and z channels' column-0 multipliers (the GRU's r·mnh at c3, z·(h − n)
-  at c8 of each block, AP_LATENCY's stages): an MxV slot m drives the multipliers from m + 1
-  for NB cycles, so step t+1's first slot can come no earlier than ``A0_t + NB + 8`` (after
-  the last block's z·(h − n)); every slot then writes the delta memories after the AP of step
+  at c8 of each block, AP_LATENCY's stages): an MxV slot m drives the multipliers from m + 2
+  (the bank's read, the channel's t0 register) for NB cycles, so step t+1's first slot can
+  come no earlier than ``A0_t + NB + 7`` (after the last block's z·(h − n)); every slot then writes the delta memories after the AP of step
   t has read them (the AP reads block b at A0_t + 1 + b), so no memory conflict remains, dense
   or compressed;
 * the rest is the cycle model's: groups of K deltas in emission order, ``m_g = max(r_g,
@@ -48,6 +48,7 @@ from drnn_train.datasets import load_dataset
 
 PEER_CYCLES = 82.0      # README benchmark table, trained Θ, peer at 96 multipliers
 Z_LAST_USE = 8          # the AP's z·(h − n) operands: stage c8 of a block (drnn_hw.activation)
+SLOT_TO_MUL = 2         # a slot's operands reach the multipliers: bank read, t0 (drnn_hw.mxv)
 
 
 def step(dx, dh, shape, x_fetch, h_fetch, free, per_block=False):
@@ -111,10 +112,10 @@ for n in data.len_test:
             A0_over, C_over = step(x, h, shape, 0, 0, 0)
             A0_deep, C_deep = A0_over, C_over
             continue
-        a0, c = step(x, h, shape, A0_over + 1, C_over + 1, A0_over + nb + Z_LAST_USE)
+        a0, c = step(x, h, shape, A0_over + 1, C_over + 1, A0_over + nb + Z_LAST_USE + 1 - SLOT_TO_MUL)
         overlap.append(c - C_over)
         A0_over, C_over = a0, c
-        a0, c = step(x, h, shape, A0_deep + 1, C_deep + 1, A0_deep + nb + Z_LAST_USE, True)
+        a0, c = step(x, h, shape, A0_deep + 1, C_deep + 1, A0_deep + nb + Z_LAST_USE + 1 - SLOT_TO_MUL, True)
         deep.append(c - C_deep)
         A0_deep, C_deep = a0, c
 today, overlap, deep = np.array(today), np.array(overlap), np.array(deep)

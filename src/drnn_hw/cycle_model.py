@@ -16,9 +16,10 @@ This is the performance contract of the RTL: the cycle counter of the generated 
   release times ``r_g``: ``m_g = max(r_g, m_{g-1} + NB)``, which gives the closed form
   ``D = max_g (r_g + (G - g) * NB)`` for the cycle after the last issue, ``G = ceil(nnz/K)``.
 * **AP**: may start at ``A0 = max(S, D + mxv_drain(NB))`` (``A0 = S`` when no delta was kept):
-  it reads block b at ``A0 + 1 + b`` (its read address is registered), which must come after
-  the last slot's write of block b, landing ``MXV_WRITE`` cycles after that slot, so
-  ``mxv_drain(NB) = max(MXV_WRITE - NB, 0)``. It issues one P-element block per cycle for
+  it reads block b at ``A0 + 1 + b`` (its read address is registered), which must not come
+  before the last slot's write of block b, ``MXV_WRITE`` cycles after that slot (the read
+  port is transparent to the write, so the write's own cycle will do), so
+  ``mxv_drain(NB) = max(MXV_WRITE - 1 - NB, 0)``. It issues one P-element block per cycle for
   NB cycles, then needs ``AP_LATENCY`` more cycles (the issue's register and the pipeline) to
   commit the new h.
 
@@ -69,8 +70,10 @@ __all__ = ["CoreShape", "ColumnFetch", "column_bursts", "WEIGHT_SOURCES", "WEIGH
 #: the scheduler.
 SCAN_LATENCY = 3
 #: Cycles from an MxV issue slot to the write of its sums into the delta memory: the weights
-#: are read, registered as multiplier operands, multiplied, lane-summed, accumulated.
-MXV_WRITE = 4
+#: are read, registered beside the multipliers (the channel's t0, issue #10: the block RAMs'
+#: words crossing the die), registered as multiplier operands, multiplied, lane-summed,
+#: accumulated. The AP may read a block in its write's cycle (:func:`mxv_drain`).
+MXV_WRITE = 5
 #: Cycles from the AP's start (A0) plus its NB issue cycles to the committed h: the AP issues
 #: its first block one cycle after the start (a registered read address), then eleven pipeline
 #: stages (memory read, σ ROM and its register, r·mnh 2, its register, the
@@ -123,12 +126,13 @@ def ap_latency(cell: str = "gru") -> int:
 
 def mxv_drain(nb: int) -> int:
     """Cycles from D (the cycle after the last issue slot) to the earliest AP start: the AP
-    reads block b at ``A0 + 1 + b``, after the last slot's write of it at
-    ``D - nb + b + MXV_WRITE`` (the AP's read port has no bypass of the write)."""
-    return max(MXV_WRITE - nb, 0)
+    reads block b at ``A0 + 1 + b``, no earlier than the last slot's write of it at
+    ``D - nb + b + MXV_WRITE`` (the AP's read port is transparent to the write, so it may
+    read in the write's cycle)."""
+    return max(MXV_WRITE - 1 - nb, 0)
 
 
-FORMULA = ("cycles = SCAN_LATENCY + max(S, D + max(MXV_WRITE - ceil(H/P), 0) if nnz else 0) + "
+FORMULA = ("cycles = SCAN_LATENCY + max(S, D + max(MXV_WRITE - 1 - ceil(H/P), 0) if nnz else 0) + "
            "ceil(H/P) + AP_LATENCY; S = sum_w max(1, ceil(d_w/K)); "
            "D = max_g(r_g + (G-g)*ceil(H/P)); "
            f"SCAN_LATENCY={SCAN_LATENCY}, MXV_WRITE={MXV_WRITE}, AP_LATENCY={AP_LATENCY} "

@@ -5,6 +5,10 @@ delta's column for one P-row block (both arrive together on a :class:`SlotSignat
 one cycle after the issue slot).
 Pipeline, one stage per cycle so each holds at most one carry chain or one multiplier:
 
+* ``t0`` the slot registered beside the multipliers: a block RAM's word arrives 5.6 ns after
+  the clock on an ECP5 (Yosys never sets the DP16KD's output register) and the banks' words
+  then crossed the die to the DSP rows, 11.7–14.3 ns on the ULX3S (issue #10); with this
+  register each half of that path is a net of its own;
 * ``t1`` operands: ``delta_k`` and ``w_k[p]`` registered (the multiplier inputs);
 * ``t2`` products: ``delta_k · w_k[p]``, registered (both registers belong to the
   :class:`~drnn_hw.multiplier.PipelinedMultiplier`, so a DSP block absorbs them);
@@ -43,7 +47,11 @@ operand registers take ``ap_mul.a[p]``, ``ap_mul.b[p]`` instead, and the product
 The activation pipeline reads one block on the ``ap_read`` port (:class:`DeltaReadSignature`,
 flipped), a second read port of the memories (so it can start while the last slots are still
 accumulating into later blocks): one cycle later ``ap_read.m`` (and ``ap_read.m_h``) hold its
-rows, ``acc_bits`` plus guard bits wide.
+rows, ``acc_bits`` plus guard bits wide. The port is transparent to the accumulation's write,
+so the AP may read a block in the cycle of its last write: the t0 stage then costs the
+schedule no cycle (:func:`~drnn_hw.cycle_model.mxv_drain`). Transparent and never disabled,
+it maps to a registered address before the LUT-RAM's asynchronous read (Yosys), which costs
+neither a bypass mux nor a data register.
 
 The stage registers are ``lib.data`` struct views (valid bit, block, x/h column flags).
 
@@ -54,6 +62,7 @@ carry these global block numbers, so the channel does not need to know the layer
 
 from __future__ import annotations
 
+from types import SimpleNamespace
 
 import numpy as np
 from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, signed, unsigned
@@ -67,14 +76,15 @@ from .layer_map import layer_map, total_blocks
 from .multiplier import MultiplierBankSignature, PipelinedMultiplier
 from .numerics import Formats, accumulator_guard_bits
 
-__all__ = ["MxVChannel", "SlotSignature", "drive_slot_deltas", "SLOT_ROWS_PER_COPY",
+__all__ = ["MxVChannel", "SlotSignature", "drive_slot_deltas", "register_slot", "SLOT_ROWS_PER_COPY",
            "T2_ROWS_PER_COPY",
            "DeltaReadSignature", "ap_operand_a_bits",
            "ap_operand_b_bits", "acc_width", "MXV_STAGES", "AP_MUL_LATENCY", "AP_READ_LATENCY"]
 
-#: Cycles from a slot's operands (``slot.valid``) to the write of its sums into M (t1 -> t4):
-#: the multiplier's two, then the column sum.
-MXV_STAGES = multiplier.LATENCY + 1
+#: Cycles from a slot (``slot.valid``) to the write of its sums into M (t0 -> t4): the slot's
+#: register, the multiplier's two, then the column sum. The AP's read sees the write in the
+#: write's own cycle (its read port is transparent to it).
+MXV_STAGES = 1 + multiplier.LATENCY + 1
 #: Cycles from ``ap_mul.en`` to the product on ``ap_mul.product``.
 AP_MUL_LATENCY = multiplier.LATENCY
 #: Cycles from ``ap_read.en`` to the rows on ``ap_read.m``.
@@ -168,6 +178,32 @@ def drive_slot_deltas(m: Module, out, deltas, valid, name: str):
             m.d.comb += [out.delta[k][p].eq(Mux(keep[k], copy[k], 0)) for k in range(K)]
 
 
+def register_slot(m: Module, slot):
+    """The channels' t0 stage: every member of ``slot`` (a :class:`SlotSignature` port, seen
+    from the channel) registered, returned as an object with the same members (``valid``,
+    ``block``, ``is_x``, and ``delta[k][p]``, ``weight[k][p]``, ``index[k][p]`` as lists of
+    signals). One register per row and column: the rows' delta registers, whose inputs are
+    equal within a copy of :func:`drive_slot_deltas`, are merged by synthesis into one per
+    copy; each weight register sits on its own path from a block RAM to a DSP."""
+    K, P = len(slot.delta), len(slot.delta[0])
+    ctrl = Signal(data.StructLayout({"valid": 1, "block": slot.block.shape(), "is_x": K}),
+                  name="t0")
+    m.d.sync += [ctrl.valid.eq(slot.valid), ctrl.block.eq(slot.block),
+                 ctrl.is_x.eq(slot.is_x)]
+
+    def rows(member, what):
+        regs = [[Signal(member[k][p].shape(), name=f"t0_{what}{k}_{p}") for p in range(P)]
+                for k in range(K)]
+        m.d.sync += [regs[k][p].eq(member[k][p]) for k in range(K) for p in range(P)]
+        return regs
+
+    members = {"valid": ctrl.valid, "block": ctrl.block, "is_x": ctrl.is_x,
+               "delta": rows(slot.delta, "delta"), "weight": rows(slot.weight, "weight")}
+    if "index" in slot.signature.members:
+        members["index"] = rows(slot.index, "index")
+    return SimpleNamespace(**members)
+
+
 class DeltaReadSignature(wiring.Signature):
     """Block reads of one channel's delta memories, seen from the reader (the AP).
 
@@ -258,13 +294,15 @@ class MxVChannel(wiring.Component):
         (the issue schedule's blocks ``first .. last`` of a group guarantee it).
     ap_mul : In(MultiplierBankSignature(P, max(act_bits + 1, ap_a_bits), ap_operand_b_bits))
         The column-0 multipliers lent to the activation pipeline (product ``AP_MUL_LATENCY``
-        cycles after ``en``). ``ap_mul.en`` must not coincide with ``slot.valid``.
+        cycles after ``en``). ``ap_mul.en`` must not come in the cycle after a
+        ``slot.valid`` (the slot's t0, when it takes the multipliers).
     ap_read : In(DeltaReadSignature(P, acc_width, ΣNB, split=bias_h is not None))
         Read block ``ap_read.block`` for the AP: ``AP_READ_LATENCY`` cycles later ``ap_read.m``
-        (and ``m_h``) hold its rows (not saturated; see the module docstring). Marks the block
-        stale. Must come at least one cycle after the block's last write of the step (the
-        read port has no bypass of the write: a mux on every bit, and a path from the
-        accumulation's adder, that the schedule does not need).
+        (and ``m_h``) hold its rows (not saturated; see the module docstring), in that cycle
+        only (the rows of ``block`` of the cycle before, whatever ``en``). Marks the block
+        stale. May come in the cycle of the block's last write of the step, not before (the
+        read port is transparent to the write, which saves the schedule the t0 stage's
+        cycle).
     load : In(load_signature(load_bits))
         Only with ``load_codes``: a word write from the register bus into the bias memory
         of M (``load.memory == load_codes[0]``) or M_nh (``load_codes[1]``): the P biases
@@ -338,7 +376,7 @@ class MxVChannel(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         P, K, NB = self.P, self.K, self.NB
-        slot, lent = self.slot, self.ap_mul
+        slot, lent = register_slot(m, self.slot), self.ap_mul
 
         # t1, t2: the multipliers (operand registers, product register); those of column 0
         # take the AP's operands when it borrows them.
@@ -450,7 +488,11 @@ class MxVChannel(wiring.Component):
             # loop.
             wps.append(wp)
             acc_rps.append(mem.read_port(transparent_for=(wp,) if self.bypass else ()))
-            ap_rps.append(mem.read_port())               # the AP's read (after the writes)
+            # The AP's read, from the cycle of the block's last write (see ap_read):
+            # transparent and never disabled, so synthesis registers its address instead of
+            # its data (LUT-RAM reads asynchronously): no bypass mux, and P·2 address
+            # flip-flops instead of P·acc_width data ones.
+            ap_rps.append(mem.read_port(transparent_for=(wp,)))
         row_t3, row_t4 = rd, wr
         if code is None:
             biases = [Array(Const(word[p], accw) for word in words)[row_t3[p].fill_block]
@@ -478,8 +520,7 @@ class MxVChannel(wiring.Component):
         # The AP's read.
         read = self.ap_read
         for p, ap_rp in enumerate(ap_rps):
-            m.d.comb += [ap_rp.addr.eq(read.block[p]), ap_rp.en.eq(read.en[p]),
-                         out[p].eq(ap_rp.data)]
+            m.d.comb += [ap_rp.addr.eq(read.block[p]), out[p].eq(ap_rp.data)]
         # The AP's read ends the step for the block: the next accumulation starts from the
         # saturation of what it read. Which rows saturate, and which way, is worked out here
         # (one cycle after the read, as the rows arrive), not in the accumulation's loop;

@@ -20,8 +20,9 @@ same (k, p) on the same row in two consecutive cycles, is met by the accumulatio
 being transparent to the write (the t4 → t3 bypass).
 
 Pipeline per (k, p), one stage per cycle as the dense channel's (:mod:`drnn_hw.mxv`), so
-``MXV_WRITE`` is unchanged:
+``MXV_WRITE`` is the same:
 
+* ``t0`` the slot registered (:func:`~drnn_hw.mxv.register_slot`, the dense channel's);
 * ``t1`` operands ``delta_k``, ``weight[k][p]`` registered (the multiplier's input registers),
   the pair's block carried along;
 * ``t2`` product registered (the multiplier);
@@ -72,7 +73,7 @@ from .hdl_arith import check_positive, refuse
 from .layer_map import layer_map, total_blocks
 from .multiplier import MultiplierBankSignature, PipelinedMultiplier
 from .mxv import (DeltaReadSignature, SlotSignature, acc_width, ap_operand_a_bits,
-                  ap_operand_b_bits)
+                  ap_operand_b_bits, register_slot)
 from .numerics import Formats
 
 __all__ = ["CompressedMxVChannel", "index_bits", "FAULTS"]
@@ -198,7 +199,7 @@ class CompressedMxVChannel(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         P, K, NB = self.P, self.K, self.NB
-        slot, lent = self.slot, self.ap_mul
+        slot, lent = register_slot(m, self.slot), self.ap_mul     # t0
         blk = range(max(NB, 2))
         idx = unsigned(self.index_bits)
 
@@ -352,10 +353,11 @@ class CompressedMxVChannel(wiring.Component):
                     with m.If(wp.en & (wp.addr == b)):
                         m.d.sync += [f[b].eq(0) for f in flags]
 
-                # The AP's read of this lane: the word, or its flag's value.
-                ap_rp = mem.read_port()
-                m.d.comb += [ap_rp.addr.eq(self.ap_read.block[p]),
-                             ap_rp.en.eq(self.ap_read.en[p])]
+                # The AP's read of this lane: the word, or its flag's value; from the cycle
+                # of the word's last write (transparent to it and never disabled, as the
+                # dense channel's: an address register, no bypass mux).
+                ap_rp = mem.read_port(transparent_for=own)
+                m.d.comb += ap_rp.addr.eq(self.ap_read.block[p])
                 if k == 0:
                     value = Mux(_bit(hi, ap_block[p]), acc.max,
                                 Mux(_bit(lo, ap_block[p]), acc.min, ap_rp.data))

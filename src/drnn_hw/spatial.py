@@ -20,7 +20,7 @@ change that follows from the compression:
 * **MxV**: ``D = max_g (r_g + (G − g) · kept)`` (the dense formula with NB → ``kept``).
 * **Drain**: a pair's row is arbitrary, so the last slot of the last group may write any block
   of the delta memories; the AP may read block 0 only after it, as after a one-block column:
-  ``A0 = max(S, D + mxv_drain(1))`` (= ``D + MXV_WRITE − 1``), where the dense core has
+  ``A0 = max(S, D + mxv_drain(1))`` (= ``D + MXV_WRITE − 2``), where the dense core has
   ``mxv_drain(NB)`` (0 for NB ≥ 4).
 * **AP** unchanged: it still updates all H units, P per cycle: ``NB`` issue cycles then
   ``AP_LATENCY``.

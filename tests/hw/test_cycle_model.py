@@ -74,8 +74,8 @@ def test_hand_worked_example():
     # I=3, H=4, P=2 (NB=2), K=2, E=2: windows x0={0,1} x1={2} h0 h1.
     shape = CoreShape(rows=2, columns=2, scan=2)
     L, drain = SCAN_LATENCY, mxv_drain(2)
-    # MXV_WRITE = 4 cycles from a slot to its write, NB = 2, the AP's first read one cycle
-    # after its start and one after the write
+    # MXV_WRITE = 5 cycles from a slot to its write, NB = 2, the AP's first read one cycle
+    # after its start and in the write's cycle at the earliest (a transparent read port)
     assert drain == 2
     # no delta: 4 one-cycle windows, then the AP
     assert step_cycles([0, 0, 0], [0, 0, 0, 0], shape) == L + 4 + 2 + AP_LATENCY
@@ -120,8 +120,9 @@ def test_default_core_meets_target_at_the_extremes():
 
 
 def test_mxv_drain():
-    # The AP reads block b (at A0 + 1 + b) after the last slot's write of it, MXV_WRITE = 4
-    # cycles after that slot; the last group's slot of block b is NB - b cycles before D.
+    # The AP reads block b (at A0 + 1 + b) no earlier than the last slot's write of it,
+    # MXV_WRITE = 5 cycles after that slot (the read port is transparent to the write); the
+    # last group's slot of block b is NB - b cycles before D.
     assert [mxv_drain(nb) for nb in (1, 2, 3, 4, 5, 16)] == [3, 2, 1, 0, 0, 0]
 
 

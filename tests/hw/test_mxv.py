@@ -91,9 +91,9 @@ def test_accumulate_split_saturate(H, P, K, split):
                         which = 0 if (not split or is_x[k]) else 1
                         model[which][blk * P + p] += deltas[k] * weights[k][p]
             ctx.set(dut.slot.valid, 0)
-            # The last slot's write lands MXV_STAGES cycles after it: the first AP read may
-            # come in the next cycle.
-            for _ in range(MXV_STAGES):
+            # The last slot's write comes MXV_STAGES cycles after it: the first AP read may
+            # come in the same cycle (the read port is transparent to the write).
+            for _ in range(MXV_STAGES - 1):
                 await ctx.tick()
             saw_saturation.append(any(np.abs(mm[:H]).max() > acc.max for mm in model))
             order = [int(b) for b in rng.permutation(NB)]
@@ -131,8 +131,9 @@ def test_accumulate_split_saturate(H, P, K, split):
 @pytest.mark.parametrize("K", [1, 2])
 def test_ap_latencies(K):
     """The cycles from a read to its rows and from borrowed operands to their products, measured
-    (the AP times its stages with AP_READ_LATENCY and AP_MUL_LATENCY), with a slot offered in
-    the same cycles: the AP's operands win and the slot's products are not accumulated."""
+    (the AP times its stages with AP_READ_LATENCY and AP_MUL_LATENCY), with a slot offered one
+    cycle earlier (its t0 meets the borrow): the AP's operands win and the slot's products are
+    not accumulated."""
     H, P = 5, 2
     bias = np.arange(1, H + 1) * 1000
     dut = MxVChannel(FMTS, inputs=3, hidden=H, rows=P, columns=K, bias=bias)
@@ -140,17 +141,20 @@ def test_ap_latencies(K):
 
     async def tb(ctx):
         await ctx.tick().repeat(dut.bias_load_cycles)    # the fill after the domain's reset
-        ctx.set(dut.ap_read.en, (1 << P) - 1)   # every row's copy
-        ctx.set(dut.ap_read.block, [1] * P)    # rows 2, 3: biases 3000, 4000 (power-up)
-        ctx.set(dut.ap_mul.en, (1 << P) - 1)
         ctx.set(dut.slot.valid, 1)
         for p in range(P):
-            ctx.set(dut.ap_mul.a[p], -3 - p)
-            ctx.set(dut.ap_mul.b[p], 7)
             for k in range(K):
                 ctx.set(dut.slot.delta[k][p], 11)
                 ctx.set(dut.slot.weight[k][p], 13)
         ctx.set(dut.slot.block, 1)
+        await ctx.tick()
+        ctx.set(dut.slot.valid, 0)
+        ctx.set(dut.ap_read.en, (1 << P) - 1)   # every row's copy
+        ctx.set(dut.ap_read.block, [1] * P)    # rows 2, 3: biases 3000, 4000 (power-up)
+        ctx.set(dut.ap_mul.en, (1 << P) - 1)
+        for p in range(P):
+            ctx.set(dut.ap_mul.a[p], -3 - p)
+            ctx.set(dut.ap_mul.b[p], 7)
         for cycle in range(1, 6):
             await ctx.tick()
             ctx.set(dut.ap_read.en, 0)

@@ -17,8 +17,9 @@ from drnn_hw.spatial import (bundle_spatial_cycles, delta_masks, layer_kept,
 
 def simulate(dx, dh, shape, kept):
     """Cycle by cycle: ≤ K deltas per cycle leave each window, groups of K go to an in-order
-    MxV that each hold it ``kept`` cycles; the AP starts once the scan is done and the last
-    slot's write (MXV_WRITE cycles after it) has landed, one cycle before its first read."""
+    MxV that each hold it ``kept`` cycles; the AP starts once the scan is done, one cycle
+    before its first read, which may come in the cycle of the last slot's write (MXV_WRITE
+    cycles after it; the read port is transparent to the write)."""
     E, K = shape.scan, shape.columns
     nb = math.ceil(len(dh) / shape.rows)
     windows = [list(dx[i:i + E]) for i in range(0, len(dx), E)] + \
@@ -51,8 +52,8 @@ def simulate(dx, dh, shape, kept):
     if last_slot is None:
         start = S
     else:
-        # first AP read at start + 1 must come after the write landing at last_slot + MXV_WRITE
-        start = max(S, last_slot + MXV_WRITE)
+        # first AP read at start + 1 no earlier than the write at last_slot + MXV_WRITE
+        start = max(S, last_slot + MXV_WRITE - 1)
     return SCAN_LATENCY + start + nb + AP_LATENCY
 
 
@@ -90,7 +91,7 @@ def test_fewer_pairs_never_cost_more(m, shape, data):
     c = [spatial_step_cycles(dx, dh, shape, k) for k in range(1, nb + 1)]
     assert c == sorted(c)
     # keeping every row costs the dense model plus at most the longer drain
-    drain = (MXV_WRITE - 1) - max(MXV_WRITE - nb, 0)
+    drain = (MXV_WRITE - 2) - max(MXV_WRITE - 1 - nb, 0)
     dense = step_cycles(dx, dh, shape)
     assert dense <= c[-1] <= dense + drain
     assert spatial_step_cycles(dx, dh, shape, kept) <= c[-1]

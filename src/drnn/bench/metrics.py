@@ -138,7 +138,7 @@ DEFINITIONS = {
     "torch_ratio": "torch nn.GRU per-step latency at batch 1 on this CPU / core mean latency "
                    "per step at the reported clock",
     "breakdown": "mean cycles per step: ap_fixed = SCAN_LATENCY + ceil(H/P) + AP_LATENCY, "
-                 "mxv_issue = ceil(nnz/K)*ceil(H/P), mxv_drain = max(MXV_WRITE - ceil(H/P), 0) "
+                 "mxv_issue = ceil(nnz/K)*ceil(H/P), mxv_drain = max(MXV_WRITE - 1 - ceil(H/P), 0) "
                  "on steps with a kept delta, "
                  "scan_wait = the rest (the MxV waiting for the scan)",
 }
