@@ -112,10 +112,12 @@ for n in data.len_test:
             A0_over, C_over = step(x, h, shape, 0, 0, 0)
             A0_deep, C_deep = A0_over, C_over
             continue
-        a0, c = step(x, h, shape, A0_over + 1, C_over + 1, A0_over + nb + Z_LAST_USE + 1 - SLOT_TO_MUL)
+        # step t+1's first slot reaches the multipliers after the AP's last use of them
+        free = nb + Z_LAST_USE + 1 - SLOT_TO_MUL
+        a0, c = step(x, h, shape, A0_over + 1, C_over + 1, A0_over + free)
         overlap.append(c - C_over)
         A0_over, C_over = a0, c
-        a0, c = step(x, h, shape, A0_deep + 1, C_deep + 1, A0_deep + nb + Z_LAST_USE + 1 - SLOT_TO_MUL, True)
+        a0, c = step(x, h, shape, A0_deep + 1, C_deep + 1, A0_deep + free, True)
         deep.append(c - C_deep)
         A0_deep, C_deep = a0, c
 today, overlap, deep = np.array(today), np.array(overlap), np.array(deep)

@@ -76,8 +76,8 @@ from .layer_map import layer_map, total_blocks
 from .multiplier import MultiplierBankSignature, PipelinedMultiplier
 from .numerics import Formats, accumulator_guard_bits
 
-__all__ = ["MxVChannel", "SlotSignature", "drive_slot_deltas", "register_slot", "SLOT_ROWS_PER_COPY",
-           "T2_ROWS_PER_COPY",
+__all__ = ["MxVChannel", "SlotSignature", "drive_slot_deltas", "register_slot",
+           "SLOT_ROWS_PER_COPY", "T2_ROWS_PER_COPY",
            "DeltaReadSignature", "ap_operand_a_bits",
            "ap_operand_b_bits", "acc_width", "MXV_STAGES", "AP_MUL_LATENCY", "AP_READ_LATENCY"]
 
