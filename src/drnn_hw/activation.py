@@ -55,7 +55,7 @@ from __future__ import annotations
 
 import math
 
-from amaranth.hdl import Array, Const, Module, Signal, signed
+from amaranth.hdl import Array, Cat, Const, Module, Signal, signed, unsigned
 from amaranth.lib import data, memory, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -68,7 +68,7 @@ from .layer_map import LayerDescriptor
 from .numerics import Formats
 
 __all__ = ["ActivationPipeline", "AP_STAGES", "AP_ISSUE", "block_issue", "drive_reads",
-           "lend_enables", "h_write_layout", "drive_h_write"]
+           "lend_enables", "h_write_shape", "drive_h_write"]
 
 #: When each stage happens, in cycles after the block's issue (see the module docstring).
 _C_M = AP_READ_LATENCY                 # memories' rows arrive, σ ROM addresses
@@ -95,21 +95,27 @@ def lend_enables(m: Module, banks: dict, rows: int):
             m.d.comb += port.en[p].eq(en)
 
 
-def h_write_layout(blk) -> data.StructLayout:
-    """One row's copy of the AP's h write: enable and block (see ``h_write``)."""
-    return data.StructLayout({"en": 1, "block": blk})
+def h_write_shape(blk) -> unsigned:
+    """One row's copy of the AP's h write: one bit per block of ``blk`` (see ``h_write``)."""
+    return unsigned(len(blk))
 
 
 def drive_h_write(m: Module, port, before):
-    """Drive ``port`` (the AP's ``h_write``: one (en, block) per row) from per-row registers
-    named ``h_write{p}_dup`` (kept unmerged on the ULX3S), loaded from ``before``, the stage
-    register one cycle before the write: each equals the write stage's (valid, block) in
-    every cycle. One register enabled all of h across the die (the ULX3S build's paths into
-    h: 975 endpoints over 10 ns)."""
+    """Drive ``port`` (the AP's ``h_write``: per row, the written block as a one-hot vector)
+    from per-row registers named ``h_write{p}_dup`` (kept unmerged on the ULX3S), decoded
+    from per-row copies ``h_write_pre{p}_dup`` of ``before``, the stage register two cycles
+    before the write: each equals the write stage's (valid, block) in every cycle, decoded.
+    One register enabled all of h across the die (the ULX3S build's paths into h: 975
+    endpoints over 10 ns); with one (enable, block) copy per row, the block's decode in
+    front of the enables of the row's units, spread over the die, was 11.2–12.2 ns in every
+    build of issue #10's twelfth round: now each bit enables one unit's register."""
     for p in range(len(port)):
-        copy = Signal(port[p].shape(), name=f"h_write{p}_dup")
-        m.d.sync += [copy.en.eq(before.valid), copy.block.eq(before.block)]
-        m.d.comb += port[p].eq(copy)
+        pre_en = Signal(name=f"h_write_pre{p}_dup_en")
+        pre_block = Signal.like(before.block, name=f"h_write_pre{p}_dup_block")
+        m.d.sync += [pre_en.eq(before.valid), pre_block.eq(before.block)]
+        onehot = Signal(len(port[p]), name=f"h_write{p}_dup")
+        m.d.sync += onehot.eq(Cat(pre_en & (pre_block == g) for g in range(len(onehot))))
+        m.d.comb += port[p].eq(onehot)
 
 
 def block_issue(m: Module, start, first, last, blk, name: str):
@@ -130,7 +136,9 @@ def block_issue(m: Module, start, first, last, blk, name: str):
 
 
 #: Rows of a read port addressed by one copy of the AP's issue registers (:func:`drive_reads`).
-READ_ROWS_PER_COPY = 8
+#: With 8, a copy's route to its rows' LUT-RAM cells (~9 per row) was 3.6 ns of the slowest
+#: path of the twelfth round's demo build at 80 MHz (into the σ ROMs' addresses, #10).
+READ_ROWS_PER_COPY = 4
 
 
 def drive_reads(m: Module, reads: dict, rows: int, start, first, last, blk):
@@ -187,9 +195,10 @@ class ActivationPipeline(wiring.Component):
         cycles after ``en``).
     h_we : Out(1), h_wblock : Out(range(max(NB, 2))), h_out : Out(ArrayLayout(signed(act_bits), P))
         New hidden state of one block (activation codes; rows past H are don't-care).
-    h_write : Out(ArrayLayout(StructLayout({"en": 1, "block": range(max(NB, 2))}), P))
-        Row p's copy of (``h_we``, ``h_wblock``), equal in every cycle, each from its own
-        register (:func:`drive_h_write`): the core writes row p's units with it.
+    h_write : Out(ArrayLayout(unsigned(max(NB, 2)), P))
+        Row p's copy of (``h_we``, ``h_wblock``) decoded: bit b is ``h_we & (h_wblock == b)``
+        in every cycle, each row from its own register (:func:`drive_h_write`): the core
+        writes row p's unit of block b with bit b.
     done : Out(1)
         The last block was written this cycle.
 
@@ -245,7 +254,7 @@ class ActivationPipeline(wiring.Component):
             "mul_z": Out(mul),
             "h_we": Out(1),
             "h_wblock": Out(blk),
-            "h_write": Out(data.ArrayLayout(h_write_layout(blk), rows)),
+            "h_write": Out(data.ArrayLayout(h_write_shape(blk), rows)),
             "h_out": Out(data.ArrayLayout(act, rows)),
             "done": Out(1),
         })
@@ -288,7 +297,7 @@ class ActivationPipeline(wiring.Component):
         m.d.comb += [
             self.h_we.eq(c[AP_STAGES].valid), self.h_wblock.eq(c[AP_STAGES].block),
         ]
-        drive_h_write(m, self.h_write, c[AP_STAGES - 1])
+        drive_h_write(m, self.h_write, c[AP_STAGES - 2])
 
         # h is read a stage early and registered here, so the operand h − n starts from a
         # register, not from the core's block mux; the read's block is c[_C_N − 1]'s, from

@@ -66,7 +66,7 @@ from amaranth.hdl import Array, Const, Module, Mux, Signal, signed
 from amaranth.lib import data, memory, wiring
 from amaranth.lib.wiring import In, Out
 
-from .activation import (AP_ISSUE, block_issue, drive_h_write, drive_reads, h_write_layout,
+from .activation import (AP_ISSUE, block_issue, drive_h_write, drive_reads, h_write_shape,
                          lend_enables)
 from .hdl_arith import (check_positive, refuse, round_saturate, round_shift, saturate,
                         saturated_lut_index)
@@ -141,8 +141,8 @@ class LSTMActivationPipeline(wiring.Component):
         ``AP_MUL_LATENCY`` cycles after ``en``).
     h_we : Out(1), h_wblock : Out(range(max(ΣNB, 2))), h_out : Out(ArrayLayout(signed(act_bits), P))
         New hidden state of one block (activation codes; rows past H are don't-care).
-    h_write : Out(ArrayLayout(StructLayout({"en": 1, "block": range(max(ΣNB, 2))}), P))
-        Row p's copy of (``h_we``, ``h_wblock``), as the GRU pipeline's
+    h_write : Out(ArrayLayout(unsigned(max(ΣNB, 2)), P))
+        Row p's copy of (``h_we``, ``h_wblock``) decoded, as the GRU pipeline's
         (:func:`~drnn_hw.activation.drive_h_write`).
     done : Out(1)
         The last block was written this cycle.
@@ -195,7 +195,7 @@ class LSTMActivationPipeline(wiring.Component):
             "mul_o": Out(mul),
             "h_we": Out(1),
             "h_wblock": Out(blk),
-            "h_write": Out(data.ArrayLayout(h_write_layout(blk), rows)),
+            "h_write": Out(data.ArrayLayout(h_write_shape(blk), rows)),
             "h_out": Out(data.ArrayLayout(act, rows)),
             "done": Out(1),
         })
@@ -239,7 +239,7 @@ class LSTMActivationPipeline(wiring.Component):
         m.d.comb += [
             self.h_we.eq(c[LSTM_AP_STAGES].valid), self.h_wblock.eq(c[LSTM_AP_STAGES].block),
         ]
-        drive_h_write(m, self.h_write, c[LSTM_AP_STAGES - 1])
+        drive_h_write(m, self.h_write, c[LSTM_AP_STAGES - 2])
 
         # The cell state: read at c1 (data at c2), written at c6; zeros after ``clear``.
         c_mem = memory.Memory(shape=data.ArrayLayout(cell, P), depth=max(NB, 2), init=[])

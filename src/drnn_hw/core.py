@@ -712,7 +712,7 @@ class DeltaRNNCore(wiring.Component):
             for p in range(P):
                 if unit(s, bb, p) is None:
                     continue
-                with m.If(ap.h_write[p].en & (ap.h_write[p].block == g)):
+                with m.If(ap.h_write[p][g]):
                     if runtime:
                         # Units past the loaded H_l stay 0 (the output frame's padding, the
                         # next layer's x past I_l).

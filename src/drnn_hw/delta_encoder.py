@@ -356,7 +356,10 @@ class DeltaEncoder(wiring.Component):
         t_picks = lowest_set(t.keep, K)
         t_one_cycle = at_most(t.keep, K)
         t_kept = popcount(t.keep)
-        t_two_cycles = (t_kept > K) & (t_kept <= 2 * K)
+        # (From the saturated counts, not the popcount: the popcount's adders and compare in
+        # front of the 16 copies of two_cycles were the P = 8 core's critical path at 85 MHz,
+        # 11.8 ns, #10's twelfth round.)
+        t_two_cycles = more_than(t.keep, K) & at_most(t.keep, 2 * K)
         # The window's cycles after its first two, ceil(d/K) - 2 for d kept elements, read only
         # if it takes more than two cycles. Registered once (``b_left``) as the window enters
         # B, and copied into ``left`` and each element's copy during the window's first cycle
@@ -551,16 +554,20 @@ def popcount(bits):
 
 
 def saturated_count(bits, top: int):
-    """``min(number of set bits, top)`` for ``top`` ≤ 3, as a two-bit value: a tree of small
-    constant tables (groups of four bits, then pairs of counts), one LUT level per tree level
-    and no carry chain."""
-    assert 1 <= top <= 3
+    """``min(number of set bits, top)`` for ``top`` ≤ 7, as a ``top.bit_length()``-bit value: a
+    tree of small constant tables (groups of four bits, then pairs of counts), no carry chain;
+    one LUT level per tree level for ``top`` ≤ 3, a LUT5/LUT6 (LUT4s and the slice's wide
+    multiplexers) per join above."""
+    assert 1 <= top <= 7
+    w = top.bit_length()
+    mask = (1 << w) - 1
 
     def table(n_in):      # saturated count of an n_in-bit group
-        return Array(Const(min(bin(v).count("1"), top), 2) for v in range(1 << n_in))
+        return Array(Const(min(bin(v).count("1"), top), w) for v in range(1 << n_in))
 
     def join(x, y):       # saturated sum of two saturated counts
-        return Array(Const(min((v & 3) + (v >> 2), top), 2) for v in range(16))[Cat(x, y)]
+        return Array(Const(min((v & mask) + (v >> w), top), w)
+                     for v in range(1 << 2 * w))[Cat(x, y)]
 
     counts = [table(min(4, len(bits) - i))[bits[i:i + 4]] for i in range(0, len(bits), 4)]
     while len(counts) > 1:
@@ -570,13 +577,13 @@ def saturated_count(bits, top: int):
 
 
 def at_most(bits, k: int):
-    """Whether at most ``k`` (1 or 2) of ``bits`` are set."""
+    """Whether at most ``k`` (1 to 6) of ``bits`` are set."""
     return saturated_count(bits, k + 1) <= k
 
 
 def more_than(bits, k: int):
-    """Whether more than ``k`` (0, 1 or 2) of ``bits`` are set: whether :func:`lowest_set`'s
-    vector ``k`` is not all zero."""
+    """Whether more than ``k`` (0 to 6) of ``bits`` are set (for k < K: whether
+    :func:`lowest_set`'s vector ``k`` is not all zero)."""
     return saturated_count(bits, k + 1) > k
 
 

@@ -180,15 +180,16 @@ class DeltaQueue(wiring.Component):
             mems.append(mem)
             banks.append((mem.write_port(), mem.read_port(domain="comb")))
 
-        # Write side. ``full`` and ``phase`` go through their next values (``full_n``,
-        # ``phase_n``), from which the sequencer's registered decisions are worked out.
-        full_n, phase_n = Signal.like(full), Signal.like(phase)
-        m.d.comb += [full_n.eq(full), phase_n.eq(phase)]
+        # Write side. ``full`` and ``phase`` go through their next values before a clear
+        # (``full_w``, ``phase_w``; after it, ``full_n``, ``phase_n``), from which the
+        # sequencer's registered decisions are worked out.
+        full_w, phase_w = Signal.like(full), Signal.like(phase)
+        m.d.comb += [full_w.eq(full), phase_w.eq(phase)]
         if K == 1:
             wp, _ = banks[0]
             m.d.comb += [wp.addr.eq(full), wp.data.eq(w_entry[0]), wp.en.eq(w_valid[0])]
             with m.If(w_valid[0]):
-                m.d.comb += full_n.eq(full + 1)
+                m.d.comb += full_w.eq(full + 1)
         else:
             (wp0, _), (wp1, _) = banks
             v0, v1 = w_valid[0], w_valid[1]
@@ -198,18 +199,18 @@ class DeltaQueue(wiring.Component):
                     wp1.addr.eq(full), wp1.data.eq(w_entry[1]), wp1.en.eq(v1),
                 ]
                 with m.If(v1):
-                    m.d.comb += full_n.eq(full + 1)
+                    m.d.comb += full_w.eq(full + 1)
                 with m.Elif(v0):
-                    m.d.comb += phase_n.eq(1)
+                    m.d.comb += phase_w.eq(1)
             with m.Else():
                 m.d.comb += [
                     wp1.addr.eq(full), wp1.data.eq(w_entry[0]), wp1.en.eq(v0),
                     wp0.addr.eq(full + 1), wp0.data.eq(w_entry[1]), wp0.en.eq(v1),
                 ]
                 with m.If(v0):
-                    m.d.comb += full_n.eq(full + 1)
+                    m.d.comb += full_w.eq(full + 1)
                 with m.If(v0 & ~v1):
-                    m.d.comb += phase_n.eq(0)
+                    m.d.comb += phase_w.eq(0)
 
         # Read side: the group under issue, from registers loaded a cycle ahead (below).
         # The sequencer's decision (does a slot issue, is it its group's last block) comes
@@ -266,23 +267,31 @@ class DeltaQueue(wiring.Component):
         m.d.comb += at_last.eq(Mux(busy, last_busy, single))
         advance = Signal()          # the group's last slot issues: group_n == group + 1
         m.d.comb += advance.eq(issue.valid & at_last)
-        group_n, busy_n = Signal.like(group), Signal()
+        group_w, group_n, busy_n = Signal.like(group), Signal.like(group), Signal()
+        full_n, phase_n = Signal.like(full), Signal.like(phase)
         block_n = Signal.like(block)
         # group + 1, registered (``group_next``).
         group1 = Signal.like(group, name="group_next", init=1)
-        m.d.comb += [group_n.eq(Mux(advance, group1, group)),
+        m.d.comb += [group_w.eq(Mux(advance, group1, group)),
+                     group_n.eq(group_w), full_n.eq(full_w), phase_n.eq(phase_w),
                      busy_n.eq(issue.valid & ~at_last),
                      block_n.eq(Mux(busy_n, Mux(busy, block + 1, first + 1), 0))]
         with m.If(self.clear):
             m.d.comb += [group_n.eq(0), busy_n.eq(0), block_n.eq(0),
                          full_n.eq(0), phase_n.eq(0)]
         m.d.sync += [group.eq(group_n), busy.eq(busy_n), block.eq(block_n),
-                     full.eq(full_n), phase.eq(phase_n), group1.eq(group_n + 1)]
+                     full.eq(full_n), phase.eq(phase_n),
+                     group1.eq(Mux(self.clear, 1, group_w + 1))]    # the clear behind the add
         # The decision's registers. ``last_busy`` is only read while ``busy``, i.e. after a
         # slot that was not its group's last: the next slot's block is ``issue.block + 1``.
+        # After a clear both tests are false (0 < 0, phase 0), so they compare the values
+        # before the clear and the clear enters behind the comparison: ``clear`` is the end of
+        # the step's decision in the core, and with the compare's carry chain behind its
+        # route across the die the path was the demo build's critical one (12.68 ns at 75 MHz,
+        # issue #10's twelfth round).
         m.d.sync += [
-            is_full.eq(group_n < full_n),
-            tail.eq((phase_n != 0) & (group_n == full_n)),
+            is_full.eq(~self.clear & (group_w < full_w)),
+            tail.eq(~self.clear & (phase_w != 0) & (group_w == full_w)),
             last_busy.eq(issue.block + 1 == last),
         ]
 

@@ -139,9 +139,11 @@ def test_matches_golden(H, P, fmts):
                 assert len(h_blocks) == 1          # every row reads the same block
                 for p, v in enumerate(pad(h, h_blocks.pop())):
                     ctx.set(ap.h_in[p], v)
-                _, _, we, wb, out, done = await ctx.tick().sample(ap.h_we, ap.h_wblock, ap.h_out,
-                                                                  ap.done)
+                _, _, we, wb, out, done, hw = await ctx.tick().sample(
+                    ap.h_we, ap.h_wblock, ap.h_out, ap.done, ap.h_write)
                 ctx.set(ap.start, 0)
+                # Every row's copy of the write, decoded: bit b set only while block b is written.
+                assert [int(hw[p]) for p in range(P)] == [we << wb] * P
                 if we:
                     writes.append((cycle, wb))
                     for p in range(P):

@@ -91,6 +91,9 @@ def run_ap(fmts, H, P, ms, clear_at=()):
                 assert len({(ctx.get(r.en[p]), ctx.get(r.block[p]))
                             for r in reads for p in range(P)}) == 1
                 issued.append(ctx.get(reads[0].block[0]) if ctx.get(reads[0].en[0]) else None)
+                # Every row's copy of the write, decoded: bit b set only while block b is written.
+                assert [int(ctx.get(ap.h_write[p])) for p in range(P)] == \
+                    [ctx.get(ap.h_we) << ctx.get(ap.h_wblock)] * P
                 if ctx.get(ap.h_we):
                     b = ctx.get(ap.h_wblock)
                     writes.append((cycle, b))

@@ -147,3 +147,27 @@ def test_pick_helpers_on_every_vector(width):
 
     sim.add_testbench(bench)
     sim.run()
+
+
+@pytest.mark.parametrize("width", [3, 9, 12])
+def test_count_tests_on_every_vector(width):
+    # more_than / at_most for every k the encoder uses (the window's one-cycle and two-cycle
+    # tests, k up to 2K = 4, and beyond), on every vector: against the number of set bits.
+    from amaranth.hdl import Module, Signal
+
+    from drnn_hw.delta_encoder import at_most, more_than
+
+    bits = Signal(width)
+    ks = range(1, 7)
+    more, most = [more_than(bits, k) for k in ks], [at_most(bits, k) for k in ks]
+    sim = Simulator(Module())
+
+    async def bench(ctx):
+        for v in range(1 << width):
+            ctx.set(bits, v)
+            n = bin(v).count("1")
+            assert [ctx.get(x) for x in more] == [n > k for k in ks], v
+            assert [ctx.get(x) for x in most] == [n <= k for k in ks], v
+
+    sim.add_testbench(bench)
+    sim.run()

@@ -212,3 +212,52 @@ def test_signatures_refuse_empty_shapes():
             DeltaReadSignature(**{**good, name: 0})
     assert "m_h" in DeltaReadSignature(**good, split=True).members
     assert "m_h" not in DeltaReadSignature(**good).members
+
+
+def test_saturation_at_the_format_edges():
+    """Rows that end a step just inside, on and just beyond the accumulator format's limits:
+    the AP reads M exactly, and the next step starts from sat(M) (the spec's end-of-step
+    rule), on both sides, also when no product is added to it."""
+    P, K = 8, 1
+    acc = FMTS.acc
+    # Block 0 ends above acc.max by these amounts, block 1 below acc.min by them.
+    over = [-1, 0, 1, 2, 31, 32, -32, -33]
+    bias = [acc.max - 60] * P + [acc.min + 60] * P
+    weights = [[60 + d for d in over], [-60 - d for d in over]]
+    dut = MxVChannel(FMTS, inputs=2, hidden=2 * P, rows=P, columns=K, bias=np.array(bias))
+    want = [[acc.max + d for d in over], [acc.min - d for d in over]]
+    seen = []
+
+    async def step(ctx, delta):
+        for blk in range(2):
+            ctx.set(dut.slot.valid, 1)
+            ctx.set(dut.slot.block, blk)
+            ctx.set(dut.slot.delta[0], [delta] * P)
+            ctx.set(dut.slot.weight[0], weights[blk])
+            await ctx.tick()
+        ctx.set(dut.slot.valid, 0)
+        await ctx.tick().repeat(MXV_STAGES)
+        for blk in range(2):
+            ctx.set(dut.ap_read.en, (1 << P) - 1)
+            ctx.set(dut.ap_read.block, [blk] * P)
+            await ctx.tick()
+            seen.append([ctx.get(dut.ap_read.m[p]) for p in range(P)])
+        ctx.set(dut.ap_read.en, 0)
+        await ctx.tick()
+
+    async def tb(ctx):
+        await ctx.tick().repeat(dut.bias_load_cycles)
+        await step(ctx, 1)     # M = bias + w: the edges
+        await step(ctx, 0)     # nothing added: the saturated start values themselves
+        await step(ctx, 1)     # from them, once more
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-8)
+    sim.add_testbench(tb)
+    sim.run()
+    clipped = [list(np.clip(w, acc.min, acc.max)) for w in want]
+    again = [[int(c) + 60 + d for c, d in zip(clipped[0], over)],
+             [int(c) - 60 - d for c, d in zip(clipped[1], over)]]
+    assert seen[0:2] == want
+    assert seen[2:4] == clipped
+    assert seen[4:6] == again
