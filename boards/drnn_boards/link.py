@@ -164,6 +164,14 @@ class HostLink(wiring.Component):
         beat = Signal(range(self.x_beats + 1))
         # The x frame's last beat: a constant, or (run-time sizes) the beats the payload filled.
         x_last = Signal(range(self.x_beats)) if self.runtime else Const(self.x_beats - 1)
+        # The beat's read and the x stream's payload, in every state (the payload counts only
+        # while ``x.valid``, in X_SEND, after X_READ's read of the same beat): a payload held
+        # at 0 outside X_SEND was a synchronous reset of the board's beat register (its
+        # E·act_bits flip-flops) decoded from the state, 11.4 ns at 80 MHz (issue #10).
+        m.d.comb += [*(port.addr.eq(beat) for port in xbuf_r),
+                     self.x.payload.data.eq(Cat(port.data for port in xbuf_r)),
+                     self.x.payload.last.eq(beat == x_last)]
+
         hold = Signal(E * A)                     # the beat being assembled
         hold_next = Signal(E * A)
         # An element is put into the beat a cycle after its last byte arrives, from registers
@@ -400,13 +408,9 @@ class HostLink(wiring.Component):
 
             # -- a timestep ----------------------------------------------------------------
             with m.State("X_READ"):
-                m.d.comb += [port.addr.eq(beat) for port in xbuf_r]
                 m.d.sync += x_valid.eq(1)
                 m.next = "X_SEND"
             with m.State("X_SEND"):
-                m.d.comb += [*(port.addr.eq(beat) for port in xbuf_r),
-                             self.x.payload.data.eq(Cat(port.data for port in xbuf_r)),
-                             self.x.payload.last.eq(beat == x_last)]
                 with m.If(self.x.ready):
                     m.d.sync += [beat.eq(beat + 1), x_valid.eq(0)]
                     with m.If(beat == x_last):

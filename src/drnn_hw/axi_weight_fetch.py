@@ -301,7 +301,6 @@ class AxiWeightFetch(wiring.Component):
         m.d.sync += [slot.valid.eq(issue.valid), slot.block.eq(issue.block)]
         m.d.sync += [slot.is_x[k].eq(issue.entry[k].is_x) for k in range(K)]
         deltas = [issue.entry[k].delta for k in range(K)]
-        delta_valid = [issue.valid & issue.column_valid[k] for k in range(K)]
         wb = self.gate_bits
         local = Signal(range(max(nb_max, 2)))
         m.d.comb += local.eq(issue.block - block_base)
@@ -314,7 +313,7 @@ class AxiWeightFetch(wiring.Component):
             out = getattr(self, f"slot_{name}")
             m.d.comb += [out.valid.eq(slot.valid), out.block.eq(slot.block),
                          out.is_x.eq(slot.is_x)]
-            drive_slot_deltas(m, out, deltas, delta_valid, f"slot_{name}")
+            drive_slot_deltas(m, out, deltas, issue.column_valid, f"slot_{name}")
             for k in range(K):
                 word = reads[k].data[g * wb:(g + 1) * wb]
                 if self.kept is None:

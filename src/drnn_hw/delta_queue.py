@@ -294,6 +294,22 @@ class DeltaQueue(wiring.Component):
             tail.eq(~self.clear & (phase_w != 0) & (group_w == full_w)),
             last_busy.eq(issue.block + 1 == last),
         ]
+        # Where this cycle's writes land against the two words read below, from registers
+        # worked out the same way (a bank writes word ``full``, or ``full + 1``: port 0 of
+        # two while a group is partial):
+        #   at_full      = full == group       (``full`` is word group, ``full + 1`` group1)
+        #   full_ahead   = full == group + 1   (``full`` is word group1)
+        #   full1_here   = full + 1 == group   (``full + 1`` is word group)
+        # The adder and the comparators behind the write's address, in front of the slot's
+        # word, were the queue's slowest path group at 80 MHz (11.73 ns, issue #10).
+        at_full = Signal(name="at_full", init=1)
+        full_ahead = Signal(name="full_ahead")
+        full1_here = Signal(name="full1_here")
+        m.d.sync += [
+            at_full.eq(self.clear | (full_w == group_w)),
+            full_ahead.eq(~self.clear & (full_w == group_w + 1)),
+            full1_here.eq(~self.clear & (full_w + 1 == group_w)),
+        ]
 
         # The next slot's entries and weight words, registered (``issue.entry``,
         # ``issue.word``): the group it will read is ``group`` or ``group + 1`` (or 0 after a
@@ -309,10 +325,14 @@ class DeltaQueue(wiring.Component):
         for k, (wp, rp) in enumerate(banks):
             nxt = mems[k].read_port(domain="comb")
             m.d.comb += [rp.addr.eq(group), nxt.addr.eq(group1)]
+            # Port k writes word ``full + 1`` only as port 0 of two, after an odd entry.
+            plus1 = (phase != 0) if K == 2 and k == 0 else Const(0)
+            hit_here = Mux(plus1, full1_here, at_full)       # wp.addr == group
+            hit_ahead = Mux(plus1, at_full, full_ahead)      # wp.addr == group1
             here = Signal(self.entry_layout, name=f"entry_here{k}")
             ahead = Signal(self.entry_layout, name=f"entry_ahead{k}")
-            m.d.comb += [here.eq(Mux(wp.en & (wp.addr == group), wp.data, rp.data)),
-                         ahead.eq(Mux(wp.en & (wp.addr == group1), wp.data, nxt.data))]
+            m.d.comb += [here.eq(Mux(wp.en & hit_here, wp.data, rp.data)),
+                         ahead.eq(Mux(wp.en & hit_ahead, wp.data, nxt.data))]
             entry = Signal(self.entry_layout, name=f"issue_entry{k}")
             m.d.sync += entry.eq(Mux(advance, ahead, here))
             m.d.comb += issue.entry[k].eq(entry)

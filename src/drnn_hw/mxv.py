@@ -111,7 +111,8 @@ class SlotSignature(wiring.Signature):
         The P-row block the products accumulate into.
     delta : Out(ArrayLayout(ArrayLayout(signed(delta_bits), rows), columns))
         ``delta[k][p]``: column k's exact delta (0 for an empty column of a partial group) as
-        row p's multiplier takes it: the same value for every p. Per row so that a sender can
+        row p's multiplier takes it: the same value for every p. Any value in a cycle
+        without a slot (a receiver uses the products of a valid slot only). Per row so that a sender can
         drive the rows from copies of its register (:func:`drive_slot_deltas`); one register
         driving all P rows of a channel was one net across the die's DSP rows (the ULX3S
         build's critical path, 14.6 ns).
@@ -160,22 +161,29 @@ SLOT_ROWS_PER_COPY = 4
 T2_ROWS_PER_COPY = 4
 
 
-def drive_slot_deltas(m: Module, out, deltas, valid, name: str):
+def drive_slot_deltas(m: Module, out, deltas, column_valid, name: str):
     """Register a slot's K deltas into ``out.delta`` of a :class:`SlotSignature` sender port,
     one register per :data:`SLOT_ROWS_PER_COPY` rows (named ``{name}_delta{g}_dup``, which
-    the ULX3S flow keeps unmerged). ``deltas``: this cycle's K values; ``valid``: K bits,
-    column k holds a delta this cycle (else its delta goes out as 0). Every copy holds the
-    same value in every cycle. The zeroing comes after the copies, from a registered bit per
-    copy, so the slot's decision (a few bits) reaches the copies, not its data mux."""
+    the ULX3S flow keeps unmerged). ``deltas``: this cycle's K values; ``column_valid``: K
+    bits, column k holds a delta this cycle (else its delta goes out as 0; column 0 of a slot
+    always holds one). Every copy holds the same value in every cycle. The zeroing comes
+    after the copies, from a registered bit per copy, so the group's column flags (a
+    register's bit) reach the copies, not its data mux.
+
+    The slot's ``valid`` takes no part: a channel uses the products of a valid slot only
+    (its t4 write is enabled by the slot's valid bit), so a cycle without a slot may carry
+    any delta. Gating the copies with the issue's ``valid`` (a LUT of the queue's state)
+    was the demo core's critical path at 80 MHz on the ULX3S (11.96 ns, issue #10)."""
     K = len(out.delta)
     rows = len(out.delta[0])
     for g in range(0, rows, SLOT_ROWS_PER_COPY):
         copy = Signal(data.ArrayLayout(out.delta[0][0].shape(), K), name=f"{name}_delta{g}_dup")
-        keep = Signal(K, name=f"{name}_delta_valid{g}_dup")
         m.d.sync += [copy[k].eq(deltas[k]) for k in range(K)]
-        m.d.sync += [keep[k].eq(valid[k]) for k in range(K)]
+        keep = [None] + [Signal(name=f"{name}_delta_valid{g}_{k}_dup") for k in range(1, K)]
+        m.d.sync += [keep[k].eq(column_valid[k]) for k in range(1, K)]
         for p in range(g, min(rows, g + SLOT_ROWS_PER_COPY)):
-            m.d.comb += [out.delta[k][p].eq(Mux(keep[k], copy[k], 0)) for k in range(K)]
+            m.d.comb += out.delta[0][p].eq(copy[0])
+            m.d.comb += [out.delta[k][p].eq(Mux(keep[k], copy[k], 0)) for k in range(1, K)]
 
 
 def register_slot(m: Module, slot):

@@ -287,8 +287,8 @@ class WeightBank(wiring.Component):
         K, issue = self.K, self.issue
         fmts = self.bundle.formats
 
-        # The slot, registered while its weights are read (the delta of an empty column or of
-        # a cycle without a slot is 0, so those products add nothing). One register per
+        # The slot, registered while its weights are read (the delta of an empty column is 0,
+        # so its products add nothing; a cycle without a slot writes nothing). One register per
         # channel: each drives its channel's P·K multipliers, and one register for all of
         # them was a single net across the die's DSP rows (17 ns on the ULX3S). Copies are
         # merged by synthesis unless kept: the names end in ``_dup`` (see drnn_boards.ulx3s).
@@ -298,7 +298,6 @@ class WeightBank(wiring.Component):
         })
         slots = [Signal(slot_layout, name=f"slot_{name}_dup") for name in self.channels]
         deltas = [issue.entry[k].delta for k in range(K)]
-        delta_valid = [issue.valid & issue.column_valid[k] for k in range(K)]
         for slot in slots:
             m.d.sync += [slot.valid.eq(issue.valid), slot.block.eq(issue.block)]
             m.d.sync += [slot.is_x[k].eq(issue.entry[k].is_x) for k in range(K)]
@@ -317,7 +316,7 @@ class WeightBank(wiring.Component):
             out = getattr(self, f"slot_{name}")
             m.d.comb += [out.valid.eq(slot.valid), out.block.eq(slot.block),
                          out.is_x.eq(slot.is_x)]
-            drive_slot_deltas(m, out, deltas, delta_valid, f"slot_{name}")
+            drive_slot_deltas(m, out, deltas, issue.column_valid, f"slot_{name}")
             wp, we = None, None
             if self.load_bits is not None:
                 # A load shares port 0's address, so Yosys sees one read/write port and one

@@ -91,6 +91,12 @@ def test_accumulate_split_saturate(H, P, K, split):
                         which = 0 if (not split or is_x[k]) else 1
                         model[which][blk * P + p] += deltas[k] * weights[k][p]
             ctx.set(dut.slot.valid, 0)
+            # A cycle without a slot carries any delta and weight (drive_slot_deltas leaves
+            # them as they are): the channel must not add them.
+            for k in range(K):
+                for p in range(P):
+                    ctx.set(dut.slot.delta[k][p], 12345)
+                    ctx.set(dut.slot.weight[k][p], wf.max)
             # The last slot's write comes MXV_STAGES cycles after it: the first AP read may
             # come in the same cycle (the read port is transparent to the write).
             for _ in range(MXV_STAGES - 1):
