@@ -30,6 +30,13 @@ against 70 MHz (tenth round) went from 4,434 (iteration 19) to 7,067 (26), the P
 against 65 MHz from 2,495 (19) to 5,597 (32), both still below twice their low, which was
 the factor until the eleventh round (it would have let them run on): hence 1.25.
 
+Since no converging run has stood above that line at all, a run that stays above it for
+:data:`CONGESTION_RISE_PATIENCE` iterations in a row is stopped then, without waiting for the
+thirty: a diverging router2's iterations slow down as its congestion grows (the random model
+against 80 MHz in issue #10's fourteenth round: 20 s an iteration near its low of 2,886 at
+iteration 15, four minutes by iteration 32 at 5,729), so the thirty-iteration rule alone kept
+that build in a rip-up that had stopped converging for over 50 minutes.
+
 What happened goes to
 :data:`GUARD_FILE` in the working directory, which :func:`drnn_boards.ulx3s.build` puts in its
 report (``clock.router``).
@@ -48,7 +55,7 @@ import time
 from pathlib import Path
 
 __all__ = ["PATIENCE", "CONGESTION_PATIENCE", "CONGESTION_FACTOR", "CONGESTION_MARGIN",
-           "GUARD_FILE", "RipupMonitor", "run", "main", "write_wrapper"]
+           "CONGESTION_RISE_PATIENCE", "GUARD_FILE", "RipupMonitor", "run", "main", "write_wrapper"]
 
 #: Iterations of legal routing without fewer failing arcs after which the rip-up is stopped.
 #: Converging runs improve far more often: the P = 24 core against 65 MHz reached no failing
@@ -59,6 +66,9 @@ PATIENCE = 100
 CONGESTION_PATIENCE = 30
 CONGESTION_FACTOR = 1.25
 CONGESTION_MARGIN = 100
+#: Iterations in a row above ``CONGESTION_FACTOR · lowest + CONGESTION_MARGIN`` after which the
+#: rip-up is stopped whatever the congestion patience.
+CONGESTION_RISE_PATIENCE = 8
 #: Written in the working directory: {"tmg_ripup": "converged" | "abandoned" | "not used",
 #: "iterations": router iterations of the run with it, "failing_arcs": the best count of legal
 #: routing (None if it never was), and when abandoned "reason": "failing arcs" | "congestion",
@@ -72,13 +82,16 @@ class RipupMonitor:
     """Reads router2's iteration lines; :meth:`feed` returns True once the rip-up has stalled:
     legal routing with failing arcs not below their best for ``patience`` iterations
     (``reason`` "failing arcs"), or congestion without a new low for ``congestion_patience``
-    iterations and above ``CONGESTION_FACTOR`` times that low plus ``CONGESTION_MARGIN``
-    (``reason`` "congestion")."""
+    iterations and above ``CONGESTION_FACTOR`` times that low plus ``CONGESTION_MARGIN``, or
+    above that line for ``rise_patience`` iterations in a row (``reason`` "congestion")."""
 
     def __init__(self, patience: int = PATIENCE,
-                 congestion_patience: int = CONGESTION_PATIENCE):
+                 congestion_patience: int = CONGESTION_PATIENCE,
+                 rise_patience: int = CONGESTION_RISE_PATIENCE):
         self.patience = patience
         self.congestion_patience = congestion_patience
+        self.rise_patience = rise_patience
+        self.above = 0          # iterations in a row above the congestion line
         self.best: int | None = None
         self.stale = 0
         self.lowest_overused: int | None = None
@@ -93,11 +106,13 @@ class RipupMonitor:
         self.iterations = int(m[1]) + 1
         overused, failing = int(m[2]), int(m[3])
         if self.lowest_overused is None or overused < self.lowest_overused:
-            self.lowest_overused, self.congestion_stale = overused, 0
+            self.lowest_overused, self.congestion_stale, self.above = overused, 0, 0
         else:
             self.congestion_stale += 1
-            if (self.congestion_stale >= self.congestion_patience and overused >
-                    CONGESTION_FACTOR * self.lowest_overused + CONGESTION_MARGIN):
+            high = overused > CONGESTION_FACTOR * self.lowest_overused + CONGESTION_MARGIN
+            self.above = self.above + 1 if high else 0
+            if high and (self.congestion_stale >= self.congestion_patience
+                         or self.above >= self.rise_patience):
                 self.reason = "congestion"
                 return True
         if overused or failing == 0:
@@ -120,7 +135,8 @@ def _log_path(args: list[str]) -> Path | None:
 
 
 def run(real: list[str], args: list[str], *, patience: int = PATIENCE,
-        congestion_patience: int = CONGESTION_PATIENCE, poll_s: float = 1.0, log=None) -> int:
+        congestion_patience: int = CONGESTION_PATIENCE,
+        rise_patience: int = CONGESTION_RISE_PATIENCE, poll_s: float = 1.0, log=None) -> int:
     """Run ``real + args`` (nextpnr and its arguments); returns its exit code. With
     ``--tmg-ripup`` and ``--log FILE`` among ``args``, watch FILE and rerun without the flag
     when the rip-up stalls (see the module docstring). Writes :data:`GUARD_FILE`."""
@@ -129,7 +145,7 @@ def run(real: list[str], args: list[str], *, patience: int = PATIENCE,
     if _FLAG not in args or logfile is None:
         Path(GUARD_FILE).write_text(json.dumps({"tmg_ripup": "not used"}) + "\n")
         return subprocess.call(real + args)
-    monitor = RipupMonitor(patience, congestion_patience)
+    monitor = RipupMonitor(patience, congestion_patience, rise_patience)
     logfile.unlink(missing_ok=True)
     proc = subprocess.Popen(real + args)
     seen = 0            # bytes of the log read, up to its last complete line
@@ -159,7 +175,7 @@ def run(real: list[str], args: list[str], *, patience: int = PATIENCE,
     if monitor.reason == "congestion":
         log(f"nextpnr: the timing-driven rip-up kept the routing congested (lowest "
             f"{monitor.lowest_overused} overused wires, none lower for "
-            f"{monitor.congestion_patience} iterations, {monitor.iterations} in all); placing "
+            f"{monitor.congestion_stale} iterations, {monitor.iterations} in all); placing "
             f"and routing again without {_FLAG}")
     else:
         log(f"nextpnr: the timing-driven rip-up made no progress for {patience} iterations "

@@ -35,7 +35,8 @@ def test_monitor_stops_a_rip_up_that_keeps_the_routing_congested():
     seq = [4000 - 300 * i for i in range(11)] + [1000 + 150 * i for i in range(1, 40)]
     fired = [m.feed(_line(i, o, 50)) for i, o in enumerate(seq)]
     # low 1000 at iteration 10; above 1.25·1000 + 100 from iteration 13 (1450); the tenth
-    # iteration without a new low is 20 (2500): it stops there
+    # iteration without a new low is 20 (2500), and so is the eighth above the line: it stops
+    # there
     assert fired.index(True) == 20 and m.reason == "congestion" and m.lowest_overused == 1000
     assert m.best is None                      # routing was never legal
 
@@ -43,12 +44,17 @@ def test_monitor_stops_a_rip_up_that_keeps_the_routing_congested():
 def test_monitor_stops_a_rip_up_that_hovers_well_above_its_low():
     # the shape of the 2-layer core against 70 MHz (tenth round): a low of 4,434 at iteration
     # 19, then between 6,000 and 7,100 overused wires, below twice the low (8,968), for ever
-    m = RipupMonitor(patience=100, congestion_patience=30)
     seq = [50000 // (i + 1) + 4434 for i in range(19)] + [4434] + \
         [6000 + (i * 373) % 1100 for i in range(200)]
+    m = RipupMonitor(patience=100, congestion_patience=30)
     fired = [m.feed(_line(i, o, 800)) for i, o in enumerate(seq)]
-    # above 1.25·4434 + 100 = 5642.5 from iteration 20; the thirtieth without a new low is 49
-    assert fired.index(True) == 49 and m.reason == "congestion" and m.lowest_overused == 4434
+    # above 1.25·4434 + 100 = 5642.5 from iteration 20: the eighth iteration in a row there
+    # is 27
+    assert fired.index(True) == 27 and m.reason == "congestion" and m.lowest_overused == 4434
+    # The thirty-iteration rule alone (a run that dips below the line now and then): 49.
+    m = RipupMonitor(patience=100, congestion_patience=30, rise_patience=1000)
+    fired = [m.feed(_line(i, o, 800)) for i, o in enumerate(seq)]
+    assert fired.index(True) == 49 and m.reason == "congestion"
 
 
 def test_monitor_lets_congestion_hover_near_its_low():
@@ -59,10 +65,20 @@ def test_monitor_lets_congestion_hover_near_its_low():
     assert m.reason is None
 
 
-def test_monitor_waits_for_the_congestion_patience_even_far_above_the_low():
-    m = RipupMonitor(patience=100, congestion_patience=10)
-    feeds = [m.feed(_line(i, o, 5)) for i, o in enumerate([100] + [5000] * 10)]
-    assert feeds == [False] * 10 + [True]
+def test_monitor_stops_a_run_far_above_its_low_after_the_rise_patience():
+    # the shape of the random model against 80 MHz (fourteenth round): a low of 2,886 at
+    # iteration 15, back above 1.25·2886 + 100 = 3707.5 from iteration 26
+    seq = [40000 // (i + 1) + 2886 for i in range(15)] + [2886, 3049, 3100, 3202, 3300,
+                                                          3400, 3450, 3500, 3538, 3600, 3650]
+    seq += [3800 + 150 * i for i in range(30)]
+    m = RipupMonitor(patience=100, congestion_patience=30)
+    fired = [m.feed(_line(i, o, 40)) for i, o in enumerate(seq)]
+    assert fired.index(True) == 33 and m.reason == "congestion" and m.lowest_overused == 2886
+    # A dip below the line starts the count again.
+    m = RipupMonitor(patience=100, congestion_patience=30, rise_patience=3)
+    feeds = [m.feed(_line(i, o, 5)) for i, o in enumerate([100, 5000, 5000, 200, 5000, 5000,
+                                                           5000])]
+    assert feeds == [False] * 6 + [True]
 
 
 FAKE = r'''
@@ -116,10 +132,10 @@ def test_run_reroutes_without_the_rip_up_when_congestion_grows(tmp_path, monkeyp
     record = json.loads((tmp_path / GUARD_FILE).read_text())
     assert record["tmg_ripup"] == "abandoned" and record["reason"] == "congestion"
     # the low is iteration 0's 500; 500 + 40·i is above 1.25·500 + 100 from iteration 6 on,
-    # and iteration 15 is the fifteenth without a new low: the guard stops it there (16
-    # iterations seen)
+    # and iteration 13 is the eighth there in a row: the guard stops it there (14 iterations
+    # seen, before the fifteenth without a new low)
     assert record["overused_wires"] == 500 and record["failing_arcs"] is None
-    assert record["iterations"] == 16
+    assert record["iterations"] == 14
     assert "kept the routing congested (lowest 500 overused wires" in msgs[0]
 
 
