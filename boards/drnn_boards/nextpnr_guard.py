@@ -34,8 +34,9 @@ Since no converging run has stood above that line at all, a run that stays above
 :data:`CONGESTION_RISE_PATIENCE` iterations in a row is stopped then, without waiting for the
 thirty: a diverging router2's iterations slow down as its congestion grows (the random model
 against 80 MHz in issue #10's fourteenth round: 20 s an iteration near its low of 2,886 at
-iteration 15, four minutes by iteration 32 at 5,729), so the thirty-iteration rule alone kept
-that build in a rip-up that had stopped converging for over 50 minutes.
+iteration 15, four minutes by iteration 32 at 5,729), so the thirty-iteration rule alone would
+have kept that build in its rip-up until iteration 45, about another hour at that pace (it was
+stopped by hand at iteration 32, 37 minutes into routing).
 
 What happened goes to
 :data:`GUARD_FILE` in the working directory, which :func:`drnn_boards.ulx3s.build` puts in its
