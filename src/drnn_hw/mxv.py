@@ -111,11 +111,11 @@ class SlotSignature(wiring.Signature):
         The P-row block the products accumulate into.
     delta : Out(ArrayLayout(ArrayLayout(signed(delta_bits), rows), columns))
         ``delta[k][p]``: column k's exact delta (0 for an empty column of a partial group) as
-        row p's multiplier takes it: the same value for every p. Any value in a cycle
-        without a slot (a receiver uses the products of a valid slot only). Per row so that a sender can
-        drive the rows from copies of its register (:func:`drive_slot_deltas`); one register
-        driving all P rows of a channel was one net across the die's DSP rows (the ULX3S
-        build's critical path, 14.6 ns).
+        row p's multiplier takes it: the same value for every p; any value in a cycle
+        without a slot (a receiver uses the products of a valid slot only). Per row so that a
+        sender can drive the rows from copies of its register (:func:`drive_slot_deltas`); one
+        register driving all P rows of a channel was one net across the die's DSP rows (the
+        ULX3S build's critical path, 14.6 ns).
     is_x : Out(columns)
         Column k is an x column (its products go to M_nx in channel n) or an h column.
     weight : Out(ArrayLayout(ArrayLayout(signed(w_bits), rows), columns))
