@@ -49,9 +49,10 @@ flipped), a second read port of the memories (so it can start while the last slo
 accumulating into later blocks): one cycle later ``ap_read.m`` (and ``ap_read.m_h``) hold its
 rows, ``acc_bits`` plus guard bits wide. The port is transparent to the accumulation's write,
 so the AP may read a block in the cycle of its last write: the t0 stage then costs the
-schedule no cycle (:func:`~drnn_hw.cycle_model.mxv_drain`). Transparent and never disabled,
-it maps to a registered address before the LUT-RAM's asynchronous read (Yosys), which costs
-neither a bypass mux nor a data register.
+schedule no cycle (:func:`~drnn_hw.cycle_model.mxv_drain`). The port is the LUT-RAM's
+asynchronous read with the write of the same cycle muxed in front of a data register, so the
+AP's next stage (the σ ROMs' addresses) starts from a flip-flop (issue #10's fifteenth round;
+synthesis would otherwise register the address and leave the read in that stage).
 
 The stage registers are ``lib.data`` struct views (valid bit, block, x/h column flags).
 
@@ -480,7 +481,6 @@ class MxVChannel(wiring.Component):
         P, NB, fmts = self.P, self.NB, self.fmts
         accw = signed(self.acc_width)
         row = data.ArrayLayout(accw, P)
-        blk = range(max(NB, 2))
         # Global block g of layer l (local block b) holds rows h_base + b·P + p of ``bias``.
         where = [(s, b) for s in self.map for b in range(s.blocks)]
         words = [[bias[s.h_base + b * P + p] if b * P + p < s.hidden else 0 for p in range(P)]
@@ -496,11 +496,9 @@ class MxVChannel(wiring.Component):
             # loop.
             wps.append(wp)
             acc_rps.append(mem.read_port(transparent_for=(wp,) if self.bypass else ()))
-            # The AP's read, from the cycle of the block's last write (see ap_read):
-            # transparent and never disabled, so synthesis registers its address instead of
-            # its data (LUT-RAM reads asynchronously): no bypass mux, and P·2 address
-            # flip-flops instead of P·acc_width data ones.
-            ap_rps.append(mem.read_port(transparent_for=(wp,)))
+            # The AP's read, asynchronous here and registered below with the bypass of the
+            # write (see ap_read).
+            ap_rps.append(mem.read_port(domain="comb"))
         row_t3, row_t4 = rd, wr
         if code is None:
             biases = [Array(Const(word[p], accw) for word in words)[row_t3[p].fill_block]
@@ -525,21 +523,30 @@ class MxVChannel(wiring.Component):
         sat_hi = [Signal(P, name=f"{name}_sat_hi{b}") for b in range(NB)]
         sat_lo = [Signal(P, name=f"{name}_sat_lo{b}") for b in range(NB)]
 
-        # The AP's read.
+        # The AP's read, from the cycle of the block's last write (see ap_read): the word is
+        # read asynchronously and registered, the write of this cycle to the same block
+        # taking its place (a transparent read). Left to itself, synthesis registers a
+        # transparent LUT-RAM read's address instead (fewer flip-flops, no bypass mux), and
+        # the read then began the AP's c1 stage: address copy → LUT-RAM → the σ ROM's clamp
+        # → a route across the die to the ROM's block RAM, the demo build's slowest group at
+        # 80 MHz (11.4–11.7 ns, issue #10's fourteenth round). With the word registered, c1
+        # starts from a flip-flop, in the same cycle. Yosys's memory_dff would fold the
+        # register and its bypass back into the memory; it folds only a register that is
+        # the word's sole load, and the saturation test below reads the word before it.
         read = self.ap_read
         for p, ap_rp in enumerate(ap_rps):
-            m.d.comb += [ap_rp.addr.eq(read.block[p]), out[p].eq(ap_rp.data)]
-        # The AP's read ends the step for the block: the next accumulation starts from the
-        # saturation of what it read. Which rows saturate, and which way, is worked out here
-        # (one cycle after the read, as the rows arrive), not in the accumulation's loop;
-        # per row, from the row's own read.
-        for p in range(P):
-            ap_block = Signal(blk, name=f"{name}_ap_block{p}")
-            ap_seen = Signal(name=f"{name}_ap_seen{p}")
-            m.d.sync += [ap_seen.eq(read.en[p]), ap_block.eq(read.block[p])]
-            top = out[p][fmts.acc_bits - 1:]
-            with m.If(ap_seen):
-                with m.Switch(ap_block):
+            word = Signal(accw, name=f"{name}_ap_word{p}")
+            same = wps[p].en & (wps[p].addr == read.block[p])
+            m.d.comb += [ap_rp.addr.eq(read.block[p]),
+                         word.eq(Mux(same, wps[p].data, ap_rp.data))]
+            m.d.sync += out[p].eq(word)
+            # The AP's read ends the step for the block: the next accumulation starts from
+            # the saturation of what it read. Which rows saturate, and which way, is worked
+            # out from the word as it is read (registered with it), per row; the row's stale
+            # bit is set in the same cycle (below).
+            top = word[fmts.acc_bits - 1:]
+            with m.If(read.en[p]):
+                with m.Switch(read.block[p]):
                     for b in range(NB):
                         with m.Case(b):
                             m.d.sync += [sat_hi[b][p].eq(~top[-1] & top.any()),

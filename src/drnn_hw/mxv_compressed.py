@@ -126,8 +126,8 @@ class CompressedMxVChannel(wiring.Component):
         Lane 0's multipliers lent to the AP (not while a slot comes).
     ap_read : In(DeltaReadSignature(P, acc_width, ΣNB, split=bias_h is not None))
         ``m`` (and ``m_h``) one cycle after ``en``: the lane sums of the block's rows (exact,
-        not saturated). Must come after the block's last write of the step (at least one
-        cycle: the AP's read port has no bypass). Applies the end-of-step saturation.
+        not saturated), registered. May come in the cycle of the block's last write of the
+        step (the read takes that write). Applies the end-of-step saturation.
     load_bias : In(1)
         RESET_STATE: the biases into lane 0, 0 into the other lanes, NB cycles down the
         pipeline (:attr:`bias_load_cycles`); also after the domain's reset.
@@ -354,15 +354,22 @@ class CompressedMxVChannel(wiring.Component):
                         m.d.sync += [f[b].eq(0) for f in flags]
 
                 # The AP's read of this lane: the word, or its flag's value; from the cycle
-                # of the word's last write (transparent to it and never disabled, as the
-                # dense channel's: an address register, no bypass mux).
-                ap_rp = mem.read_port(transparent_for=own)
-                m.d.comb += ap_rp.addr.eq(self.ap_read.block[p])
+                # of the word's last write, read asynchronously with the write of this cycle
+                # in its place (transparent) and, summed over the lanes, registered: the
+                # dense channel's registered word (mxv.py), so the AP's c1 starts from a
+                # flip-flop. A write in this cycle also clears the word's flag.
+                ap_rp = mem.read_port(domain="comb")
+                ap_at = self.ap_read.block[p]
+                m.d.comb += ap_rp.addr.eq(ap_at)
+                word = ap_rp.data
+                for w in own:          # in port order: the last write port's data wins
+                    word = Mux(w.en & (w.addr == ap_at), w.data, word)
+                kept = ~(wp.en & (wp.addr == ap_at))
                 if k == 0:
-                    value = Mux(_bit(hi, ap_block[p]), acc.max,
-                                Mux(_bit(lo, ap_block[p]), acc.min, ap_rp.data))
+                    value = Mux(_bit(hi, ap_at) & kept, acc.max,
+                                Mux(_bit(lo, ap_at) & kept, acc.min, word))
                 else:
-                    value = Mux(_bit(zero, ap_block[p]), 0, ap_rp.data)
+                    value = Mux(_bit(zero, ap_at) & kept, 0, word)
                 if not (shared and k > 0):
                     sums.append((k, p, value, flags))
 
@@ -373,7 +380,7 @@ class CompressedMxVChannel(wiring.Component):
             total = lanes[0][1]
             for _, v, _ in lanes[1:]:
                 total = total + v
-            m.d.comb += out[p].eq(total[:self.acc_width].as_signed())
+            m.d.sync += out[p].eq(total[:self.acc_width].as_signed())
             top = out[p][fmts.acc_bits - 1:]
             hi_p = ~top[-1] & top.any()
             lo_p = top[-1] & ~top.all()
