@@ -524,7 +524,8 @@ class DeltaRNNCore(wiring.Component):
         nnz_dx_last = Signal(16)
         nnz_dh_last = Signal(16)
 
-        # Start conditions from registers (they fan out to the whole core). frame_ready may be
+        # Start conditions from registers (``start`` below is worked out from their next
+        # values). frame_ready may be
         # one cycle stale, which is safe: it only matters when idle, and the last pop of a step
         # is many cycles before its commit. A step starts no earlier than the second cycle
         # after a register write, so the encoder's copy of the thresholds (taken in idle
@@ -554,10 +555,33 @@ class DeltaRNNCore(wiring.Component):
         m.d.comb += [
             # (A RESET_STATE during the bias fill restarts it.)
             apply_reset.eq(idle & reset_pending),
-            start.eq(idle & ~reset_pending & ~reset_busy & frame_ready & ~csr_wrote &
-                     ~after_commit),
             layer_done.eq(ap.done | ap_done),
         ]
+        # ``start`` is a register: the AND of its six terms, each worked out from the value
+        # the term's own register takes at this edge (below: running, reset_pending,
+        # reset_busy, frame_ready, csr_wrote, after_commit), so it equals
+        # ``idle & ~reset_pending & ~reset_busy & frame_ready & ~csr_wrote & ~after_commit``
+        # in every cycle. Worked out in its own cycle, the AND sat in front of the encoder's
+        # fetch enables across the die: the random model's critical path at 80 MHz (12.56 ns,
+        # 11.09 of it routing, issue #10's fifteenth round).
+        idle_n = commit | (idle & ~start)
+        # (A RESET_STATE write also sets reset_pending, but the write itself holds the start.)
+        reset_pending_n = reset_pending & ~apply_reset
+        reset_busy_n = apply_reset | (reset_busy & (reset_left != 0))
+        frame_ready_n = x_fifo.r_level >= desc[0].x_windows
+        after_commit_n = commit if L > 1 else Const(0)
+        start_q = Signal(name="start_q")
+        m.d.sync += start_q.eq(idle_n & ~reset_pending_n & ~reset_busy_n & frame_ready_n &
+                               ~self.csr.w_stb & ~after_commit_n)
+        m.d.comb += start.eq(start_q)
+        probe = getattr(self, "_probe", None)    # tests only: the register against its terms
+        if probe is not None:
+            spec = Signal(name="start_spec")
+            m.d.comb += spec.eq(idle & ~reset_pending & ~reset_busy & frame_ready & ~csr_wrote &
+                                ~after_commit)
+            probe.update(start=start, start_spec=spec, idle=idle, reset_pending=reset_pending,
+                         reset_busy=reset_busy, frame_ready=frame_ready, csr_wrote=csr_wrote,
+                         after_commit=after_commit)
 
         # --- layers ---------------------------------------------------------------------------
         # One pass per layer within the step. Between passes LAYER_GAP idle cycle(s): the

@@ -53,7 +53,7 @@ def _unpack_beat(word: int, act_bits: int, scan: int) -> tuple[list[int], int]:
 def simulate(bundle, sequences, shape: CoreShape, *, waves=None, stall_seed=None,
              x_valid_prob: float = 1.0, h_ready_prob: float = 1.0, thetas=None,
              reset_between: bool = True, extra_checks=None, h0=None, maxima=None,
-             core_bundle=None, layer_stats: bool = False, core_options=None):
+             core_bundle=None, layer_stats: bool = False, core_options=None, monitor=None):
     """Run ``sequences`` (list of (T_n, I) code arrays) through a fresh core.
 
     Returns a list (per sequence) of dicts with ``h`` (T, H), ``cycles``, ``nnz_dx``, ``nnz_dh``
@@ -69,7 +69,9 @@ def simulate(bundle, sequences, shape: CoreShape, *, waves=None, stall_seed=None
     ``layer_stats``: also read every layer's LAYER_CYCLES over the bus at each step (while
     its output frame waits, so the next step cannot overwrite them): ``layer_cycles`` (T, L).
     ``core_options``: attributes set on the core before it is elaborated (tests only, e.g.
-    the compressed MxV's ``_fault``).
+    the compressed MxV's ``_fault``). ``monitor``: an async function ``(ctx, dut)`` run
+    beside the producer and consumer as a background testbench (tests only: checks of
+    internal signals in every cycle).
     """
     from amaranth.sim import Simulator
 
@@ -189,6 +191,10 @@ def simulate(bundle, sequences, shape: CoreShape, *, waves=None, stall_seed=None
     sim.add_clock(1e-8)
     sim.add_testbench(producer)
     sim.add_testbench(consumer)
+    if monitor is not None:
+        async def watch(ctx):
+            await monitor(ctx, dut)
+        sim.add_testbench(watch, background=True)
     if waves:
         with sim.write_vcd(str(waves)):
             sim.run()
