@@ -181,7 +181,10 @@ class HostLink(wiring.Component):
         # frame buffer is read no earlier than two cycles after the last payload byte.
         put = Signal()                           # an element to put into the beat
         put_elem = Signal(A)
-        put_slot = Signal(range(max(E, 2)))
+        # The element's slot, one-hot: each of the beat's E words then takes its enable from
+        # one flip-flop, where a binary slot fanned out to the whole beat's E·act_bits
+        # registers and the buffer's write data (the ULX3S build's 12.34 ns path at 80 MHz).
+        put_at = Signal(E)
         put_write = Signal()                     # ... and it ends the beat: write the buffer
         put_beat = Signal(range(self.x_beats + 1))
         clear_hold = Signal()                    # a request's length arrived: empty the beat
@@ -232,8 +235,9 @@ class HostLink(wiring.Component):
         # The element completed by the current byte (little endian, low act_bits kept).
         new_elem = Signal(A)
         m.d.comb += new_elem.eq(Cat(elem_lo[:8 * (B - 1)], rx_byte)[:A] if B > 1 else rx_byte[:A])
-        m.d.comb += hold_next.eq(hold)
-        m.d.comb += hold_next.word_select(put_slot, A).eq(put_elem)
+        for e in range(E):
+            m.d.comb += hold_next.word_select(e, A).eq(
+                Mux(put_at[e], put_elem, hold.word_select(e, A)))
         for e, port in enumerate(xbuf_w):        # xbuf_we[e] equals put & put_write
             m.d.comb += [port.en.eq(xbuf_we[e]), port.addr.eq(put_beat),
                          port.data.eq(hold_next.word_select(e, A))]
@@ -349,7 +353,7 @@ class HostLink(wiring.Component):
                     with m.If(cmd == Command.STEP):
                         with m.If(elem_byte == B - 1):
                             m.d.sync += [elem_byte.eq(0), elem.eq(elem + 1), put.eq(1),
-                                         put_elem.eq(new_elem), put_slot.eq(beat_elem),
+                                         put_elem.eq(new_elem), put_at.eq(1 << beat_elem),
                                          put_beat.eq(beat), put_write.eq(0)]
                             with m.If((beat_elem == E - 1) | (elem == I_now - 1)):
                                 m.d.sync += [beat_elem.eq(0), beat.eq(beat + 1),

@@ -328,10 +328,12 @@ def tool_env() -> dict:
 
 
 def build(bundle, shape, out_dir, *, freq_mhz: float = DEFAULT_FREQ_MHZ,
-          baud: int = DEFAULT_BAUD, maxima=None, log=print) -> dict:
+          baud: int = DEFAULT_BAUD, maxima=None, seed: int | None = None, log=print) -> dict:
     """Synthesise, place and route, pack. Writes ``out_dir``/drnn_ulx3s.bit, report.json,
     report.txt; returns the report dict. ``maxima``: a run-time core (``--weights runtime``)
-    laid out for them, ``bundle`` its initial model."""
+    laid out for them, ``bundle`` its initial model. ``seed``: nextpnr's placement seed
+    (``--seed``; None: nextpnr's default), for checking that a clock is met with margin
+    rather than by one lucky placement; recorded in the report."""
     from amaranth_boards.ulx3s import ULX3S_85F_Platform
 
     out = Path(out_dir)
@@ -381,7 +383,8 @@ def build(bundle, shape, out_dir, *, freq_mhz: float = DEFAULT_FREQ_MHZ,
                        # (68.43 at 40 MHz without: README, "Boards").
                        nextpnr_opts=f"--report {NAME}.report.json --detailed-timing-report "
                                     "--timing-allow-fail --router router2 --placer static "
-                                    "--tmg-ripup")
+                                    "--tmg-ripup"
+                                    + ("" if seed is None else f" --seed {int(seed)}"))
     except Exception as e:   # tool failure: subprocess.CalledProcessError and friends
         raise BuildError(f"ULX3S build failed ({type(e).__name__}: {e}); logs in {build_dir}") \
             from None
@@ -414,7 +417,7 @@ def build(bundle, shape, out_dir, *, freq_mhz: float = DEFAULT_FREQ_MHZ,
                   "pll": {k: v for k, v in top.pll.items() if k.isupper()},
                   "achieved_fmax_mhz": achieved,
                   "timing_met": achieved is not None and achieved >= top.freq_hz / 1e6,
-                  "per_clock": pnr["fmax"], "router": router},
+                  "per_clock": pnr["fmax"], "router": router, "nextpnr_seed": seed},
         "uart": {"baud": baud, "divisor": top.divisor},
         "synth_cells": {k: cells.get(k, 0) for k in ("LUT4", "TRELLIS_FF", "DP16KD",
                                                      "MULT18X18D", "CCU2C", "EHXPLLL")},
@@ -462,14 +465,14 @@ def fallback_freq_mhz(achieved_mhz: float) -> float:
 
 
 def build_at_default_clock(bundle, shape, out_dir, *, baud: int = DEFAULT_BAUD, maxima=None,
-                           log=print) -> dict:
+                           seed: int | None = None, log=print) -> dict:
     """:func:`build` at :data:`DEFAULT_FREQ_MHZ`; when that misses timing (a larger or stacked
     core), once more at :func:`fallback_freq_mhz` of the Fmax it reached, so that the
     bitstream a plain ``drnn build`` leaves meets its clock whenever a rebuild can. The
     report's ``clock.first_attempt`` then records the first build (target, Fmax, seconds).
     Returns the report of the bitstream left in ``out_dir``."""
     report = build(bundle, shape, out_dir, freq_mhz=DEFAULT_FREQ_MHZ, baud=baud,
-                   maxima=maxima, log=log)
+                   maxima=maxima, seed=seed, log=log)
     fmax = report["clock"]["achieved_fmax_mhz"]
     if report["clock"]["timing_met"] or not fmax:
         return report
@@ -481,7 +484,8 @@ def build_at_default_clock(bundle, shape, out_dir, *, baud: int = DEFAULT_BAUD, 
     first = {"target_mhz": DEFAULT_FREQ_MHZ, "achieved_fmax_mhz": fmax,
              "critical_path": report.get("critical_path"),
              "build_seconds": report.get("build_seconds")}
-    report = build(bundle, shape, out_dir, freq_mhz=retry, baud=baud, maxima=maxima, log=log)
+    report = build(bundle, shape, out_dir, freq_mhz=retry, baud=baud, maxima=maxima,
+                   seed=seed, log=log)
     report["clock"]["first_attempt"] = first
     out = Path(out_dir)
     (out / "report.json").write_text(json.dumps(report, indent=1) + "\n")

@@ -81,7 +81,8 @@ def format_report(r: dict) -> str:
            f"{', '.join(str(h) for _, h in r['model']['layers'])})"
            if len(r["model"].get("layers", [])) > 1 else ""),
         f"clock: target {c['target_mhz']:g} MHz, PLL {c['pll_mhz']:g} MHz, achieved Fmax "
-        f"{c['achieved_fmax_mhz']} MHz -> timing {'met' if c['timing_met'] else 'NOT met'}",
+        f"{c['achieved_fmax_mhz']} MHz -> timing {'met' if c['timing_met'] else 'NOT met'}"
+        + (f" (nextpnr --seed {c['nextpnr_seed']})" if c.get("nextpnr_seed") else ""),
         "synthesis cells: " + ", ".join(f"{k} {v}" for k, v in r["synth_cells"].items()),
         "placed: " + ", ".join(f"{k} {v['used']}/{v['available']}" for k, v in u.items()
                                if v["used"]),

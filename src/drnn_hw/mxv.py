@@ -22,15 +22,16 @@ The delta memories are ``lib.memory`` RAMs of NB words, one per row (word b = ro
 b), initialised to the biases, so they map to distributed RAM instead of H·acc_bits flip-flops
 behind block muxes. Each row's RAM and flags take their read and write addresses from the
 row's own copies of the t3/t4 control registers: the rows sit beside their multipliers, spread
-over the die's DSP rows, and one register for all of them is a net across the chip. ``load_bias`` (RESET_STATE) writes the biases back, one block
-per cycle through the accumulation's own stages (:attr:`MxVChannel.bias_load_cycles`). The
+over the die's DSP rows, and one register for all of them is a net across the chip.
+``load_bias`` (RESET_STATE) writes the biases back, one block per cycle through the
+accumulation's own stages (:attr:`MxVChannel.bias_load_cycles`). The
 spec's end-of-step saturation costs nothing: when the AP has read a block the step is over for
 it (*stale*, one bit per block). The AP itself needs no saturated copy: narrowing a wider value
 to the activation format gives the same number
 (:func:`drnn_hw.hdl_arith.saturated_lut_index`), so nothing is written back. Which rows of the
 block lie above or below the format is worked out from the AP's read and kept as two flags per
-row; the next accumulation starts those rows from the format's max or min (and its write
-clears the bit).
+row, written with the stale bit the cycle after the read; the next accumulation starts those
+rows from the format's max or min (and its write clears the bit).
 
 What a sum starts from is decided when the accumulation's read is issued (t3) and registered
 with it, so the read-add-write loop of t4 holds one LUT level before its adder. That loop needs
@@ -309,9 +310,10 @@ class MxVChannel(wiring.Component):
         Read block ``ap_read.block`` for the AP: ``AP_READ_LATENCY`` cycles later ``ap_read.m``
         (and ``m_h``) hold its rows (not saturated; see the module docstring), in that cycle
         only (the rows of ``block`` of the cycle before, whatever ``en``). Marks the block
-        stale. May come in the cycle of the block's last write of the step, not before (the
-        read port is transparent to the write, which saves the schedule the t0 stage's
-        cycle).
+        stale, a cycle later: the block's next accumulation (its t3 read, three cycles after
+        the slot) must come two or more cycles after the read. May come in the cycle of the
+        block's last write of the step, not before (the read port is transparent to the
+        write, which saves the schedule the t0 stage's cycle).
     load : In(load_signature(load_bits))
         Only with ``load_codes``: a word write from the register bus into the bias memory
         of M (``load.memory == load_codes[0]``) or M_nh (``load_codes[1]``): the P biases
@@ -534,6 +536,7 @@ class MxVChannel(wiring.Component):
         # register and its bypass back into the memory; it folds only a register that is
         # the word's sole load, and the saturation test below reads the word before it.
         read = self.ap_read
+        seens = []
         for p, ap_rp in enumerate(ap_rps):
             word = Signal(accw, name=f"{name}_ap_word{p}")
             same = wps[p].en & (wps[p].addr == read.block[p])
@@ -541,16 +544,25 @@ class MxVChannel(wiring.Component):
                          word.eq(Mux(same, wps[p].data, ap_rp.data))]
             m.d.sync += out[p].eq(word)
             # The AP's read ends the step for the block: the next accumulation starts from
-            # the saturation of what it read. Which rows saturate, and which way, is worked
-            # out from the word as it is read (registered with it), per row; the row's stale
-            # bit is set in the same cycle (below).
+            # the saturation of what it read. Which way the row saturates is worked out from
+            # the word as it is read and registered with it (two bits, beside the row), and
+            # written into the block's flags and stale bit a cycle later (below), as the
+            # compressed channel does: writing the NB flags straight from the compare put
+            # the accumulation's adder, the bypass mux, the compare and the flags' routing in
+            # one cycle (the random model's 12.0 ns group at 80 MHz, issue #10's sixteenth
+            # round). Nothing reads a block's flags within two cycles of its AP read (the next
+            # accumulation of the block is the next step's, after the AP).
             top = word[fmts.acc_bits - 1:]
-            with m.If(read.en[p]):
-                with m.Switch(read.block[p]):
+            seen = Signal(data.StructLayout({"en": 1, "block": _blocks_shape(NB), "hi": 1,
+                                             "lo": 1}), name=f"{name}_ap_seen{p}")
+            m.d.sync += seen.eq(Cat(read.en[p], read.block[p], ~top[-1] & top.any(),
+                                    top[-1] & ~top.all()))
+            seens.append(seen)
+            with m.If(seen.en):
+                with m.Switch(seen.block):
                     for b in range(NB):
                         with m.Case(b):
-                            m.d.sync += [sat_hi[b][p].eq(~top[-1] & top.any()),
-                                         sat_lo[b][p].eq(top[-1] & ~top.all())]
+                            m.d.sync += [sat_hi[b][p].eq(seen.hi), sat_lo[b][p].eq(seen.lo)]
 
         # t3: the accumulation's read, and per row whether the sum starts from what is read
         # or from a value chosen here: the biases (a fill after load_bias) or the format's
@@ -583,5 +595,5 @@ class MxVChannel(wiring.Component):
             for b in range(NB):
                 with m.If(wt.valid & (wt.block == b)):
                     m.d.sync += stale[p][b].eq(0)
-                with m.If(read.en[p] & (read.block[p] == b)):
+                with m.If(seens[p].en & (seens[p].block == b)):
                     m.d.sync += stale[p][b].eq(1)

@@ -118,6 +118,23 @@ def test_build_command_writes_plan(tmp_path):
     assert "Vivado not run" in proc.stdout
 
 
+@pytest.mark.parametrize("option, says", [
+    (["--seed", 2], "--seed applies to the ULX3S only"),
+    (["--baud", 115200], "--baud applies to the ULX3S only"),
+])
+def test_build_command_refuses_ulx3s_options(tmp_path, option, says):
+    """nextpnr's seed and the UART's baud rate mean nothing for the Arty's Vivado plan: a
+    one-line error, no plan written."""
+    from drnn_cli import drnn, one_line_error
+
+    random_bundle(6, 10, seed=1).save(tmp_path / "m")
+    msg = one_line_error(drnn("build", "--board", "arty-z7-20", tmp_path / "m", "--out",
+                              tmp_path / "out", "--rows", 4, "--scan", 4, "--no-estimate",
+                              *option))
+    assert says in msg
+    assert not (tmp_path / "out" / "build.tcl").exists()
+
+
 def test_build_command_takes_a_compressed_core(tmp_path):
     """A column-balanced bundle builds its compressed-weight core for a board (auto); its
     on-chip weight check counts the (value, row) pairs, not the dense banks."""

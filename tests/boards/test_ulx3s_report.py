@@ -94,3 +94,20 @@ def test_report_text_says_why_the_rip_up_was_stopped(router, says):
            "utilization": {}, "uart": {"baud": 1, "divisor": 1}, "bitstream": "x.bit"}
     lines = [ln for ln in format_report(rep).splitlines() if ln.startswith("router:")]
     assert lines == ([] if says is None else [f"router: timing-driven rip-up {says}"])
+
+
+@pytest.mark.parametrize("seed", [None, 3])
+def test_report_text_names_the_placement_seed(seed):
+    """A build with ``drnn build --seed`` says so on its clock line (another seed is another
+    placement: its Fmax is not the default build's)."""
+    from drnn_boards.ulx3s_report import format_report
+
+    rep = {"clock": {"target_mhz": 80, "pll_mhz": 80.0, "achieved_fmax_mhz": 81.0,
+                     "timing_met": True, "nextpnr_seed": seed},
+           "critical_path": None, "build_seconds": 1.0, "device": "d", "board": "b",
+           "core": {"rows": 4, "columns": 2, "scan": 4}, "multipliers": 24,
+           "model": {"input_size": 3, "hidden_size": 5}, "synth_cells": {},
+           "utilization": {}, "uart": {"baud": 1, "divisor": 1}, "bitstream": "x.bit"}
+    clock = [ln for ln in format_report(rep).splitlines() if ln.startswith("clock:")]
+    assert clock == ["clock: target 80 MHz, PLL 80 MHz, achieved Fmax 81.0 MHz -> timing met"
+                     + ("" if seed is None else " (nextpnr --seed 3)")]

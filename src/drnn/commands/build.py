@@ -30,17 +30,21 @@ BOARDS = ("ulx3s-85f", "arty-z7-20")
 @click.option("--out", "out_dir", type=click.Path(path_type=Path), required=True,
               help="Output directory (bitstream or Vivado plan, report.json, report.txt).")
 @click.option("--freq", "freq_mhz", type=float, default=None,
-              help="Core clock in MHz (ULX3S: made by the PLL from 25 MHz, default 70, which "
-                   "the default core meets; a core that misses it is rebuilt at 90 % of its "
-                   "Fmax; Arty: FCLK_CLK0, default 50, not verified by Vivado).")
+              help="Core clock in MHz (ULX3S: made by the PLL from 25 MHz, default "
+                   "drnn_boards.ulx3s.DEFAULT_FREQ_MHZ, which the default core meets; a core "
+                   "that misses it is rebuilt at 90 % of its Fmax; Arty: FCLK_CLK0, default "
+                   "50, not verified by Vivado).")
+@click.option("--seed", type=click.IntRange(min=1), default=None,
+              help="ULX3S: nextpnr's placement seed (default: nextpnr's own), to check that "
+                   "a clock is met by more than one placement.")
 @click.option("--baud", type=int, default=None,
               help="ULX3S UART baud rate (default 1000000).")
 @click.option("--estimate/--no-estimate", default=True, show_default=True,
               help="Arty Z7-20: run the Yosys synth_xilinx resource estimate after the plan.")
 @core_options
 @weights_options
-def build(model_dir, board, out_dir, freq_mhz, baud, estimate, weights, max_inputs, max_hidden,
-          max_layers, max_kept, **core):
+def build(model_dir, board, out_dir, freq_mhz, seed, baud, estimate, weights, max_inputs,
+          max_hidden, max_layers, max_kept, **core):
     """Build MODEL_DIR for a board. With --weights runtime the core runs any model of the
     bundle's cell and formats up to the --max-* sizes, loaded with drnn load (MODEL_DIR is
     its initial model)."""
@@ -68,10 +72,11 @@ def build(model_dir, board, out_dir, freq_mhz, baud, estimate, weights, max_inpu
             if freq_mhz is None:        # the default clock, or a rebuild below it if missed
                 report = ulx3s.build_at_default_clock(
                     bundle, shape, out_dir, baud=baud or ulx3s.DEFAULT_BAUD, maxima=maxima,
-                    log=lambda line: click.echo(line, err=True))
+                    seed=seed, log=lambda line: click.echo(line, err=True))
             else:
                 report = ulx3s.build(bundle, shape, out_dir, freq_mhz=freq_mhz,
-                                     baud=baud or ulx3s.DEFAULT_BAUD, maxima=maxima)
+                                     baud=baud or ulx3s.DEFAULT_BAUD, maxima=maxima,
+                                     seed=seed)
         except (ulx3s.BuildError, ValueError) as e:
             raise UserError(str(e)) from None
         click.echo((Path(out_dir) / "report.txt").read_text().rstrip())
@@ -87,6 +92,8 @@ def build(model_dir, board, out_dir, freq_mhz, baud, estimate, weights, max_inpu
 
         if baud is not None:
             raise UserError("--baud applies to the ULX3S only (the Arty uses AXI)")
+        if seed is not None:
+            raise UserError("--seed applies to the ULX3S only (nextpnr's placement seed)")
         out = Path(out_dir)
         plan = write_vivado_plan(bundle, shape, out, freq_mhz=freq_mhz, maxima=maxima)
         click.echo(f"Vivado plan written to {out}: {', '.join(plan['files'])} "
