@@ -38,6 +38,15 @@ iteration 15, four minutes by iteration 32 at 5,729), so the thirty-iteration ru
 have kept that build in its rip-up until iteration 45, about another hour at that pace (it was
 stopped by hand at iteration 32, 37 minutes into routing).
 
+The run without the rip-up is watched by the same congestion rule: plain router2 has no
+iteration limit either, and on a placement it cannot route it runs on for ever. The demo core
+against 80 MHz with ``--seed 2`` (issue #10's sixteenth round) abandoned the rip-up at 188
+overused wires; plain router2 then fell to 163 (iteration 43) and rose to 3,142 (iteration 80)
+before it was stopped by hand. The guard stops such a run and exits with
+:data:`DIVERGED_EXIT`: the build fails with an error naming the congestion instead of never
+ending, and a default-clock build is retried at a lower clock
+(:func:`drnn_boards.ulx3s.build_at_default_clock`).
+
 What happened goes to
 :data:`GUARD_FILE` in the working directory, which :func:`drnn_boards.ulx3s.build` puts in its
 report (``clock.router``).
@@ -56,7 +65,8 @@ import time
 from pathlib import Path
 
 __all__ = ["PATIENCE", "CONGESTION_PATIENCE", "CONGESTION_FACTOR", "CONGESTION_MARGIN",
-           "CONGESTION_RISE_PATIENCE", "GUARD_FILE", "RipupMonitor", "run", "main", "write_wrapper"]
+           "CONGESTION_RISE_PATIENCE", "DIVERGED_EXIT", "GUARD_FILE", "RipupMonitor", "run",
+           "main", "write_wrapper"]
 
 #: Iterations of legal routing without fewer failing arcs after which the rip-up is stopped.
 #: Converging runs improve far more often: the P = 24 core against 65 MHz reached no failing
@@ -73,10 +83,15 @@ CONGESTION_RISE_PATIENCE = 8
 #: Written in the working directory: {"tmg_ripup": "converged" | "abandoned" | "not used",
 #: "iterations": router iterations of the run with it, "failing_arcs": the best count of legal
 #: routing (None if it never was), and when abandoned "reason": "failing arcs" | "congestion",
-#: "overused_wires": the lowest overused-wire count}.
+#: "overused_wires": the lowest overused-wire count; for a run without the rip-up, "route":
+#: "converged" | "failed" | "diverged", and when diverged "route_overused_wires" (its lowest
+#: overused-wire count) and "route_iterations"}.
 GUARD_FILE = "nextpnr_guard.json"
-_ITER = re.compile(r"iter=(\d+) wires=\d+ overused=(\d+) overuse=\d+ tmgfail=(\d+)")
+# router2's iteration line; ``tmgfail`` only with --tmg-ripup.
+_ITER = re.compile(r"iter=(\d+) wires=\d+ overused=(\d+) overuse=\d+(?: tmgfail=(\d+))?")
 _FLAG = "--tmg-ripup"
+#: :func:`run`'s exit code when it stopped a run without the rip-up whose routing diverged.
+DIVERGED_EXIT = 75
 
 
 class RipupMonitor:
@@ -84,7 +99,8 @@ class RipupMonitor:
     legal routing with failing arcs not below their best for ``patience`` iterations
     (``reason`` "failing arcs"), or congestion without a new low for ``congestion_patience``
     iterations and above ``CONGESTION_FACTOR`` times that low plus ``CONGESTION_MARGIN``, or
-    above that line for ``rise_patience`` iterations in a row (``reason`` "congestion")."""
+    above that line for ``rise_patience`` iterations in a row (``reason`` "congestion").
+    A run without the rip-up (no ``tmgfail`` in its lines) is judged on congestion only."""
 
     def __init__(self, patience: int = PATIENCE,
                  congestion_patience: int = CONGESTION_PATIENCE,
@@ -105,7 +121,7 @@ class RipupMonitor:
         if m is None:
             return False
         self.iterations = int(m[1]) + 1
-        overused, failing = int(m[2]), int(m[3])
+        overused, failing = int(m[2]), None if m[3] is None else int(m[3])
         if self.lowest_overused is None or overused < self.lowest_overused:
             self.lowest_overused, self.congestion_stale, self.above = overused, 0, 0
         else:
@@ -116,7 +132,7 @@ class RipupMonitor:
                          or self.above >= self.rise_patience):
                 self.reason = "congestion"
                 return True
-        if overused or failing == 0:
+        if overused or not failing:       # (None: a run without the rip-up)
             return False
         if self.best is None or failing < self.best:
             self.best, self.stale = failing, 0
@@ -135,22 +151,12 @@ def _log_path(args: list[str]) -> Path | None:
     return None
 
 
-def run(real: list[str], args: list[str], *, patience: int = PATIENCE,
-        congestion_patience: int = CONGESTION_PATIENCE,
-        rise_patience: int = CONGESTION_RISE_PATIENCE, poll_s: float = 1.0, log=None) -> int:
-    """Run ``real + args`` (nextpnr and its arguments); returns its exit code. With
-    ``--tmg-ripup`` and ``--log FILE`` among ``args``, watch FILE and rerun without the flag
-    when the rip-up stalls (see the module docstring). Writes :data:`GUARD_FILE`."""
-    log = log or (lambda s: print(s, file=sys.stderr, flush=True))
-    logfile = _log_path(args)
-    if _FLAG not in args or logfile is None:
-        Path(GUARD_FILE).write_text(json.dumps({"tmg_ripup": "not used"}) + "\n")
-        return subprocess.call(real + args)
-    monitor = RipupMonitor(patience, congestion_patience, rise_patience)
+def _watch(cmd: list[str], logfile: Path, monitor: RipupMonitor, poll_s: float):
+    """Run ``cmd``, feeding ``monitor`` every complete line of ``logfile`` as it grows; kill
+    the process when the monitor fires. Returns (exit code or None if killed, fired)."""
     logfile.unlink(missing_ok=True)
-    proc = subprocess.Popen(real + args)
+    proc = subprocess.Popen(cmd)
     seen = 0            # bytes of the log read, up to its last complete line
-    stalled = False
     while True:
         code = proc.poll()
         if logfile.exists():
@@ -160,19 +166,61 @@ def run(real: list[str], args: list[str], *, patience: int = PATIENCE,
             end = chunk.rfind(b"\n") + 1
             for line in chunk[:end].decode(errors="replace").splitlines():
                 if monitor.feed(line):
-                    stalled = True
-                    break
+                    proc.kill()
+                    proc.wait()
+                    return None, True
             seen += end
-        if stalled or code is not None:
-            break
+        if code is not None:
+            return code, False
         time.sleep(poll_s)
+
+
+def _route_plain(real, args, logfile, record, *, congestion_patience, rise_patience, poll_s,
+                 log) -> int:
+    """Run nextpnr without the rip-up (``args`` without it), stopping it if its congestion
+    grows away from its low (the monitor's congestion rule: plain router2 has no iteration
+    limit either, and a placement it cannot route ran on for ever, issue #10's sixteenth
+    round). Adds ``route`` ("converged", "failed" or "diverged") and, when diverged,
+    ``route_overused_wires`` and ``route_iterations`` to ``record``, writes
+    :data:`GUARD_FILE`; returns nextpnr's exit code, :data:`DIVERGED_EXIT` when stopped."""
+    monitor = RipupMonitor(congestion_patience=congestion_patience,
+                           rise_patience=rise_patience)
+    code, fired = _watch(real + args, logfile, monitor, poll_s)
+    if fired:
+        record.update(route="diverged", route_overused_wires=monitor.lowest_overused,
+                      route_iterations=monitor.iterations)
+        log(f"nextpnr: the routing did not converge (lowest {monitor.lowest_overused} "
+            f"overused wires, growing again after {monitor.iterations} iterations); stopped")
+        code = DIVERGED_EXIT
+    else:
+        record["route"] = "converged" if code == 0 else "failed"
+    Path(GUARD_FILE).write_text(json.dumps(record) + "\n")
+    return code
+
+
+def run(real: list[str], args: list[str], *, patience: int = PATIENCE,
+        congestion_patience: int = CONGESTION_PATIENCE,
+        rise_patience: int = CONGESTION_RISE_PATIENCE, poll_s: float = 1.0, log=None) -> int:
+    """Run ``real + args`` (nextpnr and its arguments); returns its exit code. With
+    ``--log FILE`` among ``args``, watch FILE: with ``--tmg-ripup``, rerun without the flag
+    when the rip-up stalls; and stop a run without it whose routing diverges (exit code
+    :data:`DIVERGED_EXIT`). See the module docstring. Writes :data:`GUARD_FILE`."""
+    log = log or (lambda s: print(s, file=sys.stderr, flush=True))
+    logfile = _log_path(args)
+    if logfile is None:
+        Path(GUARD_FILE).write_text(json.dumps({"tmg_ripup": "not used"}) + "\n")
+        return subprocess.call(real + args)
+    if _FLAG not in args:
+        return _route_plain(real, args, logfile, {"tmg_ripup": "not used"},
+                            congestion_patience=congestion_patience,
+                            rise_patience=rise_patience, poll_s=poll_s, log=log)
+    monitor = RipupMonitor(patience, congestion_patience, rise_patience)
+    code, stalled = _watch(real + args, logfile, monitor, poll_s)
     record = {"iterations": monitor.iterations, "failing_arcs": monitor.best}
     if not stalled:
         record["tmg_ripup"] = "converged" if code == 0 else "failed"
         Path(GUARD_FILE).write_text(json.dumps(record) + "\n")
         return code
-    proc.kill()
-    proc.wait()
     if monitor.reason == "congestion":
         log(f"nextpnr: the timing-driven rip-up kept the routing congested (lowest "
             f"{monitor.lowest_overused} overused wires, none lower for "
@@ -186,8 +234,9 @@ def run(real: list[str], args: list[str], *, patience: int = PATIENCE,
     logfile.replace(stalled_log)
     record.update(tmg_ripup="abandoned", reason=monitor.reason,
                   overused_wires=monitor.lowest_overused)
-    Path(GUARD_FILE).write_text(json.dumps(record) + "\n")
-    return subprocess.call(real + [a for a in args if a != _FLAG])
+    return _route_plain(real, [a for a in args if a != _FLAG], logfile, record,
+                        congestion_patience=congestion_patience, rise_patience=rise_patience,
+                        poll_s=poll_s, log=log)
 
 
 def main(argv=None, *, real: str) -> int:

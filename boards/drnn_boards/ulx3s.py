@@ -37,7 +37,8 @@ from .ulx3s_timing import analyse, slow_groups
 from .uart import MIN_DIVISOR, UARTReceiver, UARTTransmitter
 
 __all__ = ["DeltaRNNBoard", "ULX3STop", "pll_config", "build", "program", "tool_env",
-           "DEFAULT_BAUD", "DEFAULT_FREQ_MHZ", "BuildError", "build_at_default_clock",
+           "DEFAULT_BAUD", "DEFAULT_FREQ_MHZ", "BuildError", "RoutingError",
+           "build_at_default_clock",
            "fallback_freq_mhz", "slow_paths"]
 
 DEFAULT_BAUD = 1_000_000          # the FT231X handles 3 Mbaud; 1 Mbaud divides any whole MHz
@@ -61,6 +62,11 @@ NAME = "drnn_ulx3s"
 
 class BuildError(RuntimeError):
     """A tool failed or is missing; the message is one line."""
+
+
+class RoutingError(BuildError):
+    """nextpnr could not route the placement at the requested clock: its congestion grew
+    away from its low and the guard stopped it (:mod:`drnn_boards.nextpnr_guard`)."""
 
 
 def _refuse(component, message):
@@ -386,6 +392,14 @@ def build(bundle, shape, out_dir, *, freq_mhz: float = DEFAULT_FREQ_MHZ,
                                     "--tmg-ripup"
                                     + ("" if seed is None else f" --seed {int(seed)}"))
     except Exception as e:   # tool failure: subprocess.CalledProcessError and friends
+        guard = build_dir / GUARD_FILE
+        record = json.loads(guard.read_text()) if guard.is_file() else {}
+        if record.get("route") == "diverged":
+            raise RoutingError(
+                f"ULX3S build did not route at {freq_mhz:g} MHz: nextpnr's congestion grew "
+                f"again from its lowest {record['route_overused_wires']} overused wires "
+                f"(stopped after {record['route_iterations']} iterations); build at a lower "
+                f"--freq or with another --seed; logs in {build_dir}") from None
         raise BuildError(f"ULX3S build failed ({type(e).__name__}: {e}); logs in {build_dir}") \
             from None
     finally:
@@ -467,23 +481,32 @@ def fallback_freq_mhz(achieved_mhz: float) -> float:
 def build_at_default_clock(bundle, shape, out_dir, *, baud: int = DEFAULT_BAUD, maxima=None,
                            seed: int | None = None, log=print) -> dict:
     """:func:`build` at :data:`DEFAULT_FREQ_MHZ`; when that misses timing (a larger or stacked
-    core), once more at :func:`fallback_freq_mhz` of the Fmax it reached, so that the
-    bitstream a plain ``drnn build`` leaves meets its clock whenever a rebuild can. The
-    report's ``clock.first_attempt`` then records the first build (target, Fmax, seconds).
-    Returns the report of the bitstream left in ``out_dir``."""
-    report = build(bundle, shape, out_dir, freq_mhz=DEFAULT_FREQ_MHZ, baud=baud,
-                   maxima=maxima, seed=seed, log=log)
-    fmax = report["clock"]["achieved_fmax_mhz"]
-    if report["clock"]["timing_met"] or not fmax:
-        return report
-    retry = fallback_freq_mhz(fmax)
-    if retry < MIN_FALLBACK_MHZ:
-        return report
-    log(f"timing not met at {DEFAULT_FREQ_MHZ:g} MHz (Fmax {fmax} MHz): rebuilding at "
-        f"{retry:g} MHz")
-    first = {"target_mhz": DEFAULT_FREQ_MHZ, "achieved_fmax_mhz": fmax,
-             "critical_path": report.get("critical_path"),
-             "build_seconds": report.get("build_seconds")}
+    core), once more at :func:`fallback_freq_mhz` of the Fmax it reached, and when it does not
+    route at all (:class:`RoutingError`), once more at :func:`fallback_freq_mhz` of the
+    default, so that the bitstream a plain ``drnn build`` leaves meets its clock whenever a
+    rebuild can. The report's ``clock.first_attempt`` then records the first build (target,
+    Fmax or None, seconds). Returns the report of the bitstream left in ``out_dir``; raises
+    :class:`BuildError` (or :class:`RoutingError`) when the rebuild fails too."""
+    try:
+        report = build(bundle, shape, out_dir, freq_mhz=DEFAULT_FREQ_MHZ, baud=baud,
+                       maxima=maxima, seed=seed, log=log)
+    except RoutingError as e:
+        retry = fallback_freq_mhz(DEFAULT_FREQ_MHZ)
+        log(f"{str(e).split('; logs in')[0]}: rebuilding at {retry:g} MHz")
+        first = {"target_mhz": DEFAULT_FREQ_MHZ, "achieved_fmax_mhz": None, "routed": False,
+                 "critical_path": None, "build_seconds": None}
+    else:
+        fmax = report["clock"]["achieved_fmax_mhz"]
+        if report["clock"]["timing_met"] or not fmax:
+            return report
+        retry = fallback_freq_mhz(fmax)
+        if retry < MIN_FALLBACK_MHZ:
+            return report
+        log(f"timing not met at {DEFAULT_FREQ_MHZ:g} MHz (Fmax {fmax} MHz): rebuilding at "
+            f"{retry:g} MHz")
+        first = {"target_mhz": DEFAULT_FREQ_MHZ, "achieved_fmax_mhz": fmax,
+                 "critical_path": report.get("critical_path"),
+                 "build_seconds": report.get("build_seconds")}
     report = build(bundle, shape, out_dir, freq_mhz=retry, baud=baud, maxima=maxima,
                    seed=seed, log=log)
     report["clock"]["first_attempt"] = first

@@ -89,9 +89,10 @@ def format_report(r: dict) -> str:
     ]
     first = c.get("first_attempt")
     if first:
-        lines.append(f"first attempt at the default {first['target_mhz']:g} MHz: Fmax "
-                     f"{first['achieved_fmax_mhz']} MHz, not met; rebuilt at {c['target_mhz']:g} "
-                     f"MHz")
+        how = (f"Fmax {first['achieved_fmax_mhz']} MHz, not met"
+               if first.get("routed", True) else "did not route (congestion)")
+        lines.append(f"first attempt at the default {first['target_mhz']:g} MHz: {how}; "
+                     f"rebuilt at {c['target_mhz']:g} MHz")
     router = c.get("router") or {}
     if router.get("tmg_ripup") == "abandoned":
         why = (f"the routing stayed congested, lowest {router['overused_wires']} overused wires"

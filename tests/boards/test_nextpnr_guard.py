@@ -4,7 +4,7 @@ import json
 import sys
 from pathlib import Path
 
-from drnn_boards.nextpnr_guard import GUARD_FILE, RipupMonitor, run, write_wrapper
+from drnn_boards.nextpnr_guard import DIVERGED_EXIT, GUARD_FILE, RipupMonitor, run, write_wrapper
 
 
 def _line(i, overused, failing):
@@ -97,7 +97,15 @@ with open(log, "w") as f:
             f.flush()
             time.sleep(0.001)
         sys.exit(3)
-    f.write("Info:     iter=0 wires=1 overused=0 overuse=0 tmgfail=0 archfail=0\n")
+    if os.path.exists("mode.txt") and "plain diverges" in open("mode.txt").read():
+        for i in range(10000):            # plain router2's lines have no tmgfail
+            overused = 300 - 20 * i if i < 10 else 100 + 60 * (i - 10)
+            f.write(f"Info:     iter={i} wires=1 overused={overused} overuse={overused} "
+                    f"archfail=NA\n")
+            f.flush()
+            time.sleep(0.001)
+        sys.exit(3)
+    f.write("Info:     iter=0 wires=1 overused=0 overuse=0 archfail=NA\n")
 '''
 
 
@@ -144,7 +152,43 @@ def test_run_passes_a_converging_run_through(tmp_path, monkeypatch):
     fake.write_text(FAKE)
     monkeypatch.chdir(tmp_path)
     assert run([sys.executable, str(fake)], ["--log", "pnr.log"], poll_s=0.01) == 0
-    assert json.loads((tmp_path / GUARD_FILE).read_text()) == {"tmg_ripup": "not used"}
+    assert json.loads((tmp_path / GUARD_FILE).read_text()) == {"tmg_ripup": "not used",
+                                                                "route": "converged"}
+
+
+def test_run_stops_a_plain_route_that_diverges(tmp_path, monkeypatch):
+    """After an abandoned rip-up, the run without it is watched too: congestion growing away
+    from its low stops it with DIVERGED_EXIT (it would otherwise never end)."""
+    fake = tmp_path / "fake_nextpnr.py"
+    fake.write_text(FAKE)
+    (tmp_path / "mode.txt").write_text("congested, plain diverges")
+    monkeypatch.chdir(tmp_path)
+    msgs = []
+    code = run([sys.executable, str(fake)], ["--tmg-ripup", "--log", "pnr.log", "--85k"],
+               patience=1000, congestion_patience=15, poll_s=0.01, log=msgs.append)
+    assert code == DIVERGED_EXIT
+    calls = (tmp_path / "calls.txt").read_text().splitlines()
+    assert calls == ["--tmg-ripup --log pnr.log --85k", "--log pnr.log --85k"]
+    record = json.loads((tmp_path / GUARD_FILE).read_text())
+    assert record["tmg_ripup"] == "abandoned" and record["route"] == "diverged"
+    # the low is iteration 10's 100; 100 + 60·(i − 10) is above 1.25·100 + 100 = 225 from
+    # iteration 13 on (280), and iteration 20 is the eighth there in a row: 21 iterations seen
+    assert record["route_overused_wires"] == 100 and record["route_iterations"] == 21
+    assert "did not converge (lowest 100 overused wires" in msgs[1]
+
+
+def test_run_watches_a_plain_run_too(tmp_path, monkeypatch):
+    """A run that never had the rip-up is stopped the same way when it diverges."""
+    fake = tmp_path / "fake_nextpnr.py"
+    fake.write_text(FAKE)
+    (tmp_path / "mode.txt").write_text("plain diverges")
+    monkeypatch.chdir(tmp_path)
+    msgs = []
+    assert run([sys.executable, str(fake)], ["--log", "pnr.log"], poll_s=0.01,
+               log=msgs.append) == DIVERGED_EXIT
+    record = json.loads((tmp_path / GUARD_FILE).read_text())
+    assert record == {"tmg_ripup": "not used", "route": "diverged",
+                      "route_overused_wires": 100, "route_iterations": 21}
 
 
 def test_wrapper_script_runs_the_guard(tmp_path):

@@ -182,7 +182,7 @@ def test_a_default_clock_build_that_misses_timing_is_rebuilt_below_its_fmax(tmp_
     first = round(0.8 * ulx3s.DEFAULT_FREQ_MHZ, 2) + 0.07       # the default build's Fmax
     retry = float(int(0.9 * first))                             # 90 %, whole MHz
 
-    def fake_build(bundle, shape, out_dir, *, freq_mhz, baud, maxima, log):
+    def fake_build(bundle, shape, out_dir, *, freq_mhz, baud, maxima, seed, log):
         calls.append(freq_mhz)
         fmax = {ulx3s.DEFAULT_FREQ_MHZ: first}.get(freq_mhz, first * 0.95)
         return {"clock": {"target_mhz": freq_mhz, "pll_mhz": freq_mhz,
@@ -208,3 +208,73 @@ def test_a_default_clock_build_that_misses_timing_is_rebuilt_below_its_fmax(tmp_
                         {"clock": {"timing_met": True, "achieved_fmax_mhz": 99.0}})
     ulx3s.build_at_default_clock(None, None, tmp_path, log=said.append)
     assert calls == [ulx3s.DEFAULT_FREQ_MHZ]                 # met: built once
+
+
+def test_a_default_clock_build_that_does_not_route_is_rebuilt_lower(tmp_path, monkeypatch):
+    """`drnn build` without --freq: when nextpnr's routing diverges at the default clock (the
+    guard stops it: RoutingError), the core is rebuilt once at 90 % of the default, with the
+    same seed, and the report says the first attempt did not route; a rebuild that does not
+    route either is the one-line error."""
+    from drnn_boards import ulx3s
+    from drnn_boards.ulx3s_report import format_report
+
+    calls = []
+    retry = float(int(0.9 * ulx3s.DEFAULT_FREQ_MHZ))
+
+    def fake_build(bundle, shape, out_dir, *, freq_mhz, baud, maxima, seed, log):
+        calls.append((freq_mhz, seed))
+        if freq_mhz == ulx3s.DEFAULT_FREQ_MHZ or fails_again:
+            raise ulx3s.RoutingError(f"ULX3S build did not route at {freq_mhz:g} MHz: ...; "
+                                     "logs in somewhere")
+        return {"clock": {"target_mhz": freq_mhz, "pll_mhz": freq_mhz,
+                          "achieved_fmax_mhz": freq_mhz + 3, "timing_met": True},
+                "critical_path": None, "build_seconds": 1.0, "device": "d", "board": "b",
+                "core": {"rows": 4, "columns": 2, "scan": 4}, "multipliers": 24,
+                "model": {"input_size": 3, "hidden_size": 5}, "synth_cells": {},
+                "utilization": {}, "uart": {"baud": 1, "divisor": 1}, "bitstream": "x.bit"}
+
+    monkeypatch.setattr(ulx3s, "build", fake_build)
+    fails_again = False
+    said = []
+    rep = ulx3s.build_at_default_clock(None, None, tmp_path, seed=4, log=said.append)
+    assert calls == [(ulx3s.DEFAULT_FREQ_MHZ, 4), (retry, 4)]
+    assert rep["clock"]["target_mhz"] == retry and rep["clock"]["first_attempt"]["routed"] \
+        is False
+    assert said == [f"ULX3S build did not route at {ulx3s.DEFAULT_FREQ_MHZ:g} MHz: ...: "
+                    f"rebuilding at {retry:g} MHz"]
+    text = (tmp_path / "report.txt").read_text()
+    assert f"first attempt at the default {ulx3s.DEFAULT_FREQ_MHZ:g} MHz: did not route " \
+           f"(congestion); rebuilt at {retry:g} MHz" in text
+    assert format_report(rep) == text
+
+    calls.clear()
+    fails_again = True
+    with pytest.raises(ulx3s.RoutingError, match=f"did not route at {retry:g} MHz"):
+        ulx3s.build_at_default_clock(None, None, tmp_path, log=said.append)
+    assert calls == [(ulx3s.DEFAULT_FREQ_MHZ, None), (retry, None)]
+
+
+def test_a_build_whose_routing_diverged_says_so_in_one_line(tmp_path, monkeypatch):
+    """When the nextpnr guard stopped a diverging route (its record says so), the build's
+    error is a RoutingError naming the clock and the congestion, not the tool's exit code."""
+    import json
+    import subprocess
+
+    from amaranth_boards.ulx3s import ULX3S_85F_Platform
+
+    from drnn_boards import ulx3s
+    from drnn_boards.nextpnr_guard import DIVERGED_EXIT, GUARD_FILE
+
+    def fake_platform_build(self, top, *, build_dir, **kwargs):
+        (tmp_path / "out" / "build" / GUARD_FILE).write_text(json.dumps(
+            {"tmg_ripup": "abandoned", "route": "diverged", "route_overused_wires": 163,
+             "route_iterations": 69}))
+        raise subprocess.CalledProcessError(DIVERGED_EXIT, ["sh", "build_drnn_ulx3s.sh"])
+
+    monkeypatch.setattr(ULX3S_85F_Platform, "build", fake_platform_build)
+    with pytest.raises(ulx3s.RoutingError) as info:
+        ulx3s.build(random_bundle(2, 3, seed=1), SHAPE, tmp_path / "out", freq_mhz=80)
+    msg = str(info.value)
+    assert msg.startswith("ULX3S build did not route at 80 MHz: nextpnr's congestion grew "
+                          "again from its lowest 163 overused wires (stopped after 69 "
+                          "iterations)") and "\n" not in msg
