@@ -266,6 +266,9 @@ def test_a_build_whose_routing_diverged_says_so_in_one_line(tmp_path, monkeypatc
     from drnn_boards.nextpnr_guard import DIVERGED_EXIT, GUARD_FILE
 
     def fake_platform_build(self, top, *, build_dir, **kwargs):
+        from amaranth.hdl import Fragment
+
+        Fragment.get(top, self)       # elaborated, as the real build would (no unused warning)
         (tmp_path / "out" / "build" / GUARD_FILE).write_text(json.dumps(
             {"tmg_ripup": "abandoned", "route": "diverged", "route_overused_wires": 163,
              "route_iterations": 69}))
@@ -278,3 +281,14 @@ def test_a_build_whose_routing_diverged_says_so_in_one_line(tmp_path, monkeypatc
     assert msg.startswith("ULX3S build did not route at 80 MHz: nextpnr's congestion grew "
                           "again from its lowest 163 overused wires (stopped after 69 "
                           "iterations)") and "\n" not in msg
+
+
+def test_build_help_states_the_default_clock():
+    """`drnn build --help` names the ULX3S default clock the flow really uses."""
+    from drnn_boards.ulx3s import DEFAULT_FREQ_MHZ
+    from drnn_cli import drnn
+
+    proc = drnn("build", "--help")
+    assert proc.returncode == 0
+    text = " ".join(proc.stdout.split())
+    assert f"made by the PLL from 25 MHz, default {DEFAULT_FREQ_MHZ:g}," in text
