@@ -41,8 +41,9 @@ stopped by hand at iteration 32, 37 minutes into routing).
 The run without the rip-up is watched by the same congestion rule: plain router2 has no
 iteration limit either, and on a placement it cannot route it runs on for ever. The demo core
 against 80 MHz with ``--seed 2`` (issue #10's sixteenth round) abandoned the rip-up at 188
-overused wires; plain router2 then fell to 163 (iteration 43) and rose to 3,142 (iteration 80)
-before it was stopped by hand. The guard stops such a run and exits with
+overused wires; plain router2 then fell to 144 (iteration 41) and rose to 3,142 (iteration 80)
+before it was stopped by hand (``docs/boards/ulx3s_demo80_r15_seed2_route.txt``; the rule
+below stops it at iteration 65). The guard stops such a run and exits with
 :data:`DIVERGED_EXIT`: the build fails with an error naming the congestion instead of never
 ending, and a default-clock build is retried at a lower clock
 (:func:`drnn_boards.ulx3s.build_at_default_clock`).

@@ -217,3 +217,23 @@ def test_wrapper_path_is_absolute_for_a_relative_build_directory(tmp_path, monke
     build_dir = tmp_path / "out" / "build"
     assert subprocess.call([str(wrapper), "--log", "pnr.log"], cwd=build_dir) == 0
     assert (build_dir / "calls.txt").read_text() == "--log pnr.log\n"
+
+
+def test_monitor_stops_the_plain_route_that_never_ended():
+    """The real trajectory of the demo core against 80 MHz with --seed 2 (issue #10's sixteenth
+    round, kept in docs/boards): the rule stops the rip-up where the guard did (its record: 59
+    iterations), and the plain run at iteration 65, from its low of 144 overused wires at
+    iteration 41 (it ran on to 80, 3,142 wires, until stopped by hand)."""
+    text = (Path(__file__).resolve().parents[2] / "docs" / "boards" /
+            "ulx3s_demo80_r15_seed2_route.txt").read_text()
+    ripup, plain = text.split("## with --tmg-ripup\n")[1].split("## without\n")
+    def stop(lines):
+        """The monitor after the line it fires on (None if it never fires)."""
+        m = RipupMonitor()
+        return next((m for ln in lines.splitlines() if m.feed(ln)), None)
+
+    # (``iterations``: the number of the line it fired on + 1)
+    m = stop(ripup)
+    assert m.iterations == 59 and m.reason == "congestion"           # the guard's record
+    m = stop(plain)
+    assert m.iterations - 1 == 65 and m.lowest_overused == 144
