@@ -153,8 +153,12 @@ class HostLink(wiring.Component):
         arg = Signal(40)                   # register request: ADDR, then DATA (little endian)
         err_code = Signal(8)
         idle = Signal(range(self.idle_timeout + 1))
+        # ``idle == idle_timeout``, a register (worked out from the counter's next value
+        # below): the compare sat in front of the state register (the link's slowest path
+        # group of the ULX3S build at 90 MHz, 11.14 ns, issue #10's seventeenth round; the
+        # same holds for the other registered flags of this round: len_lo_*, left_one,
+        # bad_addr, is_step, resp_last, h_valid_q and x_taken).
         quiet = Signal()
-        m.d.comb += quiet.eq(idle == self.idle_timeout)
 
         # input element assembly
         elem_byte = Signal(range(max(B, 2)))
@@ -208,6 +212,10 @@ class HostLink(wiring.Component):
         x_valid = Signal()                       # in X_SEND
         m.d.comb += [self.h.ready.eq(h_ready), self.x.valid.eq(x_valid)]
         m.d.sync += h_ready.eq(0)
+        h_valid_q = Signal()                     # h.valid a cycle ago (TX_H_LOAD)
+        m.d.sync += h_valid_q.eq(self.h.valid)
+        x_taken = Signal()                       # the x beat was taken in the cycle before
+        m.d.sync += x_taken.eq(0)
 
         rx_byte = self.rx.payload
         rx_take = Signal()                       # a byte is consumed this cycle
@@ -216,9 +224,9 @@ class HostLink(wiring.Component):
 
         # Idle counter: cycles since the last received byte, saturating at the timeout.
         with m.If(rx_take | self.rx_error):
-            m.d.sync += idle.eq(0)
+            m.d.sync += [idle.eq(0), quiet.eq(0)]
         with m.Elif(~quiet):
-            m.d.sync += idle.eq(idle + 1)
+            m.d.sync += [idle.eq(idle + 1), quiet.eq(idle == self.idle_timeout - 1)]
 
         # Sending a byte: the response states drive tx.payload and move on when tx.ready.
 
@@ -231,6 +239,17 @@ class HostLink(wiring.Component):
                 m.d.comb += [expected_len.eq(1), known.eq(1)]
             with m.Case(Command.STEP):
                 m.d.comb += [expected_len.eq(step_len), known.eq(1)]
+
+        # The request's checks, registered a byte ahead of the state that branches on them:
+        # the length's low byte against expected_len's (LEN_LO), whether one payload byte is
+        # left (left == 1), whether the register address is past the map (from the payload
+        # byte that completes it), and the command's kind (CMD).
+        len_lo_match = Signal()
+        len_lo_zero = Signal()
+        left_one = Signal()
+        bad_addr = Signal()
+        is_step = Signal()
+        is_read = Signal()
 
         # The element completed by the current byte (little endian, low act_bits kept).
         new_elem = Signal(A)
@@ -271,11 +290,12 @@ class HostLink(wiring.Component):
         # constants) rather than compared in the state: the TX states stay a few LUTs deep.
         resp_step = Signal()
         resp_empty = Signal()
+        resp_last = Signal()                     # resp_count == resp_len - 1 (TX_DATA)
 
         def start_response(code_cmd, length_, next_state="TX_SYNC"):
             m.d.sync += [resp_cmd.eq(code_cmd), resp_len.eq(length_), resp_count.eq(0),
                          resp_step.eq(int(code_cmd) == int(Command.STEP.response)),
-                         resp_empty.eq(length_ == 0)]
+                         resp_empty.eq(length_ == 0), resp_last.eq(length_ == 1)]
             m.d.comb += tx_crc.start.eq(1)
             m.next = next_state
 
@@ -285,7 +305,7 @@ class HostLink(wiring.Component):
 
         # READ_REG's single payload byte ends up at the top of the shift register.
         reg_addr = Signal(8)
-        m.d.comb += reg_addr.eq(Mux(cmd == Command.READ_REG, arg[32:40], arg[:8]))
+        m.d.comb += reg_addr.eq(Mux(is_read, arg[32:40], arg[:8]))
         # The register bus is driven from flip-flops, set as the request is accepted, so the
         # core's address decoding and whatever a write sets start from registers.
         bus_addr = Signal(ADDR_BITS)
@@ -324,13 +344,16 @@ class HostLink(wiring.Component):
 
             with m.State("CMD"):
                 def got_cmd():
-                    m.d.sync += cmd.eq(rx_byte)
+                    m.d.sync += [cmd.eq(rx_byte), is_step.eq(rx_byte == Command.STEP),
+                                 is_read.eq(rx_byte == Command.READ_REG)]
                     m.next = "LEN_LO"
                 receive(got_cmd)
 
             with m.State("LEN_LO"):
                 def got_len_lo():
-                    m.d.sync += length[:8].eq(rx_byte)
+                    m.d.sync += [length[:8].eq(rx_byte),
+                                 len_lo_match.eq(rx_byte == expected_len[:8]),
+                                 len_lo_zero.eq(rx_byte == 0)]
                     m.next = "LEN_HI"
                 receive(got_len_lo)
 
@@ -338,10 +361,14 @@ class HostLink(wiring.Component):
                 def got_len_hi():
                     full = Cat(length[:8], rx_byte)
                     m.d.sync += [length[8:].eq(rx_byte), left.eq(full), elem_byte.eq(0),
-                                 beat_elem.eq(0), elem.eq(0), beat.eq(0), clear_hold.eq(1)]
+                                 beat_elem.eq(0), elem.eq(0), beat.eq(0), clear_hold.eq(1),
+                                 left_one.eq(full == 1)]
+                    # full != expected_len, or full == 0, from the low byte's registered tests
+                    len_ok = len_lo_match & (rx_byte == expected_len[8:])
+                    len_zero = len_lo_zero & (rx_byte == 0)
                     with m.If(~known):
                         drain(ErrorCode.UNKNOWN_COMMAND)
-                    with m.Elif((full != expected_len) | (full == 0)):
+                    with m.Elif(~len_ok | len_zero):
                         drain(ErrorCode.BAD_LENGTH)
                     with m.Else():
                         m.next = "PAYLOAD"     # every command has a non-empty payload
@@ -349,8 +376,12 @@ class HostLink(wiring.Component):
 
             with m.State("PAYLOAD"):
                 def got_payload():
-                    m.d.sync += [left.eq(left - 1), arg.eq(Cat(arg[8:], rx_byte))]
-                    with m.If(cmd == Command.STEP):
+                    m.d.sync += [left.eq(left - 1), arg.eq(Cat(arg[8:], rx_byte)),
+                                 left_one.eq(left == 2),
+                                 # reg_addr (above) of the shifted ``arg``
+                                 bad_addr.eq(Mux(is_read, rx_byte, arg[8:16]) >=
+                                             self.address_limit)]
+                    with m.If(is_step):
                         with m.If(elem_byte == B - 1):
                             m.d.sync += [elem_byte.eq(0), elem.eq(elem + 1), put.eq(1),
                                          put_elem.eq(new_elem), put_at.eq(1 << beat_elem),
@@ -365,7 +396,7 @@ class HostLink(wiring.Component):
                             m.d.sync += elem_byte.eq(elem_byte + 1)
                             if B > 1:
                                 m.d.sync += elem_lo.word_select(elem_byte, 8).eq(rx_byte)
-                    with m.If(left == 1):
+                    with m.If(left_one):
                         m.next = "CHECK"
                 receive(got_payload)
 
@@ -374,12 +405,12 @@ class HostLink(wiring.Component):
                     with m.If(rx_byte != rx_crc.crc):
                         m.d.sync += err_code.eq(ErrorCode.BAD_CHECKSUM)
                         m.next = "SEND_ERROR"
-                    with m.Elif(cmd == Command.STEP):
+                    with m.Elif(is_step):
                         m.d.sync += beat.eq(0)
                         if self.runtime:
                             m.d.sync += [x_last.eq(beat - 1), h_len.eq(H_now * B)]
                         m.next = "X_READ"
-                    with m.Elif(reg_addr >= self.address_limit):    # past the last register
+                    with m.Elif(bad_addr):                  # past the last register
                         m.d.sync += err_code.eq(ErrorCode.BAD_ADDRESS)
                         m.next = "SEND_ERROR"
                     with m.Elif(cmd == Command.WRITE_REG):
@@ -414,15 +445,20 @@ class HostLink(wiring.Component):
             with m.State("X_READ"):
                 m.d.sync += x_valid.eq(1)
                 m.next = "X_SEND"
+            # X_SEND moves on the cycle after the core takes the beat (``x_taken``): the
+            # core's FIFO level is across the die from this state register, so x.ready only
+            # clears x_valid and sets x_taken, two flip-flops. A cycle more per beat.
             with m.State("X_SEND"):
-                with m.If(self.x.ready):
-                    m.d.sync += [beat.eq(beat + 1), x_valid.eq(0)]
+                with m.If(x_taken):
+                    m.d.sync += beat.eq(beat + 1)
                     with m.If(beat == x_last):
                         m.d.sync += [h_beat_elem.eq(0), h_elem.eq(0), h_byte.eq(0)]
                         start_response(Command.STEP.response,
                                        h_len if self.runtime else H * B)
                     with m.Else():
                         m.next = "X_READ"
+                with m.Elif(self.x.ready):               # x_valid is set until the beat goes
+                    m.d.sync += [x_valid.eq(0), x_taken.eq(1)]
 
             # -- response ------------------------------------------------------------------
             with m.State("TX_SYNC"):
@@ -450,8 +486,9 @@ class HostLink(wiring.Component):
                 m.d.comb += [self.tx.valid.eq(1), self.tx.payload.eq(resp_data[:8])]
                 with m.If(self.tx.ready):
                     m.d.comb += tx_crc.valid.eq(1)
-                    m.d.sync += [resp_data.eq(resp_data >> 8), resp_count.eq(resp_count + 1)]
-                    with m.If(resp_count == resp_len - 1):
+                    m.d.sync += [resp_data.eq(resp_data >> 8), resp_count.eq(resp_count + 1),
+                                 resp_last.eq(resp_count + 2 == resp_len)]
+                    with m.If(resp_last):
                         m.next = "TX_CRC"
             # The h frame, from the core's output beat: each byte's element is registered
             # (TX_H_LOAD), the byte taken from it into ``tx_byte`` (TX_H_BYTE) before it is
@@ -460,9 +497,13 @@ class HostLink(wiring.Component):
             # FIFO's ready is then in front of the CRC or the core's output registers (the
             # ULX3S build's 12.7 and 12.8 ns paths). Four cycles more per byte and one per
             # beat, against a UART byte's hundreds.
+            # TX_H_LOAD waits on h.valid of the cycle before (``h_valid_q``): the core's output
+            # register is across the die from this state register. The same holds now: only
+            # this link's h.ready takes a beat, and a core holds its beat until then (after
+            # TX_H_NEXT's transfer the frame has a next beat, or TX_H_LOAD is not entered).
             with m.State("TX_H_LOAD"):
                 m.d.sync += h_value_q.eq(h_value)
-                with m.If(self.h.valid):
+                with m.If(h_valid_q):
                     m.next = "TX_H_BYTE"
             with m.State("TX_H_BYTE"):
                 m.d.sync += tx_byte.eq(h_out_byte)

@@ -28,10 +28,12 @@ def fake_h(x, H, bits):
 
 
 def run_link(requests, *, I=5, H=7, E=3, A=16, gaps=0, tx_stall=0.0, seed=0, max_cycles=200000,
-             sizes=None):
+             sizes=None, x_stall=0.0, h_delay=0):
     """Send each item of ``requests`` (bytes) and collect the response bytes after each.
     ``sizes``: a run-time link (maxima I, H) whose ``sizes`` port reads (I_now, H_now); the
-    stand-in core then takes frames of those sizes.
+    stand-in core then takes frames of those sizes. ``x_stall``: the probability that the
+    stand-in core's x.ready is low in a cycle; ``h_delay``: cycles from a frame's last x beat
+    to its first h beat (a core's step).
 
     Returns (responses, x_frames_seen_by_core, csr_writes).
     """
@@ -48,15 +50,16 @@ def run_link(requests, *, I=5, H=7, E=3, A=16, gaps=0, tx_stall=0.0, seed=0, max
     async def core(ctx):
         beats, h_queue = [], []
         ctx.set(dut.x.ready, 1)
+        wait = 0                     # cycles before the queued h frame becomes valid
         if sizes is not None:
             ctx.set(dut.sizes.inputs, I)
             ctx.set(dut.sizes.outputs, H)
-        async for _, _, xv, xp, ws, wa, wd, rs, hr in ctx.tick().sample(
-                dut.x.valid, dut.x.payload, dut.csr.w_stb, dut.csr.addr, dut.csr.w_data,
-                dut.csr.r_stb, dut.h.ready):
-            if h_queue and hr:
+        async for _, _, xv, xr, xp, ws, wa, wd, rs, hr, hv in ctx.tick().sample(
+                dut.x.valid, dut.x.ready, dut.x.payload, dut.csr.w_stb, dut.csr.addr,
+                dut.csr.w_data, dut.csr.r_stb, dut.h.ready, dut.h.valid):
+            if hv and hr:
                 h_queue.pop(0)
-            if xv:
+            if xv and xr:
                 beats.append(([int(v) for v in xp.data], int(xp.last)))
                 if len(beats) == WX:
                     assert [b[1] for b in beats] == [0] * (WX - 1) + [1]
@@ -65,7 +68,7 @@ def run_link(requests, *, I=5, H=7, E=3, A=16, gaps=0, tx_stall=0.0, seed=0, max
                     h = fake_h(x, H, A) + [0] * (WH * E - H)
                     for w in range(WH):
                         h_queue.append({"data": h[w * E:(w + 1) * E], "last": int(w == WH - 1)})
-                    beats = []
+                    beats, wait = [], h_delay
             if ws:
                 writes.append((int(wa), int(wd)))
                 regs[int(wa)] = int(wd)
@@ -73,7 +76,9 @@ def run_link(requests, *, I=5, H=7, E=3, A=16, gaps=0, tx_stall=0.0, seed=0, max
                 ctx.set(dut.csr.r_data, regs[int(wa)])
             if h_queue:
                 ctx.set(dut.h.payload, dut.h.payload.shape().const(h_queue[0]))
-            ctx.set(dut.h.valid, int(bool(h_queue)))
+            wait = max(wait - 1, 0)
+            ctx.set(dut.h.valid, int(bool(h_queue) and wait == 0))
+            ctx.set(dut.x.ready, int(rng.random() >= x_stall))
             if state["done"]:
                 return
 
@@ -147,6 +152,23 @@ def test_registers_and_steps():
         got = [int.from_bytes(f.payload[i:i + 2], "little", signed=True)
                for i in range(0, len(f.payload), 2)]
         assert got == fake_h(x, 7, 16)
+
+
+def test_steps_with_core_stalls():
+    """A core that refuses x beats at random and answers each frame late: every beat is
+    taken once, in order, and every h beat goes out once (the link waits on h.valid and on
+    the taken beat a cycle late, issue #10's seventeenth round)."""
+    xs = [[3 * i - 7, i, -i, 100 + i, -100 - i] for i in range(4)]
+    reqs = [P.encode_frame(Command.STEP, step_payload(x)) for x in xs]
+    for h_delay in (0, 1, 2, 37):
+        resp, x_frames, _ = run_link(reqs, E=2, x_stall=0.5, h_delay=h_delay, seed=h_delay)
+        assert x_frames == xs
+        for r, x in zip(resp, xs):
+            (f,) = frames_of(r)
+            assert f.cmd == 0x83
+            got = [int.from_bytes(f.payload[i:i + 2], "little", signed=True)
+                   for i in range(0, len(f.payload), 2)]
+            assert got == fake_h(x, 7, 16)
 
 
 @pytest.mark.parametrize("A", [8, 18])

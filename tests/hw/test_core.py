@@ -138,15 +138,17 @@ def test_start_register_equals_its_terms_in_every_cycle(layers):
             ctx.set(dut.x.payload.as_value(), int(rng.integers(0, 1 << 60)))
             ctx.set(dut.h.ready, int(rng.random() < 0.7))
             r = rng.random()
-            if r < 0.02:
+            # (Register writes often enough that one alone holds back a start several times:
+            # at 2 % a change of the FIFO's timing left the stacked core's run with none.)
+            if r < 0.05:
                 ctx.set(dut.csr.addr, Reg.THETA_X)
                 ctx.set(dut.csr.w_data, int(rng.integers(0, 200)))
                 ctx.set(dut.csr.w_stb, 1)
-            elif r < 0.03:
+            elif r < 0.06:
                 ctx.set(dut.csr.addr, Reg.H0)
                 ctx.set(dut.csr.w_data, int(rng.integers(0, words.max)))
                 ctx.set(dut.csr.w_stb, 1)
-            elif r < 0.06 and not ctx.get(probe["idle"]):
+            elif r < 0.09 and not ctx.get(probe["idle"]):
                 # RESET_STATE, mostly while a step runs: it waits for the idle cycle after
                 # the commit, where it alone may hold back the next frame's start.
                 ctx.set(dut.csr.addr, Reg.CTRL)
