@@ -104,7 +104,7 @@ a loaded model must share with the core (a bundle's tables are checked against i
 so writable tables would cost a second block RAM per table row (Yosys maps a written table
 read on two ports to two DP16KD) for contents that cannot differ. A step on a run-time core takes the cycles of a
 baked core of the loaded sizes (:mod:`drnn_hw.cycle_model` on I_l, H_l); the differences are
-outside the step: the input FIFO holds 2·WX_max + 1 beats, and with ``maxima.layers`` > 1 the
+outside the step: the input FIFO holds 2·WX_max beats, and with ``maxima.layers`` > 1 the
 idle cycle after a commit (below) follows every step, also of a one-layer model.
 Weight bank writes take read port 0's address (muxed while a word is written), so each bank
 keeps the block RAMs of the baked core's (Yosys adds soft logic for the read-during-write
@@ -118,7 +118,7 @@ idle cycle follows a commit before the next step can start (not counted in its c
 
 Step (see :mod:`drnn_hw.cycle_model`; ``cycles = SCAN_LATENCY + A0 + NB + AP_LATENCY``):
 
-1. start: idle, no reset pending, the input FIFO (2·WX + 1 beats) holds a full frame, no register
+1. start: idle, no reset pending, the input FIFO (2·WX beats) holds a full frame, no register
    write in the previous cycle; cycle 0.
 2. scan (:class:`~drnn_hw.delta_encoder.DeltaEncoder`) feeds the delta queue
    (:class:`~drnn_hw.delta_queue.DeltaQueue`), which issues groups of K deltas to the weight
@@ -380,16 +380,11 @@ class DeltaRNNCore(wiring.Component):
         # number of layers a step runs.
         desc, n_layers = regs.desc, regs.layers
 
-        # Two frames of x. Buffered: the head beat comes from a register, not from the
-        # memory's asynchronous read, which sat in front of the encoder's F stage (x FIFO read
-        # address → LUT-RAM → window mux → Δ subtract: the demo core's critical path at 80
-        # MHz, 11.99 ns, issue #10's sixteenth round). Cycle-neutral: the level counts a beat
-        # from the edge that takes it, as before, and the beat reaches the register the cycle
-        # after, still before the earliest start (the second cycle after that edge,
-        # cycle_model.FRAME_IO). One entry more than two frames because the register takes a
-        # beat out of the memory a cycle after it was written: with 2·WX, a frame written
-        # into an empty FIFO would hold the next one's first beat back a cycle.
-        m.submodules.x_fifo = x_fifo = fifo.SyncFIFOBuffered(width=frame.size, depth=2 * WX + 1)
+        # Two frames of x, read asynchronously (the memory's output feeds the encoder's F
+        # stage). A buffered FIFO (head beat from a register, 2·WX + 1 beats), which took the
+        # 80 MHz build's critical path off this read, left the demo core's 80 MHz placement
+        # unroutable (issue #10's eighteenth round), so it was taken out again.
+        m.submodules.x_fifo = x_fifo = fifo.SyncFIFO(width=frame.size, depth=2 * WX)
         # The issue slot's weight words: a register per weight memory of the block RAM bank
         # (IssueSignature.word); the AXI fetch reads its column buffer from one.
         word_copies = 1 if self.axi else len(CELL_CHANNELS[self.cell])
