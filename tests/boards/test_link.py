@@ -2,6 +2,7 @@
 
 The stand-in core answers every x frame with h[j] = x[j % I] - 3·j (wrapped to act_bits), so
 the test can tell element slots, beats, padding and byte order apart; its registers are a dict.
+Every run checks that a frame's last beat is padded with zeros.
 """
 
 import math
@@ -44,7 +45,7 @@ def run_link(requests, *, I=5, H=7, E=3, A=16, gaps=0, tx_stall=0.0, seed=0, max
     rng = random.Random(seed)
     WX, WH = max(1, math.ceil(I / E)), max(1, math.ceil(H / E))
     regs = {a: 0x1000 + a for a in range(40)}
-    writes, x_frames, responses = [], [], []
+    writes, x_frames, responses, pads = [], [], [], []
     state = {"done": False}
 
     async def core(ctx):
@@ -63,7 +64,9 @@ def run_link(requests, *, I=5, H=7, E=3, A=16, gaps=0, tx_stall=0.0, seed=0, max
                 beats.append(([int(v) for v in xp.data], int(xp.last)))
                 if len(beats) == WX:
                     assert [b[1] for b in beats] == [0] * (WX - 1) + [1]
-                    x = [v for b in beats for v in b[0]][:I]
+                    flat = [v for b in beats for v in b[0]]
+                    x = flat[:I]
+                    pads.append(flat[I:])
                     x_frames.append(x)
                     h = fake_h(x, H, A) + [0] * (WH * E - H)
                     for w in range(WH):
@@ -118,6 +121,8 @@ def run_link(requests, *, I=5, H=7, E=3, A=16, gaps=0, tx_stall=0.0, seed=0, max
     sim.add_testbench(core, background=True)
     sim.add_testbench(host)
     sim.run()
+    # a frame's last beat is padded with zeros past element I, never stale elements
+    assert all(v == 0 for pad in pads for v in pad), pads
     return responses, x_frames, writes
 
 
@@ -181,6 +186,26 @@ def test_element_widths(A):
     got = [int.from_bytes(f.payload[i:i + B], "little", signed=True)
            for i in range(0, len(f.payload), B)]
     assert got == fake_h(x, 7, A)
+
+
+@pytest.mark.parametrize("A", [8, 16])
+@pytest.mark.parametrize("I,E", [(3, 3), (2, 3), (7, 3)])
+def test_frame_buffer_write_before_read(A, I, E):
+    """Bytes back to back: a frame's last beat is written to the frame buffer two cycles after
+    its last byte, and read (X_READ) no earlier than three, so a one-beat frame reads its own
+    x, not the previous frame's; a short last beat is padded with zeros, never with the
+    previous frame's elements (issue #10's nineteenth round)."""
+    B = P.element_bytes(A)
+    top = (1 << (A - 1)) - 1
+    xs = [[(top - 5 * f - 3 * i) * (-1) ** (f + i) for i in range(I)] for f in range(4)]
+    reqs = [P.encode_frame(Command.STEP, step_payload(x, B)) for x in xs]
+    resp, x_frames, _ = run_link(reqs, I=I, H=4, E=E, A=A)
+    assert x_frames == xs
+    for r, x in zip(resp, xs):
+        (f,) = frames_of(r)
+        got = [int.from_bytes(f.payload[i:i + B], "little", signed=True)
+               for i in range(0, len(f.payload), B)]
+        assert got == fake_h(x, 4, A)
 
 
 def error_of(data):
