@@ -128,13 +128,9 @@ class HostLink(wiring.Component):
             step_len = I * B
 
         # -- frame buffer for x_t: one word per beat, one memory per element of a beat ----------
-        # Each element's memory has its own copy of the write enable (``xbuf_we{e}_dup``): one
-        # enable for the whole beat reached E·act_bits flip-flops (a one-beat buffer is
-        # registers), 13.6 ns of routing on the ULX3S at 70 MHz (#10). The copies are set a
-        # cycle after the put that ends the beat, from ``put & put_write`` (two flip-flops),
-        # and the beat is written from ``hold`` in the cycle after that: set with the put's
-        # own tests (state, byte valid, element and slot counters), the copies were 11.5–12.3
-        # ns away on the ULX3S builds at 80 MHz (issue #10, eighteenth round).
+        # Each element's memory has its own copy of the write enable (``xbuf_we{e}_dup``, set
+        # with ``put_write``): one enable for the whole beat reached E·act_bits flip-flops (a
+        # one-beat buffer is registers), 13.6 ns of routing on the ULX3S at 70 MHz (#10).
         xbuf_w, xbuf_r, xbuf_we = [], [], []
         for e in range(E):
             mem = memory.Memory(shape=A, depth=self.x_beats, init=[])
@@ -143,7 +139,6 @@ class HostLink(wiring.Component):
             xbuf_r.append(mem.read_port())
             xbuf_we.append(Signal(name=f"xbuf_we{e}_dup"))
         m.d.sync += [we.eq(0) for we in xbuf_we]
-        xbuf_addr = Signal(range(self.x_beats + 1))   # the beat being written
 
         cmd = Signal(8)
         length = Signal(16)
@@ -186,11 +181,8 @@ class HostLink(wiring.Component):
         # An element is put into the beat a cycle after its last byte arrives, from registers
         # (``put``): the byte's accept decision (FIFO level, state, counters) then drives a
         # few flip-flops, not the enables of the whole beat and frame buffer (the ULX3S
-        # build's 13.6 ns path into 491 registers). A full beat is written to the frame
-        # buffer from ``hold`` a cycle after its last put: the last payload byte's beat is
-        # then written two cycles after the byte, and the buffer is read no earlier than
-        # three (CHECK takes the CRC byte, X_WRITE waits, X_READ reads). Bytes come one per
-        # cycle at most.
+        # build's 13.6 ns path into 491 registers). Bytes come one per cycle at most, and the
+        # frame buffer is read no earlier than two cycles after the last payload byte.
         put = Signal()                           # an element to put into the beat
         put_elem = Signal(A)
         # The element's slot, one-hot: each of the beat's E words then takes its enable from
@@ -199,11 +191,8 @@ class HostLink(wiring.Component):
         put_at = Signal(E)
         put_write = Signal()                     # ... and it ends the beat: write the buffer
         put_beat = Signal(range(self.x_beats + 1))
-        # ``hold`` holds a beat already written (or none): the next put starts from zeros,
-        # which also pad a frame's last beat. Set rather than clearing hold's E·act_bits
-        # flip-flops, which stay readable as the write data for a cycle.
-        hold_stale = Signal(init=1)
-        m.d.sync += put.eq(0)
+        clear_hold = Signal()                    # a request's length arrived: empty the beat
+        m.d.sync += [put.eq(0), clear_hold.eq(0)]
 
         # response
         resp_cmd = Signal(8)
@@ -267,14 +256,17 @@ class HostLink(wiring.Component):
         m.d.comb += new_elem.eq(Cat(elem_lo[:8 * (B - 1)], rx_byte)[:A] if B > 1 else rx_byte[:A])
         for e in range(E):
             m.d.comb += hold_next.word_select(e, A).eq(
-                Mux(put_at[e], put_elem, Mux(hold_stale, 0, hold.word_select(e, A))))
+                Mux(put_at[e], put_elem, hold.word_select(e, A)))
+        for e, port in enumerate(xbuf_w):        # xbuf_we[e] equals put & put_write
+            m.d.comb += [port.en.eq(xbuf_we[e]), port.addr.eq(put_beat),
+                         port.data.eq(hold_next.word_select(e, A))]
         with m.If(put):
-            m.d.sync += [hold.eq(hold_next), hold_stale.eq(put_write)]
             with m.If(put_write):
-                m.d.sync += [xbuf_addr.eq(put_beat), *(we.eq(1) for we in xbuf_we)]
-        for e, port in enumerate(xbuf_w):        # a cycle after the beat's last put
-            m.d.comb += [port.en.eq(xbuf_we[e]), port.addr.eq(xbuf_addr),
-                         port.data.eq(hold.word_select(e, A))]
+                m.d.sync += hold.eq(0)
+            with m.Else():
+                m.d.sync += hold.eq(hold_next)
+        with m.If(clear_hold):                   # (never in a cycle with a put)
+            m.d.sync += hold.eq(0)
 
         # Output element: sign-extended to 8·B bits, byte h_byte of it.
         # (Case statements rather than variable shifts: explicit muxes, no width warnings.)
@@ -369,7 +361,7 @@ class HostLink(wiring.Component):
                 def got_len_hi():
                     full = Cat(length[:8], rx_byte)
                     m.d.sync += [length[8:].eq(rx_byte), left.eq(full), elem_byte.eq(0),
-                                 beat_elem.eq(0), elem.eq(0), beat.eq(0), hold_stale.eq(1),
+                                 beat_elem.eq(0), elem.eq(0), beat.eq(0), clear_hold.eq(1),
                                  left_one.eq(full == 1)]
                     # full != expected_len, or full == 0, from the low byte's registered tests
                     len_ok = len_lo_match & (rx_byte == expected_len[8:])
@@ -397,6 +389,7 @@ class HostLink(wiring.Component):
                             with m.If((beat_elem == E - 1) | (elem == I_now - 1)):
                                 m.d.sync += [beat_elem.eq(0), beat.eq(beat + 1),
                                              put_write.eq(1)]
+                                m.d.sync += [we.eq(1) for we in xbuf_we]
                             with m.Else():
                                 m.d.sync += beat_elem.eq(beat_elem + 1)
                         with m.Else():
@@ -416,7 +409,7 @@ class HostLink(wiring.Component):
                         m.d.sync += beat.eq(0)
                         if self.runtime:
                             m.d.sync += [x_last.eq(beat - 1), h_len.eq(H_now * B)]
-                        m.next = "X_WRITE"
+                        m.next = "X_READ"
                     with m.Elif(bad_addr):                  # past the last register
                         m.d.sync += err_code.eq(ErrorCode.BAD_ADDRESS)
                         m.next = "SEND_ERROR"
@@ -449,8 +442,6 @@ class HostLink(wiring.Component):
                 start_response(Command.READ_REG.response, 4)
 
             # -- a timestep ----------------------------------------------------------------
-            with m.State("X_WRITE"):                # the frame's last beat is written
-                m.next = "X_READ"
             with m.State("X_READ"):
                 m.d.sync += x_valid.eq(1)
                 m.next = "X_SEND"

@@ -191,10 +191,10 @@ def test_element_widths(A):
 @pytest.mark.parametrize("A", [8, 16])
 @pytest.mark.parametrize("I,E", [(3, 3), (2, 3), (7, 3)])
 def test_frame_buffer_write_before_read(A, I, E):
-    """Bytes back to back: a frame's last beat is written to the frame buffer two cycles after
-    its last byte, and read (X_READ) no earlier than three, so a one-beat frame reads its own
-    x, not the previous frame's; a short last beat is padded with zeros, never with the
-    previous frame's elements (issue #10's nineteenth round)."""
+    """Bytes back to back: a one-beat frame reads its own x, not the previous frame's (the
+    frame buffer is read no earlier than a cycle after the write of the frame's last beat);
+    a short last beat is padded with zeros, never with the previous frame's elements (issue
+    #10's nineteenth round: a link that wrote the beat a cycle later needed a state more)."""
     B = P.element_bytes(A)
     top = (1 << (A - 1)) - 1
     xs = [[(top - 5 * f - 3 * i) * (-1) ** (f + i) for i in range(I)] for f in range(4)]
