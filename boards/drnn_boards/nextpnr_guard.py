@@ -38,6 +38,16 @@ iteration 15, four minutes by iteration 32 at 5,729), so the thirty-iteration ru
 have kept that build in its rip-up until iteration 45, about another hour at that pace (it was
 stopped by hand at iteration 32, 37 minutes into routing).
 
+The rip-up can also hold the routing a few wires short of legal for ever, neither rule
+firing: the default core against 100 MHz (issue #10's twentieth round) reached 1 overused
+wire at iteration 107 and stood between 1 and 3 for the 540 iterations after it, 37–192 arcs
+failing, until it was stopped by hand (``docs/boards/ulx3s_demo100_r20_route.txt``). So a
+rip-up whose routing has not yet been legal, with arcs failing and no new low of overused
+wires for :data:`LEGAL_PATIENCE` iterations, is stopped too (``reason`` "not legal"), and
+the placement is routed without it. The converging builds kept since the seventeenth round
+went at most 48 iterations without a new low while arcs failed (the P = 8 core against
+100 MHz, legal at iteration 141).
+
 The run without the rip-up is watched by the same congestion rule: plain router2 has no
 iteration limit either, and on a placement it cannot route it runs on for ever. The demo core
 against 80 MHz with ``--seed 2`` (issue #10's sixteenth round) abandoned the rip-up at 188
@@ -65,7 +75,8 @@ import sys
 import time
 from pathlib import Path
 
-__all__ = ["PATIENCE", "CONGESTION_PATIENCE", "CONGESTION_FACTOR", "CONGESTION_MARGIN",
+__all__ = ["PATIENCE", "LEGAL_PATIENCE", "CONGESTION_PATIENCE", "CONGESTION_FACTOR",
+           "CONGESTION_MARGIN",
            "CONGESTION_RISE_PATIENCE", "DIVERGED_EXIT", "GUARD_FILE", "RipupMonitor", "run",
            "main", "write_wrapper"]
 
@@ -73,6 +84,10 @@ __all__ = ["PATIENCE", "CONGESTION_PATIENCE", "CONGESTION_FACTOR", "CONGESTION_M
 #: Converging runs improve far more often: the P = 24 core against 65 MHz reached no failing
 #: arc after 128 iterations in all, the demo core against 80 MHz after 56.
 PATIENCE = 100
+#: Iterations with arcs failing and no new low of overused wires after which a rip-up whose
+#: routing has never been legal is stopped (twice the longest such stretch of a converging
+#: build, 48).
+LEGAL_PATIENCE = 100
 #: Iterations without a new lowest overused-wire count after which a rip-up whose congestion
 #: stands above ``CONGESTION_FACTOR · lowest + CONGESTION_MARGIN`` is stopped.
 CONGESTION_PATIENCE = 30
@@ -83,7 +98,8 @@ CONGESTION_MARGIN = 100
 CONGESTION_RISE_PATIENCE = 8
 #: Written in the working directory: {"tmg_ripup": "converged" | "abandoned" | "not used",
 #: "iterations": router iterations of the run with it, "failing_arcs": the best count of legal
-#: routing (None if it never was), and when abandoned "reason": "failing arcs" | "congestion",
+#: routing (None if it never was), and when abandoned "reason": "failing arcs" | "congestion" |
+#: "not legal",
 #: "overused_wires": the lowest overused-wire count; for a run without the rip-up, "route":
 #: "converged" | "failed" | "diverged", and when diverged "route_overused_wires" (its lowest
 #: overused-wire count) and "route_iterations"}.
@@ -100,13 +116,17 @@ class RipupMonitor:
     legal routing with failing arcs not below their best for ``patience`` iterations
     (``reason`` "failing arcs"), or congestion without a new low for ``congestion_patience``
     iterations and above ``CONGESTION_FACTOR`` times that low plus ``CONGESTION_MARGIN``, or
-    above that line for ``rise_patience`` iterations in a row (``reason`` "congestion").
+    above that line for ``rise_patience`` iterations in a row (``reason`` "congestion"), or
+    routing never legal yet, arcs failing and no new low of overused wires for
+    ``legal_patience`` iterations (``reason`` "not legal").
     A run without the rip-up (no ``tmgfail`` in its lines) is judged on congestion only."""
 
     def __init__(self, patience: int = PATIENCE,
                  congestion_patience: int = CONGESTION_PATIENCE,
-                 rise_patience: int = CONGESTION_RISE_PATIENCE):
+                 rise_patience: int = CONGESTION_RISE_PATIENCE,
+                 legal_patience: int = LEGAL_PATIENCE):
         self.patience = patience
+        self.legal_patience = legal_patience
         self.congestion_patience = congestion_patience
         self.rise_patience = rise_patience
         self.above = 0          # iterations in a row above the congestion line
@@ -133,7 +153,15 @@ class RipupMonitor:
                          or self.above >= self.rise_patience):
                 self.reason = "congestion"
                 return True
-        if overused or not failing:       # (None: a run without the rip-up)
+        if not failing:                   # (None: a run without the rip-up)
+            return False
+        if overused:
+            # Never legal yet: the failing arcs are not compared (a rerouted arc moves the
+            # count either way), only whether the congestion still finds new lows. Once the
+            # routing has been legal (a low of 0), the failing-arc rule below judges the run.
+            if self.lowest_overused and self.congestion_stale >= self.legal_patience:
+                self.reason = "not legal"
+                return True
             return False
         if self.best is None or failing < self.best:
             self.best, self.stale = failing, 0
@@ -201,7 +229,8 @@ def _route_plain(real, args, logfile, record, *, congestion_patience, rise_patie
 
 def run(real: list[str], args: list[str], *, patience: int = PATIENCE,
         congestion_patience: int = CONGESTION_PATIENCE,
-        rise_patience: int = CONGESTION_RISE_PATIENCE, poll_s: float = 1.0, log=None) -> int:
+        rise_patience: int = CONGESTION_RISE_PATIENCE, legal_patience: int = LEGAL_PATIENCE,
+        poll_s: float = 1.0, log=None) -> int:
     """Run ``real + args`` (nextpnr and its arguments); returns its exit code. With
     ``--log FILE`` among ``args``, watch FILE: with ``--tmg-ripup``, rerun without the flag
     when the rip-up stalls; and stop a run without it whose routing diverges (exit code
@@ -215,14 +244,19 @@ def run(real: list[str], args: list[str], *, patience: int = PATIENCE,
         return _route_plain(real, args, logfile, {"tmg_ripup": "not used"},
                             congestion_patience=congestion_patience,
                             rise_patience=rise_patience, poll_s=poll_s, log=log)
-    monitor = RipupMonitor(patience, congestion_patience, rise_patience)
+    monitor = RipupMonitor(patience, congestion_patience, rise_patience, legal_patience)
     code, stalled = _watch(real + args, logfile, monitor, poll_s)
     record = {"iterations": monitor.iterations, "failing_arcs": monitor.best}
     if not stalled:
         record["tmg_ripup"] = "converged" if code == 0 else "failed"
         Path(GUARD_FILE).write_text(json.dumps(record) + "\n")
         return code
-    if monitor.reason == "congestion":
+    if monitor.reason == "not legal":
+        log(f"nextpnr: the timing-driven rip-up kept the routing from becoming legal (lowest "
+            f"{monitor.lowest_overused} overused wires, none lower for "
+            f"{monitor.congestion_stale} iterations, {monitor.iterations} in all); placing "
+            f"and routing again without {_FLAG}")
+    elif monitor.reason == "congestion":
         log(f"nextpnr: the timing-driven rip-up kept the routing congested (lowest "
             f"{monitor.lowest_overused} overused wires, none lower for "
             f"{monitor.congestion_stale} iterations, {monitor.iterations} in all); placing "

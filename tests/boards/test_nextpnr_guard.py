@@ -81,6 +81,42 @@ def test_monitor_stops_a_run_far_above_its_low_after_the_rise_patience():
     assert feeds == [False] * 6 + [True]
 
 
+def test_monitor_stops_a_rip_up_that_never_makes_the_routing_legal():
+    # the shape of the default core against 100 MHz (twentieth round,
+    # docs/boards/ulx3s_demo100_r20_route.txt): 1 overused wire first at iteration 107, then
+    # between 1 and 3 for ever with 37-192 arcs failing; neither other rule fires on it
+    seq = [max(1, 20000 // (i + 1) - 180) for i in range(107)] + [1] + \
+        [(1, 2, 1, 3, 1, 1)[i % 6] for i in range(600)]
+    assert seq.index(1) == 107
+    m = RipupMonitor()
+    fired = [m.feed(_line(i, o, 37 + (i * 41) % 156)) for i, o in enumerate(seq)]
+    # the hundredth iteration without a new low after 107: 207
+    assert fired.index(True) == 207 and m.reason == "not legal" and m.lowest_overused == 1
+    assert m.best is None
+    # Before this rule (a patience beyond the run) nothing stopped it.
+    m = RipupMonitor(legal_patience=10 ** 6)
+    assert not any(m.feed(_line(i, o, 37 + (i * 41) % 156)) for i, o in enumerate(seq))
+
+
+def test_monitor_lets_a_rip_up_reach_legal_routing_after_a_long_stretch():
+    # the P = 8 core against 100 MHz (twentieth round): 48 iterations without a new low of
+    # overused wires while arcs failed, then legal at iteration 141 and converged
+    seq = [3000 // (i + 1) for i in range(40)] + [74] + [75 + i % 20 for i in range(48)] + \
+        [73 - i for i in range(73)] + [0] * 5
+    m = RipupMonitor()
+    assert not any(m.feed(_line(i, o, 0 if o == 0 else 300)) for i, o in enumerate(seq))
+    assert m.reason is None
+
+
+def test_monitor_leaves_a_once_legal_rip_up_to_the_failing_arc_rule():
+    # legal once (0 overused at iteration 10), then 0 and 1 in turn with arcs failing and
+    # improving: no new low of overused wires is possible, but the run is not stopped for it
+    seq = [10 - i for i in range(11)] + [i % 2 for i in range(300)]
+    m = RipupMonitor(legal_patience=20)
+    assert not any(m.feed(_line(i, o, 400 - i)) for i, o in enumerate(seq))
+    assert m.reason is None and m.best == 400 - (len(seq) - 2)
+
+
 FAKE = r'''
 import os, sys, time
 args = sys.argv[1:]
@@ -89,9 +125,10 @@ with open("calls.txt", "a") as f:
     f.write(" ".join(args) + "\n")
 with open(log, "w") as f:
     if "--tmg-ripup" in args:
-        congested = os.path.exists("mode.txt") and "congested" in open("mode.txt").read()
+        mode = open("mode.txt").read() if os.path.exists("mode.txt") else ""
         for i in range(10000):
-            overused = 500 + 40 * i if congested else 0
+            overused = 500 + 40 * i if "congested" in mode else \
+                max(1, 5 - i) if "never legal" in mode else 0
             f.write(f"Info:     iter={i} wires=1 overused={overused} overuse={overused} "
                     f"tmgfail={50 + i % 3} archfail=NA\n")
             f.flush()
@@ -145,6 +182,28 @@ def test_run_reroutes_without_the_rip_up_when_congestion_grows(tmp_path, monkeyp
     assert record["overused_wires"] == 500 and record["failing_arcs"] is None
     assert record["iterations"] == 14
     assert "kept the routing congested (lowest 500 overused wires" in msgs[0]
+
+
+def test_run_reroutes_without_the_rip_up_when_the_routing_never_becomes_legal(tmp_path,
+                                                                             monkeypatch):
+    fake = tmp_path / "fake_nextpnr.py"
+    fake.write_text(FAKE)
+    (tmp_path / "mode.txt").write_text("never legal")
+    monkeypatch.chdir(tmp_path)
+    msgs = []
+    code = run([sys.executable, str(fake)], ["--tmg-ripup", "--log", "pnr.log", "--85k"],
+               legal_patience=20, poll_s=0.01, log=msgs.append)
+    assert code == 0
+    calls = (tmp_path / "calls.txt").read_text().splitlines()
+    assert calls == ["--tmg-ripup --log pnr.log --85k", "--log pnr.log --85k"]
+    record = json.loads((tmp_path / GUARD_FILE).read_text())
+    assert record["tmg_ripup"] == "abandoned" and record["reason"] == "not legal"
+    # 5, 4, 3, 2, then 1 overused wire from iteration 4 on: the twentieth iteration without a
+    # new low is 24 (25 seen); the routing was never legal, so no failing-arc count is kept
+    assert record["overused_wires"] == 1 and record["failing_arcs"] is None
+    assert record["iterations"] == 25
+    assert "kept the routing from becoming legal (lowest 1 overused wires" in msgs[0]
+    assert record["route"] == "converged"
 
 
 def test_run_passes_a_converging_run_through(tmp_path, monkeypatch):
