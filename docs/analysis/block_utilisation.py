@@ -12,13 +12,13 @@ flip-flops, before and after its clock work. They live in these blocks of the hi
 
 Run from the repository (after ``make demo``), for the code on ``PYTHONPATH``::
 
-    .venv/bin/python docs/analysis/block_utilisation.py OUT.json
+    .venv/bin/python docs/analysis/block_utilisation.py OUT.json [MODEL_DIR]
 
-It generates the default core for the demo model, synthesises it for the ECP5 (the same
-LUT-mapping steps as ``drnn report --target ecp5-85k``, but ``-noflatten``, and the ``_dup``
-registers kept as in the ULX3S flow, ``drnn_boards.ulx3s``) and writes each
-module's LUT4, flip-flops (TRELLIS_FF), LUT-RAM (TRELLIS_DPR16X4), carry cells (CCU2C),
-MULT18X18D and DP16KD, with the totals of its submodules included.
+It generates the default core for the demo model (or MODEL_DIR's bundle), synthesises it
+for the ECP5 (the same LUT-mapping steps as ``drnn report --target ecp5-85k``, but
+``-noflatten``, and the ``_dup`` registers kept as in the ULX3S flow, ``drnn_boards.ulx3s``)
+and writes each module's LUT4, flip-flops (TRELLIS_FF), LUT-RAM (TRELLIS_DPR16X4), carry
+cells (CCU2C), MULT18X18D and DP16KD, with the totals of its submodules included.
 """
 
 import json
@@ -36,7 +36,7 @@ GROUPS = {"LUT4": ("LUT4",), "FF": ("TRELLIS_FF",), "LUT-RAM": ("TRELLIS_DPR16X4
           "CCU2C": ("CCU2C",), "MULT18X18D": ("MULT18X18D",), "DP16KD": ("DP16KD",)}
 
 out = Path(sys.argv[1])
-core = DeltaRNNCore(ModelBundle.load("build/demo/model"))
+core = DeltaRNNCore(ModelBundle.load(sys.argv[2] if len(sys.argv) > 2 else "build/demo/model"))
 text = verilog.convert(core, name="drnn_core")
 with tempfile.TemporaryDirectory() as tmp:
     (Path(tmp) / "design.v").write_text(text)
