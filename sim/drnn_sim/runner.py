@@ -211,8 +211,7 @@ def build(sources, top: str, waves: bool = False, extra_args=()) -> Path:
     root = cache_dir() / "verilator"
     final = root / f"{top}-{key}{'-waves' if waves else ''}"
     stamp = final / "build.json"
-    if _usable(final):
-        stamp.touch()                            # most recently used, for _evict
+    if _usable(final) and _touch(stamp):         # most recently used, for _evict
         return final
     with _locked(root / f"{final.name}.lock"):
         if _usable(final):                       # built by someone else while we waited
@@ -262,11 +261,34 @@ def _prune(build_dir: Path, keep: set):
             shutil.rmtree(p) if p.is_dir() else p.unlink()
 
 
+def _touch(stamp: Path) -> bool:
+    """Mark a cached build as used; False when another process's :func:`_evict` removed it
+    since it was found (the caller then builds it again)."""
+    try:
+        stamp.touch(exist_ok=True)
+    except FileNotFoundError:
+        return False
+    return stamp.is_file()
+
+
+def _last_used(build_dir: Path) -> float | None:
+    """When a finished build was last used, or None when it is not one (any more)."""
+    if ".tmp" in build_dir.name:     # another process's build in progress or being renamed
+        return None
+    try:
+        return (build_dir / "build.json").stat().st_mtime
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+
+
 def _evict(root: Path, keep: Path):
-    """Keep the :data:`CACHE_BUILDS` most recently used builds."""
-    builds = sorted((p for p in root.iterdir() if (p / "build.json").is_file()),
-                    key=lambda p: (p / "build.json").stat().st_mtime, reverse=True)
-    for p in builds[CACHE_BUILDS:]:
+    """Keep the :data:`CACHE_BUILDS` most recently used builds.
+
+    Several processes (pytest-xdist workers) share the cache: another one may rename its
+    temporary build into place or evict a build while this one lists the directory, so a
+    build that vanishes in between is skipped, not an error."""
+    used = [(t, p) for p in root.iterdir() if (t := _last_used(p)) is not None]
+    for _, p in sorted(used, reverse=True)[CACHE_BUILDS:]:
         if p != keep:
             shutil.rmtree(p, ignore_errors=True)
 

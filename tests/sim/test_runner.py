@@ -72,3 +72,44 @@ def test_a_build_is_reused_only_while_the_libraries_it_links_exist(tmp_path):
     assert runner._usable(build)
     (build / "build.json").write_text(json.dumps({"key": "0"}))
     assert not runner._usable(build)                       # a build from before the record
+
+
+def _finished(root: Path, name: str, mtime: float) -> Path:
+    import os
+
+    d = root / name
+    d.mkdir()
+    (d / "build.json").write_text("{}")
+    os.utime(d / "build.json", (mtime, mtime))
+    return d
+
+
+def test_eviction_keeps_the_most_recently_used_and_ignores_builds_in_progress(tmp_path,
+                                                                            monkeypatch):
+    """Two pytest-xdist workers share the cache. A worker's temporary build has its
+    build.json written just before it is renamed into place; the other worker's eviction
+    listed it and then failed on its vanished build.json (CI, stop 42)."""
+    monkeypatch.setattr(runner, "CACHE_BUILDS", 2)
+    old = _finished(tmp_path, "top-a", 1000)
+    mid = _finished(tmp_path, "top-b", 2000)
+    new = _finished(tmp_path, "top-c", 3000)
+    tmp = _finished(tmp_path, "top-d.tmp123", 500)          # another worker's, not finished
+    (tmp_path / "top-e.lock").write_text("")
+    (tmp_path / "top-f").mkdir()                             # no build.json: not a build
+    assert runner._last_used(tmp) is None
+    assert runner._last_used(tmp_path / "top-f") is None
+    assert runner._last_used(tmp_path / "top-e.lock") is None
+    runner._evict(tmp_path, keep=new)
+    assert not old.exists()
+    assert mid.exists() and new.exists() and tmp.exists()
+    runner._evict(tmp_path, keep=old)                        # keep= never removes itself
+    assert mid.exists() and new.exists()
+
+
+def test_a_build_evicted_before_it_is_marked_used_is_built_again(tmp_path):
+    build = _finished(tmp_path, "top-a", 1000)
+    assert runner._touch(build / "build.json")
+    import shutil
+
+    shutil.rmtree(build)                                     # another worker evicted it
+    assert not runner._touch(build / "build.json")
