@@ -95,11 +95,11 @@ def generate_cached(bundle, shape, name: str = TOP, maxima=None) -> tuple[Path, 
                          .encode())
     out = runner.cache_dir() / "generated" / f"{name}-{key.hexdigest()[:20]}"
     manifest_path = out / "manifest.json"
-    if manifest_path.is_file():
-        return out, json.loads(manifest_path.read_text())
+    if (hit := _cached_manifest(manifest_path)) is not None:
+        return out, hit
     with runner._locked(out.with_suffix(".lock")):
-        if manifest_path.is_file():
-            return out, json.loads(manifest_path.read_text())
+        if (hit := _cached_manifest(manifest_path)) is not None:
+            return out, hit
         tmp = out.with_name(out.name + ".tmp")
         shutil.rmtree(tmp, ignore_errors=True)
         manifest = generate(bundle, shape, tmp, name=name, maxima=maxima)
@@ -113,11 +113,19 @@ def generate_cached(bundle, shape, name: str = TOP, maxima=None) -> tuple[Path, 
             return private, manifest
         shutil.rmtree(out, ignore_errors=True)
         tmp.rename(out)
-    kept = sorted((p for p in out.parent.iterdir() if (p / "manifest.json").is_file()),
-                  key=lambda p: p.stat().st_mtime, reverse=True)
-    for p in kept[runner.CACHE_BUILDS:]:        # least recently generated cores
-        shutil.rmtree(p, ignore_errors=True)
+    runner.evict(out.parent, keep=out, stamp="manifest.json")   # least recently used
     return out, manifest
+
+
+def _cached_manifest(path: Path) -> dict | None:
+    """A generated core's manifest, its use recorded for :func:`runner.evict`; None when the
+    core is not in the cache, or another process evicted it meanwhile (then it is made again)."""
+    if not runner._touch(path):
+        return None
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        return None
 
 
 def verilog_sources(directory: Path, name: str = TOP) -> list[Path]:

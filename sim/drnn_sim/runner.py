@@ -211,7 +211,7 @@ def build(sources, top: str, waves: bool = False, extra_args=()) -> Path:
     root = cache_dir() / "verilator"
     final = root / f"{top}-{key}{'-waves' if waves else ''}"
     stamp = final / "build.json"
-    if _usable(final) and _touch(stamp):         # most recently used, for _evict
+    if _usable(final) and _touch(stamp):         # most recently used, for evict
         return final
     with _locked(root / f"{final.name}.lock"):
         if _usable(final):                       # built by someone else while we waited
@@ -244,7 +244,7 @@ def build(sources, top: str, waves: bool = False, extra_args=()) -> Path:
             indent=1) + "\n")
         shutil.rmtree(final, ignore_errors=True)
         os.replace(tmp, final)
-    _evict(root, keep=final)
+    evict(root, keep=final)
     return final
 
 
@@ -262,33 +262,37 @@ def _prune(build_dir: Path, keep: set):
 
 
 def _touch(stamp: Path) -> bool:
-    """Mark a cached build as used; False when another process's :func:`_evict` removed it
-    since it was found (the caller then builds it again)."""
+    """Mark a cache entry as used (its ``stamp`` file's time); False when it is not there, as
+    when another process's :func:`evict` removed it since it was found (the caller then makes
+    it again)."""
     try:
-        stamp.touch(exist_ok=True)
-    except FileNotFoundError:
+        os.utime(stamp)              # not Path.touch: that would create a removed stamp
+    except (FileNotFoundError, NotADirectoryError):
         return False
-    return stamp.is_file()
+    return True
 
 
-def _last_used(build_dir: Path) -> float | None:
-    """When a finished build was last used, or None when it is not one (any more)."""
-    if ".tmp" in build_dir.name:     # another process's build in progress or being renamed
+def _last_used(entry: Path, stamp: str = "build.json") -> float | None:
+    """When a finished cache entry (a directory holding ``stamp``) was last used, or None when
+    it is not one (any more)."""
+    if ".tmp" in entry.name:         # another process's entry in progress or being renamed
         return None
     try:
-        return (build_dir / "build.json").stat().st_mtime
+        return (entry / stamp).stat().st_mtime
     except (FileNotFoundError, NotADirectoryError):
         return None
 
 
-def _evict(root: Path, keep: Path):
-    """Keep the :data:`CACHE_BUILDS` most recently used builds.
+def evict(root: Path, keep: Path, stamp: str = "build.json", count: int | None = None):
+    """Keep the ``count`` (default :data:`CACHE_BUILDS`) most recently used entries of a cache
+    directory, each a directory holding ``stamp``; ``keep`` is never removed.
 
     Several processes (pytest-xdist workers) share the cache: another one may rename its
-    temporary build into place or evict a build while this one lists the directory, so a
-    build that vanishes in between is skipped, not an error."""
-    used = [(t, p) for p in root.iterdir() if (t := _last_used(p)) is not None]
-    for _, p in sorted(used, reverse=True)[CACHE_BUILDS:]:
+    temporary entry into place or evict an entry while this one lists the directory, so an
+    entry that vanishes in between is skipped, not an error."""
+    count = CACHE_BUILDS if count is None else count
+    used = [(t, p) for p in root.iterdir() if (t := _last_used(p, stamp)) is not None]
+    for _, p in sorted(used, reverse=True)[count:]:
         if p != keep:
             shutil.rmtree(p, ignore_errors=True)
 

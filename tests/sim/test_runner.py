@@ -99,10 +99,10 @@ def test_eviction_keeps_the_most_recently_used_and_ignores_builds_in_progress(tm
     assert runner._last_used(tmp) is None
     assert runner._last_used(tmp_path / "top-f") is None
     assert runner._last_used(tmp_path / "top-e.lock") is None
-    runner._evict(tmp_path, keep=new)
+    runner.evict(tmp_path, keep=new)
     assert not old.exists()
     assert mid.exists() and new.exists() and tmp.exists()
-    runner._evict(tmp_path, keep=old)                        # keep= never removes itself
+    runner.evict(tmp_path, keep=old)                        # keep= never removes itself
     assert mid.exists() and new.exists()
 
 
@@ -113,3 +113,31 @@ def test_a_build_evicted_before_it_is_marked_used_is_built_again(tmp_path):
 
     shutil.rmtree(build)                                     # another worker evicted it
     assert not runner._touch(build / "build.json")
+
+
+def test_marking_a_vanished_entry_used_does_not_create_its_stamp(tmp_path):
+    """A half-evicted entry (stamp removed, directory not yet) must not get an empty stamp,
+    which a later hit would read as a broken manifest."""
+    entry = tmp_path / "top-a"
+    entry.mkdir()
+    assert not runner._touch(entry / "build.json")
+    assert not (entry / "build.json").exists()
+
+
+def test_generated_cores_are_evicted_by_last_use_not_by_generation(tmp_path, monkeypatch):
+    import os
+
+    from drnn_sim import cosim
+
+    monkeypatch.setattr(runner, "CACHE_BUILDS", 1)
+    old = tmp_path / "drnn_core-a"
+    old.mkdir()
+    (old / "manifest.json").write_text('{"top": "drnn_core"}')
+    os.utime(old / "manifest.json", (1000, 1000))
+    assert cosim._cached_manifest(old / "manifest.json") == {"top": "drnn_core"}  # a hit
+    new = tmp_path / "drnn_core-b"
+    new.mkdir()
+    (new / "manifest.json").write_text("{}")
+    os.utime(new / "manifest.json", (2000, 2000))
+    runner.evict(tmp_path, keep=tmp_path / "none", stamp="manifest.json")
+    assert old.exists() and not new.exists()       # old was used after new was made
