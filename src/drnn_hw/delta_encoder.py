@@ -5,7 +5,9 @@ then ``WH = ceil(H/E)`` windows of the hidden state h, E elements per window. Fo
 register after each of the first three:
 
 * **F, fetch**: the window's current values, references (x̂ or ĥ, held here in flip-flops)
-  and their exact differences;
+  and their exact differences; each element's reference and h-side value are registered a
+  cycle before the fetch (from a copy of the window counters one window ahead), so the
+  window multiplexers and the subtraction are in different cycles;
 * **T, test**: the threshold test of every element;
 * **P, pick**: the scheduler's first cycle (the lowest K kept elements, whether the window
   fits in one cycle);
@@ -141,7 +143,9 @@ class DeltaEncoder(wiring.Component):
         the cycle before ``start`` (when the window counters and thresholds are loaded for it)
         until the pass is cleared.
     start : In(1)
-        The pass starts this cycle; stage F fetches the first window in this same cycle.
+        The pass starts this cycle; stage F fetches the first window in this same cycle. A
+        layer's pass may start only after its previous one is ``done`` (when the references
+        it updates are written: they are read a cycle before the fetch).
     clear : In(1)
         End of step: drop ``done`` and the nnz counters (must not coincide with ``start``).
     clear_refs : In(1)
@@ -154,7 +158,10 @@ class DeltaEncoder(wiring.Component):
         The head beat of the input FIFO. ``x_pop`` pops it when stage F takes its window;
         ``x_pop_last`` says this was window WX-1 (the beat must carry ``last``).
     h : In(ArrayLayout(signed(act_bits), ΣH))
-        The hidden state of every layer, concatenated (stable during the scan).
+        The hidden state of every layer, concatenated. Read a cycle before the fetch that
+        uses it: layer l−1's h (a stacked layer's x) must be stable from the cycle before
+        ``start`` to the end of the pass, the layer's own from ``start`` on (its first h
+        window is fetched after its first x window).
     deltas : Out(DeltaStreamSignature(entry, K))
         Deltas emitted this cycle (by stage B): ``valid`` a prefix, column 0 first, index
         order; ``entry`` (:func:`delta_entry_layout` with ``addr_bits``) the exact delta, its
@@ -299,19 +306,54 @@ class DeltaEncoder(wiring.Component):
         # that the test stage does not fan one x/h select bit out to every comparator (the
         # ULX3S build's critical path ran from f.in_x through that select).
         f = Signal(data.StructLayout({**window, "ok": E}), name="f")
-        for e, (xw_e, hw_e, in_x_e) in enumerate(counters[1:]):
-            h_cur = Array(h_element(self.h, g, e) for g in range(len(h_windows)))[hw_e]
-            x_r = Array(x_element(x_ref, g, e) for g in range(len(x_windows)))[xw_e]
-            h_r = Array(h_element(h_ref, g, e) for g in range(len(h_windows)))[hw_e]
+        # Each element's reference (x̂ or ĥ) and h-side value (h, or a stacked layer's x from
+        # layer l−1's h) for the window F fetches *next* are registered a cycle ahead
+        # (``ref{e}``, ``h_cur{e}``): at a fetch from the window after it, through a second
+        # copy of the counters one window ahead (``*_ahead_dup``); between passes from the
+        # layer's first x window. The window multiplexers and the subtraction behind them
+        # were one cycle, the critical path of the P = 8, stacked and 2-layer P = 8 ULX3S
+        # builds (15.26 ns at 66 MHz, #10's twenty-second round). No reference of the window
+        # fetched next is written in between: within a pass B only stores windows fetched
+        # before it, and a layer's next pass starts after ``done``, when its stores are over
+        # (``clear_refs`` is forwarded, below).
+        ahead = [(Signal.like(xw, name=f"xw{e}_ahead_dup"),
+                  Signal.like(hw, name=f"hw{e}_ahead_dup"), Signal(name=f"in_x{e}_ahead_dup"))
+                 for e in range(E)]
+        refs = x_ref + h_ref
+        clears = [Signal(name=f"clear_refs{i}_dup")
+                  for i in range(0, len(refs), REFS_PER_CLEAR)]
+        clear_of = {id(r): clears[i // REFS_PER_CLEAR] for i, r in enumerate(refs)}
+
+        def first_x(values, e, of_h=False):
+            """Element e of the first x window of the pass's layer: its x̂ (``values`` x_ref)
+            with that reference's pending clear applied, or (``of_h``) its x from h."""
+            def one(l):
+                g = lm[l].x_window_base
+                if of_h:
+                    return x_from_h(g, e)
+                r = x_element(values, g, e)
+                return r if isinstance(r, Const) else Mux(clear_of[id(r)], 0, r)
+            return one(0) if L == 1 else Array(one(l) for l in range(L))[self.layer]
+
+        for e, ((xw_e, hw_e, in_x_e), (xw_a, hw_a, in_x_a)) in enumerate(zip(counters[1:],
+                                                                              ahead)):
             x_ok = Array(Const(w * E + e) < self.desc[l].inputs for l, w in x_windows)[xw_e]
             h_ok = Array(Const(w * E + e) < self.desc[l].hidden for l, w in h_windows)[hw_e]
+            ref = Signal(act, name=f"ref{e}")
+            h_cur = Signal(act, name=f"h_cur{e}")
+            with m.If(~a_valid):
+                m.d.sync += [ref.eq(first_x(x_ref, e)), h_cur.eq(first_x(None, e, of_h=True))]
+            with m.Elif(fetch_e[e]):
+                x_r = Array(x_element(x_ref, g, e) for g in range(len(x_windows)))[xw_a]
+                h_r = Array(h_element(h_ref, g, e) for g in range(len(h_windows)))[hw_a]
+                x_h = Array(x_from_h(g, e) for g in range(len(x_windows)))[xw_a]
+                h_h = Array(h_element(self.h, g, e) for g in range(len(h_windows)))[hw_a]
+                m.d.sync += [ref.eq(Mux(in_x_a, x_r, h_r)), h_cur.eq(Mux(in_x_a, x_h, h_h))]
             x_cur = self.x_data[e]
             if L > 1:
-                x_cur = Mux(self.layer == 0, x_cur,
-                            Array(x_from_h(g, e) for g in range(len(x_windows)))[xw_e])
+                x_cur = Mux(self.layer == 0, x_cur, h_cur)
             cur = Signal(act, name=f"cur{e}")
-            ref = Signal(act, name=f"ref{e}")
-            m.d.comb += [cur.eq(Mux(in_x_e, x_cur, h_cur)), ref.eq(Mux(in_x_e, x_r, h_r))]
+            m.d.comb += cur.eq(Mux(in_x_e, x_cur, h_cur))
             with m.If(fetch_e[e]):
                 m.d.sync += [
                     f.cur[e].eq(cur), f.delta[e].eq(cur - ref),
@@ -471,8 +513,17 @@ class DeltaEncoder(wiring.Component):
                     m.d.sync += a_base.eq(a_base + step)
         with m.If(~a_valid):
             m.d.sync += a_base.eq(per_layer([s.column_base for s in lm]))
-        for i, (xw_c, hw_c, in_x_c) in enumerate(counters):
-            with m.If(fetch if i == 0 else fetch_e[i - 1]):
+        # The ahead copies step like the counters; between passes they point at the window
+        # after the layer's first (its first h window when it has one x window).
+        one_x = field("x_windows") == 1
+        x_first = per_layer([s.x_window_base for s in lm])
+        h_first = per_layer([s.h_window_base for s in lm])
+        for e, (xw_a, hw_a, in_x_a) in enumerate(ahead):
+            with m.If(~a_valid):
+                m.d.sync += [xw_a.eq(Mux(one_x, x_first, x_first + 1)), hw_a.eq(h_first),
+                             in_x_a.eq(~one_x)]
+        for i, (xw_c, hw_c, in_x_c) in enumerate(counters + ahead):
+            with m.If(fetch if i == 0 else fetch_e[(i - 1) % E]):
                 with m.If(in_x_c):
                     with m.If(xw_c == x_last):
                         m.d.sync += in_x_c.eq(0)
@@ -483,11 +534,11 @@ class DeltaEncoder(wiring.Component):
                         m.d.sync += in_x_c.eq(1)
                     with m.Else():
                         m.d.sync += hw_c.eq(hw_c + 1)
-            with m.If(~a_valid):
-                # Between passes the counters point at the first windows of the layer on
-                # ``layer`` (which is why it must be valid the cycle before ``start``).
-                m.d.sync += [xw_c.eq(per_layer([s.x_window_base for s in lm])),
-                             hw_c.eq(per_layer([s.h_window_base for s in lm]))]
+            if i <= E:
+                with m.If(~a_valid):
+                    # Between passes the counters point at the first windows of the layer on
+                    # ``layer`` (which is why it must be valid the cycle before ``start``).
+                    m.d.sync += [xw_c.eq(x_first), hw_c.eq(h_first)]
 
         def store_kept(e, window, windows, element_index):
             # At the end of a window, the reference of every kept element takes its new value.
@@ -535,9 +586,7 @@ class DeltaEncoder(wiring.Component):
             m.d.sync += [out.done.eq(0), self.nnz_dx.eq(0), self.nnz_dh.eq(0)]
         # The clear a cycle later, one register per REFS_PER_CLEAR references: the core's
         # decision to apply RESET_STATE reached x̂, ĥ and h (1,777 loads) in one net.
-        refs = x_ref + h_ref
-        for i in range(0, len(refs), REFS_PER_CLEAR):
-            clear = Signal(name=f"clear_refs{i}_dup")
+        for i, clear in zip(range(0, len(refs), REFS_PER_CLEAR), clears):
             m.d.sync += clear.eq(self.clear_refs)
             with m.If(clear):
                 m.d.sync += [r.eq(0) for r in refs[i:i + REFS_PER_CLEAR]]

@@ -35,7 +35,10 @@ def expected_schedule(x, h, x_ref, h_ref, theta_x, theta_h, E, K, NB):
     return events, cycle, x_ref, h_ref
 
 
-def run_steps(I, H, P, K, E, steps, theta_x, theta_h):
+def run_steps(I, H, P, K, E, steps, theta_x, theta_h, resets=()):
+    """Scan ``steps`` back to back (each starts in the cycle after the previous one's clear);
+    before step i in ``resets``, ``clear_refs`` and then the earliest start it allows (the
+    second cycle after it), the step's h set in its start cycle."""
     dut = DeltaEncoder(FMTS, I, H, rows=P, columns=K, scan=E)
     WX = math.ceil(I / E)
     log = []
@@ -44,7 +47,12 @@ def run_steps(I, H, P, K, E, steps, theta_x, theta_h):
         ctx.set(dut.theta_x, theta_x)
         ctx.set(dut.theta_h, theta_h)
         await ctx.tick()      # the encoder copies the thresholds in a cycle without a scan
-        for x, h in steps:
+        for n, (x, h) in enumerate(steps):
+            if n in resets:
+                ctx.set(dut.clear_refs, 1)
+                await ctx.tick()
+                ctx.set(dut.clear_refs, 0)
+                await ctx.tick()          # the cycle the references are cleared in
             for j in range(H):
                 ctx.set(dut.h[j], int(h[j]))
             beat = 0
@@ -111,6 +119,23 @@ def test_emission_order_timing_and_refs(I, H, P, K, E, theta):
         assert pops == [(b, int(b == WX - 1)) for b in range(WX)]
         assert nnz == (sum(e[4] for e in want), sum(1 - e[4] for e in want))
     assert log[-1][0] == [] and log[-1][1] == SCAN_LATENCY + WX + math.ceil(H / E)
+
+
+@pytest.mark.parametrize("I,H,E", [(5, 7, 3), (3, 10, 16), (20, 5, 4)])
+def test_clear_refs_then_earliest_start(I, H, E):
+    # RESET_STATE between steps: the next scan, started as early as allowed, sees x̂ = ĥ = 0
+    # (each element's reference is read a cycle before its fetch, so the clear must reach
+    # that copy too), whatever the references were.
+    rng = np.random.default_rng(I + 31 * H)
+    steps = [(rng.integers(-300, 300, I), rng.integers(-300, 300, H)) for _ in range(4)]
+    log = run_steps(I, H, 3, 2, E, steps, 20, 10, resets={1, 3})
+    x_ref, h_ref = np.zeros(I, np.int64), np.zeros(H, np.int64)
+    for n, ((x, h), (events, S, _, _)) in enumerate(zip(steps, log)):
+        if n in (1, 3):
+            x_ref, h_ref = np.zeros(I, np.int64), np.zeros(H, np.int64)
+        want, want_S, x_ref, h_ref = expected_schedule(x, h, x_ref, h_ref, 20, 10, E, 2,
+                                                       math.ceil(H / 3))
+        assert (events, S) == (want, want_S), n
 
 
 @pytest.mark.parametrize("kwargs,name", [
