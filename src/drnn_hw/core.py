@@ -540,6 +540,7 @@ class DeltaRNNCore(wiring.Component):
                      csr_wrote.eq(self.csr.w_stb)]
         start = Signal()            # a step starts (layer 0's pass)
         pass_start = Signal()       # a layer's pass starts
+        pass_start_n = Signal()     # ... in the next cycle (the encoder registers it per element)
         layer_done = Signal()       # the AP has written the pass's last block (now or before)
         commit = Signal()           # the step ends (the last layer's pass is done)
         apply_reset = Signal()
@@ -574,9 +575,11 @@ class DeltaRNNCore(wiring.Component):
         reset_busy_n = apply_reset | (reset_busy & (reset_left != 0))
         frame_ready_n = x_fifo.r_level >= desc[0].x_windows
         after_commit_n = commit if L > 1 else Const(0)
+        start_n = Signal(name="start_n")   # a step starts in the next cycle
         start_q = Signal(name="start_q")
-        m.d.sync += start_q.eq(idle_n & ~reset_pending_n & ~reset_busy_n & frame_ready_n &
+        m.d.comb += start_n.eq(idle_n & ~reset_pending_n & ~reset_busy_n & frame_ready_n &
                                ~self.csr.w_stb & ~after_commit_n)
+        m.d.sync += start_q.eq(start_n)
         m.d.comb += start.eq(start_q)
         probe = getattr(self, "_probe", None)    # tests only: the register against its terms
         if probe is not None:
@@ -603,7 +606,9 @@ class DeltaRNNCore(wiring.Component):
                          step_done.eq(layer_done & last_layer),
                          commit.eq(step_done & ~out_full),
                          pass_start.eq(start | gap[LAYER_GAP])]
-            m.d.sync += gap.eq(Cat(next_pass, gap[:LAYER_GAP]))
+            gap_n = Cat(next_pass, gap[:LAYER_GAP])
+            m.d.sync += gap.eq(gap_n)
+            m.d.comb += pass_start_n.eq(start_n | gap_n[LAYER_GAP])
             with m.If(next_pass):
                 m.d.sync += layer.eq(layer + 1)
             with m.If(commit):
@@ -625,7 +630,7 @@ class DeltaRNNCore(wiring.Component):
             stalled = step_done & out_full
         else:
             m.d.comb += [step_done.eq(layer_done), commit.eq(step_done & ~out_full),
-                         pass_start.eq(start),
+                         pass_start.eq(start), pass_start_n.eq(start_n),
                          enc.theta_x.eq(regs.theta_x[0]), enc.theta_h.eq(regs.theta_h[0])]
             pass_end = commit
             stalled = step_done & out_full
@@ -644,7 +649,7 @@ class DeltaRNNCore(wiring.Component):
 
         # --- scan -----------------------------------------------------------------------------
         m.d.comb += [
-            enc.start.eq(pass_start),
+            enc.start_next.eq(pass_start_n),
             enc.clear.eq(pass_end),
             enc.clear_refs.eq(apply_reset),
             enc.x_data.eq(x_head.data),

@@ -24,7 +24,8 @@ finishing. (T and P were one stage until the ULX3S build's critical path ran fro
 comparators through the pick trees.)
 
 The control every element's registers depend on (the window counters and x/h flag of F, the
-stages' enable, the end of a window for the reference stores) exists once per element, in
+pass's start and run flags, the stages' enable, the end of a window for the reference stores)
+exists once per element, in
 registers named ``*_dup`` that equal the encoder's own in every cycle: from one register it was
 a net over the whole encoder, the ULX3S builds' critical path (issue #10).
 
@@ -32,8 +33,8 @@ The weight address of a delta is ``column · NB`` (the weight bank's layout, ``N
 kept as a running window base plus a constant per element, so no multiplier is needed.
 
 Stacked layers (:mod:`drnn_hw.layer_map`): the encoder holds every layer's x̂ and ĥ and runs
-one layer per ``start``, the one on its ``layer`` input (stable from the cycle before ``start``
-to the end of the pass). Layer 0's x comes from the FIFO, layer l's from layer l−1's hidden
+one layer per start (``start_next`` a cycle before), the one on its ``layer`` input (stable
+from the cycle before the start to the end of the pass). Layer 0's x comes from the FIFO, layer l's from layer l−1's hidden
 state; window indices and weight addresses are the layer's (its region's column base added).
 
 The stage registers F, T and B are ``lib.data`` struct views; the deltas leave on a
@@ -142,10 +143,14 @@ class DeltaEncoder(wiring.Component):
         Only with L > 1: the layer of the next (or current) pass; must hold its value from
         the cycle before ``start`` (when the window counters and thresholds are loaded for it)
         until the pass is cleared.
-    start : In(1)
-        The pass starts this cycle; stage F fetches the first window in this same cycle. A
-        layer's pass may start only after its previous one is ``done`` (when the references
-        it updates are written: they are read a cycle before the fetch).
+    start_next : In(1)
+        The pass starts in the next cycle (its *start*, when stage F fetches the first
+        window). Registered here, once per element besides the encoder's own (``start{e}_dup``):
+        from one ``start`` register the pass's start reached every element's fetch enable
+        through one net across the die, the critical path of the default core at 80 MHz
+        (11.66 ns, #10's twenty-third round). A layer's pass may start only after its previous
+        one is ``done`` (when the references it updates are written: they are read a cycle
+        before the fetch).
     clear : In(1)
         End of step: drop ``done`` and the nnz counters (must not coincide with ``start``).
     clear_refs : In(1)
@@ -198,7 +203,7 @@ class DeltaEncoder(wiring.Component):
             **({"layer": In(range(len(layers)))} if len(layers) > 1 else {}),
             "desc": In(data.ArrayLayout(LayerDescriptor, len(layers)),
                        init=descriptor_values(inputs, layers, rows, scan, blocks=slots)),
-            "start": In(1),
+            "start_next": In(1),
             "clear": In(1),
             "clear_refs": In(1),
             "theta_x": In(unsigned(fmts.act_bits)),
@@ -254,8 +259,21 @@ class DeltaEncoder(wiring.Component):
             (Signal.like(xw, name=f"xw{e}_dup"), Signal.like(hw, name=f"hw{e}_dup"),
              Signal(init=1, name=f"in_x{e}_dup")) for e in range(E)]
         a_base = Signal(addr)              # weight address of the window's element 0
+        start = Signal(name="start")       # the pass starts (F fetches its first window)
         a_valid = Signal()
-        m.d.comb += a_valid.eq(self.start | a_run)
+        m.d.sync += start.eq(self.start_next)
+        m.d.comb += a_valid.eq(start | a_run)
+        # Per element e, copies of ``start`` and ``a_run`` (equal to them in every cycle),
+        # from which e's ``a_valid_e`` enables its fetch and loads its counters and read-ahead
+        # registers between passes.
+        start_e = [Signal(name=f"start{e}_dup") for e in range(E)]
+        a_run_e = [Signal(name=f"a_run{e}_dup") for e in range(E)]
+        a_valid_e = [Signal(name=f"a_valid{e}") for e in range(E)]
+        for e in range(E):
+            m.d.sync += start_e[e].eq(self.start_next)
+            m.d.comb += a_valid_e[e].eq(start_e[e] | a_run_e[e])
+            with m.If(start_e[e]):
+                m.d.sync += a_run_e[e].eq(1)
         fetch = Signal()                   # F takes the next window this cycle
         advance = Signal()                 # every stage moves on (B is empty or finishing)
         # The same per element e, from e's own copy of B's control (below): they enable e's
@@ -341,7 +359,7 @@ class DeltaEncoder(wiring.Component):
             h_ok = Array(Const(w * E + e) < self.desc[l].hidden for l, w in h_windows)[hw_e]
             ref = Signal(act, name=f"ref{e}")
             h_cur = Signal(act, name=f"h_cur{e}")
-            with m.If(~a_valid):
+            with m.If(~a_valid_e[e]):
                 m.d.sync += [ref.eq(first_x(x_ref, e)), h_cur.eq(first_x(None, e, of_h=True))]
             with m.Elif(fetch_e[e]):
                 x_r = Array(x_element(x_ref, g, e) for g in range(len(x_windows)))[xw_a]
@@ -440,7 +458,7 @@ class DeltaEncoder(wiring.Component):
             ctl = Signal(ctl_layout, name=f"b_ctl{e}_dup")
             window_last_e.append(ctl.last)
             m.d.comb += [advance_e[e].eq(~ctl.valid | ctl.last),
-                         fetch_e[e].eq(advance_e[e] & a_valid)]
+                         fetch_e[e].eq(advance_e[e] & a_valid_e[e])]
             with m.If(advance_e[e]):
                 m.d.sync += [ctl.valid.eq(t.valid), ctl.first.eq(1),
                              ctl.two_cycles.eq(t_two_cycles),
@@ -480,7 +498,7 @@ class DeltaEncoder(wiring.Component):
             self.x_pop.eq(fetch & a_in_x & (self.layer == 0 if L > 1 else 1)),
             self.x_pop_last.eq(xw == self.desc[0].x_windows - 1),
         ]
-        with m.If(self.start):
+        with m.If(start):
             m.d.sync += a_run.eq(1)
         with m.If(advance):
             m.d.sync += [
@@ -519,7 +537,7 @@ class DeltaEncoder(wiring.Component):
         x_first = per_layer([s.x_window_base for s in lm])
         h_first = per_layer([s.h_window_base for s in lm])
         for e, (xw_a, hw_a, in_x_a) in enumerate(ahead):
-            with m.If(~a_valid):
+            with m.If(~a_valid_e[e]):
                 m.d.sync += [xw_a.eq(Mux(one_x, x_first, x_first + 1)), hw_a.eq(h_first),
                              in_x_a.eq(~one_x)]
         for i, (xw_c, hw_c, in_x_c) in enumerate(counters + ahead):
@@ -532,10 +550,12 @@ class DeltaEncoder(wiring.Component):
                 with m.Else():
                     with m.If(hw_c == h_last):
                         m.d.sync += in_x_c.eq(1)
+                        if 1 <= i <= E:      # the pass's last fetch (as ``a_run`` below)
+                            m.d.sync += a_run_e[i - 1].eq(0)
                     with m.Else():
                         m.d.sync += hw_c.eq(hw_c + 1)
             if i <= E:
-                with m.If(~a_valid):
+                with m.If(~(a_valid if i == 0 else a_valid_e[i - 1])):
                     # Between passes the counters point at the first windows of the layer on
                     # ``layer`` (which is why it must be valid the cycle before ``start``).
                     m.d.sync += [xw_c.eq(x_first), hw_c.eq(h_first)]

@@ -36,9 +36,10 @@ def expected_schedule(x, h, x_ref, h_ref, theta_x, theta_h, E, K, NB):
 
 
 def run_steps(I, H, P, K, E, steps, theta_x, theta_h, resets=()):
-    """Scan ``steps`` back to back (each starts in the cycle after the previous one's clear);
-    before step i in ``resets``, ``clear_refs`` and then the earliest start it allows (the
-    second cycle after it), the step's h set in its start cycle."""
+    """Scan ``steps`` back to back (each starts in the cycle after the previous one's clear,
+    ``start_next`` asserted with the clear); before step i in ``resets``, ``clear_refs`` and
+    then the earliest start it allows (the second cycle after it), the step's h set in its
+    start cycle."""
     dut = DeltaEncoder(FMTS, I, H, rows=P, columns=K, scan=E)
     WX = math.ceil(I / E)
     log = []
@@ -47,12 +48,17 @@ def run_steps(I, H, P, K, E, steps, theta_x, theta_h, resets=()):
         ctx.set(dut.theta_x, theta_x)
         ctx.set(dut.theta_h, theta_h)
         await ctx.tick()      # the encoder copies the thresholds in a cycle without a scan
+        announced = False     # start_next was asserted in the previous cycle
         for n, (x, h) in enumerate(steps):
             if n in resets:
                 ctx.set(dut.clear_refs, 1)
                 await ctx.tick()
                 ctx.set(dut.clear_refs, 0)
-                await ctx.tick()          # the cycle the references are cleared in
+                # (This is the cycle the references are cleared in: the start follows it.)
+            if not announced:
+                ctx.set(dut.start_next, 1)
+                await ctx.tick()
+                ctx.set(dut.start_next, 0)
             for j in range(H):
                 ctx.set(dut.h[j], int(h[j]))
             beat = 0
@@ -62,13 +68,11 @@ def run_steps(I, H, P, K, E, steps, theta_x, theta_h, resets=()):
                     i = b * E + e
                     ctx.set(dut.x_data[e], int(x[i]) if i < I else 12345 % 32768)
             load(0)
-            ctx.set(dut.start, 1)
             events, cycle, pops = [], 0, []
             while True:
                 sampled = await ctx.tick().sample(dut.deltas.valid, dut.deltas.entry, dut.x_pop,
                                                   dut.x_pop_last, dut.deltas.done)
                 _, _, valid, emit, pop, pop_last, done = sampled
-                ctx.set(dut.start, 0)
                 if done:
                     break
                 for k in range(K):
@@ -82,8 +86,11 @@ def run_steps(I, H, P, K, E, steps, theta_x, theta_h, resets=()):
                 cycle += 1
             nnz = (ctx.get(dut.nnz_dx), ctx.get(dut.nnz_dh))
             ctx.set(dut.clear, 1)
+            announced = n + 1 < len(steps) and n + 1 not in resets
+            ctx.set(dut.start_next, announced)
             await ctx.tick()
             ctx.set(dut.clear, 0)
+            ctx.set(dut.start_next, 0)
             log.append((events, cycle, pops, nnz))
 
     sim = Simulator(dut)
