@@ -143,6 +143,10 @@ class DeltaEncoder(wiring.Component):
         Only with L > 1: the layer of the next (or current) pass; must hold its value from
         the cycle before ``start`` (when the window counters and thresholds are loaded for it)
         until the pass is cleared.
+    desc : In(ArrayLayout(LayerDescriptor, L))
+        The layers' descriptors (:func:`~drnn_hw.layer_map.descriptor_values`; by default the
+        model's own, a run-time core's from its registers): like ``layer``, they must hold
+        from the cycle before ``start`` until the pass is cleared.
     start_next : In(1)
         The pass starts in the next cycle (its *start*, when stage F fetches the first
         window). Registered here, once per element besides the encoder's own (``start{e}_dup``):
@@ -281,9 +285,22 @@ class DeltaEncoder(wiring.Component):
         # flip-flops each, where one ``advance`` net enabled all E·180 across the encoder.
         advance_e = [Signal(name=f"advance{e}") for e in range(E)]
         fetch_e = [Signal(name=f"fetch{e}") for e in range(E)]
-        # The layout's window bases, the descriptor's window counts.
-        x_last = per_layer([s.x_window_base - 1 for s in lm]) + field("x_windows")
-        h_last = per_layer([s.h_window_base - 1 for s in lm]) + field("h_windows")
+        # The pass's last x and h windows (the layout's window bases, the descriptor's window
+        # counts), registered, once for the encoder's counters and once per element (for its
+        # own and its read-ahead copy): each counter compared itself with the sum (a carry
+        # chain from the descriptor) and the ahead counters were a slow path group of the
+        # default core at 80 MHz (11.42 ns, #10's twenty-third round). They are the sums of
+        # the cycle before, which is why ``layer`` and ``desc`` hold from the cycle before
+        # ``start``. (For the descriptors ``descriptor_values`` writes, the sums are windows of
+        # the layout, so a counter's width holds them.)
+        x_last_sum = per_layer([s.x_window_base - 1 for s in lm]) + field("x_windows")
+        h_last_sum = per_layer([s.h_window_base - 1 for s in lm]) + field("h_windows")
+        lasts = [(Signal.like(xw, name="x_last" if c == 0 else f"x_last{c - 1}_dup"),
+                  Signal.like(hw, name="h_last" if c == 0 else f"h_last{c - 1}_dup"))
+                 for c in range(E + 1)]
+        for x_l, h_l in lasts:
+            m.d.sync += [x_l.eq(x_last_sum), h_l.eq(h_last_sum)]
+        x_last, h_last = lasts[0]
 
         def x_element(values, g, e):
             """Element e of global x window g in ``values`` (per layer x̂, concatenated)."""
@@ -541,14 +558,15 @@ class DeltaEncoder(wiring.Component):
                 m.d.sync += [xw_a.eq(Mux(one_x, x_first, x_first + 1)), hw_a.eq(h_first),
                              in_x_a.eq(~one_x)]
         for i, (xw_c, hw_c, in_x_c) in enumerate(counters + ahead):
+            x_last_c, h_last_c = lasts[0 if i == 0 else 1 + (i - 1) % E]
             with m.If(fetch if i == 0 else fetch_e[(i - 1) % E]):
                 with m.If(in_x_c):
-                    with m.If(xw_c == x_last):
+                    with m.If(xw_c == x_last_c):
                         m.d.sync += in_x_c.eq(0)
                     with m.Else():
                         m.d.sync += xw_c.eq(xw_c + 1)
                 with m.Else():
-                    with m.If(hw_c == h_last):
+                    with m.If(hw_c == h_last_c):
                         m.d.sync += in_x_c.eq(1)
                         if 1 <= i <= E:      # the pass's last fetch (as ``a_run`` below)
                             m.d.sync += a_run_e[i - 1].eq(0)
