@@ -25,17 +25,17 @@ comparators through the pick trees.)
 
 The control every element's registers depend on (the window counters and x/h flag of F, the
 pass's start and run flags, the stages' enable, the end of a window for the reference stores)
-exists once per element, in
-registers named ``*_dup`` that equal the encoder's own in every cycle: from one register it was
-a net over the whole encoder, the ULX3S builds' critical path (issue #10).
+exists once per element, in registers named ``*_dup`` that equal the encoder's own in every
+cycle: from one register it was a net over the whole encoder, the ULX3S builds' critical path
+(issue #10).
 
 The weight address of a delta is ``column · NB`` (the weight bank's layout, ``NB = ceil(H/P)``),
 kept as a running window base plus a constant per element, so no multiplier is needed.
 
 Stacked layers (:mod:`drnn_hw.layer_map`): the encoder holds every layer's x̂ and ĥ and runs
 one layer per start (``start_next`` a cycle before), the one on its ``layer`` input (stable
-from the cycle before the start to the end of the pass). Layer 0's x comes from the FIFO, layer l's from layer l−1's hidden
-state; window indices and weight addresses are the layer's (its region's column base added).
+from the cycle before the start to the end of the pass). Layer 0's x comes from the FIFO,
+layer l's from layer l−1's hidden state; window indices and weight addresses are the layer's (its region's column base added).
 
 The stage registers F, T and B are ``lib.data`` struct views; the deltas leave on a
 :class:`DeltaStreamSignature` port (to :class:`~drnn_hw.delta_queue.DeltaQueue`).
@@ -141,12 +141,12 @@ class DeltaEncoder(wiring.Component):
     -----
     layer : In(range(L))
         Only with L > 1: the layer of the next (or current) pass; must hold its value from
-        the cycle before ``start`` (when the window counters and thresholds are loaded for it)
+        the cycle before the start (when the window counters and thresholds are loaded for it)
         until the pass is cleared.
     desc : In(ArrayLayout(LayerDescriptor, L))
         The layers' descriptors (:func:`~drnn_hw.layer_map.descriptor_values`; by default the
         model's own, a run-time core's from its registers): like ``layer``, they must hold
-        from the cycle before ``start`` until the pass is cleared.
+        from the cycle before the start until the pass is cleared.
     start_next : In(1)
         The pass starts in the next cycle (its *start*, when stage F fetches the first
         window). Registered here, once per element besides the encoder's own (``start{e}_dup``):
@@ -156,20 +156,20 @@ class DeltaEncoder(wiring.Component):
         one is ``done`` (when the references it updates are written: they are read a cycle
         before the fetch).
     clear : In(1)
-        End of step: drop ``done`` and the nnz counters (must not coincide with ``start``).
+        End of step: drop ``done`` and the nnz counters (must not coincide with the start).
     clear_refs : In(1)
         Reset x̂ and ĥ to 0 (RESET_STATE), in the next cycle (from registers: one per
         :data:`REFS_PER_CLEAR` references; no pass may start in that cycle).
     theta_x, theta_h : In(act_bits)
         Threshold codes of the layer, copied in every cycle without a scan: a pass uses the
-        values of the cycle before its ``start``.
+        values of the cycle before its start.
     x_data : In(ArrayLayout(signed(act_bits), E))
         The head beat of the input FIFO. ``x_pop`` pops it when stage F takes its window;
         ``x_pop_last`` says this was window WX-1 (the beat must carry ``last``).
     h : In(ArrayLayout(signed(act_bits), ΣH))
         The hidden state of every layer, concatenated. Read a cycle before the fetch that
         uses it: layer l−1's h (a stacked layer's x) must be stable from the cycle before
-        ``start`` to the end of the pass, the layer's own from ``start`` on (its first h
+        the start to the end of the pass, the layer's own from the start on (its first h
         window is fetched after its first x window).
     deltas : Out(DeltaStreamSignature(entry, K))
         Deltas emitted this cycle (by stage B): ``valid`` a prefix, column 0 first, index
@@ -291,7 +291,7 @@ class DeltaEncoder(wiring.Component):
         # chain from the descriptor) and the ahead counters were a slow path group of the
         # default core at 80 MHz (11.42 ns, #10's twenty-third round). They are the sums of
         # the cycle before, which is why ``layer`` and ``desc`` hold from the cycle before
-        # ``start``. (For the descriptors ``descriptor_values`` writes, the sums are windows of
+        # the start. (For the descriptors ``descriptor_values`` writes, the sums are windows of
         # the layout, so a counter's width holds them.)
         x_last_sum = per_layer([s.x_window_base - 1 for s in lm]) + field("x_windows")
         h_last_sum = per_layer([s.h_window_base - 1 for s in lm]) + field("h_windows")
@@ -575,7 +575,7 @@ class DeltaEncoder(wiring.Component):
             if i <= E:
                 with m.If(~(a_valid if i == 0 else a_valid_e[i - 1])):
                     # Between passes the counters point at the first windows of the layer on
-                    # ``layer`` (which is why it must be valid the cycle before ``start``).
+                    # ``layer`` (which is why it must be valid the cycle before the start).
                     m.d.sync += [xw_c.eq(x_first), hw_c.eq(h_first)]
 
         def store_kept(e, window, windows, element_index):
