@@ -456,30 +456,16 @@ class MxVChannel(wiring.Component):
         else:
             masks, biases, outs = [lambda k, p: True], [self.bias], [read.m]
 
-        # A split channel's two column sums of K = 2 share one adder per row: each memory
-        # takes the sum, one product or none, chosen behind the adder. With a mask on each
-        # product in front of two adders per row, the DSP → sum paths of the n channel were
-        # the default core's slowest group at 80 MHz (12.33 ns, 105 endpoints, #10's
-        # twenty-fourth round).
-        pairs = None
-        if self.split and K == 2:
-            pairs = [Signal(signed(self.prod_bits + 1), name=f"pair{p}") for p in range(P)]
-            m.d.comb += [pairs[p].eq(prod[0][p] + prod[1][p]) for p in range(P)]
         for i, (mask, bias, out) in enumerate(zip(masks, biases, outs)):
             code = None if self.load_codes is None else self.load_codes[i]
             # One signal per row, not an array view: synthesis trims each sum's redundant sign
             # bits (wreduce) only on a signal of its own.
             sums = [Signal(signed(self.prod_bits + K), name=f"sum{i}_{p}") for p in range(P)]
             for p in range(P):
-                if pairs is not None:
-                    in0, in1 = mask(0, p), mask(1, p)
-                    total = Mux(in0, Mux(in1, pairs[p], prod[0][p]),
-                                Mux(in1, prod[1][p], 0))
-                else:
-                    total = 0
-                    for k in range(K):
-                        sel = mask(k, p)
-                        total = total + (prod[k][p] if sel is True else Mux(sel, prod[k][p], 0))
+                total = 0
+                for k in range(K):
+                    sel = mask(k, p)
+                    total = total + (prod[k][p] if sel is True else Mux(sel, prod[k][p], 0))
                 m.d.sync += sums[p].eq(Mux(row_t3[p].fill, 0, total))
             self._memory(m, f"m{i}", bias, sums, out, rd=row_t3, wr=row_t4,
                          fill_t2=fill_t2s[0], code=code)
