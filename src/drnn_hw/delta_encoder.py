@@ -35,7 +35,8 @@ kept as a running window base plus a constant per element, so no multiplier is n
 Stacked layers (:mod:`drnn_hw.layer_map`): the encoder holds every layer's x̂ and ĥ and runs
 one layer per start (``start_next`` a cycle before), the one on its ``layer`` input (stable
 from the cycle before the start to the end of the pass). Layer 0's x comes from the FIFO,
-layer l's from layer l−1's hidden state; window indices and weight addresses are the layer's (its region's column base added).
+layer l's from layer l−1's hidden state; window indices and weight addresses are the
+layer's (its region's column base added).
 
 The stage registers F, T and B are ``lib.data`` struct views; the deltas leave on a
 :class:`DeltaStreamSignature` port (to :class:`~drnn_hw.delta_queue.DeltaQueue`).
