@@ -1,6 +1,6 @@
 """DeltaQueue: groups of K in emission order, issue times m_g = max(r_g, m_{g-1} + NB),
 partial last group at scan end, column valid bits, the registered weight words (every
-copy), ``pending``;
+copy), ``pending``, steps after a ``clear``;
 the parameters it refuses."""
 
 import numpy as np
@@ -141,3 +141,57 @@ def test_lookahead_and_hold(K):
     sim.run()
     groups = -(-5 // K)
     assert log == [(20 + NB * g + b, b) for g in range(groups) for b in range(NB)]
+
+
+@pytest.mark.parametrize("K,NB", [(1, 2), (2, 1), (2, 3)])
+def test_steps_after_clear(K, NB):
+    """Step after step with a ``clear`` between them: every slot of a step carries that
+    step's entries, never a word or a register left from the step before (the queue keeps
+    the entries of the group under issue in its registers, not in the banks)."""
+    layout = delta_entry_layout(Formats(), 10)
+    dut = DeltaQueue(layout, columns=K, blocks=NB, capacity=64, copies=COPIES)
+    rng = np.random.default_rng(K * 7 + NB)
+    steps = []
+    for s in range(4):
+        emissions, n = [], 0
+        for c in range(int(rng.integers(3, 9))):
+            cnt = int(rng.integers(0, K + 1))
+            emissions.append([(int(rng.integers(-65536, 65536)), 100 * s + n + i)
+                              for i in range(cnt)])
+            n += cnt
+        steps.append(emissions)
+    got = []
+
+    async def tb(ctx):
+        for emissions in steps:
+            slots, cycle = [], 0
+            while True:
+                em = emissions[cycle] if cycle < len(emissions) else []
+                ctx.set(dut.deltas.valid, (1 << len(em)) - 1)
+                for k, (d, a) in enumerate(em):
+                    ctx.set(dut.deltas.entry[k].delta, d)
+                    ctx.set(dut.deltas.entry[k].addr, a)
+                ctx.set(dut.deltas.done, cycle >= len(emissions))
+                _, _, valid, block, entry, columns, pending = await ctx.tick().sample(
+                    dut.issue.valid, dut.issue.block, dut.issue.entry, dut.issue.column_valid,
+                    dut.pending)
+                if valid:
+                    slots.append((cycle, block, [(entry[k].delta, entry[k].addr)
+                                                 for k in range(K) if columns & (1 << k)]))
+                if not pending and cycle >= len(emissions):
+                    slots.append(("idle", cycle))
+                    break
+                cycle += 1
+            got.append(slots)
+            # The end of the step: one cycle of clear, nothing written.
+            ctx.set(dut.deltas.valid, 0)
+            ctx.set(dut.deltas.done, 0)
+            ctx.set(dut.clear, 1)
+            await ctx.tick()
+            ctx.set(dut.clear, 0)
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-8)
+    sim.add_testbench(tb)
+    sim.run()
+    assert got == [expected(K, NB, em, len(em)) for em in steps]
