@@ -173,36 +173,30 @@ class DeltaQueue(wiring.Component):
         busy = Signal()                        # a group is mid-way through its NB blocks
         block = Signal(range(max(self.NB, 2)))
 
-        mems = []
+        banks, mems = [], []
         for k in range(K):
             mem = memory.Memory(shape=self.entry_layout, depth=self.depth, init=[])
             m.submodules[f"bank{k}"] = mem
             mems.append(mem)
+            banks.append((mem.write_port(), mem.read_port(domain="comb")))
 
         # Write side. ``full`` and ``phase`` go through their next values before a clear
         # (``full_w``, ``phase_w``; after it, ``full_n``, ``phase_n``), from which the
-        # sequencer's registered decisions are worked out. This cycle's writes (``live``) are
-        # registered (``bank_write{k}``) and reach the banks a cycle later: the scheduler's
-        # pick through its select trees straight into the banks' LUT RAM was the demo
-        # build's critical path group at 80 MHz (11.52 ns, 41 endpoints, issue #10's
-        # twenty-fifth round). The reads below take a registered write from the register
-        # until the bank holds it.
-        write = data.StructLayout({"en": 1, "addr": range(self.depth), "data": self.entry_layout})
-        live = [Signal(write, name=f"live_write{k}") for k in range(K)]
-        pending_w = [Signal(write, name=f"bank_write{k}") for k in range(K)]
+        # sequencer's registered decisions are worked out.
         full_w, phase_w = Signal.like(full), Signal.like(phase)
         m.d.comb += [full_w.eq(full), phase_w.eq(phase)]
         if K == 1:
-            m.d.comb += [live[0].addr.eq(full), live[0].data.eq(w_entry[0]),
-                         live[0].en.eq(w_valid[0])]
+            wp, _ = banks[0]
+            m.d.comb += [wp.addr.eq(full), wp.data.eq(w_entry[0]), wp.en.eq(w_valid[0])]
             with m.If(w_valid[0]):
                 m.d.comb += full_w.eq(full + 1)
         else:
+            (wp0, _), (wp1, _) = banks
             v0, v1 = w_valid[0], w_valid[1]
             with m.If(phase == 0):
                 m.d.comb += [
-                    live[0].addr.eq(full), live[0].data.eq(w_entry[0]), live[0].en.eq(v0),
-                    live[1].addr.eq(full), live[1].data.eq(w_entry[1]), live[1].en.eq(v1),
+                    wp0.addr.eq(full), wp0.data.eq(w_entry[0]), wp0.en.eq(v0),
+                    wp1.addr.eq(full), wp1.data.eq(w_entry[1]), wp1.en.eq(v1),
                 ]
                 with m.If(v1):
                     m.d.comb += full_w.eq(full + 1)
@@ -210,17 +204,13 @@ class DeltaQueue(wiring.Component):
                     m.d.comb += phase_w.eq(1)
             with m.Else():
                 m.d.comb += [
-                    live[1].addr.eq(full), live[1].data.eq(w_entry[0]), live[1].en.eq(v0),
-                    live[0].addr.eq(full + 1), live[0].data.eq(w_entry[1]), live[0].en.eq(v1),
+                    wp1.addr.eq(full), wp1.data.eq(w_entry[0]), wp1.en.eq(v0),
+                    wp0.addr.eq(full + 1), wp0.data.eq(w_entry[1]), wp0.en.eq(v1),
                 ]
                 with m.If(v0):
                     m.d.comb += full_w.eq(full + 1)
                 with m.If(v0 & ~v1):
                     m.d.comb += phase_w.eq(0)
-        for mem, lw, pw in zip(mems, live, pending_w):
-            wp = mem.write_port()
-            m.d.sync += pw.eq(lw)
-            m.d.comb += [wp.addr.eq(pw.addr), wp.data.eq(pw.data), wp.en.eq(pw.en)]
 
         # Read side: the group under issue, from registers loaded a cycle ahead (below).
         # The sequencer's decision (does a slot issue, is it its group's last block) comes
@@ -259,13 +249,11 @@ class DeltaQueue(wiring.Component):
             peek = [mem.read_port(domain="comb") for mem in mems]
             for k, rp in enumerate(peek):
                 m.d.comb += rp.addr.eq(self.ahead_index // K if K > 1 else self.ahead_index)
-            # (Last cycle's write from its register: ``written`` counts it.)
-            peeked = [Mux(pw.en & (pw.addr == rp.addr), pw.data, rp.data)
-                      for pw, rp in zip(pending_w, peek)]
             if K == 1:
-                m.d.comb += self.ahead_entry.eq(peeked[0])
+                m.d.comb += self.ahead_entry.eq(peek[0].data)
             else:
-                m.d.comb += self.ahead_entry.eq(Mux(self.ahead_index[0], peeked[1], peeked[0]))
+                m.d.comb += self.ahead_entry.eq(Mux(self.ahead_index[0], peek[1].data,
+                                                    peek[0].data))
         else:
             ready = is_full | partial
         m.d.comb += [
@@ -306,59 +294,46 @@ class DeltaQueue(wiring.Component):
             tail.eq(~self.clear & (phase_w != 0) & (group_w == full_w)),
             last_busy.eq(issue.block + 1 == last),
         ]
-        # Where this cycle's writes land against the group under issue and the next one,
-        # from registers worked out the same way (a bank writes word ``full``, or
-        # ``full + 1``: port 0 of two while a group is partial):
+        # Where this cycle's writes land against the two words read below, from registers
+        # worked out the same way (a bank writes word ``full``, or ``full + 1``: port 0 of
+        # two while a group is partial):
         #   at_full      = full == group       (``full`` is word group, ``full + 1`` group1)
         #   full_ahead   = full == group + 1   (``full`` is word group1)
-        #   full_ahead2  = full == group + 2   (``full`` is the word after group1)
         #   full1_here   = full + 1 == group   (``full + 1`` is word group)
         # The adder and the comparators behind the write's address, in front of the slot's
         # word, were the queue's slowest path group at 80 MHz (11.73 ns, issue #10).
         at_full = Signal(name="at_full", init=1)
         full_ahead = Signal(name="full_ahead")
-        full_ahead2 = Signal(name="full_ahead2")
         full1_here = Signal(name="full1_here")
         m.d.sync += [
             at_full.eq(self.clear | (full_w == group_w)),
             full_ahead.eq(~self.clear & (full_w == group_w + 1)),
-            full_ahead2.eq(~self.clear & (full_w == group_w + 2)),
             full1_here.eq(~self.clear & (full_w + 1 == group_w)),
         ]
 
         # The next slot's entries and weight words, registered (``issue.entry``,
-        # ``issue.word``). The entry register of column k holds word ``group`` of bank k as
-        # far as it has been written: an entry written while its group is the one under issue
-        # goes straight into it (a group issues the cycle after its last entry was written),
-        # and when a group's last slot issues (``advance``) it loads word ``group + 1``, from
-        # this cycle's write, last cycle's (still in ``bank_write{k}``, ``pending_ahead{k}``
-        # saying whether it is that word) or the bank (an asynchronous read at the registered
-        # ``group_next``). The sequencer's decision only picks one. So no bank read sits
-        # behind the decision (its address from the decision, its data to every channel's
-        # copy of the slot's deltas, two slow path groups of the ULX3S build, 12.3 ns at
-        # 80 MHz), and none reads word ``group`` at all. After a clear the registers hold a
-        # stale entry until the step's entries are written (group 0 is then under issue).
+        # ``issue.word``): the group it will read is ``group`` or ``group + 1`` (or 0 after a
+        # clear), so both are read, from registered addresses, with the entry written in
+        # this cycle taken from the write (a group issues the cycle after its last entry was
+        # written), and the sequencer's decision only picks one. The read behind the decision
+        # (its address from the decision, its data to every channel's copy of the slot's
+        # deltas) was two slow path groups of the ULX3S build (12.3 ns at 80 MHz). After a
+        # clear the registers hold a stale entry, reloaded before the step's first slot: that
+        # slot's last entry is written in an earlier cycle, in which ``group_n == group``.
         # A layer's first block changes only between passes, long before their first slot.
         # Only a valid slot's entries and words are used.
-        for k, mem in enumerate(mems):
-            nxt = mem.read_port(domain="comb")
-            m.d.comb += nxt.addr.eq(group1)
+        for k, (wp, rp) in enumerate(banks):
+            nxt = mems[k].read_port(domain="comb")
+            m.d.comb += [rp.addr.eq(group), nxt.addr.eq(group1)]
             # Port k writes word ``full + 1`` only as port 0 of two, after an odd entry.
             plus1 = (phase != 0) if K == 2 and k == 0 else Const(0)
-            hit_here = Mux(plus1, full1_here, at_full)       # live.addr == group
-            hit_ahead = Mux(plus1, at_full, full_ahead)      # live.addr == group1
-            hit_ahead2 = Mux(plus1, full_ahead, full_ahead2)  # live.addr == group1 + 1
-            lw, pw = live[k], pending_w[k]
-            # bank_write{k}.addr == group_next, from this cycle's write and decision.
-            pending_ahead = Signal(name=f"pending_ahead{k}")
-            m.d.sync += pending_ahead.eq(~self.clear & lw.en &
-                                         Mux(advance, hit_ahead2, hit_ahead))
-            entry = Signal(self.entry_layout, name=f"issue_entry{k}")
+            hit_here = Mux(plus1, full1_here, at_full)       # wp.addr == group
+            hit_ahead = Mux(plus1, at_full, full_ahead)      # wp.addr == group1
             here = Signal(self.entry_layout, name=f"entry_here{k}")
             ahead = Signal(self.entry_layout, name=f"entry_ahead{k}")
-            m.d.comb += [here.eq(Mux(lw.en & hit_here, lw.data, entry)),
-                         ahead.eq(Mux(lw.en & hit_ahead, lw.data,
-                                      Mux(pending_ahead, pw.data, nxt.data)))]
+            m.d.comb += [here.eq(Mux(wp.en & hit_here, wp.data, rp.data)),
+                         ahead.eq(Mux(wp.en & hit_ahead, wp.data, nxt.data))]
+            entry = Signal(self.entry_layout, name=f"issue_entry{k}")
             m.d.sync += entry.eq(Mux(advance, ahead, here))
             m.d.comb += issue.entry[k].eq(entry)
             # A group going on to its next block reads the word after this one (busy_n only
