@@ -146,8 +146,8 @@ def test_lookahead_and_hold(K):
 @pytest.mark.parametrize("K,NB", [(1, 2), (2, 1), (2, 3)])
 def test_steps_after_clear(K, NB):
     """Step after step with a ``clear`` between them: every slot of a step carries that
-    step's entries, never a word or a register left from the step before (the queue keeps
-    the entries of the group under issue in its registers, not in the banks)."""
+    step's entries, never a bank word or a register left from the step before (a queue that
+    registers its entries outside the banks must reload or bypass them after the clear)."""
     layout = delta_entry_layout(Formats(), 10)
     dut = DeltaQueue(layout, columns=K, blocks=NB, capacity=64, copies=COPIES)
     rng = np.random.default_rng(K * 7 + NB)
