@@ -62,14 +62,14 @@ from __future__ import annotations
 
 import math
 
-from amaranth.hdl import Array, Const, Module, Mux, Signal, signed
+from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, Value, signed
 from amaranth.lib import data, memory, wiring
 from amaranth.lib.wiring import In, Out
 
 from .activation import (AP_ISSUE, block_issue, drive_h_write, drive_reads, h_write_shape,
                          lend_enables)
-from .hdl_arith import (check_positive, refuse, round_saturate, round_shift, saturate,
-                        saturated_lut_index)
+from .hdl_arith import (add_two_rounded, check_positive, refuse, round_saturate, round_shift,
+                        saturate, saturated_lut_index)
 from .multiplier import MultiplierBankSignature
 from .mxv import AP_MUL_LATENCY, AP_READ_LATENCY, DeltaReadSignature, ap_operand_b_bits
 from .layer_map import LayerDescriptor
@@ -104,6 +104,25 @@ def _round_to(v, shift: int, bits: int):
     if shift <= 0:
         return saturate(round_shift(v, shift), bits)
     return round_saturate(v, shift, shift, bits)
+
+
+def _floor_and_half(m, product, shift: int, bits: int, name: str):
+    """``round_shift(product, shift)`` as ``(floor, half)`` from one register of the product's
+    bits (``name``): ``floor = product >> shift`` (``signed(bits + 1)``: the rounded value fits
+    in ``bits``, module docstring, so its floor fits in one bit more) and ``half`` the bit
+    below it (0 when ``shift`` ≤ 0: nothing is rounded), so that ``floor + half`` is the
+    rounded value. The register takes the product's bits as they are: no logic between the
+    multiplier and it."""
+    product = Value.cast(product)
+    if not product.shape().signed:
+        product = Cat(product, Const(0, 1)).as_signed()
+    product = Cat(product, product[-1].replicate(bits + 2 + max(0, -shift)))
+    reg = Signal(bits + 2, name=name)
+    if shift >= 1:
+        m.d.sync += reg.eq(product[shift - 1:shift + bits + 1])
+    else:
+        m.d.sync += reg.eq(Cat(Const(0, 1), (product << -shift)[:bits + 1]))
+    return reg[1:].as_signed(), reg[0]
 
 
 class LSTMActivationPipeline(wiring.Component):
@@ -291,16 +310,17 @@ class LSTMActivationPipeline(wiring.Component):
             m.d.comb += [mul_f.a[p].eq(c_q), mul_f.b[p].eq(q["f"]),
                          mul_i.a[p].eq(q["g"]), mul_i.b[p].eq(q["i"])]
             o8 = delay(q["o"], _C_G, _C_T, f"o_{p}")
-            # c5: each product rounded half up once into the cell format (its saturation is a
-            # no-op, module docstring; round_saturate does it without a carry chain across the
-            # product).
-            fc, ig = Signal(cell, name=f"fc_{p}"), Signal(cell, name=f"ig_{p}")
-            m.d.sync += [fc.eq(_round_to(mul_f.product[p], A, cb)),
-                         ig.eq(_round_to(mul_i.product[p], 2 * A - C, cb))]
-            # c6: c' = sat(fc + ig) into the cell RAM; the tanh address of c' from the
+            # c5: each product registered as it leaves the multiplier, as its floor in the
+            # cell format and its rounding bit (``_floor_and_half``): the rounding (a LUT
+            # level or more, round_saturate) between a DSP and its register was the LSTM
+            # core's slowest path group at 80 MHz (the i·g register, 13.13 ns, issue #10).
+            # c6: c' = sat(fc + ig) = sat(⌊f·c⌋ + ⌊i·g⌋ + the two rounding bits), one adder
+            # (add_two_rounded), into the cell RAM; the tanh address of c' from the
             # unsaturated sum: cell_index(v) is the index of floor(v / 2^(C − A)), which
             # ``saturated_lut_index`` with ``rounded`` (no half added) and pre_shift C − A is.
-            total = fc + ig
+            fc, fc_half = _floor_and_half(m, mul_f.product[p], A, cb, f"fc_{p}")
+            ig, ig_half = _floor_and_half(m, mul_i.product[p], 2 * A - C, cb, f"ig_{p}")
+            total = add_two_rounded(fc, fc_half, ig, ig_half, cb + 2)
             m.d.comb += [
                 c_wr.data[p].eq(Mux(filling, 0, saturate(total, cb))),
                 rd_c.addr.eq(saturated_lut_index(total, fmts, fmts.tanh_range_log2, C - A,

@@ -12,7 +12,8 @@ from amaranth.hdl import Cat, Const, Elaboratable, Mux, Value, unsigned
 
 from .numerics import Formats, lut_shift
 
-__all__ = ["saturate", "round_shift", "round_saturate", "add_rounded", "narrow_acc", "lut_index",
+__all__ = ["saturate", "round_shift", "round_saturate", "add_rounded", "add_two_rounded",
+           "narrow_acc", "lut_index",
            "saturated_lut_index", "lut_range_inside_act", "select_onehot", "refuse",
            "check_positive", "times_const"]
 
@@ -71,6 +72,30 @@ def add_rounded(v, shift: int, a):
     v, a = Value.cast(v), Value.cast(a)
     c = v[shift - 1]
     return (Cat(c, v[shift:]).as_signed() + Cat(c, a).as_signed()) >> 1
+
+
+def add_two_rounded(a, ra, b, rb, width: int):
+    """``a + ra + b + rb`` (``a``, ``b`` signed; ``ra``, ``rb`` one bit each: two values
+    rounded half up, each as its floor and its rounding bit) as one adder, modulo
+    ``2**width`` (result ``signed(width)``, which must hold the sum).
+
+    One adder takes one carry in. A carry-save layer adds ``rb`` first, a LUT per bit and no
+    carry chain (``a + b + rb = (a ^ b ^ rb) + 2·maj(a, b, rb)``, with ``rb`` at bit 0 only),
+    and ``ra`` is the carry into an extra low bit of both operands, as in
+    :func:`add_rounded`.
+    """
+    def extend(v):
+        v = Value.cast(v)
+        if not v.shape().signed:
+            v = Cat(v, Const(0, 1)).as_signed()
+        return Cat(v, v[-1].replicate(max(0, width - len(v))))[:width]
+
+    a, b = extend(a), extend(b)
+    r = Cat(Value.cast(rb)[0], Const(0, width - 1))
+    half = a ^ b
+    carry = Cat(Const(0, 1), ((a & b) | (half & r))[:width - 1])
+    total = Cat(ra, half ^ r).as_signed() + Cat(ra, carry).as_signed()
+    return (total >> 1)[:width].as_signed()
 
 
 def narrow_acc(m, fmts: Formats):

@@ -114,3 +114,37 @@ def test_add_rounded_matches_round_shift_plus_a():
     sim.run()
     want = (round_shift(prods, 8) + acts).tolist()
     assert got == want
+
+
+def test_add_two_rounded_matches_the_two_roundings_summed():
+    # The LSTM AP's c' = round_shift(f·c, A) + round_shift(i·g, 2A − C): each product as its
+    # floor and rounding bit, summed in one adder (a carry-save layer for one bit).
+    from drnn_hw.hdl_arith import add_two_rounded
+
+    rng = np.random.default_rng(11)
+    n = 4000
+    a = rng.integers(-(1 << 18), 1 << 18, size=n)
+    b = rng.integers(-(1 << 18), 1 << 18, size=n)
+    a[:8] = [-(1 << 18)] * 4 + [(1 << 18) - 1] * 4        # the extremes, with every carry
+    b[:8] = [-(1 << 18), (1 << 18) - 1] * 4
+    ra, rb = rng.integers(0, 2, size=n), rng.integers(0, 2, size=n)
+    ra[:8], rb[:8] = [0, 1, 0, 1, 1, 1, 0, 1], [0, 1, 1, 1, 1, 0, 0, 1]
+    sa, sb = Signal(signed(19)), Signal(signed(19))
+    ba, bb = Signal(), Signal()
+    out = Signal(signed(21))
+    m = Module()
+    m.d.comb += out.eq(add_two_rounded(sa, ba, sb, bb, 21))
+    got = []
+
+    async def bench(ctx):
+        for x, y, p, q in zip(a, b, ra, rb):
+            ctx.set(sa, int(x))
+            ctx.set(sb, int(y))
+            ctx.set(ba, int(p))
+            ctx.set(bb, int(q))
+            got.append(ctx.get(out))
+
+    sim = Simulator(m)
+    sim.add_testbench(bench)
+    sim.run()
+    assert got == (a + b + ra + rb).tolist()
