@@ -398,14 +398,14 @@ class DeltaRNNCore(wiring.Component):
             m.submodules.queue = queue = DeltaQueue(
                 enc.entry, columns=K, blocks=slot_kept,
                 capacity=max(s.inputs + s.hidden for s in lm), lookahead=self.axi,
-                copies=word_copies)
+                copies=word_copies, registered_writes=L > 1)
         else:
             m.submodules.encoder = enc = DeltaEncoder(fmts, I, hidden, rows=P, columns=K,
                                                       scan=E)
             m.submodules.queue = queue = DeltaQueue(
                 enc.entry, columns=K, blocks=[s.blocks for s in lm],
                 capacity=max(s.inputs + s.hidden for s in lm), lookahead=self.axi,
-                copies=word_copies)
+                copies=word_copies, registered_writes=L > 1)
         if self.axi:
             # Weights in DRAM: the fetch takes the queue's look-ahead and holds its issue
             # until a group's columns are in the buffer.

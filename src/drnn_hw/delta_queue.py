@@ -5,7 +5,9 @@ one P-row block per cycle for NB cycles. The queue holds every delta of a step (
 so the scan never stalls. It is K banks of ``lib.memory.Memory`` (entry n of the step lives in
 bank ``n % K`` at address ``n // K``): the up to K entries written in one cycle are consecutive
 and so land in different banks, and a group is one address across the banks, read
-asynchronously.
+asynchronously (with ``registered_writes``, a stacked core's choice, the writes reach the banks
+a cycle later from a register and the group under issue is held in registers, so the banks are
+read at the next group's address only).
 
 Issue schedule (the cycle model's): a full group can issue the cycle after its last entry was
 written; the final partial group once the scan is done; groups in order, back to back.
@@ -100,6 +102,15 @@ class DeltaQueue(wiring.Component):
     copies : int
         Copies of the issue slot's weight words (``IssueSignature.word``), one per weight
         memory of the receiver (≥ 1).
+    registered_writes : bool
+        A cycle's bank writes reach the banks a cycle later, from a register, and the entries
+        of the group under issue are held in the entry registers as they are written, so no
+        bank read is in front of the next weight word. The core takes it for stacked cores,
+        whose next word adds the layer's first block behind that read (the 2-layer P = 8
+        core on the ULX3S: 69.41 → 73.81 MHz against 70, the queue's next word 14.41 →
+        13.04 ns); not for one layer, whose builds it made slower (86.84 → 86.22 MHz on the
+        demo core, 82.27 → 80.01 on ``make bitstream``'s random model; issue #10's
+        twenty-fifth round). The same schedule and entries either way.
 
     Ports
     -----
@@ -136,7 +147,7 @@ class DeltaQueue(wiring.Component):
     """
 
     def __init__(self, entry_layout, *, columns: int, blocks: int, capacity: int,
-                 lookahead: bool = False, copies: int = 1):
+                 lookahead: bool = False, copies: int = 1, registered_writes: bool = False):
         if columns not in (1, 2):
             raise refuse(self, f"columns must be 1 or 2, got {columns}")
         per_layer = [blocks] if isinstance(blocks, int) else list(blocks)
@@ -150,6 +161,7 @@ class DeltaQueue(wiring.Component):
         self.entry_layout = entry_layout
         self.lookahead = lookahead
         self.copies = copies
+        self.registered_writes = registered_writes
         count = range(self.depth * columns + 1)
         super().__init__({
             **({"layer": In(range(len(per_layer)))} if len(per_layer) > 1 else {}),
@@ -178,20 +190,32 @@ class DeltaQueue(wiring.Component):
             mem = memory.Memory(shape=self.entry_layout, depth=self.depth, init=[])
             m.submodules[f"bank{k}"] = mem
             mems.append(mem)
-            banks.append((mem.write_port(), mem.read_port(domain="comb")))
+            if not self.registered_writes:
+                banks.append((mem.write_port(), mem.read_port(domain="comb")))
 
         # Write side. ``full`` and ``phase`` go through their next values before a clear
         # (``full_w``, ``phase_w``; after it, ``full_n``, ``phase_n``), from which the
-        # sequencer's registered decisions are worked out.
+        # sequencer's registered decisions are worked out. With ``registered_writes`` this
+        # cycle's writes (``live``) are registered (``bank_write{k}``) and reach the banks a
+        # cycle later; the reads below take a registered write from the register until the
+        # bank holds it.
+        if self.registered_writes:
+            write = data.StructLayout({"en": 1, "addr": range(self.depth),
+                                       "data": self.entry_layout})
+            live = [Signal(write, name=f"live_write{k}") for k in range(K)]
+            pending_w = [Signal(write, name=f"bank_write{k}") for k in range(K)]
+            ports = live
+        else:
+            ports = [wp for wp, _ in banks]
         full_w, phase_w = Signal.like(full), Signal.like(phase)
         m.d.comb += [full_w.eq(full), phase_w.eq(phase)]
         if K == 1:
-            wp, _ = banks[0]
+            wp = ports[0]
             m.d.comb += [wp.addr.eq(full), wp.data.eq(w_entry[0]), wp.en.eq(w_valid[0])]
             with m.If(w_valid[0]):
                 m.d.comb += full_w.eq(full + 1)
         else:
-            (wp0, _), (wp1, _) = banks
+            wp0, wp1 = ports
             v0, v1 = w_valid[0], w_valid[1]
             with m.If(phase == 0):
                 m.d.comb += [
@@ -211,6 +235,11 @@ class DeltaQueue(wiring.Component):
                     m.d.comb += full_w.eq(full + 1)
                 with m.If(v0 & ~v1):
                     m.d.comb += phase_w.eq(0)
+        if self.registered_writes:
+            for mem, lw, pw in zip(mems, live, pending_w):
+                wp = mem.write_port()
+                m.d.sync += pw.eq(lw)
+                m.d.comb += [wp.addr.eq(pw.addr), wp.data.eq(pw.data), wp.en.eq(pw.en)]
 
         # Read side: the group under issue, from registers loaded a cycle ahead (below).
         # The sequencer's decision (does a slot issue, is it its group's last block) comes
@@ -249,11 +278,15 @@ class DeltaQueue(wiring.Component):
             peek = [mem.read_port(domain="comb") for mem in mems]
             for k, rp in enumerate(peek):
                 m.d.comb += rp.addr.eq(self.ahead_index // K if K > 1 else self.ahead_index)
+            peeked = [rp.data for rp in peek]
+            if self.registered_writes:
+                # (Last cycle's write from its register: ``written`` counts it.)
+                peeked = [Mux(pw.en & (pw.addr == rp.addr), pw.data, rp.data)
+                          for pw, rp in zip(pending_w, peek)]
             if K == 1:
-                m.d.comb += self.ahead_entry.eq(peek[0].data)
+                m.d.comb += self.ahead_entry.eq(peeked[0])
             else:
-                m.d.comb += self.ahead_entry.eq(Mux(self.ahead_index[0], peek[1].data,
-                                                    peek[0].data))
+                m.d.comb += self.ahead_entry.eq(Mux(self.ahead_index[0], peeked[1], peeked[0]))
         else:
             ready = is_full | partial
         m.d.comb += [
@@ -294,46 +327,73 @@ class DeltaQueue(wiring.Component):
             tail.eq(~self.clear & (phase_w != 0) & (group_w == full_w)),
             last_busy.eq(issue.block + 1 == last),
         ]
-        # Where this cycle's writes land against the two words read below, from registers
-        # worked out the same way (a bank writes word ``full``, or ``full + 1``: port 0 of
-        # two while a group is partial):
+        # Where this cycle's writes land against the group under issue and the next one,
+        # from registers worked out the same way (a bank writes word ``full``, or
+        # ``full + 1``: port 0 of two while a group is partial):
         #   at_full      = full == group       (``full`` is word group, ``full + 1`` group1)
         #   full_ahead   = full == group + 1   (``full`` is word group1)
+        #   full_ahead2  = full == group + 2   (``full`` is the word after group1;
+        #                                       with ``registered_writes`` only)
         #   full1_here   = full + 1 == group   (``full + 1`` is word group)
         # The adder and the comparators behind the write's address, in front of the slot's
         # word, were the queue's slowest path group at 80 MHz (11.73 ns, issue #10).
         at_full = Signal(name="at_full", init=1)
         full_ahead = Signal(name="full_ahead")
+        if self.registered_writes:
+            full_ahead2 = Signal(name="full_ahead2")
         full1_here = Signal(name="full1_here")
         m.d.sync += [
             at_full.eq(self.clear | (full_w == group_w)),
             full_ahead.eq(~self.clear & (full_w == group_w + 1)),
+            *([full_ahead2.eq(~self.clear & (full_w == group_w + 2))]
+              if self.registered_writes else []),
             full1_here.eq(~self.clear & (full_w + 1 == group_w)),
         ]
 
         # The next slot's entries and weight words, registered (``issue.entry``,
         # ``issue.word``): the group it will read is ``group`` or ``group + 1`` (or 0 after a
-        # clear), so both are read, from registered addresses, with the entry written in
-        # this cycle taken from the write (a group issues the cycle after its last entry was
-        # written), and the sequencer's decision only picks one. The read behind the decision
+        # clear), and the sequencer's decision only picks one: the read behind the decision
         # (its address from the decision, its data to every channel's copy of the slot's
-        # deltas) was two slow path groups of the ULX3S build (12.3 ns at 80 MHz). After a
-        # clear the registers hold a stale entry, reloaded before the step's first slot: that
-        # slot's last entry is written in an earlier cycle, in which ``group_n == group``.
-        # A layer's first block changes only between passes, long before their first slot.
-        # Only a valid slot's entries and words are used.
-        for k, (wp, rp) in enumerate(banks):
-            nxt = mems[k].read_port(domain="comb")
-            m.d.comb += [rp.addr.eq(group), nxt.addr.eq(group1)]
+        # deltas) was two slow path groups of the ULX3S build (12.3 ns at 80 MHz). An entry
+        # written in this cycle is taken from the write (a group issues the cycle after its
+        # last entry was written). Word ``group + 1`` is read from the bank at the registered
+        # ``group_next`` (with ``registered_writes``, or from last cycle's write, still in
+        # ``bank_write{k}``, which ``pending_ahead{k}`` says). Word ``group`` is read from the
+        # bank too; with ``registered_writes`` it is not read at all: the entry register of
+        # column k holds it as far as it has been written, from the write of an entry of the
+        # group under issue and from word ``group + 1`` when the group before ends. After a
+        # clear the registers hold a stale entry until the step's entries are written (in
+        # cycles in which ``group_n == group``, 0). A layer's first block changes only
+        # between passes, long before their first slot. Only a valid slot's entries and
+        # words are used.
+        for k, mem in enumerate(mems):
+            nxt = mem.read_port(domain="comb")
+            if self.registered_writes:
+                m.d.comb += nxt.addr.eq(group1)
+            else:
+                wp, rp = banks[k]
+                m.d.comb += [rp.addr.eq(group), nxt.addr.eq(group1)]
             # Port k writes word ``full + 1`` only as port 0 of two, after an odd entry.
             plus1 = (phase != 0) if K == 2 and k == 0 else Const(0)
-            hit_here = Mux(plus1, full1_here, at_full)       # wp.addr == group
-            hit_ahead = Mux(plus1, at_full, full_ahead)      # wp.addr == group1
+            hit_here = Mux(plus1, full1_here, at_full)       # the write's addr == group
+            hit_ahead = Mux(plus1, at_full, full_ahead)      # the write's addr == group1
+            if self.registered_writes:
+                hit_ahead2 = Mux(plus1, full_ahead, full_ahead2)  # ... == group1 + 1
+                wp, pw = live[k], pending_w[k]
+                # bank_write{k}.addr == group_next, from this cycle's write and decision.
+                pending_ahead = Signal(name=f"pending_ahead{k}")
+                m.d.sync += pending_ahead.eq(~self.clear & wp.en &
+                                             Mux(advance, hit_ahead2, hit_ahead))
+            entry = Signal(self.entry_layout, name=f"issue_entry{k}")
             here = Signal(self.entry_layout, name=f"entry_here{k}")
             ahead = Signal(self.entry_layout, name=f"entry_ahead{k}")
-            m.d.comb += [here.eq(Mux(wp.en & hit_here, wp.data, rp.data)),
-                         ahead.eq(Mux(wp.en & hit_ahead, wp.data, nxt.data))]
-            entry = Signal(self.entry_layout, name=f"issue_entry{k}")
+            if self.registered_writes:
+                m.d.comb += [here.eq(Mux(wp.en & hit_here, wp.data, entry)),
+                             ahead.eq(Mux(wp.en & hit_ahead, wp.data,
+                                          Mux(pending_ahead, pw.data, nxt.data)))]
+            else:
+                m.d.comb += [here.eq(Mux(wp.en & hit_here, wp.data, rp.data)),
+                             ahead.eq(Mux(wp.en & hit_ahead, wp.data, nxt.data))]
             m.d.sync += entry.eq(Mux(advance, ahead, here))
             m.d.comb += issue.entry[k].eq(entry)
             # A group going on to its next block reads the word after this one (busy_n only

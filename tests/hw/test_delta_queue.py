@@ -1,6 +1,6 @@
 """DeltaQueue: groups of K in emission order, issue times m_g = max(r_g, m_{g-1} + NB),
 partial last group at scan end, column valid bits, the registered weight words (every
-copy), ``pending``, steps after a ``clear``;
+copy), ``pending``, steps after a ``clear``, with and without ``registered_writes``;
 the parameters it refuses."""
 
 import numpy as np
@@ -16,10 +16,16 @@ from drnn_hw.numerics import Formats
 COPIES = 3
 
 
-def run_queue(K, NB, emissions, scan_end):
+#: Both write designs (``registered_writes``: a stacked core's).
+REGISTERED = pytest.mark.parametrize("registered", [False, True],
+                                     ids=["direct", "registered_writes"])
+
+
+def run_queue(K, NB, emissions, scan_end, registered=False):
     """emissions: per cycle, a list of up to K (delta, addr) pairs. Scan done from ``scan_end``."""
     layout = delta_entry_layout(Formats(), 10)
-    dut = DeltaQueue(layout, columns=K, blocks=NB, capacity=64, copies=COPIES)
+    dut = DeltaQueue(layout, columns=K, blocks=NB, capacity=64, copies=COPIES,
+                     registered_writes=registered)
     slots = []
 
     async def tb(ctx):
@@ -69,9 +75,10 @@ def expected(K, NB, emissions, scan_end):
     return out
 
 
+@REGISTERED
 @pytest.mark.parametrize("K,NB", [(1, 1), (1, 3), (2, 1), (2, 2), (2, 4)])
 @pytest.mark.parametrize("seed", range(3))
-def test_issue_schedule(K, NB, seed):
+def test_issue_schedule(K, NB, seed, registered):
     rng = np.random.default_rng(seed * 10 + K * 3 + NB)
     emissions, n = [], 0
     for c in range(12):
@@ -79,12 +86,14 @@ def test_issue_schedule(K, NB, seed):
         emissions.append([(int(rng.integers(-65536, 65536)), n + i) for i in range(cnt)])
         n += cnt
     scan_end = len(emissions)
-    assert run_queue(K, NB, emissions, scan_end) == expected(K, NB, emissions, scan_end)
+    assert run_queue(K, NB, emissions, scan_end, registered) == \
+        expected(K, NB, emissions, scan_end)
 
 
-def test_odd_count_partial_group_waits_for_scan_end():
+@REGISTERED
+def test_odd_count_partial_group_waits_for_scan_end(registered):
     emissions = [[(5, 1), (6, 2)], [(7, 3)], [], []]
-    got = run_queue(2, 2, emissions, 4)
+    got = run_queue(2, 2, emissions, 4, registered)
     assert got == [(1, 0, [(5, 1), (6, 2)]), (2, 1, [(5, 1), (6, 2)]),
                    (4, 0, [(7, 3)]), (5, 1, [(7, 3)]), ("idle", 6)]
 
@@ -103,14 +112,16 @@ def test_refuses_what_it_cannot_build(kwargs, name):
         IssueSignature(layout, 2, 2, copies=0)
 
 
+@REGISTERED
 @pytest.mark.parametrize("K", [1, 2])
-def test_lookahead_and_hold(K):
+def test_lookahead_and_hold(K, registered):
     """With ``lookahead``: ``written`` counts the entries from the cycle after their write,
     ``ahead_entry`` is entry ``ahead_index`` of the step, and ``hold`` keeps a group from
     starting (never stops one mid-way: its NB slots go on back to back)."""
     NB = 3
     layout = delta_entry_layout(Formats(), 10)
-    dut = DeltaQueue(layout, columns=K, blocks=NB, capacity=16, lookahead=True)
+    dut = DeltaQueue(layout, columns=K, blocks=NB, capacity=16, lookahead=True,
+                     registered_writes=registered)
     entries = [(10 * n + 1, n + 100) for n in range(5)]
     log = []
 
@@ -143,13 +154,15 @@ def test_lookahead_and_hold(K):
     assert log == [(20 + NB * g + b, b) for g in range(groups) for b in range(NB)]
 
 
+@REGISTERED
 @pytest.mark.parametrize("K,NB", [(1, 2), (2, 1), (2, 3)])
-def test_steps_after_clear(K, NB):
+def test_steps_after_clear(K, NB, registered):
     """Step after step with a ``clear`` between them: every slot of a step carries that
     step's entries, never a bank word or a register left from the step before (a queue that
     registers its entries outside the banks must reload or bypass them after the clear)."""
     layout = delta_entry_layout(Formats(), 10)
-    dut = DeltaQueue(layout, columns=K, blocks=NB, capacity=64, copies=COPIES)
+    dut = DeltaQueue(layout, columns=K, blocks=NB, capacity=64, copies=COPIES,
+                     registered_writes=registered)
     rng = np.random.default_rng(K * 7 + NB)
     steps = []
     for s in range(4):
