@@ -357,15 +357,15 @@ class DeltaQueue(wiring.Component):
         # deltas) was two slow path groups of the ULX3S build (12.3 ns at 80 MHz). An entry
         # written in this cycle is taken from the write (a group issues the cycle after its
         # last entry was written). Word ``group + 1`` is read from the bank at the registered
-        # ``group_next`` (with ``registered_writes``, or from last cycle's write, still in
-        # ``bank_write{k}``, which ``pending_ahead{k}`` says). Word ``group`` is read from the
-        # bank too; with ``registered_writes`` it is not read at all: the entry register of
-        # column k holds it as far as it has been written, from the write of an entry of the
-        # group under issue and from word ``group + 1`` when the group before ends. After a
-        # clear the registers hold a stale entry until the step's entries are written (in
-        # cycles in which ``group_n == group``, 0). A layer's first block changes only
-        # between passes, long before their first slot. Only a valid slot's entries and
-        # words are used.
+        # ``group_next`` (with ``registered_writes``, from last cycle's write instead while
+        # that is still in ``bank_write{k}``: ``pending_ahead{k}``). Word ``group`` is read
+        # from the bank at ``group``; with ``registered_writes`` it is not read at all: the
+        # entry register of column k holds it as far as it has been written, from the write
+        # of an entry of the group under issue and from word ``group + 1`` when the group
+        # before ends. After a clear the registers hold a stale entry until the step's
+        # entries are written (in cycles in which ``group_n == group``, 0). A layer's first
+        # block changes only between passes, long before their first slot. Only a valid
+        # slot's entries and words are used.
         for k, mem in enumerate(mems):
             nxt = mem.read_port(domain="comb")
             if self.registered_writes:
