@@ -92,9 +92,9 @@ def add_two_rounded(a, ra, b, rb, width: int):
 
     a, b = extend(a), extend(b)
     r = Cat(Value.cast(rb)[0], Const(0, width - 1))
-    half = a ^ b
-    carry = Cat(Const(0, 1), ((a & b) | (half & r))[:width - 1])
-    total = Cat(ra, half ^ r).as_signed() + Cat(ra, carry).as_signed()
+    partial = a ^ b              # the carry-save layer: its sum bits (with rb) and carries
+    carry = Cat(Const(0, 1), ((a & b) | (partial & r))[:width - 1])
+    total = Cat(ra, partial ^ r).as_signed() + Cat(ra, carry).as_signed()
     return (total >> 1)[:width].as_signed()
 
 
