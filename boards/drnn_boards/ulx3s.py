@@ -359,9 +359,13 @@ def build(bundle, shape, out_dir, *, freq_mhz: float = DEFAULT_FREQ_MHZ,
                                                    env["NEXTPNR_ECP5"]))
     t0 = time.monotonic()
     try:
-        # This Yosys (yowasp 0.70) fails an assertion in ABC9's reintegration
-        # (rtlil.cc:3091) on the core, and synth_ecp5 has no switch back to classic ABC: run
-        # synth_ecp5 up to its LUT mapping, map LUTs with classic ABC, then run the rest.
+        # Classic ABC maps the LUTs, not synth_ecp5's default ABC9: this Yosys (yowasp 0.70)
+        # failed an assertion in ABC9's reintegration (rtlil.cc:3091) on an earlier core, and
+        # the twenty-fourth round's one-layer cores, which it does map, did not route at
+        # 80 MHz from ABC9's netlists (congested), where classic ABC's meet 80 MHz (issue
+        # #10's twenty-sixth round, docs/boards/ulx3s_*80_r26_abc9_route.txt). synth_ecp5
+        # has no switch back to classic ABC: run synth_ecp5 up to its LUT mapping, map LUTs
+        # with classic ABC, then run the rest.
         # LUTs of up to 7 inputs, as synth_ecp5's own mapping does (a slice's PFUMX/L6MUX
         # join LUT4s into them): fewer logic levels than a tree of LUT4s (issue #10).
         platform.build(top, name=NAME, build_dir=str(build_dir), do_program=False,
