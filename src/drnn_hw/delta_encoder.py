@@ -247,14 +247,14 @@ class DeltaEncoder(wiring.Component):
         h_windows = [(l, w) for l, s in enumerate(lm) for w in range(s.h_windows)]
         # The references, x̂ and ĥ, in distributed RAM: per element e one memory of x̂ and one of
         # ĥ, word g holding element e of global x (h) window g (padding elements' words are
-        # never written): a window reads one word of each element's memories and may write all
-        # E, so each element has its own, one code wide. In flip-flops (the demo model's 1,216)
-        # behind a window multiplexer per element, they cost the encoder 544 more LUT4 and 1,125
-        # more FF in Yosys's estimate (issue #10's twenty-sixth round).
+        # never written). A window reads element e's word of every memory and may write all E
+        # at once, so the E memories of a kind are one word wide each. In flip-flops, with a
+        # window multiplexer per element in front of the read-ahead register, they were the
+        # encoder's largest part (issue #10: 1,216 flip-flops for the demo model's x̂ and ĥ).
         # ``x_zero{e}``/``h_zero{e}``: the word reads as 0 (RESET_STATE marks every word, a
         # write unmarks its own), so the clear takes one cycle as the flip-flops' did.
-        x_mem = [memory.Memory(shape=act, depth=max(2, len(x_windows)), init=[])
-                 for _ in range(E)]    # (two words at least: Verilator refuses a 0-bit address)
+        x_mem = [memory.Memory(shape=act, depth=max(2, len(x_windows)), init=[])  # (an address bit)
+                 for _ in range(E)]
         h_mem = [memory.Memory(shape=act, depth=max(2, len(h_windows)), init=[])
                  for _ in range(E)]
         for e in range(E):
