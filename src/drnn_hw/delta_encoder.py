@@ -4,10 +4,11 @@ Per timestep the encoder visits ``WX = ceil(I/E)`` windows of the input x (one F
 then ``WH = ceil(H/E)`` windows of the hidden state h, E elements per window. Four stages, a
 register after each of the first three:
 
-* **F, fetch**: the window's current values, references (x̂ or ĥ, held here in flip-flops)
-  and their exact differences; each element's reference and h-side value are registered a
-  cycle before the fetch (from a copy of the window counters one window ahead), so the
-  window multiplexers and the subtraction are in different cycles;
+* **F, fetch**: the window's current values, references (x̂ or ĥ, held here in distributed
+  RAM, one x̂ and one ĥ memory per element) and their exact differences; each element's
+  reference and h-side value are registered a cycle before the fetch (from a copy of the
+  window counters one window ahead), so the memories' reads and the subtraction are in
+  different cycles;
 * **T, test**: the threshold test of every element;
 * **P, pick**: the scheduler's first cycle (the lowest K kept elements, whether the window
   fits in one cycle);
@@ -47,7 +48,7 @@ from __future__ import annotations
 import math
 
 from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, signed, unsigned
-from amaranth.lib import data, wiring
+from amaranth.lib import data, memory, wiring
 from amaranth.lib.wiring import In, Out
 
 from .hdl_arith import check_positive, refuse, select_onehot, times_const
@@ -75,8 +76,6 @@ def delta_entry_layout(fmts: Formats, addr_bits: int) -> data.StructLayout:
 
 #: Elements of stage F whose threshold comparators one copy of the window's Θ feeds.
 THETA_ELEMENTS_PER_COPY = 4
-#: References (x̂, ĥ) one register of the delayed ``clear_refs`` clears.
-REFS_PER_CLEAR = 16
 
 
 class DeltaStreamSignature(wiring.Signature):
@@ -159,8 +158,9 @@ class DeltaEncoder(wiring.Component):
     clear : In(1)
         End of step: drop ``done`` and the nnz counters (must not coincide with the start).
     clear_refs : In(1)
-        Reset x̂ and ĥ to 0 (RESET_STATE), in the next cycle (from registers: one per
-        :data:`REFS_PER_CLEAR` references; no pass may start in that cycle).
+        Reset x̂ and ĥ to 0 (RESET_STATE), in the next cycle (from one register per element,
+        which marks every word of the element's reference memories as zero; no pass may
+        start in that cycle).
     theta_x, theta_h : In(act_bits)
         Threshold codes of the layer, copied in every cycle without a scan: a pass uses the
         values of the cycle before its start.
@@ -245,11 +245,29 @@ class DeltaEncoder(wiring.Component):
         blocks = Signal(16)                # NB of the pass's layer
         m.d.comb += blocks.eq(field("blocks"))
         h_windows = [(l, w) for l, s in enumerate(lm) for w in range(s.h_windows)]
-        x_base = [sum(s.inputs for s in lm[:l]) for l in range(L)]   # x̂ of layer l from here
+        # The references, x̂ and ĥ, in distributed RAM: per element e one memory of x̂ and one of
+        # ĥ, word g holding element e of global x (h) window g (padding elements' words are
+        # never written): a window reads one word of each element's memories and may write all
+        # E, so each element has its own, one code wide. In flip-flops (the demo model's 1,216)
+        # behind a window multiplexer per element, they cost the encoder 544 more LUT4 and 1,125
+        # more FF in Yosys's estimate (issue #10's twenty-sixth round).
+        # ``x_zero{e}``/``h_zero{e}``: the word reads as 0 (RESET_STATE marks every word, a
+        # write unmarks its own), so the clear takes one cycle as the flip-flops' did.
+        x_mem = [memory.Memory(shape=act, depth=max(2, len(x_windows)), init=[])
+                 for _ in range(E)]    # (two words at least: Verilator refuses a 0-bit address)
+        h_mem = [memory.Memory(shape=act, depth=max(2, len(h_windows)), init=[])
+                 for _ in range(E)]
+        for e in range(E):
+            m.submodules[f"x_ref{e}"], m.submodules[f"h_ref{e}"] = x_mem[e], h_mem[e]
+        # (All set at reset: the domain's reset zeroes x̂ and ĥ as it did the flip-flops.)
+        x_zero = [Signal(len(x_windows), name=f"x_zero{e}", init=(1 << len(x_windows)) - 1)
+                  for e in range(E)]
+        h_zero = [Signal(len(h_windows), name=f"h_zero{e}", init=(1 << len(h_windows)) - 1)
+                  for e in range(E)]
+        # The delayed clear, one register per element: from one register, the core's decision
+        # to apply RESET_STATE reached every reference across the encoder in one net.
+        clear_e = [Signal(name=f"clear_refs{e}_dup") for e in range(E)]
 
-        # References in flip-flops: every window reads E of them and may update all E at once.
-        x_ref = [Signal(act, name=f"x_ref{i}") for i in range(sum(s.inputs for s in lm))]
-        h_ref = [Signal(act, name=f"h_ref{j}") for j in range(sum(s.hidden for s in lm))]
 
         # --- window sequencer -------------------------------------------------------------
         a_run = Signal()                   # windows are left to fetch this pass
@@ -303,14 +321,8 @@ class DeltaEncoder(wiring.Component):
             m.d.sync += [x_l.eq(x_last_sum), h_l.eq(h_last_sum)]
         x_last, h_last = lasts[0]
 
-        def x_element(values, g, e):
-            """Element e of global x window g in ``values`` (per layer x̂, concatenated)."""
-            l, w = x_windows[g]
-            i = w * E + e
-            return values[x_base[l] + i] if i < lm[l].inputs else Const(0, act)
-
         def h_element(values, g, e):
-            """Element e of global h window g in ``values`` (per layer h or ĥ, concatenated)."""
+            """Element e of global h window g in ``values`` (every layer's h, concatenated)."""
             l, w = h_windows[g]
             j = w * E + e
             return values[lm[l].h_base + j] if j < lm[l].hidden else Const(0, act)
@@ -355,20 +367,13 @@ class DeltaEncoder(wiring.Component):
         ahead = [(Signal.like(xw, name=f"xw{e}_ahead_dup"),
                   Signal.like(hw, name=f"hw{e}_ahead_dup"), Signal(name=f"in_x{e}_ahead_dup"))
                  for e in range(E)]
-        refs = x_ref + h_ref
-        clears = [Signal(name=f"clear_refs{i}_dup")
-                  for i in range(0, len(refs), REFS_PER_CLEAR)]
-        clear_of = {id(r): clears[i // REFS_PER_CLEAR] for i, r in enumerate(refs)}
+        x_first = per_layer([s.x_window_base for s in lm])
 
-        def first_x(values, e, of_h=False):
-            """Element e of the first x window of the pass's layer: its x̂ (``values`` x_ref)
-            with that reference's pending clear applied, or (``of_h``) its x from h."""
+        def first_x_from_h(e):
+            """Element e of the first x window of the pass's layer, from h (a stacked layer's
+            x; 0 for layer 0)."""
             def one(l):
-                g = lm[l].x_window_base
-                if of_h:
-                    return x_from_h(g, e)
-                r = x_element(values, g, e)
-                return r if isinstance(r, Const) else Mux(clear_of[id(r)], 0, r)
+                return x_from_h(lm[l].x_window_base, e)
             return one(0) if L == 1 else Array(one(l) for l in range(L))[self.layer]
 
         for e, ((xw_e, hw_e, in_x_e), (xw_a, hw_a, in_x_a)) in enumerate(zip(counters[1:],
@@ -377,11 +382,20 @@ class DeltaEncoder(wiring.Component):
             h_ok = Array(Const(w * E + e) < self.desc[l].hidden for l, w in h_windows)[hw_e]
             ref = Signal(act, name=f"ref{e}")
             h_cur = Signal(act, name=f"h_cur{e}")
+            # The reference memories' reads (asynchronous): between passes the layer's first
+            # x window, else the window after the one fetched (the ahead counters). A pending
+            # clear reads as 0 too (it marks the words at the end of its cycle).
+            x_rd = x_mem[e].read_port(domain="comb")
+            h_rd = h_mem[e].read_port(domain="comb")
+            x_addr = Mux(a_valid_e[e], xw_a, x_first)
+            m.d.comb += [x_rd.addr.eq(x_addr), h_rd.addr.eq(hw_a)]
+            x_zeroed = Array(x_zero[e][g] for g in range(len(x_windows)))[x_addr]
+            h_zeroed = Array(h_zero[e][g] for g in range(len(h_windows)))[hw_a]
+            x_r = Mux(clear_e[e] | x_zeroed, 0, x_rd.data)
+            h_r = Mux(clear_e[e] | h_zeroed, 0, h_rd.data)
             with m.If(~a_valid_e[e]):
-                m.d.sync += [ref.eq(first_x(x_ref, e)), h_cur.eq(first_x(None, e, of_h=True))]
+                m.d.sync += [ref.eq(x_r), h_cur.eq(first_x_from_h(e))]
             with m.Elif(fetch_e[e]):
-                x_r = Array(x_element(x_ref, g, e) for g in range(len(x_windows)))[xw_a]
-                h_r = Array(h_element(h_ref, g, e) for g in range(len(h_windows)))[hw_a]
                 x_h = Array(x_from_h(g, e) for g in range(len(x_windows)))[xw_a]
                 h_h = Array(h_element(self.h, g, e) for g in range(len(h_windows)))[hw_a]
                 m.d.sync += [ref.eq(Mux(in_x_a, x_r, h_r)), h_cur.eq(Mux(in_x_a, x_h, h_h))]
@@ -552,7 +566,6 @@ class DeltaEncoder(wiring.Component):
         # The ahead copies step like the counters; between passes they point at the window
         # after the layer's first (its first h window when it has one x window).
         one_x = field("x_windows") == 1
-        x_first = per_layer([s.x_window_base for s in lm])
         h_first = per_layer([s.h_window_base for s in lm])
         for e, (xw_a, hw_a, in_x_a) in enumerate(ahead):
             with m.If(~a_valid_e[e]):
@@ -579,33 +592,20 @@ class DeltaEncoder(wiring.Component):
                     # ``layer`` (which is why it must be valid the cycle before the start).
                     m.d.sync += [xw_c.eq(x_first), hw_c.eq(h_first)]
 
-        def store_kept(e, window, windows, element_index):
-            # At the end of a window, the reference of every kept element takes its new value.
-            with m.Switch(window):
-                for g in range(len(windows)):
-                    with m.Case(g):
-                        ref = element_index(g, e)
-                        if ref is not None:
-                            with m.If(b.keep[e]):
-                                m.d.sync += ref.eq(b.cur[e])
-
-        def x_ref_at(g, e):
-            l, w = x_windows[g]
-            i = w * E + e
-            return x_ref[x_base[l] + i] if i < lm[l].inputs else None
-
-        def h_ref_at(g, e):
-            l, w = h_windows[g]
-            j = w * E + e
-            return h_ref[lm[l].h_base + j] if j < lm[l].hidden else None
-
-        # (Element e's references at the end of its window: from e's copy of B's control.)
+        # At the end of a window the reference of every kept element takes its new value
+        # (element e's from e's copy of B's control; only existing elements are kept).
         for e in range(E):
-            with m.If(window_last_e[e]):
-                with m.If(b.in_x):
-                    store_kept(e, b.xw, x_windows, x_ref_at)
-                with m.Else():
-                    store_kept(e, b.hw, h_windows, h_ref_at)
+            store = Signal(name=f"store{e}")
+            m.d.comb += store.eq(window_last_e[e] & b.keep[e])
+            x_wr, h_wr = x_mem[e].write_port(), h_mem[e].write_port()
+            m.d.comb += [x_wr.addr.eq(b.xw), x_wr.data.eq(b.cur[e]), x_wr.en.eq(store & b.in_x),
+                         h_wr.addr.eq(b.hw), h_wr.data.eq(b.cur[e]), h_wr.en.eq(store & ~b.in_x)]
+            for g in range(len(x_windows)):
+                with m.If(store & b.in_x & (b.xw == g)):
+                    m.d.sync += x_zero[e][g].eq(0)
+            for g in range(len(h_windows)):
+                with m.If(store & ~b.in_x & (b.hw == g)):
+                    m.d.sync += h_zero[e][g].eq(0)
 
         with m.If(b.valid):
             with m.If(~window_last):
@@ -623,12 +623,11 @@ class DeltaEncoder(wiring.Component):
 
         with m.If(self.clear):
             m.d.sync += [out.done.eq(0), self.nnz_dx.eq(0), self.nnz_dh.eq(0)]
-        # The clear a cycle later, one register per REFS_PER_CLEAR references: the core's
-        # decision to apply RESET_STATE reached x̂, ĥ and h (1,777 loads) in one net.
-        for i, clear in zip(range(0, len(refs), REFS_PER_CLEAR), clears):
-            m.d.sync += clear.eq(self.clear_refs)
-            with m.If(clear):
-                m.d.sync += [r.eq(0) for r in refs[i:i + REFS_PER_CLEAR]]
+        # The clear a cycle later, from one register per element.
+        for e in range(E):
+            m.d.sync += clear_e[e].eq(self.clear_refs)
+            with m.If(clear_e[e]):
+                m.d.sync += [x_zero[e].eq(-1), h_zero[e].eq(-1)]
         return m
 
 
