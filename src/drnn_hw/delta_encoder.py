@@ -249,8 +249,8 @@ class DeltaEncoder(wiring.Component):
         # ĥ, word g holding element e of global x (h) window g (padding elements' words are
         # never written): a window reads one word of each element's memories and may write all
         # E, so each element has its own, one code wide. In flip-flops (the demo model's 1,216)
-        # behind a window multiplexer per element, they cost the encoder 544 more LUT4 and 1,125
-        # more FF in Yosys's estimate (issue #10's twenty-sixth round).
+        # behind a window multiplexer per element, they cost the encoder 511 more LUT4 and 1,125
+        # more FF in Yosys's estimate (issue #10's twenty-sixth and twenty-seventh rounds).
         # ``x_zero{e}``/``h_zero{e}``: the word reads as 0 (RESET_STATE marks every word, a
         # write unmarks its own), so the clear takes one cycle as the flip-flops' did.
         x_mem = [memory.Memory(shape=act, depth=max(2, len(x_windows)), init=[])

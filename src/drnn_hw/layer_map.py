@@ -11,9 +11,9 @@ store is the concatenation of the layers' stores, in layer order:
   ``weight_base``, laid out as a single layer's (column ``c``, block ``b`` at
   ``c · NB_l + b``). A delta's weight address is ``weight_base − block_base + c · NB_l``
   (``column_base + c · NB_l``), so that address + global block = the word;
-* **references** x̂ and ĥ (the encoder's flip-flops): x windows and h windows of all layers,
-  from ``x_window_base`` and ``h_window_base``; layer l > 0 reads its x, layer l−1's h,
-  from the hidden state;
+* **references** x̂ and ĥ (the encoder's distributed RAM, word g = window g): x windows and
+  h windows of all layers, from ``x_window_base`` and ``h_window_base``; layer l > 0 reads
+  its x, layer l−1's h, from the hidden state;
 * **hidden state** h: layer l's units from ``h_base``.
 
 With one layer every base is 0 and the core is the single-layer core.
