@@ -62,7 +62,7 @@ stacked: install
 # The ULX3S-85F build of the 2-layer JapaneseVowels model (after `make stacked`; about 25 min), on a
 # P = 8 core: the default P = 16 core of two layers does not route on the LFE5U-85F (README,
 # "Boards"), and its bench above is of that P = 16 core, so it does not take this build's clock.
-# 70 MHz: a clock this core meets (73.81 MHz on issue #10's twenty-fifth round's code; README,
+# 70 MHz: a clock this core meets (70.57 MHz on issue #10's twenty-seventh round's code; README,
 # "Boards").
 ulx3s-stacked: install
 	$(BIN)/drnn build --board ulx3s-85f $(S)/jv-l2 --rows 8 --freq 70 --out $(S)/ulx3s
