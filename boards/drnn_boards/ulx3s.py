@@ -55,6 +55,13 @@ DEFAULT_BAUD = 1_000_000          # the FT231X handles 3 Mbaud; 1 Mbaud divides 
 #: larger one) is rebuilt below its Fmax, and one that does not route below the default, by
 #: :func:`build_at_default_clock`. The design target is 100 MHz.
 DEFAULT_FREQ_MHZ = 80.0
+#: How far above the PLL's clock nextpnr is constrained (a fraction): the place-and-route
+#: target is ``(1 + PNR_MARGIN)`` times the clock, while ``timing_met`` is judged against the
+#: clock itself. router2 stops at the first routing its own delay estimate passes, and nextpnr's
+#: final timing analysis then found the 90 MHz one-layer builds of issue #10's twenty-seventh
+#: round 0.1–0.3 % short of it (89.72 and 89.87 MHz); the margin makes the router work for
+#: those last per cent.
+PNR_MARGIN = 0.03
 IDLE_TIMEOUT_S = 0.02             # a quiet line for 20 ms ends a truncated frame
 #: Largest relative error of the UART bit rate: sampling mid-bit, the 10th bit may drift by
 #: less than half a bit between two ends that are each this far off.
@@ -236,6 +243,9 @@ class ULX3STop(wiring.Component):
     baud : int
         UART baud rate; the bit time is ``round(f_clk / baud)`` clock cycles, which must be at
         least ``uart.MIN_DIVISOR`` and within :data:`BAUD_TOLERANCE` of the requested rate.
+    pnr_margin : float
+        The clock constraint nextpnr gets is ``(1 + pnr_margin)`` times the PLL's clock
+        (:data:`PNR_MARGIN`, which says why; 0 constrains it to the clock itself), in [0, 1).
 
     Ports
     -----
@@ -244,11 +254,15 @@ class ULX3STop(wiring.Component):
     Raises
     ------
     ValueError
-        ``freq_mhz`` the PLL cannot make, or a ``baud`` the clock cannot divide closely enough.
+        ``freq_mhz`` the PLL cannot make, a ``baud`` the clock cannot divide closely enough,
+        or ``pnr_margin`` outside [0, 1).
     """
 
     def __init__(self, bundle, shape, *, freq_mhz: float = DEFAULT_FREQ_MHZ,
-                 baud: int = DEFAULT_BAUD, maxima=None):
+                 baud: int = DEFAULT_BAUD, maxima=None, pnr_margin: float = PNR_MARGIN):
+        if not 0 <= pnr_margin < 1:
+            _refuse(self, f"pnr_margin must be in [0, 1), got {pnr_margin}")
+        self.pnr_margin = pnr_margin
         try:
             self.pll = pll_config(BOARD_CLOCK_HZ, freq_mhz * 1e6)
         except ValueError as e:
@@ -271,6 +285,11 @@ class ULX3STop(wiring.Component):
                                    idle_timeout=round(self.freq_hz * IDLE_TIMEOUT_S),
                                    maxima=maxima)
         super().__init__({})
+
+    @property
+    def pnr_hz(self) -> float:
+        """The clock nextpnr is constrained to (Hz): the PLL's, plus :data:`PNR_MARGIN`."""
+        return self.freq_hz * (1 + self.pnr_margin)
 
     def elaborate(self, platform):
         m = Module()
@@ -301,8 +320,9 @@ class ULX3STop(wiring.Component):
         m.submodules.lock_sync = FFSynchronizer(locked, enable, o_domain="pll")
         m.submodules.clock_gate = Instance("DCCA", i_CLKI=cd_pll.clk, i_CE=enable,
                                            o_CLKO=cd_sync.clk)
-        platform.add_clock_constraint(cd_pll.clk, self.freq_hz)
-        platform.add_clock_constraint(cd_sync.clk, self.freq_hz)
+        # Constrained above the PLL's clock by the margin (PNR_MARGIN, why there).
+        platform.add_clock_constraint(cd_pll.clk, self.pnr_hz)
+        platform.add_clock_constraint(cd_sync.clk, self.pnr_hz)
 
         m.submodules.board = board = self.board
         uart = platform.request("uart", 0, dir="-")
@@ -421,10 +441,10 @@ def build(bundle, shape, out_dir, *, freq_mhz: float = DEFAULT_FREQ_MHZ,
     pnr = parse_nextpnr_report(build_dir / f"{NAME}.report.json", top.freq_hz)
     slow = slow_paths(build_dir / f"{NAME}.report.json")
     cells = yosys_cells(build_dir / f"{NAME}.rpt")
-    # The core clock is the one constrained to the PLL output frequency.
-    f_mhz = top.freq_hz / 1e6
+    # The core clock is the one constrained to the PLL output frequency (plus the margin).
+    pnr_mhz = top.pnr_hz / 1e6
     achieved = min((v["achieved_mhz"] for v in pnr["fmax"].values()
-                    if abs(v["constraint_mhz"] - f_mhz) < 0.01 * f_mhz), default=None)
+                    if abs(v["constraint_mhz"] - pnr_mhz) < 0.005 * pnr_mhz), default=None)
     report = {
         "board": "ulx3s-85f", "device": "LFE5U-85F-6BG381C",
         "tools": {k: os.path.basename(v) for k, v in env.items()},
@@ -438,6 +458,7 @@ def build(bundle, shape, out_dir, *, freq_mhz: float = DEFAULT_FREQ_MHZ,
                   "pll": {k: v for k, v in top.pll.items() if k.isupper()},
                   "achieved_fmax_mhz": achieved,
                   "timing_met": achieved is not None and achieved >= top.freq_hz / 1e6,
+                  "pnr_constraint_mhz": round(pnr_mhz, 4),
                   "per_clock": pnr["fmax"], "router": router, "nextpnr_seed": seed},
         "uart": {"baud": baud, "divisor": top.divisor},
         "synth_cells": {k: cells.get(k, 0) for k in ("LUT4", "TRELLIS_FF", "DP16KD",

@@ -4,7 +4,8 @@ writer and the reader agree on one layout.
 
 report.json keys: ``board``, ``device``, ``tools``, ``model`` (``input_size``, ``hidden_size``,
 ``formats``), ``core`` (the core shape), ``multipliers``, ``clock`` (``target_mhz``,
-``pll_mhz``, ``achieved_fmax_mhz``, ``timing_met``, ``per_clock``), ``uart``, ``synth_cells``,
+``pll_mhz``, ``pnr_constraint_mhz``, the clock nextpnr was constrained to, ``achieved_fmax_mhz``,
+``timing_met``, against the PLL's clock, ``per_clock``), ``uart``, ``synth_cells``,
 ``utilization``, ``critical_path``, ``build_seconds``, ``bitstream``.
 """
 
@@ -82,6 +83,8 @@ def format_report(r: dict) -> str:
            if len(r["model"].get("layers", [])) > 1 else ""),
         f"clock: target {c['target_mhz']:g} MHz, PLL {c['pll_mhz']:g} MHz, achieved Fmax "
         f"{c['achieved_fmax_mhz']} MHz -> timing {'met' if c['timing_met'] else 'NOT met'}"
+        + (f" (nextpnr constrained to {c['pnr_constraint_mhz']:g} MHz)"
+           if c.get("pnr_constraint_mhz", c["pll_mhz"]) != c["pll_mhz"] else "")
         + (f" (nextpnr --seed {c['nextpnr_seed']})" if c.get("nextpnr_seed") else ""),
         "synthesis cells: " + ", ".join(f"{k} {v}" for k, v in r["synth_cells"].items()),
         "placed: " + ", ".join(f"{k} {v['used']}/{v['available']}" for k, v in u.items()

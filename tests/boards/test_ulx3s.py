@@ -120,18 +120,22 @@ def test_pll_config():
         pll_config(25e6, 1e9)
 
 
-def test_top_elaborates(tmp_path):
+@pytest.mark.parametrize("margin,constraint", [(0.03, "103000000"), (0, "100000000")])
+def test_top_elaborates(tmp_path, margin, constraint):
+    """The LPF constrains the core clock to the PLL's plus the place-and-route margin; the UART
+    divides the PLL's clock itself."""
     from amaranth_boards.ulx3s import ULX3S_85F_Platform
 
     bundle = random_bundle(6, 10, seed=1)
-    top = ULX3STop(bundle, SHAPE, freq_mhz=100, baud=1_000_000)
+    top = ULX3STop(bundle, SHAPE, freq_mhz=100, baud=1_000_000, pnr_margin=margin)
     assert top.divisor == 100
     plan = ULX3S_85F_Platform().prepare(top, name="drnn_ulx3s")
     files = dict(plan.files)
     assert "EHXPLLL" in files["drnn_ulx3s.il"]
     lpf = files["drnn_ulx3s.lpf"]
     assert 'SITE "M1"' in lpf and 'SITE "L4"' in lpf       # FTDI rx / tx pins
-    assert "100000000" in lpf                                # core clock constraint
+    freqs = [line for line in lpf.splitlines() if line.startswith("FREQUENCY NET")]
+    assert freqs and all(constraint in line for line in freqs), freqs
 
 
 def test_critical_path_summary():
@@ -165,6 +169,8 @@ def test_board_logic_refuses_bad_parameters(name, value):
     ({"baud": 20_000_000, "freq_mhz": 40}, "too fast"),  # 2 clock cycles per bit
     ({"baud": 3_000_000, "freq_mhz": 40}, r"2\.6 % off"),  # 40 MHz / 13 = 3.077 Mbaud
     ({"freq_mhz": 1000}, "^freq_mhz: no EHXPLLL setting"),
+    ({"pnr_margin": -0.01}, r"^pnr_margin must be in \[0, 1\), got -0.01"),
+    ({"pnr_margin": 1}, r"^pnr_margin must be in \[0, 1\), got 1"),
 ])
 def test_top_refuses_clock_and_baud_it_cannot_make(kwargs, needle):
     with pytest.raises(ValueError, match=needle):
