@@ -290,11 +290,13 @@ def test_a_build_whose_routing_diverged_says_so_in_one_line(tmp_path, monkeypatc
 
 
 def test_build_help_states_the_default_clock():
-    """`drnn build --help` names the ULX3S default clock the flow really uses."""
-    from drnn_boards.ulx3s import DEFAULT_FREQ_MHZ
+    """`drnn build --help` names the ULX3S default clock and the place-and-route margin the
+    flow really uses."""
+    from drnn_boards.ulx3s import DEFAULT_FREQ_MHZ, PNR_MARGIN
     from drnn_cli import drnn
 
     proc = drnn("build", "--help")
     assert proc.returncode == 0
     text = " ".join(proc.stdout.split())
     assert f"made by the PLL from 25 MHz, default {DEFAULT_FREQ_MHZ:g}," in text
+    assert f"nextpnr is constrained {100 * PNR_MARGIN:g} % above the clock," in text

@@ -30,10 +30,12 @@ BOARDS = ("ulx3s-85f", "arty-z7-20")
 @click.option("--out", "out_dir", type=click.Path(path_type=Path), required=True,
               help="Output directory (bitstream or Vivado plan, report.json, report.txt).")
 @click.option("--freq", "freq_mhz", type=float, default=None,
-              # (80: drnn_boards.ulx3s.DEFAULT_FREQ_MHZ, which a test holds this text to)
+              # (80 and 3 %: drnn_boards.ulx3s.DEFAULT_FREQ_MHZ and PNR_MARGIN, which a test
+              # holds this text to)
               help="Core clock in MHz (ULX3S: made by the PLL from 25 MHz, default 80, which "
-                   "the default core meets; a core that misses it is rebuilt at 90 % of its "
-                   "Fmax, one whose routing diverges at 90 % of the default; Arty: "
+                   "the default core meets; nextpnr is constrained 3 % above the clock, "
+                   "timing is judged at the clock; a core that misses it is rebuilt at 90 % "
+                   "of its Fmax, one whose routing diverges at 90 % of the default; Arty: "
                    "FCLK_CLK0, default 50, not verified by Vivado).")
 @click.option("--seed", type=click.IntRange(min=1), default=None,
               help="ULX3S: nextpnr's placement seed (default: nextpnr's own), to check that "
