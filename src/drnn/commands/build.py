@@ -30,9 +30,9 @@ BOARDS = ("ulx3s-85f", "arty-z7-20")
 @click.option("--out", "out_dir", type=click.Path(path_type=Path), required=True,
               help="Output directory (bitstream or Vivado plan, report.json, report.txt).")
 @click.option("--freq", "freq_mhz", type=float, default=None,
-              # (80 and 3 %: drnn_boards.ulx3s.DEFAULT_FREQ_MHZ and PNR_MARGIN, which a test
+              # (90 and 3 %: drnn_boards.ulx3s.DEFAULT_FREQ_MHZ and PNR_MARGIN, which a test
               # holds this text to)
-              help="Core clock in MHz (ULX3S: made by the PLL from 25 MHz, default 80, which "
+              help="Core clock in MHz (ULX3S: made by the PLL from 25 MHz, default 90, which "
                    "the default core meets; nextpnr is constrained 3 % above the clock, "
                    "timing is judged at the clock; a core that misses it is rebuilt at 90 % "
                    "of its Fmax, one whose routing diverges at 90 % of the default; Arty: "
