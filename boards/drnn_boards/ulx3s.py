@@ -52,11 +52,11 @@ DEFAULT_BAUD = 1_000_000          # the FT231X handles 3 Mbaud; 1 Mbaud divides 
 #: code both meet 80 (the random model 80.77, the demo core 83.42; of six placements of the
 #: fifteenth and sixteenth rounds' code at 80, five met it and one, the demo core with
 #: ``--seed 2``, did not route), so the default was 80. With nextpnr constrained above the
-#: clock (:data:`PNR_MARGIN`) both meet 90 in the twenty-eighth round, each with two seeds
-#: (the demo core 91.89 and 92.36 MHz, the random model 91.66 and RAND_S2), so the default is
-#: 90. A core that misses it (a stacked, LSTM or larger one) is rebuilt below its Fmax, and
-#: one that does not route below the default, by :func:`build_at_default_clock`. The design
-#: target is 100 MHz.
+#: clock (:data:`PNR_MARGIN`) both meet 90 in the twenty-eighth round (the demo core at 91.89
+#: MHz, 92.36 with ``--seed 2``; the random model at 91.66; other placements: the journal,
+#: docs/clock_work.md), so the default is 90. A core that misses it (a stacked, LSTM or
+#: larger one) is rebuilt below its Fmax, and one that does not route below the default, by
+#: :func:`build_at_default_clock`. The design target is 100 MHz.
 DEFAULT_FREQ_MHZ = 90.0
 #: How far above the PLL's clock nextpnr is constrained (a fraction): the place-and-route
 #: target is ``(1 + PNR_MARGIN)`` times the clock, while ``timing_met`` is judged against the
