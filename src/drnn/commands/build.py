@@ -34,8 +34,8 @@ BOARDS = ("ulx3s-85f", "arty-z7-20")
               # holds this text to)
               help="Core clock in MHz (ULX3S: made by the PLL from 25 MHz, default 90, which "
                    "the default core meets; nextpnr is constrained 3 % above the clock, "
-                   "timing is judged at the clock; a core that misses it is rebuilt at 90 % "
-                   "of its Fmax, one whose routing diverges at 90 % of the default; Arty: "
+                   "timing is judged at the clock; a core that misses it is rebuilt at its "
+                   "Fmax ÷ 1.03, one whose routing diverges at 90 % of the default; Arty: "
                    "FCLK_CLK0, default 50, not verified by Vivado).")
 @click.option("--seed", type=click.IntRange(min=1), default=None,
               help="ULX3S: nextpnr's placement seed (default: nextpnr's own), to check that "
