@@ -38,7 +38,8 @@ from .ulx3s_timing import analyse, slow_groups
 from .uart import MIN_DIVISOR, UARTReceiver, UARTTransmitter
 
 __all__ = ["DeltaRNNBoard", "ULX3STop", "pll_config", "build", "program", "tool_env",
-           "DEFAULT_BAUD", "DEFAULT_FREQ_MHZ", "BuildError", "RoutingError",
+           "DEFAULT_BAUD", "DEFAULT_FREQ_MHZ", "DEFAULT_FREQ_MHZ_LSTM", "default_freq_mhz",
+           "BuildError", "RoutingError",
            "build_at_default_clock",
            "fallback_freq_mhz", "diverged_retry_mhz", "slow_paths"]
 
@@ -55,10 +56,17 @@ DEFAULT_BAUD = 1_000_000          # the FT231X handles 3 Mbaud; 1 Mbaud divides 
 #: ``--seed 2``, did not route), so the default was 80. With nextpnr constrained above the
 #: clock (:data:`PNR_MARGIN`) both meet 90 in the twenty-eighth round (the demo core at 91.89
 #: MHz, 92.36 with ``--seed 2``; the random model at 91.66; other placements: the journal,
-#: docs/clock_work.md), so the default is 90. A core that misses it (a stacked, LSTM or
-#: larger one) is rebuilt below its Fmax, and one that does not route below the default, by
-#: :func:`build_at_default_clock`. The design target is 100 MHz.
+#: docs/clock_work.md), so the default is 90. A core that misses it (a stacked or larger one)
+#: is rebuilt below its Fmax, and one that does not route below the default, by
+#: :func:`build_at_default_clock`. The design target is 100 MHz. A DeltaLSTM core has its
+#: own default, :data:`DEFAULT_FREQ_MHZ_LSTM` (:func:`default_freq_mhz`).
 DEFAULT_FREQ_MHZ = 90.0
+#: The default clock of a DeltaLSTM core (128 multipliers, four gate channels): on main's code
+#: with the margin it meets 80 MHz at 80.52 (issue #10's twenty-eighth round), while against
+#: 90 the same core reached 70.30 MHz (the twenty-ninth round: the rip-up never converged and
+#: the route without it is slow), which a plain ``drnn build`` at the GRU's default would
+#: have rebuilt at 68 MHz (63 by the rule before that round).
+DEFAULT_FREQ_MHZ_LSTM = 80.0
 #: How far above the PLL's clock nextpnr is constrained (a fraction): the place-and-route
 #: target is ``(1 + PNR_MARGIN)`` times the clock, while ``timing_met`` is judged against the
 #: clock itself. router2 stops at the first routing its own delay estimate passes, and nextpnr's
@@ -241,9 +249,9 @@ class ULX3STop(wiring.Component):
     ----------
     bundle, shape
         The model and core shape.
-    freq_mhz : float
+    freq_mhz : float or None
         Core clock in MHz, made by the EHXPLLL from the 25 MHz oscillator (the closest
-        setting, within 1 %).
+        setting, within 1 %); None: :func:`default_freq_mhz` of the bundle's cell.
     baud : int
         UART baud rate; the bit time is ``round(f_clk / baud)`` clock cycles, which must be at
         least ``uart.MIN_DIVISOR`` and within :data:`BAUD_TOLERANCE` of the requested rate.
@@ -262,8 +270,10 @@ class ULX3STop(wiring.Component):
         or ``pnr_margin`` outside [0, 1).
     """
 
-    def __init__(self, bundle, shape, *, freq_mhz: float = DEFAULT_FREQ_MHZ,
+    def __init__(self, bundle, shape, *, freq_mhz: float | None = None,
                  baud: int = DEFAULT_BAUD, maxima=None, pnr_margin: float = PNR_MARGIN):
+        if freq_mhz is None:
+            freq_mhz = default_freq_mhz(bundle.cell)
         if not 0 <= pnr_margin < 1:
             _refuse(self, f"pnr_margin must be in [0, 1), got {pnr_margin}")
         self.pnr_margin = pnr_margin
@@ -360,13 +370,14 @@ def tool_env() -> dict:
     return env
 
 
-def build(bundle, shape, out_dir, *, freq_mhz: float = DEFAULT_FREQ_MHZ,
+def build(bundle, shape, out_dir, *, freq_mhz: float | None = None,
           baud: int = DEFAULT_BAUD, maxima=None, seed: int | None = None, log=print) -> dict:
     """Synthesise, place and route, pack. Writes ``out_dir``/drnn_ulx3s.bit, report.json,
-    report.txt; returns the report dict. ``maxima``: a run-time core (``--weights runtime``)
-    laid out for them, ``bundle`` its initial model. ``seed``: nextpnr's placement seed
-    (``--seed``; None: nextpnr's default), for checking that a clock is met with margin
-    rather than by one lucky placement; recorded in the report."""
+    report.txt; returns the report dict. ``freq_mhz``: the core's clock (None:
+    :func:`default_freq_mhz` of the bundle's cell). ``maxima``: a run-time core
+    (``--weights runtime``) laid out for them, ``bundle`` its initial model. ``seed``:
+    nextpnr's placement seed (``--seed``; None: nextpnr's default), for checking that a clock
+    is met with margin rather than by one lucky placement; recorded in the report."""
     from amaranth_boards.ulx3s import ULX3S_85F_Platform
 
     out = Path(out_dir)
@@ -503,6 +514,16 @@ def slow_paths(report_path: Path, top: int = 15) -> dict | None:
 MIN_FALLBACK_MHZ = 10.0
 
 
+def default_freq_mhz(cell: str = "gru") -> float:
+    """The clock (MHz) ``drnn build`` uses without ``--freq`` for a core of ``cell``:
+    :data:`DEFAULT_FREQ_MHZ` for a GRU ("gru"), :data:`DEFAULT_FREQ_MHZ_LSTM` for a DeltaLSTM
+    ("lstm"). ValueError naming the cell for another."""
+    try:
+        return {"gru": DEFAULT_FREQ_MHZ, "lstm": DEFAULT_FREQ_MHZ_LSTM}[cell]
+    except KeyError:
+        raise ValueError(f"cell must be 'gru' or 'lstm', got {cell!r}") from None
+
+
 def fallback_freq_mhz(achieved_mhz: float) -> float:
     """The clock of the rebuild after a default-clock build missed timing: the Fmax that build
     reached divided by ``1 + PNR_MARGIN``, rounded down to whole MHz, so that the rebuild's
@@ -514,37 +535,39 @@ def fallback_freq_mhz(achieved_mhz: float) -> float:
     compute_criticality``, nextpnr's ``common/kernel/timing.cc``), the same whatever the
     clock, and issue #10's twenty-eighth round found one netlist placed and routed alike
     against 90 and 92.7 MHz. But the rebuild's netlist differs from the first in the PLL's
-    dividers and the UART's divisor, and placements of one core vary by several per cent. Until issue #10's twenty-ninth round the rebuild ran
-    at 90 % of the Fmax; ``make bitstream``'s random model with ``--seed 2``, 82.86 MHz against
-    90, rebuilt by this rule at 80 MHz met it at 89.98 (the old rule: 74;
-    docs/clock_work.md)."""
+    dividers and the UART's divisor, and placements of one core vary by several per cent.
+    Until issue #10's twenty-ninth round the rebuild ran at 90 % of the Fmax; ``make
+    bitstream``'s random model with ``--seed 2``, 82.86 MHz against 90, rebuilt by this rule
+    at 80 MHz met it at 89.98 (the old rule: 74; docs/clock_work.md)."""
     return float(math.floor(achieved_mhz / (1 + PNR_MARGIN)))
 
 
-def diverged_retry_mhz() -> float:
-    """The clock of the rebuild after a default-clock build whose routing diverged
-    (:class:`RoutingError`): 90 % of :data:`DEFAULT_FREQ_MHZ`, in whole MHz. There is no Fmax
-    to start from; a lower clock gives router2's rip-up fewer failing arcs to reroute, so it
-    takes fewer of the wires other nets need."""
-    return float(int(0.9 * DEFAULT_FREQ_MHZ))
+def diverged_retry_mhz(default_mhz: float) -> float:
+    """The clock of the rebuild after a build at the default clock ``default_mhz`` whose routing
+    diverged (:class:`RoutingError`): 90 % of it, in whole MHz. There is no Fmax to start
+    from; a lower clock gives router2's rip-up fewer failing arcs to reroute, so it takes fewer
+    of the wires other nets need."""
+    return float(int(0.9 * default_mhz))
 
 
 def build_at_default_clock(bundle, shape, out_dir, *, baud: int = DEFAULT_BAUD, maxima=None,
                            seed: int | None = None, log=print) -> dict:
-    """:func:`build` at :data:`DEFAULT_FREQ_MHZ`; when that misses timing (a larger or stacked
-    core), once more at :func:`fallback_freq_mhz` of the Fmax it reached, and when it does not
-    route at all (:class:`RoutingError`), once more at :func:`diverged_retry_mhz`, so that
-    the bitstream a plain ``drnn build`` leaves meets its clock whenever a rebuild can. The
-    report's ``clock.first_attempt`` then records the first build (target, Fmax or None,
-    seconds). Returns the report of the bitstream left in ``out_dir``; raises
-    :class:`BuildError` (or :class:`RoutingError`) when the rebuild fails too."""
+    """:func:`build` at the default clock of the bundle's cell (:func:`default_freq_mhz`); when
+    that misses timing (a larger or stacked core), once more at :func:`fallback_freq_mhz` of
+    the Fmax it reached, and when it does not route at all (:class:`RoutingError`), once more
+    at :func:`diverged_retry_mhz` of the default, so that the bitstream a plain ``drnn
+    build`` leaves meets its clock whenever a rebuild can. The report's
+    ``clock.first_attempt`` then records the first build (target, Fmax or None, seconds).
+    Returns the report of the bitstream left in ``out_dir``; raises :class:`BuildError` (or
+    :class:`RoutingError`) when the rebuild fails too."""
+    default = default_freq_mhz(bundle.cell)
     try:
-        report = build(bundle, shape, out_dir, freq_mhz=DEFAULT_FREQ_MHZ, baud=baud,
+        report = build(bundle, shape, out_dir, freq_mhz=default, baud=baud,
                        maxima=maxima, seed=seed, log=log)
     except RoutingError as e:
-        retry = diverged_retry_mhz()
+        retry = diverged_retry_mhz(default)
         log(f"{str(e).split('; logs in')[0]}: rebuilding at {retry:g} MHz")
-        first = {"target_mhz": DEFAULT_FREQ_MHZ, "achieved_fmax_mhz": None, "routed": False,
+        first = {"target_mhz": default, "achieved_fmax_mhz": None, "routed": False,
                  "critical_path": None, "build_seconds": None}
     else:
         fmax = report["clock"]["achieved_fmax_mhz"]
@@ -553,9 +576,9 @@ def build_at_default_clock(bundle, shape, out_dir, *, baud: int = DEFAULT_BAUD, 
         retry = fallback_freq_mhz(fmax)
         if retry < MIN_FALLBACK_MHZ:
             return report
-        log(f"timing not met at {DEFAULT_FREQ_MHZ:g} MHz (Fmax {fmax} MHz): rebuilding at "
+        log(f"timing not met at {default:g} MHz (Fmax {fmax} MHz): rebuilding at "
             f"{retry:g} MHz")
-        first = {"target_mhz": DEFAULT_FREQ_MHZ, "achieved_fmax_mhz": fmax,
+        first = {"target_mhz": default, "achieved_fmax_mhz": fmax,
                  "critical_path": report.get("critical_path"),
                  "build_seconds": report.get("build_seconds")}
     report = build(bundle, shape, out_dir, freq_mhz=retry, baud=baud, maxima=maxima,

@@ -1,6 +1,8 @@
 """ULX3S-85F: board logic end to end in Verilator (host driver over the simulated UART, checked
 bit-exactly against drnn_hw.golden.run), the platform top-level elaborates, PLL settings."""
 
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 
@@ -11,6 +13,8 @@ from drnn_hw.cycle_model import CoreShape
 from drnn_hw.golden import run as golden_run
 
 SHAPE = CoreShape(rows=4, columns=2, scan=4)
+#: What build_at_default_clock reads of a bundle (its cell) when `build` itself is faked.
+GRU = SimpleNamespace(cell="gru")
 
 
 def sparse_inputs(rng, n, t, i, hold=0.4):
@@ -203,7 +207,7 @@ def test_a_default_clock_build_that_misses_timing_is_rebuilt_below_its_fmax(tmp_
 
     monkeypatch.setattr(ulx3s, "build", fake_build)
     said = []
-    rep = ulx3s.build_at_default_clock(None, None, tmp_path, log=said.append)
+    rep = ulx3s.build_at_default_clock(GRU, None, tmp_path, log=said.append)
     assert calls == [ulx3s.DEFAULT_FREQ_MHZ, retry]
     assert rep["clock"]["timing_met"] and rep["clock"]["first_attempt"]["achieved_fmax_mhz"] \
         == first
@@ -215,8 +219,50 @@ def test_a_default_clock_build_that_misses_timing_is_rebuilt_below_its_fmax(tmp_
     calls.clear()
     monkeypatch.setattr(ulx3s, "build", lambda *a, **k: calls.append(k["freq_mhz"]) or
                         {"clock": {"timing_met": True, "achieved_fmax_mhz": 99.0}})
-    ulx3s.build_at_default_clock(None, None, tmp_path, log=said.append)
+    ulx3s.build_at_default_clock(GRU, None, tmp_path, log=said.append)
     assert calls == [ulx3s.DEFAULT_FREQ_MHZ]                 # met: built once
+
+
+def test_a_deltalstm_core_is_built_at_its_own_default_clock(tmp_path, monkeypatch):
+    """`drnn build` without --freq builds a DeltaLSTM core at DEFAULT_FREQ_MHZ_LSTM (80 MHz,
+    which it meets; against the GRU's 90 it reached 70.30), and one that misses it is
+    rebuilt below its own Fmax, as a GRU core is."""
+    from drnn_boards import ulx3s
+
+    assert (ulx3s.default_freq_mhz("gru"), ulx3s.default_freq_mhz("lstm")) == (90.0, 80.0)
+    calls = []
+
+    def fake_build(bundle, shape, out_dir, *, freq_mhz, baud, maxima, seed, log):
+        calls.append(freq_mhz)
+        fmax = 75.5 if freq_mhz == 80.0 else freq_mhz + 1
+        return {"clock": {"target_mhz": freq_mhz, "pll_mhz": freq_mhz,
+                          "achieved_fmax_mhz": fmax, "timing_met": fmax >= freq_mhz},
+                "critical_path": None, "build_seconds": 1.0, "device": "d", "board": "b",
+                "core": {"rows": 4, "columns": 2, "scan": 4}, "multipliers": 32,
+                "model": {"input_size": 3, "hidden_size": 5}, "synth_cells": {},
+                "utilization": {}, "uart": {"baud": 1, "divisor": 1}, "bitstream": "x.bit"}
+
+    monkeypatch.setattr(ulx3s, "build", fake_build)
+    said = []
+    rep = ulx3s.build_at_default_clock(SimpleNamespace(cell="lstm"), None, tmp_path,
+                                       log=said.append)
+    assert calls == [80.0, 73.0]                                # 75.5 / 1.03 = 73.3
+    assert rep["clock"]["first_attempt"]["target_mhz"] == 80.0
+    assert said == ["timing not met at 80 MHz (Fmax 75.5 MHz): rebuilding at 73 MHz"]
+
+
+def test_the_top_takes_its_cells_default_clock_and_refuses_an_unknown_cell():
+    from amaranth.hdl import Fragment
+    from amaranth_boards.ulx3s import ULX3S_85F_Platform
+
+    from drnn_boards import ulx3s
+
+    for cell, mhz in (("gru", 90), ("lstm", 80)):
+        top = ULX3STop(random_bundle(2, 3, seed=1, cell=cell), SHAPE)
+        assert top.freq_hz == mhz * 1e6
+        Fragment.get(top, ULX3S_85F_Platform())    # elaborated (no unused-elaboratable warning)
+    with pytest.raises(ValueError, match="^cell must be 'gru' or 'lstm', got 'rnn'$"):
+        ulx3s.default_freq_mhz("rnn")
 
 
 def test_a_default_clock_build_that_does_not_route_is_rebuilt_lower(tmp_path, monkeypatch):
@@ -245,7 +291,7 @@ def test_a_default_clock_build_that_does_not_route_is_rebuilt_lower(tmp_path, mo
     monkeypatch.setattr(ulx3s, "build", fake_build)
     fails_again = False
     said = []
-    rep = ulx3s.build_at_default_clock(None, None, tmp_path, seed=4, log=said.append)
+    rep = ulx3s.build_at_default_clock(GRU, None, tmp_path, seed=4, log=said.append)
     assert calls == [(ulx3s.DEFAULT_FREQ_MHZ, 4), (retry, 4)]
     assert rep["clock"]["target_mhz"] == retry and rep["clock"]["first_attempt"]["routed"] \
         is False
@@ -259,7 +305,7 @@ def test_a_default_clock_build_that_does_not_route_is_rebuilt_lower(tmp_path, mo
     calls.clear()
     fails_again = True
     with pytest.raises(ulx3s.RoutingError, match=f"did not route at {retry:g} MHz"):
-        ulx3s.build_at_default_clock(None, None, tmp_path, log=said.append)
+        ulx3s.build_at_default_clock(GRU, None, tmp_path, log=said.append)
     assert calls == [(ulx3s.DEFAULT_FREQ_MHZ, None), (retry, None)]
 
 
@@ -295,7 +341,7 @@ def test_a_build_whose_routing_diverged_says_so_in_one_line(tmp_path, monkeypatc
 def test_build_help_states_the_default_clock():
     """`drnn build --help` names the ULX3S default clock and the place-and-route margin the
     flow really uses."""
-    from drnn_boards.ulx3s import DEFAULT_FREQ_MHZ, PNR_MARGIN
+    from drnn_boards.ulx3s import DEFAULT_FREQ_MHZ, DEFAULT_FREQ_MHZ_LSTM, PNR_MARGIN
     from drnn_cli import drnn
 
     proc = drnn("build", "--help")
@@ -303,6 +349,8 @@ def test_build_help_states_the_default_clock():
     text = " ".join(proc.stdout.split())
     assert f"made by the PLL from 25 MHz, default {DEFAULT_FREQ_MHZ:g}," in text
     assert f"nextpnr is constrained {100 * PNR_MARGIN:g} % above the clock," in text
+    assert f"default {DEFAULT_FREQ_MHZ:g}, which the default core meets, and " \
+           f"{DEFAULT_FREQ_MHZ_LSTM:g} for a DeltaLSTM core;" in text
     assert f"a core that misses it is rebuilt at its Fmax ÷ {1 + PNR_MARGIN:g}," in text
 
 

@@ -30,10 +30,11 @@ BOARDS = ("ulx3s-85f", "arty-z7-20")
 @click.option("--out", "out_dir", type=click.Path(path_type=Path), required=True,
               help="Output directory (bitstream or Vivado plan, report.json, report.txt).")
 @click.option("--freq", "freq_mhz", type=float, default=None,
-              # (90 and 3 %: drnn_boards.ulx3s.DEFAULT_FREQ_MHZ and PNR_MARGIN, which a test
-              # holds this text to)
+              # (90, 80 and 3 %: drnn_boards.ulx3s.DEFAULT_FREQ_MHZ, DEFAULT_FREQ_MHZ_LSTM
+              # and PNR_MARGIN, which a test holds this text to)
               help="Core clock in MHz (ULX3S: made by the PLL from 25 MHz, default 90, which "
-                   "the default core meets; nextpnr is constrained 3 % above the clock, "
+                   "the default core meets, and 80 for a DeltaLSTM core; nextpnr is "
+                   "constrained 3 % above the clock, "
                    "timing is judged at the clock; a core that misses it is rebuilt at its "
                    "Fmax ÷ 1.03, one whose routing diverges at 90 % of the default; Arty: "
                    "FCLK_CLK0, default 50, not verified by Vivado).")
@@ -70,7 +71,7 @@ def build(model_dir, board, out_dir, freq_mhz, seed, baud, estimate, weights, ma
         click.echo(f"building ULX3S-85F bitstream (P={shape.rows} K={shape.columns} "
                    f"E={shape.scan}"
                    f"{', compressed weights' if shape.weight_format == 'compressed' else ''}, "
-                   f"{freq_mhz or ulx3s.DEFAULT_FREQ_MHZ:g} MHz) -> {out_dir} ...")
+                   f"{freq_mhz or ulx3s.default_freq_mhz(bundle.cell):g} MHz) -> {out_dir} ...")
         try:
             if freq_mhz is None:        # the default clock, or a rebuild below it if missed
                 report = ulx3s.build_at_default_clock(
