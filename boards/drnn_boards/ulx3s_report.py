@@ -5,7 +5,10 @@ writer and the reader agree on one layout.
 report.json keys: ``board``, ``device``, ``tools``, ``model`` (``input_size``, ``hidden_size``,
 ``formats``), ``core`` (the core shape), ``multipliers``, ``clock`` (``target_mhz``,
 ``pll_mhz``, ``pnr_constraint_mhz``, the clock nextpnr was constrained to, ``achieved_fmax_mhz``,
-``timing_met``, against the PLL's clock, ``per_clock``), ``uart``, ``synth_cells``,
+``timing_met``, against the PLL's clock, ``per_clock``, ``router``, the guard's record,
+``nextpnr_seed``, and after a default-clock build that missed: ``first_attempt`` and, when a
+second placement at the default missed too, ``seed_retry``: :func:`drnn_boards.ulx3s.
+build_at_default_clock`), ``uart``, ``synth_cells``,
 ``utilization``, ``critical_path``, ``build_seconds``, ``bitstream``.
 """
 
@@ -92,10 +95,21 @@ def format_report(r: dict) -> str:
     ]
     first = c.get("first_attempt")
     if first:
-        how = (f"Fmax {first['achieved_fmax_mhz']} MHz, not met"
-               if first.get("routed", True) else "did not route (congestion)")
-        lines.append(f"first attempt at the default {first['target_mhz']:g} MHz: {how}; "
-                     f"rebuilt at {c['target_mhz']:g} MHz")
+        def how(attempt):
+            return (f"Fmax {attempt['achieved_fmax_mhz']} MHz, not met"
+                    if attempt.get("routed", True) else "did not route (congestion)")
+
+        seed = first.get("nextpnr_seed")
+        text = (f"first attempt at the default {first['target_mhz']:g} MHz"
+                + (f" (--seed {seed})" if seed else "") + f": {how(first)}")
+        again = c.get("seed_retry")
+        if again:
+            text += f"; placed again with --seed {again['nextpnr_seed']}: {how(again)}"
+        if c["target_mhz"] == first["target_mhz"]:      # the second placement met it
+            text += f"; placed again with --seed {c['nextpnr_seed']}"
+        else:
+            text += f"; rebuilt at {c['target_mhz']:g} MHz"
+        lines.append(text)
     router = c.get("router") or {}
     if router.get("tmg_ripup") == "abandoned":
         why = (f"the routing stayed congested, lowest {router['overused_wires']} overused wires"

@@ -223,6 +223,111 @@ def test_a_default_clock_build_that_misses_timing_is_rebuilt_below_its_fmax(tmp_
     assert calls == [ulx3s.DEFAULT_FREQ_MHZ]                 # met: built once
 
 
+def _fake_report(freq_mhz, fmax, seed):
+    """What build_at_default_clock reads of a build's report (and format_report prints)."""
+    return {"clock": {"target_mhz": freq_mhz, "pll_mhz": freq_mhz, "achieved_fmax_mhz": fmax,
+                      "timing_met": fmax >= freq_mhz, "nextpnr_seed": seed},
+            "critical_path": None, "build_seconds": 1.0, "device": "d", "board": "b",
+            "core": {"rows": 4, "columns": 2, "scan": 4}, "multipliers": 24,
+            "model": {"input_size": 3, "hidden_size": 5}, "synth_cells": {},
+            "utilization": {}, "uart": {"baud": 1, "divisor": 1}, "bitstream": "x.bit"}
+
+
+def test_a_near_miss_at_the_default_clock_is_placed_again_with_the_next_seed(tmp_path,
+                                                                            monkeypatch):
+    """A default-clock build within SEED_RETRY_FRACTION of its clock is placed once more at
+    the same clock with the next seed, and kept when that meets it: the twenty-eighth round's
+    random model with --seed 2 reached 82.86 MHz against 90 (0.92 of it) and with --seed 3
+    92.05; by the Fmax ÷ 1.03 rule alone it would have been rebuilt at 80 MHz."""
+    from drnn_boards import ulx3s
+    from drnn_boards.ulx3s_report import format_report
+
+    assert ulx3s.SEED_RETRY_FRACTION == 0.9 and ulx3s.DEFAULT_FREQ_MHZ == 90.0
+    calls = []
+    fmax_of_seed = {2: 82.86, 3: 92.05}
+
+    def fake_build(bundle, shape, out_dir, *, freq_mhz, baud, maxima, seed, log):
+        calls.append((freq_mhz, seed))
+        return _fake_report(freq_mhz, fmax_of_seed[seed], seed)
+
+    monkeypatch.setattr(ulx3s, "build", fake_build)
+    said = []
+    rep = ulx3s.build_at_default_clock(GRU, None, tmp_path, seed=2, log=said.append)
+    assert calls == [(90.0, 2), (90.0, 3)]
+    assert said == ["timing not met at 90 MHz (Fmax 82.86 MHz): placing again with --seed 3"]
+    c = rep["clock"]
+    assert c["timing_met"] and c["nextpnr_seed"] == 3 and c["target_mhz"] == 90.0
+    assert c["first_attempt"]["nextpnr_seed"] == 2 and \
+        c["first_attempt"]["achieved_fmax_mhz"] == 82.86 and "seed_retry" not in c
+    text = (tmp_path / "report.txt").read_text()
+    assert "first attempt at the default 90 MHz (--seed 2): Fmax 82.86 MHz, not met; placed " \
+           "again with --seed 3\n" in text
+    assert format_report(rep) == text
+
+    # nextpnr's own seed first (None): the second placement is --seed 1
+    calls.clear()
+    fmax_of_seed.update({None: 81.0, 1: 90.4})
+    rep = ulx3s.build_at_default_clock(GRU, None, tmp_path, log=said.append)
+    assert calls == [(90.0, None), (90.0, 1)] and rep["clock"]["timing_met"]
+    assert "first attempt at the default 90 MHz: Fmax 81.0 MHz, not met; placed again " \
+           "with --seed 1\n" in (tmp_path / "report.txt").read_text()
+
+    # 80.99 MHz is below 0.9 · 90: no second placement, the rebuild at 80.99 / 1.03 = 78.6
+    calls.clear()
+    fmax_of_seed[None] = 80.99
+    fmax_of_seed[2] = 79.5
+    monkeypatch.setattr(ulx3s, "build", lambda *a, freq_mhz, seed, **k: calls.append(
+        (freq_mhz, seed)) or _fake_report(freq_mhz, 80.99 if freq_mhz == 90 else 79.5, seed))
+    rep = ulx3s.build_at_default_clock(GRU, None, tmp_path, log=said.append)
+    assert calls == [(90.0, None), (78.0, None)] and rep["clock"]["timing_met"]
+
+
+def test_a_second_placement_that_misses_too_is_followed_by_the_rebuild(tmp_path, monkeypatch):
+    """When the second placement at the default clock misses as well (or does not route),
+    the core is rebuilt at the better Fmax of the two ÷ 1.03 with the caller's seed, and the
+    report keeps both attempts."""
+    from drnn_boards import ulx3s
+    from drnn_boards.ulx3s_report import format_report
+
+    calls = []
+    second = {"fmax": 85.9}
+
+    def fake_build(bundle, shape, out_dir, *, freq_mhz, baud, maxima, seed, log):
+        calls.append((freq_mhz, seed))
+        if freq_mhz == 90.0 and seed == 5:
+            if second["fmax"] is None:
+                raise ulx3s.RoutingError("ULX3S build did not route at 90 MHz: nextpnr's "
+                                         "congestion grew ...; logs in somewhere")
+            return _fake_report(freq_mhz, second["fmax"], seed)
+        return _fake_report(freq_mhz, 84.2 if freq_mhz == 90.0 else freq_mhz + 2, seed)
+
+    monkeypatch.setattr(ulx3s, "build", fake_build)
+    said = []
+    rep = ulx3s.build_at_default_clock(GRU, None, tmp_path, seed=4, log=said.append)
+    assert calls == [(90.0, 4), (90.0, 5), (83.0, 4)]          # 85.9 / 1.03 = 83.4
+    assert said == ["timing not met at 90 MHz (Fmax 84.2 MHz): placing again with --seed 5",
+                    "timing not met at 90 MHz (Fmax 85.9 MHz): rebuilding at 83 MHz"]
+    c = rep["clock"]
+    assert c["target_mhz"] == 83.0 and c["first_attempt"]["achieved_fmax_mhz"] == 84.2
+    assert c["seed_retry"] == {"target_mhz": 90.0, "nextpnr_seed": 5,
+                               "achieved_fmax_mhz": 85.9, "critical_path": None,
+                               "build_seconds": 1.0}
+    text = (tmp_path / "report.txt").read_text()
+    assert "first attempt at the default 90 MHz (--seed 4): Fmax 84.2 MHz, not met; placed " \
+           "again with --seed 5: Fmax 85.9 MHz, not met; rebuilt at 83 MHz\n" in text
+    assert format_report(rep) == text
+
+    calls.clear()
+    said.clear()
+    second["fmax"] = None                                       # the second does not route
+    rep = ulx3s.build_at_default_clock(GRU, None, tmp_path, seed=4, log=said.append)
+    assert calls == [(90.0, 4), (90.0, 5), (81.0, 4)]          # 84.2 / 1.03 = 81.7
+    assert said[1] == "ULX3S build did not route at 90 MHz: nextpnr's congestion grew ..."
+    assert rep["clock"]["seed_retry"]["routed"] is False
+    assert "placed again with --seed 5: did not route (congestion); rebuilt at 81 MHz" in \
+        (tmp_path / "report.txt").read_text()
+
+
 def test_a_deltalstm_core_is_built_at_its_own_default_clock(tmp_path, monkeypatch):
     """`drnn build` without --freq builds a DeltaLSTM core at DEFAULT_FREQ_MHZ_LSTM (80 MHz,
     which it meets; against the GRU's 90 it reached 70.30), and one that misses it is
@@ -234,7 +339,9 @@ def test_a_deltalstm_core_is_built_at_its_own_default_clock(tmp_path, monkeypatc
 
     def fake_build(bundle, shape, out_dir, *, freq_mhz, baud, maxima, seed, log):
         calls.append(freq_mhz)
-        fmax = 75.5 if freq_mhz == 80.0 else freq_mhz + 1
+        # (the twenty-ninth round's 70.30 against 90, here against 80: too far for a second
+        # placement at the default, 0.88 of it)
+        fmax = 70.3 if freq_mhz == 80.0 else freq_mhz + 1
         return {"clock": {"target_mhz": freq_mhz, "pll_mhz": freq_mhz,
                           "achieved_fmax_mhz": fmax, "timing_met": fmax >= freq_mhz},
                 "critical_path": None, "build_seconds": 1.0, "device": "d", "board": "b",
@@ -246,9 +353,9 @@ def test_a_deltalstm_core_is_built_at_its_own_default_clock(tmp_path, monkeypatc
     said = []
     rep = ulx3s.build_at_default_clock(SimpleNamespace(cell="lstm"), None, tmp_path,
                                        log=said.append)
-    assert calls == [80.0, 73.0]                                # 75.5 / 1.03 = 73.3
+    assert calls == [80.0, 68.0]                                # 70.3 / 1.03 = 68.25
     assert rep["clock"]["first_attempt"]["target_mhz"] == 80.0
-    assert said == ["timing not met at 80 MHz (Fmax 75.5 MHz): rebuilding at 73 MHz"]
+    assert said == ["timing not met at 80 MHz (Fmax 70.3 MHz): rebuilding at 68 MHz"]
 
 
 def test_the_top_takes_its_cells_default_clock_and_refuses_an_unknown_cell():
@@ -298,8 +405,8 @@ def test_a_default_clock_build_that_does_not_route_is_rebuilt_lower(tmp_path, mo
     assert said == [f"ULX3S build did not route at {ulx3s.DEFAULT_FREQ_MHZ:g} MHz: ...: "
                     f"rebuilding at {retry:g} MHz"]
     text = (tmp_path / "report.txt").read_text()
-    assert f"first attempt at the default {ulx3s.DEFAULT_FREQ_MHZ:g} MHz: did not route " \
-           f"(congestion); rebuilt at {retry:g} MHz" in text
+    assert f"first attempt at the default {ulx3s.DEFAULT_FREQ_MHZ:g} MHz (--seed 4): did not " \
+           f"route (congestion); rebuilt at {retry:g} MHz" in text
     assert format_report(rep) == text
 
     calls.clear()
@@ -341,7 +448,8 @@ def test_a_build_whose_routing_diverged_says_so_in_one_line(tmp_path, monkeypatc
 def test_build_help_states_the_default_clock():
     """`drnn build --help` names the ULX3S default clock and the place-and-route margin the
     flow really uses."""
-    from drnn_boards.ulx3s import DEFAULT_FREQ_MHZ, DEFAULT_FREQ_MHZ_LSTM, PNR_MARGIN
+    from drnn_boards.ulx3s import (DEFAULT_FREQ_MHZ, DEFAULT_FREQ_MHZ_LSTM, PNR_MARGIN,
+                                   SEED_RETRY_FRACTION)
     from drnn_cli import drnn
 
     proc = drnn("build", "--help")
@@ -351,7 +459,9 @@ def test_build_help_states_the_default_clock():
     assert f"nextpnr is constrained {100 * PNR_MARGIN:g} % above the clock," in text
     assert f"default {DEFAULT_FREQ_MHZ:g}, which the default core meets, and " \
            f"{DEFAULT_FREQ_MHZ_LSTM:g} for a DeltaLSTM core;" in text
-    assert f"a core that misses it is rebuilt at its Fmax ÷ {1 + PNR_MARGIN:g}," in text
+    assert f"a core that misses it by less than {100 * (1 - SEED_RETRY_FRACTION):g} % is " \
+           f"placed once more with the next --seed, and one that still misses it is rebuilt " \
+           f"at its Fmax ÷ {1 + PNR_MARGIN:g}," in text
 
 
 @pytest.mark.parametrize("achieved,met", [(91.0, True), (89.5, False)])
