@@ -14,6 +14,11 @@ drnn_ulx3s.json`` and ``.lpf``), with nextpnr run by hand beside it:
     (13 per row; 69, not 67, after the centre), MULT18 ``z`` = 0, 1, 4, 5 in the block's
     columns ``c0 + z`` (bel ``X<c0+z>/Y<row>/MULT18_<z>``).
 
+``pack NETLIST OUT``
+    The same, but the lanes packed in order, without gaps, over the two DSP rows the static
+    placer fills on its own (58, then 34; centred in each row), each lane's multipliers side
+    by side: issue #10's thirtieth round's second floorplan of the one-layer core.
+
 ``profile HEATMAP.csv``
     Sums one of router2's ``--router2-heatmap PREFIX`` maps (``PREFIX_congestion_by_
     coordinate_<pass>.csv``: overused wire uses per tile, x down, y across): the total, the
@@ -43,21 +48,46 @@ def spread(netlist: str, out: str) -> None:
     design = json.load(open(netlist))
     top = next(m for m in design["modules"].values()
                if any(c["type"] == "MULT18X18D" for c in m.get("cells", {}).values()))
-    lanes = {}
-    for name, cell in top["cells"].items():
-        if cell["type"] == "MULT18X18D":
-            channel, k, p = NAME.fullmatch(name).groups()
-            lanes.setdefault(int(p), []).append((CHANNEL_ORDER[channel], int(k), name))
+    lanes = _lanes(top)
     rows = len(lanes)
     for r, y in enumerate(DSP_ROWS):
         group = [p for p in sorted(lanes) if p * len(DSP_ROWS) // rows == r]
-        cells = [name for p in group for *_, name in sorted(lanes[p])]
+        cells = [name for p in group for *_, name in lanes[p]]
         if len(cells) > len(SITES):
             raise SystemExit(f"{len(cells)} multipliers for the {len(SITES)} sites of row {y}")
         for i, name in enumerate(cells):
             x, z = SITES[i * len(SITES) // len(cells)]
             top["cells"][name]["attributes"]["BEL"] = f"X{x}/Y{y}/MULT18_{z}"
         print(f"DSP row {y}: lanes {group[0]}-{group[-1]}, {len(cells)} multipliers")
+    json.dump(design, open(out, "w"))
+
+
+def _lanes(top) -> dict:
+    """The multipliers of each MxV lane p: (channel order, column k, cell name), sorted."""
+    lanes = {}
+    for name, cell in top["cells"].items():
+        if cell["type"] == "MULT18X18D":
+            channel, k, p = NAME.fullmatch(name).groups()
+            lanes.setdefault(int(p), []).append((CHANNEL_ORDER[channel], int(k), name))
+    return {p: sorted(v) for p, v in lanes.items()}
+
+
+def pack(netlist: str, out: str, rows=(58, 34)) -> None:
+    design = json.load(open(netlist))
+    top = next(m for m in design["modules"].values()
+               if any(c["type"] == "MULT18X18D" for c in m.get("cells", {}).values()))
+    lanes = _lanes(top)
+    for r, y in enumerate(rows):
+        group = [p for p in sorted(lanes) if p * len(rows) // len(lanes) == r]
+        cells = [name for p in group for *_, name in lanes[p]]
+        if len(cells) > len(SITES):
+            raise SystemExit(f"{len(cells)} multipliers for the {len(SITES)} sites of row {y}")
+        first = (len(SITES) - len(cells)) // 2
+        for i, name in enumerate(cells):
+            x, z = SITES[first + i]
+            top["cells"][name]["attributes"]["BEL"] = f"X{x}/Y{y}/MULT18_{z}"
+        print(f"DSP row {y}: lanes {group[0]}-{group[-1]}, {len(cells)} multipliers from "
+              f"site {first}")
     json.dump(design, open(out, "w"))
 
 
@@ -75,6 +105,8 @@ if __name__ == "__main__":
     command, *args = sys.argv[1:] or ["help"]
     if command == "spread" and len(args) == 2:
         spread(*args)
+    elif command == "pack" and len(args) == 2:
+        pack(*args)
     elif command == "profile" and len(args) == 1:
         profile(*args)
     else:
