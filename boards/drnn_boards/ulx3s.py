@@ -557,8 +557,8 @@ def diverged_retry_mhz(default_mhz: float) -> float:
 #: #10's twenty-eighth round, docs/clock_work.md) five met it (91.66–93.14 MHz) and one, ``make
 #: bitstream``'s random model with ``--seed 2``, reached 82.86 (0.92 of the clock), which the
 #: Fmax ÷ 1.03 rule alone rebuilds at 80 MHz. A core far from its clock is not retried: the
-#: DeltaLSTM core against 90 MHz reached 70.30 (0.78; the twenty-ninth round), a core its
-#: size does not reach 90 with another placement, and each attempt is a build of 10–50 min.
+#: DeltaLSTM core against 90 MHz reached 70.30 (0.78; the twenty-ninth round), further below
+#: than placements of one netlist spread, and each attempt is a build of 10–50 min.
 SEED_RETRY_FRACTION = 0.9
 
 
