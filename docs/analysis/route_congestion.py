@@ -1,8 +1,10 @@
 """Where router2's congestion is on the ULX3S, and whether placing the multipliers by hand moves
-it (issue #10, the 2-layer core that no longer routes; README "Boards").
+it (issue #10, the 2-layer core that no longer routes, and the thirtieth round's floorplans of
+the one-layer core against 95 MHz; README "Boards", the journal docs/clock_work.md).
 
-Two commands, both on a finished or stopped ``drnn build``'s netlist (``DIR/build/
-drnn_ulx3s.json`` and ``.lpf``), with nextpnr run by hand beside it:
+Four commands, each on a finished or stopped ``drnn build``'s netlist (``DIR/build/
+drnn_ulx3s.json`` and ``.lpf``), with nextpnr run by hand beside it (the flow's options:
+``drnn_boards.ulx3s.build``):
 
 ``spread NETLIST OUT``
     Writes a copy of the netlist whose MULT18X18D cells carry a ``BEL`` attribute (which
@@ -18,6 +20,14 @@ drnn_ulx3s.json`` and ``.lpf``), with nextpnr run by hand beside it:
     The same, but the lanes packed in order, without gaps, over the two DSP rows the static
     placer fills on its own (58, then 34; centred in each row), each lane's multipliers side
     by side: issue #10's thirtieth round's second floorplan of the one-layer core.
+
+``pairs PLACED NETLIST OUT``
+    PLACED: the netlist placed by nextpnr (``--no-route --write PLACED``, which records each
+    cell's ``NEXTPNR_BEL``). Prints how far apart the static placer put the K = 2 multipliers
+    whose products one column sum adds (the same channel and lane), then writes NETLIST with
+    the placer's own 96 DSP sites reassigned so that each such pair is side by side
+    (``MULT18`` z = 0/1 or 4/5 of one block), each pair on the free site pair nearest where
+    the placer had it: the thirtieth round's third floorplan.
 
 ``profile HEATMAP.csv``
     Sums one of router2's ``--router2-heatmap PREFIX`` maps (``PREFIX_congestion_by_
@@ -91,6 +101,46 @@ def pack(netlist: str, out: str, rows=(58, 34)) -> None:
     json.dump(design, open(out, "w"))
 
 
+def pairs(placed: str, netlist: str, out: str) -> None:
+    def top_of(design):
+        return next(m for m in design["modules"].values()
+                    if any(c["type"] == "MULT18X18D" for c in m.get("cells", {}).values()))
+    where = {}
+    for name, cell in top_of(json.load(open(placed)))["cells"].items():
+        if cell["type"] == "MULT18X18D":
+            bel = re.fullmatch(r"X(\d+)/Y(\d+)/MULT18_(\d+)",
+                               cell["attributes"]["NEXTPNR_BEL"])
+            where[name] = tuple(int(v) for v in bel.groups())
+    groups = {}
+    for name in where:
+        channel, k, p = NAME.fullmatch(name).groups()
+        groups.setdefault((channel, p), {})[int(k)] = name
+    apart = sorted(abs(where[g[0]][0] - where[g[1]][0]) + abs(where[g[0]][1] - where[g[1]][1])
+                   for g in groups.values())
+    print(f"the placer's column-sum pairs: {sum(apart) / len(apart):.1f} tiles apart on "
+          f"average, {apart[-1]} at most")
+    used = set(where.values())
+    sites = [((x, y, z), (x + 1, y, z + 1)) for x, y, z in sorted(used)
+             if z in (0, 4) and (x + 1, y, z + 1) in used]
+    rest = sorted(used - {s for pair in sites for s in pair}, key=lambda s: (s[1], s[0]))
+    sites += [(rest[i], rest[i + 1]) for i in range(0, len(rest) - 1, 2)]
+    centre = {g: ((where[v[0]][0] + where[v[1]][0]) / 2, (where[v[0]][1] + where[v[1]][1]) / 2)
+              for g, v in groups.items()}
+
+    def cost(g, pair):
+        return abs(centre[g][0] - pair[0][0] - 0.5) + 2 * abs(centre[g][1] - pair[0][1])
+    design = json.load(open(netlist))
+    top, todo = top_of(design), sorted(groups)       # (sorted: ties go the same way each run)
+    while todo:       # the group nearest its best free pair first
+        g, pair = min(((g, min(sites, key=lambda pr: cost(g, pr))) for g in todo),
+                      key=lambda t: cost(*t))
+        sites.remove(pair)
+        todo.remove(g)
+        for k, (x, y, z) in enumerate(pair):
+            top["cells"][groups[g][k]]["attributes"]["BEL"] = f"X{x}/Y{y}/MULT18_{z}"
+    json.dump(design, open(out, "w"))
+
+
 def profile(heatmap: str) -> None:
     grid = [[int(v) for v in line.strip().rstrip(",").split(",")] for line in open(heatmap)]
     rows = [sum(col[y] for col in grid) for y in range(len(grid[0]))]
@@ -107,6 +157,8 @@ if __name__ == "__main__":
         spread(*args)
     elif command == "pack" and len(args) == 2:
         pack(*args)
+    elif command == "pairs" and len(args) == 3:
+        pairs(*args)
     elif command == "profile" and len(args) == 1:
         profile(*args)
     else:
