@@ -64,7 +64,9 @@ Ports (Verilog names flattened with ``__``: ``x__valid``, ``x__payload``, ``csr_
     ``last`` is bit ``act_bits*E``.
 ``h``: Out(stream.Signature(same layout))
     One frame of WH beats per timestep (h[j] in element j % E of beat j // E, padding elements
-    0, ``last`` on beat WH-1). Exactly one output frame per input frame, in order.
+    0, ``last`` on beat WH-1). Exactly one output frame per input frame, in order. A beat may
+    leave as soon as the AP has written every unit it carries, before the step commits; the
+    last beat always leaves after the commit (:func:`~drnn_hw.cycle_model.output_tail`).
 ``csr``: In(Signature({"addr": Out(4), "r_stb": Out(1), "r_data": In(32), "w_stb": Out(1),
     "w_data": Out(32)})): write with ``w_stb``; read with ``r_stb``, ``r_data`` next cycle.
 ``status``: Out(Signature({"busy", "cycles_last": 32, "nnz_dx_last": 16, "nnz_dh_last": 16,
@@ -128,7 +130,8 @@ Step (see :mod:`drnn_hw.cycle_model`; ``cycles = SCAN_LATENCY + A0 + NB + AP_LAT
    landed by the time the AP reads it.
 4. commit, in the cycle the AP writes the last block: h (with that block taken from the AP) is
    copied into the output holding buffer (waits while the previous frame is still there;
-   those cycles are not counted), the status registers update.
+   those cycles are not counted), the status registers update. The output frame's beats
+   whose blocks were written earlier may already have left, straight from h.
 """
 
 from __future__ import annotations
@@ -506,12 +509,18 @@ class DeltaRNNCore(wiring.Component):
         reset_pending = Signal()
         frame_error = Signal()
         cycle = Signal(32)          # the step's cycle index (wait cycles not counted)
+        # The output (see "output" below). out_full: the output register holds a beat, out_beat
+        # its index in the frame (while empty: the next beat's), out_last: it is the frame's
+        # last; hold_valid: the frame being sent was committed, its values are in ``hold``
+        # (before its commit a frame's beats come straight from the hidden state).
         out_full = Signal()
-        # Copies of out_full, one per element of a beat, each enabling the holding registers
-        # of its element's units: out_full itself reached all H·act_bits of them, one net
-        # (17.1 ns of routing on the ULX3S demo build).
+        hold_valid = Signal()
+        # Copies of them, one per element of a beat, each enabling and selecting the output
+        # registers of its element: out_full itself reached all H·act_bits holding registers,
+        # one net (17.1 ns of routing on the ULX3S demo build).
         out_full_e = [Signal(name=f"out_full{e}_dup") for e in range(min(E, H))]
-        step_done = Signal()        # the step's last pass is done: it commits unless out_full
+        hold_valid_e = [Signal(name=f"hold_valid{e}_dup") for e in range(min(E, H))]
+        step_done = Signal()        # the step's last pass is done: it commits unless hold_valid
         out_beat = Signal(range(max(WH, 2)))
         # ... and of the beat counter, one per element: each selects its element's next window
         # (one counter selected all E·act_bits window multiplexers).
@@ -604,7 +613,7 @@ class DeltaRNNCore(wiring.Component):
             next_pass = Signal()            # a non-last layer's pass ends this cycle
             m.d.comb += [next_pass.eq(layer_done & ~last_layer),
                          step_done.eq(layer_done & last_layer),
-                         commit.eq(step_done & ~out_full),
+                         commit.eq(step_done & ~hold_valid),
                          pass_start.eq(start | gap[LAYER_GAP])]
             gap_n = Cat(next_pass, gap[:LAYER_GAP])
             m.d.sync += gap.eq(gap_n)
@@ -627,13 +636,13 @@ class DeltaRNNCore(wiring.Component):
                                    regs.theta_h[0])),
             ]
             pass_end = next_pass | commit
-            stalled = step_done & out_full
+            stalled = step_done & hold_valid
         else:
-            m.d.comb += [step_done.eq(layer_done), commit.eq(step_done & ~out_full),
+            m.d.comb += [step_done.eq(layer_done), commit.eq(step_done & ~hold_valid),
                          pass_start.eq(start), pass_start_n.eq(start_n),
                          enc.theta_x.eq(regs.theta_x[0]), enc.theta_h.eq(regs.theta_h[0])]
             pass_end = commit
-            stalled = step_done & out_full
+            stalled = step_done & hold_valid
 
         # --- input ----------------------------------------------------------------------------
         x_head = Signal(frame)
@@ -841,14 +850,11 @@ class DeltaRNNCore(wiring.Component):
                 new_h = [h_state[out_base + j] if j < last else
                          Mux(ap.done, ap.h_out[j - last], h_state[out_base + j])
                          for j in range(H)]
-        # The holding registers, and the first beat straight into the output register (see
-        # "output" below): those of element e's units load with e's copy of the commit (the
-        # same condition as ``commit``; one ``commit`` net enabled them all).
+        # The holding registers: those of element e's units load with e's copy of the commit
+        # (the same condition as ``commit``; one ``commit`` net enabled them all).
         for j in range(H):
-            with m.If(step_done & ~out_full_e[j % len(out_full_e)]):
+            with m.If(step_done & ~hold_valid_e[j % len(hold_valid_e)]):
                 m.d.sync += hold[j].eq(new_h[j])
-                if j < E:
-                    m.d.sync += beat[j].eq(new_h[j])
         with m.If(apply_reset):
             m.d.sync += [reset_pending.eq(0), reset_busy.eq(1),
                          reset_left.eq(fill - 1)]
@@ -881,32 +887,85 @@ class DeltaRNNCore(wiring.Component):
 
         # --- output -----------------------------------------------------------------------------
         # (A run-time core: as many beats as the last loaded layer's h takes.)
-        # The payload comes from a register of one beat, loaded with window 0 at the commit
-        # and with the next window as a beat leaves: the window multiplexer (selected by the
-        # beat counter) sits before it, not between it and the consumer (on the ULX3S it was
-        # in front of the board link's CRC, a critical path), and the consumer's ready
-        # enables these E registers only, not the whole holding buffer. A commit never meets
-        # a beat: it waits for the buffer to be empty.
-        # Each element's copies (full, beat, last) move on their own copy of the same
-        # conditions (a commit: step_done while not full; a beat leaving: full and ready), so
-        # they equal out_full, out_beat and out_last in every cycle.
+        # A beat leaves as soon as the AP has written every unit it carries, not after the
+        # step's commit: the AP writes the blocks of h in order, one per cycle, so the frame's
+        # first beats go out while it writes the last ones (issue #10, frame latency;
+        # ``cycle_model.output_tail``). ``written`` is one past the last global block the AP
+        # wrote in this step (the blocks of a step come in increasing order, layer by layer),
+        # back to 0 at the commit; beat w may load once it passes ``need[w]``, the block of
+        # the beat's last unit. Before the commit the beat comes from the hidden state (which
+        # nothing else writes while the step runs), after it from the holding registers the
+        # commit loaded (the next step's AP, RESET_STATE and H0 writes may then change h).
+        # The commit waits while a committed frame is still being sent, as before.
+        # The payload is a register of one beat, loaded with the next window as a beat leaves
+        # or becomes available: the window multiplexer (selected by the beat counter) sits
+        # before it, not between it and the consumer (on the ULX3S it was in front of the
+        # board link's CRC, a critical path), and the consumer's ready enables these E
+        # registers only. In the commit's cycle the last block is not yet in a register: a
+        # frame whose first beat needs it takes that beat from the AP (``new_h``), as every
+        # frame did before, so no beat leaves later than it did then.
+        # Each element's copies (full, beat, last, hold_valid) move on their own copy of the
+        # same conditions, so they equal out_full, out_beat, out_last and hold_valid in every
+        # cycle.
         wh = WH if not runtime else Array(d.h_windows for d in desc)[n_layers - 1]
+        where_index = {(s.h_base, bb): g for g, (s, bb) in enumerate(where)}
+        written = Signal(range(len(where) + 1))
+        with m.If(ap.h_we):
+            m.d.sync += written.eq(ap.h_wblock + 1)
+        with m.If(commit):
+            m.d.sync += written.eq(0)
+        if not runtime:
+            def block_of(u):
+                s = next(s for s in lm if s.h_base <= u < s.h_base + s.hidden)
+                return where_index[(s.h_base, (u - s.h_base) // P)]
+            need = [Const(block_of(out_base + min((w + 1) * E, H) - 1),
+                          range(max(len(where), 2))) for w in range(WH)]
+            # The hidden state's units of the output frame.
+            h_out_units = [h_state[out_base + j] for j in range(H)]
+        else:
+            # The last loaded layer's slot; its NB_l blocks from its first global block.
+            # Registered: the descriptors change only while no step runs.
+            need = [Signal(range(max(len(where), 2)), name=f"need{w}") for w in range(WH)]
+            for w in range(WH):
+                per_slot = [Const(where_index[(s.h_base, 0)]) +
+                            Mux(desc[i].blocks - 1 < ((w + 1) * E - 1) // P,
+                                desc[i].blocks - 1, ((w + 1) * E - 1) // P)
+                            for i, s in enumerate(lm)]
+                m.d.sync += need[w].eq(per_slot[0] if L == 1 else
+                                       Array(per_slot)[n_layers - 1])
+            h_out_units = [h_state[lm[0].h_base + j] if L == 1 else
+                           Array(h_state[s.h_base + j] for s in lm)[n_layers - 1]
+                           for j in range(H)]
         m.d.comb += [self.h.payload.data[e].eq(beat[e]) for e in range(min(E, H))]
         m.d.comb += [self.h.payload.last.eq(out_last), self.h.valid.eq(out_full)]
-        copies = [(out_full, out_beat, out_last, None)] + \
-            [(f, c, la, e) for e, (f, c, la) in enumerate(zip(out_full_e, out_beat_e, out_last_e))]
-        for full, count, last, e in copies:
-            with m.If(step_done & ~full):
-                m.d.sync += [full.eq(1), count.eq(0), last.eq(wh == 1)]
-            with m.If(full & self.h.ready):
+        copies = [(out_full, out_beat, out_last, hold_valid, None)] + \
+            [(f, c, la, hv, e) for e, (f, c, la, hv) in
+             enumerate(zip(out_full_e, out_beat_e, out_last_e, hold_valid_e))]
+        for full, count, last, hv, e in copies:
+            nxt = Mux(full, count + 1, count)       # the next beat to load
+            free = ~full | (self.h.ready & ~last)   # the register can take a beat of the frame
+            avail = hv | (written > Array(need)[nxt])
+            load = free & avail
+            bypass = step_done & ~hv & free & (nxt == 0) & ~avail
+            with m.If(step_done & ~hv):
+                m.d.sync += hv.eq(1)
+            with m.If(load | bypass):
+                m.d.sync += [full.eq(1), count.eq(nxt), last.eq(nxt == wh - 1)]
                 if e is not None:
-                    window = Array(hold[w * E + e] if w * E + e < H else Const(0, act)
-                                   for w in range(WH))
-                    m.d.sync += beat[e].eq(window[count + 1])
+                    def window(units):
+                        return Array(units[w * E + e] if w * E + e < H else Const(0, act)
+                                     for w in range(WH))[nxt]
+                    with m.If(bypass):
+                        m.d.sync += beat[e].eq(new_h[e])
+                    with m.Elif(hv):
+                        m.d.sync += beat[e].eq(window(hold))
+                    with m.Else():
+                        m.d.sync += beat[e].eq(window(h_out_units))
+            with m.Elif(full & self.h.ready):
                 with m.If(last):
-                    m.d.sync += [full.eq(0), count.eq(0)]
+                    m.d.sync += [full.eq(0), count.eq(0), hv.eq(0)]
                 with m.Else():
-                    m.d.sync += [count.eq(count + 1), last.eq(count == wh - 2)]
+                    m.d.sync += [full.eq(0), count.eq(count + 1)]
         self._status(m, regs, running, frame_error, reset_pending, reset_busy, cycles_last,
                      nnz_dx_last, nnz_dh_last, steps)
         return m

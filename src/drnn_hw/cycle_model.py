@@ -61,7 +61,8 @@ import numpy as np
 __all__ = ["CoreShape", "ColumnFetch", "column_bursts", "WEIGHT_SOURCES", "WEIGHT_FORMATS",
            "AXI_FIELDS",
            "PRESETS", "SCAN_LATENCY", "MXV_WRITE", "AP_LATENCY", "AP_LATENCY_LSTM",
-           "CHANNELS", "ap_latency", "LAYER_GAP", "FRAME_IO", "mxv_drain", "step_schedule",
+           "CHANNELS", "ap_latency", "LAYER_GAP", "FRAME_IO", "beat_lags", "output_tail",
+           "mxv_drain", "step_schedule",
            "step_cycles",
            "cycle_bound", "frame_latency", "frame_interval", "cycles_for_masks", "FORMULA"]
 
@@ -95,24 +96,75 @@ LAYER_GAP = 1
 
 #: The host's view of a frame beyond the step's cycles and the output beats: the x FIFO's level
 #: and the start condition's copy of it are registers (the step's cycle 0 is the second cycle
-#: after the edge that takes the frame's last beat), and the commit loads the output holding
-#: buffer (its first beat leaves one edge later). See :func:`frame_latency`.
+#: after the edge that takes the frame's last beat). See :func:`frame_latency`.
 FRAME_IO = 1
 
 
-def frame_latency(cycles, out_beats: int):
+def beat_lags(hidden, rows: int, scan: int, out_layers: str = "last", pass_cycles=None):
+    """For each beat w of an output frame, how many cycles before the commit the AP writes the
+    block of h that holds the beat's last unit (0: the commit's own block).
+
+    ``hidden``: the layers' sizes H_l (an int for one layer); ``rows`` P and ``scan`` E as the
+    core uses them (P = min(rows, max H_l)); ``out_layers`` "last" (the frame is the last
+    layer's h) or "all" (every layer's, layer 0's first). The AP writes a layer's NB_l blocks
+    in order, one per cycle, the last in the pass's last cycle, so a block b of the last layer
+    is ``NB_L - 1 - b`` cycles before the commit. With "all", a block of layer l < L - 1 is
+    also before the later passes: ``pass_cycles`` (shape (..., L), the layers' cycles of each
+    step, :func:`step_cycles` per layer) adds ``Σ_{l' > l} (pass_cycles[l'] + LAYER_GAP)``.
+    Returns an int array of shape (..., WH). Raises ValueError for another ``out_layers`` or
+    a missing ``pass_cycles``.
+    """
+    hidden = [hidden] if isinstance(hidden, (int, np.integer)) else [int(h) for h in hidden]
+    if out_layers not in ("last", "all"):
+        raise ValueError(f"out_layers must be 'last' or 'all', got {out_layers!r}")
+    P = min(rows, max(hidden))
+    layers = range(len(hidden)) if out_layers == "all" else [len(hidden) - 1]
+    # (layer, local block) of every output unit, in frame order.
+    units = [(l, j // P) for l in layers for j in range(hidden[l])]
+    need = [units[min((w + 1) * scan, len(units)) - 1] for w in range(-(-len(units) // scan))]
+    nb = [-(-h // P) for h in hidden]
+    lags = np.array([nb[l] - 1 - b for l, b in need])
+    if all(l == len(hidden) - 1 for l, _ in need):
+        return lags
+    if pass_cycles is None:
+        raise ValueError("beat_lags: out_layers 'all' with several layers needs pass_cycles")
+    pc = np.asarray(pass_cycles)
+    later = np.stack([(pc[..., l + 1:] + LAYER_GAP).sum(axis=-1) for l, _ in need], axis=-1)
+    return lags + later
+
+
+def output_tail(lags):
+    """Cycles from the commit's clock edge to the edge at which the output frame's last beat
+    leaves, for an output stream that is always ready and no earlier frame still in it.
+
+    ``lags`` (shape (..., WH), :func:`beat_lags`): beat w loads into the output register one
+    edge after the AP wrote its last block (from the hidden state, or after the commit from
+    the holding registers), and leaves one edge after it loaded and after beat w - 1 left:
+    ``t_w = max(t_{w-1} + 1, 2 - lag_w)``; a first beat that needs the commit's own block
+    is taken from the AP at the commit (``t_0 = 1``). With every beat needing the last block
+    (the frame sent after the commit) this is WH, the tail before issue #10's streaming.
+    """
+    lags = np.asarray(lags)
+    t = np.where(lags[..., 0] == 0, 1, 2 - lags[..., 0])
+    for w in range(1, lags.shape[-1]):
+        t = np.maximum(t + 1, 2 - lags[..., w])
+    return t
+
+
+def frame_latency(cycles, lags):
     """Cycles from the clock edge that takes x_t's last beat to the edge at which h_t's last
     beat leaves, for a frame that finds the core idle and an output stream that is always
-    ready: ``cycles + WH + FRAME_IO`` (``out_beats`` = WH, the output frame's beats). Works on
-    arrays of ``cycles``."""
-    return np.asarray(cycles) + out_beats + FRAME_IO
+    ready: ``cycles + FRAME_IO + output_tail(lags)`` (``lags``: :func:`beat_lags` of the
+    core's output frame). Works on arrays of ``cycles`` (and of ``lags``, shape (..., WH))."""
+    return np.asarray(cycles) + FRAME_IO + output_tail(lags)
 
 
 def frame_interval(cycles, layers: int = 1):
     """Cycles between the last beats of two consecutive h frames when the x frames come back
     to back (the throughput), ``cycles`` being the later step's: a step starts in the cycle
     after the previous commit, a stacked core (L > 1) one cycle later (it loads layer 0's
-    window counters; see :mod:`drnn_hw.core`). Nothing of one step overlaps the next yet."""
+    window counters; see :mod:`drnn_hw.core`). Nothing of one step's work overlaps the next
+    yet (only its output frame, :func:`output_tail`)."""
     return np.asarray(cycles) + (1 if layers > 1 else 0)
 
 

@@ -7,8 +7,8 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from drnn_hw.cycle_model import (
-    AP_LATENCY, PRESETS, SCAN_LATENCY, CoreShape, cycle_bound, cycles_for_masks, mxv_drain,
-    step_cycles, step_schedule,
+    AP_LATENCY, FRAME_IO, LAYER_GAP, PRESETS, SCAN_LATENCY, CoreShape, beat_lags, cycle_bound,
+    cycles_for_masks, frame_latency, mxv_drain, output_tail, step_cycles, step_schedule,
 )
 
 
@@ -160,3 +160,35 @@ def test_multipliers_per_cell():
     from drnn_hw.cycle_model import ap_latency
     with pytest.raises(ValueError, match="cell must be"):
         ap_latency("rnn")
+
+
+@pytest.mark.parametrize("hidden, rows, scan, lags, tail", [
+    # The default core on H = 64: beat w is block w, written 3 - w cycles before the commit;
+    # the first beat leaves two edges after its block, the last two after the commit.
+    (64, 16, 16, [3, 2, 1, 0], 2),
+    # Two beats per block: they leave back to back behind the AP's writes.
+    (64, 16, 8, [3, 3, 2, 2, 1, 1, 0, 0], 6),
+    # Beat 1 needs the last block: a beat two edges after it, as before the streaming.
+    (64, 16, 32, [2, 0], 2),
+    # One block (P = H = 12): every beat follows the commit, the first taken from the AP.
+    (12, 16, 4, [0, 0, 0], 3),
+    (4, 16, 16, [0], 1),
+])
+def test_output_beats_follow_the_ap_writes(hidden, rows, scan, lags, tail):
+    got = beat_lags(hidden, rows, scan)
+    assert got.tolist() == lags
+    assert output_tail(got) == tail
+    assert frame_latency([30, 31], got).tolist() == [30 + FRAME_IO + tail, 31 + FRAME_IO + tail]
+
+
+def test_every_layers_frame_counts_the_later_passes():
+    # Layer 0 (4 units, one block of P = 4) is written a whole pass of layer 1 before the
+    # commit; layer 1's two blocks 1 and 0 cycles before it.
+    lags = beat_lags([4, 8], 4, 4, "all", [[20, 30], [25, 22]])
+    assert lags.tolist() == [[30 + LAYER_GAP, 1, 0], [22 + LAYER_GAP, 1, 0]]
+    assert output_tail(lags).tolist() == [2, 2]
+    assert beat_lags([4, 8], 4, 4).tolist() == [1, 0]          # "last": layer 1 only
+    with pytest.raises(ValueError, match="pass_cycles"):
+        beat_lags([4, 8], 4, 4, "all")
+    with pytest.raises(ValueError, match="out_layers"):
+        beat_lags([4, 8], 4, 4, "every")

@@ -126,15 +126,15 @@ def test_frame_latency_and_interval_as_the_host_sees_them(core, lockstep):
     # time (lockstep): the latency is the step's cycles plus the frame I/O of the cycle model;
     # back to back: consecutive h frames are the step's cycles apart. Every step after the
     # first (the first waits for RESET_STATE's bias refill).
-    from drnn_hw.cycle_model import frame_interval, frame_latency
+    from drnn_hw.cycle_model import beat_lags, frame_interval, frame_latency
 
     bundle, shape = core
     x = sparse_walk(np.random.default_rng(21), 2, 12, bundle.input_size, bundle.formats.act)
     r, g = _check(bundle, shape, x, lockstep=lockstep)
-    wh = -(-bundle.hidden_size // shape.scan)
+    lags = beat_lags(bundle.hidden_size, shape.rows, shape.scan)
     if lockstep:
         np.testing.assert_array_equal((r.h_done - r.x_done)[:, 1:],
-                                      frame_latency(g.cycles[:, 1:], wh))
+                                      frame_latency(g.cycles[:, 1:], lags))
     else:
         np.testing.assert_array_equal(np.diff(r.h_done, axis=1),
                                       frame_interval(g.cycles[:, 1:], bundle.num_layers))

@@ -120,12 +120,12 @@ def test_frames_back_to_back_and_one_at_a_time():
     # The host's view of a stacked core (the "two" stack; cycle model frame_interval and
     # frame_latency): back to back, h frames are the step's cycles plus the one idle cycle
     # after a commit apart; one at a time, the latency is the step's cycles plus the frame I/O.
-    from drnn_hw.cycle_model import frame_interval, frame_latency
+    from drnn_hw.cycle_model import beat_lags, frame_interval, frame_latency
 
     bundle, shape = STACKS["two"]()
     x = sparse_walk(np.random.default_rng(22), 1, 10, bundle.input_size, bundle.formats.act)
     g = golden_run(bundle, x, shape=shape)
-    wh = -(-bundle.layers[-1].hidden_size // shape.scan)
+    lags = beat_lags([ly.hidden_size for ly in bundle.layers], shape.rows, shape.scan)
     b2b = simulate(bundle, shape, x)
     assert_matches_golden(b2b, g)
     np.testing.assert_array_equal(np.diff(b2b.h_done, axis=1),
@@ -133,4 +133,28 @@ def test_frames_back_to_back_and_one_at_a_time():
     one = simulate(bundle, shape, x, lockstep=True)
     assert_matches_golden(one, g)
     np.testing.assert_array_equal((one.h_done - one.x_done)[:, 1:],
-                                  frame_latency(g.cycles[:, 1:], wh))
+                                  frame_latency(g.cycles[:, 1:], lags))
+
+
+def test_every_layers_frame_streams_its_earlier_layers_first():
+    # out_layers "all": the beats of layers 0 .. L-2 were written passes before the commit,
+    # so they leave while the later layers run (cycle_model.beat_lags with the passes'
+    # cycles); one frame at a time, the latency is the cycle model's to the cycle.
+    from dataclasses import replace
+
+    from drnn_hw.cycle_model import beat_lags, frame_latency, output_tail
+
+    bundle, shape = STACKS["three"]()
+    shape = replace(shape, out_layers="all")
+    x = sparse_walk(np.random.default_rng(24), 1, 8, bundle.input_size, bundle.formats.act)
+    g = golden_run(bundle, x, shape=shape)
+    one = simulate(bundle, shape, x, lockstep=True)
+    assert_matches_golden(one, g)
+    hidden = [ly.hidden_size for ly in bundle.layers]
+    lags = beat_lags(hidden, shape.rows, shape.scan, "all", g.layer_cycles[:, 1:])
+    assert lags.shape == (1, 7, -(-sum(hidden) // shape.scan))
+    np.testing.assert_array_equal((one.h_done - one.x_done)[:, 1:],
+                                  frame_latency(g.cycles[:, 1:], lags))
+    # Only the beats of the last pass's blocks are still to go at the commit: fewer than the
+    # frame's WH beats, which all followed the commit before the output streamed.
+    assert (output_tail(lags) < lags.shape[-1]).all()

@@ -32,7 +32,9 @@ Definitions (also written into bench.json under ``definitions``):
     one for a stacked core; nothing of a step overlaps the next yet).
 ``frame_latency_cycles``, ``frame_latency_us``
     Mean cycles (µs at the clock) from the last beat of x_t in to the last beat of h_t out,
-    one frame at a time: :func:`drnn_hw.cycle_model.frame_latency`, ``cycles + WH + 1``. Both
+    one frame at a time: :func:`drnn_hw.cycle_model.frame_latency`, ``cycles + 1 +
+    output_tail``: a beat leaves as soon as the AP has written its units, so the tail is at
+    most WH cycles (``cycles + WH + 1`` before issue #10's output streaming). Both
     relations are checked against Verilator timestamps by the co-simulation tests.
 ``speedup_vs_theta0``
     ``Σ cycles(Θ=0) / Σ cycles(Θ)`` over the same sequences and steps.
@@ -115,7 +117,7 @@ DEFINITIONS = {
     "throughput_cycles": "mean cycles between output frames, input frames back to back "
                          "(cycle_model.frame_interval of each step's cycles)",
     "frame_latency_cycles": "mean cycles from x_t's last beat in to h_t's last beat out, one "
-                            "frame at a time (cycle_model.frame_latency: cycles + WH + 1)",
+                            "frame at a time (cycle_model.frame_latency: cycles + 1 + output_tail)",
     "frame_latency_us": "frame_latency_cycles / clock_mhz",
     "speedup_vs_theta0": "sum cycles at theta 0 / sum cycles at this theta, same sequences",
     "useful_macs": "3*H per kept delta column (r, z, n rows): 3*H*sum(nnz_dx + nnz_dh); the "

@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 
 from drnn_hw.bundle import ModelBundle
-from drnn_hw.cycle_model import (CHANNELS, FORMULA, CoreShape, cycle_bound, frame_interval,
-                                 frame_latency)
+from drnn_hw.cycle_model import (CHANNELS, FORMULA, CoreShape, beat_lags, cycle_bound,
+                                 frame_interval, frame_latency)
 from drnn_hw.errors import UserError
 from drnn_hw.golden import GoldenResult
 from drnn_train.evaluate import regression_errors
@@ -96,9 +96,11 @@ def summarise(result, bundle: ModelBundle, labels, shape: CoreShape, clock_mhz: 
     lat_mean_us = stats["mean"] / clock_mhz
     # The host's view (frames back to back; one frame at a time), from each step's cycles by
     # the relations of the cycle model that the co-simulation tests check in Verilator.
-    out_beats = -(-shape.output_units([ly.hidden_size for ly in bundle.layers]) // shape.scan)
+    hidden = [ly.hidden_size for ly in bundle.layers]
+    pass_cycles = result.flat("layer_cycles") if bundle.num_layers > 1 else None
+    lags = beat_lags(hidden, shape.rows, shape.scan, shape.out_layers, pass_cycles)
     interval = frame_interval(cyc, bundle.num_layers)
-    frame_lat = frame_latency(cyc, out_beats)
+    frame_lat = frame_latency(cyc, lags)
     first = bundle.layers[0]
     reg = head_regression(bundle, result.h, result.lengths, labels)
     row = {
