@@ -38,7 +38,8 @@ COMMANDS = [
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="drnn")
 def cli():
-    """Delta-GRU accelerator generator: train, export, generate, simulate, build, flash."""
+    """Delta-RNN (GRU, LSTM) accelerator generator: train, export, generate, simulate, build,
+    flash."""
 
 
 for _module, _attr in COMMANDS:
@@ -48,6 +49,9 @@ for _module, _attr in COMMANDS:
 def main(argv=None):
     try:
         cli.main(args=argv, prog_name="drnn", standalone_mode=False)
+    except click.exceptions.NoArgsIsHelpError as e:   # plain `drnn`: the help, not an error
+        click.echo(e.ctx.get_help())
+        sys.exit(2)
     except click.exceptions.Abort:
         click.echo("drnn: aborted", err=True)
         sys.exit(130)

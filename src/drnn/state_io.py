@@ -27,16 +27,18 @@ array                  shape        dtype    what
                                              :attr:`~drnn_hw.numerics.Formats.cell`); absent
                                              for a GRU
 ``layer{l}_h_real``    (N, H_l)     float64  h in real units (codes × LSB), for reading only
-``meta``               ()           str      JSON: ``format`` "drnn-state", ``version`` 1,
+``meta``               ()           str      JSON: ``format`` "drnn-state", ``version`` 2,
                                              ``bundle`` (its name), ``layers`` [{input_size,
                                              hidden_size}], ``sequences`` N, ``formats``,
                                              ``fingerprint`` (below)
 =====================  ===========  =======  ===================================================
 
 Each sequence's state is the one after its last step (its length). ``fingerprint`` is the
-SHA-256 of the bundle's formats and every layer's weights and biases: a state is refused for a
-bundle with other weights, formats or sizes (its M holds sums of that bundle's weights), and
-for an input with another number of sequences. Thresholds are not part of it (a state
+SHA-256 of the bundle's formats, every layer's weights and biases and the input normalisation:
+a state is refused for a bundle with other weights, formats or sizes (its M holds sums of that
+bundle's weights) or another normalisation (its x̂ holds codes of inputs normalised by it), and
+for an input with another number of sequences. (Version 1 files, whose fingerprint did not
+cover the normalisation, are refused: run the sequence again to write version 2.) Thresholds are not part of it (a state
 continues under any thresholds). ``layer{l}_h_real`` must agree with ``layer{l}_h`` (an edit
 of one alone is refused: h is the state, h_real a copy to read).
 """
@@ -59,7 +61,7 @@ __all__ = ["STATE_FORMAT", "STATE_VERSION", "bundle_fingerprint", "read_h0", "re
            "write_state"]
 
 STATE_FORMAT = "drnn-state"
-STATE_VERSION = 1
+STATE_VERSION = 2
 
 #: Per-layer arrays of a state file: suffix -> (shape builder (N, I, H) -> shape, what).
 _STATE_ARRAYS = {
@@ -77,14 +79,16 @@ def _state_arrays(bundle: ModelBundle) -> dict:
 
 
 def bundle_fingerprint(bundle: ModelBundle) -> str:
-    """SHA-256 (hex) of the formats and every layer's ``w_x``, ``w_h``, ``bias`` (int64,
-    C order, with their shapes): what a saved state's delta memories depend on."""
+    """SHA-256 (hex) of the formats, every layer's ``w_x``, ``w_h``, ``bias`` (int64, C order,
+    with their shapes) and ``input_mean``, ``input_scale`` (float64): what a saved state's
+    delta memories and x̂ depend on."""
     d = hashlib.sha256(json.dumps(asdict(bundle.formats), sort_keys=True).encode())
-    for ly in bundle.layers:
-        for a in (ly.w_x, ly.w_h, ly.bias):
-            a = np.ascontiguousarray(a, dtype=np.int64)
-            d.update(repr(a.shape).encode())
-            d.update(a.tobytes())
+    arrays = [(a, np.int64) for ly in bundle.layers for a in (ly.w_x, ly.w_h, ly.bias)]
+    arrays += [(bundle.input_mean, np.float64), (bundle.input_scale, np.float64)]
+    for a, dtype in arrays:
+        a = np.ascontiguousarray(a, dtype=dtype)
+        d.update(repr(a.shape).encode())
+        d.update(a.tobytes())
     return d.hexdigest()
 
 
@@ -198,8 +202,10 @@ def _meta(p: Path, data: dict) -> dict:
         raise UserError(f"--state-in {p}: meta: expected the JSON of a {STATE_FORMAT} file "
                         "written by drnn simulate --state-out")
     if meta.get("version") != STATE_VERSION:
+        old = " (written before the fingerprint covered the input normalisation: run the " \
+            "sequence again to write it)" if meta.get("version") == 1 else ""
         raise UserError(f"--state-in {p}: meta.version: expected {STATE_VERSION}, got "
-                        f"{meta.get('version')!r}")
+                        f"{meta.get('version')!r}{old}")
     return meta
 
 
@@ -235,7 +241,7 @@ def read_state(path, bundle: ModelBundle, n: int) -> list:
                         f"{meta.get('formats')}; {bundle.name!r} has {asdict(fmts)}")
     if meta.get("fingerprint") != bundle_fingerprint(bundle):
         raise UserError(f"--state-in {p}: a state of bundle {meta.get('bundle')!r} with other "
-                        f"weights (fingerprint {str(meta.get('fingerprint'))[:12]}..., "
+                        f"weights or input normalisation (fingerprint {str(meta.get('fingerprint'))[:12]}..., "
                         f"{bundle.name!r} is {bundle_fingerprint(bundle)[:12]}...)")
     if meta.get("sequences") != n:
         raise UserError(f"--state-in {p}: a state of {meta.get('sequences')} sequence(s), the "

@@ -494,6 +494,11 @@ class ModelBundle:
                 fail(p + "w_x", f"expected shape {(G, H, prev_h)} (its input is layer{l - 1}'s "
                                 f"h), got {wx.shape}")
             check_int(p + "w_x", wx, (G, H, I), wf.min, wf.max)
+            wh_shape = np.shape(ly.w_h)
+            if wh_shape != (G, H, H):
+                # H is read from w_x: say so, or a cut w_x reads as a wrong w_h.
+                fail(p + "w_h", f"expected shape {(G, H, H)} (H = {H} from {p}w_x's shape "
+                                f"{wx.shape}), got {wh_shape}")
             check_int(p + "w_h", ly.w_h, (G, H, H), wf.min, wf.max)
             check_int(p + "bias", ly.bias, (4, H), f.acc.min, f.acc.max)
             for name in ("theta_x", "theta_h"):
@@ -541,8 +546,13 @@ class ModelBundle:
             hw = np.asarray(self.head_w)
             if hw.ndim != 2 or hw.shape[1] != H:
                 fail("head_w", f"expected shape (C, {H}), got {hw.shape}")
-            if self.head_b is None or np.asarray(self.head_b).shape != (hw.shape[0],):
-                fail("head_b", f"expected shape ({hw.shape[0]},)")
+            if self.head_b is None:
+                fail("head_b", f"missing: head_w ({hw.shape[0]} × {H}) needs its "
+                               f"{hw.shape[0]} biases")
+            if np.asarray(self.head_b).shape != (hw.shape[0],):
+                fail("head_b", f"expected shape ({hw.shape[0]},) to match head_w's "
+                               f"{hw.shape[0]} rows (one per output), got "
+                               f"{np.asarray(self.head_b).shape}")
             if self.classes is not None and len(self.classes) != hw.shape[0]:
                 fail("classes", f"expected {hw.shape[0]} labels, got {len(self.classes)}")
         if self.task not in TASKS:
@@ -662,6 +672,9 @@ class ModelBundle:
         """Read a bundle of format version 1 to 4; BundleError naming file and field."""
         d = Path(directory)
         mj, tz = d / "model.json", d / "tensors.npz"
+        if d.exists() and not d.is_dir():
+            raise BundleError(f"{d}: is a file, expected a model bundle directory (model.json "
+                              "and tensors.npz, written by drnn export)")
         if not d.is_dir():
             raise BundleError(f"{d}: model bundle directory not found")
         for p in (mj, tz):

@@ -191,6 +191,11 @@ FORMULA = ("cycles = SCAN_LATENCY + max(S, D + max(MXV_WRITE - 1 - ceil(H/P), 0)
            f"(GRU), {AP_LATENCY_LSTM} (LSTM)")
 
 
+#: The largest P and E the SHAPE register's fields hold (:data:`drnn_hw.contract.ShapeLayout`,
+#: 16 and 8 bits; a test holds the two together).
+MAX_ROWS, MAX_SCAN = 2 ** 16 - 1, 2 ** 8 - 1
+
+
 @dataclass(frozen=True)
 class CoreShape:
     """The core's parallelism: what shapes the schedule (not the numerics).
@@ -213,7 +218,8 @@ class CoreShape:
     Each channel is a P × K array of multipliers (a multiplier is what the open peer calls a
     PE), so a GRU core has ``3·P·K`` (:attr:`multipliers`), an LSTM core ``4·P·K``
     (:meth:`multipliers_for`). Raises ValueError naming the parameter (as its CLI flag)
-    when P < 1, K ∉ {1, 2}, E < 1 or ``out_layers`` is not "last" or "all".
+    when P or E is outside its SHAPE register field (1 .. :data:`MAX_ROWS`, 1 ..
+    :data:`MAX_SCAN`), K ∉ {1, 2} or ``out_layers`` is not "last" or "all".
     """
 
     rows: int = 16     # P
@@ -236,13 +242,15 @@ class CoreShape:
     weight_format: str = "dense"
 
     def __post_init__(self):
-        if self.rows < 1:
-            raise ValueError(f"--rows (P) must be ≥ 1, got {self.rows}")
+        if not 1 <= self.rows <= MAX_ROWS:
+            raise ValueError(f"--rows (P) must be from 1 to {MAX_ROWS} (the SHAPE register's "
+                             f"field), got {self.rows}")
         if self.columns not in (1, 2):
             raise ValueError(f"--columns (K) must be 1 or 2 (the weight banks' read ports), "
                              f"got {self.columns}")
-        if self.scan < 1:
-            raise ValueError(f"--scan (E) must be ≥ 1, got {self.scan}")
+        if not 1 <= self.scan <= MAX_SCAN:
+            raise ValueError(f"--scan (E) must be from 1 to {MAX_SCAN} (the SHAPE register's "
+                             f"field), got {self.scan}")
         if self.out_layers not in ("last", "all"):
             raise ValueError(f"--out-layers must be 'last' or 'all', got {self.out_layers!r}")
         if self.weights not in WEIGHT_SOURCES:

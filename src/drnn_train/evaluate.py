@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from drnn_hw.bundle import ModelBundle
-from drnn_hw.cycle_model import CoreShape, step_cycles
+from drnn_hw.cycle_model import LAYER_GAP, CoreShape, step_cycles
 from drnn_hw.errors import UserError
 from drnn_hw.golden import run
 from drnn_hw.numerics import dequantize
@@ -137,13 +137,20 @@ def evaluate_bundle(bundle: ModelBundle, dataset: Dataset | str, shape: CoreShap
     steps = int(lengths.sum())
     nnz_dx, nnz_dh, cycles = res.flat("nnz_dx"), res.flat("nnz_dh"), res.flat("cycles")
     # Stacked layers: sparsity over all layers' inputs (hidden states); the dense step runs
-    # every layer with every delta kept, layers in sequence (the golden model's schedule).
+    # every layer with every delta kept, layers in sequence with the idle cycle between two
+    # (the golden model's schedule).
     I = sum(ly.input_size for ly in bundle.layers)
     H = sum(ly.hidden_size for ly in bundle.layers)
     lstm = bundle.cell == "lstm"
+    # (A core with its weights in DRAM at the golden model's default read latency, as ``run``.)
+    fetches = [None] * bundle.num_layers
+    if shape.weights == "axi":
+        from drnn_hw.dram import column_fetch
+        fetches = column_fetch(bundle, shape)
     dense = sum(step_cycles(np.ones(ly.input_size, bool), np.ones(ly.hidden_size, bool), shape,
-                            bundle.cell)
-                for ly in bundle.layers)
+                            bundle.cell, fetch)
+                for ly, fetch in zip(bundle.layers, fetches)) + \
+        (bundle.num_layers - 1) * LAYER_GAP
     if dataset.is_regression:
         score = {"task": "regression",
                  **regression_errors(head_outputs(bundle, res.h, lengths, dataset.per_step),

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from drnn_cli import drnn, drnn_in_process, one_line_error
 
-from drnn_hw.bundle import random_stacked_bundle
+from drnn_hw.bundle import ModelBundle, random_stacked_bundle
 from drnn_hw.golden import run
 from drnn_hw.numerics import dequantize, quantize
 
@@ -296,9 +296,13 @@ def _edited(arrays, **changes):
 STATE_FAULTS = [
     (lambda a: _edited(a, meta=None), ["no 'meta' array", "--state-out"]),
     (lambda a: _edited(a, meta=np.array("{}")), ["meta: expected the JSON of a drnn-state"]),
-    (lambda a: _edited(a, meta=np.array(str(a["meta"]).replace('"version": 1',
+    (lambda a: _edited(a, meta=np.array(str(a["meta"]).replace('"version": 2',
                                                                '"version": 7'))),
-     ["meta.version: expected 1, got 7"]),
+     ["meta.version: expected 2, got 7"]),
+    (lambda a: _edited(a, meta=np.array(str(a["meta"]).replace('"version": 2',
+                                                               '"version": 1'))),
+     ["meta.version: expected 2, got 1 (written before the fingerprint covered the input "
+      "normalisation"]),
     (lambda a: _edited(a, layer1_m=None), ["missing array layer1_m"]),
     (lambda a: _edited(a, extra=np.zeros(2)), ["unknown array extra"]),
     (lambda a: _edited(a, layer0_h=a["layer0_h"].astype(float)),
@@ -333,7 +337,14 @@ def test_state_of_another_bundle_or_batch_refused(stacked, tmp_path, capsys):
     random_stacked_bundle(3, [6, 4], seed=9, name="other").save(tmp_path / "other")
     error(["simulate", tmp_path / "other", "--input", x_path(model), "--output",
            tmp_path / "h.npy", "--state-in", s], capsys,
-          f"a state of bundle '{b.name}' with other weights", "'other' is")
+          f"a state of bundle '{b.name}' with other weights or input normalisation",
+          "'other' is")
+    # The same weights, another input normalisation (its x̂ are codes of other inputs).
+    renorm = ModelBundle.load(model)
+    renorm.input_scale = -renorm.input_scale
+    renorm.save(tmp_path / "renorm")
+    error(["simulate", tmp_path / "renorm", "--input", x_path(model), "--output",
+           tmp_path / "h.npy", "--state-in", s], capsys, "other weights or input normalisation")
     # Other sizes.
     random_stacked_bundle(3, [6, 5], seed=2).save(tmp_path / "wider")
     error(["simulate", tmp_path / "wider", "--input", x_path(model), "--output",

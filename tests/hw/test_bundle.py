@@ -330,13 +330,31 @@ def test_bad_cell_fields_are_named(tmp_path, edit, message):
     assert message in str(e.value) and str(d) in str(e.value)
 
 
+def test_shape_errors_name_where_the_expected_shape_comes_from(tmp_path):
+    b = random_bundle(3, 6)
+    b.head_w, b.head_b, b.classes = np.ones((2, 6)), np.zeros(2), ["a", "b"]
+    with pytest.raises(BundleError, match=r"bundle: w_h: expected shape \(3, 4, 4\) \(H = 4 from "
+                                          r"w_x's shape \(3, 4, 3\)\), got \(3, 6, 6\)"):
+        ModelBundle(formats=b.formats, w_x=b.w_x[:, :4], w_h=b.w_h, bias=b.bias)
+    with pytest.raises(BundleError, match=r"head_b: expected shape \(1,\) to match head_w's 1 "
+                                          r"rows \(one per output\), got \(2,\)"):
+        ModelBundle(formats=b.formats, w_x=b.w_x, w_h=b.w_h, bias=b.bias, head_w=b.head_w[:1],
+                    head_b=b.head_b)
+    with pytest.raises(BundleError, match=r"head_b: missing: head_w \(2 × 6\) needs its 2"):
+        ModelBundle(formats=b.formats, w_x=b.w_x, w_h=b.w_h, bias=b.bias, head_w=b.head_w)
+    (tmp_path / "f").write_text("")
+    with pytest.raises(BundleError, match=r"f: is a file, expected a model bundle directory"):
+        ModelBundle.load(tmp_path / "f")
+
+
 def test_lstm_weights_with_three_gates_are_refused_naming_the_array(tmp_path):
     g = random_bundle(3, 5)
     with pytest.raises(BundleError, match=r"bundle: w_x: expected shape \(4, H, I\): the 4 "
                                           r"gates \(i, f, g, o\) of an LSTM, got \(3, 5, 3\)"):
         ModelBundle(formats=g.formats, w_x=g.w_x, w_h=g.w_h, bias=g.bias, cell="lstm")
     lb = random_bundle(3, 5, cell="lstm")
-    with pytest.raises(BundleError, match=r"w_h: expected shape \(4, 5, 5\), got \(3, 5, 5\)"):
+    with pytest.raises(BundleError, match=r"w_h: expected shape \(4, 5, 5\) \(H = 5 from w_x's "
+                                          r"shape \(4, 5, 3\)\), got \(3, 5, 5\)"):
         ModelBundle(formats=g.formats, w_x=lb.w_x, w_h=g.w_h, bias=g.bias, cell="lstm")
     with pytest.raises(BundleError, match="cell: expected one of gru, lstm, got 'rnn'"):
         ModelBundle(formats=g.formats, w_x=g.w_x, w_h=g.w_h, bias=g.bias, cell="rnn")

@@ -127,10 +127,19 @@ def test_mxv_drain():
 
 
 @pytest.mark.parametrize("kw, match", [(dict(columns=3), "--columns"), (dict(rows=0), "--rows"),
-                                       (dict(scan=0), "--scan")])
+                                       (dict(scan=0), "--scan"), (dict(scan=256), "--scan"),
+                                       (dict(rows=65536), "--rows")])
 def test_core_shape_rejects_bad_parameters(kw, match):
     with pytest.raises(ValueError, match=match):
         CoreShape(**kw)
+
+
+def test_shape_limits_are_the_shape_registers_fields():
+    from drnn_hw.contract import ShapeLayout
+    from drnn_hw.cycle_model import MAX_ROWS, MAX_SCAN
+    assert (MAX_ROWS, MAX_SCAN) == (2 ** ShapeLayout["rows"].width - 1,
+                                    2 ** ShapeLayout["scan"].width - 1)
+    CoreShape(rows=MAX_ROWS, scan=MAX_SCAN)          # the largest are accepted
 
 
 def test_presets():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import shlex
 import sys
 from pathlib import Path
@@ -11,7 +12,8 @@ import numpy as np
 
 from ..engines import get_engine
 from drnn_hw.errors import UserError
-from .common import core_options, load_bundle, require_core_shape, shape_from_options
+from .common import (check_out_dir, core_options, load_bundle, require_core_shape,
+                     shape_from_options)
 
 DEFAULT_ENGINE = "verilator"
 
@@ -169,7 +171,8 @@ def format_table(bench: dict) -> str:
 
 
 @click.command()
-@click.argument("model_dir", required=False, type=click.Path(path_type=Path))
+# (Not required for click, so that a missing MODEL_DIR gets the CLI's one-line error.)
+@click.argument("model_dir", required=False, metavar="MODEL_DIR", type=click.Path(path_type=Path))
 @click.option("--dataset", "dataset_name", default=None,
               help="Data set (japanese-vowels, basic-motions, gun-point, italy-power-demand, "
                    "pendulum or a .npz, read as the bundle's task); default: the one the "
@@ -178,14 +181,17 @@ def format_table(bench: dict) -> str:
               help="Comma-separated thresholds in real units, same for x and h (or TX/TH pairs), "
                    "e.g. 0,0.05,0.1. Default: 0, then 1/64, 1/32, ... 1 until accuracy "
                    "falls 3 points below Θ=0 (regression: until RMSE / target std rises 0.1 "
-                   "above Θ=0's), plus the bundle's trained thresholds.")
+                   "above Θ=0's), plus the bundle's trained thresholds. Θ=0 is always "
+                   "benched, first: it is the speed-up's reference.")
 @click.option("--out", "out_dir", type=click.Path(path_type=Path), default=Path("build/bench"),
               show_default=True, help="Directory for bench.json and the PNG plots.")
 @click.option("--engine", type=click.Choice(["verilator", "golden"]), default=DEFAULT_ENGINE,
               show_default=True, help="verilator: cycles measured on the generated core; "
                                       "golden: the NumPy model, cycles from the cycle model.")
 @click.option("--clock-mhz", type=float, default=None,
-              help="Stated clock for latencies (default 100 MHz, labelled as stated).")
+              help="Stated clock for latencies (default: the clock `drnn build --board "
+                   "ulx3s-85f` builds the core at, 90 MHz, 80 for a DeltaLSTM; labelled as "
+                   "stated).")
 @click.option("--build-report", type=click.Path(path_type=Path), default=None,
               help="report.json of `drnn build --board ulx3s-85f`: latencies at its Fmax.")
 @click.option("--limit", type=int, default=None, help="Only the first N test sequences.")
@@ -204,6 +210,7 @@ def bench(model_dir, dataset_name, thetas, out_dir, engine, clock_mhz, build_rep
           torch_threads, torch_repeats, no_cross_check, quiet, dram_latency, **core):
     """Accuracy (regression: RMSE), sparsity, cycles and speed of MODEL_DIR on its data set's
     test set, per Θ."""
+    from drnn_boards.ulx3s import default_freq_mhz
     from drnn_boards.ulx3s_report import clock_from_build_report
 
     from ..bench import metrics as M
@@ -217,6 +224,7 @@ def bench(model_dir, dataset_name, thetas, out_dir, engine, clock_mhz, build_rep
                                hidden=max(layer.hidden_size for layer in bundle.layers))
     if shape.weight_format == "compressed":
         require_core_shape(bundle, model_dir, shape)
+    check_out_dir("--out", out_dir)      # before the bench, not after it
     if limit is not None and limit < 1:
         raise UserError(f"--limit must be ≥ 1, got {limit}")
     if torch_threads < 1 or torch_repeats < 1:
@@ -227,11 +235,11 @@ def bench(model_dir, dataset_name, thetas, out_dir, engine, clock_mhz, build_rep
     if build_report is not None:
         clock, clock_source = clock_from_build_report(build_report, shape, bundle)
     else:
-        clock = 100.0 if clock_mhz is None else clock_mhz
+        clock = default_freq_mhz(bundle.cell) if clock_mhz is None else clock_mhz
         clock_source = "stated" + (" (default)" if clock_mhz is None else "") + \
             ", not measured by a build"
-    if not clock > 0:
-        raise UserError(f"--clock-mhz must be > 0, got {clock}")
+    if not (clock > 0 and math.isfinite(clock)):
+        raise UserError(f"--clock-mhz must be a finite number > 0, got {clock}")
 
     name = dataset_name or bundle.extra.get("dataset")
     if not name:

@@ -44,7 +44,7 @@ BOARDS = ("ulx3s-85f", "arty-z7-20")
 @click.option("--seed", type=click.IntRange(min=1), default=None,
               help="ULX3S: nextpnr's placement seed (default: nextpnr's own), to check that "
                    "a clock is met by more than one placement.")
-@click.option("--baud", type=int, default=None,
+@click.option("--baud", type=click.IntRange(min=1), default=None,
               help="ULX3S UART baud rate (default 1000000).")
 @click.option("--estimate/--no-estimate", default=True, show_default=True,
               help="Arty Z7-20: run the Yosys synth_xilinx resource estimate after the plan.")
@@ -163,11 +163,13 @@ def flash(build_dir, board):
 @click.argument("model_dir", type=click.Path(path_type=Path))
 @click.option("--board", type=click.Choice(["ulx3s-85f"]), required=True)
 @click.option("--port", required=True, help="Serial port of the board, e.g. /dev/ttyUSB0.")
-@click.option("--baud", type=int, default=None, help="UART baud rate (default 1000000).")
+@click.option("--baud", type=click.IntRange(min=1), default=None,
+              help="UART baud rate (default 1000000).")
 @input_options
 @click.option("--stats", "stats_path", type=click.Path(path_type=Path), default=None,
               help="STATS.json: per-step nnz_dx, nnz_dh and the cycles the board measured.")
-@click.option("--timeout", type=float, default=2.0, show_default=True,
+@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=2.0,
+              show_default=True,
               help="Seconds to wait for a response.")
 @click.option("--h0", "h0_path", type=click.Path(path_type=Path), default=None,
               help="H0.npy/.npz: every layer's initial state, as `drnn simulate --h0` takes "
@@ -214,8 +216,10 @@ def run(model_dir, board, port, baud, input_path, layout, lengths_path, output_p
 @click.argument("model_dir", type=click.Path(path_type=Path))
 @click.option("--board", type=click.Choice(["ulx3s-85f"]), required=True)
 @click.option("--port", required=True, help="Serial port of the board, e.g. /dev/ttyUSB0.")
-@click.option("--baud", type=int, default=None, help="UART baud rate (default 1000000).")
-@click.option("--timeout", type=float, default=2.0, show_default=True,
+@click.option("--baud", type=click.IntRange(min=1), default=None,
+              help="UART baud rate (default 1000000).")
+@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=2.0,
+              show_default=True,
               help="Seconds to wait for a response.")
 def load(model_dir, board, port, baud, timeout):
     """Load MODEL_DIR into the run-time core (`--weights runtime`) on a programmed board.

@@ -233,15 +233,38 @@ def read_codes(bundle: ModelBundle, input_path, layout="ntc", lengths_path=None)
     return inputs, codes
 
 
+def _file_on_the_way(flag: str, path: Path, folder: Path) -> None:
+    """A UserError naming ``flag`` and ``path`` when ``folder`` (or one above it), which
+    writing ``path`` needs, is an existing file."""
+    for p in (folder, *folder.parents):
+        if p.exists():
+            if not p.is_dir():
+                raise UserError(f"{flag} {path}: {p} is a file, expected a directory")
+            return
+
+
+def check_out_file(flag: str, path: Path | None) -> None:
+    """Refuse, before any work, an output file name that is a directory or lies under a file."""
+    if path is None:
+        return
+    if path.is_dir():
+        raise UserError(f"{flag} {path}: is a directory, expected a file name")
+    _file_on_the_way(flag, path, path.parent)
+
+
+def check_out_dir(flag: str, path: Path) -> None:
+    """Refuse, before any work, an output directory that is a file or lies under one."""
+    _file_on_the_way(flag, path, path)
+
+
 def check_output_paths(output_path: Path, stats_path: Path | None = None) -> None:
     """Refuse, before any work, an H.npy path NumPy would rename (it appends ``.npy``) and an
-    output or STATS path that is a directory."""
+    output or STATS path that is a directory or lies under a file."""
     if output_path.suffix != ".npy":
         raise UserError(f"--output {output_path}: expected a file name ending in .npy "
                         "(H is written with numpy.save)")
     for flag, path in (("--output", output_path), ("--stats", stats_path)):
-        if path is not None and path.is_dir():
-            raise UserError(f"{flag} {path}: is a directory, expected a file name")
+        check_out_file(flag, path)
 
 
 #: Targets whose block RAM an on-chip core's weights must fit (``--target``).

@@ -11,6 +11,7 @@ from pathlib import Path
 import click
 
 from drnn_hw.errors import UserError
+from .common import check_out_dir, check_out_file
 
 # Options that only make sense for --torch-gru: a drnn train checkpoint carries its trained
 # weight format (QAT trained for it), normalisation, classes and data set.
@@ -86,8 +87,10 @@ def export(checkpoint, torch_gru, torch_lstm, out, theta_x, theta_h, name, dram_
         threshold_code,
     )
 
-    if dram_image is not None and dram_image.is_dir():     # before anything is written
+    check_out_dir("--out", out)                             # before anything is written
+    if dram_image is not None and dram_image.is_dir():
         raise UserError(f"{dram_image}: --dram-image is a directory, expected a file")
+    check_out_file("--dram-image", dram_image)
     given = [v for v in (checkpoint, torch_gru, torch_lstm) if v is not None]
     if len(given) != 1:
         raise UserError("export: give either CHECKPOINT, --torch-gru STATE.pt or --torch-lstm "

@@ -11,6 +11,7 @@ from pathlib import Path
 import click
 
 from drnn_hw.errors import UserError
+from .common import check_out_file
 from drnn_train.config import TrainConfig
 
 #: The recipe's defaults, shown by --help (the dataclass is torch-free).
@@ -131,6 +132,7 @@ def train(dataset, task, cell, layers, hidden, theta_x, theta_h, epochs, finetun
     pre-training, then delta + QAT fine-tuning)."""
     from drnn_hw.numerics import Formats
 
+    check_out_file("--out", out)     # before the training, not after it
     _check_positive("layers", layers)
     hidden = _per_layer("hidden", hidden, layers, int)
     theta_x = _per_layer("theta-x", theta_x, layers, float)
