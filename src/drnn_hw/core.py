@@ -936,16 +936,6 @@ class DeltaRNNCore(wiring.Component):
             h_out_units = [h_state[lm[0].h_base + j] if L == 1 else
                            Array(h_state[s.h_base + j] for s in lm)[n_layers - 1]
                            for j in range(H)]
-        # The windows each source can be asked for (the others are left out of the
-        # multiplexers): the commit's cycle loads the frame's first beat unless one is in the
-        # register, so a committed frame never starts from ``hold`` (beat 0 comes from h or
-        # from the AP); and a beat that needs the step's last block is never read from h but
-        # for beat 0 (whose commit waited for the previous frame: h is still the step's then).
-        def from_hold(w):
-            return w > 0
-
-        def from_h(w):
-            return runtime or w == 0 or need[w].value < block_of(out_base + H - 1)
         m.d.comb += [self.h.payload.data[e].eq(beat[e]) for e in range(min(E, H))]
         m.d.comb += [self.h.payload.last.eq(out_last), self.h.valid.eq(out_full)]
         copies = [(out_full, out_beat, out_last, hold_valid, None)] + \
@@ -962,15 +952,19 @@ class DeltaRNNCore(wiring.Component):
             with m.If(load | bypass):
                 m.d.sync += [full.eq(1), count.eq(nxt), last.eq(nxt == wh - 1)]
                 if e is not None:
-                    def window(units, used):
-                        return Array(units[w * E + e] if w * E + e < H and used(w) else
-                                     Const(0, act) for w in range(WH))[nxt]
+                    # (Every window of both sources: leaving out those the control never asks
+                    # for, hold's beat 0 and h's beats of the last block, saved 288 LUT4 in
+                    # the ECP5 estimate, but the random model's ULX3S placement of that
+                    # netlist missed 90 MHz; issue #10's thirty-first round.)
+                    def window(units):
+                        return Array(units[w * E + e] if w * E + e < H else Const(0, act)
+                                     for w in range(WH))[nxt]
                     with m.If(bypass):
                         m.d.sync += beat[e].eq(new_h[e])
                     with m.Elif(hv):
-                        m.d.sync += beat[e].eq(window(hold, from_hold))
+                        m.d.sync += beat[e].eq(window(hold))
                     with m.Else():
-                        m.d.sync += beat[e].eq(window(h_out_units, from_h))
+                        m.d.sync += beat[e].eq(window(h_out_units))
             with m.Elif(full & self.h.ready):
                 with m.If(last):
                     m.d.sync += [full.eq(0), count.eq(0), hv.eq(0)]
