@@ -100,8 +100,9 @@ def _edit_npz(d, **arrays):
 @pytest.mark.parametrize("arrays, message", [
     ({"layer1.w_x": np.zeros((3, 4, 5), np.int64)},
      "layer1.w_x: expected shape (3, 4, 6) (its input is layer0's h), got (3, 4, 5)"),
-    ({"layer1.w_h": np.zeros((3, 4, 3), np.int64)}, "layer1.w_h: expected shape (3, 4, 4), "
-                                                     "got (3, 4, 3)"),
+    ({"layer1.w_h": np.zeros((3, 4, 3), np.int64)},
+     "layer1.w_h: expected shape (3, 4, 4) (H = 4 from layer1.w_x's shape (3, 4, 6)), "
+     "got (3, 4, 3)"),
     ({"layer0.bias": np.zeros((4, 6))}, "layer0.bias: expected integer codes, got dtype "
                                         "float64"),
     ({"layer1.w_h": np.full((3, 4, 4), 999)}, "layer1.w_h: values must lie in [-128, 127], "
