@@ -24,6 +24,14 @@ A deeper overlap (the issue's "Δh work of step t+1 starts as soon as the part o
 is committed") fetches h window w the cycle after the AP writes block w of h_t (E = P, so
 window w is block w), ``C_t + 1 - (NB - 1 - w)``, instead of after the last block.
 
+The design the core is being built to (issue #10's thirty-second round, the *prescan*) is in
+the cycle model itself: ``drnn_hw.cycle_model.step_cycles(..., prescan=o)`` for a step whose
+scan started o cycles before the cycle after the previous commit, its h windows fetched from
+the cycle after that one and its MxV groups held until it (the AP has then done with the
+multipliers and the delta memories; no borrowing to model). With the scan started the cycle
+after the AP's start (the encoder and the queue cleared then), a waiting frame starts
+``o = NB + AP_LATENCY - 1`` cycles ahead. The script prints it as the row "prescan (model)".
+
 With no overlap (x fetched from C_t + 1) the formula is the cycle model's, which the script
 checks on every step before it uses it. A sequence's first step has nothing to overlap (the
 host resets the state between sequences, in idle).
@@ -121,12 +129,20 @@ for n in data.len_test:
         deep.append(c - C_deep)
         A0_deep, C_deep = a0, c
 today, overlap, deep = np.array(today), np.array(overlap), np.array(deep)
+# The cycle model's prescan, on the same steps (each sequence's first has nothing to overlap).
+o = nb + AP_LATENCY - 1
+prescan, k = [], 0
+for n in data.len_test:
+    prescan += [step_cycles(dx[k + i], dh[k + i], shape, prescan=o) for i in range(1, int(n))]
+    k += int(n)
+prescan = np.array(prescan)
 # The bound of the same steps (every step but each sequence's first).
 first = np.concatenate([[0], np.cumsum(data.len_test)[:-1]]).astype(int)
 keep = np.ones(len(dx), bool)
 keep[first] = False
 bound = cycle_bound(dx[keep].sum(1) + dh[keep].sum(1), bundle.hidden_size, shape)
-for name, c in (("today", today), ("Δx overlap", overlap), ("+ Δh/block", deep)):
-    print(f"{name:11s} {c.mean():6.2f} cycles between commits, {bound.mean() / c.mean():5.1%} "
+for name, c in (("today", today), ("prescan (model)", prescan), ("Δx overlap", overlap),
+                ("+ Δh/block", deep)):
+    print(f"{name:15s} {c.mean():6.2f} cycles between commits, {bound.mean() / c.mean():5.1%} "
           f"of the bound ({bound.mean():.2f}), {PEER_CYCLES / c.mean():.2f}x the peer model")
 print(f"steps {len(today)}; faster {np.sum(overlap < today)}, slower {np.sum(overlap > today)}")

@@ -62,7 +62,7 @@ __all__ = ["CoreShape", "ColumnFetch", "column_bursts", "WEIGHT_SOURCES", "WEIGH
            "AXI_FIELDS",
            "PRESETS", "SCAN_LATENCY", "MXV_WRITE", "AP_LATENCY", "AP_LATENCY_LSTM",
            "CHANNELS", "ap_latency", "LAYER_GAP", "FRAME_IO", "beat_lags", "output_tail",
-           "mxv_drain", "step_schedule",
+           "mxv_drain", "scan_schedule", "step_schedule",
            "step_cycles",
            "cycle_bound", "frame_latency", "frame_interval", "cycles_for_masks", "FORMULA"]
 
@@ -421,19 +421,52 @@ def _axi_issue_end(cols, emit, release, nb: int, K: int, shape: CoreShape,
     return m[-1] + nb
 
 
-def step_schedule(dx_mask, dh_mask, shape: CoreShape,
-                  fetch: ColumnFetch | None = None) -> tuple[int, int | None, int]:
-    """The schedule's times of one timestep (module docstring): ``(S, D, NB)``, the scan's end
-    S, the cycle D after the last MxV issue slot (None when no delta was kept) and the blocks
-    NB = ceil(H/P), counted from the first schedule cycle. Arguments as :func:`step_cycles`;
-    ValueError when an AXI core has no ``fetch``."""
-    if shape.weights == "axi" and fetch is None:
-        raise ValueError("an AXI core's cycles depend on its memory: give fetch "
-                         "(drnn_hw.dram.column_fetch)")
+def _held_window_starts(c, x_windows: int, prescan: int) -> np.ndarray:
+    """The schedule cycles at which the windows enter the scheduler (stage B) when the scan
+    starts ``prescan`` cycles before the step's cycle 0 and fetches no h window before cycle 1
+    (:class:`~drnn_hw.delta_encoder.DeltaEncoder`'s ``h_hold``, low from cycle 0).
+
+    ``c``: each window's cycles in B (x windows first, ``x_windows`` of them). A model of the
+    encoder's stages: stage F fetches the next window in a cycle in which B is empty or in
+    its window's last cycle; a window fetched in cycle f is in the F register in f + 1, in T
+    in f + 2, and enters B in f + 3 when the stages move on then. Held cycles pass as empty
+    windows, so after a hold that outlasts the x windows the h windows enter B at the fetch's
+    f + 3. Returns schedule cycles (cycle − SCAN_LATENCY, the step's cycle 0 at −SCAN_LATENCY).
+    """
+    entry, f, t, b_left, b_busy, nxt, cyc = [], None, None, 0, False, 0, -prescan
+    c = [int(v) for v in c]
+    while len(entry) < len(c):
+        if not b_busy or b_left == 1:           # B is empty or in its window's last cycle
+            b_busy, b_left = t is not None, (c[t] if t is not None else 0)
+            if t is not None:
+                entry.append(cyc + 1)
+            t, f = f, None
+            if nxt < len(c) and (nxt < x_windows or cyc >= 1):
+                f, nxt = nxt, nxt + 1
+        else:
+            b_left -= 1
+        cyc += 1
+    return np.array(entry, dtype=np.int64) - SCAN_LATENCY
+
+
+def scan_schedule(dx_mask, dh_mask, shape: CoreShape, prescan: int = 0):
+    """The scan of one step (module docstring, *Scan*): ``(emit, release, S)`` in schedule
+    cycles (counted from the step's cycle SCAN_LATENCY): each kept delta's emission cycle in
+    order (Δx first), each group's release (the cycle after its last delta, the last partial
+    group's at S) and the scan's end S. The queue holds every group until the step's cycle 0
+    (schedule cycle −SCAN_LATENCY), which binds only a scan that started before it.
+
+    ``prescan`` (cycles, ≥ 0; issue #10's step overlap): the scan started that many cycles
+    before the step's cycle 0 (the cycle after the previous step's commit), while the AP
+    finished the previous step; its h windows are fetched from cycle 1 (they read h_t) and
+    its groups wait for cycle 0 (the AP's multipliers and delta memories). The windows then
+    enter the scheduler as :func:`_held_window_starts` models; with ``prescan`` = 0 this is
+    the closed form of the module docstring. ValueError for a negative ``prescan``."""
+    if prescan < 0:
+        raise ValueError(f"prescan must be ≥ 0 cycles, got {prescan}")
     dx_mask = np.asarray(dx_mask, dtype=bool)
     dh_mask = np.asarray(dh_mask, dtype=bool)
     E, K = shape.scan, shape.columns
-    nb = shape.blocks(dh_mask.size)
 
     def windows(mask):
         n = math.ceil(mask.size / E)
@@ -444,18 +477,40 @@ def step_schedule(dx_mask, dh_mask, shape: CoreShape,
     win = np.concatenate([windows(dx_mask), windows(dh_mask)])    # (W, E)
     d = win.sum(axis=1)
     c = np.maximum(1, -(-d // K))
-    starts = np.concatenate([[0], np.cumsum(c)[:-1]])
-    S = int(c.sum())
+    if prescan == 0:
+        starts = np.concatenate([[0], np.cumsum(c)[:-1]])
+    else:
+        starts = _held_window_starts(c, math.ceil(dx_mask.size / E), prescan)
+    S = int(starts[-1] + c[-1])
     nnz = int(d.sum())
-    if nnz == 0:
-        return S, None, nb
     rank = np.cumsum(win, axis=1) - 1                                # rank within window
     emit = (starts[:, None] + rank // K)[win]                        # emission cycles, in order
     G = -(-nnz // K)
     last = np.minimum(np.arange(G) * K + K - 1, nnz - 1)
-    release = emit[last] + 1
+    release = emit[last] + 1 if nnz else np.zeros(0, dtype=np.int64)
     if nnz % K:
         release[-1] = S
+    return emit, np.maximum(release, -SCAN_LATENCY), S
+
+
+def step_schedule(dx_mask, dh_mask, shape: CoreShape,
+                  fetch: ColumnFetch | None = None,
+                  prescan: int = 0) -> tuple[int, int | None, int]:
+    """The schedule's times of one timestep (module docstring): ``(S, D, NB)``, the scan's end
+    S, the cycle D after the last MxV issue slot (None when no delta was kept) and the blocks
+    NB = ceil(H/P), counted from the first schedule cycle. Arguments as :func:`step_cycles`;
+    ValueError when an AXI core has no ``fetch``."""
+    if shape.weights == "axi" and fetch is None:
+        raise ValueError("an AXI core's cycles depend on its memory: give fetch "
+                         "(drnn_hw.dram.column_fetch)")
+    dx_mask = np.asarray(dx_mask, dtype=bool)
+    dh_mask = np.asarray(dh_mask, dtype=bool)
+    K = shape.columns
+    nb = shape.blocks(dh_mask.size)
+    emit, release, S = scan_schedule(dx_mask, dh_mask, shape, prescan)
+    if not len(emit):
+        return S, None, nb
+    G = len(release)
     if shape.weights == "axi":
         cols = np.flatnonzero(np.concatenate([dx_mask, dh_mask]))
         D = _axi_issue_end(cols, emit, release, nb, K, shape, fetch)
@@ -465,16 +520,18 @@ def step_schedule(dx_mask, dh_mask, shape: CoreShape,
 
 
 def step_cycles(dx_mask, dh_mask, shape: CoreShape, cell: str = "gru",
-                fetch: ColumnFetch | None = None) -> int:
+                fetch: ColumnFetch | None = None, prescan: int = 0) -> int:
     """Cycles of one timestep given which deltas were kept (boolean vectors of size I and H),
     on the core for ``cell`` (its AP depth, :func:`ap_latency`).
 
     An AXI core (``shape.weights == "axi"``) also needs ``fetch``, the layer's
     :class:`ColumnFetch`: its groups wait for their columns' weights (:func:`_axi_issue_end`);
-    everything else is the same schedule. ValueError when it is missing or ``cell`` is
-    neither "gru" nor "lstm"."""
+    everything else is the same schedule. ``prescan``: cycles the step's scan started before
+    its cycle 0 (:func:`scan_schedule`; 0, the default, is a step that starts at its cycle
+    0, as every step of today's core does). ValueError when ``fetch`` is missing, ``cell``
+    is neither "gru" nor "lstm" or ``prescan`` < 0."""
     ap = ap_latency(cell)
-    S, D, nb = step_schedule(dx_mask, dh_mask, shape, fetch)
+    S, D, nb = step_schedule(dx_mask, dh_mask, shape, fetch, prescan)
     if D is None:
         return SCAN_LATENCY + S + nb + ap
     return SCAN_LATENCY + max(S, D + mxv_drain(nb)) + nb + ap

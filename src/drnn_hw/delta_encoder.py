@@ -136,6 +136,11 @@ class DeltaEncoder(wiring.Component):
         A compressed core's words per weight column of every layer (``kept_l``): the
         addresses are then ``column_base + column · kept_l`` in the issue-slot layout
         (:func:`~drnn_hw.layer_map.layer_map` with ``blocks = slots``); default NB_l.
+    hold : bool
+        Build the ``h_hold`` input (issue #10's step overlap). Without it the encoder has
+        none of its logic: its per-element copies are registers the ULX3S flow keeps
+        (``*_dup``), so even a constant hold would cost flip-flops and a term in every
+        fetch enable.
 
     Ports
     -----
@@ -155,6 +160,14 @@ class DeltaEncoder(wiring.Component):
         (11.66 ns, #10's twenty-third round). A layer's pass may start only after its previous
         one is ``done`` (when the references it updates are written: they are read a cycle
         before the fetch).
+    h_hold : In(1)
+        Only with ``hold``: hold the pass before its first h window (issue #10's step overlap: a pass of layer 0
+        may scan x_{t+1} while the AP still writes h_t). While ``h_hold`` is high, stage F
+        fetches no h window; the x windows and the stages after F go on (the held cycles
+        pass as empty windows). The paused window's h side is read again in every held
+        cycle, so ``h`` must hold its new values from the first cycle ``h_hold`` is low; the
+        window is fetched from the cycle after that at the earliest. It must not rise once
+        the pass has fetched its first h window (the read is of the layer's first h window).
     clear : In(1)
         End of step: drop ``done`` and the nnz counters (must not coincide with the start).
     clear_refs : In(1)
@@ -188,7 +201,7 @@ class DeltaEncoder(wiring.Component):
     """
 
     def __init__(self, fmts: Formats, inputs: int, hidden: int, *, rows: int, columns: int,
-                 scan: int, slots=None):
+                 scan: int, slots=None, hold: bool = False):
         layers = [hidden] if isinstance(hidden, int) else list(hidden)
         check_positive(self, inputs=inputs, rows=rows, scan=scan)
         check_positive(self, **{f"hidden[{l}]" if len(layers) > 1 else "hidden": h
@@ -198,6 +211,7 @@ class DeltaEncoder(wiring.Component):
         self.map = layer_map(inputs, layers, rows, scan, slots)
         self.fmts, self.I, self.H = fmts, inputs, layers[0] if len(layers) == 1 else layers
         self.P, self.K, self.E = rows, columns, scan
+        self.hold = hold
         self.NB = math.ceil(layers[0] / rows)
         self.WX, self.WH = self.map[0].x_windows, self.map[0].h_windows
         self.addr_bits = address_width(inputs, layers, rows) if slots is None else \
@@ -209,6 +223,7 @@ class DeltaEncoder(wiring.Component):
             "desc": In(data.ArrayLayout(LayerDescriptor, len(layers)),
                        init=descriptor_values(inputs, layers, rows, scan, blocks=slots)),
             "start_next": In(1),
+            **({"h_hold": In(1)} if hold else {}),
             "clear": In(1),
             "clear_refs": In(1),
             "theta_x": In(unsigned(fmts.act_bits)),
@@ -297,6 +312,20 @@ class DeltaEncoder(wiring.Component):
             m.d.comb += a_valid_e[e].eq(start_e[e] | a_run_e[e])
             with m.If(start_e[e]):
                 m.d.sync += a_run_e[e].eq(1)
+        # The pass held before its first h window (``h_hold``, registered like the start, once
+        # for the encoder's own fetch and once per element): the window to fetch next is an h
+        # window and the hold was high in the cycle before.
+        pause, pause_e = None, None
+        if self.hold:
+            h_hold_q = Signal(name="h_hold_q")
+            m.d.sync += h_hold_q.eq(self.h_hold)
+            pause = Signal()
+            m.d.comb += pause.eq(h_hold_q & ~a_in_x)
+            pause_e = [Signal(name=f"pause{e}") for e in range(E)]
+            for e in range(E):
+                h_hold_e = Signal(name=f"h_hold{e}_dup")
+                m.d.sync += h_hold_e.eq(self.h_hold)
+                m.d.comb += pause_e[e].eq(h_hold_e & ~counters[1 + e][2])
         fetch = Signal()                   # F takes the next window this cycle
         advance = Signal()                 # every stage moves on (B is empty or finishing)
         # The same per element e, from e's own copy of B's control (below): they enable e's
@@ -376,6 +405,12 @@ class DeltaEncoder(wiring.Component):
                 return x_from_h(lm[l].x_window_base, e)
             return one(0) if L == 1 else Array(one(l) for l in range(L))[self.layer]
 
+        def first_h(e):
+            """Element e of the first h window of the pass's layer (from ``h``)."""
+            def one(l):
+                return h_element(self.h, lm[l].h_window_base, e)
+            return one(0) if L == 1 else Array(one(l) for l in range(L))[self.layer]
+
         for e, ((xw_e, hw_e, in_x_e), (xw_a, hw_a, in_x_a)) in enumerate(zip(counters[1:],
                                                                               ahead)):
             x_ok = Array(Const(w * E + e) < self.desc[l].inputs for l, w in x_windows)[xw_e]
@@ -399,6 +434,11 @@ class DeltaEncoder(wiring.Component):
                 x_h = Array(x_from_h(g, e) for g in range(len(x_windows)))[xw_a]
                 h_h = Array(h_element(self.h, g, e) for g in range(len(h_windows)))[hw_a]
                 m.d.sync += [ref.eq(Mux(in_x_a, x_r, h_r)), h_cur.eq(Mux(in_x_a, x_h, h_h))]
+            if self.hold:
+                with m.Elif(pause_e[e]):
+                    # Held before the layer's first h window: its h as it is now (ĥ is the
+                    # encoder's own, already read).
+                    m.d.sync += h_cur.eq(first_h(e))
             x_cur = self.x_data[e]
             if L > 1:
                 x_cur = Mux(self.layer == 0, x_cur, h_cur)
@@ -490,7 +530,8 @@ class DeltaEncoder(wiring.Component):
             ctl = Signal(ctl_layout, name=f"b_ctl{e}_dup")
             window_last_e.append(ctl.last)
             m.d.comb += [advance_e[e].eq(~ctl.valid | ctl.last),
-                         fetch_e[e].eq(advance_e[e] & a_valid_e[e])]
+                         fetch_e[e].eq(advance_e[e] & a_valid_e[e] & ~pause_e[e]
+                                       if self.hold else advance_e[e] & a_valid_e[e])]
             with m.If(advance_e[e]):
                 m.d.sync += [ctl.valid.eq(t.valid), ctl.first.eq(1),
                              ctl.two_cycles.eq(t_two_cycles),
@@ -526,7 +567,7 @@ class DeltaEncoder(wiring.Component):
         # --- F -> T -> B ------------------------------------------------------------------
         m.d.comb += [
             advance.eq(~b.valid | window_last),
-            fetch.eq(advance & a_valid),
+            fetch.eq(advance & a_valid & ~pause if self.hold else advance & a_valid),
             self.x_pop.eq(fetch & a_in_x & (self.layer == 0 if L > 1 else 1)),
             self.x_pop_last.eq(xw == self.desc[0].x_windows - 1),
         ]
@@ -534,7 +575,8 @@ class DeltaEncoder(wiring.Component):
             m.d.sync += a_run.eq(1)
         with m.If(advance):
             m.d.sync += [
-                f.valid.eq(a_valid), f.in_x.eq(a_in_x), f.xw.eq(xw), f.hw.eq(hw),
+                f.valid.eq(a_valid & ~pause if self.hold else a_valid), f.in_x.eq(a_in_x),
+                f.xw.eq(xw), f.hw.eq(hw),
                 f.final.eq(~a_in_x & (hw == h_last)),
                 b.two_cycles.eq(t_two_cycles), b.first.eq(1), b.keep.eq(t.keep),
                 window_last.eq(t.valid & t_one_cycle), b_left.eq(t_left),

@@ -102,6 +102,8 @@ class DeltaQueue(wiring.Component):
     copies : int
         Copies of the issue slot's weight words (``IssueSignature.word``), one per weight
         memory of the receiver (≥ 1).
+    hold : bool
+        Build the ``hold`` input without ``lookahead``.
     registered_writes : bool
         A cycle's bank writes reach the banks a cycle later, from a register, and the entries
         of the group under issue are held in the entry registers as they are written, so no
@@ -126,6 +128,11 @@ class DeltaQueue(wiring.Component):
         cycles, blocks 0 .. NB-1 (of a stacked core: the layer's global blocks).
     pending : Out(1)
         Something is still to be issued (now or later) this step.
+    hold : In(1)
+        Only with ``hold`` or ``lookahead``: no group starts while it is high (a started
+        group's NB slots go on). An AXI core's fetch holds a group until its columns'
+        weights are in the buffer; issue #10's step overlap holds the next step's groups
+        until the AP has done with the multipliers and delta memories.
 
     With ``lookahead`` (an AXI core's weight fetch, :mod:`drnn_hw.axi_weight_fetch`):
 
@@ -134,10 +141,6 @@ class DeltaQueue(wiring.Component):
     ahead_index : In(range(depth·K + 1)), ahead_entry : Out(entry_layout)
         A second, asynchronous read of the queue: entry ``ahead_index`` of the step (valid
         when ``ahead_index < written``), so the fetch can request columns ahead of the issue.
-    hold : In(1)
-        The next group's weights are not there yet: a group does not start while it is high
-        (a started group's NB slots go on; the data of a whole column is there before its
-        group starts).
 
     Raises
     ------
@@ -147,7 +150,8 @@ class DeltaQueue(wiring.Component):
     """
 
     def __init__(self, entry_layout, *, columns: int, blocks: int, capacity: int,
-                 lookahead: bool = False, copies: int = 1, registered_writes: bool = False):
+                 lookahead: bool = False, copies: int = 1, registered_writes: bool = False,
+                 hold: bool = False):
         if columns not in (1, 2):
             raise refuse(self, f"columns must be 1 or 2, got {columns}")
         per_layer = [blocks] if isinstance(blocks, int) else list(blocks)
@@ -160,6 +164,7 @@ class DeltaQueue(wiring.Component):
         self.depth = math.ceil(capacity / columns) + 1     # words per bank
         self.entry_layout = entry_layout
         self.lookahead = lookahead
+        self.hold_port = hold or lookahead
         self.copies = copies
         self.registered_writes = registered_writes
         count = range(self.depth * columns + 1)
@@ -168,7 +173,8 @@ class DeltaQueue(wiring.Component):
             "desc": In(data.ArrayLayout(LayerDescriptor, len(per_layer)),
                        init=[{"blocks": nb} for nb in per_layer]),
             **({"written": Out(count), "ahead_index": In(count),
-                "ahead_entry": Out(entry_layout), "hold": In(1)} if lookahead else {}),
+                "ahead_entry": Out(entry_layout)} if lookahead else {}),
+            **({"hold": In(1)} if self.hold_port else {}),
             "deltas": In(DeltaStreamSignature(entry_layout, columns)),
             "clear": In(1),
             "issue": Out(IssueSignature(entry_layout, columns, self.NB, copies)),
@@ -270,8 +276,8 @@ class DeltaQueue(wiring.Component):
         # A group's first slot is its last one when the layer has a single block.
         single = Signal()
         m.d.comb += single.eq(blocks == 1)
+        ready = (is_full | partial) & ~self.hold if self.hold_port else is_full | partial
         if self.lookahead:
-            ready = (is_full | partial) & ~self.hold
             # The entries written so far, and the look-ahead read (entry n: bank n % K,
             # word n // K).
             m.d.comb += self.written.eq(full * K + phase)
@@ -287,8 +293,6 @@ class DeltaQueue(wiring.Component):
                 m.d.comb += self.ahead_entry.eq(peeked[0])
             else:
                 m.d.comb += self.ahead_entry.eq(Mux(self.ahead_index[0], peeked[1], peeked[0]))
-        else:
-            ready = is_full | partial
         m.d.comb += [
             issue.valid.eq(busy | ready),
             issue.block.eq(Mux(busy, block, first)),

@@ -53,7 +53,7 @@ import math
 import numpy as np
 
 from .cycle_model import (LAYER_GAP, SCAN_LATENCY, ColumnFetch, CoreShape, _axi_issue_end,
-                          ap_latency, mxv_drain)
+                          ap_latency, mxv_drain, scan_schedule)
 
 __all__ = ["SPATIAL_FORMULA", "spatial_step_cycles", "spatial_cycles_for_masks",
            "delta_masks", "layer_kept", "weight_memory_bits", "bundle_spatial_cycles",
@@ -65,7 +65,8 @@ SPATIAL_FORMULA = ("cycles = SCAN_LATENCY + max(S, D + mxv_drain(1) if nnz else 
 
 
 def spatial_step_cycles(dx_mask, dh_mask, shape: CoreShape, kept: int,
-                        cell: str = "gru", fetch: ColumnFetch | None = None) -> int:
+                        cell: str = "gru", fetch: ColumnFetch | None = None,
+                        prescan: int = 0) -> int:
     """Cycles of one step of a compressed core (module docstring) given the kept deltas
     (boolean vectors of size I and H) and ``kept`` pairs per slice (1 ≤ kept ≤ NB), on the
     core for ``cell`` (its AP depth, :func:`~drnn_hw.cycle_model.ap_latency`).
@@ -75,8 +76,11 @@ def spatial_step_cycles(dx_mask, dh_mask, shape: CoreShape, kept: int,
     the compressed shape: SB of a pair word, the layer's first pair word): its groups wait for
     their columns' pair words (module docstring).
 
-    Raises ValueError for ``kept`` outside [1, NB], an unknown cell, or an AXI shape without
-    ``fetch``.
+    ``prescan``: cycles the step's scan started before its cycle 0, the scan and the queue's
+    hold of :func:`~drnn_hw.cycle_model.scan_schedule` (0: today's core).
+
+    Raises ValueError for ``kept`` outside [1, NB], an unknown cell, an AXI shape without
+    ``fetch``, or a negative ``prescan``.
     """
     ap = ap_latency(cell)
     if shape.weights == "axi" and fetch is None:
@@ -84,32 +88,14 @@ def spatial_step_cycles(dx_mask, dh_mask, shape: CoreShape, kept: int,
                          "(drnn_hw.dram.column_fetch)")
     dx_mask = np.asarray(dx_mask, dtype=bool)
     dh_mask = np.asarray(dh_mask, dtype=bool)
-    E, K = shape.scan, shape.columns
+    K = shape.columns
     nb = shape.blocks(dh_mask.size)
     if not 1 <= kept <= nb:
         raise ValueError(f"kept must lie in [1, NB = {nb}], got {kept}")
-
-    def windows(mask):
-        n = math.ceil(mask.size / E)
-        padded = np.zeros(n * E, dtype=bool)
-        padded[:mask.size] = mask
-        return padded.reshape(n, E)
-
-    win = np.concatenate([windows(dx_mask), windows(dh_mask)])    # (W, E)
-    d = win.sum(axis=1)
-    c = np.maximum(1, -(-d // K))
-    starts = np.concatenate([[0], np.cumsum(c)[:-1]])
-    S = int(c.sum())
-    nnz = int(d.sum())
-    if nnz == 0:
+    emit, release, S = scan_schedule(dx_mask, dh_mask, shape, prescan)
+    if not len(emit):
         return SCAN_LATENCY + S + nb + ap
-    rank = np.cumsum(win, axis=1) - 1
-    emit = (starts[:, None] + rank // K)[win]
-    G = -(-nnz // K)
-    last = np.minimum(np.arange(G) * K + K - 1, nnz - 1)
-    release = emit[last] + 1
-    if nnz % K:
-        release[-1] = S
+    G = len(release)
     if shape.weights == "axi":
         cols = np.flatnonzero(np.concatenate([dx_mask, dh_mask]))
         D = _axi_issue_end(cols, emit, release, kept, K, shape, fetch)

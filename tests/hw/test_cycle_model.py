@@ -8,7 +8,8 @@ from hypothesis import given, settings, strategies as st
 
 from drnn_hw.cycle_model import (
     AP_LATENCY, FRAME_IO, LAYER_GAP, PRESETS, SCAN_LATENCY, CoreShape, beat_lags, cycle_bound,
-    cycles_for_masks, frame_latency, mxv_drain, output_tail, step_cycles, step_schedule,
+    ColumnFetch, cycles_for_masks, frame_latency, mxv_drain, output_tail, scan_schedule,
+    step_cycles, step_schedule,
 )
 
 
@@ -89,6 +90,71 @@ def test_hand_worked_example():
     assert step_schedule([0, 0, 0], [0, 0, 0, 0], shape) == (4, None, 2)
     assert step_schedule([1, 1, 1], [0, 0, 0, 0], shape) == (4, 6, 2)
     assert step_schedule([0, 0, 0], [1, 1, 1, 1], shape) == (4, 7, 2)
+
+
+def test_prescan_hand_worked_examples():
+    # Issue #10's step overlap: the scan starts `prescan` (o) cycles before the step's cycle 0,
+    # fetches h windows from cycle 1 and its groups issue from cycle 0 (schedule cycle −3).
+    # Worked by hand on the stage model (F fetches when B is empty or in its window's last
+    # cycle; fetched at f, a window enters B at f + 3 when the stages move on), in scan
+    # cycles s (the step's cycle = s − o, schedule cycle u = s − o − 3).
+    L = SCAN_LATENCY
+    # (a) The demo core's shape, I = 12 (one x window), H = 64 (four h windows, NB = 4),
+    # o = 10; three Δx (the window takes 2 cycles), one Δh in h0. x0 fetched at s = 0 enters
+    # B at 3 (u = −10) and emits at u −10, −10, −9; h0..h3 fetched at s = 11..14 (step cycle
+    # ≥ 1) enter B at 14..17 (u = 1..4), S = 5. Group 0 released at −9, held to −3; group 1
+    # (x2, h0) at 2: D = max(−3 + 8, 2 + 4) = 6, A0 = max(5, 6 + 0) = 6.
+    shape = CoreShape(rows=16, columns=2, scan=16)
+    dx, dh = [1, 1, 1] + [0] * 9, [1] + [0] * 63
+    emit, release, S = scan_schedule(dx, dh, shape, prescan=10)
+    assert (list(emit), list(release), S) == ([-10, -10, -9, 1], [-3, 2], 5)
+    assert step_schedule(dx, dh, shape, prescan=10) == (5, 6, 4)
+    assert step_cycles(dx, dh, shape, prescan=10) == L + 6 + 4 + AP_LATENCY == 25
+    # ... against 28 without the overlap (u: x0 0 and 1, h0..h3 2..5; emits 0, 0, 1, 2;
+    # releases 1, 3; D = max(1 + 8, 3 + 4) = 9).
+    assert step_cycles(dx, dh, shape) == L + 9 + 4 + AP_LATENCY == 28
+    # (b) The hold passes as empty windows: E = 4, K = 1, I = 8, H = 8, P = 4 (NB = 2),
+    # o = 3, no Δx, two Δh in h0, one in h1. x0, x1 fetched at s = 0, 1 enter B at 3, 4;
+    # h0 may be fetched from s = 4 (step cycle 1): B is empty, so it enters at 7 (u = 1),
+    # takes 2 cycles, h1 (fetched at 5) enters at 9 (u = 3): S = 4; emits 1, 2, 3, releases
+    # 2, 3, 4: D = max(2 + 6, 3 + 4, 4 + 2) = 8; drain 2, A0 = 10.
+    shape = CoreShape(rows=4, columns=1, scan=4)
+    dx, dh = [0] * 8, [1, 1, 0, 0, 1, 0, 0, 0]
+    emit, release, S = scan_schedule(dx, dh, shape, prescan=3)
+    assert (list(emit), list(release), S) == ([1, 2, 3], [2, 3, 4], 4)
+    assert step_cycles(dx, dh, shape, prescan=3) == L + 10 + 2 + AP_LATENCY
+    # (c) A hold that does not bind is the closed form, earlier by o: E = 4, K = 1, I = 12
+    # (three x windows of 3, 0, 2 Δx), H = 4 (one Δh), o = 2. x0 in B at s = 3..5, x1 at 6,
+    # x2 at 7..8, h0 (fetched at s = 5 ≥ o + 1) at 9: u = −2, 1, 2, 4, as the closed form's
+    # 0, 3, 4, 6 less 2.
+    shape = CoreShape(rows=4, columns=1, scan=4)
+    dx, dh = [1, 1, 1, 0, 0, 0, 0, 0, 1, 1, 0, 0], [0, 1, 0, 0]
+    emit, _, S = scan_schedule(dx, dh, shape, prescan=2)
+    emit0, _, S0 = scan_schedule(dx, dh, shape)
+    assert list(emit) == [-2, -1, 0, 2, 3, 4] and list(emit0) == [0, 1, 2, 4, 5, 6]
+    assert (S, S0) == (5, 7)
+    # (d) Weights in DRAM: the column fetch starts as the delta is queued, before the hold
+    # ends. One Δx (I = 4, E = 4, K = 1, H = 4, P = 4: NB = 1, SB = 1, latency 5), o = 10:
+    # emitted at u = −10, the burst's address loaded at −9, its handshake at −8, its beat at
+    # −8 + 5 = −3: the group issues at max(release −9 held to −3, beat + 1 = −2) = −2,
+    # D = −1. h0, fetched at s = 11, enters B at s = 14 (u = 1): S = 2; A0 = max(2, −1 +
+    # mxv_drain(1) = 3) = 2.
+    shape = CoreShape(rows=4, columns=1, scan=4, weights="axi", bus_bits=32, burst=16)
+    fetch = ColumnFetch(beats_per_block=1, latency=5)
+    dx, dh = [1, 0, 0, 0], [0, 0, 0, 0]
+    assert step_schedule(dx, dh, shape, fetch, prescan=10) == (2, -1, 1)
+    assert step_cycles(dx, dh, shape, "gru", fetch, prescan=10) == L + 2 + 1 + AP_LATENCY
+    with pytest.raises(ValueError, match="prescan"):
+        step_cycles(dx, dh, CoreShape(), prescan=-1)
+
+
+@settings(max_examples=200, deadline=None)
+@given(masks, shapes, st.integers(0, 40))
+def test_prescan_never_ends_later_than_the_step_without_it(m, shape, prescan):
+    # Starting the scan earlier moves no window later (h windows are fetched from cycle 1 at
+    # the earliest, which a scan started at cycle 0 never beats), so no step may be slower.
+    dx, dh = m
+    assert step_cycles(dx, dh, shape, prescan=prescan) <= step_cycles(dx, dh, shape)
 
 
 def test_vectorised_form_and_bound():

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from amaranth.sim import Simulator
 
-from drnn_hw.cycle_model import SCAN_LATENCY
+from drnn_hw.cycle_model import SCAN_LATENCY, CoreShape, scan_schedule
 from drnn_hw.delta_encoder import DeltaEncoder, DeltaStreamSignature, delta_entry_layout
 from drnn_hw.numerics import Formats
 
@@ -35,12 +35,55 @@ def expected_schedule(x, h, x_ref, h_ref, theta_x, theta_h, E, K, NB):
     return events, cycle, x_ref, h_ref
 
 
-def run_steps(I, H, P, K, E, steps, theta_x, theta_h, resets=()):
+def held_schedule(x, h, x_ref, h_ref, theta_x, theta_h, E, K, NB, release):
+    """:func:`expected_schedule` of a pass whose h windows may be fetched from cycle
+    ``release`` on (``h_hold`` low from ``release - 1``), from a model of the stages written
+    here: F fetches the next window in a cycle in which B is empty or in its window's last
+    cycle (x windows any time, h windows from ``release``); fetched in cycle c, a window is in
+    the F register in c + 1, in T in c + 2, and enters B (its first schedule cycle) in c + 3
+    when it moves on then; it stays in B for max(1, ceil(kept/K)) cycles."""
+    I, H = len(x), len(h)
+    x_ref, h_ref = x_ref.copy(), h_ref.copy()
+    wins = []                           # (is_x, kept indices, base column)
+    for is_x, cur, ref, theta, base_col in ((1, x, x_ref, theta_x, 0), (0, h, h_ref, theta_h, I)):
+        for w in range(math.ceil(len(cur) / E)):
+            idx = range(w * E, min(len(cur), (w + 1) * E))
+            kept = [i for i in idx if cur[i] != ref[i] and abs(cur[i] - ref[i]) >= theta]
+            wins.append((is_x, [(i, int(cur[i] - ref[i])) for i in kept], base_col))
+            for i in kept:
+                ref[i] = cur[i]
+    wx = math.ceil(I / E)
+    entry, f, t, b, left, nxt, c = [], None, None, None, 0, 0, 0
+    while len(entry) < len(wins) or left > 1:
+        advance = b is None or left == 1
+        if advance:
+            b, left = t, (max(1, math.ceil(len(wins[t][1]) / K)) if t is not None else 0)
+            if t is not None:
+                entry.append(c + 1)
+            t = f
+            f = None
+            if nxt < len(wins) and (nxt < wx or c >= release):
+                f, nxt = nxt, nxt + 1
+        else:
+            left -= 1
+        c += 1
+    events = []
+    for (is_x, kept, base_col), s in zip(wins, entry):
+        events += [(s + j // K, j % K, d, (base_col + i) * NB, is_x)
+                   for j, (i, d) in enumerate(kept)]
+    S = entry[-1] + max(1, math.ceil(len(wins[-1][1]) / K))
+    return events, S, x_ref, h_ref
+
+
+def run_steps(I, H, P, K, E, steps, theta_x, theta_h, resets=(), holds=None, rng=None):
     """Scan ``steps`` back to back (each starts in the cycle after the previous one's clear,
     ``start_next`` asserted with the clear); before step i in ``resets``, ``clear_refs`` and
     then the earliest start it allows (the second cycle after it), the step's h set in its
-    start cycle."""
-    dut = DeltaEncoder(FMTS, I, H, rows=P, columns=K, scan=E)
+    start cycle. ``holds`` {step: T}: ``h_hold`` high from the cycle before that step's start
+    to cycle T − 1 of it, its h random codes (``rng``) until then and the step's own from
+    cycle T."""
+    holds = holds or {}
+    dut = DeltaEncoder(FMTS, I, H, rows=P, columns=K, scan=E, hold=bool(holds))
     WX = math.ceil(I / E)
     log = []
 
@@ -55,12 +98,25 @@ def run_steps(I, H, P, K, E, steps, theta_x, theta_h, resets=()):
                 await ctx.tick()
                 ctx.set(dut.clear_refs, 0)
                 # (This is the cycle the references are cleared in: the start follows it.)
+            T = holds.get(n)
+
+            def set_h(values):
+                for j in range(H):
+                    ctx.set(dut.h[j], int(values[j]))
+            if T is not None:
+                # (The cycle before the start: a step announced with the clear is held from
+                # its start on, which is all the hold acts on.)
+                ctx.set(dut.h_hold, 1)
+                set_h(rng.integers(-300, 300, H))
             if not announced:
                 ctx.set(dut.start_next, 1)
                 await ctx.tick()
                 ctx.set(dut.start_next, 0)
-            for j in range(H):
-                ctx.set(dut.h[j], int(h[j]))
+            if T is None:
+                set_h(h)
+            elif T == 0:
+                ctx.set(dut.h_hold, 0)
+                set_h(h)
             beat = 0
 
             def load(b):
@@ -84,6 +140,11 @@ def run_steps(I, H, P, K, E, steps, theta_x, theta_h, resets=()):
                     if beat < WX:
                         load(beat)
                 cycle += 1
+                if T is not None and cycle < T:
+                    set_h(rng.integers(-300, 300, H))      # h changes while held
+                elif T is not None and cycle == T:
+                    ctx.set(dut.h_hold, 0)
+                    set_h(h)
             nnz = (ctx.get(dut.nnz_dx), ctx.get(dut.nnz_dh))
             ctx.set(dut.clear, 1)
             announced = n + 1 < len(steps) and n + 1 not in resets
@@ -126,6 +187,51 @@ def test_emission_order_timing_and_refs(I, H, P, K, E, theta):
         assert pops == [(b, int(b == WX - 1)) for b in range(WX)]
         assert nnz == (sum(e[4] for e in want), sum(1 - e[4] for e in want))
     assert log[-1][0] == [] and log[-1][1] == SCAN_LATENCY + WX + math.ceil(H / E)
+
+
+@pytest.mark.parametrize("I,H,P,K,E", [(5, 7, 4, 2, 3), (1, 4, 2, 1, 1), (30, 6, 4, 2, 4),
+                                       (3, 10, 3, 1, 16)])
+def test_held_pass_waits_and_reads_h_after_the_hold(I, H, P, K, E):
+    # h_hold (issue #10's step overlap): the x windows scan while h is still being written,
+    # the h windows wait for the hold to drop and see h as it is from then (a step whose h
+    # changed while held gets the deltas of its final h), and the schedule is the stage
+    # model's above: for short holds the x windows are still in flight, for long ones the
+    # pipeline runs dry. The references and nnz are those of an unheld scan.
+    rng = np.random.default_rng(I * 11 + H)
+    NB = math.ceil(H / P)
+    steps, holds = [], {}
+    for n, T in enumerate([0, 1, 3, None, 9, 25, 2]):
+        x = rng.integers(-200, 200, I)
+        x[rng.random(I) < 0.4] = 0
+        h = rng.integers(-200, 200, H)
+        h[rng.random(H) < 0.3] = 0
+        steps.append((x, h))
+        if T is not None:
+            holds[n] = T
+    log = run_steps(I, H, P, K, E, steps, 40, 20, holds=holds, rng=rng)
+    x_ref, h_ref = np.zeros(I, np.int64), np.zeros(H, np.int64)
+    for n, ((x, h), (events, S, _, nnz)) in enumerate(zip(steps, log)):
+        release = holds[n] + 1 if n in holds else 0
+        before = (x_ref, h_ref)
+        want, want_S, x_ref, h_ref = held_schedule(x, h, *before, 40, 20, E, K, NB, release)
+        if n not in holds:      # unheld, the stage model is the scan's closed form
+            assert (want, want_S) == expected_schedule(x, h, *before, 40, 20, E, K, NB)[:2]
+        assert (events, S) == (want, want_S), n
+        assert nnz == (sum(e[4] for e in want), sum(1 - e[4] for e in want))
+        # The cycle model's scan (drnn_hw.cycle_model.scan_schedule) is this RTL's: a hold
+        # to cycle T is a scan started T cycles before the step's cycle 0.
+        cols = [e[3] // NB for e in events]
+        dx_mask, dh_mask = np.zeros(I, bool), np.zeros(H, bool)
+        dx_mask[[c for c in cols if c < I]] = True
+        dh_mask[[c - I for c in cols if c >= I]] = True
+        o = holds.get(n, 0)
+        emit, _, S_model = scan_schedule(dx_mask, dh_mask, CoreShape(rows=P, columns=K, scan=E),
+                                         prescan=o)
+        assert [e[0] for e in events] == list(emit + SCAN_LATENCY + o), n
+        assert S == S_model + SCAN_LATENCY + o, n
+    # The long hold did wait: its h windows entered B only after the release.
+    WH = math.ceil(H / E)
+    assert log[5][1] >= holds[5] + 1 + SCAN_LATENCY + WH
 
 
 @pytest.mark.parametrize("I,H,E", [(5, 7, 3), (3, 10, 16), (20, 5, 4)])

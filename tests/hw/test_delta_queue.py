@@ -113,15 +113,16 @@ def test_refuses_what_it_cannot_build(kwargs, name):
 
 
 @REGISTERED
+@pytest.mark.parametrize("lookahead", [True, False])
 @pytest.mark.parametrize("K", [1, 2])
-def test_lookahead_and_hold(K, registered):
+def test_lookahead_and_hold(K, registered, lookahead):
     """With ``lookahead``: ``written`` counts the entries from the cycle after their write,
-    ``ahead_entry`` is entry ``ahead_index`` of the step, and ``hold`` keeps a group from
-    starting (never stops one mid-way: its NB slots go on back to back)."""
+    ``ahead_entry`` is entry ``ahead_index`` of the step; with or without it, ``hold`` keeps
+    a group from starting (never stops one mid-way: its NB slots go on back to back)."""
     NB = 3
     layout = delta_entry_layout(Formats(), 10)
-    dut = DeltaQueue(layout, columns=K, blocks=NB, capacity=16, lookahead=True,
-                     registered_writes=registered)
+    dut = DeltaQueue(layout, columns=K, blocks=NB, capacity=16, lookahead=lookahead,
+                     registered_writes=registered, hold=not lookahead)
     entries = [(10 * n + 1, n + 100) for n in range(5)]
     log = []
 
@@ -136,12 +137,13 @@ def test_lookahead_and_hold(K, registered):
             # Held until cycle 20, except for a group already started.
             ctx.set(dut.hold, cycle < 20)
             n = cycle % 7
-            ctx.set(dut.ahead_index, n)
-            written = ctx.get(dut.written)
-            assert written == min(K * cycle, 5)
-            if n < written:
-                e = ctx.get(dut.ahead_entry)
-                assert (e.delta, e.addr) == entries[n]
+            if lookahead:
+                ctx.set(dut.ahead_index, n)
+                written = ctx.get(dut.written)
+                assert written == min(K * cycle, 5)
+                if n < written:
+                    e = ctx.get(dut.ahead_entry)
+                    assert (e.delta, e.addr) == entries[n]
             if ctx.get(dut.issue.valid):
                 log.append((cycle, ctx.get(dut.issue.block)))
             await ctx.tick()
