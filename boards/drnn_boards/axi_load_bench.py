@@ -9,7 +9,8 @@ over AXI4-Lite, then streams one sequence through AXI4-Stream with gaps and back
 
 Input ``$DRNN_AXI_IN`` (npz, written by :func:`drnn_boards.sim.run_axi_loads`): ``runs`` and
 per run k ``model_dir_k``, ``x_k`` (T, I_k) codes; ``tdata_bits``. Output ``$DRNN_AXI_OUT``:
-per run ``h_k`` (T, H_k), ``writes_k`` (the load's register writes), ``cycles_k`` (CYCLES_LAST
+per run ``h_k`` (T, H_k), ``writes_k`` (the load's register writes), ``prescan_k``
+(PRESCAN_LAST of the last step), ``cycles_k`` (CYCLES_LAST
 after the sequence: the last step's), ``sizes_k`` (SIZES after the load).
 """
 
@@ -29,7 +30,7 @@ async def axi_loads(dut):
     from drnn_hw.bundle import ModelBundle
     from drnn_hw.load import CoreInfo, check_bundle, load_writes
     # The testbenches' own register map (not the contract the wrapper is built from).
-    from drnn_sim.bus import CYCLES_LAST, SIZES
+    from drnn_sim.bus import CYCLES_LAST, PRESCAN_LAST, SIZES
 
     cfg = dict(np.load(os.environ["DRNN_AXI_IN"]))
     await _start(dut)
@@ -51,5 +52,6 @@ async def axi_loads(dut):
                                 rng=rng)
         out.update({f"h_{k}": h, f"writes_{k}": len(writes),
                     f"cycles_{k}": await bus.read(CYCLES_LAST),
+                    f"prescan_{k}": await bus.read(PRESCAN_LAST),
                     f"sizes_{k}": await bus.read(SIZES)})
     np.savez(os.environ["DRNN_AXI_OUT"], **out)

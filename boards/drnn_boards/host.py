@@ -216,10 +216,11 @@ class DeltaRNNLink:
 
     def counters(self) -> dict:
         """The last step's counters and STEPS: ``cycles_last``, ``nnz_dx_last``,
-        ``nnz_dh_last``, ``steps`` (ints), and ``status`` (the STATUS word)."""
+        ``nnz_dh_last``, ``prescan_last``, ``steps`` (ints), and ``status`` (the STATUS
+        word)."""
         return {reg.name.lower(): self.read_reg(reg)
                 for reg in (Register.CYCLES_LAST, Register.NNZ_DX_LAST, Register.NNZ_DH_LAST,
-                            Register.STEPS, Register.STATUS)}
+                            Register.PRESCAN_LAST, Register.STEPS, Register.STATUS)}
 
     def set_thresholds(self, theta_x: int, theta_h: int):
         """Write THETA_X and THETA_H (layer 0's Θ codes)."""
@@ -275,8 +276,9 @@ class DeltaRNNLink:
         (``h0``: every layer's initial state, as :func:`drnn_hw.golden.initial_state` takes).
 
         Every layer's thresholds are written from the bundle first. Returns a
-        :class:`~drnn_hw.golden.GoldenResult` whose ``cycles`` are the board's measured
-        CYCLES_LAST (0 when ``stats`` is false).
+        :class:`~drnn_hw.golden.GoldenResult` whose ``cycles`` and ``prescan`` are the board's
+        measured CYCLES_LAST and PRESCAN_LAST (0 when ``stats`` is false; one step at a time,
+        so no step is scanned ahead: its prescan is 0).
         """
         from drnn_hw.golden import GoldenResult, check_lengths, initial_state
 
@@ -288,6 +290,7 @@ class DeltaRNNLink:
         nnz_dx = np.zeros((N, T), np.int64)
         nnz_dh = np.zeros((N, T), np.int64)
         cycles = np.zeros((N, T), np.int64)
+        prescan = np.zeros((N, T), np.int64)
         self.set_layer_thresholds([(ly.theta_x, ly.theta_h) for ly in bundle.layers])
         h0_flat = None if h0 is None else \
             np.concatenate([s.h for s in initial_state(bundle, N, h0)], axis=1)
@@ -303,8 +306,10 @@ class DeltaRNNLink:
                 out[n, t] = h
                 if stats:
                     c = self.counters()
-                    cycles[n, t], nnz_dx[n, t], nnz_dh[n, t] = (
-                        c["cycles_last"], c["nnz_dx_last"], c["nnz_dh_last"])
+                    cycles[n, t], nnz_dx[n, t], nnz_dh[n, t], prescan[n, t] = (
+                        c["cycles_last"], c["nnz_dx_last"], c["nnz_dh_last"],
+                        c["prescan_last"])
                 if progress:
                     progress(1)
-        return GoldenResult(h=out, nnz_dx=nnz_dx, nnz_dh=nnz_dh, cycles=cycles, lengths=lengths)
+        return GoldenResult(h=out, nnz_dx=nnz_dx, nnz_dh=nnz_dh, cycles=cycles, lengths=lengths,
+                            prescan=prescan if stats else None)

@@ -24,8 +24,8 @@ A deeper overlap (the issue's "Δh work of step t+1 starts as soon as the part o
 is committed") fetches h window w the cycle after the AP writes block w of h_t (E = P, so
 window w is block w), ``C_t + 1 - (NB - 1 - w)``, instead of after the last block.
 
-The design the core is being built to (issue #10's thirty-second round, the *prescan*) is in
-the cycle model itself: ``drnn_hw.cycle_model.step_cycles(..., prescan=o)`` for a step whose
+The design the core builds with ``--step-overlap`` (``CoreShape.step_overlap``, issue #10's
+thirty-second round, the *prescan*) is in the cycle model itself: ``drnn_hw.cycle_model.step_cycles(..., prescan=o)`` for a step whose
 scan started o cycles before the cycle after the previous commit, its h windows fetched from
 the cycle after that one and its MxV groups held until it (the AP has then done with the
 multipliers and the delta memories; no borrowing to model). With the scan started the cycle

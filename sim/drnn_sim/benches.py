@@ -19,7 +19,7 @@ from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles, ReadOnly, RisingEdge
 
 from .bus import CELL_GRU, CTRL, CTRL_CLEAR_ERROR, CTRL_CLEAR_STEPS, CTRL_RESET_STATE, CYCLES_LAST, ID, \
-    ID_VALUE, NNZ_DH_LAST, NNZ_DX_LAST, SHAPE, SIZES, STATUS, STATUS_BUSY, \
+    ID_VALUE, NNZ_DH_LAST, NNZ_DX_LAST, PRESCAN_LAST, SHAPE, SIZES, STATUS, STATUS_BUSY, \
     STATUS_FRAME_ERROR, STATUS_RESET_PENDING, STEPS, THETA_H, THETA_X, Csr, frame_beats, \
     shape_word, sizes_word
 from .driver import CLOCK_NS, FrameSink, StreamSource
@@ -77,8 +77,10 @@ async def identity_registers(dut):
 
 @cocotb.test()
 async def step_registers(dut):
-    """Per step: CYCLES_LAST, NNZ_DX_LAST, NNZ_DH_LAST, STEPS (CSR and status port) match the
-    golden model; CLEAR_STEPS zeroes STEPS; RESET_STATE restarts the sequence bit-exactly."""
+    """Per step: CYCLES_LAST, NNZ_DX_LAST, NNZ_DH_LAST, STEPS, PRESCAN_LAST (CSR and status
+    port) match the golden model, one frame at a time (nothing scanned ahead) and back to
+    back (each step after the first scanned during the AP of the one before); CLEAR_STEPS
+    zeroes STEPS; RESET_STATE restarts the sequence bit-exactly."""
     ex = _expect()
     csr = await _start(dut)
     x = ex["x"]
@@ -86,10 +88,11 @@ async def step_registers(dut):
     for t in range(T):
         (h, status), = await _run_frames(dut, ex, x[t:t + 1])
         assert h == list(ex["h"][t]), f"step {t}: h differs from the golden model"
-        want = (int(ex["cycles"][t]), int(ex["nnz_dx"][t]), int(ex["nnz_dh"][t]), t + 1)
+        want = (int(ex["cycles"][t]), int(ex["nnz_dx"][t]), int(ex["nnz_dh"][t]), t + 1, 0)
         assert status == want, f"step {t}: status port {status}, golden {want}"
         regs = (await csr.read(CYCLES_LAST), await csr.read(NNZ_DX_LAST),
-                await csr.read(NNZ_DH_LAST), await csr.read(STEPS))
+                await csr.read(NNZ_DH_LAST), await csr.read(STEPS),
+                await csr.read(PRESCAN_LAST))
         assert regs == want, f"step {t}: registers {regs}, golden {want}"
         status_reg = await csr.read(STATUS)
         assert status_reg & STATUS_BUSY == 0, f"step {t}: BUSY still set after the frame"
@@ -100,7 +103,10 @@ async def step_registers(dut):
     frames = await _run_frames(dut, ex, x)
     for t, (h, status) in enumerate(frames):
         assert h == list(ex["h"][t]), f"after RESET_STATE, step {t}: h differs"
-        assert status[:3] == (int(ex["cycles"][t]), int(ex["nnz_dx"][t]), int(ex["nnz_dh"][t]))
+        want = (int(ex["cycles_streamed"][t]), int(ex["nnz_dx"][t]), int(ex["nnz_dh"][t]))
+        assert status[:3] == want, f"back to back, step {t}: status {status}, golden {want}"
+        assert status[4] == int(ex["prescan_streamed"][t]), \
+            f"back to back, step {t}: PRESCAN_LAST {status[4]}, golden {ex['prescan_streamed'][t]}"
     assert await csr.read(STEPS) == T
 
 

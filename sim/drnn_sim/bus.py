@@ -38,6 +38,8 @@ WEIGHT_BASE = 18
 #: Only in a compressed-weight core (reads 0 otherwise): kept_l of the selected layer in
 #: [11:0], the capacity kept_max in [23:12], the selected layer in [28:24].
 KEPT = 19
+#: Cycles the last step's scan started before the cycle after the previous commit (0: idle).
+PRESCAN_LAST = 20
 #: Per-layer register blocks: word 32 + 8·layer + offset.
 LAYER_OFFSETS = {"LAYER_SIZES": 0, "LAYER_THETA_X": 1, "LAYER_THETA_H": 2, "LAYER_CYCLES": 3,
                  "LAYER_NNZ_DX": 4, "LAYER_NNZ_DH": 5, "LAYER_COUNTS": 6, "LAYER_H_COLUMN": 7}

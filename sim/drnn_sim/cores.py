@@ -9,6 +9,8 @@ saturate the delta memories.
 ``lstm-tiny``: an LSTM with I=1, H=5 < P=8, K=1, E=4 whose cell states integrate ±1 per step
 (i = f = 1, g = ±1 from their biases, :func:`saturating_lstm`): after 128 steps c saturates at
 the cell format's limits.
+``odd-ov``, ``lstm-odd-ov``: ``odd`` and ``lstm-odd`` on cores with issue #10's step overlap
+(``CoreShape.step_overlap``).
 """
 
 from __future__ import annotations
@@ -52,6 +54,11 @@ CORES = {
                                        cell="lstm"),
                  CoreShape(rows=4, columns=2, scan=3)),
     "lstm-tiny": (lambda: saturating_lstm(), CoreShape(rows=8, columns=1, scan=4)),
+    # The same with issue #10's step overlap (a waiting frame's scan during the AP).
+    "odd-ov": (lambda: CORES["odd"][0](),
+               CoreShape(rows=4, columns=2, scan=3, step_overlap=True)),
+    "lstm-odd-ov": (lambda: CORES["lstm-odd"][0](),
+                    CoreShape(rows=4, columns=2, scan=3, step_overlap=True)),
 }
 
 

@@ -44,6 +44,9 @@ class CosimResult:
     # out (cycles since the simulation's start): latency and throughput as the host sees them.
     x_done: np.ndarray | None = None
     h_done: np.ndarray | None = None
+    # (N, T) status.prescan_last: cycles each step's scan started before its cycle 0 (the
+    # cycle after the previous commit; issue #10's step overlap), 0 for a step started idle.
+    prescan: np.ndarray | None = None
 
 
 @functools.lru_cache(maxsize=1)
@@ -306,7 +309,8 @@ def simulate(bundle, shape, x_codes, lengths=None, *, waves=None, theta_x=None, 
     return CosimResult(h=out["h"], nnz_dx=out["nnz_dx"], nnz_dh=out["nnz_dh"],
                        cycles=out["cycles"], steps=out["steps"], steps_reg=out["steps_reg"],
                        status_end=int(out["status_end"]), lengths=lengths, perf=perf,
-                       x_done=out["x_done"], h_done=out["h_done"], **per_layer)
+                       x_done=out["x_done"], h_done=out["h_done"], prescan=out["prescan"],
+                       **per_layer)
 
 
 def run_benches(bundle, shape, x_codes, workdir, testcase: str | None = None,
@@ -321,7 +325,10 @@ def run_benches(bundle, shape, x_codes, workdir, testcase: str | None = None,
     from drnn_hw.golden import run as golden_run
 
     x = np.asarray(x_codes, dtype=np.int64)
-    g = golden_run(golden_bundle or bundle, x[None], shape=shape)
+    # One frame at a time (every step finds the core idle) and back to back (each step after
+    # the first scanned during the AP of the one before, issue #10's step overlap).
+    g = golden_run(golden_bundle or bundle, x[None], shape=shape, prescan=0)
+    gs = golden_run(golden_bundle or bundle, x[None], shape=shape)
     g1 = golden_run(golden_bundle or bundle, x[None, 1:], shape=shape)   # restarted at x[1]
     work = Path(workdir)
     work.mkdir(parents=True, exist_ok=True)
@@ -329,7 +336,8 @@ def run_benches(bundle, shape, x_codes, workdir, testcase: str | None = None,
              cell=bus.CELL_LSTM if bundle.cell == "lstm" else bus.CELL_GRU,
              shape=[shape.rows, shape.columns, shape.scan], act_bits=bundle.formats.act_bits,
              theta=[bundle.theta_x, bundle.theta_h], x=x, h=g.h[0], nnz_dx=g.nnz_dx[0],
-             nnz_dh=g.nnz_dh[0], cycles=g.cycles[0], h_from1=g1.h[0], cycles_from1=g1.cycles[0])
+             nnz_dh=g.nnz_dh[0], cycles=g.cycles[0], cycles_streamed=gs.cycles[0],
+             prescan_streamed=gs.prescan[0], h_from1=g1.h[0], cycles_from1=g1.cycles[0])
     build_dir = build_core(bundle, shape, name=name)
     return runner.run_test(build_dir, name, "drnn_sim.benches", work, testcase=testcase,
                            env={"DRNN_BENCH_IN": str(work / "bench_in.npz")})

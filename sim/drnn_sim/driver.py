@@ -26,6 +26,7 @@ Sequences run one after the other (the reset must land between the last step of 
 of the next). Without stalls Python only wakes per beat, never per idle cycle.
 
 Output: the npz named by ``$DRNN_SIM_OUT``: ``h`` (N, T, H), ``nnz_dx``, ``nnz_dh``, ``cycles``,
+``prescan`` (PRESCAN_LAST: cycles the step's scan started before its cycle 0),
 ``steps`` (status.steps at each frame end), ``x_done``/``h_done`` (the clock edge at which
 the last beat of x frame t went in / of h frame t came out) (N, T), ``steps_reg`` (N,) the
 STEPS register after each sequence, ``status_end`` (STATUS at the end), ``sim_cycles``, ``wall_seconds`` and
@@ -113,10 +114,12 @@ class FrameSink:
         return (s.status__cycles_last.value.to_unsigned(),
                 s.status__nnz_dx_last.value.to_unsigned(),
                 s.status__nnz_dh_last.value.to_unsigned(),
-                s.status__steps.value.to_unsigned())
+                s.status__steps.value.to_unsigned(),
+                s.status__prescan_last.value.to_unsigned())
 
     async def receive(self, frames: int, where: str):
-        """``frames`` output frames: list of (h codes, (cycles, nnz_dx, nnz_dh, steps))."""
+        """``frames`` output frames: list of (h codes, (cycles, nnz_dx, nnz_dh, steps,
+        prescan))."""
         d = self.dut
         out = []
         for f in range(frames):
@@ -228,7 +231,7 @@ async def stream_sequences(dut):
         load_writes, load_cycles = len(writes), (get_sim_time("ns") - c_load) // CLOCK_NS
 
     h = np.zeros((N, T, H), np.int64)
-    stats = np.zeros((4, N, T), np.int64)
+    stats = np.zeros((5, N, T), np.int64)
     x_done = np.zeros((N, T), np.int64)
     h_done = np.zeros((N, T), np.int64)
     layer_stats = np.zeros((3, N, T, n_layers), np.int64)
@@ -275,7 +278,8 @@ async def stream_sequences(dut):
     sim_cycles = (get_sim_time("ns") - c0) // CLOCK_NS
     status_end = await csr.read(STATUS)
     np.savez(os.environ["DRNN_SIM_OUT"], h=h, cycles=stats[0], nnz_dx=stats[1],
-             nnz_dh=stats[2], steps=stats[3], steps_reg=steps_reg, status_end=status_end,
+             nnz_dh=stats[2], steps=stats[3], prescan=stats[4], steps_reg=steps_reg,
+             status_end=status_end,
              layer_cycles=layer_stats[0], layer_nnz_dx=layer_stats[1],
              layer_nnz_dh=layer_stats[2], x_done=x_done, h_done=h_done,
              sim_cycles=sim_cycles, wall_seconds=wall, cpu_seconds=cpu,

@@ -30,6 +30,7 @@ valid the next cycle. 32-bit words; the AXI4-Lite byte address is 4 × the word 
 | 17 | LOAD_DATA | W | the next 32 bits of the word at LOAD_ADDR (run-time core only; see *Loading*) |
 | 18 | WEIGHT_BASE | RW | only in a core with weights in DRAM (``--weights axi``; reads 0 otherwise): the byte address of the weight image (:mod:`drnn_hw.dram`), a multiple of 4096 (bits [11:0] read 0); write it while idle |
 | 19 | KEPT | RW | only in a compressed-weight core (``--weight-format compressed``; reads 0 otherwise): :data:`KeptLayout`, kept_l of the selected layer in [11:0], the core's capacity kept_max in [23:12] (read-only), the selected layer in [28:24]; a write selects its ``layer`` and, in a run-time core, sets that layer's kept_l to ``kept`` when 1 ≤ kept ≤ kept_max (kept = 0 only selects) |
+| 20 | PRESCAN_LAST | R | cycles the last step's scan started before its cycle 0, the cycle after the previous step's commit (issue #10's step overlap: a step whose x frame was waiting scans its x while the AP finishes the step before); 0 for a step that started idle. CYCLES_LAST counts from cycle 0, so the step's cycles are :func:`drnn_hw.cycle_model.step_cycles` with ``prescan`` = this |
 | 32 + 8l + 0 | LAYER_SIZES | R (RW) | layer l's I_l and H_l (:data:`SizesLayout`) |
 | 32 + 8l + 1 | LAYER_THETA_X | RW | Θx code of layer l (for l = 0 the same register as THETA_X) |
 | 32 + 8l + 2 | LAYER_THETA_H | RW | Θh code of layer l (l = 0: THETA_H) |
@@ -135,6 +136,7 @@ class Register(enum.IntEnum, shape=ADDR_BITS):
     LOAD_DATA = 17
     WEIGHT_BASE = 18
     KEPT = 19
+    PRESCAN_LAST = 20
 
 
 class LayerRegister(enum.IntEnum, shape=3):
@@ -164,6 +166,7 @@ ACCESS = {
     Register.STEPS: "R", Register.LAYERS: "R", Register.H0: "W", Register.MAXIMA: "R",
     Register.FORMATS0: "R", Register.FORMATS1: "R", Register.LOAD_ADDR: "W",
     Register.LOAD_DATA: "W", Register.WEIGHT_BASE: "RW", Register.KEPT: "RW",
+    Register.PRESCAN_LAST: "R",
 }
 LAYER_ACCESS = {
     LayerRegister.LAYER_SIZES: "R", LayerRegister.LAYER_THETA_X: "RW",
@@ -241,7 +244,7 @@ CSRSignature = wiring.Signature({
 #: step's values from the transfer of the last beat of its output frame.
 StatusSignature = wiring.Signature({
     "busy": Out(1), "cycles_last": Out(32), "nnz_dx_last": Out(16), "nnz_dh_last": Out(16),
-    "steps": Out(32),
+    "steps": Out(32), "prescan_last": Out(32),
     # The frame sizes of the model the core runs, in elements: I of layer 0 (an x frame) and
     # H_out (an h frame). Constants in a baked core; a run-time core's follow its loaded
     # descriptors, so a board link sizes its frames from them (SIZES shows the same).

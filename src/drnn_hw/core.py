@@ -70,10 +70,11 @@ Ports (Verilog names flattened with ``__``: ``x__valid``, ``x__payload``, ``csr_
 ``csr``: In(Signature({"addr": Out(4), "r_stb": Out(1), "r_data": In(32), "w_stb": Out(1),
     "w_data": Out(32)})): write with ``w_stb``; read with ``r_stb``, ``r_data`` next cycle.
 ``status``: Out(Signature({"busy", "cycles_last": 32, "nnz_dx_last": 16, "nnz_dh_last": 16,
-    "steps": 32, "inputs": 16, "outputs": 16})): the register values as plain outputs; they
-    hold a step's values when the last beat of its output frame is transferred. ``inputs`` and
-    ``outputs`` are the frame sizes in elements (I of layer 0, H_out): constants in a baked
-    core, the loaded model's in a run-time core (a board link sizes its frames from them).
+    "steps": 32, "prescan_last": 32, "inputs": 16, "outputs": 16})): the register values as
+    plain outputs; they hold a step's values when the last beat of its output frame is
+    transferred. ``inputs`` and ``outputs`` are the frame sizes in elements (I of layer 0,
+    H_out): constants in a baked core, the loaded model's in a run-time core (a board link
+    sizes its frames from them).
 ``m_axi``: Out(AxiReadSignature(bus_bits)), only with ``--weights axi``: the AXI4 read
     master (``m_axi__arvalid``, ``m_axi__araddr``, ..., ``m_axi__rdata``).
 
@@ -81,16 +82,18 @@ Register map (word addresses; the contract is :mod:`drnn_hw.contract`) — 0 ID,
 3 CTRL (W: bit0 RESET_STATE, bit1 CLEAR_STEPS, bit2 CLEAR_ERROR), 4 STATUS (bit0 BUSY,
 bit1 FRAME_ERROR, bit2 RESET_PENDING), 5 THETA_X, 6 THETA_H, 7 CYCLES_LAST, 8 NNZ_DX_LAST,
 9 NNZ_DH_LAST, 10 STEPS, 11 LAYERS, 12 H0 (W), 13 MAXIMA, 14 FORMATS0, 15 FORMATS1,
-16 LOAD_ADDR (W), 17 LOAD_DATA (W), 18 WEIGHT_BASE (RW, ``--weights axi`` only), and per
-layer l from word 32 + 8·l: LAYER_SIZES, LAYER_THETA_X, LAYER_THETA_H, LAYER_CYCLES,
-LAYER_NNZ_DX, LAYER_NNZ_DH, LAYER_COUNTS, LAYER_H_COLUMN (a run-time core: LAYERS and the
-layer's SIZES, COUNTS and H_COLUMN writable).
-Thresholds are sampled when a step starts (every layer's). RESET_STATE is applied in idle
-before the next step starts (it takes ΣNB + 5 cycles, while the delta memories take their
-biases back; STATUS shows RESET_PENDING until then; the same follows the clock domain's
-reset): write it after the last output frame of a sequence; then optionally ΣH_l H0 writes
-(the initial state). Without RESET_STATE the state (x̂, ĥ, h, M of every layer) carries over to
-the next frame, so a sequence may be sent in chunks.
+16 LOAD_ADDR (W), 17 LOAD_DATA (W), 18 WEIGHT_BASE (RW, ``--weights axi`` only), 19 KEPT
+(a compressed core), 20 PRESCAN_LAST, and per layer l from word 32 + 8·l: LAYER_SIZES,
+LAYER_THETA_X, LAYER_THETA_H, LAYER_CYCLES, LAYER_NNZ_DX, LAYER_NNZ_DH, LAYER_COUNTS,
+LAYER_H_COLUMN (a run-time core: LAYERS and the layer's SIZES, COUNTS and H_COLUMN writable).
+Thresholds are sampled when a step's scan starts (every layer's; for a step scanned ahead,
+below, during the AP of the step before). RESET_STATE is applied in idle before the next step
+starts (it takes ΣNB + 5 cycles, while the delta memories take their biases back; STATUS
+shows RESET_PENDING until then; the same follows the clock domain's reset): write it after
+the last output frame of a sequence, before the next sequence's first frame (a frame already
+scanned ahead when it is written runs first, on the old state); then optionally ΣH_l H0
+writes (the initial state). Without RESET_STATE the state (x̂, ĥ, h, M of every layer)
+carries over to the next frame, so a sequence may be sent in chunks.
 
 Layer descriptors (:data:`drnn_hw.layer_map.LayerDescriptor`): the encoder, the queue, the AP
 and this top read each layer's sizes and counts (I_l, H_l, NB_l, WX_l, WH_l, the weight address
@@ -121,7 +124,8 @@ idle cycle follows a commit before the next step can start (not counted in its c
 Step (see :mod:`drnn_hw.cycle_model`; ``cycles = SCAN_LATENCY + A0 + NB + AP_LATENCY``):
 
 1. start: idle, no reset pending, the input FIFO (2·WX beats) holds a full frame, no register
-   write in the previous cycle; cycle 0.
+   write in the previous cycle; cycle 0 (or, scanned ahead, below, the cycle after the
+   previous commit).
 2. scan (:class:`~drnn_hw.delta_encoder.DeltaEncoder`) feeds the delta queue
    (:class:`~drnn_hw.delta_queue.DeltaQueue`), which issues groups of K deltas to the weight
    bank and the three :class:`~drnn_hw.mxv.MxVChannel` (NB cycles per group).
@@ -132,6 +136,21 @@ Step (see :mod:`drnn_hw.cycle_model`; ``cycles = SCAN_LATENCY + A0 + NB + AP_LAT
    copied into the output holding buffer (waits while the previous frame is still there;
    those cycles are not counted), the status registers update. The output frame's beats
    whose blocks were written earlier may already have left, straight from h.
+
+The next step's scan (issue #10's step overlap, the *prescan*; a core with
+``shape.step_overlap``, not yet the default: without it the core is the one before, and
+PRESCAN_LAST reads 0): the encoder, the queue and the DRAM fetch (the *front*) have nothing
+left of a pass once its AP has started, and are cleared in the cycle after. From then on, while the step's last pass is in its AP, an x frame that is
+waiting (on the terms of an idle start: no RESET_STATE pending, no register write in the
+cycle before) starts the next step's scan of layer 0 a cycle later (``pre``). That scan takes
+its x windows, holds before its h windows (the encoder's ``h_hold``: h_t is still being
+written) and the queue holds its groups (the AP still borrows the multipliers and reads the
+delta memories), until the commit; the scanned step then runs on, its cycle 0 the cycle
+after the commit, its h windows fetched from its cycle 1. PRESCAN_LAST shows how many cycles
+before its cycle 0 the step's scan started (0: it started idle), and its cycles are
+:func:`~drnn_hw.cycle_model.step_cycles` with that ``prescan``; with frames back to back it is
+:func:`~drnn_hw.cycle_model.streamed_prescan`, ``NB_L + AP_LATENCY − 2``. A stacked core's
+later layers take layer l−1's new h, so only layer 0 is scanned ahead.
 """
 
 from __future__ import annotations
@@ -366,6 +385,9 @@ class DeltaRNNCore(wiring.Component):
         out_base = h_total - H
 
         running = Signal()          # a step is in progress (after its cycle 0)
+        # Issue #10's step overlap (``shape.step_overlap``; "the next step's scan" below).
+        # Without it the core is the one before it, netlist for netlist.
+        ov = self.shape.step_overlap
 
         # --- blocks -------------------------------------------------------------------------
         pad = [0] * (L - self.model_layers)
@@ -377,6 +399,7 @@ class DeltaRNNCore(wiring.Component):
             layers=self.model_layers,
             load_bits={c: self.load_word_bits(c) for c in self.load_memories()}
             if runtime else None, weight_base=self.axi, kept=self.kept_init,
+            prescan=self.shape.step_overlap,
             kept_max=self.kept_max)
         wiring.connect(m, wiring.flipped(self.csr), regs.csr)
         # The layer descriptors every block reads (a baked core's are constants) and the
@@ -397,18 +420,18 @@ class DeltaRNNCore(wiring.Component):
             # and the AP the NB_l blocks.
             slot_kept = [s.blocks for s in self.pair_map]
             m.submodules.encoder = enc = DeltaEncoder(fmts, I, hidden, rows=P, columns=K,
-                                                      scan=E, slots=slot_kept)
+                                                      scan=E, slots=slot_kept, hold=ov)
             m.submodules.queue = queue = DeltaQueue(
                 enc.entry, columns=K, blocks=slot_kept,
                 capacity=max(s.inputs + s.hidden for s in lm), lookahead=self.axi,
-                copies=word_copies, registered_writes=L > 1)
+                copies=word_copies, registered_writes=L > 1, hold=ov)
         else:
             m.submodules.encoder = enc = DeltaEncoder(fmts, I, hidden, rows=P, columns=K,
-                                                      scan=E)
+                                                      scan=E, hold=ov)
             m.submodules.queue = queue = DeltaQueue(
                 enc.entry, columns=K, blocks=[s.blocks for s in lm],
                 capacity=max(s.inputs + s.hidden for s in lm), lookahead=self.axi,
-                copies=word_copies, registered_writes=L > 1)
+                copies=word_copies, registered_writes=L > 1, hold=ov)
         if self.axi:
             # Weights in DRAM: the fetch takes the queue's look-ahead and holds its issue
             # until a group's columns are in the buffer.
@@ -418,8 +441,10 @@ class DeltaRNNCore(wiring.Component):
                 bus_bits=sh.bus_bits, outstanding=sh.outstanding, burst=sh.burst,
                 buffer=sh.buffer, kept=self.kept)
             m.d.comb += [bank.written.eq(queue.written), queue.ahead_index.eq(bank.ahead_index),
-                         bank.ahead_entry.eq(queue.ahead_entry), queue.hold.eq(bank.hold),
+                         bank.ahead_entry.eq(queue.ahead_entry),
                          bank.base.eq(regs.weight_base)]
+            if not ov:
+                m.d.comb += queue.hold.eq(bank.hold)
             wiring.connect(m, wiring.flipped(self.m_axi), bank.axi)
         elif self.compressed:
             m.submodules.weights = bank = WeightBank(
@@ -509,6 +534,28 @@ class DeltaRNNCore(wiring.Component):
         reset_pending = Signal()
         frame_error = Signal()
         cycle = Signal(32)          # the step's cycle index (wait cycles not counted)
+        # The next step's scan (issue #10's step overlap, the *prescan*;
+        # ``cycle_model.scan_schedule``). Once the AP of a step's last pass has started, the
+        # encoder and the queue have nothing left of it (they are cleared the cycle after,
+        # ``ap_go_q``), so an x frame that is waiting starts the next step's scan of layer 0
+        # then (``pre_go``). ``pre``: that scan runs and this step has not committed; it
+        # holds the scan before its h windows (h_t is not written yet) and the queue's groups
+        # (the AP still uses the multipliers and reads the delta memories) until the commit,
+        # from which the scanned step is the running one, its cycle 0 the cycle after.
+        # ``pre_count``: cycles since that scan started; ``step_prescan``: the running step's
+        # (0 when it started idle), shown in PRESCAN_LAST from its commit. Without the step
+        # overlap none of them exists (``pre`` and PRESCAN_LAST are 0).
+        ap_go = Signal()            # the pass's AP starts (A0)
+        pre = pre_go = prescan_last = Const(0)
+        if ov:
+            ap_go_q = Signal()
+            pre, pre_go = Signal(name="pre"), Signal(name="pre_go")
+            pre_count, step_prescan = Signal(32), Signal(32)
+            prescan_last = Signal(32)
+            # A pass's kept deltas, taken from the encoder as its front is cleared.
+            pass_nnz_dx, pass_nnz_dh = Signal(16), Signal(16)
+        else:
+            pass_nnz_dx, pass_nnz_dh = enc.nnz_dx, enc.nnz_dh
         # The output (see "output" below). out_full: the output register holds a beat, out_beat
         # its index in the frame (while empty: the next beat's), out_last: it is the frame's
         # last; hold_valid: the frame being sent was committed, its values are in ``hold``
@@ -578,7 +625,7 @@ class DeltaRNNCore(wiring.Component):
         # in every cycle. Worked out in its own cycle, the AND sat in front of the encoder's
         # fetch enables across the die: the random model's critical path at 80 MHz (12.56 ns,
         # 11.09 of it routing, issue #10's fifteenth round).
-        idle_n = commit | (idle & ~start)
+        idle_n = ((commit & ~pre) if ov else commit) | (idle & ~start)
         # (A RESET_STATE write also sets reset_pending, but the write itself holds the start.)
         reset_pending_n = reset_pending & ~apply_reset
         reset_busy_n = apply_reset | (reset_busy & (reset_left != 0))
@@ -607,8 +654,13 @@ class DeltaRNNCore(wiring.Component):
             layer = Signal(range(L))
             last_layer = Signal()
             m.d.comb += last_layer.eq(layer == n_layers - 1)
-            for block in (enc, queue, ap) + ((bank,) if self.axi else ()):
-                m.d.comb += block.layer.eq(layer)
+            # With the step overlap, the encoder's, the queue's (and the DRAM fetch's) layer:
+            # the pass's, and layer 0 from the start of the last pass's AP, when they may take
+            # the next step's scan.
+            front_layer = Signal(range(L)) if ov else layer
+            for block in (enc, queue) + ((bank,) if self.axi else ()):
+                m.d.comb += block.layer.eq(front_layer)
+            m.d.comb += ap.layer.eq(layer)
             gap = Signal(LAYER_GAP + 1)     # a shift register: the next pass starts at its end
             next_pass = Signal()            # a non-last layer's pass ends this cycle
             m.d.comb += [next_pass.eq(layer_done & ~last_layer),
@@ -620,29 +672,55 @@ class DeltaRNNCore(wiring.Component):
             m.d.comb += pass_start_n.eq(start_n | gap_n[LAYER_GAP])
             with m.If(next_pass):
                 m.d.sync += layer.eq(layer + 1)
+            if ov:
+                with m.If(next_pass):
+                    m.d.sync += front_layer.eq(layer + 1)
+                with m.If(ap_go & last_layer):
+                    m.d.sync += front_layer.eq(0)
             with m.If(commit):
                 m.d.sync += layer.eq(0)
             # The thresholds of a step: the registers' values at its start (layer 0 reads the
-            # registers as a single-layer core does; later layers this copy).
+            # registers as a single-layer core does; later layers this copy, taken in idle and
+            # as the next step's scan starts).
             step_theta_x = Signal.like(regs.theta_x)
             step_theta_h = Signal.like(regs.theta_h)
-            with m.If(idle):
+            with m.If((idle | pre_go) if ov else idle):
                 m.d.sync += [step_theta_x.eq(regs.theta_x), step_theta_h.eq(regs.theta_h)]
             # (Array of the elements, not a view index: that would be a wide shifter.)
+            later = running & (front_layer != 0) if ov else running
             m.d.comb += [
-                enc.theta_x.eq(Mux(running, Array(step_theta_x[l] for l in range(L))[layer],
+                enc.theta_x.eq(Mux(later, Array(step_theta_x[l] for l in range(L))[front_layer],
                                    regs.theta_x[0])),
-                enc.theta_h.eq(Mux(running, Array(step_theta_h[l] for l in range(L))[layer],
+                enc.theta_h.eq(Mux(later, Array(step_theta_h[l] for l in range(L))[front_layer],
                                    regs.theta_h[0])),
             ]
             pass_end = next_pass | commit
             stalled = step_done & hold_valid
         else:
+            last_layer = Const(1)
             m.d.comb += [step_done.eq(layer_done), commit.eq(step_done & ~hold_valid),
                          pass_start.eq(start), pass_start_n.eq(start_n),
                          enc.theta_x.eq(regs.theta_x[0]), enc.theta_h.eq(regs.theta_h[0])]
             pass_end = commit
             stalled = step_done & hold_valid
+        # The front (encoder, queue, DRAM fetch) is cleared at the end of a pass, or with the
+        # step overlap the cycle after its AP started: nothing is left in it then, and the
+        # next step's scan may follow.
+        front_clear = ap_go_q if ov else pass_end
+
+        # --- the next step's scan -----------------------------------------------------------
+        # From the cycle after the last pass's AP started (``ap_started``; the front is cleared
+        # in that cycle) up to the cycle before the commit, on the terms an idle start has
+        # (a frame, no RESET_STATE pending, no register write in the cycle before the scan).
+        if ov:
+            m.d.comb += pre_go.eq(ap_started & last_layer & ~pre & ~commit & frame_ready &
+                                  ~reset_pending & ~self.csr.w_stb)
+            with m.If(pre_go):
+                m.d.sync += [pre.eq(1), pre_count.eq(0)]
+            with m.Elif(pre):
+                m.d.sync += pre_count.eq(pre_count + 1)
+            m.d.comb += [enc.h_hold.eq(pre),
+                         queue.hold.eq(pre | bank.hold if self.axi else pre)]
 
         # --- input ----------------------------------------------------------------------------
         x_head = Signal(frame)
@@ -658,8 +736,8 @@ class DeltaRNNCore(wiring.Component):
 
         # --- scan -----------------------------------------------------------------------------
         m.d.comb += [
-            enc.start_next.eq(pass_start_n),
-            enc.clear.eq(pass_end),
+            enc.start_next.eq(pass_start_n | pre_go if ov else pass_start_n),
+            enc.clear.eq(front_clear),
             enc.clear_refs.eq(apply_reset),
             enc.x_data.eq(x_head.data),
         ]
@@ -671,9 +749,9 @@ class DeltaRNNCore(wiring.Component):
         # slot arriving with its weights one cycle after the issue.
         wiring.connect(m, scheduler=enc.deltas, queue=queue.deltas)
         wiring.connect(m, sequencer=queue.issue, weight_bank=bank.issue)
-        m.d.comb += queue.clear.eq(pass_end)
+        m.d.comb += queue.clear.eq(front_clear)
         if self.axi:
-            m.d.comb += bank.clear.eq(pass_end)
+            m.d.comb += bank.clear.eq(front_clear)
         for name, ch in chans.items():
             wiring.connect(m, weight_bank=getattr(bank, f"slot_{name}"), channel=ch.slot)
             m.d.comb += ch.load_bias.eq(apply_reset)
@@ -712,10 +790,13 @@ class DeltaRNNCore(wiring.Component):
             else:
                 mask = Array(Const((1 << d) - 1, drain) for d in drains)[layer]
                 drained = (slot_hist & mask) == 0
-        ap_go = Signal()
         m.d.comb += ap_go.eq(running & ~ap_started & enc.deltas.done & ~queue.pending & drained)
         with m.If(ap_go):
             m.d.sync += ap_started.eq(1)
+        if ov:
+            m.d.sync += ap_go_q.eq(ap_go)
+            with m.If(ap_go_q):
+                m.d.sync += [pass_nnz_dx.eq(enc.nnz_dx), pass_nnz_dh.eq(enc.nnz_dh)]
         # Global block g (layer l's local block bb) holds units h_base + bb·P + p.
         where = [(s, bb) for s in lm for bb in range(s.blocks)]
 
@@ -768,6 +849,8 @@ class DeltaRNNCore(wiring.Component):
         # --- step control, counters -------------------------------------------------------------
         with m.If(start):
             m.d.sync += [running.eq(1), cycle.eq(1)]
+            if ov:
+                m.d.sync += step_prescan.eq(0)
         with m.Elif(running & ~stalled):
             m.d.sync += cycle.eq(cycle + 1)
         with m.If(pass_end):
@@ -780,6 +863,9 @@ class DeltaRNNCore(wiring.Component):
                 m.d.sync += pass_cycle.eq(1)
             with m.Elif(running & ~stalled):
                 m.d.sync += pass_cycle.eq(pass_cycle + 1)
+            if ov:
+                with m.If(commit & pre):
+                    m.d.sync += pass_cycle.eq(0)    # the scanned step's cycle 0 is the next
             step_cycles = Signal(data.ArrayLayout(32, L))
             step_nnz_dx = Signal(data.ArrayLayout(16, L))
             step_nnz_dh = Signal(data.ArrayLayout(16, L))
@@ -791,8 +877,8 @@ class DeltaRNNCore(wiring.Component):
                     for l in range(L):
                         with m.Case(l):
                             m.d.sync += [step_cycles[l].eq(pass_cycle + 1),
-                                         step_nnz_dx[l].eq(enc.nnz_dx),
-                                         step_nnz_dh[l].eq(enc.nnz_dh)]
+                                         step_nnz_dx[l].eq(pass_nnz_dx),
+                                         step_nnz_dh[l].eq(pass_nnz_dh)]
             with m.If(commit):
                 # The last layer's values arrive in this very cycle.
                 if runtime:
@@ -803,36 +889,41 @@ class DeltaRNNCore(wiring.Component):
                         m.d.sync += [
                             layer_cycles[l].eq(Mux(now, pass_cycle + 1,
                                                    Mux(ran, step_cycles[l], 0))),
-                            layer_nnz_dx[l].eq(Mux(now, enc.nnz_dx,
+                            layer_nnz_dx[l].eq(Mux(now, pass_nnz_dx,
                                                    Mux(ran, step_nnz_dx[l], 0))),
-                            layer_nnz_dh[l].eq(Mux(now, enc.nnz_dh,
+                            layer_nnz_dh[l].eq(Mux(now, pass_nnz_dh,
                                                    Mux(ran, step_nnz_dh[l], 0)))]
                     m.d.sync += [
                         nnz_dx_last.eq(sum(Mux(l + 1 < n_layers, step_nnz_dx[l], 0)
-                                           for l in range(L - 1)) + enc.nnz_dx),
+                                           for l in range(L - 1)) + pass_nnz_dx),
                         nnz_dh_last.eq(sum(Mux(l + 1 < n_layers, step_nnz_dh[l], 0)
-                                           for l in range(L - 1)) + enc.nnz_dh)]
+                                           for l in range(L - 1)) + pass_nnz_dh)]
                 else:
                     for l in range(L - 1):
                         m.d.sync += [layer_cycles[l].eq(step_cycles[l]),
                                      layer_nnz_dx[l].eq(step_nnz_dx[l]),
                                      layer_nnz_dh[l].eq(step_nnz_dh[l])]
                     m.d.sync += [layer_cycles[L - 1].eq(pass_cycle + 1),
-                                 layer_nnz_dx[L - 1].eq(enc.nnz_dx),
-                                 layer_nnz_dh[L - 1].eq(enc.nnz_dh),
+                                 layer_nnz_dx[L - 1].eq(pass_nnz_dx),
+                                 layer_nnz_dh[L - 1].eq(pass_nnz_dh),
                                  nnz_dx_last.eq(sum(step_nnz_dx[l] for l in range(L - 1))
-                                                + enc.nnz_dx),
+                                                + pass_nnz_dx),
                                  nnz_dh_last.eq(sum(step_nnz_dh[l] for l in range(L - 1))
-                                                + enc.nnz_dh)]
+                                                + pass_nnz_dh)]
             m.d.comb += [regs.layer_cycles.eq(layer_cycles), regs.layer_nnz_dx.eq(layer_nnz_dx),
                          regs.layer_nnz_dh.eq(layer_nnz_dh)]
         else:
             with m.If(commit):
-                m.d.sync += [nnz_dx_last.eq(enc.nnz_dx), nnz_dh_last.eq(enc.nnz_dh)]
+                m.d.sync += [nnz_dx_last.eq(pass_nnz_dx), nnz_dh_last.eq(pass_nnz_dh)]
         with m.If(commit):
             m.d.sync += [
-                running.eq(0), steps.eq(steps + 1), cycles_last.eq(cycle + 1),
+                running.eq(pre), steps.eq(steps + 1), cycles_last.eq(cycle + 1),
             ]
+            if ov:
+                m.d.sync += prescan_last.eq(step_prescan)
+                with m.If(pre):
+                    # The scanned step runs on: its cycle 0 is the next.
+                    m.d.sync += [pre.eq(0), cycle.eq(0), step_prescan.eq(pre_count + 1)]
             new_h = []
             if runtime:
                 # The last loaded layer's h; the block the AP writes in this very cycle (its
@@ -971,7 +1062,7 @@ class DeltaRNNCore(wiring.Component):
                 with m.Else():
                     m.d.sync += [full.eq(0), count.eq(count + 1)]
         self._status(m, regs, running, frame_error, reset_pending, reset_busy, cycles_last,
-                     nnz_dx_last, nnz_dh_last, steps)
+                     nnz_dx_last, nnz_dh_last, steps, prescan_last)
         return m
 
     def _h0_write(self, m, regs, units: int):
@@ -1032,7 +1123,7 @@ class DeltaRNNCore(wiring.Component):
             m.d.sync += [h0_layer.eq(0), h0_unit.eq(0)]
 
     def _status(self, m, regs, running, frame_error, reset_pending, reset_busy, cycles_last,
-                nnz_dx_last, nnz_dh_last, steps):
+                nnz_dx_last, nnz_dh_last, steps, prescan_last):
         m.d.comb += [
             regs.busy.eq(running), regs.frame_error.eq(frame_error),
             regs.reset_pending.eq(reset_pending | reset_busy), regs.cycles_last.eq(cycles_last),
@@ -1041,7 +1132,10 @@ class DeltaRNNCore(wiring.Component):
             self.status.busy.eq(running), self.status.cycles_last.eq(cycles_last),
             self.status.nnz_dx_last.eq(nnz_dx_last), self.status.nnz_dh_last.eq(nnz_dh_last),
             self.status.steps.eq(steps),
+            self.status.prescan_last.eq(prescan_last),
         ]
+        if self.shape.step_overlap:
+            m.d.comb += regs.prescan_last.eq(prescan_last)
         if self.maxima is None:
             m.d.comb += [self.status.inputs.eq(self.bundle.input_size),
                          self.status.outputs.eq(self.H_out)]

@@ -49,6 +49,15 @@ the spatial schedule (:func:`drnn_hw.spatial.spatial_step_cycles` with ``fetch``
 
 The counter runs from the cycle the step starts (a full x frame buffered, the core idle) to the
 commit; cycles spent waiting for the output stream to take the previous h are not counted.
+
+**Step overlap** (issue #10, the *prescan*; :func:`scan_schedule`; a core generated with
+``CoreShape.step_overlap``, not yet the default): a step whose x frame is waiting when the previous step's last pass starts its AP begins its scan of layer 0 then,
+``prescan`` cycles before its cycle 0 (the cycle after the previous commit, from which its
+cycles are counted); its h windows wait for h_t (fetched from its cycle 1) and its MxV groups
+for the AP to be done with the multipliers and delta memories (from its cycle 0). Frames back
+to back give :func:`streamed_prescan`; a frame that finds the core idle, 0 (today's schedule,
+which is also a frame's latency, :func:`frame_latency`). The core shows each step's prescan
+in PRESCAN_LAST.
 """
 
 from __future__ import annotations
@@ -61,7 +70,8 @@ import numpy as np
 __all__ = ["CoreShape", "ColumnFetch", "column_bursts", "WEIGHT_SOURCES", "WEIGHT_FORMATS",
            "AXI_FIELDS",
            "PRESETS", "SCAN_LATENCY", "MXV_WRITE", "AP_LATENCY", "AP_LATENCY_LSTM",
-           "CHANNELS", "ap_latency", "LAYER_GAP", "FRAME_IO", "beat_lags", "output_tail",
+           "CHANNELS", "ap_latency", "LAYER_GAP", "FRAME_IO", "PRESCAN_GAP", "streamed_prescan",
+           "beat_lags", "output_tail",
            "mxv_drain", "scan_schedule", "step_schedule",
            "step_cycles",
            "cycle_bound", "frame_latency", "frame_interval", "cycles_for_masks", "FORMULA"]
@@ -159,13 +169,31 @@ def frame_latency(cycles, lags):
     return np.asarray(cycles) + FRAME_IO + output_tail(lags)
 
 
-def frame_interval(cycles, layers: int = 1):
+#: Cycles from a pass's AP start (the cycle A0 is decided) to the start of the next step's
+#: scan when its x frame is waiting: the front (encoder, queue) is cleared in the cycle after
+#: A0, and the scan starts in the cycle after that (:mod:`drnn_hw.core`, *prescan*).
+PRESCAN_GAP = 2
+
+
+def streamed_prescan(nb_last: int, cell: str = "gru") -> int:
+    """The prescan (:func:`scan_schedule`) of a step whose x frame was already waiting when
+    the previous step's last pass started its AP, as with frames back to back: that step
+    commits ``NB_L + ap_latency(cell) - 1`` cycles after its A0 and the scan starts
+    :data:`PRESCAN_GAP` cycles after it, so ``NB_L + ap_latency(cell) - PRESCAN_GAP``
+    (``nb_last``: the last layer's NB). ValueError for an unknown cell."""
+    return nb_last + ap_latency(cell) - PRESCAN_GAP
+
+
+def frame_interval(cycles, layers: int = 1, step_overlap: bool = False):
     """Cycles between the last beats of two consecutive h frames when the x frames come back
-    to back (the throughput), ``cycles`` being the later step's: a step starts in the cycle
-    after the previous commit, a stacked core (L > 1) one cycle later (it loads layer 0's
-    window counters; see :mod:`drnn_hw.core`). Nothing of one step's work overlaps the next
-    yet (only its output frame, :func:`output_tail`)."""
-    return np.asarray(cycles) + (1 if layers > 1 else 0)
+    to back (the throughput), ``cycles`` being the later step's as the core counts them: a
+    step starts in the cycle after the previous commit, a stacked core (L > 1) one cycle
+    later (it loads layer 0's window counters; see :mod:`drnn_hw.core`). With the step
+    overlap (``CoreShape.step_overlap``) the step's scan already started during the previous
+    AP (its cycles are :func:`step_cycles` with :func:`streamed_prescan`, counted from the
+    cycle after the previous commit) and no idle cycle comes between, so the interval is the
+    cycles on any core."""
+    return np.asarray(cycles) + (1 if layers > 1 and not step_overlap else 0)
 
 
 def ap_latency(cell: str = "gru") -> int:
@@ -240,6 +268,10 @@ class CoreShape:
     # (value, row) pairs of each multiplier slice (a kept column costs the layer's ``kept``
     # cycles; the schedule is :mod:`drnn_hw.spatial`'s, the MxV :mod:`drnn_hw.mxv_compressed`).
     weight_format: str = "dense"
+    # Issue #10's step overlap (CLI ``--step-overlap``, module docstring): a waiting x frame's
+    # scan starts while the AP finishes the step before (:func:`scan_schedule`'s prescan).
+    # Not yet the default: its netlist does not meet the ULX3S's 90 MHz at the first attempt.
+    step_overlap: bool = False
 
     def __post_init__(self):
         if not 1 <= self.rows <= MAX_ROWS:
@@ -269,6 +301,8 @@ class CoreShape:
             raise ValueError(f"--burst must be a power of two of at most 256 beats and 4096 "
                              f"bytes (AXI4's limits), got {self.burst} beats of "
                              f"{self.bus_bits} bits")
+        if not isinstance(self.step_overlap, bool):
+            raise ValueError(f"step_overlap must be True or False, got {self.step_overlap!r}")
         if self.buffer & (self.buffer - 1) or self.buffer < 2 * self.columns:
             raise ValueError(f"--buffer must be a power of two ≥ 2·K = {2 * self.columns} "
                              f"columns, got {self.buffer}")
@@ -297,15 +331,18 @@ class CoreShape:
         return cls(rows=d.get("rows", d.get("pe")), columns=d.get("columns", d.get("lanes")),
                    scan=d["scan"], out_layers=d.get("out_layers", "last"),
                    weights=d.get("weights", "baked"),
-                   weight_format=d.get("weight_format", "dense"), **fetch)
+                   weight_format=d.get("weight_format", "dense"),
+                   step_overlap=bool(d.get("step_overlap", False)), **fetch)
 
     def to_dict(self) -> dict:
         """P, K, E (``rows``, ``columns``, ``scan``), ``out_layers`` unless "last", and the
-        weight source unless "baked", with the fetch parameters of an "axi" one, and
-        ``weight_format`` unless "dense"."""
+        weight source unless "baked", with the fetch parameters of an "axi" one,
+        ``weight_format`` unless "dense", and ``step_overlap`` when it is on."""
         d = asdict(self)
         if self.weight_format == "dense":
             del d["weight_format"]
+        if not self.step_overlap:
+            del d["step_overlap"]
         if self.out_layers == "last":
             del d["out_layers"]
         if self.weights != "axi":
@@ -538,15 +575,17 @@ def step_cycles(dx_mask, dh_mask, shape: CoreShape, cell: str = "gru",
 
 
 def cycles_for_masks(dx_masks, dh_masks, shape: CoreShape, cell: str = "gru",
-                     fetch: ColumnFetch | None = None) -> np.ndarray:
-    """:func:`step_cycles` over leading dimensions: masks (..., I) and (..., H)."""
+                     fetch: ColumnFetch | None = None, prescan=0) -> np.ndarray:
+    """:func:`step_cycles` over leading dimensions: masks (..., I) and (..., H), ``prescan``
+    an int or an array of the leading shape."""
     dx_masks = np.asarray(dx_masks, dtype=bool)
     dh_masks = np.asarray(dh_masks, dtype=bool)
     lead = dx_masks.shape[:-1]
     flat_x = dx_masks.reshape(-1, dx_masks.shape[-1])
     flat_h = dh_masks.reshape(-1, dh_masks.shape[-1])
-    out = np.fromiter((step_cycles(a, b, shape, cell, fetch)
-                       for a, b in zip(flat_x, flat_h)),
+    flat_o = np.broadcast_to(np.asarray(prescan, dtype=np.int64), lead).reshape(-1)
+    out = np.fromiter((step_cycles(a, b, shape, cell, fetch, int(o))
+                       for a, b, o in zip(flat_x, flat_h, flat_o)),
                       dtype=np.int64, count=flat_x.shape[0])
     return out.reshape(lead)
 

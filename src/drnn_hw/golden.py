@@ -28,12 +28,12 @@ work in parallel, so the MxV time is the same), and :func:`run` returns it as fo
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
 from .bundle import ModelBundle
-from .cycle_model import LAYER_GAP, CoreShape, cycles_for_masks
+from .cycle_model import LAYER_GAP, CoreShape, cycles_for_masks, step_cycles, streamed_prescan
 from .numerics import Formats, lut_index, lut_index_cell, narrow_acc, round_shift, saturate
 
 __all__ = ["GoldenResult", "LayerState", "initial_state", "run", "activation_pipeline",
@@ -75,7 +75,10 @@ class GoldenResult:
     (N, T, H_l); ``state`` the final state (list of L :class:`LayerState`, each sequence's
     state after its last valid step), to pass as ``state`` to continue the sequences;
     ``layer_cycles`` (N, T, L): each layer's pass (the layer gaps not included; golden model
-    and the RTL engines of a stacked core).
+    and the RTL engines of a stacked core). ``prescan`` (N, T): cycles each step's scan
+    started before its cycle 0 (issue #10's step overlap; the core's PRESCAN_LAST, or what
+    the golden model's cycles assume, None for 0 everywhere); :meth:`with_prescan` gives the
+    golden model's cycles for another.
     """
 
     h: np.ndarray
@@ -88,6 +91,22 @@ class GoldenResult:
     layer_h: list | None = None
     state: list | None = None
     layer_cycles: np.ndarray | None = None
+    prescan: np.ndarray | None = None
+    #: The golden model's cycles for other prescans: prescan (N, T) -> (cycles, layer_cycles).
+    recount: object = field(default=None, repr=False, compare=False)
+
+    def with_prescan(self, prescan) -> "GoldenResult":
+        """This golden result with its cycles for steps whose layer-0 scan started
+        ``prescan`` (N, T) cycles before their cycle 0 (a measured PRESCAN_LAST per step,
+        e.g. an RTL engine's ``prescan``; :func:`drnn_hw.cycle_model.step_cycles`). ValueError
+        for a result that cannot recount (an engine's) or a wrong shape."""
+        if self.recount is None:
+            raise ValueError("only a golden model result can recount its cycles")
+        prescan = np.asarray(prescan, dtype=np.int64)
+        if prescan.shape != self.cycles.shape:
+            raise ValueError(f"prescan must be {self.cycles.shape}, got {prescan.shape}")
+        cycles, layer_cycles = self.recount(prescan)
+        return replace(self, cycles=cycles, layer_cycles=layer_cycles, prescan=prescan)
 
     def flat(self, key: str) -> np.ndarray:
         """Per-step values of the valid steps, sequences concatenated in order (None when
@@ -283,7 +302,7 @@ def kept_masks(bundle: ModelBundle, x_codes,
 
 def run(bundle: ModelBundle, x_codes, lengths=None, shape: CoreShape | None = None,
         with_cycles: bool = True, state=None, h0=None, c0=None,
-        dram_latency: int | None = None) -> GoldenResult:
+        dram_latency: int | None = None, prescan=None) -> GoldenResult:
     """Run the integer model on ``x_codes`` (N, T, I) activation codes.
 
     ``lengths`` (N,) marks ragged sequences: steps at or past a sequence's length do not happen
@@ -309,15 +328,21 @@ def run(bundle: ModelBundle, x_codes, lengths=None, shape: CoreShape | None = No
     ``dram_latency`` (cycles, default :data:`drnn_hw.dram.DEFAULT_LATENCY`); both at once
     (compressed weights in DRAM), the spatial model with the memory terms on columns of
     ``kept`` pair words (:mod:`drnn_hw.spatial`).
+    ``prescan``: cycles each step's scan of layer 0 started before its cycle 0 (issue #10's
+    step overlap, a core with ``shape.step_overlap``; :func:`drnn_hw.cycle_model.
+    scan_schedule`), an int or (N, T). By default the frames of a sequence come back to back,
+    as every engine sends them: on such a core a sequence's first step finds the core idle
+    (0), every later one was scanned while the AP finished the step before
+    (:func:`~drnn_hw.cycle_model.streamed_prescan`); on a core without it every prescan is
+    0. 0: every step found the core idle (a frame's latency). :meth:`GoldenResult.
+    with_prescan` recounts for another.
     Raises ValueError for a wrong input shape, out-of-range codes, bad lengths or state.
     """
     fmts = bundle.formats
     fetches = [None] * bundle.num_layers
     compressed = shape is not None and shape.weight_format == "compressed"
     if compressed:
-        from dataclasses import replace
-
-        from .spatial import layer_kept, spatial_cycles_for_masks
+        from .spatial import layer_kept, spatial_cycles_for_masks, spatial_step_cycles
         # The P the core builds (rows past the largest H hold nothing; drnn_hw.core).
         shape = replace(shape, rows=min(shape.rows, max(ly.hidden_size
                                                         for ly in bundle.layers)))
@@ -342,11 +367,24 @@ def run(bundle: ModelBundle, x_codes, lengths=None, shape: CoreShape | None = No
     cycles = np.zeros((N, T), np.int64)
     layer_cycles = np.zeros((N, T, L), np.int64)
     inp = x
+    masks0 = None
+
+    def layer_step_cycles(l, kx, kh, pre):
+        """Cycles of layer l's passes, kept masks (S, I_l) and (S, H_l), prescans (S,)."""
+        if compressed:
+            kept = layer_kept(bundle.layers[l], shape)
+            return np.array([spatial_step_cycles(a, b, shape, kept, bundle.cell, fetches[l], o)
+                             for a, b, o in zip(kx, kh, pre)], dtype=np.int64)
+        return np.array([step_cycles(a, b, shape or CoreShape(), bundle.cell, fetches[l], o)
+                         for a, b, o in zip(kx, kh, pre)], dtype=np.int64)
+
     for l, ly in enumerate(bundle.layers):
         out, carried, kx, kh = _run_layer(ly, fmts, bundle.sigmoid_lut, bundle.tanh_lut, inp,
                                           valid, state[l], bundle.cell)
         layer_h.append(out)
         nnz_dx[..., l], nnz_dh[..., l] = kx.sum(-1), kh.sum(-1)
+        if l == 0:
+            masks0 = (kx[valid], kh[valid])
         if with_cycles and valid.any() and compressed:
             layer_cycles[valid, l] = spatial_cycles_for_masks(
                 kx[valid], kh[valid], shape, layer_kept(ly, shape), bundle.cell, fetches[l])
@@ -359,13 +397,40 @@ def run(bundle: ModelBundle, x_codes, lengths=None, shape: CoreShape | None = No
         inp = carried
     if with_cycles and L > 1:
         cycles[valid] += (L - 1) * LAYER_GAP
+
+    def recount(pre):
+        # Layer 0's passes again, only those of steps with a prescan.
+        out_c, out_l = cycles.copy(), layer_cycles.copy()
+        pv = pre[valid]
+        redo = np.flatnonzero(pv)
+        if with_cycles and len(redo):
+            new = layer_step_cycles(0, masks0[0][redo], masks0[1][redo], pv[redo])
+            col = out_l[..., 0][valid]
+            delta = np.zeros_like(pv)
+            delta[redo] = new - col[redo]
+            col[redo] = new
+            lc0 = out_l[..., 0]
+            lc0[valid] = col
+            out_l[..., 0] = lc0
+            out_c[valid] += delta
+        return out_c, out_l
     # What the core's output stream carries (CoreShape.out_layers).
     h_out = np.concatenate(layer_h, axis=-1) if (shape or CoreShape()).out_layers == "all" \
         else layer_h[-1]
-    return GoldenResult(h=h_out, nnz_dx=nnz_dx.sum(-1), nnz_dh=nnz_dh.sum(-1),
-                        cycles=cycles, lengths=lengths, layer_nnz_dx=nnz_dx,
-                        layer_nnz_dh=nnz_dh, layer_h=layer_h, state=state,
-                        layer_cycles=layer_cycles if with_cycles else None)
+    result = GoldenResult(h=h_out, nnz_dx=nnz_dx.sum(-1), nnz_dh=nnz_dh.sum(-1),
+                          cycles=cycles, lengths=lengths, layer_nnz_dx=nnz_dx,
+                          layer_nnz_dh=nnz_dh, layer_h=layer_h, state=state,
+                          layer_cycles=layer_cycles if with_cycles else None,
+                          recount=recount if with_cycles else None)
+    if with_cycles:
+        if prescan is None and (shape or CoreShape()).step_overlap:
+            nb_last = shape.blocks(bundle.layers[-1].hidden_size)
+            prescan = np.where(valid & (np.arange(T)[None, :] > 0),
+                               streamed_prescan(nb_last, bundle.cell), 0)
+        elif prescan is None:
+            prescan = 0
+        result = result.with_prescan(np.where(valid, np.broadcast_to(prescan, (N, T)), 0))
+    return result
 
 
 def float_delta_gru(w_ih, w_hh, b_ih, b_hh, x, theta_x: float = 0.0, theta_h: float = 0.0,

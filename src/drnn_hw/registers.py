@@ -64,6 +64,9 @@ class RegisterFile(wiring.Component):
         Kept Δx and Δh of the last step, shown in NNZ_DX_LAST and NNZ_DH_LAST.
     steps : In(32)
         Steps completed, shown in STEPS.
+    prescan_last : In(32)
+        Only with ``prescan`` (a core with the step overlap): cycles the last step's scan
+        started before its cycle 0, shown in PRESCAN_LAST (which reads 0 otherwise).
     layer_cycles : In(ArrayLayout(32, L)), layer_nnz_dx, layer_nnz_dh : In(ArrayLayout(16, L))
         Only with L > 1: each layer's cycles and kept deltas of the last step (with one layer,
         LAYER_CYCLES etc. show CYCLES_LAST etc.).
@@ -102,7 +105,7 @@ class RegisterFile(wiring.Component):
                  act_bits: int, theta_x, theta_h, cell: int = 0, descriptors=None,
                  maxima=None, formats=None, runtime: bool = False, load_bits=None,
                  layers: int | None = None, weight_base: bool = False, kept=None,
-                 kept_max: int | None = None):
+                 kept_max: int | None = None, prescan: bool = False):
         hidden = [hidden] if isinstance(hidden, int) else list(hidden)
         L = len(hidden)
         theta_x = [theta_x] * L if isinstance(theta_x, int) else list(theta_x)
@@ -154,6 +157,7 @@ class RegisterFile(wiring.Component):
         self.act_bits, self.L = act_bits, L
         self.runtime = runtime
         self.has_weight_base = weight_base
+        self.has_prescan = prescan
         self.kept_init, self.kept_max = kept, kept_max
         self.theta_init = (theta_x, theta_h)
         self.load_bits = dict(load_bits or {})
@@ -182,6 +186,7 @@ class RegisterFile(wiring.Component):
             "nnz_dx_last": In(16),
             "nnz_dh_last": In(16),
             "steps": In(32),
+            **({"prescan_last": In(32)} if prescan else {}),
             "desc": Out(data.ArrayLayout(LayerDescriptor, L), init=descriptors),
             "layers": Out(range(1, L + 1), init=layers or L),
             **per_layer,
@@ -271,6 +276,8 @@ class RegisterFile(wiring.Component):
                 Register.NNZ_DH_LAST: self.nnz_dh_last, Register.STEPS: self.steps,
                 Register.LAYERS: layers,
             }
+            if self.has_prescan:
+                values[Register.PRESCAN_LAST] = self.prescan_last
             if self.has_weight_base:
                 values[Register.WEIGHT_BASE] = self.weight_base
             if kept_word is not None:

@@ -105,15 +105,18 @@ def spatial_step_cycles(dx_mask, dh_mask, shape: CoreShape, kept: int,
 
 
 def spatial_cycles_for_masks(dx_masks, dh_masks, shape: CoreShape, kept: int,
-                             cell: str = "gru", fetch: ColumnFetch | None = None) -> np.ndarray:
-    """:func:`spatial_step_cycles` over leading dimensions: masks (..., I) and (..., H)."""
+                             cell: str = "gru", fetch: ColumnFetch | None = None,
+                             prescan=0) -> np.ndarray:
+    """:func:`spatial_step_cycles` over leading dimensions: masks (..., I) and (..., H),
+    ``prescan`` an int or an array of the leading shape."""
     dx_masks = np.asarray(dx_masks, dtype=bool)
     dh_masks = np.asarray(dh_masks, dtype=bool)
     lead = dx_masks.shape[:-1]
     fx = dx_masks.reshape(-1, dx_masks.shape[-1])
     fh = dh_masks.reshape(-1, dh_masks.shape[-1])
-    out = np.fromiter((spatial_step_cycles(a, b, shape, kept, cell, fetch)
-                       for a, b in zip(fx, fh)),
+    fo = np.broadcast_to(np.asarray(prescan, dtype=np.int64), lead).reshape(-1)
+    out = np.fromiter((spatial_step_cycles(a, b, shape, kept, cell, fetch, int(o))
+                       for a, b, o in zip(fx, fh, fo)),
                       dtype=np.int64, count=fx.shape[0])
     return out.reshape(lead)
 
@@ -197,19 +200,31 @@ def weight_memory_bits(layer, shape: CoreShape, w_bits: int, gates: int = 3,
 
 
 def bundle_spatial_cycles(bundle, masks, shape: CoreShape, dense: bool = False,
-                          fetches=None) -> np.ndarray:
+                          fetches=None, prescan=None) -> np.ndarray:
     """Cycles per step (N, T) of a bundle on a compressed core (``dense``: on the dense core,
     :func:`~drnn_hw.cycle_model.step_cycles`), from :func:`delta_masks`' per-layer masks:
     the layers' passes plus ``(L − 1) · LAYER_GAP`` (0 past each length, where every mask is
     False and no step happens: pass ``lengths`` via the masks' caller). ``fetches``: an AXI
     shape's :class:`~drnn_hw.cycle_model.ColumnFetch` per layer (:func:`drnn_hw.dram.
-    column_fetch` of ``shape``; required then, ValueError otherwise)."""
-    from .cycle_model import cycles_for_masks
+    column_fetch` of ``shape``; required then, ValueError otherwise). ``prescan`` (N, T) or
+    an int: cycles each step's layer-0 scan started before its cycle 0
+    (:func:`~drnn_hw.cycle_model.scan_schedule`); by default the frames come back to back,
+    as :func:`drnn_hw.golden.run`'s default (on a core with ``shape.step_overlap``, every step
+    after a sequence's first: :func:`~drnn_hw.cycle_model.streamed_prescan`; else 0)."""
+    from .cycle_model import cycles_for_masks, streamed_prescan
 
     total = None
     fetches = [None] * len(bundle.layers) if fetches is None else list(fetches)
-    for ly, (mx, mh), f in zip(bundle.layers, masks, fetches):
-        c = cycles_for_masks(mx, mh, shape, bundle.cell, f) if dense else \
-            spatial_cycles_for_masks(mx, mh, shape, layer_kept(ly, shape), bundle.cell, f)
+    if prescan is None and not shape.step_overlap:
+        prescan = 0
+    elif prescan is None:
+        T = masks[0][0].shape[1]
+        nb_last = shape.blocks(bundle.layers[-1].hidden_size)
+        prescan = np.where(np.arange(T)[None, :] > 0, streamed_prescan(nb_last, bundle.cell), 0)
+    lead = masks[0][0].shape[:-1]
+    for l, (ly, (mx, mh), f) in enumerate(zip(bundle.layers, masks, fetches)):
+        o = np.broadcast_to(prescan, lead) if l == 0 else 0
+        c = cycles_for_masks(mx, mh, shape, bundle.cell, f, o) if dense else \
+            spatial_cycles_for_masks(mx, mh, shape, layer_kept(ly, shape), bundle.cell, f, o)
         total = c if total is None else total + c
     return total + (len(bundle.layers) - 1) * LAYER_GAP

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from drnn_hw.bundle import ModelBundle
-from drnn_hw.cycle_model import LAYER_GAP, CoreShape, step_cycles
+from drnn_hw.cycle_model import LAYER_GAP, CoreShape, step_cycles, streamed_prescan
 from drnn_hw.errors import UserError
 from drnn_hw.golden import run
 from drnn_hw.numerics import dequantize
@@ -107,8 +107,10 @@ def evaluate_bundle(bundle: ModelBundle, dataset: Dataset | str, shape: CoreShap
     rmse_per_output, target_std, nrmse (:func:`regression_errors`, target units), outputs and
     per_step;
     sparsity_dx / sparsity_dh (fraction of zero deltas over valid steps),
-    mean_cycles (cycle model for ``shape``), mean_cycles_dense (the same core with every delta
-    kept), speedup (dense / mean cycles), steps, sequences, mean_nnz_dx / mean_nnz_dh, core;
+    mean_cycles (cycle model for ``shape``, frames back to back: with ``shape.step_overlap``
+    each step after a sequence's first scanned during the AP of the one before),
+    mean_cycles_dense (the same core with every delta kept, frames back to back), speedup (dense / mean cycles), steps,
+    sequences, mean_nnz_dx / mean_nnz_dh, core;
     an LSTM bundle (``cell`` "lstm", also returned) gets the LSTM core's cycles;
     theta_x / theta_h for one layer; a column-balanced bundle (GRU) also
     ``mean_cycles_compressed``: the spatial model's cycles of a compressed-weight core
@@ -147,9 +149,13 @@ def evaluate_bundle(bundle: ModelBundle, dataset: Dataset | str, shape: CoreShap
     if shape.weights == "axi":
         from drnn_hw.dram import column_fetch
         fetches = column_fetch(bundle, shape)
+    # (Frames back to back, as the mean: layer 0's scan starts during the AP of the step
+    # before, issue #10's step overlap.)
+    pre = streamed_prescan(shape.blocks(bundle.layers[-1].hidden_size), bundle.cell) \
+        if shape.step_overlap else 0
     dense = sum(step_cycles(np.ones(ly.input_size, bool), np.ones(ly.hidden_size, bool), shape,
-                            bundle.cell, fetch)
-                for ly, fetch in zip(bundle.layers, fetches)) + \
+                            bundle.cell, fetch, pre if l == 0 else 0)
+                for l, (ly, fetch) in enumerate(zip(bundle.layers, fetches))) + \
         (bundle.num_layers - 1) * LAYER_GAP
     if dataset.is_regression:
         score = {"task": "regression",

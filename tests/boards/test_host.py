@@ -117,15 +117,15 @@ def test_register_addresses_and_bits_on_the_wire():
     def word(v):
         return P.encode_frame(0x82, v.to_bytes(4, "little"))
 
-    t = Scripted(ack, ack, ack, ack, word(0b110), word(11), word(12), word(13), word(14),
-                 word(0b001))
+    t = Scripted(ack, ack, ack, ack, word(0b110), word(11), word(12), word(13), word(15),
+                 word(14), word(0b001))
     link = DeltaRNNLink(t)
     link.reset_state()
     link.control(clear_steps=1, clear_error=1)
     link.set_thresholds(0x80, 0x40)
     assert link.status() == {"busy": 0, "frame_error": 1, "reset_pending": 1}
     assert link.counters() == {"cycles_last": 11, "nnz_dx_last": 12, "nnz_dh_last": 13,
-                               "steps": 14, "status": 1}
+                               "prescan_last": 15, "steps": 14, "status": 1}
 
     def wr(addr, value):
         return P.encode_frame(0x01, bytes([addr]) + value.to_bytes(4, "little"))

@@ -17,8 +17,11 @@ from drnn_hw.numerics import Formats
 
 def _check(bundle, x, shape, lengths=None, **options):
     got = run(bundle, x, lengths=lengths, shape=shape, **options)
+    # Frames back to back, no stalls: with issue #10's step overlap every step after a
+    # sequence's first is scanned while the AP finishes the one before, as early as the core
+    # allows (the golden model's default prescans; 0 without the overlap).
     want = golden.run(bundle, x, lengths=lengths, shape=shape)
-    for key in ("nnz_dx", "nnz_dh", "cycles"):
+    for key in ("nnz_dx", "nnz_dh", "prescan", "cycles"):
         np.testing.assert_array_equal(getattr(got, key), getattr(want, key), err_msg=key)
     np.testing.assert_array_equal(got.h, want.h, err_msg="h")
     return got, want
@@ -37,14 +40,20 @@ SHAPES = [
 
 @pytest.mark.parametrize("I,H,P,K,E", SHAPES)
 @pytest.mark.parametrize("theta", [0.0, 0.25])
-def test_random_bundle_matches_golden(I, H, P, K, E, theta):
+@pytest.mark.parametrize("overlap", [False, True], ids=["", "overlap"])
+def test_random_bundle_matches_golden(I, H, P, K, E, theta, overlap):
     bundle = random_bundle(I, H, seed=I * 100 + H, theta_x=theta, theta_h=theta / 2,
                            weight_scale=1.5)
     rng = np.random.default_rng(H)
     # A slowly drifting input, so some deltas fall under the threshold.
     x = np.cumsum(rng.integers(-90, 91, (2, 7, I)), axis=1)
     x = np.clip(x, bundle.formats.act.min, bundle.formats.act.max)
-    _, want = _check(bundle, x, CoreShape(P, K, E), lengths=[7, 4])
+    got, want = _check(bundle, x, CoreShape(P, K, E, step_overlap=overlap), lengths=[7, 4])
+    # With issue #10's step overlap every step after a sequence's first was scanned ahead.
+    if overlap:
+        assert (got.prescan[0, 1:] > 0).all() and (got.prescan[1, 1:4] > 0).all()
+    else:
+        assert not got.prescan.any()
     if theta == 0:
         assert want.nnz_dx.sum() > 0 and want.nnz_dh.sum() > 0
     else:   # the threshold really drops deltas (the test would not notice a missing compare)
@@ -68,7 +77,8 @@ def test_saturation_everywhere(K):
     assert np.abs(m0).max() > fmts.acc.max
 
 
-def test_stalls_thresholds_and_reset_between_sequences():
+@pytest.mark.parametrize("overlap", [False, True], ids=["", "overlap"])
+def test_stalls_thresholds_and_reset_between_sequences(overlap):
     """Random valid/ready stalls on both streams; each sequence starts with RESET_STATE and
     new thresholds written over the bus (sampled at the step start)."""
     I, H = 6, 5
@@ -77,11 +87,12 @@ def test_stalls_thresholds_and_reset_between_sequences():
     seqs = [np.clip(np.cumsum(rng.integers(-120, 121, (T, I)), axis=0), -32768, 32767)
             for T in (5, 3, 6)]
     thetas = [(0, 0), (40, 10), (150, 60)]
-    shape = CoreShape(2, 2, 4)
+    shape = CoreShape(2, 2, 4, step_overlap=overlap)
     results = simulate(bundle, seqs, shape, stall_seed=1, x_valid_prob=0.6, h_ready_prob=0.5,
                        thetas=thetas)
     for seq, th, r in zip(seqs, thetas, results):
-        want = golden.run(bundle.with_thresholds(*th), seq[None], shape=shape)
+        want = golden.run(bundle.with_thresholds(*th), seq[None], shape=shape,
+                          prescan=r["prescan"][None])
         np.testing.assert_array_equal(r["h"], want.h[0])
         np.testing.assert_array_equal(r["nnz_dx"], want.nnz_dx[0])
         np.testing.assert_array_equal(r["nnz_dh"], want.nnz_dh[0])
@@ -179,7 +190,8 @@ def test_without_reset_state_carries_over():
     a, b = rng.integers(-400, 400, (4, 3)), rng.integers(-400, 400, (3, 3))
     shape = CoreShape(4, 1, 2)
     r = simulate(bundle, [a, b], shape, reset_between=False)
-    want = golden.run(bundle, np.concatenate([a, b])[None], shape=shape)
+    want = golden.run(bundle, np.concatenate([a, b])[None], shape=shape,
+                      prescan=np.concatenate([r[0]["prescan"], r[1]["prescan"]])[None])
     np.testing.assert_array_equal(np.concatenate([r[0]["h"], r[1]["h"]]), want.h[0])
     np.testing.assert_array_equal(np.concatenate([r[0]["cycles"], r[1]["cycles"]]),
                                   want.cycles[0])
@@ -337,7 +349,7 @@ def test_random_shapes_and_stalls_property():
         x = np.clip(rng.integers(-scale, scale + 1, (4, I)), -32768, 32767)
         shape = CoreShape(P, K, E)
         r = simulate(bundle, [x], shape, stall_seed=seed, x_valid_prob=xv, h_ready_prob=hr)[0]
-        want = golden.run(bundle, x[None], shape=shape)
+        want = golden.run(bundle, x[None], shape=shape, prescan=r["prescan"][None])
         np.testing.assert_array_equal(r["h"], want.h[0])
         np.testing.assert_array_equal(r["cycles"], want.cycles[0])
         np.testing.assert_array_equal(r["nnz_dx"], want.nnz_dx[0])
@@ -363,3 +375,31 @@ def test_refuses_a_cell_it_does_not_compute():
     b.cell = "rnn"              # (a loaded bundle cannot have one: validated on load)
     with pytest.raises(ValueError, match="cell 'rnn'"):
         DeltaGRUCore(b, CoreShape(2, 2, 2))
+
+
+def test_a_frame_scanned_ahead_from_any_point_of_the_ap():
+    """Issue #10's step overlap under stalls: frames that arrive at random points of the
+    previous step's AP and an output slow enough to hold commits back give prescans of every
+    kind (0: the frame came after the commit; below NB + AP_LATENCY − 2: it came during the
+    AP; that value: it was waiting; above it: the commit waited for the output), and every
+    step's h, nnz and cycles are the golden model's for the prescan the core reported."""
+    from drnn_hw.cycle_model import streamed_prescan
+
+    bundle = random_bundle(6, 12, seed=11, weight_scale=1.2).with_thresholds(30, 10)
+    rng = np.random.default_rng(5)
+    seqs = [np.clip(np.cumsum(rng.integers(-120, 121, (10, 6)), axis=0), -32768, 32767)
+            for _ in range(2)]
+    shape = CoreShape(4, 2, 2, step_overlap=True)   # WX = 3, WH = 6: a frame leaves slowly
+    results = simulate(bundle, seqs, shape, stall_seed=3, x_valid_prob=0.1, h_ready_prob=0.08)
+    full = streamed_prescan(shape.blocks(12))
+    seen = set()
+    for seq, r in zip(seqs, results):
+        want = golden.run(bundle, seq[None], shape=shape, prescan=r["prescan"][None])
+        np.testing.assert_array_equal(r["h"], want.h[0])
+        np.testing.assert_array_equal(r["nnz_dx"], want.nnz_dx[0])
+        np.testing.assert_array_equal(r["nnz_dh"], want.nnz_dh[0])
+        np.testing.assert_array_equal(r["cycles"], want.cycles[0])
+        assert r["frames_ok"]
+        seen |= {("idle" if o == 0 else "during" if o < full else "waiting" if o == full
+                  else "held") for o in r["prescan"][1:]}
+    assert seen == {"idle", "during", "waiting", "held"}, seen

@@ -24,15 +24,16 @@ from drnn.engines.amaranth import run
 from drnn_sim.cores import collision_bundle
 
 
-def compressed(P, K, E):
-    return CoreShape(P, K, E, weight_format="compressed")
+def compressed(P, K, E, overlap=False):
+    return CoreShape(P, K, E, weight_format="compressed", step_overlap=overlap)
 
 
-def spatial_expected(bundle, x, lengths, shape, h0=None):
+def spatial_expected(bundle, x, lengths, shape, h0=None, prescan=None):
     """The golden run, and per layer the spatial model's cycles of every step computed here
     from its kept-delta masks (not from the golden run's own cycle field): (result, per-layer
-    cycles (N, T, L), total (N, T))."""
-    g = golden.run(bundle, x, lengths, shape, h0=h0)
+    cycles (N, T, L), total (N, T)). ``prescan``: the steps' (the core's PRESCAN_LAST), by
+    default frames back to back (the golden model's)."""
+    g = golden.run(bundle, x, lengths, shape, h0=h0, prescan=prescan)
     N, T = g.cycles.shape
     valid = np.arange(T)[None, :] < np.asarray(g.lengths)[:, None]
     per_layer = np.zeros((N, T, bundle.num_layers), np.int64)
@@ -54,7 +55,8 @@ def spatial_expected(bundle, x, lengths, shape, h0=None):
                 mk[:, t] = keep
             masks.append(mk)
         per_layer[valid, l] = spatial_cycles_for_masks(masks[0][valid], masks[1][valid], shape,
-                                                       layer_kept(ly, shape), bundle.cell)
+                                                       layer_kept(ly, shape), bundle.cell,
+                                                       prescan=g.prescan[valid] * (l == 0))
         assert np.array_equal(masks[0].sum(-1), g.layer_nnz_dx[..., l])
         assert np.array_equal(masks[1].sum(-1), g.layer_nnz_dh[..., l])
         inp = h         # layer l+1's x: layer l's new h (at the steps that ran)
@@ -65,7 +67,11 @@ def spatial_expected(bundle, x, lengths, shape, h0=None):
 
 def check(bundle, x, shape, lengths=None, h0=None, **options):
     got = run(bundle, x, lengths=lengths, shape=shape, h0=h0, **options)
-    want, per_layer, total = spatial_expected(bundle, x, lengths, shape, h0=h0)
+    # (Stalls make the core's own prescans; without, they are those of frames back to back.)
+    stalls = any(k.endswith("_prob") or k == "layer_stats" for k in options)
+    want, per_layer, total = spatial_expected(bundle, x, lengths, shape, h0=h0,
+                                              prescan=got.prescan if stalls else None)
+    np.testing.assert_array_equal(got.prescan, want.prescan, err_msg="prescan")
     np.testing.assert_array_equal(got.nnz_dx, want.nnz_dx, err_msg="nnz_dx")
     np.testing.assert_array_equal(got.nnz_dh, want.nnz_dh, err_msg="nnz_dh")
     np.testing.assert_array_equal(got.cycles, total, err_msg="cycles")
@@ -91,10 +97,11 @@ SHAPES = [
 
 @pytest.mark.parametrize("cell", ["gru", "lstm"])
 @pytest.mark.parametrize("I,H,P,K,E,gamma", SHAPES)
-def test_one_layer_matches_golden_and_spatial_model(cell, I, H, P, K, E, gamma):
+@pytest.mark.parametrize("overlap", [False, True], ids=["", "overlap"])
+def test_one_layer_matches_golden_and_spatial_model(cell, I, H, P, K, E, gamma, overlap):
     bundle = prune_bundle(random_bundle(I, H, seed=I * 100 + H, theta_x=0.1, theta_h=0.05,
                                         weight_scale=1.5, cell=cell), P, gamma)
-    shape = compressed(P, K, E)
+    shape = compressed(P, K, E, overlap)
     rng = np.random.default_rng(H)
     x = drifting(rng, 2, 6, I)
     _, want = check(bundle, x, shape, lengths=[6, 4])
@@ -109,7 +116,8 @@ def test_one_layer_matches_golden_and_spatial_model(cell, I, H, P, K, E, gamma):
 
 
 @pytest.mark.parametrize("cell", ["gru", "lstm"])
-def test_stalls_thresholds_and_reset(cell):
+@pytest.mark.parametrize("overlap", [False, True], ids=["", "overlap"])
+def test_stalls_thresholds_and_reset(cell, overlap):
     """Random valid/ready stalls, thresholds written over the bus, RESET_STATE between
     sequences (which must restore lane 0's biases and clear the other lanes)."""
     from drnn.engines.amaranth import simulate
@@ -120,12 +128,12 @@ def test_stalls_thresholds_and_reset(cell):
     seqs = [np.clip(np.cumsum(rng.integers(-120, 121, (T, I)), axis=0), -32768, 32767)
             for T in (5, 3, 4)]
     thetas = [(0, 0), (40, 10), (150, 60)]
-    shape = compressed(2, 2, 4)
+    shape = compressed(2, 2, 4, overlap)
     results = simulate(bundle, seqs, shape, stall_seed=1, x_valid_prob=0.6, h_ready_prob=0.5,
                        thetas=thetas)
     for seq, th, r in zip(seqs, thetas, results):
         b = bundle.with_thresholds(*th)
-        want, _, total = spatial_expected(b, seq[None], None, shape)
+        want, _, total = spatial_expected(b, seq[None], None, shape, prescan=r["prescan"][None])
         np.testing.assert_array_equal(r["h"], want.h[0])
         np.testing.assert_array_equal(r["nnz_dx"], want.nnz_dx[0])
         np.testing.assert_array_equal(r["nnz_dh"], want.nnz_dh[0])
@@ -172,7 +180,8 @@ def test_saturated_rows_come_back(K):
 
 
 @pytest.mark.parametrize("cell", ["gru", "lstm"])
-def test_two_layers_per_layer_cycles(cell):
+@pytest.mark.parametrize("overlap", [False, True], ids=["", "overlap"])
+def test_two_layers_per_layer_cycles(cell, overlap):
     """L = 2 on one core: layer 0 pruned (kept 1 of 3), layer 1 narrower than P and dense
     (stored as pairs, kept = NB = 1); with h0 and stalls. Every layer's LAYER_CYCLES equals its
     spatial model at every step."""
@@ -180,7 +189,7 @@ def test_two_layers_per_layer_cycles(cell):
                                  weight_scale=1.5, cell=cell)
     bundle = prune_bundle(base, 4, 0.7, layers=[0])
     assert bundle.layers[0].balance.kept == 1 and bundle.layers[1].balance is None
-    shape = compressed(4, 2, 4)
+    shape = compressed(4, 2, 4, overlap)
     rng = np.random.default_rng(2)
     x = drifting(rng, 2, 5, 5, 150)
     a = bundle.formats.act
@@ -316,7 +325,8 @@ def test_runtime_core_loaded_with_another_pruned_model(cell, model):
     L = bundle.num_layers
     res = run_loaded(bundle, core_bundle, x, stall_seed=4, h_ready_prob=0.5,
                      layer_stats=L > 1)
-    want, per_layer, total = spatial_expected(bundle, x, None, RT_SHAPE)
+    want, per_layer, total = spatial_expected(bundle, x, None, RT_SHAPE,
+                                              prescan=np.stack([r["prescan"] for r in res]))
     for n in range(2):
         np.testing.assert_array_equal(res[n]["h"], want.h[n], err_msg="h")
         np.testing.assert_array_equal(res[n]["cycles"], total[n], err_msg="cycles")
@@ -379,7 +389,7 @@ def test_a_pruned_model_still_loads_into_a_dense_runtime_core():
     x = drifting(np.random.default_rng(8), 1, 4, bundle.input_size, 150)
     res = simulate(bundle, list(x), dense, maxima=Maxima(**RT_MAXIMA),
                    core_bundle=runtime_core_bundle("gru"))
-    g = golden.run(bundle, x, shape=dense)
+    g = golden.run(bundle, x, shape=dense, prescan=res[0]["prescan"][None])
     np.testing.assert_array_equal(res[0]["h"], g.h[0])
     np.testing.assert_array_equal(res[0]["cycles"], g.cycles[0])
 

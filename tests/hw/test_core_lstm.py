@@ -21,7 +21,7 @@ from drnn_sim.cores import saturating_lstm
 def _check(bundle, x, shape, lengths=None, **options):
     got = run(bundle, x, lengths=lengths, shape=shape, **options)
     want = golden.run(bundle, x, lengths=lengths, shape=shape, h0=options.get("h0"))
-    for key in ("nnz_dx", "nnz_dh", "cycles"):
+    for key in ("nnz_dx", "nnz_dh", "prescan", "cycles"):
         np.testing.assert_array_equal(getattr(got, key), getattr(want, key), err_msg=key)
     np.testing.assert_array_equal(got.h, want.h, err_msg="h")
     return got, want
@@ -38,13 +38,15 @@ SHAPES = [
 
 @pytest.mark.parametrize("I,H,P,K,E", SHAPES)
 @pytest.mark.parametrize("theta", [0.0, 0.25])
-def test_random_lstm_matches_golden(I, H, P, K, E, theta):
+@pytest.mark.parametrize("overlap", [False, True], ids=["", "overlap"])
+def test_random_lstm_matches_golden(I, H, P, K, E, theta, overlap):
     bundle = random_bundle(I, H, seed=I * 100 + H, theta_x=theta, theta_h=theta / 2,
                            weight_scale=1.5, cell="lstm")
     rng = np.random.default_rng(H)
     x = np.cumsum(rng.integers(-90, 91, (2, 7, I)), axis=1)
     x = np.clip(x, bundle.formats.act.min, bundle.formats.act.max)
-    _, want = _check(bundle, x, CoreShape(P, K, E), lengths=[7, 4])
+    _, want = _check(bundle, x, CoreShape(P, K, E, step_overlap=overlap), lengths=[7, 4])
+    assert want.prescan[0, 1:].all() == overlap
     if theta == 0:
         assert want.nnz_dx.sum() > 0 and want.nnz_dh.sum() > 0
     else:   # the threshold really drops deltas
@@ -83,7 +85,8 @@ def test_stalls_thresholds_and_reset_between_sequences():
     results = simulate(bundle, seqs, shape, stall_seed=1, x_valid_prob=0.6, h_ready_prob=0.5,
                        thetas=thetas)
     for seq, th, r in zip(seqs, thetas, results):
-        want = golden.run(bundle.with_thresholds(*th), seq[None], shape=shape)
+        want = golden.run(bundle.with_thresholds(*th), seq[None], shape=shape,
+                          prescan=r["prescan"][None])
         np.testing.assert_array_equal(r["h"], want.h[0])
         np.testing.assert_array_equal(r["nnz_dx"], want.nnz_dx[0])
         np.testing.assert_array_equal(r["nnz_dh"], want.nnz_dh[0])
@@ -97,9 +100,12 @@ def test_without_reset_state_c_carries_over():
     bundle = random_bundle(3, 4, seed=2, cell="lstm")
     rng = np.random.default_rng(9)
     a, b = rng.integers(-400, 400, (4, 3)), rng.integers(-400, 400, (3, 3))
-    shape = CoreShape(4, 1, 2)
+    shape = CoreShape(4, 1, 2, step_overlap=True)      # (issue #10's step overlap)
     r = simulate(bundle, [a, b], shape, reset_between=False)
-    want = golden.run(bundle, np.concatenate([a, b])[None], shape=shape)
+    # (The second sequence's first frame is sent after the first's last output: idle.)
+    want = golden.run(bundle, np.concatenate([a, b])[None], shape=shape,
+                      prescan=np.concatenate([r[0]["prescan"], r[1]["prescan"]])[None])
+    assert r[1]["prescan"][0] == 0 and (r[1]["prescan"][1:] > 0).all()
     np.testing.assert_array_equal(np.concatenate([r[0]["h"], r[1]["h"]]), want.h[0])
     np.testing.assert_array_equal(np.concatenate([r[0]["cycles"], r[1]["cycles"]]),
                                   want.cycles[0])

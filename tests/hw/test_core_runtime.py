@@ -137,7 +137,8 @@ def test_maxima_name_the_limit():
 
 
 @pytest.mark.parametrize("cell", ["gru", "lstm"])
-def test_models_loaded_into_one_core(cell):
+@pytest.mark.parametrize("overlap", [False, True], ids=["", "overlap"])
+def test_models_loaded_into_one_core(cell, overlap):
     core_bundle = random_stacked_bundle(8, [12, 12], seed=1, theta_x=0.05, theta_h=0.05,
                                         cell=cell, weight_scale=1.5)
     models = [random_bundle(5, 7, seed=2, theta_x=0.05, theta_h=0.1, cell=cell,
@@ -146,10 +147,12 @@ def test_models_loaded_into_one_core(cell):
                                     theta_h=[0.05, 0.1], cell=cell, weight_scale=1.5)]
     for b in models:
         x = np.random.default_rng(0).integers(-300, 300, (2, 4, b.input_size))
-        res = simulate(b, [x[0], x[1]], SHAPE, maxima=Maxima(8, 12, 2),
+        shape = CoreShape(rows=4, columns=2, scan=4, step_overlap=overlap)
+        res = simulate(b, [x[0], x[1]], shape, maxima=Maxima(8, 12, 2),
                        core_bundle=core_bundle)
-        g = golden_run(b, x, shape=SHAPE)
+        g = golden_run(b, x, shape=shape)
         for n in range(2):
+            assert np.array_equal(res[n]["prescan"], g.prescan[n])
             assert np.array_equal(res[n]["h"], g.h[n])
             assert np.array_equal(res[n]["cycles"], g.cycles[n])
             assert np.array_equal(res[n]["nnz_dx"], g.nnz_dx[n])

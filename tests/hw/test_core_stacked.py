@@ -3,7 +3,10 @@ in tests/sim/test_sim_stacked.py cover more): two layers time-multiplexed on one
 multipliers, the second narrower than P, with h0, stalls, per-layer thresholds written at run
 time, and a sequence continued without RESET_STATE."""
 
+from dataclasses import replace
+
 import numpy as np
+import pytest
 
 from drnn.engines.amaranth import run as amaranth_run
 from drnn.engines.amaranth import simulate
@@ -27,13 +30,17 @@ def test_two_layers_share_the_multipliers():
     assert core.map[1].block_base == 3 and core.map[1].weight_base == (5 + 9) * 3
 
 
-def test_h0_and_stalls_bit_and_cycle_exact():
+@pytest.mark.parametrize("overlap", [False, True], ids=["", "overlap"])
+def test_h0_and_stalls_bit_and_cycle_exact(overlap):
+    shape = replace(SHAPE, step_overlap=overlap)
     x = _x(1, 2, 4)
     rng = np.random.default_rng(2)
     h0 = [rng.integers(-200, 200, (2, 9)), rng.integers(-200, 200, (2, 3))]
-    g = golden_run(BUNDLE, x, shape=SHAPE, h0=h0)
-    a = amaranth_run(BUNDLE, x, shape=SHAPE, h0=h0, stall_seed=3, x_valid_prob=0.6,
+    a = amaranth_run(BUNDLE, x, shape=shape, h0=h0, stall_seed=3, x_valid_prob=0.6,
                      h_ready_prob=0.5)
+    # (Stalls: the model's cycles for the core's prescans, 0 without the step overlap.)
+    g = golden_run(BUNDLE, x, shape=shape, h0=h0, prescan=a.prescan)
+    assert a.prescan.any() == overlap
     assert np.array_equal(a.h, g.h) and np.array_equal(a.cycles, g.cycles)
     assert np.array_equal(a.nnz_dx, g.nnz_dx) and np.array_equal(a.nnz_dh, g.nnz_dh)
     assert not np.array_equal(g.h, golden_run(BUNDLE, x, shape=SHAPE).h)
@@ -51,8 +58,11 @@ def test_per_layer_thresholds_written_at_run_time():
 
 
 def test_a_sequence_continued_without_reset_equals_one_piece():
+    shape = replace(SHAPE, step_overlap=True)       # (issue #10's step overlap)
     x = _x(5, 1, 6)
-    res = simulate(BUNDLE, [x[0, :4], x[0, 4:]], SHAPE, reset_between=False)
-    g = golden_run(BUNDLE, x, shape=SHAPE)
+    res = simulate(BUNDLE, [x[0, :4], x[0, 4:]], shape, reset_between=False)
+    g = golden_run(BUNDLE, x, shape=shape,
+                   prescan=np.concatenate([res[0]["prescan"], res[1]["prescan"]])[None])
+    assert res[1]["prescan"][0] == 0 and (res[1]["prescan"][1:] > 0).all()
     assert np.array_equal(np.concatenate([res[0]["h"], res[1]["h"]]), g.h[0])
     assert np.array_equal(np.concatenate([res[0]["cycles"], res[1]["cycles"]]), g.cycles[0])

@@ -49,7 +49,8 @@ def test_verilog_manifest_and_multipliers(tmp_path, I, H, P, K, E):
             "csr__w_stb": ("input", 1), "csr__w_data": ("input", 32),
             "status__busy": ("output", 1), "status__cycles_last": ("output", 32),
             "status__nnz_dx_last": ("output", 16), "status__nnz_dh_last": ("output", 16),
-            "status__steps": ("output", 32), "status__inputs": ("output", 16),
+            "status__steps": ("output", 32), "status__prescan_last": ("output", 32),
+            "status__inputs": ("output", 16),
             "status__outputs": ("output", 16)}
     assert ports == want
     assert {q["name"]: (q["direction"], q["width"]) for q in man["ports"]} == want

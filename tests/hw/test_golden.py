@@ -1,5 +1,7 @@
 """The vectorised golden model against a scalar, pure-Python reading of the numerics spec."""
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
@@ -132,7 +134,18 @@ def test_cycles_come_from_the_cycle_model_for_the_given_shape():
     res = run(b, x, shape=shape)
     scalar_reference(b, x[0])
     expected = [step_cycles(mx, mh, shape) for mx, mh in scalar_reference.masks]
-    assert res.cycles[0].tolist() == expected
+    assert res.cycles[0].tolist() == expected and res.prescan.tolist() == [[0] * 4]
+    # With issue #10's step overlap, frames back to back (the default): each step after the
+    # first was scanned while the AP finished the one before, NB + AP_LATENCY − 2 = 3 + 12 − 2
+    # cycles ahead; one frame at a time (prescan 0), the core without it.
+    ov = replace(shape, step_overlap=True)
+    over = run(b, x, shape=ov)
+    assert over.prescan[0].tolist() == [0, 13, 13, 13]
+    assert over.cycles[0].tolist() == [step_cycles(mx, mh, ov, prescan=o) for (mx, mh), o
+                                       in zip(scalar_reference.masks, [0, 13, 13, 13])]
+    assert (over.cycles[0, 1:] < res.cycles[0, 1:]).all()
+    assert run(b, x, shape=ov, prescan=0).cycles.tolist() == res.cycles.tolist()
+    assert over.with_prescan(np.zeros((1, 4), int)).cycles.tolist() == res.cycles.tolist()
 
 
 def test_kept_masks_are_the_runs_kept_deltas():
@@ -317,12 +330,16 @@ def test_lstm_cycles_are_the_lstm_cores_schedule():
     b = random_bundle(3, 7, seed=1, cell="lstm").with_thresholds(30, 12)
     x = np.random.default_rng(3).integers(-300, 300, (1, 6, 3))
     shape = CoreShape(rows=4, columns=1, scan=3)
+    shape = replace(shape, step_overlap=True)      # (issue #10's step overlap)
     res = run(b, x, shape=shape)
     masks = []
     scalar_lstm_reference(b, x[0], masks=masks)
-    want = [step_cycles(mx, mh, shape, "lstm") for mx, mh in masks]
+    pre = [0] + [2 + 12 - 2] * 5       # frames back to back: NB + AP_LATENCY_LSTM − 2
+    assert res.prescan[0].tolist() == pre
+    want = [step_cycles(mx, mh, shape, "lstm", prescan=o) for (mx, mh), o in zip(masks, pre)]
     assert res.cycles[0].tolist() == want
-    assert res.cycles[0].tolist() == [step_cycles(mx, mh, shape) for mx, mh in masks]
+    assert res.cycles[0].tolist() == [step_cycles(mx, mh, shape, prescan=o)
+                                      for (mx, mh), o in zip(masks, pre)]
     assert len(set(res.nnz_dh[0].tolist())) > 1          # the schedule varies over the steps
 
 

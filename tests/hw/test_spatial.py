@@ -2,6 +2,7 @@
 simulation of the schedule its docstring describes, and its relation to the dense model."""
 
 import math
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -138,6 +139,16 @@ def test_delta_masks_replay_the_golden_run():
                                         math.ceil(ly.hidden_size / 4))
                for ly, (mx, mh) in zip(b.layers, m)) + 1
     assert np.array_equal(comp[valid], want)
+    # With issue #10's step overlap, frames back to back: layer 0's steps after the first
+    # scanned NB_L + 12 − 2 = 12 cycles ahead.
+    ov = replace(shape, step_overlap=True)
+    pre = np.where(np.arange(9) > 0, 12, 0)[None, :].repeat(4, 0)
+    want = sum(spatial_cycles_for_masks(mx[valid], mh[valid], ov,
+                                        math.ceil(ly.hidden_size / 4),
+                                        prescan=pre[valid] * (l == 0))
+               for l, (ly, (mx, mh)) in enumerate(zip(b.layers, m))) + 1
+    assert np.array_equal(bundle_spatial_cycles(b, m, ov)[valid], want)
+    assert (want < comp[valid]).any()
 
 
 def test_layer_kept_and_memory():

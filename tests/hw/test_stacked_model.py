@@ -1,6 +1,7 @@
 """Stacked layers: bundle format version 2, and the golden model layer after layer with state."""
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -187,10 +188,11 @@ def test_stacked_golden_chains_single_layer_runs():
     x = _codes(rng, 4, 12, 5)
     lengths = np.array([12, 7, 1, 0])
     shape = CoreShape(rows=4, columns=2, scan=4)
-    r = run(b, x, lengths, shape)
+    # (Every step started idle, prescan 0: a layer's cycles as a one-layer bundle's.)
+    r = run(b, x, lengths, shape, prescan=0)
     inp, cycles = x, 0
     for l in range(3):
-        one = run(_layer_bundle(b, l), inp, lengths, shape)
+        one = run(_layer_bundle(b, l), inp, lengths, shape, prescan=0)
         assert np.array_equal(r.layer_h[l], one.h), l
         assert np.array_equal(r.layer_nnz_dx[..., l], one.nnz_dx), l
         assert np.array_equal(r.layer_nnz_dh[..., l], one.nnz_dh), l
@@ -205,6 +207,15 @@ def test_stacked_golden_chains_single_layer_runs():
     assert np.array_equal(r.cycles, cycles + 2 * valid)
     assert np.array_equal(r.layer_cycles.sum(-1), cycles)
     assert np.all(r.cycles[3] == 0) and np.all(r.h[1, 7:] == 0)
+    # With issue #10's step overlap, frames back to back (the default): only layer 0's pass is
+    # scanned during the AP of the step before, the last layer's NB (4 rows of 4: 1) +
+    # AP_LATENCY − 2 cycles ahead.
+    assert np.array_equal(run(b, x, lengths, shape).cycles, r.cycles)
+    s = run(b, x, lengths, replace(shape, step_overlap=True))
+    assert np.array_equal(s.prescan, np.where(valid & (np.arange(12) > 0), 11, 0))
+    assert np.array_equal(s.layer_cycles[..., 1:], r.layer_cycles[..., 1:])
+    assert (s.layer_cycles[..., 0] <= r.layer_cycles[..., 0]).all()
+    assert (s.layer_cycles[..., 0] < r.layer_cycles[..., 0]).any()
 
 
 @pytest.mark.parametrize("layers", [[6], [7, 5]])
@@ -213,10 +224,11 @@ def test_chunked_sequences_give_the_same_h_as_one_piece(layers):
     b = random_stacked_bundle(3, layers, theta_x=0.1, theta_h=0.05, seed=5)
     x = _codes(rng, 3, 20, 3)
     lengths = np.array([20, 13, 4])
-    whole = run(b, x, lengths)
+    # (Steps started idle: a chunk's first step would otherwise count as a sequence's first.)
+    whole = run(b, x, lengths, prescan=0)
     state, hs, nnz, cyc = None, [], [], []
     for lo, hi in ((0, 5), (5, 6), (6, 20)):
-        part = run(b, x[:, lo:hi], np.clip(lengths - lo, 0, hi - lo), state=state)
+        part = run(b, x[:, lo:hi], np.clip(lengths - lo, 0, hi - lo), state=state, prescan=0)
         state = part.state
         hs.append(part.h)
         nnz.append(part.layer_nnz_dh)

@@ -14,12 +14,13 @@ from drnn_sim import bus
 ADDRESSES = {"ID": 0, "SIZES": 1, "SHAPE": 2, "CTRL": 3, "STATUS": 4, "THETA_X": 5,
              "THETA_H": 6, "CYCLES_LAST": 7, "NNZ_DX_LAST": 8, "NNZ_DH_LAST": 9, "STEPS": 10,
              "LAYERS": 11, "H0": 12, "MAXIMA": 13, "FORMATS0": 14, "FORMATS1": 15,
-             "LOAD_ADDR": 16, "LOAD_DATA": 17, "WEIGHT_BASE": 18, "KEPT": 19}
+             "LOAD_ADDR": 16, "LOAD_DATA": 17, "WEIGHT_BASE": 18, "KEPT": 19,
+             "PRESCAN_LAST": 20}
 ACCESS = {"ID": "R", "SIZES": "R", "SHAPE": "R", "CTRL": "W", "STATUS": "R", "THETA_X": "RW",
           "THETA_H": "RW", "CYCLES_LAST": "R", "NNZ_DX_LAST": "R", "NNZ_DH_LAST": "R",
           "STEPS": "R", "LAYERS": "R", "H0": "W", "MAXIMA": "R", "FORMATS0": "R",
           "FORMATS1": "R", "LOAD_ADDR": "W", "LOAD_DATA": "W", "WEIGHT_BASE": "RW",
-          "KEPT": "RW"}
+          "KEPT": "RW", "PRESCAN_LAST": "R"}
 #: Per-layer block: word 32 + 8·l + offset.
 LAYER_OFFSETS = {"LAYER_SIZES": 0, "LAYER_THETA_X": 1, "LAYER_THETA_H": 2, "LAYER_CYCLES": 3,
                  "LAYER_NNZ_DX": 4, "LAYER_NNZ_DH": 5, "LAYER_COUNTS": 6, "LAYER_H_COLUMN": 7}

@@ -33,7 +33,8 @@ def test_ragged_sequences_stalls_and_h0(model):
     h0 = [rng.integers(a.min // 2, a.max // 2, (3, ly.hidden_size)) for ly in bundle.layers]
     r = simulate(bundle, shape, x, lengths, h0=h0, layer_stats=bundle.num_layers > 1,
                  x_valid_prob=0.6, h_ready_prob=0.5, stall_seed=7)
-    g = golden_run(bundle, x, lengths, shape, h0=h0)
+    # (Stalls: the model's cycles for the core's prescans.)
+    g = golden_run(bundle, x, lengths, shape, h0=h0, prescan=r.prescan)
     assert_matches_golden(r, g)
     if bundle.num_layers > 1:
         assert r.layer_cycles is not None
@@ -56,7 +57,8 @@ def test_thresholds_at_run_time_and_full_scale_inputs(model):
     r = simulate(bundle, shape, x, layer_thetas=thetas, layer_stats=L > 1)
     for n in range(2):
         b = bundle.with_layer_thresholds([tuple(t) for t in thetas[n]])
-        g = golden_run(b, x[n:n + 1], shape=shape)
+        g = golden_run(b, x[n:n + 1], shape=shape,
+                       prescan=r.prescan[n:n + 1] if L > 1 else None)   # (layer registers read)
         assert np.array_equal(r.h[n], g.h[0]) and np.array_equal(r.cycles[n], g.cycles[0])
         assert np.array_equal(r.nnz_dh[n], g.nnz_dh[0])
         if L > 1:
@@ -74,7 +76,8 @@ def test_worst_case_collision():
                           axis=1), -30000, 30000)
     assert (np.diff(x, axis=1) != 0).all() and (x[:, 0] != 0).all()
     r = simulate(bundle, shape, x, x_valid_prob=0.8, h_ready_prob=0.7, stall_seed=2)
-    g = golden_run(bundle, x, shape=shape)
+    # (Stalls: the model's cycles for the core's prescans.)
+    g = golden_run(bundle, x, shape=shape, prescan=r.prescan)
     assert_matches_golden(r, g)
     assert (g.nnz_dx == I).all()
     kept = layer_kept(bundle.layers[0], shape)
@@ -122,7 +125,8 @@ def test_runtime_core_loaded_in_verilator():
         x = sparse_walk(rng, 2, 8, bundle.input_size, bundle.formats.act)
         r = simulate(bundle, SHAPE, x, [8, 5], core_dir=core_dir, layer_stats=True,
                      x_valid_prob=0.7, h_ready_prob=0.6, stall_seed=k)
-        g = golden_run(bundle, x, [8, 5], SHAPE)
+        # (Stalls: the model's cycles for the core's prescans.)
+        g = golden_run(bundle, x, [8, 5], SHAPE, prescan=r.prescan)
         assert_matches_golden(r, g)
         assert r.perf["load_writes"] > 0
         if name == "B":

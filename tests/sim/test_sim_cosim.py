@@ -21,8 +21,16 @@ def core(request):
 
 
 def _check(bundle, shape, x, lengths=None, **kw):
+    """The run against the golden model. Its prescans (issue #10's step overlap): frames back
+    to back, those of the golden model's default; one frame at a time (``lockstep``), 0;
+    with stalls, the core's own (the cycles are then the model's for them)."""
     r = simulate(bundle, shape, x, lengths, **kw)
-    g = golden_run(bundle, x, lengths, shape)
+    if kw.get("lockstep"):
+        g = golden_run(bundle, x, lengths, shape, prescan=0)
+    elif any(kw.get(k, 1.0) < 1.0 for k in ("x_valid_prob", "h_ready_prob")):
+        g = golden_run(bundle, x, lengths, shape, prescan=r.prescan)
+    else:
+        g = golden_run(bundle, x, lengths, shape)
     assert_matches_golden(r, g)
     assert np.array_equal(r.steps_reg, np.cumsum(g.lengths)), \
         f"STEPS register after each sequence {r.steps_reg}, expected {np.cumsum(g.lengths)}"
@@ -124,8 +132,10 @@ def test_hung_core_fails_instead_of_running_forever(tmp_path):
 def test_frame_latency_and_interval_as_the_host_sees_them(core, lockstep):
     # Timestamps of the last x beat in and the last h beat out, per frame. One frame at a
     # time (lockstep): the latency is the step's cycles plus the frame I/O of the cycle model;
-    # back to back: consecutive h frames are the step's cycles apart. Every step after the
-    # first (the first waits for RESET_STATE's bias refill).
+    # back to back: consecutive h frames are the step's cycles apart (its scan started during
+    # the AP of the step before, issue #10's step overlap, and its cycles count from the
+    # cycle after that step's commit). Every step after the first (the first waits for
+    # RESET_STATE's bias refill).
     from drnn_hw.cycle_model import beat_lags, frame_interval, frame_latency
 
     bundle, shape = core
@@ -137,5 +147,5 @@ def test_frame_latency_and_interval_as_the_host_sees_them(core, lockstep):
                                       frame_latency(g.cycles[:, 1:], lags))
     else:
         np.testing.assert_array_equal(np.diff(r.h_done, axis=1),
-                                      frame_interval(g.cycles[:, 1:], bundle.num_layers))
+                                      frame_interval(g.cycles[:, 1:], 1, shape.step_overlap))
     assert g.cycles.min() < g.cycles.max()       # steps of different lengths

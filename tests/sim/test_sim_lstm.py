@@ -41,7 +41,8 @@ def test_cell_state_saturates():
     x = np.zeros((1, T, 1), np.int64)
     x[0, :12, 0] = np.random.default_rng(2).integers(-300, 300, 12)
     r = simulate(bundle, shape, x, x_valid_prob=0.7, h_ready_prob=0.6, stall_seed=3)
-    g = golden_run(bundle, x, shape=shape)
+    # (Stalls: the model's cycles for the core's prescans.)
+    g = golden_run(bundle, x, shape=shape, prescan=r.prescan)
     assert_matches_golden(r, g)
     cell = bundle.formats.cell
     c = g.state[0].c[0]
@@ -60,7 +61,8 @@ def test_accumulator_saturates_on_the_lstm_core():
     x = np.stack([np.where(phase == 0, 0, np.where(
         phase * np.where(bundle.w_x[k, 0] < 0, -1, 1) > 0, a.max, a.min)) for k in range(4)])
     r = simulate(bundle, shape, x, h_ready_prob=0.5, stall_seed=2)
-    g = golden_run(bundle, x, shape=shape)
+    # (Stalls: the model's cycles for the core's prescans.)
+    g = golden_run(bundle, x, shape=shape, prescan=r.prescan)
     assert_matches_golden(r, g)
     wide = replace(bundle, formats=replace(bundle.formats, acc_bits=32))
     assert not np.array_equal(g.h, golden_run(wide, x, shape=shape).h)
@@ -84,7 +86,8 @@ def test_ragged_sequences_with_h0_and_stalls(stack):
     h0 = _h0(bundle, rng, 3)
     r = simulate(bundle, shape, x, lengths, h0=h0, layer_stats=True, x_valid_prob=0.6,
                  h_ready_prob=0.5, stall_seed=4)
-    g = golden_run(bundle, x, lengths, shape, h0=h0)
+    # (Stalls: the model's cycles for the core's prescans.)
+    g = golden_run(bundle, x, lengths, shape, h0=h0, prescan=r.prescan)
     assert_matches_golden(r, g)
     assert r.status_end & 2 == 0
     assert not np.array_equal(g.h, golden_run(bundle, x, lengths, shape).h)
@@ -103,10 +106,11 @@ def test_thresholds_written_per_layer_at_run_time(stack):
                        [(0, 60)] + [(30, 0)] * (L - 1)])
     r = simulate(bundle, shape, x, layer_thetas=thetas, layer_stats=True)
     for n in range(3):
-        g = golden_run(bundle.with_layer_thresholds(thetas[n]), x[n:n + 1], shape=shape)
+        g = golden_run(bundle.with_layer_thresholds(thetas[n]), x[n:n + 1], shape=shape,
+                       prescan=r.prescan[n:n + 1])    # (the layer registers' reads)
         one = type(r)(**{**r.__dict__, **{k: getattr(r, k)[n:n + 1] for k in (
             "h", "nnz_dx", "nnz_dh", "cycles", "lengths", "layer_cycles", "layer_nnz_dx",
-            "layer_nnz_dh")}})
+            "layer_nnz_dh", "prescan")}})
         assert_matches_golden(one, g)
     assert r.nnz_dh[0].sum() > r.nnz_dh[1].sum()
 
@@ -124,7 +128,8 @@ def test_a_sequence_sent_in_chunks_equals_one_piece(stack):
         chunks[n, :b - a] = whole[0, a:b]
     r = simulate(bundle, shape, chunks, lengths, h0=[h[[0, 0, 0]] for h in h0],
                  reset=[True, False, False], layer_stats=True, x_valid_prob=0.8, stall_seed=1)
-    g = golden_run(bundle, whole, shape=shape, h0=h0)
+    pre = np.concatenate([r.prescan[n, :lengths[n]] for n in range(3)])[None]   # (stalls)
+    g = golden_run(bundle, whole, shape=shape, h0=h0, prescan=pre)
     assert np.array_equal(np.concatenate([r.h[n, :lengths[n]] for n in range(3)]), g.h[0])
     assert np.array_equal(np.concatenate([r.cycles[n, :lengths[n]] for n in range(3)]),
                           g.cycles[0])

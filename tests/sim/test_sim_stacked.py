@@ -27,6 +27,9 @@ STACKS = {
     "three": lambda: (random_stacked_bundle(5, [9, 6, 11], seed=6, theta_x=[0.1, 0.0, 0.05],
                                             theta_h=[0.05, 0.1, 0.0]),
                       CoreShape(rows=8, columns=1, scan=4)),
+    # "two" with issue #10's step overlap: layer 0 scanned during the last layer's AP.
+    "two-ov": lambda: (STACKS["two"]()[0], CoreShape(rows=4, columns=2, scan=3,
+                                                     step_overlap=True)),
 }
 
 
@@ -48,7 +51,7 @@ def test_ragged_sequences_with_h0_and_stalls(stack):
     h0 = _h0(bundle, rng, 3)
     r = simulate(bundle, shape, x, lengths, h0=h0, layer_stats=True, x_valid_prob=0.6,
                  h_ready_prob=0.5, stall_seed=4)
-    g = golden_run(bundle, x, lengths, shape, h0=h0)
+    g = golden_run(bundle, x, lengths, shape, h0=h0, prescan=r.prescan)   # (stalls)
     assert_matches_golden(r, g)
     assert r.status_end & 2 == 0
     # The run means something: h0 changed the result, and the layers kept different deltas.
@@ -66,11 +69,14 @@ def test_thresholds_written_per_layer_at_run_time(stack):
                        [(0, 60)] + [(30, 0)] * (L - 1)])
     r = simulate(bundle, shape, x, layer_thetas=thetas, layer_stats=True)
     for n in range(3):
+        # (Reading the layer registers holds each output frame back, and with it the next
+        # commit: the cycles are the model's for the prescans the core reported.)
         g = golden_run(bundle.with_layer_thresholds(thetas[n]) if L > 1 else
-                       bundle.with_thresholds(*thetas[n][0]), x[n:n + 1], shape=shape)
+                       bundle.with_thresholds(*thetas[n][0]), x[n:n + 1], shape=shape,
+                       prescan=r.prescan[n:n + 1])
         one = type(r)(**{**r.__dict__, **{k: getattr(r, k)[n:n + 1] for k in (
             "h", "nnz_dx", "nnz_dh", "cycles", "lengths", "layer_cycles", "layer_nnz_dx",
-            "layer_nnz_dh")}})
+            "layer_nnz_dh", "prescan")}})
         assert_matches_golden(one, g)
     assert r.nnz_dh[0].sum() > r.nnz_dh[1].sum()      # Θ = 0 keeps more than a large Θ
 
@@ -88,7 +94,11 @@ def test_a_sequence_sent_in_chunks_equals_one_piece(stack):
         chunks[n, :b - a] = whole[0, a:b]
     r = simulate(bundle, shape, chunks, lengths, h0=[h[[0, 0, 0]] for h in h0],
                  reset=[True, False, False], layer_stats=True, x_valid_prob=0.8, stall_seed=1)
-    g = golden_run(bundle, whole, shape=shape, h0=h0)
+    # (Stalls and the layer registers' reads: the model's cycles for the core's prescans; a
+    # chunk's first step, sent after idle gaps, finds the core idle.)
+    pre = np.concatenate([r.prescan[n, :lengths[n]] for n in range(3)])[None]
+    assert pre[0, 8] == 0 and pre[0, 11] == 0
+    g = golden_run(bundle, whole, shape=shape, h0=h0, prescan=pre)
     got = np.concatenate([r.h[n, :lengths[n]] for n in range(3)])
     assert np.array_equal(got, g.h[0])
     cycles = np.concatenate([r.cycles[n, :lengths[n]] for n in range(3)])
@@ -109,17 +119,19 @@ def test_every_layers_h_on_the_output_stream_when_chosen():
     shape = replace(shape, out_layers="all")
     x = sparse_walk(np.random.default_rng(23), 2, 9, bundle.input_size, bundle.formats.act)
     r = simulate(bundle, shape, x, [9, 4], layer_stats=True, h_ready_prob=0.4)
-    g = golden_run(bundle, x, [9, 4], shape)
+    g = golden_run(bundle, x, [9, 4], shape, prescan=r.prescan)   # (stalls)
     assert g.h.shape[-1] == 9 + 6 + 11
     assert_matches_golden(r, g)
-    last = golden_run(bundle, x, [9, 4], replace(shape, out_layers="last"))
+    last = golden_run(bundle, x, [9, 4], replace(shape, out_layers="last"), prescan=r.prescan)
     assert np.array_equal(r.h[..., 15:], last.h) and np.array_equal(r.cycles, last.cycles)
 
 
 def test_frames_back_to_back_and_one_at_a_time():
     # The host's view of a stacked core (the "two" stack; cycle model frame_interval and
-    # frame_latency): back to back, h frames are the step's cycles plus the one idle cycle
-    # after a commit apart; one at a time, the latency is the step's cycles plus the frame I/O.
+    # frame_latency): back to back, h frames are the step's cycles apart (layer 0 of each
+    # step after the first scanned during the last layer's AP of the one before, issue #10's
+    # step overlap, and counted from the cycle after its commit); one at a time, the latency
+    # is the step's cycles, started idle, plus the frame I/O.
     from drnn_hw.cycle_model import beat_lags, frame_interval, frame_latency
 
     bundle, shape = STACKS["two"]()
@@ -129,7 +141,8 @@ def test_frames_back_to_back_and_one_at_a_time():
     b2b = simulate(bundle, shape, x)
     assert_matches_golden(b2b, g)
     np.testing.assert_array_equal(np.diff(b2b.h_done, axis=1),
-                                  frame_interval(g.cycles[:, 1:], bundle.num_layers))
+                                  frame_interval(g.cycles[:, 1:], 2, shape.step_overlap))
+    g = golden_run(bundle, x, shape=shape, prescan=0)
     one = simulate(bundle, shape, x, lockstep=True)
     assert_matches_golden(one, g)
     np.testing.assert_array_equal((one.h_done - one.x_done)[:, 1:],
@@ -147,7 +160,7 @@ def test_every_layers_frame_streams_its_earlier_layers_first():
     bundle, shape = STACKS["three"]()
     shape = replace(shape, out_layers="all")
     x = sparse_walk(np.random.default_rng(24), 1, 8, bundle.input_size, bundle.formats.act)
-    g = golden_run(bundle, x, shape=shape)
+    g = golden_run(bundle, x, shape=shape, prescan=0)     # one frame at a time
     one = simulate(bundle, shape, x, lockstep=True)
     assert_matches_golden(one, g)
     hidden = [ly.hidden_size for ly in bundle.layers]

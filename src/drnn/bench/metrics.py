@@ -28,14 +28,17 @@ Definitions (also written into bench.json under ``definitions``):
     and ``clock.source`` says which.
 ``throughput_cycles``
     Mean cycles between two output frames when the input frames come back to back:
-    :func:`drnn_hw.cycle_model.frame_interval` of each step's cycles (the step's cycles, plus
-    one for a stacked core; nothing of a step overlaps the next yet).
+    :func:`drnn_hw.cycle_model.frame_interval` of each step's cycles, which are those of frames
+    back to back (``cycles``): every step after a sequence's first scans its x while the AP
+    finishes the step before (issue #10's step overlap), and counts from the cycle after
+    that step's commit, so the interval is its cycles.
 ``frame_latency_cycles``, ``frame_latency_us``
     Mean cycles (µs at the clock) from the last beat of x_t in to the last beat of h_t out,
     one frame at a time: :func:`drnn_hw.cycle_model.frame_latency`, ``cycles + 1 +
-    output_tail``: a beat leaves as soon as the AP has written its units, so the tail is at
-    most WH cycles (``cycles + WH + 1`` before issue #10's output streaming). Both
-    relations are checked against Verilator timestamps by the co-simulation tests.
+    output_tail`` on the cycles of a step that finds the core idle (nothing scanned ahead):
+    a beat leaves as soon as the AP has written its units, so the tail is at most WH cycles
+    (``cycles + WH + 1`` before issue #10's output streaming). Both relations are checked
+    against Verilator timestamps by the co-simulation tests.
 ``speedup_vs_theta0``
     ``Σ cycles(Θ=0) / Σ cycles(Θ)`` over the same sequences and steps.
 ``useful_macs``
@@ -112,12 +115,16 @@ DEFINITIONS = {
              "targets' standard deviation (1 = no better than predicting their mean)",
     "sparsity_dx": "fraction of zero input deltas: 1 - sum(nnz_dx) / (I * steps)",
     "sparsity_dh": "fraction of zero hidden deltas: 1 - sum(nnz_dh) / (H * steps)",
-    "cycles": "cycles per step over all valid steps (mean, p50, p99, max; linear percentiles)",
+    "cycles": "cycles per step over all valid steps, input frames back to back (each step "
+              "after a sequence's first scanned during the AP of the one before), counted "
+              "from the cycle after the previous commit (mean, p50, p99, max; linear "
+              "percentiles)",
     "latency_us": "cycles / clock_mhz (clock.source says where the clock comes from)",
     "throughput_cycles": "mean cycles between output frames, input frames back to back "
                          "(cycle_model.frame_interval of each step's cycles)",
     "frame_latency_cycles": "mean cycles from x_t's last beat in to h_t's last beat out, one "
-                            "frame at a time (cycle_model.frame_latency: cycles + 1 + output_tail)",
+                            "frame at a time (cycle_model.frame_latency: cycles + 1 + "
+                            "output_tail, on the cycles of steps that find the core idle)",
     "frame_latency_us": "frame_latency_cycles / clock_mhz",
     "speedup_vs_theta0": "sum cycles at theta 0 / sum cycles at this theta, same sequences",
     "useful_macs": "3*H per kept delta column (r, z, n rows): 3*H*sum(nnz_dx + nnz_dh); the "

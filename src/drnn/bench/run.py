@@ -48,7 +48,7 @@ def _per_layer_sum(fn, bundle: ModelBundle, per_layer):
 
 
 def summarise(result, bundle: ModelBundle, labels, shape: CoreShape, clock_mhz: float,
-              base_cycles=None, torch_us: float | None = None) -> dict:
+              base_cycles=None, torch_us: float | None = None, idle=None) -> dict:
     """Everything the bench reports for one engine result (a GoldenResult) at one threshold.
 
     ``labels``: the test labels (N,), or a regression model's targets ((N, T, O) per step or
@@ -57,7 +57,13 @@ def summarise(result, bundle: ModelBundle, labels, shape: CoreShape, clock_mhz: 
     A stacked bundle: sparsity over all layers' inputs (hidden states), MACs, cycle bound,
     dense operations, breakdown and the peer's cycles summed over the layers (layers in
     sequence on one core), thresholds those of layer 0, and ``layers`` per layer (thresholds,
-    sparsity, mean cycles of the layer's pass)."""
+    sparsity, mean cycles of the layer's pass).
+
+    ``result``'s cycles are those of frames back to back (each sequence's later steps scanned
+    while the AP finished the step before, issue #10's step overlap); ``idle``: the golden
+    model's result of the same run with every step finding the core idle (prescan 0), for
+    the latency of one frame at a time (by default ``result``, when nothing in it was
+    prescanned)."""
     f = bundle.formats
     cyc = result.flat("cycles")
     ndx, ndh = result.flat("nnz_dx"), result.flat("nnz_dh")
@@ -97,10 +103,14 @@ def summarise(result, bundle: ModelBundle, labels, shape: CoreShape, clock_mhz: 
     # The host's view (frames back to back; one frame at a time), from each step's cycles by
     # the relations of the cycle model that the co-simulation tests check in Verilator.
     hidden = [ly.hidden_size for ly in bundle.layers]
-    pass_cycles = result.flat("layer_cycles") if bundle.num_layers > 1 else None
-    lags = beat_lags(hidden, shape.rows, shape.scan, shape.out_layers, pass_cycles)
-    interval = frame_interval(cyc, bundle.num_layers)
-    frame_lat = frame_latency(cyc, lags)
+    if idle is None:
+        if result.prescan is not None and result.prescan.any():
+            raise ValueError("summarise: a result of prescanned steps needs idle")
+        idle = result
+    idle_pass = idle.flat("layer_cycles") if bundle.num_layers > 1 else None
+    lags = beat_lags(hidden, shape.rows, shape.scan, shape.out_layers, idle_pass)
+    interval = frame_interval(cyc, bundle.num_layers, shape.step_overlap)
+    frame_lat = frame_latency(idle.flat("cycles"), lags)
     first = bundle.layers[0]
     reg = head_regression(bundle, result.h, result.lengths, labels)
     row = {
@@ -241,8 +251,11 @@ def run_bench(bundle: ModelBundle, dataset, shape: CoreShape, engine_run, *, eng
         b = bundle if (tx, th) == trained else bundle.with_thresholds(tx, th)
         res = engine_run(b, codes, lengths=lengths, shape=shape)
         ref = None if golden_run is None else golden_run(b, codes, lengths=lengths, shape=shape)
+        from drnn_hw.golden import run as golden_model
+        idle = golden_model(b, codes, lengths=lengths, shape=shape, prescan=0,
+                            **({} if dram_latency is None else {"dram_latency": dram_latency}))
         row = summarise(res, b, labels, shape, clock_mhz,
-                        base_cycles=base_cycles, torch_us=torch_info["per_step_us"])
+                        base_cycles=base_cycles, torch_us=torch_info["per_step_us"], idle=idle)
         if shape.weight_format == "compressed":
             gold = res if res.layer_h is not None else ref
             if gold is None:

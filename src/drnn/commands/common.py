@@ -72,6 +72,12 @@ def core_options(f):
                      default="last", show_default=True,
                      help="What the core's h stream carries for a stacked model: the last "
                           "layer's h, or every layer's concatenated (layer 0's first).")(f)
+    f = click.option("--step-overlap/--no-step-overlap", "step_overlap", default=False,
+                     show_default=True,
+                     help="A waiting x frame's scan starts while the AP finishes the step "
+                          "before (issue #10; fewer cycles between frames sent back to back, "
+                          "the same latency). Not yet the default: this core does not meet "
+                          "the ULX3S's 90 MHz at the first attempt.")(f)
     return f
 
 
@@ -127,7 +133,8 @@ def shape_from_options(preset=None, rows=None, columns=None, scan=None, pe=None,
                        out_layers: str = "last", weights: str = "baked", bus_bits=None,
                        outstanding=None, burst=None, buffer=None,
                        runtime_ok: bool = False, weight_format: str = "auto",
-                       bundle: ModelBundle | None = None) -> CoreShape:
+                       bundle: ModelBundle | None = None,
+                       step_overlap: bool = False) -> CoreShape:
     """The CoreShape of the core options; a one-line UserError for a bad value.
 
     ``weight_format`` "auto" is "compressed" when ``bundle`` is given, has a column-balanced
@@ -162,7 +169,8 @@ def shape_from_options(preset=None, rows=None, columns=None, scan=None, pe=None,
         shape = CoreShape(rows=base.rows if rows is None else rows,
                           columns=base.columns if columns is None else columns,
                           scan=base.scan if scan is None else scan, out_layers=out_layers,
-                          weights=weights, weight_format=weight_format, **fetch)
+                          weights=weights, weight_format=weight_format,
+                          step_overlap=step_overlap, **fetch)
     except ValueError as e:
         raise UserError(str(e)) from None
     if hidden is not None and shape.rows > hidden:

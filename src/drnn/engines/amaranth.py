@@ -56,8 +56,9 @@ def simulate(bundle, sequences, shape: CoreShape, *, waves=None, stall_seed=None
              core_bundle=None, layer_stats: bool = False, core_options=None, monitor=None):
     """Run ``sequences`` (list of (T_n, I) code arrays) through a fresh core.
 
-    Returns a list (per sequence) of dicts with ``h`` (T, H), ``cycles``, ``nnz_dx``, ``nnz_dh``
-    (T,), plus ``frames_h_last_ok`` (every output frame had ``last`` exactly on its final beat).
+    Returns a list (per sequence) of dicts with ``h`` (T, H), ``cycles``, ``nnz_dx``, ``nnz_dh``,
+    ``prescan`` (T,; the status port's PRESCAN_LAST: cycles the step's scan started before its
+    cycle 0), plus ``frames_h_last_ok`` (every output frame had ``last`` exactly on its final beat).
     ``thetas``: optional per-sequence (theta_x, theta_h) written over the bus before the
     sequence (layer 0's registers), or per sequence a list of L such pairs (every layer's).
     ``h0``: optional per-sequence initial state, ΣH_l codes (layer 0's units first), written
@@ -91,6 +92,7 @@ def simulate(bundle, sequences, shape: CoreShape, *, waves=None, stall_seed=None
     act_bits = fmts.act_bits
     rng = np.random.default_rng(stall_seed)
     results = [dict(h=np.zeros((len(s), H), np.int64), cycles=np.zeros(len(s), np.int64),
+                    prescan=np.zeros(len(s), np.int64),
                     nnz_dx=np.zeros(len(s), np.int64), nnz_dh=np.zeros(len(s), np.int64),
                     **({"layer_cycles": np.zeros((len(s), n_layers), np.int64)}
                        if layer_stats else {}))
@@ -168,9 +170,10 @@ def simulate(bundle, sequences, shape: CoreShape, *, waves=None, stall_seed=None
                     while True:
                         ready = 1 if h_ready_prob >= 1.0 else int(rng.random() < h_ready_prob)
                         ctx.set(dut.h.ready, ready)
-                        _, _, valid, word, cyc, ndx, ndh = await ctx.tick().sample(
+                        _, _, valid, word, cyc, ndx, ndh, pre = await ctx.tick().sample(
                             dut.h.valid, h_payload, dut.status.cycles_last,
-                            dut.status.nnz_dx_last, dut.status.nnz_dh_last)
+                            dut.status.nnz_dx_last, dut.status.nnz_dh_last,
+                            dut.status.prescan_last)
                         if valid and ready:
                             break
                     elements, last = _unpack_beat(word, act_bits, E)
@@ -183,6 +186,7 @@ def simulate(bundle, sequences, shape: CoreShape, *, waves=None, stall_seed=None
                 if any(h[H:]):
                     state["last_ok"] = False
                 r["cycles"][t], r["nnz_dx"][t], r["nnz_dh"][t] = cyc, ndx, ndh
+                r["prescan"][t] = pre
             state["seq_done"] = n
         if extra_checks is not None:
             await extra_checks(ctx, dut)
@@ -244,7 +248,7 @@ def run(bundle, x_codes, lengths=None, shape=None, waves=None, h0=None, state=No
     results = iter(simulate(bundle, seqs, shape, waves=waves, **options))
     out = GoldenResult(h=np.zeros((N, T, H), np.int64), nnz_dx=np.zeros((N, T), np.int64),
                        nnz_dh=np.zeros((N, T), np.int64), cycles=np.zeros((N, T), np.int64),
-                       lengths=lengths)
+                       lengths=lengths, prescan=np.zeros((N, T), np.int64))
     for n in range(N):
         L = lengths[n]
         if L == 0:
@@ -253,6 +257,7 @@ def run(bundle, x_codes, lengths=None, shape=None, waves=None, h0=None, state=No
         out.h[n, :L] = r["h"]
         out.nnz_dx[n, :L], out.nnz_dh[n, :L], out.cycles[n, :L] = (
             r["nnz_dx"], r["nnz_dh"], r["cycles"])
+        out.prescan[n, :L] = r["prescan"]
         if "layer_cycles" in r:
             if out.layer_cycles is None:
                 out.layer_cycles = np.zeros((N, T, bundle.num_layers), np.int64)
