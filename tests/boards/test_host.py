@@ -131,7 +131,7 @@ def test_register_addresses_and_bits_on_the_wire():
         return P.encode_frame(0x01, bytes([addr]) + value.to_bytes(4, "little"))
 
     assert t.written == [wr(3, 0b001), wr(3, 0b110), wr(5, 0x80), wr(6, 0x40),
-                         *(P.encode_frame(0x02, bytes([a])) for a in (4, 7, 8, 9, 10, 4))]
+                         *(P.encode_frame(0x02, bytes([a])) for a in (4, 7, 8, 9, 20, 10, 4))]
     with pytest.raises(ValueError, match="bogus"):
         link.control(bogus=1)
 
