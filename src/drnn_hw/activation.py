@@ -122,16 +122,25 @@ def block_issue(m: Module, start, first, last, blk, name: str):
     """The registers of an AP pass's block issue: ``valid`` from the cycle after ``start``
     until ``block`` has been ``last``; ``block`` counts up from ``first``, one per cycle.
 
-    Returns ``(valid, block)`` (signals named ``{name}_valid``, ``{name}_block``)."""
+    ``start`` must not come while ``valid`` (a pass starts its AP once, after the previous
+    pass's issue ended), and ``first`` and ``last`` must hold from the cycle of ``start``
+    until the pass's last block.
+
+    Returns ``(valid, block)`` (signals named ``{name}_valid``, ``{name}_block``); ``block``
+    is ``first`` whenever ``valid`` is low (only ``valid`` qualifies it)."""
     valid = Signal(name=f"{name}_valid")
     block = Signal(blk, name=f"{name}_block")
-    with m.If(start):
-        m.d.sync += [valid.eq(1), block.eq(first)]
-    with m.Elif(valid):
+    # ``block`` waits at ``first`` between passes, so ``start`` (the end of a long decision in
+    # the core, fanned out to every copy) enters one flip-flop's input, ``valid``'s, and not
+    # the block bits' too: start → the read copies' blocks was the slowest path of both
+    # ULX3S builds with the step overlap (#10, thirty-third round).
+    with m.If(valid):
         with m.If(block == last):
             m.d.sync += valid.eq(0)
         with m.Else():
             m.d.sync += block.eq(block + 1)
+    with m.Else():
+        m.d.sync += [valid.eq(start), block.eq(first)]
     return valid, block
 
 
