@@ -443,8 +443,7 @@ class DeltaRNNCore(wiring.Component):
             m.d.comb += [bank.written.eq(queue.written), queue.ahead_index.eq(bank.ahead_index),
                          bank.ahead_entry.eq(queue.ahead_entry),
                          bank.base.eq(regs.weight_base)]
-            if not ov:
-                m.d.comb += queue.hold.eq(bank.hold)
+            m.d.comb += queue.hold.eq(bank.hold)
             wiring.connect(m, wiring.flipped(self.m_axi), bank.axi)
         elif self.compressed:
             m.submodules.weights = bank = WeightBank(
@@ -715,12 +714,16 @@ class DeltaRNNCore(wiring.Component):
         if ov:
             m.d.comb += pre_go.eq(ap_started & last_layer & ~pre & ~commit & frame_ready &
                                   ~reset_pending & ~self.csr.w_stb)
+            # ``pre`` in the next cycle: set by ``pre_go``, cleared by the commit (below). The
+            # queue registers it into its decision (``hold_next``).
+            pre_n = Signal(name="pre_n")
+            m.d.comb += pre_n.eq(pre_go | (pre & ~commit))
+            m.d.sync += pre.eq(pre_n)
             with m.If(pre_go):
-                m.d.sync += [pre.eq(1), pre_count.eq(0)]
+                m.d.sync += pre_count.eq(0)
             with m.Elif(pre):
                 m.d.sync += pre_count.eq(pre_count + 1)
-            m.d.comb += [enc.h_hold.eq(pre),
-                         queue.hold.eq(pre | bank.hold if self.axi else pre)]
+            m.d.comb += [enc.h_hold.eq(pre), queue.hold_next.eq(pre_n)]
 
         # --- input ----------------------------------------------------------------------------
         x_head = Signal(frame)
@@ -922,8 +925,8 @@ class DeltaRNNCore(wiring.Component):
             if ov:
                 m.d.sync += prescan_last.eq(step_prescan)
                 with m.If(pre):
-                    # The scanned step runs on: its cycle 0 is the next.
-                    m.d.sync += [pre.eq(0), cycle.eq(0), step_prescan.eq(pre_count + 1)]
+                    # The scanned step runs on: its cycle 0 is the next (``pre_n`` is 0).
+                    m.d.sync += [cycle.eq(0), step_prescan.eq(pre_count + 1)]
             new_h = []
             if runtime:
                 # The last loaded layer's h; the block the AP writes in this very cycle (its

@@ -103,7 +103,7 @@ class DeltaQueue(wiring.Component):
         Copies of the issue slot's weight words (``IssueSignature.word``), one per weight
         memory of the receiver (≥ 1).
     hold : bool
-        Build the ``hold`` input without ``lookahead``.
+        Build the ``hold_next`` input (issue #10's step overlap).
     registered_writes : bool
         A cycle's bank writes reach the banks a cycle later, from a register, and the entries
         of the group under issue are held in the entry registers as they are written, so no
@@ -129,10 +129,16 @@ class DeltaQueue(wiring.Component):
     pending : Out(1)
         Something is still to be issued (now or later) this step.
     hold : In(1)
-        Only with ``hold`` or ``lookahead``: no group starts while it is high (a started
-        group's NB slots go on). An AXI core's fetch holds a group until its columns'
-        weights are in the buffer; issue #10's step overlap holds the next step's groups
-        until the AP has done with the multipliers and delta memories.
+        Only with ``lookahead``: no group starts while it is high (a started group's NB
+        slots go on). An AXI core's fetch holds a group until its columns' weights are in
+        the buffer.
+    hold_next : In(1)
+        Only with ``hold``: the same for the next cycle, no group starts in a cycle after
+        one in which ``hold_next`` was high. Issue #10's step overlap holds the next step's
+        groups until the AP has done with the multipliers and delta memories; registered
+        into the decision's registers, the hold adds no term to the issue decision (as a
+        fifth input it added a LUT level to the ULX3S builds' slowest paths, the queue's
+        issue entries and next word; #10's thirty-third round).
 
     With ``lookahead`` (an AXI core's weight fetch, :mod:`drnn_hw.axi_weight_fetch`):
 
@@ -164,7 +170,7 @@ class DeltaQueue(wiring.Component):
         self.depth = math.ceil(capacity / columns) + 1     # words per bank
         self.entry_layout = entry_layout
         self.lookahead = lookahead
-        self.hold_port = hold or lookahead
+        self.hold_ahead = hold
         self.copies = copies
         self.registered_writes = registered_writes
         count = range(self.depth * columns + 1)
@@ -174,7 +180,8 @@ class DeltaQueue(wiring.Component):
                        init=[{"blocks": nb} for nb in per_layer]),
             **({"written": Out(count), "ahead_index": In(count),
                 "ahead_entry": Out(entry_layout)} if lookahead else {}),
-            **({"hold": In(1)} if self.hold_port else {}),
+            **({"hold": In(1)} if lookahead else {}),
+            **({"hold_next": In(1)} if hold else {}),
             "deltas": In(DeltaStreamSignature(entry_layout, columns)),
             "clear": In(1),
             "issue": Out(IssueSignature(entry_layout, columns, self.NB, copies)),
@@ -260,8 +267,6 @@ class DeltaQueue(wiring.Component):
         is_full = Signal(name="is_full")
         tail = Signal(name="tail")
         last_busy = Signal(name="last_busy")
-        partial = Signal()
-        m.d.comb += partial.eq(self.deltas.done & tail)
         # A group that issues holds at least one delta; only a full one holds K.
         m.d.comb += issue.column_valid.eq(Mux(is_full, (1 << K) - 1, 1))
 
@@ -276,7 +281,15 @@ class DeltaQueue(wiring.Component):
         # A group's first slot is its last one when the layer has a single block.
         single = Signal()
         m.d.comb += single.eq(blocks == 1)
-        ready = (is_full | partial) & ~self.hold if self.hold_port else is_full | partial
+        # With ``hold``, the same tests with the hold folded in, registered beside them:
+        #   go_full = is_full & ~hold,  go_tail = tail & ~hold
+        # (``is_full`` and ``tail`` also say what is pending, whatever the hold).
+        go_full, go_tail = is_full, tail
+        if self.hold_ahead:
+            go_full, go_tail = Signal(name="go_full"), Signal(name="go_tail")
+        ready = go_full | (self.deltas.done & go_tail)
+        if self.lookahead:
+            ready = ready & ~self.hold
         if self.lookahead:
             # The entries written so far, and the look-ahead read (entry n: bank n % K,
             # word n // K).
@@ -331,6 +344,11 @@ class DeltaQueue(wiring.Component):
             tail.eq(~self.clear & (phase_w != 0) & (group_w == full_w)),
             last_busy.eq(issue.block + 1 == last),
         ]
+        if self.hold_ahead:
+            m.d.sync += [
+                go_full.eq(~self.clear & ~self.hold_next & (group_w < full_w)),
+                go_tail.eq(~self.clear & ~self.hold_next & (phase_w != 0) & (group_w == full_w)),
+            ]
         # Where this cycle's writes land against the group under issue and the next one,
         # from registers worked out the same way (a bank writes word ``full``, or
         # ``full + 1``: port 0 of two while a group is partial):

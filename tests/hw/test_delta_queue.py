@@ -117,8 +117,9 @@ def test_refuses_what_it_cannot_build(kwargs, name):
 @pytest.mark.parametrize("K", [1, 2])
 def test_lookahead_and_hold(K, registered, lookahead):
     """With ``lookahead``: ``written`` counts the entries from the cycle after their write,
-    ``ahead_entry`` is entry ``ahead_index`` of the step; with or without it, ``hold`` keeps
-    a group from starting (never stops one mid-way: its NB slots go on back to back)."""
+    ``ahead_entry`` is entry ``ahead_index`` of the step; with it ``hold``, without it
+    ``hold_next`` a cycle ahead (the step overlap's), keeps a group from starting (never
+    stops one mid-way: its NB slots go on back to back)."""
     NB = 3
     layout = delta_entry_layout(Formats(), 10)
     dut = DeltaQueue(layout, columns=K, blocks=NB, capacity=16, lookahead=lookahead,
@@ -135,7 +136,10 @@ def test_lookahead_and_hold(K, registered, lookahead):
                 ctx.set(dut.deltas.entry[k].addr, a)
             ctx.set(dut.deltas.done, K * cycle >= 5)
             # Held until cycle 20, except for a group already started.
-            ctx.set(dut.hold, cycle < 20)
+            if lookahead:
+                ctx.set(dut.hold, cycle < 20)
+            else:
+                ctx.set(dut.hold_next, cycle + 1 < 20)
             n = cycle % 7
             if lookahead:
                 ctx.set(dut.ahead_index, n)
