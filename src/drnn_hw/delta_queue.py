@@ -290,7 +290,6 @@ class DeltaQueue(wiring.Component):
         ready = go_full | (self.deltas.done & go_tail)
         if self.lookahead:
             ready = ready & ~self.hold
-        if self.lookahead:
             # The entries written so far, and the look-ahead read (entry n: bank n % K,
             # word n // K).
             m.d.comb += self.written.eq(full * K + phase)

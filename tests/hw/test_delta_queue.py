@@ -113,17 +113,21 @@ def test_refuses_what_it_cannot_build(kwargs, name):
 
 
 @REGISTERED
-@pytest.mark.parametrize("lookahead", [True, False])
+@pytest.mark.parametrize("lookahead,hold", [(True, False), (False, True), (True, True)])
 @pytest.mark.parametrize("K", [1, 2])
-def test_lookahead_and_hold(K, registered, lookahead):
+def test_lookahead_and_hold(K, registered, lookahead, hold):
     """With ``lookahead``: ``written`` counts the entries from the cycle after their write,
-    ``ahead_entry`` is entry ``ahead_index`` of the step; with it ``hold``, without it
-    ``hold_next`` a cycle ahead (the step overlap's), keeps a group from starting (never
-    stops one mid-way: its NB slots go on back to back)."""
+    ``ahead_entry`` is entry ``ahead_index`` of the step, and ``hold`` keeps a group from
+    starting; with ``hold``, ``hold_next`` does the same a cycle ahead (the step overlap's).
+    Neither stops a group mid-way: its NB slots go on back to back. With both, each of the
+    two holds is the later one for one K."""
     NB = 3
     layout = delta_entry_layout(Formats(), 10)
     dut = DeltaQueue(layout, columns=K, blocks=NB, capacity=16, lookahead=lookahead,
-                     registered_writes=registered, hold=not lookahead)
+                     registered_writes=registered, hold=hold)
+    # The cycle up to which each hold holds (the last one decides).
+    until = {"hold": 20 if not hold or K == 1 else 10,
+             "hold_next": 20 if not lookahead or K == 2 else 10}
     entries = [(10 * n + 1, n + 100) for n in range(5)]
     log = []
 
@@ -137,9 +141,9 @@ def test_lookahead_and_hold(K, registered, lookahead):
             ctx.set(dut.deltas.done, K * cycle >= 5)
             # Held until cycle 20, except for a group already started.
             if lookahead:
-                ctx.set(dut.hold, cycle < 20)
-            else:
-                ctx.set(dut.hold_next, cycle + 1 < 20)
+                ctx.set(dut.hold, cycle < until["hold"])
+            if hold:
+                ctx.set(dut.hold_next, cycle + 1 < until["hold_next"])
             n = cycle % 7
             if lookahead:
                 ctx.set(dut.ahead_index, n)
