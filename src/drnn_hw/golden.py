@@ -424,7 +424,7 @@ def run(bundle: ModelBundle, x_codes, lengths=None, shape: CoreShape | None = No
                           recount=recount if with_cycles else None)
     if with_cycles:
         if prescan is None and (shape or CoreShape()).step_overlap:
-            nb_last = shape.blocks(bundle.layers[-1].hidden_size)
+            nb_last = (shape or CoreShape()).blocks(bundle.layers[-1].hidden_size)
             prescan = np.where(valid & (np.arange(T)[None, :] > 0),
                                streamed_prescan(nb_last, bundle.cell), 0)
         elif prescan is None:

@@ -134,13 +134,19 @@ def test_run_bench_golden_rows_consistent():
     assert row["speedup_vs_theta0"] == pytest.approx(c0 / c1)
     assert row["cycles"]["mean"] == pytest.approx(c1 / steps)
     assert row["latency_us"]["mean"] == pytest.approx(c1 / steps / 50.0)
-    # One layer, nothing overlapped: frames back to back are a step apart; a frame's latency is
-    # its step plus one cycle and its one beat (H = E = 4), which holds the AP's last block, so
-    # leaves an edge after the commit (cycle_model.output_tail; verified in Verilator, tests/sim).
+    # One layer: frames back to back are a step apart, each step after a sequence's first
+    # scanned during the AP of the one before (issue #10's step overlap, the default); a
+    # frame's latency is its step as one that found the core idle (prescan 0) plus one cycle
+    # and its one beat (H = E = 4), which holds the AP's last block, so leaves an edge after
+    # the commit (cycle_model.output_tail; verified in Verilator, tests/sim).
+    assert SHAPE.step_overlap and (r1.prescan[:, 1:] > 0).any()
+    idle = golden_run(b.with_thresholds(64, 64), codes, data.len_test, SHAPE, prescan=0)
+    assert idle.cycles.sum() > c1
     beats = -(-4 // SHAPE.scan)
     assert row["throughput_cycles"] == pytest.approx(c1 / steps)
-    assert row["frame_latency_cycles"] == pytest.approx(c1 / steps + beats + 1)
-    assert row["frame_latency_us"] == pytest.approx((c1 / steps + beats + 1) / 50.0)
+    latency = idle.cycles.sum() / steps + beats + 1
+    assert row["frame_latency_cycles"] == pytest.approx(latency)
+    assert row["frame_latency_us"] == pytest.approx(latency / 50.0)
     kept = r1.nnz_dx.sum() + r1.nnz_dh.sum()
     assert row["mxv_utilisation"] == pytest.approx(12 * kept / (12 * c1))
     assert row["sparsity_dh"] == pytest.approx(1 - r1.nnz_dh.sum() / (4 * steps))

@@ -121,7 +121,7 @@ def test_generate_an_lstm_core_counts_four_channels_of_multipliers(tmp_path, cap
                            "--columns", "2", "--scan", "4"], capsys)
     assert code == 0, err
     man = json.loads((tmp_path / "g" / "manifest.json").read_text())
-    assert man["parameters"]["cell"] == "lstm"
+    assert man["parameters"]["cell"] == "lstm" and man["parameters"]["step_overlap"] is True
     assert man["multipliers"] == 4 * 4 * 2 == man["multipliers_yosys"]
     assert man["cycle_model"]["AP_LATENCY"] == 12
     assert "LSTM I=5 H=6" in out and "32 multipliers (yosys counts 32)" in out
@@ -133,7 +133,8 @@ def test_simulate_an_lstm_on_the_rtl_engines(tmp_path, capsys, engine):
     model's, cycles measured equal to its cycle model's."""
     from drnn_sim.cores import core
 
-    b, shape = core("lstm-odd")     # (its Verilator build is shared with tests/sim)
+    b, shape = core("lstm-odd")     # (its Verilator build is shared with tests/sim; a core
+    #                                  without the step overlap, as --no-step-overlap builds)
     b.save(tmp_path / "m")
     x = np.random.default_rng(1).normal(0, 1, (2, 6, 7))
     h0 = np.random.default_rng(2).uniform(-0.5, 0.5, (1, 13))
@@ -142,7 +143,7 @@ def test_simulate_an_lstm_on_the_rtl_engines(tmp_path, capsys, engine):
     code, out, err = drnn(["simulate", tmp_path / "m", "--input", tmp_path / "x.npy",
                            "--output", tmp_path / "h.npy", "--stats", tmp_path / "s.json",
                            "--engine", engine, "--h0", tmp_path / "h0.npy", "--rows", "4",
-                           "--columns", "2", "--scan", "3"], capsys)
+                           "--columns", "2", "--scan", "3", "--no-step-overlap"], capsys)
     assert code == 0, err
     from drnn_hw.numerics import quantize
     g = run(b, b.quantize_input(x), shape=shape, h0=[quantize(h0[0], b.formats.act)])

@@ -63,7 +63,7 @@ def test_train_export_evaluate_flow(flow, syn, tmp_path, capsys):
     assert code == 0, err
     m = json.loads((tmp_path / "e.json").read_text())
     assert m["accuracy"] == metrics["exact_accuracy"]
-    assert m["core"] == {"rows": 2, "columns": 1, "scan": 4}
+    assert m["core"] == {"rows": 2, "columns": 1, "scan": 4, "step_overlap": True}
     assert f"{100 * m['accuracy']:.2f} %" in out and "mean cycles/step" in out
     # The names before the rename still work, with a warning naming the new flag.
     code, out2, err = drnn(["evaluate", bundle, "--pe", "2", "--lanes", "1", "--scan", "4"],

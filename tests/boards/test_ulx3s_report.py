@@ -23,18 +23,34 @@ def test_clock_from_build_report(tmp_path):
     p.write_text(json.dumps({"clock": {"target_mhz": 50, "pll_mhz": 50.0, "timing_met": True,
                                        "achieved_fmax_mhz": 71.3,
                                        "per_clock": {"sync": {"achieved_mhz": 71.3}}},
-                             "core": {"rows": 16, "columns": 2, "scan": 16},
+                             "core": {"rows": 16, "columns": 2, "scan": 16,
+                                      "step_overlap": True},
                              "model": {"input_size": 3, "hidden_size": 4}}))
     mhz, src = clock_from_build_report(p, CoreShape(rows=16, columns=2, scan=16),
                                          random_bundle(3, 4))
     assert mhz == 71.3 and "clock.achieved_fmax_mhz" in src and "50 MHz, timing met" in src
     assert "WARNING" not in src
-    # a report written before the rename (pe/lanes) names the same core
+    # a report written before the step overlap was the default (no key) built a core without
+    # it: another netlist than the default core's
+    before = json.loads(p.read_text())
+    del before["core"]["step_overlap"]
+    p_before = tmp_path / "before.json"
+    p_before.write_text(json.dumps(before))
+    _, src = clock_from_build_report(p_before, CoreShape(rows=16, columns=2, scan=16),
+                                     random_bundle(3, 4))
+    assert "WARNING: built for core" in src
+    _, src = clock_from_build_report(p_before, CoreShape(rows=16, columns=2, scan=16,
+                                                         step_overlap=False),
+                                     random_bundle(3, 4))
+    assert "WARNING" not in src
+    # a report written before the rename (pe/lanes) names the same core (one without the step
+    # overlap, which came later)
     old = json.loads(p.read_text())
     old["core"] = {"pe": 16, "lanes": 2, "scan": 16}
     p_old = tmp_path / "old.json"
     p_old.write_text(json.dumps(old))
-    _, src = clock_from_build_report(p_old, CoreShape(rows=16, columns=2, scan=16),
+    _, src = clock_from_build_report(p_old, CoreShape(rows=16, columns=2, scan=16,
+                                                      step_overlap=False),
                                      random_bundle(3, 4))
     assert "WARNING" not in src
     _, src = clock_from_build_report(p_old, CoreShape(rows=8, columns=2, scan=16),
@@ -60,7 +76,8 @@ def test_a_build_of_other_layers_is_named(tmp_path):
     p = tmp_path / "report.json"
     p.write_text(json.dumps({"clock": {"target_mhz": 40, "pll_mhz": 40.0, "timing_met": True,
                                        "achieved_fmax_mhz": 41.8},
-                             "core": {"rows": 16, "columns": 2, "scan": 16},
+                             "core": {"rows": 16, "columns": 2, "scan": 16,
+                                      "step_overlap": True},
                              "model": {"input_size": 3, "hidden_size": 4,
                                        "layers": [[3, 5], [5, 4]]}}))
     shape = CoreShape(rows=16, columns=2, scan=16)

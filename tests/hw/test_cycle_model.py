@@ -267,3 +267,17 @@ def test_every_layers_frame_counts_the_later_passes():
         beat_lags([4, 8], 4, 4, "all")
     with pytest.raises(ValueError, match="out_layers"):
         beat_lags([4, 8], 4, 4, "every")
+
+
+def test_the_step_overlap_is_the_default_and_every_record_states_it():
+    """Since issue #10's thirty-third round the default core has the step overlap; a shape's
+    record always says whether it has it, and a record written before (without the key,
+    which was then written only when on) reads as a core without it."""
+    assert CoreShape().step_overlap
+    for on in (True, False):
+        shape = CoreShape(rows=4, columns=1, scan=3, step_overlap=on)
+        assert shape.to_dict()["step_overlap"] is on
+        assert CoreShape.from_dict(shape.to_dict()) == shape
+    assert not CoreShape.from_dict({"rows": 4, "columns": 1, "scan": 3}).step_overlap
+    with pytest.raises(ValueError, match="step_overlap"):
+        CoreShape(step_overlap=1)

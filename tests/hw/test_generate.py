@@ -37,6 +37,7 @@ def test_verilog_manifest_and_multipliers(tmp_path, I, H, P, K, E):
     p = man["parameters"]
     assert (p["I"], p["H"], p["P"], p["K"], p["E"]) == (I, H, P, K, E)
     assert p["thresholds"]["theta_x_code"] == 64 and p["formats"]["act_bits"] == 16
+    assert p["step_overlap"] is True        # (issue #10's step overlap, the default)
     assert man["cycle_model"]["formula"] == FORMULA
     assert man["registers"]["THETA_H"] == {"address": 6, "access": "RW"}
     assert man["tools"]["amaranth"] == "0.5.10"

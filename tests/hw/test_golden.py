@@ -130,7 +130,7 @@ def test_ragged_sequences_do_not_change_past_their_length():
 def test_cycles_come_from_the_cycle_model_for_the_given_shape():
     b = random_bundle(5, 11, seed=4).with_thresholds(40, 10)
     x = np.random.default_rng(3).integers(-800, 800, size=(1, 4, 5))
-    shape = CoreShape(rows=4, columns=1, scan=3)
+    shape = CoreShape(rows=4, columns=1, scan=3, step_overlap=False)
     res = run(b, x, shape=shape)
     scalar_reference(b, x[0])
     expected = [step_cycles(mx, mh, shape) for mx, mh in scalar_reference.masks]

@@ -123,7 +123,7 @@ def test_delta_masks_replay_the_golden_run():
     rng = np.random.default_rng(0)
     x = rng.integers(-300, 300, (4, 9, 5))
     lengths = np.array([9, 4, 1, 7])
-    shape = CoreShape(rows=4, columns=2, scan=3)
+    shape = CoreShape(rows=4, columns=2, scan=3, step_overlap=False)
     res = run(b, x, lengths, shape)
     m = delta_masks(x, res.layer_h, lengths, [(ly.theta_x, ly.theta_h) for ly in b.layers])
     for l, (mx, mh) in enumerate(m):

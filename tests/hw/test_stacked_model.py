@@ -187,7 +187,7 @@ def test_stacked_golden_chains_single_layer_runs():
                               seed=3)
     x = _codes(rng, 4, 12, 5)
     lengths = np.array([12, 7, 1, 0])
-    shape = CoreShape(rows=4, columns=2, scan=4)
+    shape = CoreShape(rows=4, columns=2, scan=4, step_overlap=False)
     # (Every step started idle, prescan 0: a layer's cycles as a one-layer bundle's.)
     r = run(b, x, lengths, shape, prescan=0)
     inp, cycles = x, 0

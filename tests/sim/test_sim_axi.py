@@ -33,8 +33,9 @@ CORES = {
                                            theta_x=[0.05, 0.1], theta_h=[0.02, 0.05],
                                            weight_scale=2.0),
                      CoreShape(rows=4, columns=2, scan=3, weights="axi", bus_bits=32, burst=4,
-                               buffer=4, outstanding=2)),
-    # With issue #10's step overlap: the next step's columns fetched during the AP.
+                               buffer=4, outstanding=2, step_overlap=False)),
+    # With issue #10's step overlap (the default; "gru" and "gru2" are without it): the next
+    # step's columns fetched during the AP.
     "gru2-ov": lambda: (CORES["gru2"]()[0], replace(CORES["gru2"]()[1], step_overlap=True)),
 }
 

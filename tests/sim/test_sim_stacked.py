@@ -23,11 +23,12 @@ STACKS = {
     "two": lambda: (random_stacked_bundle(7, [13, 3], formats=Formats(acc_bits=24), seed=5,
                                           theta_x=[0.05, 0.1], theta_h=[0.02, 0.05],
                                           weight_scale=2.0),
-                    CoreShape(rows=4, columns=2, scan=3)),
+                    CoreShape(rows=4, columns=2, scan=3, step_overlap=False)),
     "three": lambda: (random_stacked_bundle(5, [9, 6, 11], seed=6, theta_x=[0.1, 0.0, 0.05],
                                             theta_h=[0.05, 0.1, 0.0]),
                       CoreShape(rows=8, columns=1, scan=4)),
-    # "two" with issue #10's step overlap: layer 0 scanned during the last layer's AP.
+    # "two" with issue #10's step overlap (the default; "one" and "two" are without it):
+    # layer 0 scanned during the last layer's AP.
     "two-ov": lambda: (STACKS["two"]()[0], CoreShape(rows=4, columns=2, scan=3,
                                                      step_overlap=True)),
 }

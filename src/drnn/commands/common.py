@@ -72,12 +72,13 @@ def core_options(f):
                      default="last", show_default=True,
                      help="What the core's h stream carries for a stacked model: the last "
                           "layer's h, or every layer's concatenated (layer 0's first).")(f)
-    f = click.option("--step-overlap/--no-step-overlap", "step_overlap", default=False,
-                     show_default=True,
+    # (No click default: None is "not given", which `drnn simulate --core` must tell apart.)
+    f = click.option("--step-overlap/--no-step-overlap", "step_overlap", default=None,
                      help="A waiting x frame's scan starts while the AP finishes the step "
                           "before (issue #10; fewer cycles between frames sent back to back, "
-                          "the same latency). Not yet the default: this core does not meet "
-                          "the ULX3S's 90 MHz at the first attempt.")(f)
+                          "the same latency). On by default; --no-step-overlap builds the "
+                          "core without it (each step's scan starts after the commit "
+                          "before it).")(f)
     return f
 
 
@@ -134,14 +135,14 @@ def shape_from_options(preset=None, rows=None, columns=None, scan=None, pe=None,
                        outstanding=None, burst=None, buffer=None,
                        runtime_ok: bool = False, weight_format: str = "auto",
                        bundle: ModelBundle | None = None,
-                       step_overlap: bool = False) -> CoreShape:
+                       step_overlap: bool | None = None) -> CoreShape:
     """The CoreShape of the core options; a one-line UserError for a bad value.
 
     ``weight_format`` "auto" is "compressed" when ``bundle`` is given, has a column-balanced
     layer (``layers[l].balance``) and the weights are baked, else "dense": a run-time core is
     compressed only when asked (it then refuses dense models, and "auto" keeps the core that
     loads any model), and so is an AXI core of a pruned bundle (it trades DRAM traffic for the
-    compressed MxV's logic).
+    compressed MxV's logic). ``step_overlap`` None (not given) is CoreShape's default, on.
 
     With ``hidden`` (the model's largest H): a core never builds more rows than H (the rows
     past H would hold no weight; NB = 1 either way), so P is clamped to H, with a note when
@@ -170,7 +171,8 @@ def shape_from_options(preset=None, rows=None, columns=None, scan=None, pe=None,
                           columns=base.columns if columns is None else columns,
                           scan=base.scan if scan is None else scan, out_layers=out_layers,
                           weights=weights, weight_format=weight_format,
-                          step_overlap=step_overlap, **fetch)
+                          step_overlap=True if step_overlap is None else step_overlap,
+                          **fetch)
     except ValueError as e:
         raise UserError(str(e)) from None
     if hidden is not None and shape.rows > hidden:

@@ -60,9 +60,11 @@ def evaluate(model_dir, dataset, json_out, **core):
         click.echo(f"  layer {l} (I={ly['input_size']} H={ly['hidden_size']}): "
                    f"Δx {100 * ly['sparsity_dx']:.1f} %, Δh {100 * ly['sparsity_dh']:.1f} %")
     if bundle.num_layers > 1:
-        click.echo(f"cycles: {bundle.num_layers} layers in sequence on one core, no overlap "
-                   "(the time-multiplexed core's cycle model: the layers' passes plus one idle "
-                   "cycle between two)")
+        click.echo(f"cycles: {bundle.num_layers} layers in sequence on one core (the "
+                   "time-multiplexed core's cycle model: the layers' passes plus one idle "
+                   "cycle between two" + ("; a step's layer 0 scanned during the AP of the "
+                                          "step before, the step overlap)"
+                                          if shape.step_overlap else ")"))
     click.echo(f"mean cycles/step {m['mean_cycles']:.1f} "
                f"(dense {m['mean_cycles_dense']:.0f})")
     if "mean_cycles_compressed" in m:

@@ -111,8 +111,7 @@ def _runtime_core(bundle, model_dir, core_dir, engine, core) -> "CoreShape":
         raise UserError(f"--core needs --engine verilator (got --engine {engine})")
     given = [f"--{k.replace('_', '-')}" for k, v in core.items()
              if v is not None and k != "out_layers" and not (k == "weights" and v == "baked")
-             and not (k == "weight_format" and v == "auto")
-             and not (k == "step_overlap" and not v)]
+             and not (k == "weight_format" and v == "auto")]
     if given:
         raise UserError(f"{', '.join(given)}: the core in {core_dir} has its own shape")
     path = Path(core_dir) / "manifest.json"
@@ -127,4 +126,5 @@ def _runtime_core(bundle, model_dir, core_dir, engine, core) -> "CoreShape":
     # (A compressed core's steps take the spatial model's cycles on the loaded kept.)
     return CoreShape(rows=info.effective_rows, columns=info.columns, scan=info.scan,
                      weight_format="compressed" if info.compressed else "dense",
+                     # (A manifest without the key is older than the overlap's default.)
                      step_overlap=bool(manifest.get("parameters", {}).get("step_overlap")))
